@@ -1,0 +1,121 @@
+"""Daphne serving the production settings: TLS assumptions, probes and the container health check."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+from tests.web.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+HOST = "pbx.example.com"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url(db: dict[str, str]) -> str:
+    auth = quote(db["USER"], safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgresql://{auth}@{quote(db['HOST'], safe='')}{port}/{quote(db['NAME'], safe='')}"
+
+
+@pytest.fixture(scope="module")
+def prod_server(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> Iterator[int]:
+    """``daphne webconsole.asgi:application`` with DJANGO_SETTINGS_MODULE unset (so prod).
+
+    It uses the test database (created by ``django_db_setup``) and the test Redis db.
+    """
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env |= {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": HOST,
+        "AIPBX_DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "AIPBX_REDIS_URL": settings.AIPBX_REDIS_URL,
+    }
+    log_path: Path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    daphne = Path(sys.executable).with_name("daphne")
+    command = [str(daphne), "-b", "127.0.0.1", "-p", str(port), "webconsole.asgi:application"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"daphne exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"daphne did not listen within 20 s:\n{log_path.read_text()}")
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _get(port: int, path: str, **headers: str) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", path, headers={"Host": HOST, **headers})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def test_probes_answer_over_plain_http(prod_server: int) -> None:
+    assert _get(prod_server, "/health").status == 200
+    assert _get(prod_server, "/ready").status == 200
+
+
+def test_pages_redirect_to_https(prod_server: int) -> None:
+    response = _get(prod_server, "/admin/")
+
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://{HOST}/admin/"
+
+
+def test_behind_the_tls_proxy(prod_server: int) -> None:
+    response = _get(prod_server, "/accounts/login/", **{"X-Forwarded-Proto": "https"})
+
+    assert response.status == 200
+    assert "max-age=31536000" in (response.getheader("Strict-Transport-Security") or "")
+    assert "Secure" in (response.getheader("Set-Cookie") or "")
+
+
+def test_container_health_check(prod_server: int) -> None:
+    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": f".{HOST}"}
+    ok = subprocess.run(
+        [sys.executable, "-m", "webconsole.healthcheck", f"http://127.0.0.1:{prod_server}/ready"],
+        cwd=REPO_ROOT, env=env, capture_output=True, timeout=30,
+    )  # fmt: skip
+    down = subprocess.run(
+        [sys.executable, "-m", "webconsole.healthcheck", f"http://127.0.0.1:{_free_port()}/health"],
+        cwd=REPO_ROOT, env=env, capture_output=True, timeout=30,
+    )  # fmt: skip
+
+    assert ok.returncode == 0, ok.stderr
+    assert down.returncode == 1
+    assert b"failed" in down.stderr

@@ -1,0 +1,30 @@
+"""ASGI entry point served by Daphne: HTTP goes to Django, websockets to Channels.
+
+Websocket routes live in ``webconsole.routing`` (none yet). Origins are checked
+against ALLOWED_HOSTS and the session user is attached by ``AuthMiddlewareStack``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+# Deployed entry point: without DJANGO_SETTINGS_MODULE assume prod (fails closed).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webconsole.settings.prod")
+
+# Django must be set up before anything imports models (channels.auth does).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from webconsole.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -1,0 +1,34 @@
+"""Health probes.
+
+``/health`` answers as long as the process can serve a request (liveness);
+``/ready`` also proves PostgreSQL and Redis answer (readiness). Both are async
+so a probe never waits for Django's sync thread.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from webconsole.core.readiness import OK, check_all
+
+
+@never_cache
+@require_safe
+async def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_safe
+async def ready(request: HttpRequest) -> JsonResponse:
+    checks = await check_all(
+        settings.DATABASES["default"],
+        settings.AIPBX_REDIS_URL,
+        settings.AIPBX_READY_TIMEOUT,
+    )
+    if all(result == OK for result in checks.values()):
+        return JsonResponse({"status": "ok", "checks": checks})
+    return JsonResponse({"status": "unavailable", "checks": checks}, status=503)

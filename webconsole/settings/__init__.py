@@ -1,0 +1,1 @@
+"""Layered settings: ``base`` for everything shared, then ``dev``, ``test`` and ``prod``."""

@@ -1,0 +1,138 @@
+"""Settings shared by every web-console process (Daphne, Celery worker, manage.py).
+
+The environment is read once, here, into ``ENV``; the layers on top (``dev``,
+``test``, ``prod``) only derive from it. Variables:
+
+- ``AIPBX_DATABASE_URL``: PostgreSQL URL (default ``postgresql://postgres@127.0.0.1:5432/aipbx``).
+- ``AIPBX_REDIS_URL``: Redis for the channel layer and Celery (default ``redis://127.0.0.1:6379/0``).
+- ``DJANGO_SECRET_KEY``: mandatory in ``prod``; a dev-only default elsewhere.
+- ``DJANGO_ALLOWED_HOSTS`` / ``DJANGO_CSRF_TRUSTED_ORIGINS``: comma- or space-separated.
+- ``AIPBX_LOG_LEVEL``: root log level (default ``INFO``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from webconsole.settings.env import parse_database_url, read_env
+
+ENV = read_env()
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+# Never used by prod (which demands DJANGO_SECRET_KEY); the django-insecure-
+# prefix makes `check --deploy` flag it if it ever leaks into a deployment.
+SECRET_KEY = ENV.secret_key or "django-insecure-aipbx-dev-only-do-not-deploy-5c1f0e7a9b"
+DEBUG = False
+ALLOWED_HOSTS: list[str] = list(ENV.allowed_hosts)
+CSRF_TRUSTED_ORIGINS: list[str] = list(ENV.csrf_trusted_origins)
+
+INSTALLED_APPS = [
+    # daphne first: its runserver replaces Django's so dev serves ASGI too.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "webconsole.core",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "webconsole.urls"
+ASGI_APPLICATION = "webconsole.asgi.application"
+WSGI_APPLICATION = "webconsole.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "webconsole" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": parse_database_url(ENV.database_url)}
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "admin:index"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "ko-kr"
+LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
+TIME_ZONE = "Asia/Seoul"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# --- Redis: channel layer and Celery -------------------------------------------
+AIPBX_REDIS_URL = ENV.redis_url
+# Each readiness probe gets this long per dependency (seconds).
+AIPBX_READY_TIMEOUT = 1.0
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [AIPBX_REDIS_URL]},
+    },
+}
+
+CELERY_BROKER_URL = AIPBX_REDIS_URL
+CELERY_RESULT_BACKEND = AIPBX_REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task is acknowledged only after it ran, and a worker killed mid-task puts it
+# back: tasks must therefore be idempotent (they take ids, see STYLE.md).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_DEFAULT_QUEUE = "aipbx"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": ENV.log_level},
+    # Django's default config gives "django" its own console handler as well;
+    # drop it so each record is printed once, by the root handler.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
+}
