@@ -1,0 +1,184 @@
+"""Incremental three-track call recording to WAV.
+
+The media loop calls :meth:`CallRecorder.write` once per 20 ms tick with the
+caller's frame and the assistant's frame (either may be ``None`` for silence).
+Each tick appends exactly one frame to every track, so ``caller.wav``,
+``callee.wav`` and ``mixed.wav`` always have the same length and stay sample
+aligned however sparse either side is.
+
+Nothing is held in memory: ``wave`` appends the samples and patches the RIFF
+sizes after every write, so even a process that dies mid-call leaves playable
+files. Recordings are personal data: the directory is created ``0o700``, the
+files ``0o600``, and an existing recording is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["CallRecorder", "RecordingInfo"]
+
+Pcm = npt.NDArray[np.int16]
+
+FRAME_MS = 20
+CALLER_FILE = "caller.wav"
+CALLEE_FILE = "callee.wav"
+MIXED_FILE = "mixed.wav"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingInfo:
+    """What a finished recording contains.
+
+    Attributes:
+        caller: Inbound track (what the caller said).
+        callee: Outbound track (what the assistant said).
+        mixed: Both tracks summed.
+        duration_seconds: Length of each track.
+        frames: Number of 20 ms ticks written.
+        sample_rate: Samples per second of every track.
+    """
+
+    caller: Path
+    callee: Path
+    mixed: Path
+    duration_seconds: float
+    frames: int
+    sample_rate: int
+
+    @property
+    def paths(self) -> tuple[Path, Path, Path]:
+        """The three files: caller, callee, mixed."""
+        return (self.caller, self.callee, self.mixed)
+
+
+class CallRecorder:
+    """Writes caller, callee and mixed tracks of one call.
+
+    Args:
+        directory: Where to put the three files; created with mode 0o700 if missing.
+        sample_rate: Sample rate of the frames passed to :meth:`write`.
+
+    Raises:
+        FileExistsError: The directory already holds a recording.
+        ValueError: The sample rate does not give a whole number of samples per 20 ms.
+    """
+
+    def __init__(self, directory: Path, sample_rate: int = 8000) -> None:
+        if sample_rate <= 0 or sample_rate * FRAME_MS % 1000:
+            raise ValueError(f"sample_rate {sample_rate} does not give whole 20 ms frames")
+        self.directory = Path(directory)
+        self.sample_rate = sample_rate
+        self.frame_samples = sample_rate * FRAME_MS // 1000
+        self.frames = 0
+        self._info: RecordingInfo | None = None
+        self._silence = np.zeros(self.frame_samples, dtype=np.int16)
+
+        if not self.directory.exists():
+            self.directory.mkdir(mode=0o700, parents=True)
+            os.chmod(self.directory, 0o700)  # mkdir's mode is filtered by the umask; be exact
+        self._paths = tuple(self.directory / name for name in (CALLER_FILE, CALLEE_FILE, MIXED_FILE))
+        self._files: list[BinaryIO] = []
+        self._writers: list[wave.Wave_write] = []
+        try:
+            for path in self._paths:
+                stream = self._create(path)
+                self._files.append(stream)
+                writer = wave.open(stream, "wb")
+                writer.setnchannels(1)
+                writer.setsampwidth(2)
+                writer.setframerate(sample_rate)
+                self._writers.append(writer)
+        except BaseException:
+            self._close_files()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._info is not None
+
+    @property
+    def duration_seconds(self) -> float:
+        """Audio written so far, per track."""
+        return self.frames * self.frame_samples / self.sample_rate
+
+    def write(self, inbound: Pcm | None, outbound: Pcm | None) -> None:
+        """Append one tick to every track.
+
+        Args:
+            inbound: The caller's frame, or ``None`` for silence.
+            outbound: The assistant's frame, or ``None`` for silence.
+
+        Raises:
+            RuntimeError: The recorder is closed.
+            ValueError: A frame is not ``frame_samples`` int16 samples.
+        """
+        if self.closed:
+            raise RuntimeError("recorder is closed")
+        caller = self._frame(inbound, "inbound")
+        callee = self._frame(outbound, "outbound")
+        mixed = np.clip(caller.astype(np.int32) + callee, -32768, 32767).astype(np.int16)
+        for writer, samples in zip(self._writers, (caller, callee, mixed), strict=True):
+            # WAV is little-endian whatever the host is.
+            writer.writeframes(samples.astype("<i2", copy=False).tobytes())
+        self.frames += 1
+
+    def close(self) -> RecordingInfo:
+        """Finish the files and describe them. Safe to call more than once.
+
+        Returns:
+            The same :class:`RecordingInfo` on every call.
+        """
+        if self._info is None:
+            self._close_files()
+            caller, callee, mixed = self._paths
+            self._info = RecordingInfo(
+                caller=caller,
+                callee=callee,
+                mixed=mixed,
+                duration_seconds=self.duration_seconds,
+                frames=self.frames,
+                sample_rate=self.sample_rate,
+            )
+        return self._info
+
+    def _frame(self, frame: Pcm | None, side: str) -> Pcm:
+        if frame is None:
+            return self._silence
+        samples = np.asarray(frame)
+        if samples.dtype != np.dtype(np.int16) or samples.shape != (self.frame_samples,):
+            raise ValueError(
+                f"{side} frame must be {self.frame_samples} int16 samples, "
+                f"got {samples.dtype} with shape {samples.shape}"
+            )
+        return samples
+
+    @staticmethod
+    def _create(path: Path) -> BinaryIO:
+        # O_EXCL: never clobber an earlier recording; O_NOFOLLOW: never write through a planted symlink.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)  # as above: exact mode whatever the umask
+        return os.fdopen(fd, "wb")
+
+    def _close_files(self) -> None:
+        # wave.Wave_write.close() patches the header but leaves a caller-supplied file open.
+        errors: list[BaseException] = []
+        for writer in self._writers:
+            try:
+                writer.close()
+            except Exception as exc:  # keep closing the other tracks
+                errors.append(exc)
+        for stream in self._files:
+            stream.close()
+        self._writers.clear()
+        self._files.clear()
+        if errors:
+            raise errors[0]
