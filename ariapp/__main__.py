@@ -1,0 +1,51 @@
+"""``python -m ariapp``: run the ARI app until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from ariapp.directory import DirectoryError
+from ariapp.errors import ConfigError
+from ariapp.settings import Settings
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"ariapp: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from ariapp.app import App
+
+    async def run() -> None:
+        try:
+            app = App(settings)
+        except DirectoryError as exc:
+            raise ConfigError(str(exc)) from exc
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await app.run()
+        except asyncio.CancelledError:
+            logging.getLogger("ariapp").info("stopping")
+
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:
+        print(f"ariapp: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

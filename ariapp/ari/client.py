@@ -1,0 +1,210 @@
+"""A small typed ARI client: REST over aiohttp and the events websocket with reconnect.
+
+Why our own: the PyPI clients await handlers inline (a handler waiting for a later event deadlocks)
+and are untyped. Here the websocket reader only parses and hands events to a callback that must not
+block; each call session consumes its events from its own queue.
+
+Hang-up races are normal in telephony: deleting a channel or bridge that is already gone (404) is
+success for :meth:`AriClient.hangup` and :meth:`AriClient.destroy_bridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ariapp.ari.models import AriEvent, AriParseError, Channel
+from ariapp.errors import AriHttpError, AriNotFound, AriUnavailable
+
+log = logging.getLogger(__name__)
+
+# Pseudo event delivered after every (re)connection of the websocket, before any real event.
+CONNECTED = "AriConnected"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnect delays: initial, doubling, capped."""
+
+    initial: float = 0.25
+    maximum: float = 5.0
+
+    def delays(self):
+        delay = self.initial
+        while True:
+            yield delay
+            delay = min(delay * 2, self.maximum)
+
+
+class AriClient:
+    def __init__(self, base_url: str, user: str, password: str, app: str, *, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.app = app
+        self._auth = aiohttp.BasicAuth(user, password)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._closing = False
+        self.requests_total = 0
+
+    async def __aenter__(self) -> AriClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                      body: Any = None) -> Any:
+        url = f"{self.base_url}/ari{path}"
+        clean = {k: ("true" if v is True else "false" if v is False else str(v))
+                 for k, v in (params or {}).items() if v is not None}
+        self.requests_total += 1
+        try:
+            async with self._http().request(method, url, params=clean, json=body) as response:
+                text = await response.text()
+                if response.status == 404:
+                    raise AriNotFound(method, path, 404, text)
+                if response.status >= 400:
+                    raise AriHttpError(method, path, response.status, text)
+                return json.loads(text) if text else None
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise AriUnavailable(f"ARI {method} {path}: {exc!r}") from exc
+
+    # --- channels -------------------------------------------------------------------------------
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/answer")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> bool:
+        """Hang up; returns False if the channel was already gone (not an error)."""
+        try:
+            await self.request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+            return True
+        except AriNotFound:
+            return False
+
+    async def get_channel(self, channel_id: str) -> Channel | None:
+        try:
+            return Channel.parse(await self.request("GET", f"/channels/{channel_id}"))
+        except AriNotFound:
+            return None
+
+    async def list_channels(self) -> list[Channel]:
+        return [Channel.parse(item) for item in await self.request("GET", "/channels") or []]
+
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        try:
+            data = await self.request("GET", f"/channels/{channel_id}/variable", params={"variable": name})
+        except AriNotFound:
+            return None
+        except AriHttpError as exc:
+            if exc.status == 400:
+                return None
+            raise
+        return str(data.get("value", "")) if isinstance(data, dict) else None
+
+    async def external_media(self, channel_id: str, external_host: str, fmt: str = "ulaw") -> dict[str, Any]:
+        return await self.request("POST", "/channels/externalMedia", params={
+            "app": self.app, "channelId": channel_id, "external_host": external_host, "format": fmt,
+            "encapsulation": "rtp", "transport": "udp", "connection_type": "client", "direction": "both",
+        })
+
+    async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> dict[str, Any]:
+        return await self.request("POST", f"/channels/{channel_id}/play",
+                                  params={"media": media, "playbackId": playback_id})
+
+    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
+        await self.request("POST", f"/channels/{channel_id}/moh", params={"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        try:
+            await self.request("DELETE", f"/channels/{channel_id}/moh")
+        except AriNotFound:
+            pass
+
+    # --- bridges --------------------------------------------------------------------------------
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> dict[str, Any]:
+        return await self.request("POST", f"/bridges/{bridge_id}", params={"type": bridge_type})
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)})
+
+    async def destroy_bridge(self, bridge_id: str) -> bool:
+        try:
+            await self.request("DELETE", f"/bridges/{bridge_id}")
+            return True
+        except AriNotFound:
+            return False
+
+    async def list_bridges(self) -> list[dict[str, Any]]:
+        return list(await self.request("GET", "/bridges") or [])
+
+    # --- application ----------------------------------------------------------------------------
+    async def application(self) -> dict[str, Any]:
+        return await self.request("GET", f"/applications/{self.app}")
+
+    async def ping(self) -> bool:
+        try:
+            await self.request("GET", "/asterisk/ping")
+            return True
+        except (AriUnavailable, AriHttpError):
+            return False
+
+    # --- events ---------------------------------------------------------------------------------
+    async def run_events(self, on_event: Callable[[AriEvent], Awaitable[None] | None], *,
+                         backoff: Backoff | None = None, subscribe_all: bool = True,
+                         on_disconnect: Callable[[], None] | None = None) -> None:
+        """Read events until :meth:`close`; reconnect with backoff on any unexpected close.
+
+        ``on_event`` is called for each event in order, and with a pseudo event of type
+        :data:`CONNECTED` after each (re)connection. It must return quickly.
+        """
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ari/events"
+        params = {"app": self.app, "subscribeAll": "true" if subscribe_all else "false"}
+        delays = (backoff or Backoff()).delays()
+        while not self._closing:
+            try:
+                async with self._http().ws_connect(ws_url, params=params, heartbeat=10.0,
+                                                   timeout=aiohttp.ClientWSTimeout(ws_close=2.0)) as ws:
+                    delays = (backoff or Backoff()).delays()
+                    log.info("ari websocket connected", extra={"app": self.app})
+                    await _maybe_await(on_event(AriEvent(CONNECTED, self.app, None, None, {})))
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            continue
+                        try:
+                            event = AriEvent.parse(json.loads(message.data))
+                        except (ValueError, AriParseError) as exc:
+                            log.warning("dropped malformed ARI event: %s", exc)
+                            continue
+                        await _maybe_await(on_event(event))
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                if self._closing:
+                    break
+                log.warning("ari websocket error: %r", exc)
+            if on_disconnect is not None:
+                on_disconnect()
+            if self._closing:
+                break
+            delay = next(delays)
+            log.warning("ari websocket closed; reconnecting in %.2f s", delay)
+            await asyncio.sleep(delay)
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if result is not None:
+        await result

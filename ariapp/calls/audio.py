@@ -1,0 +1,148 @@
+"""Per-call audio on the 20 ms clock: what we say (:class:`Speaker`) and what we hear (:class:`Listener`).
+
+Both are driven synchronously from the media clock's tick, so they never await and never block.
+The speaker holds whole frames and hands out exactly one per tick; stopping it (barge-in) takes
+effect on the very next tick. The listener cuts the caller's audio into utterances with the VAD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ariapp.media.vad import SpeechDetector, VadEvent
+
+
+@dataclass
+class SpeechHandle:
+    """One thing we say; ``done`` is set when it was played out or stopped."""
+
+    text: str
+    frames_total: int = 0
+    frames_played: int = 0
+    input_complete: bool = False
+    interrupted: bool = False
+    started_at: float | None = None  # monotonic time of the first frame sent
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def seconds_played(self) -> float:
+        return self.frames_played * 0.02
+
+
+class Speaker:
+    def __init__(self, frame_samples: int, clock: Callable[[], float]) -> None:
+        self.frame_samples = frame_samples
+        self._clock = clock
+        self._queue: deque[tuple[SpeechHandle, np.ndarray]] = deque()
+        self._pending: dict[int, np.ndarray] = {}  # per handle: samples not yet a whole frame
+        self._handles: deque[SpeechHandle] = deque()
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._handles)
+
+    def start(self, text: str) -> SpeechHandle:
+        handle = SpeechHandle(text)
+        self._handles.append(handle)
+        return handle
+
+    def push(self, handle: SpeechHandle, pcm: np.ndarray) -> None:
+        """Add audio (int16 at the media rate) to an utterance; whole frames become playable at once."""
+        if handle.done.is_set():
+            return
+        rest = self._pending.pop(id(handle), None)
+        data = pcm if rest is None else np.concatenate([rest, pcm])
+        whole = len(data) // self.frame_samples * self.frame_samples
+        for start in range(0, whole, self.frame_samples):
+            self._queue.append((handle, data[start:start + self.frame_samples]))
+            handle.frames_total += 1
+        if whole < len(data):
+            self._pending[id(handle)] = data[whole:]
+
+    def finish(self, handle: SpeechHandle) -> None:
+        """No more audio for this utterance: pad the last partial frame and let it drain."""
+        rest = self._pending.pop(id(handle), None)
+        if rest is not None and len(rest):
+            frame = np.zeros(self.frame_samples, dtype=np.int16)
+            frame[: len(rest)] = rest
+            self._queue.append((handle, frame))
+            handle.frames_total += 1
+        handle.input_complete = True
+        self._settle()
+
+    def next_frame(self) -> np.ndarray | None:
+        """Called once per tick by the media clock."""
+        if not self._queue:
+            self._settle()
+            return None
+        handle, frame = self._queue.popleft()
+        if handle.started_at is None:
+            handle.started_at = self._clock()
+        handle.frames_played += 1
+        self._settle()
+        return frame
+
+    def stop(self) -> list[SpeechHandle]:
+        """Barge-in: drop everything not yet played; returns the handles that were cut short."""
+        cut = []
+        for handle in self._handles:
+            if not handle.done.is_set():
+                handle.interrupted = handle.frames_played < handle.frames_total or not handle.input_complete
+                cut.append(handle)
+                handle.done.set()
+        self._queue.clear()
+        self._pending.clear()
+        self._handles.clear()
+        return cut
+
+    def _settle(self) -> None:
+        while self._handles:
+            head = self._handles[0]
+            if head.done.is_set():
+                self._handles.popleft()
+            elif head.input_complete and head.frames_played >= head.frames_total:
+                head.done.set()
+                self._handles.popleft()
+            else:
+                break
+
+
+class Listener:
+    """Cuts the caller's audio into utterances: VAD start/end with a short pre-roll."""
+
+    def __init__(self, sample_rate: int, on_start: Callable[[], None],
+                 on_utterance: Callable[[np.ndarray], None], *, end_ms: int = 500,
+                 preroll_ms: int = 300, max_utterance_s: float = 15.0) -> None:
+        self.vad = SpeechDetector(sample_rate=sample_rate, mode=2, frame_ms=20, start_ms=60, end_ms=end_ms)
+        self._on_start = on_start
+        self._on_utterance = on_utterance
+        self._preroll: deque[np.ndarray] = deque(maxlen=max(1, preroll_ms // 20))
+        self._frames: list[np.ndarray] = []
+        self._max_frames = int(max_utterance_s * 50)
+        self.enabled = True
+
+    def feed(self, frame: np.ndarray | None) -> None:
+        if frame is None:
+            return
+        event = self.vad.process(frame)
+        if self.vad.in_speech or event is VadEvent.SPEECH_END:
+            self._frames.append(frame)
+        else:
+            self._preroll.append(frame)
+        if event is VadEvent.SPEECH_START:
+            self._frames = [*self._preroll, *self._frames]
+            self._preroll.clear()
+            if self.enabled:
+                self._on_start()
+        elif event is VadEvent.SPEECH_END or len(self._frames) >= self._max_frames:
+            utterance = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
+            self._frames = []
+            if event is not VadEvent.SPEECH_END:
+                self.vad.reset()
+            if self.enabled and len(utterance):
+                self._on_utterance(utterance)

@@ -1,0 +1,192 @@
+"""The one module of the ARI app that owns media sockets: External Media RTP for each AI call.
+
+Asterisk's external media channel sends the caller's audio to our UDP socket and plays whatever we
+send into the call's bridge. We own the 20 ms clock on this path (:class:`MediaClock`), so nothing is
+ever sent ahead of time: barge-in can stop our voice within one frame.
+
+Trap: Asterisk sends RTCP to port+1 of our address, which may be another call's socket. Only packets
+from the expected source address with the expected payload type are accepted; the rest are counted
+and dropped, as are malformed packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ariapp.media.g711 import codec_for
+from ariapp.media.jitter import JitterBuffer
+from ariapp.media.pacer import PacerClock, RtpStreamState
+from ariapp.media.rtp import RtpParseError, parse_rtp
+
+log = logging.getLogger(__name__)
+FRAME_MS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class MediaCodec:
+    """How audio is carried on the external media leg."""
+
+    name: str
+    payload_type: int | None  # None: learn it from the first packet from the expected source
+    sample_rate: int
+    decode: Callable[[bytes], np.ndarray]
+    encode: Callable[[np.ndarray], bytes]
+
+    @property
+    def frame_samples(self) -> int:
+        return self.sample_rate * FRAME_MS // 1000
+
+
+def _slin_decode(data: bytes) -> np.ndarray:
+    # Asterisk's slin over external media is big-endian on the wire.
+    return np.frombuffer(data, dtype=">i2").astype(np.int16)
+
+
+def _slin_encode(pcm: np.ndarray) -> bytes:
+    return pcm.astype(">i2").tobytes()
+
+
+def media_codec(fmt: str) -> MediaCodec:
+    if fmt == "slin16":
+        return MediaCodec("slin16", None, 16000, _slin_decode, _slin_encode)
+    g711 = codec_for(fmt)
+    return MediaCodec(g711.name, g711.payload_type, 8000, g711.decode, g711.encode)
+
+
+@dataclass
+class MediaStats:
+    rx_packets: int = 0
+    rx_dropped_source: int = 0
+    rx_dropped_payload_type: int = 0
+    rx_malformed: int = 0
+    tx_packets: int = 0
+
+
+class CallMedia(asyncio.DatagramProtocol):
+    """UDP socket + jitter buffer + outbound RTP stream state for one call."""
+
+    def __init__(self, codec: MediaCodec, jitter_ms: int = 40) -> None:
+        self.codec = codec
+        self.jitter = JitterBuffer(depth_ms=jitter_ms, frame_ms=FRAME_MS, max_depth_ms=max(60, jitter_ms + 20))
+        self.stats = MediaStats()
+        self.remote: tuple[str, int] | None = None
+        self._payload_type = codec.payload_type
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tx = RtpStreamState(
+            ssrc=secrets.randbits(32),
+            payload_type=codec.payload_type if codec.payload_type is not None else 118,
+            samples_per_frame=codec.frame_samples,
+        )
+        self._talking = False
+        self._silence = codec.encode(np.zeros(codec.frame_samples, dtype=np.int16))
+        self.first_rx_at: float | None = None
+
+    async def open(self, host: str) -> int:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
+        self._transport = transport
+        return transport.get_extra_info("sockname")[1]
+
+    @property
+    def local_port(self) -> int | None:
+        return self._transport.get_extra_info("sockname")[1] if self._transport else None
+
+    def set_remote(self, host: str, port: int) -> None:
+        self.remote = (host, port)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.remote is None or addr[:2] != self.remote:
+            self.stats.rx_dropped_source += 1
+            return
+        try:
+            packet = parse_rtp(data)
+        except RtpParseError:
+            self.stats.rx_malformed += 1
+            return
+        if self._payload_type is None:
+            self._payload_type = packet.payload_type
+            self._tx = RtpStreamState(self._tx.ssrc, packet.payload_type, self.codec.frame_samples)
+        if packet.payload_type != self._payload_type:
+            self.stats.rx_dropped_payload_type += 1
+            return
+        self.stats.rx_packets += 1
+        if self.first_rx_at is None:
+            self.first_rx_at = time.monotonic()
+        self.jitter.push(packet, self.codec.decode(packet.payload))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable for our own sends after Asterisk tore the channel down: harmless.
+        log.debug("media socket error: %r", exc)
+
+    def receive_frame(self) -> np.ndarray | None:
+        """The caller's next 20 ms frame from the jitter buffer (None while buffering or silent)."""
+        pcm, _status = self.jitter.pop()
+        return pcm
+
+    def send_frame(self, pcm: np.ndarray | None) -> None:
+        """Send one 20 ms frame now; ``None`` sends silence.
+
+        The stream never pauses, like a real phone's: phones and NATs that watch for RTP timeouts
+        stay happy, and the caller hears true silence rather than nothing between our sentences.
+        """
+        if self._transport is None or self.remote is None:
+            self._tx.skip(1)
+            return
+        talking = pcm is not None
+        payload = self.codec.encode(pcm) if talking else self._silence
+        packet = self._tx.next_packet(payload, marker=talking and not self._talking)
+        self._talking = talking
+        self._transport.sendto(packet.to_bytes(), self.remote)
+        self.stats.tx_packets += 1
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+
+class MediaClock:
+    """One 20 ms clock for every call of the process.
+
+    A single task wakes every 20 ms on absolute monotonic deadlines (no drift) and calls each
+    registered tick function once. A tick must be quick and never await: heavy work (speech
+    recognition, synthesis) runs in the call's own tasks and hands audio over through queues.
+    """
+
+    def __init__(self, frame_ms: int = FRAME_MS) -> None:
+        self._ticks: dict[object, Callable[[], None]] = {}
+        self._frame_ms = frame_ms
+        self.late_ticks = 0
+
+    def add(self, key: object, tick: Callable[[], None]) -> None:
+        self._ticks[key] = tick
+
+    def remove(self, key: object) -> None:
+        self._ticks.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._ticks)
+
+    async def run(self) -> None:
+        pacer = PacerClock(frame_ms=self._frame_ms, max_catchup_frames=2)
+        pacer.start(time.monotonic())
+        while True:
+            delay = pacer.next_deadline() - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.005:
+                self.late_ticks += 1
+            for key, tick in list(self._ticks.items()):
+                try:
+                    tick()
+                except Exception:  # one broken call must not stop every other call's audio
+                    log.exception("media tick failed; dropping the call from the clock")
+                    self._ticks.pop(key, None)
+            pacer.on_sent(time.monotonic())

@@ -1,0 +1,86 @@
+"""The files every call leaves in ``recordings/<call_id>/``.
+
+    caller.wav      what the caller said
+    callee.wav      what the caller heard: the answering phone, or the AI's voice on AI calls
+    mixed.wav       both, aligned
+    transcript.txt  one line per turn (empty when no speech recognition ran, e.g. phone-to-phone calls)
+    metadata.json   the call record, durations, turns with latencies, media statistics
+
+AI calls are recorded by the ARI app from the media it already holds, tick by tick on the 20 ms
+clock, so the three files are sample-aligned and callee.wav is exactly what we sent (barge-in cuts
+included). Phone-to-phone calls are bridged inside Asterisk, so Asterisk's MixMonitor records them
+(started from the dialplan when the callee answers) and the ARI app adds transcript and metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ariapp.cdr import CallRecord
+from ariapp.media.recorder import CallRecorder
+
+FILES = ("caller.wav", "callee.wav", "mixed.wav")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def wav_seconds(path: Path) -> float | None:
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes() / float(wav.getframerate())
+    except (OSError, EOFError, wave.Error):
+        return None
+
+
+def transcript_text(turns: list[dict[str, Any]]) -> str:
+    lines = []
+    for turn in turns:
+        minutes, seconds = divmod(float(turn["t"]), 60)
+        mark = " [interrupted]" if turn.get("interrupted") else ""
+        lines.append(f"[{int(minutes):02d}:{seconds:05.2f}] {turn['speaker']}: {turn['text']}{mark}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_call_files(directory: Path, record: CallRecord, turns: list[dict[str, Any]],
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write transcript.txt and metadata.json next to the WAV files; returns the metadata."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    durations = {name: wav_seconds(directory / name) for name in FILES}
+    metadata = {
+        "call": record.to_cdr(),
+        "files": {name: (round(d, 3) if d is not None else None) for name, d in durations.items()},
+        "turns": turns,
+        **(extra or {}),
+    }
+    _write_private(directory / "transcript.txt", transcript_text(turns))
+    _write_private(directory / "metadata.json", json.dumps(metadata, ensure_ascii=False, indent=2, default=str))
+    return metadata
+
+
+class CallRecording:
+    """Recording of one AI call, fed once per media tick."""
+
+    def __init__(self, directory: Path, sample_rate: int) -> None:
+        self.directory = directory
+        self._recorder = CallRecorder(directory, sample_rate=sample_rate)
+        self._closed = False
+
+    def write(self, inbound: np.ndarray | None, outbound: np.ndarray | None) -> None:
+        if not self._closed:
+            self._recorder.write(inbound, outbound)
+
+    def close(self) -> None:
+        """Finish the WAV files (idempotent); transcript and metadata follow with the CDR."""
+        if not self._closed:
+            self._closed = True
+            self._recorder.close()

@@ -1,0 +1,182 @@
+"""Follows every call through Asterisk (phone-to-phone and AI) from ARI events, for CDR and records.
+
+The app connects with ``subscribeAll``, so it sees channels it does not own. A call is born when the
+dialplan sets ``AIPBX_CALL_ID`` to the caller channel's own id (channels that inherit the variable
+are legs of that call). ``Dial`` events give ringing/answer, ``ChannelHangupRequest`` who hung up
+first, ``ChannelDestroyed`` of the caller channel the end. A call is finished — transcript,
+metadata and exactly one CDR line — once its caller channel is gone and its AI session (if any)
+has torn down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from ariapp.ari.models import AriEvent, Channel
+from ariapp.calls.recording import FILES, write_call_files
+from ariapp.cdr import CallRecord, CdrWriter, iso, utcnow_iso
+
+log = logging.getLogger(__name__)
+CALL_ID_VAR = "AIPBX_CALL_ID"
+
+
+def termination_reason(record: CallRecord) -> str:
+    if record.termination_reason:
+        return record.termination_reason
+    if record.ai_handled:
+        return {"caller": "caller_hangup", "ai": "ai_hangup"}.get(record.hangup_by or "", "error")
+    if record.answer:
+        return "callee_hangup" if record.hangup_by == "callee" else "caller_hangup"
+    if record.dial_status in (None, "", "RINGING", "PROGRESS", "CANCEL"):
+        return "caller_cancelled"
+    return "not_answered"
+
+
+class CallTracker:
+    def __init__(self, cdr: CdrWriter, recordings_dir: Path,
+                 spawn: Callable[[asyncio.Future | object], object]) -> None:
+        self.cdr = cdr
+        self.recordings_dir = recordings_dir
+        self.calls: dict[str, CallRecord] = {}
+        self._leg_of: dict[str, str] = {}  # channel id -> call id
+        self._destroyed: set[str] = set()
+        self._sessions_open: set[str] = set()
+        self._reports: dict[str, dict] = {}
+        self._spawn = spawn
+        self.finished = 0
+
+    def call_of(self, channel_id: str) -> CallRecord | None:
+        call_id = self._leg_of.get(channel_id, channel_id)
+        return self.calls.get(call_id)
+
+    def adopt(self, channel: Channel, call_id: str) -> CallRecord:
+        """Start tracking a caller channel (from an event, or rebuilt after a restart)."""
+        record = self.calls.get(call_id)
+        if record is None:
+            record = CallRecord(
+                call_id=call_id,
+                caller=channel.caller_number,
+                callee=channel.exten if channel.exten not in ("", "s") else channel.connected_number,
+                start=iso(channel.creationtime) or utcnow_iso(),
+            )
+            self.calls[call_id] = record
+            self.cdr.journal(record)
+        return record
+
+    def on_event(self, event: AriEvent) -> None:
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is None:
+            return
+        if event.type == "Dial":  # Dial events carry caller/peer, not channel
+            self._on_Dial(event)
+        elif event.channel is not None:
+            handler(event, event.channel)
+
+    def _on_ChannelVarset(self, event: AriEvent, channel: Channel) -> None:
+        if str(event.raw.get("variable", "")).lstrip("_") != CALL_ID_VAR:
+            return
+        call_id = str(event.raw.get("value", ""))
+        if call_id == channel.id:
+            self.adopt(channel, call_id)
+        elif call_id in self.calls:
+            self._leg_of[channel.id] = call_id
+            self.calls[call_id].legs.append(channel.id)
+
+    def _on_Dial(self, event: AriEvent) -> None:
+        caller, peer = event.caller, event.peer
+        if caller is None or caller.id not in self.calls:
+            return
+        record = self.calls[caller.id]
+        status = str(event.raw.get("dialstatus", ""))
+        if status:
+            record.dial_status = status
+        if peer is not None and peer.id not in self._leg_of:
+            self._leg_of[peer.id] = caller.id
+            record.legs.append(peer.id)
+        if status == "ANSWER":
+            record.answer = iso(event.timestamp) or utcnow_iso()
+            record.answered_by = peer.endpoint if peer else None
+            record.recording_dir = str(self.recordings_dir / record.call_id)
+        self.cdr.journal(record)
+
+    def _on_ChannelHangupRequest(self, event: AriEvent, channel: Channel) -> None:
+        record = self.call_of(channel.id)
+        if record is None or record.hangup_by:
+            return
+        if channel.id == record.call_id:
+            record.hangup_by = "caller"
+        elif channel.id in record.legs and not channel.name.startswith("UnicastRTP/"):
+            record.hangup_by = "callee"
+
+    def _on_ChannelDestroyed(self, event: AriEvent, channel: Channel) -> None:
+        record = self.calls.get(channel.id)
+        if record is None:
+            self._leg_of.pop(channel.id, None)
+            return
+        record.end = iso(event.timestamp) or utcnow_iso()
+        cause = event.raw.get("cause")
+        record.hangup_cause = int(cause) if isinstance(cause, int) else None
+        self._destroyed.add(channel.id)
+        self._maybe_finish(channel.id)
+
+    # --- AI sessions ---------------------------------------------------------------------------
+    def session_started(self, call_id: str) -> None:
+        self._sessions_open.add(call_id)
+        self.calls[call_id].ai_handled = True
+        self.cdr.journal(self.calls[call_id])
+
+    def session_finished(self, call_id: str, report: dict) -> None:
+        self._sessions_open.discard(call_id)
+        self._reports[call_id] = report
+        self._maybe_finish(call_id)
+
+    # --- finishing -----------------------------------------------------------------------------
+    def _maybe_finish(self, call_id: str) -> None:
+        if call_id in self._destroyed and call_id not in self._sessions_open:
+            self._spawn(self._finish(call_id))
+
+    async def _finish(self, call_id: str, reason: str | None = None) -> None:
+        record = self.calls.pop(call_id, None)
+        self._destroyed.discard(call_id)
+        if record is None:
+            return
+        for leg in record.legs:
+            self._leg_of.pop(leg, None)
+        if reason:
+            record.termination_reason = reason
+        record.end = record.end or utcnow_iso()
+        record.termination_reason = termination_reason(record)
+        report = self._reports.pop(call_id, None)
+        if record.recording_dir:
+            directory = Path(record.recording_dir)
+            if report is None:
+                await _mixmonitor_done(directory)
+            try:
+                write_call_files(directory, record, (report or {}).get("turns", []), (report or {}).get("extra"))
+            except OSError as exc:
+                log.error("could not write call files for %s: %s", call_id, exc)
+        if self.cdr.write(record):
+            self.finished += 1
+            log.info("call %s ended: %s (%s -> %s, ai=%s)", call_id, record.termination_reason,
+                     record.caller, record.callee, record.ai_handled)
+
+    async def finish_orphan(self, record: CallRecord, reason: str) -> None:
+        """Finish a call whose state was lost (app restart): CDR now, with what we know."""
+        self.calls.setdefault(record.call_id, record)
+        await self._finish(record.call_id, reason)
+
+
+async def _mixmonitor_done(directory: Path, timeout: float = 3.0) -> None:
+    """MixMonitor closes its files a moment after hang-up: wait until their sizes settle."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: tuple[int, ...] | None = None
+    while loop.time() < deadline:
+        sizes = tuple((directory / name).stat().st_size if (directory / name).exists() else -1 for name in FILES)
+        if sizes == last and min(sizes) > 44:
+            return
+        last = sizes
+        await asyncio.sleep(0.2)

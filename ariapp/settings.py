@@ -1,0 +1,81 @@
+"""Settings of the ARI app, read from the environment once at start-up.
+
+A missing mandatory secret (the ARI password) fails at start-up with a message that says what to set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ariapp.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    ari_url: str
+    ari_user: str
+    ari_password: str
+    app_name: str
+    instance: str
+    media_host: str
+    media_format: str
+    recordings_dir: Path
+    cdr_dir: Path
+    state_dir: Path
+    extensions_file: Path
+    stt_model: str
+    tts_voice: str
+    model_cache: Path | None
+    max_ai_call_seconds: int
+    jitter_ms: int
+    log_level: str
+    log_json: bool
+    status_port: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        password = env.get("AIPBX_ARI_PASSWORD", "")
+        if not password:
+            raise ConfigError(
+                "AIPBX_ARI_PASSWORD is not set: run `make up` (it generates .env) or export the ARI "
+                "password configured in Asterisk's ari.conf"
+            )
+        media_format = env.get("AIPBX_MEDIA_FORMAT", "ulaw")
+        if media_format not in ("ulaw", "alaw", "slin16"):
+            raise ConfigError(f"AIPBX_MEDIA_FORMAT must be ulaw, alaw or slin16, not {media_format!r}")
+
+        def integer(name: str, default: int) -> int:
+            raw = env.get(name, str(default))
+            try:
+                return int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+
+        cache = env.get("AIPBX_MODEL_CACHE")
+        return cls(
+            ari_url=env.get("AIPBX_ARI_URL", "http://127.0.0.1:8088"),
+            ari_user=env.get("AIPBX_ARI_USER", "aipbx"),
+            ari_password=password,
+            app_name=env.get("AIPBX_ARI_APP", "aipbx"),
+            instance=env.get("AIPBX_INSTANCE", "dev"),
+            media_host=env.get("AIPBX_MEDIA_HOST", "127.0.0.1"),
+            media_format=media_format,
+            recordings_dir=Path(env.get("AIPBX_RECORDINGS_DIR", REPO / "recordings")),
+            cdr_dir=Path(env.get("AIPBX_CDR_DIR", REPO / "data" / "cdr")),
+            state_dir=Path(env.get("AIPBX_STATE_DIR", REPO / "var" / "dev" / "state")),
+            extensions_file=Path(env.get("AIPBX_EXTENSIONS_FILE", REPO / "asterisk" / "extensions.yaml")),
+            stt_model=env.get("AIPBX_STT_MODEL", "tiny.en"),
+            tts_voice=env.get("AIPBX_TTS_VOICE", "piper"),
+            model_cache=Path(cache) if cache else None,
+            max_ai_call_seconds=integer("AIPBX_MAX_AI_CALL_SECONDS", 600),
+            jitter_ms=integer("AIPBX_JITTER_MS", 40),
+            log_level=env.get("AIPBX_LOG_LEVEL", "INFO"),
+            log_json=env.get("AIPBX_LOG_JSON", "0") == "1",
+            status_port=integer("AIPBX_STATUS_PORT", 8090),
+        )

@@ -1,0 +1,298 @@
+"""Render the Asterisk configuration and run Asterisk 22 inside the cached Debian sid chroot.
+
+Traps handled here (see ASTERISK-NOTES.md): ``/etc/hosts`` must exist in the chroot or SIP threads
+do slow DNS lookups; Asterisk must run ``-U asterisk`` (``-U root`` breaks astdb); ``/proc`` and
+``/dev`` are bind-mounted and must be unmounted again or the next run breaks; the major version is
+asserted because sid moves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+from stack.config import REPO, StackConfig
+
+TEMPLATES = REPO / "asterisk" / "templates"
+INSTALL_SCRIPT = REPO / "asterisk" / "scripts" / "install-chroot.sh"
+WANT_MAJOR = "22"
+_PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+
+
+class AsteriskError(RuntimeError):
+    """Asterisk could not be installed, configured, started or stopped; the message says why."""
+
+
+def _fill(template: str, values: dict[str, str], name: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise AsteriskError(f"template {name}: no value for @@{key}@@")
+        return values[key]
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def _codecs(cfg: StackConfig) -> str:
+    opus = cfg.chroot / "usr/lib/x86_64-linux-gnu/asterisk/modules/codec_opus_open_source.so"
+    return "ulaw,alaw,opus" if opus.exists() else "ulaw,alaw"
+
+
+def _endpoints(cfg: StackConfig) -> str:
+    blocks = []
+    for ext in cfg.directory:
+        # Caller ID names come from the YAML file; quotes would break the header, so drop them.
+        owner = ext.owner.replace('"', "")
+        blocks.append(
+            f"[{ext.ext}](phone-endpoint)\n"
+            f"auth = {ext.ext}-auth\n"
+            f"aors = {ext.ext}\n"
+            f'callerid = "{owner}" <{ext.ext}>\n'
+            f"\n[{ext.ext}-auth](phone-auth)\n"
+            f"username = {ext.ext}\n"
+            f"password = {cfg.sip_password(ext.ext)}\n"
+            f"\n[{ext.ext}](phone-aor)\n"
+        )
+    return "\n".join(blocks)
+
+
+def _dialplan(cfg: StackConfig) -> str:
+    lines = []
+    for ext in cfg.directory:
+        lines.append(f"exten => {ext.ext},1,Set(__AIPBX_CALL_ID=${{UNIQUEID}})")
+        lines.append(f" same => n,Gosub(aipbx-call,s,1({ext.ext},{cfg.ring_seconds(ext.ext)}))")
+        lines.append(" same => n,Hangup()")
+    return "\n".join(lines)
+
+
+def render(cfg: StackConfig, etc_dir: Path) -> list[Path]:
+    """Write every config file for this instance into ``etc_dir``; returns the files written."""
+    values = {
+        "ROOT": cfg.root_in_chroot,
+        "SYSTEM_NAME": cfg.name,
+        "HTTP_BIND": "127.0.0.1",
+        "HTTP_PORT": str(cfg.http_port),
+        "ARI_USER": cfg.ari_user,
+        "ARI_PASSWORD": cfg.ari_password,
+        "ARI_APP": cfg.ari_app,
+        "RTP_START": str(cfg.rtp_start),
+        "RTP_END": str(cfg.rtp_end),
+        "SIP_BIND": cfg.sip_bind,
+        "SIP_PORT": str(cfg.sip_port),
+        "TRANSPORT_EXTRA": "",
+        "CODECS": _codecs(cfg),
+        "QUALIFY": str(cfg.qualify_seconds),
+        "ENDPOINTS": _endpoints(cfg),
+        "DIALPLAN_EXTENSIONS": _dialplan(cfg),
+        "REC_DIR": f"{cfg.root_in_chroot}/recordings",
+        "MAX_CALL_SECONDS": str(cfg.max_call_seconds),
+    }
+    etc_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for template in sorted(TEMPLATES.glob("*.conf")):
+        target = etc_dir / template.name
+        target.write_text(_fill(template.read_text(encoding="utf-8"), values, template.name), encoding="utf-8")
+        target.chmod(0o640)  # holds passwords
+        written.append(target)
+    return written
+
+
+def _is_mounted(path: Path) -> bool:
+    target = str(path.resolve())
+    with open("/proc/mounts", encoding="utf-8") as mounts:
+        return any(line.split()[1] == target for line in mounts if len(line.split()) > 1)
+
+
+def _chroot_uid(cfg: StackConfig) -> tuple[int, int]:
+    for line in (cfg.chroot / "etc/passwd").read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == "asterisk":
+            return int(parts[2]), int(parts[3])
+    raise AsteriskError(f"no asterisk user in {cfg.chroot}/etc/passwd: reinstall the chroot")
+
+
+class Asterisk:
+    """One Asterisk process for one stack instance."""
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.cfg.run_dir / "asterisk.pid"
+
+    def install(self) -> None:
+        """Create or verify the cached chroot (debootstrap on first use)."""
+        if os.geteuid() != 0:
+            raise AsteriskError("running Asterisk in its chroot needs root (chroot, mount)")
+        result = subprocess.run(
+            ["bash", str(INSTALL_SCRIPT)],
+            env={**os.environ, "AST_CHROOT": str(self.cfg.chroot), "AST_WANT_MAJOR": WANT_MAJOR},
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise AsteriskError(f"installing Asterisk failed:\n{result.stdout}{result.stderr}")
+
+    def _prepare(self) -> None:
+        cfg, root = self.cfg, self.cfg.root_on_host
+        hosts = cfg.chroot / "etc/hosts"
+        hosts.write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost ip6-localhost\n")
+        uid, gid = _chroot_uid(cfg)
+        for sub in ("etc", "run", "log", "spool", "lib", "recordings"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            if sub != "etc":
+                os.chown(root / sub, uid, gid)
+        os.chown(root / "etc", 0, gid)
+        render(cfg, root / "etc")
+        for path in (root / "etc").iterdir():
+            os.chown(path, 0, gid)
+        for name in ("proc", "dev"):
+            target = cfg.chroot / name
+            if not _is_mounted(target):
+                subprocess.run(["mount", "--bind", f"/{name}", str(target)], check=True)
+        cfg.recordings_dir.mkdir(parents=True, exist_ok=True)
+        os.chown(cfg.recordings_dir, uid, gid)
+        rec_target = root / "recordings"
+        if _is_mounted(rec_target):
+            subprocess.run(["umount", "-l", str(rec_target)], check=False)
+        subprocess.run(["mount", "--bind", str(cfg.recordings_dir), str(rec_target)], check=True)
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running():
+            raise AsteriskError(f"Asterisk instance {self.cfg.name} is already running (pid {self._pid()})")
+        self.install()
+        self._prepare()
+        log = open(self.cfg.log_dir / "asterisk.out", "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            ["chroot", str(self.cfg.chroot), "/usr/sbin/asterisk", "-f", "-U", "asterisk", "-G", "asterisk",
+             "-C", f"{self.cfg.root_in_chroot}/etc/asterisk.conf"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        self.pid_file.write_text(str(self.proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = (self.cfg.log_dir / "asterisk.out").read_text(errors="replace")[-2000:]
+                raise AsteriskError(f"Asterisk exited with {self.proc.returncode}:\n{tail}")
+            if self.ping():
+                self._check_version()
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise AsteriskError(f"Asterisk did not answer on {self.cfg.ari_url}/ari/asterisk/ping in {timeout:.0f} s")
+
+    def ping(self) -> bool:
+        try:
+            self.ari_get("/ari/asterisk/ping", timeout=1.0)
+            return True
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def ari_get(self, path: str, timeout: float = 5.0) -> object:
+        import json
+
+        request = urllib.request.Request(self.cfg.ari_url + path)
+        token = b64encode(f"{self.cfg.ari_user}:{self.cfg.ari_password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"null")
+
+    def _check_version(self) -> None:
+        info = self.ari_get("/ari/asterisk/info?only=system")
+        version = str(info.get("system", {}).get("version", "")) if isinstance(info, dict) else ""
+        if not version.startswith(WANT_MAJOR + "."):
+            self.stop()
+            raise AsteriskError(f"expected Asterisk {WANT_MAJOR}.x, found {version!r}")
+
+    def cli(self, command: str, timeout: float = 10.0) -> str:
+        result = subprocess.run(
+            ["chroot", str(self.cfg.chroot), "/usr/sbin/asterisk", "-C",
+             f"{self.cfg.root_in_chroot}/etc/asterisk.conf", "-rx", command],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        return result.stdout
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self._pid() is not None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        pid = self._pid()
+        if pid is not None:
+            try:
+                self.cli("core stop now", timeout=5.0)
+            except subprocess.TimeoutExpired:
+                pass
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self._alive(pid):
+                time.sleep(0.1)
+            if self._alive(pid):
+                os.kill(pid, 9)
+                time.sleep(0.2)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.pid_file.unlink(missing_ok=True)
+        self._unmount()
+
+    def _alive(self, pid: int) -> bool:
+        if self.proc is not None and self.proc.pid == pid:
+            return self.proc.poll() is None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie child of another process still answers kill(0); check its state.
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    def _unmount(self) -> None:
+        rec_target = self.cfg.root_on_host / "recordings"
+        if _is_mounted(rec_target):
+            subprocess.run(["umount", "-l", str(rec_target)], check=False)
+        if not _other_instances_running(self.cfg):
+            for name in ("proc", "dev"):
+                target = self.cfg.chroot / name
+                if _is_mounted(target):
+                    subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def _other_instances_running(cfg: StackConfig) -> bool:
+    """Whether another Asterisk still runs in this chroot (then /proc and /dev stay mounted)."""
+    root = str(cfg.chroot.resolve())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "root") == root and (entry / "comm").read_text().strip() == "asterisk":
+                return True
+        except OSError:
+            continue
+    return False
+

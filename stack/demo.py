@@ -1,0 +1,103 @@
+"""The demo call of ``make demo``: a scripted phone calls an extension that does not answer.
+
+1002 registers and rings without answering; 1001 calls it. After 1002's no-answer timeout the AI
+answers with its greeting, the caller says one sentence, the AI replies. What the caller's phone
+heard is transcribed (offline whisper) and printed, with where the recordings are. The stack stays
+up so a person can register a softphone and call in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+
+from softphone.analysis import silent_tail, speech_seconds
+from stack.config import StackConfig
+
+CALLER, CALLEE = "1001", "1002"
+SENTENCE = "Hi, this is Alex from Acme. The delivery will arrive tomorrow at nine in the morning."
+
+
+async def _until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+async def _demo_call(cfg: StackConfig) -> dict:
+    from ariapp.media.resample import resample
+    from ariapp.providers.local import PiperTTS, WhisperSTT
+    from softphone import Phone
+
+    server = ("127.0.0.1", cfg.sip_port)
+    tts, stt = PiperTTS(), WhisperSTT(model="tiny.en")
+    sentence = resample(await tts.synthesize_all(SENTENCE), tts.sample_rate, 8000)
+    callee = Phone(ext=CALLEE, password=cfg.sip_password(CALLEE), server=server, local_ip="127.0.0.1")
+    caller = Phone(ext=CALLER, password=cfg.sip_password(CALLER), server=server, local_ip="127.0.0.1")
+    await callee.start()
+    await caller.start()
+    try:
+        await callee.register(expires=120)
+        await caller.register(expires=120)
+        ring = cfg.ring_seconds(CALLEE)
+        print(f"\n{CALLER} calls {CALLEE}; {CALLEE} rings and does not answer (no-answer timeout {ring} s) ...",
+              flush=True)
+        started = time.monotonic()
+        call = await caller.call(CALLEE, timeout=ring + 20)
+        print(f"answered by the AI after {time.monotonic() - started:.1f} s", flush=True)
+        await _until(lambda: speech_seconds(call.received_audio()) > 2.0, 20, "the greeting")
+        await _until(lambda: silent_tail(call.received_audio(), 1.0), 30, "the end of the greeting")
+        greeting_end = len(call.received_audio())
+        print(f'caller says: "{SENTENCE}"', flush=True)
+        await call.play_and_wait(sentence)
+        await _until(lambda: speech_seconds(call.received_audio()[greeting_end:]) > 4.0, 30, "the AI's reply")
+        await _until(lambda: silent_tail(call.received_audio(), 1.2), 30, "the end of the reply")
+        heard = call.received_audio()
+        await call.hangup()
+    finally:
+        for phone in (caller, callee):
+            try:
+                await phone.unregister()
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+            await phone.close()
+
+    async def text(pcm: np.ndarray) -> str:
+        return (await stt.transcribe(resample(pcm, 8000, 16000), "en")).text
+
+    return {"greeting": await text(heard[:greeting_end]), "reply": await text(heard[greeting_end:])}
+
+
+def _latest_cdr(cfg: StackConfig) -> dict | None:
+    files = sorted(cfg.cdr_dir.glob("cdr-*.jsonl"))
+    for path in reversed(files):
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        if lines:
+            return json.loads(lines[-1])
+    return None
+
+
+def run_demo(cfg: StackConfig) -> int:
+    heard = asyncio.run(_demo_call(cfg))
+    print("\nwhat the caller's phone heard (transcribed offline):")
+    print(f'  AI greeting: "{heard["greeting"]}"')
+    print(f'  AI reply:    "{heard["reply"]}"')
+    time.sleep(1.5)  # the ARI app finishes the call's files right after the hang-up
+    cdr = _latest_cdr(cfg)
+    if cdr:
+        print(f"\nrecordings: {cfg.recordings_dir / cdr['call_id']}/ (caller.wav, callee.wav, mixed.wav, "
+              "transcript.txt, metadata.json)")
+        print(f"CDR: {json.dumps(cdr, ensure_ascii=False)}")
+    phones = cfg.phones()
+    print(f"\nThe stack keeps running. Register a softphone (Zoiper, Linphone, MicroSIP...) to "
+          f"{phones['sip_server']}:{phones['sip_port']} (UDP):")
+    for ext in phones["extensions"]:
+        print(f"  {ext['extension']:>6}  {ext['owner']:<14} password {ext['password']}")
+    print(f"Web console: http://127.0.0.1:{cfg.web_port}/   Stop everything: make down")
+    return 0

@@ -1,0 +1,93 @@
+"""Background processes of a stack instance (ARI app, web, worker): start, stop, status.
+
+Each runs detached in its own session with a pid file in ``var/<instance>/run`` and a log in
+``var/<instance>/log``, so ``make down`` can stop what ``make up`` started from another shell.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack.config import REPO, StackConfig
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: list[str]
+
+
+def services(cfg: StackConfig) -> list[Service]:
+    py = sys.executable
+    return [
+        Service("ariapp", [py, "-m", "ariapp"]),
+        Service("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(cfg.web_port), "webconsole.asgi:application"]),
+        Service("worker", [py, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "--loglevel=info"]),
+    ]
+
+
+def _pid_file(cfg: StackConfig, name: str) -> Path:
+    return cfg.run_dir / f"{name}.pid"
+
+
+def pid_of(cfg: StackConfig, name: str) -> int | None:
+    try:
+        pid = int(_pid_file(cfg, name).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start(cfg: StackConfig, service: Service, env: dict[str, str]) -> int:
+    existing = pid_of(cfg, service.name)
+    if existing:
+        return existing
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    with open(cfg.log_dir / f"{service.name}.log", "ab") as log:
+        proc = subprocess.Popen(service.argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    _pid_file(cfg, service.name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop(cfg: StackConfig, name: str, timeout: float = 10.0) -> bool:
+    pid = pid_of(cfg, name)
+    _pid_file(cfg, name).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # Reap it if it is our child (e.g. started by this same process).
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def log_tail(cfg: StackConfig, name: str, lines: int = 30) -> str:
+    path = cfg.log_dir / f"{name}.log"
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,52 @@
+"""What a phone heard, judged the way a person would: by frequency, by speech, by words.
+
+Speech recognition here runs in the test process on the audio the test phone recorded, never on
+anything the ARI app says about itself. Loudness and tone checks live in :mod:`softphone.analysis`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import numpy as np
+
+from ariapp.media.resample import resample
+
+
+@functools.lru_cache(maxsize=2)
+def _stt(model: str):
+    from ariapp.providers.local import WhisperSTT
+
+    return WhisperSTT(model=model)
+
+
+async def transcribe(pcm: np.ndarray, rate: int = 8000, model: str = "tiny.en") -> str:
+    stt = _stt(model)
+    result = await stt.transcribe(resample(pcm, rate, 16000), "en")
+    return result.text.lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _tts():
+    from ariapp.providers.local import PiperTTS
+
+    return PiperTTS()
+
+
+async def speech(text: str, rate: int = 8000) -> np.ndarray:
+    """Synthesised speech the test phone says."""
+    tts = _tts()
+    pcm = await tts.synthesize_all(text)
+    return resample(pcm, tts.sample_rate, rate)
+
+
+async def until(predicate, timeout: float, what: str, interval: float = 0.1):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

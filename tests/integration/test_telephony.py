@@ -1,0 +1,179 @@
+"""Real SIP calls through a real Asterisk 22, with the ARI app running as its own process.
+
+Each test judges what a caller would notice: what the phone heard (frequency or recognised words),
+when it was answered, what Asterisk still holds afterwards, and the CDR and recording files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from ariapp.calls.recording import wav_seconds
+from softphone.analysis import dominant_frequency, first_sound_at, silent_tail, speech_seconds
+from tests.integration.audio_checks import speech, transcribe, until
+from tests.integration.conftest import RING_SECONDS
+
+pytestmark = [pytest.mark.asterisk]
+
+
+def new_cdr(pbx, before: int, count: int = 1, timeout: float = 15.0):
+    """Wait for ``count`` CDR lines beyond the first ``before`` and return them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = pbx.cdr_lines()
+        if len(lines) >= before + count:
+            return lines[before:]
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} new CDR line(s); have {pbx.cdr_lines()[before:]}")
+
+
+async def quiet_asterisk(pbx, timeout: float = 10.0) -> None:
+    await until(lambda: not pbx.channels() and not pbx.bridges(), timeout,
+                f"no channels/bridges left (have {pbx.channels()} / {pbx.bridges()})")
+
+
+async def test_phone_to_phone_call_carries_audio_both_ways_and_is_recorded(pbx, ariapp, phones):
+    before = len(pbx.cdr_lines())
+    async with phones("1001") as alice, phones("1002") as bob:
+        # given 1001 calls 1002 and 1002 answers
+        outgoing = await alice.dial("1002")
+        incoming = await bob.next_incoming(timeout=5)
+        bob_call = await incoming.answer()
+        await asyncio.wait_for(outgoing.answered(), 5)
+        started = time.monotonic()
+        # when each side sends a different tone
+        outgoing.play_tone(440, 2.0)
+        bob_call.play_tone(1000, 2.0)
+        await asyncio.sleep(3.0)
+        # then each side hears the other's tone
+        assert abs(dominant_frequency(bob_call.received_audio()) - 440) < 15
+        assert abs(dominant_frequency(outgoing.received_audio()) - 1000) < 15
+        await outgoing.hangup()
+        duration = time.monotonic() - started
+        await asyncio.wait_for(bob_call.ended.wait(), 5)
+
+    (line,) = new_cdr(pbx, before)
+    assert (line["caller"], line["callee"], line["answered_by"]) == ("1001", "1002", "1002")
+    assert line["ai_handled"] is False and line["termination_reason"] == "caller_hangup"
+    assert abs(line["billsec"] - duration) < 1.0
+    folder = pbx.cfg.recordings_dir / line["call_id"]
+    await until(lambda: (folder / "metadata.json").exists(), 5, "metadata.json")
+    for name in ("caller.wav", "callee.wav", "mixed.wav"):
+        assert abs(wav_seconds(folder / name) - duration) < 1.0, name
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["call"]["call_id"] == line["call_id"]
+    assert (folder / "transcript.txt").exists()
+    await quiet_asterisk(pbx)
+
+
+async def test_unanswered_call_is_answered_by_the_ai_after_the_timeout(pbx, ariapp, phones):
+    before = len(pbx.cdr_lines())
+    async with phones("1001") as caller, phones("1002") as callee:
+        # given 1002 is registered and rings but never answers
+        started = time.monotonic()
+        call = await caller.dial("1002")
+        await callee.next_incoming(timeout=5)
+        # when the no-answer timeout passes
+        await asyncio.wait_for(call.answered(), RING_SECONDS + 8)
+        rang = time.monotonic() - started
+        # then the AI answered after the timeout and the caller hears the greeting
+        assert RING_SECONDS - 0.3 <= rang < RING_SECONDS + 3
+        await until(lambda: speech_seconds(call.received_audio()) > 4.0, 20, "the greeting")
+        await asyncio.sleep(2.5)
+        heard = await transcribe(call.received_audio())
+        assert "assistant" in heard and "help" in heard, heard
+        await call.hangup()
+
+    (line,) = new_cdr(pbx, before)
+    assert line["ai_handled"] is True and line["answered_by"] == "ai"
+    assert line["dial_status"] == "NOANSWER"
+    folder = pbx.cfg.recordings_dir / line["call_id"]
+    await until(lambda: (folder / "metadata.json").exists(), 5, "metadata.json")
+    assert abs(wav_seconds(folder / "mixed.wav") - line["billsec"]) < 1.0
+    assert speech_seconds_file(folder / "callee.wav") > 4.0  # our greeting is in the AI side
+    await quiet_asterisk(pbx)
+
+
+def speech_seconds_file(path) -> float:
+    from softphone.wav import load_wav
+
+    pcm, rate = load_wav(path)
+    return speech_seconds(pcm, rate)
+
+
+async def test_unregistered_callee_goes_to_the_ai_at_once(pbx, ariapp, phones):
+    async with phones("1001") as caller:
+        started = time.monotonic()
+        call = await caller.call("1004", timeout=10)
+        assert time.monotonic() - started < 1.5
+        first = await until(lambda: first_sound_at(call.received_audio()), 10, "first AI audio")
+        assert first < 1.5  # greeting starts promptly, no dead air
+        await call.hangup()
+    await quiet_asterisk(pbx)
+
+
+async def test_caller_hanging_up_while_ringing_never_reaches_the_ai(pbx, ariapp, phones):
+    before = len(pbx.cdr_lines())
+    async with phones("1001") as caller, phones("1002") as callee:
+        call = await caller.dial("1002")
+        await callee.next_incoming(timeout=5)
+        await asyncio.sleep(0.8)
+        await call.cancel()
+        await asyncio.sleep(RING_SECONDS + 1.0)
+        assert call.answered_at is None
+    (line,) = new_cdr(pbx, before)
+    assert line["termination_reason"] == "caller_cancelled"
+    assert line["ai_handled"] is False and line["answer"] is None
+    await quiet_asterisk(pbx)
+    assert ariapp.status()["ai_sessions"] == 0
+
+
+async def test_caller_hanging_up_mid_greeting_leaves_nothing_behind(pbx, ariapp, phones):
+    before = len(pbx.cdr_lines())
+    async with phones("1001") as caller:
+        call = await caller.call("1004", timeout=10)
+        await until(lambda: speech_seconds(call.received_audio()) > 0.5, 10, "greeting to start")
+        await call.hangup()
+    (line,) = new_cdr(pbx, before)
+    assert line["ai_handled"] is True and line["termination_reason"] == "caller_hangup"
+    await quiet_asterisk(pbx)
+    status = await until(lambda: (s := ariapp.status()) and s["ai_sessions"] == 0 and s, 5, "sessions to end")
+    assert status["media_sockets"] == 0 and status["clock_ticks_registered"] == 0
+    assert status["owned_tasks"] == 0
+
+
+async def test_ai_replies_to_what_the_caller_says(pbx, ariapp, phones):
+    async with phones("1001") as caller:
+        call = await caller.call("1004", timeout=10)
+        # wait for the end of the greeting: sound, then a second of silence
+        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
+        await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the greeting")
+        said_at = len(call.received_audio()) / 8000
+        await call.play_and_wait(await speech("The printer on the second floor is broken."))
+        await until(lambda: speech_seconds(call.received_audio()[int(said_at * 8000):]) > 3.0, 25, "a reply")
+        await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the reply")
+        reply = await transcribe(call.received_audio()[int(said_at * 8000):])
+        assert "printer" in reply and "support" in reply, reply
+        await call.hangup()
+    await quiet_asterisk(pbx)
+
+
+async def test_ari_app_restart_during_a_call_cleans_up(pbx, ariapp, phones):
+    before = len(pbx.cdr_lines())
+    async with phones("1001") as caller:
+        call = await caller.call("1004", timeout=10)
+        await until(lambda: speech_seconds(call.received_audio()) > 0.5, 10, "greeting to start")
+        # when the ARI app dies (SIGKILL) mid-call and comes back
+        ariapp.kill()
+        ariapp.start()
+        # then the orphaned call is cleaned up: the phone is hung up, Asterisk holds nothing
+        await asyncio.wait_for(call.ended.wait(), 15)
+    await quiet_asterisk(pbx)
+    lines = new_cdr(pbx, before)
+    assert len(lines) == 1 and lines[0]["termination_reason"] == "app_restart"
+    await asyncio.sleep(1.0)
+    assert len(pbx.cdr_lines()) == before + 1  # exactly once
