@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 def build_brain(settings: Settings) -> Brain:
     from ariapp.providers.local import PiperTTS, WhisperSTT
 
+    if settings.bench_echo:
+        return Brain(None, PiperTTS(), echo=True)
     return Brain(WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache), PiperTTS())
 
 

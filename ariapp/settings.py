@@ -36,6 +36,7 @@ class Settings:
     log_level: str
     log_json: bool
     status_port: int
+    bench_echo: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,4 +79,5 @@ class Settings:
             log_level=env.get("AIPBX_LOG_LEVEL", "INFO"),
             log_json=env.get("AIPBX_LOG_JSON", "0") == "1",
             status_port=integer("AIPBX_STATUS_PORT", 8090),
+            bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
         )

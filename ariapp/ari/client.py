@@ -82,7 +82,7 @@ class AriClient:
                 if response.status >= 400:
                     raise AriHttpError(method, path, response.status, text)
                 return json.loads(text) if text else None
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise AriUnavailable(f"ARI {method} {path}: {exc!r}") from exc
 
     # --- channels -------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ class AriClient:
                             log.warning("dropped malformed ARI event: %s", exc)
                             continue
                         await _maybe_await(on_event(event))
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 if self._closing:
                     break
                 log.warning("ari websocket error: %r", exc)

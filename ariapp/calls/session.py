@@ -51,12 +51,18 @@ class TurnLog:
 
 
 class Brain:
-    """What the AI says. Issue #3 replaces this with the conversation engine (RAG + LLM)."""
+    """What the AI says. Issue #3 replaces this with the conversation engine (RAG + LLM).
 
-    def __init__(self, stt, tts, language: str = "en") -> None:
+    ``echo=True`` (benchmarks only, ``AIPBX_BENCH_ECHO=1``): after the greeting the caller's audio
+    goes back to the caller through the jitter buffer, VAD and recording — the whole media plane
+    without speech models.
+    """
+
+    def __init__(self, stt, tts, language: str = "en", echo: bool = False) -> None:
         self.stt = stt
         self.tts = tts
         self.language = language
+        self.echo = echo
 
     def reply_to(self, text: str, ext: Extension) -> str:
         if not text:
@@ -87,6 +93,7 @@ class AiCall:
         self._waiter = on_waiter
         self._max_seconds = max_seconds
         self._journal = journal
+        self._echo = False
         self.speaker = Speaker(self.codec.frame_samples, time.monotonic)
         self.listener = Listener(self.codec.sample_rate, self._on_caller_started, self._on_utterance)
         self.utterances: asyncio.Queue[np.ndarray] = asyncio.Queue()
@@ -112,6 +119,8 @@ class AiCall:
     def _tick(self) -> None:
         inbound = self.media.receive_frame()
         outbound = self.speaker.next_frame()
+        if outbound is None and self._echo:
+            outbound = inbound
         self.media.send_frame(outbound)
         self.recording.write(inbound, outbound)
         self.listener.feed(inbound)
@@ -207,6 +216,11 @@ class AiCall:
     async def _converse_until_hangup(self) -> None:
         greeting = await self._greeting_pcm(self.ext, self.codec.sample_rate)
         await self.say(self.ext.greeting_text, greeting)
+        if self.brain.echo:
+            self.listener.enabled = False
+            self._echo = True
+            await self.ended.wait()
+            raise CallEnded
         while True:
             utterance = await self._until_ended(self.utterances.get())
             heard_at = self._since_answer()

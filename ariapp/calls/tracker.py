@@ -11,6 +11,7 @@ has torn down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -169,14 +170,17 @@ class CallTracker:
         await self._finish(record.call_id, reason)
 
 
-async def _mixmonitor_done(directory: Path, timeout: float = 3.0) -> None:
-    """MixMonitor closes its files a moment after hang-up: wait until their sizes settle."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+MIXMONITOR_SETTLE_S = 3.0
+
+
+async def _mixmonitor_done(directory: Path) -> None:
+    """MixMonitor closes its files a moment after hang-up: wait (bounded) until their sizes settle."""
     last: tuple[int, ...] | None = None
-    while loop.time() < deadline:
-        sizes = tuple((directory / name).stat().st_size if (directory / name).exists() else -1 for name in FILES)
-        if sizes == last and min(sizes) > 44:
-            return
-        last = sizes
-        await asyncio.sleep(0.2)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(MIXMONITOR_SETTLE_S):
+            while True:
+                sizes = tuple((directory / n).stat().st_size if (directory / n).exists() else -1 for n in FILES)
+                if sizes == last and min(sizes) > 44:
+                    return
+                last = sizes
+                await asyncio.sleep(0.2)

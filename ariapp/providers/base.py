@@ -1,0 +1,139 @@
+"""Typed contracts between the call pipeline and the speech providers.
+
+The pipeline depends only on these protocols; the offline family
+(``ariapp.providers.local``) and the cloud families implement them. Audio
+crossing these boundaries is always mono ``np.int16`` at the provider's own
+``sample_rate``: resampling to and from the 8 kHz telephone leg is the
+caller's job, done once with an anti-aliasing resampler (soxr).
+
+Failures are reported with the hierarchy in ``ariapp.providers.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ariapp.providers.errors import ProviderBadInput
+
+__all__ = [
+    "Pcm",
+    "SpeechToText",
+    "TextToSpeech",
+    "Transcript",
+    "collect_audio",
+    "ensure_pcm16_mono",
+]
+
+#: Mono signed 16-bit samples, native byte order: the one audio type at provider boundaries.
+Pcm = npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What a speech-to-text provider heard in one utterance.
+
+    Attributes:
+        text: Recognised text, stripped; ``""`` when nothing was said.
+        language: ISO 639-1 code of the detected or forced language, if known.
+        is_final: False for interim hypotheses of a streaming recogniser.
+        confidence: 0..1 when the provider reports one, else None.
+        duration_s: Length of the audio that was transcribed, in seconds.
+        compute_s: Wall-clock time the provider spent, in seconds.
+    """
+
+    text: str
+    language: str | None
+    is_final: bool
+    confidence: float | None
+    duration_s: float
+    compute_s: float
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no words were recognised."""
+        return not self.text.strip()
+
+    @property
+    def real_time_factor(self) -> float | None:
+        """``compute_s / duration_s`` (below 1 is faster than real time)."""
+        return self.compute_s / self.duration_s if self.duration_s > 0 else None
+
+
+@runtime_checkable
+class SpeechToText(Protocol):
+    """Whole-utterance speech recognition.
+
+    The caller gates audio with its own VAD and hands over one complete
+    utterance at a time. A streaming variant (``stream()`` yielding interim
+    ``Transcript(is_final=False)`` objects) will be a separate protocol so
+    that batch-only engines such as Whisper need not fake it.
+    """
+
+    sample_rate: int
+    """Rate the provider expects, in Hz (16000 for every engine so far)."""
+
+    async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
+        """Transcribe one utterance.
+
+        Args:
+            pcm: Mono ``np.int16`` samples at ``sample_rate``.
+            language: ISO 639-1 hint (``"en"``, ``"ko"``); None lets the engine detect it.
+
+        Raises:
+            ProviderBadInput: Wrong dtype/shape, or a language the model cannot do.
+            ProviderTimeout: The engine did not finish within its budget.
+            ProviderError: The engine failed.
+        """
+        ...
+
+
+@runtime_checkable
+class TextToSpeech(Protocol):
+    """Text-to-speech that hands out audio as soon as it exists."""
+
+    sample_rate: int
+    """Native output rate in Hz; the caller resamples to the telephone leg."""
+
+    def synthesize(self, text: str) -> AsyncIterator[Pcm]:
+        """Yield mono ``np.int16`` chunks in playback order, the first one as early as possible.
+
+        Raises (while iterating):
+            ProviderBadInput: Empty text or an unknown voice.
+            ProviderTimeout: A chunk did not arrive within the budget.
+            ProviderError: The engine failed.
+        """
+        ...
+
+    async def synthesize_all(self, text: str) -> Pcm:
+        """Synthesize ``text`` completely and return one ``np.int16`` array."""
+        ...
+
+
+def ensure_pcm16_mono(pcm: Pcm, *, provider: str | None = None) -> Pcm:
+    """Check that ``pcm`` is 1-D ``np.int16`` audio and return it as a contiguous array.
+
+    Raises:
+        ProviderBadInput: For any other dtype or shape (no silent conversion:
+            a float array in [-1, 1] mistaken for int16 would be silence).
+    """
+    if not isinstance(pcm, np.ndarray):
+        raise ProviderBadInput(f"expected a numpy array, got {type(pcm).__name__}", provider=provider)
+    if pcm.dtype != np.int16:
+        raise ProviderBadInput(f"expected int16 samples, got {pcm.dtype}", provider=provider)
+    if pcm.ndim != 1:
+        raise ProviderBadInput(f"expected mono 1-D audio, got shape {pcm.shape}", provider=provider)
+    return np.ascontiguousarray(pcm)
+
+
+async def collect_audio(chunks: AsyncIterable[Pcm]) -> Pcm:
+    """Concatenate an async stream of int16 chunks (helper for ``synthesize_all``)."""
+    parts = [chunk async for chunk in chunks]
+    if not parts:
+        return np.zeros(0, dtype=np.int16)
+    joined: Pcm = np.concatenate(parts).astype(np.int16, copy=False)
+    return joined

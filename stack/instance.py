@@ -1,0 +1,125 @@
+"""A throw-away stack instance for tests and benchmarks: its own ports and directories, the real
+Asterisk in the shared chroot, and the ARI app as a real separate process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from ariapp.directory import load_directory
+from stack.asterisk import Asterisk
+from stack.config import REPO, StackConfig, ensure_secrets
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scratch_config(name: str, base: Path, *, ring_seconds: int | None = 2) -> StackConfig:
+    """Config for an instance living under ``base`` with free loopback ports."""
+    directory = load_directory(REPO / "asterisk" / "extensions.yaml")
+    return StackConfig(
+        name=name,
+        var_dir=base / "var",
+        recordings_dir=base / "recordings",
+        cdr_dir=base / "cdr",
+        directory=directory,
+        secrets=ensure_secrets(base / ".env", directory),
+        sip_bind="127.0.0.1",
+        sip_port=free_port(socket.SOCK_DGRAM),
+        http_port=free_port(),
+        status_port=free_port(),
+        ari_app=f"aipbx-{name}",
+        qualify_seconds=0,
+        no_answer_override=ring_seconds,
+    )
+
+
+class AppProcess:
+    """``python -m ariapp`` for one instance, as a real separate process."""
+
+    def __init__(self, cfg: StackConfig, extra_env: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = cfg.log_dir / "ariapp.log"
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.cfg.status_port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        env = {**os.environ, **self.cfg.process_env(), **self.extra_env, "PYTHONPATH": str(REPO)}
+        self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ariapp"], cwd=REPO, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ariapp exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"ariapp not ready in {timeout} s:\n{self.log_tail()}")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.status_url + "/ready", timeout=1.0) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(self.status_url + "/status", timeout=2.0) as response:
+            return json.loads(response.read())
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Instance:
+    """Asterisk + ARI app for one scratch instance; a context manager."""
+
+    def __init__(self, cfg: StackConfig, app_env: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.asterisk = Asterisk(cfg)
+        self.app = AppProcess(cfg, app_env)
+
+    def __enter__(self) -> Instance:
+        self.asterisk.start()
+        try:
+            self.app.start()
+        except Exception:
+            self.asterisk.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.app.stop()
+        self.asterisk.stop()
