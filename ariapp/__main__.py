@@ -40,11 +40,21 @@ def main() -> int:
             logging.getLogger("ariapp").info("stopping")
 
     try:
-        asyncio.run(run())
+        _run_loop(run())
     except ConfigError as exc:
         print(f"ariapp: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run_loop(main_coro) -> None:
+    """uvloop when installed: lower per-wake-up overhead keeps the 20 ms media clock tighter."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main_coro)
+    else:
+        uvloop.run(main_coro)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,13 @@ class Settings:
                 "password configured in Asterisk's ari.conf"
             )
         media_format = env.get("AIPBX_MEDIA_FORMAT", "ulaw")
+        if media_format == "slin16" and env.get("AIPBX_ALLOW_SLIN16") != "1":
+            # Measured on Asterisk 22.10: slin16 reaches us, but what we send back in slin16 is
+            # dropped (chan_rtp has no receive mapping for its dynamic payload type), so callers
+            # would hear nothing. AIPBX_ALLOW_SLIN16=1 is for a patched or newer Asterisk.
+            raise ConfigError("AIPBX_MEDIA_FORMAT=slin16: Asterisk 22's External Media RTP drops slin16 "
+                              "sent back to it, so callers would hear nothing; use ulaw (default) or alaw, "
+                              "or set AIPBX_ALLOW_SLIN16=1 with an Asterisk that accepts it")
         if media_format not in ("ulaw", "alaw", "slin16"):
             raise ConfigError(f"AIPBX_MEDIA_FORMAT must be ulaw, alaw or slin16, not {media_format!r}")
 

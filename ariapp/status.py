@@ -24,6 +24,7 @@ def status_document(app: App) -> dict:
         "media_sockets": sum(1 for s in app.sessions.values() if s.media.local_port is not None),
         "clock_ticks_registered": len(app.clock),
         "clock_late_ticks": app.clock.late_ticks,
+        "clock_interval_ms": app.clock.interval_percentiles(),
         "owned_tasks": len(app._tasks),
         "asyncio_tasks": len(asyncio.all_tasks()),
         "calls_finished": app.tracker.finished,

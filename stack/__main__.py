@@ -103,6 +103,8 @@ def status(cfg: StackConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack")
     parser.add_argument("command", choices=["up", "down", "phones", "demo", "status", "render"])
+    parser.add_argument("--docker", action="store_true",
+                        help="render: container paths, into var/docker/asterisk/etc (for docker/docker-compose.yml)")
     args = parser.parse_args(argv)
     try:
         cfg = dev_config()
@@ -115,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return status(cfg)
         elif args.command == "render":
-            from stack.asterisk import render
+            from stack.asterisk import DOCKER_LAYOUT, render
 
-            for path in render(cfg, cfg.var_dir / "asterisk-etc"):
+            if args.docker:
+                written = render(cfg, REPO / "var" / "docker" / "asterisk" / "etc", DOCKER_LAYOUT)
+            else:
+                written = render(cfg, cfg.var_dir / "asterisk-etc")
+            for path in written:
                 print(path)
         elif args.command == "demo":
             from stack.demo import run_demo

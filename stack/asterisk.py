@@ -4,6 +4,10 @@ Traps handled here (see ASTERISK-NOTES.md): ``/etc/hosts`` must exist in the chr
 do slow DNS lookups; Asterisk must run ``-U asterisk`` (``-U root`` breaks astdb); ``/proc`` and
 ``/dev`` are bind-mounted and must be unmounted again or the next run breaks; the major version is
 asserted because sid moves.
+
+With ``system_asterisk`` (a user's own server: ``asterisk`` on the PATH, or ``AIPBX_ASTERISK=system``)
+the same rendered configuration runs on the host's Asterisk instead: no chroot, no mounts, the
+instance directories under ``var/<instance>/asterisk``.
 """
 
 from __future__ import annotations
@@ -40,8 +44,21 @@ def _fill(template: str, values: dict[str, str], name: str) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
+MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/asterisk/modules", "/usr/lib/aarch64-linux-gnu/asterisk/modules",
+               "/usr/lib/asterisk/modules", "/usr/lib64/asterisk/modules")
+
+
+def _module_dir(cfg: StackConfig) -> str:
+    base = Path("/") if cfg.system_asterisk else cfg.chroot
+    for candidate in MODULE_DIRS:
+        if (base / candidate.lstrip("/") / "chan_pjsip.so").exists():
+            return candidate
+    return MODULE_DIRS[0]
+
+
 def _codecs(cfg: StackConfig) -> str:
-    opus = cfg.chroot / "usr/lib/x86_64-linux-gnu/asterisk/modules/codec_opus_open_source.so"
+    base = Path("/") if cfg.system_asterisk else cfg.chroot
+    opus = base / _module_dir(cfg).lstrip("/") / "codec_opus_open_source.so"
     return "ulaw,alaw,opus" if opus.exists() else "ulaw,alaw"
 
 
@@ -72,10 +89,24 @@ def _dialplan(cfg: StackConfig) -> str:
     return "\n".join(lines)
 
 
-def render(cfg: StackConfig, etc_dir: Path) -> list[Path]:
-    """Write every config file for this instance into ``etc_dir``; returns the files written."""
+# Where Asterisk's writable directories are inside the production container (docker/asterisk).
+DOCKER_LAYOUT = {
+    "ETC_DIR": "/etc/asterisk", "DB_DIR": "/var/lib/asterisk", "SPOOL_DIR": "/var/spool/asterisk",
+    "RUN_DIR": "/var/run/asterisk", "LOG_DIR": "/var/log/asterisk", "REC_DIR": "/var/spool/aipbx/recordings",
+    "MODULE_DIR": MODULE_DIRS[0],
+}
+
+
+def render(cfg: StackConfig, etc_dir: Path, layout: dict[str, str] | None = None) -> list[Path]:
+    """Write every config file for this instance into ``etc_dir``; returns the files written.
+
+    ``layout`` overrides directory placeholders (e.g. :data:`DOCKER_LAYOUT` for the container).
+    """
+    root = cfg.root_in_chroot
     values = {
-        "ROOT": cfg.root_in_chroot,
+        "ETC_DIR": f"{root}/etc", "DB_DIR": f"{root}/lib", "SPOOL_DIR": f"{root}/spool",
+        "RUN_DIR": f"{root}/run", "LOG_DIR": f"{root}/log",
+        "MODULE_DIR": _module_dir(cfg),
         "SYSTEM_NAME": cfg.name,
         "HTTP_BIND": "127.0.0.1",
         "HTTP_PORT": str(cfg.http_port),
@@ -91,8 +122,9 @@ def render(cfg: StackConfig, etc_dir: Path) -> list[Path]:
         "QUALIFY": str(cfg.qualify_seconds),
         "ENDPOINTS": _endpoints(cfg),
         "DIALPLAN_EXTENSIONS": _dialplan(cfg),
-        "REC_DIR": f"{cfg.root_in_chroot}/recordings",
+        "REC_DIR": cfg.recordings_for_asterisk,
         "MAX_CALL_SECONDS": str(cfg.max_call_seconds),
+        **(layout or {}),
     }
     etc_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -111,11 +143,12 @@ def _is_mounted(path: Path) -> bool:
 
 
 def _chroot_uid(cfg: StackConfig) -> tuple[int, int]:
-    for line in (cfg.chroot / "etc/passwd").read_text().splitlines():
+    passwd = Path("/etc/passwd") if cfg.system_asterisk else cfg.chroot / "etc/passwd"
+    for line in passwd.read_text().splitlines():
         parts = line.split(":")
         if parts[0] == "asterisk":
             return int(parts[2]), int(parts[3])
-    raise AsteriskError(f"no asterisk user in {cfg.chroot}/etc/passwd: reinstall the chroot")
+    raise AsteriskError(f"no asterisk user in {passwd}: reinstall Asterisk (or the chroot)")
 
 
 class Asterisk:
@@ -129,8 +162,16 @@ class Asterisk:
     def pid_file(self) -> Path:
         return self.cfg.run_dir / "asterisk.pid"
 
+    def _command(self, *args: str) -> list[str]:
+        conf = f"{self.cfg.root_in_chroot}/etc/asterisk.conf"
+        if self.cfg.system_asterisk:
+            return ["asterisk", "-C", conf, *args]
+        return ["chroot", str(self.cfg.chroot), "/usr/sbin/asterisk", "-C", conf, *args]
+
     def install(self) -> None:
         """Create or verify the cached chroot (debootstrap on first use)."""
+        if self.cfg.system_asterisk:
+            return
         if os.geteuid() != 0:
             raise AsteriskError("running Asterisk in its chroot needs root (chroot, mount)")
         result = subprocess.run(
@@ -144,8 +185,9 @@ class Asterisk:
 
     def _prepare(self) -> None:
         cfg, root = self.cfg, self.cfg.root_on_host
-        hosts = cfg.chroot / "etc/hosts"
-        hosts.write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost ip6-localhost\n")
+        if not cfg.system_asterisk:
+            hosts = cfg.chroot / "etc/hosts"
+            hosts.write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost ip6-localhost\n")
         uid, gid = _chroot_uid(cfg)
         for sub in ("etc", "run", "log", "spool", "lib", "recordings"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -155,18 +197,20 @@ class Asterisk:
         render(cfg, root / "etc")
         for path in (root / "etc").iterdir():
             os.chown(path, 0, gid)
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        cfg.recordings_dir.mkdir(parents=True, exist_ok=True)
+        os.chown(cfg.recordings_dir, uid, gid)
+        if cfg.system_asterisk:
+            return
         for name in ("proc", "dev"):
             target = cfg.chroot / name
             if not _is_mounted(target):
                 subprocess.run(["mount", "--bind", f"/{name}", str(target)], check=True)
-        cfg.recordings_dir.mkdir(parents=True, exist_ok=True)
-        os.chown(cfg.recordings_dir, uid, gid)
         rec_target = root / "recordings"
         if _is_mounted(rec_target):
             subprocess.run(["umount", "-l", str(rec_target)], check=False)
         subprocess.run(["mount", "--bind", str(cfg.recordings_dir), str(rec_target)], check=True)
-        cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 30.0) -> None:
         if self.running():
@@ -175,8 +219,7 @@ class Asterisk:
         self._prepare()
         log = open(self.cfg.log_dir / "asterisk.out", "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            ["chroot", str(self.cfg.chroot), "/usr/sbin/asterisk", "-f", "-U", "asterisk", "-G", "asterisk",
-             "-C", f"{self.cfg.root_in_chroot}/etc/asterisk.conf"],
+            self._command("-f", "-U", "asterisk", "-G", "asterisk"),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -210,18 +253,21 @@ class Asterisk:
             return json.loads(response.read() or b"null")
 
     def _check_version(self) -> None:
+        """The chroot must be 22.x (sid moves); a user's own Asterisk must be 20 or newer."""
         info = self.ari_get("/ari/asterisk/info?only=system")
         version = str(info.get("system", {}).get("version", "")) if isinstance(info, dict) else ""
-        if not version.startswith(WANT_MAJOR + "."):
+        try:
+            major = int(version.split(".", 1)[0])
+        except ValueError:
+            major = 0
+        ok = major >= 20 if self.cfg.system_asterisk else version.startswith(WANT_MAJOR + ".")
+        if not ok:
             self.stop()
-            raise AsteriskError(f"expected Asterisk {WANT_MAJOR}.x, found {version!r}")
+            want = "20 or newer" if self.cfg.system_asterisk else f"{WANT_MAJOR}.x"
+            raise AsteriskError(f"expected Asterisk {want}, found {version!r}")
 
     def cli(self, command: str, timeout: float = 10.0) -> str:
-        result = subprocess.run(
-            ["chroot", str(self.cfg.chroot), "/usr/sbin/asterisk", "-C",
-             f"{self.cfg.root_in_chroot}/etc/asterisk.conf", "-rx", command],
-            capture_output=True, text=True, timeout=timeout,
-        )
+        result = subprocess.run(self._command("-rx", command), capture_output=True, text=True, timeout=timeout)
         return result.stdout
 
     def _pid(self) -> int | None:
@@ -273,6 +319,8 @@ class Asterisk:
             return False
 
     def _unmount(self) -> None:
+        if self.cfg.system_asterisk:
+            return
         rec_target = self.cfg.root_on_host / "recordings"
         if _is_mounted(rec_target):
             subprocess.run(["umount", "-l", str(rec_target)], check=False)

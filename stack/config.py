@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ class StackConfig:
     directory: Directory
     secrets: dict[str, str]
     chroot: Path = DEFAULT_CHROOT
+    system_asterisk: bool = False  # use the host's own Asterisk (a user's server) instead of the chroot
     sip_bind: str = "127.0.0.1"
     sip_port: int = 5060
     http_port: int = 8088
@@ -106,11 +108,23 @@ class StackConfig:
 
     @property
     def root_in_chroot(self) -> str:
+        """This instance's Asterisk directories, as Asterisk sees the path."""
+        if self.system_asterisk:
+            return str((self.var_dir / "asterisk").resolve())
         return f"{ASTERISK_SRV}/{self.name}"
 
     @property
     def root_on_host(self) -> Path:
+        if self.system_asterisk:
+            return Path(self.root_in_chroot)
         return self.chroot / self.root_in_chroot.lstrip("/")
+
+    @property
+    def recordings_for_asterisk(self) -> str:
+        """Where MixMonitor writes: bind-mounted into the chroot, or the directory itself."""
+        if self.system_asterisk:
+            return str(self.recordings_dir.resolve())
+        return f"{self.root_in_chroot}/recordings"
 
     @property
     def run_dir(self) -> Path:
@@ -170,12 +184,21 @@ class StackConfig:
         return env
 
 
+def use_system_asterisk(env: dict[str, str]) -> bool:
+    """``AIPBX_ASTERISK=system|chroot``; by default a host-installed Asterisk wins over the chroot."""
+    choice = env.get("AIPBX_ASTERISK", "auto")
+    if choice not in ("auto", "system", "chroot"):
+        raise ValueError(f"AIPBX_ASTERISK must be auto, system or chroot, not {choice!r}")
+    return choice == "system" or (choice == "auto" and shutil.which("asterisk") is not None)
+
+
 def dev_config() -> StackConfig:
     """The instance `make up` runs: SIP on all interfaces so softphones on the LAN can register."""
     directory = load_directory(REPO / "asterisk" / "extensions.yaml")
     values = ensure_secrets(REPO / ".env", directory)
     env = {**values, **os.environ}
     return StackConfig(
+        system_asterisk=use_system_asterisk(env),
         name="dev",
         var_dir=REPO / "var" / "dev",
         recordings_dir=Path(env.get("AIPBX_RECORDINGS_DIR", REPO / "recordings")),

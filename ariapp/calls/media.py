@@ -15,6 +15,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -164,6 +165,7 @@ class MediaClock:
         self._ticks: dict[object, Callable[[], None]] = {}
         self._frame_ms = frame_ms
         self.late_ticks = 0
+        self.tick_times: deque[float] = deque(maxlen=3000)  # last minute of tick start times
 
     def add(self, key: object, tick: Callable[[], None]) -> None:
         self._ticks[key] = tick
@@ -183,6 +185,7 @@ class MediaClock:
                 await asyncio.sleep(delay)
             elif delay < -0.005:
                 self.late_ticks += 1
+            self.tick_times.append(time.monotonic())
             for key, tick in list(self._ticks.items()):
                 try:
                     tick()
@@ -190,3 +193,12 @@ class MediaClock:
                     log.exception("media tick failed; dropping the call from the clock")
                     self._ticks.pop(key, None)
             pacer.on_sent(time.monotonic())
+
+    def interval_percentiles(self, last_seconds: float = 10.0) -> dict[str, float]:
+        """p50/p99/max of the tick-to-tick intervals of the last ``last_seconds``, in ms."""
+        times = list(self.tick_times)[-int(last_seconds * 1000 / self._frame_ms):]
+        if len(times) < 3:
+            return {}
+        gaps = np.diff(np.array(times)) * 1000.0
+        return {"p50": round(float(np.percentile(gaps, 50)), 2), "p99": round(float(np.percentile(gaps, 99)), 2),
+                "max": round(float(gaps.max()), 2)}

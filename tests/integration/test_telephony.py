@@ -177,3 +177,18 @@ async def test_ari_app_restart_during_a_call_cleans_up(pbx, ariapp, phones):
     assert len(lines) == 1 and lines[0]["termination_reason"] == "app_restart"
     await asyncio.sleep(1.0)
     assert len(pbx.cdr_lines()) == before + 1  # exactly once
+
+
+async def test_with_the_ari_app_down_the_caller_hears_an_apology_not_dead_air(pbx, ariapp, phones):
+    ariapp.stop()
+    try:
+        async with phones("1001") as caller:
+            call = await caller.call("1004", timeout=10)
+            first = await until(lambda: first_sound_at(call.received_audio()), 5, "the apology")
+            assert first < 1.0
+            await asyncio.wait_for(call.ended.wait(), 15)  # Asterisk hangs up after the apology
+            heard = await transcribe(call.received_audio())
+            assert "sorry" in heard and "later" in heard, heard
+    finally:
+        ariapp.start()
+    await quiet_asterisk(pbx)

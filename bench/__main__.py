@@ -1,0 +1,35 @@
+"""``python -m bench [pacing] [concurrency]`` — run benchmarks and print one JSON document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", nargs="*", default=["pacing", "concurrency"],
+                        choices=["pacing", "concurrency"])
+    parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each concurrency step")
+    args = parser.parse_args(argv)
+
+    from bench.media import run_concurrency, run_pacing
+
+    report: dict = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if "pacing" in args.which:
+        report["pacing"] = run_pacing()
+    if "concurrency" in args.which:
+        steps = tuple(int(s) for s in args.steps.split(","))
+        report["concurrency"] = run_concurrency(steps, args.seconds)
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
