@@ -28,6 +28,7 @@ from ariapp.media.rtp import RtpParseError, parse_rtp
 
 log = logging.getLogger(__name__)
 FRAME_MS = 20
+SPIN_S = 0.0015  # the last part of each wait is a blocking nanosleep (see MediaClock.run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,22 +154,27 @@ class CallMedia(asyncio.DatagramProtocol):
             self._transport = None
 
 
+Tick = Callable[[], None]
+
+
 class MediaClock:
     """One 20 ms clock for every call of the process.
 
-    A single task wakes every 20 ms on absolute monotonic deadlines (no drift) and calls each
-    registered tick function once. A tick must be quick and never await: heavy work (speech
-    recognition, synthesis) runs in the call's own tasks and hands audio over through queues.
+    A single task wakes every 20 ms on absolute monotonic deadlines (no drift). Each tick has two
+    phases: first every call sends its one frame (cheap and uniform, so each call's packets leave at
+    the same offset every tick), then every call does its slower per-frame work (recording, VAD).
+    Ticks must be quick and never await: heavy work (speech recognition, synthesis) runs in the
+    call's own tasks and hands audio over through queues.
     """
 
     def __init__(self, frame_ms: int = FRAME_MS) -> None:
-        self._ticks: dict[object, Callable[[], None]] = {}
+        self._ticks: dict[object, tuple[Tick, Tick | None]] = {}
         self._frame_ms = frame_ms
         self.late_ticks = 0
         self.tick_times: deque[float] = deque(maxlen=3000)  # last minute of tick start times
 
-    def add(self, key: object, tick: Callable[[], None]) -> None:
-        self._ticks[key] = tick
+    def add(self, key: object, send: Tick, process: Tick | None = None) -> None:
+        self._ticks[key] = (send, process)
 
     def remove(self, key: object) -> None:
         self._ticks.pop(key, None)
@@ -180,18 +186,29 @@ class MediaClock:
         pacer = PacerClock(frame_ms=self._frame_ms, max_catchup_frames=2)
         pacer.start(time.monotonic())
         while True:
-            delay = pacer.next_deadline() - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -0.005:
+            deadline = pacer.next_deadline()
+            delay = deadline - time.monotonic()
+            if delay > SPIN_S:
+                await asyncio.sleep(delay - SPIN_S)
+            # The loop's timers have millisecond resolution; the last stretch is a precise
+            # nanosleep so every tick starts within ~0.1 ms of its deadline.
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)  # noqa: ASYNC251 - bounded by SPIN_S, on purpose
+            elif remaining < -0.005:
                 self.late_ticks += 1
             self.tick_times.append(time.monotonic())
-            for key, tick in list(self._ticks.items()):
-                try:
-                    tick()
-                except Exception:  # one broken call must not stop every other call's audio
-                    log.exception("media tick failed; dropping the call from the clock")
-                    self._ticks.pop(key, None)
+            registered = list(self._ticks.items())
+            for phase in (0, 1):
+                for key, ticks in registered:
+                    tick = ticks[phase]
+                    if tick is None or key not in self._ticks:
+                        continue
+                    try:
+                        tick()
+                    except Exception:  # one broken call must not stop every other call's audio
+                        log.exception("media tick failed; dropping the call from the clock")
+                        self._ticks.pop(key, None)
             pacer.on_sent(time.monotonic())
 
     def interval_percentiles(self, last_seconds: float = 10.0) -> dict[str, float]:

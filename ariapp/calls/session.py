@@ -94,6 +94,7 @@ class AiCall:
         self._max_seconds = max_seconds
         self._journal = journal
         self._echo = False
+        self._frames: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self.speaker = Speaker(self.codec.frame_samples, time.monotonic)
         self.listener = Listener(self.codec.sample_rate, self._on_caller_started, self._on_utterance)
         self.utterances: asyncio.Queue[np.ndarray] = asyncio.Queue()
@@ -116,12 +117,18 @@ class AiCall:
             self.ended.set()
 
     # --- media clock tick (must not block) -------------------------------------------------------
-    def _tick(self) -> None:
+    def _send(self) -> None:
+        """Phase 1 of a tick: exactly one frame out, as close to the deadline as possible."""
         inbound = self.media.receive_frame()
         outbound = self.speaker.next_frame()
         if outbound is None and self._echo:
             outbound = inbound
         self.media.send_frame(outbound)
+        self._frames = (inbound, outbound)
+
+    def _process(self) -> None:
+        """Phase 2 of a tick, after every call has sent: recording and VAD."""
+        inbound, outbound = self._frames
         self.recording.write(inbound, outbound)
         self.listener.feed(inbound)
 
@@ -172,7 +179,7 @@ class AiCall:
         self.record.answered_by = "ai"
         self.record.codec = self.codec.name
         self._journal(self.record)
-        self.clock.add(self, self._tick)
+        self.clock.add(self, self._send, self._process)
 
     async def _until_ended(self, awaitable: Awaitable):
         """Await something, but give up as soon as the call ends."""
