@@ -68,6 +68,21 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds") if value else None
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a partial last line left by a crash mid-append; its call is still journaled and is
+    written again whole, so readers of the JSON Lines file never meet a broken line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    log.warning("dropping a torn last line (%d bytes) from %s", len(data) - keep, path)
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)
+        os.fsync(handle.fileno())
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -86,6 +101,7 @@ class CdrWriter:
         self._written: set[str] = set()
         today = datetime.now(UTC).date()
         for day in (today - timedelta(days=1), today):
+            _drop_torn_tail(self._file_for(day))
             self._written |= self._ids_in(self._file_for(day))
 
     def _file_for(self, day) -> Path:
@@ -96,7 +112,8 @@ class CdrWriter:
         ids: set[str] = set()
         if not path.exists():
             return ids
-        for line in path.read_text(encoding="utf-8").splitlines():
+        # errors="replace": a line torn inside a multi-byte character must not stop start-up.
+        for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
             try:
                 ids.add(json.loads(line)["call_id"])
             except (ValueError, KeyError, TypeError):
@@ -113,7 +130,7 @@ class CdrWriter:
         for path in sorted(self.journal_dir.glob("*.json")):
             try:
                 record = CallRecord(**json.loads(path.read_text(encoding="utf-8")))
-            except (ValueError, TypeError) as exc:
+            except (OSError, ValueError, TypeError) as exc:
                 log.error("unreadable call journal %s: %s", path, exc)
                 continue
             if record.call_id in self._written:
@@ -132,8 +149,8 @@ class CdrWriter:
             return False
         end = datetime.fromisoformat(record.end) if record.end else datetime.now(UTC)
         line = json.dumps(record.to_cdr(), ensure_ascii=False) + "\n"
-        with open(self._file_for(end.astimezone(UTC).date()), "a", encoding="utf-8") as handle:
-            handle.write(line)
+        with open(self._file_for(end.astimezone(UTC).date()), "ab") as handle:
+            handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         self._written.add(record.call_id)

@@ -80,14 +80,14 @@ def parse_directory(data: object, source: str = "extensions.yaml") -> Directory:
         if ext in seen:
             raise DirectoryError(f"{where}: duplicate extension {ext}")
         seen.add(ext)
-        owner = str(raw.get("owner", "")).strip()
+        owner = str(raw.get("owner") or "").strip()
         if not owner:
             raise DirectoryError(f"{where}: owner is required")
         timeout = _positive_int(raw.get("no_answer_timeout", defaults.get("no_answer_timeout", 10)), where)
         language = str(raw.get("language", defaults.get("language", "en-US")))
         if language not in LANGUAGES:
             raise DirectoryError(f"{where}: language {language!r} must be one of {', '.join(LANGUAGES)}")
-        greeting = str(raw.get("greeting", defaults.get("greeting", DEFAULT_GREETING)))
+        greeting = str(raw.get("greeting") or defaults.get("greeting") or DEFAULT_GREETING).strip()
         result.append(Extension(ext, owner, timeout, language, greeting))
     return Directory(tuple(result))
 
@@ -98,6 +98,8 @@ def load_directory(path: Path) -> Directory:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise DirectoryError(f"cannot read the extensions file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise DirectoryError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

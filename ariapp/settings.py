@@ -58,12 +58,15 @@ class Settings:
         if media_format not in ("ulaw", "alaw", "slin16"):
             raise ConfigError(f"AIPBX_MEDIA_FORMAT must be ulaw, alaw or slin16, not {media_format!r}")
 
-        def integer(name: str, default: int) -> int:
+        def integer(name: str, default: int, low: int, high: int) -> int:
             raw = env.get(name, str(default))
             try:
-                return int(raw)
+                value = int(raw)
             except ValueError:
                 raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+            return value
 
         cache = env.get("AIPBX_MODEL_CACHE")
         return cls(
@@ -81,10 +84,10 @@ class Settings:
             stt_model=env.get("AIPBX_STT_MODEL", "tiny.en"),
             tts_voice=env.get("AIPBX_TTS_VOICE", "piper"),
             model_cache=Path(cache) if cache else None,
-            max_ai_call_seconds=integer("AIPBX_MAX_AI_CALL_SECONDS", 600),
-            jitter_ms=integer("AIPBX_JITTER_MS", 40),
+            max_ai_call_seconds=integer("AIPBX_MAX_AI_CALL_SECONDS", 600, 10, 86400),
+            jitter_ms=integer("AIPBX_JITTER_MS", 40, 20, 200),
             log_level=env.get("AIPBX_LOG_LEVEL", "INFO"),
             log_json=env.get("AIPBX_LOG_JSON", "0") == "1",
-            status_port=integer("AIPBX_STATUS_PORT", 8090),
+            status_port=integer("AIPBX_STATUS_PORT", 8090, 1, 65535),
             bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
         )

@@ -43,9 +43,9 @@ class Channel:
     def parse(cls, raw: Any) -> Channel:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             raise AriParseError(f"not a channel: {str(raw)[:200]}")
-        caller = raw.get("caller") or {}
-        connected = raw.get("connected") or {}
-        dialplan = raw.get("dialplan") or {}
+        caller = _mapping(raw, "caller")
+        connected = _mapping(raw, "connected")
+        dialplan = _mapping(raw, "dialplan")
         return cls(
             id=raw["id"],
             name=str(raw.get("name", "")),
@@ -57,7 +57,7 @@ class Channel:
             exten=str(dialplan.get("exten", "")),
             creationtime=parse_time(raw.get("creationtime")),
             language=str(raw.get("language", "")),
-            channelvars={str(k): str(v) for k, v in (raw.get("channelvars") or {}).items()},
+            channelvars={str(k): str(v) for k, v in _mapping(raw, "channelvars").items()},
         )
 
 
@@ -97,6 +97,13 @@ class AriEvent:
             channel=Channel.parse(channel) if channel else None,
             raw=raw,
         )
+
+
+def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise AriParseError(f"{key} is not an object: {str(value)[:100]}")
+    return value
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -140,9 +140,9 @@ class Listener:
             if self.enabled:
                 self._on_start()
         elif event is VadEvent.SPEECH_END or len(self._frames) >= self._max_frames:
+            # A cut for length keeps the VAD in speech: the rest becomes the next utterance
+            # without a second "caller started speaking" (which would be a false barge-in).
             utterance = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
             self._frames = []
-            if event is not VadEvent.SPEECH_END:
-                self.vad.reset()
             if self.enabled and len(utterance):
                 self._on_utterance(utterance)

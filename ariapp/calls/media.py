@@ -172,6 +172,7 @@ class MediaClock:
         self._frame_ms = frame_ms
         self.late_ticks = 0
         self.tick_times: deque[float] = deque(maxlen=3000)  # last minute of tick start times
+        self.tick_work: deque[float] = deque(maxlen=3000)  # seconds each tick took
 
     def add(self, key: object, send: Tick, process: Tick | None = None) -> None:
         self._ticks[key] = (send, process)
@@ -197,7 +198,8 @@ class MediaClock:
                 time.sleep(remaining)  # noqa: ASYNC251 - bounded by SPIN_S, on purpose
             elif remaining < -0.005:
                 self.late_ticks += 1
-            self.tick_times.append(time.monotonic())
+            started = time.monotonic()
+            self.tick_times.append(started)
             registered = list(self._ticks.items())
             for phase in (0, 1):
                 for key, ticks in registered:
@@ -209,7 +211,9 @@ class MediaClock:
                     except Exception:  # one broken call must not stop every other call's audio
                         log.exception("media tick failed; dropping the call from the clock")
                         self._ticks.pop(key, None)
-            pacer.on_sent(time.monotonic())
+            now = time.monotonic()
+            self.tick_work.append(now - started)
+            pacer.on_sent(now)
 
     def interval_percentiles(self, last_seconds: float = 10.0) -> dict[str, float]:
         """p50/p99/max of the tick-to-tick intervals of the last ``last_seconds``, in ms."""
@@ -217,5 +221,7 @@ class MediaClock:
         if len(times) < 3:
             return {}
         gaps = np.diff(np.array(times)) * 1000.0
+        work = np.array(list(self.tick_work)[-len(times):]) * 1000.0
         return {"p50": round(float(np.percentile(gaps, 50)), 2), "p99": round(float(np.percentile(gaps, 99)), 2),
-                "max": round(float(gaps.max()), 2)}
+                "max": round(float(gaps.max()), 2), "work_p50": round(float(np.percentile(work, 50)), 3),
+                "work_p99": round(float(np.percentile(work, 99)), 3)}

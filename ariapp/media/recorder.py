@@ -6,9 +6,11 @@ Each tick appends exactly one frame to every track, so ``caller.wav``,
 ``callee.wav`` and ``mixed.wav`` always have the same length and stay sample
 aligned however sparse either side is.
 
-Nothing is held in memory: ``wave`` appends the samples and patches the RIFF
-sizes after every write, so even a process that dies mid-call leaves playable
-files. Recordings are personal data: the directory is created ``0o700``, the
+At most one second is held in memory: frames are appended to the files once a
+second (one ``writeframes`` per track, which also patches the RIFF sizes), so a
+process that dies mid-call leaves playable files missing at most that second.
+Writing every 20 ms instead costs ~40 us per call per tick, which is a fifth
+of the media clock's budget at 100 calls. Recordings are personal data: the directory is created ``0o700``, the
 files ``0o600``, and an existing recording is never overwritten.
 """
 
@@ -28,6 +30,7 @@ __all__ = ["CallRecorder", "RecordingInfo"]
 Pcm = npt.NDArray[np.int16]
 
 FRAME_MS = 20
+FLUSH_FRAMES = 50  # one second
 CALLER_FILE = "caller.wav"
 CALLEE_FILE = "callee.wav"
 MIXED_FILE = "mixed.wav"
@@ -78,6 +81,8 @@ class CallRecorder:
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * FRAME_MS // 1000
         self.frames = 0
+        self._pending_caller: list[Pcm] = []
+        self._pending_callee: list[Pcm] = []
         self._info: RecordingInfo | None = None
         self._silence = np.zeros(self.frame_samples, dtype=np.int16)
 
@@ -125,11 +130,23 @@ class CallRecorder:
             raise RuntimeError("recorder is closed")
         caller = self._frame(inbound, "inbound")
         callee = self._frame(outbound, "outbound")
+        self._pending_caller.append(caller)
+        self._pending_callee.append(callee)
+        self.frames += 1
+        if len(self._pending_caller) >= FLUSH_FRAMES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending_caller:
+            return
+        caller = np.concatenate(self._pending_caller)
+        callee = np.concatenate(self._pending_callee)
+        self._pending_caller.clear()
+        self._pending_callee.clear()
         mixed = np.clip(caller.astype(np.int32) + callee, -32768, 32767).astype(np.int16)
         for writer, samples in zip(self._writers, (caller, callee, mixed), strict=True):
             # WAV is little-endian whatever the host is.
             writer.writeframes(samples.astype("<i2", copy=False).tobytes())
-        self.frames += 1
 
     def close(self) -> RecordingInfo:
         """Finish the files and describe them. Safe to call more than once.
@@ -138,6 +155,7 @@ class CallRecorder:
             The same :class:`RecordingInfo` on every call.
         """
         if self._info is None:
+            self._flush()
             self._close_files()
             caller, callee, mixed = self._paths
             self._info = RecordingInfo(

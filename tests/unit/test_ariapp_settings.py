@@ -1,0 +1,150 @@
+"""Tests for ariapp.settings: the ARI app's environment, read once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ariapp.errors import ConfigError
+from ariapp.settings import REPO, Settings
+
+BASE = {"AIPBX_ARI_PASSWORD": "s3cret-from-env"}
+
+
+def test_missing_ari_password_fails_with_what_to_set() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({})
+
+    assert "AIPBX_ARI_PASSWORD is not set" in str(info.value)
+    assert "make up" in str(info.value)
+
+
+def test_empty_ari_password_counts_as_missing() -> None:
+    with pytest.raises(ConfigError, match="AIPBX_ARI_PASSWORD"):
+        Settings.from_env({"AIPBX_ARI_PASSWORD": ""})
+
+
+def test_explicit_env_is_used_instead_of_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIPBX_ARI_PASSWORD", "from-os-environ")
+    monkeypatch.setenv("AIPBX_JITTER_MS", "not-a-number")
+
+    settings = Settings.from_env(BASE)
+
+    assert settings.ari_password == "s3cret-from-env"
+    assert settings.jitter_ms == 40
+
+
+def test_process_environment_is_read_when_no_env_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIPBX_ARI_PASSWORD", "from-os-environ")
+
+    assert Settings.from_env().ari_password == "from-os-environ"
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(BASE)
+
+    assert settings.ari_url == "http://127.0.0.1:8088"
+    assert (settings.ari_user, settings.app_name, settings.instance) == ("aipbx", "aipbx", "dev")
+    assert settings.media_host == "127.0.0.1"
+    assert settings.media_format == "ulaw"
+    assert settings.recordings_dir == REPO / "recordings"
+    assert settings.cdr_dir == REPO / "data" / "cdr"
+    assert settings.state_dir == REPO / "var" / "dev" / "state"
+    assert settings.extensions_file == REPO / "asterisk" / "extensions.yaml"
+    assert settings.extensions_file.is_file()
+    assert (settings.stt_model, settings.tts_voice, settings.model_cache) == ("tiny.en", "piper", None)
+    assert (settings.max_ai_call_seconds, settings.jitter_ms, settings.status_port) == (600, 40, 8090)
+    assert (settings.log_level, settings.log_json, settings.bench_echo) == ("INFO", False, False)
+
+
+def test_every_value_can_be_overridden(tmp_path: Path) -> None:
+    env = {
+        **BASE,
+        "AIPBX_ARI_URL": "http://127.0.0.1:18088",
+        "AIPBX_ARI_USER": "u",
+        "AIPBX_ARI_APP": "aipbx-t1",
+        "AIPBX_INSTANCE": "t1",
+        "AIPBX_MEDIA_HOST": "127.0.0.2",
+        "AIPBX_MEDIA_FORMAT": "alaw",
+        "AIPBX_RECORDINGS_DIR": str(tmp_path / "rec"),
+        "AIPBX_CDR_DIR": str(tmp_path / "cdr"),
+        "AIPBX_STATE_DIR": str(tmp_path / "state"),
+        "AIPBX_EXTENSIONS_FILE": str(tmp_path / "ext.yaml"),
+        "AIPBX_MODEL_CACHE": str(tmp_path / "models"),
+        "AIPBX_MAX_AI_CALL_SECONDS": "30",
+        "AIPBX_JITTER_MS": "60",
+        "AIPBX_STATUS_PORT": "18090",
+        "AIPBX_LOG_JSON": "1",
+        "AIPBX_BENCH_ECHO": "1",
+    }
+
+    settings = Settings.from_env(env)
+
+    assert settings.ari_url == "http://127.0.0.1:18088"
+    assert (settings.ari_user, settings.app_name, settings.instance) == ("u", "aipbx-t1", "t1")
+    assert (settings.media_host, settings.media_format) == ("127.0.0.2", "alaw")
+    assert settings.recordings_dir == tmp_path / "rec"
+    assert settings.cdr_dir == tmp_path / "cdr"
+    assert settings.state_dir == tmp_path / "state"
+    assert settings.extensions_file == tmp_path / "ext.yaml"
+    assert settings.model_cache == tmp_path / "models"
+    assert (settings.max_ai_call_seconds, settings.jitter_ms, settings.status_port) == (30, 60, 18090)
+    assert settings.log_json is True
+    assert settings.bench_echo is True
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "0", ""])
+def test_flags_are_on_only_for_exactly_1(value: str) -> None:
+    settings = Settings.from_env({**BASE, "AIPBX_LOG_JSON": value, "AIPBX_BENCH_ECHO": value})
+
+    assert settings.log_json is False
+    assert settings.bench_echo is False
+
+
+@pytest.mark.parametrize("name", ["AIPBX_MAX_AI_CALL_SECONDS", "AIPBX_JITTER_MS", "AIPBX_STATUS_PORT"])
+@pytest.mark.parametrize("raw", ["forty", "40ms", "", "1.5"])
+def test_bad_integer_names_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**BASE, name: raw})
+
+    assert str(info.value) == f"{name} must be an integer, not {raw!r}"
+
+
+@pytest.mark.parametrize("fmt", ["ulaw", "alaw"])
+def test_g711_media_formats_are_accepted(fmt: str) -> None:
+    assert Settings.from_env({**BASE, "AIPBX_MEDIA_FORMAT": fmt}).media_format == fmt
+
+
+@pytest.mark.parametrize("allow", [None, "0", "yes", "true"])
+def test_slin16_is_refused_unless_explicitly_allowed(allow: str | None) -> None:
+    env = {**BASE, "AIPBX_MEDIA_FORMAT": "slin16"}
+    if allow is not None:
+        env["AIPBX_ALLOW_SLIN16"] = allow
+
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+
+    assert "AIPBX_MEDIA_FORMAT=slin16" in str(info.value)
+    assert "AIPBX_ALLOW_SLIN16=1" in str(info.value)
+
+
+def test_slin16_is_accepted_with_allow_slin16() -> None:
+    env = {**BASE, "AIPBX_MEDIA_FORMAT": "slin16", "AIPBX_ALLOW_SLIN16": "1"}
+
+    assert Settings.from_env(env).media_format == "slin16"
+
+
+@pytest.mark.parametrize("fmt", ["opus", "ULAW", "slin", "g722", ""])
+def test_unknown_media_format_is_refused(fmt: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**BASE, "AIPBX_MEDIA_FORMAT": fmt, "AIPBX_ALLOW_SLIN16": "1"})
+
+    assert str(info.value) == f"AIPBX_MEDIA_FORMAT must be ulaw, alaw or slin16, not {fmt!r}"
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings.from_env(BASE)
+
+    with pytest.raises(AttributeError):
+        settings.ari_password = "changed"  # type: ignore[misc]
