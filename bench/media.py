@@ -10,6 +10,7 @@ concurrency  N concurrent AI calls with the whole media plane active (greeting, 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -64,7 +65,8 @@ def lost_packets(sequences: np.ndarray) -> int:
     return expected - len(np.unique(unwrapped))
 
 
-async def _calls(instance: Instance, count: int, seconds: float, talk: np.ndarray | None) -> list:
+async def _calls(instance: Instance, count: int, seconds: float, talk: np.ndarray | None,
+                 status_of=None) -> list:
     """Place ``count`` concurrent calls to the AI, hold them ``seconds``, return their rx packets."""
     from softphone import Phone
 
@@ -83,6 +85,8 @@ async def _calls(instance: Instance, count: int, seconds: float, talk: np.ndarra
             for call in established:
                 call.play(np.tile(talk, int(seconds / (len(talk) / 8000)) + 1))
         await asyncio.sleep(seconds)
+        if status_of is not None:  # the app's clock figures while every call is still up
+            _calls.last_status = await asyncio.to_thread(status_of.status)
         results = [(c.answered_at, list(c.rx_packets)) for c in established]
         await asyncio.gather(*(c.hangup() for c in established), return_exceptions=True)
         return results
@@ -99,6 +103,19 @@ def _settled(results: list, skip_s: float) -> tuple[list[np.ndarray], list[np.nd
         arrivals.append(np.array([p[0] for p in kept]))
         sequences.append(np.array([p[1] for p in kept], dtype=np.int64))
     return arrivals, sequences
+
+
+def _inbound_stats(recordings: Path, since: float) -> dict:
+    """What the ARI app's jitter buffers saw of the phones' audio, from the calls' metadata.json."""
+    totals = {"calls": 0, "received": 0, "concealed": 0, "late": 0, "dropped_overflow": 0, "underruns": 0}
+    for path in recordings.glob("*/metadata.json"):
+        if path.stat().st_mtime < since:
+            continue
+        jitter = json.loads(path.read_text()).get("jitter") or {}
+        totals["calls"] += 1
+        for key in totals.keys() - {"calls"}:
+            totals[key] += int(jitter.get(key, 0))
+    return totals
 
 
 def run_pacing(call_counts=(1, 50), seconds: float = 12.0) -> dict:
@@ -127,19 +144,22 @@ def run_concurrency(steps=(50, 100, 150), seconds: float = 20.0) -> dict:
             app_pid, ast_pid = instance.app.proc.pid, _asterisk_pid(instance)
             for count in steps:
                 cpu0 = (_cpu_seconds(app_pid), _cpu_seconds(ast_pid) if ast_pid else 0.0)
-                started = time.monotonic()
-                results = asyncio.run(_calls(instance, count, seconds, talk))
+                started, step_wall_start = time.monotonic(), time.time()
+                results = asyncio.run(_calls(instance, count, seconds, talk, status_of=instance.app))
                 wall = time.monotonic() - started
                 cpu1 = (_cpu_seconds(app_pid), _cpu_seconds(ast_pid) if ast_pid else 0.0)
                 arrivals, sequences = _settled(results, 1.0)
                 lost = sum(lost_packets(s) for s in sequences)
-                status = instance.app.status()
+                status = _calls.last_status
+                time.sleep(2.0)  # calls' metadata is written right after their hang-up
                 step = {
                     **interval_stats(arrivals),
                     "lost_packets": lost,
                     "ariapp_cpu_percent_of_core": round(100 * (cpu1[0] - cpu0[0]) / wall, 1),
                     "asterisk_cpu_percent_of_core": round(100 * (cpu1[1] - cpu0[1]) / wall, 1),
                     "clock_late_ticks_total": status["clock_late_ticks"],
+                    "sender_clock_ms": status["clock_interval_ms"],
+                    "ariapp_inbound": _inbound_stats(cfg.recordings_dir, step_wall_start),
                 }
                 out["steps"][str(count)] = step
                 if lost == 0:
