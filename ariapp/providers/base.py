@@ -21,8 +21,12 @@ import numpy.typing as npt
 from ariapp.providers.errors import ProviderBadInput
 
 __all__ = [
+    "ChatMessage",
+    "LanguageModel",
     "Pcm",
     "SpeechToText",
+    "StreamingSpeechToText",
+    "SttStream",
     "TextToSpeech",
     "Transcript",
     "collect_audio",
@@ -111,6 +115,61 @@ class TextToSpeech(Protocol):
 
     async def synthesize_all(self, text: str) -> Pcm:
         """Synthesize ``text`` completely and return one ``np.int16`` array."""
+        ...
+
+
+@runtime_checkable
+class SttStream(Protocol):
+    """One utterance-spanning recognition stream (e.g. Google StreamingRecognize)."""
+
+    async def send(self, pcm: Pcm) -> None:
+        """Feed mono ``np.int16`` audio at the provider's ``sample_rate`` as it arrives."""
+        ...
+
+    async def finish(self) -> None:
+        """No more audio: the provider sends its last final result and the iterator ends."""
+        ...
+
+    def results(self) -> AsyncIterator[Transcript]:
+        """Interim (``is_final=False``) and final transcripts as the provider produces them."""
+        ...
+
+    async def aclose(self) -> None:
+        """Abandon the stream (caller hung up): release the connection at once."""
+        ...
+
+
+@runtime_checkable
+class StreamingSpeechToText(Protocol):
+    """Speech recognition that hears audio while the caller is still speaking."""
+
+    sample_rate: int
+
+    async def open_stream(self, language: str | None = None) -> SttStream:
+        """Start a recognition stream; raises ProviderError subclasses on failure."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of an LLM conversation; ``role`` is "system", "user" or "assistant"."""
+
+    role: str
+    content: str
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A chat model that streams its answer."""
+
+    def stream(self, messages: list[ChatMessage], *, max_tokens: int = 150,
+               temperature: float = 0.5) -> AsyncIterator[str]:
+        """Yield text deltas as the model produces them.
+
+        Raises (while iterating):
+            ProviderTimeout: No first token / next token within the budget.
+            ProviderError: The service failed (``retryable`` says whether a retry may help).
+        """
         ...
 
 
