@@ -20,7 +20,7 @@ import numpy as np
 from ariapp.ari.client import CONNECTED, AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.media import MediaClock
-from ariapp.calls.session import AiCall, Brain
+from ariapp.calls.session import AiCall, Engine
 from ariapp.calls.tracker import CALL_ID_VAR, CallTracker
 from ariapp.cdr import CdrWriter
 from ariapp.directory import Extension, load_directory
@@ -31,22 +31,24 @@ from ariapp.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def build_brain(settings: Settings) -> Brain:
+def build_engine(settings: Settings) -> Engine:
+    from ariapp.conversation.answerer import ExtractiveAnswerer
     from ariapp.providers.local import PiperTTS, WhisperSTT
 
     if settings.bench_echo:
-        return Brain(None, PiperTTS(), echo=True)
-    return Brain(WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache), PiperTTS())
+        return Engine(None, PiperTTS(), ExtractiveAnswerer(), echo=True)
+    stt = WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache)
+    return Engine(stt, PiperTTS(), ExtractiveAnswerer())
 
 
 class App:
-    def __init__(self, settings: Settings, brain: Brain | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.directory = load_directory(settings.extensions_file)
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app_name)
         self.clock = MediaClock()
         self.cdr = CdrWriter(settings.cdr_dir, settings.state_dir)
-        self.brain = brain or build_brain(settings)
+        self.engine = engine or build_engine(settings)
         self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn)
         self.sessions: dict[str, AiCall] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
@@ -102,7 +104,7 @@ class App:
         rate = 16000 if self.settings.media_format == "slin16" else 8000
         for ext in self.directory:
             await self.greeting_pcm(ext, rate)
-        warm = getattr(self.brain.stt, "warmup", None)
+        warm = getattr(self.engine.stt, "warmup", None)
         if warm is not None:
             await warm()
         self.models_ready.set()
@@ -111,8 +113,8 @@ class App:
     async def greeting_pcm(self, ext: Extension, rate: int) -> np.ndarray:
         key = (ext.greeting_text, rate)
         if key not in self._greetings:
-            pcm = await self.brain.tts.synthesize_all(ext.greeting_text)
-            self._greetings[key] = resample(pcm, self.brain.tts.sample_rate, rate)
+            pcm = await self.engine.tts.synthesize_all(ext.greeting_text)
+            self._greetings[key] = resample(pcm, self.engine.tts.sample_rate, rate)
         return self._greetings[key]
 
     # --- events ------------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class App:
         record.dial_status = event.args[2] if len(event.args) > 2 else record.dial_status
         self.tracker.session_started(record.call_id)
         session = AiCall(
-            ari=self.ari, clock=self.clock, brain=self.brain, record=record, caller_channel_id=channel.id,
+            ari=self.ari, clock=self.clock, engine=self.engine, record=record, caller_channel_id=channel.id,
             ext=ext, media_host=self.settings.media_host, media_format=self.settings.media_format,
             jitter_ms=self.settings.jitter_ms, recordings_dir=self.settings.recordings_dir,
             greeting_pcm=self.greeting_pcm, on_waiter=self.waiter, max_seconds=self.settings.max_ai_call_seconds,

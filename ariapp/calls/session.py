@@ -20,19 +20,24 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
-from ariapp.calls.audio import Listener, Speaker, SpeechHandle
+from ariapp.calls.audio import Listener, Speaker
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
 from ariapp.calls.recording import CallRecording
 from ariapp.cdr import CallRecord, utcnow_iso
+from ariapp.conversation.answerer import Answerer
+from ariapp.conversation.echo import EchoGuard
+from ariapp.conversation.machine import Ev
+from ariapp.conversation.orchestrator import ConversationConfig, Orchestrator
 from ariapp.directory import Extension
 from ariapp.errors import AriError, MediaError
+from ariapp.providers.base import SpeechToText, TextToSpeech
 
 log = logging.getLogger(__name__)
 
@@ -42,43 +47,32 @@ class CallEnded(Exception):
 
 
 @dataclass
-class TurnLog:
-    t: float  # seconds since answer
-    speaker: str  # caller | ai
-    text: str
-    interrupted: bool = False
-    latency: dict[str, float] = field(default_factory=dict)
-
-
-class Brain:
-    """What the AI says. Issue #3 replaces this with the conversation engine (RAG + LLM).
+class Engine:
+    """The providers a call talks with, loaded once per process and shared by every call.
 
     ``echo=True`` (benchmarks only, ``AIPBX_BENCH_ECHO=1``): after the greeting the caller's audio
     goes back to the caller through the jitter buffer, VAD and recording — the whole media plane
     without speech models.
     """
 
-    def __init__(self, stt, tts, language: str = "en", echo: bool = False) -> None:
-        self.stt = stt
-        self.tts = tts
-        self.language = language
-        self.echo = echo
-
-    def reply_to(self, text: str, ext: Extension) -> str:
-        if not text:
-            return "Sorry, I did not catch that. Could you say it again?"
-        return f"Thank you. I noted: {text} I will pass this on to {ext.owner}."
+    stt: SpeechToText | None
+    tts: TextToSpeech
+    answerer: Answerer
+    retriever: object | None = None
+    echo: bool = False
+    end_of_turn_ms: int = 400
+    pause_ms: int = 200
 
 
 class AiCall:
-    def __init__(self, *, ari: AriClient, clock: MediaClock, brain: Brain, record: CallRecord,
+    def __init__(self, *, ari: AriClient, clock: MediaClock, engine: Engine, record: CallRecord,
                  caller_channel_id: str, ext: Extension, media_host: str, media_format: str,
                  jitter_ms: int, recordings_dir: Path, greeting_pcm: Callable[[Extension, int], Awaitable[np.ndarray]],
                  on_waiter: Callable[[str, str], asyncio.Future], max_seconds: int,
                  journal: Callable[[CallRecord], None]) -> None:
         self.ari = ari
         self.clock = clock
-        self.brain = brain
+        self.engine = engine
         self.record = record
         self.caller_id = caller_channel_id
         self.ext = ext
@@ -96,13 +90,15 @@ class AiCall:
         self._echo = False
         self._frames: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self.speaker = Speaker(self.codec.frame_samples, time.monotonic)
-        self.listener = Listener(self.codec.sample_rate, self._on_caller_started, self._on_utterance)
-        self.utterances: asyncio.Queue[np.ndarray] = asyncio.Queue()
+        self.listener = Listener(self.codec.sample_rate, self._on_caller_started, self._on_utterance,
+                                 end_ms=engine.end_of_turn_ms, pause_ms=engine.pause_ms, on_pause=self._on_pause)
+        self.echo_guard = EchoGuard(self.codec.sample_rate)
+        self._echo_suspect = False
+        self._ticks = 0
+        self.orchestrator: Orchestrator | None = None
         self.ended = asyncio.Event()
         self.hangup_by: str | None = None
         self.answered_at: float | None = None
-        self.turns: list[TurnLog] = []
-        self.barge_ins = 0
 
     # --- events from the ARI reader (must not block) -------------------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -127,19 +123,44 @@ class AiCall:
         self._frames = (inbound, outbound)
 
     def _process(self) -> None:
-        """Phase 2 of a tick, after every call has sent: recording and VAD."""
+        """Phase 2 of a tick, after every call has sent: recording, echo reference, VAD."""
         inbound, outbound = self._frames
+        self._ticks += 1
         self.recording.write(inbound, outbound)
+        self.echo_guard.feed(inbound, outbound, self.codec.frame_samples)
         self.listener.feed(inbound)
+        if self._echo_suspect and self._ticks % 5 == 0:
+            self._recheck_echo()
 
     def _on_caller_started(self) -> None:
-        if self.speaker.speaking:
-            for handle in self.speaker.stop():
-                self.barge_ins += 1
-                log.info("barge-in: stopped after %.2f s of %r", handle.seconds_played, handle.text[:40])
+        """A speech onset. While our voice is on the line it may be our own echo: check first."""
+        if self.echo_guard.recently_spoke() and self.echo_guard.is_echo():
+            self._echo_suspect = True
+            self.listener.discard_current()
+            return
+        self._caller_onset()
+
+    def _recheck_echo(self) -> None:
+        """An onset judged echo is re-judged while it lasts: the caller may be talking over it."""
+        if not self.listener.in_speech:
+            self._echo_suspect = False
+        elif not self.echo_guard.is_echo():
+            self._echo_suspect = False
+            self.listener.keep_current()
+            self._caller_onset()
+
+    def _caller_onset(self) -> None:
+        if self.orchestrator is not None:
+            self.orchestrator.post(Ev.CALLER_ONSET)
+
+    def _on_pause(self, pcm: np.ndarray) -> None:
+        if self.orchestrator is not None:
+            self.orchestrator.on_pause(pcm)
 
     def _on_utterance(self, pcm: np.ndarray) -> None:
-        self.utterances.put_nowait(pcm)
+        if self.orchestrator is not None:
+            ended_at = time.monotonic() - self.engine.end_of_turn_ms / 1000
+            self.orchestrator.post(Ev.UTTERANCE, (pcm, ended_at))
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -199,48 +220,35 @@ class AiCall:
     def _since_answer(self) -> float:
         return time.monotonic() - self.answered_at if self.answered_at else 0.0
 
-    async def say(self, text: str, pcm: np.ndarray | None = None) -> SpeechHandle:
-        """Speak text (streaming synthesis unless ``pcm`` is given) and wait until played or cut."""
-        turn = TurnLog(self._since_answer(), "ai", text)
-        self.turns.append(turn)
-        handle = self.speaker.start(text)
-        if pcm is not None:
-            self.speaker.push(handle, pcm)
-        else:
-            from ariapp.media.resample import StreamResampler
+    async def _converse_until_hangup(self) -> None:
+        if self.engine.echo:
+            await self._greet_then_echo()
+            return
+        self.orchestrator = Orchestrator(
+            config=ConversationConfig(owner=self.ext.owner, owner_key=self.ext.ext,
+                                      greeting_text=self.ext.greeting_text, language=self.ext.language),
+            speaker=self.speaker, media_rate=self.codec.sample_rate, stt=self.engine.stt, tts=self.engine.tts,
+            answerer=self.engine.answerer, retriever=self.engine.retriever,
+            greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate), since_answer=self._since_answer,
+        )
+        conversation = asyncio.ensure_future(self.orchestrator.run())
+        try:
+            await self._until_ended(asyncio.shield(conversation))
+        finally:
+            self.orchestrator.post(Ev.HANGUP)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(conversation, 3.0)
 
-            resampler = StreamResampler(self.brain.tts.sample_rate, self.codec.sample_rate)
-            async for chunk in self.brain.tts.synthesize(text):
-                if handle.done.is_set():
-                    break
-                self.speaker.push(handle, resampler.process(chunk))
-            self.speaker.push(handle, resampler.flush())
+    async def _greet_then_echo(self) -> None:
+        greeting = await self._greeting_pcm(self.ext, self.codec.sample_rate)
+        handle = self.speaker.start(self.ext.greeting_text)
+        self.speaker.push(handle, greeting)
         self.speaker.finish(handle)
         await self._until_ended(handle.done.wait())
-        turn.interrupted = handle.interrupted
-        return handle
-
-    async def _converse_until_hangup(self) -> None:
-        greeting = await self._greeting_pcm(self.ext, self.codec.sample_rate)
-        await self.say(self.ext.greeting_text, greeting)
-        if self.brain.echo:
-            self.listener.enabled = False
-            self._echo = True
-            await self.ended.wait()
-            raise CallEnded
-        while True:
-            utterance = await self._until_ended(self.utterances.get())
-            heard_at = self._since_answer()
-            from ariapp.media.resample import resample
-
-            pcm16 = resample(utterance, self.codec.sample_rate, self.brain.stt.sample_rate)
-            started = time.monotonic()
-            transcript = await self._until_ended(self.brain.stt.transcribe(pcm16, self.brain.language))
-            stt_s = time.monotonic() - started
-            text = transcript.text.strip()
-            self.turns.append(TurnLog(heard_at, "caller", text, latency={"stt_s": round(stt_s, 3)}))
-            log.info("caller said %r (stt %.2f s)", text, stt_s)
-            await self.say(self.brain.reply_to(text, self.ext))
+        self.listener.enabled = False
+        self._echo = True
+        await self.ended.wait()
+        raise CallEnded
 
     async def _teardown(self) -> None:
         self.clock.remove(self)
@@ -263,8 +271,9 @@ class AiCall:
 
     def report(self) -> dict:
         """Turns and media figures for metadata.json."""
+        orchestrator = self.orchestrator
         return {
-            "turns": [asdict(t) for t in self.turns],
-            "extra": {"media": asdict(self.media.stats), "barge_ins": self.barge_ins,
+            "turns": orchestrator.report() if orchestrator else [],
+            "extra": {"media": asdict(self.media.stats), "barge_ins": orchestrator.barge_ins if orchestrator else 0,
                       "jitter": asdict(self.media.jitter.stats)},
         }

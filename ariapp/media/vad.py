@@ -97,6 +97,7 @@ class SpeechDetector:
         self._end_frames = math.ceil(end_ms / frame_ms)
         self._vad = webrtcvad.Vad(mode)
         self._in_speech = False
+        self.last_voiced = False
         self._run = 0  # consecutive frames contradicting the current state
 
     @property
@@ -136,6 +137,7 @@ class SpeechDetector:
             ValueError: The frame has the wrong length or is not int16.
         """
         voiced = self.is_voiced(frame)
+        self.last_voiced = voiced
         if voiced == self._in_speech:
             self._run = 0
             return None

@@ -146,7 +146,7 @@ async def test_caller_hanging_up_mid_greeting_leaves_nothing_behind(pbx, ariapp,
     assert status["owned_tasks"] == 0
 
 
-async def test_ai_replies_to_what_the_caller_says(pbx, ariapp, phones):
+async def test_ai_without_knowledge_says_honestly_it_is_not_sure(pbx, ariapp, phones):
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
         # wait for the end of the greeting: sound, then a second of silence
@@ -154,10 +154,10 @@ async def test_ai_replies_to_what_the_caller_says(pbx, ariapp, phones):
         await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the greeting")
         said_at = len(call.received_audio()) / 8000
         await call.play_and_wait(await speech("The printer on the second floor is broken."))
-        await until(lambda: speech_seconds(call.received_audio()[int(said_at * 8000):]) > 3.0, 25, "a reply")
+        await until(lambda: speech_seconds(call.received_audio()[int(said_at * 8000):]) > 1.5, 25, "a reply")
         await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the reply")
         reply = await transcribe(call.received_audio()[int(said_at * 8000):])
-        assert "printer" in reply and "support" in reply, reply
+        assert "not sure" in reply and "support" in reply, reply
         await call.hangup()
     await quiet_asterisk(pbx)
 

@@ -1,0 +1,1 @@
+"""The conversation engine: turn taking, replies streamed sentence by sentence, barge-in."""

@@ -1,0 +1,66 @@
+"""What the AI answers with: a chat LLM with the design's prompt, or — offline, where no usable
+generative model installs — the best-matching knowledge passage in a short spoken template.
+
+Both take the question and the retrieved passages and stream text; the offline one hands over
+(``needs_human``) when nothing relevant was found, instead of inventing an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ariapp.conversation.prompt import Turn, build_messages, sanitize
+from ariapp.providers.base import LanguageModel
+
+
+@dataclass
+class Question:
+    text: str
+    owner_name: str
+    language: str
+    passages: list[str]  # best first, already above the retrieval threshold
+    confidence: float
+    history: list[Turn] = field(default_factory=list)
+
+
+class Answerer(Protocol):
+    def answer(self, question: Question) -> AsyncIterator[str]: ...
+
+
+class LlmAnswerer:
+    def __init__(self, llm: LanguageModel, *, max_tokens: int = 150, temperature: float = 0.5) -> None:
+        self.llm = llm
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+
+    async def answer(self, question: Question) -> AsyncIterator[str]:
+        messages = build_messages(question.owner_name, question.language, question.text, question.passages,
+                                  question.history)
+        async for delta in self.llm.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature):
+            yield delta
+
+
+UNSURE = {
+    "en": "I'm not sure about that. {owner} will get back to you.",
+    "ko": "그 부분은 확실하지 않습니다. {owner}님이 다시 연락드리겠습니다.",
+}
+FOUND = {
+    "en": "Here is what I have: {passage}",
+    "ko": "확인해 보니, {passage}",
+}
+
+
+class ExtractiveAnswerer:
+    """Offline answers: the best passage, spoken in a template. No generation, no invention."""
+
+    async def answer(self, question: Question) -> AsyncIterator[str]:
+        lang = "ko" if question.language.startswith("ko") else "en"
+        if not question.passages:
+            yield UNSURE[lang].format(owner=question.owner_name)
+            return
+        passage = sanitize(question.passages[0], 400)
+        if passage and passage[-1] not in ".!?。":
+            passage += "."
+        yield FOUND[lang].format(passage=passage)

@@ -1,0 +1,74 @@
+"""The call's conversation state machine, as a table.
+
+Theory of operation
+    IDLE --answered--> GREETING --speech done--> LISTENING --utterance--> THINKING
+    THINKING --first reply audio--> SPEAKING --reply done--> LISTENING
+    While GREETING or SPEAKING, a confirmed caller onset is a barge-in: our audio stops on the next
+    20 ms tick, the reply being generated is cancelled, what was not played is marked unspoken.
+    While THINKING, the caller starting to talk again means the turn was not over: the reply is
+    cancelled and the next utterance is heard as the continuation of the same question.
+    A provider failure while THINKING is answered with a polite fallback sentence.
+    Hanging up ends everything from any state.
+
+``step(state, event) -> (state, commands)`` is pure; the orchestrator executes the commands.
+Events without an entry for the current state change nothing (e.g. a late "reply done" after a
+barge-in already moved us on).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    GREETING = "greeting"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    ENDED = "ended"
+
+
+class Ev(enum.Enum):
+    ANSWERED = "answered"
+    SPEECH_DONE = "speech_done"  # our greeting / reply finished playing
+    CALLER_ONSET = "caller_onset"  # the caller started talking (echo already ruled out)
+    UTTERANCE = "utterance"  # the caller finished a stretch of speech
+    REPLY_AUDIO = "reply_audio"  # the first audio of the reply went out
+    REPLY_EMPTY = "reply_empty"  # the reply produced nothing to say
+    PROVIDER_FAILED = "provider_failed"
+    HANGUP = "hangup"
+
+
+class Cmd(enum.Enum):
+    PLAY_GREETING = "play_greeting"
+    START_REPLY = "start_reply"
+    CANCEL_REPLY = "cancel_reply"  # also stops our audio at once (barge-in)
+    KEEP_QUESTION = "keep_question"  # the next utterance continues the cancelled question
+    SAY_FALLBACK = "say_fallback"
+    END = "end"
+
+
+S, E, C = State, Ev, Cmd
+TABLE: dict[tuple[State, Ev], tuple[State, tuple[Cmd, ...]]] = {
+    (S.IDLE, E.ANSWERED): (S.GREETING, (C.PLAY_GREETING,)),
+    (S.GREETING, E.SPEECH_DONE): (S.LISTENING, ()),
+    (S.GREETING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
+    (S.GREETING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
+    (S.LISTENING, E.UTTERANCE): (S.THINKING, (C.START_REPLY,)),
+    (S.THINKING, E.REPLY_AUDIO): (S.SPEAKING, ()),
+    (S.THINKING, E.REPLY_EMPTY): (S.LISTENING, ()),
+    (S.THINKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY, C.KEEP_QUESTION)),
+    (S.THINKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
+    (S.SPEAKING, E.SPEECH_DONE): (S.LISTENING, ()),
+    (S.SPEAKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
+    (S.SPEAKING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
+    (S.SPEAKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
+}
+for _state in State:
+    if _state is not State.ENDED:
+        TABLE[(_state, Ev.HANGUP)] = (State.ENDED, (Cmd.CANCEL_REPLY, Cmd.END))
+
+
+def step(state: State, event: Ev) -> tuple[State, tuple[Cmd, ...]]:
+    return TABLE.get((state, event), (state, ()))

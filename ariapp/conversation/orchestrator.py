@@ -1,0 +1,328 @@
+"""One call's conversation: drives the state table (``machine.py``) with events from the media plane
+and runs the reply pipeline:
+
+    utterance -> STT (started at the caller's first pause, reused if they said nothing more)
+      -> retrieval over the callee's knowledge -> answer stream (LLM or extractive)
+      -> cut into clauses/sentences as text arrives -> TTS per piece -> the speaker, frame by frame
+
+The first audio goes out while later sentences are still being generated. Every turn records its
+latency parts relative to the end of the caller's speech. A slow reply gets a short filler; a failed
+or timed-out provider gets a polite fallback; the call never sits in dead air.
+
+Events arrive from the 20 ms tick through :meth:`Orchestrator.post` (non-blocking); everything else
+runs in tasks this orchestrator owns and cancels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ariapp.calls.audio import Speaker, SpeechHandle
+from ariapp.conversation.answerer import Answerer, Question
+from ariapp.conversation.machine import Cmd, Ev, State, step
+from ariapp.conversation.prompt import Turn
+from ariapp.conversation.sentences import SentenceSplitter
+from ariapp.media.resample import StreamResampler, resample
+from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript
+from ariapp.providers.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+FILLER = {"en": "One moment, please.", "ko": "잠시만 기다려 주세요."}
+FALLBACK = {
+    "en": "Sorry, I'm having trouble answering right now. {owner} will get back to you.",
+    "ko": "죄송합니다. 지금은 답변드리기 어렵습니다. {owner}님이 다시 연락드리겠습니다.",
+}
+
+
+@dataclass
+class TurnLog:
+    t: float  # seconds since answer
+    speaker: str  # caller | ai
+    text: str
+    interrupted: bool = False
+    unspoken: str = ""  # the part of an interrupted reply that was never played
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    retrieved: list[dict] = field(default_factory=list)
+
+
+class Marks:
+    """Latency marks of one turn, in ms after the end of the caller's speech."""
+
+    def __init__(self, clock: Callable[[], float], origin: float) -> None:
+        self._clock = clock
+        self._origin = origin
+        self.values: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        self.at(name, self._clock())
+
+    def at(self, name: str, when: float) -> None:
+        if name not in self.values:
+            self.values[name] = round((when - self._origin) * 1000, 1)
+
+
+@dataclass(frozen=True)
+class ConversationConfig:
+    owner: str
+    owner_key: str  # the extension whose knowledge is searched
+    greeting_text: str = ""
+    language: str = "en-US"
+    filler_after_s: float = 1.6
+    reply_timeout_s: float = 20.0
+
+    @property
+    def lang(self) -> str:
+        return "ko" if self.language.startswith("ko") else "en"
+
+
+class Retrieval:
+    """What the orchestrator needs from the knowledge base (``knowledge.retrieval.Retriever``)."""
+
+    async def search(self, owner: str, query: str): ...
+
+
+class Orchestrator:
+    def __init__(self, *, config: ConversationConfig, speaker: Speaker, media_rate: int, stt: SpeechToText,
+                 tts: TextToSpeech, answerer: Answerer, retriever: Retrieval | None,
+                 greeting: Callable[[], Awaitable[np.ndarray]], since_answer: Callable[[], float],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.speaker = speaker
+        self.rate = media_rate
+        self.stt, self.tts, self.answerer, self.retriever = stt, tts, answerer, retriever
+        self._greeting = greeting
+        self._since_answer = since_answer
+        self._clock = clock
+        self.state = State.IDLE
+        self.turns: list[TurnLog] = []
+        self._events: asyncio.Queue[tuple[Ev, object]] = asyncio.Queue()
+        self._reply: asyncio.Task | None = None
+        self._speech: SpeechHandle | None = None
+        self._kept_question = ""
+        self._speculative: tuple[int, asyncio.Task] | None = None  # (samples, STT task) from a pause
+        self.barge_ins = 0
+
+    # --- inputs (from the media tick; never block) -----------------------------------------------
+    def post(self, event: Ev, payload: object = None) -> None:
+        self._events.put_nowait((event, payload))
+
+    def on_pause(self, pcm_so_far: np.ndarray) -> None:
+        """The caller paused: start recognising now, in case the turn is over."""
+        if self._speculative is not None:
+            self._speculative[1].cancel()
+        self._speculative = (len(pcm_so_far), asyncio.ensure_future(self._transcribe(pcm_so_far)))
+
+    # --- main loop ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.post(Ev.ANSWERED)
+        try:
+            while self.state is not State.ENDED:
+                event, payload = await self._events.get()
+                self.state, commands = step(self.state, event)
+                for command in commands:
+                    self._execute(command, event, payload)
+        finally:
+            await self._cancel_reply()
+            if self._speculative is not None:
+                self._speculative[1].cancel()
+
+    def _execute(self, command: Cmd, event: Ev, payload: object) -> None:
+        if command is Cmd.PLAY_GREETING:
+            self._start(self._say_greeting())
+        elif command is Cmd.START_REPLY:
+            utterance, ended_at = payload  # type: ignore[misc]
+            self._start(self._answer(utterance, ended_at))
+        elif command is Cmd.CANCEL_REPLY:
+            self._stop_speaking(barge_in=event is Ev.CALLER_ONSET)
+        elif command is Cmd.KEEP_QUESTION:
+            pass  # _answer() stored the transcript in _kept_question before it was cancelled
+        elif command is Cmd.SAY_FALLBACK:
+            self._start(self._say(FALLBACK[self.config.lang].format(owner=self.config.owner)))
+
+    def _start(self, coro) -> None:
+        previous = self._reply
+        if previous is not None and not previous.done():
+            previous.cancel()
+        self._reply = asyncio.ensure_future(coro)
+
+    def _stop_speaking(self, *, barge_in: bool) -> None:
+        cut = self.speaker.stop()
+        if barge_in and cut:
+            self.barge_ins += 1
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+
+    async def _cancel_reply(self) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._reply, 2.0)
+
+    # --- speaking ----------------------------------------------------------------------------------
+    async def _say_greeting(self) -> None:
+        text = self.config.greeting_text
+        turn = self._log("ai", text)
+        pcm = await self._greeting()
+        handle = self.speaker.start(text)
+        self.speaker.push(handle, pcm)
+        self.speaker.finish(handle)
+        await self._finish_speech(handle, turn, [text], [handle.frames_total])
+
+    async def _say(self, text: str) -> None:
+        turn = self._log("ai", text)
+        handle = self.speaker.start(text)
+        async for pcm in self._synthesize(text):
+            self.speaker.push(handle, pcm)
+        self.speaker.finish(handle)
+        await self._finish_speech(handle, turn, [text], [handle.frames_total])
+
+    async def _synthesize(self, text: str) -> AsyncIterator[np.ndarray]:
+        resampler = StreamResampler(self.tts.sample_rate, self.rate)
+        async for chunk in self.tts.synthesize(text):
+            yield resampler.process(chunk)
+        tail = resampler.flush()
+        if len(tail):
+            yield tail
+
+    async def _finish_speech(self, handle: SpeechHandle, turn: TurnLog, pieces: list[str],
+                             piece_ends: list[int]) -> None:
+        try:
+            await handle.done.wait()
+        finally:
+            _mark_unspoken(turn, handle, pieces, piece_ends)
+        if not handle.interrupted:
+            self.post(Ev.SPEECH_DONE)
+
+    # --- answering ---------------------------------------------------------------------------------
+    async def _answer(self, utterance: np.ndarray, ended_at: float) -> None:
+        marks = Marks(self._clock, ended_at)
+        filler = asyncio.ensure_future(self._filler_after(self.config.filler_after_s))
+        try:
+            async with asyncio.timeout(self.config.reply_timeout_s):
+                transcript = await self._transcript_for(utterance)
+                marks.mark("stt_final")
+                question = f"{self._kept_question} {transcript.text}".strip()
+                if not question:
+                    filler.cancel()
+                    self.post(Ev.REPLY_EMPTY)
+                    return
+                self._kept_question = question  # kept if the caller continues before we speak
+                turn_in = self._log("caller", question, at=self._since_answer() - (self._clock() - ended_at))
+                passages, scores = await self._retrieve(question)
+                marks.mark("retrieval")
+                turn_in.retrieved = [{"text": p[:200], "score": round(s, 3)}
+                                     for p, s in zip(passages, scores, strict=False)]
+                await self._speak_answer(Question(question, self.config.owner, self.config.language, passages,
+                                                  max(scores, default=0.0), self._history()), marks, filler)
+                turn_in.latency_ms = marks.values
+                log.info("turn latency (ms after end of speech): %s", marks.values)
+        except (ProviderError, TimeoutError) as exc:
+            log.warning("reply failed: %r", exc)
+            filler.cancel()
+            self.post(Ev.PROVIDER_FAILED, exc)
+        finally:
+            filler.cancel()
+
+    async def _transcript_for(self, utterance: np.ndarray) -> Transcript:
+        speculative, self._speculative = self._speculative, None
+        if speculative is not None:
+            samples, task = speculative
+            # Reuse the recognition started at the pause if nothing but silence came after it.
+            tail = utterance[samples:]
+            if not len(tail) or float(np.abs(tail).max()) < 500:
+                return await task
+            task.cancel()
+        return await self._transcribe(utterance)
+
+    async def _transcribe(self, pcm: np.ndarray) -> Transcript:
+        audio = resample(pcm, self.rate, self.stt.sample_rate)
+        return await self.stt.transcribe(audio, self.config.lang)
+
+    async def _retrieve(self, question: str) -> tuple[list[str], list[float]]:
+        """Passages of the callee's knowledge above the retriever's threshold, best first."""
+        if self.retriever is None:
+            return [], []
+        result = await self.retriever.search(self.config.owner_key, question)
+        threshold = float(getattr(self.retriever, "threshold", 0.0))
+        kept = [p for p in result.passages if p.score >= threshold]
+        return [p.text for p in kept], [float(p.score) for p in kept]
+
+    async def _speak_answer(self, question: Question, marks: Marks, filler: asyncio.Future) -> None:
+        splitter = SentenceSplitter()
+        handle: SpeechHandle | None = None
+        pieces: list[str] = []
+        piece_ends: list[int] = []  # the speaker's frame count at the end of each piece
+        turn_out: TurnLog | None = None
+
+        async def speak_piece(piece: str) -> None:
+            nonlocal handle, turn_out
+            async for pcm in self._synthesize(piece):
+                if handle is None:
+                    filler.cancel()
+                    marks.mark("tts_first_audio")
+                    handle = self.speaker.start(piece)
+                    turn_out = self._log("ai", "")
+                    self.post(Ev.REPLY_AUDIO)
+                self.speaker.push(handle, pcm)
+            if handle is not None:
+                pieces.append(piece)
+                piece_ends.append(handle.frames_total)
+
+        async for delta in self.answerer.answer(question):
+            marks.mark("llm_first_token")
+            for piece in splitter.push(delta):
+                await speak_piece(piece)
+        for piece in splitter.flush():
+            await speak_piece(piece)
+        if handle is None or turn_out is None:
+            self.post(Ev.REPLY_EMPTY)
+            return
+        self._kept_question = ""
+        turn_out.text = " ".join(pieces)
+        self.speaker.finish(handle)
+        try:
+            await self._finish_speech(handle, turn_out, pieces, piece_ends)
+        finally:
+            if handle.started_at is not None:  # set by the media tick that sent the first frame
+                marks.at("first_rtp", handle.started_at)
+
+    async def _filler_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if not self.speaker.speaking:
+            text = FILLER[self.config.lang]
+            handle = self.speaker.start(text)
+            self._log("ai", text)
+            async for pcm in self._synthesize(text):
+                self.speaker.push(handle, pcm)
+            self.speaker.finish(handle)
+
+    # --- transcript --------------------------------------------------------------------------------
+    def _log(self, speaker: str, text: str, at: float | None = None) -> TurnLog:
+        turn = TurnLog(round(self._since_answer() if at is None else max(at, 0.0), 3), speaker, text)
+        self.turns.append(turn)
+        return turn
+
+    def _history(self) -> list[Turn]:
+        return [Turn(t.speaker, t.text) for t in self.turns[:-1] if t.text]
+
+    def report(self) -> list[dict]:
+        return [asdict(t) for t in self.turns]
+
+
+def _mark_unspoken(turn: TurnLog, handle: SpeechHandle, pieces: list[str], piece_ends: list[int]) -> None:
+    """After barge-in: keep in the transcript only what was played; the rest is marked unspoken."""
+    if not handle.interrupted:
+        return
+    turn.interrupted = True
+    spoken = [p for p, end in zip(pieces, piece_ends, strict=False) if end <= handle.frames_played]
+    unspoken = pieces[len(spoken):]
+    turn.text = " ".join(spoken)
+    turn.unspoken = " ".join(unspoken)
