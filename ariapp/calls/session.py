@@ -94,6 +94,7 @@ class AiCall:
                                  end_ms=engine.end_of_turn_ms, pause_ms=engine.pause_ms, on_pause=self._on_pause)
         self.echo_guard = EchoGuard(self.codec.sample_rate)
         self._echo_suspect = False
+        self._caller_votes = 0
         self._ticks = 0
         self.orchestrator: Orchestrator | None = None
         self.ended = asyncio.Event()
@@ -141,11 +142,16 @@ class AiCall:
         self._caller_onset()
 
     def _recheck_echo(self) -> None:
-        """An onset judged echo is re-judged while it lasts: the caller may be talking over it."""
+        """An onset judged echo is re-judged while it lasts: the caller may be talking over it.
+        Two loud, uncorrelated checks in a row (100 ms apart) are needed to call it the caller."""
         if not self.listener.in_speech:
             self._echo_suspect = False
-        elif not self.echo_guard.is_echo():
+            self._caller_votes = 0
+            return
+        self._caller_votes = self._caller_votes + 1 if self.echo_guard.caller_over_echo() else 0
+        if self._caller_votes >= 2:
             self._echo_suspect = False
+            self._caller_votes = 0
             self.listener.keep_current()
             self._caller_onset()
 

@@ -17,12 +17,13 @@ import numpy as np
 
 class EchoGuard:
     def __init__(self, sample_rate: int = 8000, window_ms: int = 200, max_delay_ms: int = 500,
-                 threshold: float = 0.75, silence_dbfs: float = -50.0) -> None:
+                 threshold: float = 0.75, silence_dbfs: float = -50.0, talk_dbfs: float = -45.0) -> None:
         self.rate = sample_rate
         self.window = sample_rate * window_ms // 1000
         self.max_delay = sample_rate * max_delay_ms // 1000
         self.threshold = threshold
         self._floor = 32768.0 * 10 ** (silence_dbfs / 20)
+        self._talk = 32768.0 * 10 ** (talk_dbfs / 20)
         self._inbound = np.zeros(self.window, dtype=np.float64)
         self._outbound = np.zeros(self.window + self.max_delay, dtype=np.float64)
         self.last_score = 0.0
@@ -35,6 +36,15 @@ class EchoGuard:
     def recently_spoke(self) -> bool:
         """Whether we sent anything audible within the echo window."""
         return float(np.sqrt(np.mean(self._outbound**2))) > self._floor
+
+    def caller_over_echo(self) -> bool:
+        """While an onset judged echo lasts: is the caller now really talking (loud and not ours)?
+
+        A quiet window is never the caller: the end of an echo is quiet and decorrelates, and must
+        not be mistaken for speech.
+        """
+        loud = float(np.sqrt(np.mean(self._inbound**2))) > self._talk
+        return loud and not self.is_echo()
 
     def is_echo(self) -> bool:
         """True when the caller's last ``window`` looks like a delayed copy of our own audio."""

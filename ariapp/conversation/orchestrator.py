@@ -323,6 +323,15 @@ def _mark_unspoken(turn: TurnLog, handle: SpeechHandle, pieces: list[str], piece
         return
     turn.interrupted = True
     spoken = [p for p, end in zip(pieces, piece_ends, strict=False) if end <= handle.frames_played]
-    unspoken = pieces[len(spoken):]
+    rest = pieces[len(spoken):]
+    if rest:
+        # The piece cut mid-way: the words already played, in proportion to its frames played.
+        start = piece_ends[len(spoken) - 1] if spoken else 0
+        length = max(1, piece_ends[len(spoken)] - start)
+        words = rest[0].split()
+        heard = round(len(words) * max(0, handle.frames_played - start) / length)
+        if heard:
+            spoken.append(" ".join(words[:heard]) + "…")
+        rest = [" ".join(words[heard:]), *rest[1:]] if words[heard:] else rest[1:]
     turn.text = " ".join(spoken)
-    turn.unspoken = " ".join(unspoken)
+    turn.unspoken = " ".join(rest)

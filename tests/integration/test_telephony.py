@@ -192,3 +192,56 @@ async def test_with_the_ari_app_down_the_caller_hears_an_apology_not_dead_air(pb
     finally:
         ariapp.start()
     await quiet_asterisk(pbx)
+
+
+def _metadata(pbx, before: int) -> dict:
+    (line,) = new_cdr(pbx, before)
+    path = pbx.cfg.recordings_dir / line["call_id"] / "metadata.json"
+    return json.loads(path.read_text())
+
+
+async def test_caller_talking_over_the_greeting_stops_the_ai_at_once(pbx, ariapp, phones):
+    before = len(pbx.cdr_lines())
+    async with phones("1001") as caller:
+        call = await caller.call("1004", timeout=10)
+        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 10, "the greeting")
+        # when the caller starts talking one second into the greeting
+        talk = await speech("Sorry to interrupt, I need help with my order.")
+        barge_at = len(call.received_audio()) / 8000
+        call.play(talk)
+        await asyncio.sleep(2.0)
+        heard = call.received_audio()
+        # then the AI's audio stops within a fraction of a second (measured at the phone)
+        stopped = first_silence_after(heard, barge_at)
+        assert stopped is not None and stopped - barge_at < 0.5, (barge_at, stopped)
+        await call.hangup()
+    greeting = _metadata(pbx, before)["turns"][0]
+    assert greeting["speaker"] == "ai" and greeting["interrupted"] is True
+
+
+def first_silence_after(pcm, at: float, quiet_s: float = 0.3):
+    """Start (s) of the first stretch of ``quiet_s`` of silence after ``at``."""
+    from softphone.analysis import frame_levels
+
+    levels = frame_levels(pcm)
+    need = int(quiet_s * 50)
+    run = 0
+    for index in range(int(at * 50), len(levels)):
+        run = run + 1 if levels[index] < -40 else 0
+        if run >= need:
+            return (index - need + 1) * 0.02
+    return None
+
+
+async def test_our_own_echo_does_not_interrupt_the_ai(pbx, ariapp, phones):
+    before = len(pbx.cdr_lines())
+    async with phones("1001") as caller:
+        call = await caller.call("1004", timeout=10)
+        # given a phone that sends back a delayed, attenuated copy of what it hears
+        call.set_echo(delay_ms=120, gain_db=-10)
+        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 15, "the greeting")
+        await until(lambda: silent_tail(call.received_audio(), 1.5), 20, "the end of the greeting")
+        await call.hangup()
+    greeting = _metadata(pbx, before)["turns"][0]
+    assert greeting["speaker"] == "ai" and greeting["interrupted"] is False
+    assert _metadata(pbx, before)["barge_ins"] == 0
