@@ -38,7 +38,8 @@ def build_engine(settings: Settings) -> Engine:
     if settings.bench_echo:
         return Engine(None, PiperTTS(), ExtractiveAnswerer(), echo=True)
     stt = WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache)
-    return Engine(stt, PiperTTS(), ExtractiveAnswerer())
+    return Engine(stt, PiperTTS(), ExtractiveAnswerer(), end_of_turn_ms=settings.end_of_turn_ms,
+                  pause_ms=min(settings.pause_ms, settings.end_of_turn_ms))
 
 
 class App:

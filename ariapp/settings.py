@@ -37,6 +37,8 @@ class Settings:
     log_json: bool
     status_port: int
     bench_echo: bool
+    end_of_turn_ms: int
+    pause_ms: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,4 +92,6 @@ class Settings:
             log_json=env.get("AIPBX_LOG_JSON", "0") == "1",
             status_port=integer("AIPBX_STATUS_PORT", 8090, 1, 65535),
             bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
+            end_of_turn_ms=integer("AIPBX_END_OF_TURN_MS", 300, 120, 3000),
+            pause_ms=integer("AIPBX_PAUSE_MS", 120, 60, 1000),
         )

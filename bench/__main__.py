@@ -11,12 +11,14 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", nargs="*", default=["pacing", "concurrency"],
-                        choices=["pacing", "concurrency"])
+    parser.add_argument("which", nargs="*", default=["pacing", "concurrency", "turns", "barge_in"],
+                        choices=["pacing", "concurrency", "turns", "barge_in"])
+    parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each concurrency step")
     args = parser.parse_args(argv)
 
+    from bench.conversation import run_barge_in, run_turns
     from bench.media import run_concurrency, run_pacing
 
     report: dict = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
@@ -26,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     if "concurrency" in args.which:
         steps = tuple(int(s) for s in args.steps.split(","))
         report["concurrency"] = run_concurrency(steps, args.seconds)
+    if "turns" in args.which:
+        report["turns"] = run_turns(args.turns)
+    if "barge_in" in args.which:
+        report["barge_in"] = run_barge_in()
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

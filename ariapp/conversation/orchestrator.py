@@ -59,7 +59,23 @@ class Marks:
     def __init__(self, clock: Callable[[], float], origin: float) -> None:
         self._clock = clock
         self._origin = origin
+        self.detected_at = clock()  # when the end of the turn was decided
+        self.model_s = 0.0  # time spent waiting on models (STT, embedding, first token, first audio)
         self.values: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def waiting_on_model(self):
+        started = self._clock()
+        try:
+            yield
+        finally:
+            self.model_s += self._clock() - started
+
+    def first_rtp(self, when: float) -> None:
+        """The first reply frame left: record it and the pipeline's own overhead (no model time)."""
+        self.at("first_rtp", when)
+        self.values.setdefault("overhead", round((when - self.detected_at - self.model_s) * 1000, 1))
+        self.values.setdefault("model", round(self.model_s * 1000, 1))
 
     def mark(self, name: str) -> None:
         self.at(name, self._clock())
@@ -106,7 +122,8 @@ class Orchestrator:
         self._events: asyncio.Queue[tuple[Ev, object]] = asyncio.Queue()
         self._reply: asyncio.Task | None = None
         self._speech: SpeechHandle | None = None
-        self._kept_question = ""
+        self._kept_audio: np.ndarray | None = None  # a question the caller has not finished yet
+        self._open_question: TurnLog | None = None  # its transcript, replaced when it continues
         self._speculative: tuple[int, asyncio.Task] | None = None  # (samples, STT task) from a pause
         self.barge_ins = 0
 
@@ -115,9 +132,13 @@ class Orchestrator:
         self._events.put_nowait((event, payload))
 
     def on_pause(self, pcm_so_far: np.ndarray) -> None:
-        """The caller paused: start recognising now, in case the turn is over."""
-        if self._speculative is not None:
-            self._speculative[1].cancel()
+        """The caller paused: start recognising now, in case the turn is over.
+
+        At most one speculative recognition runs: the recogniser works on one thread, and a
+        cancelled asyncio task does not stop the thread, so stale jobs would delay the real one.
+        """
+        if self._speculative is not None and not self._speculative[1].done():
+            return
         self._speculative = (len(pcm_so_far), asyncio.ensure_future(self._transcribe(pcm_so_far)))
 
     # --- main loop ---------------------------------------------------------------------------------
@@ -143,7 +164,7 @@ class Orchestrator:
         elif command is Cmd.CANCEL_REPLY:
             self._stop_speaking(barge_in=event is Ev.CALLER_ONSET)
         elif command is Cmd.KEEP_QUESTION:
-            pass  # _answer() stored the transcript in _kept_question before it was cancelled
+            pass  # _answer() keeps the question's audio in _kept_audio until our answer plays
         elif command is Cmd.SAY_FALLBACK:
             self._start(self._say(FALLBACK[self.config.lang].format(owner=self.config.owner)))
 
@@ -204,42 +225,112 @@ class Orchestrator:
     # --- answering ---------------------------------------------------------------------------------
     async def _answer(self, utterance: np.ndarray, ended_at: float) -> None:
         marks = Marks(self._clock, ended_at)
+        if self._kept_audio is not None:
+            # The caller went on talking before we answered: hear both parts as one question.
+            utterance = np.concatenate([self._kept_audio, utterance])
+            if self._open_question is not None and self._open_question in self.turns:
+                self.turns.remove(self._open_question)
+        self._kept_audio = utterance  # until our answer starts playing (then the turn is over)
         filler = asyncio.ensure_future(self._filler_after(self.config.filler_after_s))
+        reply: _Reply | None = None
         try:
+            # The budget covers producing the answer, not playing it.
             async with asyncio.timeout(self.config.reply_timeout_s):
-                transcript = await self._transcript_for(utterance)
+                with marks.waiting_on_model():
+                    transcript = await self._transcript_for(utterance, combined=self._open_question is not None)
                 marks.mark("stt_final")
-                question = f"{self._kept_question} {transcript.text}".strip()
+                question = transcript.text.strip()
                 if not question:
-                    filler.cancel()
+                    self._kept_audio = None
                     self.post(Ev.REPLY_EMPTY)
                     return
-                self._kept_question = question  # kept if the caller continues before we speak
                 turn_in = self._log("caller", question, at=self._since_answer() - (self._clock() - ended_at))
-                passages, scores = await self._retrieve(question)
+                turn_in.latency_ms = marks.values  # the same dict: filled in as the turn goes on
+                self._open_question = turn_in
+                with marks.waiting_on_model():
+                    passages, scores = await self._retrieve(question)
                 marks.mark("retrieval")
                 turn_in.retrieved = [{"text": p[:200], "score": round(s, 3)}
                                      for p, s in zip(passages, scores, strict=False)]
-                await self._speak_answer(Question(question, self.config.owner, self.config.language, passages,
-                                                  max(scores, default=0.0), self._history()), marks, filler)
-                turn_in.latency_ms = marks.values
-                log.info("turn latency (ms after end of speech): %s", marks.values)
+                reply = _Reply()
+                await self._generate(Question(question, self.config.owner, self.config.language, passages,
+                                              max(scores, default=0.0), self._history()), marks, filler, reply)
+            if reply.handle is None:
+                self.post(Ev.REPLY_EMPTY)
+                return
+            await self._finish_speech(reply.handle, reply.turn, reply.pieces, reply.piece_ends)
+            log.info("turn latency (ms after end of speech): %s", marks.values)
         except (ProviderError, TimeoutError) as exc:
             log.warning("reply failed: %r", exc)
-            filler.cancel()
             self.post(Ev.PROVIDER_FAILED, exc)
         finally:
             filler.cancel()
+            if reply is not None:
+                reply.close(self.speaker, marks)
 
-    async def _transcript_for(self, utterance: np.ndarray) -> Transcript:
+    async def _generate(self, question: Question, marks: Marks, filler: asyncio.Future, reply: _Reply) -> None:
+        """Stream the answer into the speaker, piece by piece, as fast as text and audio arrive."""
+        splitter = SentenceSplitter()
+
+        async def speak_piece(piece: str) -> None:
+            requested = self._clock()
+            async for pcm in self._synthesize(piece):
+                if reply.handle is None:
+                    filler.cancel()
+                    marks.model_s += self._clock() - requested
+                    marks.mark("tts_first_audio")
+                    reply.handle = self.speaker.start(piece)
+                    reply.turn = self._log("ai", "")
+                    self._kept_audio = None  # we are answering: this question is settled
+                    self._open_question = None
+                    self.post(Ev.REPLY_AUDIO)
+                self.speaker.push(reply.handle, pcm)
+            if reply.handle is not None:
+                reply.pieces.append(piece)
+                reply.piece_ends.append(reply.handle.frames_total)
+                reply.turn.text = " ".join(reply.pieces)
+
+        requested = self._clock()
+        async for delta in self.answerer.answer(question):
+            if "llm_first_token" not in marks.values:
+                marks.model_s += self._clock() - requested
+            marks.mark("llm_first_token")
+            for piece in splitter.push(delta):
+                await speak_piece(piece)
+        for piece in splitter.flush():
+            await speak_piece(piece)
+        if reply.handle is not None:
+            self.speaker.finish(reply.handle)
+
+    async def _filler_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self.speaker.speaking:
+            return
+        text = FILLER[self.config.lang]
+        handle = self.speaker.start(text)
+        try:
+            async for pcm in self._synthesize(text):
+                self.speaker.push(handle, pcm)
+        finally:
+            # Cancelled half-way (the answer arrived): what was queued plays out, nothing blocks.
+            self.speaker.finish(handle)
+        if handle.frames_total:
+            self._log("ai", text)
+
+    async def _transcript_for(self, utterance: np.ndarray, combined: bool = False) -> Transcript:
         speculative, self._speculative = self._speculative, None
-        if speculative is not None:
+        if speculative is not None and combined:
+            with contextlib.suppress(Exception):
+                await speculative[1]  # covers only the second part; let its thread finish
+        elif speculative is not None:
             samples, task = speculative
             # Reuse the recognition started at the pause if nothing but silence came after it.
             tail = utterance[samples:]
             if not len(tail) or float(np.abs(tail).max()) < 500:
                 return await task
-            task.cancel()
+            # Stale: the caller said more. Let it finish (its thread is busy anyway), then redo.
+            with contextlib.suppress(Exception):
+                await task
         return await self._transcribe(utterance)
 
     async def _transcribe(self, pcm: np.ndarray) -> Transcript:
@@ -255,55 +346,6 @@ class Orchestrator:
         kept = [p for p in result.passages if p.score >= threshold]
         return [p.text for p in kept], [float(p.score) for p in kept]
 
-    async def _speak_answer(self, question: Question, marks: Marks, filler: asyncio.Future) -> None:
-        splitter = SentenceSplitter()
-        handle: SpeechHandle | None = None
-        pieces: list[str] = []
-        piece_ends: list[int] = []  # the speaker's frame count at the end of each piece
-        turn_out: TurnLog | None = None
-
-        async def speak_piece(piece: str) -> None:
-            nonlocal handle, turn_out
-            async for pcm in self._synthesize(piece):
-                if handle is None:
-                    filler.cancel()
-                    marks.mark("tts_first_audio")
-                    handle = self.speaker.start(piece)
-                    turn_out = self._log("ai", "")
-                    self.post(Ev.REPLY_AUDIO)
-                self.speaker.push(handle, pcm)
-            if handle is not None:
-                pieces.append(piece)
-                piece_ends.append(handle.frames_total)
-
-        async for delta in self.answerer.answer(question):
-            marks.mark("llm_first_token")
-            for piece in splitter.push(delta):
-                await speak_piece(piece)
-        for piece in splitter.flush():
-            await speak_piece(piece)
-        if handle is None or turn_out is None:
-            self.post(Ev.REPLY_EMPTY)
-            return
-        self._kept_question = ""
-        turn_out.text = " ".join(pieces)
-        self.speaker.finish(handle)
-        try:
-            await self._finish_speech(handle, turn_out, pieces, piece_ends)
-        finally:
-            if handle.started_at is not None:  # set by the media tick that sent the first frame
-                marks.at("first_rtp", handle.started_at)
-
-    async def _filler_after(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        if not self.speaker.speaking:
-            text = FILLER[self.config.lang]
-            handle = self.speaker.start(text)
-            self._log("ai", text)
-            async for pcm in self._synthesize(text):
-                self.speaker.push(handle, pcm)
-            self.speaker.finish(handle)
-
     # --- transcript --------------------------------------------------------------------------------
     def _log(self, speaker: str, text: str, at: float | None = None) -> TurnLog:
         turn = TurnLog(round(self._since_answer() if at is None else max(at, 0.0), 3), speaker, text)
@@ -315,6 +357,27 @@ class Orchestrator:
 
     def report(self) -> list[dict]:
         return [asdict(t) for t in self.turns]
+
+
+@dataclass
+class _Reply:
+    """The reply being produced: its speech handle, transcript turn and piece boundaries."""
+
+    handle: SpeechHandle | None = None
+    turn: TurnLog | None = None
+    pieces: list[str] = field(default_factory=list)
+    piece_ends: list[int] = field(default_factory=list)  # speaker frame count at the end of each piece
+
+    def close(self, speaker: Speaker, marks: Marks) -> None:
+        """Whatever way the reply ended: nothing left open, the transcript says what was heard."""
+        if self.handle is None:
+            return
+        if not self.handle.input_complete:
+            speaker.finish(self.handle)  # e.g. TTS failed on a later sentence: let the rest play
+        if self.handle.interrupted and self.turn is not None:
+            _mark_unspoken(self.turn, self.handle, self.pieces, self.piece_ends)
+        if self.handle.started_at is not None:  # set by the media tick that sent the first frame
+            marks.first_rtp(self.handle.started_at)
 
 
 def _mark_unspoken(turn: TurnLog, handle: SpeechHandle, pieces: list[str], piece_ends: list[int]) -> None:

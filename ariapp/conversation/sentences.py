@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE_END = re.compile(r"([.!?。？！]|(?<=[다요죠까])\.?)[\"')\]]*(\s+|$)")
+_SENTENCE_END = re.compile(r"[.!?。？！][\"')\]]*(\s+|$)")
+_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:a\.m|p\.m|e\.g|i\.e|mr|ms|mrs|dr|no|st|vs)\.$", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[,;:，、]\s+")
 
 
@@ -69,8 +70,8 @@ def _sentence_end(text: str) -> int | None:
 
 
 def _is_abbreviation(text: str) -> bool:
-    tail = text[-5:].lower()
-    return tail.endswith(("a.m.", "p.m.", "e.g.", "i.e.", "mr.", "ms.", "dr.", "no."))
+    """"10 a.m." or "Dr." ends with a period that ends no sentence; "rooms." does."""
+    return _ABBREVIATION.search(text) is not None
 
 
 def split_sentences(text: str) -> list[str]:

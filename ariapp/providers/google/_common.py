@@ -91,7 +91,8 @@ class GoogleConnection:
         credentials_file: Path of a service-account JSON key.
         api_key: A Google Cloud API key restricted to the API.
         endpoint: ``host:port`` override of the API endpoint.
-        insecure: Connect to ``endpoint`` without TLS (local emulators and test servers only).
+        insecure: Connect to ``endpoint`` without TLS; only for a server on this host's loopback
+            (test servers, emulators). Credentials are still sent.
     """
 
     credentials: Any = None
@@ -142,16 +143,31 @@ class GoogleConnection:
         else:
             kwargs["credentials"] = self.credentials
         if self.insecure:
-            grpc = import_sdk("grpc", provider)
-
-            def insecure_channel(host: str, **_ignored: Any) -> Any:
-                # The generated transport calls this instead of create_channel():
-                # plain HTTP/2, no TLS and no per-call credentials.
-                return grpc.aio.insecure_channel(host)
-
-            kwargs["transport"] = functools.partial(transport_cls, channel=insecure_channel)
+            kwargs["transport"] = functools.partial(
+                transport_cls, channel=functools.partial(_loopback_channel, provider)
+            )
         kwargs["client_options"] = options
         return kwargs
+
+
+def _loopback_channel(provider: str, host: str, credentials: Any = None, **_ignored: Any) -> Any:
+    """A TLS-free gRPC channel to a loopback ``host`` that still sends the call credentials.
+
+    The generated transport calls this instead of ``create_channel()``. gRPC
+    refuses call credentials on a plain insecure channel, but accepts them on
+    "local" channel credentials, which skip TLS for loopback peers only; so an
+    API key or token reaches a local test server exactly as it would reach Google.
+    """
+    grpc = import_sdk("grpc", provider)
+    auth_grpc = import_sdk("google.auth.transport.grpc", provider)
+    auth_requests = import_sdk("google.auth.transport.requests", provider)
+    channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+    if credentials is not None:
+        plugin = auth_grpc.AuthMetadataPlugin(credentials, auth_requests.Request())
+        channel_credentials = grpc.composite_channel_credentials(
+            channel_credentials, grpc.metadata_call_credentials(plugin)
+        )
+    return grpc.aio.secure_channel(host, channel_credentials)
 
 
 def translate_google_error(exc: BaseException, provider: str, what: str) -> ProviderError:

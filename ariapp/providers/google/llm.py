@@ -68,8 +68,9 @@ def _translate_api_error(exc: Any) -> ProviderError:
         return ProviderError(f"access refused ({detail}); {_API_KEY_HINT}", provider=_PROVIDER, retryable=False)
     if code == 400:
         # The Gemini API also answers 400 INVALID_ARGUMENT for an invalid API key.
-        return ProviderBadInput(f"request rejected ({detail}); check the request and {_API_KEY_HINT}",
-                                provider=_PROVIDER)
+        return ProviderBadInput(
+            f"request rejected ({detail}); check the request and {_API_KEY_HINT}", provider=_PROVIDER
+        )
     if code in (408, 504):
         return ProviderTimeout(f"the service timed out ({detail})", provider=_PROVIDER)
     if code == 429 or code >= 500:
@@ -137,9 +138,7 @@ class GeminiLLM:
             max_output_tokens=max_tokens,
             candidate_count=1,
             thinking_config=(
-                types.ThinkingConfig(thinking_budget=self.thinking_budget)
-                if self.thinking_budget is not None
-                else None
+                types.ThinkingConfig(thinking_budget=self.thinking_budget) if self.thinking_budget is not None else None
             ),
         )
 

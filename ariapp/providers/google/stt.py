@@ -129,6 +129,13 @@ class GoogleSttStream:
                     response = await anext(responses)
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                # grpc.aio raises CancelledError to readers of a call that aclose() cancelled;
+                # for a reader that is not itself being cancelled, the stream simply ended.
+                task = asyncio.current_task()
+                if self._closed and task is not None and task.cancelling() == 0:
+                    return
+                raise
             except TimeoutError as exc:
                 raise ProviderTimeout(
                     f"no final result within {self._owner.final_timeout_s:.1f} s of the end of audio",
@@ -166,7 +173,7 @@ class GoogleStreamingSTT:
         credentials_file: Service-account JSON key file.
         api_key: Google Cloud API key.
         endpoint: ``host:port`` override (a regional endpoint, or a local test server).
-        insecure: Plain-text gRPC to ``endpoint`` (local test servers only).
+        insecure: No TLS to ``endpoint``; loopback only (local test servers, emulators).
         sample_rate: 16000 (wideband) or 8000 (the telephone leg as is).
         language: BCP-47 tag used when ``open_stream`` gets no hint, e.g. ``"ko-KR"``.
         model: Recognition model; ``"telephony"`` is tuned for phone audio.
@@ -285,13 +292,14 @@ class GoogleSTT:
         started = time.perf_counter()
         duration_s = len(pcm) / self.sample_rate
         tag = bcp47(language or self.streaming.language)
+        if len(pcm) == 0:  # nothing was said; Google would answer nothing
+            return Transcript("", iso_language(tag), True, None, 0.0, time.perf_counter() - started)
         finals: list[Transcript] = []
         try:
             async with asyncio.timeout(self.timeout_s):
                 stream = await self.streaming.open_stream(tag)
                 try:
-                    if len(pcm):
-                        await stream.send(pcm)
+                    await stream.send(pcm)
                     await stream.finish()
                     finals = [t async for t in stream.results() if t.is_final]
                 finally:

@@ -106,7 +106,7 @@ class GoogleTTS:
         credentials_file: Service-account JSON key file.
         api_key: Google Cloud API key.
         endpoint: ``host:port`` override (a regional endpoint, or a local test server).
-        insecure: Plain-text gRPC to ``endpoint`` (local test servers only).
+        insecure: No TLS to ``endpoint``; loopback only (local test servers, emulators).
         voice: Voice name; its first two parts are the language (``"ko-KR-Neural2-A"``).
         sample_rate: Output rate in Hz (the service resamples; 8000 suits the phone leg).
         speaking_rate: 0.25..2.0, 1.0 is the voice's normal speed.
@@ -175,9 +175,7 @@ class GoogleTTS:
         if self._client is None or self._client_loop is not loop:
             transport = self._tts.services.text_to_speech.transports.TextToSpeechGrpcAsyncIOTransport
             try:
-                self._client = self._tts.TextToSpeechAsyncClient(
-                    **self._connection.client_kwargs(transport, _PROVIDER)
-                )
+                self._client = self._tts.TextToSpeechAsyncClient(**self._connection.client_kwargs(transport, _PROVIDER))
             except google_error_types() as exc:
                 raise translate_google_error(exc, _PROVIDER, "creating the text-to-speech client") from exc
             self._client_loop = loop

@@ -51,8 +51,9 @@ def import_openai(provider: str) -> ModuleType:
     try:
         return importlib.import_module("openai")
     except ImportError as exc:
-        raise ProviderUnavailable("openai is not installed", install=f"pip install {OPENAI_PIN}",
-                                  provider=provider) from exc
+        raise ProviderUnavailable(
+            "openai is not installed", install=f"pip install {OPENAI_PIN}", provider=provider
+        ) from exc
 
 
 def make_client(
@@ -112,8 +113,7 @@ def translate_openai_error(exc: BaseException, provider: str, what: str) -> Prov
         status = exc.status_code
         detail = f"HTTP {status}: {exc.message}"
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError) or status in (401, 403):
-            return ProviderError(f"{what}: access refused ({detail}); {_KEY_HINT}", provider=provider,
-                                 retryable=False)
+            return ProviderError(f"{what}: access refused ({detail}); {_KEY_HINT}", provider=provider, retryable=False)
         if status == 408:
             return ProviderTimeout(f"{what}: the service timed out ({detail})", provider=provider)
         if status == 429 or status >= 500:

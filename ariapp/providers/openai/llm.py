@@ -134,8 +134,7 @@ class OpenAIChatLLM:
                 await close_bounded(stream.close())  # releases the HTTP connection when the consumer stopped early
         if not produced:
             if finish_reason == "content_filter":
-                raise ProviderError("the answer was blocked by the content filter", provider=_PROVIDER,
-                                    retryable=False)
+                raise ProviderError("the answer was blocked by the content filter", provider=_PROVIDER, retryable=False)
             raise ProviderError(f"empty answer (finish reason {finish_reason})", provider=_PROVIDER, retryable=True)
 
     async def aclose(self) -> None:

@@ -1,0 +1,16 @@
+"""OpenAI-compatible family: chat (OpenAI, Ollama, vLLM, llama.cpp), transcription and speech.
+
+* :class:`OpenAIChatLLM` - ``chat.completions`` with ``stream=True``.
+* :class:`OpenAISTT` - ``audio.transcriptions`` with a WAV built from the PCM.
+* :class:`OpenAITTS` - ``audio.speech`` as streamed 24 kHz PCM.
+
+The ``openai`` SDK is imported when a provider is constructed; a missing SDK
+raises ``ProviderUnavailable`` naming the pip package. Keys and base URLs are
+constructor arguments only.
+"""
+
+from ariapp.providers.openai.llm import OpenAIChatLLM
+from ariapp.providers.openai.stt import OpenAISTT, wav_from_pcm
+from ariapp.providers.openai.tts import OpenAITTS, split_for_requests
+
+__all__ = ["OpenAIChatLLM", "OpenAISTT", "OpenAITTS", "split_for_requests", "wav_from_pcm"]

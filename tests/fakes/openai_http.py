@@ -1,0 +1,203 @@
+"""A local server speaking the parts of the OpenAI HTTP API the providers use, for the real ``openai`` client.
+
+* ``POST /v1/chat/completions`` with ``"stream": true``: server-sent events of
+  ``chat.completion.chunk`` objects (role first, then content deltas, then a
+  chunk with ``finish_reason``), closed by ``data: [DONE]``.
+* ``POST /v1/audio/transcriptions``: multipart form (``file``, ``model``,
+  ``language``...), answers ``{"text": ...}``. The uploaded WAV is parsed so
+  tests can check its format.
+* ``POST /v1/audio/speech``: chunked ``audio/pcm`` (24 kHz s16le), one chunk
+  per sentence of the input, so streaming clients can be told apart from
+  buffering ones.
+
+Errors use OpenAI's JSON body (``{"error": {"message", "type", "param", "code"}}``).
+Scriptable per test through ``server.script``; requests are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import time
+import wave
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from tests.fakes.http_server import LocalHttpServer, sse_event
+
+__all__ = ["SPEECH_RATE", "FakeOpenAI", "OpenAIScript", "WavInfo", "speech_tone"]
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+SPEECH_RATE = 24000
+
+
+def speech_tone(sentence: str, seconds_per_char: float) -> np.ndarray:
+    """The int16 24 kHz tone ``/v1/audio/speech`` answers for one sentence."""
+    seconds = max(0.05, seconds_per_char * len(sentence))
+    t = np.arange(round(seconds * SPEECH_RATE)) / SPEECH_RATE
+    return (0.3 * 32767 * np.sin(2 * np.pi * 440.0 * t)).astype(np.int16)
+
+
+@dataclass
+class OpenAIScript:
+    """What the next calls answer (every endpoint reads the fields that concern it).
+
+    Attributes:
+        deltas: Content deltas of a streamed chat completion.
+        delay_s: Pause between chat chunks.
+        transcript: Text answered by ``/v1/audio/transcriptions``.
+        seconds_per_char: Length of the synthesized tone per character.
+        hold_text: ``/v1/audio/speech`` holds back the sentence containing this text ...
+        release: ... until this event is set.
+        status: Answer this HTTP status with OpenAI's error JSON.
+        error_message: ``error.message`` of that answer.
+        stall_s: Sleep before answering.
+        stall_after_chunks: Sleep ``stall_s`` after this many chat chunks instead (mid-stream).
+        odd_pieces: Write speech in 1001-byte pieces, so samples straddle network chunks.
+    """
+
+    deltas: list[str] = field(default_factory=lambda: ["Hello", ", this is", " the front desk."])
+    delay_s: float = 0.0
+    transcript: str = "I would like to book a table for two."
+    seconds_per_char: float = 0.01
+    hold_text: str | None = None
+    release: asyncio.Event | None = None
+    status: int | None = None
+    error_message: str = "scripted error"
+    stall_s: float = 0.0
+    stall_after_chunks: int | None = None
+    odd_pieces: bool = False
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    """Format of an uploaded WAV file."""
+
+    channels: int
+    sample_width: int
+    rate: int
+    frames: int
+
+
+class FakeOpenAI(LocalHttpServer):
+    """The fake OpenAI API; point clients at ``server.base_url + "/v1"``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script = OpenAIScript()
+        self.uploads: list[WavInfo] = []
+        self.sent_at: list[tuple[str, float]] = []  # (sentence, perf_counter) of each speech chunk
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/chat/completions", self._chat),
+            web.post("/v1/audio/transcriptions", self._transcribe),
+            web.post("/v1/audio/speech", self._speech),
+        ]
+
+    async def _scripted_failure(self) -> web.Response | None:
+        script = self.script
+        if script.stall_s and script.stall_after_chunks is None:
+            await self.stall(script.stall_s)
+        if script.status is None:
+            return None
+        error_type, code = _ERROR_TYPES.get(script.status, ("server_error", None))
+        body = {"error": {"message": script.error_message, "type": error_type, "param": None, "code": code}}
+        return web.json_response(body, status=script.status)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self.record(request)
+        if (failure := await self._scripted_failure()) is not None:
+            return failure
+        script = self.script
+        body = recorded.json or {}
+        if not body.get("stream"):
+            return web.json_response(
+                {"error": {"message": "fake only streams", "type": "invalid_request_error"}}, status=400
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+            return {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": body.get("model", ""),
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
+
+        await response.write(sse_event(chunk({"role": "assistant", "content": ""}, None)))
+        for i, text in enumerate(script.deltas):
+            if script.stall_after_chunks == i:
+                await self.stall(script.stall_s)
+            elif i and script.delay_s:
+                await asyncio.sleep(script.delay_s)
+            await response.write(sse_event(chunk({"content": text}, None)))
+        await response.write(sse_event(chunk({}, "stop")))
+        await response.write(sse_event("[DONE]"))
+        await response.write_eof()
+        return response
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        if (failure := await self._scripted_failure()) is not None:
+            return failure
+        data = recorded.form.get("file")
+        if not isinstance(data, bytes):
+            return web.json_response(
+                {"error": {"message": "file is required", "type": "invalid_request_error"}}, status=400
+            )
+        try:
+            with wave.open(io.BytesIO(data), "rb") as wav:
+                self.uploads.append(
+                    WavInfo(wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes())
+                )
+        except (wave.Error, EOFError) as exc:
+            return web.json_response(
+                {"error": {"message": f"bad audio: {exc}", "type": "invalid_request_error"}}, status=400
+            )
+        return web.json_response({"text": self.script.transcript, "usage": {"type": "duration", "seconds": 1}})
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self.record(request)
+        if (failure := await self._scripted_failure()) is not None:
+            return failure
+        script = self.script
+        body = recorded.json or {}
+        if body.get("response_format") != "pcm":
+            return web.json_response(
+                {"error": {"message": "fake only speaks pcm", "type": "invalid_request_error"}}, status=400
+            )
+        response = web.StreamResponse(headers={"Content-Type": "audio/pcm"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for sentence in _SENTENCE_END.split(str(body.get("input", "")).strip()):
+            if script.hold_text and script.hold_text in sentence and script.release is not None:
+                await script.release.wait()
+            data = speech_tone(sentence, script.seconds_per_char).astype("<i2").tobytes()
+            step = 1001 if script.odd_pieces else len(data)
+            for start in range(0, len(data), step):
+                await response.write(data[start : start + step])
+                if script.odd_pieces:
+                    await asyncio.sleep(0.002)  # let each piece leave as its own network chunk
+            self.sent_at.append((sentence, time.perf_counter()))
+        await response.write_eof()
+        return response

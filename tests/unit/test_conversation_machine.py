@@ -1,0 +1,110 @@
+"""Tests for ariapp.conversation.machine: the documented (state, event) -> (state, commands) table."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ariapp.conversation.machine import Cmd, Ev, State, step
+
+S, E, C = State, Ev, Cmd
+
+# The transitions of the module's theory of operation, written out independently of its TABLE.
+DOCUMENTED = {
+    (S.IDLE, E.ANSWERED): (S.GREETING, (C.PLAY_GREETING,)),
+    (S.GREETING, E.SPEECH_DONE): (S.LISTENING, ()),
+    (S.GREETING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
+    (S.GREETING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
+    (S.LISTENING, E.UTTERANCE): (S.THINKING, (C.START_REPLY,)),
+    (S.THINKING, E.REPLY_AUDIO): (S.SPEAKING, ()),
+    (S.THINKING, E.REPLY_EMPTY): (S.LISTENING, ()),
+    (S.THINKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY, C.KEEP_QUESTION)),
+    (S.THINKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
+    (S.SPEAKING, E.SPEECH_DONE): (S.LISTENING, ()),
+    (S.SPEAKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
+    (S.SPEAKING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
+    (S.SPEAKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
+}
+LIVE = [state for state in State if state is not State.ENDED]
+UNLISTED = [
+    (state, event)
+    for state, event in itertools.product(State, Ev)
+    if (state, event) not in DOCUMENTED and not (event is Ev.HANGUP and state is not State.ENDED)
+]
+
+
+@pytest.mark.parametrize(("state", "event"), list(DOCUMENTED), ids=lambda v: v.name)
+def test_documented_transition(state: State, event: Ev) -> None:
+    assert step(state, event) == DOCUMENTED[(state, event)]
+
+
+@pytest.mark.parametrize("state", LIVE, ids=lambda v: v.name)
+def test_hangup_ends_every_live_state_and_cancels_the_reply(state: State) -> None:
+    assert step(state, Ev.HANGUP) == (State.ENDED, (Cmd.CANCEL_REPLY, Cmd.END))
+
+
+@pytest.mark.parametrize(("state", "event"), UNLISTED, ids=lambda v: v.name)
+def test_an_event_without_an_entry_changes_nothing(state: State, event: Ev) -> None:
+    assert step(state, event) == (state, ())
+
+
+def test_the_unlisted_pairs_include_the_late_and_impossible_ones() -> None:
+    # a late "speech done" after barge-in, a repeated hangup, and audio for a reply already cancelled
+    assert {(S.LISTENING, E.SPEECH_DONE), (S.ENDED, E.HANGUP), (S.LISTENING, E.REPLY_AUDIO)} <= set(UNLISTED)
+    assert len(UNLISTED) + len(DOCUMENTED) + len(LIVE) == len(State) * len(Ev)
+
+
+@pytest.mark.parametrize("state", [S.GREETING, S.SPEAKING], ids=lambda v: v.name)
+def test_caller_onset_while_we_speak_is_a_barge_in(state: State) -> None:
+    new_state, commands = step(state, Ev.CALLER_ONSET)
+
+    assert new_state is State.LISTENING
+    assert Cmd.CANCEL_REPLY in commands
+    assert Cmd.KEEP_QUESTION not in commands
+
+
+def test_caller_onset_while_thinking_keeps_the_question() -> None:
+    assert step(S.THINKING, E.CALLER_ONSET) == (S.LISTENING, (C.CANCEL_REPLY, C.KEEP_QUESTION))
+
+
+def test_caller_onset_while_listening_does_nothing() -> None:
+    assert step(S.LISTENING, E.CALLER_ONSET) == (S.LISTENING, ())
+
+
+def test_a_whole_call() -> None:
+    # given the events of a call: greeting, question, reply, barge-in, follow-up, failure, hang-up
+    events = [
+        E.ANSWERED,
+        E.SPEECH_DONE,
+        E.UTTERANCE,
+        E.REPLY_AUDIO,
+        E.CALLER_ONSET,
+        E.SPEECH_DONE,
+        E.UTTERANCE,
+        E.PROVIDER_FAILED,
+        E.SPEECH_DONE,
+        E.HANGUP,
+        E.UTTERANCE,
+    ]
+
+    # when
+    state, trace = State.IDLE, []
+    for event in events:
+        state, commands = step(state, event)
+        trace.append((state, commands))
+
+    # then
+    assert trace == [
+        (S.GREETING, (C.PLAY_GREETING,)),
+        (S.LISTENING, ()),
+        (S.THINKING, (C.START_REPLY,)),
+        (S.SPEAKING, ()),
+        (S.LISTENING, (C.CANCEL_REPLY,)),
+        (S.LISTENING, ()),  # the interrupted reply's late "done" is ignored
+        (S.THINKING, (C.START_REPLY,)),
+        (S.SPEAKING, (C.SAY_FALLBACK,)),
+        (S.LISTENING, ()),
+        (S.ENDED, (C.CANCEL_REPLY, C.END)),
+        (S.ENDED, ()),
+    ]
