@@ -38,8 +38,19 @@ def build_engine(settings: Settings) -> Engine:
     if settings.bench_echo:
         return Engine(None, PiperTTS(), ExtractiveAnswerer(), echo=True)
     stt = WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache)
-    return Engine(stt, PiperTTS(), ExtractiveAnswerer(), end_of_turn_ms=settings.end_of_turn_ms,
-                  pause_ms=min(settings.pause_ms, settings.end_of_turn_ms))
+    return Engine(stt, PiperTTS(), ExtractiveAnswerer(), retriever=build_retriever(settings),
+                  end_of_turn_ms=settings.end_of_turn_ms, pause_ms=min(settings.pause_ms, settings.end_of_turn_ms))
+
+
+def build_retriever(settings: Settings):
+    """The callee's knowledge: USE multilingual embeddings over the Chroma server (default)."""
+    if settings.knowledge_store == "none":
+        return None
+    from knowledge.retrieval import ChromaStore, MemoryStore, Retriever, UsemEmbedder
+
+    store = (ChromaStore(settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix)
+             if settings.knowledge_store == "chroma" else MemoryStore())
+    return Retriever(UsemEmbedder(), store)
 
 
 class App:
@@ -108,6 +119,9 @@ class App:
         warm = getattr(self.engine.stt, "warmup", None)
         if warm is not None:
             await warm()
+        retriever = self.engine.retriever
+        if retriever is not None:  # load the embedding model now, not on the first question
+            await asyncio.to_thread(retriever.embedder.embed, ["warm up"], purpose="query")
         self.models_ready.set()
         log.info("models and greetings ready in %.1f s", time.monotonic() - started)
 

@@ -15,6 +15,13 @@ from ariapp.errors import ConfigError
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, default)
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     ari_url: str
@@ -39,6 +46,10 @@ class Settings:
     bench_echo: bool
     end_of_turn_ms: int
     pause_ms: int
+    knowledge_store: str
+    chroma_host: str
+    chroma_port: int
+    knowledge_prefix: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,5 +104,9 @@ class Settings:
             status_port=integer("AIPBX_STATUS_PORT", 8090, 1, 65535),
             bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
             end_of_turn_ms=integer("AIPBX_END_OF_TURN_MS", 300, 120, 3000),
+            knowledge_store=_choice(env, "AIPBX_KNOWLEDGE_STORE", "chroma", ("chroma", "memory", "none")),
+            chroma_host=env.get("AIPBX_CHROMA_HOST", "127.0.0.1"),
+            chroma_port=integer("AIPBX_CHROMA_PORT", 8001, 1, 65535),
+            knowledge_prefix=env.get("AIPBX_KNOWLEDGE_PREFIX", "kb"),
             pause_ms=integer("AIPBX_PAUSE_MS", 120, 60, 1000),
         )

@@ -71,7 +71,9 @@ def up(cfg: StackConfig) -> None:
         except OSError:
             return False
 
-    _wait(app_connected, 60, "the ARI app", cfg, "ariapp")
+    _wait(lambda: _http_ok(f"http://127.0.0.1:{cfg.chroma_port}/api/v2/heartbeat"), 60, "the knowledge store",
+          cfg, "chroma")
+    _wait(app_connected, 90, "the ARI app", cfg, "ariapp")
     _wait(lambda: _http_ok(f"http://127.0.0.1:{cfg.web_port}/health"), 60, "the web console", cfg, "web")
     print(f"stack up: Asterisk, ARI app, web console http://127.0.0.1:{cfg.web_port}/ and Celery worker running."
           f"\nlogs: {cfg.log_dir}", flush=True)

@@ -91,6 +91,7 @@ class StackConfig:
     http_port: int = 8088
     web_port: int = 8000
     status_port: int = 8090
+    chroma_port: int = 8001
     rtp_start: int = 10000
     rtp_end: int = 20000
     ari_user: str = "aipbx"
@@ -127,6 +128,11 @@ class StackConfig:
         if self.system_asterisk:
             return str(self.recordings_dir.resolve())
         return f"{self.root_in_chroot}/recordings"
+
+    @property
+    def data_dir(self) -> Path:
+        """Knowledge store data (the Chroma server's directory) beside the CDR directory."""
+        return self.cdr_dir.parent
 
     @property
     def run_dir(self) -> Path:
@@ -178,6 +184,8 @@ class StackConfig:
             "AIPBX_STATE_DIR": str(self.var_dir / "state"),
             "AIPBX_EXTENSIONS_FILE": str(REPO / "asterisk" / "extensions.yaml"),
             "AIPBX_STATUS_PORT": str(self.status_port),
+            "AIPBX_CHROMA_PORT": str(self.chroma_port),
+            "AIPBX_KNOWLEDGE_PREFIX": f"kb{self.name}",
             "DJANGO_SECRET_KEY": self.secrets.get("DJANGO_SECRET_KEY", ""),
             "PYTHONUNBUFFERED": "1",
             "HF_HUB_OFFLINE": "1",
@@ -211,4 +219,5 @@ def dev_config() -> StackConfig:
         sip_port=int(env.get("AIPBX_SIP_PORT", "5060")),
         http_port=int(env.get("AIPBX_HTTP_PORT", "8088")),
         web_port=int(env.get("AIPBX_WEB_PORT", "8000")),
+        chroma_port=int(env.get("AIPBX_CHROMA_PORT", "8001")),
     )

@@ -39,6 +39,7 @@ def scratch_config(name: str, base: Path, *, ring_seconds: int | None = 2) -> St
         sip_port=free_port(socket.SOCK_DGRAM),
         http_port=free_port(),
         status_port=free_port(),
+        chroma_port=free_port(),
         ari_app=f"aipbx-{name}",
         qualify_seconds=0,
         no_answer_override=ring_seconds,
@@ -103,23 +104,35 @@ class AppProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def knowledge_server(cfg: StackConfig):
+    """The instance's Chroma server (the knowledge store), not yet started."""
+    from knowledge.retrieval.chroma_server import ChromaServer
+
+    return ChromaServer(cfg.data_dir / "chroma", port=cfg.chroma_port, log_path=cfg.log_dir / "chroma.log")
+
+
 class Instance:
-    """Asterisk + ARI app for one scratch instance; a context manager."""
+    """Asterisk + knowledge store + ARI app for one scratch instance; a context manager."""
 
     def __init__(self, cfg: StackConfig, app_env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
         self.asterisk = Asterisk(cfg)
+        self.chroma = knowledge_server(cfg)
         self.app = AppProcess(cfg, app_env)
 
     def __enter__(self) -> Instance:
+        self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
         self.asterisk.start()
         try:
+            self.chroma.start()
             self.app.start()
         except Exception:
+            self.chroma.stop()
             self.asterisk.stop()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.app.stop()
+        self.chroma.stop()
         self.asterisk.stop()

@@ -24,8 +24,13 @@ class Service:
 
 
 def services(cfg: StackConfig) -> list[Service]:
+    from knowledge.retrieval.chroma_server import find_chroma_executable
+
     py = sys.executable
+    chroma = [str(find_chroma_executable()), "run", "--path", str(cfg.data_dir / "chroma"),
+              "--host", "127.0.0.1", "--port", str(cfg.chroma_port)]
     return [
+        Service("chroma", chroma),
         Service("ariapp", [py, "-m", "ariapp"]),
         Service("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(cfg.web_port), "webconsole.asgi:application"]),
         Service("worker", [py, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "--loglevel=info"]),

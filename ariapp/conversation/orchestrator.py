@@ -341,7 +341,11 @@ class Orchestrator:
         """Passages of the callee's knowledge above the retriever's threshold, best first."""
         if self.retriever is None:
             return [], []
-        result = await self.retriever.search(self.config.owner_key, question)
+        try:
+            result = await self.retriever.search(self.config.owner_key, question)
+        except Exception as exc:  # the knowledge base down must not take the call down
+            log.warning("knowledge search failed, answering without it: %r", exc)
+            return [], []
         threshold = float(getattr(self.retriever, "threshold", 0.0))
         kept = [p for p in result.passages if p.score >= threshold]
         return [p.text for p in kept], [float(p.score) for p in kept]

@@ -16,7 +16,7 @@ import pytest
 
 from stack.asterisk import Asterisk
 from stack.config import StackConfig
-from stack.instance import AppProcess, scratch_config
+from stack.instance import AppProcess, knowledge_server, scratch_config
 
 RING_SECONDS = 2  # the tests' no-answer timeout (production default: 10 s)
 
@@ -52,7 +52,17 @@ def pbx(tmp_path_factory) -> Pbx:
 
 
 @pytest.fixture(scope="session")
-def ariapp(pbx: Pbx) -> AppProcess:
+def knowledge_store(pbx: Pbx):
+    """The test instance's Chroma server (a real server process)."""
+    pbx.cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    server = knowledge_server(pbx.cfg)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ariapp(pbx: Pbx, knowledge_store) -> AppProcess:
     app = AppProcess(pbx.cfg)
     app.start()
     yield app

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import speech_v1
+from google.oauth2 import service_account
 
 from ariapp.providers.base import StreamingSpeechToText, SttStream
 from ariapp.providers.errors import ProviderBadInput, ProviderError, ProviderTimeout, ProviderUnavailable
 from ariapp.providers.google import GoogleStreamingSTT
-from ariapp.providers.google._common import translate_google_error
+from ariapp.providers.google._common import GoogleConnection, translate_google_error
 from tests.fakes.google_grpc import FakeGoogleCloud
 from tests.providers.conftest import Closer
 from tests.providers.factories import SHORT_TIMEOUT_S, google_streaming_stt
@@ -236,3 +241,35 @@ def test_a_status_lost_by_grpcio_is_retryable_and_explained() -> None:
 
     assert error.retryable is True
     assert "lost its status" in str(error) and "credentials" in str(error)
+
+
+def test_a_service_account_key_file_is_loaded_explicitly(tmp_path: Path) -> None:
+    # given: a service-account key file (a fresh RSA key; nothing is sent anywhere)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "aipbx-test",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "stt@aipbx-test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
+    connection = GoogleConnection(credentials_file=key_file)
+
+    # when
+    kwargs = connection.client_kwargs(object, "google-stt")
+
+    # then
+    assert isinstance(kwargs["credentials"], service_account.Credentials)
+    assert kwargs["credentials"].service_account_email == "stt@aipbx-test.iam.gserviceaccount.com"
+    with pytest.raises(ProviderUnavailable, match="cannot read service-account key"):
+        GoogleConnection(credentials_file=tmp_path / "missing.json").client_kwargs(object, "google-stt")

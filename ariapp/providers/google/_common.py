@@ -14,6 +14,13 @@ the exceptions onto :mod:`ariapp.providers.errors`::
     InvalidArgument, FailedPrecondition,
     NotFound, OutOfRange                -> ProviderBadInput             (not retryable)
     google.auth.exceptions.*            -> ProviderError                (not retryable; check credentials)
+    INTERNAL "Internal error from Core" -> ProviderError                (retryable; see below)
+
+grpcio's asyncio client replaces the server's status with INTERNAL "Internal
+error from Core" when the server ends a stream while a request is still being
+written (grpc/grpc#36066): a PERMISSION_DENIED that arrives mid-upload can
+look like that. It is reported as retryable, with a hint to check the
+credentials if it repeats.
 """
 
 from __future__ import annotations
@@ -36,10 +43,14 @@ __all__ = [
     "translate_google_error",
 ]
 
+#: Module prefix -> the pip requirement that provides it (the SDKs and what they bring along).
 PIP_PINS: Final[dict[str, str]] = {
     "google.cloud.speech_v1": "google-cloud-speech==2.41.0",
     "google.cloud.texttospeech_v1": "google-cloud-texttospeech==2.38.0",
     "google.genai": "google-genai==3.3.0",
+    "google.auth": "google-auth==2.63.0",
+    "google.oauth2": "google-auth==2.63.0",
+    "grpc": "grpcio==1.85.3",
 }
 
 _CREDENTIALS_HINT: Final = "check the credentials / API key and that the API is enabled for the project"
@@ -61,7 +72,7 @@ def import_sdk(module: str, provider: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        pin = PIP_PINS.get(module, module)
+        pin = next((req for prefix, req in PIP_PINS.items() if f"{module}.".startswith(f"{prefix}.")), module)
         raise ProviderUnavailable(
             f"{module} is not installed", install=f"pip install {pin}", provider=provider
         ) from exc
