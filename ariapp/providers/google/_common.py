@@ -47,7 +47,7 @@ __all__ = [
 PIP_PINS: Final[dict[str, str]] = {
     "google.cloud.speech_v1": "google-cloud-speech==2.41.0",
     "google.cloud.texttospeech_v1": "google-cloud-texttospeech==2.38.0",
-    "google.genai": "google-genai==3.3.0",
+    "google.genai": "google-genai==3.6.1",
     "google.auth": "google-auth==2.63.0",
     "google.oauth2": "google-auth==2.63.0",
     "grpc": "grpcio==1.85.3",

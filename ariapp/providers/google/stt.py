@@ -116,7 +116,11 @@ class GoogleSttStream:
         )
 
     async def results(self) -> AsyncIterator[Transcript]:
-        """Yield interim and final transcripts until the server ends the call."""
+        """Yield interim and final transcripts until the server ends the call.
+
+        ``duration_s`` is the audio sent so far and ``compute_s`` the time since
+        the stream was opened (a streaming recogniser has no separate compute phase).
+        """
         if self._call is None:
             raise ProviderError("stream was not started", provider=_PROVIDER, retryable=False)
         responses = self._call.__aiter__()

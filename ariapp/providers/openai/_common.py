@@ -40,7 +40,7 @@ __all__ = [
     "vendor_errors",
 ]
 
-OPENAI_PIN: Final = "openai==3.51.0"
+OPENAI_PIN: Final = "openai==3.57.0"
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 _CLOSING: set[asyncio.Future[object]] = set()
 _KEY_HINT: Final = "check the API key (and the organization/project it belongs to)"
