@@ -9,6 +9,7 @@ import sys
 
 from ariapp.directory import DirectoryError
 from ariapp.errors import ConfigError
+from ariapp.providers.errors import ProviderError
 from ariapp.settings import Settings
 
 
@@ -28,7 +29,7 @@ def main() -> int:
     async def run() -> None:
         try:
             app = App(settings)
-        except DirectoryError as exc:
+        except (DirectoryError, ProviderError) as exc:
             raise ConfigError(str(exc)) from exc
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()

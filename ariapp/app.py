@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import numpy as np
@@ -24,33 +25,12 @@ from ariapp.calls.session import AiCall, Engine
 from ariapp.calls.tracker import CALL_ID_VAR, CallTracker
 from ariapp.cdr import CdrWriter
 from ariapp.directory import Extension, load_directory
+from ariapp.engine import build_engine
 from ariapp.errors import AriError
 from ariapp.media.resample import resample
 from ariapp.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def build_engine(settings: Settings) -> Engine:
-    from ariapp.conversation.answerer import ExtractiveAnswerer
-    from ariapp.providers.local import PiperTTS, WhisperSTT
-
-    if settings.bench_echo:
-        return Engine(None, PiperTTS(), ExtractiveAnswerer(), echo=True)
-    stt = WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache)
-    return Engine(stt, PiperTTS(), ExtractiveAnswerer(), retriever=build_retriever(settings),
-                  end_of_turn_ms=settings.end_of_turn_ms, pause_ms=min(settings.pause_ms, settings.end_of_turn_ms))
-
-
-def build_retriever(settings: Settings):
-    """The callee's knowledge: USE multilingual embeddings over the Chroma server (default)."""
-    if settings.knowledge_store == "none":
-        return None
-    from knowledge.retrieval import ChromaStore, MemoryStore, Retriever, UsemEmbedder
-
-    store = (ChromaStore(settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix)
-             if settings.knowledge_store == "chroma" else MemoryStore())
-    return Retriever(UsemEmbedder(), store)
 
 
 class App:
@@ -60,7 +40,7 @@ class App:
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app_name)
         self.clock = MediaClock()
         self.cdr = CdrWriter(settings.cdr_dir, settings.state_dir)
-        self.engine = engine or build_engine(settings)
+        self.engine = engine or build_engine(settings, os.environ)
         self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn)
         self.sessions: dict[str, AiCall] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
@@ -128,8 +108,9 @@ class App:
     async def greeting_pcm(self, ext: Extension, rate: int) -> np.ndarray:
         key = (ext.greeting_text, rate)
         if key not in self._greetings:
-            pcm = await self.engine.tts.synthesize_all(ext.greeting_text)
-            self._greetings[key] = resample(pcm, self.engine.tts.sample_rate, rate)
+            tts = self.engine.voice(ext.language)
+            pcm = await tts.synthesize_all(ext.greeting_text)
+            self._greetings[key] = resample(pcm, tts.sample_rate, rate)
         return self._greetings[key]
 
     # --- events ------------------------------------------------------------------------------------

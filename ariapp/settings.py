@@ -47,6 +47,9 @@ class Settings:
     end_of_turn_ms: int
     pause_ms: int
     knowledge_store: str
+    stt_provider: str
+    tts_provider: str
+    llm_provider: str
     chroma_host: str
     chroma_port: int
     knowledge_prefix: str
@@ -105,6 +108,9 @@ class Settings:
             bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
             end_of_turn_ms=integer("AIPBX_END_OF_TURN_MS", 300, 120, 3000),
             knowledge_store=_choice(env, "AIPBX_KNOWLEDGE_STORE", "chroma", ("chroma", "memory", "none")),
+            stt_provider=_choice(env, "AIPBX_STT", "local", ("local", "google", "openai")),
+            tts_provider=_choice(env, "AIPBX_TTS", "local", ("local", "google", "openai")),
+            llm_provider=_choice(env, "AIPBX_LLM", "local", ("local", "gemini", "openai")),
             chroma_host=env.get("AIPBX_CHROMA_HOST", "127.0.0.1"),
             chroma_port=integer("AIPBX_CHROMA_PORT", 8001, 1, 65535),
             knowledge_prefix=env.get("AIPBX_KNOWLEDGE_PREFIX", "kb"),

@@ -62,6 +62,10 @@ class Engine:
     echo: bool = False
     end_of_turn_ms: int = 400
     pause_ms: int = 200
+    voices: dict[str, TextToSpeech] | None = None  # per call language ("en-US", "ko-KR")
+
+    def voice(self, language: str) -> TextToSpeech:
+        return (self.voices or {}).get(language, self.tts)
 
 
 class AiCall:
@@ -233,7 +237,8 @@ class AiCall:
         self.orchestrator = Orchestrator(
             config=ConversationConfig(owner=self.ext.owner, owner_key=self.ext.ext,
                                       greeting_text=self.ext.greeting_text, language=self.ext.language),
-            speaker=self.speaker, media_rate=self.codec.sample_rate, stt=self.engine.stt, tts=self.engine.tts,
+            speaker=self.speaker, media_rate=self.codec.sample_rate, stt=self.engine.stt,
+            tts=self.engine.voice(self.ext.language),
             answerer=self.engine.answerer, retriever=self.engine.retriever,
             greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate), since_answer=self._since_answer,
         )

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from knowledge.retrieval import ChromaServer, ChromaStore, MemoryStore, PineconeStore, UsemEmbedder
-from knowledge.retrieval.errors import RetrievalError
 from tests.knowledge.fakes import FakeServer, pinecone_server
 
 # Nothing in these tests may reach a model hub.
@@ -35,8 +34,8 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
     server = ChromaServer(tmp_path_factory.mktemp("chroma"))
     try:
         server.start(timeout_s=30)
-    except RetrievalError as exc:
-        pytest.fail(f"the Chroma server could not start: {exc}", pytrace=False)
+    except Exception as exc:  # any reason at all: the default store must be testable here
+        pytest.fail(f"the Chroma server could not start: {exc!r}", pytrace=False)
     yield server
     server.stop()
 

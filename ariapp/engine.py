@@ -1,0 +1,112 @@
+"""Build the conversation engine (providers shared by every call) from the settings.
+
+    AIPBX_STT = local | google | openai       speech recognition
+    AIPBX_TTS = local | google | openai       speech synthesis (per call language)
+    AIPBX_LLM = local | gemini | openai       answers (local: the best knowledge passage, no generation)
+
+Keys and endpoints come from the environment through :class:`ariapp.settings.Settings`; a missing
+key fails at start-up with the name of the variable to set. Vendor SDKs are imported only when
+their family is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ariapp.calls.session import Engine
+from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
+from ariapp.errors import ConfigError
+from ariapp.settings import Settings
+
+
+def _require(env: Mapping[str, str], *names: str) -> str:
+    for name in names:
+        if env.get(name):
+            return env[name]
+    raise ConfigError(f"{' or '.join(names)} must be set for the chosen provider")
+
+
+def build_stt(settings: Settings, env: Mapping[str, str]):
+    if settings.stt_provider == "local":
+        from ariapp.providers.local import WhisperSTT
+
+        return WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache)
+    if settings.stt_provider == "google":
+        from ariapp.providers.google import GoogleStreamingSTT, GoogleSTT
+
+        streaming = GoogleStreamingSTT(**_google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None,
+                                       model=env.get("AIPBX_GOOGLE_STT_MODEL", "telephony"))
+        return GoogleSTT(streaming)
+    from ariapp.providers.openai import OpenAISTT
+
+    return OpenAISTT(api_key=_require(env, "OPENAI_API_KEY"), **_openai_url(env),
+                     model=env.get("AIPBX_OPENAI_STT_MODEL", "gpt-4o-mini-transcribe"))
+
+
+def build_tts(settings: Settings, env: Mapping[str, str], language: str):
+    """The voice for one call language ("en-US" or "ko-KR")."""
+    if settings.tts_provider == "local":
+        from ariapp.providers.local import EspeakTTS, PiperTTS
+
+        # piper has an English voice only; espeak-ng speaks Korean, but unintelligibly: the
+        # production Korean voice is Google's (README, "Languages and providers").
+        return PiperTTS() if language.startswith("en") else EspeakTTS(voice="ko")
+    if settings.tts_provider == "google":
+        from ariapp.providers.google import GoogleTTS
+
+        default = "ko-KR-Neural2-A" if language.startswith("ko") else "en-US-Neural2-F"
+        voice = env.get(f"AIPBX_GOOGLE_VOICE_{language[:2].upper()}", default)
+        return GoogleTTS(**_google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None, voice=voice)
+    from ariapp.providers.openai import OpenAITTS
+
+    return OpenAITTS(api_key=_require(env, "OPENAI_API_KEY"), **_openai_url(env),
+                     model=env.get("AIPBX_OPENAI_TTS_MODEL", "gpt-4o-mini-tts"),
+                     voice=env.get("AIPBX_OPENAI_VOICE", "alloy"))
+
+
+def build_answerer(settings: Settings, env: Mapping[str, str]):
+    if settings.llm_provider == "local":
+        return ExtractiveAnswerer()
+    if settings.llm_provider == "gemini":
+        from ariapp.providers.google import GeminiLLM
+
+        llm = GeminiLLM(api_key=_require(env, "GEMINI_API_KEY", "GOOGLE_API_KEY"),
+                        model=env.get("AIPBX_GEMINI_MODEL", "gemini-2.5-flash"),
+                        base_url=env.get("AIPBX_GEMINI_BASE_URL") or None)
+    else:
+        from ariapp.providers.openai import OpenAIChatLLM
+
+        llm = OpenAIChatLLM(api_key=_require(env, "OPENAI_API_KEY"), **_openai_url(env),
+                            model=env.get("AIPBX_OPENAI_MODEL", "gpt-4o-mini"))
+    return LlmAnswerer(llm)
+
+
+def _google_auth(env: Mapping[str, str]) -> dict:
+    if env.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return {"credentials_file": env["GOOGLE_APPLICATION_CREDENTIALS"]}
+    return {"api_key": _require(env, "AIPBX_GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")}
+
+
+def _openai_url(env: Mapping[str, str]) -> dict:
+    base_url = env.get("AIPBX_OPENAI_BASE_URL")
+    return {"base_url": base_url} if base_url else {}
+
+
+def build_retriever(settings: Settings):
+    """The callee's knowledge: USE multilingual embeddings over the Chroma server (default)."""
+    if settings.knowledge_store == "none":
+        return None
+    from knowledge.retrieval import ChromaStore, MemoryStore, Retriever, UsemEmbedder
+
+    store = (ChromaStore(settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix)
+             if settings.knowledge_store == "chroma" else MemoryStore())
+    return Retriever(UsemEmbedder(), store)
+
+
+def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
+    if settings.bench_echo:
+        return Engine(None, build_tts(settings, env, "en-US"), ExtractiveAnswerer(), echo=True)
+    voices = {lang: build_tts(settings, env, lang) for lang in ("en-US", "ko-KR")}
+    return Engine(build_stt(settings, env), voices["en-US"], build_answerer(settings, env),
+                  retriever=build_retriever(settings), end_of_turn_ms=settings.end_of_turn_ms,
+                  pause_ms=min(settings.pause_ms, settings.end_of_turn_ms), voices=voices)

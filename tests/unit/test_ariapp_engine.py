@@ -1,0 +1,57 @@
+"""Choosing providers from the environment: the right classes, and clear start-up errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
+from ariapp.engine import build_answerer, build_stt, build_tts
+from ariapp.errors import ConfigError
+from ariapp.settings import Settings
+
+BASE = {"AIPBX_ARI_PASSWORD": "x", "AIPBX_KNOWLEDGE_STORE": "none"}
+
+
+def settings(**env: str) -> tuple[Settings, dict[str, str]]:
+    merged = {**BASE, **env}
+    return Settings.from_env(merged), merged
+
+
+def test_the_default_is_offline() -> None:
+    s, env = settings()
+    assert (s.stt_provider, s.tts_provider, s.llm_provider) == ("local", "local", "local")
+    assert isinstance(build_answerer(s, env), ExtractiveAnswerer)
+    assert type(build_tts(s, env, "en-US")).__name__ == "PiperTTS"
+    assert type(build_tts(s, env, "ko-KR")).__name__ == "EspeakTTS"
+
+
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"AIPBX_LLM": "openai"}, "OPENAI_API_KEY"),
+    ({"AIPBX_LLM": "gemini"}, "GEMINI_API_KEY"),
+    ({"AIPBX_STT": "openai"}, "OPENAI_API_KEY"),
+    ({"AIPBX_STT": "google"}, "AIPBX_GOOGLE_API_KEY"),
+    ({"AIPBX_TTS": "google"}, "GOOGLE_APPLICATION_CREDENTIALS"),
+])
+def test_a_missing_key_names_the_variable_to_set(env: dict[str, str], variable: str) -> None:
+    s, merged = settings(**env)
+    with pytest.raises(ConfigError, match=variable):
+        if "AIPBX_LLM" in env:
+            build_answerer(s, merged)
+        elif "AIPBX_STT" in env:
+            build_stt(s, merged)
+        else:
+            build_tts(s, merged, "ko-KR")
+
+
+def test_cloud_families_are_built_with_their_keys_and_endpoints() -> None:
+    s, env = settings(AIPBX_LLM="openai", AIPBX_STT="google", AIPBX_TTS="openai", OPENAI_API_KEY="sk-test",
+                      AIPBX_OPENAI_BASE_URL="http://127.0.0.1:9/v1", AIPBX_GOOGLE_API_KEY="g-key")
+    answerer = build_answerer(s, env)
+    assert isinstance(answerer, LlmAnswerer) and type(answerer.llm).__name__ == "OpenAIChatLLM"
+    assert type(build_stt(s, env)).__name__ == "GoogleSTT"
+    assert type(build_tts(s, env, "en-US")).__name__ == "OpenAITTS"
+
+
+def test_an_unknown_provider_is_refused_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="AIPBX_LLM"):
+        Settings.from_env({**BASE, "AIPBX_LLM": "gpt5-local"})
