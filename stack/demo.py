@@ -18,7 +18,21 @@ from softphone.analysis import silent_tail, speech_seconds
 from stack.config import StackConfig
 
 CALLER, CALLEE = "1001", "1002"
-SENTENCE = "Hi, this is Alex from Acme. The delivery will arrive tomorrow at nine in the morning."
+SENTENCE = "Hi, this is Alex from Acme. When is the team meeting next week?"
+# What 1002's owner has told the assistant (until the knowledge console lands, seeded directly into
+# the knowledge store the ARI app searches).
+DEMO_KNOWLEDGE = [
+    "Next Monday's team meeting is at 10 a.m. in room 3.",
+    "Deliveries for Jiyoung Lee go to the reception on the ground floor.",
+]
+
+
+async def _seed_knowledge(cfg: StackConfig) -> None:
+    from knowledge.retrieval import ChromaStore, Document, Retriever, UsemEmbedder
+
+    store = ChromaStore("127.0.0.1", cfg.chroma_port, prefix=f"kb{cfg.name}")
+    retriever = Retriever(UsemEmbedder(), store)
+    await retriever.add(CALLEE, [Document(f"demo-{CALLEE}-{i}", text) for i, text in enumerate(DEMO_KNOWLEDGE)])
 
 
 async def _until(predicate, timeout: float, what: str) -> None:
@@ -36,6 +50,8 @@ async def _demo_call(cfg: StackConfig) -> dict:
     from softphone import Phone
 
     server = ("127.0.0.1", cfg.sip_port)
+    await _seed_knowledge(cfg)
+    print(f"{CALLEE}'s knowledge: " + " / ".join(DEMO_KNOWLEDGE), flush=True)
     tts, stt = PiperTTS(), WhisperSTT(model="tiny.en")
     sentence = resample(await tts.synthesize_all(SENTENCE), tts.sample_rate, 8000)
     callee = Phone(ext=CALLEE, password=cfg.sip_password(CALLEE), server=server, local_ip="127.0.0.1")
@@ -56,7 +72,7 @@ async def _demo_call(cfg: StackConfig) -> dict:
         greeting_end = len(call.received_audio())
         print(f'caller says: "{SENTENCE}"', flush=True)
         await call.play_and_wait(sentence)
-        await _until(lambda: speech_seconds(call.received_audio()[greeting_end:]) > 4.0, 30, "the AI's reply")
+        await _until(lambda: speech_seconds(call.received_audio()[greeting_end:]) > 1.5, 30, "the AI's reply")
         await _until(lambda: silent_tail(call.received_audio(), 1.2), 30, "the end of the reply")
         heard = call.received_audio()
         await call.hangup()

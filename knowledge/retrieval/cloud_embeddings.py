@@ -152,7 +152,8 @@ class GoogleEmbedder(BaseEmbedder):
         vertexai: Talk to Vertex AI instead of the Gemini Developer API.
         timeout_s: Time budget of one HTTP attempt.
         max_retries: Retries on 408/429/5xx (``HttpRetryOptions.attempts`` is this + 1).
-        batch_size: Texts per request (the Gemini API accepts up to 100).
+        batch_size: Texts per request (the Gemini API accepts up to 100); with
+            ``vertexai=True`` every text is its own ``:embedContent`` request.
     """
 
     backend = "google"

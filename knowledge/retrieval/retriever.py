@@ -163,6 +163,7 @@ class Retriever:
         """Embed ``documents`` and upsert them under ``owner`` (same id replaces); returns the count.
 
         Long texts should be split with :func:`~knowledge.retrieval.chunking.chunk_text` first.
+        The time budget is ``timeout_s`` plus 10 ms per document.
         """
         owner = require_owner(owner)
         if not documents:
