@@ -11,8 +11,8 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", nargs="*", default=["pacing", "concurrency", "turns", "barge_in"],
-                        choices=["pacing", "concurrency", "turns", "barge_in"])
+    parser.add_argument("which", nargs="*", default=["pacing", "concurrency", "turns", "barge_in", "knowledge"],
+                        choices=["pacing", "concurrency", "turns", "barge_in", "knowledge"])
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each concurrency step")
@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         report["turns"] = run_turns(args.turns)
     if "barge_in" in args.which:
         report["barge_in"] = run_barge_in()
+    if "knowledge" in args.which:
+        from bench.knowledge import run_search_bench
+
+        report["knowledge"] = run_search_bench()
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0
