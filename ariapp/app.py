@@ -27,6 +27,7 @@ from ariapp.cdr import CdrWriter
 from ariapp.directory import Extension, load_directory
 from ariapp.engine import build_engine
 from ariapp.errors import AriError
+from ariapp.events import EventPublisher, NullPublisher, stream_name
 from ariapp.media.resample import resample
 from ariapp.settings import Settings
 
@@ -41,7 +42,9 @@ class App:
         self.clock = MediaClock()
         self.cdr = CdrWriter(settings.cdr_dir, settings.state_dir)
         self.engine = engine or build_engine(settings, os.environ)
-        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn)
+        self.events = (EventPublisher(settings.redis_url, stream_name(settings.instance)) if settings.events
+                       else NullPublisher())
+        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.events.publish)
         self.sessions: dict[str, AiCall] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._greetings: dict[tuple[str, int], np.ndarray] = {}
@@ -76,6 +79,7 @@ class App:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.clock.run())
+                group.create_task(self.events.run())
                 group.create_task(self.ari.run_events(self.on_event, on_disconnect=self.connected.clear))
         finally:
             warm.cancel()
@@ -146,7 +150,7 @@ class App:
             ext=ext, media_host=self.settings.media_host, media_format=self.settings.media_format,
             jitter_ms=self.settings.jitter_ms, recordings_dir=self.settings.recordings_dir,
             greeting_pcm=self.greeting_pcm, on_waiter=self.waiter, max_seconds=self.settings.max_ai_call_seconds,
-            journal=self.cdr.journal,
+            journal=self.cdr.journal, publish=self.events.publish,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))

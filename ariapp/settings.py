@@ -47,6 +47,8 @@ class Settings:
     end_of_turn_ms: int
     pause_ms: int
     knowledge_store: str
+    redis_url: str
+    events: bool
     stt_provider: str
     tts_provider: str
     llm_provider: str
@@ -108,6 +110,8 @@ class Settings:
             bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
             end_of_turn_ms=integer("AIPBX_END_OF_TURN_MS", 300, 120, 3000),
             knowledge_store=_choice(env, "AIPBX_KNOWLEDGE_STORE", "chroma", ("chroma", "memory", "none")),
+            redis_url=env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            events=env.get("AIPBX_EVENTS", "1") == "1",
             stt_provider=_choice(env, "AIPBX_STT", "local", ("local", "google", "openai")),
             tts_provider=_choice(env, "AIPBX_TTS", "local", ("local", "google", "openai")),
             llm_provider=_choice(env, "AIPBX_LLM", "local", ("local", "gemini", "openai")),

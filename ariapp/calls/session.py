@@ -73,7 +73,7 @@ class AiCall:
                  caller_channel_id: str, ext: Extension, media_host: str, media_format: str,
                  jitter_ms: int, recordings_dir: Path, greeting_pcm: Callable[[Extension, int], Awaitable[np.ndarray]],
                  on_waiter: Callable[[str, str], asyncio.Future], max_seconds: int,
-                 journal: Callable[[CallRecord], None]) -> None:
+                 journal: Callable[[CallRecord], None], publish: Callable[..., None] | None = None) -> None:
         self.ari = ari
         self.clock = clock
         self.engine = engine
@@ -91,6 +91,7 @@ class AiCall:
         self._waiter = on_waiter
         self._max_seconds = max_seconds
         self._journal = journal
+        self._publish = publish or (lambda event_type, call_id, **data: None)
         self._echo = False
         self._frames: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self.speaker = Speaker(self.codec.frame_samples, time.monotonic)
@@ -210,6 +211,7 @@ class AiCall:
         self.record.answered_by = "ai"
         self.record.codec = self.codec.name
         self._journal(self.record)
+        self._publish("call.answered", self.record.call_id, answered_by="ai", ai=True)
         self.clock.add(self, self._send, self._process)
 
     async def _until_ended(self, awaitable: Awaitable):
@@ -241,6 +243,7 @@ class AiCall:
             tts=self.engine.voice(self.ext.language),
             answerer=self.engine.answerer, retriever=self.engine.retriever,
             greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate), since_answer=self._since_answer,
+            publish=lambda event_type, **data: self._publish(event_type, self.record.call_id, **data),
         )
         conversation = asyncio.ensure_future(self.orchestrator.run())
         try:

@@ -38,7 +38,8 @@ def termination_reason(record: CallRecord) -> str:
 
 class CallTracker:
     def __init__(self, cdr: CdrWriter, recordings_dir: Path,
-                 spawn: Callable[[asyncio.Future | object], object]) -> None:
+                 spawn: Callable[[asyncio.Future | object], object],
+                 publish: Callable[..., None] | None = None) -> None:
         self.cdr = cdr
         self.recordings_dir = recordings_dir
         self.calls: dict[str, CallRecord] = {}
@@ -47,6 +48,7 @@ class CallTracker:
         self._sessions_open: set[str] = set()
         self._reports: dict[str, dict] = {}
         self._spawn = spawn
+        self._publish = publish or (lambda event_type, call_id, **data: None)
         self.finished = 0
 
     def call_of(self, channel_id: str) -> CallRecord | None:
@@ -65,6 +67,7 @@ class CallTracker:
             )
             self.calls[call_id] = record
             self.cdr.journal(record)
+            self._publish("call.started", call_id, caller=record.caller, callee=record.callee, start=record.start)
         return record
 
     def on_event(self, event: AriEvent) -> None:
@@ -101,6 +104,7 @@ class CallTracker:
             record.answer = iso(event.timestamp) or utcnow_iso()
             record.answered_by = peer.endpoint if peer else None
             record.recording_dir = str(self.recordings_dir / record.call_id)
+            self._publish("call.answered", call_id=record.call_id, answered_by=record.answered_by, ai=False)
         self.cdr.journal(record)
 
     def _on_ChannelHangupRequest(self, event: AriEvent, channel: Channel) -> None:
@@ -161,6 +165,7 @@ class CallTracker:
                 log.error("could not write call files for %s: %s", call_id, exc)
         if self.cdr.write(record):
             self.finished += 1
+            self._publish("call.ended", call_id=record.call_id, cdr=record.to_cdr())
             log.info("call %s ended: %s (%s -> %s, ai=%s)", call_id, record.termination_reason,
                      record.caller, record.callee, record.ai_handled)
 

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -99,23 +100,29 @@ class ConversationConfig:
         return "ko" if self.language.startswith("ko") else "en"
 
 
-class Retrieval:
-    """What the orchestrator needs from the knowledge base (``knowledge.retrieval.Retriever``)."""
+class Retrieval(Protocol):
+    """What the orchestrator needs from the knowledge base (``knowledge.retrieval.Retriever``):
+    ``search`` returns a result whose ``passages`` have ``text`` and ``score``; passages under
+    ``threshold`` are not used."""
 
-    async def search(self, owner: str, query: str): ...
+    threshold: float
+
+    async def search(self, owner: str, query: str) -> Any: ...
 
 
 class Orchestrator:
     def __init__(self, *, config: ConversationConfig, speaker: Speaker, media_rate: int, stt: SpeechToText,
                  tts: TextToSpeech, answerer: Answerer, retriever: Retrieval | None,
                  greeting: Callable[[], Awaitable[np.ndarray]], since_answer: Callable[[], float],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 publish: Callable[..., None] | None = None) -> None:
         self.config = config
         self.speaker = speaker
         self.rate = media_rate
         self.stt, self.tts, self.answerer, self.retriever = stt, tts, answerer, retriever
         self._greeting = greeting
         self._since_answer = since_answer
+        self._publish = publish or (lambda event_type, **data: None)
         self._clock = clock
         self.state = State.IDLE
         self.turns: list[TurnLog] = []
@@ -139,7 +146,7 @@ class Orchestrator:
         """
         if self._speculative is not None and not self._speculative[1].done():
             return
-        self._speculative = (len(pcm_so_far), asyncio.ensure_future(self._transcribe(pcm_so_far)))
+        self._speculative = (len(pcm_so_far), asyncio.ensure_future(self._transcribe(pcm_so_far, interim=True)))
 
     # --- main loop ---------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -147,7 +154,10 @@ class Orchestrator:
         try:
             while self.state is not State.ENDED:
                 event, payload = await self._events.get()
+                previous = self.state
                 self.state, commands = step(self.state, event)
+                if self.state is not previous:
+                    self._publish("state", state=self.state.value)
                 for command in commands:
                     self._execute(command, event, payload)
         finally:
@@ -219,6 +229,7 @@ class Orchestrator:
             await handle.done.wait()
         finally:
             _mark_unspoken(turn, handle, pieces, piece_ends)
+            self._publish("turn", **asdict(turn))
         if not handle.interrupted:
             self.post(Ev.SPEECH_DONE)
 
@@ -247,6 +258,7 @@ class Orchestrator:
                 turn_in = self._log("caller", question, at=self._since_answer() - (self._clock() - ended_at))
                 turn_in.latency_ms = marks.values  # the same dict: filled in as the turn goes on
                 self._open_question = turn_in
+                self._publish("transcript", speaker="caller", text=question, final=True, t=turn_in.t)
                 with marks.waiting_on_model():
                     passages, scores = await self._retrieve(question)
                 marks.mark("retrieval")
@@ -267,6 +279,7 @@ class Orchestrator:
             filler.cancel()
             if reply is not None:
                 reply.close(self.speaker, marks)
+                self._publish("latency", **marks.values)
 
     async def _generate(self, question: Question, marks: Marks, filler: asyncio.Future, reply: _Reply) -> None:
         """Stream the answer into the speaker, piece by piece, as fast as text and audio arrive."""
@@ -333,9 +346,13 @@ class Orchestrator:
                 await task
         return await self._transcribe(utterance)
 
-    async def _transcribe(self, pcm: np.ndarray) -> Transcript:
+    async def _transcribe(self, pcm: np.ndarray, interim: bool = False) -> Transcript:
         audio = resample(pcm, self.rate, self.stt.sample_rate)
-        return await self.stt.transcribe(audio, self.config.lang)
+        transcript = await self.stt.transcribe(audio, self.config.lang)
+        if interim and transcript.text:  # what we heard so far, shown live before the turn is over
+            self._publish("transcript", speaker="caller", text=transcript.text, final=False,
+                          t=round(self._since_answer(), 2))
+        return transcript
 
     async def _retrieve(self, question: str) -> tuple[list[str], list[float]]:
         """Passages of the callee's knowledge above the retriever's threshold, best first."""

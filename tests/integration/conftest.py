@@ -49,6 +49,11 @@ def pbx(tmp_path_factory) -> Pbx:
     asterisk.start()
     yield Pbx(cfg, asterisk)
     asterisk.stop()
+    import redis
+
+    from ariapp.events import stream_name
+
+    redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(stream_name(cfg.name))
 
 
 @pytest.fixture(scope="session")

@@ -109,3 +109,44 @@ async def _fail_then_answer(phones, fake) -> list[str]:
         assert not call.ended.is_set()
         await call.hangup()
     return heard
+
+
+def stream_events(pbx, call_id: str | None = None) -> list[dict]:
+    import redis
+
+    from ariapp.events import stream_name
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    events = [{**fields, "data": json.loads(fields["data"])} for _id, fields in
+              client.xrange(stream_name(pbx.cfg.name))]
+    return [e for e in events if call_id is None or e["call_id"] == call_id]
+
+
+async def test_the_console_can_follow_a_call_from_its_event_stream(pbx, ariapp, knowledge_store, phones):
+    # given a conversation with the AI
+    await seed(pbx, "1004", [MEETING])
+    before = {e["event_id"] for e in stream_events(pbx)}
+    await ask(phones, "1004", "When is the team meeting next week?")
+    # then the stream tells the whole call, in order, each event once
+    await until(lambda: any(e["type"] == "call.ended" for e in stream_events(pbx) if e["event_id"] not in before),
+                10, "call.ended")
+    events = [e for e in stream_events(pbx) if e["event_id"] not in before]
+    call_id = events[0]["call_id"]
+    events = [e for e in events if e["call_id"] == call_id]
+    types = [e["type"] for e in events]
+    assert types[0] == "call.started" and types[-1] == "call.ended"
+    assert "call.answered" in types and types.count("call.ended") == 1
+    finals = [e["data"]["text"].lower() for e in events if e["type"] == "transcript" and e["data"]["final"]]
+    assert any("team meeting" in text for text in finals), finals
+    interims = [i for i, e in enumerate(events) if e["type"] == "transcript" and not e["data"]["final"]]
+    first_final = next(i for i, e in enumerate(events) if e["type"] == "transcript" and e["data"]["final"])
+    assert interims and interims[0] < first_final  # heard live, before the turn was over
+    states = [e["data"]["state"] for e in events if e["type"] == "state"]
+    assert states[:3] == ["greeting", "listening", "thinking"] and "speaking" in states
+    ai_turns = [e["data"] for e in events if e["type"] == "turn"]
+    assert any("room 3" in turn["text"] or "room three" in turn["text"] for turn in ai_turns), ai_turns
+    latency = [e["data"] for e in events if e["type"] == "latency"]
+    assert latency and {"stt_final", "first_rtp"} <= set(latency[0])
+    assert len({e["event_id"] for e in events}) == len(events)
+    ended = events[-1]["data"]["cdr"]
+    assert ended["call_id"] == call_id and ended["ai_handled"] is True
