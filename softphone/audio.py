@@ -37,9 +37,9 @@ def resample(pcm: npt.ArrayLike, rate_in: int, rate_out: int = RATE) -> Pcm:
     samples = as_int16(pcm)
     if rate_in == rate_out or samples.size == 0:
         return samples
-    import soxr  # imported lazily: only needed when the caller's rate differs
+    from ariapp.media.resample import resample as hq_resample  # the media plane's anti-aliasing resampler
 
-    return soxr.resample(samples, rate_in, rate_out, quality="HQ").astype(np.int16)
+    return hq_resample(samples, rate_in, rate_out)
 
 
 def tone(freq: float, seconds: float, amplitude_dbfs: float = -12.0, rate: int = RATE) -> Pcm:

@@ -40,6 +40,7 @@ from ariapp.providers.errors import (
     ProviderUnavailable,
 )
 from ariapp.providers.local.models import check_whisper_model, resolve_whisper_model
+from ariapp.providers.local.workers import worker
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]
@@ -52,17 +53,10 @@ _MAX_NEW_TOKENS: Final = 220  # Whisper's decoder context is 448 tokens; half of
 
 _MODELS: dict[tuple[Path, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
-_EXECUTOR: ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
-    """The process-wide inference thread (created on first use)."""
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        return _EXECUTOR
+    return worker("whisper")
 
 
 def _load_model(model_dir: Path, cpu_threads: int) -> WhisperModel:

@@ -33,6 +33,7 @@ from ariapp.providers.errors import (
     ProviderUnavailable,
 )
 from ariapp.providers.local.models import PiperVoiceFiles, piper_voice_files
+from ariapp.providers.local.workers import worker
 
 if TYPE_CHECKING:
     from piper import PiperVoice, SynthesisConfig
@@ -42,8 +43,6 @@ __all__ = ["EspeakTTS", "PiperTTS", "normalize_english_times"]
 _DONE: Final = object()
 _VOICES: dict[Path, PiperVoice] = {}
 _VOICES_LOCK = threading.Lock()
-_EXECUTOR: ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
 
 # espeak reads the digits in "10 am" as a time but the words in "ten am" as the
 # verb "am" (/æm/), which Whisper then hears as "and". Spelling it "a.m." fixes
@@ -61,11 +60,7 @@ def normalize_english_times(text: str) -> str:
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
-        return _EXECUTOR
+    return worker("piper")
 
 
 def _load_voice(files: PiperVoiceFiles) -> PiperVoice:
