@@ -92,7 +92,7 @@ class AiCall:
         self._max_seconds = max_seconds
         self._journal = journal
         self._publish = publish or (lambda event_type, call_id, **data: None)
-        self._echo = False
+        self._loopback = False  # benchmark mode: the caller hears themselves
         self._frames: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self.speaker = Speaker(self.codec.frame_samples, time.monotonic)
         self.listener = Listener(self.codec.sample_rate, self._on_caller_started, self._on_utterance,
@@ -123,7 +123,7 @@ class AiCall:
         """Phase 1 of a tick: exactly one frame out, as close to the deadline as possible."""
         inbound = self.media.receive_frame()
         outbound = self.speaker.next_frame()
-        if outbound is None and self._echo:
+        if outbound is None and self._loopback:
             outbound = inbound
         self.media.send_frame(outbound)
         self._frames = (inbound, outbound)
@@ -260,7 +260,7 @@ class AiCall:
         self.speaker.finish(handle)
         await self._until_ended(handle.done.wait())
         self.listener.enabled = False
-        self._echo = True
+        self._loopback = True
         await self.ended.wait()
         raise CallEnded
 

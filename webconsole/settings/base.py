@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "webconsole.core",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -136,3 +137,14 @@ LOGGING = {
     # drop it so each record is printed once, by the root handler.
     "loggers": {"django": {"handlers": [], "propagate": True}},
 }
+
+# --- Knowledge base: PostgreSQL is the source of truth, the vector store an index ---
+import os as _os  # noqa: E402
+
+AIPBX_KNOWLEDGE_STORE = _os.environ.get("AIPBX_KNOWLEDGE_STORE", "").strip() or "chroma"  # chroma | memory
+AIPBX_CHROMA_HOST = _os.environ.get("AIPBX_CHROMA_HOST", "").strip() or "127.0.0.1"
+AIPBX_CHROMA_PORT = int(_os.environ.get("AIPBX_CHROMA_PORT", "").strip() or "8001")
+AIPBX_KNOWLEDGE_PREFIX = _os.environ.get("AIPBX_KNOWLEDGE_PREFIX", "").strip() or "kbdev"
+AIPBX_KNOWLEDGE_MIN_CONFIDENCE = float(_os.environ.get("AIPBX_KNOWLEDGE_MIN_CONFIDENCE", "").strip() or "0.7")
+AIPBX_RECORDINGS_DIR = Path(_os.environ.get("AIPBX_RECORDINGS_DIR", "").strip() or BASE_DIR / "recordings")
+AIPBX_EXTENSIONS_FILE = BASE_DIR / "asterisk" / "extensions.yaml"
