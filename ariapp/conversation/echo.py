@@ -24,18 +24,20 @@ class EchoGuard:
         self.threshold = threshold
         self._floor = 32768.0 * 10 ** (silence_dbfs / 20)
         self._talk = 32768.0 * 10 ** (talk_dbfs / 20)
-        self._inbound = np.zeros(self.window, dtype=np.float64)
-        self._outbound = np.zeros(self.window + self.max_delay, dtype=np.float64)
+        # Ring buffers of int16, written in place every tick (this runs on the media clock for every
+        # call); they are unrolled into float arrays only when an onset is judged.
+        self._in = _Ring(self.window)
+        self._out = _Ring(self.window + self.max_delay)
         self.last_score = 0.0
 
     def feed(self, inbound: np.ndarray | None, outbound: np.ndarray | None, frame: int) -> None:
         """Once per tick: the caller's frame and ours (``None`` = silence), ``frame`` samples each."""
-        self._inbound = _push(self._inbound, inbound, frame)
-        self._outbound = _push(self._outbound, outbound, frame)
+        self._in.write(inbound, frame)
+        self._out.write(outbound, frame)
 
     def recently_spoke(self) -> bool:
         """Whether we sent anything audible within the echo window."""
-        return float(np.sqrt(np.mean(self._outbound**2))) > self._floor
+        return _rms(self._out.ordered()) > self._floor
 
     def caller_over_echo(self) -> bool:
         """While an onset judged echo lasts: is the caller now really talking (loud and not ours)?
@@ -43,22 +45,41 @@ class EchoGuard:
         A quiet window is never the caller: the end of an echo is quiet and decorrelates, and must
         not be mistaken for speech.
         """
-        loud = float(np.sqrt(np.mean(self._inbound**2))) > self._talk
-        return loud and not self.is_echo()
+        return _rms(self._in.ordered()) > self._talk and not self.is_echo()
 
     def is_echo(self) -> bool:
         """True when the caller's last ``window`` looks like a delayed copy of our own audio."""
-        if not self.recently_spoke():
+        reference = self._out.ordered()
+        if _rms(reference) <= self._floor:
             self.last_score = 0.0
             return False
-        self.last_score = max_normalised_correlation(self._inbound, self._outbound)
+        self.last_score = max_normalised_correlation(self._in.ordered(), reference)
         return self.last_score >= self.threshold
 
 
-def _push(buffer: np.ndarray, frame: np.ndarray | None, size: int) -> np.ndarray:
-    shifted = np.roll(buffer, -size)
-    shifted[-size:] = 0.0 if frame is None else frame.astype(np.float64)
-    return shifted
+class _Ring:
+    def __init__(self, size: int) -> None:
+        self.data = np.zeros(size, dtype=np.int16)
+        self.pos = 0
+
+    def write(self, frame: np.ndarray | None, size: int) -> None:
+        end = self.pos + size
+        if end <= len(self.data):
+            self.data[self.pos:end] = 0 if frame is None else frame
+        else:  # sizes that do not divide the ring: wrap
+            values = np.zeros(size, np.int16) if frame is None else frame
+            first = len(self.data) - self.pos
+            self.data[self.pos:] = values[:first]
+            self.data[: size - first] = values[first:]
+        self.pos = end % len(self.data)
+
+    def ordered(self) -> np.ndarray:
+        """Oldest to newest, as float64."""
+        return np.concatenate([self.data[self.pos:], self.data[: self.pos]]).astype(np.float64)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x**2)))
 
 
 def max_normalised_correlation(x: np.ndarray, reference: np.ndarray) -> float:
