@@ -28,6 +28,7 @@ from ariapp.directory import Extension, load_directory
 from ariapp.engine import build_engine
 from ariapp.errors import AriError
 from ariapp.events import EventPublisher, NullPublisher, stream_name
+from ariapp.followup import FollowUp
 from ariapp.media.resample import resample
 from ariapp.settings import Settings
 
@@ -44,7 +45,9 @@ class App:
         self.engine = engine or build_engine(settings, os.environ)
         self.events = (EventPublisher(settings.redis_url, stream_name(settings.instance)) if settings.events
                        else NullPublisher())
-        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.events.publish)
+        self.followup = FollowUp(settings.redis_url, settings.celery_queue) if settings.extract_after_call else None
+        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.events.publish,
+                                   self.followup.call_finished if self.followup else None)
         self.sessions: dict[str, AiCall] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._greetings: dict[tuple[str, int], np.ndarray] = {}

@@ -49,6 +49,8 @@ class Settings:
     knowledge_store: str
     redis_url: str
     events: bool
+    extract_after_call: bool
+    celery_queue: str
     stt_provider: str
     tts_provider: str
     llm_provider: str
@@ -112,6 +114,8 @@ class Settings:
             knowledge_store=_choice(env, "AIPBX_KNOWLEDGE_STORE", "chroma", ("chroma", "memory", "none")),
             redis_url=env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
             events=env.get("AIPBX_EVENTS", "1") == "1",
+            extract_after_call=env.get("AIPBX_EXTRACT_AFTER_CALL", "1") == "1",
+            celery_queue=env.get("AIPBX_CELERY_QUEUE", "celery"),
             stt_provider=_choice(env, "AIPBX_STT", "local", ("local", "google", "openai")),
             tts_provider=_choice(env, "AIPBX_TTS", "local", ("local", "google", "openai")),
             llm_provider=_choice(env, "AIPBX_LLM", "local", ("local", "gemini", "openai")),

@@ -43,6 +43,8 @@ def scratch_config(name: str, base: Path, *, ring_seconds: int | None = 2) -> St
         ari_app=f"aipbx-{name}",
         qualify_seconds=0,
         no_answer_override=ring_seconds,
+        # No worker consumes a scratch instance's calls unless a test starts one for its own queue.
+        extra_env={"AIPBX_EXTRACT_AFTER_CALL": "0"},
     )
 
 

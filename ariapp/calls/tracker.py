@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ariapp.ari.models import AriEvent, Channel
@@ -39,7 +39,8 @@ def termination_reason(record: CallRecord) -> str:
 class CallTracker:
     def __init__(self, cdr: CdrWriter, recordings_dir: Path,
                  spawn: Callable[[asyncio.Future | object], object],
-                 publish: Callable[..., None] | None = None) -> None:
+                 publish: Callable[..., None] | None = None,
+                 finished: Callable[[str, bool], Awaitable[None]] | None = None) -> None:
         self.cdr = cdr
         self.recordings_dir = recordings_dir
         self.calls: dict[str, CallRecord] = {}
@@ -49,6 +50,7 @@ class CallTracker:
         self._reports: dict[str, dict] = {}
         self._spawn = spawn
         self._publish = publish or (lambda event_type, call_id, **data: None)
+        self._on_finished = finished
         self.finished = 0
 
     def call_of(self, channel_id: str) -> CallRecord | None:
@@ -166,6 +168,9 @@ class CallTracker:
         if self.cdr.write(record):
             self.finished += 1
             self._publish("call.ended", call_id=record.call_id, cdr=record.to_cdr())
+            if self._on_finished is not None:
+                turns = (report or {}).get("turns") or []
+                await self._on_finished(call_id, any(t.get("text") for t in turns))
             log.info("call %s ended: %s (%s -> %s, ai=%s)", call_id, record.termination_reason,
                      record.caller, record.callee, record.ai_handled)
 
