@@ -16,7 +16,7 @@ EXTRACT_TASK = "knowledge.tasks.extract_knowledge_task"
 
 
 class FollowUp:
-    def __init__(self, broker_url: str, queue: str = "celery") -> None:
+    def __init__(self, broker_url: str, queue: str = "aipbx") -> None:
         from celery import Celery
 
         self._celery = Celery("aipbx-ariapp", broker=broker_url)

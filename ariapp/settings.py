@@ -115,7 +115,7 @@ class Settings:
             redis_url=env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
             events=env.get("AIPBX_EVENTS", "1") == "1",
             extract_after_call=env.get("AIPBX_EXTRACT_AFTER_CALL", "1") == "1",
-            celery_queue=env.get("AIPBX_CELERY_QUEUE", "celery"),
+            celery_queue=env.get("AIPBX_CELERY_QUEUE", "aipbx"),  # the worker's CELERY_TASK_DEFAULT_QUEUE
             stt_provider=_choice(env, "AIPBX_STT", "local", ("local", "google", "openai")),
             tts_provider=_choice(env, "AIPBX_TTS", "local", ("local", "google", "openai")),
             llm_provider=_choice(env, "AIPBX_LLM", "local", ("local", "gemini", "openai")),

@@ -1,0 +1,314 @@
+"""Knowledge extraction from a finished call: the design's usefulness judgement (section 4.4).
+
+Theory of operation: a call's transcript is a list of :class:`Turn` (speaker
+``caller``/``ai``/``callee``). A :class:`Judge` reads it and answers with the
+design's JSON::
+
+    {"is_useful": bool, "confidence": 0..1, "reason": str,
+     "extracted_info": [{"text": str, "category": "약속|정보|지시|기타", "keywords": [str]}]}
+
+Two judges:
+
+* :class:`LlmJudge` prompts a generative ``LanguageModel`` with the design's
+  prompt and parses its answer strictly: anything but that JSON raises
+  :class:`ExtractionError` (and the task writes nothing).
+* :class:`RuleJudge`, the offline default: splits the relevant utterances into
+  sentences and proposes those that carry facts (dates, times, weekdays in
+  Korean and English, numbers, places, phone numbers, codes/addresses,
+  instructions; questions are never facts), with a
+  confidence that grows with the number of kinds of fact found.
+
+Relevant utterances are the callee's (a normal call) and, when the AI
+answered, the caller's (the message the AI took); the AI's own words only
+repeat or invent, so they are never proposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from knowledge.models import Category
+
+__all__ = [
+    "DESIGN_PROMPT",
+    "ExtractionError",
+    "Judge",
+    "JudgeUnavailable",
+    "LlmJudge",
+    "RuleJudge",
+    "Turn",
+    "category_of",
+    "parse_judgement",
+    "relevant_turns",
+]
+
+
+class ExtractionError(Exception):
+    """The input or the judge's answer is unusable; ``retryable`` is always False."""
+
+    retryable = False
+
+
+class JudgeUnavailable(Exception):
+    """The judge's model timed out or failed transiently: the task retries later."""
+
+    retryable = True
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One utterance; ``start_s``/``end_s`` are seconds from the start of the call."""
+
+    speaker: str
+    text: str
+    start_s: float
+    end_s: float
+
+
+class Judge(Protocol):
+    """Decides what of a call is worth remembering; returns the design's JSON dict."""
+
+    def judge(self, turns: Sequence[Turn]) -> dict[str, Any]:
+        """Judge ``turns`` (the whole call, in order)."""
+        ...
+
+
+_CATEGORY_NAMES: Final = {
+    "약속": Category.APPOINTMENT, "정보": Category.INFO, "지시": Category.INSTRUCTION, "기타": Category.OTHER,
+    "appointment": Category.APPOINTMENT, "info": Category.INFO, "information": Category.INFO,
+    "instruction": Category.INSTRUCTION, "other": Category.OTHER,
+}
+
+
+def category_of(name: str) -> str:
+    """The model's category for a design category name (Korean or English); unknown -> other."""
+    return _CATEGORY_NAMES.get(name.strip().lower(), Category.OTHER)
+
+
+def relevant_turns(turns: Sequence[Turn]) -> list[Turn]:
+    """The callee's turns, plus the caller's when the AI handled the call."""
+    ai_call = any(turn.speaker == "ai" for turn in turns)
+    wanted = {"callee", "caller"} if ai_call else {"callee"}
+    return [turn for turn in turns if turn.speaker in wanted and turn.text.strip()]
+
+
+DESIGN_PROMPT: Final = """다음 통화 내용을 분석하여 향후 AI 비서가 활용할 수 있는
+유용한 정보가 있는지 판단하세요.
+
+유용한 정보 예시:
+- 약속 일정
+- 연락처 정보
+- 업무 지시사항
+- 자주 묻는 질문에 대한 답변
+- 개인 선호도
+
+통화 내용:
+{transcript}
+
+출력 형식 (JSON 하나만 출력하세요):
+{{
+  "is_useful": true/false,
+  "confidence": 0.0-1.0,
+  "reason": "판단 이유",
+  "extracted_info": [
+    {{
+      "text": "추출할 텍스트",
+      "category": "약속|정보|지시|기타",
+      "keywords": ["키워드1", "키워드2"]
+    }}
+  ]
+}}"""
+
+_FENCE: Final = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+def parse_judgement(answer: str) -> dict[str, Any]:
+    """Parse and validate a judge's JSON answer (a surrounding code fence is tolerated).
+
+    Raises:
+        ExtractionError: Not JSON, or not the design's shape.
+    """
+    fenced = _FENCE.match(answer)
+    body = fenced.group(1) if fenced else answer.strip()
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ExtractionError(f"the judge's answer is not valid JSON ({exc.msg} at char {exc.pos}): "
+                              f"{answer[:120]!r}") from exc
+    if not isinstance(data, dict):
+        raise ExtractionError(f"the judge's answer must be a JSON object, got {type(data).__name__}")
+    if not isinstance(data.get("is_useful"), bool):
+        raise ExtractionError("the judge's answer lacks a boolean 'is_useful'")
+    confidence = data.get("confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.0 <= confidence <= 1.0:
+        raise ExtractionError(f"'confidence' must be a number in [0, 1], got {confidence!r}")
+    info = data.get("extracted_info", [])
+    if not isinstance(info, list):
+        raise ExtractionError("'extracted_info' must be a list")
+    for index, entry in enumerate(info):
+        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str) or not entry["text"].strip():
+            raise ExtractionError(f"extracted_info[{index}] needs a non-empty 'text'")
+        keywords = entry.get("keywords", [])
+        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+            raise ExtractionError(f"extracted_info[{index}].keywords must be a list of strings")
+        if not isinstance(entry.get("category", "기타"), str):
+            raise ExtractionError(f"extracted_info[{index}].category must be a string")
+    data.setdefault("reason", "")
+    data["extracted_info"] = info
+    return data
+
+
+class LlmJudge:
+    """The design's judgement by a generative model (``ariapp.providers.base.LanguageModel``).
+
+    Args:
+        llm: Any object with the ``LanguageModel.stream`` coroutine-iterator method.
+        max_tokens: Answer budget.
+        timeout_s: Time budget of the whole answer.
+    """
+
+    def __init__(self, llm: Any, *, max_tokens: int = 800, timeout_s: float = 60.0) -> None:
+        self.llm = llm
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+
+    def prompt(self, turns: Sequence[Turn]) -> str:
+        """The design's prompt filled with the transcript (``[speaker] text`` lines)."""
+        transcript = "\n".join(f"[{turn.speaker}] {turn.text}" for turn in turns)
+        return DESIGN_PROMPT.format(transcript=transcript)
+
+    def judge(self, turns: Sequence[Turn]) -> dict[str, Any]:
+        """Ask the model (blocking) and return its validated JSON.
+
+        Raises:
+            ExtractionError: Malformed answer, or the model failed for good.
+            JudgeUnavailable: Timeout, or a provider error marked ``retryable``.
+        """
+        try:
+            answer = asyncio.run(self._ask(self.prompt(turns)))
+        except TimeoutError as exc:
+            raise JudgeUnavailable(f"the language model gave no answer within {self.timeout_s} s") from exc
+        except Exception as exc:  # the provider's own hierarchy, translated at this boundary
+            if getattr(exc, "retryable", False):
+                raise JudgeUnavailable(f"the language model failed: {exc}") from exc
+            raise ExtractionError(f"the language model failed: {exc}") from exc
+        return parse_judgement(answer)
+
+    async def _ask(self, prompt: str) -> str:
+        from ariapp.providers.base import ChatMessage  # pure module; imported here to keep Django apps light
+
+        messages = [ChatMessage("system", "You extract reusable facts from phone calls. Answer with JSON only."),
+                    ChatMessage("user", prompt)]
+        parts: list[str] = []
+        async with asyncio.timeout(self.timeout_s):
+            async for delta in self.llm.stream(messages, max_tokens=self.max_tokens, temperature=0.0):
+                parts.append(delta)
+        return "".join(parts)
+
+
+# --- RuleJudge ---------------------------------------------------------------------------------
+_WEEKDAYS_EN: Final = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_FEATURES: Final[dict[str, re.Pattern[str]]] = {
+    "time": re.compile(
+        rf"\b(?:{_WEEKDAYS_EN}|today|tomorrow|tonight|yesterday|next week|this week|noon|midnight|"
+        r"o'clock|morning|afternoon|evening|january|february|march|april|may|june|july|august|"
+        r"september|october|november|december)\b|\b\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)|"
+        r"[월화수목금토일]요일|오늘|내일|모레|어제|다음\s*주|이번\s*주|오전|오후|아침|저녁|점심|"
+        r"\d{1,2}\s*시(?:\s*\d{1,2}\s*분|\s*반)?|\d{1,2}\s*월\s*\d{1,2}\s*일",
+        re.IGNORECASE),
+    "phone": re.compile(r"\b\d{2,4}-\d{3,4}-\d{4}\b|\b(?:extension|ext\.?)\s*\d{2,6}\b|내선\s*\d{2,6}",
+                        re.IGNORECASE),
+    "place": re.compile(r"\b(?:room|floor|office|building|lobby|street|station|desk|hall)\b|"
+                        r"회의실|사무실|층|호실|건물|로비|역|\d+\s*호", re.IGNORECASE),
+    "detail": re.compile(r"\b(?:password|passcode|code|address|e-?mail|account)\b|[\w.+-]+@[\w-]+\.[\w.]+|"
+                         r"비밀번호|주소|이메일|계좌", re.IGNORECASE),
+    "instruction": re.compile(r"\b(?:please|call (?:me )?back|make sure|don't forget|remember to|do not|never|"
+                              r"need to|have to|must|should)\b|해\s*주세요|주세요|하세요|부탁|전화\s*주",
+                              re.IGNORECASE),
+    "number": re.compile(r"\d"),
+}
+_SENTENCE_END: Final = re.compile(r"[.!?。！？]+(?=\s|$)|\n")
+_ABBREVIATION: Final = re.compile(r"(?:\b[ap]\.m|\b(?:mr|mrs|ms|dr|st|no|vs|etc|e\.g|i\.e))\.$", re.IGNORECASE)
+# Transcripts often lack punctuation: a Korean sentence-final ending followed by a blank ends a sentence.
+_KO_ENDINGS: Final = ("니다", "세요", "어요", "아요", "해요", "에요", "예요", "네요", "죠")
+_KO_END: Final = re.compile("(?:" + "|".join(f"(?<={end})" for end in _KO_ENDINGS) + r")\s+")
+_MIN_WORDS: Final = 3
+# A question asks for a fact, it does not state one.
+_QUESTION: Final = re.compile(
+    r"[?？]\s*$|^(?:when|where|what|who|why|how|which|is|are)\b|"
+    r"언제|어디|무엇|뭐|몇\s*시|누구|어떻게|나요\s*$|까요\s*$", re.IGNORECASE)
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences of ``text``; "a.m." or "Dr." followed by a lower-case word does not end one."""
+    pieces: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        following = text[match.end():].lstrip()[:1]
+        if _ABBREVIATION.search(text[start : match.end()]) and following and not following.isupper():
+            continue
+        pieces.append(text[start : match.end()])
+        start = match.end()
+    pieces.append(text[start:])
+    return [part.strip() for piece in pieces for part in _KO_END.split(piece) if part.strip()]
+
+
+class RuleJudge:
+    """Offline judge: fact-bearing sentences of the relevant turns, no generative model.
+
+    Args:
+        min_confidence: Sentences scoring below are not proposed.
+    """
+
+    def __init__(self, min_confidence: float = 0.7) -> None:
+        self.min_confidence = min_confidence
+
+    def score(self, sentence: str) -> tuple[float, set[str], list[str]]:
+        """``(confidence, kinds of fact, matched keywords)`` of one sentence."""
+        kinds: set[str] = set()
+        keywords: list[str] = []
+        for kind, pattern in _FEATURES.items():
+            found = [m.group().strip() for m in pattern.finditer(sentence)]
+            if found:
+                kinds.add(kind)
+                if kind != "number":
+                    keywords.extend(found)
+        if not kinds or len(sentence.split()) < _MIN_WORDS or _QUESTION.search(sentence):
+            return 0.0, kinds, []
+        # number alone is weak ("one", "two" in chit-chat are words, digits usually mean a fact)
+        strong = len(kinds - {"number"})
+        confidence = min(0.95, 0.45 + 0.2 * strong + (0.1 if "number" in kinds else 0.0))
+        return round(confidence, 2), kinds, list(dict.fromkeys(k.lower() for k in keywords))[:8]
+
+    def judge(self, turns: Sequence[Turn]) -> dict[str, Any]:
+        """Propose the fact-bearing sentences scoring at least ``min_confidence``."""
+        proposals: list[dict[str, Any]] = []
+        for turn in relevant_turns(turns):
+            for sentence in _sentences(turn.text):
+                confidence, kinds, keywords = self.score(sentence)
+                if confidence < self.min_confidence:
+                    continue
+                proposals.append({
+                    "text": sentence, "category": _rule_category(kinds), "keywords": keywords,
+                    "confidence": confidence, "speaker": turn.speaker,
+                    "span": {"start_s": turn.start_s, "end_s": turn.end_s},
+                })
+        best = max((p["confidence"] for p in proposals), default=0.0)
+        reason = (f"{len(proposals)} sentence(s) carry dates, places, numbers or instructions" if proposals
+                  else "no sentence carries a date, place, number, phone number or instruction")
+        return {"is_useful": bool(proposals), "confidence": best, "reason": reason, "extracted_info": proposals}
+
+
+def _rule_category(kinds: set[str]) -> str:
+    if "instruction" in kinds:
+        return "지시"
+    if "time" in kinds:
+        return "약속"
+    if kinds & {"phone", "place", "number", "detail"}:
+        return "정보"
+    return "기타"

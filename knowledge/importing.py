@@ -1,0 +1,197 @@
+"""Import an owner's knowledge from files: plain text, Markdown, CSV (question,answer).
+
+Theory of operation: a file is first *parsed* completely into a list of texts
+(:func:`parse_file`), so a bad file (unknown extension, binary content, CSV
+without ``question``/``answer`` columns) is refused before anything is
+written. Then :func:`import_file` adds the texts as **approved** items
+(``source=import``) in one transaction, recording progress in an
+:class:`~knowledge.models.ImportJob` row (kept on failure, with the error) and
+reporting each step to an optional callback (the command draws a progress bar).
+Importing the same file twice stores nothing new: ``do_add_item`` merges
+duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+
+from knowledge.actions import do_add_items
+from knowledge.models import Category, ImportJob, Source, Status
+
+__all__ = ["SUPPORTED_SUFFIXES", "ImportFailed", "check_owner", "import_file", "parse_file"]
+
+SUPPORTED_SUFFIXES: Final = (".txt", ".text", ".md", ".markdown", ".csv")
+MAX_FILE_BYTES: Final = 5 * 1024 * 1024
+
+Progress = Callable[[int, int], None]
+
+
+class ImportFailed(Exception):
+    """The file cannot be imported; the message says why (nothing was written)."""
+
+
+def check_owner(owner: str) -> None:
+    """Refuse an owner that is not an extension of ``asterisk/extensions.yaml``."""
+    from django.conf import settings
+
+    from ariapp.directory import DirectoryError, load_directory
+
+    try:
+        directory = load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))
+    except DirectoryError as exc:
+        raise ImportFailed(f"extension directory unreadable: {exc}") from exc
+    if not owner or directory.get(owner) is None:
+        known = ", ".join(ext.ext for ext in directory)
+        raise ImportFailed(f"unknown owner {owner!r}; known extensions: {known}")
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise ImportFailed(f"{path}: no such file")
+    raw = path.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        raise ImportFailed(f"{path}: {len(raw)} bytes is over the {MAX_FILE_BYTES}-byte limit")
+    if b"\x00" in raw:
+        raise ImportFailed(f"{path}: binary file, expected UTF-8 text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+
+
+_HEADING: Final = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+
+
+def parse_markdown(text: str) -> list[str]:
+    """One text per paragraph; a paragraph is prefixed with the heading it sits under."""
+    items: list[str] = []
+    heading = ""
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        body = " ".join(line.strip() for line in paragraph).strip()
+        paragraph.clear()
+        if body:
+            items.append(f"{heading}: {body}" if heading else body)
+
+    for line in text.splitlines():
+        match = _HEADING.match(line)
+        if match:
+            flush()
+            heading = match.group(1).strip()
+        elif not line.strip():
+            flush()
+        else:
+            paragraph.append(re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+", "", line))
+    flush()
+    return items
+
+
+def parse_plain(text: str) -> list[str]:
+    """One text per blank-line-separated paragraph."""
+    return [" ".join(block.split()) for block in re.split(r"\n\s*\n", text) if block.strip()]
+
+
+def parse_csv(text: str, name: str) -> list[str]:
+    """``Q: question A: answer`` per row of a CSV with ``question`` and ``answer`` columns."""
+    reader = csv.DictReader(io.StringIO(text))
+    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
+    if "question" not in columns or "answer" not in columns:
+        raise ImportFailed(f"{name}: CSV needs 'question' and 'answer' columns, found {list(columns) or 'none'}")
+    items = []
+    try:
+        for row in reader:
+            question = (row.get(columns["question"]) or "").strip()
+            answer = (row.get(columns["answer"]) or "").strip()
+            if question and answer:
+                items.append(f"Q: {question} A: {answer}")
+    except csv.Error as exc:
+        raise ImportFailed(f"{name}: malformed CSV at line {reader.line_num}: {exc}") from exc
+    return items
+
+
+def parse_file(path: Path) -> list[str]:
+    """The texts to import from ``path`` (checked completely before anything is written)."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ImportFailed(f"{path}: unsupported file type {suffix or '(none)'!r}; "
+                           f"use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    text = _read_text(path)
+    if suffix == ".csv":
+        items = parse_csv(text, str(path))
+    elif suffix in (".md", ".markdown"):
+        items = parse_markdown(text)
+    else:
+        items = parse_plain(text)
+    if not items:
+        raise ImportFailed(f"{path}: no text to import")
+    return items
+
+
+def import_file(owner: str, path: Path, progress: Progress | None = None, batch: int = 25) -> ImportJob:
+    """Import ``path`` for ``owner`` as approved items; returns the finished job.
+
+    Raises:
+        ImportFailed: Bad owner or file (nothing written), or the items were saved
+            but indexing them failed after the commit (the message says to reindex).
+        RetrievalError: The embedder failed; the items were rolled back, the job is ``failed``.
+    """
+    check_owner(owner)
+    texts = parse_file(path)
+    job = ImportJob.objects.create(owner=owner, filename=str(path), total=len(texts))
+    reporter = _ProgressWriter(job.pk)
+    committed: list[bool] = []
+    try:
+        with transaction.atomic():
+            # Registered first, so it runs before the index updates that do_add_items schedules.
+            transaction.on_commit(lambda: committed.append(True))
+            for start in range(0, len(texts), batch):
+                do_add_items(owner, texts[start : start + batch], category=Category.INFO, source=Source.IMPORT,
+                             status=Status.APPROVED, confidence=1.0)
+                done = min(start + batch, len(texts))
+                if progress is not None:
+                    progress(done, len(texts))
+                reporter.report(done)
+    except Exception as exc:
+        if committed:
+            message = f"{path}: items saved but indexing failed ({exc}); run manage.py reindex_knowledge"
+            ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.DONE, done=len(texts),
+                                                       error=message, finished=timezone.now())
+            raise ImportFailed(message) from exc
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.FAILED, error=str(exc)[:2000],
+                                                   finished=timezone.now(), done=0)
+        raise
+    finally:
+        reporter.close()
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.DONE, done=len(texts),
+                                               finished=timezone.now())
+    job.refresh_from_db()
+    return job
+
+
+class _ProgressWriter:
+    """Writes ``ImportJob.done`` on a second connection, outside the import's transaction.
+
+    The items are written in one transaction (all or nothing), which other
+    sessions cannot see until it commits; the progress counter must be visible
+    while it runs, so it goes through its own autocommit connection.
+    """
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self._connection = connections.create_connection(DEFAULT_DB_ALIAS)
+
+    def report(self, done: int) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {ImportJob._meta.db_table} SET done = %s WHERE id = %s", [done, self.job_id])
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,124 @@
+"""Knowledge-base tables. PostgreSQL is the source of truth; the vector store is an index.
+
+Only ``approved`` items are in the vector index (see ``actions.py``); pending
+and rejected items live here only. Every text edit keeps the previous text in
+a :class:`KnowledgeVersion` row. :class:`ExtractionRun` is the idempotency key
+of the per-call extraction task; :class:`ImportJob` records the progress of a
+file import so the console can show it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Category(models.TextChoices):
+    APPOINTMENT = "appointment", "Appointment"
+    INFO = "info", "Information"
+    INSTRUCTION = "instruction", "Instruction"
+    OTHER = "other", "Other"
+
+
+class Source(models.TextChoices):
+    CALL = "call", "Call"
+    MANUAL = "manual", "Manual"
+    IMPORT = "import", "Import"
+    HITL = "hitl", "Human in the loop"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class KnowledgeItem(models.Model):
+    """One fact an owner's AI assistant may tell callers (once approved)."""
+
+    owner = models.CharField(max_length=16, help_text="Extension number of the callee, e.g. 1002.")
+    text = models.TextField()
+    category = models.CharField(max_length=16, choices=Category.choices, default=Category.INFO)
+    keywords = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    source_call_id = models.CharField(max_length=128, blank=True, default="")
+    source_speaker = models.CharField(max_length=16, blank=True, default="")
+    source_span = models.JSONField(null=True, blank=True, help_text='{"start_s": .., "end_s": ..}')
+    confidence = models.FloatField(default=1.0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    usage_count = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1)
+    # Normalised text and the unit embedding (float32 bytes) serve near-duplicate detection.
+    normalized = models.TextField(blank=True, default="", editable=False)
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "status"], name="knowledge_owner_status")]
+        ordering = ["owner", "-created"]
+
+    def __str__(self) -> str:
+        return f"{self.owner}: {self.text[:60]}"
+
+
+class KnowledgeVersion(models.Model):
+    """The state of an item at one version (written on creation and on every edit)."""
+
+    item = models.ForeignKey(KnowledgeItem, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    category = models.CharField(max_length=16, choices=Category.choices)
+    keywords = models.JSONField(default=list, blank=True)
+    edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "version"], name="knowledge_version_unique")]
+        ordering = ["item", "version"]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} v{self.version}"
+
+
+class ExtractionRun(models.Model):
+    """One knowledge extraction per call: ``call_id`` is the idempotency key."""
+
+    class RunStatus(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Nothing useful"
+        FAILED = "failed", "Failed"
+
+    call_id = models.CharField(max_length=128, unique=True)
+    owner = models.CharField(max_length=16, blank=True, default="")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    reason = models.TextField(blank=True, default="")
+    items_created = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.call_id}: {self.status}"
+
+
+class ImportJob(models.Model):
+    """Progress of one ``import_knowledge`` file, for the console."""
+
+    class JobStatus(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    owner = models.CharField(max_length=16)
+    filename = models.CharField(max_length=512)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.RUNNING)
+    error = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} -> {self.owner} ({self.done}/{self.total})"
