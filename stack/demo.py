@@ -10,29 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 from softphone.analysis import silent_tail, speech_seconds
-from stack.config import StackConfig
+from stack.config import REPO, StackConfig
 
 CALLER, CALLEE = "1001", "1002"
 SENTENCE = "Hi, this is Alex from Acme. When is the team meeting next week?"
-# What 1002's owner has told the assistant (until the knowledge console lands, seeded directly into
-# the knowledge store the ARI app searches).
-DEMO_KNOWLEDGE = [
-    "Next Monday's team meeting is at 10 a.m. in room 3.",
-    "Deliveries for Jiyoung Lee go to the reception on the ground floor.",
-]
+# What 1002's owner has told the assistant, imported like any document (PostgreSQL, then the index).
+DEMO_KNOWLEDGE = REPO / "knowledge" / "demo" / "1002.md"
 
 
-async def _seed_knowledge(cfg: StackConfig) -> None:
-    from knowledge.retrieval import ChromaStore, Document, Retriever, UsemEmbedder
-
-    store = ChromaStore("127.0.0.1", cfg.chroma_port, prefix=f"kb{cfg.name}")
-    retriever = Retriever(UsemEmbedder(), store)
-    await retriever.add(CALLEE, [Document(f"demo-{CALLEE}-{i}", text) for i, text in enumerate(DEMO_KNOWLEDGE)])
+def _import_knowledge(cfg: StackConfig) -> None:
+    env = {**os.environ, **cfg.process_env(), "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev",
+           "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "manage.py", "import_knowledge", "--owner", CALLEE, str(DEMO_KNOWLEDGE)],
+                   cwd=REPO, env=env, check=True, stderr=subprocess.DEVNULL)
 
 
 async def _until(predicate, timeout: float, what: str) -> None:
@@ -50,8 +48,8 @@ async def _demo_call(cfg: StackConfig) -> dict:
     from softphone import Phone
 
     server = ("127.0.0.1", cfg.sip_port)
-    await _seed_knowledge(cfg)
-    print(f"{CALLEE}'s knowledge: " + " / ".join(DEMO_KNOWLEDGE), flush=True)
+    await asyncio.to_thread(_import_knowledge, cfg)
+    print(f"imported {DEMO_KNOWLEDGE.relative_to(REPO)} as {CALLEE}'s knowledge", flush=True)
     tts, stt = PiperTTS(), WhisperSTT(model="tiny.en")
     sentence = resample(await tts.synthesize_all(SENTENCE), tts.sample_rate, 8000)
     callee = Phone(ext=CALLEE, password=cfg.sip_password(CALLEE), server=server, local_ip="127.0.0.1")

@@ -92,7 +92,7 @@ class ConversationConfig:
     owner_key: str  # the extension whose knowledge is searched
     greeting_text: str = ""
     language: str = "en-US"
-    filler_after_s: float = 1.6
+    filler_after_s: float = 2.0
     reply_timeout_s: float = 20.0
 
     @property
