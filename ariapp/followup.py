@@ -19,7 +19,8 @@ class FollowUp:
     def __init__(self, broker_url: str, queue: str = "aipbx") -> None:
         from celery import Celery
 
-        self._celery = Celery("aipbx-ariapp", broker=broker_url)
+        # set_as_current=False: a Celery app made here must not become the process's default app.
+        self._celery = Celery("aipbx-ariapp", broker=broker_url, set_as_current=False)
         self._queue = queue
         self.sent = 0
 
