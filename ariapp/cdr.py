@@ -84,11 +84,12 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` atomically. No fsync: the journal runs on the media event loop and must stay
+    cheap; it guards against the process dying (the page cache survives that), while the CDR line
+    itself is fsync'd."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 

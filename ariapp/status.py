@@ -20,6 +20,7 @@ def status_document(app: App) -> dict:
         "instance": app.settings.instance,
         "ari_connected": app.connected.is_set(),
         "active_calls": len(app.tracker.calls),
+        "calls_finishing": app.tracker.finishing,
         "ai_sessions": len(app.sessions),
         "media_sockets": sum(1 for s in app.sessions.values() if s.media.local_port is not None),
         "clock_ticks_registered": len(app.clock),

@@ -52,6 +52,7 @@ class CallTracker:
         self._publish = publish or (lambda event_type, call_id, **data: None)
         self._on_finished = finished
         self.finished = 0
+        self.finishing = 0  # calls whose files and CDR line are being written
 
     def call_of(self, channel_id: str) -> CallRecord | None:
         call_id = self._leg_of.get(channel_id, channel_id)
@@ -146,6 +147,13 @@ class CallTracker:
             self._spawn(self._finish(call_id))
 
     async def _finish(self, call_id: str, reason: str | None = None) -> None:
+        self.finishing += 1
+        try:
+            await self._write_out(call_id, reason)
+        finally:
+            self.finishing -= 1
+
+    async def _write_out(self, call_id: str, reason: str | None) -> None:
         record = self.calls.pop(call_id, None)
         self._destroyed.discard(call_id)
         if record is None:
@@ -162,10 +170,11 @@ class CallTracker:
             if report is None:
                 await _mixmonitor_done(directory)
             try:
-                write_call_files(directory, record, (report or {}).get("turns", []), (report or {}).get("extra"))
+                await asyncio.to_thread(write_call_files, directory, record, (report or {}).get("turns", []),
+                                        (report or {}).get("extra"))
             except OSError as exc:
                 log.error("could not write call files for %s: %s", call_id, exc)
-        if self.cdr.write(record):
+        if await asyncio.to_thread(self.cdr.write, record):  # fsync: off the media event loop
             self.finished += 1
             self._publish("call.ended", call_id=record.call_id, cdr=record.to_cdr())
             if self._on_finished is not None:

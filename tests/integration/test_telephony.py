@@ -31,13 +31,20 @@ def new_cdr(pbx, before: int, count: int = 1, timeout: float = 15.0):
     raise AssertionError(f"expected {count} new CDR line(s); have {pbx.cdr_lines()[before:]}")
 
 
+async def cdr_baseline(pbx, ariapp) -> int:
+    """The CDR line count once every earlier call is fully written (files, then the CDR line)."""
+    await until(lambda: (s := ariapp.status())["active_calls"] == 0 and s["calls_finishing"] == 0, 15,
+                "earlier calls to be written")
+    return len(pbx.cdr_lines())
+
+
 async def quiet_asterisk(pbx, timeout: float = 10.0) -> None:
     await until(lambda: not pbx.channels() and not pbx.bridges(), timeout,
                 f"no channels/bridges left (have {pbx.channels()} / {pbx.bridges()})")
 
 
 async def test_phone_to_phone_call_carries_audio_both_ways_and_is_recorded(pbx, ariapp, phones):
-    before = len(pbx.cdr_lines())
+    before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as alice, phones("1002") as bob:
         # given 1001 calls 1002 and 1002 answers
         outgoing = await alice.dial("1002")
@@ -71,7 +78,7 @@ async def test_phone_to_phone_call_carries_audio_both_ways_and_is_recorded(pbx, 
 
 
 async def test_unanswered_call_is_answered_by_the_ai_after_the_timeout(pbx, ariapp, phones):
-    before = len(pbx.cdr_lines())
+    before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller, phones("1002") as callee:
         # given 1002 is registered and rings but never answers
         started = time.monotonic()
@@ -117,7 +124,7 @@ async def test_unregistered_callee_goes_to_the_ai_at_once(pbx, ariapp, phones):
 
 
 async def test_caller_hanging_up_while_ringing_never_reaches_the_ai(pbx, ariapp, phones):
-    before = len(pbx.cdr_lines())
+    before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller, phones("1002") as callee:
         call = await caller.dial("1002")
         await callee.next_incoming(timeout=5)
@@ -133,7 +140,7 @@ async def test_caller_hanging_up_while_ringing_never_reaches_the_ai(pbx, ariapp,
 
 
 async def test_caller_hanging_up_mid_greeting_leaves_nothing_behind(pbx, ariapp, phones):
-    before = len(pbx.cdr_lines())
+    before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
         await until(lambda: speech_seconds(call.received_audio()) > 0.5, 10, "greeting to start")
@@ -163,7 +170,7 @@ async def test_ai_without_knowledge_says_honestly_it_is_not_sure(pbx, ariapp, ph
 
 
 async def test_ari_app_restart_during_a_call_cleans_up(pbx, ariapp, phones):
-    before = len(pbx.cdr_lines())
+    before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
         await until(lambda: speech_seconds(call.received_audio()) > 0.5, 10, "greeting to start")
@@ -201,7 +208,7 @@ def _metadata(pbx, before: int) -> dict:
 
 
 async def test_caller_talking_over_the_greeting_stops_the_ai_at_once(pbx, ariapp, phones):
-    before = len(pbx.cdr_lines())
+    before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
         await until(lambda: speech_seconds(call.received_audio()) > 1.0, 10, "the greeting")
@@ -234,7 +241,7 @@ def first_silence_after(pcm, at: float, quiet_s: float = 0.3):
 
 
 async def test_our_own_echo_does_not_interrupt_the_ai(pbx, ariapp, phones):
-    before = len(pbx.cdr_lines())
+    before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
         # given a phone that sends back a delayed, attenuated copy of what it hears
