@@ -42,7 +42,7 @@ async def _wait(predicate, seconds: float) -> None:
 
 async def _turns(cfg, count: int) -> list[float]:
     from softphone import Phone
-    from tests.integration.audio_checks import speech
+    from softphone.voice import speech
 
     questions = [await speech(q) for q in QUESTIONS]
     phone = Phone(ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port),
@@ -94,7 +94,7 @@ def run_turns(count: int = 20) -> dict:
 
 async def _barge_ins(cfg, count: int) -> list[float]:
     from softphone import Phone
-    from tests.integration.audio_checks import speech
+    from softphone.voice import speech
 
     talk = await speech("Sorry, can I ask something else?")
     phone = Phone(ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port),

@@ -11,10 +11,6 @@ SENTENCE = "Hello, I am calling about my order. Could you tell me when it will b
 
 def talk_loop(rate: int = 8000) -> np.ndarray:
     """A sentence followed by a second of silence, at ``rate``."""
-    from ariapp.media.resample import resample
-    from ariapp.providers.local import PiperTTS
+    from softphone.voice import speech
 
-    tts = PiperTTS()
-    pcm = asyncio.run(tts.synthesize_all(SENTENCE))
-    speech = resample(pcm, tts.sample_rate, rate)
-    return np.concatenate([speech, np.zeros(rate, dtype=np.int16)])
+    return np.concatenate([asyncio.run(speech(SENTENCE, rate)), np.zeros(rate, dtype=np.int16)])

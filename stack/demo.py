@@ -44,14 +44,15 @@ async def _until(predicate, timeout: float, what: str) -> None:
 
 async def _demo_call(cfg: StackConfig) -> dict:
     from ariapp.media.resample import resample
-    from ariapp.providers.local import PiperTTS, WhisperSTT
+    from ariapp.providers.local import WhisperSTT
     from softphone import Phone
+    from softphone.voice import speech
 
     server = ("127.0.0.1", cfg.sip_port)
     await asyncio.to_thread(_import_knowledge, cfg)
     print(f"imported {DEMO_KNOWLEDGE.relative_to(REPO)} as {CALLEE}'s knowledge", flush=True)
-    tts, stt = PiperTTS(), WhisperSTT(model="tiny.en")
-    sentence = resample(await tts.synthesize_all(SENTENCE), tts.sample_rate, 8000)
+    stt = WhisperSTT(model="tiny.en")
+    sentence = await speech(SENTENCE)
     callee = Phone(ext=CALLEE, password=cfg.sip_password(CALLEE), server=server, local_ip="127.0.0.1")
     caller = Phone(ext=CALLER, password=cfg.sip_password(CALLER), server=server, local_ip="127.0.0.1")
     await callee.start()

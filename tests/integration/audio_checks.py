@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 from ariapp.media.resample import resample
+from softphone.voice import speech  # noqa: F401 - what the test phone says
 
 
 @functools.lru_cache(maxsize=2)
@@ -25,20 +26,6 @@ async def transcribe(pcm: np.ndarray, rate: int = 8000, model: str = "tiny.en") 
     stt = _stt(model)
     result = await stt.transcribe(resample(pcm, rate, 16000), "en")
     return result.text.lower()
-
-
-@functools.lru_cache(maxsize=1)
-def _tts():
-    from ariapp.providers.local import PiperTTS
-
-    return PiperTTS()
-
-
-async def speech(text: str, rate: int = 8000) -> np.ndarray:
-    """Synthesised speech the test phone says."""
-    tts = _tts()
-    pcm = await tts.synthesize_all(text)
-    return resample(pcm, tts.sample_rate, rate)
 
 
 async def until(predicate, timeout: float, what: str, interval: float = 0.1):
