@@ -15,15 +15,8 @@ from collections.abc import Mapping
 
 from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
-from ariapp.errors import ConfigError
+from ariapp.providers.factory import build_llm, require_env
 from ariapp.settings import Settings
-
-
-def _require(env: Mapping[str, str], *names: str) -> str:
-    for name in names:
-        if env.get(name):
-            return env[name]
-    raise ConfigError(f"{' or '.join(names)} must be set for the chosen provider")
 
 
 def build_stt(settings: Settings, env: Mapping[str, str]):
@@ -39,7 +32,7 @@ def build_stt(settings: Settings, env: Mapping[str, str]):
         return GoogleSTT(streaming)
     from ariapp.providers.openai import OpenAISTT
 
-    return OpenAISTT(api_key=_require(env, "OPENAI_API_KEY"), **_openai_url(env),
+    return OpenAISTT(api_key=require_env(env, "OPENAI_API_KEY"), **_openai_url(env),
                      model=env.get("AIPBX_OPENAI_STT_MODEL", "gpt-4o-mini-transcribe"))
 
 
@@ -59,32 +52,20 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str):
         return GoogleTTS(**_google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None, voice=voice)
     from ariapp.providers.openai import OpenAITTS
 
-    return OpenAITTS(api_key=_require(env, "OPENAI_API_KEY"), **_openai_url(env),
+    return OpenAITTS(api_key=require_env(env, "OPENAI_API_KEY"), **_openai_url(env),
                      model=env.get("AIPBX_OPENAI_TTS_MODEL", "gpt-4o-mini-tts"),
                      voice=env.get("AIPBX_OPENAI_VOICE", "alloy"))
 
 
 def build_answerer(settings: Settings, env: Mapping[str, str]):
-    if settings.llm_provider == "local":
-        return ExtractiveAnswerer()
-    if settings.llm_provider == "gemini":
-        from ariapp.providers.google import GeminiLLM
-
-        llm = GeminiLLM(api_key=_require(env, "GEMINI_API_KEY", "GOOGLE_API_KEY"),
-                        model=env.get("AIPBX_GEMINI_MODEL", "gemini-2.5-flash"),
-                        base_url=env.get("AIPBX_GEMINI_BASE_URL") or None)
-    else:
-        from ariapp.providers.openai import OpenAIChatLLM
-
-        llm = OpenAIChatLLM(api_key=_require(env, "OPENAI_API_KEY"), **_openai_url(env),
-                            model=env.get("AIPBX_OPENAI_MODEL", "gpt-4o-mini"))
-    return LlmAnswerer(llm)
+    llm = build_llm(settings.llm_provider, env)
+    return ExtractiveAnswerer() if llm is None else LlmAnswerer(llm)
 
 
 def _google_auth(env: Mapping[str, str]) -> dict:
     if env.get("GOOGLE_APPLICATION_CREDENTIALS"):
         return {"credentials_file": env["GOOGLE_APPLICATION_CREDENTIALS"]}
-    return {"api_key": _require(env, "AIPBX_GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")}
+    return {"api_key": require_env(env, "AIPBX_GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")}
 
 
 def _openai_url(env: Mapping[str, str]) -> dict:

@@ -1,4 +1,4 @@
-"""``python -m bench [pacing] [concurrency]`` — run benchmarks and print one JSON document."""
+"""``python -m bench [pacing] [concurrency] ... [extraction]`` — run benchmarks and print one JSON document."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", nargs="*", default=["pacing", "concurrency", "turns", "barge_in", "knowledge"],
-                        choices=["pacing", "concurrency", "turns", "barge_in", "knowledge"])
+    benches = ["pacing", "concurrency", "turns", "barge_in", "knowledge", "extraction"]
+    parser.add_argument("which", nargs="*", default=benches, choices=benches)
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each concurrency step")
+    parser.add_argument("--transcripts", type=int, default=500, help="calls for the extraction throughput benchmark")
     args = parser.parse_args(argv)
 
     from bench.conversation import run_barge_in, run_turns
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.knowledge import run_search_bench
 
         report["knowledge"] = run_search_bench()
+    if "extraction" in args.which:
+        from bench.extraction import run_extraction_bench
+
+        report["extraction"] = run_extraction_bench(args.transcripts)
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

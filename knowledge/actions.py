@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
-from knowledge.models import Category, KnowledgeItem, KnowledgeVersion, Source, Status
+from knowledge.models import Category, ExtractionRun, KnowledgeItem, KnowledgeVersion, Source, Status
 from knowledge.retrieval import ChromaStore, Item, MemoryStore, Retriever, UsemEmbedder, VectorStore, chunk_text
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "do_delete_item",
     "do_edit_item",
     "do_record_usage",
+    "do_retry_extractions",
     "do_set_status",
     "fact_tokens",
     "get_retriever",
@@ -314,6 +315,34 @@ def do_delete_item(item_id: int) -> None:
 def do_record_usage(item_ids: Sequence[int]) -> int:
     """Count one use of each item (the AI quoted it to a caller); returns the rows updated."""
     return KnowledgeItem.objects.filter(pk__in=list(item_ids)).update(usage_count=F("usage_count") + 1)
+
+
+def do_retry_extractions(call_ids: Sequence[str] | None = None) -> list[str]:
+    """Send the failed extraction runs (all, or those of ``call_ids``) back to the worker.
+
+    Each run goes back to ``running`` with its error cleared, and its
+    ``extract_knowledge_task`` is queued after commit, so the task (idempotent per
+    call id) runs it again from the start. A failed run wrote no items, so
+    nothing is duplicated; runs that are running, done or skipped are left alone.
+    A named call id with no run at all (its task was never delivered) is queued too.
+
+    Returns:
+        The call ids queued, in order.
+    """
+    from knowledge.tasks import extract_knowledge_task  # tasks import this module
+
+    with transaction.atomic():
+        runs = ExtractionRun.objects.select_for_update().filter(status=ExtractionRun.RunStatus.FAILED)
+        if call_ids is not None:
+            runs = runs.filter(call_id__in=list(call_ids))
+        failed = list(runs.order_by("created", "pk").values_list("call_id", flat=True))
+        ExtractionRun.objects.filter(call_id__in=failed).update(
+            status=ExtractionRun.RunStatus.RUNNING, reason="", error="", items_created=0, finished=None)
+        known = set(ExtractionRun.objects.filter(call_id__in=list(call_ids or [])).values_list("call_id", flat=True))
+        queued = [*failed, *(c for c in dict.fromkeys(call_ids or []) if c not in known)]
+        for call_id in queued:
+            transaction.on_commit(lambda call_id=call_id: extract_knowledge_task.delay(call_id))
+    return queued
 
 
 def reindex(owner: str | None = None) -> dict[str, int]:

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from knowledge.actions import do_add_item, do_delete_item, do_edit_item, do_set_status
+from knowledge.actions import do_add_item, do_delete_item, do_edit_item, do_retry_extractions, do_set_status
 from knowledge.models import ExtractionRun, ImportJob, KnowledgeItem, KnowledgeVersion, Status
 
 
@@ -88,9 +88,22 @@ class KnowledgeVersionAdmin(admin.ModelAdmin):
 
 @admin.register(ExtractionRun)
 class ExtractionRunAdmin(admin.ModelAdmin):
-    list_display = ("call_id", "owner", "status", "items_created", "created", "finished")
+    list_display = ("call_id", "owner", "status", "items_created", "reason", "created", "finished")
     list_filter = ("status",)
     search_fields = ("call_id", "reason", "error")
+    actions = ["retry"]
+
+    @admin.action(description="Run the selected failed extractions again")
+    def retry(self, request: HttpRequest, queryset: QuerySet[ExtractionRun]) -> None:
+        selected = list(queryset.values_list("call_id", flat=True))
+        queued = do_retry_extractions(selected)
+        if queued:
+            self.message_user(request, f"Queued {len(queued)} extraction(s) again: {', '.join(queued)}.",
+                              messages.SUCCESS)
+        skipped = len(selected) - len(queued)
+        if skipped:
+            self.message_user(request, f"{skipped} selected run(s) had not failed and were left alone.",
+                              messages.WARNING)
 
 
 @admin.register(ImportJob)

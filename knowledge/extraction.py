@@ -11,7 +11,8 @@ Two judges:
 
 * :class:`LlmJudge` prompts a generative ``LanguageModel`` with the design's
   prompt and parses its answer strictly: anything but that JSON raises
-  :class:`ExtractionError` (and the task writes nothing).
+  :class:`ExtractionError` (and the task writes nothing); a timeout or a
+  retryable provider error raises :class:`JudgeUnavailable` (the task retries).
 * :class:`RuleJudge`, the offline default: splits the relevant utterances into
   sentences and proposes those that carry facts (dates, times, weekdays in
   Korean and English, numbers, places, phone numbers, codes/addresses,
@@ -26,6 +27,7 @@ repeat or invent, so they are never proposed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -166,8 +168,13 @@ def parse_judgement(answer: str) -> dict[str, Any]:
 class LlmJudge:
     """The design's judgement by a generative model (``ariapp.providers.base.LanguageModel``).
 
+    Each :meth:`judge` runs in its own event loop (it is called from a Celery
+    worker's thread), and a network client is bound to the loop that first used
+    it; so ``llm`` is either a model used once, or (in production) a zero-argument
+    factory called inside every judgement's loop, whose model is closed afterwards.
+
     Args:
-        llm: Any object with the ``LanguageModel.stream`` coroutine-iterator method.
+        llm: An object with the ``LanguageModel.stream`` method, or a factory of one.
         max_tokens: Answer budget.
         timeout_s: Time budget of the whole answer.
     """
@@ -186,8 +193,8 @@ class LlmJudge:
         """Ask the model (blocking) and return its validated JSON.
 
         Raises:
-            ExtractionError: Malformed answer, or the model failed for good.
-            JudgeUnavailable: Timeout, or a provider error marked ``retryable``.
+            ExtractionError: Malformed answer, or the model failed for good (bad key, bad request).
+            JudgeUnavailable: Timeout, or a provider error marked ``retryable`` (429, 5xx, connection).
         """
         try:
             answer = asyncio.run(self._ask(self.prompt(turns)))
@@ -204,10 +211,18 @@ class LlmJudge:
 
         messages = [ChatMessage("system", "You extract reusable facts from phone calls. Answer with JSON only."),
                     ChatMessage("user", prompt)]
+        owned = not hasattr(self.llm, "stream")
+        llm = self.llm() if owned else self.llm
         parts: list[str] = []
-        async with asyncio.timeout(self.timeout_s):
-            async for delta in self.llm.stream(messages, max_tokens=self.max_tokens, temperature=0.0):
-                parts.append(delta)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async for delta in llm.stream(messages, max_tokens=self.max_tokens, temperature=0.0):
+                    parts.append(delta)
+        finally:
+            if owned and hasattr(llm, "aclose"):
+                with contextlib.suppress(Exception):  # closing must not hide the answer or its error
+                    async with asyncio.timeout(2.0):
+                        await llm.aclose()
         return "".join(parts)
 
 

@@ -11,14 +11,23 @@ second line of defence.
 Input validation failures (missing, empty, huge or binary transcript, unknown
 owner) and a malformed judge answer end the run as ``failed`` with a reason and
 write nothing else. Only transient errors (database connection, Redis, vector
-store/embedder timeouts, a language model that timed out) are retried, with
-exponential backoff; a run whose retries are exhausted stays ``running``.
+store/embedder timeouts, a language model that timed out or answered 429/5xx)
+are retried, with exponential backoff (:func:`retry_delay`); when
+``AIPBX_KNOWLEDGE_MAX_RETRIES`` retries are spent the run is recorded ``failed``
+with the last error. A failed run is re-run on request
+(``manage.py retry_extractions``, or the admin action), see
+:func:`knowledge.actions.do_retry_extractions`.
+
+The judge is the configured generative model when there is one
+(``AIPBX_LLM=gemini|openai``, see :func:`default_judge`), else the offline
+:class:`~knowledge.extraction.RuleJudge`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from pathlib import Path
 from typing import Any, Final
@@ -30,16 +39,19 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from knowledge.actions import do_add_item, do_record_usage
-from knowledge.extraction import ExtractionError, Judge, JudgeUnavailable, RuleJudge, Turn, category_of
+from knowledge.extraction import ExtractionError, Judge, JudgeUnavailable, LlmJudge, RuleJudge, Turn, category_of
 from knowledge.models import ExtractionRun, Source, Status
 from knowledge.retrieval import BackendTimeout, BackendUnavailable
 
 __all__ = [
     "MAX_TRANSCRIPT_BYTES",
+    "RETRY_BACKOFF_MAX_S",
+    "TRANSIENT_ERRORS",
     "default_judge",
     "extract_knowledge_task",
     "load_turns",
     "record_knowledge_usage_task",
+    "retry_delay",
     "run_extraction",
 ]
 
@@ -52,9 +64,56 @@ _FINAL: Final = frozenset({ExtractionRun.RunStatus.DONE, ExtractionRun.RunStatus
                            ExtractionRun.RunStatus.FAILED})
 
 
+#: Longest wait between two attempts; must stay below the broker's visibility timeout (settings).
+RETRY_BACKOFF_MAX_S: Final = 600.0
+#: Errors that a later attempt may not meet again; everything else ends the run as ``failed``.
+TRANSIENT_ERRORS: Final = (OperationalError, redis.exceptions.ConnectionError, BackendUnavailable, BackendTimeout,
+                           JudgeUnavailable)
+#: Budget of the judge's first token: the design prompt plus a long transcript is slow on small local models.
+JUDGE_FIRST_TOKEN_S: Final = 30.0
+
+
 def default_judge() -> Judge:
-    """The offline :class:`RuleJudge` with the configured minimum confidence."""
-    return RuleJudge(settings.AIPBX_KNOWLEDGE_MIN_CONFIDENCE)
+    """The judge the settings ask for.
+
+    ``AIPBX_KNOWLEDGE_JUDGE=auto`` (default) takes an :class:`LlmJudge` over the
+    generative model of ``AIPBX_LLM`` (``gemini`` or ``openai``, the latter also
+    covering local OpenAI-compatible servers such as Ollama), and the offline
+    :class:`RuleJudge` when ``AIPBX_LLM=local``; ``rule`` and ``llm`` force one.
+    The model is built afresh inside each judgement's event loop.
+
+    Raises:
+        ExtractionError: The configuration cannot give the judge asked for (unknown value,
+            missing API key, SDK not installed): fixing it needs a person, not a retry.
+    """
+    choice, provider = settings.AIPBX_KNOWLEDGE_JUDGE, settings.AIPBX_LLM
+    if choice not in ("auto", "rule", "llm"):
+        raise ExtractionError(f"AIPBX_KNOWLEDGE_JUDGE must be auto, rule or llm, not {choice!r}")
+    if choice == "rule" or (choice == "auto" and provider == "local"):
+        return RuleJudge(settings.AIPBX_KNOWLEDGE_MIN_CONFIDENCE)
+    if provider == "local":
+        raise ExtractionError("AIPBX_KNOWLEDGE_JUDGE=llm needs a generative model: set AIPBX_LLM to gemini or openai")
+    from ariapp.errors import ConfigError
+    from ariapp.providers.errors import ProviderError
+    from ariapp.providers.factory import build_llm
+
+    env = dict(settings.AIPBX_LLM_ENV)
+
+    def make_llm() -> Any:
+        return build_llm(provider, env, first_token_timeout_s=JUDGE_FIRST_TOKEN_S)
+
+    try:
+        make_llm()  # fail now, with the variable to set, rather than inside the judgement
+    except (ConfigError, ProviderError) as exc:
+        raise ExtractionError(f"the configured language model (AIPBX_LLM={provider}) cannot judge: {exc}") from exc
+    return LlmJudge(make_llm)
+
+
+def retry_delay(retries: int, base_s: float, max_s: float = RETRY_BACKOFF_MAX_S) -> float:
+    """Seconds before attempt ``retries + 1``: ``base_s * 2**retries`` capped at ``max_s``, with
+    equal jitter (half fixed, half random) so the tasks of one outage do not all come back at once."""
+    ceiling = min(max_s, base_s * 2.0**retries)
+    return ceiling / 2 + random.uniform(0.0, ceiling / 2)
 
 
 def load_turns(call_id: str) -> tuple[str, list[Turn]]:
@@ -180,18 +239,28 @@ def _summary(run: ExtractionRun) -> dict[str, Any]:
     return {"call_id": run.call_id, "status": run.status, "items_created": run.items_created, "reason": run.reason}
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError, redis.exceptions.ConnectionError, BackendUnavailable, BackendTimeout,
-                   JudgeUnavailable),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=5,
-)
-def extract_knowledge_task(call_id: str) -> dict[str, Any]:
+def give_up(call_id: str, exc: BaseException, attempts: int) -> dict[str, Any]:
+    """Record that ``call_id``'s run failed for good after ``attempts`` transient failures."""
+    run, _ = ExtractionRun.objects.get_or_create(call_id=call_id)
+    if run.status in _FINAL:
+        return _summary(run)
+    return _finish(run, ExtractionRun.RunStatus.FAILED, reason=f"gave up after {attempts} attempts: {exc}",
+                   error=type(exc).__name__)
+
+
+# max_retries=None: the task counts its retries itself, so that running out records the failure.
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def extract_knowledge_task(self: Any, call_id: str) -> dict[str, Any]:
     """Extract knowledge from the finished call ``call_id`` (see :func:`run_extraction`)."""
-    return run_extraction(call_id)
+    try:
+        return run_extraction(call_id)
+    except TRANSIENT_ERRORS as exc:
+        retries = self.request.retries
+        if retries >= settings.AIPBX_KNOWLEDGE_MAX_RETRIES:
+            return give_up(call_id, exc, retries + 1)
+        delay = retry_delay(retries, settings.AIPBX_KNOWLEDGE_RETRY_BACKOFF_S)
+        logger.info("knowledge extraction of %s: %s; retry %d in %.1f s", call_id, exc, retries + 1, delay)
+        raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
@@ -201,3 +270,22 @@ def record_knowledge_usage_task(item_ids: list[int]) -> int:
     Not idempotent by nature (a counter): a redelivery after a crash may count a use twice.
     """
     return do_record_usage(item_ids)
+
+
+@shared_task(acks_late=True)
+def import_knowledge_task(job_id: int) -> dict[str, Any]:
+    """Run the console upload's :class:`~knowledge.models.ImportJob` ``job_id``, then delete the uploaded file.
+
+    Idempotent: a job that already ended is not run again, and a job left running by a
+    dead worker wrote nothing (see :func:`knowledge.importing.run_import_job`).
+    """
+    from knowledge.importing import discard_upload, run_import_job
+    from knowledge.models import ImportJob
+
+    try:
+        job = run_import_job(job_id)
+    except ImportJob.DoesNotExist:
+        return {"job_id": job_id, "status": "missing", "done": 0, "total": 0, "error": "no such import job"}
+    if job.status != ImportJob.JobStatus.RUNNING:
+        discard_upload(Path(job.filename))
+    return {"job_id": job.pk, "status": job.status, "done": job.done, "total": job.total, "error": job.error}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class LocalHttpServer:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        #: Called with each recorded request, on the server's loop (e.g. to wake a test in another thread).
+        self.listeners: list[Callable[[RecordedRequest], None]] = []
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -92,4 +95,6 @@ class LocalHttpServer:
                     recorded.form[f"{key}.filename"] = value.filename
                     recorded.form[f"{key}.content_type"] = value.content_type
         self.requests.append(recorded)
+        for listener in self.listeners:
+            listener(recorded)
         return recorded

@@ -62,6 +62,8 @@ class OpenAIScript:
         seconds_per_char: Length of the synthesized tone per character.
         hold_text: ``/v1/audio/speech`` holds back the sentence containing this text ...
         release: ... until this event is set.
+        hold_chat: Chat completions wait for ``release`` before answering (the client is mid-request).
+        statuses: HTTP statuses of the next requests, one each, before ``status`` applies.
         status: Answer this HTTP status with OpenAI's error JSON.
         error_message: ``error.message`` of that answer.
         stall_s: Sleep before answering.
@@ -75,6 +77,8 @@ class OpenAIScript:
     seconds_per_char: float = 0.01
     hold_text: str | None = None
     release: asyncio.Event | None = None
+    hold_chat: bool = False
+    statuses: list[int] = field(default_factory=list)
     status: int | None = None
     error_message: str = "scripted error"
     stall_s: float = 0.0
@@ -116,17 +120,20 @@ class FakeOpenAI(LocalHttpServer):
         script = self.script
         if script.stall_s and script.stall_after_chunks is None:
             await self.stall(script.stall_s)
-        if script.status is None:
+        status = script.statuses.pop(0) if script.statuses else script.status
+        if status is None:
             return None
-        error_type, code = _ERROR_TYPES.get(script.status, ("server_error", None))
+        error_type, code = _ERROR_TYPES.get(status, ("server_error", None))
         body = {"error": {"message": script.error_message, "type": error_type, "param": None, "code": code}}
-        return web.json_response(body, status=script.status)
+        return web.json_response(body, status=status)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         recorded = await self.record(request)
         if (failure := await self._scripted_failure()) is not None:
             return failure
         script = self.script
+        if script.hold_chat and script.release is not None:
+            await script.release.wait()
         body = recorded.json or {}
         if not body.get("stream"):
             return web.json_response(

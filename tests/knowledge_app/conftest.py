@@ -40,6 +40,7 @@ def knowledge_settings(settings: Any, tmp_path: Path) -> Iterator[Path]:
     settings.AIPBX_KNOWLEDGE_PREFIX = f"kbtest{uuid.uuid4().hex[:8]}"
     settings.AIPBX_RECORDINGS_DIR = tmp_path / "recordings"
     settings.AIPBX_KNOWLEDGE_MIN_CONFIDENCE = 0.7
+    settings.AIPBX_LLM, settings.AIPBX_LLM_ENV, settings.AIPBX_KNOWLEDGE_JUDGE = "local", {}, "auto"
     reset_retriever()
     yield tmp_path / "recordings"
     reset_retriever()
@@ -55,25 +56,51 @@ def write_call(recordings: Path, call_id: str, turns: list[dict[str, Any]], call
     return path
 
 
+def worker_database_url() -> str:
+    """The test database as a URL for a worker process (``AIPBX_DATABASE_URL``)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def spawn_worker(queue: str, recordings: Path, log_path: Path, node: str = "", **env: str) -> subprocess.Popen[bytes]:
+    """Start ``celery -A webconsole worker --pool=solo -Q queue`` on the test database.
+
+    The solo pool runs tasks in the worker process itself, so killing that one
+    process kills the task it is running (the case the broker has to recover).
+    """
+    node = node or f"pytest-kb-{uuid.uuid4().hex[:8]}@localhost"
+    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+                "AIPBX_DATABASE_URL": worker_database_url(), "AIPBX_RECORDINGS_DIR": str(recordings),
+                "AIPBX_KNOWLEDGE_STORE": "memory", "AIPBX_LLM": "local", "AIPBX_KNOWLEDGE_JUDGE": "auto", **env}
+    command = [sys.executable, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo",
+               "-Q", queue, "-n", node, "--loglevel=warning",
+               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """Warm shutdown, or a kill when it does not end in time."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def knowledge_worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real ``celery -A webconsole worker`` on the test database; yields its recordings directory."""
-    from django.db import connection
-
     from webconsole.celery import app
 
     recordings = tmp_path_factory.mktemp("worker-recordings")
-    db = connection.settings_dict
-    db_url = f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    node = f"pytest-kb-{uuid.uuid4().hex[:8]}@localhost"
     log_path = tmp_path_factory.mktemp("celery-kb") / "worker.log"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test", "AIPBX_DATABASE_URL": db_url,
-           "AIPBX_RECORDINGS_DIR": str(recordings), "AIPBX_KNOWLEDGE_STORE": "memory"}
-    command = [sys.executable, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo",
-               "-Q", app.conf.task_default_queue, "-n", node, "--loglevel=warning",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    node = f"pytest-kb-{uuid.uuid4().hex[:8]}@localhost"
+    proc = spawn_worker(app.conf.task_default_queue, recordings, log_path, node)
     try:
         deadline = time.monotonic() + WORKER_START_TIMEOUT
         while not app.control.ping(destination=[node], timeout=0.5):
@@ -81,9 +108,17 @@ def knowledge_worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFac
                 pytest.fail(f"celery worker did not start:\n{log_path.read_text()}")
         yield recordings
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_worker(proc)
+
+
+def wait_until_finished(call_id: str, timeout_s: float) -> Any:
+    """The call's ExtractionRun once it is no longer ``running`` (polled in the database), else None."""
+    from knowledge.models import ExtractionRun
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = ExtractionRun.objects.filter(call_id=call_id).exclude(status=ExtractionRun.RunStatus.RUNNING).first()
+        if run is not None:
+            return run
+        time.sleep(0.1)
+    return None
