@@ -57,6 +57,8 @@ def up(cfg: StackConfig) -> None:
     ensure_database("aipbx")
     env = _env(cfg)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
+    admin_env = {**env, "AIPBX_CONSOLE_ADMIN_PASSWORD": cfg.secrets.get("AIPBX_CONSOLE_ADMIN_PASSWORD", "")}
+    subprocess.run([sys.executable, "manage.py", "create_console_admin"], cwd=REPO, env=admin_env, check=True)
     asterisk = Asterisk(cfg)
     if not asterisk.running():
         print(f"starting Asterisk (instance {cfg.name}, SIP {cfg.sip_bind}:{cfg.sip_port}) ...", flush=True)
@@ -76,6 +78,7 @@ def up(cfg: StackConfig) -> None:
     _wait(app_connected, 90, "the ARI app", cfg, "ariapp")
     _wait(lambda: _http_ok(f"http://127.0.0.1:{cfg.web_port}/health"), 60, "the web console", cfg, "web")
     print(f"stack up: Asterisk, ARI app, web console http://127.0.0.1:{cfg.web_port}/ and Celery worker running."
+          f"\nconsole login: admin / {cfg.secrets.get('AIPBX_CONSOLE_ADMIN_PASSWORD', '(see .env)')}"
           f"\nlogs: {cfg.log_dir}", flush=True)
 
 

@@ -46,6 +46,7 @@ def ensure_secrets(path: Path, directory: Directory) -> dict[str, str]:
     wanted = {
         "AIPBX_ARI_PASSWORD": _new_password,
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
+        "AIPBX_CONSOLE_ADMIN_PASSWORD": _new_password,
     }
     for ext in directory:
         wanted[f"AIPBX_SIP_PASSWORD_{ext.ext}"] = _new_password

@@ -1,4 +1,4 @@
-"""Background processes of a stack instance (ARI app, web, worker): start, stop, status.
+"""Background processes of a stack instance (Chroma, ARI app, web, worker, event ingestion): start, stop, status.
 
 Each runs detached in its own session with a pid file in ``var/<instance>/run`` and a log in
 ``var/<instance>/log``, so ``make down`` can stop what ``make up`` started from another shell.
@@ -34,6 +34,7 @@ def services(cfg: StackConfig) -> list[Service]:
         Service("ariapp", [py, "-m", "ariapp"]),
         Service("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(cfg.web_port), "webconsole.asgi:application"]),
         Service("worker", [py, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "--loglevel=info"]),
+        Service("events", [py, "manage.py", "consume_events"]),
     ]
 
 

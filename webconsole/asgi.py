@@ -1,6 +1,6 @@
 """ASGI entry point served by Daphne: HTTP goes to Django, websockets to Channels.
 
-Websocket routes live in ``webconsole.routing`` (none yet). Origins are checked
+Websocket routes live in ``webconsole.routing``. Origins are checked
 against ALLOWED_HOSTS and the session user is attached by ``AuthMiddlewareStack``.
 """
 

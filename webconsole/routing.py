@@ -1,7 +1,12 @@
-"""Websocket URL patterns for ``webconsole.asgi`` (the live console pages add theirs here)."""
+"""Websocket URL patterns for ``webconsole.asgi``."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from webconsole.calls.consumers import CallConsumer, LiveConsumer
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [
+    path("ws/live/", LiveConsumer.as_asgi()),
+    path("ws/calls/<str:call_id>/", CallConsumer.as_asgi()),
+]

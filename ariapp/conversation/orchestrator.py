@@ -102,7 +102,8 @@ class ConversationConfig:
 
 class Retrieval(Protocol):
     """What the orchestrator needs from the knowledge base (``knowledge.retrieval.Retriever``):
-    ``search`` returns a result whose ``passages`` have ``text`` and ``score``; passages under
+    ``search`` returns a result whose ``passages`` have ``text``, ``score`` and, optionally,
+    ``metadata`` with the knowledge ``item_id`` (reported to the console); passages under
     ``threshold`` are not used."""
 
     threshold: float
@@ -260,10 +261,12 @@ class Orchestrator:
                 self._open_question = turn_in
                 self._publish("transcript", speaker="caller", text=question, final=True, t=turn_in.t)
                 with marks.waiting_on_model():
-                    passages, scores = await self._retrieve(question)
+                    found = await self._retrieve(question)
                 marks.mark("retrieval")
-                turn_in.retrieved = [{"text": p[:200], "score": round(s, 3)}
-                                     for p, s in zip(passages, scores, strict=False)]
+                passages, scores = [p.text for p in found], [float(p.score) for p in found]
+                turn_in.retrieved = [{"text": p.text[:200], "score": round(float(p.score), 3),
+                                      "item_id": (getattr(p, "metadata", None) or {}).get("item_id")} for p in found]
+                self._publish("retrieval", question=question, results=turn_in.retrieved, t=turn_in.t)
                 reply = _Reply()
                 await self._generate(Question(question, self.config.owner, self.config.language, passages,
                                               max(scores, default=0.0), self._history()), marks, filler, reply)
@@ -354,18 +357,17 @@ class Orchestrator:
                           t=round(self._since_answer(), 2))
         return transcript
 
-    async def _retrieve(self, question: str) -> tuple[list[str], list[float]]:
+    async def _retrieve(self, question: str) -> list[Any]:
         """Passages of the callee's knowledge above the retriever's threshold, best first."""
         if self.retriever is None:
-            return [], []
+            return []
         try:
             result = await self.retriever.search(self.config.owner_key, question)
         except Exception as exc:  # the knowledge base down must not take the call down
             log.warning("knowledge search failed, answering without it: %r", exc)
-            return [], []
+            return []
         threshold = float(getattr(self.retriever, "threshold", 0.0))
-        kept = [p for p in result.passages if p.score >= threshold]
-        return [p.text for p in kept], [float(p.score) for p in kept]
+        return [p for p in result.passages if p.score >= threshold]
 
     # --- transcript --------------------------------------------------------------------------------
     def _log(self, speaker: str, text: str, at: float | None = None) -> TurnLog:

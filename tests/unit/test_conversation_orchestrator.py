@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -108,6 +108,7 @@ class ScriptedAnswerer:
 class Passage:
     text: str
     score: float
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -232,7 +233,7 @@ class Call:
             await asyncio.sleep(0.001)
 
 
-OPENING = Passage("We open at nine on weekdays", 0.82)
+OPENING = Passage("We open at nine on weekdays", 0.82, {"item_id": 7})
 PARKING = Passage("Parking is behind the shop.", 0.41)
 UNRELATED = Passage("The owner likes jazz.", 0.12)
 
@@ -262,7 +263,8 @@ async def test_an_utterance_is_logged_with_transcript_passages_scores_and_ordere
     _, caller, ai = call.orchestrator.turns
     assert (caller.speaker, caller.text) == ("caller", "When do you open?")
     assert retriever.queries == [("201", "When do you open?")]
-    assert caller.retrieved == [{"text": OPENING.text, "score": 0.82}, {"text": PARKING.text, "score": 0.41}]
+    assert caller.retrieved == [{"text": OPENING.text, "score": 0.82, "item_id": 7},  # the console counts uses
+                                {"text": PARKING.text, "score": 0.41, "item_id": None}]
     assert (ai.speaker, ai.text) == ("ai", f"Here is what I have: {OPENING.text}.")
     assert call.heard() == ["greeting", "Here is what I have:", f"{OPENING.text}."]
     latency = caller.latency_ms

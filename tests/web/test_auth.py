@@ -64,10 +64,10 @@ def test_console_login_and_logout(client: Client, admin_user: User) -> None:
 
     # then
     assert logged_in.status_code == 302
-    assert logged_in["Location"] == "/admin/"
+    assert logged_in["Location"] == "/"  # the console's dashboard
     assert logged_out.status_code == 302
     assert logged_out["Location"] == "/accounts/login/"
-    assert client.get("/admin/").status_code == 302
+    assert client.get("/").status_code == 302
 
 
 def test_console_login_rejects_a_wrong_password(client: Client, admin_user: User) -> None:

@@ -40,11 +40,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "webconsole.core",
+    "webconsole.calls",
+    "webconsole.analytics",
     "knowledge",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "webconsole.api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +75,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webconsole.calls.context.console",
             ],
         },
     },
@@ -84,7 +92,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "admin:index"
+LOGIN_REDIRECT_URL = "console:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "ko-kr"
@@ -95,6 +103,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# WhiteNoise serves the console's CSS/JS and the admin's from every process, DEBUG or not; files
+# collected into STATIC_ROOT (the Docker image runs collectstatic) win, the app folders fill in.
+WHITENOISE_USE_FINDERS = True
 
 # --- Redis: channel layer and Celery -------------------------------------------
 AIPBX_REDIS_URL = ENV.redis_url
@@ -148,3 +159,73 @@ AIPBX_KNOWLEDGE_PREFIX = _os.environ.get("AIPBX_KNOWLEDGE_PREFIX", "").strip() o
 AIPBX_KNOWLEDGE_MIN_CONFIDENCE = float(_os.environ.get("AIPBX_KNOWLEDGE_MIN_CONFIDENCE", "").strip() or "0.7")
 AIPBX_RECORDINGS_DIR = Path(_os.environ.get("AIPBX_RECORDINGS_DIR", "").strip() or BASE_DIR / "recordings")
 AIPBX_EXTENSIONS_FILE = BASE_DIR / "asterisk" / "extensions.yaml"
+
+# --- Call events from the ARI app (a Redis Stream per stack instance) ---------------------------
+AIPBX_INSTANCE = _os.environ.get("AIPBX_INSTANCE", "").strip() or "dev"
+AIPBX_EVENTS_STREAM = f"aipbx:{AIPBX_INSTANCE}:events"  # ariapp.events.stream_name
+# The stream lives where the ARI app writes it (its AIPBX_REDIS_URL), not in the test's channel-layer db.
+AIPBX_EVENTS_REDIS_URL = ENV.redis_url
+
+# --- Knowledge extraction: judge, retries, and Redis redelivery of a dead worker's task ---------
+# The post-call judge uses the ARI app's generative model (AIPBX_LLM=gemini|openai and its keys,
+# see ariapp.providers.factory); AIPBX_LLM=local (default) means the offline RuleJudge.
+# AIPBX_KNOWLEDGE_JUDGE=auto|rule|llm overrides that choice.
+AIPBX_LLM = _os.environ.get("AIPBX_LLM", "").strip() or "local"
+AIPBX_LLM_ENV = {name: _os.environ[name] for name in (
+    "GEMINI_API_KEY", "GOOGLE_API_KEY", "AIPBX_GEMINI_MODEL", "AIPBX_GEMINI_BASE_URL",
+    "OPENAI_API_KEY", "AIPBX_OPENAI_BASE_URL", "AIPBX_OPENAI_MODEL") if _os.environ.get(name, "").strip()}
+AIPBX_KNOWLEDGE_JUDGE = _os.environ.get("AIPBX_KNOWLEDGE_JUDGE", "").strip() or "auto"
+AIPBX_KNOWLEDGE_MAX_RETRIES = int(_os.environ.get("AIPBX_KNOWLEDGE_MAX_RETRIES", "").strip() or "5")
+AIPBX_KNOWLEDGE_RETRY_BACKOFF_S = float(_os.environ.get("AIPBX_KNOWLEDGE_RETRY_BACKOFF_S", "").strip() or "2")
+# With Redis, a task whose worker died (acks_late) goes back to its queue once it has been
+# unacknowledged for visibility_timeout seconds; a worker restores such tasks when it starts and
+# every ~100 s after. It must exceed the longest task *and* the longest retry countdown (an ETA
+# task waits unacknowledged in a worker), else a live task is delivered twice. The key prefix
+# keeps the broker's keys (queues, unacked index) of one deployment apart in a shared Redis.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": float(_os.environ.get("AIPBX_CELERY_VISIBILITY_TIMEOUT", "").strip() or "3600"),
+    "global_keyprefix": _os.environ.get("AIPBX_CELERY_KEY_PREFIX", "").strip(),
+}
+
+# --- REST API (/api/v1/, schema at /api/schema/): webconsole/api ---------------------------------
+# Token first: an anonymous request then gets 401 with "WWW-Authenticate: Token" (DRF takes the
+# header from the first class; SessionAuthentication has none and would turn 401 into 403).
+# Session auth serves the console's own pages and enforces CSRF on unsafe methods.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "webconsole.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AI PBX console API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Calls, call history and HITL status, the knowledge base, extensions and operator presence. "
+        "Operators see the extensions assigned to them (anything else is 404), admins see all. "
+        "Machines authenticate with `Authorization: Token <key>` (`manage.py drf_create_token <user>`), "
+        "the browser with its session cookie plus the CSRF token on unsafe methods."
+    ),
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a field named "status"; each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "PresenceEnum": "webconsole.calls.models.Presence",
+        "KnowledgeStatusEnum": "knowledge.models.Status",
+        "NewKnowledgeStatusEnum": "webconsole.api.serializers.NEW_ITEM_STATUSES",
+    },
+}
+
+# --- Analytics: estimated provider prices (webconsole.analytics.stats explains the estimate) -----
+# Per minute of AI-handled call for STT and TTS, per 1,000 LLM tokens (≈ characters / 4 of the
+# turns' text). 0 by default: the offline local providers cost nothing.
+AIPBX_PRICE_STT_PER_MIN = float(_os.environ.get("AIPBX_PRICE_STT_PER_MIN", "").strip() or "0")
+AIPBX_PRICE_TTS_PER_MIN = float(_os.environ.get("AIPBX_PRICE_TTS_PER_MIN", "").strip() or "0")
+AIPBX_PRICE_LLM_PER_1K_TOKENS = float(_os.environ.get("AIPBX_PRICE_LLM_PER_1K_TOKENS", "").strip() or "0")

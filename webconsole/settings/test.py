@@ -31,3 +31,10 @@ CELERY_TASK_DEFAULT_QUEUE = f"aipbx-test-{uuid.uuid4().hex[:12]}"
 
 # Hashing with the default PBKDF2 costs ~0.3 s per login; tests only need it to work.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A test database per pytest process: sessions running side by side (a developer's and a helper's,
+# or two checkouts) must not drop each other's. Subprocesses started by the tests (Daphne, Celery)
+# are given the created database's URL explicitly, so they never derive this name themselves.
+import os as _os  # noqa: E402
+
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_os.getpid()}"}  # noqa: F405

@@ -1,0 +1,49 @@
+"""Django admin for calls, their events and turns, extensions and operators."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from webconsole.calls.models import Call, CallEvent, Extension, Operator, Turn
+
+
+@admin.register(Extension)
+class ExtensionAdmin(admin.ModelAdmin):
+    list_display = ("number", "name")
+    search_fields = ("number", "name")
+
+
+@admin.register(Operator)
+class OperatorAdmin(admin.ModelAdmin):
+    list_display = ("user", "role", "status", "status_changed")
+    list_filter = ("role", "status")
+    filter_horizontal = ("extensions",)
+    search_fields = ("user__username",)
+
+
+class TurnInline(admin.TabularInline):
+    model = Turn
+    extra = 0
+    fields = ("t", "speaker", "text", "interrupted", "latency_ms")
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = ("call_id", "caller", "callee", "state", "ai_handled", "started", "duration_s", "hitl_status")
+    list_filter = ("state", "ai_handled", "hitl_status", "follow_up", "callee")
+    search_fields = ("call_id", "caller", "callee")
+    date_hierarchy = "started"
+    readonly_fields = ("call_id", "caller", "callee", "state", "conversation_state", "ai_handled", "answered_by",
+                       "started", "answered", "ended", "duration_s", "billsec", "dial_status", "hangup_by",
+                       "termination_reason", "codec", "recording_dir")
+    inlines = [TurnInline]
+
+
+@admin.register(CallEvent)
+class CallEventAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "call", "type", "ts")
+    list_filter = ("type",)
+    search_fields = ("event_id", "call__call_id")
+    readonly_fields = ("event_id", "call", "type", "ts", "data")

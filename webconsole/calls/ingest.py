@@ -1,0 +1,197 @@
+"""Apply the ARI app's call events to PostgreSQL, exactly once each, then tell the live pages.
+
+An event is the stream entry ``{event_id, type, call_id, ts, data}`` written by
+``ariapp.events.EventPublisher``. :func:`apply_event` stores it and updates the call in one
+transaction; a replay of the same ``event_id`` changes nothing and sends nothing. Live updates
+(:mod:`webconsole.calls.live`) leave only after the commit, so a page that reloads after an
+update sees at least what the update said.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from webconsole.calls import live
+from webconsole.calls.models import Call, CallEvent, CallState, Turn
+
+log = logging.getLogger(__name__)
+
+
+class BadEvent(ValueError):
+    """The stream entry is not an event this console understands (it is dead-lettered, not retried)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    type: str
+    call_id: str
+    ts: datetime
+    data: dict[str, Any]
+
+
+def parse_event(fields: Mapping[str | bytes, str | bytes]) -> Event:
+    text = {_str(k): _str(v) for k, v in fields.items()}
+    missing = [name for name in ("event_id", "type", "call_id", "ts") if not text.get(name)]
+    if missing:
+        raise BadEvent(f"event lacks {', '.join(missing)}: {text!r:.200}")
+    try:
+        ts = datetime.fromtimestamp(float(text["ts"]), tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise BadEvent(f"event {text['event_id']} has a bad ts {text['ts']!r}") from exc
+    try:
+        data = json.loads(text.get("data") or "{}")
+    except json.JSONDecodeError as exc:
+        raise BadEvent(f"event {text['event_id']} has malformed data: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadEvent(f"event {text['event_id']} data is not an object")
+    if len(text["event_id"]) > 64 or len(text["call_id"]) > 128 or len(text["type"]) > 32:
+        raise BadEvent(f"event {text['event_id'][:64]!r} has an over-long id or type")
+    return Event(text["event_id"], text["type"], text["call_id"], ts, data)
+
+
+def _str(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def apply_event(fields: Mapping[str | bytes, str | bytes]) -> bool:
+    """Store one event and apply it to its call. Returns False when it was already applied.
+
+    Raises:
+        BadEvent: the entry is malformed (nothing is written).
+        django.db.Error: the database is unavailable (nothing is written; retry later).
+    """
+    event = parse_event(fields)
+    with transaction.atomic():
+        call, _ = Call.objects.get_or_create(call_id=event.call_id)
+        call = Call.objects.select_for_update().get(pk=call.pk)
+        _, created = CallEvent.objects.get_or_create(
+            event_id=event.event_id,
+            defaults={"call": call, "type": event.type, "ts": event.ts, "data": event.data},
+        )
+        if not created:
+            return False
+        turn = _apply(call, event)
+        call.save()
+        transaction.on_commit(lambda: live.call_event(call, event, turn))
+    return True
+
+
+def _apply(call: Call, event: Event) -> Turn | None:
+    """Update ``call`` (saved by the caller) from ``event``; returns the turn it stored, if any."""
+    data = event.data
+    handler = _HANDLERS.get(event.type)
+    if handler is None:
+        return None  # kept in CallEvent; unknown types are for newer consoles
+    return handler(call, event, data)
+
+
+def _started(call: Call, event: Event, data: dict[str, Any]) -> None:
+    call.caller = str(data.get("caller") or call.caller)[:64]
+    call.callee = str(data.get("callee") or call.callee)[:16]
+    call.started = _iso(data.get("start")) or call.started or event.ts
+
+
+def _answered(call: Call, event: Event, data: dict[str, Any]) -> None:
+    if call.state == CallState.ENDED:
+        return
+    call.answered = call.answered or event.ts
+    call.answered_by = str(data.get("answered_by") or "")[:16]
+    call.ai_handled = call.ai_handled or bool(data.get("ai"))
+    call.state = CallState.AI if data.get("ai") else CallState.ANSWERED
+
+
+def _state(call: Call, event: Event, data: dict[str, Any]) -> None:
+    if call.state != CallState.ENDED:
+        call.conversation_state = str(data.get("state") or "")[:24]
+
+
+def _ended(call: Call, event: Event, data: dict[str, Any]) -> None:
+    cdr = data.get("cdr") or {}
+    call.state = CallState.ENDED
+    call.conversation_state = ""
+    call.caller = str(cdr.get("caller") or call.caller)[:64]
+    call.callee = str(cdr.get("callee") or call.callee)[:16]
+    call.started = _iso(cdr.get("start")) or call.started or event.ts
+    call.answered = _iso(cdr.get("answer")) or call.answered
+    call.ended = _iso(cdr.get("end")) or event.ts
+    call.ai_handled = bool(cdr.get("ai_handled", call.ai_handled))
+    call.answered_by = str(cdr.get("answered_by") or call.answered_by or "")[:16]
+    call.duration_s = _float(cdr.get("duration"))
+    call.billsec = _float(cdr.get("billsec"))
+    call.dial_status = str(cdr.get("dial_status") or "")[:32]
+    call.hangup_by = str(cdr.get("hangup_by") or "")[:16]
+    call.termination_reason = str(cdr.get("termination_reason") or "")[:64]
+    call.codec = str(cdr.get("codec") or "")[:16]
+    call.recording_dir = str(cdr.get("recording_dir") or "")[:512]
+
+
+def _transcript(call: Call, event: Event, data: dict[str, Any]) -> Turn | None:
+    if not data.get("final"):
+        return None  # interim text is shown live and kept as an event, not as a turn
+    return Turn.objects.create(call=call, event_id=event.event_id, t=_float(data.get("t")) or 0.0,
+                               speaker=str(data.get("speaker") or "caller")[:16], text=str(data.get("text") or ""))
+
+
+def _turn(call: Call, event: Event, data: dict[str, Any]) -> Turn:
+    return Turn.objects.create(
+        call=call, event_id=event.event_id, t=_float(data.get("t")) or 0.0,
+        speaker=str(data.get("speaker") or "ai")[:16], text=str(data.get("text") or ""),
+        interrupted=bool(data.get("interrupted")), unspoken=str(data.get("unspoken") or ""),
+    )
+
+
+def _retrieval(call: Call, event: Event, data: dict[str, Any]) -> None:
+    results = data.get("results") or []
+    question = call.turns.filter(speaker="caller").order_by("-t", "-id").first()
+    if question is not None:
+        question.retrieved = results
+        question.save(update_fields=["retrieved"])
+    used = [int(r["item_id"]) for r in results if isinstance(r, dict) and str(r.get("item_id", "")).isdigit()]
+    if used:
+        from knowledge.actions import do_record_usage
+
+        do_record_usage(used)
+
+
+def _latency(call: Call, event: Event, data: dict[str, Any]) -> None:
+    question = call.turns.filter(speaker="caller").order_by("-t", "-id").first()
+    if question is not None:
+        question.latency_ms = {k: v for k, v in data.items() if isinstance(v, int | float)}
+        question.save(update_fields=["latency_ms"])
+
+
+_HANDLERS = {
+    "call.started": _started,
+    "call.answered": _answered,
+    "call.ended": _ended,
+    "state": _state,
+    "transcript": _transcript,
+    "turn": _turn,
+    "retrieval": _retrieval,
+    "latency": _latency,
+}
+
+
+def _iso(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,142 @@
+"""Calls as the console sees them, the events that built them, and the people who operate the system.
+
+The ARI app owns the calls; it never touches this database. It publishes events to a Redis Stream and
+``webconsole.calls.ingest`` applies them here, idempotently by ``event_id``. PostgreSQL is then the
+source of truth of the console: a page load reads it, and live updates are sent only after the
+transaction that stored them committed.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Extension(models.Model):
+    """A phone extension and its owner (mirrors ``asterisk/extensions.yaml``; see ``sync_extensions``)."""
+
+    number = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}".strip()
+
+
+class Role(models.TextChoices):
+    OPERATOR = "operator", "Operator"
+    ADMIN = "admin", "Admin"
+
+
+class Presence(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    BUSY = "busy", "Busy"
+    AWAY = "away", "Away"
+    OFFLINE = "offline", "Offline"
+
+
+class Operator(models.Model):
+    """A console user's role, the extensions they look after, and their presence (read by HITL)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.OPERATOR)
+    extensions = models.ManyToManyField(Extension, blank=True, related_name="operators")
+    status = models.CharField(max_length=16, choices=Presence.choices, default=Presence.OFFLINE)
+    status_changed = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}, {self.status})"
+
+
+class CallState(models.TextChoices):
+    RINGING = "ringing", "Ringing"
+    ANSWERED = "answered", "Answered by a person"
+    AI = "ai", "With the AI"
+    ENDED = "ended", "Ended"
+
+
+class HitlStatus(models.TextChoices):
+    NONE = "", "None"
+    UNRESOLVED = "unresolved", "Unresolved"
+    NOTED = "noted", "Noted"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Call(models.Model):
+    call_id = models.CharField(max_length=128, unique=True)
+    caller = models.CharField(max_length=64, blank=True, default="")
+    callee = models.CharField(max_length=16, blank=True, default="", help_text="The extension called (its owner).")
+    state = models.CharField(max_length=16, choices=CallState.choices, default=CallState.RINGING)
+    conversation_state = models.CharField(max_length=24, blank=True, default="")
+    ai_handled = models.BooleanField(default=False)
+    answered_by = models.CharField(max_length=16, blank=True, default="")
+    started = models.DateTimeField(null=True, blank=True)
+    answered = models.DateTimeField(null=True, blank=True)
+    ended = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    billsec = models.FloatField(null=True, blank=True)
+    dial_status = models.CharField(max_length=32, blank=True, default="")
+    hangup_by = models.CharField(max_length=16, blank=True, default="")
+    termination_reason = models.CharField(max_length=64, blank=True, default="")
+    codec = models.CharField(max_length=16, blank=True, default="")
+    recording_dir = models.CharField(max_length=512, blank=True, default="")
+    hitl_status = models.CharField(max_length=16, choices=HitlStatus.choices, blank=True, default=HitlStatus.NONE)
+    notes = models.TextField(blank=True, default="")
+    follow_up = models.BooleanField(default=False)
+    callback_number = models.CharField(max_length=32, blank=True, default="")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started"]
+        indexes = [
+            models.Index(fields=["callee", "-started"], name="calls_callee_started"),
+            models.Index(fields=["state"], name="calls_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.caller} -> {self.callee} ({self.call_id})"
+
+    @property
+    def active(self) -> bool:
+        return self.state != CallState.ENDED
+
+
+class CallEvent(models.Model):
+    """One event from the ARI app, kept as it came; ``event_id`` makes a replay a no-op."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32)
+    ts = models.DateTimeField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["ts", "id"]
+        indexes = [models.Index(fields=["call", "type"], name="calls_event_call_type")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.call_id} {self.ts:%H:%M:%S}"
+
+
+class Turn(models.Model):
+    """One utterance of the conversation: the caller's question or the AI's reply as it was played."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="turns")
+    event_id = models.CharField(max_length=64, unique=True)
+    t = models.FloatField(help_text="Seconds since the AI answered.")
+    speaker = models.CharField(max_length=16)
+    text = models.TextField(blank=True, default="")
+    interrupted = models.BooleanField(default=False)
+    unspoken = models.TextField(blank=True, default="")
+    latency_ms = models.JSONField(default=dict, blank=True)
+    retrieved = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["call", "t", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.speaker}@{self.t:.1f}: {self.text[:40]}"

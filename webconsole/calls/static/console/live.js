@@ -1,0 +1,180 @@
+// Live console pages: a websocket per page (ws/live/ or ws/calls/<id>/) that first sends the
+// current state ("snapshot") and then call events. Text is always set with textContent.
+(function () {
+  "use strict";
+
+  function socket(path, onMessage) {
+    var status = document.getElementById("live-status");
+    var delay = 500;
+    function say(text) { if (status) status.textContent = text; }
+    function open() {
+      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      var ws = new WebSocket(scheme + location.host + path);
+      ws.onopen = function () { delay = 500; say(""); document.body.dataset.live = "connected"; };
+      ws.onmessage = function (e) { onMessage(JSON.parse(e.data)); };
+      ws.onclose = function (e) {
+        document.body.dataset.live = "closed";
+        if (e.code === 4401) { location.reload(); return; }  // logged out: the page asks to log in
+        if (e.code === 4404) { say("Not available."); return; }
+        say("Reconnecting…");
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+    open();
+  }
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function seconds(fromIso) {
+    if (!fromIso) return "";
+    var s = Math.max(0, Math.round((Date.now() - Date.parse(fromIso)) / 1000));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  function stateText(call) {
+    return call.state_label + (call.conversation_state ? " · " + call.conversation_state : "");
+  }
+
+  function dashboard(opts) {
+    var body = document.querySelector("#active-calls tbody");
+    var empty = document.getElementById("no-active");
+    var count = document.getElementById("active-count");
+
+    function row(call) {
+      var tr = el("tr");
+      tr.dataset.callId = call.call_id;
+      tr.dataset.started = call.started || "";
+      var link = el("a", null, call.caller || "?");
+      link.href = opts.callUrl.replace("CALLID", encodeURIComponent(call.call_id));
+      var first = el("td"); first.appendChild(link); tr.appendChild(first);
+      tr.appendChild(el("td", null, call.callee));
+      tr.appendChild(el("td", "state", stateText(call)));
+      tr.appendChild(el("td", null, call.ai_handled ? "AI" : (call.state === "answered" ? "person" : "—")));
+      tr.appendChild(el("td", "duration", seconds(call.started)));
+      return tr;
+    }
+    function refresh() {
+      var n = body.querySelectorAll("tr").length;
+      count.textContent = n;
+      empty.hidden = n > 0;
+    }
+    function upsert(call) {
+      var old = body.querySelector('tr[data-call-id="' + CSS.escape(call.call_id) + '"]');
+      if (call.state === "ended") { if (old) old.remove(); }
+      else if (old) { body.replaceChild(row(call), old); }
+      else { body.appendChild(row(call)); }
+      refresh();
+    }
+    socket("/ws/live/", function (msg) {
+      if (msg.type === "snapshot") {
+        body.textContent = "";
+        msg.calls.forEach(function (c) { body.appendChild(row(c)); });
+        refresh();
+      } else if (msg.type === "call.event") {
+        upsert(msg.call);
+      } else if (msg.type === "hitl.count") {
+        var waiting = document.getElementById("hitl-waiting");
+        if (waiting) waiting.textContent = msg.waiting;
+      }
+    });
+    setInterval(function () {
+      body.querySelectorAll("tr").forEach(function (tr) {
+        tr.querySelector(".duration").textContent = seconds(tr.dataset.started);
+      });
+    }, 1000);
+  }
+
+  function callView(opts) {
+    var list = document.getElementById("transcript");
+    var interim = document.getElementById("interim");
+    var state = document.getElementById("call-state");
+
+    function turnItem(turn) {
+      var li = el("li", "turn " + turn.speaker + (turn.interrupted ? " interrupted" : ""));
+      li.id = "t" + turn.id;
+      li.dataset.t = turn.t;
+      li.appendChild(el("span", "at", turn.t.toFixed(1) + " s"));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(el("b", "who", turn.speaker));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(el("span", "text", turn.text));
+      if (turn.unspoken) { li.appendChild(document.createTextNode(" ")); li.appendChild(el("s", "unspoken", turn.unspoken)); }
+      if (turn.interrupted) li.appendChild(el("span", "badge interrupted", "interrupted"));
+      decorate(li, turn.retrieved, turn.latency_ms);
+      return li;
+    }
+    function decorate(li, retrieved, latency) {
+      var old = li.querySelector(".retrieved"); if (old) old.remove();
+      if (retrieved && retrieved.length) {
+        var ul = el("ul", "retrieved");
+        retrieved.forEach(function (r) {
+          var item = el("li");
+          item.appendChild(el("span", "score", Number(r.score).toFixed(2)));
+          item.appendChild(document.createTextNode(" " + r.text));
+          ul.appendChild(item);
+        });
+        li.appendChild(ul);
+      }
+      var oldLat = li.querySelector(".latency"); if (oldLat) oldLat.remove();
+      if (latency && latency.first_rtp) li.appendChild(el("span", "latency", "answer after " + Math.round(latency.first_rtp) + " ms"));
+    }
+    function lastCaller() {
+      var items = list.querySelectorAll("li.turn.caller");
+      return items.length ? items[items.length - 1] : null;
+    }
+    function add(turn) {
+      var none = document.getElementById("no-transcript"); if (none) none.remove();
+      if (document.getElementById("t" + turn.id)) return;
+      list.appendChild(turnItem(turn));
+    }
+    socket("/ws/calls/" + encodeURIComponent(opts.callId) + "/", function (msg) {
+      if (msg.type === "snapshot") {
+        list.textContent = "";
+        msg.turns.forEach(add);
+        state.textContent = stateText(msg.call);
+        return;
+      }
+      if (msg.type !== "call.event") return;
+      state.textContent = stateText(msg.call);
+      var ev = msg.event;
+      if (msg.turn) { add(msg.turn); interim.textContent = ""; }
+      else if (ev.type === "transcript" && !ev.data.final) interim.textContent = "… " + ev.data.text;
+      else if (ev.type === "retrieval" && lastCaller()) decorate(lastCaller(), ev.data.results, null);
+      else if (ev.type === "latency" && lastCaller()) {
+        var li = lastCaller(); var lat = li.querySelector(".latency"); if (lat) lat.remove();
+        if (ev.data.first_rtp) li.appendChild(el("span", "latency", "answer after " + Math.round(ev.data.first_rtp) + " ms"));
+      }
+      if (msg.call.state === "ended") {
+        state.textContent = "Ended";
+        document.body.dataset.callEnded = "1";
+        setTimeout(function () { location.reload(); }, 1500);  // recordings and outcome appear
+      }
+    });
+  }
+
+  // A link like /calls/<id>/#t=6.5 (knowledge provenance) opens the recording at that moment and
+  // marks the turn spoken then.
+  function seekToMoment() {
+    var match = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);
+    if (!match) return;
+    var t = parseFloat(match[1]);
+    var turns = document.querySelectorAll("#transcript li.turn");
+    var best = null;
+    turns.forEach(function (li) { if (parseFloat(li.dataset.t) <= t + 0.5) best = li; });
+    if (best) { best.classList.add("moment"); best.scrollIntoView({block: "center"}); }
+    var audio = document.querySelector('audio[data-recording="mixed"]');
+    if (audio) {
+      audio.preload = "metadata";
+      audio.addEventListener("loadedmetadata", function () { audio.currentTime = t; }, {once: true});
+      audio.load();
+    }
+  }
+
+  window.AIPBX = {socket: socket, dashboard: dashboard, callView: callView, seekToMoment: seekToMoment, el: el};
+})();

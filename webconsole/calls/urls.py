@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from webconsole.calls import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("calls/", views.call_list, name="calls"),
+    path("calls/<str:call_id>/", views.call_detail, name="call"),
+    path("calls/<str:call_id>/audio/<str:name>.wav", views.call_audio, name="call-audio"),
+    path("operators/", views.operators, name="operators"),
+    path("operators/presence", views.set_presence, name="presence"),
+]

@@ -1,0 +1,205 @@
+"""Console pages for calls: dashboard, call history, call detail with recordings, operator presence.
+
+Every page needs a login; objects outside the user's extensions answer 404 (``access``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Avg, Count, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from webconsole.calls import access
+from webconsole.calls.models import Call, CallState, HitlStatus, Operator, Presence, Role
+
+RECORDINGS = ("mixed", "caller", "callee")
+_SAFE_ID = re.compile(r"^[\w.-]{1,128}$")
+
+
+def operator_for(user) -> Operator:
+    """The user's operator profile, created on first use (superusers become admins)."""
+    operator, _ = Operator.objects.get_or_create(
+        user=user, defaults={"role": Role.ADMIN if user.is_superuser else Role.OPERATOR})
+    return operator
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    calls = access.calls_for(request.user)
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    todays = calls.filter(started__gte=today)
+    numbers = todays.aggregate(
+        total=Count("id"), ai=Count("id", filter=Q(ai_handled=True)),
+        answered=Count("id", filter=Q(answered__isnull=False)), avg_duration=Avg("duration_s"),
+    )
+    return render(request, "console/dashboard.html", {
+        "active": calls.exclude(state=CallState.ENDED).order_by("started"),
+        "today": numbers,
+        "unresolved": calls.filter(hitl_status=HitlStatus.UNRESOLVED).count(),
+        "hitl_waiting": _hitl_waiting(request.user),
+    })
+
+
+def _hitl_waiting(user) -> int:
+    try:
+        from webconsole.hitl.queries import waiting_count  # the HITL app, when installed
+    except ImportError:
+        return 0
+    return waiting_count(user)
+
+
+class CallFilter(forms.Form):
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    extension = forms.CharField(required=False, max_length=16)
+    ai = forms.ChoiceField(required=False, choices=[("", "All"), ("yes", "AI-handled"), ("no", "Not AI")])
+    hitl = forms.ChoiceField(required=False, choices=[("", "All"), *[(v, lbl) for v, lbl in HitlStatus.choices if v]])
+    q = forms.CharField(required=False, max_length=64, label="Caller")
+
+
+@login_required
+@require_GET
+def call_list(request: HttpRequest) -> HttpResponse:
+    form = CallFilter(request.GET or None)
+    calls = access.calls_for(request.user)
+    if form.is_valid():
+        data = form.cleaned_data
+        tz = timezone.get_current_timezone()
+        if data["date_from"]:
+            calls = calls.filter(started__gte=datetime.combine(data["date_from"], time.min, tz))
+        if data["date_to"]:
+            calls = calls.filter(started__lt=datetime.combine(data["date_to"] + timedelta(days=1), time.min, tz))
+        if data["extension"]:
+            calls = calls.filter(callee=data["extension"])
+        if data["ai"]:
+            calls = calls.filter(ai_handled=data["ai"] == "yes")
+        if data["hitl"]:
+            calls = calls.filter(hitl_status=data["hitl"])
+        if data["q"]:
+            calls = calls.filter(caller__icontains=data["q"])
+    page = Paginator(calls.order_by("-started", "-id"), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "console/call_list.html", {
+        "form": form, "page": page, "query": query.urlencode(),
+        "extensions": access.extensions_for(request.user),
+    })
+
+
+class CallNotesForm(forms.ModelForm):
+    class Meta:
+        model = Call
+        fields = ["notes", "follow_up", "callback_number", "hitl_status"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_callback_number(self) -> str:
+        number = self.cleaned_data["callback_number"].strip()
+        if number and not re.fullmatch(r"\+?[0-9 ()-]{2,31}", number):
+            raise forms.ValidationError("Enter a phone number (digits, spaces, +, -, parentheses).")
+        return number
+
+
+def _visible_call(request: HttpRequest, call_id: str) -> Call:
+    return get_object_or_404(access.calls_for(request.user), call_id=call_id)
+
+
+@login_required
+def call_detail(request: HttpRequest, call_id: str) -> HttpResponse:
+    call = _visible_call(request, call_id)
+    if request.method == "POST":
+        form = CallNotesForm(request.POST, instance=call)
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Call updated.")
+            return redirect("console:call", call_id=call.call_id)
+    elif request.method == "GET":
+        form = CallNotesForm(instance=call)
+    else:
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    turns = list(call.turns.order_by("t", "id"))
+    return render(request, "console/call_detail.html", {
+        "call": call, "turns": turns, "form": form,
+        "recordings": [name for name in RECORDINGS if _recording(call, name) is not None],
+        "metadata": _metadata(call),
+    })
+
+
+def _call_dir(call: Call) -> Path | None:
+    if not _SAFE_ID.fullmatch(call.call_id):
+        return None
+    root = Path(settings.AIPBX_RECORDINGS_DIR).resolve()
+    folder = (root / call.call_id).resolve()
+    return folder if folder.parent == root else None
+
+
+def _recording(call: Call, name: str) -> Path | None:
+    folder = _call_dir(call)
+    if folder is None or name not in RECORDINGS:
+        return None
+    path = folder / f"{name}.wav"
+    return path if path.is_file() else None
+
+
+def _metadata(call: Call) -> dict:
+    folder = _call_dir(call)
+    if folder is None:
+        return {}
+    try:
+        data = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if k != "turns"} if isinstance(data, dict) else {}
+
+
+@login_required
+@require_GET
+def call_audio(request: HttpRequest, call_id: str, name: str) -> FileResponse:
+    call = _visible_call(request, call_id)
+    path = _recording(call, name)
+    if path is None:
+        raise Http404("No such recording")
+    response = FileResponse(path.open("rb"), content_type="audio/wav")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def set_presence(request: HttpRequest) -> HttpResponse:
+    status = request.POST.get("status", "")
+    if status not in Presence.values:
+        messages.error(request, f"Unknown status {status!r}.")
+    else:
+        operator = operator_for(request.user)
+        operator.status = status
+        operator.status_changed = timezone.now()
+        operator.save(update_fields=["status", "status_changed"])
+        messages.success(request, f"You are now {operator.get_status_display().lower()}.")
+    target = request.POST.get("next") or ""
+    if not target.startswith("/") or target.startswith("//"):
+        target = "console:dashboard"
+    return redirect(target)
+
+
+@login_required
+@require_GET
+def operators(request: HttpRequest) -> HttpResponse:
+    me = operator_for(request.user)
+    rows = Operator.objects.select_related("user").prefetch_related("extensions").order_by("user__username")
+    if not access.is_admin(request.user):
+        mine = me.extensions.all()
+        rows = rows.filter(Q(pk=me.pk) | Q(extensions__in=mine)).distinct()
+    return render(request, "console/operators.html", {"operators": rows, "me": me})
