@@ -7,6 +7,8 @@ written. Then :func:`import_file` adds the texts as **approved** items
 (``source=import``) in one transaction, recording progress in an
 :class:`~knowledge.models.ImportJob` row (kept on failure, with the error) and
 reporting each step to an optional callback (the command draws a progress bar).
+The console's upload creates the job first and a Celery task runs it
+(:func:`run_import_job`), recording a bad file as the job's error.
 Importing the same file twice stores nothing new: ``do_add_item`` merges
 duplicates.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +29,10 @@ from django.utils import timezone
 from knowledge.actions import do_add_items
 from knowledge.models import Category, ImportJob, Source, Status
 
-__all__ = ["SUPPORTED_SUFFIXES", "ImportFailed", "check_owner", "import_file", "parse_file"]
+__all__ = ["SUPPORTED_SUFFIXES", "ImportFailed", "check_owner", "import_file", "parse_file", "run_import_job",
+           "upload_dir", "discard_upload"]
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: Final = (".txt", ".text", ".md", ".markdown", ".csv")
 MAX_FILE_BYTES: Final = 5 * 1024 * 1024
@@ -147,6 +153,47 @@ def import_file(owner: str, path: Path, progress: Progress | None = None, batch:
     check_owner(owner)
     texts = parse_file(path)
     job = ImportJob.objects.create(owner=owner, filename=str(path), total=len(texts))
+    return _import_texts(job, texts, str(path), progress, batch)
+
+
+def run_import_job(job_id: int, progress: Progress | None = None, batch: int = 25) -> ImportJob:
+    """Run the import an :class:`ImportJob` row describes (``filename`` = the stored file); never raises
+    for a bad file or a failed import: the job ends ``failed`` with the reason in ``error``.
+
+    Idempotent: a job that already ended is returned as it is; a job left ``running`` by a
+    worker that died wrote no items (one transaction) and simply runs again, and
+    ``do_add_items`` merges any text that is already stored.
+
+    Raises:
+        ImportJob.DoesNotExist: No such job.
+    """
+    job = ImportJob.objects.get(pk=job_id)
+    if job.status != ImportJob.JobStatus.RUNNING:
+        return job
+    path = Path(job.filename)
+    try:
+        check_owner(job.owner)
+        texts = parse_file(path)
+    except ImportFailed as exc:
+        # The stored path is a server detail; the person who uploaded knows the file by its name.
+        error = str(exc).replace(str(path), path.name)
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.FAILED, error=error[:2000], done=0,
+                                                   finished=timezone.now())
+        job.refresh_from_db()
+        return job
+    ImportJob.objects.filter(pk=job.pk).update(total=len(texts), done=0, error="")
+    job.total = len(texts)
+    try:
+        return _import_texts(job, texts, path.name, progress, batch)
+    except Exception:  # recorded on the job by _import_texts
+        logger.warning("knowledge import job %s failed", job.pk, exc_info=True)
+        job.refresh_from_db()
+        return job
+
+
+def _import_texts(job: ImportJob, texts: list[str], label: str, progress: Progress | None, batch: int) -> ImportJob:
+    """Add ``texts`` as the job's approved items in one transaction, reporting progress on the job."""
+    owner = job.owner
     reporter = _ProgressWriter(job.pk)
     committed: list[bool] = []
     try:
@@ -162,7 +209,7 @@ def import_file(owner: str, path: Path, progress: Progress | None = None, batch:
                 reporter.report(done)
     except Exception as exc:
         if committed:
-            message = f"{path}: items saved but indexing failed ({exc}); run manage.py reindex_knowledge"
+            message = f"{label}: items saved but indexing failed ({exc}); run manage.py reindex_knowledge"
             ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.DONE, done=len(texts),
                                                        error=message, finished=timezone.now())
             raise ImportFailed(message) from exc
@@ -175,6 +222,31 @@ def import_file(owner: str, path: Path, progress: Progress | None = None, batch:
                                                finished=timezone.now())
     job.refresh_from_db()
     return job
+
+
+def upload_dir() -> Path:
+    """Where the console keeps uploaded files until their import job ran.
+
+    ``settings.AIPBX_KNOWLEDGE_UPLOAD_DIR`` when set, else ``var/uploads/knowledge``; the web
+    process and the Celery worker must both reach it (one host, or a shared volume).
+    """
+    from django.conf import settings
+
+    configured = getattr(settings, "AIPBX_KNOWLEDGE_UPLOAD_DIR", None)
+    return Path(configured) if configured else Path(settings.BASE_DIR) / "var" / "uploads" / "knowledge"
+
+
+def discard_upload(path: Path) -> None:
+    """Delete an uploaded file (and its folder once empty); files outside :func:`upload_dir` are kept."""
+    root = upload_dir().resolve()
+    target = path.resolve()
+    if root not in target.parents:
+        return
+    target.unlink(missing_ok=True)
+    folder = target.parent
+    # A redelivered task may find the folder gone already.
+    if folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 class _ProgressWriter:
