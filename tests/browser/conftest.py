@@ -121,7 +121,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database_url(db: dict) -> str:
+def database_url(db: dict) -> str:
     """The ``AIPBX_DATABASE_URL`` (see webconsole/settings/env.py) of a Django DATABASES entry."""
     auth = quote(db["USER"], safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
     port = f":{db['PORT']}" if db["PORT"] else ""
@@ -144,20 +144,23 @@ def _wait_for_health(proc: subprocess.Popen[bytes], server: WebServer) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def web_server(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> Iterator[WebServer]:
-    """Daphne serving ``webconsole.asgi:application`` with ``settings.test`` on the test database."""
-    # Read after django_db_setup, which renamed NAME to the test database (test_aipbx, or a
-    # per-worker name under xdist).
+@contextmanager
+def run_daphne(log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[WebServer]:
+    """Daphne serving ``webconsole.asgi:application`` with ``settings.test`` on the test database.
+
+    Call after ``django_db_setup``, which renamed NAME to the test database. ``extra_env`` adds to
+    (or overrides) the environment, e.g. a stack instance's knowledge store and recordings.
+    """
     from django.conf import settings
 
     port = _free_port()
-    server = WebServer(url=f"http://127.0.0.1:{port}", log_path=tmp_path_factory.mktemp("daphne") / "daphne.log")
+    server = WebServer(url=f"http://127.0.0.1:{port}", log_path=log_dir / "daphne.log")
     env = {k: v for k, v in os.environ.items() if k != _ALLOW_ASYNC_UNSAFE}  # see the module docstring
     env |= {
         "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
-        "AIPBX_DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "AIPBX_DATABASE_URL": database_url(settings.DATABASES["default"]),
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webconsole.asgi:application"]
     with server.log_path.open("wb") as log:
@@ -172,6 +175,13 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def web_server(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> Iterator[WebServer]:
+    """The console on the test database (see ``run_daphne``)."""
+    with run_daphne(tmp_path_factory.mktemp("daphne")) as server:
+        yield server
 
 
 # --- the browser ----------------------------------------------------------------------------------

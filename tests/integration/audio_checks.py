@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 from ariapp.media.resample import resample
+from softphone.analysis import silent_tail, speech_seconds
 from softphone.voice import speech  # noqa: F401 - what the test phone says
 
 
@@ -37,3 +38,17 @@ async def until(predicate, timeout: float, what: str, interval: float = 0.1):
             return value
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def ask(phones, ext: str, question: str) -> str:
+    """Call ``ext`` (not registered: the AI answers at once), ask by voice, return what was heard."""
+    async with phones("1001") as caller:
+        call = await caller.call(ext, timeout=10)
+        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
+        await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
+        asked_at = len(call.received_audio())
+        await call.play_and_wait(await speech(question))
+        await until(lambda: speech_seconds(call.received_audio()[asked_at:]) > 1.5, 25, "an answer")
+        await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the answer")
+        await call.hangup()
+        return await transcribe(call.received_audio()[asked_at:])

@@ -97,3 +97,60 @@ def phones(pbx: Pbx):
             await phone.close()
 
     return make
+
+
+# --- the console beside the PBX (browser end-to-end tests) -----------------------------------------
+from tests.browser.conftest import (  # noqa: E402,F401 - fixtures and the failure-report hook
+    _playwright,
+    _playwright_runs_the_loop,
+    chromium_browser,
+    page,
+    pytest_runtest_makereport,
+)
+
+
+@dataclass
+class Console:
+    """The web console (Daphne) and its event consumer, on the test database, serving the test PBX."""
+
+    url: str
+    server: object
+    consumer_log: object
+
+    def log_tail(self) -> str:
+        return self.server.log_tail()
+
+
+@pytest.fixture(scope="session")
+def console(pbx: Pbx, ariapp, django_db_setup, tmp_path_factory):
+    """``python -m daphne`` and ``manage.py consume_events`` for the ``pbx`` instance.
+
+    Both get the instance's environment (event stream, knowledge store, recordings), so what the
+    ARI app does shows up in the console as it would under ``make up``.
+    """
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    from stack.config import REPO
+    from tests.browser.conftest import database_url, run_daphne
+
+    logs = tmp_path_factory.mktemp("console")
+    env = {**pbx.cfg.process_env(), "AIPBX_KNOWLEDGE_STORE": "chroma"}
+    consumer_log = logs / "events.log"
+    consumer_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+                    "AIPBX_DATABASE_URL": database_url(settings.DATABASES["default"])}
+    consumer_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with consumer_log.open("wb") as log:
+        consumer = subprocess.Popen([sys.executable, "manage.py", "consume_events"], cwd=REPO, env=consumer_env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with run_daphne(logs, env) as server:
+            yield Console(server.url, server, consumer_log)
+    finally:
+        consumer.terminate()
+        try:
+            consumer.wait(10)
+        except subprocess.TimeoutExpired:
+            consumer.kill()

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from softphone.analysis import silent_tail, speech_seconds
-from tests.integration.audio_checks import speech, transcribe, until
+from tests.integration.audio_checks import ask, speech, transcribe, until
 
 pytestmark = [pytest.mark.asterisk]
 
@@ -27,20 +27,6 @@ async def seed(pbx, owner: str, texts: list[str]) -> None:
     store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}")
     retriever = Retriever(UsemEmbedder(), store)
     await retriever.add(owner, [Document(f"{owner}-{i}", text) for i, text in enumerate(texts)])
-
-
-async def ask(phones, ext: str, question: str) -> str:
-    """Call ``ext`` (not registered: the AI answers at once), ask by voice, return what was heard."""
-    async with phones("1001") as caller:
-        call = await caller.call(ext, timeout=10)
-        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
-        await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
-        asked_at = len(call.received_audio())
-        await call.play_and_wait(await speech(question))
-        await until(lambda: speech_seconds(call.received_audio()[asked_at:]) > 1.5, 25, "an answer")
-        await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the answer")
-        await call.hangup()
-        return await transcribe(call.received_audio()[asked_at:])
 
 
 async def test_the_ai_answers_from_the_callees_knowledge(pbx, ariapp, knowledge_store, phones):
