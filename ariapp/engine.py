@@ -90,4 +90,14 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
     voices = {lang: build_tts(settings, env, lang) for lang in ("en-US", "ko-KR")}
     return Engine(build_stt(settings, env), voices["en-US"], build_answerer(settings, env),
                   retriever=build_retriever(settings), end_of_turn_ms=settings.end_of_turn_ms,
-                  pause_ms=min(settings.pause_ms, settings.end_of_turn_ms), voices=voices)
+                  pause_ms=min(settings.pause_ms, settings.end_of_turn_ms), voices=voices,
+                  desk=build_desk(settings), hitl=settings.hitl)
+
+
+def build_desk(settings: Settings):
+    """The console's replies to HITL requests; off with AIPBX_HITL=0 or without the event stream."""
+    if settings.hitl is None or not settings.events:
+        return None
+    from ariapp.conversation.hitl import RedisDesk
+
+    return RedisDesk(settings.redis_url, settings.instance)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ariapp.conversation.hitl import DEFAULT_SENSITIVE, HitlConfig
 from ariapp.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +58,7 @@ class Settings:
     chroma_host: str
     chroma_port: int
     knowledge_prefix: str
+    hitl: HitlConfig | None  # None: AIPBX_HITL=0, the AI never asks a person
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,4 +125,41 @@ class Settings:
             chroma_port=integer("AIPBX_CHROMA_PORT", 8001, 1, 65535),
             knowledge_prefix=env.get("AIPBX_KNOWLEDGE_PREFIX", "kb"),
             pause_ms=integer("AIPBX_PAUSE_MS", 120, 60, 1000),
+            hitl=_hitl_config(env) if env.get("AIPBX_HITL", "1") == "1" else None,
         )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
+    return value
+
+
+def _hitl_config(env: Mapping[str, str]) -> HitlConfig:
+    """``AIPBX_HITL_*``: hold limit, spoken-update times, decision wait, score floor, sensitive words."""
+    hold = _number(env, "AIPBX_HITL_HOLD_S", 60.0, 1.0, 600.0)
+    raw_updates = env.get("AIPBX_HITL_UPDATES_S", "15,30")
+    try:
+        updates = tuple(float(x) for x in raw_updates.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"AIPBX_HITL_UPDATES_S must be comma-separated seconds, not {raw_updates!r}") from None
+    if any(not 0 < u < hold for u in updates) or list(updates) != sorted(updates):
+        raise ConfigError(f"AIPBX_HITL_UPDATES_S must be increasing times inside the hold ({hold:g} s), "
+                          f"not {raw_updates!r}")
+    min_score = env.get("AIPBX_HITL_MIN_SCORE", "").strip()
+    sensitive = env.get("AIPBX_HITL_SENSITIVE")
+    return HitlConfig(
+        min_score=_number(env, "AIPBX_HITL_MIN_SCORE", 0.0, 0.0, 1.0) if min_score else None,
+        sensitive=tuple(w.strip() for w in sensitive.split(",") if w.strip()) if sensitive is not None
+        else DEFAULT_SENSITIVE,
+        decision_s=_number(env, "AIPBX_HITL_DECISION_S", 2.0, 0.1, 30.0),
+        updates_s=updates,
+        hold_s=hold,
+    )

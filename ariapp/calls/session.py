@@ -63,6 +63,8 @@ class Engine:
     end_of_turn_ms: int = 400
     pause_ms: int = 200
     voices: dict[str, TextToSpeech] | None = None  # per call language ("en-US", "ko-KR")
+    desk: object | None = None  # human in the loop (ariapp.conversation.hitl.RedisDesk); None: off
+    hitl: object | None = None  # its HitlConfig
 
     def voice(self, language: str) -> TextToSpeech:
         return (self.voices or {}).get(language, self.tts)
@@ -244,6 +246,7 @@ class AiCall:
             answerer=self.engine.answerer, retriever=self.engine.retriever,
             greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate), since_answer=self._since_answer,
             publish=lambda event_type, **data: self._publish(event_type, self.record.call_id, **data),
+            desk=self.engine.desk, hitl=self.engine.hitl,
         )
         conversation = asyncio.ensure_future(self.orchestrator.run())
         try:

@@ -8,6 +8,8 @@ Theory of operation
     While THINKING, the caller starting to talk again means the turn was not over: the reply is
     cancelled and the next utterance is heard as the continuation of the same question.
     A provider failure while THINKING is answered with a polite fallback sentence.
+    THINKING --hold--> HOLDING --human reply--> SPEAKING when a person is asked (HITL); THINKING
+    --human reply--> SPEAKING when nobody is available (the away message).
     Hanging up ends everything from any state.
 
 ``step(state, event) -> (state, commands)`` is pure; the orchestrator executes the commands.
@@ -26,6 +28,7 @@ class State(enum.Enum):
     LISTENING = "listening"
     THINKING = "thinking"
     SPEAKING = "speaking"
+    HOLDING = "holding"  # waiting for a person to answer (hold music, spoken updates)
     ENDED = "ended"
 
 
@@ -37,6 +40,8 @@ class Ev(enum.Enum):
     REPLY_AUDIO = "reply_audio"  # the first audio of the reply went out
     REPLY_EMPTY = "reply_empty"  # the reply produced nothing to say
     PROVIDER_FAILED = "provider_failed"
+    HOLD = "hold"  # a person was asked and will answer: put the caller on hold
+    HUMAN_REPLY = "human_reply"  # we speak what the human loop decided (answer, away, timeout)
     HANGUP = "hangup"
 
 
@@ -64,6 +69,11 @@ TABLE: dict[tuple[State, Ev], tuple[State, tuple[Cmd, ...]]] = {
     (S.SPEAKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
     (S.SPEAKING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
     (S.SPEAKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
+    # Human in the loop: the reply task itself plays the hold and then speaks; while HOLDING the
+    # caller's speech (or the music's echo) interrupts nothing.
+    (S.THINKING, E.HOLD): (S.HOLDING, ()),
+    (S.THINKING, E.HUMAN_REPLY): (S.SPEAKING, ()),
+    (S.HOLDING, E.HUMAN_REPLY): (S.SPEAKING, ()),
 }
 for _state in State:
     if _state is not State.ENDED:

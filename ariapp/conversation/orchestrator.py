@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ import numpy as np
 
 from ariapp.calls.audio import Speaker, SpeechHandle
 from ariapp.conversation.answerer import Answerer, Question
+from ariapp.conversation.hitl import Desk, HitlConfig, Trigger, hitl_trigger, hold_music
 from ariapp.conversation.machine import Cmd, Ev, State, step
 from ariapp.conversation.prompt import Turn
 from ariapp.conversation.sentences import SentenceSplitter
@@ -116,8 +118,12 @@ class Orchestrator:
                  tts: TextToSpeech, answerer: Answerer, retriever: Retrieval | None,
                  greeting: Callable[[], Awaitable[np.ndarray]], since_answer: Callable[[], float],
                  clock: Callable[[], float] = time.monotonic,
-                 publish: Callable[..., None] | None = None) -> None:
+                 publish: Callable[..., None] | None = None,
+                 desk: Desk | None = None, hitl: HitlConfig | None = None) -> None:
         self.config = config
+        self.desk = desk  # None: no human in the loop (the AI says it is not sure)
+        self.hitl = hitl or HitlConfig()
+        self.hitl_requests = 0
         self.speaker = speaker
         self.rate = media_rate
         self.stt, self.tts, self.answerer, self.retriever = stt, tts, answerer, retriever
@@ -245,6 +251,7 @@ class Orchestrator:
         self._kept_audio = utterance  # until our answer starts playing (then the turn is over)
         filler = asyncio.ensure_future(self._filler_after(self.config.filler_after_s))
         reply: _Reply | None = None
+        trigger: Trigger | None = None
         try:
             # The budget covers producing the answer, not playing it.
             async with asyncio.timeout(self.config.reply_timeout_s):
@@ -267,9 +274,15 @@ class Orchestrator:
                 turn_in.retrieved = [{"text": p.text[:200], "score": round(float(p.score), 3),
                                       "item_id": (getattr(p, "metadata", None) or {}).get("item_id")} for p in found]
                 self._publish("retrieval", question=question, results=turn_in.retrieved, t=turn_in.t)
-                reply = _Reply()
-                await self._generate(Question(question, self.config.owner, self.config.language, passages,
-                                              max(scores, default=0.0), self._history()), marks, filler, reply)
+                trigger = self._human_needed(question, found)
+                if trigger is None:
+                    reply = _Reply()
+                    await self._generate(Question(question, self.config.owner, self.config.language, passages,
+                                                  max(scores, default=0.0), self._history()), marks, filler, reply)
+            if trigger is not None:
+                filler.cancel()
+                await self._ask_human(question, trigger, turn_in, max(scores, default=None))
+                return
             if reply.handle is None:
                 self.post(Ev.REPLY_EMPTY)
                 return
@@ -368,6 +381,98 @@ class Orchestrator:
             return []
         threshold = float(getattr(self.retriever, "threshold", 0.0))
         return [p for p in result.passages if p.score >= threshold]
+
+    # --- human in the loop -------------------------------------------------------------------------
+    def _human_needed(self, question: str, found: list[Any]) -> Trigger | None:
+        if self.desk is None:
+            return None
+        best = max((float(p.score) for p in found), default=None)
+        threshold = float(getattr(self.retriever, "threshold", 0.0)) if self.retriever is not None else 1.0
+        return hitl_trigger(question, best, threshold, self.hitl)
+
+    def _message(self, name: str) -> Any:
+        messages = self.hitl.messages.get(self.config.lang) or self.hitl.messages["en"]
+        value = messages[name]
+        return value.format(owner=self.config.owner) if isinstance(value, str) else value
+
+    async def _ask_human(self, question: str, trigger: Trigger, turn_in: TurnLog, confidence: float | None) -> None:
+        """Ask the console for a person's answer; hold the caller meanwhile (or say we are away)."""
+        assert self.desk is not None
+        request_id = uuid.uuid4().hex
+        self.hitl_requests += 1
+        self._kept_audio = None  # the question is settled: a person has it
+        self._open_question = None
+        self._publish("hitl.requested", request_id=request_id, question=question, reason=trigger.reason,
+                      detail=trigger.detail, confidence=confidence, retrieved=turn_in.retrieved,
+                      recent_turns=[{"speaker": t.speaker, "text": t.text} for t in self.turns[-7:-1] if t.text],
+                      callee=self.config.owner_key, language=self.config.language)
+        decision = await self.desk.reply(request_id, self.hitl.decision_s)
+        if decision is None or decision.get("kind") != "queued":
+            log.info("HITL %s: nobody available (%s)", request_id, (decision or {}).get("kind", "no answer"))
+            self.post(Ev.HUMAN_REPLY)
+            await self._say(self._message("away"))
+            return
+        self.post(Ev.HOLD)
+        try:
+            answer = await self._hold(request_id)
+        except asyncio.CancelledError:
+            self._publish("hitl.cancelled", request_id=request_id, why="caller_hangup")
+            raise
+        self.post(Ev.HUMAN_REPLY)
+        if answer is None:
+            self._publish("hitl.timeout", request_id=request_id)
+            await self._say(self._message("timeout"))
+            return
+        self._publish("hitl.spoken", request_id=request_id, text=answer)
+        await self._say(answer)
+
+    async def _hold(self, request_id: str) -> str | None:
+        """Hold music with spoken updates until the operator's answer arrives or the hold limit passes."""
+        assert self.desk is not None
+        started = self._clock()
+        answer = asyncio.ensure_future(self._wait_for_answer(request_id, started + self.hitl.hold_s))
+        try:
+            await self._say(self._message("checking"))
+            updates = list(self._message("updates"))
+            milestones = [s for s in self.hitl.updates_s if s < self.hitl.hold_s] + [self.hitl.hold_s]
+            for index, until in enumerate(milestones):
+                if answer.done():
+                    break
+                await self._play_music_until(started + until, answer)
+                if answer.done() or until >= self.hitl.hold_s:
+                    break
+                await self._say(updates[min(index, len(updates) - 1)])
+            if not answer.done() or answer.cancelled() or answer.exception() is not None:
+                return None
+            return answer.result()
+        finally:
+            if not answer.done():
+                answer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await answer
+
+    async def _wait_for_answer(self, request_id: str, deadline: float) -> str | None:
+        assert self.desk is not None
+        while (left := deadline - self._clock()) > 0:
+            reply = await self.desk.reply(request_id, min(left, 5.0))
+            if reply and reply.get("kind") == "answer" and str(reply.get("text", "")).strip():
+                return str(reply["text"]).strip()
+        return None
+
+    async def _play_music_until(self, deadline: float, answer: asyncio.Future) -> None:
+        seconds = deadline - self._clock()
+        if seconds <= 0:
+            return
+        handle = self.speaker.start("(hold music)")
+        self.speaker.push(handle, hold_music(self.rate, seconds))
+        self.speaker.finish(handle)
+        played = asyncio.ensure_future(handle.done.wait())
+        try:
+            await asyncio.wait({played, answer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            played.cancel()
+            if not handle.done.is_set():
+                self.speaker.stop()  # the answer is here: the music stops on the next frame
 
     # --- transcript --------------------------------------------------------------------------------
     def _log(self, speaker: str, text: str, at: float | None = None) -> TurnLog:

@@ -25,6 +25,10 @@ DOCUMENTED = {
     (S.SPEAKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
     (S.SPEAKING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
     (S.SPEAKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
+    # human in the loop; while HOLDING the caller's speech (or the music's echo) changes nothing
+    (S.THINKING, E.HOLD): (S.HOLDING, ()),
+    (S.THINKING, E.HUMAN_REPLY): (S.SPEAKING, ()),
+    (S.HOLDING, E.HUMAN_REPLY): (S.SPEAKING, ()),
 }
 LIVE = [state for state in State if state is not State.ENDED]
 UNLISTED = [
