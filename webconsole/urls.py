@@ -17,5 +17,6 @@ urlpatterns = [
     path("knowledge/", include("knowledge.urls")),
     path("api/", include("webconsole.api.urls")),
     path("analytics/", include("webconsole.analytics.urls")),
+    path("hitl/", include("webconsole.hitl.urls")),
     path("", include("webconsole.calls.urls")),
 ]

@@ -15,6 +15,7 @@ from rest_framework import serializers
 from knowledge.models import Category, KnowledgeItem, KnowledgeVersion, Source, Status
 from webconsole.calls import access
 from webconsole.calls.models import Call, Extension, HitlStatus, Operator, Presence, Turn
+from webconsole.hitl.models import HitlRequest
 
 _PHONE = re.compile(r"\+?[0-9 ()-]{2,31}")
 #: The statuses an item may be created with (rejected makes no sense for a new fact).
@@ -233,3 +234,34 @@ class OperatorSerializer(serializers.ModelSerializer):
 
 class PresenceSerializer(StrictMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=Presence.choices)
+
+
+# --- human in the loop ---------------------------------------------------------------------------
+
+
+class HitlRequestSerializer(serializers.ModelSerializer):
+    call_id = serializers.CharField(source="call.call_id", read_only=True)
+    caller = serializers.CharField(source="call.caller", read_only=True)
+    callee = serializers.CharField(source="call.callee", read_only=True)
+    claimed_by = serializers.CharField(source="claimed_by.username", read_only=True, allow_null=True, default=None)
+    retrieved = serializers.ListField(child=serializers.DictField(), read_only=True)
+    recent_turns = serializers.ListField(child=serializers.DictField(), read_only=True)
+
+    class Meta:
+        model = HitlRequest
+        fields = [
+            "request_id", "call_id", "caller", "callee", "question", "reason", "detail", "confidence",
+            "retrieved", "recent_turns", "language", "status", "claimed_by", "claimed_at", "answer_raw",
+            "answer_text", "answered_at", "delivered_at", "saved_item", "note", "created",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class HitlFilterSerializer(serializers.Serializer):
+    status = serializers.CharField(required=False, help_text="waiting, claimed, answered, delivered, timed_out, "
+                                                             "cancelled, away; or open (waiting and claimed).")
+
+
+class HitlAnswerSerializer(StrictMixin, serializers.Serializer):
+    text = serializers.CharField(max_length=500, help_text="Short and factual; the AI turns it into a sentence.")
+    save_to_knowledge = serializers.BooleanField(required=False, default=False)

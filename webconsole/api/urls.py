@@ -22,6 +22,7 @@ router.register("calls", views.CallViewSet, basename="call")
 router.register("knowledge/items", views.KnowledgeItemViewSet, basename="knowledge-item")
 router.register("extensions", views.ExtensionViewSet, basename="extension")
 router.register("operators", views.OperatorViewSet, basename="operator")
+router.register("hitl", views.HitlRequestViewSet, basename="hitl")
 
 urlpatterns = [
     re_path(r"^v1/knowledge/search/?$", views.KnowledgeSearchView.as_view(), name="knowledge-search"),

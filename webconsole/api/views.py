@@ -1,4 +1,4 @@
-"""REST API views (``/api/v1/``): calls, knowledge, extensions, operators and their presence.
+"""REST API views (``/api/v1/``): calls, knowledge, extensions, operators and their presence, help requests.
 
 The rules are the HTML console's (``webconsole.calls.access``): every queryset is
 narrowed to the user's extensions, so an object of another extension answers
@@ -33,6 +33,9 @@ from webconsole.api.permissions import OwnerVisible
 from webconsole.calls import access
 from webconsole.calls.models import Call, Operator
 from webconsole.calls.views import operator_for
+from webconsole.hitl import actions as hitl_actions
+from webconsole.hitl.models import OPEN as HITL_OPEN
+from webconsole.hitl.queries import visible_requests
 
 PERMISSIONS = [IsAuthenticated, OwnerVisible]
 NOT_FOUND = OpenApiResponse(description="No such object among your extensions.")
@@ -285,3 +288,71 @@ class OperatorViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 operator.status_changed = timezone.now()
                 operator.save(update_fields=["status", "status_changed"])
         return Response(s.OperatorSerializer(operator).data)
+
+
+# --- human in the loop ---------------------------------------------------------------------------
+
+
+class HitlConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request is no longer yours to answer."
+    default_code = "hitl_conflict"
+
+
+@contextmanager
+def hitl_errors() -> Iterator[None]:
+    """An operator action refused (taken by another, caller gone) is a 409 with the reason; bad input a 400."""
+    try:
+        yield
+    except hitl_actions.BadAnswer as exc:
+        raise ValidationError({"text": [str(exc)]}) from exc
+    except hitl_actions.HitlError as exc:
+        raise HitlConflict(str(exc)) from exc
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Help requests of your extensions", parameters=[s.HitlFilterSerializer],
+                       responses={200: s.HitlRequestSerializer(many=True), 400: INVALID}),
+    retrieve=extend_schema(summary="One help request", responses={200: s.HitlRequestSerializer, 404: NOT_FOUND}),
+)
+class HitlRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = PERMISSIONS
+    serializer_class = s.HitlRequestSerializer
+    lookup_field = "request_id"
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self) -> QuerySet:
+        rows = visible_requests(self.request.user)
+        if self.action == "list":
+            wanted = query_params(self.request, s.HitlFilterSerializer).get("status")
+            if wanted == "open":
+                rows = rows.filter(status__in=HITL_OPEN)
+            elif wanted:
+                rows = rows.filter(status=wanted)
+        return rows.order_by("-created", "-id")
+
+    @extend_schema(summary="Claim a waiting request (409 names who has it)", request=None,
+                   responses={200: s.HitlRequestSerializer, 404: NOT_FOUND, 409: OpenApiResponse(
+                       description="Claimed by someone else, or the caller is gone.")})
+    @action(detail=True, methods=["post"])
+    def claim(self, request: Request, request_id: str | None = None) -> Response:
+        item = self.get_object()
+        with hitl_errors():
+            hitl_actions.do_claim(item.request_id, request.user)
+        return Response(s.HitlRequestSerializer(self.get_object()).data)
+
+    @extend_schema(summary="Answer: polished and spoken to the caller; optionally saved as pending knowledge",
+                   request=s.HitlAnswerSerializer,
+                   responses={200: s.HitlRequestSerializer, 400: INVALID, 404: NOT_FOUND, 409: OpenApiResponse(
+                       description="Answered or claimed by someone else, or the caller is gone.")})
+    @action(detail=True, methods=["post"])
+    def answer(self, request: Request, request_id: str | None = None) -> Response:
+        item = self.get_object()
+        serializer = s.HitlAnswerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with hitl_errors():
+            hitl_actions.do_answer(item.request_id, request.user, serializer.validated_data["text"])
+        if serializer.validated_data["save_to_knowledge"]:
+            with knowledge_errors():
+                hitl_actions.do_save_to_knowledge(item.request_id, request.user)
+        return Response(s.HitlRequestSerializer(self.get_object()).data)

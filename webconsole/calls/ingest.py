@@ -87,6 +87,11 @@ def apply_event(fields: Mapping[str | bytes, str | bytes]) -> bool:
 def _apply(call: Call, event: Event) -> Turn | None:
     """Update ``call`` (saved by the caller) from ``event``; returns the turn it stored, if any."""
     data = event.data
+    if event.type.startswith("hitl."):
+        from webconsole.hitl.ingest import apply_hitl_event  # the human-in-the-loop app owns these
+
+        apply_hitl_event(call, event)
+        return None
     handler = _HANDLERS.get(event.type)
     if handler is None:
         return None  # kept in CallEvent; unknown types are for newer consoles

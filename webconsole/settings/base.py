@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "webconsole.core",
     "webconsole.calls",
     "webconsole.analytics",
+    "webconsole.hitl",
     "knowledge",
     "rest_framework",
     "rest_framework.authtoken",

@@ -1,0 +1,155 @@
+"""What an operator does with a help request: claim it, answer it, save the answer as knowledge.
+
+Every change locks the request row (``select_for_update``) and checks its status under the lock,
+so two operators acting at once are serialised: one wins, the other gets a :class:`HitlError`
+whose message says why (who has it, or that the caller is gone). The reply to the ARI app and the
+live updates leave only after the commit (``transaction.on_commit``).
+
+Callers check visibility first (``queries.visible_requests``); these functions trust the id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from knowledge.actions import do_add_item
+from knowledge.models import KnowledgeItem, Source, Status
+from webconsole.hitl import replies
+from webconsole.hitl.models import HitlRequest, RequestStatus
+from webconsole.hitl.polish import language_of, polish
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 500
+
+
+class HitlError(Exception):
+    """An operator action that cannot be done now; ``str(error)`` is shown to the operator as is.
+
+    HitlError
+     ├── BadAnswer       the answer is empty or too long (fix and resend)
+     ├── TakenByOther    another operator claimed or answered it first
+     └── CallerGone      the caller hung up, or was already told we will call back
+    """
+
+
+class BadAnswer(HitlError):
+    pass
+
+
+class TakenByOther(HitlError):
+    pass
+
+
+class CallerGone(HitlError):
+    pass
+
+
+def check_answer(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise BadAnswer("Type an answer first.")
+    if len(text) > MAX_ANSWER_CHARS:
+        raise BadAnswer(f"Keep the answer to {MAX_ANSWER_CHARS} characters (it has {len(text)}).")
+    return text
+
+
+def check_open(request: HitlRequest, user: Any) -> None:
+    """Raise the error an operator gets when ``request`` is no longer theirs to answer."""
+    status = request.status
+    if status == RequestStatus.CANCELLED:
+        raise CallerGone("The caller has hung up; the answer can no longer be delivered.")
+    if status in (RequestStatus.TIMED_OUT, RequestStatus.AWAY):
+        raise CallerGone("The caller was already told we'll call back; follow up on the call page instead.")
+    if status in (RequestStatus.ANSWERED, RequestStatus.DELIVERED):
+        raise TakenByOther(f"{_who(request, user)} already answered this request.")
+    if status == RequestStatus.CLAIMED and request.claimed_by_id != user.pk:
+        raise TakenByOther(f"{_who(request, user)} has already claimed this request.")
+
+
+def do_claim(request_id: str, user: Any) -> HitlRequest:
+    """Claim a waiting request for ``user`` (claiming one's own claim again is a no-op)."""
+    with transaction.atomic():
+        request = _locked(request_id)
+        check_open(request, user)
+        if request.status == RequestStatus.CLAIMED:
+            return request
+        request.status, request.claimed_by, request.claimed_at = RequestStatus.CLAIMED, user, timezone.now()
+        request.save(update_fields=["status", "claimed_by", "claimed_at", "updated"])
+        transaction.on_commit(lambda: replies.notify(request, "hitl.update"))
+    return request
+
+
+def do_answer(request_id: str, user: Any, text: str) -> HitlRequest:
+    """Answer a request ``user`` claimed, or a waiting one (claimed and answered at once).
+
+    The answer is polished before the row is locked (the model may take seconds); the status is
+    checked again under the lock, so of two operators answering at once exactly one wins.
+
+    Raises:
+        HitlError: see the class; nothing is changed and nothing is sent.
+    """
+    text = check_answer(text)
+    request = HitlRequest.objects.select_related("call", "claimed_by").get(request_id=request_id)
+    check_open(request, user)  # fail fast, before asking the model
+    polished = polish(request.question, text, request.language)
+    with transaction.atomic():
+        request = _locked(request_id)
+        check_open(request, user)
+        now = timezone.now()
+        request.status = RequestStatus.ANSWERED
+        request.claimed_by, request.claimed_at = user, request.claimed_at or now
+        request.answer_raw, request.answer_text, request.answered_at = text, polished.text, now
+        request.save(update_fields=["status", "claimed_by", "claimed_at", "answer_raw", "answer_text",
+                                    "answered_at", "updated"])
+        reply = {"kind": "answer", "text": polished.text, "operator": user.get_username()}
+        transaction.on_commit(lambda: replies.push_reply(request_id, reply))
+        transaction.on_commit(lambda: replies.notify(request, "hitl.update"))
+    log.info("HITL %s answered by %s (polished by %s)", request_id, user.get_username(), polished.by)
+    return request
+
+
+def knowledge_text(request: HitlRequest) -> str:
+    """The fact stored for an answer: the caller's question and the operator's own words."""
+    if language_of(request.language) == "ko":
+        return f"질문: {request.question.strip()}\n답변: {request.answer_raw.strip()}"
+    return f"Question: {request.question.strip()}\nAnswer: {request.answer_raw.strip()}"
+
+
+def do_save_to_knowledge(request_id: str, user: Any) -> KnowledgeItem:
+    """Store the answer in the callee's knowledge, pending review, with provenance ``hitl`` and the call.
+
+    Saving twice returns the first item.
+
+    Raises:
+        HitlError: the request has no answer yet.
+        RetrievalError: the embedding model failed (the answer itself is unaffected).
+    """
+    request = HitlRequest.objects.select_related("call", "saved_item").get(request_id=request_id)
+    if request.saved_item is not None:
+        return request.saved_item
+    if not request.answer_raw:
+        raise HitlError("Answer the request before saving it as knowledge.")
+    [result, *_] = do_add_item(request.call.callee, knowledge_text(request), source=Source.HITL,
+                               status=Status.PENDING, source_call_id=request.call.call_id,
+                               source_speaker="operator", edited_by=user)
+    HitlRequest.objects.filter(pk=request.pk, saved_item__isnull=True).update(saved_item=result.item)
+    return result.item
+
+
+def _locked(request_id: str) -> HitlRequest:
+    # No join to claimed_by here: after waiting for the lock, PostgreSQL re-reads the locked row but
+    # not an outer-joined one, so a joined claimer would be the stale (empty) one of before the wait.
+    return HitlRequest.objects.select_for_update().select_related("call").get(request_id=request_id)
+
+
+def _who(request: HitlRequest, user: Any) -> str:
+    if request.claimed_by is None:
+        return "Another operator"
+    if request.claimed_by_id == user.pk:
+        return "You"
+    return request.claimed_by.get_username()
