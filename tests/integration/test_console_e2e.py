@@ -7,8 +7,6 @@ knowledge item the AI used — and the next caller hears the new text.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 
 import pytest
@@ -17,35 +15,13 @@ from playwright.sync_api import Page, expect
 from knowledge.actions import do_add_item, do_delete_item, reset_retriever
 from tests.browser.conftest import login
 from tests.integration.audio_checks import ask
+from tests.integration.threaded import InThread
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 QUESTION = "Where can visitors park their car?"
 FIRST = "Visitors can park their car in basement level B2."
 SECOND = "Visitors can park their car in the garden behind the library."
-
-
-class PhoneCall(threading.Thread):
-    """A scripted phone asking ``QUESTION`` in a thread of its own (the browser owns this one)."""
-
-    def __init__(self, phones) -> None:
-        super().__init__(daemon=True)
-        self.phones = phones
-        self.heard: str | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.heard = asyncio.run(ask(self.phones, "1002", QUESTION))
-        except BaseException as exc:  # reported by result()
-            self.error = exc
-
-    def result(self, timeout: float = 90) -> str:
-        self.join(timeout)
-        assert not self.is_alive(), "the phone call did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.heard or ""
 
 
 @pytest.fixture
@@ -71,7 +47,7 @@ def test_a_live_call_its_transcript_recording_and_a_knowledge_edit(console, phon
     known = set(page.locator("#active-calls tbody tr").evaluate_all("rows => rows.map(r => r.dataset.callId)"))
 
     # when: a caller rings 1002 and the AI answers
-    call = PhoneCall(phones)
+    call = InThread(lambda: ask(phones, "1002", QUESTION))
     call.start()
     # then: the call appears on the dashboard without a reload
     row = page.locator("#active-calls tbody tr").filter(has_text="1002").last
@@ -100,7 +76,7 @@ def test_a_live_call_its_transcript_recording_and_a_knowledge_edit(console, phon
     page.get_by_role("button", name="Save").click()
     expect(page.locator("body")).to_contain_text(SECOND)
     # then: the next caller hears the new text
-    call = PhoneCall(phones)
+    call = InThread(lambda: ask(phones, "1002", QUESTION))
     call.start()
     heard = call.result()
     assert "garden" in heard or "library" in heard, heard
