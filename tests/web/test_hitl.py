@@ -211,6 +211,30 @@ def test_claim_then_answer_sends_the_polished_answer_to_the_ari_app(replies) -> 
     ]
 
 
+def test_an_answer_whose_push_was_lost_is_pushed_again_until_the_caller_hears_it(replies, monkeypatch) -> None:
+    from webconsole.hitl import replies as reply_channel
+
+    kim = operator("kim", "1002")
+    ask("c8b", "r8b")
+    replies.delete(reply_channel.reply_key("r8b"))  # the ARI app took the "queued" reply
+    # given: the web process committed the answer, then its push to Redis was lost
+    real_push = reply_channel.push_reply
+    monkeypatch.setattr(reply_channel, "push_reply", lambda request_id, reply: False)
+    actions.do_answer("r8b", kim, "tomorrow at two")
+    monkeypatch.setattr(reply_channel, "push_reply", real_push)
+    assert read_replies(replies, "r8b") == []
+    HitlRequest.objects.filter(request_id="r8b").update(answered_at=datetime.now(UTC) - timedelta(seconds=5))
+    # when: the event consumer's periodic job runs
+    assert reply_channel.redeliver_answers() == 1
+    # then: the answer waits for the ARI app, once (a second run finds it still there)
+    assert reply_channel.redeliver_answers() == 0
+    assert [r["kind"] for r in read_replies(replies, "r8b")] == ["answer"]
+    # and once the caller heard it, nothing more is pushed
+    replies.delete(reply_channel.reply_key("r8b"))
+    apply_event(event("hitl.spoken", "c8b", request_id="r8b", text="I checked for you: tomorrow at two."))
+    assert reply_channel.redeliver_answers() == 0 and read_replies(replies, "r8b") == []
+
+
 def test_a_second_claimer_is_told_who_has_it_and_cannot_answer(replies) -> None:
     kim, lee = operator("kim", "1002"), operator("lee", "1002")
     ask("c9", "r9")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 from django.db import Error as DatabaseError
@@ -42,13 +42,20 @@ class EventReader:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+    def run(self, should_stop: Callable[[], bool] = lambda: False,
+            periodic: Sequence[Callable[[], object]] = (), every_s: float = 5.0) -> None:
+        """Apply entries until ``should_stop()``; between reads, run each of ``periodic`` every ``every_s``."""
         self.ensure_group()
         delay = 0.5
+        last = time.monotonic()
         while not should_stop():
             try:
                 self.step()
                 delay = 0.5
+                if periodic and time.monotonic() - last >= every_s:
+                    last = time.monotonic()
+                    for job in periodic:
+                        job()
             except (DatabaseError, redis.RedisError, OSError) as exc:
                 log.warning("event ingestion paused (%s); retrying in %.1f s", exc, delay)
                 close_old_connections()

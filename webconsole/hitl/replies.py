@@ -25,7 +25,7 @@ import redis
 from django.conf import settings
 
 from webconsole.calls import live
-from webconsole.hitl.models import OPEN, HitlRequest
+from webconsole.hitl.models import OPEN, HitlRequest, RequestStatus
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +104,36 @@ def notify(request: HitlRequest, kind: str) -> None:
 
 def _count(n: int) -> dict[str, Any]:
     return {"type": "console.update", "payload": {"type": "hitl.count", "waiting": n}}
+
+
+def redeliver_answers(*, settle_s: float = 2.0, window_s: float = 600.0) -> int:
+    """Push again the answers whose push may have been lost (a crash or Redis failure after commit).
+
+    An answered request that the ARI app has not reported as spoken, whose reply list is empty, gets
+    its answer pushed again; the ARI app speaks the first one it takes. Run every few seconds by
+    ``consume_events``. Returns the number pushed.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    stale = HitlRequest.objects.filter(
+        status=RequestStatus.ANSWERED,
+        answered_at__lt=now - timedelta(seconds=settle_s),
+        answered_at__gt=now - timedelta(seconds=window_s),
+    ).select_related("claimed_by")
+    pushed = 0
+    client = _client(settings.AIPBX_EVENTS_REDIS_URL)
+    for request in stale:
+        try:
+            if client.llen(reply_key(request.request_id)):
+                continue  # the answer is still there, waiting for the ARI app
+        except (redis.RedisError, OSError) as exc:
+            log.warning("HITL redelivery check failed: %r", exc)
+            return pushed
+        operator = request.claimed_by.get_username() if request.claimed_by else ""
+        if push_reply(request.request_id, {"kind": "answer", "text": request.answer_text, "operator": operator}):
+            log.info("HITL answer for %s pushed again", request.request_id)
+            pushed += 1
+    return pushed

@@ -38,7 +38,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.stdout.write(f"consuming {stream}")
-        reader.run(lambda: stopping)
+        from webconsole.hitl.replies import redeliver_answers
+
+        reader.run(lambda: stopping, periodic=[redeliver_answers])
 
 
 def _redis(url: str) -> redis.Redis:
