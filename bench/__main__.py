@@ -11,7 +11,7 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    benches = ["pacing", "concurrency", "turns", "barge_in", "knowledge", "extraction"]
+    benches = ["pacing", "concurrency", "turns", "barge_in", "knowledge", "extraction", "console"]
     parser.add_argument("which", nargs="*", default=benches, choices=benches)
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         from bench.knowledge import run_search_bench
 
         report["knowledge"] = run_search_bench()
+    if "console" in args.which:
+        # A process of its own: Django is configured once per process, and the extraction
+        # benchmark configures it for its own throw-away database.
+        import subprocess
+
+        out = subprocess.run([sys.executable, "-m", "bench.console"], check=True, capture_output=True, text=True)
+        report["console"] = json.loads(out.stdout)
     if "extraction" in args.which:
         from bench.extraction import run_extraction_bench
 

@@ -33,6 +33,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.db import throwaway_database
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OWNERS = ("1001", "1002", "1003", "1004")
 _FACTS = (
@@ -63,27 +65,13 @@ def synthetic_call(index: int, rng: random.Random) -> dict[str, Any]:
     return {"call": call, "turns": turns}
 
 
-def _admin_dsn(url: str) -> tuple[dict[str, Any], str]:
-    from webconsole.settings.env import parse_database_url
-
-    db = parse_database_url(url)
-    kwargs = {"dbname": "postgres", "user": db["USER"] or None, "password": db["PASSWORD"] or None,
-              "host": db["HOST"] or None, "port": db["PORT"] or None, **db["OPTIONS"]}
-    return {k: v for k, v in kwargs.items() if v is not None}, db["NAME"]
-
-
 def run_extraction_bench(transcripts: int = 200, *, timeout_s: float = 600.0) -> dict[str, Any]:
     """Transcripts per minute of one solo worker (see the module docstring)."""
-    import psycopg
+    with throwaway_database() as bench_url:
+        return _run(bench_url, transcripts, timeout_s)
 
-    from webconsole.settings.env import DEFAULT_DATABASE_URL
 
-    base_url = os.environ.get("AIPBX_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
-    admin, _ = _admin_dsn(base_url)
-    name = f"aipbx_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(**admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    bench_url = base_url.rsplit("/", 1)[0].split("?")[0] + f"/{name}"
+def _run(bench_url: str, transcripts: int, timeout_s: float) -> dict[str, Any]:
     recordings = Path(tempfile.mkdtemp(prefix="aipbx-bench-recordings-"))
     env = {"DJANGO_SETTINGS_MODULE": "webconsole.settings.test", "AIPBX_DATABASE_URL": bench_url,
            "AIPBX_RECORDINGS_DIR": str(recordings), "AIPBX_KNOWLEDGE_STORE": "memory", "AIPBX_LLM": "local",
@@ -147,8 +135,6 @@ def run_extraction_bench(transcripts: int = 200, *, timeout_s: float = 600.0) ->
                 worker.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        with psycopg.connect(**admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(recordings, ignore_errors=True)
 
 

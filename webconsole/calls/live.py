@@ -8,11 +8,12 @@ gets the events of one call (the call page). Messages are sent only after the da
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from webconsole.calls.models import Call, Turn
@@ -76,11 +77,55 @@ def call_event(call: Call, event: Event, turn: Turn | None) -> None:
 
 
 def send(groups: list[str], message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception as exc:  # a live view missing an update must not stop the ingestion
-            log.warning("live update to %s failed: %r", group, exc)
+    """Queue ``message`` for every group; never blocks the caller (ingestion, a view), never raises.
+
+    One background thread with its own event loop relays the queue in order, so a slow channel
+    layer delays live pages, not the database work. Messages still queued when the process exits
+    are lost: pages get the state from the database when they (re)connect.
+    """
+    if groups:
+        _relay().put(groups, message)
+
+
+class _Relay:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[tuple[list[str], dict[str, Any]]] | None = None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="live-relay", daemon=True)
+        self.thread.start()
+        self.ready.wait(5)
+
+    def put(self, groups: list[str], message: dict[str, Any]) -> None:
+        assert self.queue is not None
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (list(groups), message))
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue()
+        self.ready.set()
+        self.loop.run_until_complete(self._forward())
+
+    async def _forward(self) -> None:
+        assert self.queue is not None
+        while True:
+            groups, message = await self.queue.get()
+            layer = get_channel_layer()
+            if layer is None:
+                continue
+            results = await asyncio.gather(*(layer.group_send(g, message) for g in groups), return_exceptions=True)
+            for group, result in zip(groups, results, strict=True):
+                if isinstance(result, BaseException):  # a page missing an update must not stop the relay
+                    log.warning("live update to %s failed: %r", group, result)
+
+
+_RELAY: _Relay | None = None
+_RELAY_LOCK = threading.Lock()
+
+
+def _relay() -> _Relay:
+    global _RELAY
+    with _RELAY_LOCK:
+        if _RELAY is None or not _RELAY.thread.is_alive():
+            _RELAY = _Relay()
+        return _RELAY

@@ -1,8 +1,9 @@
 """The console's reader of the ARI app's event stream (a Redis Streams consumer group).
 
-Each entry is applied in its own database transaction and acknowledged (``XACK``) only after the
-commit, so a crash anywhere leaves the entry pending and it is applied again on restart — a
-no-op if it had committed (events are idempotent by id). Entries that can never be applied
+Each batch read is applied in one database transaction (each entry in a savepoint of its own) and
+acknowledged (``XACK``) only after the commit, so a crash anywhere leaves the entries pending and
+they are applied again on restart — a no-op for any that had committed (events are idempotent by
+id). Entries that can never be applied
 (malformed) are copied to ``<stream>:dead`` with the reason, then acknowledged. While PostgreSQL
 is unreachable nothing is acknowledged; the reader backs off and retries.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 from django.db import Error as DatabaseError
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
 from webconsole.calls.ingest import BadEvent, apply_event
 
@@ -69,8 +70,7 @@ class EventReader:
         entries = self._read("0", block=None)
         if not entries:
             entries = self._read(">", block=self.block_ms)
-        for entry_id, fields in entries:
-            self._apply(entry_id, fields)
+        self._apply_batch(entries)
         return len(entries)
 
     def drain(self) -> int:
@@ -81,8 +81,7 @@ class EventReader:
             entries = self._read("0", block=None) or self._read(">", block=None)
             if not entries:
                 return total
-            for entry_id, fields in entries:
-                self._apply(entry_id, fields)
+            self._apply_batch(entries)
             total += len(entries)
 
     def _read(self, start: str, block: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -92,14 +91,29 @@ class EventReader:
         _, entries = reply[0]
         return [(entry_id, fields) for entry_id, fields in entries if fields]  # trimmed entries come back empty
 
-    def _apply(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        try:
-            if apply_event(fields):
-                self.applied += 1
-            else:
-                self.duplicates += 1
-        except BadEvent as exc:
-            log.error("dead-lettering stream entry %s: %s", entry_id, exc)
-            self.client.xadd(self.stream + ":dead", {**fields, "reason": str(exc)[:500]}, maxlen=10_000)
-            self.dead += 1
-        self.client.xack(self.stream, GROUP, entry_id)
+    def _apply_batch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Apply ``entries`` in one transaction (one commit, not one per event), then acknowledge them.
+
+        Each event still runs in its own savepoint (``apply_event``'s atomic block) and is idempotent;
+        a database error rolls the whole batch back and nothing is acknowledged.
+        """
+        if not entries:
+            return
+        dead: list[tuple[bytes, dict[bytes, bytes], str]] = []
+        applied = duplicates = 0
+        with transaction.atomic():
+            for entry_id, fields in entries:
+                try:
+                    if apply_event(fields):
+                        applied += 1
+                    else:
+                        duplicates += 1
+                except BadEvent as exc:
+                    dead.append((entry_id, fields, str(exc)))
+        for entry_id, fields, reason in dead:
+            log.error("dead-lettering stream entry %s: %s", entry_id, reason)
+            self.client.xadd(self.stream + ":dead", {**fields, "reason": reason[:500]}, maxlen=10_000)
+        self.client.xack(self.stream, GROUP, *[entry_id for entry_id, _ in entries])
+        self.applied += applied
+        self.duplicates += duplicates
+        self.dead += len(dead)
