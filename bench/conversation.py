@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ariapp import sealing
 from softphone.analysis import first_sound_at, frame_levels, last_sound_at, silent_tail, speech_seconds
 from stack.instance import Instance, scratch_config
 
@@ -82,8 +83,10 @@ def run_turns(count: int = 20) -> dict:
             latencies = asyncio.run(_turns(cfg, count))
             time.sleep(2.0)
         marks: dict[str, list[float]] = {}
-        for path in cfg.recordings_dir.glob("*/metadata.json"):
-            for turn in json.loads(path.read_text())["turns"]:
+        for folder in cfg.recordings_dir.iterdir():
+            if not sealing.exists(folder, "metadata.json"):
+                continue
+            for turn in json.loads(sealing.read_text(folder, "metadata.json", cfg.recordings_keys))["turns"]:
                 for name, value in (turn.get("latency_ms") or {}).items():
                     marks.setdefault(name, []).append(value / 1000.0)
     return {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ariapp import sealing
 from stack.instance import Instance, scratch_config
 
 AI_EXTENSION = "1004"  # not registered: the AI answers at once
@@ -105,13 +106,13 @@ def _settled(results: list, skip_s: float) -> tuple[list[np.ndarray], list[np.nd
     return arrivals, sequences
 
 
-def _inbound_stats(recordings: Path, since: float) -> dict:
+def _inbound_stats(recordings: Path, since: float, keys: sealing.Keyring | None) -> dict:
     """What the ARI app's jitter buffers saw of the phones' audio, from the calls' metadata.json."""
     totals = {"calls": 0, "received": 0, "concealed": 0, "late": 0, "dropped_overflow": 0, "underruns": 0}
-    for path in recordings.glob("*/metadata.json"):
-        if path.stat().st_mtime < since:
+    for folder in recordings.iterdir():
+        if not sealing.exists(folder, "metadata.json") or folder.stat().st_mtime < since:
             continue
-        jitter = json.loads(path.read_text()).get("jitter") or {}
+        jitter = json.loads(sealing.read_text(folder, "metadata.json", keys)).get("jitter") or {}
         totals["calls"] += 1
         for key in totals.keys() - {"calls"}:
             totals[key] += int(jitter.get(key, 0))
@@ -159,7 +160,7 @@ def run_concurrency(steps=(50, 100, 150), seconds: float = 20.0) -> dict:
                     "asterisk_cpu_percent_of_core": round(100 * (cpu1[1] - cpu0[1]) / wall, 1),
                     "clock_late_ticks_total": status["clock_late_ticks"],
                     "sender_clock_ms": status["clock_interval_ms"],
-                    "ariapp_inbound": _inbound_stats(cfg.recordings_dir, step_wall_start),
+                    "ariapp_inbound": _inbound_stats(cfg.recordings_dir, step_wall_start, cfg.recordings_keys),
                 }
                 out["steps"][str(count)] = step
                 if lost == 0:

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from ariapp import sealing
+from ariapp.calls.recording import CALL_FILES
 from softphone.analysis import silent_tail, speech_seconds
 from stack.config import REPO, StackConfig
 
@@ -106,8 +108,13 @@ def run_demo(cfg: StackConfig) -> int:
     time.sleep(1.5)  # the ARI app finishes the call's files right after the hang-up
     cdr = _latest_cdr(cfg)
     if cdr:
-        print(f"\nrecordings: {cfg.recordings_dir / cdr['call_id']}/ (caller.wav, callee.wav, mixed.wav, "
-              "transcript.txt, metadata.json)")
+        folder = cfg.recordings_dir / cdr["call_id"]
+        names = ", ".join(n for n in CALL_FILES if sealing.exists(folder, n))
+        sealed = cfg.secrets.get(sealing.ENV_VAR)
+        print(f"\nrecordings: {folder}/ ({names})" + (
+            "\n  sealed at rest (.enc, AES-256-GCM); listen with the console, or: "
+            f"AIPBX_RECORDINGS_KEYS=... python -m ariapp.sealing cat {folder} mixed.wav > mixed.wav"
+            if sealed else "\n  stored in clear: AIPBX_RECORDINGS_KEYS is not set"))
         print(f"CDR: {json.dumps(cdr, ensure_ascii=False)}")
     phones = cfg.phones()
     print(f"\nThe stack keeps running. Register a softphone (Zoiper, Linphone, MicroSIP...) to "

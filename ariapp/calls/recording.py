@@ -26,6 +26,7 @@ from ariapp.cdr import CallRecord
 from ariapp.media.recorder import CallRecorder
 
 FILES = ("caller.wav", "callee.wav", "mixed.wav")
+CALL_FILES = (*FILES, "transcript.txt", "metadata.json")  # sealed to <name>.enc at the end (ariapp.sealing)
 
 
 def _write_private(path: Path, text: str) -> None:

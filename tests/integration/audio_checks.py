@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import wave
+from pathlib import Path
 
 import numpy as np
 
+from ariapp import sealing
 from ariapp.media.resample import resample
 from softphone.analysis import silent_tail, speech_seconds
 from softphone.voice import speech  # noqa: F401 - what the test phone says
@@ -27,6 +31,43 @@ async def transcribe(pcm: np.ndarray, rate: int = 8000, model: str = "tiny.en") 
     stt = _stt(model)
     result = await stt.transcribe(resample(pcm, rate, 16000), "en")
     return result.text.lower()
+
+
+class Recordings:
+    """A test's view of one instance's call files, read like the console does (sealed at rest).
+
+    Tests never open ``recordings/<call_id>/*.wav`` directly: with the instance's master key the
+    files on disk are ``*.enc``, and this reader decrypts them (or reads a clear file).
+    """
+
+    def __init__(self, cfg) -> None:
+        self.root: Path = cfg.recordings_dir
+        self.keys = cfg.recordings_keys
+
+    def folder(self, call_id: str) -> Path:
+        return self.root / call_id
+
+    def exists(self, call_id: str, name: str) -> bool:
+        return sealing.exists(self.folder(call_id), name)
+
+    def read_bytes(self, call_id: str, name: str) -> bytes:
+        return sealing.read_bytes(self.folder(call_id), name, self.keys)
+
+    def metadata(self, call_id: str) -> dict:
+        return json.loads(sealing.read_text(self.folder(call_id), "metadata.json", self.keys))
+
+    def pcm(self, call_id: str, name: str) -> tuple[np.ndarray, int]:
+        """Mono 16-bit samples and the rate of a recorded WAV."""
+        with sealing.open_recording(self.folder(call_id), name, self.keys) as handle, wave.open(handle) as wav:
+            data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+            channels, rate = wav.getnchannels(), wav.getframerate()
+        if channels > 1:
+            data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+        return data, rate
+
+    def seconds(self, call_id: str, name: str) -> float:
+        pcm, rate = self.pcm(call_id, name)
+        return len(pcm) / rate
 
 
 async def until(predicate, timeout: float, what: str, interval: float = 0.1):

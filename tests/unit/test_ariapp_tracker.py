@@ -308,3 +308,34 @@ def test_inheriting_leg_joins_the_call_and_media_hangup_is_not_the_callee(h: Har
 )
 def test_termination_reason(fields: dict, expected: str) -> None:
     assert termination_reason(CallRecord("c", "1001", "1002", "2026-11-25T14:31:37+00:00", **fields)) == expected
+
+
+async def test_with_master_keys_the_call_is_sealed_before_its_cdr_line_and_call_ended(tmp_path: Path) -> None:
+    from ariapp import sealing
+
+    # given a tracker with a master key, and a listener that looks at the directory when call.ended comes
+    keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
+    seen_at_end: list[list[str]] = []
+    recordings = tmp_path / "recordings"
+
+    def publish(event_type: str, call_id: str, **data: Any) -> None:
+        if event_type == "call.ended":
+            seen_at_end.append(sorted(p.name for p in (recordings / call_id).iterdir()))
+            assert len(list((tmp_path / "cdr").glob("cdr-*.jsonl"))) == 1  # the CDR line is already written
+
+    spawn = Spawner()
+    tracker = CallTracker(CdrWriter(tmp_path / "cdr", tmp_path / "state"), recordings, spawn, publish, keys=keys)
+    for item in (varset(), dial("ANSWER", "14:31:42.380")):
+        tracker.on_event(item)
+    write_wavs(recordings / CALL_ID)
+    # when the call ends
+    for item in (hangup_request(CALLER, "14:32:10.650"), destroyed(CALLER, "14:32:10.734")):
+        tracker.on_event(item)
+    await spawn.drain()
+    # then readers only ever saw sealed files, and they open to what was recorded
+    assert seen_at_end == [["callee.wav.enc", "caller.wav.enc", "metadata.json.enc", "mixed.wav.enc",
+                            "transcript.txt.enc"]]
+    metadata = json.loads(sealing.read_text(recordings / CALL_ID, "metadata.json", keys))
+    assert metadata["files"] == {"caller.wav": 0.5, "callee.wav": 0.5, "mixed.wav": 0.5}
+    with sealing.open_recording(recordings / CALL_ID, "mixed.wav", keys) as handle, wave.open(handle) as wav:
+        assert wav.getnframes() == 4000

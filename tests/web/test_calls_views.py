@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from ariapp import sealing
 from tests.web.calls_factory import PASSWORD, ai_call_events, event, make_user
 from webconsole.calls.ingest import apply_event
 from webconsole.calls.models import Call, Extension, Operator, Presence, Role
@@ -77,6 +78,32 @@ def test_the_call_page_shows_transcript_recordings_and_metadata(operator_client)
     audio = operator_client.get("/calls/mine/audio/caller.wav")
     assert audio.status_code == 200 and audio["Content-Type"] == "audio/wav"
     assert b"".join(audio.streaming_content).startswith(b"RIFFcaller")
+
+
+def test_sealed_recordings_stream_decrypted_to_the_operator_with_their_plain_length(operator_client, calls,
+                                                                                   settings) -> None:
+    # given the call's files sealed at rest, the console holding a rotated keyring (new key first)
+    old = sealing.Keyring.parse(sealing.new_key_spec("k0"))
+    wav = b"RIFF" + os.urandom(200_000)  # several 64 KiB chunks
+    (calls / "mine" / "mixed.wav").write_bytes(wav)
+    (calls / "mine" / "metadata.json").write_text('{"call": {"codec": "alaw"}, "turns": []}')
+    sealing.seal_directory(calls / "mine", old)
+    assert not (calls / "mine" / "mixed.wav").exists()
+    new_spec = sealing.new_key_spec("k1")
+    settings.AIPBX_RECORDINGS_KEYRING = sealing.Keyring((sealing.Keyring.parse(new_spec).current, old.current))
+    # when the operator opens the call and its audio
+    page = operator_client.get("/calls/mine/").content.decode()
+    audio = operator_client.get("/calls/mine/audio/mixed.wav")
+    # then the page lists the recordings and the metadata, and the audio is the exact WAV, not cached
+    assert "/calls/mine/audio/mixed.wav" in page and "alaw" in page
+    assert audio.status_code == 200 and audio["Content-Type"] == "audio/wav"
+    assert int(audio["Content-Length"]) == len(wav)
+    assert audio["Cache-Control"] == "private, no-store"
+    assert b"".join(audio.streaming_content) == wav
+    # and without the key the operator gets a clear error, never ciphertext
+    settings.AIPBX_RECORDINGS_KEYRING = sealing.Keyring.parse(new_spec)
+    refused = operator_client.get("/calls/mine/audio/mixed.wav")
+    assert refused.status_code == 500 and b"cannot be decrypted" in refused.content
 
 
 @pytest.mark.parametrize("url", ["/calls/theirs/", "/calls/theirs/audio/mixed.wav", "/calls/nope/",

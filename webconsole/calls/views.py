@@ -6,6 +6,7 @@ Every page needs a login; objects outside the user's extensions answer 404 (``ac
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -21,9 +22,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from ariapp import sealing
 from webconsole.calls import access
 from webconsole.calls.models import Call, CallState, HitlStatus, Operator, Presence, Role
 
+log = logging.getLogger(__name__)
 RECORDINGS = ("mixed", "caller", "callee")
 _SAFE_ID = re.compile(r"^[\w.-]{1,128}$")
 
@@ -146,11 +149,11 @@ def _call_dir(call: Call) -> Path | None:
 
 
 def _recording(call: Call, name: str) -> Path | None:
+    """The call's directory if it holds ``<name>.wav`` (sealed or, from before encryption, clear)."""
     folder = _call_dir(call)
     if folder is None or name not in RECORDINGS:
         return None
-    path = folder / f"{name}.wav"
-    return path if path.is_file() else None
+    return folder if sealing.exists(folder, f"{name}.wav") else None
 
 
 def _metadata(call: Call) -> dict:
@@ -158,20 +161,27 @@ def _metadata(call: Call) -> dict:
     if folder is None:
         return {}
     try:
-        data = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(sealing.read_text(folder, "metadata.json", settings.AIPBX_RECORDINGS_KEYRING))
+    except (OSError, ValueError, sealing.SealError):
         return {}
     return {k: v for k, v in data.items() if k != "turns"} if isinstance(data, dict) else {}
 
 
 @login_required
 @require_GET
-def call_audio(request: HttpRequest, call_id: str, name: str) -> FileResponse:
+def call_audio(request: HttpRequest, call_id: str, name: str) -> HttpResponse:
     call = _visible_call(request, call_id)
-    path = _recording(call, name)
-    if path is None:
+    folder = _recording(call, name)
+    if folder is None:
         raise Http404("No such recording")
-    response = FileResponse(path.open("rb"), content_type="audio/wav")
+    # Decrypted chunk by chunk as it is sent; Content-Length is the plaintext length (the file is seekable).
+    try:
+        audio = sealing.open_recording(folder, f"{name}.wav", settings.AIPBX_RECORDINGS_KEYRING)
+    except sealing.SealError as exc:  # a missing master key or a damaged file: the operator must know
+        log.error("recording %s/%s.wav cannot be opened: %s", call.call_id, name, exc)
+        return HttpResponse("This recording cannot be decrypted (see the server log).", status=500,
+                            content_type="text/plain")
+    response = FileResponse(audio, content_type="audio/wav")
     response["Cache-Control"] = "private, no-store"
     return response
 
