@@ -19,6 +19,9 @@ Two judges:
   instructions; questions are never facts), with a
   confidence that grows with the number of kinds of fact found.
 
+Transcripts are masked (:func:`masked_turns`) before a judge sees them, and the texts a judge
+returns are masked again before they are stored (a model may reconstruct a number).
+
 Relevant utterances are the callee's (a normal call) and, when the AI
 answered, the caller's (the message the AI took); the AI's own words only
 repeat or invent, so they are never proposed.
@@ -31,9 +34,10 @@ import contextlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
+from ariapp.privacy import mask_pii
 from knowledge.models import Category
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "RuleJudge",
     "Turn",
     "category_of",
+    "masked_turns",
     "parse_judgement",
     "relevant_turns",
 ]
@@ -90,6 +95,15 @@ _CATEGORY_NAMES: Final = {
 def category_of(name: str) -> str:
     """The model's category for a design category name (Korean or English); unknown -> other."""
     return _CATEGORY_NAMES.get(name.strip().lower(), Category.OTHER)
+
+
+def masked_turns(turns: Sequence[Turn]) -> list[Turn]:
+    """``turns`` with phone, card, e-mail and resident numbers masked (:func:`ariapp.privacy.mask_pii`).
+
+    Applied before any judge reads a transcript: what a language model is sent and what the
+    knowledge base stores never carries a caller's personal numbers.
+    """
+    return [replace(turn, text=mask_pii(turn.text)) for turn in turns]
 
 
 def relevant_turns(turns: Sequence[Turn]) -> list[Turn]:

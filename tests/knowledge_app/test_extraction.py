@@ -44,7 +44,7 @@ def test_ai_call_gives_pending_items_with_provenance(knowledge_settings: Path) -
     items = list(KnowledgeItem.objects.order_by("pk"))
     assert [i.text for i in items] == [
         "The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2.",
-        "Please call me back at 010-1234-5678.",
+        "Please call me back at [phone …5678].",  # masked before it reached the judge (issue 7)
     ]
     delivery, callback = items
     assert {i.status for i in items} == {Status.PENDING} and {i.source for i in items} == {Source.CALL}
@@ -153,3 +153,21 @@ def test_rule_judge_ignores_questions_and_the_ai() -> None:
     turns = [Turn("ai", "The meeting is at 10 a.m. in room 3.", 0.0, 1.0),
              Turn("caller", "Is the meeting at 10 a.m. in room 3? 회의가 몇 시에 3층에서 있나요", 1.0, 2.0)]
     assert RuleJudge(0.7).judge(turns)["extracted_info"] == []
+
+
+def test_a_sealed_call_is_read_with_the_master_keys(knowledge_settings: Path, settings: Any) -> None:
+    from ariapp import sealing
+
+    # given the call's metadata sealed at rest, as the ARI app leaves it
+    keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
+    sealing.seal_directory(write_call(knowledge_settings, "sealed-call", AI_CALL_TURNS).parent, keys)
+    assert not (knowledge_settings / "sealed-call" / "metadata.json").exists()
+    # when the worker has the key, extraction works as on a clear file
+    settings.AIPBX_RECORDINGS_KEYRING = keys
+    assert run_extraction("sealed-call")["items_created"] == 2
+    # and without it the run fails with the reason, writing nothing
+    settings.AIPBX_RECORDINGS_KEYRING = None
+    write_call(knowledge_settings, "sealed-2", AI_CALL_TURNS)
+    sealing.seal_directory(knowledge_settings / "sealed-2", keys)
+    summary = run_extraction("sealed-2")
+    assert summary["status"] == "failed" and "cannot be decrypted" in summary["reason"]
