@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
+from ariapp import logs
 from ariapp.directory import DirectoryError
 from ariapp.errors import ConfigError
 from ariapp.providers.errors import ProviderError
@@ -19,11 +21,9 @@ def main() -> int:
     except ConfigError as exc:
         print(f"ariapp: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # JSON lines with AIPBX_LOG_JSON=1 (production), readable lines otherwise; secrets scrubbed.
+    logs.configure(settings.log_level, settings.log_json,
+                   secrets=[settings.ari_password, *logs.secrets_from_env(os.environ)])
     from ariapp.app import App
 
     async def run() -> None:

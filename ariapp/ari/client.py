@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ class AriClient:
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
         self.requests_total = 0
+        self.request_results: Counter[tuple[str, str]] = Counter()  # (method, "2xx"|"404"|"4xx"|"5xx"|"unavailable")
 
     async def __aenter__(self) -> AriClient:
         return self
@@ -74,8 +76,10 @@ class AriClient:
         clean = {k: ("true" if v is True else "false" if v is False else str(v))
                  for k, v in (params or {}).items() if v is not None}
         self.requests_total += 1
+        result = "unavailable"
         try:
             async with self._http().request(method, url, params=clean, json=body) as response:
+                result = "404" if response.status == 404 else f"{response.status // 100}xx"
                 text = await response.text()
                 if response.status == 404:
                     raise AriNotFound(method, path, 404, text)
@@ -83,7 +87,10 @@ class AriClient:
                     raise AriHttpError(method, path, response.status, text)
                 return json.loads(text) if text else None
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+            result = "unavailable"
             raise AriUnavailable(f"ARI {method} {path}: {exc!r}") from exc
+        finally:
+            self.request_results[(method, result)] += 1
 
     # --- channels -------------------------------------------------------------------------------
     async def answer(self, channel_id: str) -> None:

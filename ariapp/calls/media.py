@@ -12,6 +12,7 @@ and dropped, as are malformed packets.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 import time
@@ -168,14 +169,15 @@ class MediaClock:
     """
 
     def __init__(self, frame_ms: int = FRAME_MS) -> None:
-        self._ticks: dict[object, tuple[Tick, Tick | None]] = {}
+        self._ticks: dict[object, tuple[Tick, Tick | None, contextvars.Context]] = {}
         self._frame_ms = frame_ms
         self.late_ticks = 0
         self.tick_times: deque[float] = deque(maxlen=3000)  # last minute of tick start times
         self.tick_work: deque[float] = deque(maxlen=3000)  # seconds each tick took
 
     def add(self, key: object, send: Tick, process: Tick | None = None) -> None:
-        self._ticks[key] = (send, process)
+        # Ticks run in the caller's context (its call_id for logs, and for tasks a tick starts).
+        self._ticks[key] = (send, process, contextvars.copy_context())
 
     def remove(self, key: object) -> None:
         self._ticks.pop(key, None)
@@ -207,7 +209,7 @@ class MediaClock:
                     if tick is None or key not in self._ticks:
                         continue
                     try:
-                        tick()
+                        ticks[2].run(tick)
                     except Exception:  # one broken call must not stop every other call's audio
                         log.exception("media tick failed; dropping the call from the clock")
                         self._ticks.pop(key, None)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ariapp import logs
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.audio import Listener, Speaker
@@ -177,6 +178,7 @@ class AiCall:
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
+        logs.bind_call(self.record.call_id)  # this task and all it starts log with the call id
         try:
             await self._setup()
             async with asyncio.timeout(self._max_seconds):

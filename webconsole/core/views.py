@@ -1,4 +1,4 @@
-"""Health probes.
+"""Health probes and Prometheus metrics.
 
 ``/health`` answers as long as the process can serve a request (liveness);
 ``/ready`` also proves PostgreSQL and Redis answer (readiness). Both are async
@@ -7,8 +7,10 @@ so a probe never waits for Django's sync thread.
 
 from __future__ import annotations
 
+import hmac
+
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -32,3 +34,21 @@ async def ready(request: HttpRequest) -> JsonResponse:
     if all(result == OK for result in checks.values()):
         return JsonResponse({"status": "ok", "checks": checks})
     return JsonResponse({"status": "unavailable", "checks": checks}, status=503)
+
+
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format; no login (keep it off the public proxy), optional bearer token."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from webconsole.core.metrics import render
+
+    token = settings.AIPBX_METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            response = HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

@@ -21,6 +21,7 @@ every input to a 30 s window, so the cost per utterance is roughly fixed
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import threading
 import time
@@ -172,7 +173,8 @@ class WhisperSTT:
 
     async def _run(self, func: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor or _executor(), func, *args)
+        # copy_context: the call's log context (call_id) follows the work into the thread
+        future = loop.run_in_executor(self._executor or _executor(), contextvars.copy_context().run, func, *args)
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError as exc:

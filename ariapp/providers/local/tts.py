@@ -13,6 +13,7 @@ caller resamples to the telephone leg with an anti-aliasing resampler.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import re
 import shutil
@@ -189,7 +190,8 @@ class PiperTTS:
 
         # The producer never raises (errors travel through the queue), so its future
         # needs no awaiting; the stop flag ends it after the current sentence.
-        loop.run_in_executor(self._executor or _executor(), self._produce, text, put, stop)
+        loop.run_in_executor(self._executor or _executor(), contextvars.copy_context().run, self._produce, text, put,
+                             stop)
         try:
             while True:
                 try:

@@ -1,0 +1,149 @@
+"""ARI app metrics (ariapp.metrics, ariapp.timed): what each call event and provider call counts.
+
+The values are read back through prometheus_client's own parser from the text Prometheus scrapes.
+No timing is asserted here (latency figures belong to the benchmarks); only that observations happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ariapp import metrics
+from ariapp.calls.media import CallMedia, media_codec
+from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
+
+
+def sample(name: str, **labels: str) -> float:
+    text = generate_latest(metrics.REGISTRY).decode()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return 0.0
+
+
+def test_call_events_count_outcomes_durations_ai_activations_and_hitl() -> None:
+    published: list[tuple] = []
+    publish = metrics.observed(lambda *args, **data: published.append((args, data)))
+    before = {
+        "calls": sample("aipbx_calls_total", outcome="caller_hangup"),
+        "other": sample("aipbx_calls_total", outcome="other"),
+        "ai": sample("aipbx_ai_activated_calls_total"),
+        "duration": sample("aipbx_call_duration_seconds_count", handled_by="ai"),
+        "response": sample("aipbx_ai_response_seconds_count"),
+        "hitl": sample("aipbx_hitl_requests_total", reason="sensitive_topic"),
+        "answered": sample("aipbx_hitl_outcomes_total", outcome="answered"),
+    }
+    # when one AI call's events are published
+    publish("call.answered", "c1", answered_by="ai", ai=True)
+    publish("call.answered", "c2", answered_by="PJSIP/1002", ai=False)
+    publish("latency", "c1", stt_final=420.0, first_rtp=910.0)
+    publish("hitl.requested", "c1", request_id="r", reason="sensitive_topic")
+    publish("hitl.spoken", "c1", request_id="r", text="yes")
+    publish("call.ended", "c1", cdr={"termination_reason": "caller_hangup", "ai_handled": True, "duration": 42.0})
+    publish("call.ended", "c3", cdr={"termination_reason": "+821012345678", "ai_handled": False, "duration": 1})
+    # then every event still reaches the console, and the metrics moved by exactly one each
+    assert len(published) == 7
+    assert sample("aipbx_calls_total", outcome="caller_hangup") == before["calls"] + 1
+    assert sample("aipbx_calls_total", outcome="other") == before["other"] + 1  # never a free-text label
+    assert sample("aipbx_ai_activated_calls_total") == before["ai"] + 1
+    assert sample("aipbx_call_duration_seconds_count", handled_by="ai") == before["duration"] + 1
+    assert sample("aipbx_ai_response_seconds_count") == before["response"] + 1
+    assert sample("aipbx_hitl_requests_total", reason="sensitive_topic") == before["hitl"] + 1
+    assert sample("aipbx_hitl_outcomes_total", outcome="answered") == before["answered"] + 1
+
+
+def test_a_malformed_event_figure_never_breaks_publishing() -> None:
+    published = []
+    publish = metrics.observed(lambda *args, **data: published.append(args))
+    publish("latency", "c1", first_rtp="not a number")
+    assert published == [("latency", "c1")]
+
+
+def test_provider_family_comes_from_the_provider_package() -> None:
+    from ariapp.conversation.answerer import ExtractiveAnswerer
+
+    fake = type("GoogleSTT", (), {"__module__": "ariapp.providers.google.stt"})()
+    assert metrics.provider_of(fake) == "google"
+    assert metrics.provider_of(ExtractiveAnswerer()) == "extractive"
+    assert metrics.provider_of(object()) == "other"
+
+
+class _Stt:
+    __module__ = "ariapp.providers.local.stt"
+    sample_rate = 16000
+
+    async def transcribe(self, pcm, language=None):
+        return "text"
+
+
+class _Tts:
+    __module__ = "ariapp.providers.local.tts"
+
+    async def synthesize(self, text):
+        for chunk in ("a", "b"):
+            yield chunk
+
+
+def test_timed_providers_observe_each_call_and_keep_the_providers_attributes() -> None:
+    stt, tts = TimedSTT(_Stt()), TimedTTS(_Tts())
+    answerer = TimedAnswerer(types.SimpleNamespace(answer=lambda q: _Tts().synthesize(q)))
+    retriever = TimedRetriever(types.SimpleNamespace(threshold=0.5, search=_search))
+    before = [sample("aipbx_stt_seconds_count", provider="local"),
+              sample("aipbx_tts_first_audio_seconds_count", provider="local"),
+              sample("aipbx_llm_first_token_seconds_count", provider="other"),
+              sample("aipbx_vector_search_seconds_count")]
+
+    async def run():
+        assert await stt.transcribe(b"", "en") == "text"
+        assert [c async for c in tts.synthesize("hi")] == ["a", "b"]
+        assert [c async for c in answerer.answer("q")] == ["a", "b"]
+        assert await retriever.search("1004", "q") == []
+
+    asyncio.run(run())
+    assert stt.sample_rate == 16000 and retriever.threshold == 0.5
+    after = [sample("aipbx_stt_seconds_count", provider="local"),
+             sample("aipbx_tts_first_audio_seconds_count", provider="local"),
+             sample("aipbx_llm_first_token_seconds_count", provider="other"),
+             sample("aipbx_vector_search_seconds_count")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1]  # streams: first item only
+
+
+async def _search(owner, query):
+    return []
+
+
+def test_collector_adds_finished_and_live_calls_rtp_and_reads_the_apps_counters() -> None:
+    # given one finished call's media and one live call's media
+    finished, live = CallMedia(media_codec("ulaw")), CallMedia(media_codec("ulaw"))
+    finished.stats.rx_packets, finished.stats.tx_packets, finished.stats.rx_malformed = 100, 120, 2
+    live.stats.rx_packets, live.stats.tx_packets, live.jitter.stats.late = 5, 6, 1
+    totals = metrics.MediaTotals()
+    totals.add(finished)
+    app = types.SimpleNamespace(
+        sessions={"c2": types.SimpleNamespace(media=live)}, tracker=types.SimpleNamespace(calls={"c2": 1}),
+        connected=asyncio.Event(), media_totals=totals, clock=types.SimpleNamespace(late_ticks=3),
+        ari=types.SimpleNamespace(request_results={("POST", "2xx"): 4, ("DELETE", "404"): 1}),
+        events=types.SimpleNamespace(published=9, dropped=0))
+    registry = CollectorRegistry()
+    unregister = metrics.register(app, registry)
+    # when scraped
+    text = generate_latest(registry).decode()
+    unregister()
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for f in text_string_to_metric_families(text) for s in f.samples}
+    # then
+    assert values[("aipbx_rtp_packets_total", (("direction", "in"),))] == 105
+    assert values[("aipbx_rtp_packets_total", (("direction", "out"),))] == 126
+    assert values[("aipbx_rtp_packets_dropped_total", (("reason", "malformed"),))] == 2
+    assert values[("aipbx_rtp_packets_dropped_total", (("reason", "late"),))] == 1
+    assert values[("aipbx_active_calls", ())] == 1 and values[("aipbx_ai_sessions", ())] == 1
+    assert values[("aipbx_external_media_ports_in_use", ())] == 0  # its socket is not open
+    assert values[("aipbx_ari_requests_total", (("method", "POST"), ("result", "2xx")))] == 4
+    assert values[("aipbx_events_published_total", ())] == 9
+    assert values[("aipbx_media_clock_late_ticks_total", ())] == 3
+    assert values[("aipbx_ari_connected", ())] == 0
