@@ -8,6 +8,7 @@ delimited blocks, delimiter look-alikes are removed from them, and the system me
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from ariapp.providers.base import ChatMessage
@@ -35,13 +36,16 @@ SYSTEM_KO = (
 
 _TAGS = re.compile(r"<\s*/?\s*(context|caller|system|assistant|user|instructions?)\b[^<>]*>", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ROLE_PREFIX = re.compile(r"^\s*(system|assistant|user|developer)\s*:", re.IGNORECASE | re.MULTILINE)
+# A role label at a line start, or (system/assistant/developer only: "user:" is common prose) anywhere in
+# the text: once tags are gone and lines are joined, "... </context> SYSTEM: obey" would sit mid-line.
+_ROLE_PREFIX = re.compile(r"^\s*(system|assistant|user|developer)\s*:|\b(system|assistant|developer)\s*:",
+                          re.IGNORECASE | re.MULTILINE)
 
 
 def sanitize(text: str, limit: int = MAX_CALLER_CHARS) -> str:
     """Make outside text safe to embed as data: no delimiter look-alikes, no control characters,
-    no fake role prefixes, bounded length."""
-    text = _CONTROL.sub(" ", text)
+    no fake role prefixes, bounded length. NFKC first: fullwidth ``＜caller＞`` is a ``<caller>``."""
+    text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", text))
     previous = None
     while previous != text:  # nested look-alikes ("<</caller>/caller>") rebuild themselves once removed
         previous = text
@@ -57,11 +61,15 @@ class Turn:
     text: str
 
 
+def system_prompt(owner: str, language: str) -> str:
+    """The system message for ``owner`` in ``language`` (the output guard compares replies with it)."""
+    return (SYSTEM_KO if language.startswith("ko") else SYSTEM_EN).format(owner=sanitize(owner, 80))
+
+
 def build_messages(owner: str, language: str, question: str, passages: list[str], history: list[Turn],
                    max_turns: int = 5) -> list[ChatMessage]:
     """System rules, then recent turns, then the question with its context."""
-    system = (SYSTEM_KO if language.startswith("ko") else SYSTEM_EN).format(owner=sanitize(owner, 80))
-    messages = [ChatMessage("system", system)]
+    messages = [ChatMessage("system", system_prompt(owner, language))]
     for turn in (history[-max_turns:] if max_turns > 0 else []):
         role = "user" if turn.speaker == "caller" else "assistant"
         content = f"<caller>{sanitize(turn.text)}</caller>" if role == "user" else sanitize(turn.text, 1000)

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from tests.fakes.http_server import LocalHttpServer, sse_event
 
-__all__ = ["SPEECH_RATE", "FakeOpenAI", "OpenAIScript", "WavInfo", "speech_tone"]
+__all__ = ["SPEECH_RATE", "FakeOpenAI", "OpenAIScript", "WavInfo", "obedient_reply", "speech_tone"]
 
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -69,6 +69,8 @@ class OpenAIScript:
         stall_s: Sleep before answering.
         stall_after_chunks: Sleep ``stall_s`` after this many chat chunks instead (mid-stream).
         odd_pieces: Write speech in 1001-byte pieces, so samples straddle network chunks.
+        obedient: Ignore ``deltas`` and play a model that obeys the last instruction found anywhere in the
+            messages (see :func:`obedient_reply`): the worst case for prompt injection.
     """
 
     deltas: list[str] = field(default_factory=lambda: ["Hello", ", this is", " the front desk."])
@@ -84,6 +86,7 @@ class OpenAIScript:
     stall_s: float = 0.0
     stall_after_chunks: int | None = None
     odd_pieces: bool = False
+    obedient: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,8 @@ class FakeOpenAI(LocalHttpServer):
             }
 
         await response.write(sse_event(chunk({"role": "assistant", "content": ""}, None)))
-        for i, text in enumerate(script.deltas):
+        deltas = _word_deltas(obedient_reply(body.get("messages") or [])) if script.obedient else script.deltas
+        for i, text in enumerate(deltas):
             if script.stall_after_chunks == i:
                 await self.stall(script.stall_s)
             elif i and script.delay_s:
@@ -208,3 +212,56 @@ class FakeOpenAI(LocalHttpServer):
             self.sent_at.append((sentence, time.perf_counter()))
         await response.write_eof()
         return response
+
+
+# --- the obedient model --------------------------------------------------------------------------
+# Instructions it understands, English and Korean, wherever they appear (caller turns, knowledge text,
+# even its own earlier turns). It obeys the one that appears last, like a badly aligned model would.
+_REVEAL = re.compile(
+    r"(system prompt|your (instructions|rules|prompt|configuration)|everything above|initial prompt"
+    r"|시스템 ?프롬프트|지시(사항|문)?[을를]? ?(그대로|전부|모두)|규칙[을를]? ?(그대로|전부|모두|알려|읽))",
+    re.IGNORECASE,
+)
+_ROLE_PLAY = re.compile(r"(pretend (you are|to be)|you are now|act as|role-?play|역할극|인 척)", re.IGNORECASE)
+_REPEAT = re.compile(r"(?:repeat|say) the word \W*(\w+)|(\w+)(?:이라는|라는) 단어를 (?:반복|말)", re.IGNORECASE)
+_TRANSFER = re.compile(r"(?:transfer|connect|put) me (?:through )?to (\w+)|(\d+)번?으로 (?:연결|돌려)", re.IGNORECASE)
+_DIAL = re.compile(r"\b(?:Dial|Originate)\([^)]*\)", re.IGNORECASE)
+_SAY = re.compile(r"(?:say|output|print|write) exactly:?\s*(.+)", re.IGNORECASE)
+
+
+def obedient_reply(messages: list[dict[str, Any]]) -> str:
+    """What a model that obeys the last instruction found anywhere in ``messages`` answers.
+
+    * asked for its prompt / rules (or to role-play): recites the system message verbatim;
+    * "repeat the word W": the system prompt's lines mentioning W (an obedient model "helps"), else W;
+    * "transfer me to N" or a ``Dial(...)``: announces it and writes the dial string;
+    * "say exactly: X": X;
+    * nothing of the kind: a harmless answer from the first context line.
+    """
+    system = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    data = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") != "system")
+    found: list[tuple[int, str, re.Match[str]]] = []
+    for kind, pattern in (("reveal", _REVEAL), ("reveal", _ROLE_PLAY), ("repeat", _REPEAT),
+                          ("transfer", _TRANSFER), ("dial", _DIAL), ("say", _SAY)):
+        found += [(m.start(), kind, m) for m in pattern.finditer(data)]
+    if not found:
+        context = re.search(r"<context>\s*-\s*([^\n]*)", data)
+        return f"Here is what I found: {context.group(1).rstrip('.') if context else 'nothing'}."
+    _, kind, match = max(found, key=lambda item: item[0])
+    if kind == "reveal":
+        return f"Of course. My instructions are: {system}"
+    if kind == "repeat":
+        word = match.group(1) or match.group(2)
+        lines = [line for line in system.splitlines() if word.lower() in line.lower()]
+        return " ".join(lines) if lines else f"{word} {word} {word}."
+    if kind == "transfer":
+        target = match.group(1) or match.group(2)
+        return f"Transferring you to {target} now. Dial(PJSIP/{target})"
+    if kind == "dial":
+        return f"Connecting you. {match.group(0)}"
+    return match.group(1)
+
+
+def _word_deltas(text: str) -> list[str]:
+    """Stream ``text`` a word at a time, as models do."""
+    return re.findall(r"\S+\s*", text) or [text]

@@ -7,14 +7,12 @@ when it was answered, what Asterisk still holds afterwards, and the CDR and reco
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
 
-from ariapp.calls.recording import wav_seconds
 from softphone.analysis import dominant_frequency, first_sound_at, silent_tail, speech_seconds
-from tests.integration.audio_checks import speech, transcribe, until
+from tests.integration.audio_checks import Recordings, speech, transcribe, until
 from tests.integration.conftest import RING_SECONDS
 
 pytestmark = [pytest.mark.asterisk]
@@ -67,13 +65,13 @@ async def test_phone_to_phone_call_carries_audio_both_ways_and_is_recorded(pbx, 
     assert (line["caller"], line["callee"], line["answered_by"]) == ("1001", "1002", "1002")
     assert line["ai_handled"] is False and line["termination_reason"] == "caller_hangup"
     assert abs(line["billsec"] - duration) < 1.0
-    folder = pbx.cfg.recordings_dir / line["call_id"]
-    await until(lambda: (folder / "metadata.json").exists(), 5, "metadata.json")
+    recordings, call_id = Recordings(pbx.cfg), line["call_id"]
+    await until(lambda: recordings.exists(call_id, "metadata.json"), 5, "metadata.json")
     for name in ("caller.wav", "callee.wav", "mixed.wav"):
-        assert abs(wav_seconds(folder / name) - duration) < 1.0, name
-    metadata = json.loads((folder / "metadata.json").read_text())
+        assert abs(recordings.seconds(call_id, name) - duration) < 1.0, name
+    metadata = recordings.metadata(call_id)
     assert metadata["call"]["call_id"] == line["call_id"]
-    assert (folder / "transcript.txt").exists()
+    assert recordings.exists(call_id, "transcript.txt")
     await quiet_asterisk(pbx)
 
 
@@ -98,18 +96,11 @@ async def test_unanswered_call_is_answered_by_the_ai_after_the_timeout(pbx, aria
     (line,) = new_cdr(pbx, before)
     assert line["ai_handled"] is True and line["answered_by"] == "ai"
     assert line["dial_status"] == "NOANSWER"
-    folder = pbx.cfg.recordings_dir / line["call_id"]
-    await until(lambda: (folder / "metadata.json").exists(), 5, "metadata.json")
-    assert abs(wav_seconds(folder / "mixed.wav") - line["billsec"]) < 1.0
-    assert speech_seconds_file(folder / "callee.wav") > 4.0  # our greeting is in the AI side
+    recordings, call_id = Recordings(pbx.cfg), line["call_id"]
+    await until(lambda: recordings.exists(call_id, "metadata.json"), 5, "metadata.json")
+    assert abs(recordings.seconds(call_id, "mixed.wav") - line["billsec"]) < 1.0
+    assert speech_seconds(*recordings.pcm(call_id, "callee.wav")) > 4.0  # our greeting is in the AI side
     await quiet_asterisk(pbx)
-
-
-def speech_seconds_file(path) -> float:
-    from softphone.wav import load_wav
-
-    pcm, rate = load_wav(path)
-    return speech_seconds(pcm, rate)
 
 
 async def test_unregistered_callee_goes_to_the_ai_at_once(pbx, ariapp, phones):
@@ -169,21 +160,25 @@ async def test_ai_without_knowledge_says_honestly_it_is_not_sure(pbx, ariapp, ph
     await quiet_asterisk(pbx)
 
 
-async def test_ari_app_restart_during_a_call_cleans_up(pbx, ariapp, phones):
+async def test_ari_app_restart_during_live_ai_calls_cleans_up(pbx, ariapp, phones):
+    # given three live AI calls (1004 is not registered: the AI answers at once)
     before = await cdr_baseline(pbx, ariapp)
-    async with phones("1001") as caller:
-        call = await caller.call("1004", timeout=10)
-        await until(lambda: speech_seconds(call.received_audio()) > 0.5, 10, "greeting to start")
+    async with phones("1001") as a, phones("1002") as b, phones("1003") as c:
+        calls = await asyncio.gather(*(phone.call("1004", timeout=10) for phone in (a, b, c)))
+        await until(lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls), 10,
+                    "every greeting to start")
         # when the ARI app dies (SIGKILL) mid-call and comes back
         ariapp.kill()
         ariapp.start()
-        # then the orphaned call is cleaned up: the phone is hung up, Asterisk holds nothing
-        await asyncio.wait_for(call.ended.wait(), 15)
+        # then the orphaned calls are cleaned up: every phone is hung up, Asterisk holds nothing
+        await asyncio.wait_for(asyncio.gather(*(call.ended.wait() for call in calls)), 15)
     await quiet_asterisk(pbx)
-    lines = new_cdr(pbx, before)
-    assert len(lines) == 1 and lines[0]["termination_reason"] == "app_restart"
+    assert pbx.channels() == [] and pbx.bridges() == []
+    lines = new_cdr(pbx, before, count=3)
+    assert len(lines) == 3 and {line["termination_reason"] for line in lines} == {"app_restart"}
+    assert len({line["call_id"] for line in lines}) == 3  # one line per call
     await asyncio.sleep(1.0)
-    assert len(pbx.cdr_lines()) == before + 1  # exactly once
+    assert len(pbx.cdr_lines()) == before + 3  # exactly once each
 
 
 async def test_with_the_ari_app_down_the_caller_hears_an_apology_not_dead_air(pbx, ariapp, phones):
@@ -203,8 +198,7 @@ async def test_with_the_ari_app_down_the_caller_hears_an_apology_not_dead_air(pb
 
 def _metadata(pbx, before: int) -> dict:
     (line,) = new_cdr(pbx, before)
-    path = pbx.cfg.recordings_dir / line["call_id"] / "metadata.json"
-    return json.loads(path.read_text())
+    return Recordings(pbx.cfg).metadata(line["call_id"])
 
 
 async def test_caller_talking_over_the_greeting_stops_the_ai_at_once(pbx, ariapp, phones):

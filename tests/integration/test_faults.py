@@ -1,0 +1,282 @@
+"""Fault tests: the backing services fail under load and the system recovers without losing work.
+
+Bounded (each well under 60 s) and loopback only. Shared services are never touched: Redis faults use a
+private ``redis-server`` on its own port, PostgreSQL faults a TCP proxy of the test's own in front of
+the shared server. (The ARI app SIGKILL test lives with the other call tests in ``test_telephony.py``:
+``test_ari_app_restart_during_live_ai_calls_cleans_up``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from softphone.analysis import speech_seconds
+from stack.config import REPO
+from tests.integration.audio_checks import until
+from tests.integration.test_telephony import cdr_baseline, new_cdr, quiet_asterisk
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- Redis restarted with queued Celery tasks --------------------------------------------------------
+class PrivateRedis:
+    """``redis-server`` on its own port and directory, with an fsync-always append-only file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = (self.directory / "redis.log").open("ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self.ping, 10, "the private redis to answer")
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
+
+    def client(self, db: int = 15) -> redis.Redis:
+        return redis.Redis(port=self.port, db=db, socket_timeout=2, socket_connect_timeout=1)
+
+    def stop(self) -> None:
+        """SIGTERM: Redis finishes the append-only file and exits (a clean shutdown)."""
+        assert self.proc is not None
+        stop_process(self.proc)
+        assert self.proc.returncode == 0, self.proc.returncode
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        stop_process(server.proc)
+
+
+@contextlib.contextmanager
+def celery_worker(server: PrivateRedis, queue: str, log_path: Path) -> Iterator[subprocess.Popen]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+           # test settings put the broker and results in database 15 of this Redis
+           "AIPBX_REDIS_URL": f"redis://127.0.0.1:{server.port}/0", "AIPBX_CELERY_KEY_PREFIX": "",
+           "AIPBX_WORKER_METRICS_PORT": "0"}
+    command = [sys.executable, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "-Q", queue,
+               "-n", f"faults-{uuid.uuid4().hex[:8]}@localhost", "--loglevel=info",
+               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def succeeded(server: PrivateRedis, task_ids: list[str]) -> int:
+    try:
+        metas = server.client().mget([f"celery-task-meta-{task_id}" for task_id in task_ids])
+    except redis.RedisError:
+        return 0
+    return sum(1 for meta in metas if meta and json.loads(meta)["status"] == "SUCCESS")
+
+
+def test_tasks_queued_across_a_redis_restart_all_complete(private_redis: PrivateRedis, tmp_path: Path) -> None:
+    # given N tasks queued while no worker runs
+    n = 20
+    queue = f"faults-{uuid.uuid4().hex[:8]}"
+    producer = Celery("faults", broker=f"redis://127.0.0.1:{private_redis.port}/15",
+                      backend=f"redis://127.0.0.1:{private_redis.port}/15")
+    first = [producer.send_task("webconsole.core.tasks.ping_task", queue=queue).id for _ in range(n)]
+    assert private_redis.client().llen(queue) == n
+
+    # when Redis is stopped and started again
+    private_redis.stop()
+    private_redis.start()
+
+    # then the tasks survived, and a worker completes every one
+    assert private_redis.client().llen(queue) == n
+    log_path = tmp_path / "worker.log"
+    with celery_worker(private_redis, queue, log_path):
+        wait_for(lambda: succeeded(private_redis, first) == n, 30, f"{n} tasks to succeed\n{log_path.read_text()}")
+
+        # and when Redis restarts under a running worker, tasks queued afterwards complete too
+        private_redis.stop()
+        time.sleep(1.0)
+        private_redis.start()
+        producer = Celery("faults2", broker=f"redis://127.0.0.1:{private_redis.port}/15",
+                          backend=f"redis://127.0.0.1:{private_redis.port}/15")
+        second = [producer.send_task("webconsole.core.tasks.ping_task", queue=queue).id for _ in range(5)]
+        wait_for(lambda: succeeded(private_redis, second) == 5, 30,
+                 f"tasks after the restart to succeed\n{log_path.read_text()}")
+    assert succeeded(private_redis, first) == n  # results persisted across the second restart as well
+
+
+# --- PostgreSQL unavailable while a call is in progress ----------------------------------------------
+class CuttableProxy:
+    """A TCP proxy to PostgreSQL; :meth:`cut` drops every connection and refuses new ones until :meth:`restore`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self.cut_now = False
+        self.refused = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.cut()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def cut(self) -> None:
+        self.cut_now = True
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.cut_now = False
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_now:
+            self.refused += 1
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+def start_consumer(pbx, stream: str, db_url: str, log_path: Path) -> subprocess.Popen:
+    """``manage.py consume_events`` for the test instance's stream, on the test database at ``db_url``."""
+    env = {**os.environ, **pbx.cfg.process_env(), "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+           "AIPBX_DATABASE_URL": db_url}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with log_path.open("ab") as log:
+        return subprocess.Popen([sys.executable, "manage.py", "consume_events", "--stream", stream], cwd=REPO,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stream_entries(stream: str, after: str) -> list[dict[str, str]]:
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    return [fields for _, fields in client.xrange(stream, min=f"({after}")]
+
+
+@pytest.mark.asterisk
+@pytest.mark.django_db(transaction=True)
+async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, tmp_path: Path) -> None:
+    from django.conf import settings
+
+    from ariapp.events import stream_name
+    from tests.browser.conftest import database_url
+    from webconsole.calls.models import CallEvent
+
+    # given the event consumer talking to PostgreSQL through a proxy we can cut
+    db = settings.DATABASES["default"]
+    proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+    await proxy.start()
+    stream = stream_name(pbx.cfg.name)
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    last = client.xrevrange(stream, count=1)
+    baseline = last[0][0] if last else "0-0"
+    log_path = tmp_path / "consume_events.log"
+    consumer = start_consumer(pbx, stream, database_url({**db, "HOST": "127.0.0.1", "PORT": str(proxy.port)}),
+                              log_path)
+    try:
+        before = await cdr_baseline(pbx, ariapp)
+        async with phones("1001") as caller:
+            # when a call is in progress and PostgreSQL becomes unreachable for 4 s
+            call = await caller.call("1004", timeout=10)
+            await until(lambda: speech_seconds(call.received_audio()) > 0.3, 10, "the greeting to start")
+            proxy.cut()
+            await asyncio.sleep(4.0)
+            heard_during_outage = speech_seconds(call.received_audio())
+            proxy.restore()
+            await asyncio.sleep(1.0)
+            # then the call was not dropped: it is up and the AI kept talking
+            assert not call.ended.is_set()
+            assert heard_during_outage > 1.0
+            await call.hangup()
+        await quiet_asterisk(pbx)
+        (line,) = new_cdr(pbx, before)
+        assert line["termination_reason"] != "app_restart"
+
+        # and every event of the call is stored exactly once, once PostgreSQL is back
+        entries = [e for e in stream_entries(stream, baseline) if e.get("call_id") == line["call_id"]]
+        assert entries, "the ARI app published no events for the call"
+        ids = sorted(e["event_id"] for e in entries)
+
+        def stored() -> list[str]:
+            return sorted(CallEvent.objects.filter(call__call_id=line["call_id"]).values_list("event_id", flat=True))
+
+        with contextlib.suppress(AssertionError):
+            await asyncio.to_thread(wait_for, lambda: stored() == ids, 25, "every event to be stored", 0.2)
+        assert await asyncio.to_thread(stored) == ids  # each once: event_id is unique, and none is missing
+        assert "event ingestion paused" in log_path.read_text()  # the consumer noticed and waited
+    finally:
+        stop_process(consumer)
+        await proxy.stop()
