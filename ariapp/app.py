@@ -30,9 +30,11 @@ from ariapp.errors import AriError
 from ariapp.events import EventPublisher, NullPublisher, stream_name
 from ariapp.followup import FollowUp
 from ariapp.media.resample import resample
+from ariapp.metrics import MediaTotals, observed
 from ariapp.settings import Settings
 
 log = logging.getLogger(__name__)
+RECONCILE_ATTEMPTS = 10
 
 
 class App:
@@ -46,8 +48,11 @@ class App:
         self.events = (EventPublisher(settings.redis_url, stream_name(settings.instance)) if settings.events
                        else NullPublisher())
         self.followup = FollowUp(settings.redis_url, settings.celery_queue) if settings.extract_after_call else None
-        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.events.publish,
-                                   self.followup.call_finished if self.followup else None)
+        self.publish = observed(self.events.publish)  # every call event also updates the metrics
+        self.media_totals = MediaTotals()  # RTP counters of finished AI calls
+        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.publish,
+                                   self.followup.call_finished if self.followup else None,
+                                   keys=settings.recordings_keys)
         self.sessions: dict[str, AiCall] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._greetings: dict[tuple[str, int], np.ndarray] = {}
@@ -153,7 +158,7 @@ class App:
             ext=ext, media_host=self.settings.media_host, media_format=self.settings.media_format,
             jitter_ms=self.settings.jitter_ms, recordings_dir=self.settings.recordings_dir,
             greeting_pcm=self.greeting_pcm, on_waiter=self.waiter, max_seconds=self.settings.max_ai_call_seconds,
-            journal=self.cdr.journal, publish=self.events.publish,
+            journal=self.cdr.journal, publish=self.publish,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))
@@ -164,16 +169,23 @@ class App:
             await session.run()
         finally:
             self.sessions.pop(call_id, None)
+            self.media_totals.add(session.media)
             self.tracker.session_finished(call_id, session.report())
 
     # --- reconciliation after (re)connect ------------------------------------------------------------
     async def reconcile(self) -> None:
         """Clean up what a previous life of this app left in Asterisk, and adopt calls in progress."""
-        try:
-            channels = await self.ari.list_channels()
-            bridges = await self.ari.list_bridges()
-        except AriError as exc:
-            log.error("reconcile failed: %s", exc)
+        for attempt in range(1, RECONCILE_ATTEMPTS + 1):
+            try:
+                channels = await self.ari.list_channels()
+                bridges = await self.ari.list_bridges()
+                break
+            except AriError as exc:
+                # e.g. a pooled keep-alive connection died with Asterisk: retry, or /ready would stay
+                # false while the websocket is up again
+                log.error("reconcile failed (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(0.5)
+        else:
             return
         ours = {s.media_channel_id for s in self.sessions.values()} | set(self.sessions)
         stasis_prefix = f"{self.settings.app_name},"

@@ -17,6 +17,7 @@ from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
 from ariapp.providers.factory import build_llm, require_env
 from ariapp.settings import Settings
+from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
 
 
 def build_stt(settings: Settings, env: Mapping[str, str]):
@@ -87,9 +88,11 @@ def build_retriever(settings: Settings):
 def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
     if settings.bench_echo:
         return Engine(None, build_tts(settings, env, "en-US"), ExtractiveAnswerer(), echo=True)
-    voices = {lang: build_tts(settings, env, lang) for lang in ("en-US", "ko-KR")}
-    return Engine(build_stt(settings, env), voices["en-US"], build_answerer(settings, env),
-                  retriever=build_retriever(settings), end_of_turn_ms=settings.end_of_turn_ms,
+    voices = {lang: TimedTTS(build_tts(settings, env, lang)) for lang in ("en-US", "ko-KR")}
+    retriever = build_retriever(settings)
+    return Engine(TimedSTT(build_stt(settings, env)), voices["en-US"], TimedAnswerer(build_answerer(settings, env)),
+                  retriever=TimedRetriever(retriever) if retriever is not None else None,
+                  end_of_turn_ms=settings.end_of_turn_ms,
                   pause_ms=min(settings.pause_ms, settings.end_of_turn_ms), voices=voices,
                   desk=build_desk(settings), hitl=settings.hitl)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ariapp.conversation.hitl import DEFAULT_SENSITIVE, HitlConfig
 from ariapp.errors import ConfigError
+from ariapp.sealing import Keyring, KeyringError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,6 +34,7 @@ class Settings:
     media_host: str
     media_format: str
     recordings_dir: Path
+    recordings_keys: Keyring | None  # AIPBX_RECORDINGS_KEYS; None: recordings stay in clear
     cdr_dir: Path
     state_dir: Path
     extensions_file: Path
@@ -91,6 +93,10 @@ class Settings:
             return value
 
         cache = env.get("AIPBX_MODEL_CACHE")
+        try:
+            recordings_keys = Keyring.from_env(env)
+        except KeyringError as exc:
+            raise ConfigError(str(exc)) from exc
         return cls(
             ari_url=env.get("AIPBX_ARI_URL", "http://127.0.0.1:8088"),
             ari_user=env.get("AIPBX_ARI_USER", "aipbx"),
@@ -100,6 +106,7 @@ class Settings:
             media_host=env.get("AIPBX_MEDIA_HOST", "127.0.0.1"),
             media_format=media_format,
             recordings_dir=Path(env.get("AIPBX_RECORDINGS_DIR", REPO / "recordings")),
+            recordings_keys=recordings_keys,
             cdr_dir=Path(env.get("AIPBX_CDR_DIR", REPO / "data" / "cdr")),
             state_dir=Path(env.get("AIPBX_STATE_DIR", REPO / "var" / "dev" / "state")),
             extensions_file=Path(env.get("AIPBX_EXTENSIONS_FILE", REPO / "asterisk" / "extensions.yaml")),

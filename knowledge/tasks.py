@@ -38,10 +38,22 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from ariapp import sealing
+from ariapp.privacy import mask_pii
 from knowledge.actions import do_add_item, do_record_usage
-from knowledge.extraction import ExtractionError, Judge, JudgeUnavailable, LlmJudge, RuleJudge, Turn, category_of
+from knowledge.extraction import (
+    ExtractionError,
+    Judge,
+    JudgeUnavailable,
+    LlmJudge,
+    RuleJudge,
+    Turn,
+    category_of,
+    masked_turns,
+)
 from knowledge.models import ExtractionRun, Source, Status
 from knowledge.retrieval import BackendTimeout, BackendUnavailable
+from webconsole.webhooks.actions import emit_knowledge_extracted
 
 __all__ = [
     "MAX_TRANSCRIPT_BYTES",
@@ -125,13 +137,16 @@ def load_turns(call_id: str) -> tuple[str, list[Turn]]:
     """
     if not _CALL_ID.match(call_id) or ".." in call_id:
         raise ExtractionError(f"invalid call id {call_id!r}")
-    path = Path(settings.AIPBX_RECORDINGS_DIR) / call_id / "metadata.json"
-    if not path.is_file():
-        raise ExtractionError(f"transcript missing: {path} does not exist")
-    size = path.stat().st_size
-    if size > MAX_TRANSCRIPT_BYTES:
-        raise ExtractionError(f"transcript too large: {size} bytes (limit {MAX_TRANSCRIPT_BYTES})")
-    raw = path.read_bytes()
+    folder = Path(settings.AIPBX_RECORDINGS_DIR) / call_id
+    if not sealing.exists(folder, "metadata.json"):
+        raise ExtractionError(f"transcript missing: {folder / 'metadata.json'} does not exist")
+    try:
+        size = sealing.size(folder, "metadata.json")
+        if size > MAX_TRANSCRIPT_BYTES:
+            raise ExtractionError(f"transcript too large: {size} bytes (limit {MAX_TRANSCRIPT_BYTES})")
+        raw = sealing.read_bytes(folder, "metadata.json", settings.AIPBX_RECORDINGS_KEYRING)
+    except sealing.SealError as exc:
+        raise ExtractionError(f"transcript cannot be decrypted: {exc}") from exc
     if b"\x00" in raw:
         raise ExtractionError("transcript is binary, not JSON text")
     try:
@@ -192,6 +207,7 @@ def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
         return _summary(run)
     try:
         owner, turns = load_turns(call_id)
+        turns = masked_turns(turns)  # no personal numbers reach the judge (an LLM) or the knowledge base
         run.owner = owner
         verdict = (judge or default_judge()).judge(turns)
     except ExtractionError as exc:
@@ -209,13 +225,14 @@ def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
         created = 0
         for entry in entries:
             results = do_add_item(
-                owner, entry["text"], category=category_of(entry.get("category", "기타")),
-                keywords=entry.get("keywords", []), source=Source.CALL, source_call_id=call_id,
+                owner, mask_pii(entry["text"]), category=category_of(entry.get("category", "기타")),
+                keywords=[mask_pii(k) for k in entry.get("keywords", [])], source=Source.CALL, source_call_id=call_id,
                 source_speaker=entry.get("speaker") or _speaker_of(entry["text"], turns),
                 source_span=entry.get("span") or fallback_span,
                 confidence=float(entry.get("confidence", verdict["confidence"])), status=Status.PENDING,
             )
             created += sum(1 for r in results if r.created)
+        emit_knowledge_extracted(call_id, owner, created)  # webhooks outbox, same transaction
         return _finish(run, ExtractionRun.RunStatus.DONE, reason=verdict.get("reason", ""), created=created)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ariapp.directory import Directory, load_directory
+from ariapp.sealing import Keyring, new_key_spec
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CHROOT = Path(os.environ.get("AST_CHROOT", "/var/cache/aipbx/asterisk-sid"))
@@ -47,6 +48,8 @@ def ensure_secrets(path: Path, directory: Directory) -> dict[str, str]:
         "AIPBX_ARI_PASSWORD": _new_password,
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "AIPBX_CONSOLE_ADMIN_PASSWORD": _new_password,
+        # Master key sealing recordings at rest; rotate by putting a new entry first (ariapp.sealing).
+        "AIPBX_RECORDINGS_KEYS": lambda: new_key_spec("k1"),
     }
     for ext in directory:
         wanted[f"AIPBX_SIP_PASSWORD_{ext.ext}"] = _new_password
@@ -93,6 +96,7 @@ class StackConfig:
     web_port: int = 8000
     status_port: int = 8090
     chroma_port: int = 8001
+    worker_metrics_port: int = 9101  # the Celery worker's /metrics; 0 = off
     rtp_start: int = 10000
     rtp_end: int = 20000
     ari_user: str = "aipbx"
@@ -105,6 +109,11 @@ class StackConfig:
     @property
     def ari_password(self) -> str:
         return self.secrets["AIPBX_ARI_PASSWORD"]
+
+    @property
+    def recordings_keys(self) -> Keyring | None:
+        """The master keys this instance seals recordings with (None: stored in clear)."""
+        return Keyring.from_env(self.secrets)
 
     @property
     def ari_url(self) -> str:
@@ -186,8 +195,10 @@ class StackConfig:
             "AIPBX_EXTENSIONS_FILE": str(REPO / "asterisk" / "extensions.yaml"),
             "AIPBX_STATUS_PORT": str(self.status_port),
             "AIPBX_CHROMA_PORT": str(self.chroma_port),
+            "AIPBX_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "AIPBX_KNOWLEDGE_PREFIX": f"kb{self.name}",
             "DJANGO_SECRET_KEY": self.secrets.get("DJANGO_SECRET_KEY", ""),
+            "AIPBX_RECORDINGS_KEYS": self.secrets.get("AIPBX_RECORDINGS_KEYS", ""),
             "PYTHONUNBUFFERED": "1",
             "HF_HUB_OFFLINE": "1",
         }
@@ -221,4 +232,5 @@ def dev_config() -> StackConfig:
         http_port=int(env.get("AIPBX_HTTP_PORT", "8088")),
         web_port=int(env.get("AIPBX_WEB_PORT", "8000")),
         chroma_port=int(env.get("AIPBX_CHROMA_PORT", "8001")),
+        worker_metrics_port=int(env.get("AIPBX_WORKER_METRICS_PORT", "9101")),
     )

@@ -40,6 +40,7 @@ def scratch_config(name: str, base: Path, *, ring_seconds: int | None = 2) -> St
         http_port=free_port(),
         status_port=free_port(),
         chroma_port=free_port(),
+        worker_metrics_port=free_port(),
         ari_app=f"aipbx-{name}",
         qualify_seconds=0,
         no_answer_override=ring_seconds,

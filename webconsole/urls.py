@@ -11,6 +11,7 @@ from webconsole.core import views as core_views
 urlpatterns = [
     path("health", core_views.health, name="health"),
     path("ready", core_views.ready, name="ready"),
+    path("metrics", core_views.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -18,5 +19,7 @@ urlpatterns = [
     path("api/", include("webconsole.api.urls")),
     path("analytics/", include("webconsole.analytics.urls")),
     path("hitl/", include("webconsole.hitl.urls")),
+    path("webhooks/", include("webconsole.webhooks.urls")),
+    path("privacy/", include("webconsole.privacy.urls")),
     path("", include("webconsole.calls.urls")),
 ]

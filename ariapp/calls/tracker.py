@@ -16,9 +16,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from ariapp import logs, metrics
 from ariapp.ari.models import AriEvent, Channel
 from ariapp.calls.recording import FILES, write_call_files
 from ariapp.cdr import CallRecord, CdrWriter, iso, utcnow_iso
+from ariapp.sealing import Keyring, SealError, seal_directory
 
 log = logging.getLogger(__name__)
 CALL_ID_VAR = "AIPBX_CALL_ID"
@@ -40,8 +42,12 @@ class CallTracker:
     def __init__(self, cdr: CdrWriter, recordings_dir: Path,
                  spawn: Callable[[asyncio.Future | object], object],
                  publish: Callable[..., None] | None = None,
-                 finished: Callable[[str, bool], Awaitable[None]] | None = None) -> None:
+                 finished: Callable[[str, bool], Awaitable[None]] | None = None,
+                 keys: Keyring | None = None) -> None:
         self.cdr = cdr
+        self.keys = keys  # None: recordings and transcripts stay in clear
+        if keys is None:
+            log.warning("AIPBX_RECORDINGS_KEYS is not set: recordings and transcripts are stored in clear")
         self.recordings_dir = recordings_dir
         self.calls: dict[str, CallRecord] = {}
         self._leg_of: dict[str, str] = {}  # channel id -> call id
@@ -148,10 +154,12 @@ class CallTracker:
 
     async def _finish(self, call_id: str, reason: str | None = None) -> None:
         self.finishing += 1
+        bound = logs.bind_call(call_id)  # also awaited from reconcile(): unbound again below
         try:
             await self._write_out(call_id, reason)
         finally:
             self.finishing -= 1
+            logs.unbind(bound)
 
     async def _write_out(self, call_id: str, reason: str | None) -> None:
         record = self.calls.pop(call_id, None)
@@ -172,8 +180,14 @@ class CallTracker:
             try:
                 await asyncio.to_thread(write_call_files, directory, record, (report or {}).get("turns", []),
                                         (report or {}).get("extra"))
+                metrics.recording_written()
             except OSError as exc:
                 log.error("could not write call files for %s: %s", call_id, exc)
+            if self.keys is not None:  # sealed before the CDR line and call.ended: no reader sees a half-sealed call
+                try:
+                    await asyncio.to_thread(seal_directory, directory, self.keys)
+                except (OSError, SealError) as exc:
+                    log.error("could not seal the recordings of %s: %s", call_id, exc)
         if await asyncio.to_thread(self.cdr.write, record):  # fsync: off the media event loop
             self.finished += 1
             self._publish("call.ended", call_id=record.call_id, cdr=record.to_cdr())

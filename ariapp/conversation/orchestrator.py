@@ -26,12 +26,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ariapp import metrics
 from ariapp.calls.audio import Speaker, SpeechHandle
 from ariapp.conversation.answerer import Answerer, Question
+from ariapp.conversation.guard import reply_splitter
 from ariapp.conversation.hitl import Desk, HitlConfig, Trigger, hitl_trigger, hold_music
 from ariapp.conversation.machine import Cmd, Ev, State, step
-from ariapp.conversation.prompt import Turn
-from ariapp.conversation.sentences import SentenceSplitter
+from ariapp.conversation.prompt import Turn, system_prompt
 from ariapp.media.resample import StreamResampler, resample
 from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript
 from ariapp.providers.errors import ProviderError
@@ -299,7 +300,9 @@ class Orchestrator:
 
     async def _generate(self, question: Question, marks: Marks, filler: asyncio.Future, reply: _Reply) -> None:
         """Stream the answer into the speaker, piece by piece, as fast as text and audio arrive."""
-        splitter = SentenceSplitter()
+        # Every piece passes the output guard before TTS (guard.py): no prompt leaks, markup or actions.
+        splitter = reply_splitter(system_prompt(question.owner_name, question.language), question.owner_name,
+                                  question.passages, FALLBACK[self.config.lang].format(owner=self.config.owner))
 
         async def speak_piece(piece: str) -> None:
             requested = self._clock()
@@ -409,6 +412,7 @@ class Orchestrator:
         decision = await self.desk.reply(request_id, self.hitl.decision_s)
         if decision is None or decision.get("kind") != "queued":
             log.info("HITL %s: nobody available (%s)", request_id, (decision or {}).get("kind", "no answer"))
+            metrics.hitl_outcome("away")
             self.post(Ev.HUMAN_REPLY)
             await self._say(self._message("away"))
             return

@@ -172,3 +172,11 @@ def test_human_in_the_loop_defaults_and_overrides() -> None:
 def test_bad_human_in_the_loop_settings_are_refused_with_the_variable_named(name, value, message) -> None:
     with pytest.raises(ConfigError, match=f"{name}.*{message}"):
         Settings.from_env({**BASE, name: value})
+
+
+def test_recording_keys_are_optional_and_a_bad_value_fails_at_start_up() -> None:
+    assert Settings.from_env(BASE).recordings_keys is None  # recordings stay in clear (logged by the tracker)
+    keys = Settings.from_env({**BASE, "AIPBX_RECORDINGS_KEYS": "k2:" + "B" * 43 + "=,k1:" + "A" * 43 + "="})
+    assert keys.recordings_keys is not None and keys.recordings_keys.current[0] == "k2"
+    with pytest.raises(ConfigError, match="AIPBX_RECORDINGS_KEYS: key 'k1' is 3 bytes"):
+        Settings.from_env({**BASE, "AIPBX_RECORDINGS_KEYS": "k1:AAAA"})

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from webconsole.calls import live
 from webconsole.calls.models import Call, CallEvent, CallState, Turn
+from webconsole.webhooks.actions import emit_call_event
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def apply_event(fields: Mapping[str | bytes, str | bytes]) -> bool:
             return False
         turn = _apply(call, event)
         call.save()
+        emit_call_event(call, event.type, event.data, event.ts)  # webhooks outbox, same transaction
         transaction.on_commit(lambda: live.call_event(call, event, turn))
     return True
 

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from ariapp.privacy import mask_pii
 from knowledge.actions import do_add_item
 from knowledge.models import KnowledgeItem, Source, Status
 from webconsole.hitl import replies
@@ -114,10 +115,15 @@ def do_answer(request_id: str, user: Any, text: str) -> HitlRequest:
 
 
 def knowledge_text(request: HitlRequest) -> str:
-    """The fact stored for an answer: the caller's question and the operator's own words."""
+    """The fact stored for an answer: the caller's question (PII masked) and the operator's own words.
+
+    The question is the caller's speech and may carry their phone or card number; the answer is
+    the operator's and is kept as typed (it may rightly give the office's number).
+    """
+    question = mask_pii(request.question.strip())
     if language_of(request.language) == "ko":
-        return f"질문: {request.question.strip()}\n답변: {request.answer_raw.strip()}"
-    return f"Question: {request.question.strip()}\nAnswer: {request.answer_raw.strip()}"
+        return f"질문: {question}\n답변: {request.answer_raw.strip()}"
+    return f"Question: {question}\nAnswer: {request.answer_raw.strip()}"
 
 
 def do_save_to_knowledge(request_id: str, user: Any) -> KnowledgeItem:

@@ -21,6 +21,7 @@ from webconsole.calls.ingest import BadEvent
 from webconsole.calls.models import Call, HitlStatus, Operator, Presence, Role
 from webconsole.hitl import replies
 from webconsole.hitl.models import OPEN, HitlRequest, Reason, RequestStatus
+from webconsole.webhooks.actions import emit_hitl_event
 
 if TYPE_CHECKING:
     from webconsole.calls.ingest import Event
@@ -76,6 +77,7 @@ def _requested(call: Call, event: Event, request_id: str) -> None:
         request.note = "Nobody was available; the caller heard the away message."
         request.save(update_fields=["note"])
         call.hitl_status = HitlStatus.UNRESOLVED
+    emit_hitl_event(request, "hitl_requested", event.ts)
     transaction.on_commit(lambda: replies.push_reply(request_id, reply))
     transaction.on_commit(lambda: replies.notify(request, "hitl.request"))
 
@@ -91,6 +93,7 @@ def _spoken(call: Call, event: Event, request_id: str) -> None:
     unanswered = (RequestStatus.AWAY, RequestStatus.TIMED_OUT, RequestStatus.CANCELLED)
     if not call.hitl_requests.filter(status__in=unanswered).exists():
         call.hitl_status = HitlStatus.RESOLVED  # an earlier unanswered question of the call still needs a follow-up
+    emit_hitl_event(request, "hitl_resolved", event.ts)
     transaction.on_commit(lambda: replies.notify(request, "hitl.update"))
 
 

@@ -12,10 +12,12 @@ The environment is read once, here, into ``ENV``; the layers on top (``dev``,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
 
+from ariapp.logs import django_logging, secrets_from_env
 from webconsole.settings.env import parse_database_url, read_env
 
 ENV = read_env()
@@ -43,6 +45,7 @@ INSTALLED_APPS = [
     "webconsole.calls",
     "webconsole.analytics",
     "webconsole.hitl",
+    "webconsole.webhooks",
     "knowledge",
     "rest_framework",
     "rest_framework.authtoken",
@@ -135,20 +138,12 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = "aipbx"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": ENV.log_level},
-    # Django's default config gives "django" its own console handler as well;
-    # drop it so each record is printed once, by the root handler.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
-}
+# Structured logs (ariapp.logs): JSON lines with AIPBX_LOG_JSON=1, readable otherwise; secrets and
+# phone numbers scrubbed. Existing logging.getLogger() calls go through structlog's formatter.
+LOGGING = django_logging(ENV.log_level, os.environ.get("AIPBX_LOG_JSON", "0") == "1",
+                         secrets=[SECRET_KEY, *secrets_from_env(os.environ)])
+# /metrics: optional bearer token (webconsole.core.metrics); empty = no token, keep it off the public proxy.
+AIPBX_METRICS_TOKEN = os.environ.get("AIPBX_METRICS_TOKEN", "").strip()
 
 # --- Knowledge base: PostgreSQL is the source of truth, the vector store an index ---
 import os as _os  # noqa: E402
@@ -159,6 +154,10 @@ AIPBX_CHROMA_PORT = int(_os.environ.get("AIPBX_CHROMA_PORT", "").strip() or "800
 AIPBX_KNOWLEDGE_PREFIX = _os.environ.get("AIPBX_KNOWLEDGE_PREFIX", "").strip() or "kbdev"
 AIPBX_KNOWLEDGE_MIN_CONFIDENCE = float(_os.environ.get("AIPBX_KNOWLEDGE_MIN_CONFIDENCE", "").strip() or "0.7")
 AIPBX_RECORDINGS_DIR = Path(_os.environ.get("AIPBX_RECORDINGS_DIR", "").strip() or BASE_DIR / "recordings")
+# Master keys that open sealed recordings (ariapp.sealing); None: only clear recordings can be read.
+from ariapp.sealing import Keyring as _Keyring  # noqa: E402
+
+AIPBX_RECORDINGS_KEYRING = _Keyring.from_env(_os.environ)
 AIPBX_EXTENSIONS_FILE = BASE_DIR / "asterisk" / "extensions.yaml"
 
 # --- Call events from the ARI app (a Redis Stream per stack instance) ---------------------------
@@ -230,3 +229,25 @@ SPECTACULAR_SETTINGS = {
 AIPBX_PRICE_STT_PER_MIN = float(_os.environ.get("AIPBX_PRICE_STT_PER_MIN", "").strip() or "0")
 AIPBX_PRICE_TTS_PER_MIN = float(_os.environ.get("AIPBX_PRICE_TTS_PER_MIN", "").strip() or "0")
 AIPBX_PRICE_LLM_PER_1K_TOKENS = float(_os.environ.get("AIPBX_PRICE_LLM_PER_1K_TOKENS", "").strip() or "0")
+
+# --- Webhooks (webconsole/webhooks): timeout per POST, retries with exponential backoff, sweep ------
+AIPBX_WEBHOOK_TIMEOUT_S = float(_os.environ.get("AIPBX_WEBHOOK_TIMEOUT_S", "").strip() or "5")
+AIPBX_WEBHOOK_MAX_RETRIES = int(_os.environ.get("AIPBX_WEBHOOK_MAX_RETRIES", "").strip() or "3")
+AIPBX_WEBHOOK_BACKOFF_BASE_S = float(_os.environ.get("AIPBX_WEBHOOK_BACKOFF_BASE_S", "").strip() or "10")
+# Merged, not assigned: other sections may schedule their own periodic tasks.
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "webhooks-sweep": {"task": "webconsole.webhooks.tasks.sweep_webhooks_task", "schedule": 30.0},
+}
+
+# --- Privacy (webconsole/privacy): retention of recordings, transcripts and provenance ----------
+INSTALLED_APPS += ["webconsole.privacy"]
+# Days a call's recordings, transcript and knowledge provenance are kept; 0 keeps them forever.
+AIPBX_RETENTION_DAYS = int(_os.environ.get("AIPBX_RETENTION_DAYS", "").strip() or "90")
+# Where the ARI app appends its CDR lines (its own AIPBX_CDR_DIR, see ariapp.settings).
+AIPBX_CDR_DIR = Path(_os.environ.get("AIPBX_CDR_DIR", "").strip() or BASE_DIR / "data" / "cdr")
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "privacy-retention": {"task": "webconsole.privacy.tasks.apply_retention_task",
+                          "schedule": 24 * 3600.0},
+}
