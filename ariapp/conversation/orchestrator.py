@@ -416,6 +416,8 @@ class Orchestrator:
             self.post(Ev.HUMAN_REPLY)
             await self._say(self._message("away"))
             return
+        log.info("HITL %s (%s): queued for %s operator(s), caller on hold", request_id, trigger.reason,
+                 decision.get("operators", "?"))
         self.post(Ev.HOLD)
         try:
             answer = await self._hold(request_id)
@@ -423,6 +425,7 @@ class Orchestrator:
             self._publish("hitl.cancelled", request_id=request_id, why="caller_hangup")
             raise
         self.post(Ev.HUMAN_REPLY)
+        log.info("HITL %s: %s", request_id, "hold limit reached" if answer is None else "answer received")
         if answer is None:
             self._publish("hitl.timeout", request_id=request_id)
             await self._say(self._message("timeout"))

@@ -127,7 +127,7 @@ def test_tasks_queued_across_a_redis_restart_all_complete(private_redis: Private
     # given N tasks queued while no worker runs
     n = 20
     queue = f"faults-{uuid.uuid4().hex[:8]}"
-    producer = Celery("faults", broker=f"redis://127.0.0.1:{private_redis.port}/15",
+    producer = Celery("faults", set_as_current=False, broker=f"redis://127.0.0.1:{private_redis.port}/15",
                       backend=f"redis://127.0.0.1:{private_redis.port}/15")
     first = [producer.send_task("webconsole.core.tasks.ping_task", queue=queue).id for _ in range(n)]
     assert private_redis.client().llen(queue) == n
@@ -146,7 +146,8 @@ def test_tasks_queued_across_a_redis_restart_all_complete(private_redis: Private
         private_redis.stop()
         time.sleep(1.0)
         private_redis.start()
-        producer = Celery("faults2", broker=f"redis://127.0.0.1:{private_redis.port}/15",
+        producer = Celery("faults2", set_as_current=False,
+                          broker=f"redis://127.0.0.1:{private_redis.port}/15",
                           backend=f"redis://127.0.0.1:{private_redis.port}/15")
         second = [producer.send_task("webconsole.core.tasks.ping_task", queue=queue).id for _ in range(5)]
         wait_for(lambda: succeeded(private_redis, second) == 5, 30,
@@ -253,6 +254,10 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
             call = await caller.call("1004", timeout=10)
             await until(lambda: speech_seconds(call.received_audio()) > 0.3, 10, "the greeting to start")
             proxy.cut()
+            # an event certainly arrives during the outage (the call's own may all come before or after)
+            probe = {"event_id": uuid.uuid4().hex, "type": "state", "call_id": f"outage-probe-{uuid.uuid4().hex[:8]}",
+                     "ts": f"{time.time():.3f}", "data": '{"state": "listening"}'}
+            client.xadd(stream, probe)
             await asyncio.sleep(4.0)
             heard_during_outage = speech_seconds(call.received_audio())
             proxy.restore()
@@ -276,6 +281,8 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
         with contextlib.suppress(AssertionError):
             await asyncio.to_thread(wait_for, lambda: stored() == ids, 25, "every event to be stored", 0.2)
         assert await asyncio.to_thread(stored) == ids  # each once: event_id is unique, and none is missing
+        assert await asyncio.to_thread(
+            lambda: CallEvent.objects.filter(event_id=probe["event_id"]).count()) == 1  # held, then stored
         assert "event ingestion paused" in log_path.read_text()  # the consumer noticed and waited
     finally:
         stop_process(consumer)

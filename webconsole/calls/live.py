@@ -14,7 +14,8 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers, get_channel_layer
 
 from webconsole.calls.models import Call, Turn
 
@@ -108,11 +109,15 @@ class _Relay:
 
     async def _forward(self) -> None:
         assert self.queue is not None
+        layer = None
         while True:
             groups, message = await self.queue.get()
-            layer = get_channel_layer()
             if layer is None:
-                continue
+                # A layer object of this thread's own: channels_redis keeps connection pools per event
+                # loop, and the process's default layer is also used from other loops (consumers, tests).
+                if get_channel_layer() is None:
+                    continue
+                layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
             results = await asyncio.gather(*(layer.group_send(g, message) for g in groups), return_exceptions=True)
             for group, result in zip(groups, results, strict=True):
                 if isinstance(result, BaseException):  # a page missing an update must not stop the relay
