@@ -212,78 +212,89 @@ class CuttableProxy:
         self._writers -= {writer, up_writer}
 
 
-def start_consumer(pbx, stream: str, db_url: str, log_path: Path) -> subprocess.Popen:
-    """``manage.py consume_events`` for the test instance's stream, on the test database at ``db_url``."""
+def start_consumer(pbx, stream: str, db_url: str, group: str, log_path: Path) -> subprocess.Popen:
+    """``manage.py consume_events`` for the test instance's stream, in a group of its own, on ``db_url``."""
     env = {**os.environ, **pbx.cfg.process_env(), "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
            "AIPBX_DATABASE_URL": db_url}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with log_path.open("ab") as log:
-        return subprocess.Popen([sys.executable, "manage.py", "consume_events", "--stream", stream], cwd=REPO,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "manage.py", "consume_events", "--stream", stream, "--group", group],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def stream_entries(stream: str, after: str) -> list[dict[str, str]]:
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
-    return [fields for _, fields in client.xrange(stream, min=f"({after}")]
+def migrated(db_url: str) -> None:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test", "AIPBX_DATABASE_URL": db_url}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
+
+
+def stored_event_ids(db_url: str, call_id: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT e.event_id FROM calls_callevent e JOIN calls_call c ON c.id = e.call_id "
+                            "WHERE c.call_id = %s ORDER BY e.event_id", (call_id,)).fetchall()
+    return [row[0] for row in rows]
 
 
 @pytest.mark.asterisk
-@pytest.mark.django_db(transaction=True)
 async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, tmp_path: Path) -> None:
-    from django.conf import settings
-
+    """A console of its own (database and consumer group): the suite's other consumers of this stream
+    must not store the events this test expects its consumer to hold through the outage."""
     from ariapp.events import stream_name
+    from bench.db import throwaway_database
     from tests.browser.conftest import database_url
-    from webconsole.calls.models import CallEvent
+    from webconsole.settings.env import parse_database_url
 
-    # given the event consumer talking to PostgreSQL through a proxy we can cut
-    db = settings.DATABASES["default"]
-    proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
-    await proxy.start()
-    stream = stream_name(pbx.cfg.name)
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
-    last = client.xrevrange(stream, count=1)
-    baseline = last[0][0] if last else "0-0"
-    log_path = tmp_path / "consume_events.log"
-    consumer = start_consumer(pbx, stream, database_url({**db, "HOST": "127.0.0.1", "PORT": str(proxy.port)}),
-                              log_path)
-    try:
-        before = await cdr_baseline(pbx, ariapp)
-        async with phones("1001") as caller:
-            # when a call is in progress and PostgreSQL becomes unreachable for 4 s
-            call = await caller.call("1004", timeout=10)
-            await until(lambda: speech_seconds(call.received_audio()) > 0.3, 10, "the greeting to start")
-            proxy.cut()
-            # an event certainly arrives during the outage (the call's own may all come before or after)
-            probe = {"event_id": uuid.uuid4().hex, "type": "state", "call_id": f"outage-probe-{uuid.uuid4().hex[:8]}",
-                     "ts": f"{time.time():.3f}", "data": '{"state": "listening"}'}
-            client.xadd(stream, probe)
-            await asyncio.sleep(4.0)
-            heard_during_outage = speech_seconds(call.received_audio())
-            proxy.restore()
-            await asyncio.sleep(1.0)
-            # then the call was not dropped: it is up and the AI kept talking
-            assert not call.ended.is_set()
-            assert heard_during_outage > 1.0
-            await call.hangup()
-        await quiet_asterisk(pbx)
-        (line,) = new_cdr(pbx, before)
-        assert line["termination_reason"] != "app_restart"
+    with throwaway_database("aipbx_faults") as db_url:
+        await asyncio.to_thread(migrated, db_url)
+        db = parse_database_url(db_url)
+        # given the event consumer talking to PostgreSQL through a proxy we can cut
+        proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+        await proxy.start()
+        stream = stream_name(pbx.cfg.name)
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+        group = f"faults-{uuid.uuid4().hex[:8]}"
+        client.xgroup_create(stream, group, id="$", mkstream=True)  # from now: earlier tests' calls are not ours
+        via_proxy = database_url({**db, "HOST": "127.0.0.1", "PORT": str(proxy.port)})
+        log_path = tmp_path / "consume_events.log"
+        consumer = start_consumer(pbx, stream, via_proxy, group, log_path)
+        try:
+            before = await cdr_baseline(pbx, ariapp)
+            async with phones("1001") as caller:
+                # when a call is in progress and PostgreSQL becomes unreachable for 4 s
+                call = await caller.call("1004", timeout=10)
+                await until(lambda: speech_seconds(call.received_audio()) > 0.3, 10, "the greeting to start")
+                proxy.cut()
+                # an event certainly arrives during the outage (the call's own may come before or after)
+                probe = {"event_id": uuid.uuid4().hex, "type": "state",
+                         "call_id": f"outage-probe-{uuid.uuid4().hex[:8]}", "ts": f"{time.time():.3f}",
+                         "data": '{"state": "listening"}'}
+                client.xadd(stream, probe)
+                await asyncio.sleep(4.0)
+                heard_during_outage = speech_seconds(call.received_audio())
+                proxy.restore()
+                await asyncio.sleep(1.0)
+                # then the call was not dropped: it is up and the AI kept talking
+                assert not call.ended.is_set()
+                assert heard_during_outage > 1.0
+                await call.hangup()
+            await quiet_asterisk(pbx)
+            (line,) = new_cdr(pbx, before)
+            assert line["termination_reason"] != "app_restart"
 
-        # and every event of the call is stored exactly once, once PostgreSQL is back
-        entries = [e for e in stream_entries(stream, baseline) if e.get("call_id") == line["call_id"]]
-        assert entries, "the ARI app published no events for the call"
-        ids = sorted(e["event_id"] for e in entries)
-
-        def stored() -> list[str]:
-            return sorted(CallEvent.objects.filter(call__call_id=line["call_id"]).values_list("event_id", flat=True))
-
-        with contextlib.suppress(AssertionError):
-            await asyncio.to_thread(wait_for, lambda: stored() == ids, 25, "every event to be stored", 0.2)
-        assert await asyncio.to_thread(stored) == ids  # each once: event_id is unique, and none is missing
-        assert await asyncio.to_thread(
-            lambda: CallEvent.objects.filter(event_id=probe["event_id"]).count()) == 1  # held, then stored
-        assert "event ingestion paused" in log_path.read_text()  # the consumer noticed and waited
-    finally:
-        stop_process(consumer)
-        await proxy.stop()
+            # and every event of the call is stored exactly once, once PostgreSQL is back
+            entries = [e for _, e in client.xrange(stream) if e.get("call_id") == line["call_id"]]
+            assert entries, "the ARI app published no events for the call"
+            ids = sorted(e["event_id"] for e in entries)
+            with contextlib.suppress(AssertionError):
+                await asyncio.to_thread(wait_for, lambda: stored_event_ids(db_url, line["call_id"]) == ids, 25,
+                                        "every event to be stored", 0.2)
+            assert await asyncio.to_thread(stored_event_ids, db_url, line["call_id"]) == ids  # once each, none missing
+            assert await asyncio.to_thread(stored_event_ids, db_url, probe["call_id"]) == [probe["event_id"]]
+            assert "event ingestion paused" in log_path.read_text()  # the consumer noticed and waited
+        finally:
+            stop_process(consumer)
+            await proxy.stop()
+            client.xgroup_destroy(stream, group)
+            client.close()

@@ -27,9 +27,10 @@ GROUP = "console"
 
 class EventReader:
     def __init__(self, client: redis.Redis, stream: str, consumer: str = "console-1", *, block_ms: int = 2000,
-                 batch: int = 100) -> None:
+                 batch: int = 100, group: str = GROUP) -> None:
         self.client = client
         self.stream = stream
+        self.group = group
         self.consumer = consumer
         self.block_ms = block_ms
         self.batch = batch
@@ -38,7 +39,7 @@ class EventReader:
     def ensure_group(self) -> None:
         try:
             # From the start of the stream: events written before the console first ran are wanted too.
-            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -85,7 +86,7 @@ class EventReader:
             total += len(entries)
 
     def _read(self, start: str, block: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        reply = self.client.xreadgroup(GROUP, self.consumer, {self.stream: start}, count=self.batch, block=block)
+        reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: start}, count=self.batch, block=block)
         if not reply:
             return []
         _, entries = reply[0]
@@ -113,7 +114,7 @@ class EventReader:
         for entry_id, fields, reason in dead:
             log.error("dead-lettering stream entry %s: %s", entry_id, reason)
             self.client.xadd(self.stream + ":dead", {**fields, "reason": reason[:500]}, maxlen=10_000)
-        self.client.xack(self.stream, GROUP, *[entry_id for entry_id, _ in entries])
+        self.client.xack(self.stream, self.group, *[entry_id for entry_id, _ in entries])
         self.applied += applied
         self.duplicates += duplicates
         self.dead += len(dead)

@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from webconsole.calls.stream import EventReader
+from webconsole.calls.stream import GROUP, EventReader
 
 
 class Command(BaseCommand):
@@ -19,11 +19,14 @@ class Command(BaseCommand):
         parser.add_argument("--stream", default=settings.AIPBX_EVENTS_STREAM,
                             help="Redis stream (default: %(default)s, from AIPBX_INSTANCE)")
         parser.add_argument("--redis", default=settings.AIPBX_EVENTS_REDIS_URL, help="Redis holding the stream")
+        parser.add_argument("--group", default=GROUP,
+                            help="consumer group (default: %(default)s); a second console on its own database "
+                                 "needs a group of its own")
         parser.add_argument("--once", action="store_true", help="apply what is there now, then exit")
 
-    def handle(self, *args, stream: str, redis: str, once: bool, **options) -> None:
+    def handle(self, *args, stream: str, redis: str, group: str, once: bool, **options) -> None:
         client = _redis(redis)
-        reader = EventReader(client, stream, consumer=f"console-{socket.gethostname()}")
+        reader = EventReader(client, stream, consumer=f"console-{socket.gethostname()}", group=group)
         if once:
             count = reader.drain()
             self.stdout.write(f"applied {reader.applied}, duplicates {reader.duplicates}, dead {reader.dead} "
