@@ -298,3 +298,77 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
             await proxy.stop()
             client.xgroup_destroy(stream, group)
             client.close()
+
+
+# --- the ARI app killed during live calls: webhooks exactly once -------------------------------------
+def manage(db_url: str, *argv: str) -> str:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test", "AIPBX_DATABASE_URL": db_url}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    done = subprocess.run([sys.executable, "manage.py", *argv], cwd=REPO, env=env, check=True,
+                          capture_output=True, text=True)
+    return done.stdout
+
+
+def ended_calls(db_url: str, call_ids: list[str]) -> int:
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("SELECT count(*) FROM calls_call WHERE call_id = ANY(%s) AND state = 'ended'",
+                            (call_ids,)).fetchone()[0]
+
+
+@pytest.mark.asterisk
+async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once_by_webhook(pbx, ariapp, phones,
+                                                                                          tmp_path: Path) -> None:
+    """SIGKILL during three AI calls: after the restart each call's end reaches the webhook exactly once.
+
+    A console of its own (database, consumer group) ingests the events; a webhook endpoint on
+    loopback receives what the sweep sends. (No orphan channels and one CDR line per call: see
+    test_telephony's restart test, same scenario.)
+    """
+    from ariapp.events import stream_name
+    from bench.db import throwaway_database
+    from tests.fakes.webhook_receiver import WebhookReceiver
+    from tests.integration.test_telephony import cdr_baseline, new_cdr, quiet_asterisk
+
+    receiver = WebhookReceiver()
+    await receiver.start()
+    with throwaway_database("aipbx_faults") as db_url:
+        await asyncio.to_thread(migrated, db_url)
+        await asyncio.to_thread(manage, db_url, "shell", "-c",
+                                "from webconsole.webhooks.models import WebhookEndpoint; "
+                                f"WebhookEndpoint.objects.create(name='ops', url='{receiver.url}')")
+        stream = stream_name(pbx.cfg.name)
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+        group = f"faults-{uuid.uuid4().hex[:8]}"
+        client.xgroup_create(stream, group, id="$", mkstream=True)
+        consumer = start_consumer(pbx, stream, db_url, group, tmp_path / "consume_events.log")
+        try:
+            before = await cdr_baseline(pbx, ariapp)
+            async with phones("1001") as a, phones("1002") as b, phones("1003") as c:
+                calls = await asyncio.gather(*(phone.call("1004", timeout=10) for phone in (a, b, c)))
+                await until(lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls), 10,
+                            "every greeting to start")
+                ariapp.kill()
+                await asyncio.to_thread(ariapp.start)
+                await asyncio.wait_for(asyncio.gather(*(call.ended.wait() for call in calls)), 15)
+            await quiet_asterisk(pbx)
+            ids = sorted(line["call_id"] for line in new_cdr(pbx, before, count=3))
+            await asyncio.to_thread(wait_for, lambda: ended_calls(db_url, ids) == 3, 20, "the calls to be stored")
+            # when the sweep runs (twice: a second run must send nothing more)
+            await asyncio.to_thread(manage, db_url, "deliver_webhooks", "--once")
+            await asyncio.to_thread(manage, db_url, "deliver_webhooks", "--once")
+        finally:
+            stop_process(consumer)
+            client.xgroup_destroy(stream, group)
+            client.close()
+            await receiver.stop()
+    # then each call's end was reported exactly once (as call_failed: the calls were cut by the crash),
+    # each delivery with its own idempotency key
+    bodies = [json.loads(body) for body in receiver.bodies]
+    ends = sorted((body["data"]["call_id"], body["event"]) for body in bodies
+                  if body["event"] in ("call_ended", "call_failed"))
+    assert ends == [(call_id, "call_failed") for call_id in ids], [(b["event"], b["data"].get("call_id"))
+                                                                   for b in bodies]
+    keys = [request.headers["x-aipbx-delivery"] for request in receiver.requests]
+    assert len(keys) == len(set(keys)) == len(bodies)
