@@ -33,7 +33,9 @@ def services(cfg: StackConfig) -> list[Service]:
         Service("chroma", chroma),
         Service("ariapp", [py, "-m", "ariapp"]),
         Service("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(cfg.web_port), "webconsole.asgi:application"]),
-        Service("worker", [py, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "--loglevel=info"]),
+        # -B: the worker also runs Celery beat (webhook sweep every 30 s, daily retention).
+        Service("worker", [py, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "--loglevel=info", "-B",
+                           "--schedule", str(cfg.run_dir / "celerybeat-schedule")]),
         Service("events", [py, "manage.py", "consume_events"]),
     ]
 
