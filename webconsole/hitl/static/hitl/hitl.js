@@ -1,35 +1,12 @@
 // Help-request pages: listen on ws/live/ for hitl.request / hitl.update / hitl.count payloads,
 // beep (WebAudio) and show a browser notification for a new request, add its row without reload.
-// Text is always set with textContent.
+// Text is always set with textContent. Needs console/live.js.
 (function () {
   "use strict";
 
-  function socket(onMessage) {
-    var status = document.getElementById("live-status");
-    var delay = 500;
-    function say(text) { if (status) status.textContent = text; }
-    function open() {
-      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      var ws = new WebSocket(scheme + location.host + "/ws/live/");
-      ws.onopen = function () { delay = 500; say(""); document.body.dataset.live = "connected"; };
-      ws.onmessage = function (e) { onMessage(JSON.parse(e.data)); };
-      ws.onclose = function (e) {
-        document.body.dataset.live = "closed";
-        if (e.code === 4401) { location.reload(); return; }
-        say("Reconnecting…");
-        setTimeout(open, delay);
-        delay = Math.min(delay * 2, 10000);
-      };
-    }
-    open();
-  }
-
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
+  // The reconnecting socket and the element helper are console/live.js's (loaded first).
+  function socket(onMessage) { window.AIPBX.socket("/ws/live/", onMessage); }
+  var el = window.AIPBX.el;
 
   var audio = null;
   function beep() {
