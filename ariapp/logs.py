@@ -146,7 +146,7 @@ def _pre_chain() -> list:
 
 def formatter(json_lines: bool) -> structlog.stdlib.ProcessorFormatter:
     renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines
-                else structlog.dev.ConsoleRenderer(colors=False))
+                else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback))
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_pre_chain(),
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
