@@ -82,6 +82,13 @@ class App:
         from ariapp.status import serve_status
 
         self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.recordings_keys is not None:
+            from ariapp.sealing import seal_leftovers
+
+            sealed = await asyncio.to_thread(seal_leftovers, self.settings.recordings_dir,
+                                             self.settings.recordings_keys)
+            if sealed:
+                log.warning("sealed %d call folder(s) left in clear by an earlier crash", sealed)
         runner = await serve_status(self, "127.0.0.1", self.settings.status_port)
         warm = self._spawn(self._warm_up())
         try:

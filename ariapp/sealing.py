@@ -283,6 +283,23 @@ def seal_directory(directory: Path, keys: Keyring) -> list[Path]:
     return sealed
 
 
+def seal_leftovers(root: Path, keys: Keyring) -> int:
+    """Seal the finished calls left in clear under ``root`` (a crash between writing a call's files and
+    sealing them); returns how many directories were sealed.
+
+    A call is finished once its ``metadata.json`` is written (the last file, at hang-up), so the
+    directories of calls still in progress — MixMonitor may be writing their WAVs — are left alone.
+    """
+    count = 0
+    if not root.is_dir():
+        return 0
+    for directory in sorted(root.iterdir()):
+        if directory.is_dir() and (directory / "metadata.json").is_file():
+            seal_directory(directory, keys)
+            count += 1
+    return count
+
+
 # --- reading -------------------------------------------------------------------------------------
 class SealedReader(io.RawIOBase):
     """A seekable, decrypting view of one sealed file; holds one decrypted chunk at a time."""

@@ -264,3 +264,23 @@ def test_no_keys_configured_means_clear() -> None:
 
 def _b64(key: bytes) -> str:
     return base64.b64encode(key).decode()
+
+
+def test_finished_calls_left_in_clear_by_a_crash_are_sealed_at_start_up_and_calls_in_progress_are_not(
+        tmp_path: Path) -> None:
+    # given: a finished call the app died before sealing, a call still being recorded, a sealed one
+    finished, ongoing, done = (tmp_path / name for name in ("finished", "ongoing", "done"))
+    for folder in (finished, ongoing, done):
+        folder.mkdir()
+        (folder / "mixed.wav").write_bytes(b"RIFF" + folder.name.encode())
+    (finished / "metadata.json").write_text("{}")
+    (done / "metadata.json").write_text("{}")
+    sealing.seal_directory(done, OLD)
+    # when
+    count = sealing.seal_leftovers(tmp_path, OLD)
+    # then
+    assert count == 1  # "done" is already sealed (its metadata.json is now .enc)
+    assert sorted(p.name for p in finished.iterdir()) == ["metadata.json.enc", "mixed.wav.enc"]
+    assert sealing.read_bytes(finished, "mixed.wav", OLD) == b"RIFFfinished"
+    assert sorted(p.name for p in ongoing.iterdir()) == ["mixed.wav"]  # MixMonitor may still be writing it
+    assert sealing.seal_leftovers(tmp_path / "missing", OLD) == 0
