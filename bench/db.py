@@ -23,7 +23,7 @@ def throwaway_database(prefix: str = "aipbx_bench") -> Iterator[str]:
     """Create ``<prefix>_<random>`` on the configured server; yields its URL; drops it afterwards."""
     import psycopg
 
-    from webconsole.settings.env import DEFAULT_DATABASE_URL
+    from webconsole.settings.env import DEFAULT_DATABASE_URL, database_url, parse_database_url
 
     base_url = os.environ.get("AIPBX_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
     admin = _admin_dsn(base_url)
@@ -31,7 +31,7 @@ def throwaway_database(prefix: str = "aipbx_bench") -> Iterator[str]:
     with psycopg.connect(**admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield base_url.rsplit("/", 1)[0].split("?")[0] + f"/{name}"
+        yield database_url({**parse_database_url(base_url), "NAME": name})
     finally:
         with psycopg.connect(**admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

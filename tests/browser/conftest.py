@@ -45,7 +45,6 @@ from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connections
@@ -121,13 +120,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def database_url(db: dict) -> str:
-    """The ``AIPBX_DATABASE_URL`` (see webconsole/settings/env.py) of a Django DATABASES entry."""
-    auth = quote(db["USER"], safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgresql://{auth}@{quote(db['HOST'], safe='')}{port}/{quote(db['NAME'], safe='')}"
-
-
 def _wait_for_health(proc: subprocess.Popen[bytes], server: WebServer) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while True:
@@ -152,6 +144,8 @@ def run_daphne(log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterat
     (or overrides) the environment, e.g. a stack instance's knowledge store and recordings.
     """
     from django.conf import settings
+
+    from webconsole.settings.env import database_url
 
     port = _free_port()
     server = WebServer(url=f"http://127.0.0.1:{port}", log_path=log_dir / "daphne.log")

@@ -134,7 +134,8 @@ def console(pbx: Pbx, ariapp, django_db_setup, tmp_path_factory):
     from django.conf import settings
 
     from stack.config import REPO
-    from tests.browser.conftest import database_url, run_daphne
+    from tests.browser.conftest import run_daphne
+    from webconsole.settings.env import database_url
 
     logs = tmp_path_factory.mktemp("console")
     env = {**pbx.cfg.process_env(), "AIPBX_KNOWLEDGE_STORE": "chroma"}

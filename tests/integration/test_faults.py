@@ -243,8 +243,7 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
     must not store the events this test expects its consumer to hold through the outage."""
     from ariapp.events import stream_name
     from bench.db import throwaway_database
-    from tests.browser.conftest import database_url
-    from webconsole.settings.env import parse_database_url
+    from webconsole.settings.env import database_url, parse_database_url
 
     with throwaway_database("aipbx_faults") as db_url:
         await asyncio.to_thread(migrated, db_url)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from knowledge.actions import reset_retriever
+from webconsole.settings.env import database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 30.0
@@ -60,8 +61,7 @@ def worker_database_url() -> str:
     """The test database as a URL for a worker process (``AIPBX_DATABASE_URL``)."""
     from django.db import connection
 
-    db = connection.settings_dict
-    return f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return database_url(connection.settings_dict)
 
 
 def spawn_worker(queue: str, recordings: Path, log_path: Path, node: str = "", **env: str) -> subprocess.Popen[bytes]:

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from webconsole.settings.env import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
+    database_url,
     get_mandatory_secret,
     parse_database_url,
     read_env,
@@ -84,3 +85,9 @@ def test_mandatory_secret() -> None:
 def test_redis_url_with_db() -> None:
     assert redis_url_with_db("redis://127.0.0.1:6379/0", 15) == "redis://127.0.0.1:6379/15"
     assert redis_url_with_db("redis://:pw@redis:6379", 15) == "redis://:pw@redis:6379/15"
+
+
+def test_a_databases_entry_turns_back_into_the_url_it_came_from() -> None:
+    url = "postgresql://ai%40pbx:p%3Ass%2Fw@db.internal:6543/calls"
+    assert database_url(parse_database_url(url)) == url
+    assert database_url(parse_database_url("postgresql://postgres@127.0.0.1:5432/aipbx")).endswith("/aipbx")

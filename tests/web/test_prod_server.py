@@ -11,12 +11,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 
 from tests.web.conftest import REPO_ROOT
+from webconsole.settings.env import database_url
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +27,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _database_url(db: dict[str, str]) -> str:
-    auth = quote(db["USER"], safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgresql://{auth}@{quote(db['HOST'], safe='')}{port}/{quote(db['NAME'], safe='')}"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +40,7 @@ def prod_server(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None)
     env |= {
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": HOST,
-        "AIPBX_DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "AIPBX_DATABASE_URL": database_url(settings.DATABASES["default"]),
         "AIPBX_REDIS_URL": settings.AIPBX_REDIS_URL,
     }
     log_path: Path = tmp_path_factory.mktemp("daphne") / "daphne.log"

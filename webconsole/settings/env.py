@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -72,6 +72,16 @@ def get_mandatory_secret(name: str, value: str | None) -> str:
             "A good value: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
         )
     return value
+
+
+def database_url(db: Mapping[str, Any]) -> str:
+    """The ``AIPBX_DATABASE_URL`` of a DATABASES entry (the inverse of :func:`parse_database_url`, options aside).
+
+    Subprocesses started by tests and benchmarks get the database they must use this way.
+    """
+    auth = quote(db["USER"], safe="") + (":" + quote(db["PASSWORD"], safe="") if db.get("PASSWORD") else "")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgresql://{auth}@{quote(db['HOST'] or '127.0.0.1', safe='')}{port}/{quote(db['NAME'], safe='')}"
 
 
 def parse_database_url(url: str) -> dict[str, Any]:
