@@ -81,12 +81,22 @@ async def until(predicate, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+async def greeted(phone, ext: str):
+    """Call ``ext`` and wait until its whole greeting has been heard (speech, then a second of quiet).
+
+    Waiting for the end of the greeting, not for "n seconds of speech", keeps what a test compares
+    with the greeting independent of how fast a loaded machine delivers it.
+    """
+    call = await phone.call(ext, timeout=10)
+    await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
+    await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
+    return call
+
+
 async def ask(phones, ext: str, question: str) -> str:
     """Call ``ext`` (not registered: the AI answers at once), ask by voice, return what was heard."""
     async with phones("1001") as caller:
-        call = await caller.call(ext, timeout=10)
-        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
-        await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
+        call = await greeted(caller, ext)
         asked_at = len(call.received_audio())
         await call.play_and_wait(await speech(question))
         await until(lambda: speech_seconds(call.received_audio()[asked_at:]) > 1.5, 25, "an answer")

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from softphone.analysis import silent_tail, speech_seconds
 from tests.browser.conftest import login
-from tests.integration.audio_checks import speech, transcribe, until
+from tests.integration.audio_checks import greeted, speech, transcribe, until
 from tests.integration.threaded import InThread
 from webconsole.calls.models import Operator, Presence, Role
 
@@ -25,13 +25,6 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 QUESTION = "What is the alarm code for the storage room?"
 RATE = 8000
-
-
-async def greeted(phones_caller, ext: str):
-    call = await phones_caller.call(ext, timeout=10)
-    await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
-    await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
-    return call
 
 
 async def ask_and_hold(phones, on_hold: threading.Event, answered: threading.Event) -> str:

@@ -21,7 +21,7 @@ from django.test import Client
 from ariapp import sealing
 from softphone.analysis import speech_seconds
 from stack.config import REPO
-from tests.integration.audio_checks import Recordings, until
+from tests.integration.audio_checks import Recordings, greeted, transcribe
 from tests.integration.test_telephony import cdr_baseline, new_cdr
 from tests.web.calls_factory import event, make_user
 from webconsole.calls.ingest import apply_event
@@ -29,14 +29,15 @@ from webconsole.calls.ingest import apply_event
 pytestmark = [pytest.mark.asterisk]
 
 
-async def _ai_call(pbx, ariapp, phones) -> dict:
+async def _ai_call(pbx, ariapp, phones) -> tuple[dict, float]:
+    """An AI call that hangs up after the whole greeting; the CDR line and the seconds of speech heard."""
     before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller:
-        call = await caller.call("1004", timeout=10)  # 1004 is not registered: the AI answers at once
-        await until(lambda: speech_seconds(call.received_audio()) > 2.0, 20, "the greeting")
+        call = await greeted(caller, "1004")  # 1004 is not registered: the AI answers at once
+        heard = speech_seconds(call.received_audio())
         await call.hangup()
     (line,) = new_cdr(pbx, before)
-    return line
+    return line, heard
 
 
 def test_an_ai_call_is_sealed_at_rest_and_plays_in_the_console_across_a_key_rotation(
@@ -45,7 +46,7 @@ def test_an_ai_call_is_sealed_at_rest_and_plays_in_the_console_across_a_key_rota
     keys = pbx.cfg.recordings_keys
     assert keys is not None
     # when a caller talks to the AI and hangs up
-    line = asyncio.run(_ai_call(pbx, ariapp, phones))
+    line, heard = asyncio.run(_ai_call(pbx, ariapp, phones))
     folder = pbx.cfg.recordings_dir / line["call_id"]
 
     # then only private sealed files are on disk, with no WAV header or transcript text in the clear
@@ -80,8 +81,11 @@ def test_an_ai_call_is_sealed_at_rest_and_plays_in_the_console_across_a_key_rota
     assert body == mixed and body[:4] == b"RIFF"
     with wave.open(io.BytesIO(body)) as wav:
         assert abs(wav.getnframes() / wav.getframerate() - line["billsec"]) < 1.0
+    # the AI's side of the recording holds the greeting the phone heard (the same audio: a margin of a
+    # few frames covers where 20 ms frames fall), and it says what the greeting says
     callee_pcm, rate = recordings.pcm(line["call_id"], "callee.wav")
-    assert speech_seconds(callee_pcm, rate) > 2.0  # the AI's greeting is in the recording
+    assert speech_seconds(callee_pcm, rate) > heard - 0.5, (speech_seconds(callee_pcm, rate), heard)
+    assert "assistant" in asyncio.run(transcribe(callee_pcm, rate))
     # and an operator of another extension cannot fetch it
     assert stranger.get(url).status_code == 404
 

@@ -208,13 +208,16 @@ def test_anonymous_is_redirected_to_login(client: Client, url: str) -> None:
 
 
 @pytest.fixture
-def recent_calls() -> None:
+def recent_calls(moved_clock: datetime) -> None:
+    """Three calls and two items earlier today (the console's local day), whatever the time of day."""
     now = timezone.now()
-    make_call("1001", now - timedelta(hours=1), ai=True, billsec=60, hitl="noted")
-    make_call("1002", now - timedelta(hours=1), ai=True, billsec=60, hitl="unresolved")
-    make_call("1002", now - timedelta(hours=2), answered=True)
-    make_item("1001", now - timedelta(hours=1))
-    make_item("1002", now - timedelta(hours=1))
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    earlier, earliest = now - (now - midnight) / 3, now - 2 * (now - midnight) / 3
+    make_call("1001", earlier, ai=True, billsec=60, hitl="noted")
+    make_call("1002", earlier, ai=True, billsec=60, hitl="unresolved")
+    make_call("1002", earliest, answered=True)
+    make_item("1001", earlier)
+    make_item("1002", earlier)
 
 
 @pytest.mark.django_db
