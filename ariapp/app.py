@@ -23,12 +23,13 @@ from ariapp.ari.models import AriEvent
 from ariapp.calls.media import MediaClock
 from ariapp.calls.session import AiCall, Engine
 from ariapp.calls.tracker import CALL_ID_VAR, CallTracker
-from ariapp.cdr import CdrWriter
+from ariapp.calls.transcriber import LiveTranscription
+from ariapp.cdr import CallRecord, CdrWriter
 from ariapp.directory import Extension, load_directory
 from ariapp.engine import build_engine
 from ariapp.errors import AriError
 from ariapp.events import EventPublisher, NullPublisher, stream_name
-from ariapp.followup import FollowUp
+from ariapp.followup import FollowUp, after_call
 from ariapp.media.resample import resample
 from ariapp.metrics import MediaTotals, observed
 from ariapp.settings import Settings
@@ -47,13 +48,14 @@ class App:
         self.engine = engine or build_engine(settings, os.environ)
         self.events = (EventPublisher(settings.redis_url, stream_name(settings.instance)) if settings.events
                        else NullPublisher())
-        self.followup = FollowUp(settings.redis_url, settings.celery_queue) if settings.extract_after_call else None
+        self.followup = (FollowUp(settings.celery_broker_url, settings.celery_queue) if settings.extract_after_call
+                         else None)
         self.publish = observed(self.events.publish)  # every call event also updates the metrics
         self.media_totals = MediaTotals()  # RTP counters of finished AI calls
-        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.publish,
-                                   self.followup.call_finished if self.followup else None,
-                                   keys=settings.recordings_keys)
+        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.publish, self._after_call,
+                                   keys=settings.recordings_keys, answered=self._start_transcription)
         self.sessions: dict[str, AiCall] = {}
+        self.transcriptions: dict[str, LiveTranscription] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._greetings: dict[tuple[str, int], np.ndarray] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -115,14 +117,27 @@ class App:
         rate = 16000 if self.settings.media_format == "slin16" else 8000
         for ext in self.directory:
             await self.greeting_pcm(ext, rate)
-        warm = getattr(self.engine.stt, "warmup", None)
-        if warm is not None:
-            await warm()
+        for stt in {id(s): s for s in (self.engine.stts or {"": self.engine.stt}).values()}.values():
+            warm = getattr(stt, "warmup", None)
+            if warm is not None:
+                await warm()
+        await self._write_notices()
         retriever = self.engine.retriever
         if retriever is not None:  # load the embedding model now, not on the first question
             await asyncio.to_thread(retriever.embedder.embed, ["warm up"], purpose="query")
         self.models_ready.set()
         log.info("models and greetings ready in %.1f s", time.monotonic() - started)
+
+    async def _write_notices(self) -> None:
+        """The recording notice of every language a recorded extension uses, as 8 kHz WAVs for the dialplan."""
+        from ariapp.calls.notices import write_notice
+
+        for language in {ext.language for ext in self.directory if ext.recorded}:
+            text = self.directory.notice_text(language)
+            if text:
+                tts = self.engine.voice(language)
+                await write_notice(self.settings.sounds_dir, language, text,
+                                   lambda t=text, v=tts: v.synthesize_all(t), tts.sample_rate)
 
     async def greeting_pcm(self, ext: Extension, rate: int) -> np.ndarray:
         key = (ext.greeting_text, rate)
@@ -148,6 +163,8 @@ class App:
                 self._start_ai_call(event)
         for session in self.sessions.values():
             session.on_event(event)
+        for transcription in self.transcriptions.values():
+            transcription.on_event(event)
 
     def _start_ai_call(self, event: AriEvent) -> None:
         channel = event.channel
@@ -179,6 +196,41 @@ class App:
             self.media_totals.add(session.media)
             self.tracker.session_finished(call_id, session.report())
 
+    # --- phone-to-phone calls: live transcript, then the worker ---------------------------------------
+    def _start_transcription(self, record: CallRecord, callee_channel_id: str) -> None:
+        """The callee answered: write the call down live if the budget allows (else after the call)."""
+        ext = self.directory.get(record.callee)
+        stt = self.engine.transcript_stt(ext.language) if ext is not None else None
+        if ext is None or not ext.recorded or stt is None:
+            return
+        if len(self.transcriptions) >= self.settings.live_transcription_calls:
+            log.info("live transcript budget (%d calls) in use: %s is transcribed after the call",
+                     self.settings.live_transcription_calls, record.call_id)
+            return
+        transcription = LiveTranscription(
+            ari=self.ari, clock=self.clock, call_id=record.call_id, caller_channel_id=record.call_id,
+            callee_channel_id=callee_channel_id, stt=stt, language=ext.language, media_host=self.settings.media_host,
+            media_format=self.settings.media_format, jitter_ms=self.settings.jitter_ms, on_waiter=self.waiter,
+            answered_at=time.monotonic(), publish=self.publish)
+        self.transcriptions[record.call_id] = transcription
+        self.tracker.transcription_started(record.call_id)
+        self._spawn(self._run_transcription(transcription))
+
+    async def _run_transcription(self, transcription: LiveTranscription) -> None:
+        try:
+            await transcription.run()
+        finally:
+            self.transcriptions.pop(transcription.call_id, None)
+            self.tracker.session_finished(transcription.call_id, transcription.report())
+
+    async def _after_call(self, record: CallRecord, report: dict | None) -> None:
+        """Tell the console how the transcript is made, and hand the call to the worker."""
+        task, mode = after_call(record, report, self.directory.get(record.callee))
+        if mode in ("live", "post_call"):
+            self.publish("call.transcription", record.call_id, mode=mode)
+        if task and self.followup is not None:
+            await self.followup.send(task, record.call_id)
+
     # --- reconciliation after (re)connect ------------------------------------------------------------
     async def reconcile(self) -> None:
         """Clean up what a previous life of this app left in Asterisk, and adopt calls in progress."""
@@ -195,12 +247,16 @@ class App:
         else:
             return
         ours = {s.media_channel_id for s in self.sessions.values()} | set(self.sessions)
+        ours |= {channel_id for t in self.transcriptions.values() for channel_id in t.channel_ids}
+        our_bridges = {s.bridge_id for s in self.sessions.values()}
+        our_bridges |= {bridge_id for t in self.transcriptions.values() for bridge_id in t.bridge_ids}
         stasis_prefix = f"{self.settings.app_name},"
         for channel in channels:
             if channel.id in ours:
                 continue
             raw_app = await self._dialplan_app(channel.id)
-            orphan_media = channel.name.startswith("UnicastRTP/") and channel.id.endswith("-media")
+            orphan_media = (channel.name.startswith("UnicastRTP/") and channel.id.endswith("-media")
+                            or channel.name.startswith("Snoop/") and channel.id.endswith("-snoop"))
             if orphan_media or (raw_app or "").startswith(stasis_prefix):
                 log.warning("hanging up orphan channel %s (%s)", channel.id, channel.name)
                 await self.ari.hangup(channel.id)
@@ -211,7 +267,7 @@ class App:
                     self.tracker.adopt(channel, call_id)
         for bridge in bridges:
             bridge_id = str(bridge.get("id", ""))
-            if bridge_id.endswith("-bridge") and bridge_id.removesuffix("-bridge") not in self.sessions:
+            if bridge_id.endswith("-bridge") and bridge_id not in our_bridges:
                 log.warning("destroying orphan bridge %s", bridge_id)
                 await self.ari.destroy_bridge(bridge_id)
         live = {c.id for c in channels}

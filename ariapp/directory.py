@@ -15,7 +15,24 @@ import yaml
 
 EXTENSION_RE = re.compile(r"^[1-9][0-9]{1,5}$")
 LANGUAGES = ("en-US", "ko-KR")
-DEFAULT_GREETING = "Hello, this is the AI assistant of {owner}. How can I help you?"
+DEFAULT_GREETING = "Hello, this is the AI assistant of {owner}. This call is recorded. How can I help you?"
+#: What happens to an extension's calls: ``learn`` records and transcribes them and its owner's AI
+#: learns from what the owner says; ``record`` records and transcribes only; ``off`` keeps no audio
+#: and learns nothing (the AI still answers missed calls).
+RECORDING_MODES = ("learn", "record", "off")
+#: Played to the caller before a recorded phone-to-phone call is connected (§10.2: callers are told).
+DEFAULT_NOTICE = {
+    "en-US": "This call may be recorded and transcribed.",
+    "ko-KR": "이 통화는 녹음되며 내용이 기록될 수 있습니다.",
+}
+
+
+def notice_sound(language: str) -> str:
+    """The sound file name (no extension) of the recording notice in ``language``.
+
+    The ARI app writes ``<sounds dir>/<name>.wav`` at start-up; the dialplan plays it.
+    """
+    return f"recording-notice-{language}"
 
 
 class DirectoryError(ValueError):
@@ -29,15 +46,34 @@ class Extension:
     no_answer_timeout: int
     language: str
     greeting: str
+    recording: str = "learn"
 
     @property
     def greeting_text(self) -> str:
         return self.greeting.replace("{owner}", self.owner)
 
+    @property
+    def recorded(self) -> bool:
+        return self.recording != "off"
+
+    @property
+    def learns(self) -> bool:
+        return self.recording == "learn"
+
 
 @dataclass(frozen=True, slots=True)
 class Directory:
     extensions: tuple[Extension, ...]
+    #: The recording notice per language; an empty text means no notice in that language.
+    notice: tuple[tuple[str, str], ...] = tuple(DEFAULT_NOTICE.items())
+
+    def notice_text(self, language: str) -> str:
+        return dict(self.notice).get(language, "")
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages of the extensions, in order of first use."""
+        return tuple(dict.fromkeys(ext.language for ext in self.extensions))
 
     def get(self, ext: str) -> Extension | None:
         for item in self.extensions:
@@ -88,8 +124,28 @@ def parse_directory(data: object, source: str = "extensions.yaml") -> Directory:
         if language not in LANGUAGES:
             raise DirectoryError(f"{where}: language {language!r} must be one of {', '.join(LANGUAGES)}")
         greeting = str(raw.get("greeting") or defaults.get("greeting") or DEFAULT_GREETING).strip()
-        result.append(Extension(ext, owner, timeout, language, greeting))
-    return Directory(tuple(result))
+        recording = str(raw.get("recording", defaults.get("recording", "learn")))
+        if recording not in RECORDING_MODES:
+            raise DirectoryError(f"{where}: recording {recording!r} must be one of {', '.join(RECORDING_MODES)}")
+        result.append(Extension(ext, owner, timeout, language, greeting, recording))
+    return Directory(tuple(result), _notice(data.get("recording_notice", DEFAULT_NOTICE), source))
+
+
+def _notice(raw: object, source: str) -> tuple[tuple[str, str], ...]:
+    """``recording_notice``: a mapping language -> text (``false`` or ``{}``: no notice at all)."""
+    if raw is False or raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise DirectoryError(f"{source}: recording_notice must map languages to texts (or be false)")
+    notice = []
+    for language, text in raw.items():
+        if language not in LANGUAGES:
+            raise DirectoryError(f"{source}: recording_notice language {language!r} must be one of "
+                                 f"{', '.join(LANGUAGES)}")
+        if not isinstance(text, str):
+            raise DirectoryError(f"{source}: recording_notice[{language}] must be a text")
+        notice.append((language, text.strip()))
+    return tuple(notice)
 
 
 def load_directory(path: Path) -> Directory:

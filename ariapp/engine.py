@@ -15,26 +15,29 @@ from collections.abc import Mapping
 
 from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
-from ariapp.providers.factory import build_llm, require_env
+from ariapp.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
 from ariapp.settings import Settings
 from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
 
 
-def build_stt(settings: Settings, env: Mapping[str, str]):
-    if settings.stt_provider == "local":
-        from ariapp.providers.local import WhisperSTT
+def build_stts(settings: Settings, env: Mapping[str, str], languages: tuple[str, ...],
+               lane: str = "conversation") -> dict[str, object]:
+    """One recogniser per call language; the cloud families take the language per request, so one
+    object serves them all, and offline one model serves every language that uses it.
 
-        return WhisperSTT(model=settings.stt_model, cache_dir=settings.model_cache)
-    if settings.stt_provider == "google":
-        from ariapp.providers.google import GoogleStreamingSTT, GoogleSTT
-
-        streaming = GoogleStreamingSTT(**_google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None,
-                                       model=env.get("AIPBX_GOOGLE_STT_MODEL", "telephony"))
-        return GoogleSTT(streaming)
-    from ariapp.providers.openai import OpenAISTT
-
-    return OpenAISTT(api_key=require_env(env, "OPENAI_API_KEY"), **_openai_url(env),
-                     model=env.get("AIPBX_OPENAI_STT_MODEL", "gpt-4o-mini-transcribe"))
+    ``lane``: ``conversation`` answers callers; ``transcript`` writes phone-to-phone calls down.
+    """
+    env = {**env, "AIPBX_STT": settings.stt_provider, "AIPBX_STT_MODEL": settings.stt_model,
+           "AIPBX_STT_MODEL_KO": settings.stt_model_ko}
+    check_stt_languages(env, languages)
+    built: dict[str, object] = {}
+    result = {}
+    for language in languages:
+        key = stt_model(env, language) if settings.stt_provider == "local" else settings.stt_provider
+        if key not in built:
+            built[key] = build_stt(env, language, lane=lane)
+        result[language] = built[key]
+    return result
 
 
 def build_tts(settings: Settings, env: Mapping[str, str], language: str):
@@ -50,7 +53,7 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str):
 
         default = "ko-KR-Neural2-A" if language.startswith("ko") else "en-US-Neural2-F"
         voice = env.get(f"AIPBX_GOOGLE_VOICE_{language[:2].upper()}", default)
-        return GoogleTTS(**_google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None, voice=voice)
+        return GoogleTTS(**google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None, voice=voice)
     from ariapp.providers.openai import OpenAITTS
 
     return OpenAITTS(api_key=require_env(env, "OPENAI_API_KEY"), **_openai_url(env),
@@ -61,12 +64,6 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str):
 def build_answerer(settings: Settings, env: Mapping[str, str]):
     llm = build_llm(settings.llm_provider, env)
     return ExtractiveAnswerer() if llm is None else LlmAnswerer(llm)
-
-
-def _google_auth(env: Mapping[str, str]) -> dict:
-    if env.get("GOOGLE_APPLICATION_CREDENTIALS"):
-        return {"credentials_file": env["GOOGLE_APPLICATION_CREDENTIALS"]}
-    return {"api_key": require_env(env, "AIPBX_GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")}
 
 
 def _openai_url(env: Mapping[str, str]) -> dict:
@@ -90,11 +87,23 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
         return Engine(None, build_tts(settings, env, "en-US"), ExtractiveAnswerer(), echo=True)
     voices = {lang: TimedTTS(build_tts(settings, env, lang)) for lang in ("en-US", "ko-KR")}
     retriever = build_retriever(settings)
-    return Engine(TimedSTT(build_stt(settings, env)), voices["en-US"], TimedAnswerer(build_answerer(settings, env)),
+    languages = _languages(settings)
+    stts = {lang: TimedSTT(stt) for lang, stt in build_stts(settings, env, languages).items()}
+    transcript_stts = build_stts(settings, env, languages, lane="transcript")
+    return Engine(stts[languages[0]], voices["en-US"], TimedAnswerer(build_answerer(settings, env)),
+                  stts=stts, transcript_stts=transcript_stts,
                   retriever=TimedRetriever(retriever) if retriever is not None else None,
                   end_of_turn_ms=settings.end_of_turn_ms,
                   pause_ms=min(settings.pause_ms, settings.end_of_turn_ms), voices=voices,
                   desk=build_desk(settings), hitl=settings.hitl)
+
+
+def _languages(settings: Settings) -> tuple[str, ...]:
+    """The call languages of the extensions (English first: the default recogniser)."""
+    from ariapp.directory import load_directory
+
+    used = load_directory(settings.extensions_file).languages
+    return tuple(dict.fromkeys(("en-US", *used)))
 
 
 def build_desk(settings: Settings):

@@ -434,6 +434,23 @@ def read_text(directory: Path, name: str, keys: Keyring | None = None) -> str:
     return read_bytes(directory, name, keys).decode("utf-8")
 
 
+def write_bytes(directory: Path, name: str, data: bytes, keys: Keyring | None = None) -> Path:
+    """Replace ``name`` in a call directory with ``data``: sealed (``name.enc``) with ``keys``, else clear.
+
+    Atomic either way (0600 temp file, rename), and the other form of the file is removed, so a reader
+    never finds a stale copy beside the new one.
+    """
+    directory = Path(directory)
+    clear, sealed = directory / name, directory / (name + SUFFIX)
+    if keys is None:
+        _write_atomically(clear, iter([data]))
+        sealed.unlink(missing_ok=True)
+        return clear
+    _write_atomically(sealed, _sealed_chunks(io.BytesIO(data), len(data), keys, CHUNK_SIZE))
+    clear.unlink(missing_ok=True)
+    return sealed
+
+
 # --- rotation --------------------------------------------------------------------------------------
 def rewrap_file(path: Path, keys: Keyring) -> bool:
     """Re-wrap one sealed file's data key with the current master key; False if it already uses it."""

@@ -39,6 +39,10 @@ class Settings:
     state_dir: Path
     extensions_file: Path
     stt_model: str
+    stt_model_ko: str  # the offline recogniser of ko-KR extensions (multilingual)
+    live_transcription_calls: int  # phone-to-phone calls transcribed live at once; the rest after the call
+    sounds_dir: Path  # where the recording notices are written for the dialplan to play
+    celery_broker_url: str
     tts_voice: str
     model_cache: Path | None
     max_ai_call_seconds: int
@@ -111,6 +115,11 @@ class Settings:
             state_dir=Path(env.get("AIPBX_STATE_DIR", REPO / "var" / "dev" / "state")),
             extensions_file=Path(env.get("AIPBX_EXTENSIONS_FILE", REPO / "asterisk" / "extensions.yaml")),
             stt_model=env.get("AIPBX_STT_MODEL", "tiny.en"),
+            stt_model_ko=env.get("AIPBX_STT_MODEL_KO", "base"),
+            live_transcription_calls=integer("AIPBX_LIVE_TRANSCRIPTION_CALLS", 4, 0, 200),
+            sounds_dir=Path(env.get("AIPBX_SOUNDS_DIR", REPO / "var" / "dev" / "sounds")),
+            celery_broker_url=env.get("AIPBX_CELERY_BROKER_URL") or env.get("AIPBX_REDIS_URL",
+                                                                             "redis://127.0.0.1:6379/0"),
             tts_voice=env.get("AIPBX_TTS_VOICE", "piper"),
             model_cache=Path(cache) if cache else None,
             max_ai_call_seconds=integer("AIPBX_MAX_AI_CALL_SECONDS", 600, 10, 86400),

@@ -11,12 +11,13 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    benches = ["pacing", "concurrency", "turns", "barge_in", "knowledge", "extraction", "console"]
+    benches = ["pacing", "concurrency", "turns", "barge_in", "knowledge", "extraction", "console", "transcripts"]
     parser.add_argument("which", nargs="*", default=benches, choices=benches)
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each concurrency step")
     parser.add_argument("--transcripts", type=int, default=500, help="calls for the extraction throughput benchmark")
+    parser.add_argument("--live-steps", default="1,2,4,6,8", help="concurrent phone calls transcribed live, in order")
     args = parser.parse_args(argv)
 
     from bench.conversation import run_barge_in, run_turns
@@ -44,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
 
         out = subprocess.run([sys.executable, "-m", "bench.console"], check=True, capture_output=True, text=True)
         report["console"] = json.loads(out.stdout)
+    if "transcripts" in args.which:
+        from bench.transcripts import run_live, run_post_call
+
+        report["transcripts"] = {"live": run_live(tuple(int(s) for s in args.live_steps.split(","))),
+                                 "post_call": run_post_call()}
     if "extraction" in args.which:
         from bench.extraction import run_extraction_bench
 

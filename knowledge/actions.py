@@ -29,7 +29,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
-from knowledge.models import Category, ExtractionRun, KnowledgeItem, KnowledgeVersion, Source, Status
+from knowledge.models import (
+    Category,
+    ExtractionRun,
+    KnowledgeItem,
+    KnowledgeVersion,
+    LearningPolicy,
+    Source,
+    Status,
+)
 from knowledge.retrieval import ChromaStore, Item, MemoryStore, Retriever, UsemEmbedder, VectorStore, chunk_text
 
 __all__ = [
@@ -39,8 +47,10 @@ __all__ = [
     "do_add_items",
     "do_delete_item",
     "do_edit_item",
+    "do_exclude_call",
     "do_record_usage",
     "do_retry_extractions",
+    "do_set_learning_policy",
     "do_set_status",
     "fact_tokens",
     "get_retriever",
@@ -315,6 +325,34 @@ def do_delete_item(item_id: int) -> None:
 def do_record_usage(item_ids: Sequence[int]) -> int:
     """Count one use of each item (the AI quoted it to a caller); returns the rows updated."""
     return KnowledgeItem.objects.filter(pk__in=list(item_ids)).update(usage_count=F("usage_count") + 1)
+
+
+def do_exclude_call(call_id: str) -> int:
+    """Take a call out of learning after the fact: every item learned from it goes (published ones
+    leave the index after commit), and it is never extracted again. Returns the items removed."""
+    with transaction.atomic():
+        items = list(KnowledgeItem.objects.select_for_update().filter(source=Source.CALL, source_call_id=call_id))
+        by_owner: dict[str, list[int]] = {}
+        for item in items:
+            by_owner.setdefault(item.owner, []).append(item.pk)
+        KnowledgeItem.objects.filter(pk__in=[item.pk for item in items]).delete()
+        run, _ = ExtractionRun.objects.get_or_create(call_id=call_id)
+        run.status, run.items_created = ExtractionRun.RunStatus.EXCLUDED, 0
+        run.reason = f"excluded from learning; {len(items)} item(s) removed"
+        run.save()
+        for owner, ids in by_owner.items():
+            _sync_after_commit(owner, ids)
+    return len(items)
+
+
+def do_set_learning_policy(owner: str, *, learning: bool, auto_publish: bool,
+                           publish_threshold: float) -> LearningPolicy:
+    """Set how ``owner``'s AI learns from the owner's calls (applies to the next finished call)."""
+    if not 0.0 <= publish_threshold <= 1.0:
+        raise ValueError(f"the publishing threshold must be between 0 and 1, not {publish_threshold}")
+    policy, _ = LearningPolicy.objects.update_or_create(owner=owner, defaults={
+        "learning": learning, "auto_publish": auto_publish, "publish_threshold": publish_threshold})
+    return policy
 
 
 def do_retry_extractions(call_ids: Sequence[str] | None = None) -> list[str]:

@@ -13,8 +13,16 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from knowledge.actions import do_add_item, do_delete_item, do_edit_item, do_retry_extractions, do_set_status
-from knowledge.models import ExtractionRun, ImportJob, KnowledgeItem, KnowledgeVersion, Status
+from knowledge.actions import (
+    do_add_item,
+    do_delete_item,
+    do_edit_item,
+    do_exclude_call,
+    do_retry_extractions,
+    do_set_learning_policy,
+    do_set_status,
+)
+from knowledge.models import ExtractionRun, ImportJob, KnowledgeItem, KnowledgeVersion, LearningPolicy, Status
 
 
 class KnowledgeVersionInline(admin.TabularInline):
@@ -91,7 +99,12 @@ class ExtractionRunAdmin(admin.ModelAdmin):
     list_display = ("call_id", "owner", "status", "items_created", "reason", "created", "finished")
     list_filter = ("status",)
     search_fields = ("call_id", "reason", "error")
-    actions = ["retry"]
+    actions = ["retry", "exclude_from_learning"]
+
+    @admin.action(description="Exclude the selected calls from learning (their items go)")
+    def exclude_from_learning(self, request: HttpRequest, queryset: QuerySet[ExtractionRun]) -> None:
+        removed = sum(do_exclude_call(call_id) for call_id in list(queryset.values_list("call_id", flat=True)))
+        self.message_user(request, f"Excluded; {removed} item(s) removed.", messages.SUCCESS)
 
     @admin.action(description="Run the selected failed extractions again")
     def retry(self, request: HttpRequest, queryset: QuerySet[ExtractionRun]) -> None:
@@ -104,6 +117,17 @@ class ExtractionRunAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, f"{skipped} selected run(s) had not failed and were left alone.",
                               messages.WARNING)
+
+
+@admin.register(LearningPolicy)
+class LearningPolicyAdmin(admin.ModelAdmin):
+    list_display = ("owner", "learning", "auto_publish", "publish_threshold", "updated")
+    list_editable = ("learning", "auto_publish", "publish_threshold")
+
+    def save_model(self, request: HttpRequest, obj: LearningPolicy, form: ModelForm, change: bool) -> None:
+        saved = do_set_learning_policy(obj.owner, learning=obj.learning, auto_publish=obj.auto_publish,
+                                       publish_threshold=obj.publish_threshold)
+        obj.pk = saved.pk
 
 
 @admin.register(ImportJob)

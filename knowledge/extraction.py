@@ -22,9 +22,12 @@ Two judges:
 Transcripts are masked (:func:`masked_turns`) before a judge sees them, and the texts a judge
 returns are masked again before they are stored (a model may reconstruct a number).
 
-Relevant utterances are the callee's (a normal call) and, when the AI
-answered, the caller's (the message the AI took); the AI's own words only
-repeat or invent, so they are never proposed.
+Whose words become knowledge (§4.4, "착신자 발화만 추출"): the judge reads the whole conversation
+for context, but only what the **callee** — the extension's owner, whose knowledge base it is —
+stated becomes a fact. The caller's words are not the owner's knowledge: on an AI call, what the
+caller left (a message, a request, a number to call back) is kept as **call notes**
+(``call_notes`` in the judgement), never as facts; the AI's own words only repeat or invent, so
+they are neither.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ __all__ = [
     "Turn",
     "category_of",
     "masked_turns",
+    "owner_turns",
     "parse_judgement",
-    "relevant_turns",
 ]
 
 
@@ -106,11 +109,29 @@ def masked_turns(turns: Sequence[Turn]) -> list[Turn]:
     return [replace(turn, text=mask_pii(turn.text)) for turn in turns]
 
 
-def relevant_turns(turns: Sequence[Turn]) -> list[Turn]:
-    """The callee's turns, plus the caller's when the AI handled the call."""
-    ai_call = any(turn.speaker == "ai" for turn in turns)
-    wanted = {"callee", "caller"} if ai_call else {"callee"}
-    return [turn for turn in turns if turn.speaker in wanted and turn.text.strip()]
+OWNER: Final = "callee"
+
+
+def owner_turns(turns: Sequence[Turn]) -> list[Turn]:
+    """What the extension's owner said: the only source of facts."""
+    return [turn for turn in turns if turn.speaker == OWNER and turn.text.strip()]
+
+
+def caller_turns_of_ai_call(turns: Sequence[Turn]) -> list[Turn]:
+    """What a caller said to the AI (the source of call notes); empty for a phone-to-phone call."""
+    if not any(turn.speaker == "ai" for turn in turns):
+        return []
+    return [turn for turn in turns if turn.speaker == "caller" and turn.text.strip()]
+
+
+def speaker_of(text: str, turns: Sequence[Turn]) -> str:
+    """The speaker whose turn shares the most words with ``text`` (a model's item does not say it)."""
+    words = set(_WORD.findall(text.lower()))
+    best = max(turns, key=lambda turn: len(words & set(_WORD.findall(turn.text.lower()))), default=None)
+    return best.speaker if best is not None else ""
+
+
+_WORD: Final = re.compile(r"\w+")
 
 
 DESIGN_PROMPT: Final = """다음 통화 내용을 분석하여 향후 AI 비서가 활용할 수 있는
@@ -126,6 +147,13 @@ DESIGN_PROMPT: Final = """다음 통화 내용을 분석하여 향후 AI 비서�
 통화 내용:
 {transcript}
 
+화자: [callee]는 이 내선의 주인(이 지식의 주인), [caller]는 전화를 건 사람, [ai]는 AI 비서입니다.
+대화 전체를 맥락으로 읽되, extracted_info에는 [callee]가 직접 말한 사실만 넣고 각 항목에
+"speaker": "callee"를 붙이세요. [caller]나 [ai]의 말은 사실로 넣지 마세요. 전화 건 사람이 AI에게
+남긴 메시지나 요청은 사실이 아니라 "call_notes" 목록(문장들)에 넣으세요.
+(Speakers: [callee] owns this knowledge; only facts the callee stated go into extracted_info, each with
+"speaker": "callee". A caller's message to the AI goes into "call_notes", never into extracted_info.)
+
 출력 형식 (JSON 하나만 출력하세요):
 {{
   "is_useful": true/false,
@@ -135,9 +163,11 @@ DESIGN_PROMPT: Final = """다음 통화 내용을 분석하여 향후 AI 비서�
     {{
       "text": "추출할 텍스트",
       "category": "약속|정보|지시|기타",
-      "keywords": ["키워드1", "키워드2"]
+      "keywords": ["키워드1", "키워드2"],
+      "speaker": "callee"
     }}
-  ]
+  ],
+  "call_notes": ["전화 건 사람이 남긴 메시지"]
 }}"""
 
 _FENCE: Final = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
@@ -174,9 +204,26 @@ def parse_judgement(answer: str) -> dict[str, Any]:
             raise ExtractionError(f"extracted_info[{index}].keywords must be a list of strings")
         if not isinstance(entry.get("category", "기타"), str):
             raise ExtractionError(f"extracted_info[{index}].category must be a string")
+        if not isinstance(entry.get("speaker", ""), str):
+            raise ExtractionError(f"extracted_info[{index}].speaker must be a string")
+    notes = data.get("call_notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ExtractionError("'call_notes' must be a list of strings")
     data.setdefault("reason", "")
     data["extracted_info"] = info
+    data["call_notes"] = [n.strip() for n in notes if n.strip()]
     return data
+
+
+def owners_facts(verdict: dict[str, Any], turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """The judgement's facts that the owner stated: a model's item claiming another speaker, or whose
+    words are the caller's or the AI's rather than the callee's, is not the owner's knowledge."""
+    facts = []
+    for entry in verdict["extracted_info"]:
+        claimed = entry.get("speaker") or OWNER
+        if claimed == OWNER and speaker_of(entry["text"], turns) == OWNER:
+            facts.append({**entry, "speaker": OWNER})
+    return facts
 
 
 class LlmJudge:
@@ -259,7 +306,15 @@ _FEATURES: Final[dict[str, re.Pattern[str]]] = {
     "instruction": re.compile(r"\b(?:please|call (?:me )?back|make sure|don't forget|remember to|do not|never|"
                               r"need to|have to|must|should)\b|해\s*주세요|주세요|하세요|부탁|전화\s*주",
                               re.IGNORECASE),
-    "number": re.compile(r"\d"),
+    # the owner's business: hours, prices, places, services ("we open on Saturdays", "a crown costs 500,000 won")
+    "business": re.compile(r"\b(?:open|opens|opening|close|closes|closed|hours|price|prices|costs?|fee|charge|"
+                            r"won|dollars?|located|available|appointments?|reservations?|book|booking|"
+                            r"parking|menu|service|discount)\b|\$\d|"
+                            r"영업|문을?\s*(?:엽|열|닫)|휴무|쉽니다|가격|비용|요금|\d+\s*원|만\s*원|위치|예약|배송|주차|할인",
+                            re.IGNORECASE),
+    "number": re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|"
+                         r"twenty|thirty|forty|fifty|hundred|thousand)\b|[일이삼사오육칠팔구십백천만]\s*(?:시|분|원|층|호)",
+                         re.IGNORECASE),
 }
 _SENTENCE_END: Final = re.compile(r"[.!?。！？]+(?=\s|$)|\n")
 _ABBREVIATION: Final = re.compile(r"(?:\b[ap]\.m|\b(?:mr|mrs|ms|dr|st|no|vs|etc|e\.g|i\.e))\.$", re.IGNORECASE)
@@ -288,7 +343,8 @@ def _sentences(text: str) -> list[str]:
 
 
 class RuleJudge:
-    """Offline judge: fact-bearing sentences of the relevant turns, no generative model.
+    """Offline judge: fact-bearing sentences of what the owner said, no generative model; on an AI call,
+    the caller's fact-bearing sentences become call notes.
 
     Args:
         min_confidence: Sentences scoring below are not proposed.
@@ -315,9 +371,11 @@ class RuleJudge:
         return round(confidence, 2), kinds, list(dict.fromkeys(k.lower() for k in keywords))[:8]
 
     def judge(self, turns: Sequence[Turn]) -> dict[str, Any]:
-        """Propose the fact-bearing sentences scoring at least ``min_confidence``."""
+        """Propose the owner's fact-bearing sentences scoring at least ``min_confidence``."""
         proposals: list[dict[str, Any]] = []
-        for turn in relevant_turns(turns):
+        notes = [sentence for turn in caller_turns_of_ai_call(turns) for sentence in _sentences(turn.text)
+                 if self.score(sentence)[0] >= self.min_confidence]
+        for turn in owner_turns(turns):
             for sentence in _sentences(turn.text):
                 confidence, kinds, keywords = self.score(sentence)
                 if confidence < self.min_confidence:
@@ -330,12 +388,15 @@ class RuleJudge:
         best = max((p["confidence"] for p in proposals), default=0.0)
         reason = (f"{len(proposals)} sentence(s) carry dates, places, numbers or instructions" if proposals
                   else "no sentence carries a date, place, number, phone number or instruction")
-        return {"is_useful": bool(proposals), "confidence": best, "reason": reason, "extracted_info": proposals}
+        return {"is_useful": bool(proposals), "confidence": best, "reason": reason, "extracted_info": proposals,
+                "call_notes": notes}
 
 
 def _rule_category(kinds: set[str]) -> str:
     if "instruction" in kinds:
         return "지시"
+    if "business" in kinds:  # "we open on Saturdays from ten to two" is information, not an appointment
+        return "정보"
     if "time" in kinds:
         return "약속"
     if kinds & {"phone", "place", "number", "detail"}:

@@ -128,3 +128,12 @@ class ImportForm(forms.Form):
         if errors:
             raise forms.ValidationError(errors)
         return files
+
+
+class LearningPolicyForm(forms.Form):
+    """How an owner's AI learns from the owner's calls."""
+
+    learning = forms.BooleanField(required=False, label="Learn from my calls")
+    auto_publish = forms.BooleanField(required=False, label="Publish sure facts at once")
+    publish_threshold = forms.FloatField(min_value=0.0, max_value=1.0, label="Sure from confidence",
+                                         widget=forms.NumberInput(attrs={"step": "0.05"}))

@@ -81,6 +81,37 @@ class KnowledgeVersion(models.Model):
         return f"item {self.item_id} v{self.version}"
 
 
+class LearningPolicy(models.Model):
+    """How an owner's AI learns from the owner's own calls (set in the console and in admin).
+
+    Without a row the defaults apply: learning on, facts the judge is sure of (confidence at least
+    ``publish_threshold``) published at once, the rest pending review. The PBX's recording mode
+    (``recording`` in ``asterisk/extensions.yaml``) must also be ``learn`` for anything to be learned.
+    """
+
+    owner = models.CharField(max_length=16, unique=True, help_text="Extension number, e.g. 1002.")
+    learning = models.BooleanField(default=True, help_text="Learn facts from what the owner says on calls.")
+    auto_publish = models.BooleanField(default=True, help_text="Publish sure facts at once (else all wait for review).")
+    publish_threshold = models.FloatField(default=0.8, help_text="Confidence from which a fact is published at once.")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["owner"]
+        verbose_name_plural = "learning policies"
+
+    def __str__(self) -> str:
+        return f"{self.owner}: {'learns' if self.learning else 'off'}"
+
+    @classmethod
+    def for_owner(cls, owner: str) -> LearningPolicy:
+        """The owner's policy (an unsaved default when none was set)."""
+        return cls.objects.filter(owner=owner).first() or cls(owner=owner)
+
+    def status_for(self, confidence: float) -> str:
+        """A new fact's status: approved (published) or pending review."""
+        return Status.APPROVED if self.auto_publish and confidence >= self.publish_threshold else Status.PENDING
+
+
 class ExtractionRun(models.Model):
     """One knowledge extraction per call: ``call_id`` is the idempotency key."""
 
@@ -89,6 +120,7 @@ class ExtractionRun(models.Model):
         DONE = "done", "Done"
         SKIPPED = "skipped", "Nothing useful"
         FAILED = "failed", "Failed"
+        EXCLUDED = "excluded", "Excluded from learning"
 
     call_id = models.CharField(max_length=128, unique=True)
     owner = models.CharField(max_length=16, blank=True, default="")
@@ -96,6 +128,8 @@ class ExtractionRun(models.Model):
     reason = models.TextField(blank=True, default="")
     items_created = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    #: What the caller left on an AI call (a message, a request): kept as notes, never as the owner's facts.
+    notes = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
 

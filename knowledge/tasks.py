@@ -50,8 +50,9 @@ from knowledge.extraction import (
     Turn,
     category_of,
     masked_turns,
+    owners_facts,
 )
-from knowledge.models import ExtractionRun, Source, Status
+from knowledge.models import ExtractionRun, LearningPolicy, Source
 from knowledge.retrieval import BackendTimeout, BackendUnavailable
 from webconsole.webhooks.actions import emit_knowledge_extracted
 
@@ -73,7 +74,7 @@ logger = logging.getLogger(__name__)
 MAX_TRANSCRIPT_BYTES: Final = 200 * 1024
 _CALL_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FINAL: Final = frozenset({ExtractionRun.RunStatus.DONE, ExtractionRun.RunStatus.SKIPPED,
-                           ExtractionRun.RunStatus.FAILED})
+                           ExtractionRun.RunStatus.FAILED, ExtractionRun.RunStatus.EXCLUDED})
 
 
 #: Longest wait between two attempts; must stay below the broker's visibility timeout (settings).
@@ -168,22 +169,31 @@ def load_turns(call_id: str) -> tuple[str, list[Turn]]:
 def _turns(raw: object, billsec: object) -> list[Turn]:
     if not isinstance(raw, list):
         raise ExtractionError("transcript has no 'turns' list")
-    parsed: list[tuple[str, str, float]] = []
+    parsed: list[tuple[str, str, float, float | None]] = []
     for index, turn in enumerate(raw):
         if not isinstance(turn, dict) or not isinstance(turn.get("text", ""), str):
             raise ExtractionError(f"turns[{index}] is not a {{speaker, text, t}} object")
-        start = turn.get("t", 0.0)
-        start = float(start) if isinstance(start, int | float) and not isinstance(start, bool) else 0.0
-        parsed.append((str(turn.get("speaker", "")), turn.get("text", ""), start))
-    call_end = float(billsec) if isinstance(billsec, int | float) and not isinstance(billsec, bool) else None
+        parsed.append((str(turn.get("speaker", "")), turn.get("text", ""), _seconds(turn.get("t")) or 0.0,
+                       _seconds(turn.get("end"))))
+    call_end = _seconds(billsec)
     result: list[Turn] = []
-    for index, (speaker, text, start) in enumerate(parsed):
-        end = parsed[index + 1][2] if index + 1 < len(parsed) else (call_end or start)
+    for index, (speaker, text, start, end) in enumerate(parsed):
+        if end is None:  # AI calls' turns: until the next one (or the end of the call)
+            end = parsed[index + 1][2] if index + 1 < len(parsed) else (call_end or start)
         result.append(Turn(speaker, text, round(start, 3), round(max(start, end), 3)))
     return result
 
 
-def _check_owner(owner: str) -> None:
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _extension(owner: str) -> Any:
+    """The owner's extension in the directory.
+
+    Raises:
+        ExtractionError: no owner, an unreadable directory, or an owner that is not an extension.
+    """
     from ariapp.directory import DirectoryError, load_directory
 
     if not owner:
@@ -192,12 +202,23 @@ def _check_owner(owner: str) -> None:
         directory = load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))
     except DirectoryError as exc:
         raise ExtractionError(f"extension directory unreadable: {exc}") from exc
-    if directory.get(owner) is None:
+    ext = directory.get(owner)
+    if ext is None:
         raise ExtractionError(f"unknown owner {owner!r}: not an extension in {settings.AIPBX_EXTENSIONS_FILE}")
+    return ext
+
+
+def _check_owner(owner: str) -> None:
+    _extension(owner)
 
 
 def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
-    """Extract pending-review knowledge from one call; idempotent per ``call_id``.
+    """Learn from one call what its callee (the owner) said; idempotent per ``call_id``.
+
+    The owner's :class:`~knowledge.models.LearningPolicy` decides: learning off (or the extension's
+    recording mode not ``learn``) skips the call; a fact at or above the publishing threshold is
+    published at once (approved, in the index), the rest wait for review. What a caller left on an
+    AI call is stored as the run's notes.
 
     Returns:
         ``{"call_id", "status", "items_created", "reason"}``.
@@ -209,13 +230,21 @@ def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
         owner, turns = load_turns(call_id)
         turns = masked_turns(turns)  # no personal numbers reach the judge (an LLM) or the knowledge base
         run.owner = owner
+        policy = LearningPolicy.for_owner(owner)
+        if not policy.learning or not _extension(owner).learns:
+            return _finish(run, ExtractionRun.RunStatus.SKIPPED, reason=f"learning is off for extension {owner}")
         verdict = (judge or default_judge()).judge(turns)
     except ExtractionError as exc:
         return _finish(run, ExtractionRun.RunStatus.FAILED, reason=str(exc), error=type(exc).__name__)
+    run.notes = [mask_pii(note) for note in verdict.get("call_notes", [])]
     minimum = settings.AIPBX_KNOWLEDGE_MIN_CONFIDENCE
-    entries = [e for e in verdict["extracted_info"] if float(e.get("confidence", verdict["confidence"])) >= minimum]
+    entries = [e for e in owners_facts(verdict, turns)
+               if float(e.get("confidence", verdict["confidence"])) >= minimum]
     if not verdict["is_useful"] or not entries:
-        return _finish(run, ExtractionRun.RunStatus.SKIPPED, reason=verdict.get("reason") or "nothing useful")
+        reason = verdict.get("reason") or "nothing useful"
+        if verdict["extracted_info"] and not entries:
+            reason = "nothing the owner said: " + reason
+        return _finish(run, ExtractionRun.RunStatus.SKIPPED, reason=reason)
     fallback_span = {"start_s": turns[0].start_s, "end_s": turns[-1].end_s}
     with transaction.atomic():
         # Two deliveries of one call at once: the second waits here, then sees the run finished.
@@ -224,29 +253,30 @@ def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
             return _summary(locked)
         created = 0
         for entry in entries:
+            confidence = float(entry.get("confidence", verdict["confidence"]))
             results = do_add_item(
                 owner, mask_pii(entry["text"]), category=category_of(entry.get("category", "기타")),
                 keywords=[mask_pii(k) for k in entry.get("keywords", [])], source=Source.CALL, source_call_id=call_id,
-                source_speaker=entry.get("speaker") or _speaker_of(entry["text"], turns),
-                source_span=entry.get("span") or fallback_span,
-                confidence=float(entry.get("confidence", verdict["confidence"])), status=Status.PENDING,
+                source_speaker=entry["speaker"], source_span=entry.get("span") or _span_of(entry["text"], turns)
+                or fallback_span, confidence=confidence, status=policy.status_for(confidence),
             )
             created += sum(1 for r in results if r.created)
         emit_knowledge_extracted(call_id, owner, created)  # webhooks outbox, same transaction
         return _finish(run, ExtractionRun.RunStatus.DONE, reason=verdict.get("reason", ""), created=created)
 
 
-def _speaker_of(text: str, turns: list[Turn]) -> str:
-    """The speaker whose turn shares the most words with ``text`` (LLM answers do not say)."""
+def _span_of(text: str, turns: list[Turn]) -> dict[str, float] | None:
+    """Where in the call the owner said ``text`` (the callee turn sharing the most words with it)."""
     words = set(text.lower().split())
-    best = max(turns, key=lambda turn: len(words & set(turn.text.lower().split())), default=None)
-    return best.speaker if best is not None else ""
+    owners = [turn for turn in turns if turn.speaker == "callee"]
+    best = max(owners, key=lambda turn: len(words & set(turn.text.lower().split())), default=None)
+    return {"start_s": best.start_s, "end_s": best.end_s} if best is not None else None
 
 
 def _finish(run: ExtractionRun, status: str, *, reason: str = "", error: str = "", created: int = 0) -> dict[str, Any]:
     run.status, run.reason, run.error, run.items_created = status, reason[:2000], error, created
     run.finished = timezone.now()
-    run.save()
+    run.save()  # notes included
     if status == ExtractionRun.RunStatus.FAILED:
         logger.warning("knowledge extraction of %s failed: %s", run.call_id, reason)
     return _summary(run)

@@ -19,4 +19,6 @@ urlpatterns = [
     path("import/", views.import_upload, name="import"),
     path("import/jobs/", views.import_jobs, name="imports"),
     path("import/jobs/<int:job_id>.json", views.job_json, name="job-json"),
+    path("learning/", views.learning, name="learning"),
+    path("calls/<str:call_id>/exclude/", views.exclude_call, name="exclude-call"),
 ]

@@ -30,10 +30,18 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from knowledge.actions import do_add_item, do_delete_item, do_edit_item, do_set_status, get_retriever
-from knowledge.forms import AskForm, ImportForm, ItemFilterForm, ItemForm
+from knowledge.actions import (
+    do_add_item,
+    do_delete_item,
+    do_edit_item,
+    do_exclude_call,
+    do_set_learning_policy,
+    do_set_status,
+    get_retriever,
+)
+from knowledge.forms import AskForm, ImportForm, ItemFilterForm, ItemForm, LearningPolicyForm
 from knowledge.importing import upload_dir
-from knowledge.models import ImportJob, KnowledgeItem, Source, Status
+from knowledge.models import ImportJob, KnowledgeItem, LearningPolicy, Source, Status
 from knowledge.retrieval import RetrievalError
 from webconsole.calls import access
 from webconsole.calls.models import Extension
@@ -272,3 +280,45 @@ def job_json(request: HttpRequest, job_id: int) -> JsonResponse:
     response = JsonResponse(_job_state(job))
     response["Cache-Control"] = "no-store"
     return response
+
+
+# --- learning from calls: per-owner policy, and taking a call back out ---------------------------
+@login_required
+@require_http_methods(["GET", "POST"])
+def learning(request: HttpRequest) -> HttpResponse:
+    """Each visible extension's learning policy, and the PBX's recording mode beside it."""
+    from django.conf import settings as django_settings
+
+    from ariapp.directory import load_directory
+
+    directory = load_directory(Path(django_settings.AIPBX_EXTENSIONS_FILE))
+    owners = _owners(request.user)
+    if request.method == "POST":
+        owner = request.POST.get("owner", "")
+        if owner not in owners:
+            return HttpResponse(status=404)
+        form = LearningPolicyForm(request.POST, prefix=owner)
+        if form.is_valid():
+            do_set_learning_policy(owner, **form.cleaned_data)
+            messages.success(request, f"Learning for {owner} saved; it applies from the next call.")
+            return redirect("knowledge:learning")
+        messages.error(request, f"Learning for {owner} was not saved: {form.errors.as_text()}")
+    rows = []
+    for owner in owners:
+        policy = LearningPolicy.for_owner(owner)
+        ext = directory.get(owner)
+        rows.append({"owner": owner, "name": ext.owner if ext else "", "recording": ext.recording if ext else "",
+                     "form": LearningPolicyForm(prefix=owner, initial={
+                         "learning": policy.learning, "auto_publish": policy.auto_publish,
+                         "publish_threshold": policy.publish_threshold})})
+    return render(request, "knowledge/learning.html", {"rows": rows})
+
+
+@login_required
+@require_POST
+def exclude_call(request: HttpRequest, call_id: str) -> HttpResponse:
+    """Take a call out of the owner's knowledge: its items and proposals go, it is never learned again."""
+    call = get_object_or_404(access.calls_for(request.user), call_id=call_id)
+    removed = do_exclude_call(call.call_id)
+    messages.success(request, f"Call excluded from learning; {removed} item(s) removed.")
+    return redirect(_back(request, reverse("console:call", args=[call.call_id])))

@@ -224,6 +224,14 @@ class Call:
         until = self.ended_at if self.ended_at is not None else time.monotonic()
         return self.media.received_audio(self.answered_at, sample_rate, until=until)
 
+    def early_audio(self, sample_rate: int = RATE) -> Pcm:
+        """What was heard before the answer (early media after a 183: a recording notice, in-band
+        ringing), from its first packet; empty when nothing came before the answer."""
+        first = self.media.rx_packets[0][0] if self.media.rx_packets else None
+        if first is None or (self.answered_at is not None and first >= self.answered_at):
+            return np.zeros(0, dtype=np.int16)
+        return self.media.received_audio(first, sample_rate, before=self.answered_at)
+
     def sent_audio(self, sample_rate: int = RATE) -> Pcm:
         """What we sent, on the same timeline as :meth:`received_audio`."""
         return self.media.sent_audio(self._origin(), sample_rate)

@@ -298,14 +298,15 @@ class RtpStream:
         return codec_for(AUDIO_PTS[payload_type]).decode(payload)
 
     # --- recordings ----------------------------------------------------------------
-    def received_audio(self, origin: float, sample_rate: int = RATE, until: float | None = None) -> Pcm:
+    def received_audio(self, origin: float, sample_rate: int = RATE, until: float | None = None,
+                       before: float | None = None) -> Pcm:
         """Decoded received audio on a timeline starting at ``origin`` (monotonic).
 
         With ``until`` the track is zero-padded up to that instant, so a far end that stopped
-        sending shows up as trailing silence.
+        sending shows up as trailing silence; with ``before`` only packets that arrived earlier count.
         """
         frames = [TimedFrame(t, ts, 0, self._decode(pt, payload))
-                  for t, _, ts, pt, payload in self.rx_packets]
+                  for t, _, ts, pt, payload in self.rx_packets if before is None or t < before]
         track = place_on_timeline(frames, origin)
         if until is not None:
             wanted = int((until - origin) * RATE)

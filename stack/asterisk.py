@@ -22,6 +22,7 @@ import urllib.request
 from base64 import b64encode
 from pathlib import Path
 
+from ariapp.directory import notice_sound
 from stack.config import REPO, StackConfig
 
 TEMPLATES = REPO / "asterisk" / "templates"
@@ -83,8 +84,10 @@ def _endpoints(cfg: StackConfig) -> str:
 def _dialplan(cfg: StackConfig) -> str:
     lines = []
     for ext in cfg.directory:
+        notice = notice_sound(ext.language) if ext.recorded and cfg.directory.notice_text(ext.language) else ""
         lines.append(f"exten => {ext.ext},1,Set(__AIPBX_CALL_ID=${{UNIQUEID}})")
-        lines.append(f" same => n,Gosub(aipbx-call,s,1({ext.ext},{cfg.ring_seconds(ext.ext)}))")
+        lines.append(f" same => n,Gosub(aipbx-call,s,1({ext.ext},{cfg.ring_seconds(ext.ext)},{ext.recording},"
+                     f"{notice}))")
         lines.append(" same => n,Hangup()")
     return "\n".join(lines)
 
@@ -93,6 +96,7 @@ def _dialplan(cfg: StackConfig) -> str:
 DOCKER_LAYOUT = {
     "ETC_DIR": "/etc/asterisk", "DB_DIR": "/var/lib/asterisk", "SPOOL_DIR": "/var/spool/asterisk",
     "RUN_DIR": "/var/run/asterisk", "LOG_DIR": "/var/log/asterisk", "REC_DIR": "/var/spool/aipbx/recordings",
+    "SOUNDS_DIR": "/var/spool/aipbx/sounds",
     "MODULE_DIR": MODULE_DIRS[0],
 }
 
@@ -123,6 +127,7 @@ def render(cfg: StackConfig, etc_dir: Path, layout: dict[str, str] | None = None
         "ENDPOINTS": _endpoints(cfg),
         "DIALPLAN_EXTENSIONS": _dialplan(cfg),
         "REC_DIR": cfg.recordings_for_asterisk,
+        "SOUNDS_DIR": cfg.sounds_for_asterisk,
         "MAX_CALL_SECONDS": str(cfg.max_call_seconds),
         **(layout or {}),
     }
@@ -189,7 +194,7 @@ class Asterisk:
             hosts = cfg.chroot / "etc/hosts"
             hosts.write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost ip6-localhost\n")
         uid, gid = _chroot_uid(cfg)
-        for sub in ("etc", "run", "log", "spool", "lib", "recordings"):
+        for sub in ("etc", "run", "log", "spool", "lib", "recordings", "sounds"):
             (root / sub).mkdir(parents=True, exist_ok=True)
             if sub != "etc":
                 os.chown(root / sub, uid, gid)

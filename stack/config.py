@@ -140,6 +140,15 @@ class StackConfig:
         return f"{self.root_in_chroot}/recordings"
 
     @property
+    def sounds_dir(self) -> Path:
+        """Where the ARI app writes sounds the dialplan plays (the recording notices), on this host."""
+        return self.root_on_host / "sounds"
+
+    @property
+    def sounds_for_asterisk(self) -> str:
+        return f"{self.root_in_chroot}/sounds"
+
+    @property
     def data_dir(self) -> Path:
         """Knowledge store data (the Chroma server's directory) beside the CDR directory."""
         return self.cdr_dir.parent
@@ -191,6 +200,7 @@ class StackConfig:
             "AIPBX_ARI_APP": self.ari_app,
             "AIPBX_RECORDINGS_DIR": str(self.recordings_dir),
             "AIPBX_CDR_DIR": str(self.cdr_dir),
+            "AIPBX_SOUNDS_DIR": str(self.sounds_dir),
             "AIPBX_STATE_DIR": str(self.var_dir / "state"),
             "AIPBX_EXTENSIONS_FILE": str(REPO / "asterisk" / "extensions.yaml"),
             "AIPBX_STATUS_PORT": str(self.status_port),

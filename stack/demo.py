@@ -1,9 +1,14 @@
-"""The demo call of ``make demo``: a scripted phone calls an extension that does not answer.
+"""The demo calls of ``make demo``: a missed call the AI answers, then the AI learning from a call.
 
-1002 registers and rings without answering; 1001 calls it. After 1002's no-answer timeout the AI
-answers with its greeting, the caller says one sentence, the AI replies. What the caller's phone
-heard is transcribed (offline whisper) and printed, with where the recordings are. The stack stays
-up so a person can register a softphone and call in.
+1. 1002 registers and rings without answering; 1001 calls it. After 1002's no-answer timeout the AI
+   answers with its greeting, the caller says one sentence, the AI replies from the knowledge
+   imported for 1002.
+2. 1001 calls 1002 again and 1002 answers: the caller hears that the call is recorded, and 1002's
+   owner says something new. The call is written down per speaker, the worker learns what the
+   owner said, and then 1003 calls 1002 while 1002 is away: the AI tells it.
+
+What the phones heard is transcribed (offline whisper) and printed, with where the recordings are.
+The stack stays up so a person can register a softphone and call in.
 """
 
 from __future__ import annotations
@@ -22,8 +27,12 @@ from ariapp.calls.recording import CALL_FILES
 from softphone.analysis import silent_tail, speech_seconds
 from stack.config import REPO, StackConfig
 
-CALLER, CALLEE = "1001", "1002"
+CALLER, CALLEE, LATER = "1001", "1002", "1003"
 SENTENCE = "Hi, this is Alex from Acme. When is the team meeting next week?"
+# The learning story: what 1002's owner tells a caller, and what the next caller asks the AI.
+SMALL_TALK = "Hi Jiyoung, it's Alex again. Are you open at the weekend?"
+NEW_FACT = "Good question. From next week we open on Saturdays from ten to two."
+LATER_QUESTION = "Are you open on Saturdays?"
 # What 1002's owner has told the assistant, imported like any document (PostgreSQL, then the index).
 DEMO_KNOWLEDGE = REPO / "knowledge" / "demo" / "1002.md"
 
@@ -100,6 +109,86 @@ def _latest_cdr(cfg: StackConfig) -> dict | None:
     return None
 
 
+async def _learning_story(cfg: StackConfig) -> dict:
+    """1001 calls 1002, who answers and says a new fact; then 1003 asks 1002's AI about it."""
+    from softphone import Phone
+    from softphone.voice import speech
+
+    server = ("127.0.0.1", cfg.sip_port)
+    phones = {ext: Phone(ext=ext, password=cfg.sip_password(ext), server=server, local_ip="127.0.0.1")
+              for ext in (CALLER, CALLEE, LATER)}
+    for phone in phones.values():
+        await phone.start()
+    try:
+        await phones[CALLER].register(expires=120)
+        await phones[CALLEE].register(expires=120)
+        print(f"\n{CALLER} calls {CALLEE} again, and this time {CALLEE} answers ...", flush=True)
+        call = await phones[CALLER].dial(CALLEE)
+        incoming = await phones[CALLEE].next_incoming(timeout=20)
+        answered = await incoming.answer()
+        await asyncio.wait_for(call.answered(), 5)
+        notice = await _text(call.early_audio())
+        print(f'caller heard before it rang: "{notice}"', flush=True)
+        await asyncio.sleep(0.5)
+        print(f'caller says: "{SMALL_TALK}"', flush=True)
+        await call.play_and_wait(await speech(SMALL_TALK))
+        await asyncio.sleep(0.8)
+        print(f'{CALLEE} says: "{NEW_FACT}"', flush=True)
+        await answered.play_and_wait(await speech(NEW_FACT))
+        await asyncio.sleep(1.2)
+        await call.hangup()
+        await phones[CALLEE].unregister()
+    finally:
+        await phones[CALLER].close()
+        await phones[CALLEE].close()
+    await asyncio.sleep(2.0)  # the call's files and CDR line
+    call_id = (_latest_cdr(cfg) or {}).get("call_id", "")
+    learned = await asyncio.to_thread(_learned, cfg, call_id)
+    print(f"\nwhat {CALLEE}'s AI learned from that call ({learned.get('status')}):", flush=True)
+    for item in learned.get("items", []):
+        print(f'  [{item["status"]}, said by the {item["speaker"]} at {item["span"]["start_s"]:.1f} s] '
+              f'"{item["text"]}"', flush=True)
+    try:
+        await phones[LATER].register(expires=120)
+        print(f"\n{LATER} calls {CALLEE}, who is away: the AI answers at once ...", flush=True)
+        later = await phones[LATER].call(CALLEE, timeout=20)
+        await _until(lambda: speech_seconds(later.received_audio()) > 2.0, 20, "the greeting")
+        await _until(lambda: silent_tail(later.received_audio(), 1.0), 30, "the end of the greeting")
+        asked_at = len(later.received_audio())
+        print(f'caller asks: "{LATER_QUESTION}"', flush=True)
+        await later.play_and_wait(await speech(LATER_QUESTION))
+        await _until(lambda: speech_seconds(later.received_audio()[asked_at:]) > 1.5, 30, "the AI's answer")
+        await _until(lambda: silent_tail(later.received_audio(), 1.2), 30, "the end of the answer")
+        answer = await _text(later.received_audio()[asked_at:])
+        await later.hangup()
+    finally:
+        try:
+            await phones[LATER].unregister()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+        await phones[LATER].close()
+    return {"notice": notice, "learned": learned, "answer": answer, "call_id": call_id}
+
+
+def _learned(cfg: StackConfig, call_id: str) -> dict:
+    """What the worker learned from ``call_id`` (waits for it: transcript, then extraction)."""
+    env = {**os.environ, **cfg.process_env(), "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev",
+           "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "manage.py", "learned_from_call", call_id, "--wait", "90"], cwd=REPO,
+                         env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"status": f"not learned: {out.stderr.strip()[-200:]}", "items": []}
+    return json.loads(out.stdout)
+
+
+async def _text(pcm: np.ndarray) -> str:
+    from ariapp.media.resample import resample
+    from ariapp.providers.local import WhisperSTT
+
+    stt = WhisperSTT(model="tiny.en")
+    return (await stt.transcribe(resample(pcm, 8000, 16000), "en")).text if len(pcm) else ""
+
+
 def run_demo(cfg: StackConfig) -> int:
     heard = asyncio.run(_demo_call(cfg))
     print("\nwhat the caller's phone heard (transcribed offline):")
@@ -116,6 +205,9 @@ def run_demo(cfg: StackConfig) -> int:
             f"AIPBX_RECORDINGS_KEYS=... python -m ariapp.sealing cat {folder} mixed.wav > mixed.wav"
             if sealed else "\n  stored in clear: AIPBX_RECORDINGS_KEYS is not set"))
         print(f"CDR: {json.dumps(cdr, ensure_ascii=False)}")
+    story = asyncio.run(_learning_story(cfg))
+    print(f'\nwhat {LATER} heard from {CALLEE}\'s AI (transcribed offline):\n  AI answer:   "{story["answer"]}"')
+    print(f"  (the call it learned from: http://127.0.0.1:{cfg.web_port}/calls/{story['call_id']}/)")
     phones = cfg.phones()
     print(f"\nThe stack keeps running. Register a softphone (Zoiper, Linphone, MicroSIP...) to "
           f"{phones['sip_server']}:{phones['sip_port']} (UDP):")

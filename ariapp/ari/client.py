@@ -130,6 +130,11 @@ class AriClient:
             "encapsulation": "rtp", "transport": "udp", "connection_type": "client", "direction": "both",
         })
 
+    async def snoop(self, channel_id: str, snoop_id: str, spy: str = "in") -> dict[str, Any]:
+        """A channel in our app that hears ``channel_id``: ``spy=in`` is what that party says."""
+        return await self.request("POST", f"/channels/{channel_id}/snoop", params={
+            "app": self.app, "snoopId": snoop_id, "spy": spy, "whisper": "none"})
+
     async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> dict[str, Any]:
         return await self.request("POST", f"/channels/{channel_id}/play",
                                   params={"media": media, "playbackId": playback_id})

@@ -173,6 +173,17 @@ class Listener:
             if self.enabled and len(utterance) and not discard:
                 self._on_utterance(utterance)
 
+    def flush(self) -> None:
+        """End the utterance in progress now (the call is over): it is reported like any other."""
+        if self._frames and self.vad.in_speech:
+            utterance = np.concatenate(self._frames)
+            discard, self._discard = self._discard, False
+            if self.enabled and not discard:
+                self._on_utterance(utterance)
+        self._frames = []
+        self._preroll.clear()
+        self.vad.reset()
+
     def _track_pause(self) -> None:
         if self.vad.last_voiced:
             self._quiet_run = 0

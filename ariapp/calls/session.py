@@ -66,9 +66,18 @@ class Engine:
     voices: dict[str, TextToSpeech] | None = None  # per call language ("en-US", "ko-KR")
     desk: object | None = None  # human in the loop (ariapp.conversation.hitl.RedisDesk); None: off
     hitl: object | None = None  # its HitlConfig
+    stts: dict[str, SpeechToText] | None = None  # per call language; a ko-KR call needs a Korean model
+    transcript_stts: dict[str, SpeechToText] | None = None  # the low-priority lane writing calls down
 
     def voice(self, language: str) -> TextToSpeech:
         return (self.voices or {}).get(language, self.tts)
+
+    def stt_for(self, language: str) -> SpeechToText | None:
+        return (self.stts or {}).get(language, self.stt)
+
+    def transcript_stt(self, language: str) -> SpeechToText | None:
+        """The recogniser that writes down phone-to-phone calls (None: only after the call)."""
+        return (self.transcript_stts or {}).get(language)
 
 
 class AiCall:
@@ -243,7 +252,7 @@ class AiCall:
         self.orchestrator = Orchestrator(
             config=ConversationConfig(owner=self.ext.owner, owner_key=self.ext.ext,
                                       greeting_text=self.ext.greeting_text, language=self.ext.language),
-            speaker=self.speaker, media_rate=self.codec.sample_rate, stt=self.engine.stt,
+            speaker=self.speaker, media_rate=self.codec.sample_rate, stt=self.engine.stt_for(self.ext.language),
             tts=self.engine.voice(self.ext.language),
             answerer=self.engine.answerer, retriever=self.engine.retriever,
             greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate), since_answer=self._since_answer,

@@ -42,8 +42,9 @@ class CallTracker:
     def __init__(self, cdr: CdrWriter, recordings_dir: Path,
                  spawn: Callable[[asyncio.Future | object], object],
                  publish: Callable[..., None] | None = None,
-                 finished: Callable[[str, bool], Awaitable[None]] | None = None,
-                 keys: Keyring | None = None) -> None:
+                 finished: Callable[[CallRecord, dict | None], Awaitable[None]] | None = None,
+                 keys: Keyring | None = None,
+                 answered: Callable[[CallRecord, str], None] | None = None) -> None:
         self.cdr = cdr
         self.keys = keys  # None: recordings and transcripts stay in clear
         if keys is None:
@@ -57,6 +58,7 @@ class CallTracker:
         self._spawn = spawn
         self._publish = publish or (lambda event_type, call_id, **data: None)
         self._on_finished = finished
+        self._on_answered = answered  # a phone answered (the callee's channel id): live transcript
         self.finished = 0
         self.finishing = 0  # calls whose files and CDR line are being written
 
@@ -114,6 +116,8 @@ class CallTracker:
             record.answered_by = peer.endpoint if peer else None
             record.recording_dir = str(self.recordings_dir / record.call_id)
             self._publish("call.answered", call_id=record.call_id, answered_by=record.answered_by, ai=False)
+            if self._on_answered is not None and peer is not None:
+                self._on_answered(record, peer.id)
         self.cdr.journal(record)
 
     def _on_ChannelHangupRequest(self, event: AriEvent, channel: Channel) -> None:
@@ -122,7 +126,7 @@ class CallTracker:
             return
         if channel.id == record.call_id:
             record.hangup_by = "caller"
-        elif channel.id in record.legs and not channel.name.startswith("UnicastRTP/"):
+        elif channel.id in record.legs and not channel.name.startswith(("UnicastRTP/", "Snoop/")):
             record.hangup_by = "callee"
 
     def _on_ChannelDestroyed(self, event: AriEvent, channel: Channel) -> None:
@@ -141,6 +145,10 @@ class CallTracker:
         self._sessions_open.add(call_id)
         self.calls[call_id].ai_handled = True
         self.cdr.journal(self.calls[call_id])
+
+    def transcription_started(self, call_id: str) -> None:
+        """A live transcript of this phone-to-phone call runs: its files wait for it (bounded)."""
+        self._sessions_open.add(call_id)
 
     def session_finished(self, call_id: str, report: dict) -> None:
         self._sessions_open.discard(call_id)
@@ -175,7 +183,7 @@ class CallTracker:
         report = self._reports.pop(call_id, None)
         if record.recording_dir:
             directory = Path(record.recording_dir)
-            if report is None:
+            if not record.ai_handled:  # Asterisk's MixMonitor recorded it (a live transcript or not)
                 await _mixmonitor_done(directory)
             try:
                 await asyncio.to_thread(write_call_files, directory, record, (report or {}).get("turns", []),
@@ -192,8 +200,7 @@ class CallTracker:
             self.finished += 1
             self._publish("call.ended", call_id=record.call_id, cdr=record.to_cdr())
             if self._on_finished is not None:
-                turns = (report or {}).get("turns") or []
-                await self._on_finished(call_id, any(t.get("text") for t in turns))
+                await self._on_finished(record, report)
             log.info("call %s ended: %s (%s -> %s, ai=%s)", call_id, record.termination_reason,
                      record.caller, record.callee, record.ai_handled)
 

@@ -1,4 +1,9 @@
-"""Build the configured generative language model from an environment mapping.
+"""Build the configured providers from an environment mapping: the language model and the recogniser.
+
+``AIPBX_STT`` names the recogniser family (``local``, ``google``, ``openai``); offline, the model is
+chosen per call language (``AIPBX_STT_MODEL`` for English, ``AIPBX_STT_MODEL_KO`` for Korean). The
+ARI app (conversations, live transcripts) and the worker (transcripts after the call) build theirs
+here.
 
 ``AIPBX_LLM`` names the family: ``local`` (no generative model: ``None``),
 ``gemini`` or ``openai`` (any OpenAI-compatible server, e.g. a local Ollama
@@ -16,12 +21,86 @@ from typing import Final
 from ariapp.errors import ConfigError
 from ariapp.providers.base import LanguageModel
 
-__all__ = ["LLM_ENV_NAMES", "LLM_PROVIDERS", "build_llm", "require_env"]
+__all__ = ["LLM_ENV_NAMES", "LLM_PROVIDERS", "STT_ENV_NAMES", "build_llm", "build_stt", "require_env",
+           "stt_model"]
 
 LLM_PROVIDERS: Final = ("local", "gemini", "openai")
 #: Every variable :func:`build_llm` may read (processes copy just these from their environment).
 LLM_ENV_NAMES: Final = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "AIPBX_GEMINI_MODEL", "AIPBX_GEMINI_BASE_URL",
                         "OPENAI_API_KEY", "AIPBX_OPENAI_BASE_URL", "AIPBX_OPENAI_MODEL")
+
+
+#: Every variable :func:`build_stt` may read.
+STT_ENV_NAMES: Final = ("AIPBX_STT", "AIPBX_STT_MODEL", "AIPBX_STT_MODEL_KO", "AIPBX_MODEL_CACHE",
+                        "GOOGLE_APPLICATION_CREDENTIALS", "AIPBX_GOOGLE_API_KEY", "AIPBX_GOOGLE_ENDPOINT",
+                        "AIPBX_GOOGLE_STT_MODEL", "OPENAI_API_KEY", "AIPBX_OPENAI_BASE_URL", "AIPBX_OPENAI_STT_MODEL")
+
+
+def stt_model(env: Mapping[str, str], language: str) -> str:
+    """The offline recogniser of ``language``: ``AIPBX_STT_MODEL_KO`` (default ``base``, multilingual)
+    for Korean, ``AIPBX_STT_MODEL`` (default ``tiny.en``) otherwise."""
+    if language.startswith("ko"):
+        return env.get("AIPBX_STT_MODEL_KO") or "base"
+    return env.get("AIPBX_STT_MODEL") or "tiny.en"
+
+
+def check_stt_languages(env: Mapping[str, str], languages: tuple[str, ...]) -> None:
+    """Refuse an English-only offline recogniser for Korean calls (every turn would fail).
+
+    Raises:
+        ConfigError: names the setting to change.
+    """
+    if (env.get("AIPBX_STT") or "local") != "local" or not any(lang.startswith("ko") for lang in languages):
+        return
+    model = stt_model(env, "ko-KR")
+    if model.rstrip("/").endswith(".en"):
+        raise ConfigError(f"AIPBX_STT_MODEL_KO={model} only understands English, but ko-KR extensions need a "
+                          "Korean-capable recogniser: set AIPBX_STT_MODEL_KO=base (or another multilingual model)")
+
+
+def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "conversation"):
+    """The recogniser for calls in ``language``.
+
+    ``lane="transcript"`` (offline only) is a single-threaded model on a worker thread at the lowest
+    CPU priority: it writes calls down without taking the CPU from a caller waiting for an answer.
+
+    Raises:
+        ConfigError: Unknown family or a missing key (the message names the variable).
+        ProviderUnavailable: The model package or the vendor SDK is not installed.
+    """
+    provider = env.get("AIPBX_STT") or "local"
+    if provider == "local":
+        from pathlib import Path
+
+        from ariapp.providers.local import WhisperSTT
+        from ariapp.providers.local.workers import worker
+
+        cache = env.get("AIPBX_MODEL_CACHE")
+        common = {"model": stt_model(env, language), "cache_dir": Path(cache) if cache else None}
+        if lane == "transcript":
+            return WhisperSTT(**common, cpu_threads=1, executor=worker("whisper-transcript", nice=19),
+                              timeout_s=120.0)
+        return WhisperSTT(**common)
+    if provider == "google":
+        from ariapp.providers.google import GoogleStreamingSTT, GoogleSTT
+
+        streaming = GoogleStreamingSTT(**google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None,
+                                       model=env.get("AIPBX_GOOGLE_STT_MODEL", "telephony"))
+        return GoogleSTT(streaming)
+    if provider == "openai":
+        from ariapp.providers.openai import OpenAISTT
+
+        base_url = env.get("AIPBX_OPENAI_BASE_URL")
+        return OpenAISTT(api_key=require_env(env, "OPENAI_API_KEY"), **({"base_url": base_url} if base_url else {}),
+                         model=env.get("AIPBX_OPENAI_STT_MODEL", "gpt-4o-mini-transcribe"))
+    raise ConfigError(f"AIPBX_STT must be one of local, google, openai, not {provider!r}")
+
+
+def google_auth(env: Mapping[str, str]) -> dict:
+    """A service-account file (``GOOGLE_APPLICATION_CREDENTIALS``) or an API key (``AIPBX_GOOGLE_API_KEY``)."""
+    if env.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return {"credentials_file": env["GOOGLE_APPLICATION_CREDENTIALS"]}
+    return {"api_key": require_env(env, "AIPBX_GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")}
 
 
 def require_env(env: Mapping[str, str], *names: str) -> str:

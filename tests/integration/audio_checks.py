@@ -93,9 +93,9 @@ async def greeted(phone, ext: str):
     return call
 
 
-async def ask(phones, ext: str, question: str) -> str:
+async def ask(phones, ext: str, question: str, caller: str = "1001") -> str:
     """Call ``ext`` (not registered: the AI answers at once), ask by voice, return what was heard."""
-    async with phones("1001") as caller:
+    async with phones(caller) as caller:
         call = await greeted(caller, ext)
         asked_at = len(call.received_audio())
         await call.play_and_wait(await speech(question))

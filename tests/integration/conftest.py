@@ -44,16 +44,22 @@ class Pbx:
 
 @pytest.fixture(scope="session")
 def pbx(tmp_path_factory) -> Pbx:
+    import redis
+    from django.conf import settings
+
+    from ariapp.events import stream_name
+
     cfg = scratch_config(f"test{os.getpid()}", tmp_path_factory.mktemp("pbx"), ring_seconds=RING_SECONDS)
+    # After each call the ARI app hands it to the worker (transcript, learning) on this session's own
+    # queue of the test broker; nothing consumes it unless a test starts a worker (test_learning.py).
+    cfg.extra_env.update({"AIPBX_EXTRACT_AFTER_CALL": "1", "AIPBX_CELERY_QUEUE": f"aipbx-{cfg.name}",
+                          "AIPBX_CELERY_BROKER_URL": settings.CELERY_BROKER_URL})
     asterisk = Asterisk(cfg)
     asterisk.start()
     yield Pbx(cfg, asterisk)
     asterisk.stop()
-    import redis
-
-    from ariapp.events import stream_name
-
     redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(stream_name(cfg.name))
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(cfg.extra_env["AIPBX_CELERY_QUEUE"])
 
 
 @pytest.fixture(scope="session")

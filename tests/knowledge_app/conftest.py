@@ -25,7 +25,18 @@ from webconsole.settings.env import database_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 30.0
 
-#: An AI-handled call to 1002: the caller leaves facts, the AI only repeats them.
+#: A phone-to-phone call to 1002: its owner (the callee) states facts; the caller says things that look
+#: like facts but are the caller's own, never 1002's knowledge.
+PHONE_CALL_TURNS = [
+    {"t": 0.5, "end": 4.0, "speaker": "caller",
+     "text": "Hi, this is Alex from Acme. Our office moves to building 7 next Monday."},
+    {"t": 4.4, "end": 12.0, "speaker": "callee",
+     "text": "Thanks Alex. The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2. "
+             "Please call me back at 010-1234-5678."},
+    {"t": 12.5, "end": 14.0, "speaker": "caller", "text": "Great, thank you."},
+]
+
+#: An AI-handled call to 1002: the caller leaves a message (call notes), the AI only repeats it.
 AI_CALL_TURNS = [
     {"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant of Jiyoung Lee. How can I help you?"},
     {"t": 6.5, "speaker": "caller", "text": "Hi, this is Alex from Acme. The delivery will arrive tomorrow at "

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from knowledge.actions import do_set_status, get_retriever
+from knowledge.actions import get_retriever
 from knowledge.extraction import LlmJudge, RuleJudge, Turn, parse_judgement
-from knowledge.models import Category, ExtractionRun, KnowledgeItem, Source, Status
+from knowledge.models import Category, ExtractionRun, KnowledgeItem, LearningPolicy, Source, Status
 from knowledge.tasks import MAX_TRANSCRIPT_BYTES, extract_knowledge_task, run_extraction
-from tests.knowledge_app.conftest import AI_CALL_TURNS, write_call
+from tests.knowledge_app.conftest import AI_CALL_TURNS, PHONE_CALL_TURNS, write_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,32 +34,67 @@ class FakeLanguageModel:
             yield self.answer[start : start + 7]
 
 
-def test_ai_call_gives_pending_items_with_provenance(knowledge_settings: Path) -> None:
-    # given
-    write_call(knowledge_settings, "call-1", AI_CALL_TURNS)
+def test_the_owners_sure_facts_are_published_with_provenance_and_the_callers_words_are_not(
+        knowledge_settings: Path) -> None:
+    # given a phone call where 1002's owner states facts and the caller states their own
+    write_call(knowledge_settings, "call-1", PHONE_CALL_TURNS)
     # when
     summary = extract_knowledge_task.apply(args=["call-1"]).get()
-    # then
+    # then only what the callee said is 1002's knowledge
     assert summary["status"] == "done" and summary["items_created"] == 2
     items = list(KnowledgeItem.objects.order_by("pk"))
     assert [i.text for i in items] == [
         "The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2.",
         "Please call me back at [phone …5678].",  # masked before it reached the judge (issue 7)
     ]
+    assert not KnowledgeItem.objects.filter(text__icontains="building 7").exists()
     delivery, callback = items
-    assert {i.status for i in items} == {Status.PENDING} and {i.source for i in items} == {Source.CALL}
+    assert {i.source for i in items} == {Source.CALL} and {i.source_speaker for i in items} == {"callee"}
     assert delivery.owner == "1002" and delivery.source_call_id == "call-1"
-    assert delivery.source_speaker == "caller" and delivery.source_span == {"start_s": 6.5, "end_s": 14.0}
+    assert delivery.source_span == {"start_s": 4.4, "end_s": 12.0}  # where in the call the owner said it
     assert delivery.category == Category.APPOINTMENT and callback.category == Category.INSTRUCTION
-    assert delivery.confidence >= 0.7 and "tomorrow" in delivery.keywords
-    # pending items are not searchable; approving one makes it so
-    assert get_retriever().store.count("1002") == 0
-    do_set_status(delivery.pk, Status.APPROVED)
+    assert "tomorrow" in delivery.keywords
+    # sure facts (confidence >= 0.8, the default policy) are published at once: callers can be told
+    assert delivery.confidence >= 0.8 and delivery.status == Status.APPROVED
     assert asyncio.run(get_retriever().search("1002", "When does the delivery come?")).passages[0].id == str(
         delivery.pk)
     # re-running the task creates nothing new
     assert run_extraction("call-1")["items_created"] == 2
     assert KnowledgeItem.objects.count() == 2 and ExtractionRun.objects.count() == 1
+
+
+def test_less_sure_facts_wait_for_review_and_the_policy_decides(knowledge_settings: Path) -> None:
+    turns = [{"t": 0.0, "end": 3.0, "speaker": "callee", "text": "Room 301 is on the third floor."}]
+    write_call(knowledge_settings, "unsure", turns)
+    assert run_extraction("unsure")["items_created"] == 1
+    room = KnowledgeItem.objects.get()
+    assert 0.7 <= room.confidence < 0.8 and room.status == Status.PENDING
+    assert get_retriever().store.count("1002") == 0  # pending items are not searchable
+    # an owner who publishes nothing unseen: even a sure fact waits
+    LearningPolicy.objects.create(owner="1002", auto_publish=False)
+    write_call(knowledge_settings, "reviewed", PHONE_CALL_TURNS)
+    run_extraction("reviewed")
+    assert set(KnowledgeItem.objects.filter(source_call_id="reviewed").values_list("status", flat=True)) == {
+        Status.PENDING}
+
+
+def test_an_owner_who_turned_learning_off_teaches_nothing(knowledge_settings: Path) -> None:
+    LearningPolicy.objects.create(owner="1002", learning=False)
+    write_call(knowledge_settings, "off", PHONE_CALL_TURNS)
+    summary = run_extraction("off")
+    assert summary["status"] == "skipped" and "learning is off" in summary["reason"]
+    assert not KnowledgeItem.objects.exists()
+
+
+def test_an_ai_call_leaves_the_callers_message_as_notes_never_as_facts(knowledge_settings: Path) -> None:
+    write_call(knowledge_settings, "ai-call", AI_CALL_TURNS)
+    summary = run_extraction("ai-call")
+    assert summary["status"] == "skipped" and summary["items_created"] == 0
+    assert not KnowledgeItem.objects.exists()
+    assert ExtractionRun.objects.get(call_id="ai-call").notes == [
+        "The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2.",
+        "Please call me back at [phone …5678].",
+    ]
 
 
 def test_korean_callee_utterances_are_proposed(knowledge_settings: Path) -> None:
@@ -76,7 +111,7 @@ def test_korean_callee_utterances_are_proposed(knowledge_settings: Path) -> None
 
 
 def test_run_killed_midway_reruns_without_duplicates(knowledge_settings: Path) -> None:
-    write_call(knowledge_settings, "call-2", AI_CALL_TURNS)
+    write_call(knowledge_settings, "call-2", PHONE_CALL_TURNS)
     ExtractionRun.objects.create(call_id="call-2")  # a worker died after creating its run row
     assert run_extraction("call-2")["items_created"] == 2
     assert KnowledgeItem.objects.count() == 2
@@ -114,23 +149,31 @@ def test_bad_transcripts_fail_the_run_and_write_nothing(knowledge_settings: Path
 
 
 def test_malformed_llm_json_fails_the_run(knowledge_settings: Path) -> None:
-    write_call(knowledge_settings, "call-llm", AI_CALL_TURNS)
+    write_call(knowledge_settings, "call-llm", PHONE_CALL_TURNS)
     llm = FakeLanguageModel('Sure! {"is_useful": true, "confidence": 0.9, "extracted_info": [')
     summary = run_extraction("call-llm", judge=LlmJudge(llm))
     assert summary["status"] == "failed" and "not valid JSON" in summary["reason"]
     assert not KnowledgeItem.objects.exists()
+    # the model reads the whole call, labelled by speaker, and is told whose words are knowledge
     assert "통화 내용:" in llm.prompts[0] and "[caller] Hi, this is Alex" in llm.prompts[0]
+    assert "[callee] Thanks Alex." in llm.prompts[0] and "only facts the callee stated" in llm.prompts[0]
 
 
-def test_llm_judgement_is_stored_as_pending(knowledge_settings: Path) -> None:
-    write_call(knowledge_settings, "call-llm2", AI_CALL_TURNS)
+def test_llm_judgement_keeps_only_what_the_owner_said(knowledge_settings: Path) -> None:
+    write_call(knowledge_settings, "call-llm2", PHONE_CALL_TURNS)
     answer = {"is_useful": True, "confidence": 0.85, "reason": "delivery time",
-              "extracted_info": [{"text": "Acme delivers tomorrow at 9 a.m. to the lobby of building 2.",
-                                  "category": "약속", "keywords": ["delivery", "Acme"]}]}
+              "extracted_info": [
+                  {"text": "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
+                   "category": "약속", "keywords": ["delivery"], "speaker": "callee"},
+                  # the model claims the caller's news for the owner: its words are the caller's
+                  {"text": "Acme's office moves to building 7 next Monday.", "category": "정보", "speaker": "callee"},
+                  {"text": "Alex is from Acme.", "category": "기타", "speaker": "caller"}],
+              "call_notes": []}
     summary = run_extraction("call-llm2", judge=LlmJudge(FakeLanguageModel("```json\n" + json.dumps(answer) + "\n```")))
     assert summary == {"call_id": "call-llm2", "status": "done", "items_created": 1, "reason": "delivery time"}
     item = KnowledgeItem.objects.get()
-    assert (item.category, item.confidence, item.source_speaker) == (Category.APPOINTMENT, 0.85, "caller")
+    assert (item.category, item.confidence, item.source_speaker) == (Category.APPOINTMENT, 0.85, "callee")
+    assert item.status == Status.APPROVED  # 0.85 >= the default publishing threshold
 
 
 @pytest.mark.parametrize("answer", ['{"is_useful": "yes", "confidence": 0.5}', '{"is_useful": true, "confidence": 2}',
@@ -160,14 +203,14 @@ def test_a_sealed_call_is_read_with_the_master_keys(knowledge_settings: Path, se
 
     # given the call's metadata sealed at rest, as the ARI app leaves it
     keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
-    sealing.seal_directory(write_call(knowledge_settings, "sealed-call", AI_CALL_TURNS).parent, keys)
+    sealing.seal_directory(write_call(knowledge_settings, "sealed-call", PHONE_CALL_TURNS).parent, keys)
     assert not (knowledge_settings / "sealed-call" / "metadata.json").exists()
     # when the worker has the key, extraction works as on a clear file
     settings.AIPBX_RECORDINGS_KEYRING = keys
     assert run_extraction("sealed-call")["items_created"] == 2
     # and without it the run fails with the reason, writing nothing
     settings.AIPBX_RECORDINGS_KEYRING = None
-    write_call(knowledge_settings, "sealed-2", AI_CALL_TURNS)
+    write_call(knowledge_settings, "sealed-2", PHONE_CALL_TURNS)
     sealing.seal_directory(knowledge_settings / "sealed-2", keys)
     summary = run_extraction("sealed-2")
     assert summary["status"] == "failed" and "cannot be decrypted" in summary["reason"]

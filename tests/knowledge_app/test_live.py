@@ -15,7 +15,7 @@ from knowledge.actions import do_set_status, get_retriever, reset_retriever
 from knowledge.models import ExtractionRun, KnowledgeItem, Status
 from knowledge.retrieval import ChromaServer
 from knowledge.tasks import extract_knowledge_task
-from tests.knowledge_app.conftest import AI_CALL_TURNS, write_call
+from tests.knowledge_app.conftest import PHONE_CALL_TURNS, write_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,12 +23,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_worker_extracts_a_call_end_to_end(knowledge_worker: Path) -> None:
     # given: the recorder wrote the call where the worker reads recordings
-    write_call(knowledge_worker, "worker-call-1", AI_CALL_TURNS)
+    write_call(knowledge_worker, "worker-call-1", PHONE_CALL_TURNS)
     # when
     summary = extract_knowledge_task.delay("worker-call-1").get(timeout=60)
     # then
     assert summary["status"] == "done" and summary["items_created"] == 2
-    assert KnowledgeItem.objects.filter(source_call_id="worker-call-1", status=Status.PENDING).count() == 2
+    assert KnowledgeItem.objects.filter(source_call_id="worker-call-1", source_speaker="callee").count() == 2
     # a second delivery of the same call is a no-op
     assert extract_knowledge_task.delay("worker-call-1").get(timeout=60)["items_created"] == 2
     assert KnowledgeItem.objects.count() == 2 and ExtractionRun.objects.get().status == "done"

@@ -24,15 +24,16 @@ from knowledge.tasks import default_judge, extract_knowledge_task, retry_delay, 
 from tests.fakes.gemini_http import FakeGemini, GeminiScript
 from tests.fakes.openai_http import FakeOpenAI, OpenAIScript
 from tests.fakes.threaded import ServerThread
-from tests.knowledge_app.conftest import AI_CALL_TURNS, spawn_worker, stop_worker, write_call
+from tests.knowledge_app.conftest import PHONE_CALL_TURNS, spawn_worker, stop_worker, write_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ANSWER = {"is_useful": True, "confidence": 0.88, "reason": "delivery time and call-back number",
           "extracted_info": [
-              {"text": "Acme delivers tomorrow at 9 a.m. to the lobby of building 2.", "category": "약속",
-               "keywords": ["delivery", "Acme"]},
-              {"text": "Call Alex from Acme back at 010-1234-5678.", "category": "지시", "keywords": ["Alex"]},
+              {"text": "The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2.", "category": "약속",
+               "keywords": ["delivery", "Acme"], "speaker": "callee"},
+              {"text": "Call the owner back at 010-1234-5678.", "category": "지시", "keywords": ["call back"],
+               "speaker": "callee"},
           ]}
 
 
@@ -59,13 +60,13 @@ def test_offline_by_default_llm_when_configured(settings: Any) -> None:
     assert isinstance(default_judge(), RuleJudge)
 
 
-def test_openai_judge_over_the_wire_stores_pending_items(knowledge_settings: Path,
+def test_openai_judge_over_the_wire_stores_the_owners_facts(knowledge_settings: Path,
                                                          openai_judge: ServerThread[FakeOpenAI]) -> None:
     # given
-    write_call(knowledge_settings, "llm-call", AI_CALL_TURNS)
+    write_call(knowledge_settings, "llm-call", PHONE_CALL_TURNS)
     # when
     summary = extract_knowledge_task.apply(args=["llm-call"]).get()
-    # then: the design's prompt went out, the design's JSON came back and became pending items
+    # then: the design's prompt went out, the design's JSON came back and became the owner's facts
     assert summary == {"call_id": "llm-call", "status": "done", "items_created": 2, "reason": ANSWER["reason"]}
     [request] = openai_judge.server.requests
     assert request.json["model"] == "judge-model" and request.json["temperature"] == 0.0
@@ -75,12 +76,12 @@ def test_openai_judge_over_the_wire_stores_pending_items(knowledge_settings: Pat
     assert [i.text for i in items] == [mask_pii(e["text"]) for e in ANSWER["extracted_info"]]
     assert "010-1234-5678" not in prompt and "[phone …5678]" in prompt  # masked before the model saw it
     assert [i.category for i in items] == [Category.APPOINTMENT, Category.INSTRUCTION]
-    assert {i.status for i in items} == {Status.PENDING} and {i.confidence for i in items} == {0.88}
-    assert items[0].keywords == ["delivery", "Acme"] and items[0].source_speaker == "caller"
+    assert {i.status for i in items} == {Status.APPROVED} and {i.confidence for i in items} == {0.88}
+    assert items[0].keywords == ["delivery", "Acme"] and items[0].source_speaker == "callee"
 
 
 def test_gemini_judge_over_the_wire(knowledge_settings: Path, settings: Any) -> None:
-    write_call(knowledge_settings, "gemini-call", AI_CALL_TURNS)
+    write_call(knowledge_settings, "gemini-call", PHONE_CALL_TURNS)
     answer = {"is_useful": True, "confidence": 0.8, "reason": "callback",
               "extracted_info": [{"text": "Alex asks for a call back at 010-1234-5678.", "category": "지시",
                                   "keywords": ["callback"]}]}
@@ -106,7 +107,7 @@ def test_gemini_judge_over_the_wire(knowledge_settings: Path, settings: Any) -> 
 )
 def test_malformed_llm_json_fails_the_run_without_retry_or_writes(
         knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI], answer: str, reason: str) -> None:
-    write_call(knowledge_settings, "bad-json", AI_CALL_TURNS)
+    write_call(knowledge_settings, "bad-json", PHONE_CALL_TURNS)
     openai_judge.server.script.deltas = pieces(answer)
     summary = extract_knowledge_task.apply(args=["bad-json"]).get()
     assert summary["status"] == "failed" and reason in summary["reason"]
@@ -119,7 +120,7 @@ def test_malformed_llm_json_fails_the_run_without_retry_or_writes(
 @pytest.mark.parametrize(("status", "reason"), [(401, "access refused"), (400, "request rejected")])
 def test_permanent_llm_errors_fail_at_once(knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI],
                                            status: int, reason: str) -> None:
-    write_call(knowledge_settings, "perm-call", AI_CALL_TURNS)
+    write_call(knowledge_settings, "perm-call", PHONE_CALL_TURNS)
     openai_judge.server.script.status = status
     summary = extract_knowledge_task.apply(args=["perm-call"]).get()
     assert summary["status"] == "failed" and reason in summary["reason"] and f"HTTP {status}" in summary["reason"]
@@ -128,7 +129,7 @@ def test_permanent_llm_errors_fail_at_once(knowledge_settings: Path, openai_judg
 
 def test_transient_llm_errors_give_up_after_the_configured_retries(
         knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI], settings: Any) -> None:
-    write_call(knowledge_settings, "down-call", AI_CALL_TURNS)
+    write_call(knowledge_settings, "down-call", PHONE_CALL_TURNS)
     settings.AIPBX_KNOWLEDGE_MAX_RETRIES = 2
     openai_judge.server.script.status = 503
     summary = extract_knowledge_task.apply(args=["down-call"]).get()  # apply() retries at once, no countdown
@@ -139,7 +140,7 @@ def test_transient_llm_errors_give_up_after_the_configured_retries(
 
 
 def test_missing_api_key_is_a_clear_failure(knowledge_settings: Path, settings: Any) -> None:
-    write_call(knowledge_settings, "nokey-call", AI_CALL_TURNS)
+    write_call(knowledge_settings, "nokey-call", PHONE_CALL_TURNS)
     settings.AIPBX_LLM, settings.AIPBX_LLM_ENV = "openai", {}
     summary = run_extraction("nokey-call")
     assert summary["status"] == "failed" and "OPENAI_API_KEY must be set" in summary["reason"]
@@ -157,7 +158,7 @@ def test_retry_delay_grows_exponentially_with_jitter_and_a_cap() -> None:
 def test_worker_retries_transient_llm_errors_with_backoff(knowledge_settings: Path, tmp_path: Path,
                                                           openai_judge: ServerThread[FakeOpenAI]) -> None:
     # given: the judge answers 503, then 429, then the JSON
-    write_call(knowledge_settings, "flaky-call", AI_CALL_TURNS)
+    write_call(knowledge_settings, "flaky-call", PHONE_CALL_TURNS)
     openai_judge.server.script.statuses = [503, 429]
     queue = f"kbllm-{uuid.uuid4().hex[:10]}"
     log_path = tmp_path / "worker.log"

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from knowledge.models import ExtractionRun, KnowledgeItem
 from knowledge.tasks import extract_knowledge_task
-from tests.knowledge_app.conftest import AI_CALL_TURNS, wait_until_finished, write_call
+from tests.knowledge_app.conftest import PHONE_CALL_TURNS, wait_until_finished, write_call
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -33,9 +33,9 @@ def test_command_reruns_failed_extractions_on_the_worker(knowledge_worker: Path)
     # given: two failed runs and a done one
     failed_run("retry-a")
     failed_run("retry-b")
-    write_call(knowledge_worker, "retry-done", AI_CALL_TURNS)
+    write_call(knowledge_worker, "retry-done", PHONE_CALL_TURNS)
     assert extract_knowledge_task.delay("retry-done").get(timeout=30)["status"] == "done"
-    write_call(knowledge_worker, "retry-a", AI_CALL_TURNS)
+    write_call(knowledge_worker, "retry-a", PHONE_CALL_TURNS)
     # when: only retry-a is asked for
     out = StringIO()
     call_command("retry_extractions", "--call-id", "retry-a", "--wait", "30", stdout=out, stderr=StringIO())
@@ -47,7 +47,7 @@ def test_command_reruns_failed_extractions_on_the_worker(knowledge_worker: Path)
     assert runs["retry-b"].status == "failed" and runs["retry-done"].items_created == 2
     assert KnowledgeItem.objects.count() == 2
     # when: no call id: every failed run
-    write_call(knowledge_worker, "retry-b", AI_CALL_TURNS, callee="1003")
+    write_call(knowledge_worker, "retry-b", PHONE_CALL_TURNS, callee="1003")
     out = StringIO()
     call_command("retry_extractions", "--wait", "30", stdout=out, stderr=StringIO())
     assert "queued 1 extraction run(s): retry-b" in out.getvalue() and "retry-b: done (2 item(s))" in out.getvalue()
@@ -63,7 +63,7 @@ def test_command_reruns_failed_extractions_on_the_worker(knowledge_worker: Path)
 
 
 def test_command_queues_a_call_that_never_ran(knowledge_worker: Path) -> None:
-    write_call(knowledge_worker, "never-ran", AI_CALL_TURNS)
+    write_call(knowledge_worker, "never-ran", PHONE_CALL_TURNS)
     out = StringIO()
     call_command("retry_extractions", "--call-id", "never-ran", "--wait", "30", stdout=out)
     assert "never-ran: done (2 item(s))" in out.getvalue()
@@ -72,7 +72,7 @@ def test_command_queues_a_call_that_never_ran(knowledge_worker: Path) -> None:
 def test_admin_action_reruns_the_selected_failed_runs(knowledge_worker: Path, admin_client: Any) -> None:
     # given
     first, second = failed_run("admin-a"), failed_run("admin-b")
-    write_call(knowledge_worker, "admin-a", AI_CALL_TURNS)
+    write_call(knowledge_worker, "admin-a", PHONE_CALL_TURNS)
     # when
     response = admin_client.post(reverse("admin:knowledge_extractionrun_changelist"),
                                  {"action": "retry", "_selected_action": [first.pk]}, follow=True)

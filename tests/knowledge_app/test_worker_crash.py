@@ -27,7 +27,7 @@ from knowledge.models import ExtractionRun, KnowledgeItem, Status
 from knowledge.tasks import extract_knowledge_task
 from tests.fakes.openai_http import FakeOpenAI, OpenAIScript
 from tests.fakes.threaded import ServerThread
-from tests.knowledge_app.conftest import AI_CALL_TURNS, spawn_worker, stop_worker, wait_until_finished, write_call
+from tests.knowledge_app.conftest import PHONE_CALL_TURNS, spawn_worker, stop_worker, wait_until_finished, write_call
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -35,9 +35,10 @@ VISIBILITY_TIMEOUT_S = 3.0
 STEP_TIMEOUT_S = 20.0
 ANSWER = {"is_useful": True, "confidence": 0.9, "reason": "a delivery time and a call-back number",
           "extracted_info": [
-              {"text": "Acme's delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
-               "category": "약속", "keywords": ["delivery", "Acme"]},
-              {"text": "Call Alex from Acme back at 010-1234-5678.", "category": "지시", "keywords": ["Alex"]},
+              {"text": "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
+               "category": "약속", "keywords": ["delivery", "Acme"], "speaker": "callee"},
+              {"text": "Call the owner back at 010-1234-5678.", "category": "지시", "keywords": ["call back"],
+               "speaker": "callee"},
           ]}
 
 
@@ -54,7 +55,7 @@ def test_worker_killed_mid_extraction_redelivers_without_duplicates(knowledge_se
     transport = {"visibility_timeout": VISIBILITY_TIMEOUT_S, "global_keyprefix": prefix}
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     log_path = tmp_path / "workers.log"
-    write_call(knowledge_settings, "crash-call", AI_CALL_TURNS)
+    write_call(knowledge_settings, "crash-call", PHONE_CALL_TURNS)
     with ServerThread(FakeOpenAI()) as fake:
         release = fake.new_event()
         fake.server.script = OpenAIScript(deltas=deltas(ANSWER), hold_chat=True, release=release)
@@ -89,7 +90,8 @@ def test_worker_killed_mid_extraction_redelivers_without_duplicates(knowledge_se
             assert len(fake.server.requests) == 2
             items = KnowledgeItem.objects.filter(owner="1002")
             assert sorted(i.text for i in items) == sorted(mask_pii(e["text"]) for e in ANSWER["extracted_info"])
-            assert {i.status for i in items} == {Status.PENDING} and {i.source_call_id for i in items} == {"crash-call"}
+            assert {i.status for i in items} == {Status.APPROVED}
+            assert {i.source_call_id for i in items} == {"crash-call"}
             assert ExtractionRun.objects.count() == 1
             # and the redelivered message is acknowledged (just after the run's commit: poll the broker)
             deadline = time.monotonic() + STEP_TIMEOUT_S

@@ -60,7 +60,8 @@ def test_built_in_defaults_without_a_defaults_section() -> None:
 
     assert ext is not None
     assert (ext.no_answer_timeout, ext.language) == (10, "en-US")
-    assert ext.greeting_text == "Hello, this is the AI assistant of Ann. How can I help you?"
+    assert ext.greeting_text == "Hello, this is the AI assistant of Ann. This call is recorded. How can I help you?"
+    assert ext.recording == "learn" and ext.recorded and ext.learns
 
 
 def test_greeting_text_substitutes_every_owner_placeholder() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
-from ariapp.engine import build_answerer, build_stt, build_tts
+from ariapp.engine import build_answerer, build_stts, build_tts
 from ariapp.errors import ConfigError
 from ariapp.settings import Settings
 
@@ -38,7 +38,7 @@ def test_a_missing_key_names_the_variable_to_set(env: dict[str, str], variable: 
         if "AIPBX_LLM" in env:
             build_answerer(s, merged)
         elif "AIPBX_STT" in env:
-            build_stt(s, merged)
+            build_stts(s, merged, ("en-US",))
         else:
             build_tts(s, merged, "ko-KR")
 
@@ -48,10 +48,36 @@ def test_cloud_families_are_built_with_their_keys_and_endpoints() -> None:
                       AIPBX_OPENAI_BASE_URL="http://127.0.0.1:9/v1", AIPBX_GOOGLE_API_KEY="g-key")
     answerer = build_answerer(s, env)
     assert isinstance(answerer, LlmAnswerer) and type(answerer.llm).__name__ == "OpenAIChatLLM"
-    assert type(build_stt(s, env)).__name__ == "GoogleSTT"
+    stts = build_stts(s, env, ("en-US", "ko-KR"))
+    assert type(stts["en-US"]).__name__ == "GoogleSTT" and stts["ko-KR"] is stts["en-US"]  # language per request
     assert type(build_tts(s, env, "en-US")).__name__ == "OpenAITTS"
 
 
 def test_an_unknown_provider_is_refused_at_start_up() -> None:
     with pytest.raises(ConfigError, match="AIPBX_LLM"):
         Settings.from_env({**BASE, "AIPBX_LLM": "gpt5-local"})
+
+
+def test_a_korean_extension_gets_a_korean_capable_recogniser_automatically() -> None:
+    s, env = settings()
+    stts = build_stts(s, env, ("en-US", "ko-KR"))
+    assert repr(stts["en-US"]) == "WhisperSTT(model='tiny.en', language=None)"
+    assert repr(stts["ko-KR"]) == "WhisperSTT(model='base', language=None)"
+    # one multilingual model serves both languages when it is the English one too
+    s, env = settings(AIPBX_STT_MODEL="base")
+    both = build_stts(s, env, ("en-US", "ko-KR"))
+    assert both["en-US"] is both["ko-KR"]
+
+
+def test_an_english_only_model_for_korean_calls_refuses_to_start_naming_the_setting() -> None:
+    s, env = settings(AIPBX_STT_MODEL_KO="tiny.en")
+    with pytest.raises(ConfigError, match="AIPBX_STT_MODEL_KO"):
+        build_stts(s, env, ("en-US", "ko-KR"))
+    assert set(build_stts(s, env, ("en-US",))) == {"en-US"}  # no Korean extension: nothing to refuse
+
+
+def test_the_transcript_lane_is_a_separate_low_priority_model() -> None:
+    s, env = settings()
+    talk, write = build_stts(s, env, ("en-US",))["en-US"], build_stts(s, env, ("en-US",), lane="transcript")["en-US"]
+    assert talk is not write
+    assert (talk.cpu_threads, write.cpu_threads) == (2, 1)

@@ -1,35 +1,78 @@
-"""After an AI call with a transcript, the extraction task is queued on the broker (real Redis)."""
+"""After a call: which task the worker gets (a pure decision), and that it reaches the broker (real Redis)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 
+import pytest
 import redis
 
-from ariapp.followup import EXTRACT_TASK, FollowUp
+from ariapp.cdr import CallRecord
+from ariapp.directory import Extension
+from ariapp.followup import EXTRACT_TASK, TRANSCRIBE_TASK, FollowUp, after_call
 
 REDIS = "redis://127.0.0.1:6379/0"
+LEARN = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "learn")
+RECORD_ONLY = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "record")
+OFF = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "off")
+SAID = [{"t": 1.0, "speaker": "callee", "text": "We open on Saturdays from ten to two."}]
 
 
-async def test_a_call_with_a_transcript_queues_extraction_by_task_name() -> None:
+def phone_call(answered: bool = True) -> CallRecord:
+    return CallRecord("c1", "1001", "1002", "2026-11-25T01:00:00+00:00",
+                      answer="2026-11-25T01:00:05+00:00" if answered else None,
+                      recording_dir="/rec/c1" if answered else None)
+
+
+def live(complete: bool) -> dict:
+    return {"turns": SAID, "extra": {"transcription": {"mode": "live", "complete": complete}}}
+
+
+@pytest.mark.parametrize(("record", "report", "ext", "expected"), [
+    # a phone call written down live and completely goes straight to learning, or nowhere
+    (phone_call(), live(True), LEARN, (EXTRACT_TASK, "live")),
+    (phone_call(), live(True), RECORD_ONLY, ("", "live")),
+    # anything less than a complete live transcript is transcribed from the recordings
+    (phone_call(), live(False), LEARN, (TRANSCRIBE_TASK, "post_call")),
+    (phone_call(), None, LEARN, (TRANSCRIBE_TASK, "post_call")),  # over budget, or the app restarted
+    (phone_call(), None, RECORD_ONLY, (TRANSCRIBE_TASK, "post_call")),
+    # nothing recorded: nothing to do
+    (phone_call(), None, OFF, ("", "none")),
+    (phone_call(answered=False), None, LEARN, ("", "none")),
+    (phone_call(), None, None, ("", "none")),
+])
+def test_what_the_worker_gets_after_a_phone_call(record, report, ext, expected) -> None:
+    assert after_call(record, report, ext) == expected
+
+
+def test_an_ai_call_with_words_is_read_for_notes_only_when_the_owner_learns() -> None:
+    ai = CallRecord("c2", "1001", "1002", "2026-11-25T01:00:00+00:00", answer="2026-11-25T01:00:10+00:00",
+                    ai_handled=True, recording_dir="/rec/c2")
+    spoken = {"turns": [{"t": 0, "speaker": "caller", "text": "Call me back."}]}
+    assert after_call(ai, spoken, LEARN) == (EXTRACT_TASK, "ai")
+    assert after_call(ai, spoken, RECORD_ONLY) == ("", "ai")
+    assert after_call(ai, {"turns": [{"t": 0, "speaker": "caller", "text": ""}]}, LEARN) == ("", "ai")
+
+
+async def test_tasks_reach_the_broker_by_name() -> None:
     queue = f"test-followup-{uuid.uuid4().hex}"
     client = redis.Redis.from_url(REDIS)
     try:
         followup = FollowUp(REDIS, queue)
-        await followup.call_finished("call-1", has_transcript=True)
-        await followup.call_finished("call-2", has_transcript=False)  # nothing to learn from
+        assert await followup.send(EXTRACT_TASK, "call-1")
+        assert await followup.send(TRANSCRIBE_TASK, "call-2")
         messages = [json.loads(m) for m in client.lrange(queue, 0, -1)]
     finally:
         client.delete(queue)
-    assert len(messages) == 1 and followup.sent == 1
-    headers = messages[0]["headers"]
-    assert headers["task"] == EXTRACT_TASK and "call-1" in headers["argsrepr"]
+    assert followup.sent == 2
+    assert sorted((m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages) == [
+        (EXTRACT_TASK, "['call-1']"), (TRANSCRIBE_TASK, "['call-2']")]
 
 
 async def test_a_broker_that_is_down_does_not_disturb_the_call() -> None:
     followup = FollowUp("redis://127.0.0.1:1/0", "nowhere")
     followup._celery.conf.broker_connection_max_retries = 0
     followup._celery.conf.broker_connection_retry = False
-    await followup.call_finished("call-1", has_transcript=True)  # logs, does not raise
+    assert await followup.send(EXTRACT_TASK, "call-1") is False  # logs, does not raise
     assert followup.sent == 0

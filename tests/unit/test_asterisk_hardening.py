@@ -208,8 +208,8 @@ def test_no_dangerous_functions_from_outside_the_dialplan(rendered) -> None:
 
 
 # --- the dialplan: dial targets come from the extensions file, never from a variable -------------------
-SAFE_VARIABLES = {"EXTEN", "ARG1", "ARG2", "UNIQUEID", "DIALSTATUS", "STASISSTATUS", "AIPBX_CALL_ID",
-                  "AIPBX_APP", "AIPBX_RECDIR", "AIPBX_MAX_CALL"}
+SAFE_VARIABLES = {"EXTEN", "ARG1", "ARG2", "ARG3", "ARG4", "UNIQUEID", "DIALSTATUS", "STASISSTATUS",
+                  "AIPBX_CALL_ID", "AIPBX_APP", "AIPBX_RECDIR", "AIPBX_SOUNDS", "AIPBX_MAX_CALL", "DEVICE_STATE"}
 
 
 def dialplan(files: dict[str, str]) -> dict[str, list[tuple[str, str]]]:

@@ -253,8 +253,8 @@ def test_smuggled_tags_cannot_open_a_second_context_or_caller_block() -> None:
 # continue, dial, move, snoop, externalMedia to a foreign host...); each takes ids the app made itself.
 ARI_ALLOWED = {"answer", "hangup", "get_channel", "list_channels", "get_variable", "external_media", "play",
                "start_moh", "stop_moh", "create_bridge", "add_to_bridge", "destroy_bridge", "list_bridges",
-               "application", "ping", "request", "run_events", "close"}
-FORBIDDEN = re.compile(r"originate|redirect|continue|/dial|/move|snoop|transfer|/variable.*POST", re.IGNORECASE)
+               "application", "ping", "request", "run_events", "close", "snoop"}
+FORBIDDEN = re.compile(r"originate|redirect|continue|/dial|/move|transfer|/variable.*POST", re.IGNORECASE)
 
 
 def test_the_ari_client_offers_no_call_moving_operation() -> None:
@@ -281,8 +281,18 @@ def test_no_ariapp_code_asks_ari_to_originate_redirect_or_continue() -> None:
     assert not [p for p in paths if FORBIDDEN.search(p)]
     for src in sources:
         text = src.read_text(encoding="utf-8")
-        assert not re.search(r"/channels/(create|\{[^}]*\}/(redirect|continue|dial|move|snoop))|"
+        assert not re.search(r"/channels/(create|\{[^}]*\}/(redirect|continue|dial|move))|"
                              r"[\"']/channels[\"']\s*,\s*params", text), src
+
+
+def test_snooping_only_listens_and_only_the_live_transcript_does_it() -> None:
+    # A snoop channel writes a phone-to-phone call down (issue: learn from every call). It may only
+    # hear: whisper=none always, and nothing but the transcriber (no model text reaches it) asks for one.
+    client = (REPO / "ariapp" / "ari" / "client.py").read_text(encoding="utf-8")
+    assert '"whisper": "none"' in client and "whisper: str" not in client
+    callers = [src.relative_to(REPO).as_posix() for src in sorted((REPO / "ariapp").rglob("*.py"))
+               if ".snoop(" in src.read_text(encoding="utf-8")]
+    assert callers == ["ariapp/calls/transcriber.py"]
 
 
 def test_the_conversation_layer_cannot_reach_ari() -> None:

@@ -170,7 +170,7 @@ def test_rtp_is_strict_and_uses_the_standard_port_range(tmp_path: Path) -> None:
 
 
 def ring_seconds_by_extension(extensions_conf: str) -> dict[str, int]:
-    return {ext: int(sec) for ext, sec in re.findall(r"Gosub\(aipbx-call,s,1\((\d+),(\d+)\)\)", extensions_conf)}
+    return {ext: int(sec) for ext, sec in re.findall(r"Gosub\(aipbx-call,s,1\((\d+),(\d+),", extensions_conf)}
 
 
 def test_dialplan_rings_each_extension_for_its_own_timeout(tmp_path: Path) -> None:
@@ -181,6 +181,27 @@ def test_dialplan_rings_each_extension_for_its_own_timeout(tmp_path: Path) -> No
     assert ring_seconds_by_extension(dialplan) == {"1001": 10, "1002": 10, "1003": 15, "1004": 10}
     for ext in EXTS:
         assert f"exten => {ext},1,Set(__AIPBX_CALL_ID=${{UNIQUEID}})" in dialplan
+
+
+def test_recorded_extensions_play_the_notice_in_their_language_and_unrecorded_ones_skip_it(tmp_path: Path) -> None:
+    # given 1001 records in English, 1002 in Korean, 1003 records nothing; no English notice text
+    cfg = config(tmp_path, 2)
+    cfg.directory = parse_directory({
+        "recording_notice": {"en-US": "", "ko-KR": "이 통화는 녹음됩니다."},
+        "extensions": [{"ext": "1001", "owner": "A"}, {"ext": "1002", "owner": "B", "language": "ko-KR"},
+                       {"ext": "1003", "owner": "C", "recording": "off", "language": "ko-KR"}]})
+    # when
+    plan = {path.name: path.read_text() for path in render(cfg, tmp_path / "etc")}["extensions.conf"]
+    # then each extension passes its mode and the notice to play (none in English: its text is empty)
+    calls = dict(re.findall(r"Gosub\(aipbx-call,s,1\((\d+),\d+,(\w+,[\w-]*)\)\)", plan))
+    assert calls == {"1001": "learn,", "1002": "learn,recording-notice-ko-KR", "1003": "off,"}
+    # and an unrecorded call is dialled without MixMonitor, a recorded one with it after the notice
+    body = plan.split("[aipbx-call]", 1)[1].split("[aipbx-record]", 1)[0]
+    assert "Playback(${AIPBX_SOUNDS}/${ARG4},noanswer)" in body and "Progress()" in body
+    assert '"${DEVICE_STATE(PJSIP/${ARG1})}" = "UNAVAILABLE"' in body  # unregistered: the AI answers at once
+    assert "(unrecorded),Dial(PJSIP/${ARG1},${ARG2})" in body
+    assert body.index("Playback(") < body.index("U(aipbx-record")
+    assert f"AIPBX_SOUNDS = {cfg.sounds_for_asterisk}" in plan
 
 
 def test_no_answer_override_replaces_every_timeout(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from knowledge.actions import reset_retriever
 from knowledge.extraction import LlmJudge
-from knowledge.models import KnowledgeItem
+from knowledge.models import ExtractionRun, KnowledgeItem
 from knowledge.tasks import run_extraction
 from tests.web.calls_factory import event, make_user
 from webconsole.calls.ingest import apply_event
@@ -21,12 +21,13 @@ from webconsole.hitl import actions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# A phone call where the owner (callee) says numbers that must never reach a model or the knowledge base.
 TURNS = [
-    {"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant of Jiyoung Lee."},
-    {"t": 5.0, "speaker": "caller", "text": "Please call me back tomorrow at 010-9876-5432 about the invoice. "
+    {"t": 0.0, "speaker": "caller", "text": "Hello Jiyoung, it's about the invoice."},
+    {"t": 5.0, "speaker": "callee", "text": "Please call me back tomorrow at 010-9876-5432 about the invoice. "
                                            "My card number is 4111 1111 1111 1111, please charge the deposit "
                                            "on Monday."},
-    {"t": 9.0, "speaker": "caller", "text": "제 번호는 공일공 일이삼사 오육칠팔이에요, 내일 오전에 전화 주세요."},
+    {"t": 9.0, "speaker": "callee", "text": "제 번호는 공일공 일이삼사 오육칠팔이에요, 내일 오전에 전화 주세요."},
 ]
 SECRETS = ("9876", "4111", "1111 1111", "일이삼사", "1234")
 
@@ -43,9 +44,9 @@ def memory_knowledge(settings: Any, tmp_path: Path) -> Iterator[Path]:
     reset_retriever()
 
 
-def write_call(root: Path, call_id: str) -> None:
+def write_call(root: Path, call_id: str, turns: list[dict] = TURNS) -> None:
     (root / call_id).mkdir()
-    meta = {"call": {"call_id": call_id, "caller": "01098765432", "callee": "1002", "billsec": 12.0}, "turns": TURNS}
+    meta = {"call": {"call_id": call_id, "caller": "01098765432", "callee": "1002", "billsec": 12.0}, "turns": turns}
     (root / call_id / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
 
@@ -61,6 +62,21 @@ def test_a_transcript_with_a_phone_and_a_card_number_gives_knowledge_without_the
     assert "[phone …5432]" in stored and "[card]" in stored and "[phone …5678]" in stored
     for secret in SECRETS:
         assert secret not in stored
+
+
+def test_an_ai_calls_notes_keep_the_callers_message_without_the_numbers(memory_knowledge: Path) -> None:
+    # given the same words said by a caller to the AI: they are notes, not the owner's knowledge
+    said_to_ai = [{"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant of Jiyoung Lee."},
+                  *({**turn, "speaker": "caller"} for turn in TURNS[1:])]
+    write_call(memory_knowledge, "pii-notes", said_to_ai)
+    # when
+    run_extraction("pii-notes")
+    # then
+    notes = " ".join(ExtractionRun.objects.get(call_id="pii-notes").notes)
+    assert not KnowledgeItem.objects.exists()
+    assert "[phone …5432]" in notes and "[card]" in notes
+    for secret in SECRETS:
+        assert secret not in notes
 
 
 class RecordingModel:

@@ -313,7 +313,7 @@ def test_hitl_events_carry_no_question_text(queued: list) -> None:
 def test_knowledge_extraction_with_items_emits_once(queued: list, settings: Any, tmp_path: Path) -> None:
     from knowledge.actions import reset_retriever
     from knowledge.tasks import run_extraction
-    from tests.knowledge_app.conftest import AI_CALL_TURNS, write_call
+    from tests.knowledge_app.conftest import PHONE_CALL_TURNS, write_call
 
     settings.AIPBX_KNOWLEDGE_STORE, settings.AIPBX_KNOWLEDGE_PREFIX = "memory", "kbwebhooks"
     settings.AIPBX_RECORDINGS_DIR = tmp_path
@@ -321,7 +321,7 @@ def test_knowledge_extraction_with_items_emits_once(queued: list, settings: Any,
     reset_retriever()
     try:
         endpoint("http://127.0.0.1:9/hook", events=["knowledge_extracted"])
-        write_call(tmp_path, "c-kb", AI_CALL_TURNS)
+        write_call(tmp_path, "c-kb", PHONE_CALL_TURNS)
         created = run_extraction("c-kb")["items_created"]
         run_extraction("c-kb")  # already done: nothing new
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 
 from webconsole.calls import live
-from webconsole.calls.models import Call, CallEvent, CallState, Turn
+from webconsole.calls.models import Call, CallEvent, CallState, TranscriptSource, Turn
 from webconsole.webhooks.actions import emit_call_event
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ def _answered(call: Call, event: Event, data: dict[str, Any]) -> None:
     call.answered_by = str(data.get("answered_by") or "")[:16]
     call.ai_handled = call.ai_handled or bool(data.get("ai"))
     call.state = CallState.AI if data.get("ai") else CallState.ANSWERED
+    if call.ai_handled:
+        call.transcript_source = TranscriptSource.AI
 
 
 def _state(call: Call, event: Event, data: dict[str, Any]) -> None:
@@ -143,8 +145,20 @@ def _ended(call: Call, event: Event, data: dict[str, Any]) -> None:
 def _transcript(call: Call, event: Event, data: dict[str, Any]) -> Turn | None:
     if not data.get("final"):
         return None  # interim text is shown live and kept as an event, not as a turn
+    if not call.ai_handled and call.transcript_source == "":
+        call.transcript_source = TranscriptSource.LIVE  # a phone call being written down as it happens
     return Turn.objects.create(call=call, event_id=event.event_id, t=_float(data.get("t")) or 0.0,
+                               end=_float(data.get("end")), confidence=_float(data.get("confidence")),
                                speaker=str(data.get("speaker") or "caller")[:16], text=str(data.get("text") or ""))
+
+
+def _transcription(call: Call, event: Event, data: dict[str, Any]) -> None:
+    """How the finished call's transcript is made: live (complete), or queued for the worker."""
+    mode = str(data.get("mode") or "")
+    if mode == "live":
+        call.transcript_source = TranscriptSource.LIVE
+    elif mode == "post_call" and call.transcript_source != TranscriptSource.POST_CALL:
+        call.transcript_source = TranscriptSource.QUEUED
 
 
 def _turn(call: Call, event: Event, data: dict[str, Any]) -> Turn:
@@ -179,6 +193,7 @@ _HANDLERS = {
     "call.started": _started,
     "call.answered": _answered,
     "call.ended": _ended,
+    "call.transcription": _transcription,
     "state": _state,
     "transcript": _transcript,
     "turn": _turn,

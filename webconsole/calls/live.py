@@ -52,12 +52,14 @@ def call_summary(call: Call) -> dict[str, Any]:
         "ended": call.ended.isoformat() if call.ended else None,
         "duration_s": call.duration_s,
         "hitl_status": call.hitl_status,
+        "transcript_source": call.transcript_source,
     }
 
 
 def turn_summary(turn: Turn) -> dict[str, Any]:
     return {
-        "id": turn.pk, "t": turn.t, "speaker": turn.speaker, "text": turn.text,
+        "id": turn.pk, "t": turn.t, "end": turn.end, "speaker": turn.speaker, "text": turn.text,
+        "confidence": turn.confidence,
         "interrupted": turn.interrupted, "unspoken": turn.unspoken,
         "latency_ms": turn.latency_ms, "retrieved": turn.retrieved,
     }

@@ -65,6 +65,15 @@ class HitlStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+class TranscriptSource(models.TextChoices):
+    NONE = "", "None"
+    AI = "ai", "The AI conversation"
+    LIVE = "live", "Live, during the call"
+    QUEUED = "queued", "Being transcribed after the call"
+    POST_CALL = "post_call", "After the call, from the recordings"
+    FAILED = "failed", "Transcription failed"
+
+
 class Call(models.Model):
     call_id = models.CharField(max_length=128, unique=True)
     caller = models.CharField(max_length=64, blank=True, default="")
@@ -87,6 +96,8 @@ class Call(models.Model):
     notes = models.TextField(blank=True, default="")
     follow_up = models.BooleanField(default=False)
     callback_number = models.CharField(max_length=32, blank=True, default="")
+    transcript_source = models.CharField(max_length=16, choices=TranscriptSource.choices, blank=True, default="",
+                                         help_text="How the call's transcript was made.")
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -122,13 +133,16 @@ class CallEvent(models.Model):
 
 
 class Turn(models.Model):
-    """One utterance of the conversation: the caller's question or the AI's reply as it was played."""
+    """One utterance: the caller's question or the AI's reply as it was played (AI calls), or what the
+    caller or the callee said (phone-to-phone calls, transcribed live or after the call)."""
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="turns")
     event_id = models.CharField(max_length=64, unique=True)
-    t = models.FloatField(help_text="Seconds since the AI answered.")
+    t = models.FloatField(help_text="Seconds since the call was answered (by the AI or a person).")
+    end = models.FloatField(null=True, blank=True, help_text="End of the utterance, seconds since the answer.")
     speaker = models.CharField(max_length=16)
     text = models.TextField(blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True, help_text="The recogniser's confidence, 0..1.")
     interrupted = models.BooleanField(default=False)
     unspoken = models.TextField(blank=True, default="")
     latency_ms = models.JSONField(default=dict, blank=True)

@@ -136,8 +136,18 @@ def call_detail(request: HttpRequest, call_id: str) -> HttpResponse:
     return render(request, "console/call_detail.html", {
         "call": call, "turns": turns, "form": form,
         "recordings": [name for name in RECORDINGS if _recording(call, name) is not None],
-        "metadata": _metadata(call),
+        "metadata": _metadata(call), **_learning(call),
     })
+
+
+def _learning(call: Call) -> dict:
+    """What the owner's knowledge learned from this call, and what the caller left as notes."""
+    from knowledge.models import ExtractionRun, KnowledgeItem, Source  # the knowledge app reads calls, not the reverse
+
+    run = ExtractionRun.objects.filter(call_id=call.call_id).first()
+    learned = list(KnowledgeItem.objects.filter(source=Source.CALL, source_call_id=call.call_id).order_by("pk"))
+    return {"run": run, "learned": learned, "notes": run.notes if run else [],
+            "excluded": run is not None and run.status == ExtractionRun.RunStatus.EXCLUDED}
 
 
 def _call_dir(call: Call) -> Path | None:

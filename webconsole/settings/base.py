@@ -175,6 +175,11 @@ AIPBX_LLM_ENV = {name: _os.environ[name] for name in (
     "GEMINI_API_KEY", "GOOGLE_API_KEY", "AIPBX_GEMINI_MODEL", "AIPBX_GEMINI_BASE_URL",
     "OPENAI_API_KEY", "AIPBX_OPENAI_BASE_URL", "AIPBX_OPENAI_MODEL") if _os.environ.get(name, "").strip()}
 AIPBX_KNOWLEDGE_JUDGE = _os.environ.get("AIPBX_KNOWLEDGE_JUDGE", "").strip() or "auto"
+# Transcripts after the call (webconsole.calls.tasks): the ARI app's recogniser family and models
+# (ariapp.providers.factory.build_stt reads these; AIPBX_STT_MODEL_KO serves ko-KR extensions).
+from ariapp.providers.factory import STT_ENV_NAMES as _STT_ENV_NAMES  # noqa: E402
+
+AIPBX_STT_ENV = {name: _os.environ[name] for name in _STT_ENV_NAMES if _os.environ.get(name, "").strip()}
 AIPBX_KNOWLEDGE_MAX_RETRIES = int(_os.environ.get("AIPBX_KNOWLEDGE_MAX_RETRIES", "").strip() or "5")
 AIPBX_KNOWLEDGE_RETRY_BACKOFF_S = float(_os.environ.get("AIPBX_KNOWLEDGE_RETRY_BACKOFF_S", "").strip() or "2")
 # With Redis, a task whose worker died (acks_late) goes back to its queue once it has been

@@ -99,7 +99,9 @@
       var li = el("li", "turn " + turn.speaker + (turn.interrupted ? " interrupted" : ""));
       li.id = "t" + turn.id;
       li.dataset.t = turn.t;
-      li.appendChild(el("span", "at", turn.t.toFixed(1) + " s"));
+      var at = el("a", "at", turn.t.toFixed(1) + " s");
+      at.href = "#t=" + turn.t;
+      li.appendChild(at);
       li.appendChild(document.createTextNode(" "));
       li.appendChild(el("b", "who", turn.speaker));
       li.appendChild(document.createTextNode(" "));
@@ -140,17 +142,18 @@
         state.textContent = stateText(msg.call);
         return;
       }
+      if (msg.type === "call.transcript") { location.reload(); return; }  // written after the call
       if (msg.type !== "call.event") return;
       state.textContent = stateText(msg.call);
       var ev = msg.event;
       if (msg.turn) { add(msg.turn); interim.textContent = ""; }
-      else if (ev.type === "transcript" && !ev.data.final) interim.textContent = "… " + ev.data.text;
+      else if (ev.type === "transcript" && !ev.data.final) interim.textContent = "… " + (ev.data.speaker || "caller") + ": " + ev.data.text;
       else if (ev.type === "retrieval" && lastCaller()) decorate(lastCaller(), ev.data.results, null);
       else if (ev.type === "latency" && lastCaller()) {
         var li = lastCaller(); var lat = li.querySelector(".latency"); if (lat) lat.remove();
         if (ev.data.first_rtp) li.appendChild(el("span", "latency", "answer after " + Math.round(ev.data.first_rtp) + " ms"));
       }
-      if (msg.call.state === "ended") {
+      if (msg.call.state === "ended" && document.body.dataset.callEnded !== "1") {
         state.textContent = "Ended";
         document.body.dataset.callEnded = "1";
         setTimeout(function () { location.reload(); }, 1500);  // recordings and outcome appear
@@ -160,20 +163,26 @@
 
   // A link like /calls/<id>/#t=6.5 (knowledge provenance) opens the recording at that moment and
   // marks the turn spoken then.
-  function seekToMoment() {
+  // A transcript line's time is a link to its moment: clicking it plays the recording from there.
+  function seekToMoment(opts) {
     var match = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);
     if (!match) return;
     var t = parseFloat(match[1]);
     var turns = document.querySelectorAll("#transcript li.turn");
     var best = null;
+    document.querySelectorAll("#transcript li.moment").forEach(function (li) { li.classList.remove("moment"); });
     turns.forEach(function (li) { if (parseFloat(li.dataset.t) <= t + 0.5) best = li; });
     if (best) { best.classList.add("moment"); best.scrollIntoView({block: "center"}); }
     var audio = document.querySelector('audio[data-recording="mixed"]');
-    if (audio) {
-      audio.preload = "metadata";
-      audio.addEventListener("loadedmetadata", function () { audio.currentTime = t; }, {once: true});
-      audio.load();
+    if (!audio) return;
+    function go() {
+      audio.currentTime = t;
+      if (opts && opts.play) audio.play().catch(function () {});  // a browser may refuse to autoplay
     }
+    if (audio.readyState >= 1) { go(); return; }
+    audio.preload = "metadata";
+    audio.addEventListener("loadedmetadata", go, {once: true});
+    audio.load();
   }
 
   window.AIPBX = {socket: socket, dashboard: dashboard, callView: callView, seekToMoment: seekToMoment, el: el};

@@ -1,0 +1,53 @@
+"""The recording notice callers hear before a recorded phone-to-phone call rings (§10.2).
+
+The dialplan plays ``<sounds dir>/recording-notice-<language>`` as early media; the ARI app writes
+those files at start-up with the voice of that language, so the notice sounds like the AI and
+follows ``recording_notice`` in ``asterisk/extensions.yaml``. A file is rewritten only when its text
+changed (the text it was made from is kept beside it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import wave
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+
+from ariapp.directory import notice_sound
+from ariapp.media.resample import resample
+
+RATE = 8000  # Asterisk's .wav format: 8 kHz, 16-bit, mono
+
+
+async def write_notice(directory: Path, language: str, text: str,
+                       synthesize: Callable[[], Awaitable[np.ndarray]], source_rate: int) -> Path:
+    """``<directory>/recording-notice-<language>.wav`` saying ``text``; returns its path."""
+    target = directory / f"{notice_sound(language)}.wav"
+    if not await asyncio.to_thread(_up_to_date, target, text):
+        pcm = resample(await synthesize(), source_rate, RATE)
+        await asyncio.to_thread(_write, target, text, pcm)
+    return target
+
+
+def _up_to_date(target: Path, text: str) -> bool:
+    said = target.with_suffix(".txt")
+    return target.exists() and said.exists() and said.read_text(encoding="utf-8") == text
+
+
+def _write(target: Path, text: str, pcm: np.ndarray) -> None:
+    directory = target.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)  # Asterisk's own user reads it
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".wav")
+    with os.fdopen(fd, "wb") as handle, wave.open(handle, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    target.with_suffix(".txt").write_text(text, encoding="utf-8")

@@ -1,0 +1,71 @@
+"""State changes of calls made outside the event stream (zulip style: ``do_*``).
+
+:func:`do_store_transcript` stores a transcript written after the call: its lines become the call's
+turns in PostgreSQL (replacing whatever a live transcript that gave up had stored), the sealed
+``metadata.json`` and ``transcript.txt`` on disk say the same, and the live pages are told after the
+commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from ariapp import sealing
+from ariapp.calls.recording import transcript_text
+from webconsole.calls import live
+from webconsole.calls.models import Call, TranscriptSource, Turn
+
+log = logging.getLogger(__name__)
+PARTIES = ("caller", "callee")
+
+
+def call_folder(call_id: str) -> Path:
+    return Path(settings.AIPBX_RECORDINGS_DIR) / call_id
+
+
+def do_store_transcript(call_id: str, turns: Sequence[dict[str, Any]],
+                        source: str = TranscriptSource.POST_CALL) -> Call:
+    """Make ``turns`` (``t``, ``end``, ``speaker``, ``text``, ``confidence``) the call's transcript."""
+    with transaction.atomic():
+        call, _ = Call.objects.get_or_create(call_id=call_id)
+        call = Call.objects.select_for_update().get(pk=call.pk)
+        call.turns.filter(speaker__in=PARTIES).delete()
+        Turn.objects.bulk_create([
+            Turn(call=call, event_id=f"{source}:{call.pk}:{index}", t=float(turn["t"]), end=turn.get("end"),
+                 speaker=str(turn["speaker"])[:16], text=str(turn["text"]), confidence=turn.get("confidence"))
+            for index, turn in enumerate(turns)])
+        call.transcript_source = source
+        call.save(update_fields=["transcript_source", "updated"])
+        _rewrite_files(call_folder(call_id), list(turns), source)
+        transaction.on_commit(lambda: live.send([live.call_group(call_id)], {
+            "type": "console.update", "payload": {"type": "call.transcript", "call": live.call_summary(call)}}))
+    return call
+
+
+def do_mark_transcription_failed(call_id: str, reason: str) -> None:
+    """The recordings could not be transcribed: the console shows it (nothing else changes)."""
+    log.warning("the transcript of %s could not be made after the call: %s", call_id, reason)
+    Call.objects.filter(call_id=call_id).update(transcript_source=TranscriptSource.FAILED)
+
+
+def _rewrite_files(folder: Path, turns: list[dict[str, Any]], source: str) -> None:
+    """``metadata.json`` (turns, and how they were made) and ``transcript.txt``, sealed like the rest."""
+    if not folder.is_dir():
+        return
+    keys = settings.AIPBX_RECORDINGS_KEYRING
+    try:
+        metadata = json.loads(sealing.read_text(folder, "metadata.json", keys))
+    except (FileNotFoundError, ValueError):
+        metadata = {}
+    metadata["turns"] = turns
+    metadata["transcription"] = {"mode": source, "complete": True}
+    sealing.write_bytes(folder, "metadata.json",
+                        json.dumps(metadata, ensure_ascii=False, indent=2, default=str).encode("utf-8"), keys)
+    sealing.write_bytes(folder, "transcript.txt", transcript_text(turns).encode("utf-8"), keys)
