@@ -246,6 +246,7 @@ class App:
                 await asyncio.sleep(0.5)
         else:
             return
+        journaled = {record.call_id: record for record in self.cdr.pending()}
         ours = {s.media_channel_id for s in self.sessions.values()} | set(self.sessions)
         ours |= {channel_id for t in self.transcriptions.values() for channel_id in t.channel_ids}
         our_bridges = {s.bridge_id for s in self.sessions.values()}
@@ -264,7 +265,7 @@ class App:
             if channel.technology == "PJSIP":
                 call_id = await self.ari.get_variable(channel.id, CALL_ID_VAR)
                 if call_id == channel.id:
-                    self.tracker.adopt(channel, call_id)
+                    self.tracker.adopt(channel, call_id, journaled.get(call_id))
         for bridge in bridges:
             bridge_id = str(bridge.get("id", ""))
             if bridge_id.endswith("-bridge") and bridge_id not in our_bridges:

@@ -66,9 +66,14 @@ class CallTracker:
         call_id = self._leg_of.get(channel_id, channel_id)
         return self.calls.get(call_id)
 
-    def adopt(self, channel: Channel, call_id: str) -> CallRecord:
-        """Start tracking a caller channel (from an event, or rebuilt after a restart)."""
+    def adopt(self, channel: Channel, call_id: str, journaled: CallRecord | None = None) -> CallRecord:
+        """Start tracking a caller channel (from an event, or rebuilt after a restart: then the call's
+        journal, when there is one, says what happened before, e.g. that the callee answered)."""
         record = self.calls.get(call_id)
+        if record is None and journaled is not None:
+            record = self.calls[call_id] = journaled
+            for leg in journaled.legs:
+                self._leg_of[leg] = call_id
         if record is None:
             record = CallRecord(
                 call_id=call_id,

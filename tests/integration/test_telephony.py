@@ -46,7 +46,7 @@ async def test_phone_to_phone_call_carries_audio_both_ways_and_is_recorded(pbx, 
     async with phones("1001") as alice, phones("1002") as bob:
         # given 1001 calls 1002 and 1002 answers
         outgoing = await alice.dial("1002")
-        incoming = await bob.next_incoming(timeout=5)
+        incoming = await bob.next_incoming(timeout=15)
         bob_call = await incoming.answer()
         await asyncio.wait_for(outgoing.answered(), 5)
         started = time.monotonic()
@@ -78,15 +78,16 @@ async def test_phone_to_phone_call_carries_audio_both_ways_and_is_recorded(pbx, 
 async def test_unanswered_call_is_answered_by_the_ai_after_the_timeout(pbx, ariapp, phones):
     before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller, phones("1002") as callee:
-        # given 1002 is registered and rings but never answers
-        started = time.monotonic()
+        # given 1002 is registered and rings but never answers (after the caller heard the recording notice)
         call = await caller.dial("1002")
-        await callee.next_incoming(timeout=5)
+        await callee.next_incoming(timeout=15)
+        started = time.monotonic()
         # when the no-answer timeout passes
         await asyncio.wait_for(call.answered(), RING_SECONDS + 8)
         rang = time.monotonic() - started
         # then the AI answered after the timeout and the caller hears the greeting
         assert RING_SECONDS - 0.3 <= rang < RING_SECONDS + 3
+        assert "record" in await transcribe(call.early_audio())  # the notice, before it rang
         await until(lambda: speech_seconds(call.received_audio()) > 4.0, 20, "the greeting")
         await asyncio.sleep(2.5)
         heard = await transcribe(call.received_audio())
@@ -118,7 +119,7 @@ async def test_caller_hanging_up_while_ringing_never_reaches_the_ai(pbx, ariapp,
     before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller, phones("1002") as callee:
         call = await caller.dial("1002")
-        await callee.next_incoming(timeout=5)
+        await callee.next_incoming(timeout=15)
         await asyncio.sleep(0.8)
         await call.cancel()
         await asyncio.sleep(RING_SECONDS + 1.0)
@@ -179,6 +180,40 @@ async def test_ari_app_restart_during_live_ai_calls_cleans_up(pbx, ariapp, phone
     assert len({line["call_id"] for line in lines}) == 3  # one line per call
     await asyncio.sleep(1.0)
     assert len(pbx.cdr_lines()) == before + 3  # exactly once each
+
+
+async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_call(pbx, ariapp, phones):
+    import json
+
+    import redis
+    from django.conf import settings
+
+    from ariapp.followup import TRANSCRIBE_TASK
+
+    queue = pbx.cfg.extra_env["AIPBX_CELERY_QUEUE"]
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    before = await cdr_baseline(pbx, ariapp)
+    async with phones("1001") as alice, phones("1002") as bob:
+        # given a phone-to-phone call being written down live
+        outgoing = await alice.dial("1002")
+        incoming = await bob.next_incoming(timeout=15)
+        await incoming.answer()
+        await asyncio.wait_for(outgoing.answered(), 5)
+        await until(lambda: any(c["name"].startswith("Snoop/") for c in pbx.channels()), 10, "the snoops")
+        # when the ARI app dies (SIGKILL) mid-call and comes back while the call goes on
+        ariapp.kill()
+        ariapp.start()
+        await until(lambda: not any(c["name"].startswith(("Snoop/", "UnicastRTP/")) for c in pbx.channels()), 10,
+                    "the dead app's snoops and media channels to be cleaned up")
+        assert outgoing.ended.is_set() is False  # the people's call is untouched
+        await asyncio.sleep(1.0)
+        await outgoing.hangup()
+    # then the call gets its one CDR line as answered and recorded, and goes to the worker to be transcribed
+    (line,) = new_cdr(pbx, before)
+    assert line["answered_by"] == "1002" and line["answer"] and line["recording_dir"]
+    sent = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
+    assert any(h["task"] == TRANSCRIBE_TASK and line["call_id"] in h["argsrepr"] for h in sent), sent
+    await quiet_asterisk(pbx)
 
 
 async def test_with_the_ari_app_down_the_caller_hears_an_apology_not_dead_air(pbx, ariapp, phones):
