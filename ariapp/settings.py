@@ -116,7 +116,7 @@ class Settings:
             extensions_file=Path(env.get("AIPBX_EXTENSIONS_FILE", REPO / "asterisk" / "extensions.yaml")),
             stt_model=env.get("AIPBX_STT_MODEL", "tiny.en"),
             stt_model_ko=env.get("AIPBX_STT_MODEL_KO", "base"),
-            live_transcription_calls=integer("AIPBX_LIVE_TRANSCRIPTION_CALLS", 4, 0, 200),
+            live_transcription_calls=integer("AIPBX_LIVE_TRANSCRIPTION_CALLS", 2, 0, 200),
             sounds_dir=Path(env.get("AIPBX_SOUNDS_DIR", REPO / "var" / "dev" / "sounds")),
             celery_broker_url=env.get("AIPBX_CELERY_BROKER_URL") or env.get("AIPBX_REDIS_URL",
                                                                              "redis://127.0.0.1:6379/0"),
