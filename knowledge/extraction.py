@@ -370,6 +370,15 @@ class RuleJudge:
         confidence = min(0.95, 0.45 + 0.2 * strong + (0.1 if "number" in kinds else 0.0))
         return round(confidence, 2), kinds, list(dict.fromkeys(k.lower() for k in keywords))[:8]
 
+    def without_preamble(self, sentence: str) -> str:
+        """The sentence without a spoken preamble that carries no fact ("Good question, we open at
+        nine" -> "We open at nine"): on a call, facts often come after one."""
+        head, comma, rest = sentence.partition(",")
+        if not comma or len(head.split()) > 4 or not rest.strip() or self.score(head + ".")[1] - {"number"}:
+            return sentence
+        rest = rest.strip()
+        return rest[0].upper() + rest[1:]
+
     def judge(self, turns: Sequence[Turn]) -> dict[str, Any]:
         """Propose the owner's fact-bearing sentences scoring at least ``min_confidence``."""
         proposals: list[dict[str, Any]] = []
@@ -377,6 +386,7 @@ class RuleJudge:
                  if self.score(sentence)[0] >= self.min_confidence]
         for turn in owner_turns(turns):
             for sentence in _sentences(turn.text):
+                sentence = self.without_preamble(sentence)
                 confidence, kinds, keywords = self.score(sentence)
                 if confidence < self.min_confidence:
                     continue

@@ -192,6 +192,13 @@ def test_rule_judge_scores_features() -> None:
     assert verdict["is_useful"] and verdict["extracted_info"][0]["category"] == "정보"
 
 
+def test_rule_judge_drops_a_spoken_preamble_but_keeps_facts_before_a_comma() -> None:
+    judge = RuleJudge(0.7)
+    said = "Good question, from next week we open on Saturdays from ten to two. On Monday, we close at 5 pm."
+    facts = [e["text"] for e in judge.judge([Turn("callee", said, 0.0, 5.0)])["extracted_info"]]
+    assert facts == ["From next week we open on Saturdays from ten to two.", "On Monday, we close at 5 pm."]
+
+
 def test_rule_judge_ignores_questions_and_the_ai() -> None:
     turns = [Turn("ai", "The meeting is at 10 a.m. in room 3.", 0.0, 1.0),
              Turn("caller", "Is the meeting at 10 a.m. in room 3? 회의가 몇 시에 3층에서 있나요", 1.0, 2.0)]
