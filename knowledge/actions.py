@@ -43,6 +43,7 @@ from knowledge.retrieval import ChromaStore, Item, MemoryStore, Retriever, UsemE
 __all__ = [
     "DUPLICATE_COSINE",
     "AddResult",
+    "Text",
     "do_add_item",
     "do_add_items",
     "do_delete_item",
@@ -128,6 +129,27 @@ def fact_tokens(normalized: str) -> frozenset[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Text:
+    """A text to add, with the context it came with: an FAQ's question, or the heading it sat under.
+
+    Only ``body`` is ever spoken to a caller; ``question`` and ``heading`` are searched too.
+    """
+
+    body: str
+    question: str = ""
+    heading: str = ""
+
+    def legacy_forms(self) -> tuple[str, ...]:
+        """How earlier imports stored the same text (the context folded into it)."""
+        forms = []
+        if self.question:
+            forms.append(f"Q: {self.question} A: {self.body}")
+        if self.heading:
+            forms.append(f"{self.heading}: {self.body}")
+        return tuple(forms)
+
+
+@dataclass(frozen=True, slots=True)
 class AddResult:
     """One chunk's outcome: the item it lives in, and whether that item is new."""
 
@@ -196,14 +218,14 @@ class _Catalog:
         self.matrix = np.vstack([self.matrix, vector[None, :]])
 
 
-def do_add_item(owner: str, text: str, **fields: Any) -> list[AddResult]:
+def do_add_item(owner: str, text: str | Text, **fields: Any) -> list[AddResult]:
     """Store one text for ``owner``; see :func:`do_add_items` for ``fields`` and behaviour."""
     return do_add_items(owner, [text], **fields)
 
 
 def do_add_items(
     owner: str,
-    texts: Sequence[str],
+    texts: Sequence[str | Text],
     *,
     category: str = Category.INFO,
     keywords: Iterable[str] = (),
@@ -220,6 +242,8 @@ def do_add_items(
     A duplicate keeps the existing item: its confidence becomes the max of both,
     its keywords are extended, and an ``approved`` add approves it (an import is
     the owner's explicit word; a pending candidate never resurrects a rejected item).
+    An item an earlier import stored with its context folded into the text ("Q: ... A: ...",
+    "Heading: ...") is upgraded in place to text + context.
 
     Returns:
         One :class:`AddResult` per chunk, in order (blank texts give none).
@@ -233,9 +257,12 @@ def do_add_items(
     _check_choice(category, Category.values, "category")
     _check_choice(source, Source.values, "source")
     _check_choice(status, Status.values, "status")
-    chunks = [c.strip() for text in texts for c in chunk_text(text, CHUNK_SIZE, CHUNK_OVERLAP) if c.strip()]
-    if not chunks:
+    entries = [Text(text) if isinstance(text, str) else text for text in texts]
+    pieces = [Text(chunk.strip(), entry.question.strip(), entry.heading.strip()[:200]) for entry in entries
+              for chunk in chunk_text(entry.body, CHUNK_SIZE, CHUNK_OVERLAP) if chunk.strip()]
+    if not pieces:
         return []
+    chunks = [piece.body for piece in pieces]
     embedder = get_retriever().embedder
     vectors = embedder.embed(chunks, purpose="document")
     words = list(dict.fromkeys(k.strip() for k in keywords if k and k.strip()))
@@ -243,20 +270,29 @@ def do_add_items(
     with transaction.atomic():
         _lock_owner(owner)
         catalog = _Catalog(owner, embedder.dimension)
-        for chunk, vector in zip(chunks, vectors, strict=True):
-            normalized = normalize_text(chunk)
+        for piece, vector in zip(pieces, vectors, strict=True):
+            chunk, normalized = piece.body, normalize_text(piece.body)
             duplicate = catalog.find(normalized, vector)
-            if duplicate is not None:
-                existing = KnowledgeItem.objects.select_for_update().get(pk=duplicate)
+            legacy = None if duplicate is not None else next(
+                (catalog.by_text[n] for n in map(normalize_text, piece.legacy_forms()) if n in catalog.by_text), None)
+            if duplicate is not None or legacy is not None:
+                existing = KnowledgeItem.objects.select_for_update().get(pk=duplicate or legacy)
                 existing.confidence = max(existing.confidence, confidence)
                 existing.keywords = list(dict.fromkeys([*existing.keywords, *words]))
                 if status == Status.APPROVED:
                     existing.status = Status.APPROVED
-                existing.save(update_fields=["confidence", "keywords", "status", "updated"])
+                fields = ["confidence", "keywords", "status", "updated"]
+                if legacy is not None:  # stored by an earlier import as "Q: ... A: ..." / "Heading: ..."
+                    existing.text, existing.question, existing.heading = chunk, piece.question, piece.heading
+                    existing.normalized, existing.embedding = normalized, _vector_bytes(vector)
+                    fields += ["text", "question", "heading", "normalized", "embedding"]
+                    catalog.add(existing.pk, normalized, vector)
+                existing.save(update_fields=fields)
                 results.append(AddResult(existing, False))
                 continue
             item = KnowledgeItem.objects.create(
-                owner=owner, text=chunk, category=category, keywords=words, source=source,
+                owner=owner, text=chunk, question=piece.question, heading=piece.heading, category=category,
+                keywords=words, source=source,
                 source_call_id=source_call_id, source_speaker=source_speaker, source_span=source_span,
                 confidence=confidence, status=status, normalized=normalized, embedding=_vector_bytes(vector),
             )
@@ -275,8 +311,9 @@ def do_edit_item(
     category: str | None = None,
     keywords: Sequence[str] | None = None,
     edited_by: Any = None,
+    question: str | None = None,
 ) -> KnowledgeItem:
-    """Change an item's text/category/keywords; the new state becomes a new version."""
+    """Change an item's text/question/category/keywords; the new state becomes a new version."""
     new_vector = None
     if text is not None:
         text = text.strip()
@@ -291,6 +328,8 @@ def do_edit_item(
             item.text, item.normalized, item.embedding = text, normalize_text(text), _vector_bytes(new_vector)
         if category is not None:
             item.category = category
+        if question is not None:
+            item.question = question.strip()
         if keywords is not None:
             item.keywords = list(dict.fromkeys(k.strip() for k in keywords if k.strip()))
         item.version += 1
@@ -406,11 +445,33 @@ def _sync_after_commit(owner: str, ids: list[int]) -> None:
         transaction.on_commit(lambda: _sync_index(owner, ids))
 
 
+#: Index entries of one item besides its text: its FAQ question, and its heading with its text.
+CONTEXT_SUFFIXES: Final = (":q", ":h")
+
+
+def index_entries(item_id: int, text: str, question: str, heading: str, metadata: dict[str, Any]
+                  ) -> list[tuple[str, str]]:
+    """``(index id, text to embed)`` of one approved item: its text, and its context when it has one.
+
+    Every entry's stored text is the item's text (what may be spoken); a caller's question also
+    matches the FAQ question it answers, or the heading it sat under.
+    """
+    entries = [(str(item_id), text)]
+    if question:
+        entries.append((f"{item_id}:q", question))
+    if heading:
+        entries.append((f"{item_id}:h", f"{heading}: {text}"))
+    return entries
+
+
 def _sync_index(owner: str, ids: Sequence[int], *, reembed: bool = False) -> None:
     """Make the index agree with PostgreSQL for ``ids``: approved ones upserted, the rest removed."""
     retriever = get_retriever()
     approved = list(KnowledgeItem.objects.filter(owner=owner, pk__in=ids, status=Status.APPROVED))
-    gone = [str(pk) for pk in set(ids) - {item.pk for item in approved}]
+    gone = [str(pk) + suffix for pk in set(ids) - {item.pk for item in approved} for suffix in ("", *CONTEXT_SUFFIXES)]
+    # an edit may have dropped a context: its entry goes too (the upsert below puts back the current ones)
+    gone += [str(item.pk) + suffix for item in approved for suffix, value in zip(CONTEXT_SUFFIXES,
+             (item.question, item.heading), strict=True) if not value]
     if gone:
         retriever.store.delete(owner, gone)
     for start in range(0, len(approved), 256):
@@ -421,11 +482,23 @@ def _sync_index(owner: str, ids: Sequence[int], *, reembed: bool = False) -> Non
             fresh = retriever.embedder.embed([batch[i].text for i in missing], purpose="document")
             for i, vector in zip(missing, fresh, strict=True):
                 vectors[i] = vector
-        retriever.store.upsert(owner, [
-            Item(str(item.pk), vector, item.text,
-                 {"item_id": item.pk, "category": item.category, "source": item.source})
-            for item, vector in zip(batch, vectors, strict=True) if vector is not None
-        ])
+        items = []
+        context_texts: list[tuple[str, str, dict[str, Any]]] = []
+        for item, vector in zip(batch, vectors, strict=True):
+            if vector is None:
+                continue
+            metadata = {"item_id": item.pk, "category": item.category, "source": item.source,
+                        "question": item.question, "heading": item.heading}
+            entries = index_entries(item.pk, item.text, item.question, item.heading, metadata)
+            items.append(Item(entries[0][0], vector, item.text, metadata))
+            context_texts += [(entry_id, embedded, metadata) for entry_id, embedded in entries[1:]]
+        if context_texts:
+            context_vectors = retriever.embedder.embed([embedded for _, embedded, _ in context_texts],
+                                                       purpose="document")
+            texts = {str(item.pk): item.text for item in batch}
+            items += [Item(entry_id, vector, texts[entry_id.split(":")[0]], metadata)
+                      for (entry_id, _, metadata), vector in zip(context_texts, context_vectors, strict=True)]
+        retriever.store.upsert(owner, items)
 
 
 def _check_choice(value: str, allowed: Sequence[str], what: str) -> None:

@@ -374,7 +374,7 @@ class RuleJudge:
         """The sentence without a spoken preamble that carries no fact ("Good question, we open at
         nine" -> "We open at nine"): on a call, facts often come after one."""
         head, comma, rest = sentence.partition(",")
-        if not comma or len(head.split()) > 4 or not rest.strip() or self.score(head + ".")[1] - {"number"}:
+        if not comma or len(head.split()) > 4 or not rest.strip() or self.score(head + ".")[1]:
             return sentence
         rest = rest.strip()
         return rest[0].upper() + rest[1:]

@@ -58,7 +58,10 @@ class ItemForm(forms.Form):
     """Add (with ``owners``) or edit (``owners=None``: an item never changes owner) an item."""
 
     owner = forms.ChoiceField()
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=20_000)
+    question = forms.CharField(required=False, max_length=1000, label="Question it answers",
+                               help_text="Optional: how a caller might ask (searched, never spoken).")
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=20_000,
+                           help_text="What the assistant may tell callers.")
     category = forms.ChoiceField(choices=Category.choices, initial=Category.INFO)
     keywords = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
 
@@ -71,7 +74,8 @@ class ItemForm(forms.Form):
 
     @classmethod
     def for_item(cls, item: KnowledgeItem, data: Any = None) -> ItemForm:
-        initial = {"text": item.text, "category": item.category, "keywords": ", ".join(item.keywords)}
+        initial = {"text": item.text, "question": item.question, "category": item.category,
+                   "keywords": ", ".join(item.keywords)}
         return cls(data, owners=None, initial=initial)
 
     def clean_text(self) -> str:
@@ -79,6 +83,9 @@ class ItemForm(forms.Form):
         if not text:
             raise forms.ValidationError("Enter the text the assistant may tell callers.")
         return text
+
+    def clean_question(self) -> str:
+        return " ".join(self.cleaned_data["question"].split())
 
     def clean_keywords(self) -> list[str]:
         return split_keywords(self.cleaned_data["keywords"])

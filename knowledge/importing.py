@@ -26,7 +26,7 @@ from typing import Final
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
-from knowledge.actions import do_add_items
+from knowledge.actions import Text, do_add_items
 from knowledge.models import Category, ImportJob, Source, Status
 
 __all__ = ["SUPPORTED_SUFFIXES", "ImportFailed", "check_owner", "import_file", "parse_file", "run_import_job",
@@ -76,9 +76,9 @@ def _read_text(path: Path) -> str:
 _HEADING: Final = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 
 
-def parse_markdown(text: str) -> list[str]:
-    """One text per paragraph; a paragraph is prefixed with the heading it sits under."""
-    items: list[str] = []
+def parse_markdown(text: str) -> list[Text]:
+    """One text per paragraph, with the heading it sits under as its (searchable, unspoken) context."""
+    items: list[Text] = []
     heading = ""
     paragraph: list[str] = []
 
@@ -86,7 +86,7 @@ def parse_markdown(text: str) -> list[str]:
         body = " ".join(line.strip() for line in paragraph).strip()
         paragraph.clear()
         if body:
-            items.append(f"{heading}: {body}" if heading else body)
+            items.append(Text(body, heading=heading))
 
     for line in text.splitlines():
         match = _HEADING.match(line)
@@ -101,13 +101,14 @@ def parse_markdown(text: str) -> list[str]:
     return items
 
 
-def parse_plain(text: str) -> list[str]:
+def parse_plain(text: str) -> list[Text]:
     """One text per blank-line-separated paragraph."""
-    return [" ".join(block.split()) for block in re.split(r"\n\s*\n", text) if block.strip()]
+    return [Text(" ".join(block.split())) for block in re.split(r"\n\s*\n", text) if block.strip()]
 
 
-def parse_csv(text: str, name: str) -> list[str]:
-    """``Q: question A: answer`` per row of a CSV with ``question`` and ``answer`` columns."""
+def parse_csv(text: str, name: str) -> list[Text]:
+    """An answer with its question per row of a CSV with ``question`` and ``answer`` columns: the
+    caller's question is matched against both, and only the answer is ever spoken."""
     reader = csv.DictReader(io.StringIO(text))
     columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
     if "question" not in columns or "answer" not in columns:
@@ -118,13 +119,13 @@ def parse_csv(text: str, name: str) -> list[str]:
             question = (row.get(columns["question"]) or "").strip()
             answer = (row.get(columns["answer"]) or "").strip()
             if question and answer:
-                items.append(f"Q: {question} A: {answer}")
+                items.append(Text(answer, question=question))
     except csv.Error as exc:
         raise ImportFailed(f"{name}: malformed CSV at line {reader.line_num}: {exc}") from exc
     return items
 
 
-def parse_file(path: Path) -> list[str]:
+def parse_file(path: Path) -> list[Text]:
     """The texts to import from ``path`` (checked completely before anything is written)."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -191,7 +192,7 @@ def run_import_job(job_id: int, progress: Progress | None = None, batch: int = 2
         return job
 
 
-def _import_texts(job: ImportJob, texts: list[str], label: str, progress: Progress | None, batch: int) -> ImportJob:
+def _import_texts(job: ImportJob, texts: list[Text], label: str, progress: Progress | None, batch: int) -> ImportJob:
     """Add ``texts`` as the job's approved items in one transaction, reporting progress on the job."""
     owner = job.owner
     reporter = _ProgressWriter(job.pk)

@@ -31,6 +31,7 @@ from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from knowledge.actions import (
+    Text,
     do_add_item,
     do_delete_item,
     do_edit_item,
@@ -147,8 +148,9 @@ def item_add(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         # Written by a person for this owner: approved at once, as an import is.
-        results = do_add_item(data["owner"], data["text"], category=data["category"], keywords=data["keywords"],
-                              source=Source.MANUAL, status=Status.APPROVED, edited_by=request.user)
+        results = do_add_item(data["owner"], Text(data["text"], question=data["question"]), category=data["category"],
+                              keywords=data["keywords"], source=Source.MANUAL, status=Status.APPROVED,
+                              edited_by=request.user)
         created = sum(1 for r in results if r.created)
         if created == len(results):
             messages.success(request, f"Added {created} item(s); the assistant can use them now.")
@@ -168,6 +170,7 @@ def item_edit(request: HttpRequest, item_id: int) -> HttpResponse:
         data = form.cleaned_data
         changes = {
             "text": data["text"] if data["text"] != item.text else None,
+            "question": data["question"] if data["question"] != item.question else None,
             "category": data["category"] if data["category"] != item.category else None,
             "keywords": data["keywords"] if data["keywords"] != item.keywords else None,
         }

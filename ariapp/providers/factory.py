@@ -63,6 +63,7 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
 
     ``lane="transcript"`` (offline only) is a single-threaded model on a worker thread at the lowest
     CPU priority: it writes calls down without taking the CPU from a caller waiting for an answer.
+    ``lane="batch"`` is the worker's (after the call): nobody waits on it, so it may take minutes.
 
     Raises:
         ConfigError: Unknown family or a missing key (the message names the variable).
@@ -80,7 +81,7 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
         if lane == "transcript":
             return WhisperSTT(**common, cpu_threads=1, executor=worker("whisper-transcript", nice=19),
                               timeout_s=120.0)
-        return WhisperSTT(**common)
+        return WhisperSTT(**common, timeout_s=300.0 if lane == "batch" else 30.0)
     if provider == "google":
         from ariapp.providers.google import GoogleStreamingSTT, GoogleSTT
 

@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from knowledge.retrieval.embeddings import Embedder, aembed
 from knowledge.retrieval.errors import BackendTimeout, BadInput
@@ -66,6 +66,24 @@ class Passage:
     text: str
     score: float
     metadata: Mapping[str, MetadataValue]
+
+
+def best_per_item(hits: Sequence[Any]) -> list[Passage]:
+    """One passage per knowledge item (its best-scoring entry), best first.
+
+    Entries of one item share its ``item_id`` metadata (``<id>``, ``<id>:q`` for its FAQ question,
+    ``<id>:h`` for its heading); the passage's id is the item's, and ``matched`` says which entry won.
+    """
+    seen: set[str] = set()
+    passages = []
+    for hit in sorted(hits, key=lambda h: -h.score):
+        item = str(hit.metadata.get("item_id", hit.id.split(":")[0] if ":" in hit.id else hit.id))
+        if item in seen:
+            continue
+        seen.add(item)
+        kind = {"q": "question", "h": "heading"}.get(hit.id.rsplit(":", 1)[-1], "text") if ":" in hit.id else "text"
+        passages.append(Passage(item, hit.text, hit.score, {**hit.metadata, "matched": kind}))
+    return passages
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +164,11 @@ class Retriever:
         try:
             async with asyncio.timeout(self.timeout_s):
                 vector = (await aembed(self.embedder, [query.strip()], purpose="query"))[0]
-                hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k)
+                # an item may be indexed under its text and its context (an FAQ question, a heading)
+                hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k * 3)
         except TimeoutError as exc:
             raise BackendTimeout(f"knowledge search took longer than {self.timeout_s} s") from exc
-        passages = [Passage(hit.id, hit.text, hit.score, hit.metadata) for hit in hits]
+        passages = best_per_item(hits)[: self.top_k]
         confidence = min(1.0, max(0.0, passages[0].score)) if passages else 0.0
         return RetrievalResult(
             passages=passages,

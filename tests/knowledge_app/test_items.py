@@ -55,14 +55,19 @@ def test_import_csv_and_markdown_are_searchable_by_their_owner_only(tmp_path: Pa
     assert items.count() == 4
     assert set(items.values_list("status", flat=True)) == {Status.APPROVED}
     assert set(items.values_list("source", flat=True)) == {Source.IMPORT}
-    parking = items.get(text__startswith="Q: Where do I park?")
-    assert parking.text == "Q: Where do I park? A: Visitors park in the basement level B2 of the east building."
+    # an FAQ row is its answer (what is spoken) with its question beside it (searched, never spoken)
+    parking = items.get(question="Where do I park?")
+    assert parking.text == "Visitors park in the basement level B2 of the east building."
+    # a Markdown paragraph keeps its heading as context, not in what is spoken
     wifi = items.get(text__contains="sunflower42")
-    assert wifi.text.startswith("Wi-Fi: ")
+    assert wifi.text == "The guest Wi-Fi network is AcmeGuest and the password is sunflower42."
+    assert wifi.heading == "Wi-Fi"
     assert top_ids("1002", "Where can I park my car?")[0] == str(parking.pk)
     result = search("1002", "What is the wifi password?")
     assert result.passages[0].id == str(wifi.pk) and result.above_threshold
-    assert result.passages[0].metadata["item_id"] == wifi.pk
+    assert result.passages[0].metadata["item_id"] == wifi.pk and result.passages[0].text == wifi.text
+    # one passage per item, whichever of its entries (text, question, heading) matched best
+    assert len({p.id for p in result.passages}) == len(result.passages)
     assert search("1003", "What is the wifi password?").passages == []
     assert list(ImportJob.objects.values_list("status", "done", "total")) == [("done", 2, 2), ("done", 2, 2)]
     assert "2/2" in err.getvalue()
@@ -73,7 +78,26 @@ def test_importing_the_same_file_twice_keeps_one_copy(tmp_path: Path) -> None:
     call_command("import_knowledge", "--owner", "1002", str(path), stdout=StringIO(), stderr=StringIO())
     call_command("import_knowledge", "--owner", "1002", str(path), stdout=StringIO(), stderr=StringIO())
     assert KnowledgeItem.objects.filter(owner="1002").count() == 2
-    assert get_retriever().store.count("1002") == 2
+    assert get_retriever().store.count("1002") == 4  # each answer, and its question
+
+
+def test_an_item_an_earlier_import_stored_with_its_label_is_upgraded_in_place(tmp_path: Path) -> None:
+    # given what an earlier version stored for an FAQ row and a Markdown paragraph
+    [faq] = do_add_item("1002", "Q: Where do I park? A: Visitors park in the basement level B2 of the east building.",
+                        source=Source.IMPORT, status=Status.APPROVED)
+    [guide] = do_add_item("1002", "Deliveries: Parcels are received at the front desk on the first floor until 5 p.m.",
+                          source=Source.IMPORT, status=Status.APPROVED)
+    # when the same files are imported again
+    call_command("import_knowledge", "--owner", "1002", str(write(tmp_path, "faq.csv", FAQ_CSV)),
+                 str(write(tmp_path, "guide.md", GUIDE_MD)), stdout=StringIO(), stderr=StringIO())
+    # then the old rows now hold the answer and the paragraph alone, with their context beside
+    faq_item, guide_item = KnowledgeItem.objects.get(pk=faq.item.pk), KnowledgeItem.objects.get(pk=guide.item.pk)
+    assert (faq_item.question, faq_item.text) == ("Where do I park?",
+                                                  "Visitors park in the basement level B2 of the east building.")
+    assert (guide_item.heading, guide_item.text) == (
+        "Deliveries", "Parcels are received at the front desk on the first floor until 5 p.m.")
+    assert KnowledgeItem.objects.filter(owner="1002").count() == 4
+    assert "Q:" not in search("1002", "Where can I park?").passages[0].text
 
 
 def test_near_duplicate_is_merged_and_keywords_extended() -> None:

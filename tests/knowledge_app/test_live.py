@@ -62,8 +62,9 @@ def test_import_then_search_on_a_real_chroma_server(chroma_settings: ChromaServe
     result = asyncio.run(get_retriever().search("1002", "Where can I leave my car?"))
     assert result.passages[0].id == str(parking.pk)
     assert asyncio.run(get_retriever().search("1003", "Where can I leave my car?")).passages == []
-    # rejecting removes it from Chroma; reindex keeps what PostgreSQL approves
+    # rejecting removes it from Chroma (its answer and its question); reindex keeps what PostgreSQL approves
+    assert get_retriever().store.count("1002") == 4
     do_set_status(parking.pk, Status.REJECTED)
-    assert get_retriever().store.count("1002") == 1
+    assert get_retriever().store.count("1002") == 2
     call_command("reindex_knowledge", stdout=StringIO())
-    assert get_retriever().store.count("1002") == 1
+    assert get_retriever().store.count("1002") == 2

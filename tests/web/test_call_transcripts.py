@@ -94,7 +94,11 @@ def test_a_live_transcript_of_both_parties_is_stored_with_times_and_confidence()
 
 @pytest.mark.slow
 def test_a_call_over_the_live_budget_is_transcribed_from_its_sealed_recordings_and_learned_from(
-        recordings: Path, settings: Any) -> None:
+        recordings: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from knowledge.tasks import extract_knowledge_task
+
+    queued: list[str] = []  # the extraction the task queues is run here, not by a worker of another test
+    monkeypatch.setattr(extract_knowledge_task, "delay", queued.append)
     # given a recorded phone call the ARI app queued for transcription after the call
     keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
     settings.AIPBX_RECORDINGS_KEYRING = keys
@@ -122,8 +126,10 @@ def test_a_call_over_the_live_budget_is_transcribed_from_its_sealed_recordings_a
     # a second delivery of the task does nothing
     assert run_transcription("post-1")["reason"] == "already transcribed"
     assert Turn.objects.filter(call=call).count() == 2
-    # when the extraction runs: only the owner's words became 1002's knowledge, published at once
-    assert run_extraction("post-1")["status"] == "done"
+    # when the extraction it queued runs: only the owner's words became 1002's knowledge, published at once
+    assert queued == ["post-1"]
+    extracted = run_extraction("post-1")
+    assert extracted["status"] == "done", extracted
     item = KnowledgeItem.objects.get()
     assert item.owner == "1002" and item.source_speaker == "callee" and item.status == Status.APPROVED
     assert "saturday" in item.text.lower() and item.source_span["start_s"] == callee.t

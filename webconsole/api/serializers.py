@@ -121,7 +121,8 @@ class KnowledgeItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = KnowledgeItem
         fields = [
-            "id", "owner", "text", "category", "keywords", "source", "source_call_id", "source_speaker",
+            "id", "owner", "text", "question", "heading", "category", "keywords", "source", "source_call_id",
+            "source_speaker",
             "source_span", "confidence", "status", "usage_count", "version", "created", "updated",
         ]  # fmt: skip
         read_only_fields = fields

@@ -40,7 +40,7 @@ def recogniser(language: str) -> Any:
 
     if language not in _STTS:
         check_stt_languages(settings.AIPBX_STT_ENV, (language,))
-        _STTS[language] = build_stt(settings.AIPBX_STT_ENV, language)
+        _STTS[language] = build_stt(settings.AIPBX_STT_ENV, language, lane="batch")
     return _STTS[language]
 
 
