@@ -265,7 +265,9 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
               "\n", compose.logs(), flush=True)
         raise
     finally:
+        down_started = time.monotonic()
         compose("down", "--volumes", "--remove-orphans", "--timeout", "30", check=False, timeout=300)
+        compose.timings["down"] = round(time.monotonic() - down_started, 1)
     volumes = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project="
                               f"{compose.project}"], capture_output=True, text=True).stdout.split()
     assert volumes == [], volumes
