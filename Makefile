@@ -33,7 +33,7 @@ test-docker: setup  ## compose.yaml for real: images built here, `docker compose
 	@[ "$${AIPBX_STANDINS:-1}" = 0 ] || bash docker/standins/build.sh  # AIPBX_STANDINS=0: real images from a registry
 	@$(PY) -m pytest -q -s -p no:cacheprovider tests/docker
 
-docker-env:         ## secrets/ and .env for compose.yaml, made like `make up` makes its secrets
+docker-env:         ## what the first `docker compose up` writes: secrets/ and .env (to edit before starting)
 	@docker compose run --rm --build setup
 
 test-fast: setup    ## unit tests only

@@ -1,7 +1,9 @@
 """What the containers of ``compose.yaml`` run around the apps: ``python -m stack.container COMMAND``.
 
-    setup     writes every per-install secret into ``secrets/`` (one file each, made like ``make up``
-              makes them) and the settings compose.yaml reads into ``.env``; keeps what exists.
+    setup     the one-shot that every ``docker compose up`` runs first: writes each missing
+              per-install secret into ``secrets/`` (one file each, made like ``make up`` makes them)
+              and the missing settings into ``.env``, then hands each group of services its share of
+              the secrets (below). Keeps what exists.
     asterisk  renders Asterisk's configuration from the environment and the container's secrets with
               the renderer of ``make up`` (``asterisk/extensions.yaml`` is the one source), then runs
               Asterisk in the foreground.
@@ -10,10 +12,12 @@
     probe     health checks: ``ari`` (Asterisk answers ARI with its credentials), ``http URL`` (200),
               ``postgres``, ``redis`` (reachable with the service's URL and password).
 
-Secrets reach a container as files in ``/run/secrets`` (Compose ``secrets:``): a file's name is the
-variable it sets, and a ``*.env`` file holds ``KEY=VALUE`` lines (the SIP passwords, one per
-extension, whose number only ``extensions.yaml`` knows). So each service is given exactly the secrets
-it needs, and Asterisk never holds the recordings key, the Django secret or the database password.
+Secrets reach a container as files in ``/run/secrets``: a file's name is the variable it sets, and a
+``*.env`` file holds ``KEY=VALUE`` lines (the SIP passwords, one per extension, whose number only
+``extensions.yaml`` knows). Each group of services (:data:`SHARES`) mounts its own named volume
+there, which ``setup`` fills with that group's files only, readable by that group's user only. So
+Asterisk never holds the recordings key, the Django secret or the database password, and a fresh
+clone needs no step before ``docker compose up``.
 
 This module is imported by the Asterisk image (with only ``stack`` and two pure ``ariapp`` modules
 beside it) and runs as every container's PID 1 before ``exec``: it imports little at the top.
@@ -27,9 +31,24 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-SECRETS_DIR = Path(os.environ.get("AIPBX_SECRETS_DIR", "/run/secrets"))  # where Compose mounts them
+SECRETS_DIR = Path(os.environ.get("AIPBX_SECRETS_DIR", "/run/secrets"))  # a container's share
 ASTERISK_ETC = Path("/etc/asterisk")
 SIP_PASSWORDS_FILE = "sip_passwords.env"
+APP_UID = 10001  # the app image's aipbx user and the Asterisk image's asterisk user
+
+#: Each group of services, the uid its processes run as, and its share of ``secrets/``: file name in
+#: its ``/run/secrets`` -> file in ``secrets/``. compose.yaml mounts volume ``secrets-<group>``.
+SHARES: dict[str, tuple[int, dict[str, str]]] = {
+    "asterisk": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD", SIP_PASSWORDS_FILE: SIP_PASSWORDS_FILE}),
+    "ariapp": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD",
+                         "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS"}),
+    # web, events, worker, beat, migrate: one Django deployment (the admin password is migrate's).
+    "console": (APP_UID, {"DJANGO_SECRET_KEY": "DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS",
+                          "PGPASSWORD": "POSTGRES_PASSWORD",  # libpq's variable; the URL has no password
+                          "AIPBX_CONSOLE_ADMIN_PASSWORD": "AIPBX_CONSOLE_ADMIN_PASSWORD"}),
+    "postgres": (999, {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"}),  # the official image's postgres user
+    "grafana": (472, {"GRAFANA_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD"}),  # the official image's user
+}
 
 #: The variables compose.yaml reads from ``.env`` and their production defaults (the same defaults
 #: as compose.yaml's ``${NAME:-default}``; tests/unit/test_compose_file.py keeps the two in step).
@@ -83,17 +102,45 @@ def environment(base: Mapping[str, str] | None = None, directory: Path = SECRETS
     return {**(os.environ if base is None else base), **read_secrets(directory)}
 
 
-def _write_private(path: Path, text: str) -> None:
-    # 0644 inside a 0700 directory: on the host only the directory's owner gets in, and Compose
-    # bind-mounts each file into the containers, whose users (uid 10001, postgres) must read it.
+def _write_private(path: Path, text: str, mode: int = 0o600, uid: int | None = None) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o644)
+    tmp.chmod(mode)
+    if uid is not None:
+        os.chown(tmp, uid, uid)
     tmp.replace(path)
 
 
-def setup(root: Path) -> list[str]:
-    """Create what ``compose.yaml`` needs in ``root``: missing secrets and settings. Returns what was added."""
+def share(secrets_dir: Path, shares_dir: Path) -> list[str]:
+    """Copy each group's secrets into its volume (mounted at ``shares_dir/<group>``), mode 0400 for its uid.
+
+    Files that are no longer the group's are removed. A group whose volume is not mounted is skipped.
+    """
+    root = os.geteuid() == 0
+    done = []
+    for group, (uid, files) in SHARES.items():
+        target = shares_dir / group
+        if not target.is_dir():
+            continue
+        target.chmod(0o700)  # 0500 again below
+        for stale in target.iterdir():
+            if stale.name not in files:
+                stale.unlink()
+        for name, source in files.items():
+            _write_private(target / name, (secrets_dir / source).read_text(encoding="utf-8"), 0o400,
+                           uid if root else None)
+        target.chmod(0o500)
+        if root:
+            os.chown(target, uid, uid)
+        done.append(group)
+    return done
+
+
+def setup(root: Path, shares_dir: Path | None = None) -> list[str]:
+    """Create what ``compose.yaml`` needs in ``root``: missing secrets and settings; then share the secrets.
+
+    Returns what was added.
+    """
     from ariapp.directory import load_directory
     from stack.config import read_env_file, secret_generators
 
@@ -135,6 +182,8 @@ def setup(root: Path) -> list[str]:
     if env_path.exists():
         env_path.chmod(0o600)  # read by the compose CLI only; cloud API keys may be added here
     _give_to_owner_of(root, [secrets_dir, *secrets_dir.iterdir(), env_path])
+    if shares_dir is not None:
+        share(secrets_dir, shares_dir)
     return added
 
 
@@ -159,7 +208,7 @@ def asterisk_config(env: Mapping[str, str]):
     missing = [name for name in wanted if not env.get(name, "").strip()]
     if missing:
         raise ContainerError(f"no value for {', '.join(missing)}: run the set-up once more "
-                             "(make docker-env, or docker compose run --rm setup), then restart")
+                             "(docker compose up runs it first; or make docker-env), then restart")
 
     def integer(name: str) -> int:
         raw = env.get(name, "").strip() or SETTINGS[name]
@@ -261,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     setup_cmd = sub.add_parser("setup", help="secrets/ and .env for compose.yaml")
     setup_cmd.add_argument("--root", type=Path, default=Path.cwd(), help="the repository root")
+    setup_cmd.add_argument("--shares", type=Path, help="where the groups' secret volumes are mounted")
     sub.add_parser("asterisk", help="render the configuration, then run Asterisk")
     exec_cmd = sub.add_parser("exec", help="run a command with the container's secrets in its environment")
     exec_cmd.add_argument("argv", nargs=argparse.REMAINDER)
@@ -269,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "setup":
-            added = setup(args.root.resolve())
+            added = setup(args.root.resolve(), args.shares)
             print("\n".join(f"added {item}" for item in added) or "nothing to add: secrets/ and .env are complete")
         elif args.command == "asterisk":
             run_asterisk()

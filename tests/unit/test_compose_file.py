@@ -9,13 +9,13 @@ import re
 import yaml
 
 from stack.config import REPO
-from stack.container import SETTINGS, setup
+from stack.container import SETTINGS, SHARES, setup
 
 COMPOSE_TEXT = (REPO / "compose.yaml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
 DEFAULT = {name for name, svc in SERVICES.items() if not svc.get("profiles")}
-ONE_SHOT = {"migrate"}
+ONE_SHOT = {"migrate", "setup"}
 
 
 def needs(names: tuple[str, ...]) -> set[str]:
@@ -30,41 +30,62 @@ def needs(names: tuple[str, ...]) -> set[str]:
     return seen
 
 
-def secret_targets(service: str) -> set[str]:
-    return {s if isinstance(s, str) else s.get("target", s["source"]) for s in SERVICES[service].get("secrets", [])}
+def mounts(service: str) -> dict[str, str]:
+    """Named volume (or host path) -> where it is mounted, for one service."""
+    return dict(v.split("#")[0].strip().split(":")[:2] for v in SERVICES[service].get("volumes", []))
+
+
+def secrets_of(service: str) -> set[str]:
+    """The file names in a service's /run/secrets: its group's share (stack.container.SHARES)."""
+    volume = {target: source for source, target in mounts(service).items()}.get("/run/secrets")
+    if volume is None:
+        return set()
+    return set(SHARES[volume.removeprefix("secrets-")][1])
 
 
 def test_the_design_cards_three_services_pull_in_what_they_need_and_not_the_worker() -> None:
     assert needs(("asterisk", "ariapp", "web")) == {"asterisk", "ariapp", "web", "postgres", "redis", "chroma",
-                                                    "events", "migrate"}
+                                                    "events", "migrate", "setup"}
     assert DEFAULT == needs(("asterisk", "ariapp", "web")) | {"worker", "beat"}
     assert {name for name, svc in SERVICES.items() if "monitoring" in svc.get("profiles", [])} == {"prometheus",
                                                                                                   "grafana"}
 
 
 def test_asterisk_gets_the_pbx_secrets_only() -> None:
-    assert secret_targets("asterisk") == {"AIPBX_ARI_PASSWORD", "sip_passwords.env"}
+    assert secrets_of("asterisk") == {"AIPBX_ARI_PASSWORD", "sip_passwords.env"}
     env = " ".join(f"{k}={v}" for k, v in SERVICES["asterisk"]["environment"].items())
     for name in ("DJANGO_SECRET_KEY", "RECORDINGS_KEYS", "PGPASSWORD", "POSTGRES_PASSWORD", "API_KEY"):
         assert name not in env
-    assert "env_file" not in SERVICES["asterisk"]
     assert not any("env_file" in svc for svc in SERVICES.values())  # never the whole .env
 
 
-def test_secrets_go_where_they_are_needed() -> None:
-    assert secret_targets("ariapp") == {"AIPBX_ARI_PASSWORD", "AIPBX_RECORDINGS_KEYS"}
-    for service in ("web", "worker"):
-        assert secret_targets(service) == {"DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS", "PGPASSWORD"}
-    assert secret_targets("events") == {"DJANGO_SECRET_KEY", "PGPASSWORD"}
-    assert secret_targets("chroma") == secret_targets("redis") == set()
+def test_secrets_go_where_they_are_needed_and_every_group_is_filled_first() -> None:
+    assert secrets_of("ariapp") == {"AIPBX_ARI_PASSWORD", "AIPBX_RECORDINGS_KEYS"}
+    for service in ("web", "events", "worker", "beat", "migrate"):
+        assert secrets_of(service) == {"DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS", "PGPASSWORD",
+                                       "AIPBX_CONSOLE_ADMIN_PASSWORD"}, service
+    assert secrets_of("postgres") == {"POSTGRES_PASSWORD"}
+    assert secrets_of("chroma") == secrets_of("redis") == set()
+    shares = {f"secrets-{group}": f"/run/shares/{group}" for group in SHARES}
+    assert {k: v for k, v in mounts("setup").items() if k.startswith("secrets-")} == shares
+    for service in DEFAULT | {"grafana"}:
+        if secrets_of(service):
+            assert "setup" in needs((service,)) and service != "setup", service
+            assert all(v.endswith(":ro") for v in SERVICES[service]["volumes"] if "/run/secrets" in v), service
 
 
 def test_every_secret_file_is_written_by_the_setup_helper(tmp_path) -> None:
     (tmp_path / "asterisk").mkdir()
     (tmp_path / "asterisk" / "extensions.yaml").write_text((REPO / "asterisk" / "extensions.yaml").read_text())
-    setup(tmp_path)
-    for name, secret in COMPOSE["secrets"].items():
-        assert (tmp_path / secret["file"]).is_file(), name
+    for group in SHARES:
+        (tmp_path / "shares" / group).mkdir(parents=True)
+    setup(tmp_path, tmp_path / "shares")
+    for group, (_uid, files) in SHARES.items():
+        assert sorted(p.name for p in (tmp_path / "shares" / group).iterdir()) == sorted(files), group
+    # the official images read these two from files named in their environment
+    assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
+    assert SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == \
+        "/run/secrets/GRAFANA_ADMIN_PASSWORD"
 
 
 def test_settings_defaults_agree_with_the_setup_helper_and_cover_every_port() -> None:
@@ -90,9 +111,6 @@ def test_every_long_running_service_is_healthy_restarts_and_logs_with_limits() -
 
 
 def test_named_volumes_are_shared_by_every_service_that_needs_the_files() -> None:
-    def mounts(service: str) -> dict[str, str]:
-        return dict(v.split("#")[0].strip().split(":", 1) for v in SERVICES[service].get("volumes", []))
-
     for service in ("asterisk", "ariapp", "web", "worker"):
         assert "recordings" in mounts(service), service
     for service in ("ariapp", "web", "worker"):

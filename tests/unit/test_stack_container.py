@@ -16,7 +16,16 @@ import pytest
 
 from ariapp.sealing import Keyring
 from stack.config import REPO, read_env_file
-from stack.container import SETTINGS, ContainerError, asterisk_config, probe, read_secrets, render_asterisk, setup
+from stack.container import (
+    SETTINGS,
+    SHARES,
+    ContainerError,
+    asterisk_config,
+    probe,
+    read_secrets,
+    render_asterisk,
+    setup,
+)
 
 
 def mode(path: Path) -> int:
@@ -43,6 +52,7 @@ def test_setup_writes_one_private_file_per_secret_and_the_settings(checkout: Pat
 
     secrets = checkout / "secrets"
     assert mode(secrets) == 0o700 and mode(checkout / ".env") == 0o600
+    assert {mode(p) for p in secrets.iterdir()} == {0o600}
     names = {p.name for p in secrets.iterdir()}
     assert names == {"AIPBX_ARI_PASSWORD", "DJANGO_SECRET_KEY", "AIPBX_CONSOLE_ADMIN_PASSWORD",
                      "AIPBX_RECORDINGS_KEYS", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "sip_passwords.env"}
@@ -149,3 +159,27 @@ def test_probe_http_passes_on_200_only() -> None:
         server.shutdown()
     with pytest.raises(ContainerError):
         probe(["nothing"], {})
+
+
+def test_setup_hands_each_group_its_share_only_readable_by_it(checkout: Path) -> None:
+    shares = checkout / "shares"
+    for group in SHARES:
+        (shares / group).mkdir(parents=True)
+    (shares / "asterisk" / "DJANGO_SECRET_KEY").write_text("left over from an older layout")
+
+    setup(checkout, shares)
+
+    everything = read_secrets(checkout / "secrets")
+    asterisk = read_secrets(shares / "asterisk")
+    assert set(asterisk) == {"AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{e}" for e in ("1001", "1002", "1003",
+                                                                                        "1004"))}
+    assert asterisk["AIPBX_ARI_PASSWORD"] == everything["AIPBX_ARI_PASSWORD"]
+    console = read_secrets(shares / "console")
+    assert console["PGPASSWORD"] == everything["POSTGRES_PASSWORD"]
+    assert "AIPBX_ARI_PASSWORD" not in console and "AIPBX_SIP_PASSWORD_1001" not in console
+    assert read_secrets(shares / "postgres") == {"POSTGRES_PASSWORD": everything["POSTGRES_PASSWORD"]}
+    for group in SHARES:
+        assert mode(shares / group) == 0o500 and {mode(p) for p in (shares / group).iterdir()} == {0o400}
+    if os.geteuid() == 0:  # as in the setup container: each share belongs to the user that reads it
+        assert {(shares / g).stat().st_uid for g in ("asterisk", "ariapp", "console")} == {10001}
+        assert (shares / "postgres" / "POSTGRES_PASSWORD").stat().st_uid == 999
