@@ -221,6 +221,11 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
             assert f"{name}=" not in asterisk_env, name
         secrets_seen = compose("exec", "-T", "asterisk", "ls", "/run/secrets").stdout.decode().split()
         assert sorted(secrets_seen) == ["AIPBX_ARI_PASSWORD", "sip_passwords.env"], secrets_seen
+        # and no process runs as root
+        for service in ("asterisk", "ariapp", "web", "events", "chroma"):
+            assert compose("exec", "-T", service, "id", "-u").stdout.decode().strip() == "10001", service
+        # and the opt-in monitoring profile is a valid part of the same file
+        compose("--profile", "monitoring", "config", "--quiet")
         # and `docker compose up` (no names) adds the Celery worker and beat, started while the call runs
         compose("up", "--detach", "worker", "beat")
 
