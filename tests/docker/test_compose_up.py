@@ -224,6 +224,8 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
         # and no process runs as root
         for service in ("asterisk", "ariapp", "web", "events", "chroma"):
             assert compose("exec", "-T", service, "id", "-u").stdout.decode().strip() == "10001", service
+        # and the offline voices of non-English extensions are there
+        assert compose("exec", "-T", "ariapp", "espeak-ng", "--version").stdout.startswith(b"eSpeak NG")
         # and the opt-in monitoring profile is a valid part of the same file
         compose("--profile", "monitoring", "config", "--quiet")
         # and `docker compose up` (no names) adds the Celery worker and beat, started while the call runs
