@@ -3,7 +3,7 @@ PY := .venv/bin/python
 STAMP := .venv/.installed-$(shell sha1sum requirements.txt 2>/dev/null | cut -c1-12)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup up down demo phones status test test-fast bench lint
+.PHONY: setup up down demo phones status test test-fast test-docker docker-env bench lint
 
 $(STAMP): requirements.txt scripts/setup.sh
 	@bash scripts/setup.sh
@@ -28,6 +28,13 @@ status:
 
 test: setup         ## the whole suite, with real Asterisk, SIP calls, PostgreSQL, Redis
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-docker: setup  ## compose.yaml for real: images built here, `docker compose up asterisk ariapp web`, an AI call
+	@[ "$${AIPBX_STANDINS:-1}" = 0 ] || bash docker/standins/build.sh  # AIPBX_STANDINS=0: real images from a registry
+	@$(PY) -m pytest -q -s -p no:cacheprovider tests/docker
+
+docker-env:         ## what the first `docker compose up` writes: secrets/ and .env (to edit before starting)
+	@docker compose run --rm --build setup
 
 test-fast: setup    ## unit tests only
 	@$(PY) -m pytest -q -p no:cacheprovider tests/unit

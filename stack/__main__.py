@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack")
     parser.add_argument("command", choices=["up", "down", "phones", "demo", "status", "render"])
     parser.add_argument("--docker", action="store_true",
-                        help="render: container paths, into var/docker/asterisk/etc (for docker/docker-compose.yml)")
+                        help="render: the Asterisk container's layout, into var/docker/asterisk/etc (to inspect)")
     args = parser.parse_args(argv)
     try:
         cfg = dev_config()

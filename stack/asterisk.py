@@ -92,12 +92,14 @@ def _dialplan(cfg: StackConfig) -> str:
     return "\n".join(lines)
 
 
-# Where Asterisk's writable directories are inside the production container (docker/asterisk).
+# Where Asterisk's writable directories are inside the production container (docker/asterisk), and
+# its log: JSON lines on the console (the container's stdout), no log file growing inside the container.
 DOCKER_LAYOUT = {
     "ETC_DIR": "/etc/asterisk", "DB_DIR": "/var/lib/asterisk", "SPOOL_DIR": "/var/spool/asterisk",
     "RUN_DIR": "/var/run/asterisk", "LOG_DIR": "/var/log/asterisk", "REC_DIR": "/var/spool/aipbx/recordings",
     "SOUNDS_DIR": "/var/spool/aipbx/sounds",
     "MODULE_DIR": MODULE_DIRS[0],
+    "FILE_LOG": "; no log file: the console (stdout) is the container's log", "CONSOLE_LOG_FORMAT": "[json]",
 }
 
 
@@ -129,6 +131,8 @@ def render(cfg: StackConfig, etc_dir: Path, layout: dict[str, str] | None = None
         "REC_DIR": cfg.recordings_for_asterisk,
         "SOUNDS_DIR": cfg.sounds_for_asterisk,
         "MAX_CALL_SECONDS": str(cfg.max_call_seconds),
+        "FILE_LOG": "messages.log => notice,warning,error",
+        "CONSOLE_LOG_FORMAT": "",
         **(layout or {}),
     }
     etc_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +42,9 @@ def _new_password() -> str:
     return secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
 
 
-def ensure_secrets(path: Path, directory: Directory) -> dict[str, str]:
-    """Add any missing secret to the env file (mode 0600) and return all values."""
-    values = read_env_file(path)
-    wanted = {
+def secret_generators(directory: Directory) -> dict[str, Callable[[], str]]:
+    """Every per-install secret, by variable name, with how to make a fresh one (make up and Docker)."""
+    wanted: dict[str, Callable[[], str]] = {
         "AIPBX_ARI_PASSWORD": _new_password,
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "AIPBX_CONSOLE_ADMIN_PASSWORD": _new_password,
@@ -53,6 +53,13 @@ def ensure_secrets(path: Path, directory: Directory) -> dict[str, str]:
     }
     for ext in directory:
         wanted[f"AIPBX_SIP_PASSWORD_{ext.ext}"] = _new_password
+    return wanted
+
+
+def ensure_secrets(path: Path, directory: Directory) -> dict[str, str]:
+    """Add any missing secret to the env file (mode 0600) and return all values."""
+    values = read_env_file(path)
+    wanted = secret_generators(directory)
     missing = {key: make() for key, make in wanted.items() if not values.get(key)}
     if missing:
         lines = [] if not path.exists() else path.read_text(encoding="utf-8").rstrip("\n").splitlines()

@@ -68,7 +68,7 @@ def get_mandatory_secret(name: str, value: str | None) -> str:
     if not value:
         raise ImproperlyConfigured(
             f"{name} is not set. The production settings refuse to start without it: "
-            f"set {name} in the environment (for Docker, in the repository's .env). "
+            f"set {name} in the environment (for Docker: secrets/{name}, written by the first docker compose up). "
             "A good value: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
         )
     return value

@@ -1,0 +1,341 @@
+"""What the containers of ``compose.yaml`` run around the apps: ``python -m stack.container COMMAND``.
+
+    setup     the one-shot that every ``docker compose up`` runs first: writes each missing
+              per-install secret into ``secrets/`` (one file each, made like ``make up`` makes them)
+              and the missing settings into ``.env``, then hands each group of services its share of
+              the secrets (below). Keeps what exists.
+    asterisk  renders Asterisk's configuration from the environment and the container's secrets with
+              the renderer of ``make up`` (``asterisk/extensions.yaml`` is the one source), then runs
+              Asterisk in the foreground.
+    exec      loads the container's secrets into the environment, then runs the command (the app
+              image's entrypoint; health checks that import Django use it too).
+    probe     health checks: ``ari`` (Asterisk answers ARI with its credentials), ``http URL`` (200),
+              ``postgres``, ``redis`` (reachable with the service's URL and password).
+
+Secrets reach a container as files in ``/run/secrets``: a file's name is the variable it sets, and a
+``*.env`` file holds ``KEY=VALUE`` lines (the SIP passwords, one per extension, whose number only
+``extensions.yaml`` knows). Each group of services (:data:`SHARES`) mounts its own named volume
+there, which ``setup`` fills with that group's files only, readable by that group's user only. So
+Asterisk never holds the recordings key, the Django secret or the database password, and a fresh
+clone needs no step before ``docker compose up``.
+
+This module is imported by the Asterisk image (with only ``stack`` and two pure ``ariapp`` modules
+beside it) and runs as every container's PID 1 before ``exec``: it imports little at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+SECRETS_DIR = Path(os.environ.get("AIPBX_SECRETS_DIR", "/run/secrets"))  # a container's share
+ASTERISK_ETC = Path("/etc/asterisk")
+SIP_PASSWORDS_FILE = "sip_passwords.env"
+APP_UID = 10001  # the app image's aipbx user and the Asterisk image's asterisk user
+
+#: Each group of services, the uid its processes run as, and its share of ``secrets/``: file name in
+#: its ``/run/secrets`` -> file in ``secrets/``. compose.yaml mounts volume ``secrets-<group>``.
+SHARES: dict[str, tuple[int, dict[str, str]]] = {
+    "asterisk": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD", SIP_PASSWORDS_FILE: SIP_PASSWORDS_FILE}),
+    "ariapp": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD",
+                         "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS"}),
+    # web, events, worker, beat, migrate: one Django deployment (the admin password is migrate's).
+    "console": (APP_UID, {"DJANGO_SECRET_KEY": "DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS",
+                          "PGPASSWORD": "POSTGRES_PASSWORD",  # libpq's variable; the URL has no password
+                          "AIPBX_CONSOLE_ADMIN_PASSWORD": "AIPBX_CONSOLE_ADMIN_PASSWORD"}),
+    "postgres": (999, {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"}),  # the official image's postgres user
+    "grafana": (472, {"GRAFANA_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD"}),  # the official image's user
+}
+
+#: The variables compose.yaml reads from ``.env`` and their production defaults (the same defaults
+#: as compose.yaml's ``${NAME:-default}``; tests/unit/test_compose_file.py keeps the two in step).
+SETTINGS: dict[str, str] = {
+    "AIPBX_INSTANCE": "pbx",
+    "AIPBX_SIP_BIND": "0.0.0.0",
+    "AIPBX_SIP_PORT": "5060",
+    "AIPBX_RTP_START": "10000",
+    "AIPBX_RTP_END": "20000",
+    "AIPBX_HTTP_PORT": "8088",
+    "AIPBX_WEB_BIND": "127.0.0.1",
+    "AIPBX_WEB_PORT": "8000",
+    "AIPBX_STATUS_PORT": "8090",
+    "AIPBX_CHROMA_PORT": "8001",
+    "AIPBX_WORKER_METRICS_PORT": "9101",
+    "AIPBX_POSTGRES_PORT": "5432",
+    "AIPBX_REDIS_PORT": "6379",
+    "AIPBX_PROMETHEUS_PORT": "9090",
+    "AIPBX_GRAFANA_PORT": "3000",
+    "DJANGO_ALLOWED_HOSTS": "localhost",
+}
+
+
+class ContainerError(RuntimeError):
+    """A container cannot start as configured; the message says what to set or run."""
+
+
+# --- secrets -------------------------------------------------------------------------------------
+def read_secrets(directory: Path = SECRETS_DIR) -> dict[str, str]:
+    """The variables the secret files in ``directory`` set (none if there is no such directory)."""
+    values: dict[str, str] = {}
+    if not directory.is_dir():
+        return values
+    for path in sorted(directory.iterdir()):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        if path.name.endswith(".env"):
+            for line in text.splitlines():
+                line = line.strip()
+                if line and not line.startswith("#") and "=" in line:
+                    key, value = line.split("=", 1)
+                    values[key.strip()] = value.strip()
+        else:
+            values[path.name] = text.rstrip("\r\n")
+    return values
+
+
+def environment(base: Mapping[str, str] | None = None, directory: Path = SECRETS_DIR) -> dict[str, str]:
+    """``base`` (the process environment) with the container's secrets added."""
+    return {**(os.environ if base is None else base), **read_secrets(directory)}
+
+
+def _write_private(path: Path, text: str, mode: int = 0o600, uid: int | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(mode)
+    if uid is not None:
+        os.chown(tmp, uid, uid)
+    tmp.replace(path)
+
+
+def share(secrets_dir: Path, shares_dir: Path) -> list[str]:
+    """Copy each group's secrets into its volume (mounted at ``shares_dir/<group>``), mode 0400 for its uid.
+
+    Files that are no longer the group's are removed. A group whose volume is not mounted is skipped.
+    """
+    root = os.geteuid() == 0
+    done = []
+    for group, (uid, files) in SHARES.items():
+        target = shares_dir / group
+        if not target.is_dir():
+            continue
+        target.chmod(0o700)  # 0500 again below
+        for stale in target.iterdir():
+            if stale.name not in files:
+                stale.unlink()
+        for name, source in files.items():
+            _write_private(target / name, (secrets_dir / source).read_text(encoding="utf-8"), 0o400,
+                           uid if root else None)
+        target.chmod(0o500)
+        if root:
+            os.chown(target, uid, uid)
+        done.append(group)
+    return done
+
+
+def setup(root: Path, shares_dir: Path | None = None) -> list[str]:
+    """Create what ``compose.yaml`` needs in ``root``: missing secrets and settings; then share the secrets.
+
+    Returns what was added.
+    """
+    from ariapp.directory import load_directory
+    from stack.config import read_env_file, secret_generators
+
+    directory = load_directory(root / "asterisk" / "extensions.yaml")
+    secrets_dir = root / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    generators = secret_generators(directory)
+    # Letters and digits, 24 of them, like the other passwords.
+    generators["POSTGRES_PASSWORD"] = generators["GRAFANA_ADMIN_PASSWORD"] = generators["AIPBX_ARI_PASSWORD"]
+    added = []
+    for name, make in generators.items():
+        if name.startswith("AIPBX_SIP_PASSWORD_"):
+            continue
+        path = secrets_dir / name
+        if not path.exists() or not path.read_text(encoding="utf-8").strip():
+            _write_private(path, make() + "\n")
+            added.append(f"secrets/{name}")
+    sip_path = secrets_dir / SIP_PASSWORDS_FILE
+    sip = read_env_file(sip_path)
+    missing = {name: make() for name, make in generators.items()
+               if name.startswith("AIPBX_SIP_PASSWORD_") and not sip.get(name)}
+    if missing or not sip_path.exists():
+        lines = sip_path.read_text(encoding="utf-8").rstrip("\n").splitlines() if sip_path.exists() else [
+            "# One SIP password per extension of asterisk/extensions.yaml (random per install)."]
+        lines += [f"{name}={value}" for name, value in missing.items()]
+        _write_private(sip_path, "\n".join(lines) + "\n")
+        added += [f"secrets/{SIP_PASSWORDS_FILE}: {name}" for name in missing]
+
+    env_path = root / ".env"
+    present = read_env_file(env_path)
+    new_settings = {name: value for name, value in SETTINGS.items() if name not in present}
+    if new_settings:
+        lines = env_path.read_text(encoding="utf-8").rstrip("\n").splitlines() if env_path.exists() else []
+        lines += ["# compose.yaml's settings (production defaults; secrets live in secrets/, not here)."]
+        lines += [f"{name}={value}" for name, value in new_settings.items()]
+        env_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        added += [f".env: {name}" for name in new_settings]
+    if env_path.exists():
+        env_path.chmod(0o600)  # read by the compose CLI only; cloud API keys may be added here
+    _give_to_owner_of(root, [secrets_dir, *secrets_dir.iterdir(), env_path])
+    if shares_dir is not None:
+        share(secrets_dir, shares_dir)
+    return added
+
+
+def _give_to_owner_of(root: Path, paths: list[Path]) -> None:
+    """Run as root in a container (``docker compose run --rm setup``), hand the files to the checkout's owner."""
+    if os.geteuid() != 0:
+        return
+    owner = root.stat()
+    for path in paths:
+        if path.exists():
+            os.chown(path, owner.st_uid, owner.st_gid)
+
+
+# --- asterisk ------------------------------------------------------------------------------------
+def asterisk_config(env: Mapping[str, str]):
+    """The :class:`~stack.config.StackConfig` of the Asterisk container, from its environment."""
+    from ariapp.directory import load_directory
+    from stack.config import StackConfig
+
+    directory = load_directory(Path(env.get("AIPBX_EXTENSIONS_FILE", "asterisk/extensions.yaml")))
+    wanted = ["AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{ext.ext}" for ext in directory)]
+    missing = [name for name in wanted if not env.get(name, "").strip()]
+    if missing:
+        raise ContainerError(f"no value for {', '.join(missing)}: run the set-up once more "
+                             "(docker compose up runs it first; or make docker-env), then restart")
+
+    def integer(name: str) -> int:
+        raw = env.get(name, "").strip() or SETTINGS[name]
+        try:
+            return int(raw)
+        except ValueError:
+            raise ContainerError(f"{name} must be a number, not {raw!r}") from None
+
+    return StackConfig(
+        name=env.get("AIPBX_INSTANCE", "").strip() or SETTINGS["AIPBX_INSTANCE"],
+        var_dir=Path("/var/lib/asterisk"),
+        recordings_dir=Path("/var/spool/aipbx/recordings"),
+        cdr_dir=Path("/var/lib/asterisk/cdr"),  # unused: the ARI app writes the CDR
+        directory=directory,
+        secrets={name: env[name].strip() for name in wanted},
+        system_asterisk=True,  # the image's own Asterisk: modules and codecs are looked up in /
+        sip_bind=env.get("AIPBX_SIP_BIND", "").strip() or SETTINGS["AIPBX_SIP_BIND"],
+        sip_port=integer("AIPBX_SIP_PORT"),
+        http_port=integer("AIPBX_HTTP_PORT"),
+        rtp_start=integer("AIPBX_RTP_START"),
+        rtp_end=integer("AIPBX_RTP_END"),
+        ari_user=env.get("AIPBX_ARI_USER", "").strip() or "aipbx",
+        ari_app=env.get("AIPBX_ARI_APP", "").strip() or "aipbx",
+    )
+
+
+def render_asterisk(env: Mapping[str, str], etc_dir: Path = ASTERISK_ETC) -> list[Path]:
+    """Render the container's Asterisk configuration into ``etc_dir``."""
+    from stack.asterisk import DOCKER_LAYOUT, render
+
+    layout = {key: value for key, value in DOCKER_LAYOUT.items() if key != "MODULE_DIR"}  # found in /
+    layout["ETC_DIR"] = str(etc_dir)
+    return render(asterisk_config(env), etc_dir, layout)
+
+
+def run_asterisk() -> None:
+    env = environment()
+    render_asterisk(env)
+    print(f"rendered {ASTERISK_ETC} for instance {env.get('AIPBX_INSTANCE') or SETTINGS['AIPBX_INSTANCE']}",
+          flush=True)
+    # Already the asterisk user (the image's USER): runuser/rungroup in asterisk.conf match, no -U.
+    os.execvp("asterisk", ["asterisk", "-f", "-n", "-C", str(ASTERISK_ETC / "asterisk.conf")])
+
+
+# --- probes --------------------------------------------------------------------------------------
+def _http_ok(url: str, headers: Mapping[str, str] | None = None) -> bool:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+        return False
+
+
+def probe(checks: list[str], env: Mapping[str, str]) -> bool:
+    """Run health checks in order; True if every one passes (what failed goes to stderr)."""
+    ok = True
+    rest = list(checks)
+    while rest:
+        check = rest.pop(0)
+        if check == "ari":
+            from base64 import b64encode
+
+            port = env.get("AIPBX_HTTP_PORT", "").strip() or SETTINGS["AIPBX_HTTP_PORT"]
+            user = env.get("AIPBX_ARI_USER", "").strip() or "aipbx"
+            token = b64encode(f"{user}:{env.get('AIPBX_ARI_PASSWORD', '')}".encode()).decode()
+            ok &= _http_ok(f"http://127.0.0.1:{port}/ari/asterisk/ping", {"Authorization": f"Basic {token}"})
+        elif check == "http":
+            ok &= _http_ok(rest.pop(0))
+        elif check == "postgres":
+            import psycopg
+
+            try:
+                # libpq takes the password from PGPASSWORD (a secret), the rest from the URL.
+                with psycopg.connect(env["AIPBX_DATABASE_URL"], connect_timeout=5) as conn:
+                    conn.execute("SELECT 1")
+            except (psycopg.Error, KeyError) as exc:
+                print(f"postgres: {exc}", file=sys.stderr)
+                ok = False
+        elif check == "redis":
+            import redis
+
+            try:
+                redis.Redis.from_url(env["AIPBX_REDIS_URL"], socket_timeout=5).ping()
+            except (redis.RedisError, KeyError) as exc:
+                print(f"redis: {exc}", file=sys.stderr)
+                ok = False
+        else:
+            raise ContainerError(f"unknown check {check!r} (ari, http URL, postgres, redis)")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack.container")
+    sub = parser.add_subparsers(dest="command", required=True)
+    setup_cmd = sub.add_parser("setup", help="secrets/ and .env for compose.yaml")
+    setup_cmd.add_argument("--root", type=Path, default=Path.cwd(), help="the repository root")
+    setup_cmd.add_argument("--shares", type=Path, help="where the groups' secret volumes are mounted")
+    sub.add_parser("asterisk", help="render the configuration, then run Asterisk")
+    exec_cmd = sub.add_parser("exec", help="run a command with the container's secrets in its environment")
+    exec_cmd.add_argument("argv", nargs=argparse.REMAINDER)
+    probe_cmd = sub.add_parser("probe", help="health checks: ari | http URL | postgres | redis")
+    probe_cmd.add_argument("checks", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "setup":
+            added = setup(args.root.resolve(), args.shares)
+            print("\n".join(f"added {item}" for item in added) or "nothing to add: secrets/ and .env are complete")
+        elif args.command == "asterisk":
+            run_asterisk()
+        elif args.command == "exec":
+            command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            if not command:
+                parser.error("exec needs a command")
+            os.execvpe(command[0], command, environment())
+        elif args.command == "probe":
+            os.environ.update(read_secrets())  # libpq reads PGPASSWORD from the process environment
+            return 0 if probe(args.checks, environment()) else 1
+    except ContainerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

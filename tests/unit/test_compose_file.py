@@ -1,0 +1,137 @@
+"""compose.yaml and the images, read as a reviewer would: what `docker compose up asterisk ariapp web`
+pulls in, who gets which secret, health checks, volumes, ports from .env. The compose test
+(tests/docker, `make test-docker`) runs the same file for real."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from stack.config import REPO
+from stack.container import SETTINGS, SHARES, setup
+
+COMPOSE_TEXT = (REPO / "compose.yaml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
+SERVICES = COMPOSE["services"]
+DEFAULT = {name for name, svc in SERVICES.items() if not svc.get("profiles")}
+ONE_SHOT = {"migrate", "setup"}
+
+
+def needs(names: tuple[str, ...]) -> set[str]:
+    """Every service `docker compose up NAMES` starts (depends_on, transitively)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += list(SERVICES[name].get("depends_on") or [])
+    return seen
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Named volume (or host path) -> where it is mounted, for one service."""
+    return dict(v.split("#")[0].strip().split(":")[:2] for v in SERVICES[service].get("volumes", []))
+
+
+def secrets_of(service: str) -> set[str]:
+    """The file names in a service's /run/secrets: its group's share (stack.container.SHARES)."""
+    volume = {target: source for source, target in mounts(service).items()}.get("/run/secrets")
+    if volume is None:
+        return set()
+    return set(SHARES[volume.removeprefix("secrets-")][1])
+
+
+def test_the_design_cards_three_services_pull_in_what_they_need_and_not_the_worker() -> None:
+    assert needs(("asterisk", "ariapp", "web")) == {"asterisk", "ariapp", "web", "postgres", "redis", "chroma",
+                                                    "events", "migrate", "setup"}
+    assert DEFAULT == needs(("asterisk", "ariapp", "web")) | {"worker", "beat"}
+    assert {name for name, svc in SERVICES.items() if "monitoring" in svc.get("profiles", [])} == {"prometheus",
+                                                                                                  "grafana"}
+
+
+def test_asterisk_gets_the_pbx_secrets_only() -> None:
+    assert secrets_of("asterisk") == {"AIPBX_ARI_PASSWORD", "sip_passwords.env"}
+    env = " ".join(f"{k}={v}" for k, v in SERVICES["asterisk"]["environment"].items())
+    for name in ("DJANGO_SECRET_KEY", "RECORDINGS_KEYS", "PGPASSWORD", "POSTGRES_PASSWORD", "API_KEY"):
+        assert name not in env
+    assert not any("env_file" in svc for svc in SERVICES.values())  # never the whole .env
+
+
+def test_secrets_go_where_they_are_needed_and_every_group_is_filled_first() -> None:
+    assert secrets_of("ariapp") == {"AIPBX_ARI_PASSWORD", "AIPBX_RECORDINGS_KEYS"}
+    for service in ("web", "events", "worker", "beat", "migrate"):
+        assert secrets_of(service) == {"DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS", "PGPASSWORD",
+                                       "AIPBX_CONSOLE_ADMIN_PASSWORD"}, service
+    assert secrets_of("postgres") == {"POSTGRES_PASSWORD"}
+    assert secrets_of("chroma") == secrets_of("redis") == set()
+    shares = {f"secrets-{group}": f"/run/shares/{group}" for group in SHARES}
+    assert {k: v for k, v in mounts("setup").items() if k.startswith("secrets-")} == shares
+    for service in DEFAULT | {"grafana"}:
+        if secrets_of(service):
+            assert "setup" in needs((service,)) and service != "setup", service
+            assert all(v.endswith(":ro") for v in SERVICES[service]["volumes"] if "/run/secrets" in v), service
+
+
+def test_every_secret_file_is_written_by_the_setup_helper(tmp_path) -> None:
+    (tmp_path / "asterisk").mkdir()
+    (tmp_path / "asterisk" / "extensions.yaml").write_text((REPO / "asterisk" / "extensions.yaml").read_text())
+    for group in SHARES:
+        (tmp_path / "shares" / group).mkdir(parents=True)
+    setup(tmp_path, tmp_path / "shares")
+    for group, (_uid, files) in SHARES.items():
+        assert sorted(p.name for p in (tmp_path / "shares" / group).iterdir()) == sorted(files), group
+    # the official images read these two from files named in their environment
+    assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
+    assert SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == \
+        "/run/secrets/GRAFANA_ADMIN_PASSWORD"
+
+
+def test_settings_defaults_agree_with_the_setup_helper_and_cover_every_port() -> None:
+    defaults = dict(re.findall(r"\$\{([A-Z_]+):-([^}]*)\}", COMPOSE_TEXT))
+    for name, value in SETTINGS.items():
+        assert defaults.get(name) == value, name
+    ports = {name for name in defaults if name.endswith("_PORT")}
+    assert ports <= set(SETTINGS)
+    assert not re.search(r":(5060|5432|6379|8000|8001|8088|8090)\b", COMPOSE_TEXT.replace(":-", "")), \
+        "a port written into compose.yaml instead of read from .env"
+
+
+def test_every_long_running_service_is_healthy_restarts_and_logs_with_limits() -> None:
+    for name in DEFAULT - ONE_SHOT:
+        svc = SERVICES[name]
+        assert svc["network_mode"] == "host", name
+        assert svc["restart"] == "unless-stopped", name
+        assert svc["healthcheck"]["test"], name
+        assert svc["logging"]["options"]["max-size"], name
+    assert SERVICES["migrate"]["restart"] == "no"
+    for name in ("web", "events", "worker", "beat"):
+        assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_named_volumes_are_shared_by_every_service_that_needs_the_files() -> None:
+    for service in ("asterisk", "ariapp", "web", "worker"):
+        assert "recordings" in mounts(service), service
+    for service in ("ariapp", "web", "worker"):
+        assert mounts(service)["recordings"] == "/var/lib/aipbx/recordings", service
+        assert mounts(service)["cdr"] == "/var/lib/aipbx/cdr", service
+    assert mounts("postgres")["pgdata"] == "/var/lib/postgresql/data"
+    assert mounts("redis")["redisdata"] == "/data"
+    assert set(COMPOSE["volumes"]) >= {"pgdata", "redisdata", "recordings", "cdr", "chroma"}
+
+
+def test_images_run_as_non_root_users_without_test_tools() -> None:
+    app = (REPO / "docker" / "Dockerfile").read_text()
+    asterisk = (REPO / "docker" / "asterisk" / "Dockerfile").read_text()
+    assert "\nUSER aipbx\n" in app and "\nUSER asterisk\n" in asterisk
+    assert app.count("FROM ") >= 2  # a build stage, then the runtime
+    assert "# syntax=" not in app + asterisk  # BuildKit's own frontend: nothing pulled to parse a Dockerfile
+    requirements = (REPO / "requirements.txt").read_text()
+    assert "\n# Tests\n" in requirements
+    runtime = requirements.split("\n# Tests\n", 1)[0].lower()
+    for tool in ("pytest", "hypothesis", "schemathesis", "playwright", "ruff", "time-machine"):
+        assert f"\n{tool}" not in runtime, tool
+    ignored = (REPO / ".dockerignore").read_text().split()
+    for path in ("tests", "bench", "softphone", ".env", "secrets", ".git"):
+        assert path in ignored, path
