@@ -121,7 +121,10 @@ class App:
             warm = getattr(stt, "warmup", None)
             if warm is not None:
                 await warm()
-        await self._write_notices()
+        try:
+            await self._write_notices()
+        except OSError as exc:  # callers then hear no notice before ringing: say so, but answer calls
+            log.error("could not write the recording notices to %s: %s", self.settings.sounds_dir, exc)
         retriever = self.engine.retriever
         if retriever is not None:  # load the embedding model now, not on the first question
             await asyncio.to_thread(retriever.embedder.embed, ["warm up"], purpose="query")

@@ -39,6 +39,7 @@ from knowledge.models import (
     Status,
 )
 from knowledge.retrieval import ChromaStore, Item, MemoryStore, Retriever, UsemEmbedder, VectorStore, chunk_text
+from knowledge.retrieval.retriever import CONTEXT_SUFFIXES, index_entries
 
 __all__ = [
     "DUPLICATE_COSINE",
@@ -445,30 +446,12 @@ def _sync_after_commit(owner: str, ids: list[int]) -> None:
         transaction.on_commit(lambda: _sync_index(owner, ids))
 
 
-#: Index entries of one item besides its text: its FAQ question, and its heading with its text.
-CONTEXT_SUFFIXES: Final = (":q", ":h")
-
-
-def index_entries(item_id: int, text: str, question: str, heading: str, metadata: dict[str, Any]
-                  ) -> list[tuple[str, str]]:
-    """``(index id, text to embed)`` of one approved item: its text, and its context when it has one.
-
-    Every entry's stored text is the item's text (what may be spoken); a caller's question also
-    matches the FAQ question it answers, or the heading it sat under.
-    """
-    entries = [(str(item_id), text)]
-    if question:
-        entries.append((f"{item_id}:q", question))
-    if heading:
-        entries.append((f"{item_id}:h", f"{heading}: {text}"))
-    return entries
-
-
 def _sync_index(owner: str, ids: Sequence[int], *, reembed: bool = False) -> None:
     """Make the index agree with PostgreSQL for ``ids``: approved ones upserted, the rest removed."""
     retriever = get_retriever()
     approved = list(KnowledgeItem.objects.filter(owner=owner, pk__in=ids, status=Status.APPROVED))
-    gone = [str(pk) + suffix for pk in set(ids) - {item.pk for item in approved} for suffix in ("", *CONTEXT_SUFFIXES)]
+    gone = [str(pk) + suffix for pk in set(ids) - {item.pk for item in approved}
+            for suffix in ("", *CONTEXT_SUFFIXES)]
     # an edit may have dropped a context: its entry goes too (the upsert below puts back the current ones)
     gone += [str(item.pk) + suffix for item in approved for suffix, value in zip(CONTEXT_SUFFIXES,
              (item.question, item.heading), strict=True) if not value]
@@ -489,7 +472,7 @@ def _sync_index(owner: str, ids: Sequence[int], *, reembed: bool = False) -> Non
                 continue
             metadata = {"item_id": item.pk, "category": item.category, "source": item.source,
                         "question": item.question, "heading": item.heading}
-            entries = index_entries(item.pk, item.text, item.question, item.heading, metadata)
+            entries = index_entries(item.pk, item.text, item.question, item.heading)
             items.append(Item(entries[0][0], vector, item.text, metadata))
             context_texts += [(entry_id, embedded, metadata) for entry_id, embedded in entries[1:]]
         if context_texts:

@@ -41,7 +41,8 @@ def _up_to_date(target: Path, text: str) -> bool:
 def _write(target: Path, text: str, pcm: np.ndarray) -> None:
     directory = target.parent
     directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o755)  # Asterisk's own user reads it
+    if directory.stat().st_uid == os.geteuid():
+        directory.chmod(0o755)  # Asterisk's own user reads it (a shared volume has its own owner)
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".wav")
     with os.fdopen(fd, "wb") as handle, wave.open(handle, "wb") as wav:
         wav.setnchannels(1)

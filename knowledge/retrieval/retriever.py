@@ -68,6 +68,26 @@ class Passage:
     metadata: Mapping[str, MetadataValue]
 
 
+#: Index entries of one item besides its text: its FAQ question, and its heading with its text.
+CONTEXT_SUFFIXES: Final = (":q", ":h")
+
+
+def index_entries(item_id: int | str, text: str, question: str = "", heading: str = "") -> list[tuple[str, str]]:
+    """``(index id, text to embed)`` of one knowledge item: its text, and its context when it has one.
+
+    Every entry's stored text is the item's text (what may be spoken); a caller's question also
+    matches the FAQ question it answers, or the heading it sat under. (An FAQ question is embedded
+    with its answer: USE scores any two questions alike, ~0.35-0.45, so a question alone would match
+    every question a caller asks; measured on ``eval/``.)
+    """
+    entries = [(str(item_id), text)]
+    if question:
+        entries.append((f"{item_id}:q", f"{question} {text}"))
+    if heading:
+        entries.append((f"{item_id}:h", f"{heading}: {text}"))
+    return entries
+
+
 def best_per_item(hits: Sequence[Any]) -> list[Passage]:
     """One passage per knowledge item (its best-scoring entry), best first.
 
