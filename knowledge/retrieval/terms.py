@@ -31,7 +31,7 @@ me my mine you you're you'd your yours we we're our ours us he she him her his h
 what's which who whom whose when where why how how's wanna gonna like just really actually maybe please
 thanks thank hi hello hey um uh er oh okay ok yes yeah no not any anything some something much many more most
 about of for to from in on at by with without into onto up down out over under again also too very still yet
-only even tell know wondering wonder want wanted need needed looking look ask asking question get got go going
+only even tell know wondering wonder whether want wanted need needed looking look ask asking question get got go going
 come coming see let make say said there's else bit lot guys guy kind sort stuff thing things way one ones
 around like there'll today right now well sure call calling
 time times hour hours open opening opened close closing closed cost costs price prices fee fees charge
@@ -40,15 +40,18 @@ charges pay paying much day days week exactly usually normally
 
 # Korean particles and endings stripped from the end of a word (longest first).
 _KO_SUFFIXES: Final = tuple(sorted("""
-이에요 예요 이야 이요 에서는 에서도 에서 에게 한테 께서 으로는 으로 로는 로 까지는 까지 부터 처럼 보다 이랑 랑 하고 이나 나
-은 는 이 가 을 를 에 의 도 만 요 과 와 야 죠 지요 나요 까요 세요 하세요 해요 하나요 되나요 돼요 되요 있어요 있나요 있습니까
-없어요 없나요 인가요 일까요 인데 는데 데요 거든요 네요 습니까 합니까 입니까 니까 어요 아요 여요 해도 돼도 해주세요 주세요
+이에요 예요 이야 이요 에서는 에서도 에서 에게 한테 께서 으로는 으로 로는 로 까지는
+까지 부터 처럼 보다 이랑 랑 하고 이나 나 은 는 이 가 을 를 에 의 도 만 요 과 와
+야 죠 지요 나요 까요 세요 하세요 해요 하나요 되나요 돼요 되요 있어요 있나요 있습니까
+없어요 없나요 인가요 일까요 인데 는데 데요 거든요 네요 습니까 합니까 입니까 니까 어요
+아요 여요 해도 돼도 해주세요 주세요
 """.split(), key=len, reverse=True))
 _STOP_KO: Final = frozenset("""
-혹시 좀 저 제 저희 그 이 거 것 뭐 뭔가 어떻게 어디 언제 얼마 몇 누가 누구 무슨 어떤 왜 네 예 아 음 그럼 그리고 그래서 근데
-시 시간 가격 비용 요금 얼마예 얼마에 문 열 닫 하시 하는지 되는지
-있어요 없어요 하세요 되나요 돼요 가능 가능해요 가능한가요 해요 하나요 알 수 있을까요 궁금 궁금해요 여쭤 물어 보려고 좀요 요
-거기 여기 그거 이거 다 또 혹은 아니면 정도 쯤 때 수 하는 되는 있는 없는 주세요 해주세요 알려 알려주세요
+혹시 좀 저 제 저희 그 이 거 것 뭐 뭔가 어떻게 어디 언제 얼마 몇 누가 누구 무슨
+어떤 왜 네 예 아 음 그럼 그리고 그래서 근데 시 시간 가격 비용 요금 얼마예 얼마에 문
+열 닫 하시 하는지 되는지 있어요 없어요 하세요 되나요 돼요 가능 가능해요 가능한가요 해요
+하나요 알 수 있을까요 궁금 궁금해요 여쭤 물어 보려고 좀요 요 거기 여기 그거 이거 다
+또 혹은 아니면 정도 쯤 때 수 하는 되는 있는 없는 주세요 해주세요 알려 알려주세요
 """.split())
 
 _WEEKDAYS_EN: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -58,15 +61,15 @@ _PRICE_Q: Final = re.compile(r"how much|\bcost|\bprice|\bfee\b|\bfees\b|\bcharge
 _TIME_Q: Final = re.compile(r"\bwhen\b|what time|\bhours?\b|\bopen\b|\bclose[sd]?\b|\buntil\b|\btill\b|\blatest\b|"
                             r"\bearliest\b|\bdays?\b|\bweekends?\b|" + "|".join(_WEEKDAYS_EN) + r"|몇\s*시|언제|"
                             r"시간|요일|주말|평일|영업|문\s*(?:열|닫)|마감", re.I)
-_PLACE_Q: Final = re.compile(r"\bwhere\b|\baddress\b|\blocated\b|\blocation\b|\bfloor\b|\bexit\b|어디|주소|위치|몇\s*층|"
-                             r"출구", re.I)
+_PLACE_Q: Final = re.compile(r"\bwhere\b|\baddress\b|\blocated\b|\blocation\b|\bfloor\b|\bexit\b|"
+                             r"어디|주소|위치|몇\s*층|출구", re.I)
 _PHONE_Q: Final = re.compile(r"phone number|\bnumber\b|\bcall you\b|\bextension\b|\bemail\b|\be-mail\b|연락처|번호|"
                              r"이메일|메일", re.I)
 _PRICE_A: Final = re.compile(r"\d[\d,.]*\s*(?:won|krw|dollars?|원|만\s*원)|[$₩]\s*\d|\bfree\b|무료|만\s*원|천\s*원",
                              re.I)
 _TIME_A: Final = re.compile(r"\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)|\d{1,2}:\d{2}|\bnoon\b|\bmidnight\b|"
-                            r"오전|오후|\d{1,2}\s*시|" + "|".join(_WEEKDAYS_EN) + r"|weekdays?|weekends?|[월화수목금토일]"
-                            r"요일|평일|주말|공휴일|holidays?", re.I)
+                            r"오전|오후|\d{1,2}\s*시|" + "|".join(_WEEKDAYS_EN) + r"|weekdays?|weekends?|"
+                            r"[월화수목금토일]요일|평일|주말|공휴일|holidays?", re.I)
 _PLACE_A: Final = re.compile(r"\b\d+(?:st|nd|rd|th)?\s+floor|\bfloor\b|\bexit\b|\bstation\b|\bstreet\b|\bro\b|\bgil\b|"
                              r"\bbuilding\b|-ro\b|-gil\b|층|출구|역|로\s*\d|길\s*\d|건물|빌딩", re.I)
 _PHONE_A: Final = re.compile(r"\b0\d{1,2}-\d{3,4}-\d{4}\b|\b\d{3,4}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\bextension\s*\d+|"

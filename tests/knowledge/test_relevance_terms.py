@@ -1,0 +1,35 @@
+"""The text rules of the relevance gate: key words, answer types, weekdays (Korean and English)."""
+
+from __future__ import annotations
+
+from knowledge.retrieval import terms
+from knowledge.retrieval.relevance import KnowledgeVocabulary
+
+
+def test_key_terms_drop_the_padding_of_a_phone_question_and_stem_the_rest() -> None:
+    assert terms.key_terms("Hi, um, I was wondering if you could tell me whether you see kids?") == ["kid"]
+    assert terms.key_terms("How much do the ceramic braces cost?") == ["ceramic", "brace"]
+    assert terms.key_terms("주차는 어디에 하면 돼요?") == ["주차", "하면"]
+
+
+def test_answer_types_of_questions_and_what_passages_state() -> None:
+    assert terms.answer_types("How much is a crown?") == {"price"}
+    assert terms.answer_types("임플란트 가격이 얼마예요?") == {"price"}
+    assert terms.answer_types("Where is the clinic?") == {"place"}
+    assert "price" in terms.passage_types("A zirconia crown is 450,000 won.")
+    assert "price" in terms.passage_types("스케일링은 1만 5천 원입니다.")
+    assert "price" not in terms.passage_types("We are open Monday to Friday.")
+    assert "phone" in terms.passage_types("Call reception at 02-555-0199.")
+
+
+def test_weekdays_named_or_spanned() -> None:
+    assert terms.weekdays("Open Monday to Thursday") == {"monday", "tuesday", "wednesday", "thursday"}
+    assert terms.weekdays("평일 오전 9시부터") == {"monday", "tuesday", "wednesday", "thursday", "friday"}
+    assert terms.weekdays("토요일과 일요일은 휴무") == {"saturday", "sunday"}
+    assert terms.weekdays("closed at weekends") == {"saturday", "sunday"}
+
+
+def test_a_term_the_knowledge_never_mentions_is_unknown() -> None:
+    vocabulary = KnowledgeVocabulary(["A crown costs 450,000 won.", "주차장은 건물 지하에 있습니다."])
+    assert vocabulary.knows("crown") and vocabulary.knows("주차")
+    assert not vocabulary.knows("invisalign") and not vocabulary.knows("veneer")
