@@ -25,7 +25,7 @@ from tests.browser.conftest import login
 from tests.integration.audio_checks import Recordings, ask, speech, transcribe
 from tests.integration.test_telephony import cdr_baseline, new_cdr
 from tests.integration.threaded import InThread
-from tests.knowledge_app.conftest import spawn_worker, stop_worker
+from tests.knowledge_app.conftest import spawn_worker, stop_worker, wait_until_finished
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -73,16 +73,6 @@ async def conversation(phones) -> dict:
         return {"notice": notice}
 
 
-def wait_for_run(call_id: str, timeout_s: float) -> ExtractionRun | None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run = ExtractionRun.objects.filter(call_id=call_id).exclude(status=ExtractionRun.RunStatus.RUNNING).first()
-        if run is not None:
-            return run
-        time.sleep(0.5)
-    return None
-
-
 def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(pbx, ariapp, phones,
                                                                              learning_worker) -> None:
     # given: 1001 calls 1002, who answers and says a new fact; the caller says one of their own
@@ -98,7 +88,7 @@ def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(pbx
     assert "building" in turns[0]["text"].lower() and "saturday" in turns[1]["text"].lower()
     assert 0 <= turns[0]["t"] < turns[0]["end"] < turns[1]["t"] < turns[1]["end"] <= line["billsec"] + 0.5
     # when the worker has read the call, the fact is 1002's knowledge with provenance to the moment
-    run = wait_for_run(call_id, LEARNED_WITHIN_S)
+    run = wait_until_finished(call_id, LEARNED_WITHIN_S)
     assert run is not None and run.status == ExtractionRun.RunStatus.DONE, run and run.reason
     learned = KnowledgeItem.objects.filter(owner="1002", source_call_id=call_id)
     (fact,) = learned
