@@ -147,19 +147,15 @@ def weekdays(text: str) -> set[str]:
     return found
 
 
+_ASKED: Final = {"price": _PRICE_Q, "time": _TIME_Q, "place": _PLACE_Q, "phone": _PHONE_Q}
+_STATED: Final = {"price": _PRICE_A, "time": _TIME_A, "place": _PLACE_A, "phone": _PHONE_A}
+
+
 def answer_types(question: str) -> set[str]:
     """What kinds of answer the question asks for (empty: no particular kind)."""
-    kinds = set()
-    for kind, pattern in (("price", _PRICE_Q), ("time", _TIME_Q), ("place", _PLACE_Q), ("phone", _PHONE_Q)):
-        if pattern.search(question):
-            kinds.add(kind)
-    return kinds
+    return {kind for kind, pattern in _ASKED.items() if pattern.search(question)}
 
 
 def passage_types(text: str) -> set[str]:
     """What kinds of answer a passage states."""
-    kinds = set()
-    for kind, pattern in (("price", _PRICE_A), ("time", _TIME_A), ("place", _PLACE_A), ("phone", _PHONE_A)):
-        if pattern.search(text):
-            kinds.add(kind)
-    return kinds
+    return {kind for kind, pattern in _STATED.items() if pattern.search(text)}
