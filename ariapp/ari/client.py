@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 # Pseudo event delivered after every (re)connection of the websocket, before any real event.
 CONNECTED = "AriConnected"
 
+# What the app listens to besides its own Stasis channels: every channel (the call tracker follows
+# phone-to-phone calls too). Not ``subscribeAll``: that also subscribes every device state, and
+# Asterisk 22 can deadlock its ARI session when an app disconnects while a device state change is in
+# flight (asterisk/asterisk#2170): the PBX stops accepting the app until it is restarted.
+EVENT_SOURCES = ("channel:",)
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -177,22 +183,28 @@ class AriClient:
             return False
 
     # --- events ---------------------------------------------------------------------------------
+    async def subscribe(self, event_source: str) -> None:
+        """Subscribe the application to an event source (``channel:`` alone means every channel)."""
+        await self.request("POST", f"/applications/{self.app}/subscription", params={"eventSource": event_source})
+
     async def run_events(self, on_event: Callable[[AriEvent], Awaitable[None] | None], *,
-                         backoff: Backoff | None = None, subscribe_all: bool = True,
+                         backoff: Backoff | None = None, sources: tuple[str, ...] = EVENT_SOURCES,
                          on_disconnect: Callable[[], None] | None = None) -> None:
         """Read events until :meth:`close`; reconnect with backoff on any unexpected close.
 
         ``on_event`` is called for each event in order, and with a pseudo event of type
-        :data:`CONNECTED` after each (re)connection. It must return quickly.
+        :data:`CONNECTED` after each (re)connection and its subscriptions. It must return quickly.
         """
         ws_url = self.base_url.replace("http", "ws", 1) + "/ari/events"
-        params = {"app": self.app, "subscribeAll": "true" if subscribe_all else "false"}
+        params = {"app": self.app, "subscribeAll": "false"}
         delays = (backoff or Backoff()).delays()
         while not self._closing:
             try:
                 async with self._http().ws_connect(ws_url, params=params, heartbeat=10.0,
                                                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0)) as ws:
                     delays = (backoff or Backoff()).delays()
+                    for source in sources:
+                        await self.subscribe(source)
                     log.info("ari websocket connected", extra={"app": self.app})
                     await _maybe_await(on_event(AriEvent(CONNECTED, self.app, None, None, {})))
                     async for message in ws:
@@ -204,7 +216,7 @@ class AriClient:
                             log.warning("dropped malformed ARI event: %s", exc)
                             continue
                         await _maybe_await(on_event(event))
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, AriUnavailable, AriHttpError) as exc:
                 if self._closing:
                     break
                 log.warning("ari websocket error: %r", exc)

@@ -1,6 +1,6 @@
 """Follows every call through Asterisk (phone-to-phone and AI) from ARI events, for CDR and records.
 
-The app connects with ``subscribeAll``, so it sees channels it does not own. A call is born when the
+The app subscribes to every channel (``channel:``), so it sees channels it does not own. A call is born when the
 dialplan sets ``AIPBX_CALL_ID`` to the caller channel's own id (channels that inherit the variable
 are legs of that call). ``Dial`` events give ringing/answer, ``ChannelHangupRequest`` who hung up
 first, ``ChannelDestroyed`` of the caller channel the end. A call is finished — transcript,

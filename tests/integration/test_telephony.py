@@ -41,6 +41,15 @@ async def quiet_asterisk(pbx, timeout: float = 10.0) -> None:
                 f"no channels/bridges left (have {pbx.channels()} / {pbx.bridges()})")
 
 
+def test_the_app_follows_every_channel_but_no_device_state(pbx, ariapp):
+    """Every channel (phone-to-phone calls are tracked), and not ``subscribeAll``: Asterisk 22 can wedge
+    the app's ARI session when it disconnects during a device state change (asterisk#2170); CI saw the
+    PBX refuse the app for good after a restart."""
+    app = pbx.ari(f"/ari/applications/{pbx.cfg.ari_app}")
+    assert app["channel_ids"] == ["__AST_CHANNEL_ALL_TOPIC"], app
+    assert app["device_names"] == [] and app["endpoint_ids"] == [], app
+
+
 async def test_phone_to_phone_call_carries_audio_both_ways_and_is_recorded(pbx, ariapp, phones):
     before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as alice, phones("1002") as bob:

@@ -253,7 +253,7 @@ def test_smuggled_tags_cannot_open_a_second_context_or_caller_block() -> None:
 # continue, dial, move, snoop, externalMedia to a foreign host...); each takes ids the app made itself.
 ARI_ALLOWED = {"answer", "hangup", "get_channel", "list_channels", "get_variable", "external_media", "play",
                "start_moh", "stop_moh", "create_bridge", "add_to_bridge", "destroy_bridge", "list_bridges",
-               "application", "ping", "request", "run_events", "close", "snoop"}
+               "application", "ping", "request", "subscribe", "run_events", "close", "snoop"}
 FORBIDDEN = re.compile(r"originate|redirect|continue|/dial|/move|transfer|/variable.*POST", re.IGNORECASE)
 
 
