@@ -75,7 +75,21 @@ class AppProcess:
             if self.ready():
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"ariapp not ready in {timeout} s:\n{self.log_tail()}")
+        raise RuntimeError(f"ariapp not ready in {timeout} s; {self.asterisk_view()}\n{self.log_tail(30)}")
+
+    def asterisk_view(self) -> str:
+        """What Asterisk says when the app cannot connect (a wedged ARI answers ping but not the app)."""
+        from stack.asterisk import Asterisk
+
+        asterisk = Asterisk(self.cfg)
+        ping = "answers" if asterisk.ping() else "does not answer"
+        try:
+            apps = asterisk.cli("ari show apps", timeout=5.0).strip() or "(none)"
+        except (OSError, subprocess.SubprocessError) as exc:
+            apps = f"(ari show apps failed: {exc!r})"
+        log = self.cfg.log_dir / "asterisk.out"
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        return f"Asterisk ARI ping {ping}; ari show apps: {apps}\nasterisk.out tail:\n" + "\n".join(tail)
 
     def ready(self) -> bool:
         try:

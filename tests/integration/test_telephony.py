@@ -220,8 +220,12 @@ async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_
     # then the call gets its one CDR line as answered and recorded, and goes to the worker to be transcribed
     (line,) = new_cdr(pbx, before)
     assert line["answered_by"] == "1002" and line["answer"] and line["recording_dir"]
-    sent = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
-    assert any(h["task"] == TRANSCRIBE_TASK and line["call_id"] in h["argsrepr"] for h in sent), sent
+
+    def queued() -> bool:  # sent just after the CDR line is written (off the event loop): wait for it
+        sent = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
+        return any(h["task"] == TRANSCRIBE_TASK and line["call_id"] in h["argsrepr"] for h in sent)
+
+    await until(queued, 10, f"the transcription task for {line['call_id']} on {queue}")
     await quiet_asterisk(pbx)
 
 
