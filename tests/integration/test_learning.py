@@ -20,6 +20,7 @@ import redis
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
+from ariapp.calls.transcriber import DRAIN_TIMEOUT_S
 from knowledge.models import ExtractionRun, KnowledgeItem, Status
 from tests.browser.conftest import login
 from tests.integration.audio_checks import Recordings, ask, speech, transcribe
@@ -78,7 +79,8 @@ def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(pbx
     # given: 1001 calls 1002, who answers and says a new fact; the caller says one of their own
     before = asyncio.run(cdr_baseline(pbx, ariapp))
     heard = asyncio.run(conversation(phones))
-    (line,) = new_cdr(pbx, before)
+    # the call ends once its live transcript has drained (bounded by DRAIN_TIMEOUT_S on a busy box)
+    (line,) = new_cdr(pbx, before, timeout=DRAIN_TIMEOUT_S + 20)
     call_id = line["call_id"]
     # then: the caller was told the call is recorded before the phone rang
     assert "record" in heard["notice"], heard
