@@ -126,8 +126,10 @@ class App:
         except OSError as exc:  # callers then hear no notice before ringing: say so, but answer calls
             log.error("could not write the recording notices to %s: %s", self.settings.sounds_dir, exc)
         retriever = self.engine.retriever
-        if retriever is not None:  # load the embedding model now, not on the first question
+        if retriever is not None:  # load the embedding models now, not on the first question
             await asyncio.to_thread(retriever.embedder.embed, ["warm up"], purpose="query")
+            if retriever.gate is not None:
+                await asyncio.to_thread(retriever.gate.warm)
         self.models_ready.set()
         log.info("models and greetings ready in %.1f s", time.monotonic() - started)
 

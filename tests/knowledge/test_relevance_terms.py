@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from knowledge.retrieval import terms
-from knowledge.retrieval.relevance import KnowledgeVocabulary
 
 
 def test_key_terms_drop_the_padding_of_a_phone_question_and_stem_the_rest() -> None:
@@ -27,9 +26,3 @@ def test_weekdays_named_or_spanned() -> None:
     assert terms.weekdays("평일 오전 9시부터") == {"monday", "tuesday", "wednesday", "thursday", "friday"}
     assert terms.weekdays("토요일과 일요일은 휴무") == {"saturday", "sunday"}
     assert terms.weekdays("closed at weekends") == {"saturday", "sunday"}
-
-
-def test_a_term_the_knowledge_never_mentions_is_unknown() -> None:
-    vocabulary = KnowledgeVocabulary(["A crown costs 450,000 won.", "주차장은 건물 지하에 있습니다."])
-    assert vocabulary.knows("crown") and vocabulary.knows("주차")
-    assert not vocabulary.knows("invisalign") and not vocabulary.knows("veneer")

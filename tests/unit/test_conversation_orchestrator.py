@@ -20,6 +20,7 @@ from ariapp.conversation.machine import Ev, State
 from ariapp.conversation.orchestrator import FALLBACK, ConversationConfig, Orchestrator
 from ariapp.providers.base import Transcript
 from ariapp.providers.errors import ProviderError
+from knowledge.retrieval.relevance import Judgement
 
 RATE = 8000
 FRAME = 160
@@ -128,6 +129,13 @@ class FakeRetriever:
         self.queries.append((owner, query))
         await asyncio.sleep(self.delay)
         return SearchResult(self.passages)
+
+    async def judge(self, question: str, passages: list[Passage]) -> Judgement:
+        """The threshold rule (what a Retriever without its gate decides)."""
+        best = max(passages, key=lambda p: p.score, default=None)
+        score = best.score if best is not None else 0.0
+        chosen = best if best is not None and score >= self.threshold else None
+        return Judgement(chosen, score, answer_at=self.threshold)
 
 
 class RecordingSpeaker(Speaker):
@@ -263,8 +271,9 @@ async def test_an_utterance_is_logged_with_transcript_passages_scores_and_ordere
     _, caller, ai = call.orchestrator.turns
     assert (caller.speaker, caller.text) == ("caller", "When do you open?")
     assert retriever.queries == [("201", "When do you open?")]
-    assert caller.retrieved == [{"text": OPENING.text, "score": 0.82, "item_id": 7},  # the console counts uses
-                                {"text": PARKING.text, "score": 0.41, "item_id": None}]
+    assert caller.retrieved == [{"text": OPENING.text, "score": 0.82, "item_id": 7, "used": True},  # counted a use
+                                {"text": PARKING.text, "score": 0.41, "item_id": None, "used": False},
+                                {"text": UNRELATED.text, "score": 0.12, "item_id": None, "used": False}]
     assert (ai.speaker, ai.text) == ("ai", f"Here is what I have: {OPENING.text}.")
     assert call.heard() == ["greeting", "Here is what I have:", f"{OPENING.text}."]
     latency = caller.latency_ms

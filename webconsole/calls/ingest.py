@@ -175,7 +175,9 @@ def _retrieval(call: Call, event: Event, data: dict[str, Any]) -> None:
     if question is not None:
         question.retrieved = results
         question.save(update_fields=["retrieved"])
-    used = [int(r["item_id"]) for r in results if isinstance(r, dict) and str(r.get("item_id", "")).isdigit()]
+    # the items the AI answered from ("used"; events from before the relevance gate listed only those)
+    used = [int(r["item_id"]) for r in results
+            if isinstance(r, dict) and str(r.get("item_id", "")).isdigit() and r.get("used", True)]
     if used:
         from knowledge.actions import do_record_usage
 

@@ -116,7 +116,8 @@
       if (retrieved && retrieved.length) {
         var ul = el("ul", "retrieved");
         retrieved.forEach(function (r) {
-          var item = el("li");
+          var item = el("li", r.used ? "used" : "");
+          if (r.used) item.title = "the AI answered from this passage";
           item.appendChild(el("span", "score", Number(r.score).toFixed(2)));
           item.appendChild(document.createTextNode(" " + r.text));
           ul.appendChild(item);
