@@ -48,6 +48,22 @@ async def test_one_owners_knowledge_never_reaches_another_owners_callers(pbx, ar
     await asyncio.sleep(0)
 
 
+async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ariapp, knowledge_store, phones):
+    from knowledge.retrieval import ChromaStore, Document, Retriever, UsemEmbedder
+
+    # given 1003's owner prices crowns and braces, and nothing else
+    store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}")
+    await Retriever(UsemEmbedder(), store).add("1003", [
+        Document("1003-crown", "A zirconia crown costs 450,000 won including the fitting."),
+        Document("1003-braces", "Metal braces cost 3.5 million won; ceramic braces cost 4.5 million won.")])
+    # when a caller asks the price of what the knowledge does not list, then no price is read out as if it were
+    heard = await ask(phones, "1003", "What's the price for veneers?")
+    assert "not sure" in heard and "crown" not in heard and "braces" not in heard, heard
+    # and what it does list is answered
+    heard = await ask(phones, "1003", "How much is a crown?")
+    assert "crown" in heard and "450" in heard.replace(",", "").replace(" ", ""), heard
+
+
 async def test_an_openai_compatible_llm_answers_with_the_callees_knowledge_and_failures_are_polite(
         pbx, ariapp, knowledge_store, phones):
     from stack.instance import AppProcess
