@@ -33,6 +33,8 @@ from ariapp.conversation.guard import reply_splitter
 from ariapp.conversation.hitl import Desk, HitlConfig, Trigger, hitl_trigger, hold_music
 from ariapp.conversation.machine import Cmd, Ev, State, step
 from ariapp.conversation.prompt import Turn, system_prompt
+from ariapp.conversation.turns import HOLD_S as TURN_HOLD_S
+from ariapp.conversation.turns import unfinished
 from ariapp.media.resample import StreamResampler, resample
 from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript
 from ariapp.providers.errors import ProviderError
@@ -265,6 +267,12 @@ class Orchestrator:
                     self._kept_audio = None
                     self.post(Ev.REPLY_EMPTY)
                     return
+                if unfinished(question, self.config.language):
+                    # "Could you tell me, um," is not a question yet: give the caller a moment to go
+                    # on (their next onset cancels this reply and keeps the audio; turns.py).
+                    with marks.waiting_on_model():  # a deliberate wait, not the pipeline's overhead
+                        await asyncio.sleep(TURN_HOLD_S)
+                    marks.values["turn_hold"] = round(TURN_HOLD_S * 1000, 1)
                 turn_in = self._log("caller", question, at=self._since_answer() - (self._clock() - ended_at))
                 turn_in.latency_ms = marks.values  # the same dict: filled in as the turn goes on
                 self._open_question = turn_in

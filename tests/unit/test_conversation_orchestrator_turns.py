@@ -249,3 +249,32 @@ async def test_a_tts_failure_mid_reply_gets_the_fallback_and_the_call_goes_on() 
         await call.until(lambda: fallback in call.heard())
         await call.until(lambda: call.state is State.LISTENING, timeout=0.5)
     assert call.ai_texts()[-2:] == [THREE[0], fallback]
+
+
+async def test_an_unfinished_thought_is_not_answered_while_the_caller_may_go_on() -> None:
+    # given the caller pauses after "Could you tell me," (the recogniser's comma: a thought not finished)
+    stt = FakeSTT("Could you tell me,", "Could you tell me when you close on Saturdays?")
+    answerer = ScriptedAnswerer(["We close at two on Saturdays. "])
+    async with Call(stt=stt, answerer=answerer) as call:
+        call.say()
+        await call.until(lambda: len(stt.calls) == 1 and call.state is State.THINKING)
+        # when they go on within the hold
+        await asyncio.sleep(0.1)
+        call.orchestrator.post(Ev.CALLER_ONSET)
+        await call.until(lambda: call.state is State.LISTENING)
+        call.say()
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+
+    # then the fragment was never put to the answerer: only the whole question was, and answered once
+    assert [q.text for q in answerer.questions] == ["Could you tell me when you close on Saturdays?"]
+    assert call.ai_texts()[-1] == "We close at two on Saturdays."
+
+
+async def test_an_unfinished_thought_is_still_answered_when_the_caller_says_no_more() -> None:
+    stt = FakeSTT("I wanted to ask about the")
+    answerer = ScriptedAnswerer(["Sorry, about what? "])
+    async with Call(stt=stt, answerer=answerer) as call:
+        call.say()
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+    assert [q.text for q in answerer.questions] == ["I wanted to ask about the"]
+    assert "turn_hold" in call.orchestrator.turns[1].latency_ms

@@ -1,0 +1,62 @@
+"""Has the caller finished their thought? The text half of end-of-turn.
+
+Silence ends an utterance after ``end_of_turn_ms`` (300 ms), which keeps answers fast but cuts in
+when a caller pauses mid-sentence ("Could you tell me ... [0.8 s] ... when you close?"). The
+recognised text often shows it: a thought that stops on "and", "the", "um", a comma or "...", or a
+Korean connective ending ("-고", "-는데", "그리고"), is not a question yet. For those — and only
+those — the orchestrator waits :data:`HOLD_S` longer before answering; if the caller goes on, the
+two parts are heard as one question (the machine's THINKING + onset rule). Complete questions
+("... on Saturdays?") are answered at once, so the usual latency does not change.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["HOLD_S", "unfinished"]
+
+#: How much longer an unfinished thought is given (after end-of-turn silence and recognition).
+HOLD_S: Final = 0.7
+
+# English words a finished sentence does not end on: conjunctions, articles, prepositions,
+# fillers, and the openings of a request ("could you tell me").
+_EN_OPEN_ENDS: Final = frozenset("""
+and or but so because if whether that which who whose where when how what why than then
+the a an my your our their his her its this these those some any
+to for of about with from at on in into by as like
+um uh er erm hmm mm well
+is are was were do does did can could would will should may might
+me tell know wondering ask
+""".split())
+
+# Korean: connective endings and conjunctions that leave a sentence open; fillers.
+_KO_OPEN_WORDS: Final = frozenset("그리고 그런데 근데 그래서 그러니까 그러면 그럼 혹시 저기 음 어 아 그 저 또".split())
+_KO_OPEN_ENDINGS: Final = ("에도", "는데", "은데", "인데", "니까", "어서", "아서", "해서", "지만", "거나", "고요",
+                           "면서", "려고", "으면", "하고", "이랑", "에서", "에게", "한테", "부터", "까지", "고", "면")
+
+_WORD: Final = re.compile(r"[\w']+", re.UNICODE)
+
+
+def unfinished(text: str, language: str = "en-US") -> bool:
+    """Whether ``text`` (a recognised utterance) stops in the middle of a thought."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if stripped.endswith(("?", "!", "。")):
+        return False
+    if stripped.endswith((",", "...", "…", "-", "—", ":")):
+        return True
+    words = _WORD.findall(stripped.lower())
+    if not words:
+        return False
+    last = words[-1]
+    if language.lower().startswith("ko") or _is_hangul(last):
+        if stripped.endswith("."):
+            return False  # recognisers put a full stop after a finished Korean sentence
+        return last in _KO_OPEN_WORDS or last.endswith(_KO_OPEN_ENDINGS)
+    return last in _EN_OPEN_ENDS
+
+
+def _is_hangul(word: str) -> bool:
+    return any("\uac00" <= ch <= "\ud7a3" for ch in word)

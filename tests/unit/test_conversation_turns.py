@@ -1,0 +1,29 @@
+"""The text half of end-of-turn: which recognised utterances stop in the middle of a thought."""
+
+from __future__ import annotations
+
+import pytest
+
+from ariapp.conversation.turns import unfinished
+
+
+@pytest.mark.parametrize("text", ["Could you tell me", "Could you tell me,", "I wanted to ask about the",
+                                  "Um, so I was wondering if", "My appointment is on Tuesday and", "So..."])
+def test_english_thoughts_left_open(text: str) -> None:
+    assert unfinished(text, "en-US")
+
+
+@pytest.mark.parametrize("text", ["When do you close on Saturdays?", "How much is a crown", "Thanks.",
+                                  "I'd like to book a cleaning.", "Yes", ""])
+def test_english_thoughts_finished(text: str) -> None:
+    assert not unfinished(text, "en-US")
+
+
+@pytest.mark.parametrize("text", ["예약을 했는데", "주차를 하려고", "그리고", "혹시 주말에도", "음"])
+def test_korean_thoughts_left_open(text: str) -> None:
+    assert unfinished(text, "ko-KR")
+
+
+@pytest.mark.parametrize("text", ["토요일에 문 여나요?", "가격이 얼마예요", "네", "예약하고 싶습니다."])
+def test_korean_thoughts_finished(text: str) -> None:
+    assert not unfinished(text, "ko-KR")
