@@ -31,6 +31,10 @@ me tell know wondering ask
 """.split())
 
 # Korean: connective endings and conjunctions that leave a sentence open; fillers.
+# Of those, words no finished sentence ends on even when the recogniser adds a full stop or a question
+# mark (whisper "completes" fragments: "So I was wondering, um" comes out as "so i was wondering.").
+_EN_NEVER_LAST: Final = frozenset("and or but because the a an um uh er erm wondering if whether".split())
+
 _KO_OPEN_WORDS: Final = frozenset("그리고 그런데 근데 그래서 그러니까 그러면 그럼 혹시 저기 음 어 아 그 저 또".split())
 _KO_OPEN_ENDINGS: Final = ("에도", "는데", "은데", "인데", "니까", "어서", "아서", "해서", "지만", "거나", "고요",
                            "면서", "려고", "으면", "하고", "이랑", "에서", "에게", "한테", "부터", "까지", "고", "면")
@@ -43,11 +47,13 @@ def unfinished(text: str, language: str = "en-US") -> bool:
     stripped = text.strip()
     if not stripped:
         return False
+    words = _WORD.findall(stripped.lower())
+    if words and words[-1] in _EN_NEVER_LAST:
+        return True
     if stripped.endswith(("?", "!", "。")):
         return False
     if stripped.endswith((",", "...", "…", "-", "—", ":")):
         return True
-    words = _WORD.findall(stripped.lower())
     if not words:
         return False
     last = words[-1]

@@ -64,6 +64,33 @@ async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ari
     assert "crown" in heard and "450" in heard.replace(",", "").replace(" ", ""), heard
 
 
+async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_question(pbx, ariapp, knowledge_store,
+                                                                                        phones):
+    import numpy as np
+
+    from tests.integration.audio_checks import greeted
+
+    await seed(pbx, "1004", [MEETING, "The office is closed on public holidays."])
+    # "So I was wondering, um ... [0.8 s] ... when is the team meeting next week?"
+    first, rest = await speech("So I was wondering, um"), await speech("when is the team meeting next week?")
+    question = np.concatenate([first, np.zeros(int(0.8 * 8000), dtype=first.dtype), rest])
+    async with phones("1001") as caller:
+        call = await greeted(caller, "1004")
+        asked_at = len(call.received_audio())
+        await call.play_and_wait(question)
+        await until(lambda: speech_seconds(call.received_audio()[asked_at:]) > 1.5, 25, "an answer")
+        await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the answer")
+        await call.hangup()
+        received = call.received_audio()
+        heard = await transcribe(received[asked_at:])
+    # the AI said nothing while the caller was still asking (no jumping into the pause) ...
+    during = speech_seconds(received[asked_at:asked_at + len(question)])
+    assert during < 0.2, f"the AI spoke {during:.2f} s into the caller's question: {heard}"
+    # ... and answered the whole question
+    assert "monday" in heard and "room" in heard, heard
+    assert "not sure" not in heard, heard
+
+
 async def test_an_openai_compatible_llm_answers_with_the_callees_knowledge_and_failures_are_polite(
         pbx, ariapp, knowledge_store, phones):
     from stack.instance import AppProcess

@@ -8,7 +8,8 @@ from ariapp.conversation.turns import unfinished
 
 
 @pytest.mark.parametrize("text", ["Could you tell me", "Could you tell me,", "I wanted to ask about the",
-                                  "Um, so I was wondering if", "My appointment is on Tuesday and", "So..."])
+                                  "Um, so I was wondering if", "My appointment is on Tuesday and", "So...",
+                                  "so i was wondering.", "I'd like to ask about the."])
 def test_english_thoughts_left_open(text: str) -> None:
     assert unfinished(text, "en-US")
 
