@@ -41,10 +41,18 @@ class Speaker:
         self._queue: deque[tuple[SpeechHandle, np.ndarray]] = deque()
         self._pending: dict[int, np.ndarray] = {}  # per handle: samples not yet a whole frame
         self._handles: deque[SpeechHandle] = deque()
+        self.paused = False  # audio stays queued but nothing plays (the caller is talking over us)
 
     @property
     def speaking(self) -> bool:
         return bool(self._handles)
+
+    def pause(self) -> None:
+        """Hold what is queued from the next tick on (a possible backchannel); :meth:`resume` goes on."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
 
     def start(self, text: str) -> SpeechHandle:
         handle = SpeechHandle(text)
@@ -77,6 +85,8 @@ class Speaker:
 
     def next_frame(self) -> np.ndarray | None:
         """Called once per tick by the media clock."""
+        if self.paused:
+            return None
         if not self._queue:
             self._settle()
             return None
@@ -98,6 +108,7 @@ class Speaker:
         self._queue.clear()
         self._pending.clear()
         self._handles.clear()
+        self.paused = False
         return cut
 
     def _settle(self) -> None:

@@ -3,8 +3,12 @@
 Theory of operation
     IDLE --answered--> GREETING --speech done--> LISTENING --utterance--> THINKING
     THINKING --first reply audio--> SPEAKING --reply done--> LISTENING
-    While GREETING or SPEAKING, a confirmed caller onset is a barge-in: our audio stops on the next
-    20 ms tick, the reply being generated is cancelled, what was not played is marked unspoken.
+    While GREETING, a confirmed caller onset is a barge-in: our audio stops on the next 20 ms tick,
+    the reply being generated is cancelled, what was not played is marked unspoken.
+    While SPEAKING, an onset *pauses* our audio on the next tick (as fast as a barge-in) and
+    SPEAKING --onset--> PAUSED until the caller's utterance ends: a backchannel ("mm-hm", "okay",
+    "네") resumes the reply where it stopped (PAUSED --backchannel--> SPEAKING); anything else is an
+    interruption: the reply is cancelled and the utterance answered (PAUSED --interruption--> THINKING).
     While THINKING, the caller starting to talk again means the turn was not over: the reply is
     cancelled and the next utterance is heard as the continuation of the same question.
     A provider failure while THINKING is answered with a polite fallback sentence.
@@ -29,6 +33,7 @@ class State(enum.Enum):
     THINKING = "thinking"
     SPEAKING = "speaking"
     HOLDING = "holding"  # waiting for a person to answer (hold music, spoken updates)
+    PAUSED = "paused"  # the caller spoke over our reply: held until we know whether it was a backchannel
     ENDED = "ended"
 
 
@@ -43,6 +48,8 @@ class Ev(enum.Enum):
     HOLD = "hold"  # a person was asked and will answer: put the caller on hold
     HUMAN_REPLY = "human_reply"  # we speak what the human loop decided (answer, away, timeout)
     HANGUP = "hangup"
+    BACKCHANNEL = "backchannel"  # what the caller said over our reply was "mm-hm": go on
+    INTERRUPTION = "interruption"  # it was more: stop and answer it (payload: the utterance)
 
 
 class Cmd(enum.Enum):
@@ -51,6 +58,9 @@ class Cmd(enum.Enum):
     CANCEL_REPLY = "cancel_reply"  # also stops our audio at once (barge-in)
     KEEP_QUESTION = "keep_question"  # the next utterance continues the cancelled question
     SAY_FALLBACK = "say_fallback"
+    PAUSE_REPLY = "pause_reply"  # hold our audio at once (it stays queued)
+    RESUME_REPLY = "resume_reply"
+    CHECK_BACKCHANNEL = "check_backchannel"  # recognise the utterance; post BACKCHANNEL or INTERRUPTION
     END = "end"
 
 
@@ -66,7 +76,12 @@ TABLE: dict[tuple[State, Ev], tuple[State, tuple[Cmd, ...]]] = {
     (S.THINKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY, C.KEEP_QUESTION)),
     (S.THINKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
     (S.SPEAKING, E.SPEECH_DONE): (S.LISTENING, ()),
-    (S.SPEAKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
+    (S.SPEAKING, E.CALLER_ONSET): (S.PAUSED, (C.PAUSE_REPLY,)),
+    (S.PAUSED, E.UTTERANCE): (S.PAUSED, (C.CHECK_BACKCHANNEL,)),
+    (S.PAUSED, E.BACKCHANNEL): (S.SPEAKING, (C.RESUME_REPLY,)),
+    (S.PAUSED, E.INTERRUPTION): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
+    (S.PAUSED, E.SPEECH_DONE): (S.LISTENING, ()),  # the reply had ended as the caller spoke
+    (S.PAUSED, E.PROVIDER_FAILED): (S.SPEAKING, (C.RESUME_REPLY, C.SAY_FALLBACK)),
     (S.SPEAKING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
     (S.SPEAKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
     # Human in the loop: the reply task itself plays the hold and then speaks; while HOLDING the

@@ -33,8 +33,8 @@ from ariapp.conversation.guard import reply_splitter
 from ariapp.conversation.hitl import Desk, HitlConfig, Trigger, hitl_trigger, hold_music
 from ariapp.conversation.machine import Cmd, Ev, State, step
 from ariapp.conversation.prompt import Turn, system_prompt
+from ariapp.conversation.turns import BACKCHANNEL_MAX_S, backchannel, unfinished
 from ariapp.conversation.turns import HOLD_S as TURN_HOLD_S
-from ariapp.conversation.turns import unfinished
 from ariapp.media.resample import StreamResampler, resample
 from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript
 from ariapp.providers.errors import ProviderError
@@ -143,6 +143,7 @@ class Orchestrator:
         self._kept_audio: np.ndarray | None = None  # a question the caller has not finished yet
         self._open_question: TurnLog | None = None  # its transcript, replaced when it continues
         self._speculative: tuple[int, asyncio.Task] | None = None  # (samples, STT task) from a pause
+        self._check: asyncio.Future | None = None  # is what was said over our reply a backchannel?
         self.barge_ins = 0
 
     # --- inputs (from the media tick; never block) -----------------------------------------------
@@ -175,6 +176,8 @@ class Orchestrator:
             await self._cancel_reply()
             if self._speculative is not None:
                 self._speculative[1].cancel()
+            if self._check is not None:
+                self._check.cancel()
 
     def _execute(self, command: Cmd, event: Ev, payload: object) -> None:
         if command is Cmd.PLAY_GREETING:
@@ -183,11 +186,32 @@ class Orchestrator:
             utterance, ended_at = payload  # type: ignore[misc]
             self._start(self._answer(utterance, ended_at))
         elif command is Cmd.CANCEL_REPLY:
-            self._stop_speaking(barge_in=event is Ev.CALLER_ONSET)
+            self._stop_speaking(barge_in=event in (Ev.CALLER_ONSET, Ev.INTERRUPTION))
+        elif command is Cmd.PAUSE_REPLY:
+            self.speaker.pause()
+        elif command is Cmd.RESUME_REPLY:
+            self.speaker.resume()
+        elif command is Cmd.CHECK_BACKCHANNEL:
+            self._check = asyncio.ensure_future(self._check_backchannel(payload))
         elif command is Cmd.KEEP_QUESTION:
             pass  # _answer() keeps the question's audio in _kept_audio until our answer plays
         elif command is Cmd.SAY_FALLBACK:
             self._start(self._say(FALLBACK[self.config.lang].format(owner=self.config.owner)))
+
+    async def _check_backchannel(self, payload: object) -> None:
+        """What the caller said over our paused reply: a backchannel resumes it, anything else ends it."""
+        utterance, _ = payload  # type: ignore[misc]
+        said = None
+        if len(utterance) / self.rate <= BACKCHANNEL_MAX_S:
+            try:
+                said = (await self._transcribe(utterance)).text
+            except ProviderError as exc:
+                log.warning("could not hear what was said over the reply: %r", exc)
+        if said is not None and backchannel(said):
+            log.info("backchannel %r: the reply goes on", said)
+            self.post(Ev.BACKCHANNEL)
+        else:
+            self.post(Ev.INTERRUPTION, payload)
 
     def _start(self, coro) -> None:
         previous = self._reply

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["HOLD_S", "unfinished"]
+__all__ = ["BACKCHANNEL_MAX_S", "HOLD_S", "backchannel", "unfinished"]
 
 #: How much longer an unfinished thought is given (after end-of-turn silence and recognition).
 HOLD_S: Final = 0.7
@@ -41,6 +41,16 @@ _KO_OPEN_ENDINGS: Final = ("에도", "는데", "은데", "인데", "니까", "�
 
 _WORD: Final = re.compile(r"[\w']+", re.UNICODE)
 
+#: An utterance over our reply longer than this is an interruption without asking the recogniser.
+BACKCHANNEL_MAX_S: Final = 1.2
+
+# What a listener says to show they follow, not to take the turn (every word must be one of these).
+_BACKCHANNEL_WORDS: Final = frozenset("""
+mm mmm mhm mmhmm hm hmm uh huh um ah aha oh okay ok yeah yes yep yup right sure alright i see got it
+cool great good fine
+네 예 응 음 아 어 오 네네 예예 아하 그렇군요 그렇구나 그래요 알겠습니다 알겠어요 맞아요 좋아요
+""".split())
+
 
 def unfinished(text: str, language: str = "en-US") -> bool:
     """Whether ``text`` (a recognised utterance) stops in the middle of a thought."""
@@ -66,3 +76,9 @@ def unfinished(text: str, language: str = "en-US") -> bool:
 
 def _is_hangul(word: str) -> bool:
     return any("\uac00" <= ch <= "\ud7a3" for ch in word)
+
+
+def backchannel(text: str) -> bool:
+    """Whether ``text``, said over our reply, only acknowledges it ("mm-hm", "okay", "네", nothing clear)."""
+    words = _WORD.findall(text.lower().replace("-", ""))
+    return all(word in _BACKCHANNEL_WORDS for word in words)

@@ -91,6 +91,31 @@ async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_que
     assert "not sure" not in heard, heard
 
 
+async def test_an_okay_over_the_answer_does_not_stop_it(pbx, ariapp, knowledge_store, phones):
+    from tests.integration.audio_checks import Recordings, greeted
+    from tests.integration.test_telephony import cdr_baseline, new_cdr
+
+    await seed(pbx, "1004", [MEETING, "The office is closed on public holidays."])
+    before = await cdr_baseline(pbx, ariapp)
+    async with phones("1001") as caller:
+        call = await greeted(caller, "1004")
+        asked_at = len(call.received_audio())
+        await call.play_and_wait(await speech("When is the team meeting next week?"))
+        answer_at = len(call.received_audio())
+        await until(lambda: speech_seconds(call.received_audio()[answer_at:]) > 0.6, 25, "the answer to start")
+        # when the caller says "okay" while the answer plays
+        await call.play_and_wait(await speech("Okay."))
+        # (the answer is held while "okay" is recognised: a gap of about a second, longer on a busy box)
+        await until(lambda: silent_tail(call.received_audio(), 3.0), 30, "the end of the answer")
+        await call.hangup()
+        heard = await transcribe(call.received_audio()[asked_at:])
+    # then the answer went on to its end, and the call counts no barge-in
+    assert "monday" in heard and "room" in heard, heard
+    (line,) = new_cdr(pbx, before)
+    metadata = Recordings(pbx.cfg).metadata(line["call_id"])
+    assert metadata["barge_ins"] == 0, metadata
+
+
 async def test_an_openai_compatible_llm_answers_with_the_callees_knowledge_and_failures_are_polite(
         pbx, ariapp, knowledge_store, phones):
     from stack.instance import AppProcess

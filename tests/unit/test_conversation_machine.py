@@ -22,7 +22,13 @@ DOCUMENTED = {
     (S.THINKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY, C.KEEP_QUESTION)),
     (S.THINKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
     (S.SPEAKING, E.SPEECH_DONE): (S.LISTENING, ()),
-    (S.SPEAKING, E.CALLER_ONSET): (S.LISTENING, (C.CANCEL_REPLY,)),
+    # the caller talking over our reply pauses it; a backchannel resumes it, anything else ends it
+    (S.SPEAKING, E.CALLER_ONSET): (S.PAUSED, (C.PAUSE_REPLY,)),
+    (S.PAUSED, E.UTTERANCE): (S.PAUSED, (C.CHECK_BACKCHANNEL,)),
+    (S.PAUSED, E.BACKCHANNEL): (S.SPEAKING, (C.RESUME_REPLY,)),
+    (S.PAUSED, E.INTERRUPTION): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
+    (S.PAUSED, E.SPEECH_DONE): (S.LISTENING, ()),
+    (S.PAUSED, E.PROVIDER_FAILED): (S.SPEAKING, (C.RESUME_REPLY, C.SAY_FALLBACK)),
     (S.SPEAKING, E.UTTERANCE): (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),
     (S.SPEAKING, E.PROVIDER_FAILED): (S.SPEAKING, (C.SAY_FALLBACK,)),
     # human in the loop; while HOLDING the caller's speech (or the music's echo) changes nothing
@@ -59,13 +65,18 @@ def test_the_unlisted_pairs_include_the_late_and_impossible_ones() -> None:
     assert len(UNLISTED) + len(DOCUMENTED) + len(LIVE) == len(State) * len(Ev)
 
 
-@pytest.mark.parametrize("state", [S.GREETING, S.SPEAKING], ids=lambda v: v.name)
-def test_caller_onset_while_we_speak_is_a_barge_in(state: State) -> None:
-    new_state, commands = step(state, Ev.CALLER_ONSET)
+def test_caller_onset_over_the_greeting_is_a_barge_in() -> None:
+    new_state, commands = step(S.GREETING, Ev.CALLER_ONSET)
 
     assert new_state is State.LISTENING
     assert Cmd.CANCEL_REPLY in commands
     assert Cmd.KEEP_QUESTION not in commands
+
+
+def test_caller_onset_over_a_reply_pauses_it_at_once_and_decides_when_the_caller_stops() -> None:
+    assert step(S.SPEAKING, E.CALLER_ONSET) == (S.PAUSED, (C.PAUSE_REPLY,))
+    assert step(S.PAUSED, E.CALLER_ONSET) == (S.PAUSED, ())  # still the same stretch of speech
+    assert step(S.PAUSED, E.UTTERANCE) == (S.PAUSED, (C.CHECK_BACKCHANNEL,))
 
 
 def test_caller_onset_while_thinking_keeps_the_question() -> None:
@@ -77,15 +88,19 @@ def test_caller_onset_while_listening_does_nothing() -> None:
 
 
 def test_a_whole_call() -> None:
-    # given the events of a call: greeting, question, reply, barge-in, follow-up, failure, hang-up
+    # given the events of a call: greeting, question, reply, a backchannel, an interruption, failure, hang-up
     events = [
         E.ANSWERED,
         E.SPEECH_DONE,
         E.UTTERANCE,
         E.REPLY_AUDIO,
         E.CALLER_ONSET,
-        E.SPEECH_DONE,
         E.UTTERANCE,
+        E.BACKCHANNEL,
+        E.CALLER_ONSET,
+        E.UTTERANCE,
+        E.INTERRUPTION,
+        E.SPEECH_DONE,
         E.PROVIDER_FAILED,
         E.SPEECH_DONE,
         E.HANGUP,
@@ -104,9 +119,13 @@ def test_a_whole_call() -> None:
         (S.LISTENING, ()),
         (S.THINKING, (C.START_REPLY,)),
         (S.SPEAKING, ()),
-        (S.LISTENING, (C.CANCEL_REPLY,)),
-        (S.LISTENING, ()),  # the interrupted reply's late "done" is ignored
-        (S.THINKING, (C.START_REPLY,)),
+        (S.PAUSED, (C.PAUSE_REPLY,)),
+        (S.PAUSED, (C.CHECK_BACKCHANNEL,)),
+        (S.SPEAKING, (C.RESUME_REPLY,)),  # "mm-hm": the reply goes on
+        (S.PAUSED, (C.PAUSE_REPLY,)),
+        (S.PAUSED, (C.CHECK_BACKCHANNEL,)),
+        (S.THINKING, (C.CANCEL_REPLY, C.START_REPLY)),  # a real interruption is answered
+        (S.THINKING, ()),  # the interrupted reply's late "done" is ignored
         (S.SPEAKING, (C.SAY_FALLBACK,)),
         (S.LISTENING, ()),
         (S.ENDED, (C.CANCEL_REPLY, C.END)),

@@ -318,19 +318,32 @@ async def barge_in_after(call: Call, frames: int) -> None:
     call.hold = lambda: played_at_least(call, frames)
     call.say()
     await call.until(lambda: call.hold() and call.speaker.handle(THREE[0]).input_complete)
+    await interrupt(call)
+
+
+async def interrupt(call: Call) -> None:
+    """The caller talks over the reply: it pauses on the next tick; what they said (the STT's next
+    result, no backchannel) then ends it and is answered (give the answerer a waiting script)."""
     call.orchestrator.post(Ev.CALLER_ONSET)
-    await call.until(lambda: call.state is State.LISTENING)
+    await call.until(lambda: call.state is State.PAUSED)
+    assert call.speaker.next_frame() is None  # silent from the next tick, as fast as a barge-in
+    call.say()
+    await call.until(lambda: call.state is State.THINKING)
+
+
+def last_ai_turn(call: Call):
+    return [turn for turn in call.orchestrator.turns if turn.speaker == "ai"][-1]
 
 
 async def test_barge_in_stops_our_voice_at_once_and_keeps_only_what_was_played() -> None:
     # given a three-sentence reply, all synthesised
-    async with Call(answerer=ScriptedAnswerer([f"{s} " for s in THREE])) as call:
+    async with Call(answerer=ScriptedAnswerer([f"{s} " for s in THREE], [None])) as call:
         # when the caller talks right after the first sentence
         await barge_in_after(call, 10)
 
         # then nothing more is played, and the transcript says what the caller really heard
         assert call.speaker.next_frame() is None
-        turn = call.orchestrator.turns[-1]
+        turn = last_ai_turn(call)
         assert (turn.speaker, turn.interrupted) == ("ai", True)
         assert turn.text == THREE[0]
         assert turn.unspoken == f"{THREE[1]} {THREE[2]}"

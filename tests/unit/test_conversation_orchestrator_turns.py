@@ -25,6 +25,8 @@ from tests.unit.test_conversation_orchestrator import (
     FakeTTS,
     ScriptedAnswerer,
     barge_in_after,
+    interrupt,
+    last_ai_turn,
     played_at_least,
     speech,
 )
@@ -83,10 +85,10 @@ async def test_an_empty_transcript_goes_back_to_listening_without_a_reply() -> N
 
 
 async def test_barge_in_mid_sentence_splits_the_words_between_text_and_unspoken() -> None:
-    async with Call(answerer=ScriptedAnswerer([f"{s} " for s in THREE])) as call:
+    async with Call(answerer=ScriptedAnswerer([f"{s} " for s in THREE], [None])) as call:
         await barge_in_after(call, 15)
 
-    turn = call.orchestrator.turns[-1]
+    turn = last_ai_turn(call)
     assert turn.interrupted
     assert turn.text.startswith(THREE[0]) and THREE[2] not in turn.text
     assert turn.unspoken.endswith(THREE[2]) and THREE[0] not in turn.unspoken
@@ -179,23 +181,22 @@ async def test_hangup_while_speaking_ends_the_conversation_and_cancels_the_reply
 
 async def test_barge_in_while_the_answer_is_still_being_generated_keeps_what_was_played() -> None:
     # given a reply whose third sentence has not been generated yet
-    answerer = ScriptedAnswerer([f"{THREE[0]} ", f"{THREE[1]} ", None, f"{THREE[2]} "])
+    answerer = ScriptedAnswerer([f"{THREE[0]} ", f"{THREE[1]} ", None, f"{THREE[2]} "], [None])
     async with Call(answerer=answerer) as call:
         call.hold = lambda: played_at_least(call, 10)
         call.say()
         await call.until(lambda: call.hold() and THREE[1] in call.tts.texts)
 
         # when
-        call.orchestrator.post(Ev.CALLER_ONSET)
-        await call.until(lambda: call.state is State.LISTENING)
+        await interrupt(call)
 
     # then
-    turn = call.orchestrator.turns[-1]
+    turn = last_ai_turn(call)
     assert (turn.speaker, turn.interrupted, turn.text, turn.unspoken) == ("ai", True, THREE[0], THREE[1])
 
 
 async def test_an_interrupted_reply_still_records_its_latency() -> None:
-    async with Call(answerer=ScriptedAnswerer([f"{s} " for s in THREE])) as call:
+    async with Call(answerer=ScriptedAnswerer([f"{s} " for s in THREE], [None])) as call:
         await barge_in_after(call, 10)
         await asyncio.sleep(0.01)
 
@@ -278,3 +279,26 @@ async def test_an_unfinished_thought_is_still_answered_when_the_caller_says_no_m
         await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
     assert [q.text for q in answerer.questions] == ["I wanted to ask about the"]
     assert "turn_hold" in call.orchestrator.turns[1].latency_ms
+
+
+async def test_a_backchannel_over_the_reply_pauses_it_and_the_reply_goes_on() -> None:
+    # given a three-sentence reply the caller acknowledges ("Mm-hmm.") during the first sentence
+    stt = FakeSTT("When do you open?", "Mm-hmm.")
+    async with Call(stt=stt, answerer=ScriptedAnswerer([f"{s} " for s in THREE])) as call:
+        call.hold = lambda: played_at_least(call, 5)
+        call.say()
+        await call.until(lambda: call.hold() and call.speaker.handle(THREE[0]).input_complete)
+        # when the caller's voice starts: our audio is held from the next tick
+        call.orchestrator.post(Ev.CALLER_ONSET)
+        await call.until(lambda: call.state is State.PAUSED)
+        assert call.speaker.next_frame() is None
+        # and what they said was only a backchannel
+        call.hold = lambda: False
+        call.say(speech(0.4))
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+
+    # then the whole reply was played, nothing unspoken, and it was not counted as a barge-in
+    turn = last_ai_turn(call)
+    assert (turn.text, turn.interrupted, turn.unspoken) == (" ".join(THREE), False, "")
+    assert call.heard()[-3:] == THREE and call.orchestrator.barge_ins == 0
+    assert len(stt.calls) == 2
