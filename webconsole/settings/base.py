@@ -137,6 +137,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = "aipbx"
+# Imports, transcription and extraction go to "<default>.long" (webconsole.celery.route_task).
+CELERY_TASK_ROUTES = ("webconsole.celery.route_task",)
+# Every task declares its own limits; these catch one that does not (webconsole.core.time_limits).
+CELERY_TASK_SOFT_TIME_LIMIT = 300
+CELERY_TASK_TIME_LIMIT = 360
 
 # Structured logs (ariapp.logs): JSON lines with AIPBX_LOG_JSON=1, readable otherwise; secrets and
 # phone numbers scrubbed. Existing logging.getLogger() calls go through structlog's formatter.
