@@ -111,6 +111,12 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # collected into STATIC_ROOT (the Docker image runs collectstatic) win, the app folders fill in.
 WHITENOISE_USE_FINDERS = True
 
+# --- Request bodies: refused over these sizes before Django reads them (webconsole.core.body_limit) ---
+AIPBX_MAX_BODY_BYTES = int(os.environ.get("AIPBX_MAX_BODY_BYTES", "").strip() or 1024 * 1024)
+# The knowledge import takes files (5 MB each, knowledge.importing.MAX_FILE_BYTES): a larger bound there.
+AIPBX_MAX_UPLOAD_BYTES = int(os.environ.get("AIPBX_MAX_UPLOAD_BYTES", "").strip() or 32 * 1024 * 1024)
+AIPBX_UPLOAD_PATHS = ("/knowledge/import/",)
+
 # --- Redis: channel layer and Celery -------------------------------------------
 AIPBX_REDIS_URL = ENV.redis_url
 # Each readiness probe gets this long per dependency (seconds).
