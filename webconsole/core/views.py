@@ -39,16 +39,22 @@ async def ready(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format; no login (keep it off the public proxy), optional bearer token."""
+    """Prometheus text format for ``Authorization: Bearer <AIPBX_METRICS_TOKEN>``; no token set, no metrics.
+
+    The counts (calls, HITL requests, knowledge, webhook deliveries) are the business's own: a
+    console reachable from the internet must not hand them to anyone who asks.
+    """
     from prometheus_client import CONTENT_TYPE_LATEST
 
     from webconsole.core.metrics import render
 
     token = settings.AIPBX_METRICS_TOKEN
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            response = HttpResponse("metrics token required\n", status=401, content_type="text/plain")
-            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-            return response
+    if not token:
+        return HttpResponse("metrics are off: set AIPBX_METRICS_TOKEN and give Prometheus the token\n",
+                            status=403, content_type="text/plain")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        response = HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

@@ -153,7 +153,7 @@ CELERY_TASK_TIME_LIMIT = 360
 # phone numbers scrubbed. Existing logging.getLogger() calls go through structlog's formatter.
 LOGGING = django_logging(ENV.log_level, os.environ.get("AIPBX_LOG_JSON", "0") == "1",
                          secrets=[SECRET_KEY, *secrets_from_env(os.environ)])
-# /metrics: optional bearer token (webconsole.core.metrics); empty = no token, keep it off the public proxy.
+# /metrics: the bearer token Prometheus sends (webconsole.core.views.metrics); empty = /metrics is off (403).
 AIPBX_METRICS_TOKEN = os.environ.get("AIPBX_METRICS_TOKEN", "").strip()
 
 # --- Knowledge base: PostgreSQL is the source of truth, the vector store an index ---
