@@ -1,7 +1,8 @@
 """Health probes and Prometheus metrics.
 
 ``/health`` answers as long as the process can serve a request (liveness);
-``/ready`` also proves PostgreSQL and Redis answer (readiness). Both are async
+``/ready`` also proves PostgreSQL and Redis answer (readiness; the answer is kept for
+``AIPBX_READY_CACHE_S``, so hits cost no new connections). Both are async
 so a probe never waits for Django's sync thread.
 """
 
@@ -14,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from webconsole.core.readiness import OK, check_all
+from webconsole.core.readiness import OK, check_all_cached
 
 
 @never_cache
@@ -26,10 +27,11 @@ async def health(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 async def ready(request: HttpRequest) -> JsonResponse:
-    checks = await check_all(
+    checks = await check_all_cached(
         settings.DATABASES["default"],
         settings.AIPBX_REDIS_URL,
         settings.AIPBX_READY_TIMEOUT,
+        settings.AIPBX_READY_CACHE_S,
     )
     if all(result == OK for result in checks.values()):
         return JsonResponse({"status": "ok", "checks": checks})

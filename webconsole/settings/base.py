@@ -121,6 +121,8 @@ AIPBX_UPLOAD_PATHS = ("/knowledge/import/",)
 AIPBX_REDIS_URL = ENV.redis_url
 # Each readiness probe gets this long per dependency (seconds).
 AIPBX_READY_TIMEOUT = 1.0
+# ... and its answer is kept this long: /ready is anonymous, a flood of it must not open connections.
+AIPBX_READY_CACHE_S = float(os.environ.get("AIPBX_READY_CACHE_S", "").strip() or "1.5")
 
 CHANNEL_LAYERS = {
     "default": {
