@@ -54,6 +54,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: X-Forwarded-Proto is believed only from AIPBX_TRUSTED_PROXIES (SecurityMiddleware reads it).
+    "webconsole.core.proxy.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -64,6 +66,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# The reverse proxies whose X-Forwarded-* headers count (addresses or networks, comma-separated).
+AIPBX_TRUSTED_PROXIES = [v for v in (os.environ.get("AIPBX_TRUSTED_PROXIES", "").strip()
+                                     or "127.0.0.1,::1").split(",") if v.strip()]
 
 ROOT_URLCONF = "webconsole.urls"
 ASGI_APPLICATION = "webconsole.asgi.application"
