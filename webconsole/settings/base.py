@@ -123,6 +123,9 @@ AIPBX_MAX_BODY_BYTES = int(os.environ.get("AIPBX_MAX_BODY_BYTES", "").strip() or
 AIPBX_MAX_UPLOAD_BYTES = int(os.environ.get("AIPBX_MAX_UPLOAD_BYTES", "").strip() or 32 * 1024 * 1024)
 AIPBX_UPLOAD_PATHS = ("/knowledge/import/",)
 
+# --- Live console sockets: who may see what is checked again this often (and on logout, reassignment) ---
+AIPBX_WS_RECHECK_S = float(os.environ.get("AIPBX_WS_RECHECK_S", "").strip() or "5")
+
 # --- Redis: channel layer and Celery -------------------------------------------
 AIPBX_REDIS_URL = ENV.redis_url
 # Each readiness probe gets this long per dependency (seconds).
