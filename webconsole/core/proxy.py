@@ -18,10 +18,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-__all__ = ["TrustedProxyMiddleware", "parse_networks"]
+__all__ = ["TrustedProxyMiddleware", "client_ip", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_SSL", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT")
+HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_SSL", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
+           "HTTP_X_FORWARDED_FOR")
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -47,6 +48,23 @@ def trusted(remote_addr: str, networks: tuple[Network, ...]) -> bool:
     except ValueError:
         return False
     return any(address in network for network in networks)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: ``X-Forwarded-For`` read from the right past the trusted proxies, else the peer.
+
+    Used for login throttling (``AXES_CLIENT_IP_CALLABLE``). Only the entries that trusted proxies
+    appended are believed; the left-most ones are whatever the client wrote.
+    """
+    networks = _networks(tuple(settings.AIPBX_TRUSTED_PROXIES))
+    peer = request.META.get("REMOTE_ADDR", "")
+    if not trusted(peer, networks):
+        return peer
+    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(forwarded):
+        if not trusted(hop, networks):
+            return hop
+    return forwarded[0] if forwarded else peer
 
 
 class TrustedProxyMiddleware:

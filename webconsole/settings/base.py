@@ -13,6 +13,7 @@ The environment is read once, here, into ``ENV``; the layers on top (``dev``,
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "webconsole.api",
+    "axes",  # login throttling: failed logins per (user name, client address)
 ]
 
 MIDDLEWARE = [
@@ -65,7 +67,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with 429
 ]
+
+# --- Login throttling (django-axes) ----------------------------------------------------------------
+# Five failed logins for one user name from one client address lock that pair out for 15 minutes
+# (429); a success resets the count. `manage.py axes_reset` lifts every lock. The client address
+# comes from X-Forwarded-For only through AIPBX_TRUSTED_PROXIES (webconsole.core.proxy.client_ip):
+# behind the proxy every request would otherwise come from 127.0.0.1.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("AIPBX_LOGIN_FAILURE_LIMIT", "").strip() or "5")
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AIPBX_LOGIN_COOLOFF_MIN", "").strip() or "15"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "webconsole.core.proxy.client_ip"
 
 # The reverse proxies whose X-Forwarded-* headers count (addresses or networks, comma-separated).
 AIPBX_TRUSTED_PROXIES = [v for v in (os.environ.get("AIPBX_TRUSTED_PROXIES", "").strip()
