@@ -8,8 +8,9 @@
   queues the extraction itself. No recorded call ends without a transcript.
 
 The ARI app never imports Django or the task code: it sends tasks by name over the broker (Redis),
-off the event loop. Both tasks are idempotent per call id, so a duplicate send after a crash is
-harmless.
+off the event loop, to the *long* queue (:func:`long_queue`): transcription and extraction take
+minutes, and webhook deliveries and retention on the default queue must never wait behind them.
+Both tasks are idempotent per call id, so a duplicate send after a crash is harmless.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ log = logging.getLogger(__name__)
 
 EXTRACT_TASK = "knowledge.tasks.extract_knowledge_task"
 TRANSCRIBE_TASK = "webconsole.calls.tasks.transcribe_call_task"
+IMPORT_TASK = "knowledge.tasks.import_knowledge_task"
+#: Tasks that take minutes: they go to :func:`long_queue`, served by a worker of their own.
+LONG_TASKS = frozenset({EXTRACT_TASK, TRANSCRIBE_TASK, IMPORT_TASK})
+
+
+def long_queue(queue: str) -> str:
+    """The queue of the long tasks beside the default queue ``queue`` (``aipbx`` -> ``aipbx.long``)."""
+    return f"{queue}.long"
+
+
+def worker_queues(queue: str) -> list[str]:
+    """Every queue a worker must consume to run all tasks of the default queue ``queue``."""
+    return [queue, long_queue(queue)]
 
 
 def after_call(record: CallRecord, report: dict[str, Any] | None, ext: Extension | None) -> tuple[str, str]:
@@ -48,11 +62,12 @@ def after_call(record: CallRecord, report: dict[str, Any] | None, ext: Extension
 
 class FollowUp:
     def __init__(self, broker_url: str, queue: str = "aipbx") -> None:
+        """``queue``: the worker's default queue; the follow-ups go to its :func:`long_queue`."""
         from celery import Celery
 
         # set_as_current=False: a Celery app made here must not become the process's default app.
         self._celery = Celery("aipbx-ariapp", broker=broker_url, set_as_current=False)
-        self._queue = queue
+        self._queue = long_queue(queue)
         self.sent = 0
 
     async def send(self, task: str, call_id: str) -> bool:

@@ -15,6 +15,9 @@ Redaction (:func:`redact`) never lets a secret or a full phone number out:
     * ``Bearer``/``Basic`` credentials, ``password=...``-style pairs, passwords in URLs;
     * PII: :func:`ariapp.privacy.mask_pii` when that module is present, and in any case phone
       numbers (7 or more digits) masked to their last four digits.
+    A field longer than :data:`MAX_FIELD_CHARS` keeps its first and last halves with the count of
+    characters cut between them: a request line or ``Host`` header is the sender's to choose, and
+    no log line should cost the process more than a few milliseconds to mask.
     Keys that are identifiers, not personal data (``call_id``, ``timestamp``, ``event_id`` ...), are
     left alone: an Asterisk channel id such as ``1718000000.42`` is not a phone number.
 """
@@ -31,6 +34,9 @@ from typing import Any
 import structlog
 
 REDACTED = "[redacted]"
+#: The longest text field a line carries whole (a traceback fits; a 64 KB request path does not).
+MAX_FIELD_CHARS = 8192
+_NUMBERISH = "0123456789 \t-–./()+,"
 _SECRET_KEY = re.compile(r"pass(word|wd)?$|secret|token|api[_-]?key|authorization|credential|private[_-]?key",
                          re.IGNORECASE)
 _SECRET_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|_KEYS?$|KEYRING|CREDENTIAL", re.IGNORECASE)
@@ -90,11 +96,22 @@ def _pii_masker() -> Callable[[str], str]:
 _mask_pii = _pii_masker()
 
 
+def bound(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """``text`` whole if it has at most ``limit`` characters, else its two ends around a marker."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    # Digits at the cut go with the cut: half a phone number on either side would mask to nothing.
+    head, tail = text[:half].rstrip(_NUMBERISH), text[-half:].lstrip(_NUMBERISH)
+    return f"{head}…[{len(text) - len(head) - len(tail):,} characters cut]…{tail}"
+
+
 def scrub(text: str) -> str:
-    """Remove secrets and mask PII in one piece of text."""
-    for secret in _secrets:
+    """Remove secrets and mask PII in one piece of text, bounded to :data:`MAX_FIELD_CHARS`."""
+    for secret in _secrets:  # before the cut, which could otherwise split a secret in two
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = bound(text)
     text = _CREDENTIAL.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)

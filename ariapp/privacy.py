@@ -28,8 +28,10 @@ Korean numerals with place values (``천``, ``백``) and native Korean numbers (
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date
+from operator import mul
 from typing import Final
 
 __all__ = ["PII_KINDS", "mask_pii", "normalise_phone"]
@@ -57,18 +59,28 @@ _TOKEN: Final = re.compile(
     rf"|(?P<ko>(?<![가-힣])[{_KO_SET}]+(?![가-힣](?<![{_KO_FOLLOW}]))))",
     re.IGNORECASE,
 )
-_SEPARATOR: Final = re.compile(r"\s*(?:[-–./()]|,\s|dash|hyphen|대시|다시|에)?\s*", re.IGNORECASE)
-_EMAIL: Final = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Possessive blanks: no separator word starts with a blank, so giving blanks back never helps, and
+# backtracking into them made a long gap of blanks cost its square.
+_SEPARATOR: Final = re.compile(r"\s*+(?:[-–./()]|,\s|dash|hyphen|대시|다시|에)?\s*+", re.IGNORECASE)
+# The e-mail expressions are bounded by what an address can be (RFC 5321: a local part of at most
+# 64 characters, labels of at most 63, and here at most 8 dots a side) and their blanks are
+# possessive (no word they precede starts with a blank): unbounded, a long "a.a.a…" or
+# "a dot a dot …" was rescanned from every word in it, a cost that grew with the square.
+_EMAIL: Final = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,}"
+)
 _TLD: Final = r"(?:com|net|org|kr|co|io|edu|gov|me|biz|info)"
 _SPOKEN_EMAIL: Final = re.compile(
-    rf"\b[a-z0-9][a-z0-9._-]*(?:\s+(?:dot|점|닷)\s+[a-z0-9_-]+)*\s+(?:at|골뱅이|앳)\s+"
-    rf"[a-z0-9-]+(?:\s+(?:dot|점|닷)\s+[a-z0-9-]+)*\s+(?:dot|점|닷)\s+{_TLD}\b",
+    rf"\b[a-z0-9][a-z0-9._-]{{0,63}}(?:\s++(?:dot|점|닷)\s++[a-z0-9_-]{{1,63}}){{0,8}}\s++(?:at|골뱅이|앳)\s++"
+    rf"[a-z0-9-]{{1,63}}(?:\s++(?:dot|점|닷)\s++[a-z0-9-]{{1,63}}){{0,8}}\s++(?:dot|점|닷)\s++{_TLD}\b",
     re.IGNORECASE,
 )
 _KO_PHONE: Final = re.compile(
     r"01[016789]\d{7,8}|02\d{7,8}|0[3-6][1-5]\d{7,8}|070\d{8}|050\d{8,9}|080\d{7,8}"
 )
 _MASK: Final = re.compile(r"\[(?:phone|card|email|rrn)[^\]]{0,12}\]")
+#: The most digits any masked kind has (a card number); longer spans are never tried.
+_MAX_DIGITS: Final = 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +136,10 @@ def normalise_phone(number: str) -> str:
 def _number_masks(text: str) -> list[tuple[int, int, str]]:
     masks: list[tuple[int, int, str]] = []
     for run in _runs(text):
+        sieve = _Sieve(run)
         index = 0
         while index < len(run):
-            for stop in range(len(run), index, -1):
-                if not (_cut(run, index - 1, index) and _cut(run, stop - 1, stop)):
-                    continue
+            for stop in sieve.stops(index):
                 span = run[index:stop]
                 mask = _classify(span)
                 last = span[-1].alternative
@@ -147,6 +158,69 @@ def _number_masks(text: str) -> list[tuple[int, int, str]]:
     return masks
 
 
+class _Sieve:
+    """Which spans of a run are worth :func:`_classify`: a cheap necessary condition per span.
+
+    Trying every span of a run made a long ``1-1-1-…`` cost the cube of its length. Every token holds
+    at least one digit (a copula-less alternative too), so only spans of at most ``_MAX_DIGITS + 1``
+    tokens can be a number; and from the digit count, the first digit and prefix sums of the Luhn
+    weights, most of those are ruled out in constant time. The work is linear in the run's length,
+    and the spans tried, longest first, are the ones that could match: the result is unchanged.
+    """
+
+    def __init__(self, run: list[_Token]) -> None:
+        self.run = run
+        self.digits = "".join(t.digits for t in run)
+        self.offsets = [0]
+        for token in run:
+            self.offsets.append(self.offsets[-1] + len(token.digits))
+        # cuttable[i]: may a number begin or end just before run[i] (see _cut)
+        self.cuttable = [_cut(run, i - 1, i) for i in range(len(run) + 1)]
+        # plain[p][i] / doubled[p][i]: Luhn values of the digits before position i whose position has parity p.
+        self.plain = ([0], [0])
+        self.doubled = ([0], [0])
+        for position, char in enumerate(self.digits):
+            value = ord(char) - 48
+            double = 2 * value - 9 if value > 4 else 2 * value
+            for parity in (0, 1):
+                mine = position % 2 == parity
+                self.plain[parity].append(self.plain[parity][-1] + (value if mine else 0))
+                self.doubled[parity].append(self.doubled[parity][-1] + (double if mine else 0))
+
+    def stops(self, index: int) -> list[int]:
+        """The ends of the spans starting at ``index`` that may be PII, longest first."""
+        run, offsets, cuttable = self.run, self.offsets, self.cuttable
+        if not cuttable[index]:
+            return []
+        first = run[index]
+        begin = offsets[index]
+        # the spans of 7 to _MAX_DIGITS + 1 digits (one more: a copula-less alternative has one less)
+        low = bisect_left(offsets, begin + 7, index + 1)
+        high = min(bisect_right(offsets, begin + _MAX_DIGITS + 1, index + 1), len(offsets)) - 1
+        if first.plus or (first.digits == "82" and not first.spelled):  # international: too rare to sieve
+            return [stop for stop in range(high, low - 1, -1) if cuttable[stop]]
+        return [stop for stop in range(high, low - 1, -1)
+                if cuttable[stop] and (run[stop - 1].alternative is not None or self._may_be_pii(index, stop))]
+
+    def _may_be_pii(self, index: int, stop: int) -> bool:
+        """False only where :func:`_classify` would say None (domestic spans, no alternative)."""
+        begin, end = self.offsets[index], self.offsets[stop]
+        count = end - begin
+        digits = self.digits
+        if count > _MAX_DIGITS:
+            return False
+        if count < 13:
+            if digits[begin] == "0" and count >= 9:
+                return _KO_PHONE.fullmatch(digits, begin, end) is not None
+            return (stop - index, count) in ((2, 8), (3, 10))  # 1588-1234, 212-555-1234
+        if count == 13 and digits[begin + 6] in "12345678" and "01" <= digits[begin + 2 : begin + 4] <= "12":
+            return True  # a resident registration number (YYMMDD-G…)
+        last = (end - 1) % 2  # the check digit's parity: digits of that parity count plain, others doubled
+        total = (self.plain[last][end] - self.plain[last][begin]
+                 + self.doubled[1 - last][end] - self.doubled[1 - last][begin])
+        return total % 10 == 0  # a card number passes the Luhn check
+
+
 def _cut(run: list[_Token], left: int, right: int) -> bool:
     """May a number begin or end between ``run[left]`` and ``run[right]``?
 
@@ -160,10 +234,12 @@ def _cut(run: list[_Token], left: int, right: int) -> bool:
 
 def _runs(text: str) -> list[list[_Token]]:
     protected = [(m.start(), m.end()) for m in _MASK.finditer(text)]
+    starts = [start for start, _ in protected]
     runs: list[list[_Token]] = []
     current: list[_Token] = []
     for match in _TOKEN.finditer(text):
-        if any(start <= match.start() < end for start, end in protected):
+        inside = bisect_right(starts, match.start()) - 1  # the last mask starting at or before it
+        if inside >= 0 and match.start() < protected[inside][1]:
             continue
         token = _token(match)
         if current and not _SEPARATOR.fullmatch(text[current[-1].end : token.start]):
@@ -200,7 +276,7 @@ def _token(match: re.Match[str]) -> _Token:
 def _classify(tokens: list[_Token]) -> str | None:
     """The mask of ``tokens`` read as one number, or None when it is none of the PII kinds."""
     digits = "".join(t.digits for t in tokens)
-    if len(digits) < 7 or len(digits) > 19:
+    if len(digits) < 7 or len(digits) > _MAX_DIGITS:
         return None
     if tokens[0].plus or (len(tokens) > 1 and tokens[0].digits == "82" and not tokens[0].spelled):
         return _international(digits, explicit=tokens[0].plus)
@@ -240,8 +316,7 @@ def _is_rrn(digits: str, *, checksum: bool) -> bool:
     have none; read without the dash they stay unmasked, a known miss).
     """
     if checksum:
-        weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
-        total = sum(int(d) * w for d, w in zip(digits, weights, strict=False))
+        total = sum(map(mul, map(int, digits[:12]), (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)))
         if (11 - total % 11) % 10 != int(digits[12]):
             return False
     century = {"1": 1900, "2": 1900, "5": 1900, "6": 1900, "3": 2000, "4": 2000, "7": 2000, "8": 2000}
@@ -255,13 +330,9 @@ def _is_rrn(digits: str, *, checksum: bool) -> bool:
     return born <= date.today()
 
 
+_LUHN_DOUBLED: Final = {str(d): 2 * d - 9 if d > 4 else 2 * d for d in range(10)}
+
+
 def _luhn(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    total = sum(map(int, digits[-1::-2])) + sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
     return total % 10 == 0

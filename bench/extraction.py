@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ariapp.followup import worker_queues
 from bench.db import throwaway_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def _run(bench_url: str, transcripts: int, timeout_s: float) -> dict[str, Any]:
             folder.mkdir()
             (folder / "metadata.json").write_text(json.dumps(synthetic_call(index, rng), ensure_ascii=False),
                                                   encoding="utf-8")
-        queue = app.conf.task_default_queue
+        queue = ",".join(worker_queues(app.conf.task_default_queue))  # extraction runs on the long queue
         node = f"bench-extraction-{uuid.uuid4().hex[:8]}@localhost"
         with (recordings / "worker.log").open("wb") as log:
             worker = subprocess.Popen(

@@ -2,10 +2,11 @@
 
 Theory of operation: a file is first *parsed* completely into a list of texts
 (:func:`parse_file`), so a bad file (unknown extension, binary content, CSV
-without ``question``/``answer`` columns) is refused before anything is
-written. Then :func:`import_file` adds the texts as **approved** items
-(``source=import``) in one transaction, recording progress in an
-:class:`~knowledge.models.ImportJob` row (kept on failure, with the error) and
+without ``question``/``answer`` columns, over a size limit) is refused before anything is
+written. The limits (:data:`MAX_FILE_BYTES`, :data:`MAX_LINE_CHARS`, :data:`MAX_TEXTS`) bound the
+work one upload can cost the worker, and every parser's expressions run in linear time.
+Then :func:`import_file` adds the texts as **approved** items (``source=import``) in one
+transaction, recording progress in an :class:`~knowledge.models.ImportJob` row (kept on failure, with the error) and
 reporting each step to an optional callback (the command draws a progress bar).
 The console's upload creates the job first and a Celery task runs it
 (:func:`run_import_job`), recording a bad file as the job's error.
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: Final = (".txt", ".text", ".md", ".markdown", ".csv")
 MAX_FILE_BYTES: Final = 5 * 1024 * 1024
+#: The longest line (a paragraph written on one line is fine; a megabyte of one line is not).
+MAX_LINE_CHARS: Final = 20_000
+#: The most texts one file may hold (each is embedded and indexed).
+MAX_TEXTS: Final = 5_000
 
 Progress = Callable[[int, int], None]
 
@@ -73,7 +78,18 @@ def _read_text(path: Path) -> str:
         raise ImportFailed(f"{path}: not UTF-8 text (byte {exc.start})") from exc
 
 
-_HEADING: Final = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+# The title is trimmed in Python (:func:`_heading_title`): an expression ending in
+# "(.*?)\s*#*\s*$" tried every split of a line's blanks, 2 s for "# a" + 1,000 blanks + "x".
+_HEADING: Final = re.compile(r"\s{0,3}#{1,6}\s+(.*)")
+
+
+def _heading_title(rest: str) -> str:
+    """A heading's text without its optional closing ``#`` sequence (CommonMark: after a blank)."""
+    title = rest.strip()
+    unclosed = title.rstrip("#")
+    if unclosed != title and (not unclosed or unclosed[-1].isspace()):
+        title = unclosed.rstrip()
+    return title
 
 
 def parse_markdown(text: str) -> list[Text]:
@@ -92,7 +108,7 @@ def parse_markdown(text: str) -> list[Text]:
         match = _HEADING.match(line)
         if match:
             flush()
-            heading = match.group(1).strip()
+            heading = _heading_title(match.group(1))
         elif not line.strip():
             flush()
         else:
@@ -132,6 +148,7 @@ def parse_file(path: Path) -> list[Text]:
         raise ImportFailed(f"{path}: unsupported file type {suffix or '(none)'!r}; "
                            f"use one of {', '.join(SUPPORTED_SUFFIXES)}")
     text = _read_text(path)
+    _check_lines(text, path)
     if suffix == ".csv":
         items = parse_csv(text, str(path))
     elif suffix in (".md", ".markdown"):
@@ -140,7 +157,18 @@ def parse_file(path: Path) -> list[Text]:
         items = parse_plain(text)
     if not items:
         raise ImportFailed(f"{path}: no text to import")
+    if len(items) > MAX_TEXTS:
+        raise ImportFailed(f"{path}: {len(items)} texts is over the {MAX_TEXTS}-text limit per file; "
+                           f"split the file (nothing was imported)")
     return items
+
+
+def _check_lines(text: str, path: Path) -> None:
+    """Refuse a file with a line over :data:`MAX_LINE_CHARS`, naming the line (nothing is imported)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise ImportFailed(f"{path}: line {number} has {len(line)} characters, over the {MAX_LINE_CHARS}-"
+                               f"character limit; break it into paragraphs (nothing was imported)")
 
 
 def import_file(owner: str, path: Path, progress: Progress | None = None, batch: int = 25) -> ImportJob:

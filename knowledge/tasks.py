@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import redis.exceptions
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
@@ -296,11 +297,14 @@ def give_up(call_id: str, exc: BaseException, attempts: int) -> dict[str, Any]:
 
 
 # max_retries=None: the task counts its retries itself, so that running out records the failure.
-@shared_task(bind=True, acks_late=True, max_retries=None)
+# A judge (LLM) call per transcript and a few embeddings: seconds, minutes with a slow provider.
+@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=600, time_limit=660)
 def extract_knowledge_task(self: Any, call_id: str) -> dict[str, Any]:
     """Extract knowledge from the finished call ``call_id`` (see :func:`run_extraction`)."""
     try:
         return run_extraction(call_id)
+    except SoftTimeLimitExceeded as exc:  # recorded as failed: `manage.py retry_extractions` runs it again
+        return give_up(call_id, exc, self.request.retries + 1)
     except TRANSIENT_ERRORS as exc:
         retries = self.request.retries
         if retries >= settings.AIPBX_KNOWLEDGE_MAX_RETRIES:
@@ -310,7 +314,8 @@ def extract_knowledge_task(self: Any, call_id: str) -> dict[str, Any]:
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5,
+             soft_time_limit=30, time_limit=60)
 def record_knowledge_usage_task(item_ids: list[int]) -> int:
     """Count a use of each item the AI quoted (sent by name by the call pipeline, which has no ORM).
 
@@ -319,7 +324,8 @@ def record_knowledge_usage_task(item_ids: list[int]) -> int:
     return do_record_usage(item_ids)
 
 
-@shared_task(acks_late=True)
+# Up to MAX_TEXTS embeddings on the CPU.
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
 def import_knowledge_task(job_id: int) -> dict[str, Any]:
     """Run the console upload's :class:`~knowledge.models.ImportJob` ``job_id``, then delete the uploaded file.
 

@@ -77,9 +77,16 @@ def up(cfg: StackConfig) -> None:
           cfg, "chroma")
     _wait(app_connected, 90, "the ARI app", cfg, "ariapp")
     _wait(lambda: _http_ok(f"http://127.0.0.1:{cfg.web_port}/health"), 60, "the web console", cfg, "web")
-    print(f"stack up: Asterisk, ARI app, web console http://127.0.0.1:{cfg.web_port}/ and Celery worker running."
-          f"\nconsole login: admin / {cfg.secrets.get('AIPBX_CONSOLE_ADMIN_PASSWORD', '(see .env)')}"
-          f"\nlogs: {cfg.log_dir}", flush=True)
+    print(ready_message(cfg), flush=True)
+
+
+def ready_message(cfg: StackConfig) -> str:
+    """What `make up` prints at the end: where things are, and where the admin password is (never the password:
+    terminals are scrolled back, shared and recorded)."""
+    return (f"stack up: Asterisk, ARI app, web console http://127.0.0.1:{cfg.web_port}/ and Celery workers running."
+            f"\nconsole login: admin; the password is AIPBX_CONSOLE_ADMIN_PASSWORD in {REPO / '.env'}"
+            f" (grep AIPBX_CONSOLE_ADMIN_PASSWORD .env)"
+            f"\nlogs: {cfg.log_dir}")
 
 
 def down(cfg: StackConfig) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ariapp.followup import worker_queues
 from stack.asterisk import Asterisk
 from stack.config import StackConfig
 from stack.instance import AppProcess, knowledge_server, scratch_config
@@ -59,7 +60,7 @@ def pbx(tmp_path_factory) -> Pbx:
     yield Pbx(cfg, asterisk)
     asterisk.stop()
     redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(stream_name(cfg.name))
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(cfg.extra_env["AIPBX_CELERY_QUEUE"])
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*worker_queues(cfg.extra_env["AIPBX_CELERY_QUEUE"]))
 
 
 @pytest.fixture(scope="session")

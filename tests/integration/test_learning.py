@@ -21,6 +21,7 @@ from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from ariapp.calls.transcriber import DRAIN_TIMEOUT_S
+from ariapp.followup import worker_queues
 from knowledge.models import ExtractionRun, KnowledgeItem, Status
 from tests.browser.conftest import login
 from tests.integration.audio_checks import Recordings, ask, speech, transcribe
@@ -42,7 +43,8 @@ def learning_worker(pbx, ariapp, knowledge_store, transactional_db, tmp_path: Pa
     from webconsole.celery import app
 
     queue = pbx.cfg.extra_env["AIPBX_CELERY_QUEUE"]
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)  # earlier tests' calls are not this test's
+    # earlier tests' calls are not this test's
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*worker_queues(queue))
     node = f"pytest-learn-{uuid.uuid4().hex[:8]}@localhost"
     log = tmp_path / "worker.log"
     env = {**pbx.cfg.process_env(), "AIPBX_KNOWLEDGE_STORE": "chroma"}

@@ -197,7 +197,7 @@ async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_
     import redis
     from django.conf import settings
 
-    from ariapp.followup import TRANSCRIBE_TASK
+    from ariapp.followup import TRANSCRIBE_TASK, long_queue
 
     queue = pbx.cfg.extra_env["AIPBX_CELERY_QUEUE"]
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
@@ -222,10 +222,10 @@ async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_
     assert line["answered_by"] == "1002" and line["answer"] and line["recording_dir"]
 
     def queued() -> bool:  # sent just after the CDR line is written (off the event loop): wait for it
-        sent = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
+        sent = [json.loads(m)["headers"] for m in broker.lrange(long_queue(queue), 0, -1)]
         return any(h["task"] == TRANSCRIBE_TASK and line["call_id"] in h["argsrepr"] for h in sent)
 
-    await until(queued, 10, f"the transcription task for {line['call_id']} on {queue}")
+    await until(queued, 10, f"the transcription task for {line['call_id']} on {long_queue(queue)}")
     await quiet_asterisk(pbx)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ariapp.followup import worker_queues
 from knowledge.actions import reset_retriever
 from webconsole.settings.env import database_url
 
@@ -76,7 +77,7 @@ def worker_database_url() -> str:
 
 
 def spawn_worker(queue: str, recordings: Path, log_path: Path, node: str = "", **env: str) -> subprocess.Popen[bytes]:
-    """Start ``celery -A webconsole worker --pool=solo -Q queue`` on the test database.
+    """Start ``celery -A webconsole worker --pool=solo -Q queue,queue.long`` on the test database.
 
     The solo pool runs tasks in the worker process itself, so killing that one
     process kills the task it is running (the case the broker has to recover).
@@ -86,7 +87,7 @@ def spawn_worker(queue: str, recordings: Path, log_path: Path, node: str = "", *
                 "AIPBX_DATABASE_URL": worker_database_url(), "AIPBX_RECORDINGS_DIR": str(recordings),
                 "AIPBX_KNOWLEDGE_STORE": "memory", "AIPBX_LLM": "local", "AIPBX_KNOWLEDGE_JUDGE": "auto", **env}
     command = [sys.executable, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo",
-               "-Q", queue, "-n", node, "--loglevel=warning",
+               "-Q", ",".join(worker_queues(queue)), "-n", node, "--loglevel=warning",
                "--without-gossip", "--without-mingle", "--without-heartbeat"]
     with log_path.open("ab") as log:
         return subprocess.Popen(command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)

@@ -10,7 +10,7 @@ import redis
 
 from ariapp.cdr import CallRecord
 from ariapp.directory import Extension
-from ariapp.followup import EXTRACT_TASK, TRANSCRIBE_TASK, FollowUp, after_call
+from ariapp.followup import EXTRACT_TASK, TRANSCRIBE_TASK, FollowUp, after_call, long_queue
 
 REDIS = "redis://127.0.0.1:6379/0"
 LEARN = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "learn")
@@ -55,16 +55,17 @@ def test_an_ai_call_with_words_is_read_for_notes_only_when_the_owner_learns() ->
     assert after_call(ai, {"turns": [{"t": 0, "speaker": "caller", "text": ""}]}, LEARN) == ("", "ai")
 
 
-async def test_tasks_reach_the_broker_by_name() -> None:
+async def test_tasks_reach_the_long_queue_by_name() -> None:
     queue = f"test-followup-{uuid.uuid4().hex}"
     client = redis.Redis.from_url(REDIS)
     try:
         followup = FollowUp(REDIS, queue)
         assert await followup.send(EXTRACT_TASK, "call-1")
         assert await followup.send(TRANSCRIBE_TASK, "call-2")
-        messages = [json.loads(m) for m in client.lrange(queue, 0, -1)]
+        messages = [json.loads(m) for m in client.lrange(long_queue(queue), 0, -1)]
+        assert client.llen(queue) == 0  # the default queue is for the short tasks (webhooks, retention)
     finally:
-        client.delete(queue)
+        client.delete(queue, long_queue(queue))
     assert followup.sent == 2
     assert sorted((m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages) == [
         (EXTRACT_TASK, "['call-1']"), (TRANSCRIBE_TASK, "['call-2']")]

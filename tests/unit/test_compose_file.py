@@ -46,7 +46,7 @@ def secrets_of(service: str) -> set[str]:
 def test_the_design_cards_three_services_pull_in_what_they_need_and_not_the_worker() -> None:
     assert needs(("asterisk", "ariapp", "web")) == {"asterisk", "ariapp", "web", "postgres", "redis", "chroma",
                                                     "events", "migrate", "setup"}
-    assert DEFAULT == needs(("asterisk", "ariapp", "web")) | {"worker", "beat"}
+    assert DEFAULT == needs(("asterisk", "ariapp", "web")) | {"worker", "worker-long", "beat"}
     assert {name for name, svc in SERVICES.items() if "monitoring" in svc.get("profiles", [])} == {"prometheus",
                                                                                                   "grafana"}
 
@@ -106,14 +106,14 @@ def test_every_long_running_service_is_healthy_restarts_and_logs_with_limits() -
         assert svc["healthcheck"]["test"], name
         assert svc["logging"]["options"]["max-size"], name
     assert SERVICES["migrate"]["restart"] == "no"
-    for name in ("web", "events", "worker", "beat"):
+    for name in ("web", "events", "worker", "worker-long", "beat"):
         assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
 
 
 def test_named_volumes_are_shared_by_every_service_that_needs_the_files() -> None:
     for service in ("asterisk", "ariapp", "web", "worker"):
         assert "recordings" in mounts(service), service
-    for service in ("ariapp", "web", "worker"):
+    for service in ("ariapp", "web", "worker", "worker-long"):
         assert mounts(service)["recordings"] == "/var/lib/aipbx/recordings", service
         assert mounts(service)["cdr"] == "/var/lib/aipbx/cdr", service
     assert mounts("postgres")["pgdata"] == "/var/lib/postgresql/data"
@@ -135,3 +135,16 @@ def test_images_run_as_non_root_users_without_test_tools() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     for path in ("tests", "bench", "softphone", ".env", "secrets", ".git"):
         assert path in ignored, path
+
+
+def test_every_queue_has_a_worker_and_webhooks_do_not_share_one_with_imports() -> None:
+    from ariapp.followup import long_queue, worker_queues
+
+    def queues(service: str) -> list[str]:
+        command = SERVICES[service]["command"]
+        return command[command.index("-Q") + 1].split(",")
+
+    assert queues("worker") == ["aipbx"] and queues("worker-long") == [long_queue("aipbx")]
+    assert sorted(queues("worker") + queues("worker-long")) == sorted(worker_queues("aipbx"))
+    assert SERVICES["worker-long"]["environment"]["AIPBX_WORKER_METRICS_PORT"] != \
+        SERVICES["worker"]["environment"]["AIPBX_WORKER_METRICS_PORT"]

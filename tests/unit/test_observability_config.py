@@ -27,4 +27,4 @@ def test_prometheus_scrapes_the_three_processes_on_their_default_ports() -> None
     config = yaml.safe_load((REPO / "docker/prometheus.yml").read_text())
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
     assert targets == {"aipbx-ariapp": ["127.0.0.1:8090"], "aipbx-web": ["127.0.0.1:8000"],
-                       "aipbx-worker": ["127.0.0.1:9101"]}
+                       "aipbx-worker": ["127.0.0.1:9101", "127.0.0.1:9102"]}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ariapp import privacy
 from ariapp.privacy import mask_pii
 
 CASES_PATH = Path(__file__).with_name("privacy_cases.jsonl")
@@ -86,3 +87,37 @@ def test_benchmark_throughput_is_printed() -> None:
     print(f"\nmask_pii: {rounds * len(corpus) / elapsed:,.0f} texts/s, {rounds * chars / elapsed / 1e6:.2f} MB/s "
           f"(texts of {chars / len(corpus):.0f} chars on average)")
     assert elapsed > 0
+
+
+@pytest.mark.parametrize("hostile", [
+    "1-" * 32_768,  # a request path
+    "Invalid HTTP_HOST header: '" + "1." * 32_768 + "'",  # a Host header
+    "1 " * 32_768,
+    "일 " * 32_768,  # spelled Korean digits
+    "[card]1" * 9_362,  # tokens among masks
+])
+def test_a_64_kb_adversarial_line_is_masked_with_work_linear_in_its_length(monkeypatch, hostile: str) -> None:
+    """Counted, not timed: a few short spans per digit, where the old code tried every span (its cube)."""
+    calls = 0
+    classify = privacy._classify
+
+    def counting(tokens):
+        nonlocal calls
+        calls += 1
+        assert len(tokens) <= 20, "a span longer than any number was classified"
+        assert calls <= len(hostile), "more classifications than characters: the work is not linear"
+        return classify(tokens)
+
+    monkeypatch.setattr(privacy, "_classify", counting)
+    masked = mask_pii(hostile)
+    assert len(masked) <= len(hostile)
+    assert mask_pii("call 010-9876-5432 " + hostile[:2000]).startswith("call [phone …5432] ")
+
+
+def test_a_64_kb_adversarial_line_masks_in_well_under_a_second() -> None:
+    hostile = "caller 010-9876-5432: " + "1-" * 32_768
+    started = time.perf_counter()
+    masked = mask_pii(hostile)
+    elapsed = time.perf_counter() - started
+    assert masked.startswith("caller [phone …5432]: 1-1-1")
+    assert elapsed < 5, f"{elapsed:.2f} s"  # generous: ~0.3 s on one loaded core; the old code took days

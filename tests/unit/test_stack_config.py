@@ -166,3 +166,12 @@ def test_process_env_points_the_app_at_this_instance(tmp_path: Path) -> None:
     assert (env["AIPBX_CDR_DIR"], env["AIPBX_RECORDINGS_DIR"]) == (str(tmp_path / "cdr"), str(tmp_path / "rec"))
     assert (env["AIPBX_STATUS_PORT"], env["AIPBX_JITTER_MS"]) == ("18090", "60")
     assert all(isinstance(value, str) for value in env.values())
+
+
+def test_make_up_says_where_the_admin_password_is_and_never_prints_it(tmp_path: Path) -> None:
+    from stack.__main__ import ready_message
+
+    cfg = make_config(tmp_path)
+    message = ready_message(cfg)
+    assert cfg.secrets["AIPBX_CONSOLE_ADMIN_PASSWORD"] not in message
+    assert "AIPBX_CONSOLE_ADMIN_PASSWORD" in message and str(REPO / ".env") in message

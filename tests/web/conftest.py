@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from ariapp.followup import worker_queues
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 30.0
 
@@ -37,7 +39,7 @@ def silent_port() -> Iterator[int]:
 
 @pytest.fixture(scope="session")
 def celery_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start ``celery -A webconsole worker`` as a subprocess on this session's queue.
+    """Start ``celery -A webconsole worker`` as a subprocess on this session's queues (default and long).
 
     Yields the worker's node name once it answers a control ping; the worker is
     terminated (then killed if it lingers) at teardown.
@@ -50,7 +52,7 @@ def celery_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test"}
     command = [
         sys.executable, "-m", "celery", "-A", "webconsole", "worker",
-        "--pool=solo", "-Q", queue, "-n", node, "--loglevel=warning",
+        "--pool=solo", "-Q", ",".join(worker_queues(queue)), "-n", node, "--loglevel=warning",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     with log_path.open("wb") as log:

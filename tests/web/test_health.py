@@ -93,3 +93,43 @@ def test_ready_recovers_on_the_next_probe(client: Client, closed_port: int) -> N
 
     # then: nothing about the failure was remembered
     assert response.status_code == 200
+
+
+def _connections_received(port: int) -> int:
+    import redis
+
+    return int(redis.Redis(port=port, single_connection_client=True).info("stats")["total_connections_received"])
+
+
+@pytest.mark.django_db
+def test_a_flood_of_ready_probes_opens_no_connection_per_hit(client: Client, settings) -> None:
+    from stack.instance import free_port
+    from tests.web.test_metrics import _private_redis
+
+    # given a Redis of this test's own, so that its connection counter is ours
+    port = free_port()
+    server = _private_redis(port)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                before = _connections_received(port)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "the test's Redis did not start"
+                time.sleep(0.1)
+        settings.AIPBX_REDIS_URL = f"redis://127.0.0.1:{port}/0"
+        settings.AIPBX_READY_CACHE_S = 60.0  # a generous window: no hit below may fall outside it
+        # when /ready is asked 20 times
+        answers = [client.get("/ready") for _ in range(20)]
+        # then all are answered, from one probe (the counter read itself is one more connection)
+        assert {a.status_code for a in answers} == {200}
+        assert _connections_received(port) - before == 1 + 1
+        # and once the answer is older than the window, the next hit probes again
+        settings.AIPBX_READY_CACHE_S = 0.2
+        time.sleep(0.5)
+        assert client.get("/ready").status_code == 200
+        assert _connections_received(port) - before == 1 + 1 + 2
+    finally:
+        server.terminate()
+        server.wait(10)

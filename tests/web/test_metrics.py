@@ -26,8 +26,16 @@ FIXED_LABELS = {
 }
 
 
+TOKEN = "m3trics-t0ken"
+
+
+@pytest.fixture(autouse=True)
+def metrics_token(settings) -> None:
+    settings.AIPBX_METRICS_TOKEN = TOKEN
+
+
 def scrape(client: Client, **headers: str) -> dict[tuple[str, tuple], float]:
-    response = client.get("/metrics", headers=headers)
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}", **headers})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -52,15 +60,17 @@ def test_metrics_count_knowledge_documents_by_status_with_fixed_labels(client: C
             assert [k for k, _ in labels] == [label] and labels[0][1] in allowed | {"other", "none"}
 
 
-@override_settings(AIPBX_METRICS_TOKEN="m3trics-t0ken")
-def test_metrics_token_is_required_when_configured(client: Client) -> None:
+def test_metrics_token_is_required(client: Client) -> None:
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert scrape(client, Authorization="Bearer m3trics-t0ken")
+    assert scrape(client, Authorization=f"Bearer {TOKEN}")
 
 
-def test_metrics_need_no_login_without_a_token(client: Client) -> None:
-    assert client.get("/metrics").status_code == 200  # the reverse proxy keeps it off the internet
+@override_settings(AIPBX_METRICS_TOKEN="")
+def test_metrics_are_off_until_a_token_is_configured(client: Client) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 403 and b"AIPBX_METRICS_TOKEN" in response.content
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 403
 
 
 def _private_redis(port: int) -> subprocess.Popen:

@@ -271,7 +271,43 @@ def test_two_sweeps_at_once_post_once(queued: list) -> None:
         for thread in threads:
             thread.join(timeout=15)
         assert len(slow.server.requests) == 1
-    assert outcomes["delivered"] == 1 and outcomes["locked"] + outcomes["done"] <= 1
+    assert outcomes["delivered"] == 1 and outcomes["locked"] + outcomes["done"] + outcomes["not_due"] <= 1
+    assert only_delivery("call_started").attempts == 1
+
+
+def test_no_transaction_or_row_lock_is_held_while_a_receiver_takes_its_time(queued: list) -> None:
+    with ServerThread(WebhookReceiver(stall_s=30)) as slow:
+        endpoint(slow.server.url)
+        start_call("c-slow")
+        pk = only_delivery("call_started").pk
+        outcome: list[str] = []
+
+        def deliver() -> None:
+            try:
+                outcome.append(delivery.attempt(pk))
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=deliver)
+        worker.start()
+        try:
+            # when the POST has reached the receiver, which holds it
+            deadline = timezone.now() + timedelta(seconds=20)
+            while not slow.server.bodies and timezone.now() < deadline:
+                threading.Event().wait(0.05)
+            assert slow.server.bodies, "the POST never arrived"
+            # then the row can be locked at once by someone else, and no session sits in a transaction
+            with transaction.atomic():
+                Delivery.objects.select_for_update(nowait=True).get(pk=pk)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()")
+                assert cursor.fetchone()[0] == 0
+            # and a second attempt (the sweep) does not send it again while the first one runs
+            assert delivery.attempt(pk) == "not_due"
+        finally:
+            worker.join(timeout=60)  # the POST times out (AIPBX_WEBHOOK_TIMEOUT_S) and is recorded
+    assert outcome == ["retry"]
     assert only_delivery("call_started").attempts == 1
 
 

@@ -10,7 +10,10 @@ class CallsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from webconsole.calls import signals
+
         post_migrate.connect(_sync_extensions, sender=self)
+        signals.connect()  # open console sockets check again after a logout or a reassignment
 
 
 def _sync_extensions(sender, **kwargs) -> None:

@@ -2,8 +2,10 @@
 
 Groups: ``ext.<number>`` gets every event of calls to that extension (the dashboard and the lists
 join the groups of the extensions the user may see; admins join ``calls.all``); ``call.<call_id>``
-gets the events of one call (the call page). Messages are sent only after the database commit
-(see ``ingest``), and they carry the call's summary as stored, so a page simply replaces its row.
+gets the events of one call (the call page); ``user.<id>`` gets one user's sockets, told to check
+the user's session and extensions again after a logout or a reassignment (:func:`recheck_users`).
+Messages are sent only after the database commit (see ``ingest``), and they carry the call's
+summary as stored, so a page simply replaces its row.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ _UNSAFE = re.compile(r"[^0-9A-Za-z._-]")
 
 
 ALL_GROUP = "calls.all"  # every call event (admins)
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of one user: told to check the user's session and extensions again."""
+    return f"user.{int(user_id)}"
+
+
+def recheck_users(user_ids: list[int]) -> None:
+    """Have the sockets of ``user_ids`` check again who may see what (after logout, reassignment ...)."""
+    send([user_group(pk) for pk in user_ids], {"type": "console.recheck"})
 
 
 def ext_group(number: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from ariapp import sealing
@@ -79,11 +80,17 @@ def _callee(call_id: str) -> str:
         return ""
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
+# Speech recognition of a whole call on the CPU; hard limit + the longest retry countdown (300 s)
+# stays under the broker's visibility timeout (3,600 s), so a live task is never delivered twice.
+@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=2400, time_limit=2700)
 def transcribe_call_task(self: Any, call_id: str) -> dict[str, Any]:
     """Write the transcript of the finished call ``call_id`` from its recordings (see :func:`run_transcription`)."""
     try:
         return run_transcription(call_id)
+    except SoftTimeLimitExceeded:  # recorded, so the console shows it and can run it again
+        reason = f"took longer than {self.soft_time_limit} s"
+        do_mark_transcription_failed(call_id, reason)
+        return {"call_id": call_id, "status": "failed", "lines": 0, "reason": reason}
     except ProviderError as exc:
         if not exc.retryable or self.request.retries >= MAX_RETRIES:
             do_mark_transcription_failed(call_id, str(exc))

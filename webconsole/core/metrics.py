@@ -1,8 +1,8 @@
 """Prometheus metrics of the web console, read from PostgreSQL when Prometheus scrapes.
 
-``/metrics`` (see :func:`webconsole.core.views.metrics`) needs no login: the reverse proxy must not
-expose it to the internet (allow it from the Prometheus host only). ``AIPBX_METRICS_TOKEN``, when set,
-additionally demands ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials: ...}``).
+``/metrics`` (see :func:`webconsole.core.views.metrics`) needs no login but ``Authorization: Bearer
+<AIPBX_METRICS_TOKEN>`` (Prometheus: ``authorization: {credentials_file: ...}``); without a token
+configured it answers 403. Keep it off the public proxy all the same (allow the Prometheus host only).
 
 Every label value is one of a model's fixed ``choices``, so cardinality stays bounded; the counts are
 a few ``GROUP BY`` queries on indexed status columns. Webhook deliveries are reported only when the

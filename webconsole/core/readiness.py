@@ -2,8 +2,10 @@
 
 Each check is a plain coroutine that opens its own short-lived connection and
 raises on failure; :func:`probe` bounds it by a deadline and turns the outcome
-into ``"ok"`` or ``"error: ..."``. Nothing is cached, so a recovered dependency
-shows as ``ok`` on the very next probe.
+into ``"ok"`` or ``"error: ..."``. :func:`check_all_cached` keeps an answer for
+``AIPBX_READY_CACHE_S`` (1.5 s) and lets concurrent probes share one run: ``/ready`` is
+anonymous, and a flood of it must not become a flood of new database and Redis
+connections. A recovered dependency shows as ``ok`` once the cached answer expires.
 
 The checks use their own async connections rather than Django's: a hung query
 on Django's connection could not be abandoned at the deadline without blocking
@@ -13,6 +15,7 @@ the thread that every sync view shares.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -81,3 +84,31 @@ async def check_all(database: Mapping[str, Any], redis_url: str, seconds: float)
         probe(check_redis(redis_url), seconds),
     )
     return {"postgres": postgres, "redis": redis}
+
+
+_answers: dict[tuple, tuple[float, dict[str, str]]] = {}  # (where, timeout) -> (monotonic time, checks)
+_running: dict[tuple, asyncio.Task[dict[str, str]]] = {}  # probes in flight, shared by concurrent callers
+
+
+async def check_all_cached(database: Mapping[str, Any], redis_url: str, seconds: float,
+                           keep_s: float) -> dict[str, str]:
+    """:func:`check_all`, answered from the last run if it ended less than ``keep_s`` seconds ago.
+
+    The key is what is probed (connection parameters, URL, timeout): settings that change point to
+    a fresh probe, never to another target's answer.
+    """
+    key = (tuple(sorted((k, str(v)) for k, v in postgres_conninfo(database).items())), redis_url, seconds)
+    answer = _answers.get(key)
+    if answer is not None and time.monotonic() - answer[0] < keep_s:
+        return answer[1]
+    task = _running.get(key)
+    if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+        task = asyncio.get_running_loop().create_task(check_all(database, redis_url, seconds))
+        _running[key] = task
+    try:
+        checks = await asyncio.shield(task)
+    finally:
+        if task.done() and _running.get(key) is task:
+            del _running[key]
+    _answers[key] = (time.monotonic(), checks)
+    return checks

@@ -13,7 +13,9 @@ from webconsole.privacy.retention import apply_retention
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+# Daily; deleting a day of files takes seconds, a first run on years of them minutes.
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5,
+             soft_time_limit=1800, time_limit=1900)
 def apply_retention_task() -> dict[str, Any]:
     """Apply ``AIPBX_RETENTION_DAYS`` now; idempotent (a second run finds nothing to delete)."""
     report = apply_retention().as_dict()

@@ -13,6 +13,7 @@ The environment is read once, here, into ``ENV``; the layers on top (``dev``,
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -51,9 +52,12 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "webconsole.api",
+    "axes",  # login throttling: failed logins per (user name, client address)
 ]
 
 MIDDLEWARE = [
+    # First: X-Forwarded-Proto is believed only from AIPBX_TRUSTED_PROXIES (SecurityMiddleware reads it).
+    "webconsole.core.proxy.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -63,7 +67,24 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with 429
 ]
+
+# --- Login throttling (django-axes) ----------------------------------------------------------------
+# Five failed logins for one user name from one client address lock that pair out for 15 minutes
+# (429); a success resets the count. `manage.py axes_reset` lifts every lock. The client address
+# comes from X-Forwarded-For only through AIPBX_TRUSTED_PROXIES (webconsole.core.proxy.client_ip):
+# behind the proxy every request would otherwise come from 127.0.0.1.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("AIPBX_LOGIN_FAILURE_LIMIT", "").strip() or "5")
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AIPBX_LOGIN_COOLOFF_MIN", "").strip() or "15"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "webconsole.core.proxy.client_ip"
+
+# The reverse proxies whose X-Forwarded-* headers count (addresses or networks, comma-separated).
+AIPBX_TRUSTED_PROXIES = [v for v in (os.environ.get("AIPBX_TRUSTED_PROXIES", "").strip()
+                                     or "127.0.0.1,::1").split(",") if v.strip()]
 
 ROOT_URLCONF = "webconsole.urls"
 ASGI_APPLICATION = "webconsole.asgi.application"
@@ -111,10 +132,21 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # collected into STATIC_ROOT (the Docker image runs collectstatic) win, the app folders fill in.
 WHITENOISE_USE_FINDERS = True
 
+# --- Request bodies: refused over these sizes before Django reads them (webconsole.core.body_limit) ---
+AIPBX_MAX_BODY_BYTES = int(os.environ.get("AIPBX_MAX_BODY_BYTES", "").strip() or 1024 * 1024)
+# The knowledge import takes files (5 MB each, knowledge.importing.MAX_FILE_BYTES): a larger bound there.
+AIPBX_MAX_UPLOAD_BYTES = int(os.environ.get("AIPBX_MAX_UPLOAD_BYTES", "").strip() or 32 * 1024 * 1024)
+AIPBX_UPLOAD_PATHS = ("/knowledge/import/",)
+
+# --- Live console sockets: who may see what is checked again this often (and on logout, reassignment) ---
+AIPBX_WS_RECHECK_S = float(os.environ.get("AIPBX_WS_RECHECK_S", "").strip() or "5")
+
 # --- Redis: channel layer and Celery -------------------------------------------
 AIPBX_REDIS_URL = ENV.redis_url
 # Each readiness probe gets this long per dependency (seconds).
 AIPBX_READY_TIMEOUT = 1.0
+# ... and its answer is kept this long: /ready is anonymous, a flood of it must not open connections.
+AIPBX_READY_CACHE_S = float(os.environ.get("AIPBX_READY_CACHE_S", "").strip() or "1.5")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -137,12 +169,17 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = "aipbx"
+# Imports, transcription and extraction go to "<default>.long" (webconsole.celery.route_task).
+CELERY_TASK_ROUTES = ("webconsole.celery.route_task",)
+# Every task declares its own limits; these catch one that does not (webconsole.core.time_limits).
+CELERY_TASK_SOFT_TIME_LIMIT = 300
+CELERY_TASK_TIME_LIMIT = 360
 
 # Structured logs (ariapp.logs): JSON lines with AIPBX_LOG_JSON=1, readable otherwise; secrets and
 # phone numbers scrubbed. Existing logging.getLogger() calls go through structlog's formatter.
 LOGGING = django_logging(ENV.log_level, os.environ.get("AIPBX_LOG_JSON", "0") == "1",
                          secrets=[SECRET_KEY, *secrets_from_env(os.environ)])
-# /metrics: optional bearer token (webconsole.core.metrics); empty = no token, keep it off the public proxy.
+# /metrics: the bearer token Prometheus sends (webconsole.core.views.metrics); empty = /metrics is off (403).
 AIPBX_METRICS_TOKEN = os.environ.get("AIPBX_METRICS_TOKEN", "").strip()
 
 # --- Knowledge base: PostgreSQL is the source of truth, the vector store an index ---

@@ -1,7 +1,8 @@
 """Production settings: secrets are mandatory and every cookie and redirect assumes TLS.
 
 Daphne speaks plain HTTP behind a TLS-terminating reverse proxy, which must set
-``X-Forwarded-Proto: https`` (and drop any such header sent by clients).
+``X-Forwarded-Proto: https`` (and drop any such header sent by clients); the header counts only
+from ``AIPBX_TRUSTED_PROXIES`` (loopback by default).
 ``manage.py check --deploy --settings=webconsole.settings.prod`` is clean.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
+from webconsole.core.proxy import parse_networks
 from webconsole.settings.base import *  # noqa: F403
 from webconsole.settings.base import ENV
 from webconsole.settings.env import get_mandatory_secret
@@ -22,7 +24,9 @@ if not ENV.allowed_hosts:
     )
 ALLOWED_HOSTS = list(ENV.allowed_hosts)
 
+# Believed only from AIPBX_TRUSTED_PROXIES (webconsole.core.proxy strips it from anyone else).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+parse_networks(AIPBX_TRUSTED_PROXIES)  # a typo fails at start-up, not on every request  # noqa: F405
 SECURE_SSL_REDIRECT = True
 # Probes (Docker, load balancers) call these over plain HTTP from inside.
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]

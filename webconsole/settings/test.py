@@ -54,3 +54,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # or two checkouts) must not drop each other's. Subprocesses started by the tests (Daphne, Celery)
 # are given the created database's URL explicitly, so they never derive this name themselves.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_os.getpid()}"}  # noqa: F405
+
+# Login throttling (django-axes) needs the request, which Django's test client login() does not pass;
+# tests/web/test_login_throttling.py switches it on, through the real login page.
+AXES_ENABLED = False

@@ -12,13 +12,15 @@ from webconsole.webhooks import delivery
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
+# One POST (AIPBX_WEBHOOK_TIMEOUT_S, 5 s) and two short transactions.
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def deliver_webhook_task(delivery_id: int) -> str:
     """Attempt delivery ``delivery_id`` if pending and due (idempotent, see :func:`delivery.attempt`)."""
     return delivery.attempt(delivery_id)
 
 
-@shared_task(acks_late=True)
+# Every 30 s; a sweep of many slow receivers stops well before the next few.
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=270)
 def sweep_webhooks_task() -> dict[str, Any]:
     """Attempt the due pending deliveries: catches tasks lost between a commit and the broker."""
     return dict(delivery.sweep())
