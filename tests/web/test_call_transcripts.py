@@ -122,7 +122,8 @@ def test_a_call_over_the_live_budget_is_transcribed_from_its_sealed_recordings_a
     assert not (folder / "metadata.json").exists() and (folder / "metadata.json.enc").exists()
     metadata = json.loads(sealing.read_text(folder, "metadata.json", keys))
     assert metadata["transcription"]["mode"] == "post_call" and len(metadata["turns"]) == 2
-    assert "callee: From next week" in sealing.read_text(folder, "transcript.txt", keys)
+    transcript = sealing.read_text(folder, "transcript.txt", keys).lower()
+    assert "callee:" in transcript and "next week we open on saturdays" in transcript, transcript  # "from"/"for"
     # a second delivery of the task does nothing
     assert run_transcription("post-1")["reason"] == "already transcribed"
     assert Turn.objects.filter(call=call).count() == 2
@@ -130,7 +131,7 @@ def test_a_call_over_the_live_budget_is_transcribed_from_its_sealed_recordings_a
     assert queued == ["post-1"]
     extracted = run_extraction("post-1")
     assert extracted["status"] == "done", extracted
-    item = KnowledgeItem.objects.get()
+    item = KnowledgeItem.objects.get(source_call_id="post-1")  # (other tests' imports may also land for 1002)
     assert item.owner == "1002" and item.source_speaker == "callee" and item.status == Status.APPROVED
     assert "saturday" in item.text.lower() and item.source_span["start_s"] == callee.t
 
@@ -159,7 +160,7 @@ def test_the_call_page_shows_both_speakers_playable_from_each_line_and_what_was_
         "turns": [{"t": 0.6, "end": 2.0, "speaker": "caller", "text": "Are you open on weekends?"},
                   {"t": 4.4, "end": 7.1, "speaker": "callee", "text": CALLEE_SAYS}]}))
     run_extraction("page-1")
-    item = KnowledgeItem.objects.get()
+    item = KnowledgeItem.objects.get(source_call_id="page-1")
     client = Client()
     client.force_login(make_user("op1002", extensions=("1002",)))
     # when
@@ -173,9 +174,10 @@ def test_the_call_page_shows_both_speakers_playable_from_each_line_and_what_was_
     response = client.post("/knowledge/calls/page-1/exclude/", follow=True)
     # then its fact is gone (from the index too) and the call is never learned from again
     assert "1 item(s) removed" in response.content.decode()
-    assert not KnowledgeItem.objects.exists()
+    assert not KnowledgeItem.objects.filter(source_call_id="page-1").exists()
     assert ExtractionRun.objects.get(call_id="page-1").status == ExtractionRun.RunStatus.EXCLUDED
-    assert run_extraction("page-1")["status"] == "excluded" and not KnowledgeItem.objects.exists()
+    assert run_extraction("page-1")["status"] == "excluded"
+    assert not KnowledgeItem.objects.filter(source_call_id="page-1").exists()
 
 
 def test_an_operator_of_another_extension_cannot_exclude_the_call() -> None:
