@@ -11,7 +11,8 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    benches = ["pacing", "concurrency", "turns", "barge_in", "knowledge", "extraction", "console", "transcripts"]
+    benches = ["pacing", "concurrency", "turns", "barge_in", "quality", "knowledge", "extraction", "console",
+               "transcripts"]
     parser.add_argument("which", nargs="*", default=benches, choices=benches)
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         report["turns"] = run_turns(args.turns)
     if "barge_in" in args.which:
         report["barge_in"] = run_barge_in()
+    if "quality" in args.which:
+        from bench.quality import run_quality
+
+        report["quality"] = run_quality()
     if "knowledge" in args.which:
         from bench.knowledge import run_search_bench
 

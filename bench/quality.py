@@ -1,0 +1,177 @@
+"""Conversation quality over real calls: does the AI answer right, stay honest, let a caller finish?
+
+``python -m bench quality`` starts a scratch instance (Asterisk, Chroma, the ARI app, offline
+providers, no operators), gives extension 1004 the evaluation clinic's knowledge
+(``knowledge/retrieval/eval/kb_clinic_en.yaml``, indexed as the console indexes it) and calls it
+from an independent SIP phone with synthesised speech, one question per call:
+
+* **answered**: held-out paraphrases the knowledge answers; right when the reply heard at the phone
+  (recognised by whisper base, not the app's model) contains most of the expected item's content words;
+* **honest**: held-out questions the knowledge does not answer (near misses); honest when the reply
+  says it is not sure and reads out no item;
+* **false cut-offs**: questions with a 0.8 s pause inside ("..., um [pause] ..."): the AI's voice
+  heard before the caller finished;
+* **backchannel false stops**: "okay" / "mm-hm" said 0.6 s into an answer: the answer did not go on;
+* **latency**: the caller's last sound -> the reply's first sound, at the phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from softphone.analysis import first_sound_at, last_sound_at, silent_tail, speech_seconds
+from stack.instance import Instance, scratch_config
+
+EVAL = Path(__file__).resolve().parent.parent / "knowledge" / "retrieval" / "eval"
+RATE = 8000
+PAUSED = [  # (first part, second part): a thought with a pause inside
+    ("So I was wondering, um", "what time do you close on Saturdays?"),
+    ("Could you tell me, uh", "how much a crown costs?"),
+    ("I wanted to ask about the", "parking, is there any?"),
+    ("My son is seven and", "do you see children?"),
+]
+BACKCHANNELS = ["Okay.", "Mm-hmm.", "Yeah.", "Okay."]
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("the a an and or of to for in on at is are we our you your it its be by with from as this that "
+                  "which there their can will not no".split())
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+
+
+def _questions(limit_answerable: int, limit_unknown: int) -> tuple[list[dict], list[dict], list[dict]]:
+    kb = yaml.safe_load((EVAL / "kb_clinic_en.yaml").read_text(encoding="utf-8"))
+    rows = [json.loads(line) for line in (EVAL / "questions_clinic_en.jsonl").read_text().splitlines() if line]
+    held = [r for r in rows if r["split"] == "heldout"]
+    answerable = [r for r in held if r["expect"]][:limit_answerable]
+    unknown = [r for r in held if not r["expect"]][:limit_unknown]
+    return kb["items"], answerable, unknown
+
+
+async def _seed(cfg, items: list[dict]) -> None:
+    from knowledge.retrieval import ChromaStore, Retriever, UsemEmbedder
+    from knowledge.retrieval.evaluate import index_items
+
+    store = ChromaStore("127.0.0.1", cfg.chroma_port, prefix=f"kb{cfg.name}")
+    index_items(Retriever(UsemEmbedder(), store), "1004", items)
+
+
+async def _wait(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+class _Caller:
+    def __init__(self, cfg) -> None:
+        from softphone import Phone
+
+        self.phone = Phone(ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port),
+                           local_ip="127.0.0.1")
+
+    async def __aenter__(self) -> _Caller:
+        await self.phone.start()
+        await self.phone.register(expires=600)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.phone.unregister()
+        await self.phone.close()
+
+    async def ask(self, audio: np.ndarray, backchannel: np.ndarray | None = None) -> dict:
+        """One call: greeting, the question, the reply (with a backchannel 0.6 s into it)."""
+        call = await self.phone.call("1004", timeout=15)
+        try:
+            await _wait(lambda: speech_seconds(call.received_audio()) > 2.0, 20)
+            await _wait(lambda: silent_tail(call.received_audio(), 1.0), 30)
+            asked_at = len(call.received_audio())
+            await call.play_and_wait(audio)
+            said_end = last_sound_at(call.sent_audio())
+            during = speech_seconds(call.received_audio()[asked_at:asked_at + len(audio)])
+            answered = await _wait(lambda: speech_seconds(call.received_audio()[asked_at + len(audio):]) > 0.5, 25)
+            went_on = None
+            if answered and backchannel is not None:
+                await asyncio.sleep(0.4)
+                await call.play_and_wait(backchannel)
+                after = len(call.received_audio())
+                went_on = await _wait(lambda: speech_seconds(call.received_audio()[after:]) > 0.8, 4.0)
+            await _wait(lambda: silent_tail(call.received_audio(), 3.0), 40)
+            received = call.received_audio()
+            first = first_sound_at(received, after=said_end) if answered else None
+            return {"pcm": received[asked_at:], "during_question_s": during,
+                    "latency_s": None if first is None else first - said_end, "went_on": went_on}
+        finally:
+            await call.hangup()
+            await asyncio.sleep(0.3)
+
+
+async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str, dict]) -> dict:
+    from softphone.voice import speech
+    from tests.integration.audio_checks import transcribe
+
+    await _seed(cfg, list(items.values()))
+    right = honest = cutoffs = false_stops = 0
+    latencies: list[float] = []
+    mistakes: list[str] = []
+    async with _Caller(cfg) as caller:
+        for row in answerable:
+            result = await caller.ask(await speech(row["q"]))
+            heard = await transcribe(result["pcm"], RATE, "base")
+            wanted = [_content(items[i]["text"]) for i in {row["expect"], *row.get("also", [])}]
+            ok = any(len(w & _content(heard)) >= max(1, len(w) // 2) for w in wanted)
+            right += ok
+            if result["latency_s"] is not None:
+                latencies.append(result["latency_s"])
+            if not ok:
+                mistakes.append(f"answerable {row['q']!r} -> {heard!r}")
+        for row in unknown:
+            result = await caller.ask(await speech(row["q"]))
+            heard = await transcribe(result["pcm"], RATE, "base")
+            said_an_item = any(len(_content(i["text"]) & _content(heard)) >= 4 for i in items.values())
+            ok = "not sure" in heard and not said_an_item
+            honest += ok
+            if not ok:
+                mistakes.append(f"unknown {row['q']!r} -> {heard!r}")
+        for first, rest in PAUSED:
+            a, b = await speech(first), await speech(rest)
+            result = await caller.ask(np.concatenate([a, np.zeros(int(0.8 * RATE), dtype=a.dtype), b]))
+            cut = result["during_question_s"] > 0.2
+            cutoffs += cut
+            if cut:
+                mistakes.append(f"cut off {first!r} ... {rest!r}")
+        question = await speech("What time do you open on weekdays?")
+        for word in BACKCHANNELS:
+            result = await caller.ask(question, backchannel=await speech(word))
+            stopped = result["went_on"] is False
+            false_stops += stopped
+            if stopped:
+                mistakes.append(f"stopped by {word!r}")
+    return {
+        "answered_right": f"{right}/{len(answerable)}", "answered_pct": round(100 * right / len(answerable), 1),
+        "honest_on_unknowns": f"{honest}/{len(unknown)}", "honest_pct": round(100 * honest / len(unknown), 1),
+        "false_cutoffs": f"{cutoffs}/{len(PAUSED)}", "backchannel_false_stops": f"{false_stops}/{len(BACKCHANNELS)}",
+        "latency_ms": {"n": len(latencies), "p50": round(1000 * float(np.percentile(latencies, 50)), 1),
+                       "p95": round(1000 * float(np.percentile(latencies, 95)), 1)} if latencies else None,
+        "mistakes": mistakes,
+    }
+
+
+def run_quality(answerable: int = 12, unknown: int = 8) -> dict:
+    kb, rows_answerable, rows_unknown = _questions(answerable, unknown)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = scratch_config(f"bqual{os.getpid()}", Path(tmp))
+        with Instance(cfg, {"AIPBX_HITL": "0"}):
+            return asyncio.run(_run(cfg, rows_answerable, rows_unknown, {i["id"]: i for i in kb}))
