@@ -49,9 +49,14 @@ class LlmCase:
         return self.server.requests[-1]
 
 
+# These cases answer: a budget with room for a first request on a loaded machine (the stall tests,
+# test_contract_failures.py, keep the short one).
+ANSWER_BUDGETS = {"first_token_timeout_s": 10.0, "chunk_timeout_s": 10.0}
+
+
 def _gemini_case(server: FakeGemini, closer: Closer) -> LlmCase:
     return LlmCase(
-        llm=closer(gemini_llm(server)),
+        llm=closer(gemini_llm(server, **ANSWER_BUDGETS)),
         server=server,
         system_sent=lambda r: r.json["systemInstruction"]["parts"][0]["text"],
         max_tokens_sent=lambda r: r.json["generationConfig"]["maxOutputTokens"],
@@ -62,7 +67,7 @@ def _gemini_case(server: FakeGemini, closer: Closer) -> LlmCase:
 
 def _openai_case(server: FakeOpenAI, closer: Closer) -> LlmCase:
     return LlmCase(
-        llm=closer(openai_chat(server)),
+        llm=closer(openai_chat(server, **ANSWER_BUDGETS)),
         server=server,
         system_sent=lambda r: next((m["content"] for m in r.json["messages"] if m["role"] == "system"), None),
         max_tokens_sent=lambda r: r.json["max_tokens"],
