@@ -192,6 +192,8 @@ class Orchestrator:
         elif command is Cmd.RESUME_REPLY:
             self.speaker.resume()
         elif command is Cmd.CHECK_BACKCHANNEL:
+            if self._check is not None and not self._check.done():
+                self._check.cancel()  # the caller said more before we decided: the latest utterance decides
             self._check = asyncio.ensure_future(self._check_backchannel(payload))
         elif command is Cmd.KEEP_QUESTION:
             pass  # _answer() keeps the question's audio in _kept_audio until our answer plays
