@@ -61,7 +61,8 @@ async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ari
     assert "not sure" in heard and "crown" not in heard and "braces" not in heard, heard
     # and what it does list is answered
     heard = await ask(phones, "1003", "How much is a crown?")
-    assert "crown" in heard and "450" in heard.replace(",", "").replace(" ", ""), heard
+    assert "450" in heard.replace(",", "").replace(" ", "") and "not sure" not in heard, heard  # ("a zirconia
+    # crown" is sometimes heard as "azerchomi akron": the price is what the caller needs)
 
 
 async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_question(pbx, ariapp, knowledge_store,
