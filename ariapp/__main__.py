@@ -22,8 +22,9 @@ def main() -> int:
         print(f"ariapp: {exc}", file=sys.stderr)
         return 2
     # JSON lines with AIPBX_LOG_JSON=1 (production), readable lines otherwise; secrets scrubbed.
-    logs.configure(settings.log_level, settings.log_json,
-                   secrets=[settings.ari_password, *logs.secrets_from_env(os.environ)])
+    logs.configure(
+        settings.log_level, settings.log_json, secrets=[settings.ari_password, *logs.secrets_from_env(os.environ)]
+    )
     from ariapp.app import App
 
     async def run() -> None:

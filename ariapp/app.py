@@ -46,14 +46,23 @@ class App:
         self.clock = MediaClock()
         self.cdr = CdrWriter(settings.cdr_dir, settings.state_dir)
         self.engine = engine or build_engine(settings, os.environ)
-        self.events = (EventPublisher(settings.redis_url, stream_name(settings.instance)) if settings.events
-                       else NullPublisher())
-        self.followup = (FollowUp(settings.celery_broker_url, settings.celery_queue) if settings.extract_after_call
-                         else None)
+        self.events = (
+            EventPublisher(settings.redis_url, stream_name(settings.instance)) if settings.events else NullPublisher()
+        )
+        self.followup = (
+            FollowUp(settings.celery_broker_url, settings.celery_queue) if settings.extract_after_call else None
+        )
         self.publish = observed(self.events.publish)  # every call event also updates the metrics
         self.media_totals = MediaTotals()  # RTP counters of finished AI calls
-        self.tracker = CallTracker(self.cdr, settings.recordings_dir, self._spawn, self.publish, self._after_call,
-                                   keys=settings.recordings_keys, answered=self._start_transcription)
+        self.tracker = CallTracker(
+            self.cdr,
+            settings.recordings_dir,
+            self._spawn,
+            self.publish,
+            self._after_call,
+            keys=settings.recordings_keys,
+            answered=self._start_transcription,
+        )
         self.sessions: dict[str, AiCall] = {}
         self.transcriptions: dict[str, LiveTranscription] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
@@ -87,8 +96,9 @@ class App:
         if self.settings.recordings_keys is not None:
             from ariapp.sealing import seal_leftovers
 
-            sealed = await asyncio.to_thread(seal_leftovers, self.settings.recordings_dir,
-                                             self.settings.recordings_keys)
+            sealed = await asyncio.to_thread(
+                seal_leftovers, self.settings.recordings_dir, self.settings.recordings_keys
+            )
             if sealed:
                 log.warning("sealed %d call folder(s) left in clear by an earlier crash", sealed)
         runner = await serve_status(self, "127.0.0.1", self.settings.status_port)
@@ -141,8 +151,9 @@ class App:
             text = self.directory.notice_text(language)
             if text:
                 tts = self.engine.voice(language)
-                await write_notice(self.settings.sounds_dir, language, text,
-                                   lambda t=text, v=tts: v.synthesize_all(t), tts.sample_rate)
+                await write_notice(
+                    self.settings.sounds_dir, language, text, lambda t=text, v=tts: v.synthesize_all(t), tts.sample_rate
+                )
 
     async def greeting_pcm(self, ext: Extension, rate: int) -> np.ndarray:
         key = (ext.greeting_text, rate)
@@ -183,11 +194,21 @@ class App:
         record.dial_status = event.args[2] if len(event.args) > 2 else record.dial_status
         self.tracker.session_started(record.call_id)
         session = AiCall(
-            ari=self.ari, clock=self.clock, engine=self.engine, record=record, caller_channel_id=channel.id,
-            ext=ext, media_host=self.settings.media_host, media_format=self.settings.media_format,
-            jitter_ms=self.settings.jitter_ms, recordings_dir=self.settings.recordings_dir,
-            greeting_pcm=self.greeting_pcm, on_waiter=self.waiter, max_seconds=self.settings.max_ai_call_seconds,
-            journal=self.cdr.journal, publish=self.publish,
+            ari=self.ari,
+            clock=self.clock,
+            engine=self.engine,
+            record=record,
+            caller_channel_id=channel.id,
+            ext=ext,
+            media_host=self.settings.media_host,
+            media_format=self.settings.media_format,
+            jitter_ms=self.settings.jitter_ms,
+            recordings_dir=self.settings.recordings_dir,
+            greeting_pcm=self.greeting_pcm,
+            on_waiter=self.waiter,
+            max_seconds=self.settings.max_ai_call_seconds,
+            journal=self.cdr.journal,
+            publish=self.publish,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))
@@ -209,14 +230,27 @@ class App:
         if ext is None or not ext.recorded or stt is None:
             return
         if len(self.transcriptions) >= self.settings.live_transcription_calls:
-            log.info("live transcript budget (%d calls) in use: %s is transcribed after the call",
-                     self.settings.live_transcription_calls, record.call_id)
+            log.info(
+                "live transcript budget (%d calls) in use: %s is transcribed after the call",
+                self.settings.live_transcription_calls,
+                record.call_id,
+            )
             return
         transcription = LiveTranscription(
-            ari=self.ari, clock=self.clock, call_id=record.call_id, caller_channel_id=record.call_id,
-            callee_channel_id=callee_channel_id, stt=stt, language=ext.language, media_host=self.settings.media_host,
-            media_format=self.settings.media_format, jitter_ms=self.settings.jitter_ms, on_waiter=self.waiter,
-            answered_at=time.monotonic(), publish=self.publish)
+            ari=self.ari,
+            clock=self.clock,
+            call_id=record.call_id,
+            caller_channel_id=record.call_id,
+            callee_channel_id=callee_channel_id,
+            stt=stt,
+            language=ext.language,
+            media_host=self.settings.media_host,
+            media_format=self.settings.media_format,
+            jitter_ms=self.settings.jitter_ms,
+            on_waiter=self.waiter,
+            answered_at=time.monotonic(),
+            publish=self.publish,
+        )
         self.transcriptions[record.call_id] = transcription
         self.tracker.transcription_started(record.call_id)
         self._spawn(self._run_transcription(transcription))
@@ -261,8 +295,12 @@ class App:
             if channel.id in ours:
                 continue
             raw_app = await self._dialplan_app(channel.id)
-            orphan_media = (channel.name.startswith("UnicastRTP/") and channel.id.endswith("-media")
-                            or channel.name.startswith("Snoop/") and channel.id.endswith("-snoop"))
+            orphan_media = (
+                channel.name.startswith("UnicastRTP/")
+                and channel.id.endswith("-media")
+                or channel.name.startswith("Snoop/")
+                and channel.id.endswith("-snoop")
+            )
             if orphan_media or (raw_app or "").startswith(stasis_prefix):
                 log.warning("hanging up orphan channel %s (%s)", channel.id, channel.name)
                 await self.ari.hangup(channel.id)

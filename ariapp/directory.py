@@ -140,8 +140,9 @@ def _notice(raw: object, source: str) -> tuple[tuple[str, str], ...]:
     notice = []
     for language, text in raw.items():
         if language not in LANGUAGES:
-            raise DirectoryError(f"{source}: recording_notice language {language!r} must be one of "
-                                 f"{', '.join(LANGUAGES)}")
+            raise DirectoryError(
+                f"{source}: recording_notice language {language!r} must be one of {', '.join(LANGUAGES)}"
+            )
         if not isinstance(text, str):
             raise DirectoryError(f"{source}: recording_notice[{language}] must be a text")
         notice.append((language, text.strip()))

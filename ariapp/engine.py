@@ -20,15 +20,20 @@ from ariapp.settings import Settings
 from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
 
 
-def build_stts(settings: Settings, env: Mapping[str, str], languages: tuple[str, ...],
-               lane: str = "conversation") -> dict[str, object]:
+def build_stts(
+    settings: Settings, env: Mapping[str, str], languages: tuple[str, ...], lane: str = "conversation"
+) -> dict[str, object]:
     """One recogniser per call language; the cloud families take the language per request, so one
     object serves them all, and offline one model serves every language that uses it.
 
     ``lane``: ``conversation`` answers callers; ``transcript`` writes phone-to-phone calls down.
     """
-    env = {**env, "AIPBX_STT": settings.stt_provider, "AIPBX_STT_MODEL": settings.stt_model,
-           "AIPBX_STT_MODEL_KO": settings.stt_model_ko}
+    env = {
+        **env,
+        "AIPBX_STT": settings.stt_provider,
+        "AIPBX_STT_MODEL": settings.stt_model,
+        "AIPBX_STT_MODEL_KO": settings.stt_model_ko,
+    }
     check_stt_languages(env, languages)
     built: dict[str, object] = {}
     result = {}
@@ -56,9 +61,12 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str):
         return GoogleTTS(**google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None, voice=voice)
     from ariapp.providers.openai import OpenAITTS
 
-    return OpenAITTS(api_key=require_env(env, "OPENAI_API_KEY"), **_openai_url(env),
-                     model=env.get("AIPBX_OPENAI_TTS_MODEL", "gpt-4o-mini-tts"),
-                     voice=env.get("AIPBX_OPENAI_VOICE", "alloy"))
+    return OpenAITTS(
+        api_key=require_env(env, "OPENAI_API_KEY"),
+        **_openai_url(env),
+        model=env.get("AIPBX_OPENAI_TTS_MODEL", "gpt-4o-mini-tts"),
+        voice=env.get("AIPBX_OPENAI_VOICE", "alloy"),
+    )
 
 
 def build_answerer(settings: Settings, env: Mapping[str, str]):
@@ -79,8 +87,11 @@ def build_retriever(settings: Settings):
     from knowledge.retrieval import ChromaStore, MemoryStore, Retriever, UsemEmbedder
     from knowledge.retrieval.relevance import FITTED_FOR, RelevanceGate
 
-    store = (ChromaStore(settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix)
-             if settings.knowledge_store == "chroma" else MemoryStore())
+    store = (
+        ChromaStore(settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix)
+        if settings.knowledge_store == "chroma"
+        else MemoryStore()
+    )
     embedder = UsemEmbedder()
     gate = RelevanceGate(embedder) if embedder.name == FITTED_FOR else None
     return Retriever(embedder, store, top_k=5, gate=gate)  # the gate weighs the best five
@@ -94,12 +105,19 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
     languages = _languages(settings)
     stts = {lang: TimedSTT(stt) for lang, stt in build_stts(settings, env, languages).items()}
     transcript_stts = build_stts(settings, env, languages, lane="transcript")
-    return Engine(stts[languages[0]], voices["en-US"], TimedAnswerer(build_answerer(settings, env)),
-                  stts=stts, transcript_stts=transcript_stts,
-                  retriever=TimedRetriever(retriever) if retriever is not None else None,
-                  end_of_turn_ms=settings.end_of_turn_ms,
-                  pause_ms=min(settings.pause_ms, settings.end_of_turn_ms), voices=voices,
-                  desk=build_desk(settings), hitl=settings.hitl)
+    return Engine(
+        stts[languages[0]],
+        voices["en-US"],
+        TimedAnswerer(build_answerer(settings, env)),
+        stts=stts,
+        transcript_stts=transcript_stts,
+        retriever=TimedRetriever(retriever) if retriever is not None else None,
+        end_of_turn_ms=settings.end_of_turn_ms,
+        pause_ms=min(settings.pause_ms, settings.end_of_turn_ms),
+        voices=voices,
+        desk=build_desk(settings),
+        hitl=settings.hitl,
+    )
 
 
 def _languages(settings: Settings) -> tuple[str, ...]:

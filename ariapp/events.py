@@ -41,13 +41,15 @@ class EventPublisher:
         """Queue one event (never blocks, never raises)."""
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1  # the oldest goes: the newest state matters most to a live console
-        self._pending.append({
-            "event_id": uuid.uuid4().hex,
-            "type": event_type,
-            "call_id": call_id,
-            "ts": f"{time.time():.3f}",
-            "data": json.dumps(data, ensure_ascii=False, default=str),
-        })
+        self._pending.append(
+            {
+                "event_id": uuid.uuid4().hex,
+                "type": event_type,
+                "call_id": call_id,
+                "ts": f"{time.time():.3f}",
+                "data": json.dumps(data, ensure_ascii=False, default=str),
+            }
+        )
         self._wake.set()
 
     async def run(self) -> None:

@@ -37,19 +37,24 @@ REDACTED = "[redacted]"
 #: The longest text field a line carries whole (a traceback fits; a 64 KB request path does not).
 MAX_FIELD_CHARS = 8192
 _NUMBERISH = "0123456789 \t-–./()+,"
-_SECRET_KEY = re.compile(r"pass(word|wd)?$|secret|token|api[_-]?key|authorization|credential|private[_-]?key",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?$|secret|token|api[_-]?key|authorization|credential|private[_-]?key", re.IGNORECASE
+)
 _SECRET_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|_KEYS?$|KEYRING|CREDENTIAL", re.IGNORECASE)
 _CREDENTIAL = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
-_PAIR = re.compile(r"\b(password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)(\"?'?\s*[:=]\s*[\"']?)"
-                   r"([^\s\"'&,;)}]+)", re.IGNORECASE)
+_PAIR = re.compile(
+    r"\b(password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)(\"?'?\s*[:=]\s*[\"']?)"
+    r"([^\s\"'&,;)}]+)",
+    re.IGNORECASE,
+)
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):([^/\s@]+)@", re.IGNORECASE)
 # A phone number: 7+ digits, optionally dash-separated (or space-separated after a leading +).
 # Not part of a longer token, a dotted id (1718000000.42), a date or a time.
 _PHONE = re.compile(r"(?<![\w.+/:*-])(?:\+\d(?:[ -]?\d){6,}|\d(?:-?\d){6,})(?![\w/:*]|[.-]\d)")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-IDENTIFIER_KEYS = frozenset({"call_id", "timestamp", "event_id", "request_id", "level", "logger", "ts",
-                             "channel_id", "bridge_id"})
+IDENTIFIER_KEYS = frozenset(
+    {"call_id", "timestamp", "event_id", "request_id", "level", "logger", "ts", "channel_id", "bridge_id"}
+)
 
 _secrets: set[str] = set()
 
@@ -162,20 +167,30 @@ def _pre_chain() -> list:
 
 
 def formatter(json_lines: bool) -> structlog.stdlib.ProcessorFormatter:
-    renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines
-                else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback))
+    renderer = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_pre_chain(),
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, redact, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
     )
 
 
 def _configure_structlog() -> None:
     """structlog's own loggers (``structlog.get_logger``) go through the same stdlib handler."""
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.filter_by_level,
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from ariapp.app import App
     from ariapp.calls.media import CallMedia
 
-OUTCOMES = frozenset({"caller_hangup", "callee_hangup", "ai_hangup", "caller_cancelled", "not_answered",
-                      "app_restart", "error"})
+OUTCOMES = frozenset(
+    {"caller_hangup", "callee_hangup", "ai_hangup", "caller_cancelled", "not_answered", "app_restart", "error"}
+)
 HITL_REASONS = frozenset({"low_confidence", "asked_for_person", "sensitive_topic"})
 HITL_OUTCOMES = frozenset({"answered", "timeout", "cancelled", "away"})
 PROVIDERS = frozenset({"local", "google", "openai", "gemini", "extractive"})
@@ -45,19 +46,25 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 CALLS = Counter("aipbx_calls", "Calls finished (one CDR line each), by outcome", ["outcome"])
-CALL_DURATION = Histogram("aipbx_call_duration_seconds", "Call duration from start to hang-up",
-                          ["handled_by"], buckets=DURATION_BUCKETS)
+CALL_DURATION = Histogram(
+    "aipbx_call_duration_seconds", "Call duration from start to hang-up", ["handled_by"], buckets=DURATION_BUCKETS
+)
 AI_ACTIVATED = Counter("aipbx_ai_activated_calls", "Calls the AI answered")
-AI_RESPONSE = Histogram("aipbx_ai_response_seconds",
-                        "First reply audio sent after the end of the caller's speech", buckets=LATENCY_BUCKETS)
-STT_LATENCY = Histogram("aipbx_stt_seconds", "Speech recognition of one utterance", ["provider"],
-                        buckets=LATENCY_BUCKETS)
-TTS_LATENCY = Histogram("aipbx_tts_first_audio_seconds", "Speech synthesis: request to first audio",
-                        ["provider"], buckets=LATENCY_BUCKETS)
-LLM_LATENCY = Histogram("aipbx_llm_first_token_seconds", "Answer generation: request to first text",
-                        ["provider"], buckets=LATENCY_BUCKETS)
-VECTOR_SEARCH = Histogram("aipbx_vector_search_seconds", "Knowledge search (embedding + vector store)",
-                          buckets=LATENCY_BUCKETS)
+AI_RESPONSE = Histogram(
+    "aipbx_ai_response_seconds", "First reply audio sent after the end of the caller's speech", buckets=LATENCY_BUCKETS
+)
+STT_LATENCY = Histogram(
+    "aipbx_stt_seconds", "Speech recognition of one utterance", ["provider"], buckets=LATENCY_BUCKETS
+)
+TTS_LATENCY = Histogram(
+    "aipbx_tts_first_audio_seconds", "Speech synthesis: request to first audio", ["provider"], buckets=LATENCY_BUCKETS
+)
+LLM_LATENCY = Histogram(
+    "aipbx_llm_first_token_seconds", "Answer generation: request to first text", ["provider"], buckets=LATENCY_BUCKETS
+)
+VECTOR_SEARCH = Histogram(
+    "aipbx_vector_search_seconds", "Knowledge search (embedding + vector store)", buckets=LATENCY_BUCKETS
+)
 RECORDINGS = Counter("aipbx_recordings_written", "Calls whose recording and transcript files were written")
 HITL_REQUESTS = Counter("aipbx_hitl_requests", "Questions handed to a person, by reason", ["reason"])
 HITL_RESULTS = Counter("aipbx_hitl_outcomes", "How HITL requests ended for the caller", ["outcome"])
@@ -139,9 +146,16 @@ class MediaTotals:
 
 def media_counts(media: CallMedia) -> dict[str, int]:
     stats, jitter = media.stats, media.jitter.stats
-    return {"in": stats.rx_packets, "out": stats.tx_packets, "source": stats.rx_dropped_source,
-            "payload_type": stats.rx_dropped_payload_type, "malformed": stats.rx_malformed,
-            "late": jitter.late, "duplicate": jitter.duplicates, "overflow": jitter.dropped_overflow}
+    return {
+        "in": stats.rx_packets,
+        "out": stats.tx_packets,
+        "source": stats.rx_dropped_source,
+        "payload_type": stats.rx_dropped_payload_type,
+        "malformed": stats.rx_malformed,
+        "late": jitter.late,
+        "duplicate": jitter.duplicates,
+        "overflow": jitter.dropped_overflow,
+    }
 
 
 class AppCollector(Collector):
@@ -153,13 +167,18 @@ class AppCollector(Collector):
     def collect(self):
         app = self.app
         sessions = list(app.sessions.values())
-        yield GaugeMetricFamily("aipbx_active_calls", "Calls in progress (phone-to-phone and AI)",
-                                value=len(app.tracker.calls))
+        yield GaugeMetricFamily(
+            "aipbx_active_calls", "Calls in progress (phone-to-phone and AI)", value=len(app.tracker.calls)
+        )
         yield GaugeMetricFamily("aipbx_ai_sessions", "AI conversations in progress", value=len(sessions))
-        yield GaugeMetricFamily("aipbx_external_media_ports_in_use", "UDP ports held for External Media",
-                                value=sum(1 for s in sessions if s.media.local_port is not None))
-        yield GaugeMetricFamily("aipbx_ari_connected", "1 while the ARI websocket is connected",
-                                value=int(app.connected.is_set()))
+        yield GaugeMetricFamily(
+            "aipbx_external_media_ports_in_use",
+            "UDP ports held for External Media",
+            value=sum(1 for s in sessions if s.media.local_port is not None),
+        )
+        yield GaugeMetricFamily(
+            "aipbx_ari_connected", "1 while the ARI websocket is connected", value=int(app.connected.is_set())
+        )
 
         totals = app.media_totals
         rx, tx, dropped = totals.rx, totals.tx, dict(totals.dropped)
@@ -172,14 +191,16 @@ class AppCollector(Collector):
         packets.add_metric(["in"], rx)
         packets.add_metric(["out"], tx)
         yield packets
-        drops = CounterMetricFamily("aipbx_rtp_packets_dropped", "Inbound RTP packets dropped, by reason",
-                                    labels=["reason"])
+        drops = CounterMetricFamily(
+            "aipbx_rtp_packets_dropped", "Inbound RTP packets dropped, by reason", labels=["reason"]
+        )
         for reason in DROP_REASONS:
             drops.add_metric([reason], dropped[reason])
         yield drops
 
-        ari = CounterMetricFamily("aipbx_ari_requests", "ARI REST requests, by method and result",
-                                  labels=["method", "result"])
+        ari = CounterMetricFamily(
+            "aipbx_ari_requests", "ARI REST requests, by method and result", labels=["method", "result"]
+        )
         merged: dict[tuple[str, str], int] = {}
         for (method, result), count in list(app.ari.request_results.items()):
             key = (bounded(method, ARI_METHODS), result)
@@ -187,12 +208,15 @@ class AppCollector(Collector):
         for key, count in sorted(merged.items()):
             ari.add_metric(list(key), count)
         yield ari
-        yield CounterMetricFamily("aipbx_events_published", "Call events written to the Redis stream",
-                                  value=app.events.published)
-        yield CounterMetricFamily("aipbx_events_dropped", "Call events dropped while Redis was away",
-                                  value=app.events.dropped)
-        yield CounterMetricFamily("aipbx_media_clock_late_ticks", "20 ms media ticks started over 5 ms late",
-                                  value=app.clock.late_ticks)
+        yield CounterMetricFamily(
+            "aipbx_events_published", "Call events written to the Redis stream", value=app.events.published
+        )
+        yield CounterMetricFamily(
+            "aipbx_events_dropped", "Call events dropped while Redis was away", value=app.events.dropped
+        )
+        yield CounterMetricFamily(
+            "aipbx_media_clock_late_ticks", "20 ms media ticks started over 5 ms late", value=app.clock.late_ticks
+        )
 
 
 def register(app: App, registry: CollectorRegistry = REGISTRY) -> Callable[[], None]:

@@ -40,11 +40,32 @@ __all__ = ["PII_KINDS", "mask_pii", "normalise_phone"]
 PII_KINDS: Final = ("phone", "card", "email", "rrn")
 
 _EN_DIGITS: Final = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
 }
-_KO_DIGITS: Final = {"공": "0", "영": "0", "일": "1", "이": "2", "삼": "3", "사": "4", "오": "5",
-                     "육": "6", "륙": "6", "칠": "7", "팔": "8", "구": "9"}
+_KO_DIGITS: Final = {
+    "공": "0",
+    "영": "0",
+    "일": "1",
+    "이": "2",
+    "삼": "3",
+    "사": "4",
+    "오": "5",
+    "육": "6",
+    "륙": "6",
+    "칠": "7",
+    "팔": "8",
+    "구": "9",
+}
 _KO_SET: Final = "".join(_KO_DIGITS)
 # A Korean digit run may be followed by a particle or copula ("…오육칠팔로", "…번이에요"), not by a
 # syllable that makes it an ordinary word ("오늘" is "today", not "5" + "늘").
@@ -75,9 +96,7 @@ _SPOKEN_EMAIL: Final = re.compile(
     rf"[a-z0-9-]{{1,63}}(?:\s++(?:dot|점|닷)\s++[a-z0-9-]{{1,63}}){{0,8}}\s++(?:dot|점|닷)\s++{_TLD}\b",
     re.IGNORECASE,
 )
-_KO_PHONE: Final = re.compile(
-    r"01[016789]\d{7,8}|02\d{7,8}|0[3-6][1-5]\d{7,8}|070\d{8}|050\d{8,9}|080\d{7,8}"
-)
+_KO_PHONE: Final = re.compile(r"01[016789]\d{7,8}|02\d{7,8}|0[3-6][1-5]\d{7,8}|070\d{8}|050\d{8,9}|080\d{7,8}")
 _MASK: Final = re.compile(r"\[(?:phone|card|email|rrn)[^\]]{0,12}\]")
 #: The most digits any masked kind has (a card number); longer spans are never tried.
 _MAX_DIGITS: Final = 19
@@ -199,8 +218,11 @@ class _Sieve:
         high = min(bisect_right(offsets, begin + _MAX_DIGITS + 1, index + 1), len(offsets)) - 1
         if first.plus or (first.digits == "82" and not first.spelled):  # international: too rare to sieve
             return [stop for stop in range(high, low - 1, -1) if cuttable[stop]]
-        return [stop for stop in range(high, low - 1, -1)
-                if cuttable[stop] and (run[stop - 1].alternative is not None or self._may_be_pii(index, stop))]
+        return [
+            stop
+            for stop in range(high, low - 1, -1)
+            if cuttable[stop] and (run[stop - 1].alternative is not None or self._may_be_pii(index, stop))
+        ]
 
     def _may_be_pii(self, index: int, stop: int) -> bool:
         """False only where :func:`_classify` would say None (domestic spans, no alternative)."""
@@ -216,8 +238,12 @@ class _Sieve:
         if count == 13 and digits[begin + 6] in "12345678" and "01" <= digits[begin + 2 : begin + 4] <= "12":
             return True  # a resident registration number (YYMMDD-G…)
         last = (end - 1) % 2  # the check digit's parity: digits of that parity count plain, others doubled
-        total = (self.plain[last][end] - self.plain[last][begin]
-                 + self.doubled[1 - last][end] - self.doubled[1 - last][begin])
+        total = (
+            self.plain[last][end]
+            - self.plain[last][begin]
+            + self.doubled[1 - last][end]
+            - self.doubled[1 - last][begin]
+        )
         return total % 10 == 0  # a card number passes the Luhn check
 
 

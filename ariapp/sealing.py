@@ -165,7 +165,7 @@ class Header:
 
     def pack(self) -> bytes:
         kid = self.kid.encode("ascii")
-        return (MAGIC + bytes([VERSION, len(kid)]) + kid + self.wrap_nonce + self.wrapped_key + self.stream)
+        return MAGIC + bytes([VERSION, len(kid)]) + kid + self.wrap_nonce + self.wrapped_key + self.stream
 
     @property
     def size(self) -> int:
@@ -197,8 +197,8 @@ def read_header(handle: BinaryIO) -> Header:
     except UnicodeDecodeError:
         raise FormatError("sealed recording has a corrupt key id") from None
     at = kid_len
-    wrap_nonce, at = rest[at:at + _WRAP_NONCE], at + _WRAP_NONCE
-    wrapped, at = rest[at:at + _WRAPPED], at + _WRAPPED
+    wrap_nonce, at = rest[at : at + _WRAP_NONCE], at + _WRAP_NONCE
+    wrapped, at = rest[at : at + _WRAPPED], at + _WRAPPED
     chunk_size, length, prefix = _STREAM.unpack(rest[at:])
     if not 0 < chunk_size <= 16 * 1024 * 1024:
         raise FormatError(f"sealed recording has an impossible chunk size {chunk_size}")
@@ -209,8 +209,10 @@ def _unwrap(header: Header, keys: Keyring) -> bytes:
     try:
         return AESGCM(keys.key(header.kid)).decrypt(header.wrap_nonce, header.wrapped_key, _wrap_aad(header.kid))
     except InvalidTag:
-        raise TamperedError(f"the data key does not open with master key {header.kid!r} "
-                            "(wrong key material for that id, or a modified header)") from None
+        raise TamperedError(
+            f"the data key does not open with master key {header.kid!r} "
+            "(wrong key material for that id, or a modified header)"
+        ) from None
 
 
 def _wrap(data_key: bytes, keys: Keyring) -> tuple[str, bytes, bytes]:
@@ -343,8 +345,9 @@ class SealedReader(io.RawIOBase):
         try:
             plain = self._aead.decrypt(header.chunk_nonce(index), sealed, header.chunk_aad(index, final))
         except InvalidTag:
-            raise TamperedError(f"{self.name}: chunk {index} failed authentication "
-                                "(modified, reordered or truncated)") from None
+            raise TamperedError(
+                f"{self.name}: chunk {index} failed authentication (modified, reordered or truncated)"
+            ) from None
         self._cached = (index, plain)
         return plain
 

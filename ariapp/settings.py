@@ -80,9 +80,11 @@ class Settings:
             # Measured on Asterisk 22.10: slin16 reaches us, but what we send back in slin16 is
             # dropped (chan_rtp has no receive mapping for its dynamic payload type), so callers
             # would hear nothing. AIPBX_ALLOW_SLIN16=1 is for a patched or newer Asterisk.
-            raise ConfigError("AIPBX_MEDIA_FORMAT=slin16: Asterisk 22's External Media RTP drops slin16 "
-                              "sent back to it, so callers would hear nothing; use ulaw (default) or alaw, "
-                              "or set AIPBX_ALLOW_SLIN16=1 with an Asterisk that accepts it")
+            raise ConfigError(
+                "AIPBX_MEDIA_FORMAT=slin16: Asterisk 22's External Media RTP drops slin16 "
+                "sent back to it, so callers would hear nothing; use ulaw (default) or alaw, "
+                "or set AIPBX_ALLOW_SLIN16=1 with an Asterisk that accepts it"
+            )
         if media_format not in ("ulaw", "alaw", "slin16"):
             raise ConfigError(f"AIPBX_MEDIA_FORMAT must be ulaw, alaw or slin16, not {media_format!r}")
 
@@ -118,8 +120,8 @@ class Settings:
             stt_model_ko=env.get("AIPBX_STT_MODEL_KO", "base"),
             live_transcription_calls=integer("AIPBX_LIVE_TRANSCRIPTION_CALLS", 2, 0, 200),
             sounds_dir=Path(env.get("AIPBX_SOUNDS_DIR", REPO / "var" / "dev" / "sounds")),
-            celery_broker_url=env.get("AIPBX_CELERY_BROKER_URL") or env.get("AIPBX_REDIS_URL",
-                                                                             "redis://127.0.0.1:6379/0"),
+            celery_broker_url=env.get("AIPBX_CELERY_BROKER_URL")
+            or env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
             tts_voice=env.get("AIPBX_TTS_VOICE", "piper"),
             model_cache=Path(cache) if cache else None,
             max_ai_call_seconds=integer("AIPBX_MAX_AI_CALL_SECONDS", 600, 10, 86400),
@@ -167,13 +169,15 @@ def _hitl_config(env: Mapping[str, str]) -> HitlConfig:
     except ValueError:
         raise ConfigError(f"AIPBX_HITL_UPDATES_S must be comma-separated seconds, not {raw_updates!r}") from None
     if any(not 0 < u < hold for u in updates) or list(updates) != sorted(updates):
-        raise ConfigError(f"AIPBX_HITL_UPDATES_S must be increasing times inside the hold ({hold:g} s), "
-                          f"not {raw_updates!r}")
+        raise ConfigError(
+            f"AIPBX_HITL_UPDATES_S must be increasing times inside the hold ({hold:g} s), not {raw_updates!r}"
+        )
     min_score = env.get("AIPBX_HITL_MIN_SCORE", "").strip()
     sensitive = env.get("AIPBX_HITL_SENSITIVE")
     return HitlConfig(
         min_score=_number(env, "AIPBX_HITL_MIN_SCORE", 0.0, 0.0, 1.0) if min_score else None,
-        sensitive=tuple(w.strip() for w in sensitive.split(",") if w.strip()) if sensitive is not None
+        sensitive=tuple(w.strip() for w in sensitive.split(",") if w.strip())
+        if sensitive is not None
         else DEFAULT_SENSITIVE,
         decision_s=_number(env, "AIPBX_HITL_DECISION_S", 2.0, 0.1, 30.0),
         updates_s=updates,

@@ -60,8 +60,14 @@ async def serve_status(app: App, host: str, port: int) -> web.AppRunner:
         return web.json_response(status_document(app))
 
     server = web.Application()
-    server.add_routes([web.get("/health", health), web.get("/ready", ready), web.get("/status", status),
-                       web.get("/metrics", metrics_view)])
+    server.add_routes(
+        [
+            web.get("/health", health),
+            web.get("/ready", ready),
+            web.get("/status", status),
+            web.get("/metrics", metrics_view),
+        ]
+    )
     unregister = metrics.register(app)
     runner = web.AppRunner(server, access_log=None)
     runner.app.on_cleanup.append(lambda _server: _call(unregister))
@@ -84,8 +90,9 @@ def _redis_probe(url: str, timeout: float = 1.0):
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                     retry=Retry(NoBackoff(), 0))
+    client = aioredis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
 
     async def ping() -> bool:
         try:

@@ -11,8 +11,17 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    benches = ["pacing", "concurrency", "turns", "barge_in", "quality", "knowledge", "extraction", "console",
-               "transcripts"]
+    benches = [
+        "pacing",
+        "concurrency",
+        "turns",
+        "barge_in",
+        "quality",
+        "knowledge",
+        "extraction",
+        "console",
+        "transcripts",
+    ]
     parser.add_argument("which", nargs="*", default=benches, choices=benches)
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
@@ -24,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.conversation import run_barge_in, run_turns
     from bench.media import run_concurrency, run_pacing
 
-    report: dict = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    report: dict = {
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     if "pacing" in args.which:
         report["pacing"] = run_pacing()
     if "concurrency" in args.which:
@@ -53,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if "transcripts" in args.which:
         from bench.transcripts import run_live, run_post_call
 
-        report["transcripts"] = {"live": run_live(tuple(int(s) for s in args.live_steps.split(","))),
-                                 "post_call": run_post_call()}
+        report["transcripts"] = {
+            "live": run_live(tuple(int(s) for s in args.live_steps.split(","))),
+            "post_call": run_post_call(),
+        }
     if "extraction" in args.which:
         from bench.extraction import run_extraction_bench
 

@@ -31,8 +31,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _fields(event_type: str, call_id: str, **data: Any) -> dict[str, str]:
-    return {"event_id": uuid.uuid4().hex, "type": event_type, "call_id": call_id, "ts": f"{time.time():.3f}",
-            "data": json.dumps(data, ensure_ascii=False)}
+    return {
+        "event_id": uuid.uuid4().hex,
+        "type": event_type,
+        "call_id": call_id,
+        "ts": f"{time.time():.3f}",
+        "data": json.dumps(data, ensure_ascii=False),
+    }
 
 
 def synthetic_call(call_id: str) -> list[dict[str, str]]:
@@ -41,26 +46,63 @@ def synthetic_call(call_id: str) -> list[dict[str, str]]:
         _fields("call.started", call_id, caller="01055550000", callee="1002", start=start),
         _fields("call.answered", call_id, answered_by="ai", ai=True),
         _fields("state", call_id, state="listening"),
-        _fields("turn", call_id, t=0.0, speaker="ai", text="안녕하세요, AI 비서입니다.", interrupted=False,
-                unspoken="", latency_ms={}, retrieved=[]),
+        _fields(
+            "turn",
+            call_id,
+            t=0.0,
+            speaker="ai",
+            text="안녕하세요, AI 비서입니다.",
+            interrupted=False,
+            unspoken="",
+            latency_ms={},
+            retrieved=[],
+        ),
         _fields("transcript", call_id, speaker="caller", text="회의가", final=False, t=3.0),
         _fields("transcript", call_id, speaker="caller", text="회의가 언제예요?", final=True, t=3.0),
-        _fields("retrieval", call_id, question="회의가 언제예요?", t=3.0,
-                results=[{"text": "회의는 화요일 10시입니다.", "score": 0.61, "item_id": None}]),
-        _fields("turn", call_id, t=4.0, speaker="ai", text="회의는 화요일 10시입니다.", interrupted=False,
-                unspoken="", latency_ms={}, retrieved=[]),
+        _fields(
+            "retrieval",
+            call_id,
+            question="회의가 언제예요?",
+            t=3.0,
+            results=[{"text": "회의는 화요일 10시입니다.", "score": 0.61, "item_id": None}],
+        ),
+        _fields(
+            "turn",
+            call_id,
+            t=4.0,
+            speaker="ai",
+            text="회의는 화요일 10시입니다.",
+            interrupted=False,
+            unspoken="",
+            latency_ms={},
+            retrieved=[],
+        ),
         _fields("latency", call_id, stt_final=300.0, retrieval=320.0, first_rtp=800.0),
-        _fields("call.ended", call_id, cdr={"call_id": call_id, "caller": "01055550000", "callee": "1002",
-                                            "start": start, "end": "2026-11-25T01:00:30.000+00:00",
-                                            "ai_handled": True, "duration": 30.0, "billsec": 20.0}),
+        _fields(
+            "call.ended",
+            call_id,
+            cdr={
+                "call_id": call_id,
+                "caller": "01055550000",
+                "callee": "1002",
+                "start": start,
+                "end": "2026-11-25T01:00:30.000+00:00",
+                "ai_handled": True,
+                "duration": 30.0,
+                "billsec": 20.0,
+            },
+        ),
     ]
 
 
 def run_console_bench(calls: int = 200, latency_samples: int = 200) -> dict[str, Any]:
     with throwaway_database("aipbx_bench_console") as url:
         instance = f"bench{uuid.uuid4().hex[:8]}"
-        env = {"DJANGO_SETTINGS_MODULE": "webconsole.settings.test", "AIPBX_DATABASE_URL": url,
-               "AIPBX_INSTANCE": instance}
+        env = {
+            "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+            "AIPBX_DATABASE_URL": url,
+            "AIPBX_INSTANCE": instance,
+        }
         os.environ.update(env)
         import django
 
@@ -87,24 +129,35 @@ def run_console_bench(calls: int = 200, latency_samples: int = 200) -> dict[str,
             applied = reader.drain()
             elapsed = time.perf_counter() - started
             assert applied == len(entries) and CallEvent.objects.count() == len(entries)
-            throughput = {"events": applied, "seconds": round(elapsed, 2),
-                          "events_per_second": round(applied / elapsed, 1),
-                          "ms_per_event": round(elapsed * 1000 / applied, 2)}
+            throughput = {
+                "events": applied,
+                "seconds": round(elapsed, 2),
+                "events_per_second": round(applied / elapsed, 1),
+                "ms_per_event": round(elapsed * 1000 / applied, 2),
+            }
             connections.close_all()
             latency = _latency(client, stream, {**os.environ, **env}, latency_samples)
         finally:
             client.delete(stream, stream + ":dead")
             client.close()
             connections.close_all()
-        return {"what": "call events: Redis Stream -> PostgreSQL (one transaction per batch read) -> Channels group",
-                "ingest": throughput, "live": latency}
+        return {
+            "what": "call events: Redis Stream -> PostgreSQL (one transaction per batch read) -> Channels group",
+            "ingest": throughput,
+            "live": latency,
+        }
 
 
 def _latency(client, stream: str, env: dict[str, str], samples: int) -> dict[str, Any]:
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"aipbx-bench-consumer-{os.getpid()}.log"
     with log_path.open("wb") as log:
-        consumer = subprocess.Popen([sys.executable, "manage.py", "consume_events"], cwd=REPO_ROOT, env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+        consumer = subprocess.Popen(
+            [sys.executable, "manage.py", "consume_events"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         delays = asyncio.run(_measure(client, stream, samples))
     finally:
@@ -112,8 +165,12 @@ def _latency(client, stream: str, env: dict[str, str], samples: int) -> dict[str
         consumer.wait(10)
         log_path.unlink(missing_ok=True)
     delays.sort()
-    return {"samples": len(delays), "p50_ms": round(statistics.median(delays), 2),
-            "p95_ms": round(delays[int(len(delays) * 0.95) - 1], 2), "max_ms": round(delays[-1], 2)}
+    return {
+        "samples": len(delays),
+        "p50_ms": round(statistics.median(delays), 2),
+        "p95_ms": round(delays[int(len(delays) * 0.95) - 1], 2),
+        "max_ms": round(delays[-1], 2),
+    }
 
 
 async def _measure(client, stream: str, samples: int) -> list[float]:

@@ -46,8 +46,9 @@ async def _turns(cfg, count: int) -> list[float]:
     from softphone.voice import speech
 
     questions = [await speech(q) for q in QUESTIONS]
-    phone = Phone(ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port),
-                  local_ip="127.0.0.1")
+    phone = Phone(
+        ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port), local_ip="127.0.0.1"
+    )
     await phone.start()
     await phone.register(expires=300)
     latencies: list[float] = []
@@ -59,7 +60,7 @@ async def _turns(cfg, count: int) -> list[float]:
             await call.play_and_wait(questions[index % len(questions)])
             sent = call.sent_audio()
             said_end = last_sound_at(sent)
-            await _wait(lambda end=said_end: speech_seconds(call.received_audio()[int(end * 8000):]) > 0.5, 20)
+            await _wait(lambda end=said_end: speech_seconds(call.received_audio()[int(end * 8000) :]) > 0.5, 20)
             heard = first_sound_at(call.received_audio(), after=said_end)
             latencies.append(heard - said_end)
             await _wait(lambda: silent_tail(call.received_audio(), 0.8), 30)
@@ -72,8 +73,12 @@ async def _turns(cfg, count: int) -> list[float]:
 
 def _percentiles(values: list[float], scale: float = 1000.0) -> dict:
     array = np.array(values) * scale
-    return {"n": len(values), "p50": round(float(np.percentile(array, 50)), 1),
-            "p95": round(float(np.percentile(array, 95)), 1), "max": round(float(array.max()), 1)}
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(array, 50)), 1),
+        "p95": round(float(np.percentile(array, 95)), 1),
+        "max": round(float(array.max()), 1),
+    }
 
 
 def run_turns(count: int = 20) -> dict:
@@ -100,8 +105,9 @@ async def _barge_ins(cfg, count: int) -> list[float]:
     from softphone.voice import speech
 
     talk = await speech("Sorry, can I ask something else?")
-    phone = Phone(ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port),
-                  local_ip="127.0.0.1")
+    phone = Phone(
+        ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port), local_ip="127.0.0.1"
+    )
     await phone.start()
     await phone.register(expires=300)
     reactions = []

@@ -13,8 +13,14 @@ def _admin_dsn(url: str) -> dict[str, Any]:
     from webconsole.settings.env import parse_database_url
 
     db = parse_database_url(url)
-    kwargs = {"dbname": "postgres", "user": db["USER"] or None, "password": db["PASSWORD"] or None,
-              "host": db["HOST"] or None, "port": db["PORT"] or None, **db["OPTIONS"]}
+    kwargs = {
+        "dbname": "postgres",
+        "user": db["USER"] or None,
+        "password": db["PASSWORD"] or None,
+        "host": db["HOST"] or None,
+        "port": db["PORT"] or None,
+        **db["OPTIONS"],
+    }
     return {k: v for k, v in kwargs.items() if v is not None}
 
 

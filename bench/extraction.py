@@ -46,22 +46,35 @@ _FACTS = (
     "내일 오후 {hour}시에 {n}층 회의실에서 미팅이 있어요.",
     "비밀번호는 {a}입니다 다음 주 {day_ko}까지 변경해 주세요.",
 )
-_SMALL_TALK = ("Hi, this is {name} from Acme.", "Thanks a lot, have a nice day.", "안녕하세요 잘 지내시죠.",
-               "Sorry to bother you.")
+_SMALL_TALK = (
+    "Hi, this is {name} from Acme.",
+    "Thanks a lot, have a nice day.",
+    "안녕하세요 잘 지내시죠.",
+    "Sorry to bother you.",
+)
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 _DAYS_KO = ("월요일", "화요일", "수요일", "목요일", "금요일")
 
 
 def synthetic_call(index: int, rng: random.Random) -> dict[str, Any]:
     """One recorder ``metadata.json`` of an AI-handled call."""
-    values = {"day": rng.choice(_DAYS), "day_ko": rng.choice(_DAYS_KO), "hour": rng.randint(1, 11),
-              "n": rng.randint(1, 9), "m": rng.randint(1, 9), "a": rng.randint(1000, 9999),
-              "b": rng.randint(1000, 9999), "name": rng.choice(("Alex", "Sam", "Jordan"))}
+    values = {
+        "day": rng.choice(_DAYS),
+        "day_ko": rng.choice(_DAYS_KO),
+        "hour": rng.randint(1, 11),
+        "n": rng.randint(1, 9),
+        "m": rng.randint(1, 9),
+        "a": rng.randint(1000, 9999),
+        "b": rng.randint(1000, 9999),
+        "name": rng.choice(("Alex", "Sam", "Jordan")),
+    }
     facts = [f.format(**values) for f in rng.sample(_FACTS, rng.randint(2, 3))]
     said = " ".join([rng.choice(_SMALL_TALK).format(**values), *facts, rng.choice(_SMALL_TALK).format(**values)])
-    turns = [{"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant. How can I help you?"},
-             {"t": 4.0, "speaker": "caller", "text": said},
-             {"t": 20.0, "speaker": "ai", "text": "Thank you, I will pass this on."}]
+    turns = [
+        {"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant. How can I help you?"},
+        {"t": 4.0, "speaker": "caller", "text": said},
+        {"t": 20.0, "speaker": "ai", "text": "Thank you, I will pass this on."},
+    ]
     call = {"call_id": f"bench-{index}", "caller": "5551234", "callee": OWNERS[index % len(OWNERS)], "billsec": 25.0}
     return {"call": call, "turns": turns}
 
@@ -74,9 +87,14 @@ def run_extraction_bench(transcripts: int = 200, *, timeout_s: float = 600.0) ->
 
 def _run(bench_url: str, transcripts: int, timeout_s: float) -> dict[str, Any]:
     recordings = Path(tempfile.mkdtemp(prefix="aipbx-bench-recordings-"))
-    env = {"DJANGO_SETTINGS_MODULE": "webconsole.settings.test", "AIPBX_DATABASE_URL": bench_url,
-           "AIPBX_RECORDINGS_DIR": str(recordings), "AIPBX_KNOWLEDGE_STORE": "memory", "AIPBX_LLM": "local",
-           "AIPBX_KNOWLEDGE_JUDGE": "rule"}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+        "AIPBX_DATABASE_URL": bench_url,
+        "AIPBX_RECORDINGS_DIR": str(recordings),
+        "AIPBX_KNOWLEDGE_STORE": "memory",
+        "AIPBX_LLM": "local",
+        "AIPBX_KNOWLEDGE_JUDGE": "rule",
+    }
     worker = None
     try:
         os.environ.update(env)
@@ -95,15 +113,35 @@ def _run(bench_url: str, transcripts: int, timeout_s: float) -> dict[str, Any]:
         for index in range(transcripts + 1):
             folder = recordings / f"bench-{index}"
             folder.mkdir()
-            (folder / "metadata.json").write_text(json.dumps(synthetic_call(index, rng), ensure_ascii=False),
-                                                  encoding="utf-8")
+            (folder / "metadata.json").write_text(
+                json.dumps(synthetic_call(index, rng), ensure_ascii=False), encoding="utf-8"
+            )
         queue = ",".join(worker_queues(app.conf.task_default_queue))  # extraction runs on the long queue
         node = f"bench-extraction-{uuid.uuid4().hex[:8]}@localhost"
         with (recordings / "worker.log").open("wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "-Q", queue, "-n", node,
-                 "--loglevel=warning", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "webconsole",
+                    "worker",
+                    "--pool=solo",
+                    "-Q",
+                    queue,
+                    "-n",
+                    node,
+                    "--loglevel=warning",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=REPO_ROOT,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while not app.control.ping(destination=[node], timeout=0.5):
             if worker.poll() is not None or time.monotonic() > deadline:
@@ -121,10 +159,12 @@ def _run(bench_url: str, transcripts: int, timeout_s: float) -> dict[str, Any]:
             statuses[summary["status"]] = statuses.get(summary["status"], 0) + 1
         report = {
             "what": "extract_knowledge_task on one solo Celery worker, RuleJudge, USE embeddings, PostgreSQL",
-            "transcripts": transcripts, "seconds": round(span, 2),
+            "transcripts": transcripts,
+            "seconds": round(span, 2),
             "transcripts_per_minute_per_worker": round(transcripts * 60 / span, 1),
             "ms_per_transcript": round(span * 1000 / transcripts, 1),
-            "runs": statuses, "items_created": sum(s["items_created"] for s in summaries),
+            "runs": statuses,
+            "items_created": sum(s["items_created"] for s in summaries),
             "items_in_db": KnowledgeItem.objects.count(),
         }
         connections.close_all()

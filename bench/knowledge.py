@@ -41,16 +41,35 @@ OWNER = "bench-owner"
 TARGET_P95_MS = 20.0
 
 _KO_SUBJECTS = ("영업시간", "주차", "예약", "환불", "배송", "상담료", "휴무일", "결제 방법", "교환", "회의")
-_KO_TAILS = ("은 {n}시까지입니다.", "은 {n}일 이내에 가능합니다.", "은 {n}층에서 안내해 드립니다.",
-             "에 대해서는 {name} 담당자에게 문의해 주세요.", "은 매월 {n}일에 바뀝니다.")
+_KO_TAILS = (
+    "은 {n}시까지입니다.",
+    "은 {n}일 이내에 가능합니다.",
+    "은 {n}층에서 안내해 드립니다.",
+    "에 대해서는 {name} 담당자에게 문의해 주세요.",
+    "은 매월 {n}일에 바뀝니다.",
+)
 _EN_SUBJECTS = ("Delivery", "Parking", "The meeting", "Support", "The refund", "Billing", "The clinic", "Pickup")
 _EN_TAILS = ("takes {n} days.", "is on floor {n}.", "is handled by {name}.", "closes at {n} pm.", "costs {n} dollars.")
 _NAMES = ("김민수", "이영희", "박철수", "최지우", "정하늘", "Alex", "Jordan", "Sam")
 QUESTIONS = (
-    "몇 시까지 영업하세요?", "주차 가능한가요?", "예약은 어떻게 하나요?", "환불 받을 수 있어요?", "배송 얼마나 걸려요?",
-    "상담료가 얼마예요?", "언제 쉬세요?", "카드 결제 되나요?", "담당자가 누구예요?", "회의는 몇 층이에요?",
-    "How long does delivery take?", "Where can I park?", "Who handles billing?", "When does the clinic close?",
-    "How much is the refund?", "Is support open today?", "What floor is the meeting on?", "Can I pick it up?",
+    "몇 시까지 영업하세요?",
+    "주차 가능한가요?",
+    "예약은 어떻게 하나요?",
+    "환불 받을 수 있어요?",
+    "배송 얼마나 걸려요?",
+    "상담료가 얼마예요?",
+    "언제 쉬세요?",
+    "카드 결제 되나요?",
+    "담당자가 누구예요?",
+    "회의는 몇 층이에요?",
+    "How long does delivery take?",
+    "Where can I park?",
+    "Who handles billing?",
+    "When does the clinic close?",
+    "How much is the refund?",
+    "Is support open today?",
+    "What floor is the meeting on?",
+    "Can I pick it up?",
 )
 
 
@@ -100,8 +119,9 @@ def _random_units(count: int, dimension: int, rng: np.random.Generator) -> np.nd
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def _grow(stores: Sequence[VectorStore], start: int, stop: int, real: np.ndarray, texts: list[str],
-          rng: np.random.Generator) -> dict[str, float]:
+def _grow(
+    stores: Sequence[VectorStore], start: int, stop: int, real: np.ndarray, texts: list[str], rng: np.random.Generator
+) -> dict[str, float]:
     """Add chunks ``start..stop`` to every store; returns seconds spent per store."""
     spent = {type(store).__name__: 0.0 for store in stores}
     for begin in range(start, stop, 5000):
@@ -110,8 +130,12 @@ def _grow(stores: Sequence[VectorStore], start: int, stop: int, real: np.ndarray
         randoms = _random_units(sum(v is None for v in vectors), real.shape[1], rng)
         fill = iter(randoms)
         items = [
-            Item(f"chunk-{i}", vector if vector is not None else next(fill),
-                 texts[i] if i < len(texts) else f"random chunk {i}", {"doc": f"doc-{i // 20}", "chunk_index": i % 20})
+            Item(
+                f"chunk-{i}",
+                vector if vector is not None else next(fill),
+                texts[i] if i < len(texts) else f"random chunk {i}",
+                {"doc": f"doc-{i // 20}", "chunk_index": i % 20},
+            )
             for i, vector in zip(range(begin, end), vectors, strict=True)
         ]
         for store in stores:
@@ -173,8 +197,11 @@ def run_search_bench(
     embedder = UsemEmbedder()
     embedder.load()
     report: dict[str, Any] = {
-        "embedder": {"name": embedder.name, "dimension": embedder.dimension,
-                     "load_s": round(time.perf_counter() - started, 2)},
+        "embedder": {
+            "name": embedder.name,
+            "dimension": embedder.dimension,
+            "load_s": round(time.perf_counter() - started, 2),
+        },
         "store": "ChromaStore on a `chroma run` server process (HNSW, cosine), one collection per owner",
         "query_vectors": "real USE embeddings of ko/en questions",
         "target_p95_ms": TARGET_P95_MS,
@@ -185,7 +212,8 @@ def run_search_bench(
     started = time.perf_counter()
     real = embedder.embed(texts)
     report["corpus"] = {
-        "real_chunks": n_real, "real_embedding_s": round(time.perf_counter() - started, 2),
+        "real_chunks": n_real,
+        "real_embedding_s": round(time.perf_counter() - started, 2),
         "note": f"chunks beyond the first {n_real} are random unit vectors, not embeddings of text",
     }
     question_vectors = embedder.embed(list(QUESTIONS), purpose="query")

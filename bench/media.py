@@ -66,14 +66,14 @@ def lost_packets(sequences: np.ndarray) -> int:
     return expected - len(np.unique(unwrapped))
 
 
-async def _calls(instance: Instance, count: int, seconds: float, talk: np.ndarray | None,
-                 status_of=None) -> list:
+async def _calls(instance: Instance, count: int, seconds: float, talk: np.ndarray | None, status_of=None) -> list:
     """Place ``count`` concurrent calls to the AI, hold them ``seconds``, return their rx packets."""
     from softphone import Phone
 
     cfg = instance.cfg
-    phone = Phone(ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port),
-                  local_ip="127.0.0.1")
+    phone = Phone(
+        ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port), local_ip="127.0.0.1"
+    )
     await phone.start()
     await phone.register(expires=300)
     try:
@@ -127,8 +127,10 @@ def run_pacing(call_counts=(1, 50), seconds: float = 12.0) -> dict:
             for count in call_counts:
                 results = asyncio.run(_calls(instance, count, seconds, None))
                 arrivals, _ = _settled(results, 1.0)
-                out[f"{count}_calls"] = {**interval_stats(arrivals),
-                                         "sender_clock_ms": instance.app.status()["clock_interval_ms"]}
+                out[f"{count}_calls"] = {
+                    **interval_stats(arrivals),
+                    "sender_clock_ms": instance.app.status()["clock_interval_ms"],
+                }
                 time.sleep(2.0)
     return out
 

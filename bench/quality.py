@@ -41,8 +41,10 @@ PAUSED = [  # (first part, second part): a thought with a pause inside
 ]
 BACKCHANNELS = ["Okay.", "Mm-hmm.", "Yeah.", "Okay."]
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("the a an and or of to for in on at is are we our you your it its be by with from as this that "
-                  "which there their can will not no".split())
+_STOP = frozenset(
+    "the a an and or of to for in on at is are we our you your it its be by with from as this that "
+    "which there their can will not no".split()
+)
 
 
 def _content(text: str) -> set[str]:
@@ -79,8 +81,9 @@ class _Caller:
     def __init__(self, cfg) -> None:
         from softphone import Phone
 
-        self.phone = Phone(ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port),
-                           local_ip="127.0.0.1")
+        self.phone = Phone(
+            ext="1001", password=cfg.sip_password("1001"), server=("127.0.0.1", cfg.sip_port), local_ip="127.0.0.1"
+        )
 
     async def __aenter__(self) -> _Caller:
         await self.phone.start()
@@ -100,8 +103,8 @@ class _Caller:
             asked_at = len(call.received_audio())
             await call.play_and_wait(audio)
             said_end = last_sound_at(call.sent_audio())
-            during = speech_seconds(call.received_audio()[asked_at:asked_at + len(audio)])
-            answered = await _wait(lambda: speech_seconds(call.received_audio()[asked_at + len(audio):]) > 0.5, 25)
+            during = speech_seconds(call.received_audio()[asked_at : asked_at + len(audio)])
+            answered = await _wait(lambda: speech_seconds(call.received_audio()[asked_at + len(audio) :]) > 0.5, 25)
             went_on = None
             if answered and backchannel is not None:
                 await asyncio.sleep(0.4)
@@ -111,8 +114,12 @@ class _Caller:
             await _wait(lambda: silent_tail(call.received_audio(), 3.0), 40)
             received = call.received_audio()
             first = first_sound_at(received, after=said_end) if answered else None
-            return {"pcm": received[asked_at:], "during_question_s": during,
-                    "latency_s": None if first is None else first - said_end, "went_on": went_on}
+            return {
+                "pcm": received[asked_at:],
+                "during_question_s": during,
+                "latency_s": None if first is None else first - said_end,
+                "went_on": went_on,
+            }
         finally:
             await call.hangup()
             await asyncio.sleep(0.3)
@@ -160,11 +167,19 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
             if stopped:
                 mistakes.append(f"stopped by {word!r}")
     return {
-        "answered_right": f"{right}/{len(answerable)}", "answered_pct": round(100 * right / len(answerable), 1),
-        "honest_on_unknowns": f"{honest}/{len(unknown)}", "honest_pct": round(100 * honest / len(unknown), 1),
-        "false_cutoffs": f"{cutoffs}/{len(PAUSED)}", "backchannel_false_stops": f"{false_stops}/{len(BACKCHANNELS)}",
-        "latency_ms": {"n": len(latencies), "p50": round(1000 * float(np.percentile(latencies, 50)), 1),
-                       "p95": round(1000 * float(np.percentile(latencies, 95)), 1)} if latencies else None,
+        "answered_right": f"{right}/{len(answerable)}",
+        "answered_pct": round(100 * right / len(answerable), 1),
+        "honest_on_unknowns": f"{honest}/{len(unknown)}",
+        "honest_pct": round(100 * honest / len(unknown), 1),
+        "false_cutoffs": f"{cutoffs}/{len(PAUSED)}",
+        "backchannel_false_stops": f"{false_stops}/{len(BACKCHANNELS)}",
+        "latency_ms": {
+            "n": len(latencies),
+            "p50": round(1000 * float(np.percentile(latencies, 50)), 1),
+            "p95": round(1000 * float(np.percentile(latencies, 95)), 1),
+        }
+        if latencies
+        else None,
         "mistakes": mistakes,
     }
 

@@ -68,8 +68,10 @@ async def _pair(cfg: StackConfig, index: int, talk: list[np.ndarray], seconds: f
     from softphone import Phone
 
     caller_ext, callee_ext = str(3000 + 2 * index), str(3001 + 2 * index)
-    phones = [Phone(ext=ext, password=cfg.sip_password(ext), server=("127.0.0.1", cfg.sip_port), local_ip="127.0.0.1")
-              for ext in (caller_ext, callee_ext)]
+    phones = [
+        Phone(ext=ext, password=cfg.sip_password(ext), server=("127.0.0.1", cfg.sip_port), local_ip="127.0.0.1")
+        for ext in (caller_ext, callee_ext)
+    ]
     for phone in phones:
         await phone.start()
         await phone.register(expires=300)
@@ -114,8 +116,12 @@ def _stats(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
     array = np.array(values)
-    return {"n": len(values), "p50_s": round(float(np.percentile(array, 50)), 2),
-            "p95_s": round(float(np.percentile(array, 95)), 2), "max_s": round(float(array.max()), 2)}
+    return {
+        "n": len(values),
+        "p50_s": round(float(np.percentile(array, 50)), 2),
+        "p95_s": round(float(np.percentile(array, 95)), 2),
+        "max_s": round(float(array.max()), 2),
+    }
 
 
 def run_live(steps: tuple[int, ...] = (1, 2, 4, 6, 8), seconds: float = 30.0) -> dict:
@@ -139,12 +145,21 @@ def run_live(steps: tuple[int, ...] = (1, 2, 4, 6, 8), seconds: float = 30.0) ->
                 cpu = _cpu_seconds(instance.app.proc.pid) - cpu0
                 wall = time.monotonic() - wall0
                 latencies, lines = _final_latencies(cfg, since)
-                results.append({"calls": calls, "utterances_said": said, "final_lines": lines,
-                                "final_latency": _stats(latencies),
-                                "ariapp_cpu_per_call_percent": round(100 * cpu / wall / calls, 1)})
+                results.append(
+                    {
+                        "calls": calls,
+                        "utterances_said": said,
+                        "final_lines": lines,
+                        "final_latency": _stats(latencies),
+                        "ariapp_cpu_per_call_percent": round(100 * cpu / wall / calls, 1),
+                    }
+                )
     within = [r["calls"] for r in results if r["final_latency"].get("p95_s", 99) <= FINAL_P95_TARGET_S]
-    return {"steps": results, "max_calls_with_final_p95_le_2s": max(within, default=0),
-            "note": "two parties taking turns, 3 s utterances 1 s apart; offline tiny.en on the transcript lane"}
+    return {
+        "steps": results,
+        "max_calls_with_final_p95_le_2s": max(within, default=0),
+        "note": "two parties taking turns, 3 s utterances 1 s apart; offline tiny.en on the transcript lane",
+    }
 
 
 def _write(path: Path, pcm: np.ndarray) -> None:
@@ -180,6 +195,10 @@ def run_post_call(models: tuple[str, ...] = ("tiny.en", "base"), turns: int = 12
             started = time.perf_counter()
             lines = asyncio.run(transcribe_call(folder, None, stt, "en-US"))
             wall = time.perf_counter() - started
-            results[model] = {"call_seconds": round(call_s, 1), "lines": len(lines), "wall_seconds": round(wall, 2),
-                              "call_minutes_per_wall_minute": round(call_s / wall, 1)}
+            results[model] = {
+                "call_seconds": round(call_s, 1),
+                "lines": len(lines),
+                "wall_seconds": round(wall, 2),
+                "call_minutes_per_wall_minute": round(call_s / wall, 1),
+            }
     return results

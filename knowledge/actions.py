@@ -72,8 +72,12 @@ _RETRIEVERS_LOCK = threading.Lock()
 
 def get_retriever() -> Retriever:
     """The process's :class:`Retriever`, built from settings on first use (one per configuration)."""
-    key = (settings.AIPBX_KNOWLEDGE_STORE, settings.AIPBX_CHROMA_HOST, settings.AIPBX_CHROMA_PORT,
-           settings.AIPBX_KNOWLEDGE_PREFIX)
+    key = (
+        settings.AIPBX_KNOWLEDGE_STORE,
+        settings.AIPBX_CHROMA_HOST,
+        settings.AIPBX_CHROMA_PORT,
+        settings.AIPBX_KNOWLEDGE_PREFIX,
+    )
     with _RETRIEVERS_LOCK:
         retriever = _RETRIEVERS.get(key)
         if retriever is None:
@@ -82,8 +86,9 @@ def get_retriever() -> Retriever:
             if kind == "memory":
                 store = MemoryStore()
             elif kind == "chroma":
-                store = ChromaStore(settings.AIPBX_CHROMA_HOST, settings.AIPBX_CHROMA_PORT,
-                                    prefix=settings.AIPBX_KNOWLEDGE_PREFIX)
+                store = ChromaStore(
+                    settings.AIPBX_CHROMA_HOST, settings.AIPBX_CHROMA_PORT, prefix=settings.AIPBX_KNOWLEDGE_PREFIX
+                )
             else:
                 raise ValueError(f"AIPBX_KNOWLEDGE_STORE must be 'chroma' or 'memory', got {kind!r}")
             retriever = _RETRIEVERS[key] = Retriever(_shared_embedder(), store)
@@ -259,8 +264,12 @@ def do_add_items(
     _check_choice(source, Source.values, "source")
     _check_choice(status, Status.values, "status")
     entries = [Text(text) if isinstance(text, str) else text for text in texts]
-    pieces = [Text(chunk.strip(), entry.question.strip(), entry.heading.strip()[:200]) for entry in entries
-              for chunk in chunk_text(entry.body, CHUNK_SIZE, CHUNK_OVERLAP) if chunk.strip()]
+    pieces = [
+        Text(chunk.strip(), entry.question.strip(), entry.heading.strip()[:200])
+        for entry in entries
+        for chunk in chunk_text(entry.body, CHUNK_SIZE, CHUNK_OVERLAP)
+        if chunk.strip()
+    ]
     if not pieces:
         return []
     chunks = [piece.body for piece in pieces]
@@ -274,8 +283,14 @@ def do_add_items(
         for piece, vector in zip(pieces, vectors, strict=True):
             chunk, normalized = piece.body, normalize_text(piece.body)
             duplicate = catalog.find(normalized, vector)
-            legacy = None if duplicate is not None else next(
-                (catalog.by_text[n] for n in map(normalize_text, piece.legacy_forms()) if n in catalog.by_text), None)
+            legacy = (
+                None
+                if duplicate is not None
+                else next(
+                    (catalog.by_text[n] for n in map(normalize_text, piece.legacy_forms()) if n in catalog.by_text),
+                    None,
+                )
+            )
             if duplicate is not None or legacy is not None:
                 existing = KnowledgeItem.objects.select_for_update().get(pk=duplicate or legacy)
                 existing.confidence = max(existing.confidence, confidence)
@@ -292,13 +307,24 @@ def do_add_items(
                 results.append(AddResult(existing, False))
                 continue
             item = KnowledgeItem.objects.create(
-                owner=owner, text=chunk, question=piece.question, heading=piece.heading, category=category,
-                keywords=words, source=source,
-                source_call_id=source_call_id, source_speaker=source_speaker, source_span=source_span,
-                confidence=confidence, status=status, normalized=normalized, embedding=_vector_bytes(vector),
+                owner=owner,
+                text=chunk,
+                question=piece.question,
+                heading=piece.heading,
+                category=category,
+                keywords=words,
+                source=source,
+                source_call_id=source_call_id,
+                source_speaker=source_speaker,
+                source_span=source_span,
+                confidence=confidence,
+                status=status,
+                normalized=normalized,
+                embedding=_vector_bytes(vector),
             )
-            KnowledgeVersion.objects.create(item=item, version=1, text=chunk, category=category, keywords=words,
-                                            edited_by=edited_by)
+            KnowledgeVersion.objects.create(
+                item=item, version=1, text=chunk, category=category, keywords=words, edited_by=edited_by
+            )
             catalog.add(item.pk, normalized, vector)
             results.append(AddResult(item, True))
         _sync_after_commit(owner, [r.item.pk for r in results])
@@ -335,8 +361,14 @@ def do_edit_item(
             item.keywords = list(dict.fromkeys(k.strip() for k in keywords if k.strip()))
         item.version += 1
         item.save()
-        KnowledgeVersion.objects.create(item=item, version=item.version, text=item.text, category=item.category,
-                                        keywords=item.keywords, edited_by=edited_by)
+        KnowledgeVersion.objects.create(
+            item=item,
+            version=item.version,
+            text=item.text,
+            category=item.category,
+            keywords=item.keywords,
+            edited_by=edited_by,
+        )
         _sync_after_commit(item.owner, [item.pk])
     return item
 
@@ -385,13 +417,16 @@ def do_exclude_call(call_id: str) -> int:
     return len(items)
 
 
-def do_set_learning_policy(owner: str, *, learning: bool, auto_publish: bool,
-                           publish_threshold: float) -> LearningPolicy:
+def do_set_learning_policy(
+    owner: str, *, learning: bool, auto_publish: bool, publish_threshold: float
+) -> LearningPolicy:
     """Set how ``owner``'s AI learns from the owner's calls (applies to the next finished call)."""
     if not 0.0 <= publish_threshold <= 1.0:
         raise ValueError(f"the publishing threshold must be between 0 and 1, not {publish_threshold}")
-    policy, _ = LearningPolicy.objects.update_or_create(owner=owner, defaults={
-        "learning": learning, "auto_publish": auto_publish, "publish_threshold": publish_threshold})
+    policy, _ = LearningPolicy.objects.update_or_create(
+        owner=owner,
+        defaults={"learning": learning, "auto_publish": auto_publish, "publish_threshold": publish_threshold},
+    )
     return policy
 
 
@@ -415,7 +450,8 @@ def do_retry_extractions(call_ids: Sequence[str] | None = None) -> list[str]:
             runs = runs.filter(call_id__in=list(call_ids))
         failed = list(runs.order_by("created", "pk").values_list("call_id", flat=True))
         ExtractionRun.objects.filter(call_id__in=failed).update(
-            status=ExtractionRun.RunStatus.RUNNING, reason="", error="", items_created=0, finished=None)
+            status=ExtractionRun.RunStatus.RUNNING, reason="", error="", items_created=0, finished=None
+        )
         known = set(ExtractionRun.objects.filter(call_id__in=list(call_ids or [])).values_list("call_id", flat=True))
         queued = [*failed, *(c for c in dict.fromkeys(call_ids or []) if c not in known)]
         for call_id in queued:
@@ -450,11 +486,14 @@ def _sync_index(owner: str, ids: Sequence[int], *, reembed: bool = False) -> Non
     """Make the index agree with PostgreSQL for ``ids``: approved ones upserted, the rest removed."""
     retriever = get_retriever()
     approved = list(KnowledgeItem.objects.filter(owner=owner, pk__in=ids, status=Status.APPROVED))
-    gone = [str(pk) + suffix for pk in set(ids) - {item.pk for item in approved}
-            for suffix in ("", *CONTEXT_SUFFIXES)]
+    gone = [str(pk) + suffix for pk in set(ids) - {item.pk for item in approved} for suffix in ("", *CONTEXT_SUFFIXES)]
     # an edit may have dropped a context: its entry goes too (the upsert below puts back the current ones)
-    gone += [str(item.pk) + suffix for item in approved for suffix, value in zip(CONTEXT_SUFFIXES,
-             (item.question, item.heading), strict=True) if not value]
+    gone += [
+        str(item.pk) + suffix
+        for item in approved
+        for suffix, value in zip(CONTEXT_SUFFIXES, (item.question, item.heading), strict=True)
+        if not value
+    ]
     if gone:
         retriever.store.delete(owner, gone)
     for start in range(0, len(approved), 256):
@@ -470,17 +509,25 @@ def _sync_index(owner: str, ids: Sequence[int], *, reembed: bool = False) -> Non
         for item, vector in zip(batch, vectors, strict=True):
             if vector is None:
                 continue
-            metadata = {"item_id": item.pk, "category": item.category, "source": item.source,
-                        "question": item.question, "heading": item.heading}
+            metadata = {
+                "item_id": item.pk,
+                "category": item.category,
+                "source": item.source,
+                "question": item.question,
+                "heading": item.heading,
+            }
             entries = index_entries(item.pk, item.text, item.question, item.heading)
             items.append(Item(entries[0][0], vector, item.text, metadata))
             context_texts += [(entry_id, embedded, metadata) for entry_id, embedded in entries[1:]]
         if context_texts:
-            context_vectors = retriever.embedder.embed([embedded for _, embedded, _ in context_texts],
-                                                       purpose="document")
+            context_vectors = retriever.embedder.embed(
+                [embedded for _, embedded, _ in context_texts], purpose="document"
+            )
             texts = {str(item.pk): item.text for item in batch}
-            items += [Item(entry_id, vector, texts[entry_id.split(":")[0]], metadata)
-                      for (entry_id, _, metadata), vector in zip(context_texts, context_vectors, strict=True)]
+            items += [
+                Item(entry_id, vector, texts[entry_id.split(":")[0]], metadata)
+                for (entry_id, _, metadata), vector in zip(context_texts, context_vectors, strict=True)
+            ]
         retriever.store.upsert(owner, items)
 
 

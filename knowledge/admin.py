@@ -37,8 +37,15 @@ class KnowledgeItemAdmin(admin.ModelAdmin):
     list_display = ("id", "owner", "short_text", "category", "source", "status", "confidence", "version", "updated")
     list_filter = ("status", "category", "source", "owner")
     search_fields = ("text", "owner", "source_call_id")
-    readonly_fields = ("version", "usage_count", "created", "updated", "source_call_id", "source_speaker",
-                       "source_span")
+    readonly_fields = (
+        "version",
+        "usage_count",
+        "created",
+        "updated",
+        "source_call_id",
+        "source_speaker",
+        "source_span",
+    )
     inlines = [KnowledgeVersionInline]
     actions = ["approve", "reject"]
 
@@ -53,16 +60,27 @@ class KnowledgeItemAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: KnowledgeItem, form: ModelForm, change: bool) -> None:
         if not change:
-            results = do_add_item(obj.owner, obj.text, category=obj.category, keywords=obj.keywords,
-                                  source=obj.source, confidence=obj.confidence, status=obj.status,
-                                  edited_by=request.user)
+            results = do_add_item(
+                obj.owner,
+                obj.text,
+                category=obj.category,
+                keywords=obj.keywords,
+                source=obj.source,
+                confidence=obj.confidence,
+                status=obj.status,
+                edited_by=request.user,
+            )
             obj.pk = results[0].item.pk
             return
         changed = set(form.changed_data)
         if changed & {"text", "category", "keywords"}:
-            do_edit_item(obj.pk, text=obj.text if "text" in changed else None,
-                         category=obj.category if "category" in changed else None,
-                         keywords=obj.keywords if "keywords" in changed else None, edited_by=request.user)
+            do_edit_item(
+                obj.pk,
+                text=obj.text if "text" in changed else None,
+                category=obj.category if "category" in changed else None,
+                keywords=obj.keywords if "keywords" in changed else None,
+                edited_by=request.user,
+            )
         if "status" in changed:
             do_set_status(obj.pk, obj.status)
         if "confidence" in changed or "source" in changed:
@@ -111,12 +129,14 @@ class ExtractionRunAdmin(admin.ModelAdmin):
         selected = list(queryset.values_list("call_id", flat=True))
         queued = do_retry_extractions(selected)
         if queued:
-            self.message_user(request, f"Queued {len(queued)} extraction(s) again: {', '.join(queued)}.",
-                              messages.SUCCESS)
+            self.message_user(
+                request, f"Queued {len(queued)} extraction(s) again: {', '.join(queued)}.", messages.SUCCESS
+            )
         skipped = len(selected) - len(queued)
         if skipped:
-            self.message_user(request, f"{skipped} selected run(s) had not failed and were left alone.",
-                              messages.WARNING)
+            self.message_user(
+                request, f"{skipped} selected run(s) had not failed and were left alone.", messages.WARNING
+            )
 
 
 @admin.register(LearningPolicy)
@@ -125,8 +145,9 @@ class LearningPolicyAdmin(admin.ModelAdmin):
     list_editable = ("learning", "auto_publish", "publish_threshold")
 
     def save_model(self, request: HttpRequest, obj: LearningPolicy, form: ModelForm, change: bool) -> None:
-        saved = do_set_learning_policy(obj.owner, learning=obj.learning, auto_publish=obj.auto_publish,
-                                       publish_threshold=obj.publish_threshold)
+        saved = do_set_learning_policy(
+            obj.owner, learning=obj.learning, auto_publish=obj.auto_publish, publish_threshold=obj.publish_threshold
+        )
         obj.pk = saved.pk
 
 

@@ -89,9 +89,15 @@ class Judge(Protocol):
 
 
 _CATEGORY_NAMES: Final = {
-    "약속": Category.APPOINTMENT, "정보": Category.INFO, "지시": Category.INSTRUCTION, "기타": Category.OTHER,
-    "appointment": Category.APPOINTMENT, "info": Category.INFO, "information": Category.INFO,
-    "instruction": Category.INSTRUCTION, "other": Category.OTHER,
+    "약속": Category.APPOINTMENT,
+    "정보": Category.INFO,
+    "지시": Category.INSTRUCTION,
+    "기타": Category.OTHER,
+    "appointment": Category.APPOINTMENT,
+    "info": Category.INFO,
+    "information": Category.INFO,
+    "instruction": Category.INSTRUCTION,
+    "other": Category.OTHER,
 }
 
 
@@ -184,8 +190,9 @@ def parse_judgement(answer: str) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise ExtractionError(f"the judge's answer is not valid JSON ({exc.msg} at char {exc.pos}): "
-                              f"{answer[:120]!r}") from exc
+        raise ExtractionError(
+            f"the judge's answer is not valid JSON ({exc.msg} at char {exc.pos}): {answer[:120]!r}"
+        ) from exc
     if not isinstance(data, dict):
         raise ExtractionError(f"the judge's answer must be a JSON object, got {type(data).__name__}")
     if not isinstance(data.get("is_useful"), bool):
@@ -270,8 +277,10 @@ class LlmJudge:
     async def _ask(self, prompt: str) -> str:
         from ariapp.providers.base import ChatMessage  # pure module; imported here to keep Django apps light
 
-        messages = [ChatMessage("system", "You extract reusable facts from phone calls. Answer with JSON only."),
-                    ChatMessage("user", prompt)]
+        messages = [
+            ChatMessage("system", "You extract reusable facts from phone calls. Answer with JSON only."),
+            ChatMessage("user", prompt),
+        ]
         owned = not hasattr(self.llm, "stream")
         llm = self.llm() if owned else self.llm
         parts: list[str] = []
@@ -296,25 +305,37 @@ _FEATURES: Final[dict[str, re.Pattern[str]]] = {
         r"september|october|november|december)\b|\b\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)|"
         r"[월화수목금토일]요일|오늘|내일|모레|어제|다음\s*주|이번\s*주|오전|오후|아침|저녁|점심|"
         r"\d{1,2}\s*시(?:\s*\d{1,2}\s*분|\s*반)?|\d{1,2}\s*월\s*\d{1,2}\s*일",
-        re.IGNORECASE),
-    "phone": re.compile(r"\b\d{2,4}-\d{3,4}-\d{4}\b|\b(?:extension|ext\.?)\s*\d{2,6}\b|내선\s*\d{2,6}",
-                        re.IGNORECASE),
-    "place": re.compile(r"\b(?:room|floor|office|building|lobby|street|station|desk|hall)\b|"
-                        r"회의실|사무실|층|호실|건물|로비|역|\d+\s*호", re.IGNORECASE),
-    "detail": re.compile(r"\b(?:password|passcode|code|address|e-?mail|account)\b|[\w.+-]+@[\w-]+\.[\w.]+|"
-                         r"비밀번호|주소|이메일|계좌", re.IGNORECASE),
-    "instruction": re.compile(r"\b(?:please|call (?:me )?back|make sure|don't forget|remember to|do not|never|"
-                              r"need to|have to|must|should)\b|해\s*주세요|주세요|하세요|부탁|전화\s*주",
-                              re.IGNORECASE),
+        re.IGNORECASE,
+    ),
+    "phone": re.compile(r"\b\d{2,4}-\d{3,4}-\d{4}\b|\b(?:extension|ext\.?)\s*\d{2,6}\b|내선\s*\d{2,6}", re.IGNORECASE),
+    "place": re.compile(
+        r"\b(?:room|floor|office|building|lobby|street|station|desk|hall)\b|"
+        r"회의실|사무실|층|호실|건물|로비|역|\d+\s*호",
+        re.IGNORECASE,
+    ),
+    "detail": re.compile(
+        r"\b(?:password|passcode|code|address|e-?mail|account)\b|[\w.+-]+@[\w-]+\.[\w.]+|"
+        r"비밀번호|주소|이메일|계좌",
+        re.IGNORECASE,
+    ),
+    "instruction": re.compile(
+        r"\b(?:please|call (?:me )?back|make sure|don't forget|remember to|do not|never|"
+        r"need to|have to|must|should)\b|해\s*주세요|주세요|하세요|부탁|전화\s*주",
+        re.IGNORECASE,
+    ),
     # the owner's business: hours, prices, places, services ("we open on Saturdays", "a crown costs 500,000 won")
-    "business": re.compile(r"\b(?:open|opens|opening|close|closes|closed|hours|price|prices|costs?|fee|charge|"
-                            r"won|dollars?|located|available|appointments?|reservations?|book|booking|"
-                            r"parking|menu|service|discount)\b|\$\d|"
-                            r"영업|문을?\s*(?:엽|열|닫)|휴무|쉽니다|가격|비용|요금|\d+\s*원|만\s*원|위치|예약|배송|주차|할인",
-                            re.IGNORECASE),
-    "number": re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|"
-                         r"twenty|thirty|forty|fifty|hundred|thousand)\b|[일이삼사오육칠팔구십백천만]\s*(?:시|분|원|층|호)",
-                         re.IGNORECASE),
+    "business": re.compile(
+        r"\b(?:open|opens|opening|close|closes|closed|hours|price|prices|costs?|fee|charge|"
+        r"won|dollars?|located|available|appointments?|reservations?|book|booking|"
+        r"parking|menu|service|discount)\b|\$\d|"
+        r"영업|문을?\s*(?:엽|열|닫)|휴무|쉽니다|가격|비용|요금|\d+\s*원|만\s*원|위치|예약|배송|주차|할인",
+        re.IGNORECASE,
+    ),
+    "number": re.compile(
+        r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|"
+        r"twenty|thirty|forty|fifty|hundred|thousand)\b|[일이삼사오육칠팔구십백천만]\s*(?:시|분|원|층|호)",
+        re.IGNORECASE,
+    ),
 }
 _SENTENCE_END: Final = re.compile(r"[.!?。！？]+(?=\s|$)|\n")
 _ABBREVIATION: Final = re.compile(r"(?:\b[ap]\.m|\b(?:mr|mrs|ms|dr|st|no|vs|etc|e\.g|i\.e))\.$", re.IGNORECASE)
@@ -325,7 +346,9 @@ _MIN_WORDS: Final = 3
 # A question asks for a fact, it does not state one.
 _QUESTION: Final = re.compile(
     r"[?？]\s*$|^(?:when|where|what|who|why|how|which|is|are)\b|"
-    r"언제|어디|무엇|뭐|몇\s*시|누구|어떻게|나요\s*$|까요\s*$", re.IGNORECASE)
+    r"언제|어디|무엇|뭐|몇\s*시|누구|어떻게|나요\s*$|까요\s*$",
+    re.IGNORECASE,
+)
 
 
 def _sentences(text: str) -> list[str]:
@@ -333,7 +356,7 @@ def _sentences(text: str) -> list[str]:
     pieces: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        following = text[match.end():].lstrip()[:1]
+        following = text[match.end() :].lstrip()[:1]
         if _ABBREVIATION.search(text[start : match.end()]) and following and not following.isupper():
             continue
         pieces.append(text[start : match.end()])
@@ -382,24 +405,41 @@ class RuleJudge:
     def judge(self, turns: Sequence[Turn]) -> dict[str, Any]:
         """Propose the owner's fact-bearing sentences scoring at least ``min_confidence``."""
         proposals: list[dict[str, Any]] = []
-        notes = [sentence for turn in caller_turns_of_ai_call(turns) for sentence in _sentences(turn.text)
-                 if self.score(sentence)[0] >= self.min_confidence]
+        notes = [
+            sentence
+            for turn in caller_turns_of_ai_call(turns)
+            for sentence in _sentences(turn.text)
+            if self.score(sentence)[0] >= self.min_confidence
+        ]
         for turn in owner_turns(turns):
             for sentence in _sentences(turn.text):
                 sentence = self.without_preamble(sentence)
                 confidence, kinds, keywords = self.score(sentence)
                 if confidence < self.min_confidence:
                     continue
-                proposals.append({
-                    "text": sentence, "category": _rule_category(kinds), "keywords": keywords,
-                    "confidence": confidence, "speaker": turn.speaker,
-                    "span": {"start_s": turn.start_s, "end_s": turn.end_s},
-                })
+                proposals.append(
+                    {
+                        "text": sentence,
+                        "category": _rule_category(kinds),
+                        "keywords": keywords,
+                        "confidence": confidence,
+                        "speaker": turn.speaker,
+                        "span": {"start_s": turn.start_s, "end_s": turn.end_s},
+                    }
+                )
         best = max((p["confidence"] for p in proposals), default=0.0)
-        reason = (f"{len(proposals)} sentence(s) carry dates, places, numbers or instructions" if proposals
-                  else "no sentence carries a date, place, number, phone number or instruction")
-        return {"is_useful": bool(proposals), "confidence": best, "reason": reason, "extracted_info": proposals,
-                "call_notes": notes}
+        reason = (
+            f"{len(proposals)} sentence(s) carry dates, places, numbers or instructions"
+            if proposals
+            else "no sentence carries a date, place, number, phone number or instruction"
+        )
+        return {
+            "is_useful": bool(proposals),
+            "confidence": best,
+            "reason": reason,
+            "extracted_info": proposals,
+            "call_notes": notes,
+        }
 
 
 def _rule_category(kinds: set[str]) -> str:

@@ -58,10 +58,15 @@ class ItemForm(forms.Form):
     """Add (with ``owners``) or edit (``owners=None``: an item never changes owner) an item."""
 
     owner = forms.ChoiceField()
-    question = forms.CharField(required=False, max_length=1000, label="Question it answers",
-                               help_text="Optional: how a caller might ask (searched, never spoken).")
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=20_000,
-                           help_text="What the assistant may tell callers.")
+    question = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Question it answers",
+        help_text="Optional: how a caller might ask (searched, never spoken).",
+    )
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}), max_length=20_000, help_text="What the assistant may tell callers."
+    )
     category = forms.ChoiceField(choices=Category.choices, initial=Category.INFO)
     keywords = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
 
@@ -74,8 +79,12 @@ class ItemForm(forms.Form):
 
     @classmethod
     def for_item(cls, item: KnowledgeItem, data: Any = None) -> ItemForm:
-        initial = {"text": item.text, "question": item.question, "category": item.category,
-                   "keywords": ", ".join(item.keywords)}
+        initial = {
+            "text": item.text,
+            "question": item.question,
+            "category": item.category,
+            "keywords": ", ".join(item.keywords),
+        }
         return cls(data, owners=None, initial=initial)
 
     def clean_text(self) -> str:
@@ -113,8 +122,9 @@ class ImportForm(forms.Form):
     """Files to import for one owner; their content is checked by the import job itself."""
 
     owner = forms.ChoiceField()
-    files = MultipleFileField(help_text="Plain text or Markdown (one item per paragraph), "
-                                        "or CSV with 'question' and 'answer' columns.")
+    files = MultipleFileField(
+        help_text="Plain text or Markdown (one item per paragraph), or CSV with 'question' and 'answer' columns."
+    )
 
     def __init__(self, *args: Any, owners: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,8 +138,10 @@ class ImportForm(forms.Form):
         for upload in files:
             suffix = Path(upload.name or "").suffix.lower()
             if suffix not in SUPPORTED_SUFFIXES:
-                errors.append(f"{upload.name}: unsupported file type {suffix or '(none)'}; "
-                              f"use one of {', '.join(SUPPORTED_SUFFIXES)}.")
+                errors.append(
+                    f"{upload.name}: unsupported file type {suffix or '(none)'}; "
+                    f"use one of {', '.join(SUPPORTED_SUFFIXES)}."
+                )
             elif upload.size is not None and upload.size > MAX_FILE_BYTES:
                 errors.append(f"{upload.name}: {upload.size} bytes is over the {MAX_FILE_BYTES}-byte limit.")
         if errors:
@@ -142,5 +154,6 @@ class LearningPolicyForm(forms.Form):
 
     learning = forms.BooleanField(required=False, label="Learn from my calls")
     auto_publish = forms.BooleanField(required=False, label="Publish sure facts at once")
-    publish_threshold = forms.FloatField(min_value=0.0, max_value=1.0, label="Sure from confidence",
-                                         widget=forms.NumberInput(attrs={"step": "0.05"}))
+    publish_threshold = forms.FloatField(
+        min_value=0.0, max_value=1.0, label="Sure from confidence", widget=forms.NumberInput(attrs={"step": "0.05"})
+    )

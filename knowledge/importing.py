@@ -30,8 +30,16 @@ from django.utils import timezone
 from knowledge.actions import Text, do_add_items
 from knowledge.models import Category, ImportJob, Source, Status
 
-__all__ = ["SUPPORTED_SUFFIXES", "ImportFailed", "check_owner", "import_file", "parse_file", "run_import_job",
-           "upload_dir", "discard_upload"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "ImportFailed",
+    "check_owner",
+    "import_file",
+    "parse_file",
+    "run_import_job",
+    "upload_dir",
+    "discard_upload",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +153,9 @@ def parse_file(path: Path) -> list[Text]:
     """The texts to import from ``path`` (checked completely before anything is written)."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ImportFailed(f"{path}: unsupported file type {suffix or '(none)'!r}; "
-                           f"use one of {', '.join(SUPPORTED_SUFFIXES)}")
+        raise ImportFailed(
+            f"{path}: unsupported file type {suffix or '(none)'!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     text = _read_text(path)
     _check_lines(text, path)
     if suffix == ".csv":
@@ -158,8 +167,10 @@ def parse_file(path: Path) -> list[Text]:
     if not items:
         raise ImportFailed(f"{path}: no text to import")
     if len(items) > MAX_TEXTS:
-        raise ImportFailed(f"{path}: {len(items)} texts is over the {MAX_TEXTS}-text limit per file; "
-                           f"split the file (nothing was imported)")
+        raise ImportFailed(
+            f"{path}: {len(items)} texts is over the {MAX_TEXTS}-text limit per file; "
+            f"split the file (nothing was imported)"
+        )
     return items
 
 
@@ -167,8 +178,10 @@ def _check_lines(text: str, path: Path) -> None:
     """Refuse a file with a line over :data:`MAX_LINE_CHARS`, naming the line (nothing is imported)."""
     for number, line in enumerate(text.splitlines(), 1):
         if len(line) > MAX_LINE_CHARS:
-            raise ImportFailed(f"{path}: line {number} has {len(line)} characters, over the {MAX_LINE_CHARS}-"
-                               f"character limit; break it into paragraphs (nothing was imported)")
+            raise ImportFailed(
+                f"{path}: line {number} has {len(line)} characters, over the {MAX_LINE_CHARS}-"
+                f"character limit; break it into paragraphs (nothing was imported)"
+            )
 
 
 def import_file(owner: str, path: Path, progress: Progress | None = None, batch: int = 25) -> ImportJob:
@@ -206,8 +219,9 @@ def run_import_job(job_id: int, progress: Progress | None = None, batch: int = 2
     except ImportFailed as exc:
         # The stored path is a server detail; the person who uploaded knows the file by its name.
         error = str(exc).replace(str(path), path.name)
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.FAILED, error=error[:2000], done=0,
-                                                   finished=timezone.now())
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.JobStatus.FAILED, error=error[:2000], done=0, finished=timezone.now()
+        )
         job.refresh_from_db()
         return job
     ImportJob.objects.filter(pk=job.pk).update(total=len(texts), done=0, error="")
@@ -230,8 +244,14 @@ def _import_texts(job: ImportJob, texts: list[Text], label: str, progress: Progr
             # Registered first, so it runs before the index updates that do_add_items schedules.
             transaction.on_commit(lambda: committed.append(True))
             for start in range(0, len(texts), batch):
-                do_add_items(owner, texts[start : start + batch], category=Category.INFO, source=Source.IMPORT,
-                             status=Status.APPROVED, confidence=1.0)
+                do_add_items(
+                    owner,
+                    texts[start : start + batch],
+                    category=Category.INFO,
+                    source=Source.IMPORT,
+                    status=Status.APPROVED,
+                    confidence=1.0,
+                )
                 done = min(start + batch, len(texts))
                 if progress is not None:
                     progress(done, len(texts))
@@ -239,16 +259,19 @@ def _import_texts(job: ImportJob, texts: list[Text], label: str, progress: Progr
     except Exception as exc:
         if committed:
             message = f"{label}: items saved but indexing failed ({exc}); run manage.py reindex_knowledge"
-            ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.DONE, done=len(texts),
-                                                       error=message, finished=timezone.now())
+            ImportJob.objects.filter(pk=job.pk).update(
+                status=ImportJob.JobStatus.DONE, done=len(texts), error=message, finished=timezone.now()
+            )
             raise ImportFailed(message) from exc
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.FAILED, error=str(exc)[:2000],
-                                                   finished=timezone.now(), done=0)
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.JobStatus.FAILED, error=str(exc)[:2000], finished=timezone.now(), done=0
+        )
         raise
     finally:
         reporter.close()
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.JobStatus.DONE, done=len(texts),
-                                               finished=timezone.now())
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.JobStatus.DONE, done=len(texts), finished=timezone.now()
+    )
     job.refresh_from_db()
     return job
 

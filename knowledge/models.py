@@ -41,8 +41,9 @@ class KnowledgeItem(models.Model):
     # Searchable context that is never spoken: an imported FAQ's question, or the heading a paragraph
     # sat under. A caller's question is matched against it as well as against the text.
     question = models.TextField(blank=True, default="", help_text="An imported FAQ's question (not spoken).")
-    heading = models.CharField(max_length=200, blank=True, default="",
-                               help_text="The heading the text sat under in its document (not spoken).")
+    heading = models.CharField(
+        max_length=200, blank=True, default="", help_text="The heading the text sat under in its document (not spoken)."
+    )
     category = models.CharField(max_length=16, choices=Category.choices, default=Category.INFO)
     keywords = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)

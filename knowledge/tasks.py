@@ -74,15 +74,26 @@ logger = logging.getLogger(__name__)
 #: A call's metadata.json larger than this is refused (a transcript of hours is a bug).
 MAX_TRANSCRIPT_BYTES: Final = 200 * 1024
 _CALL_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_FINAL: Final = frozenset({ExtractionRun.RunStatus.DONE, ExtractionRun.RunStatus.SKIPPED,
-                           ExtractionRun.RunStatus.FAILED, ExtractionRun.RunStatus.EXCLUDED})
+_FINAL: Final = frozenset(
+    {
+        ExtractionRun.RunStatus.DONE,
+        ExtractionRun.RunStatus.SKIPPED,
+        ExtractionRun.RunStatus.FAILED,
+        ExtractionRun.RunStatus.EXCLUDED,
+    }
+)
 
 
 #: Longest wait between two attempts; must stay below the broker's visibility timeout (settings).
 RETRY_BACKOFF_MAX_S: Final = 600.0
 #: Errors that a later attempt may not meet again; everything else ends the run as ``failed``.
-TRANSIENT_ERRORS: Final = (OperationalError, redis.exceptions.ConnectionError, BackendUnavailable, BackendTimeout,
-                           JudgeUnavailable)
+TRANSIENT_ERRORS: Final = (
+    OperationalError,
+    redis.exceptions.ConnectionError,
+    BackendUnavailable,
+    BackendTimeout,
+    JudgeUnavailable,
+)
 #: Budget of the judge's first token: the design prompt plus a long transcript is slow on small local models.
 JUDGE_FIRST_TOKEN_S: Final = 30.0
 
@@ -174,8 +185,14 @@ def _turns(raw: object, billsec: object) -> list[Turn]:
     for index, turn in enumerate(raw):
         if not isinstance(turn, dict) or not isinstance(turn.get("text", ""), str):
             raise ExtractionError(f"turns[{index}] is not a {{speaker, text, t}} object")
-        parsed.append((str(turn.get("speaker", "")), turn.get("text", ""), _seconds(turn.get("t")) or 0.0,
-                       _seconds(turn.get("end"))))
+        parsed.append(
+            (
+                str(turn.get("speaker", "")),
+                turn.get("text", ""),
+                _seconds(turn.get("t")) or 0.0,
+                _seconds(turn.get("end")),
+            )
+        )
     call_end = _seconds(billsec)
     result: list[Turn] = []
     for index, (speaker, text, start, end) in enumerate(parsed):
@@ -239,8 +256,7 @@ def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
         return _finish(run, ExtractionRun.RunStatus.FAILED, reason=str(exc), error=type(exc).__name__)
     run.notes = [mask_pii(note) for note in verdict.get("call_notes", [])]
     minimum = settings.AIPBX_KNOWLEDGE_MIN_CONFIDENCE
-    entries = [e for e in owners_facts(verdict, turns)
-               if float(e.get("confidence", verdict["confidence"])) >= minimum]
+    entries = [e for e in owners_facts(verdict, turns) if float(e.get("confidence", verdict["confidence"])) >= minimum]
     if not verdict["is_useful"] or not entries:
         reason = verdict.get("reason") or "nothing useful"
         if verdict["extracted_info"] and not entries:
@@ -256,10 +272,16 @@ def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
         for entry in entries:
             confidence = float(entry.get("confidence", verdict["confidence"]))
             results = do_add_item(
-                owner, mask_pii(entry["text"]), category=category_of(entry.get("category", "기타")),
-                keywords=[mask_pii(k) for k in entry.get("keywords", [])], source=Source.CALL, source_call_id=call_id,
-                source_speaker=entry["speaker"], source_span=entry.get("span") or _span_of(entry["text"], turns)
-                or fallback_span, confidence=confidence, status=policy.status_for(confidence),
+                owner,
+                mask_pii(entry["text"]),
+                category=category_of(entry.get("category", "기타")),
+                keywords=[mask_pii(k) for k in entry.get("keywords", [])],
+                source=Source.CALL,
+                source_call_id=call_id,
+                source_speaker=entry["speaker"],
+                source_span=entry.get("span") or _span_of(entry["text"], turns) or fallback_span,
+                confidence=confidence,
+                status=policy.status_for(confidence),
             )
             created += sum(1 for r in results if r.created)
         emit_knowledge_extracted(call_id, owner, created)  # webhooks outbox, same transaction
@@ -292,8 +314,12 @@ def give_up(call_id: str, exc: BaseException, attempts: int) -> dict[str, Any]:
     run, _ = ExtractionRun.objects.get_or_create(call_id=call_id)
     if run.status in _FINAL:
         return _summary(run)
-    return _finish(run, ExtractionRun.RunStatus.FAILED, reason=f"gave up after {attempts} attempts: {exc}",
-                   error=type(exc).__name__)
+    return _finish(
+        run,
+        ExtractionRun.RunStatus.FAILED,
+        reason=f"gave up after {attempts} attempts: {exc}",
+        error=type(exc).__name__,
+    )
 
 
 # max_retries=None: the task counts its retries itself, so that running out records the failure.
@@ -314,8 +340,14 @@ def extract_knowledge_task(self: Any, call_id: str) -> dict[str, Any]:
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5,
-             soft_time_limit=30, time_limit=60)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=30,
+    time_limit=60,
+)
 def record_knowledge_usage_task(item_ids: list[int]) -> int:
     """Count a use of each item the AI quoted (sent by name by the call pipeline, which has no ORM).
 

@@ -73,8 +73,9 @@ def _visible_item(request: HttpRequest, item_id: int) -> KnowledgeItem:
 def _back(request: HttpRequest, default: str) -> str:
     """The ``next`` field when it is a path on this site, else ``default``."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return default
 
@@ -100,11 +101,19 @@ def item_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     ask, answers, ask_error = _ask(request, owners)
-    return render(request, "knowledge/item_list.html", {
-        "form": form, "page": page, "query": query.urlencode(), "pending": visible.filter(
-            status=Status.PENDING).count(),
-        "ask_form": ask, "answers": answers, "ask_error": ask_error,
-    })
+    return render(
+        request,
+        "knowledge/item_list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "pending": visible.filter(status=Status.PENDING).count(),
+            "ask_form": ask,
+            "answers": answers,
+            "ask_error": ask_error,
+        },
+    )
 
 
 def _ask(request: HttpRequest, owners: list[str]) -> tuple[AskForm, list[dict] | None, str]:
@@ -122,8 +131,10 @@ def _ask(request: HttpRequest, owners: list[str]) -> tuple[AskForm, list[dict] |
         return form, None, f"Search failed: {exc}"
     ids = [int(p.id) for p in result.passages if p.id.isdigit()]
     items = _items(request.user).filter(owner=owner).in_bulk(ids)
-    answers = [{"passage": p, "item": items.get(int(p.id)) if p.id.isdigit() else None,
-                "above": p.score >= result.threshold} for p in result.passages]
+    answers = [
+        {"passage": p, "item": items.get(int(p.id)) if p.id.isdigit() else None, "above": p.score >= result.threshold}
+        for p in result.passages
+    ]
     return form, answers, ""
 
 
@@ -132,12 +143,17 @@ def _ask(request: HttpRequest, owners: list[str]) -> tuple[AskForm, list[dict] |
 def item_detail(request: HttpRequest, item_id: int) -> HttpResponse:
     item = _visible_item(request, item_id)
     span = item.source_span if isinstance(item.source_span, dict) else {}
-    return render(request, "knowledge/item_detail.html", {
-        "item": item,
-        "versions": item.versions.select_related("edited_by").order_by("-version"),
-        "call_link": item.source in CALL_SOURCES and bool(item.source_call_id),
-        "start_s": span.get("start_s"), "end_s": span.get("end_s"),
-    })
+    return render(
+        request,
+        "knowledge/item_detail.html",
+        {
+            "item": item,
+            "versions": item.versions.select_related("edited_by").order_by("-version"),
+            "call_link": item.source in CALL_SOURCES and bool(item.source_call_id),
+            "start_s": span.get("start_s"),
+            "end_s": span.get("end_s"),
+        },
+    )
 
 
 @login_required
@@ -148,15 +164,24 @@ def item_add(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         # Written by a person for this owner: approved at once, as an import is.
-        results = do_add_item(data["owner"], Text(data["text"], question=data["question"]), category=data["category"],
-                              keywords=data["keywords"], source=Source.MANUAL, status=Status.APPROVED,
-                              edited_by=request.user)
+        results = do_add_item(
+            data["owner"],
+            Text(data["text"], question=data["question"]),
+            category=data["category"],
+            keywords=data["keywords"],
+            source=Source.MANUAL,
+            status=Status.APPROVED,
+            edited_by=request.user,
+        )
         created = sum(1 for r in results if r.created)
         if created == len(results):
             messages.success(request, f"Added {created} item(s); the assistant can use them now.")
         else:
-            messages.info(request, f"Added {created} item(s); {len(results) - created} part(s) matched an "
-                                   "existing item, which was approved instead.")
+            messages.info(
+                request,
+                f"Added {created} item(s); {len(results) - created} part(s) matched an "
+                "existing item, which was approved instead.",
+            )
         return redirect("knowledge:item", item_id=results[0].item.pk)
     return render(request, "knowledge/item_form.html", {"form": form, "item": None})
 
@@ -217,13 +242,19 @@ def item_reject(request: HttpRequest, item_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:
-    form = ImportForm(request.POST or None, request.FILES or None, owners=_owners(request.user),
-                      initial={"owner": request.GET.get("owner", "")})
+    form = ImportForm(
+        request.POST or None,
+        request.FILES or None,
+        owners=_owners(request.user),
+        initial={"owner": request.GET.get("owner", "")},
+    )
     if request.method == "POST" and form.is_valid():
         owner = form.cleaned_data["owner"]
         with transaction.atomic():
-            jobs = [ImportJob.objects.create(owner=owner, filename=str(_store(upload)))
-                    for upload in form.cleaned_data["files"]]
+            jobs = [
+                ImportJob.objects.create(owner=owner, filename=str(_store(upload)))
+                for upload in form.cleaned_data["files"]
+            ]
             for job in jobs:
                 transaction.on_commit(lambda job_id=job.pk: _queue_import(job_id))
         ids = ",".join(str(job.pk) for job in jobs)
@@ -251,13 +282,21 @@ def _queue_import(job_id: int) -> None:
     except Exception as exc:  # the broker is down: say so on the job rather than leave it running forever
         logger.exception("could not queue knowledge import job %s", job_id)
         ImportJob.objects.filter(pk=job_id, status=ImportJob.JobStatus.RUNNING).update(
-            status=ImportJob.JobStatus.FAILED, error=f"could not queue the import: {exc}", finished=timezone.now())
+            status=ImportJob.JobStatus.FAILED, error=f"could not queue the import: {exc}", finished=timezone.now()
+        )
 
 
 def _job_state(job: ImportJob) -> dict:
-    return {"id": job.pk, "owner": job.owner, "filename": Path(job.filename).name, "status": job.status,
-            "done": job.done, "total": job.total, "error": job.error,
-            "finished": job.status != ImportJob.JobStatus.RUNNING}
+    return {
+        "id": job.pk,
+        "owner": job.owner,
+        "filename": Path(job.filename).name,
+        "status": job.status,
+        "done": job.done,
+        "total": job.total,
+        "error": job.error,
+        "finished": job.status != ImportJob.JobStatus.RUNNING,
+    }
 
 
 def _jobs(user) -> QuerySet[ImportJob]:
@@ -310,10 +349,21 @@ def learning(request: HttpRequest) -> HttpResponse:
     for owner in owners:
         policy = LearningPolicy.for_owner(owner)
         ext = directory.get(owner)
-        rows.append({"owner": owner, "name": ext.owner if ext else "", "recording": ext.recording if ext else "",
-                     "form": LearningPolicyForm(prefix=owner, initial={
-                         "learning": policy.learning, "auto_publish": policy.auto_publish,
-                         "publish_threshold": policy.publish_threshold})})
+        rows.append(
+            {
+                "owner": owner,
+                "name": ext.owner if ext else "",
+                "recording": ext.recording if ext else "",
+                "form": LearningPolicyForm(
+                    prefix=owner,
+                    initial={
+                        "learning": policy.learning,
+                        "auto_publish": policy.auto_publish,
+                        "publish_threshold": policy.publish_threshold,
+                    },
+                ),
+            }
+        )
     return render(request, "knowledge/learning.html", {"rows": rows})
 
 

@@ -62,9 +62,11 @@ async def _converse(call: Call, args: argparse.Namespace) -> None:
         await asyncio.wait_for(call.ended.wait(), duration if duration is not None else 10.0)
     except TimeoutError:
         await call.hangup()
-    print(f"call ended: {call.end_reason}; codec {call.codec}; received {len(call.rx_packets)} "
-          f"packets, sent {call.media.tx_packets}, other {call.rx_other_count}, "
-          f"dtmf {[d for _, d in call.received_dtmf]}")
+    print(
+        f"call ended: {call.end_reason}; codec {call.codec}; received {len(call.rx_packets)} "
+        f"packets, sent {call.media.tx_packets}, other {call.rx_other_count}, "
+        f"dtmf {[d for _, d in call.received_dtmf]}"
+    )
     if args.record:
         save_wav(args.record, call.received_audio(), 8000)
         print(f"recorded {args.record}")
@@ -72,8 +74,9 @@ async def _converse(call: Call, args: argparse.Namespace) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     codecs = tuple(args.codec or ("PCMU", "PCMA"))
-    async with Phone(args.ext, args.password, args.server, args.local_ip, codecs=codecs,
-                     sip_port=args.sip_port) as phone:
+    async with Phone(
+        args.ext, args.password, args.server, args.local_ip, codecs=codecs, sip_port=args.sip_port
+    ) as phone:
         print(f"phone {args.ext} on {phone.uri}")
         try:
             if not args.no_register:

@@ -24,8 +24,9 @@ def speech_seconds(pcm: np.ndarray, rate: int = 8000, threshold_dbfs: float = -4
     return float(np.sum(frame_levels(pcm, rate) > threshold_dbfs) * 0.02)
 
 
-def first_sound_at(pcm: np.ndarray, rate: int = 8000, threshold_dbfs: float = -40.0,
-                   after: float = 0.0) -> float | None:
+def first_sound_at(
+    pcm: np.ndarray, rate: int = 8000, threshold_dbfs: float = -40.0, after: float = 0.0
+) -> float | None:
     """Time (s) of the first frame louder than the threshold at or after ``after``."""
     levels = frame_levels(pcm, rate)
     start = int(round(after * 50))
@@ -51,6 +52,6 @@ def dominant_frequency(pcm: np.ndarray, rate: int = 8000) -> float:
     if len(pcm) < frame:
         return 0.0
     starts = range(0, len(pcm) - frame + 1, frame // 2)
-    loudest = max(starts, key=lambda s: float(np.mean(pcm[s:s + frame].astype(np.float64) ** 2)))
-    segment = pcm[loudest:loudest + frame].astype(np.float64) * np.hanning(frame)
+    loudest = max(starts, key=lambda s: float(np.mean(pcm[s : s + frame].astype(np.float64) ** 2)))
+    segment = pcm[loudest : loudest + frame].astype(np.float64) * np.hanning(frame)
     return float(np.argmax(np.abs(np.fft.rfft(segment))) * rate / frame)

@@ -52,7 +52,7 @@ def tone(freq: float, seconds: float, amplitude_dbfs: float = -12.0, rate: int =
     if ramp:
         edge = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, ramp))
         wave[:ramp] *= edge
-        wave[n - ramp:] *= edge[::-1]
+        wave[n - ramp :] *= edge[::-1]
     return wave.astype(np.int16)
 
 
@@ -95,7 +95,7 @@ class PlayoutQueue:
         while filled < n and self._chunks:
             chunk = self._chunks[0]
             k = min(n - filled, chunk.size - self._offset)
-            out[filled:filled + k] = chunk[self._offset:self._offset + k]
+            out[filled : filled + k] = chunk[self._offset : self._offset + k]
             filled += k
             self._offset += k
             if self._offset >= chunk.size:
@@ -180,7 +180,7 @@ def place_on_timeline(frames: Iterable[TimedFrame], origin: float, rate: int = R
         if p + s.size <= 0:
             continue
         lo = max(p, 0)
-        out[lo:p + s.size] = s[lo - p:]
+        out[lo : p + s.size] = s[lo - p :]
     return out
 
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from softphone.errors import SipParseError
 from softphone.message import SipMessage, split_quoted
 
-_HASHES = {"MD5": hashlib.md5, "MD5-SESS": hashlib.md5, "SHA-256": hashlib.sha256,
-           "SHA-256-SESS": hashlib.sha256}
+_HASHES = {"MD5": hashlib.md5, "MD5-SESS": hashlib.md5, "SHA-256": hashlib.sha256, "SHA-256-SESS": hashlib.sha256}
 # Preference when a server offers several challenges (RFC 8760 lets it offer one per algorithm).
 _PREFERENCE = ("MD5", "SHA-256", "MD5-SESS", "SHA-256-SESS")
 
@@ -76,8 +75,13 @@ def parse_challenge(value: str, *, proxy: bool = False) -> Challenge:
         raise SipParseError("digest challenge without realm or nonce")
     qop = tuple(q.strip().lower() for q in p.get("qop", "").split(",") if q.strip())
     return Challenge(
-        realm=p["realm"], nonce=p["nonce"], algorithm=p.get("algorithm", "MD5").upper(),
-        qop=qop, opaque=p.get("opaque"), stale=p.get("stale", "").lower() == "true", proxy=proxy,
+        realm=p["realm"],
+        nonce=p["nonce"],
+        algorithm=p.get("algorithm", "MD5").upper(),
+        qop=qop,
+        opaque=p.get("opaque"),
+        stale=p.get("stale", "").lower() == "true",
+        proxy=proxy,
     )
 
 
@@ -97,9 +101,7 @@ def pick_challenge(response: SipMessage) -> Challenge | None:
     return candidates[0] if candidates else None
 
 
-def digest_response(
-    ch: Challenge, username: str, password: str, method: str, uri: str, *, cnonce: str, nc: int
-) -> str:
+def digest_response(ch: Challenge, username: str, password: str, method: str, uri: str, *, cnonce: str, nc: int) -> str:
     """The ``response=`` value (RFC 2617 3.2.2.1)."""
     h = _HASHES[ch.algorithm]
 
@@ -116,15 +118,25 @@ def digest_response(
 
 
 def authorization_value(
-    ch: Challenge, username: str, password: str, method: str, uri: str,
-    *, nc: int = 1, cnonce: str | None = None,
+    ch: Challenge,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    *,
+    nc: int = 1,
+    cnonce: str | None = None,
 ) -> str:
     """Build the Authorization / Proxy-Authorization header value for one request."""
     cnonce = cnonce or secrets.token_hex(8)
     resp = digest_response(ch, username, password, method, uri, cnonce=cnonce, nc=nc)
     parts = [
-        f'username="{username}"', f'realm="{ch.realm}"', f'nonce="{ch.nonce}"',
-        f'uri="{uri}"', f'response="{resp}"', f"algorithm={ch.algorithm}",
+        f'username="{username}"',
+        f'realm="{ch.realm}"',
+        f'nonce="{ch.nonce}"',
+        f'uri="{uri}"',
+        f'response="{resp}"',
+        f"algorithm={ch.algorithm}",
     ]
     if ch.opaque is not None:
         parts.append(f'opaque="{ch.opaque}"')
@@ -145,5 +157,4 @@ class DigestSession:
         """Return ``(header_name, value)`` answering ``ch`` for ``method uri``."""
         nc = self._nc.get(ch.nonce, 0) + 1
         self._nc = {ch.nonce: nc}
-        return ch.response_header, authorization_value(
-            ch, self.username, self.password, method, uri, nc=nc)
+        return ch.response_header, authorization_value(ch, self.username, self.password, method, uri, nc=nc)

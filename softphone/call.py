@@ -70,8 +70,9 @@ class Call:
         media: the :class:`~softphone.media.RtpStream`.
     """
 
-    def __init__(self, endpoint: SipEndpoint, media: RtpStream, local_sdp: LocalSdp, *,
-                 call_id: str, direction: str, state: str) -> None:
+    def __init__(
+        self, endpoint: SipEndpoint, media: RtpStream, local_sdp: LocalSdp, *, call_id: str, direction: str, state: str
+    ) -> None:
         self._ep = endpoint
         self.media = media
         self.local_sdp = local_sdp
@@ -272,9 +273,13 @@ class Call:
             # an INVITE without SDP asks us for an offer; an UPDATE without SDP wants none
             with_sdp = method == "INVITE" or bool(request.body)
             sdp_headers = [("Content-Type", "application/sdp")] if with_sdp else []
-            self._ep.respond(txn, 200, to_tag=dialog.local_tag,
-                             body=self.local_sdp.to_bytes() if with_sdp else b"",
-                             headers=[("Contact", self._ep.contact), ("Allow", ALLOW)] + sdp_headers)
+            self._ep.respond(
+                txn,
+                200,
+                to_tag=dialog.local_tag,
+                body=self.local_sdp.to_bytes() if with_sdp else b"",
+                headers=[("Contact", self._ep.contact), ("Allow", ALLOW)] + sdp_headers,
+            )
             if method == "INVITE":
                 self._pending_ack = txn
                 self._tasks.spawn(txn.retransmit_until_ack(), "reinvite-2xx")

@@ -97,7 +97,8 @@ class SipEndpoint:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(self.local_ip, self.port))
+            lambda: _Protocol(self), local_addr=(self.local_ip, self.port)
+        )
         self._transport = transport
         self.port = transport.get_extra_info("sockname")[1]
 
@@ -117,9 +118,16 @@ class SipEndpoint:
             log.debug("SIP out to %s:\n%s", addr, data.decode(errors="replace"))
             self._transport.sendto(data, addr)
 
-    def respond(self, txn: ServerTransaction, status: int, reason: str = "", *,
-                to_tag: str | None = None, headers: list[tuple[str, str]] | None = None,
-                body: bytes = b"") -> SipMessage:
+    def respond(
+        self,
+        txn: ServerTransaction,
+        status: int,
+        reason: str = "",
+        *,
+        to_tag: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> SipMessage:
         extra = [("Server", self.user_agent)] + (headers or [])
         resp = make_response(txn.request, status, reason, to_tag=to_tag, headers=extra, body=body)
         txn.respond(resp)

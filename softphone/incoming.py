@@ -37,9 +37,17 @@ class IncomingCall:
         call: the :class:`Call` once answered.
     """
 
-    def __init__(self, endpoint: SipEndpoint, invite: SipMessage, txn: ServerTransaction, *,
-                 remote_media: MediaDescription | None, codecs: list[str],
-                 rtp_ports: tuple[int, int], on_answer: Callable[[Call], None]) -> None:
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        invite: SipMessage,
+        txn: ServerTransaction,
+        *,
+        remote_media: MediaDescription | None,
+        codecs: list[str],
+        rtp_ports: tuple[int, int],
+        on_answer: Callable[[Call], None],
+    ) -> None:
         self._ep = endpoint
         self._txn = txn
         self._codecs = codecs
@@ -72,8 +80,9 @@ class IncomingCall:
     def ring(self, status: int = 180) -> None:
         """Send 180 Ringing (or 183) with our To tag and Contact."""
         if self.state in ("trying", "ringing"):
-            self._ep.respond(self._txn, status, to_tag=self.local_tag,
-                             headers=[("Contact", self._ep.contact), ("Allow", ALLOW)])
+            self._ep.respond(
+                self._txn, status, to_tag=self.local_tag, headers=[("Contact", self._ep.contact), ("Allow", ALLOW)]
+            )
             self.state = "ringing"
 
     async def answer(self, *, wait_ack: bool = True) -> Call:
@@ -95,8 +104,7 @@ class IncomingCall:
             local_sdp, _ = answer_for(self.remote_media, self._ep.local_ip, media.port, self._codecs)
         else:
             local_sdp = LocalSdp(self._ep.local_ip, media.port, list(self._codecs))
-        call = Call(self._ep, media, local_sdp, call_id=self.call_id, direction="incoming",
-                    state="answering")
+        call = Call(self._ep, media, local_sdp, call_id=self.call_id, direction="incoming", state="answering")
         call.dialog = Dialog.from_uas(self.invite, self.local_tag)
         if self.invite.body:
             call._apply_remote_sdp(self.invite.body)
@@ -105,9 +113,13 @@ class IncomingCall:
         self.state = "answered"
         self.call = call
         call._pending_ack = self._txn
-        self._ep.respond(self._txn, 200, to_tag=self.local_tag, body=local_sdp.to_bytes(),
-                         headers=[("Contact", self._ep.contact), ("Allow", ALLOW),
-                                  ("Content-Type", "application/sdp")])
+        self._ep.respond(
+            self._txn,
+            200,
+            to_tag=self.local_tag,
+            body=local_sdp.to_bytes(),
+            headers=[("Contact", self._ep.contact), ("Allow", ALLOW), ("Content-Type", "application/sdp")],
+        )
         call._start_media()
         self._on_answer(call)
         if not wait_ack:

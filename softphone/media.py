@@ -228,8 +228,14 @@ class RtpStream:
             digit, end, duration = self._dtmf.popleft()
             if duration == FRAME and not end:
                 self._dtmf_event_ts = self._ts
-            pkt = RtpPacket(self.telephone_event_pt, self._seq, self._dtmf_event_ts, self.ssrc,
-                            dtmf_payload(digit, end, duration), marker=duration == FRAME and not end)
+            pkt = RtpPacket(
+                self.telephone_event_pt,
+                self._seq,
+                self._dtmf_event_ts,
+                self.ssrc,
+                dtmf_payload(digit, end, duration),
+                marker=duration == FRAME and not end,
+            )
             self._dtmf_sent += 1
         else:
             if self._dtmf:
@@ -241,8 +247,7 @@ class RtpStream:
             if echo is not None and self._echo is not None:
                 frame = mix(frame, echo, self._echo.gain)
             payload = self.codec.encode(frame)
-            pkt = RtpPacket(self.codec.payload_type, self._seq, self._ts, self.ssrc, payload,
-                            marker=marker)
+            pkt = RtpPacket(self.codec.payload_type, self._seq, self._ts, self.ssrc, payload, marker=marker)
             self.tx_log.append((time.monotonic(), self._ts, self.codec.payload_type, payload))
         try:
             self._sock.sendto(pkt.to_bytes(), self.remote)
@@ -298,15 +303,19 @@ class RtpStream:
         return codec_for(AUDIO_PTS[payload_type]).decode(payload)
 
     # --- recordings ----------------------------------------------------------------
-    def received_audio(self, origin: float, sample_rate: int = RATE, until: float | None = None,
-                       before: float | None = None) -> Pcm:
+    def received_audio(
+        self, origin: float, sample_rate: int = RATE, until: float | None = None, before: float | None = None
+    ) -> Pcm:
         """Decoded received audio on a timeline starting at ``origin`` (monotonic).
 
         With ``until`` the track is zero-padded up to that instant, so a far end that stopped
         sending shows up as trailing silence; with ``before`` only packets that arrived earlier count.
         """
-        frames = [TimedFrame(t, ts, 0, self._decode(pt, payload))
-                  for t, _, ts, pt, payload in self.rx_packets if before is None or t < before]
+        frames = [
+            TimedFrame(t, ts, 0, self._decode(pt, payload))
+            for t, _, ts, pt, payload in self.rx_packets
+            if before is None or t < before
+        ]
         track = place_on_timeline(frames, origin)
         if until is not None:
             wanted = int((until - origin) * RATE)

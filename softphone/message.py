@@ -18,30 +18,74 @@ from dataclasses import dataclass, field
 from softphone.errors import SipParseError
 
 COMPACT_FORMS = {
-    "a": "accept-contact", "b": "referred-by", "c": "content-type", "d": "request-disposition",
-    "e": "content-encoding", "f": "from", "i": "call-id", "j": "reject-contact", "k": "supported",
-    "l": "content-length", "m": "contact", "o": "event", "r": "refer-to", "s": "subject",
-    "t": "to", "u": "allow-events", "v": "via", "x": "session-expires",
+    "a": "accept-contact",
+    "b": "referred-by",
+    "c": "content-type",
+    "d": "request-disposition",
+    "e": "content-encoding",
+    "f": "from",
+    "i": "call-id",
+    "j": "reject-contact",
+    "k": "supported",
+    "l": "content-length",
+    "m": "contact",
+    "o": "event",
+    "r": "refer-to",
+    "s": "subject",
+    "t": "to",
+    "u": "allow-events",
+    "v": "via",
+    "x": "session-expires",
 }
 _SPECIAL_CASE = {
-    "call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate",
-    "mime-version": "MIME-Version", "rack": "RAck", "rseq": "RSeq",
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
+    "mime-version": "MIME-Version",
+    "rack": "RAck",
+    "rseq": "RSeq",
     "p-asserted-identity": "P-Asserted-Identity",
 }
 # Headers whose value is a comma-separated list of independent elements (RFC 3261 7.3.1).
 # WWW-Authenticate & co. are deliberately absent: their single value contains commas.
-LIST_HEADERS = frozenset({
-    "via", "route", "record-route", "contact", "allow", "supported", "require",
-    "proxy-require", "unsupported", "accept", "allow-events",
-})
+LIST_HEADERS = frozenset(
+    {
+        "via",
+        "route",
+        "record-route",
+        "contact",
+        "allow",
+        "supported",
+        "require",
+        "proxy-require",
+        "unsupported",
+        "accept",
+        "allow-events",
+    }
+)
 REASONS = {
-    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 183: "Session Progress",
-    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 407: "Proxy Authentication Required",
-    408: "Request Timeout", 480: "Temporarily Unavailable",
-    481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
-    488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
-    503: "Service Unavailable", 603: "Decline",
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    503: "Service Unavailable",
+    603: "Decline",
 }
 _STATUS_LINE = re.compile(r"^SIP/2\.0\s+(\d{3})\s*(.*)$", re.IGNORECASE)
 _REQUEST_LINE = re.compile(r"^([A-Za-z]+)\s+(\S+)\s+SIP/2\.0$", re.IGNORECASE)
@@ -165,7 +209,7 @@ class NameAddr:
             if gt < 0:
                 raise SipParseError(f"unterminated <uri> in {text!r}")
             display = text[:lt].strip().strip('"')
-            return cls(text[lt + 1:gt].strip(), display, parse_params(text[gt + 1:]))
+            return cls(text[lt + 1 : gt].strip(), display, parse_params(text[gt + 1 :]))
         # addr-spec without brackets: everything after the first ';' is a header parameter
         uri, _, ptext = text.partition(";")
         return cls(uri.strip(), "", parse_params(ptext))
@@ -325,7 +369,7 @@ def parse_message(data: bytes) -> SipMessage:
     sep, sep_len = data.find(b"\r\n\r\n"), 4
     if sep < 0:
         sep, sep_len = data.find(b"\n\n"), 2
-    head_bytes, body = (data, b"") if sep < 0 else (data[:sep], data[sep + sep_len:])
+    head_bytes, body = (data, b"") if sep < 0 else (data[:sep], data[sep + sep_len :])
     try:
         head = head_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:

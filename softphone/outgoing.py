@@ -34,11 +34,18 @@ class OutgoingCall(Call):
         last_provisional: the latest 1xx response.
     """
 
-    def __init__(self, endpoint: SipEndpoint, media: RtpStream, local_sdp: LocalSdp, *,
-                 call_id: str, request_uri: str, dest: Address,
-                 headers: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(endpoint, media, local_sdp, call_id=call_id, direction="outgoing",
-                         state="calling")
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        media: RtpStream,
+        local_sdp: LocalSdp,
+        *,
+        call_id: str,
+        request_uri: str,
+        dest: Address,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(endpoint, media, local_sdp, call_id=call_id, direction="outgoing", state="calling")
         self.request_uri = request_uri
         self.dest = dest
         self.ringing = asyncio.Event()
@@ -77,8 +84,7 @@ class OutgoingCall(Call):
         # RFC 3261 9.1: no CANCEL before a provisional response has arrived.
         waiter = asyncio.ensure_future(self._provisional.wait())
         try:
-            await asyncio.wait([waiter, self._result], timeout=64 * T1,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([waiter, self._result], timeout=64 * T1, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
         txn, invite = self._invite_txn, self._invite
@@ -181,8 +187,7 @@ class OutgoingCall(Call):
                 failure = CallFailed(488, f"Not Acceptable Here ({exc})")
         if failure is not None:
             await self.hangup()
-            self.end_reason, self.end_status = ("cancelled" if self._cancel_requested else "failed",
-                                                failure.status)
+            self.end_reason, self.end_status = ("cancelled" if self._cancel_requested else "failed", failure.status)
             self._result.set_exception(failure)
             return
         self._start_media()

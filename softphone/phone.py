@@ -73,8 +73,7 @@ class Phone:
         self.codecs = [c.upper() for c in codecs]
         self.auto_ring = auto_ring
         self.rtp_ports = rtp_ports
-        self._ep = SipEndpoint(ext, password, server, self.local_ip, sip_port, domain, display_name,
-                               user_agent)
+        self._ep = SipEndpoint(ext, password, server, self.local_ip, sip_port, domain, display_name, user_agent)
         self._ep.out_of_dialog = self._out_of_dialog
         self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
         self._pending: list[IncomingCall] = []
@@ -208,21 +207,31 @@ class Phone:
         suffix = f":{port}" if self._ep.domain == host and port != 5060 else ""
         return f"sip:{target}@{self._ep.domain}{suffix}", self.server
 
-    async def dial(self, target: str | Address, *,
-                   headers: list[tuple[str, str]] | None = None) -> OutgoingCall:
+    async def dial(self, target: str | Address, *, headers: list[tuple[str, str]] | None = None) -> OutgoingCall:
         """Send an INVITE and return at once; ``await call.answered()`` for the outcome."""
         uri, dest = self._resolve(target)
         media = RtpStream(self.local_ip, self.rtp_ports)
         await media.open()
-        call = OutgoingCall(self._ep, media, LocalSdp(self.local_ip, media.port, list(self.codecs)),
-                            call_id=new_call_id(self.local_ip), request_uri=uri, dest=dest,
-                            headers=headers)
+        call = OutgoingCall(
+            self._ep,
+            media,
+            LocalSdp(self.local_ip, media.port, list(self.codecs)),
+            call_id=new_call_id(self.local_ip),
+            request_uri=uri,
+            dest=dest,
+            headers=headers,
+        )
         self._track(call)
         call.start()
         return call
 
-    async def call(self, target: str | Address, timeout: float = 30.0, *,  # noqa: ASYNC109
-                   headers: list[tuple[str, str]] | None = None) -> OutgoingCall:
+    async def call(
+        self,
+        target: str | Address,
+        timeout: float = 30.0,
+        *,  # noqa: ASYNC109
+        headers: list[tuple[str, str]] | None = None,
+    ) -> OutgoingCall:
         """Dial and wait for the answer (200 received, ACK sent).
 
         Raises:
@@ -256,8 +265,9 @@ class Phone:
         if method == "INVITE":
             self._on_invite(req, txn)
         elif method == "OPTIONS":
-            self._ep.respond(txn, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp"),
-                                                ("Contact", self._ep.contact)])
+            self._ep.respond(
+                txn, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp"), ("Contact", self._ep.contact)]
+            )
         elif method in ("NOTIFY", "MESSAGE"):
             self._ep.respond(txn, 200)
         elif method == "UPDATE" and not req.body:
@@ -280,8 +290,9 @@ class Phone:
                 self._ep.respond(txn, 488)
                 return
         self._ep.respond(txn, 100)
-        inc = IncomingCall(self._ep, req, txn, remote_media=remote, codecs=self.codecs,
-                           rtp_ports=self.rtp_ports, on_answer=self._track)
+        inc = IncomingCall(
+            self._ep, req, txn, remote_media=remote, codecs=self.codecs, rtp_ports=self.rtp_ports, on_answer=self._track
+        )
         if self.auto_ring:
             inc.ring()
         self._pending = [p for p in self._pending if p.state in ("trying", "ringing")] + [inc]

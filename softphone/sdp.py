@@ -173,8 +173,7 @@ class LocalSdp:
         return ("\r\n".join(lines) + "\r\n").encode()
 
 
-def answer_for(offer: MediaDescription, address: str, port: int, supported: list[str]) -> tuple[
-        LocalSdp, Negotiated]:
+def answer_for(offer: MediaDescription, address: str, port: int, supported: list[str]) -> tuple[LocalSdp, Negotiated]:
     """Our SDP answer to ``offer`` and the negotiated result.
 
     Raises:

@@ -108,9 +108,7 @@ class ClientTransaction:
             limits = [] if waiting_forever else [deadline, next_send]
             if self.give_up_at is not None:
                 limits.append(self.give_up_at)
-            if (self.give_up_at is not None and now >= self.give_up_at) or (
-                not waiting_forever and now >= deadline
-            ):
+            if (self.give_up_at is not None and now >= self.give_up_at) or (not waiting_forever and now >= deadline):
                 raise TransactionTimeout(f"{self.method} to {self.dest}: no final response")
             if not waiting_forever and now >= next_send:
                 self._send(self._data, self.dest)

@@ -1,10 +1,10 @@
 """``python -m stack up|down|phones|demo|status|render`` — what the make targets call.
 
-    up      PostgreSQL/Redis checked (installed on Debian if missing), database migrated, Asterisk
-            started in its chroot, then the ARI app, the web console and a Celery worker.
-    down    stops everything ``up`` started and unmounts the chroot.
-    phones  prints the SIP server address and every extension's credentials as JSON.
-    demo    ``up``, then a scripted phone calls an extension that does not answer and talks to the AI.
+up      PostgreSQL/Redis checked (installed on Debian if missing), database migrated, Asterisk
+        started in its chroot, then the ARI app, the web console and a Celery worker.
+down    stops everything ``up`` started and unmounts the chroot.
+phones  prints the SIP server address and every extension's credentials as JSON.
+demo    ``up``, then a scripted phone calls an extension that does not answer and talks to the AI.
 """
 
 from __future__ import annotations
@@ -73,8 +73,13 @@ def up(cfg: StackConfig) -> None:
         except OSError:
             return False
 
-    _wait(lambda: _http_ok(f"http://127.0.0.1:{cfg.chroma_port}/api/v2/heartbeat"), 60, "the knowledge store",
-          cfg, "chroma")
+    _wait(
+        lambda: _http_ok(f"http://127.0.0.1:{cfg.chroma_port}/api/v2/heartbeat"),
+        60,
+        "the knowledge store",
+        cfg,
+        "chroma",
+    )
     _wait(app_connected, 90, "the ARI app", cfg, "ariapp")
     _wait(lambda: _http_ok(f"http://127.0.0.1:{cfg.web_port}/health"), 60, "the web console", cfg, "web")
     print(ready_message(cfg), flush=True)
@@ -83,10 +88,12 @@ def up(cfg: StackConfig) -> None:
 def ready_message(cfg: StackConfig) -> str:
     """What `make up` prints at the end: where things are, and where the admin password is (never the password:
     terminals are scrolled back, shared and recorded)."""
-    return (f"stack up: Asterisk, ARI app, web console http://127.0.0.1:{cfg.web_port}/ and Celery workers running."
-            f"\nconsole login: admin; the password is AIPBX_CONSOLE_ADMIN_PASSWORD in {REPO / '.env'}"
-            f" (grep AIPBX_CONSOLE_ADMIN_PASSWORD .env)"
-            f"\nlogs: {cfg.log_dir}")
+    return (
+        f"stack up: Asterisk, ARI app, web console http://127.0.0.1:{cfg.web_port}/ and Celery workers running."
+        f"\nconsole login: admin; the password is AIPBX_CONSOLE_ADMIN_PASSWORD in {REPO / '.env'}"
+        f" (grep AIPBX_CONSOLE_ADMIN_PASSWORD .env)"
+        f"\nlogs: {cfg.log_dir}"
+    )
 
 
 def down(cfg: StackConfig) -> None:
@@ -115,8 +122,11 @@ def status(cfg: StackConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack")
     parser.add_argument("command", choices=["up", "down", "phones", "demo", "status", "render"])
-    parser.add_argument("--docker", action="store_true",
-                        help="render: the Asterisk container's layout, into var/docker/asterisk/etc (to inspect)")
+    parser.add_argument(
+        "--docker",
+        action="store_true",
+        help="render: the Asterisk container's layout, into var/docker/asterisk/etc (to inspect)",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = dev_config()

@@ -45,8 +45,12 @@ def _fill(template: str, values: dict[str, str], name: str) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
-MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/asterisk/modules", "/usr/lib/aarch64-linux-gnu/asterisk/modules",
-               "/usr/lib/asterisk/modules", "/usr/lib64/asterisk/modules")
+MODULE_DIRS = (
+    "/usr/lib/x86_64-linux-gnu/asterisk/modules",
+    "/usr/lib/aarch64-linux-gnu/asterisk/modules",
+    "/usr/lib/asterisk/modules",
+    "/usr/lib64/asterisk/modules",
+)
 
 
 def _module_dir(cfg: StackConfig) -> str:
@@ -86,8 +90,9 @@ def _dialplan(cfg: StackConfig) -> str:
     for ext in cfg.directory:
         notice = notice_sound(ext.language) if ext.recorded and cfg.directory.notice_text(ext.language) else ""
         lines.append(f"exten => {ext.ext},1,Set(__AIPBX_CALL_ID=${{UNIQUEID}})")
-        lines.append(f" same => n,Gosub(aipbx-call,s,1({ext.ext},{cfg.ring_seconds(ext.ext)},{ext.recording},"
-                     f"{notice}))")
+        lines.append(
+            f" same => n,Gosub(aipbx-call,s,1({ext.ext},{cfg.ring_seconds(ext.ext)},{ext.recording},{notice}))"
+        )
         lines.append(" same => n,Hangup()")
     return "\n".join(lines)
 
@@ -95,11 +100,16 @@ def _dialplan(cfg: StackConfig) -> str:
 # Where Asterisk's writable directories are inside the production container (docker/asterisk), and
 # its log: JSON lines on the console (the container's stdout), no log file growing inside the container.
 DOCKER_LAYOUT = {
-    "ETC_DIR": "/etc/asterisk", "DB_DIR": "/var/lib/asterisk", "SPOOL_DIR": "/var/spool/asterisk",
-    "RUN_DIR": "/var/run/asterisk", "LOG_DIR": "/var/log/asterisk", "REC_DIR": "/var/spool/aipbx/recordings",
+    "ETC_DIR": "/etc/asterisk",
+    "DB_DIR": "/var/lib/asterisk",
+    "SPOOL_DIR": "/var/spool/asterisk",
+    "RUN_DIR": "/var/run/asterisk",
+    "LOG_DIR": "/var/log/asterisk",
+    "REC_DIR": "/var/spool/aipbx/recordings",
     "SOUNDS_DIR": "/var/spool/aipbx/sounds",
     "MODULE_DIR": MODULE_DIRS[0],
-    "FILE_LOG": "; no log file: the console (stdout) is the container's log", "CONSOLE_LOG_FORMAT": "[json]",
+    "FILE_LOG": "; no log file: the console (stdout) is the container's log",
+    "CONSOLE_LOG_FORMAT": "[json]",
 }
 
 
@@ -110,8 +120,11 @@ def render(cfg: StackConfig, etc_dir: Path, layout: dict[str, str] | None = None
     """
     root = cfg.root_in_chroot
     values = {
-        "ETC_DIR": f"{root}/etc", "DB_DIR": f"{root}/lib", "SPOOL_DIR": f"{root}/spool",
-        "RUN_DIR": f"{root}/run", "LOG_DIR": f"{root}/log",
+        "ETC_DIR": f"{root}/etc",
+        "DB_DIR": f"{root}/lib",
+        "SPOOL_DIR": f"{root}/spool",
+        "RUN_DIR": f"{root}/run",
+        "LOG_DIR": f"{root}/log",
         "MODULE_DIR": _module_dir(cfg),
         "SYSTEM_NAME": cfg.name,
         "HTTP_BIND": "127.0.0.1",
@@ -229,7 +242,10 @@ class Asterisk:
         log = open(self.cfg.log_dir / "asterisk.out", "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             self._command("-f", "-U", "asterisk", "-G", "asterisk"),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self.pid_file.write_text(str(self.proc.pid))
@@ -352,4 +368,3 @@ def _other_instances_running(cfg: StackConfig) -> bool:
         except OSError:
             continue
     return False
-

@@ -40,12 +40,17 @@ APP_UID = 10001  # the app image's aipbx user and the Asterisk image's asterisk 
 #: its ``/run/secrets`` -> file in ``secrets/``. compose.yaml mounts volume ``secrets-<group>``.
 SHARES: dict[str, tuple[int, dict[str, str]]] = {
     "asterisk": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD", SIP_PASSWORDS_FILE: SIP_PASSWORDS_FILE}),
-    "ariapp": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD",
-                         "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS"}),
+    "ariapp": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD", "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS"}),
     # web, events, worker, beat, migrate: one Django deployment (the admin password is migrate's).
-    "console": (APP_UID, {"DJANGO_SECRET_KEY": "DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS",
-                          "PGPASSWORD": "POSTGRES_PASSWORD",  # libpq's variable; the URL has no password
-                          "AIPBX_CONSOLE_ADMIN_PASSWORD": "AIPBX_CONSOLE_ADMIN_PASSWORD"}),
+    "console": (
+        APP_UID,
+        {
+            "DJANGO_SECRET_KEY": "DJANGO_SECRET_KEY",
+            "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS",
+            "PGPASSWORD": "POSTGRES_PASSWORD",  # libpq's variable; the URL has no password
+            "AIPBX_CONSOLE_ADMIN_PASSWORD": "AIPBX_CONSOLE_ADMIN_PASSWORD",
+        },
+    ),
     "postgres": (999, {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"}),  # the official image's postgres user
     "grafana": (472, {"GRAFANA_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD"}),  # the official image's user
 }
@@ -128,8 +133,9 @@ def share(secrets_dir: Path, shares_dir: Path) -> list[str]:
             if stale.name not in files:
                 stale.unlink()
         for name, source in files.items():
-            _write_private(target / name, (secrets_dir / source).read_text(encoding="utf-8"), 0o400,
-                           uid if root else None)
+            _write_private(
+                target / name, (secrets_dir / source).read_text(encoding="utf-8"), 0o400, uid if root else None
+            )
         target.chmod(0o500)
         if root:
             os.chown(target, uid, uid)
@@ -162,11 +168,17 @@ def setup(root: Path, shares_dir: Path | None = None) -> list[str]:
             added.append(f"secrets/{name}")
     sip_path = secrets_dir / SIP_PASSWORDS_FILE
     sip = read_env_file(sip_path)
-    missing = {name: make() for name, make in generators.items()
-               if name.startswith("AIPBX_SIP_PASSWORD_") and not sip.get(name)}
+    missing = {
+        name: make()
+        for name, make in generators.items()
+        if name.startswith("AIPBX_SIP_PASSWORD_") and not sip.get(name)
+    }
     if missing or not sip_path.exists():
-        lines = sip_path.read_text(encoding="utf-8").rstrip("\n").splitlines() if sip_path.exists() else [
-            "# One SIP password per extension of asterisk/extensions.yaml (random per install)."]
+        lines = (
+            sip_path.read_text(encoding="utf-8").rstrip("\n").splitlines()
+            if sip_path.exists()
+            else ["# One SIP password per extension of asterisk/extensions.yaml (random per install)."]
+        )
         lines += [f"{name}={value}" for name, value in missing.items()]
         _write_private(sip_path, "\n".join(lines) + "\n")
         added += [f"secrets/{SIP_PASSWORDS_FILE}: {name}" for name in missing]
@@ -208,8 +220,10 @@ def asterisk_config(env: Mapping[str, str]):
     wanted = ["AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{ext.ext}" for ext in directory)]
     missing = [name for name in wanted if not env.get(name, "").strip()]
     if missing:
-        raise ContainerError(f"no value for {', '.join(missing)}: run the set-up once more "
-                             "(docker compose up runs it first; or make docker-env), then restart")
+        raise ContainerError(
+            f"no value for {', '.join(missing)}: run the set-up once more "
+            "(docker compose up runs it first; or make docker-env), then restart"
+        )
 
     def integer(name: str) -> int:
         raw = env.get(name, "").strip() or SETTINGS[name]
@@ -248,8 +262,7 @@ def render_asterisk(env: Mapping[str, str], etc_dir: Path = ASTERISK_ETC) -> lis
 def run_asterisk() -> None:
     env = environment()
     render_asterisk(env)
-    print(f"rendered {ASTERISK_ETC} for instance {env.get('AIPBX_INSTANCE') or SETTINGS['AIPBX_INSTANCE']}",
-          flush=True)
+    print(f"rendered {ASTERISK_ETC} for instance {env.get('AIPBX_INSTANCE') or SETTINGS['AIPBX_INSTANCE']}", flush=True)
     # Already the asterisk user (the image's USER): runuser/rungroup in asterisk.conf match, no -U.
     os.execvp("asterisk", ["asterisk", "-f", "-n", "-C", str(ASTERISK_ETC / "asterisk.conf")])
 

@@ -38,10 +38,19 @@ DEMO_KNOWLEDGE = REPO / "knowledge" / "demo" / "1002.md"
 
 
 def _import_knowledge(cfg: StackConfig) -> None:
-    env = {**os.environ, **cfg.process_env(), "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev",
-           "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "manage.py", "import_knowledge", "--owner", CALLEE, str(DEMO_KNOWLEDGE)],
-                   cwd=REPO, env=env, check=True, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        **cfg.process_env(),
+        "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev",
+        "PYTHONPATH": str(REPO),
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "import_knowledge", "--owner", CALLEE, str(DEMO_KNOWLEDGE)],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def _until(predicate, timeout: float, what: str) -> None:
@@ -72,8 +81,10 @@ async def _demo_call(cfg: StackConfig) -> dict:
         await callee.register(expires=120)
         await caller.register(expires=120)
         ring = cfg.ring_seconds(CALLEE)
-        print(f"\n{CALLER} calls {CALLEE}; {CALLEE} rings and does not answer (no-answer timeout {ring} s) ...",
-              flush=True)
+        print(
+            f"\n{CALLER} calls {CALLEE}; {CALLEE} rings and does not answer (no-answer timeout {ring} s) ...",
+            flush=True,
+        )
         started = time.monotonic()
         call = await caller.call(CALLEE, timeout=ring + 20)
         print(f"answered by the AI after {time.monotonic() - started:.1f} s", flush=True)
@@ -115,8 +126,10 @@ async def _learning_story(cfg: StackConfig) -> dict:
     from softphone.voice import speech
 
     server = ("127.0.0.1", cfg.sip_port)
-    phones = {ext: Phone(ext=ext, password=cfg.sip_password(ext), server=server, local_ip="127.0.0.1")
-              for ext in (CALLER, CALLEE, LATER)}
+    phones = {
+        ext: Phone(ext=ext, password=cfg.sip_password(ext), server=server, local_ip="127.0.0.1")
+        for ext in (CALLER, CALLEE, LATER)
+    }
     for phone in phones.values():
         await phone.start()
     try:
@@ -146,8 +159,10 @@ async def _learning_story(cfg: StackConfig) -> dict:
     learned = await asyncio.to_thread(_learned, cfg, call_id)
     print(f"\nwhat {CALLEE}'s AI learned from that call ({learned.get('status')}):", flush=True)
     for item in learned.get("items", []):
-        print(f'  [{item["status"]}, said by the {item["speaker"]} at {item["span"]["start_s"]:.1f} s] '
-              f'"{item["text"]}"', flush=True)
+        print(
+            f'  [{item["status"]}, said by the {item["speaker"]} at {item["span"]["start_s"]:.1f} s] "{item["text"]}"',
+            flush=True,
+        )
     try:
         await phones[LATER].register(expires=120)
         print(f"\n{LATER} calls {CALLEE}, who is away: the AI answers at once ...", flush=True)
@@ -172,10 +187,20 @@ async def _learning_story(cfg: StackConfig) -> dict:
 
 def _learned(cfg: StackConfig, call_id: str) -> dict:
     """What the worker learned from ``call_id`` (waits for it: transcript, then extraction)."""
-    env = {**os.environ, **cfg.process_env(), "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev",
-           "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "manage.py", "learned_from_call", call_id, "--wait", "90"], cwd=REPO,
-                         env=env, capture_output=True, text=True, check=False)
+    env = {
+        **os.environ,
+        **cfg.process_env(),
+        "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev",
+        "PYTHONPATH": str(REPO),
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", "learned_from_call", call_id, "--wait", "90"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         return {"status": f"not learned: {out.stderr.strip()[-200:]}", "items": []}
     return json.loads(out.stdout)
@@ -200,17 +225,24 @@ def run_demo(cfg: StackConfig) -> int:
         folder = cfg.recordings_dir / cdr["call_id"]
         names = ", ".join(n for n in CALL_FILES if sealing.exists(folder, n))
         sealed = cfg.secrets.get(sealing.ENV_VAR)
-        print(f"\nrecordings: {folder}/ ({names})" + (
-            "\n  sealed at rest (.enc, AES-256-GCM); listen with the console, or: "
-            f"AIPBX_RECORDINGS_KEYS=... python -m ariapp.sealing cat {folder} mixed.wav > mixed.wav"
-            if sealed else "\n  stored in clear: AIPBX_RECORDINGS_KEYS is not set"))
+        print(
+            f"\nrecordings: {folder}/ ({names})"
+            + (
+                "\n  sealed at rest (.enc, AES-256-GCM); listen with the console, or: "
+                f"AIPBX_RECORDINGS_KEYS=... python -m ariapp.sealing cat {folder} mixed.wav > mixed.wav"
+                if sealed
+                else "\n  stored in clear: AIPBX_RECORDINGS_KEYS is not set"
+            )
+        )
         print(f"CDR: {json.dumps(cdr, ensure_ascii=False)}")
     story = asyncio.run(_learning_story(cfg))
     print(f'\nwhat {LATER} heard from {CALLEE}\'s AI (transcribed offline):\n  AI answer:   "{story["answer"]}"')
     print(f"  (the call it learned from: http://127.0.0.1:{cfg.web_port}/calls/{story['call_id']}/)")
     phones = cfg.phones()
-    print(f"\nThe stack keeps running. Register a softphone (Zoiper, Linphone, MicroSIP...) to "
-          f"{phones['sip_server']}:{phones['sip_port']} (UDP):")
+    print(
+        f"\nThe stack keeps running. Register a softphone (Zoiper, Linphone, MicroSIP...) to "
+        f"{phones['sip_server']}:{phones['sip_port']} (UDP):"
+    )
     for ext in phones["extensions"]:
         print(f"  {ext['extension']:>6}  {ext['owner']:<14} password {ext['password']}")
     print(f"Web console: http://127.0.0.1:{cfg.web_port}/   Stop everything: make down")

@@ -66,8 +66,9 @@ class AppProcess:
         env = {**os.environ, **self.cfg.process_env(), **self.extra_env, "PYTHONPATH": str(REPO)}
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ariapp"], cwd=REPO, env=env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ariapp"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -28,8 +28,11 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def _apt_install(*packages: str) -> None:
     subprocess.run(["apt-get", "update", "-qq"], check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *packages],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
 
 
 def _can_install() -> bool:
@@ -49,8 +52,10 @@ def ensure_postgres() -> None:
     if port_open("127.0.0.1", 5432):
         return
     if not _can_install():
-        raise PrereqError("PostgreSQL is not listening on 127.0.0.1:5432. Install and start it "
-                          "(Debian: apt-get install postgresql), or run make up as root to let it do so.")
+        raise PrereqError(
+            "PostgreSQL is not listening on 127.0.0.1:5432. Install and start it "
+            "(Debian: apt-get install postgresql), or run make up as root to let it do so."
+        )
     if shutil.which("pg_ctlcluster") is None:
         _apt_install("postgresql")
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
@@ -65,12 +70,28 @@ def ensure_redis() -> None:
     if port_open("127.0.0.1", 6379):
         return
     if not _can_install():
-        raise PrereqError("Redis is not listening on 127.0.0.1:6379. Install and start it "
-                          "(Debian: apt-get install redis-server), or run make up as root.")
+        raise PrereqError(
+            "Redis is not listening on 127.0.0.1:6379. Install and start it "
+            "(Debian: apt-get install redis-server), or run make up as root."
+        )
     if shutil.which("redis-server") is None:
         _apt_install("redis-server")
-    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
-                    "--save", "", "--appendonly", "no"], check=False)
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=False,
+    )
     if not _wait_port(6379, 10):
         raise PrereqError("Redis did not start")
 

@@ -31,8 +31,16 @@ def services(cfg: StackConfig) -> list[Service]:
     py = sys.executable
     queue = cfg.extra_env.get("AIPBX_CELERY_QUEUE", "aipbx")  # the ARI app's follow-ups go to its long queue
     celery = [py, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "--loglevel=info"]
-    chroma = [str(find_chroma_executable()), "run", "--path", str(cfg.data_dir / "chroma"),
-              "--host", "127.0.0.1", "--port", str(cfg.chroma_port)]
+    chroma = [
+        str(find_chroma_executable()),
+        "run",
+        "--path",
+        str(cfg.data_dir / "chroma"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(cfg.chroma_port),
+    ]
     return [
         Service("chroma", chroma),
         Service("ariapp", [py, "-m", "ariapp"]),
@@ -41,8 +49,11 @@ def services(cfg: StackConfig) -> list[Service]:
         # the default queue (-B: it also runs Celery beat, webhook sweep every 30 s, daily retention)
         # and the long one (imports, transcription, extraction), with its metrics on the next port.
         Service("worker", [*celery, "-Q", queue, "-B", "--schedule", str(cfg.run_dir / "celerybeat-schedule")]),
-        Service("worker-long", [*celery, "-Q", long_queue(queue)],
-                {"AIPBX_WORKER_METRICS_PORT": str(cfg.worker_metrics_port + 1 if cfg.worker_metrics_port else 0)}),
+        Service(
+            "worker-long",
+            [*celery, "-Q", long_queue(queue)],
+            {"AIPBX_WORKER_METRICS_PORT": str(cfg.worker_metrics_port + 1 if cfg.worker_metrics_port else 0)},
+        ),
         Service("events", [py, "manage.py", "consume_events"]),
     ]
 
@@ -67,8 +78,15 @@ def start(cfg: StackConfig, service: Service, env: dict[str, str]) -> int:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     with open(cfg.log_dir / f"{service.name}.log", "ab") as log:
-        proc = subprocess.Popen(service.argv, cwd=REPO, env={**env, **service.env}, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            service.argv,
+            cwd=REPO,
+            env={**env, **service.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     _pid_file(cfg, service.name).write_text(str(proc.pid))
     return proc.pid
 

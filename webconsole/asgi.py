@@ -25,8 +25,9 @@ from django.conf import settings  # noqa: E402
 from webconsole.core.body_limit import BodyLimit, Limits, install_in_daphne  # noqa: E402
 from webconsole.routing import websocket_urlpatterns  # noqa: E402
 
-body_limits = Limits(settings.AIPBX_MAX_BODY_BYTES,
-                     {path: settings.AIPBX_MAX_UPLOAD_BYTES for path in settings.AIPBX_UPLOAD_PATHS})
+body_limits = Limits(
+    settings.AIPBX_MAX_BODY_BYTES, {path: settings.AIPBX_MAX_UPLOAD_BYTES for path in settings.AIPBX_UPLOAD_PATHS}
+)
 install_in_daphne(body_limits)  # Daphne reads a whole body before it calls the application
 
 application = ProtocolTypeRouter(

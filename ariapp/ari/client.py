@@ -76,11 +76,13 @@ class AriClient:
         if self._session is not None:
             await self._session.close()
 
-    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                      body: Any = None) -> Any:
+    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
         url = f"{self.base_url}/ari{path}"
-        clean = {k: ("true" if v is True else "false" if v is False else str(v))
-                 for k, v in (params or {}).items() if v is not None}
+        clean = {
+            k: ("true" if v is True else "false" if v is False else str(v))
+            for k, v in (params or {}).items()
+            if v is not None
+        }
         self.requests_total += 1
         result = "unavailable"
         try:
@@ -131,19 +133,33 @@ class AriClient:
         return str(data.get("value", "")) if isinstance(data, dict) else None
 
     async def external_media(self, channel_id: str, external_host: str, fmt: str = "ulaw") -> dict[str, Any]:
-        return await self.request("POST", "/channels/externalMedia", params={
-            "app": self.app, "channelId": channel_id, "external_host": external_host, "format": fmt,
-            "encapsulation": "rtp", "transport": "udp", "connection_type": "client", "direction": "both",
-        })
+        return await self.request(
+            "POST",
+            "/channels/externalMedia",
+            params={
+                "app": self.app,
+                "channelId": channel_id,
+                "external_host": external_host,
+                "format": fmt,
+                "encapsulation": "rtp",
+                "transport": "udp",
+                "connection_type": "client",
+                "direction": "both",
+            },
+        )
 
     async def snoop(self, channel_id: str, snoop_id: str, spy: str = "in") -> dict[str, Any]:
         """A channel in our app that hears ``channel_id``: ``spy=in`` is what that party says."""
-        return await self.request("POST", f"/channels/{channel_id}/snoop", params={
-            "app": self.app, "snoopId": snoop_id, "spy": spy, "whisper": "none"})
+        return await self.request(
+            "POST",
+            f"/channels/{channel_id}/snoop",
+            params={"app": self.app, "snoopId": snoop_id, "spy": spy, "whisper": "none"},
+        )
 
     async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", f"/channels/{channel_id}/play",
-                                  params={"media": media, "playbackId": playback_id})
+        return await self.request(
+            "POST", f"/channels/{channel_id}/play", params={"media": media, "playbackId": playback_id}
+        )
 
     async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
         await self.request("POST", f"/channels/{channel_id}/moh", params={"mohClass": moh_class})
@@ -187,9 +203,14 @@ class AriClient:
         """Subscribe the application to an event source (``channel:`` alone means every channel)."""
         await self.request("POST", f"/applications/{self.app}/subscription", params={"eventSource": event_source})
 
-    async def run_events(self, on_event: Callable[[AriEvent], Awaitable[None] | None], *,
-                         backoff: Backoff | None = None, sources: tuple[str, ...] = EVENT_SOURCES,
-                         on_disconnect: Callable[[], None] | None = None) -> None:
+    async def run_events(
+        self,
+        on_event: Callable[[AriEvent], Awaitable[None] | None],
+        *,
+        backoff: Backoff | None = None,
+        sources: tuple[str, ...] = EVENT_SOURCES,
+        on_disconnect: Callable[[], None] | None = None,
+    ) -> None:
         """Read events until :meth:`close`; reconnect with backoff on any unexpected close.
 
         ``on_event`` is called for each event in order, and with a pseudo event of type
@@ -200,8 +221,9 @@ class AriClient:
         delays = (backoff or Backoff()).delays()
         while not self._closing:
             try:
-                async with self._http().ws_connect(ws_url, params=params, heartbeat=10.0,
-                                                   timeout=aiohttp.ClientWSTimeout(ws_close=2.0)) as ws:
+                async with self._http().ws_connect(
+                    ws_url, params=params, heartbeat=10.0, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
+                ) as ws:
                     delays = (backoff or Backoff()).delays()
                     for source in sources:
                         await self.subscribe(source)

@@ -67,7 +67,7 @@ class Speaker:
         data = pcm if rest is None else np.concatenate([rest, pcm])
         whole = len(data) // self.frame_samples * self.frame_samples
         for start in range(0, whole, self.frame_samples):
-            self._queue.append((handle, data[start:start + self.frame_samples]))
+            self._queue.append((handle, data[start : start + self.frame_samples]))
             handle.frames_total += 1
         if whole < len(data):
             self._pending[id(handle)] = data[whole:]
@@ -131,10 +131,18 @@ class Listener:
     recognising at the pause, so the transcript is often ready by the time the turn is over.
     """
 
-    def __init__(self, sample_rate: int, on_start: Callable[[], None],
-                 on_utterance: Callable[[np.ndarray], None], *, end_ms: int = 500,
-                 preroll_ms: int = 300, max_utterance_s: float = 15.0, pause_ms: int = 200,
-                 on_pause: Callable[[np.ndarray], None] | None = None) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        on_start: Callable[[], None],
+        on_utterance: Callable[[np.ndarray], None],
+        *,
+        end_ms: int = 500,
+        preroll_ms: int = 300,
+        max_utterance_s: float = 15.0,
+        pause_ms: int = 200,
+        on_pause: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
         self.vad = SpeechDetector(sample_rate=sample_rate, mode=2, frame_ms=20, start_ms=60, end_ms=end_ms)
         self._on_start = on_start
         self._on_utterance = on_utterance

@@ -219,11 +219,15 @@ class MediaClock:
 
     def interval_percentiles(self, last_seconds: float = 10.0) -> dict[str, float]:
         """p50/p99/max of the tick-to-tick intervals of the last ``last_seconds``, in ms."""
-        times = list(self.tick_times)[-int(last_seconds * 1000 / self._frame_ms):]
+        times = list(self.tick_times)[-int(last_seconds * 1000 / self._frame_ms) :]
         if len(times) < 3:
             return {}
         gaps = np.diff(np.array(times)) * 1000.0
-        work = np.array(list(self.tick_work)[-len(times):]) * 1000.0
-        return {"p50": round(float(np.percentile(gaps, 50)), 2), "p99": round(float(np.percentile(gaps, 99)), 2),
-                "max": round(float(gaps.max()), 2), "work_p50": round(float(np.percentile(work, 50)), 3),
-                "work_p99": round(float(np.percentile(work, 99)), 3)}
+        work = np.array(list(self.tick_work)[-len(times) :]) * 1000.0
+        return {
+            "p50": round(float(np.percentile(gaps, 50)), 2),
+            "p99": round(float(np.percentile(gaps, 99)), 2),
+            "max": round(float(gaps.max()), 2),
+            "work_p50": round(float(np.percentile(work, 50)), 3),
+            "work_p99": round(float(np.percentile(work, 99)), 3),
+        }

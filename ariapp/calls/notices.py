@@ -23,8 +23,9 @@ from ariapp.media.resample import resample
 RATE = 8000  # Asterisk's .wav format: 8 kHz, 16-bit, mono
 
 
-async def write_notice(directory: Path, language: str, text: str,
-                       synthesize: Callable[[], Awaitable[np.ndarray]], source_rate: int) -> Path:
+async def write_notice(
+    directory: Path, language: str, text: str, synthesize: Callable[[], Awaitable[np.ndarray]], source_rate: int
+) -> Path:
     """``<directory>/recording-notice-<language>.wav`` saying ``text``; returns its path."""
     target = directory / f"{notice_sound(language)}.wav"
     if not await asyncio.to_thread(_up_to_date, target, text):

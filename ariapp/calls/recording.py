@@ -52,8 +52,9 @@ def transcript_text(turns: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def write_call_files(directory: Path, record: CallRecord, turns: list[dict[str, Any]],
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_call_files(
+    directory: Path, record: CallRecord, turns: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write transcript.txt and metadata.json next to the WAV files; returns the metadata."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     durations = {name: wav_seconds(directory / name) for name in FILES}

@@ -43,9 +43,16 @@ class Segmenter:
         on_pause: Called with the audio so far at a pause inside speech (for interim text).
     """
 
-    def __init__(self, speaker: str, sample_rate: int, on_segment: Callable[[Segment], None], *,
-                 end_ms: int = 600, pause_ms: int = 300,
-                 on_pause: Callable[[float, np.ndarray], None] | None = None) -> None:
+    def __init__(
+        self,
+        speaker: str,
+        sample_rate: int,
+        on_segment: Callable[[Segment], None],
+        *,
+        end_ms: int = 600,
+        pause_ms: int = 300,
+        on_pause: Callable[[float, np.ndarray], None] | None = None,
+    ) -> None:
         self.speaker = speaker
         self.rate = sample_rate
         self.frame_samples = sample_rate * FRAME_MS // 1000
@@ -55,8 +62,15 @@ class Segmenter:
         self._silence = np.zeros(self.frame_samples, dtype=np.int16)
         self._flushing = False
         self.frames = 0
-        self.listener = Listener(sample_rate, lambda: None, self._utterance, end_ms=end_ms, pause_ms=pause_ms,
-                                 max_utterance_s=20.0, on_pause=self._pause if on_pause else None)
+        self.listener = Listener(
+            sample_rate,
+            lambda: None,
+            self._utterance,
+            end_ms=end_ms,
+            pause_ms=pause_ms,
+            max_utterance_s=20.0,
+            on_pause=self._pause if on_pause else None,
+        )
 
     @property
     def elapsed_s(self) -> float:
@@ -92,7 +106,7 @@ def segments_of(speaker: str, pcm: np.ndarray, sample_rate: int, *, end_ms: int 
     segmenter = Segmenter(speaker, sample_rate, found.append, end_ms=end_ms)
     step = segmenter.frame_samples
     for start in range(0, len(pcm) - step + 1, step):
-        segmenter.feed(pcm[start:start + step])
+        segmenter.feed(pcm[start : start + step])
         yield from found
         found.clear()
     segmenter.flush()

@@ -81,11 +81,25 @@ class Engine:
 
 
 class AiCall:
-    def __init__(self, *, ari: AriClient, clock: MediaClock, engine: Engine, record: CallRecord,
-                 caller_channel_id: str, ext: Extension, media_host: str, media_format: str,
-                 jitter_ms: int, recordings_dir: Path, greeting_pcm: Callable[[Extension, int], Awaitable[np.ndarray]],
-                 on_waiter: Callable[[str, str], asyncio.Future], max_seconds: int,
-                 journal: Callable[[CallRecord], None], publish: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ari: AriClient,
+        clock: MediaClock,
+        engine: Engine,
+        record: CallRecord,
+        caller_channel_id: str,
+        ext: Extension,
+        media_host: str,
+        media_format: str,
+        jitter_ms: int,
+        recordings_dir: Path,
+        greeting_pcm: Callable[[Extension, int], Awaitable[np.ndarray]],
+        on_waiter: Callable[[str, str], asyncio.Future],
+        max_seconds: int,
+        journal: Callable[[CallRecord], None],
+        publish: Callable[..., None] | None = None,
+    ) -> None:
         self.ari = ari
         self.clock = clock
         self.engine = engine
@@ -107,8 +121,14 @@ class AiCall:
         self._loopback = False  # benchmark mode: the caller hears themselves
         self._frames: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self.speaker = Speaker(self.codec.frame_samples, time.monotonic)
-        self.listener = Listener(self.codec.sample_rate, self._on_caller_started, self._on_utterance,
-                                 end_ms=engine.end_of_turn_ms, pause_ms=engine.pause_ms, on_pause=self._on_pause)
+        self.listener = Listener(
+            self.codec.sample_rate,
+            self._on_caller_started,
+            self._on_utterance,
+            end_ms=engine.end_of_turn_ms,
+            pause_ms=engine.pause_ms,
+            on_pause=self._on_pause,
+        )
         self.echo_guard = EchoGuard(self.codec.sample_rate)
         self._echo_suspect = False
         self._caller_votes = 0
@@ -124,7 +144,8 @@ class AiCall:
         if channel is None:
             return
         if event.type in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest") and channel.id in (
-            self.caller_id, self.media_channel_id
+            self.caller_id,
+            self.media_channel_id,
         ):
             if self.hangup_by is None:
                 self.hangup_by = "caller" if channel.id == self.caller_id else "system"
@@ -206,8 +227,9 @@ class AiCall:
     async def _setup(self) -> None:
         port = await self.media.open(self._media_host)
         started = self._waiter("StasisStart", self.media_channel_id)
-        response = await self.ari.external_media(self.media_channel_id, f"{self._media_host}:{port}",
-                                                 self._media_format)
+        response = await self.ari.external_media(
+            self.media_channel_id, f"{self._media_host}:{port}", self._media_format
+        )
         variables = (response or {}).get("channelvars") or {}
         try:
             self.media.set_remote(variables["UNICASTRTP_LOCAL_ADDRESS"], int(variables["UNICASTRTP_LOCAL_PORT"]))
@@ -250,14 +272,23 @@ class AiCall:
             await self._greet_then_echo()
             return
         self.orchestrator = Orchestrator(
-            config=ConversationConfig(owner=self.ext.owner, owner_key=self.ext.ext,
-                                      greeting_text=self.ext.greeting_text, language=self.ext.language),
-            speaker=self.speaker, media_rate=self.codec.sample_rate, stt=self.engine.stt_for(self.ext.language),
+            config=ConversationConfig(
+                owner=self.ext.owner,
+                owner_key=self.ext.ext,
+                greeting_text=self.ext.greeting_text,
+                language=self.ext.language,
+            ),
+            speaker=self.speaker,
+            media_rate=self.codec.sample_rate,
+            stt=self.engine.stt_for(self.ext.language),
             tts=self.engine.voice(self.ext.language),
-            answerer=self.engine.answerer, retriever=self.engine.retriever,
-            greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate), since_answer=self._since_answer,
+            answerer=self.engine.answerer,
+            retriever=self.engine.retriever,
+            greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate),
+            since_answer=self._since_answer,
             publish=lambda event_type, **data: self._publish(event_type, self.record.call_id, **data),
-            desk=self.engine.desk, hitl=self.engine.hitl,
+            desk=self.engine.desk,
+            hitl=self.engine.hitl,
         )
         conversation = asyncio.ensure_future(self.orchestrator.run())
         try:
@@ -302,6 +333,9 @@ class AiCall:
         orchestrator = self.orchestrator
         return {
             "turns": orchestrator.report() if orchestrator else [],
-            "extra": {"media": asdict(self.media.stats), "barge_ins": orchestrator.barge_ins if orchestrator else 0,
-                      "jitter": asdict(self.media.jitter.stats)},
+            "extra": {
+                "media": asdict(self.media.stats),
+                "barge_ins": orchestrator.barge_ins if orchestrator else 0,
+                "jitter": asdict(self.media.jitter.stats),
+            },
         }

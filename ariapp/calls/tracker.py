@@ -39,12 +39,16 @@ def termination_reason(record: CallRecord) -> str:
 
 
 class CallTracker:
-    def __init__(self, cdr: CdrWriter, recordings_dir: Path,
-                 spawn: Callable[[asyncio.Future | object], object],
-                 publish: Callable[..., None] | None = None,
-                 finished: Callable[[CallRecord, dict | None], Awaitable[None]] | None = None,
-                 keys: Keyring | None = None,
-                 answered: Callable[[CallRecord, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        cdr: CdrWriter,
+        recordings_dir: Path,
+        spawn: Callable[[asyncio.Future | object], object],
+        publish: Callable[..., None] | None = None,
+        finished: Callable[[CallRecord, dict | None], Awaitable[None]] | None = None,
+        keys: Keyring | None = None,
+        answered: Callable[[CallRecord, str], None] | None = None,
+    ) -> None:
         self.cdr = cdr
         self.keys = keys  # None: recordings and transcripts stay in clear
         if keys is None:
@@ -191,8 +195,9 @@ class CallTracker:
             if not record.ai_handled:  # Asterisk's MixMonitor recorded it (a live transcript or not)
                 await _mixmonitor_done(directory)
             try:
-                await asyncio.to_thread(write_call_files, directory, record, (report or {}).get("turns", []),
-                                        (report or {}).get("extra"))
+                await asyncio.to_thread(
+                    write_call_files, directory, record, (report or {}).get("turns", []), (report or {}).get("extra")
+                )
                 metrics.recording_written()
             except OSError as exc:
                 log.error("could not write call files for %s: %s", call_id, exc)
@@ -206,8 +211,14 @@ class CallTracker:
             self._publish("call.ended", call_id=record.call_id, cdr=record.to_cdr())
             if self._on_finished is not None:
                 await self._on_finished(record, report)
-            log.info("call %s ended: %s (%s -> %s, ai=%s)", call_id, record.termination_reason,
-                     record.caller, record.callee, record.ai_handled)
+            log.info(
+                "call %s ended: %s (%s -> %s, ai=%s)",
+                call_id,
+                record.termination_reason,
+                record.caller,
+                record.callee,
+                record.ai_handled,
+            )
 
     async def finish_orphan(self, record: CallRecord, reason: str) -> None:
         """Finish a call whose state was lost (app restart): CDR now, with what we know."""

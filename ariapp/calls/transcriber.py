@@ -84,10 +84,23 @@ class TranscriptLine:
 
 
 class LiveTranscription:
-    def __init__(self, *, ari: AriClient, clock: MediaClock, call_id: str, caller_channel_id: str,
-                 callee_channel_id: str, stt: SpeechToText, language: str, media_host: str, media_format: str,
-                 jitter_ms: int, on_waiter: Callable[[str, str], asyncio.Future], answered_at: float,
-                 publish: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ari: AriClient,
+        clock: MediaClock,
+        call_id: str,
+        caller_channel_id: str,
+        callee_channel_id: str,
+        stt: SpeechToText,
+        language: str,
+        media_host: str,
+        media_format: str,
+        jitter_ms: int,
+        on_waiter: Callable[[str, str], asyncio.Future],
+        answered_at: float,
+        publish: Callable[..., None] | None = None,
+    ) -> None:
         self.ari = ari
         self.clock = clock
         self.call_id = call_id
@@ -99,8 +112,10 @@ class LiveTranscription:
         self._waiter = on_waiter
         self._answered_at = answered_at
         self._publish = publish or (lambda event_type, call_id, **data: None)
-        self.legs = [_Leg("caller", caller_channel_id, CallMedia(self.codec, jitter_ms)),
-                     _Leg("callee", callee_channel_id, CallMedia(self.codec, jitter_ms))]
+        self.legs = [
+            _Leg("caller", caller_channel_id, CallMedia(self.codec, jitter_ms)),
+            _Leg("callee", callee_channel_id, CallMedia(self.codec, jitter_ms)),
+        ]
         self.lines: list[TranscriptLine] = []
         self.offset_s = 0.0  # answer -> first tick
         self.ended = asyncio.Event()
@@ -135,8 +150,12 @@ class LiveTranscription:
                 await self._until_ended(self._open(leg))
             self.offset_s = time.monotonic() - self._answered_at
             for leg in self.legs:
-                leg.segmenter = Segmenter(leg.speaker, self.codec.sample_rate, self._on_segment,
-                                          on_pause=lambda start, pcm, s=leg.speaker: self._on_pause(s, start, pcm))
+                leg.segmenter = Segmenter(
+                    leg.speaker,
+                    self.codec.sample_rate,
+                    self._on_segment,
+                    on_pause=lambda start, pcm, s=leg.speaker: self._on_pause(s, start, pcm),
+                )
             self.clock.add(self, self._tick_send, self._tick)
             await self.ended.wait()
         except _Ended:
@@ -204,8 +223,9 @@ class LiveTranscription:
 
     def _give_up(self, why: str) -> None:
         if self.complete:
-            log.warning("live transcript of %s incomplete (%s): it will be transcribed after the call",
-                        self.call_id, why)
+            log.warning(
+                "live transcript of %s incomplete (%s): it will be transcribed after the call", self.call_id, why
+            )
         self.complete, self.failure = False, self.failure or why
 
     # --- media clock (never blocks) ----------------------------------------------------------------
@@ -231,8 +251,9 @@ class LiveTranscription:
     async def _recognise(self, segment: Segment) -> None:
         LANE.inflight += 1
         try:
-            transcript = await self.stt.transcribe(resample(segment.pcm, self.codec.sample_rate,
-                                                            self.stt.sample_rate), self.lang)
+            transcript = await self.stt.transcribe(
+                resample(segment.pcm, self.codec.sample_rate, self.stt.sample_rate), self.lang
+            )
         except ProviderError as exc:
             self._give_up(f"recogniser failed: {exc}")
             return
@@ -241,12 +262,24 @@ class LiveTranscription:
         text = transcript.text.strip()
         if not text:
             return
-        line = TranscriptLine(segment.speaker, round(segment.start_s + self.offset_s, 2),
-                              round(segment.end_s + self.offset_s, 2), text,
-                              None if transcript.confidence is None else round(transcript.confidence, 3))
+        line = TranscriptLine(
+            segment.speaker,
+            round(segment.start_s + self.offset_s, 2),
+            round(segment.end_s + self.offset_s, 2),
+            text,
+            None if transcript.confidence is None else round(transcript.confidence, 3),
+        )
         self.lines.append(line)
-        self._publish("transcript", self.call_id, speaker=line.speaker, text=text, final=True, t=line.start_s,
-                      end=line.end_s, confidence=line.confidence)
+        self._publish(
+            "transcript",
+            self.call_id,
+            speaker=line.speaker,
+            text=text,
+            final=True,
+            t=line.start_s,
+            end=line.end_s,
+            confidence=line.confidence,
+        )
 
     def _on_pause(self, speaker: str, start_s: float, pcm: np.ndarray) -> None:
         """Interim text at a pause, only when the lane has nothing better to do."""
@@ -257,25 +290,48 @@ class LiveTranscription:
     async def _interim_text(self, speaker: str, start_s: float, pcm: np.ndarray) -> None:
         LANE.inflight += 1
         try:
-            transcript = await self.stt.transcribe(resample(pcm, self.codec.sample_rate, self.stt.sample_rate),
-                                                   self.lang)
+            transcript = await self.stt.transcribe(
+                resample(pcm, self.codec.sample_rate, self.stt.sample_rate), self.lang
+            )
         except ProviderError:
             return
         finally:
             LANE.inflight -= 1
         if transcript.text.strip():
-            self._publish("transcript", self.call_id, speaker=speaker, text=transcript.text.strip(), final=False,
-                          t=round(start_s + self.offset_s, 2))
+            self._publish(
+                "transcript",
+                self.call_id,
+                speaker=speaker,
+                text=transcript.text.strip(),
+                final=False,
+                t=round(start_s + self.offset_s, 2),
+            )
 
     # --- results -----------------------------------------------------------------------------------
     def report(self) -> dict:
         """Turns (``speaker``, ``t``, ``end``, ``text``, ``confidence``) and how they were made."""
         lines = sorted(self.lines, key=lambda line: (line.start_s, line.speaker))
-        turns = [{"t": line.start_s, "end": line.end_s, "speaker": line.speaker, "text": line.text,
-                  "confidence": line.confidence} for line in lines]
-        return {"turns": turns, "extra": {"transcription": {
-            "mode": "live", "complete": self.complete, "failure": self.failure,
-            "media": {leg.speaker: leg.media.stats.rx_packets for leg in self.legs}}}}
+        turns = [
+            {
+                "t": line.start_s,
+                "end": line.end_s,
+                "speaker": line.speaker,
+                "text": line.text,
+                "confidence": line.confidence,
+            }
+            for line in lines
+        ]
+        return {
+            "turns": turns,
+            "extra": {
+                "transcription": {
+                    "mode": "live",
+                    "complete": self.complete,
+                    "failure": self.failure,
+                    "media": {leg.speaker: leg.media.stats.rx_packets for leg in self.legs},
+                }
+            },
+        }
 
 
 class _Ended(Exception):

@@ -36,8 +36,9 @@ class LlmAnswerer:
         self.temperature = temperature
 
     async def answer(self, question: Question) -> AsyncIterator[str]:
-        messages = build_messages(question.owner_name, question.language, question.text, question.passages,
-                                  question.history)
+        messages = build_messages(
+            question.owner_name, question.language, question.text, question.passages, question.history
+        )
         async for delta in self.llm.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature):
             yield delta
 

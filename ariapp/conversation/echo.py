@@ -16,8 +16,15 @@ import numpy as np
 
 
 class EchoGuard:
-    def __init__(self, sample_rate: int = 8000, window_ms: int = 200, max_delay_ms: int = 500,
-                 threshold: float = 0.75, silence_dbfs: float = -50.0, talk_dbfs: float = -45.0) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 8000,
+        window_ms: int = 200,
+        max_delay_ms: int = 500,
+        threshold: float = 0.75,
+        silence_dbfs: float = -50.0,
+        talk_dbfs: float = -45.0,
+    ) -> None:
         self.rate = sample_rate
         self.window = sample_rate * window_ms // 1000
         self.max_delay = sample_rate * max_delay_ms // 1000
@@ -65,17 +72,17 @@ class _Ring:
     def write(self, frame: np.ndarray | None, size: int) -> None:
         end = self.pos + size
         if end <= len(self.data):
-            self.data[self.pos:end] = 0 if frame is None else frame
+            self.data[self.pos : end] = 0 if frame is None else frame
         else:  # sizes that do not divide the ring: wrap
             values = np.zeros(size, np.int16) if frame is None else frame
             first = len(self.data) - self.pos
-            self.data[self.pos:] = values[:first]
+            self.data[self.pos :] = values[:first]
             self.data[: size - first] = values[first:]
         self.pos = end % len(self.data)
 
     def ordered(self) -> np.ndarray:
         """Oldest to newest, as float64."""
-        return np.concatenate([self.data[self.pos:], self.data[: self.pos]]).astype(np.float64)
+        return np.concatenate([self.data[self.pos :], self.data[: self.pos]]).astype(np.float64)
 
 
 def _rms(x: np.ndarray) -> float:

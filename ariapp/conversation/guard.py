@@ -68,13 +68,14 @@ def _normalise(text: str, remove: Iterable[str] = ()) -> str:
 
 
 def _grams(text: str, size: int) -> set[str]:
-    return {text[i:i + size] for i in range(len(text) - size + 1)}
+    return {text[i : i + size] for i in range(len(text) - size + 1)}
 
 
 def _secret_tokens(text: str) -> set[str]:
     """Tokens that look like codes or keys: long, mixing letters and digits."""
     return {
-        token.lower() for token in _SECRET_TOKEN.findall(text)
+        token.lower()
+        for token in _SECRET_TOKEN.findall(text)
         if any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
     }
 
@@ -117,7 +118,7 @@ class ReplyGuard:
         if any(token in lowered for token in self._tokens):
             return Refusal("secret")
         norm = _normalise(piece, self._names)
-        if any(norm[i:i + LEAK_CHARS] in self._grams for i in range(len(norm) - LEAK_CHARS + 1)):
+        if any(norm[i : i + LEAK_CHARS] in self._grams for i in range(len(norm) - LEAK_CHARS + 1)):
             return Refusal("prompt-quote")
         return None
 

@@ -25,8 +25,20 @@ LOW_CONFIDENCE = "low_confidence"
 ASKED_FOR_PERSON = "asked_for_person"
 SENSITIVE_TOPIC = "sensitive_topic"
 
-DEFAULT_SENSITIVE = ("contract", "payment", "refund", "complaint", "lawsuit", "cancel my",
-                     "계약", "결제", "환불", "불만", "소송", "해지")
+DEFAULT_SENSITIVE = (
+    "contract",
+    "payment",
+    "refund",
+    "complaint",
+    "lawsuit",
+    "cancel my",
+    "계약",
+    "결제",
+    "환불",
+    "불만",
+    "소송",
+    "해지",
+)
 
 _PERSON = re.compile(
     r"\b(?:talk|speak|connect me|put me through)\s+(?:to|with)\s+(?:a|an|the|some|your)?\s*"
@@ -45,8 +57,10 @@ MESSAGES = {
     },
     "ko": {
         "checking": "잠시만 기다려 주세요. 담당자에게 확인하고 있습니다.",
-        "updates": ("기다려 주셔서 감사합니다. 아직 확인하고 있습니다.",
-                    "기다리게 해서 죄송합니다. 곧 답변드리겠습니다."),
+        "updates": (
+            "기다려 주셔서 감사합니다. 아직 확인하고 있습니다.",
+            "기다리게 해서 죄송합니다. 곧 답변드리겠습니다.",
+        ),
         "timeout": "죄송합니다. 지금은 답변을 드리기 어렵습니다. {owner} 님이 다시 연락드리겠습니다.",
         "away": "그 부분은 확실하지 않고, 지금 응대 가능한 담당자가 없습니다. {owner} 님이 다시 연락드리겠습니다.",
     },

@@ -118,12 +118,23 @@ class Retrieval(Protocol):
 
 
 class Orchestrator:
-    def __init__(self, *, config: ConversationConfig, speaker: Speaker, media_rate: int, stt: SpeechToText,
-                 tts: TextToSpeech, answerer: Answerer, retriever: Retrieval | None,
-                 greeting: Callable[[], Awaitable[np.ndarray]], since_answer: Callable[[], float],
-                 clock: Callable[[], float] = time.monotonic,
-                 publish: Callable[..., None] | None = None,
-                 desk: Desk | None = None, hitl: HitlConfig | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: ConversationConfig,
+        speaker: Speaker,
+        media_rate: int,
+        stt: SpeechToText,
+        tts: TextToSpeech,
+        answerer: Answerer,
+        retriever: Retrieval | None,
+        greeting: Callable[[], Awaitable[np.ndarray]],
+        since_answer: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
+        publish: Callable[..., None] | None = None,
+        desk: Desk | None = None,
+        hitl: HitlConfig | None = None,
+    ) -> None:
         self.config = config
         self.desk = desk  # None: no human in the loop (the AI says it is not sure)
         self.hitl = hitl or HitlConfig()
@@ -260,8 +271,9 @@ class Orchestrator:
         if len(tail):
             yield tail
 
-    async def _finish_speech(self, handle: SpeechHandle, turn: TurnLog, pieces: list[str],
-                             piece_ends: list[int]) -> None:
+    async def _finish_speech(
+        self, handle: SpeechHandle, turn: TurnLog, pieces: list[str], piece_ends: list[int]
+    ) -> None:
         try:
             await handle.done.wait()
         finally:
@@ -313,9 +325,19 @@ class Orchestrator:
                 trigger = self._human_needed(question, confidence, judgement)
                 if trigger is None:
                     reply = _Reply()
-                    await self._generate(Question(question, self.config.owner, self.config.language,
-                                                  [p.text for p in answering], confidence or 0.0, self._history()),
-                                         marks, filler, reply)
+                    await self._generate(
+                        Question(
+                            question,
+                            self.config.owner,
+                            self.config.language,
+                            [p.text for p in answering],
+                            confidence or 0.0,
+                            self._history(),
+                        ),
+                        marks,
+                        filler,
+                        reply,
+                    )
             if trigger is not None:
                 filler.cancel()
                 await self._ask_human(question, trigger, turn_in, confidence)
@@ -337,8 +359,12 @@ class Orchestrator:
     async def _generate(self, question: Question, marks: Marks, filler: asyncio.Future, reply: _Reply) -> None:
         """Stream the answer into the speaker, piece by piece, as fast as text and audio arrive."""
         # Every piece passes the output guard before TTS (guard.py): no prompt leaks, markup or actions.
-        splitter = reply_splitter(system_prompt(question.owner_name, question.language), question.owner_name,
-                                  question.passages, FALLBACK[self.config.lang].format(owner=self.config.owner))
+        splitter = reply_splitter(
+            system_prompt(question.owner_name, question.language),
+            question.owner_name,
+            question.passages,
+            FALLBACK[self.config.lang].format(owner=self.config.owner),
+        )
 
         async def speak_piece(piece: str) -> None:
             requested = self._clock()
@@ -405,8 +431,9 @@ class Orchestrator:
         audio = resample(pcm, self.rate, self.stt.sample_rate)
         transcript = await self.stt.transcribe(audio, self.config.lang)
         if interim and transcript.text:  # what we heard so far, shown live before the turn is over
-            self._publish("transcript", speaker="caller", text=transcript.text, final=False,
-                          t=round(self._since_answer(), 2))
+            self._publish(
+                "transcript", speaker="caller", text=transcript.text, final=False, t=round(self._since_answer(), 2)
+            )
         return transcript
 
     async def _retrieve(self, question: str) -> tuple[list[Any], Any | None]:
@@ -439,10 +466,18 @@ class Orchestrator:
         self.hitl_requests += 1
         self._kept_audio = None  # the question is settled: a person has it
         self._open_question = None
-        self._publish("hitl.requested", request_id=request_id, question=question, reason=trigger.reason,
-                      detail=trigger.detail, confidence=confidence, retrieved=turn_in.retrieved,
-                      recent_turns=[{"speaker": t.speaker, "text": t.text} for t in self.turns[-7:-1] if t.text],
-                      callee=self.config.owner_key, language=self.config.language)
+        self._publish(
+            "hitl.requested",
+            request_id=request_id,
+            question=question,
+            reason=trigger.reason,
+            detail=trigger.detail,
+            confidence=confidence,
+            retrieved=turn_in.retrieved,
+            recent_turns=[{"speaker": t.speaker, "text": t.text} for t in self.turns[-7:-1] if t.text],
+            callee=self.config.owner_key,
+            language=self.config.language,
+        )
         decision = await self.desk.reply(request_id, self.hitl.decision_s)
         if decision is None or decision.get("kind") != "queued":
             log.info("HITL %s: nobody available (%s)", request_id, (decision or {}).get("kind", "no answer"))
@@ -450,8 +485,12 @@ class Orchestrator:
             self.post(Ev.HUMAN_REPLY)
             await self._say(self._message("away"))
             return
-        log.info("HITL %s (%s): queued for %s operator(s), caller on hold", request_id, trigger.reason,
-                 decision.get("operators", "?"))
+        log.info(
+            "HITL %s (%s): queued for %s operator(s), caller on hold",
+            request_id,
+            trigger.reason,
+            decision.get("operators", "?"),
+        )
         self.post(Ev.HOLD)
         try:
             answer = await self._hold(request_id)
@@ -555,7 +594,7 @@ def _mark_unspoken(turn: TurnLog, handle: SpeechHandle, pieces: list[str], piece
         return
     turn.interrupted = True
     spoken = [p for p, end in zip(pieces, piece_ends, strict=False) if end <= handle.frames_played]
-    rest = pieces[len(spoken):]
+    rest = pieces[len(spoken) :]
     if rest:
         # The piece cut mid-way: the words already played, in proportion to its frames played.
         start = piece_ends[len(spoken) - 1] if spoken else 0
@@ -573,7 +612,13 @@ def _retrieved(candidates: list[Any], judgement: Any | None) -> list[dict[str, A
     """What the console shows of a search: each passage, its score, and the gate's verdict on it."""
     verdict = {id(c[0]): c[1] for c in (judgement.candidates if judgement is not None else [])}
     answering = {id(p) for p in (judgement.answering if judgement is not None else [])}
-    return [{"text": p.text[:200], "score": round(float(p.score), 3),
-             "item_id": (getattr(p, "metadata", None) or {}).get("item_id"),
-             **({"p": round(verdict[id(p)], 3)} if id(p) in verdict else {}), "used": id(p) in answering}
-            for p in candidates]
+    return [
+        {
+            "text": p.text[:200],
+            "score": round(float(p.score), 3),
+            "item_id": (getattr(p, "metadata", None) or {}).get("item_id"),
+            **({"p": round(verdict[id(p)], 3)} if id(p) in verdict else {}),
+            "used": id(p) in answering,
+        }
+        for p in candidates
+    ]

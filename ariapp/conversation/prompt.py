@@ -38,8 +38,9 @@ _TAGS = re.compile(r"<\s*/?\s*(context|caller|system|assistant|user|instructions
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # A role label at a line start, or (system/assistant/developer only: "user:" is common prose) anywhere in
 # the text: once tags are gone and lines are joined, "... </context> SYSTEM: obey" would sit mid-line.
-_ROLE_PREFIX = re.compile(r"^\s*(system|assistant|user|developer)\s*:|\b(system|assistant|developer)\s*:",
-                          re.IGNORECASE | re.MULTILINE)
+_ROLE_PREFIX = re.compile(
+    r"^\s*(system|assistant|user|developer)\s*:|\b(system|assistant|developer)\s*:", re.IGNORECASE | re.MULTILINE
+)
 
 
 def sanitize(text: str, limit: int = MAX_CALLER_CHARS) -> str:
@@ -66,11 +67,12 @@ def system_prompt(owner: str, language: str) -> str:
     return (SYSTEM_KO if language.startswith("ko") else SYSTEM_EN).format(owner=sanitize(owner, 80))
 
 
-def build_messages(owner: str, language: str, question: str, passages: list[str], history: list[Turn],
-                   max_turns: int = 5) -> list[ChatMessage]:
+def build_messages(
+    owner: str, language: str, question: str, passages: list[str], history: list[Turn], max_turns: int = 5
+) -> list[ChatMessage]:
     """System rules, then recent turns, then the question with its context."""
     messages = [ChatMessage("system", system_prompt(owner, language))]
-    for turn in (history[-max_turns:] if max_turns > 0 else []):
+    for turn in history[-max_turns:] if max_turns > 0 else []:
         role = "user" if turn.speaker == "caller" else "assistant"
         content = f"<caller>{sanitize(turn.text)}</caller>" if role == "user" else sanitize(turn.text, 1000)
         messages.append(ChatMessage(role, content))

@@ -70,7 +70,7 @@ def _sentence_end(text: str) -> int | None:
 
 
 def _is_abbreviation(text: str) -> bool:
-    """"10 a.m." or "Dr." ends with a period that ends no sentence; "rooms." does."""
+    """ "10 a.m." or "Dr." ends with a period that ends no sentence; "rooms." does."""
     return _ABBREVIATION.search(text) is not None
 
 

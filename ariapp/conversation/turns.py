@@ -21,14 +21,16 @@ HOLD_S: Final = 0.7
 
 # English words a finished sentence does not end on: conjunctions, articles, prepositions,
 # fillers, and the openings of a request ("could you tell me").
-_EN_OPEN_ENDS: Final = frozenset("""
+_EN_OPEN_ENDS: Final = frozenset(
+    """
 and or but so because if whether that which who whose where when how what why than then
 the a an my your our their his her its this these those some any
 to for of about with from at on in into by as like
 um uh er erm hmm mm well
 is are was were do does did can could would will should may might
 me tell know wondering ask
-""".split())
+""".split()
+)
 
 # Korean: connective endings and conjunctions that leave a sentence open; fillers.
 # Of those, words no finished sentence ends on even when the recogniser adds a full stop or a question
@@ -36,8 +38,31 @@ me tell know wondering ask
 _EN_NEVER_LAST: Final = frozenset("and or but because the a an um uh er erm wondering if whether".split())
 
 _KO_OPEN_WORDS: Final = frozenset("그리고 그런데 근데 그래서 그러니까 그러면 그럼 혹시 저기 음 어 아 그 저 또".split())
-_KO_OPEN_ENDINGS: Final = ("에도", "는데", "은데", "인데", "니까", "어서", "아서", "해서", "지만", "거나", "고요",
-                           "면서", "려고", "으면", "하고", "이랑", "에서", "에게", "한테", "부터", "까지", "고", "면")
+_KO_OPEN_ENDINGS: Final = (
+    "에도",
+    "는데",
+    "은데",
+    "인데",
+    "니까",
+    "어서",
+    "아서",
+    "해서",
+    "지만",
+    "거나",
+    "고요",
+    "면서",
+    "려고",
+    "으면",
+    "하고",
+    "이랑",
+    "에서",
+    "에게",
+    "한테",
+    "부터",
+    "까지",
+    "고",
+    "면",
+)
 
 _WORD: Final = re.compile(r"[\w']+", re.UNICODE)
 
@@ -45,11 +70,13 @@ _WORD: Final = re.compile(r"[\w']+", re.UNICODE)
 BACKCHANNEL_MAX_S: Final = 1.2
 
 # What a listener says to show they follow, not to take the turn (every word must be one of these).
-_BACKCHANNEL_WORDS: Final = frozenset("""
+_BACKCHANNEL_WORDS: Final = frozenset(
+    """
 mm mmm mhm mmhmm hm hmm uh huh um ah aha oh okay ok yeah yes yep yup right sure alright i see got it
 cool great good fine
 네 예 응 음 아 어 오 네네 예예 아하 그렇군요 그렇구나 그래요 알겠습니다 알겠어요 맞아요 좋아요
-""".split())
+""".split()
+)
 
 
 def unfinished(text: str, language: str = "en-US") -> bool:

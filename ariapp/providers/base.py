@@ -162,8 +162,9 @@ class ChatMessage:
 class LanguageModel(Protocol):
     """A chat model that streams its answer."""
 
-    def stream(self, messages: list[ChatMessage], *, max_tokens: int = 150,
-               temperature: float = 0.5) -> AsyncIterator[str]:
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int = 150, temperature: float = 0.5
+    ) -> AsyncIterator[str]:
         """Yield text deltas as the model produces them.
 
         Raises (while iterating):

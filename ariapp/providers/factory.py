@@ -21,19 +21,35 @@ from typing import Final
 from ariapp.errors import ConfigError
 from ariapp.providers.base import LanguageModel
 
-__all__ = ["LLM_ENV_NAMES", "LLM_PROVIDERS", "STT_ENV_NAMES", "build_llm", "build_stt", "require_env",
-           "stt_model"]
+__all__ = ["LLM_ENV_NAMES", "LLM_PROVIDERS", "STT_ENV_NAMES", "build_llm", "build_stt", "require_env", "stt_model"]
 
 LLM_PROVIDERS: Final = ("local", "gemini", "openai")
 #: Every variable :func:`build_llm` may read (processes copy just these from their environment).
-LLM_ENV_NAMES: Final = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "AIPBX_GEMINI_MODEL", "AIPBX_GEMINI_BASE_URL",
-                        "OPENAI_API_KEY", "AIPBX_OPENAI_BASE_URL", "AIPBX_OPENAI_MODEL")
+LLM_ENV_NAMES: Final = (
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "AIPBX_GEMINI_MODEL",
+    "AIPBX_GEMINI_BASE_URL",
+    "OPENAI_API_KEY",
+    "AIPBX_OPENAI_BASE_URL",
+    "AIPBX_OPENAI_MODEL",
+)
 
 
 #: Every variable :func:`build_stt` may read.
-STT_ENV_NAMES: Final = ("AIPBX_STT", "AIPBX_STT_MODEL", "AIPBX_STT_MODEL_KO", "AIPBX_MODEL_CACHE",
-                        "GOOGLE_APPLICATION_CREDENTIALS", "AIPBX_GOOGLE_API_KEY", "AIPBX_GOOGLE_ENDPOINT",
-                        "AIPBX_GOOGLE_STT_MODEL", "OPENAI_API_KEY", "AIPBX_OPENAI_BASE_URL", "AIPBX_OPENAI_STT_MODEL")
+STT_ENV_NAMES: Final = (
+    "AIPBX_STT",
+    "AIPBX_STT_MODEL",
+    "AIPBX_STT_MODEL_KO",
+    "AIPBX_MODEL_CACHE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AIPBX_GOOGLE_API_KEY",
+    "AIPBX_GOOGLE_ENDPOINT",
+    "AIPBX_GOOGLE_STT_MODEL",
+    "OPENAI_API_KEY",
+    "AIPBX_OPENAI_BASE_URL",
+    "AIPBX_OPENAI_STT_MODEL",
+)
 
 
 def stt_model(env: Mapping[str, str], language: str) -> str:
@@ -54,8 +70,10 @@ def check_stt_languages(env: Mapping[str, str], languages: tuple[str, ...]) -> N
         return
     model = stt_model(env, "ko-KR")
     if model.rstrip("/").endswith(".en"):
-        raise ConfigError(f"AIPBX_STT_MODEL_KO={model} only understands English, but ko-KR extensions need a "
-                          "Korean-capable recogniser: set AIPBX_STT_MODEL_KO=base (or another multilingual model)")
+        raise ConfigError(
+            f"AIPBX_STT_MODEL_KO={model} only understands English, but ko-KR extensions need a "
+            "Korean-capable recogniser: set AIPBX_STT_MODEL_KO=base (or another multilingual model)"
+        )
 
 
 def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "conversation"):
@@ -79,21 +97,26 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
         cache = env.get("AIPBX_MODEL_CACHE")
         common = {"model": stt_model(env, language), "cache_dir": Path(cache) if cache else None}
         if lane == "transcript":
-            return WhisperSTT(**common, cpu_threads=1, executor=worker("whisper-transcript", nice=19),
-                              timeout_s=120.0)
+            return WhisperSTT(**common, cpu_threads=1, executor=worker("whisper-transcript", nice=19), timeout_s=120.0)
         return WhisperSTT(**common, timeout_s=300.0 if lane == "batch" else 30.0)
     if provider == "google":
         from ariapp.providers.google import GoogleStreamingSTT, GoogleSTT
 
-        streaming = GoogleStreamingSTT(**google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None,
-                                       model=env.get("AIPBX_GOOGLE_STT_MODEL", "telephony"))
+        streaming = GoogleStreamingSTT(
+            **google_auth(env),
+            endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None,
+            model=env.get("AIPBX_GOOGLE_STT_MODEL", "telephony"),
+        )
         return GoogleSTT(streaming)
     if provider == "openai":
         from ariapp.providers.openai import OpenAISTT
 
         base_url = env.get("AIPBX_OPENAI_BASE_URL")
-        return OpenAISTT(api_key=require_env(env, "OPENAI_API_KEY"), **({"base_url": base_url} if base_url else {}),
-                         model=env.get("AIPBX_OPENAI_STT_MODEL", "gpt-4o-mini-transcribe"))
+        return OpenAISTT(
+            api_key=require_env(env, "OPENAI_API_KEY"),
+            **({"base_url": base_url} if base_url else {}),
+            model=env.get("AIPBX_OPENAI_STT_MODEL", "gpt-4o-mini-transcribe"),
+        )
     raise ConfigError(f"AIPBX_STT must be one of local, google, openai, not {provider!r}")
 
 
@@ -112,8 +135,9 @@ def require_env(env: Mapping[str, str], *names: str) -> str:
     raise ConfigError(f"{' or '.join(names)} must be set for the chosen provider")
 
 
-def build_llm(provider: str, env: Mapping[str, str], *, first_token_timeout_s: float = 10.0,
-              chunk_timeout_s: float = 10.0) -> LanguageModel | None:
+def build_llm(
+    provider: str, env: Mapping[str, str], *, first_token_timeout_s: float = 10.0, chunk_timeout_s: float = 10.0
+) -> LanguageModel | None:
     """The ``LanguageModel`` of ``provider``, or None for ``local``.
 
     Raises:
@@ -125,15 +149,22 @@ def build_llm(provider: str, env: Mapping[str, str], *, first_token_timeout_s: f
     if provider == "gemini":
         from ariapp.providers.google import GeminiLLM
 
-        return GeminiLLM(api_key=require_env(env, "GEMINI_API_KEY", "GOOGLE_API_KEY"),
-                         model=env.get("AIPBX_GEMINI_MODEL", "gemini-2.5-flash"),
-                         base_url=env.get("AIPBX_GEMINI_BASE_URL") or None,
-                         first_token_timeout_s=first_token_timeout_s, chunk_timeout_s=chunk_timeout_s)
+        return GeminiLLM(
+            api_key=require_env(env, "GEMINI_API_KEY", "GOOGLE_API_KEY"),
+            model=env.get("AIPBX_GEMINI_MODEL", "gemini-2.5-flash"),
+            base_url=env.get("AIPBX_GEMINI_BASE_URL") or None,
+            first_token_timeout_s=first_token_timeout_s,
+            chunk_timeout_s=chunk_timeout_s,
+        )
     if provider == "openai":
         from ariapp.providers.openai import OpenAIChatLLM
 
         base_url = env.get("AIPBX_OPENAI_BASE_URL")
-        return OpenAIChatLLM(api_key=require_env(env, "OPENAI_API_KEY"), **({"base_url": base_url} if base_url else {}),
-                             model=env.get("AIPBX_OPENAI_MODEL", "gpt-4o-mini"),
-                             first_token_timeout_s=first_token_timeout_s, chunk_timeout_s=chunk_timeout_s)
+        return OpenAIChatLLM(
+            api_key=require_env(env, "OPENAI_API_KEY"),
+            **({"base_url": base_url} if base_url else {}),
+            model=env.get("AIPBX_OPENAI_MODEL", "gpt-4o-mini"),
+            first_token_timeout_s=first_token_timeout_s,
+            chunk_timeout_s=chunk_timeout_s,
+        )
     raise ConfigError(f"AIPBX_LLM must be one of {', '.join(LLM_PROVIDERS)}, not {provider!r}")

@@ -4,35 +4,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('knowledge', '0001_initial'),
+        ("knowledge", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LearningPolicy',
+            name="LearningPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('owner', models.CharField(help_text='Extension number, e.g. 1002.', max_length=16, unique=True)),
-                ('learning', models.BooleanField(default=True, help_text='Learn facts from what the owner says on calls.')),
-                ('auto_publish', models.BooleanField(default=True, help_text='Publish sure facts at once (else all wait for review).')),
-                ('publish_threshold', models.FloatField(default=0.8, help_text='Confidence from which a fact is published at once.')),
-                ('updated', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("owner", models.CharField(help_text="Extension number, e.g. 1002.", max_length=16, unique=True)),
+                (
+                    "learning",
+                    models.BooleanField(default=True, help_text="Learn facts from what the owner says on calls."),
+                ),
+                (
+                    "auto_publish",
+                    models.BooleanField(
+                        default=True, help_text="Publish sure facts at once (else all wait for review)."
+                    ),
+                ),
+                (
+                    "publish_threshold",
+                    models.FloatField(default=0.8, help_text="Confidence from which a fact is published at once."),
+                ),
+                ("updated", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'learning policies',
-                'ordering': ['owner'],
+                "verbose_name_plural": "learning policies",
+                "ordering": ["owner"],
             },
         ),
         migrations.AddField(
-            model_name='extractionrun',
-            name='notes',
+            model_name="extractionrun",
+            name="notes",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AlterField(
-            model_name='extractionrun',
-            name='status',
-            field=models.CharField(choices=[('running', 'Running'), ('done', 'Done'), ('skipped', 'Nothing useful'), ('failed', 'Failed'), ('excluded', 'Excluded from learning')], default='running', max_length=16),
+            model_name="extractionrun",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("running", "Running"),
+                    ("done", "Done"),
+                    ("skipped", "Nothing useful"),
+                    ("failed", "Failed"),
+                    ("excluded", "Excluded from learning"),
+                ],
+                default="running",
+                max_length=16,
+            ),
         ),
     ]

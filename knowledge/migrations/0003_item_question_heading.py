@@ -23,25 +23,29 @@ def split_faq_rows(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('knowledge', '0002_learning_policy'),
+        ("knowledge", "0002_learning_policy"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='knowledgeitem',
-            name='heading',
-            field=models.CharField(blank=True, default='', help_text='The heading the text sat under in its document (not spoken).', max_length=200),
+            model_name="knowledgeitem",
+            name="heading",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="The heading the text sat under in its document (not spoken).",
+                max_length=200,
+            ),
         ),
         migrations.AddField(
-            model_name='knowledgeitem',
-            name='question',
-            field=models.TextField(blank=True, default='', help_text="An imported FAQ's question (not spoken)."),
+            model_name="knowledgeitem",
+            name="question",
+            field=models.TextField(blank=True, default="", help_text="An imported FAQ's question (not spoken)."),
         ),
         migrations.AlterField(
-            model_name='knowledgeitem',
-            name='text',
+            model_name="knowledgeitem",
+            name="text",
             field=models.TextField(help_text="What the AI may say to a caller (an imported FAQ's answer)."),
         ),
         migrations.RunPython(split_faq_rows, migrations.RunPython.noop),

@@ -52,8 +52,11 @@ def find_chroma_executable() -> Path:
         return beside
     found = shutil.which("chroma")
     if found is None:
-        raise BackendUnavailable("the chroma server executable is not installed",
-                                 install=f"pip install {CHROMA_REQUIREMENT}", backend="chroma")
+        raise BackendUnavailable(
+            "the chroma server executable is not installed",
+            install=f"pip install {CHROMA_REQUIREMENT}",
+            backend="chroma",
+        )
     return Path(found)
 
 
@@ -164,8 +167,9 @@ class ChromaServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise BackendTimeout(f"chroma server at {self.url} did not answer within {timeout_s} s",
-                                     backend="chroma")
+                raise BackendTimeout(
+                    f"chroma server at {self.url} did not answer within {timeout_s} s", backend="chroma"
+                )
             time.sleep(0.05)
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -194,18 +198,21 @@ class ChromaServer:
             os.close(fd)
             raise RetrievalError(
                 f"{self.data_dir} is already served by another chroma server; talk to that one over HTTP",
-                backend="chroma", retryable=False,
+                backend="chroma",
+                retryable=False,
             ) from exc
         self._lock_fd = fd
 
     def _spawn(self, executable: Path) -> None:
         self._log = open(self.log_path, "ab")  # open for the process's lifetime
-        command = [str(executable), "run", "--path", str(self.data_dir), "--host", self.host, "--port",
-                   str(self.port)]
+        command = [str(executable), "run", "--path", str(self.data_dir), "--host", self.host, "--port", str(self.port)]
         # Same process group as ours (no new session): whoever stops our group stops the server too,
         # and atexit covers a normal interpreter exit without stop().
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "NO_COLOR": "1"},
         )
         atexit.register(self.stop)

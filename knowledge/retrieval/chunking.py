@@ -51,8 +51,11 @@ def _words(text: str, size: int) -> list[_Word]:
         start, end = match.span()
         following = text[end : matches[index + 1].start()] if index + 1 < len(matches) else "\n"
         token = match.group()
-        ends = bool(_TERMINAL.search(token)) or "\n" in following or (bool(_KO_FINAL.search(token)) and
-                                                                       index + 1 < len(matches))
+        ends = (
+            bool(_TERMINAL.search(token))
+            or "\n" in following
+            or (bool(_KO_FINAL.search(token)) and index + 1 < len(matches))
+        )
         for piece in range(start, end, size):  # a word longer than a chunk is cut into pieces
             last = piece + size >= end
             words.append(_Word(piece, min(piece + size, end), ends and last))

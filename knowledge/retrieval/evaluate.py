@@ -67,8 +67,13 @@ def index_items(retriever: Retriever, owner: str, items: list[dict[str, Any]]) -
         for entry_id, embedded in index_entries(item["id"], item["text"], metadata["question"], metadata["heading"]):
             entries.append((entry_id, embedded, metadata, item["text"]))
     vectors = retriever.embedder.embed([embedded for _, embedded, _, _ in entries], purpose="document")
-    retriever.store.upsert(owner, [Item(entry_id, vector, text, metadata)
-                                   for (entry_id, _, metadata, text), vector in zip(entries, vectors, strict=True)])
+    retriever.store.upsert(
+        owner,
+        [
+            Item(entry_id, vector, text, metadata)
+            for (entry_id, _, metadata, text), vector in zip(entries, vectors, strict=True)
+        ],
+    )
 
 
 @dataclass
@@ -91,17 +96,26 @@ class Score:
         c = self.counts
         answerable = c["answered"] + c["wrong"] + c["unsure"]
         unanswerable = c["honest"] + c["false"]
-        return {"answerable": answerable, "answered": _pct(c["answered"], answerable),
-                "wrong": _pct(c["wrong"], answerable), "unsure": _pct(c["unsure"], answerable),
-                "unanswerable": unanswerable, "honest": _pct(c["honest"], unanswerable)}
+        return {
+            "answerable": answerable,
+            "answered": _pct(c["answered"], answerable),
+            "wrong": _pct(c["wrong"], answerable),
+            "unsure": _pct(c["unsure"], answerable),
+            "unanswerable": unanswerable,
+            "honest": _pct(c["honest"], unanswerable),
+        }
 
 
 def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def evaluate(decide: str = "relevance", split: str = "heldout", languages: Iterable[str] = ("en", "ko"),
-             embedder: Embedder | None = None) -> dict[str, Any]:
+def evaluate(
+    decide: str = "relevance",
+    split: str = "heldout",
+    languages: Iterable[str] = ("en", "ko"),
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
     """Score ``decide`` (``relevance``: the gate; ``threshold``: the cosine rule) on ``split``."""
     from knowledge.retrieval.embeddings import UsemEmbedder
     from knowledge.retrieval.relevance import RelevanceGate
@@ -125,8 +139,12 @@ def evaluate(decide: str = "relevance", split: str = "heldout", languages: Itera
                 total.add(question, answer, label=f"[{eval_set.owner}] ")
 
     asyncio.run(run())
-    return {"split": split, "all": total.report(), **{name: s.report() for name, s in scores.items()},
-            "mistakes": total.mistakes}
+    return {
+        "split": split,
+        "all": total.report(),
+        **{name: s.report() for name, s in scores.items()},
+        "mistakes": total.mistakes,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

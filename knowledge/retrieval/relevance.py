@@ -39,8 +39,19 @@ from knowledge.retrieval import terms
 
 __all__ = ["ANSWER_AT", "FEATURES", "FITTED_FOR", "Judgement", "RelevanceGate", "features", "judge"]
 
-FEATURES: Final = ("sim", "coverage", "soft", "type_missing", "type_match", "days_missing", "margin", "rank",
-                   "e5", "e5margin", "e5gap")
+FEATURES: Final = (
+    "sim",
+    "coverage",
+    "soft",
+    "type_missing",
+    "type_match",
+    "days_missing",
+    "margin",
+    "rank",
+    "e5",
+    "e5margin",
+    "e5gap",
+)
 #: Logistic weights (intercept first, then :data:`FEATURES`), fitted by ``train_relevance`` on ``calib``.
 WEIGHTS: Final = (-20.463, -0.408, 0.9, 5.71, -1.228, -0.105, -2.346, 11.235, -0.29, 18.526, 26.304, 36.951)
 #: The probability from which the best passage is said to answer the question.
@@ -103,12 +114,18 @@ _WORDS = _WordVectors()
 def passage_text(passage: Any) -> str:
     """What a passage says, with the FAQ question and heading it sits under (they count as covered)."""
     metadata = getattr(passage, "metadata", None) or {}
-    return " ".join(str(part) for part in (metadata.get("heading", ""), metadata.get("question", ""), passage.text)
-                    if part)
+    return " ".join(
+        str(part) for part in (metadata.get("heading", ""), metadata.get("question", ""), passage.text) if part
+    )
 
 
-def features(question: str, passages: Sequence[Any], embedder: Any | None,
-             e5: Sequence[float] | None = None, e5_floor: float | None = None) -> list[dict[str, float]]:
+def features(
+    question: str,
+    passages: Sequence[Any],
+    embedder: Any | None,
+    e5: Sequence[float] | None = None,
+    e5_floor: float | None = None,
+) -> list[dict[str, float]]:
     """The features of each passage (best first) for ``question``; see the module docstring.
 
     ``e5`` are the second model's scores of the same passages (None: those features are 0);
@@ -134,27 +151,36 @@ def features(question: str, passages: Sequence[Any], embedder: Any | None,
         if keys and vectors:
             here = [vectors[s] for s in stems if s in vectors]
             matrix = np.stack(here) if here else None
-            soft = float(np.mean([1.0 if k in covered else
-                                  (float(np.max(matrix @ vectors[k])) if matrix is not None and k in vectors else 0.0)
-                                  for k in keys]))
+            soft = float(
+                np.mean(
+                    [
+                        1.0
+                        if k in covered
+                        else (float(np.max(matrix @ vectors[k])) if matrix is not None and k in vectors else 0.0)
+                        for k in keys
+                    ]
+                )
+            )
         stated = terms.passage_types(text)
         days = terms.weekdays(text)
         runner_up = e5_sorted[1] if len(e5_sorted) > 1 else e5_floor
         leads = e5_score >= e5_sorted[0] and runner_up is not None
-        rows.append({
-            "sim": float(passage.score),
-            # a question with no topic words ("When are you open?") asks nothing a passage could lack
-            "coverage": len(covered) / len(keys) if keys else 1.0,
-            "soft": soft if keys else 1.0,
-            "type_missing": 1.0 if wanted_types and not wanted_types & stated else 0.0,
-            "type_match": 1.0 if wanted_types & stated else 0.0,
-            "days_missing": 1.0 if asked_days and days and not asked_days <= days else 0.0,
-            "margin": float(passage.score) - best,
-            "rank": float(rank),
-            "e5": e5_score,
-            "e5margin": e5_score - e5_sorted[0],
-            "e5gap": e5_score - runner_up if leads and runner_up is not None else 0.0,
-        })
+        rows.append(
+            {
+                "sim": float(passage.score),
+                # a question with no topic words ("When are you open?") asks nothing a passage could lack
+                "coverage": len(covered) / len(keys) if keys else 1.0,
+                "soft": soft if keys else 1.0,
+                "type_missing": 1.0 if wanted_types and not wanted_types & stated else 0.0,
+                "type_match": 1.0 if wanted_types & stated else 0.0,
+                "days_missing": 1.0 if asked_days and days and not asked_days <= days else 0.0,
+                "margin": float(passage.score) - best,
+                "rank": float(rank),
+                "e5": e5_score,
+                "e5margin": e5_score - e5_sorted[0],
+                "e5gap": e5_score - runner_up if leads and runner_up is not None else 0.0,
+            }
+        )
     return rows
 
 
@@ -163,9 +189,16 @@ def probability(row: dict[str, float], weights: Sequence[float] = WEIGHTS) -> fl
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def judge(question: str, passages: Sequence[Any], embedder: Any | None = None, e5: Sequence[float] | None = None,
-          *, e5_floor: float | None = None, answer_at: float = ANSWER_AT,
-          weights: Sequence[float] = WEIGHTS) -> Judgement:
+def judge(
+    question: str,
+    passages: Sequence[Any],
+    embedder: Any | None = None,
+    e5: Sequence[float] | None = None,
+    *,
+    e5_floor: float | None = None,
+    answer_at: float = ANSWER_AT,
+    weights: Sequence[float] = WEIGHTS,
+) -> Judgement:
     """The passage that answers ``question`` (the likeliest, if likely enough), or none.
 
     Args:
@@ -200,7 +233,7 @@ class RelevanceGate:
         if not passages or not question.strip():
             return Judgement(None, 0.0, answer_at=self.answer_at)
         scores = self.scorer.scores(question, [*NEUTRAL, *(passage_text(p) for p in passages)])
-        e5, floor = scores[len(NEUTRAL):], max(scores[: len(NEUTRAL)])
+        e5, floor = scores[len(NEUTRAL) :], max(scores[: len(NEUTRAL)])
         return judge(question, passages, self.embedder, e5, e5_floor=floor, answer_at=self.answer_at)
 
     def warm(self) -> None:

@@ -184,8 +184,9 @@ class Retriever:
             return await asyncio.to_thread(self.gate.judge, question, passages)
         best = passages[0] if passages else None
         score = float(best.score) if best is not None else 0.0
-        return Judgement(best if best is not None and score >= self.threshold else None, score,
-                         answer_at=self.threshold)
+        return Judgement(
+            best if best is not None and score >= self.threshold else None, score, answer_at=self.threshold
+        )
 
     async def search(self, owner: str, query: str) -> RetrievalResult:
         """The owner's passages most similar to ``query``.

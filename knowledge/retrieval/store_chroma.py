@@ -99,8 +99,12 @@ class ChromaStore:
         def write(collection: Any) -> None:
             for start in range(0, len(ids), self._max_batch):
                 end = start + self._max_batch
-                collection.upsert(ids=ids[start:end], embeddings=vectors[start:end], documents=texts[start:end],
-                                  metadatas=metas[start:end])
+                collection.upsert(
+                    ids=ids[start:end],
+                    embeddings=vectors[start:end],
+                    documents=texts[start:end],
+                    metadatas=metas[start:end],
+                )
 
         self._with_collection(owner, write, create=True)
 
@@ -123,7 +127,8 @@ class ChromaStore:
 
         def search(collection: Any) -> dict[str, Any]:
             return collection.query(  # type: ignore[no-any-return]
-                query_embeddings=query[np.newaxis, :], n_results=top_k,
+                query_embeddings=query[np.newaxis, :],
+                n_results=top_k,
                 include=["documents", "metadatas", "distances"],
             )
 
@@ -186,7 +191,9 @@ class ChromaStore:
         with self._translate():
             if create:
                 collection = client.get_or_create_collection(
-                    name, configuration={"hnsw": self.hnsw}, metadata={OWNER_KEY: owner, "aipbx_schema": _SCHEMA},
+                    name,
+                    configuration={"hnsw": self.hnsw},
+                    metadata={OWNER_KEY: owner, "aipbx_schema": _SCHEMA},
                     embedding_function=None,
                 )
             else:
@@ -196,8 +203,9 @@ class ChromaStore:
                     raise _Missing() from None
         recorded = (collection.metadata or {}).get(OWNER_KEY)
         if recorded != owner:
-            raise OwnerIsolationError(f"collection {name} records owner {recorded!r}, not the one asked for",
-                                      backend=self.backend)
+            raise OwnerIsolationError(
+                f"collection {name} records owner {recorded!r}, not the one asked for", backend=self.backend
+            )
         with self._lock:
             self._collections[owner] = collection
         return collection
@@ -211,8 +219,9 @@ class ChromaStore:
                 import httpx
                 from chromadb.config import Settings
             except ImportError as exc:
-                raise BackendUnavailable("chromadb is not installed", install=f"pip install {CHROMA_REQUIREMENT}",
-                                         backend=self.backend) from exc
+                raise BackendUnavailable(
+                    "chromadb is not installed", install=f"pip install {CHROMA_REQUIREMENT}", backend=self.backend
+                ) from exc
             settings = Settings(anonymized_telemetry=False)
             with self._translate():
                 client = chromadb.HttpClient(host=self.host, port=self.port, settings=settings)
@@ -250,4 +259,3 @@ class ChromaStore:
 
 class _StaleCollection(Exception):
     """Chroma answered NotFound for a collection handle (internal signal)."""
-

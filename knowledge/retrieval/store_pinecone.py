@@ -72,8 +72,9 @@ class PineconeStore:
         try:
             import pinecone
         except ImportError as exc:
-            raise BackendUnavailable("the pinecone SDK is not installed", install="pip install pinecone",
-                                     backend=self.backend) from exc
+            raise BackendUnavailable(
+                "the pinecone SDK is not installed", install="pip install pinecone", backend=self.backend
+            ) from exc
         from pinecone.errors import exceptions
 
         self._errors = exceptions
@@ -107,8 +108,11 @@ class PineconeStore:
         query = prepare_query(vector, top_k)
         with self._translate():
             response = self._index.query(
-                top_k=top_k, vector=query.tolist(), namespace=owner_key(owner, self.prefix),
-                filter={"owner": {"$eq": owner}}, include_metadata=True,
+                top_k=top_k,
+                vector=query.tolist(),
+                namespace=owner_key(owner, self.prefix),
+                filter={"owner": {"$eq": owner}},
+                include_metadata=True,
             )
         hits = []
         for match in response.matches:

@@ -24,7 +24,8 @@ _WORD: Final = re.compile(r"[0-9]+(?:[.,:][0-9]+)*|[^\W\d_]+(?:['’-][^\W\d_]+)
 _HANGUL: Final = re.compile(r"[\uac00-\ud7a3]")
 
 # English words that never carry the topic of a question on the phone.
-_STOP_EN: Final = frozenset("""
+_STOP_EN: Final = frozenset(
+    """
 a an the and or but so if then than that this these those there here it its it's is are was were be been being
 am do does did doing done have has had having can could will would shall should may might must i i'm i'd i'll
 me my mine you you're you'd your yours we we're our ours us he she him her his hers they them their theirs what
@@ -36,44 +37,72 @@ come coming see let make say said there's else bit lot guys guy kind sort stuff 
 around like there'll today right now well sure call calling
 time times hour hours open opening opened close closing closed cost costs price prices fee fees charge
 charges pay paying much day days week exactly usually normally
-""".split())
+""".split()
+)
 
 # Korean particles and endings stripped from the end of a word (longest first).
-_KO_SUFFIXES: Final = tuple(sorted("""
+_KO_SUFFIXES: Final = tuple(
+    sorted(
+        """
 이에요 예요 이야 이요 에서는 에서도 에서 에게 한테 께서 으로는 으로 로는 로 까지는
 까지 부터 처럼 보다 이랑 랑 하고 이나 나 은 는 이 가 을 를 에 의 도 만 요 과 와
 야 죠 지요 나요 까요 세요 하세요 해요 하나요 되나요 돼요 되요 있어요 있나요 있습니까
 없어요 없나요 인가요 일까요 인데 는데 데요 거든요 네요 습니까 합니까 입니까 니까 어요
 아요 여요 해도 돼도 해주세요 주세요
-""".split(), key=len, reverse=True))
-_STOP_KO: Final = frozenset("""
+""".split(),
+        key=len,
+        reverse=True,
+    )
+)
+_STOP_KO: Final = frozenset(
+    """
 혹시 좀 저 제 저희 그 이 거 것 뭐 뭔가 어떻게 어디 언제 얼마 몇 누가 누구 무슨
 어떤 왜 네 예 아 음 그럼 그리고 그래서 근데 시 시간 가격 비용 요금 얼마예 얼마에 문
 열 닫 하시 하는지 되는지 있어요 없어요 하세요 되나요 돼요 가능 가능해요 가능한가요 해요
 하나요 알 수 있을까요 궁금 궁금해요 여쭤 물어 보려고 좀요 요 거기 여기 그거 이거 다
 또 혹은 아니면 정도 쯤 때 수 하는 되는 있는 없는 주세요 해주세요 알려 알려주세요
-""".split())
+""".split()
+)
 
 _WEEKDAYS_EN: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAYS_KO: Final = ("월", "화", "수", "목", "금", "토", "일")
 
 _PRICE_Q: Final = re.compile(r"how much|\bcost|\bprice|\bfee\b|\bfees\b|\bcharge|\bpay\b|얼마|가격|비용|요금|값", re.I)
-_TIME_Q: Final = re.compile(r"\bwhen\b|what time|\bhours?\b|\bopen\b|\bclose[sd]?\b|\buntil\b|\btill\b|\blatest\b|"
-                            r"\bearliest\b|\bdays?\b|\bweekends?\b|" + "|".join(_WEEKDAYS_EN) + r"|몇\s*시|언제|"
-                            r"시간|요일|주말|평일|영업|문\s*(?:열|닫)|마감", re.I)
-_PLACE_Q: Final = re.compile(r"\bwhere\b|\baddress\b|\blocated\b|\blocation\b|\bfloor\b|\bexit\b|"
-                             r"어디|주소|위치|몇\s*층|출구", re.I)
-_PHONE_Q: Final = re.compile(r"phone number|\bnumber\b|\bcall you\b|\bextension\b|\bemail\b|\be-mail\b|연락처|번호|"
-                             r"이메일|메일", re.I)
-_PRICE_A: Final = re.compile(r"\d[\d,.]*\s*(?:won|krw|dollars?|원|만\s*원)|[$₩]\s*\d|\bfree\b|무료|만\s*원|천\s*원",
-                             re.I)
-_TIME_A: Final = re.compile(r"\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)|\d{1,2}:\d{2}|\bnoon\b|\bmidnight\b|"
-                            r"오전|오후|\d{1,2}\s*시|" + "|".join(_WEEKDAYS_EN) + r"|weekdays?|weekends?|"
-                            r"[월화수목금토일]요일|평일|주말|공휴일|holidays?", re.I)
-_PLACE_A: Final = re.compile(r"\b\d+(?:st|nd|rd|th)?\s+floor|\bfloor\b|\bexit\b|\bstation\b|\bstreet\b|\bro\b|\bgil\b|"
-                             r"\bbuilding\b|-ro\b|-gil\b|층|출구|역|로\s*\d|길\s*\d|건물|빌딩", re.I)
-_PHONE_A: Final = re.compile(r"\b0\d{1,2}-\d{3,4}-\d{4}\b|\b\d{3,4}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\bextension\s*\d+|"
-                             r"내선\s*\d+", re.I)
+_TIME_Q: Final = re.compile(
+    r"\bwhen\b|what time|\bhours?\b|\bopen\b|\bclose[sd]?\b|\buntil\b|\btill\b|\blatest\b|"
+    r"\bearliest\b|\bdays?\b|\bweekends?\b|" + "|".join(_WEEKDAYS_EN) + r"|몇\s*시|언제|"
+    r"시간|요일|주말|평일|영업|문\s*(?:열|닫)|마감",
+    re.I,
+)
+_PLACE_Q: Final = re.compile(
+    r"\bwhere\b|\baddress\b|\blocated\b|\blocation\b|\bfloor\b|\bexit\b|"
+    r"어디|주소|위치|몇\s*층|출구",
+    re.I,
+)
+_PHONE_Q: Final = re.compile(
+    r"phone number|\bnumber\b|\bcall you\b|\bextension\b|\bemail\b|\be-mail\b|연락처|번호|"
+    r"이메일|메일",
+    re.I,
+)
+_PRICE_A: Final = re.compile(
+    r"\d[\d,.]*\s*(?:won|krw|dollars?|원|만\s*원)|[$₩]\s*\d|\bfree\b|무료|만\s*원|천\s*원", re.I
+)
+_TIME_A: Final = re.compile(
+    r"\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)|\d{1,2}:\d{2}|\bnoon\b|\bmidnight\b|"
+    r"오전|오후|\d{1,2}\s*시|" + "|".join(_WEEKDAYS_EN) + r"|weekdays?|weekends?|"
+    r"[월화수목금토일]요일|평일|주말|공휴일|holidays?",
+    re.I,
+)
+_PLACE_A: Final = re.compile(
+    r"\b\d+(?:st|nd|rd|th)?\s+floor|\bfloor\b|\bexit\b|\bstation\b|\bstreet\b|\bro\b|\bgil\b|"
+    r"\bbuilding\b|-ro\b|-gil\b|층|출구|역|로\s*\d|길\s*\d|건물|빌딩",
+    re.I,
+)
+_PHONE_A: Final = re.compile(
+    r"\b0\d{1,2}-\d{3,4}-\d{4}\b|\b\d{3,4}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\bextension\s*\d+|"
+    r"내선\s*\d+",
+    re.I,
+)
 
 _COVERED_BY: Final = {  # a range that names days without listing them
     "weekday": {"monday", "tuesday", "wednesday", "thursday", "friday"},
@@ -98,8 +127,16 @@ def stem(word: str) -> str:
                 return word[: -len(suffix)]
         return word
     word = word.removesuffix("'s").removesuffix("'")
-    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh"), ("ing", ""), ("ed", ""),
-                         ("es", "e"), ("s", "")):
+    for suffix, keep in (
+        ("ies", "y"),
+        ("sses", "ss"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("ing", ""),
+        ("ed", ""),
+        ("es", "e"),
+        ("s", ""),
+    ):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             return word[: -len(suffix)] + keep
     return word
@@ -137,10 +174,13 @@ def weekdays(text: str) -> set[str]:
     for index, name in enumerate(_WEEKDAYS_KO):
         if f"{name}요일" in lowered:
             found.add(_WEEKDAYS_EN[index])
-    ranges = re.findall(r"(" + "|".join(_WEEKDAYS_EN) + r")\s*(?:to|through|-|–|~)\s*(" + "|".join(_WEEKDAYS_EN) + ")",
-                        lowered)
-    ranges += [(_WEEKDAYS_EN[_WEEKDAYS_KO.index(a)], _WEEKDAYS_EN[_WEEKDAYS_KO.index(b)])
-               for a, b in re.findall(r"([월화수목금토일])(?:요일)?\s*[~\-–부]\S*\s*([월화수목금토일])", lowered)]
+    ranges = re.findall(
+        r"(" + "|".join(_WEEKDAYS_EN) + r")\s*(?:to|through|-|–|~)\s*(" + "|".join(_WEEKDAYS_EN) + ")", lowered
+    )
+    ranges += [
+        (_WEEKDAYS_EN[_WEEKDAYS_KO.index(a)], _WEEKDAYS_EN[_WEEKDAYS_KO.index(b)])
+        for a, b in re.findall(r"([월화수목금토일])(?:요일)?\s*[~\-–부]\S*\s*([월화수목금토일])", lowered)
+    ]
     for first, last in ranges:
         start, end = _WEEKDAYS_EN.index(first), _WEEKDAYS_EN.index(last)
         found |= set(_WEEKDAYS_EN[start : end + 1]) if start <= end else set()

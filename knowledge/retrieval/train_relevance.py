@@ -38,12 +38,23 @@ def collect() -> list[dict[str, Any]]:
             for question in eval_set.questions:
                 result = await retriever.search(eval_set.owner, question["q"])
                 scores = scorer.scores(question["q"], [*NEUTRAL, *(passage_text(p) for p in result.passages)])
-                rows = features(question["q"], result.passages, retriever.embedder, scores[len(NEUTRAL):],
-                                max(scores[: len(NEUTRAL)]))
+                rows = features(
+                    question["q"],
+                    result.passages,
+                    retriever.embedder,
+                    scores[len(NEUTRAL) :],
+                    max(scores[: len(NEUTRAL)]),
+                )
                 wanted = {question["expect"], *question.get("also", [])} - {None}
-                records.append({"split": question["split"], "wanted": wanted, "set": eval_set.owner,
-                                "ids": [p.id for p in result.passages],
-                                "x": [[row[name] for name in FEATURES] for row in rows]})
+                records.append(
+                    {
+                        "split": question["split"],
+                        "wanted": wanted,
+                        "set": eval_set.owner,
+                        "ids": [p.id for p in result.passages],
+                        "x": [[row[name] for name in FEATURES] for row in rows],
+                    }
+                )
 
     asyncio.run(run())
     return records
@@ -81,8 +92,14 @@ def decide(records: list[dict[str, Any]], w: np.ndarray, at: float) -> dict[str,
             honest += said is None
             false += said is not None
     n1, n0 = answered + wrong + unsure, honest + false
-    return {"answered": round(answered / n1, 3), "wrong": round(wrong / n1, 3), "unsure": round(unsure / n1, 3),
-            "honest": round(honest / n0, 3), "answerable": n1, "unanswerable": n0}
+    return {
+        "answered": round(answered / n1, 3),
+        "wrong": round(wrong / n1, 3),
+        "unsure": round(unsure / n1, 3),
+        "honest": round(honest / n0, 3),
+        "answerable": n1,
+        "unanswerable": n0,
+    }
 
 
 def main() -> int:
@@ -91,8 +108,17 @@ def main() -> int:
     heldout = [r for r in records if r["split"] == "heldout"]
     w = fit(calib)
     at = next(t for t in np.arange(0.05, 1.0, 0.01) if decide(calib, w, t)["honest"] >= HONESTY)
-    json.dump({"weights": [round(float(v), 3) for v in w], "features": FEATURES, "answer_at": round(float(at), 2),
-               "calib": decide(calib, w, at), "heldout": decide(heldout, w, at)}, sys.stdout, indent=2)
+    json.dump(
+        {
+            "weights": [round(float(v), 3) for v in w],
+            "features": FEATURES,
+            "answer_at": round(float(at), 2),
+            "calib": decide(calib, w, at),
+            "heldout": decide(heldout, w, at),
+        },
+        sys.stdout,
+        indent=2,
+    )
     print()
     return 0
 

@@ -39,8 +39,13 @@ KNOWLEDGE = "knowledge/demo/1002.md"  # "Next Monday's team meeting is at 10 a.m
 REQUESTED = ("asterisk", "ariapp", "web")
 PULLED_IN = ("postgres", "redis", "chroma", "events")
 ONE_SHOTS = ("setup", "migrate")
-SECRETS_ASTERISK_MUST_NOT_SEE = ("DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS", "PGPASSWORD", "POSTGRES_PASSWORD",
-                                 "AIPBX_CONSOLE_ADMIN_PASSWORD")
+SECRETS_ASTERISK_MUST_NOT_SEE = (
+    "DJANGO_SECRET_KEY",
+    "AIPBX_RECORDINGS_KEYS",
+    "PGPASSWORD",
+    "POSTGRES_PASSWORD",
+    "AIPBX_CONSOLE_ADMIN_PASSWORD",
+)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -51,8 +56,16 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 def clean_copy(target: Path) -> Path:
     """The repository as a fresh clone has it (tracked and new files; nothing ignored, no .env, no venv)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            check=True, capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file() and not source.is_symlink():
@@ -69,14 +82,22 @@ class Compose:
     project: str
     timings: dict[str, float] = field(default_factory=dict)
 
-    def __call__(self, *args: str, timeout: float = 300, check: bool = True, stdin: bytes | None = None
-                 ) -> subprocess.CompletedProcess[bytes]:
-        result = subprocess.run(["docker", "compose", "-p", self.project, *args], cwd=self.root, input=stdin,
-                                capture_output=True, timeout=timeout)
+    def __call__(
+        self, *args: str, timeout: float = 300, check: bool = True, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        result = subprocess.run(
+            ["docker", "compose", "-p", self.project, *args],
+            cwd=self.root,
+            input=stdin,
+            capture_output=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout.decode(errors='replace')[-3000:]}"
-                                 f"{result.stderr.decode(errors='replace')[-3000:]}")
+            raise AssertionError(
+                f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout.decode(errors='replace')[-3000:]}"
+                f"{result.stderr.decode(errors='replace')[-3000:]}"
+            )
         return result
 
     def timed(self, name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
@@ -92,8 +113,10 @@ class Compose:
     def states(self) -> dict[str, str]:
         rows = self("ps", "--all", "--format", "json").stdout.decode().strip()
         items = json.loads(rows) if rows.startswith("[") else [json.loads(line) for line in rows.splitlines() if line]
-        return {item["Service"]: f"{item['State']} {item.get('Health', '')} {item.get('ExitCode', '')}".strip()
-                for item in items}
+        return {
+            item["Service"]: f"{item['State']} {item.get('Health', '')} {item.get('ExitCode', '')}".strip()
+            for item in items
+        }
 
     def logs(self) -> str:
         return self("logs", "--no-color", "--tail", "40", check=False, timeout=60).stdout.decode(errors="replace")
@@ -105,18 +128,28 @@ def require_docker() -> None:
         try:
             result = subprocess.run(command, capture_output=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.fail(f"{' '.join(command)}: {exc}. Install and start Docker (docker/engine.sh install; "
-                        "docker/engine.sh start) — this test needs it and never skips.")
+            pytest.fail(
+                f"{' '.join(command)}: {exc}. Install and start Docker (docker/engine.sh install; "
+                "docker/engine.sh start) — this test needs it and never skips."
+            )
         if result.returncode != 0:
-            pytest.fail(f"{' '.join(command)} failed: {result.stderr.decode(errors='replace').strip()}. Start the "
-                        "Docker engine (docker/engine.sh start) and install Compose v2 (docker/engine.sh install).")
+            pytest.fail(
+                f"{' '.join(command)} failed: {result.stderr.decode(errors='replace').strip()}. Start the "
+                "Docker engine (docker/engine.sh start) and install Compose v2 (docker/engine.sh install)."
+            )
 
 
 def api(base: str, token: str, path: str) -> object:
     """GET the console's REST API the way a machine behind the TLS proxy does."""
-    request = urllib.request.Request(base + path, headers={
-        "Authorization": f"Token {token}", "Host": "localhost", "X-Forwarded-Proto": "https",
-        "Accept": "application/json"})
+    request = urllib.request.Request(
+        base + path,
+        headers={
+            "Authorization": f"Token {token}",
+            "Host": "localhost",
+            "X-Forwarded-Proto": "https",
+            "Accept": "application/json",
+        },
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -140,7 +173,7 @@ class Heard:
     greeting: str
     answer: str
     answered_at: float  # time.monotonic() when the AI answered
-    live: list[dict]    # the console API's view of the call while it was going on
+    live: list[dict]  # the console API's view of the call while it was going on
     call_id: str
 
 
@@ -180,8 +213,13 @@ async def missed_call(sip_port: int, passwords: dict[str, str], watch_console) -
             except Exception:  # noqa: BLE001 - the stack may already be gone on a failure
                 pass
             await phone.close()
-    return Heard(greeting=await transcribe(heard[:greeting_end]), answer=await transcribe(heard[greeting_end:]),
-                 answered_at=answered_at, live=live, call_id=live[0]["call_id"])
+    return Heard(
+        greeting=await transcribe(heard[:greeting_end]),
+        answer=await transcribe(heard[greeting_end:]),
+        answered_at=answered_at,
+        live=live,
+        call_id=live[0]["call_id"],
+    )
 
 
 def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp_path: Path) -> None:
@@ -190,10 +228,18 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
     # given a clean copy of the repository with ports no other service on this machine uses
     root = clean_copy(tmp_path / "aipbx")
     rtp_start = random.randrange(20000, 29000, 2)
-    ports = {"AIPBX_SIP_PORT": free_port(socket.SOCK_DGRAM), "AIPBX_HTTP_PORT": free_port(),
-             "AIPBX_WEB_PORT": free_port(), "AIPBX_STATUS_PORT": free_port(), "AIPBX_CHROMA_PORT": free_port(),
-             "AIPBX_WORKER_METRICS_PORT": free_port(), "AIPBX_POSTGRES_PORT": free_port(),
-             "AIPBX_REDIS_PORT": free_port(), "AIPBX_RTP_START": rtp_start, "AIPBX_RTP_END": rtp_start + 400}
+    ports = {
+        "AIPBX_SIP_PORT": free_port(socket.SOCK_DGRAM),
+        "AIPBX_HTTP_PORT": free_port(),
+        "AIPBX_WEB_PORT": free_port(),
+        "AIPBX_STATUS_PORT": free_port(),
+        "AIPBX_CHROMA_PORT": free_port(),
+        "AIPBX_WORKER_METRICS_PORT": free_port(),
+        "AIPBX_POSTGRES_PORT": free_port(),
+        "AIPBX_REDIS_PORT": free_port(),
+        "AIPBX_RTP_START": rtp_start,
+        "AIPBX_RTP_END": rtp_start + 400,
+    }
     settings = {"AIPBX_INSTANCE": "compose", "AIPBX_SIP_BIND": "127.0.0.1", "AIPBX_VERSION": "test", **ports}
     (root / ".env").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     compose = Compose(root, f"aipbxtest{os.getpid()}")
@@ -205,8 +251,10 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
         # and the design card's command brings the stack up (its first run writes the secrets)
         up_started = time.monotonic()
         compose.timed("up", "up", "--detach", "--wait", *REQUESTED, timeout=900)
-        passwords = {key.removeprefix("AIPBX_SIP_PASSWORD_"): value
-                     for key, value in read_env_file(root / "secrets" / "sip_passwords.env").items()}
+        passwords = {
+            key.removeprefix("AIPBX_SIP_PASSWORD_"): value
+            for key, value in read_env_file(root / "secrets" / "sip_passwords.env").items()
+        }
 
         # then the three services and what they need run and are healthy; worker and beat are not asked for
         states = compose.states()
@@ -233,14 +281,18 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
 
         # when the callee's knowledge is imported and a machine gets an API token
         imported = compose.manage("import_knowledge", "--owner", CALLEE, KNOWLEDGE)
-        assert f"item(s) imported for {CALLEE}" in imported and not imported.strip().startswith(
-            f"{KNOWLEDGE}: 0 "), imported
+        assert f"item(s) imported for {CALLEE}" in imported and not imported.strip().startswith(f"{KNOWLEDGE}: 0 "), (
+            imported
+        )
         token = compose.manage("drf_create_token", "admin").split()[2]
         assert len(token) == 40, token
 
         def watch_console() -> list[dict]:
-            return until(lambda: [c for c in calls_to(web, token, CALLEE) if c["state"] == "ai"], 20,
-                         "the call, live, in the console API")
+            return until(
+                lambda: [c for c in calls_to(web, token, CALLEE) if c["state"] == "ai"],
+                20,
+                "the call, live, in the console API",
+            )
 
         # and a phone calls an extension that rings and is never answered
         heard = asyncio.run(missed_call(ports["AIPBX_SIP_PORT"], passwords, watch_console))
@@ -253,8 +305,11 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
         # and the console showed the call live, handled by the AI
         assert heard.live[0]["ai_handled"] and heard.live[0]["ended"] is None, heard.live
         # and afterwards holds it with the caller's question, the knowledge retrieved for it, and the AI's turns
-        detail = until(lambda: (d := api(web, token, f"/api/v1/calls/{heard.call_id}/"))["state"] == "ended" and d,
-                       30, "the ended call in the console API")
+        detail = until(
+            lambda: (d := api(web, token, f"/api/v1/calls/{heard.call_id}/"))["state"] == "ended" and d,
+            30,
+            "the ended call in the console API",
+        )
         assert detail["caller"].endswith(CALLER) and detail["callee"] == CALLEE, detail
         questions = [t for t in detail["turns"] if t["speaker"] == "caller" and "meeting" in t["text"].lower()]
         assert questions and questions[0]["retrieved"], detail["turns"]
@@ -262,8 +317,21 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
         assert {r["item_id"] for r in questions[0]["retrieved"]} & {i["id"] for i in items}, (questions, items)
         assert any(t["speaker"] == "ai" and t["text"] for t in detail["turns"]), detail["turns"]
         # and the web container opens the call's sealed recording from the shared volume with its key
-        wav = compose("exec", "-T", "web", "python", "-m", "stack.container", "exec", "python", "-m",
-                      "ariapp.sealing", "cat", f"/var/lib/aipbx/recordings/{heard.call_id}", "mixed.wav").stdout
+        wav = compose(
+            "exec",
+            "-T",
+            "web",
+            "python",
+            "-m",
+            "stack.container",
+            "exec",
+            "python",
+            "-m",
+            "ariapp.sealing",
+            "cat",
+            f"/var/lib/aipbx/recordings/{heard.call_id}",
+            "mixed.wav",
+        ).stdout
         assert wav[:4] == b"RIFF" and len(wav) > 8000 * 2 * 5, len(wav)
 
         # and worker and beat are healthy beside the rest
@@ -271,16 +339,27 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
         states = compose.states()
         assert states["worker"].startswith("running healthy") and states["beat"].startswith("running healthy"), states
     except BaseException:
-        print("\n--- docker compose ps / logs ---\n", compose.states() if compose.root.exists() else "",
-              "\n", compose.logs(), flush=True)
+        print(
+            "\n--- docker compose ps / logs ---\n",
+            compose.states() if compose.root.exists() else "",
+            "\n",
+            compose.logs(),
+            flush=True,
+        )
         raise
     finally:
         down_started = time.monotonic()
         compose("down", "--volumes", "--remove-orphans", "--timeout", "30", check=False, timeout=300)
         compose.timings["down"] = round(time.monotonic() - down_started, 1)
-    volumes = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project="
-                              f"{compose.project}"], capture_output=True, text=True).stdout.split()
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={compose.project}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert volumes == [], volumes
     compose.timings["whole_test"] = round(time.monotonic() - test_started, 1)
-    print(f"\ncompose test timings (s): {json.dumps(compose.timings)}\nthe caller heard: greeting "
-          f"{heard.greeting!r}, answer {heard.answer!r}", flush=True)
+    print(
+        f"\ncompose test timings (s): {json.dumps(compose.timings)}\nthe caller heard: greeting "
+        f"{heard.greeting!r}, answer {heard.answer!r}",
+        flush=True,
+    )

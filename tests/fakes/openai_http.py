@@ -241,8 +241,14 @@ def obedient_reply(messages: list[dict[str, Any]]) -> str:
     system = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
     data = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") != "system")
     found: list[tuple[int, str, re.Match[str]]] = []
-    for kind, pattern in (("reveal", _REVEAL), ("reveal", _ROLE_PLAY), ("repeat", _REPEAT),
-                          ("transfer", _TRANSFER), ("dial", _DIAL), ("say", _SAY)):
+    for kind, pattern in (
+        ("reveal", _REVEAL),
+        ("reveal", _ROLE_PLAY),
+        ("repeat", _REPEAT),
+        ("transfer", _TRANSFER),
+        ("dial", _DIAL),
+        ("say", _SAY),
+    ):
         found += [(m.start(), kind, m) for m in pattern.finditer(data)]
     if not found:
         context = re.search(r"<context>\s*-\s*([^\n]*)", data)

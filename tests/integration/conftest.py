@@ -53,8 +53,13 @@ def pbx(tmp_path_factory) -> Pbx:
     cfg = scratch_config(f"test{os.getpid()}", tmp_path_factory.mktemp("pbx"), ring_seconds=RING_SECONDS)
     # After each call the ARI app hands it to the worker (transcript, learning) on this session's own
     # queue of the test broker; nothing consumes it unless a test starts a worker (test_learning.py).
-    cfg.extra_env.update({"AIPBX_EXTRACT_AFTER_CALL": "1", "AIPBX_CELERY_QUEUE": f"aipbx-{cfg.name}",
-                          "AIPBX_CELERY_BROKER_URL": settings.CELERY_BROKER_URL})
+    cfg.extra_env.update(
+        {
+            "AIPBX_EXTRACT_AFTER_CALL": "1",
+            "AIPBX_CELERY_QUEUE": f"aipbx-{cfg.name}",
+            "AIPBX_CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        }
+    )
     asterisk = Asterisk(cfg)
     asterisk.start()
     yield Pbx(cfg, asterisk)
@@ -88,8 +93,9 @@ def phones(pbx: Pbx):
 
     @asynccontextmanager
     async def make(ext: str, register: bool = True):
-        phone = Phone(ext=ext, password=pbx.cfg.sip_password(ext), server=("127.0.0.1", pbx.cfg.sip_port),
-                      local_ip="127.0.0.1")
+        phone = Phone(
+            ext=ext, password=pbx.cfg.sip_password(ext), server=("127.0.0.1", pbx.cfg.sip_port), local_ip="127.0.0.1"
+        )
         await phone.start()
         try:
             if register:
@@ -147,12 +153,21 @@ def console(pbx: Pbx, ariapp, django_db_setup, tmp_path_factory):
     logs = tmp_path_factory.mktemp("console")
     env = {**pbx.cfg.process_env(), "AIPBX_KNOWLEDGE_STORE": "chroma"}
     consumer_log = logs / "events.log"
-    consumer_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
-                    "AIPBX_DATABASE_URL": database_url(settings.DATABASES["default"])}
+    consumer_env = {
+        **os.environ,
+        **env,
+        "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+        "AIPBX_DATABASE_URL": database_url(settings.DATABASES["default"]),
+    }
     consumer_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with consumer_log.open("wb") as log:
-        consumer = subprocess.Popen([sys.executable, "manage.py", "consume_events"], cwd=REPO, env=consumer_env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+        consumer = subprocess.Popen(
+            [sys.executable, "manage.py", "consume_events"],
+            cwd=REPO,
+            env=consumer_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         with run_daphne(logs, env) as server:
             yield Console(server.url, server, consumer_log)

@@ -37,8 +37,9 @@ def parking_item(pbx, settings, transactional_db):
     reset_retriever()
 
 
-def test_a_live_call_its_transcript_recording_and_a_knowledge_edit(console, phones, page: Page, parking_item,
-                                                                   transactional_db, django_user_model) -> None:
+def test_a_live_call_its_transcript_recording_and_a_knowledge_edit(
+    console, phones, page: Page, parking_item, transactional_db, django_user_model
+) -> None:
     password = uuid.uuid4().hex
     django_user_model.objects.create_superuser("supervisor", password=password)
     login(page, console.server, "supervisor", password)

@@ -53,9 +53,13 @@ async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ari
 
     # given 1003's owner prices crowns and braces, and nothing else
     store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}")
-    await Retriever(UsemEmbedder(), store).add("1003", [
-        Document("1003-crown", "A zirconia crown costs 450,000 won including the fitting."),
-        Document("1003-braces", "Metal braces cost 3.5 million won; ceramic braces cost 4.5 million won.")])
+    await Retriever(UsemEmbedder(), store).add(
+        "1003",
+        [
+            Document("1003-crown", "A zirconia crown costs 450,000 won including the fitting."),
+            Document("1003-braces", "Metal braces cost 3.5 million won; ceramic braces cost 4.5 million won."),
+        ],
+    )
     # when a caller asks the price of what the knowledge does not list, then no price is read out as if it were
     heard = await ask(phones, "1003", "What's the price for veneers?")
     assert "not sure" in heard and "crown" not in heard and "braces" not in heard, heard
@@ -65,8 +69,9 @@ async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ari
     # crown" is sometimes heard as "azerchomi akron": the price is what the caller needs)
 
 
-async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_question(pbx, ariapp, knowledge_store,
-                                                                                        phones):
+async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_question(
+    pbx, ariapp, knowledge_store, phones
+):
     import numpy as np
 
     from tests.integration.audio_checks import greeted
@@ -85,7 +90,7 @@ async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_que
         received = call.received_audio()
         heard = await transcribe(received[asked_at:])
     # the AI said nothing while the caller was still asking (no jumping into the pause) ...
-    during = speech_seconds(received[asked_at:asked_at + len(question)])
+    during = speech_seconds(received[asked_at : asked_at + len(question)])
     assert during < 0.2, f"the AI spoke {during:.2f} s into the caller's question: {heard}"
     # ... and answered the whole question
     assert "monday" in heard and "room" in heard, heard
@@ -118,7 +123,8 @@ async def test_an_okay_over_the_answer_does_not_stop_it(pbx, ariapp, knowledge_s
 
 
 async def test_an_openai_compatible_llm_answers_with_the_callees_knowledge_and_failures_are_polite(
-        pbx, ariapp, knowledge_store, phones):
+    pbx, ariapp, knowledge_store, phones
+):
     from stack.instance import AppProcess
     from tests.fakes.openai_http import FakeOpenAI
 
@@ -128,8 +134,9 @@ async def test_an_openai_compatible_llm_answers_with_the_callees_knowledge_and_f
     await fake.start()
     fake.script.deltas = ["The meeting is next Monday", " at ten a.m.", " in room three."]
     ariapp.stop()
-    app = AppProcess(pbx.cfg, {"AIPBX_LLM": "openai", "OPENAI_API_KEY": "sk-test",
-                               "AIPBX_OPENAI_BASE_URL": fake.api_url})
+    app = AppProcess(
+        pbx.cfg, {"AIPBX_LLM": "openai", "OPENAI_API_KEY": "sk-test", "AIPBX_OPENAI_BASE_URL": fake.api_url}
+    )
     try:
         await asyncio.to_thread(app.start)
         # when the caller asks twice, the LLM failing (HTTP 500) on the first question only
@@ -172,8 +179,9 @@ def stream_events(pbx, call_id: str | None = None) -> list[dict]:
     from ariapp.events import stream_name
 
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
-    events = [{**fields, "data": json.loads(fields["data"])} for _id, fields in
-              client.xrange(stream_name(pbx.cfg.name))]
+    events = [
+        {**fields, "data": json.loads(fields["data"])} for _id, fields in client.xrange(stream_name(pbx.cfg.name))
+    ]
     return [e for e in events if call_id is None or e["call_id"] == call_id]
 
 
@@ -183,8 +191,11 @@ async def test_the_console_can_follow_a_call_from_its_event_stream(pbx, ariapp, 
     before = {e["event_id"] for e in stream_events(pbx)}
     await ask(phones, "1004", "When is the team meeting next week?")
     # then the stream tells the whole call, in order, each event once
-    await until(lambda: any(e["type"] == "call.ended" for e in stream_events(pbx) if e["event_id"] not in before),
-                10, "call.ended")
+    await until(
+        lambda: any(e["type"] == "call.ended" for e in stream_events(pbx) if e["event_id"] not in before),
+        10,
+        "call.ended",
+    )
     events = [e for e in stream_events(pbx) if e["event_id"] not in before]
     call_id = events[0]["call_id"]
     events = [e for e in events if e["call_id"] == call_id]

@@ -68,9 +68,26 @@ class PrivateRedis:
     def start(self) -> None:
         log = (self.directory / "redis.log").open("ab")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(self.ping, 10, "the private redis to answer")
 
     def ping(self) -> bool:
@@ -100,13 +117,31 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 @contextlib.contextmanager
 def celery_worker(server: PrivateRedis, queue: str, log_path: Path) -> Iterator[subprocess.Popen]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
-           # test settings put the broker and results in database 15 of this Redis
-           "AIPBX_REDIS_URL": f"redis://127.0.0.1:{server.port}/0", "AIPBX_CELERY_KEY_PREFIX": "",
-           "AIPBX_WORKER_METRICS_PORT": "0"}
-    command = [sys.executable, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "-Q", queue,
-               "-n", f"faults-{uuid.uuid4().hex[:8]}@localhost", "--loglevel=info",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+        # test settings put the broker and results in database 15 of this Redis
+        "AIPBX_REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
+        "AIPBX_CELERY_KEY_PREFIX": "",
+        "AIPBX_WORKER_METRICS_PORT": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "webconsole",
+        "worker",
+        "--pool=solo",
+        "-Q",
+        queue,
+        "-n",
+        f"faults-{uuid.uuid4().hex[:8]}@localhost",
+        "--loglevel=info",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -127,8 +162,12 @@ def test_tasks_queued_across_a_redis_restart_all_complete(private_redis: Private
     # given N tasks queued while no worker runs
     n = 20
     queue = f"faults-{uuid.uuid4().hex[:8]}"
-    producer = Celery("faults", set_as_current=False, broker=f"redis://127.0.0.1:{private_redis.port}/15",
-                      backend=f"redis://127.0.0.1:{private_redis.port}/15")
+    producer = Celery(
+        "faults",
+        set_as_current=False,
+        broker=f"redis://127.0.0.1:{private_redis.port}/15",
+        backend=f"redis://127.0.0.1:{private_redis.port}/15",
+    )
     first = [producer.send_task("webconsole.core.tasks.ping_task", queue=queue).id for _ in range(n)]
     assert private_redis.client().llen(queue) == n
 
@@ -146,12 +185,18 @@ def test_tasks_queued_across_a_redis_restart_all_complete(private_redis: Private
         private_redis.stop()
         time.sleep(1.0)
         private_redis.start()
-        producer = Celery("faults2", set_as_current=False,
-                          broker=f"redis://127.0.0.1:{private_redis.port}/15",
-                          backend=f"redis://127.0.0.1:{private_redis.port}/15")
+        producer = Celery(
+            "faults2",
+            set_as_current=False,
+            broker=f"redis://127.0.0.1:{private_redis.port}/15",
+            backend=f"redis://127.0.0.1:{private_redis.port}/15",
+        )
         second = [producer.send_task("webconsole.core.tasks.ping_task", queue=queue).id for _ in range(5)]
-        wait_for(lambda: succeeded(private_redis, second) == 5, 30,
-                 f"tasks after the restart to succeed\n{log_path.read_text()}")
+        wait_for(
+            lambda: succeeded(private_redis, second) == 5,
+            30,
+            f"tasks after the restart to succeed\n{log_path.read_text()}",
+        )
     assert succeeded(private_redis, first) == n  # results persisted across the second restart as well
 
 
@@ -214,12 +259,21 @@ class CuttableProxy:
 
 def start_consumer(pbx, stream: str, db_url: str, group: str, log_path: Path) -> subprocess.Popen:
     """``manage.py consume_events`` for the test instance's stream, in a group of its own, on ``db_url``."""
-    env = {**os.environ, **pbx.cfg.process_env(), "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
-           "AIPBX_DATABASE_URL": db_url}
+    env = {
+        **os.environ,
+        **pbx.cfg.process_env(),
+        "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+        "AIPBX_DATABASE_URL": db_url,
+    }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with log_path.open("ab") as log:
-        return subprocess.Popen([sys.executable, "manage.py", "consume_events", "--stream", stream, "--group", group],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "consume_events", "--stream", stream, "--group", group],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def migrated(db_url: str) -> None:
@@ -232,8 +286,11 @@ def stored_event_ids(db_url: str, call_id: str) -> list[str]:
     import psycopg
 
     with psycopg.connect(db_url) as conn:
-        rows = conn.execute("SELECT e.event_id FROM calls_callevent e JOIN calls_call c ON c.id = e.call_id "
-                            "WHERE c.call_id = %s ORDER BY e.event_id", (call_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT e.event_id FROM calls_callevent e JOIN calls_call c ON c.id = e.call_id "
+            "WHERE c.call_id = %s ORDER BY e.event_id",
+            (call_id,),
+        ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -266,9 +323,13 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
                 await until(lambda: speech_seconds(call.received_audio()) > 0.3, 10, "the greeting to start")
                 proxy.cut()
                 # an event certainly arrives during the outage (the call's own may come before or after)
-                probe = {"event_id": uuid.uuid4().hex, "type": "state",
-                         "call_id": f"outage-probe-{uuid.uuid4().hex[:8]}", "ts": f"{time.time():.3f}",
-                         "data": '{"state": "listening"}'}
+                probe = {
+                    "event_id": uuid.uuid4().hex,
+                    "type": "state",
+                    "call_id": f"outage-probe-{uuid.uuid4().hex[:8]}",
+                    "ts": f"{time.time():.3f}",
+                    "data": '{"state": "listening"}',
+                }
                 client.xadd(stream, probe)
                 await asyncio.sleep(4.0)
                 heard_during_outage = speech_seconds(call.received_audio())
@@ -287,8 +348,13 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
             assert entries, "the ARI app published no events for the call"
             ids = sorted(e["event_id"] for e in entries)
             with contextlib.suppress(AssertionError):
-                await asyncio.to_thread(wait_for, lambda: stored_event_ids(db_url, line["call_id"]) == ids, 25,
-                                        "every event to be stored", 0.2)
+                await asyncio.to_thread(
+                    wait_for,
+                    lambda: stored_event_ids(db_url, line["call_id"]) == ids,
+                    25,
+                    "every event to be stored",
+                    0.2,
+                )
             assert await asyncio.to_thread(stored_event_ids, db_url, line["call_id"]) == ids  # once each, none missing
             assert await asyncio.to_thread(stored_event_ids, db_url, probe["call_id"]) == [probe["event_id"]]
             assert "event ingestion paused" in log_path.read_text()  # the consumer noticed and waited
@@ -303,8 +369,9 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
 def manage(db_url: str, *argv: str) -> str:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test", "AIPBX_DATABASE_URL": db_url}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    done = subprocess.run([sys.executable, "manage.py", *argv], cwd=REPO, env=env, check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *argv], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    )
     return done.stdout
 
 
@@ -312,13 +379,15 @@ def ended_calls(db_url: str, call_ids: list[str]) -> int:
     import psycopg
 
     with psycopg.connect(db_url) as conn:
-        return conn.execute("SELECT count(*) FROM calls_call WHERE call_id = ANY(%s) AND state = 'ended'",
-                            (call_ids,)).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM calls_call WHERE call_id = ANY(%s) AND state = 'ended'", (call_ids,)
+        ).fetchone()[0]
 
 
 @pytest.mark.asterisk
-async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once_by_webhook(pbx, ariapp, phones,
-                                                                                          tmp_path: Path) -> None:
+async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once_by_webhook(
+    pbx, ariapp, phones, tmp_path: Path
+) -> None:
     """SIGKILL during three AI calls: after the restart each call's end reaches the webhook exactly once.
 
     A console of its own (database, consumer group) ingests the events; a webhook endpoint on
@@ -334,9 +403,14 @@ async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once
     await receiver.start()
     with throwaway_database("aipbx_faults") as db_url:
         await asyncio.to_thread(migrated, db_url)
-        await asyncio.to_thread(manage, db_url, "shell", "-c",
-                                "from webconsole.webhooks.models import WebhookEndpoint; "
-                                f"WebhookEndpoint.objects.create(name='ops', url='{receiver.url}')")
+        await asyncio.to_thread(
+            manage,
+            db_url,
+            "shell",
+            "-c",
+            "from webconsole.webhooks.models import WebhookEndpoint; "
+            f"WebhookEndpoint.objects.create(name='ops', url='{receiver.url}')",
+        )
         stream = stream_name(pbx.cfg.name)
         client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
         group = f"faults-{uuid.uuid4().hex[:8]}"
@@ -346,8 +420,11 @@ async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once
             before = await cdr_baseline(pbx, ariapp)
             async with phones("1001") as a, phones("1002") as b, phones("1003") as c:
                 calls = await asyncio.gather(*(phone.call("1004", timeout=10) for phone in (a, b, c)))
-                await until(lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls), 10,
-                            "every greeting to start")
+                await until(
+                    lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls),
+                    10,
+                    "every greeting to start",
+                )
                 ariapp.kill()
                 await asyncio.to_thread(ariapp.start)
                 await asyncio.wait_for(asyncio.gather(*(call.ended.wait() for call in calls)), 15)
@@ -365,9 +442,11 @@ async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once
     # then each call's end was reported exactly once (as call_failed: the calls were cut by the crash),
     # each delivery with its own idempotency key
     bodies = [json.loads(body) for body in receiver.bodies]
-    ends = sorted((body["data"]["call_id"], body["event"]) for body in bodies
-                  if body["event"] in ("call_ended", "call_failed"))
-    assert ends == [(call_id, "call_failed") for call_id in ids], [(b["event"], b["data"].get("call_id"))
-                                                                   for b in bodies]
+    ends = sorted(
+        (body["data"]["call_id"], body["event"]) for body in bodies if body["event"] in ("call_ended", "call_failed")
+    )
+    assert ends == [(call_id, "call_failed") for call_id in ids], [
+        (b["event"], b["data"].get("call_id")) for b in bodies
+    ]
     keys = [request.headers["x-aipbx-delivery"] for request in receiver.requests]
     assert len(keys) == len(set(keys)) == len(bodies)

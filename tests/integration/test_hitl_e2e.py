@@ -38,8 +38,11 @@ async def ask_and_hold(phones, on_hold: threading.Event, answered: threading.Eve
         await until(answered.is_set, 60, "the operator's answer in the console")
         # the answer is spoken within moments of the click (maybe already): wait until the line is quiet
         clicked_at = len(call.received_audio())
-        await until(lambda: len(call.received_audio()) - clicked_at > 2 * RATE
-                    and silent_tail(call.received_audio(), 1.5), 30, "the answer to be spoken")
+        await until(
+            lambda: len(call.received_audio()) - clicked_at > 2 * RATE and silent_tail(call.received_audio(), 1.5),
+            30,
+            "the answer to be spoken",
+        )
         await call.hangup()
         return await transcribe(call.received_audio()[asked_at:])
 
@@ -55,7 +58,7 @@ async def ask_and_listen(phones, until_silent_s: float = 1.0, timeout: float = 3
         await until(lambda: silent_tail(call.received_audio(), until_silent_s), timeout, "quiet")
         await call.hangup()
         audio = call.received_audio()
-        first = next((i for i in range(done_at, len(audio), 160) if abs(audio[i:i + 160]).max() > 500), len(audio))
+        first = next((i for i in range(done_at, len(audio), 160) if abs(audio[i : i + 160]).max() > 500), len(audio))
         return await transcribe(audio[asked_at:]), (first - done_at) / RATE
 
 
@@ -66,8 +69,9 @@ def operator(django_user_model, presence: str):
     return user, password
 
 
-def test_an_operator_answers_and_the_caller_hears_it(console, phones, page: Page, transactional_db,
-                                                     django_user_model) -> None:
+def test_an_operator_answers_and_the_caller_hears_it(
+    console, phones, page: Page, transactional_db, django_user_model
+) -> None:
     from knowledge.models import KnowledgeItem
     from webconsole.hitl.models import HitlRequest
 
@@ -93,14 +97,18 @@ def test_an_operator_answers_and_the_caller_hears_it(console, phones, page: Page
     request = HitlRequest.objects.get(question__icontains="alarm code")
     assert request.status == "delivered" and request.claimed_by == user
     item = KnowledgeItem.objects.get(pk=request.saved_item_id)
-    assert (item.status, item.source, item.owner, item.source_call_id) == ("pending", "hitl", "1002",
-                                                                            request.call.call_id)
+    assert (item.status, item.source, item.owner, item.source_call_id) == (
+        "pending",
+        "hitl",
+        "1002",
+        request.call.call_id,
+    )
     assert "blue key card" in item.text and "alarm code" in item.text
 
 
-def test_with_nobody_available_the_caller_hears_the_away_message_at_once(console, phones, page: Page,
-                                                                         transactional_db,
-                                                                         django_user_model) -> None:
+def test_with_nobody_available_the_caller_hears_the_away_message_at_once(
+    console, phones, page: Page, transactional_db, django_user_model
+) -> None:
     from webconsole.hitl.models import HitlRequest
 
     user, password = operator(django_user_model, Presence.AWAY)
@@ -120,9 +128,9 @@ def _run(script):
     return thread.result()
 
 
-def test_a_hold_nobody_answers_has_its_updates_in_order_then_a_polite_timeout(pbx, ariapp, console, phones,
-                                                                                transactional_db,
-                                                                                django_user_model) -> None:
+def test_a_hold_nobody_answers_has_its_updates_in_order_then_a_polite_timeout(
+    pbx, ariapp, console, phones, transactional_db, django_user_model
+) -> None:
     from stack.instance import AppProcess
     from webconsole.hitl.models import HitlRequest
 

@@ -76,8 +76,9 @@ async def conversation(phones) -> dict:
         return {"notice": notice}
 
 
-def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(pbx, ariapp, phones,
-                                                                             learning_worker) -> None:
+def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(
+    pbx, ariapp, phones, learning_worker
+) -> None:
     # given: 1001 calls 1002, who answers and says a new fact; the caller says one of their own
     before = asyncio.run(cdr_baseline(pbx, ariapp))
     heard = asyncio.run(conversation(phones))
@@ -108,8 +109,9 @@ def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(pbx
     assert "saturday" in answer and ("ten" in answer or "10" in answer), answer
 
 
-def test_a_phone_calls_page_shows_both_speakers_live(console, phones, page: Page, transactional_db,
-                                                     django_user_model) -> None:
+def test_a_phone_calls_page_shows_both_speakers_live(
+    console, phones, page: Page, transactional_db, django_user_model
+) -> None:
     password = uuid.uuid4().hex
     django_user_model.objects.create_superuser("watcher", password=password)
     login(page, console.server, "watcher", password)
@@ -124,8 +126,7 @@ def test_a_phone_calls_page_shows_both_speakers_live(console, phones, page: Page
     row.locator("a").click()
     # then the call page shows each party's words, labelled, while the call goes on
     expect(page.locator("#transcript li.turn.caller")).to_contain_text("building", timeout=30_000, ignore_case=True)
-    expect(page.locator("#transcript li.turn.callee")).to_contain_text("saturday", timeout=30_000,
-                                                                        ignore_case=True)
+    expect(page.locator("#transcript li.turn.callee")).to_contain_text("saturday", timeout=30_000, ignore_case=True)
     expect(page.locator("#transcript li.turn.callee .who")).to_have_text("callee")
     assert call.result()["notice"]
     # and after the hang-up the page says how it was transcribed, with the recording to play from a line

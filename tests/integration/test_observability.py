@@ -78,7 +78,7 @@ async def test_a_real_ai_call_moves_the_metrics_and_every_line_carries_the_call_
         await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the greeting")
         said_at = len(call.received_audio()) / 8000
         await call.play_and_wait(await speech("The printer on the second floor is broken."))
-        await until(lambda: speech_seconds(call.received_audio()[int(said_at * 8000):]) > 1.0, 25, "a reply")
+        await until(lambda: speech_seconds(call.received_audio()[int(said_at * 8000) :]) > 1.0, 25, "a reply")
         during = scrape(json_app)
         await call.hangup()
     await quiet_asterisk(pbx)
@@ -197,8 +197,11 @@ def ready_body(app: AppProcess) -> tuple[int, dict]:
 
 def private_redis(port: int) -> subprocess.Popen:
     """A Redis of this test's own (never the shared one on 6379), without persistence."""
-    return subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -217,13 +220,20 @@ def test_ready_follows_redis_and_ari_going_away_and_coming_back(pbx, tmp_path):
     redis = private_redis(redis_port)
     proxy = TcpProxy(pbx.cfg.http_port)
     proxy.start()
-    cfg = dataclasses.replace(pbx.cfg, status_port=free_port(), ari_app=f"{pbx.cfg.ari_app}-probe",
-                              extra_env={**pbx.cfg.extra_env, "AIPBX_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-                                         "AIPBX_ARI_URL": f"http://127.0.0.1:{proxy.port}",
-                                         "AIPBX_CDR_DIR": str(tmp_path / "cdr"),
-                                         "AIPBX_STATE_DIR": str(tmp_path / "state"),
-                                         "AIPBX_RECORDINGS_DIR": str(tmp_path / "rec"),
-                                         "AIPBX_KNOWLEDGE_STORE": "none"})
+    cfg = dataclasses.replace(
+        pbx.cfg,
+        status_port=free_port(),
+        ari_app=f"{pbx.cfg.ari_app}-probe",
+        extra_env={
+            **pbx.cfg.extra_env,
+            "AIPBX_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "AIPBX_ARI_URL": f"http://127.0.0.1:{proxy.port}",
+            "AIPBX_CDR_DIR": str(tmp_path / "cdr"),
+            "AIPBX_STATE_DIR": str(tmp_path / "state"),
+            "AIPBX_RECORDINGS_DIR": str(tmp_path / "rec"),
+            "AIPBX_KNOWLEDGE_STORE": "none",
+        },
+    )
     app = AppProcess(cfg)
     app.log_path = tmp_path / "ariapp.log"
     try:

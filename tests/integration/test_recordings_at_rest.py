@@ -41,7 +41,8 @@ async def _ai_call(pbx, ariapp, phones) -> tuple[dict, float]:
 
 
 def test_an_ai_call_is_sealed_at_rest_and_plays_in_the_console_across_a_key_rotation(
-        pbx, ariapp, phones, db, settings) -> None:
+    pbx, ariapp, phones, db, settings
+) -> None:
     # given an instance whose .env holds a master key (as `make up` writes it)
     keys = pbx.cfg.recordings_keys
     assert keys is not None
@@ -51,8 +52,9 @@ def test_an_ai_call_is_sealed_at_rest_and_plays_in_the_console_across_a_key_rota
 
     # then only private sealed files are on disk, with no WAV header or transcript text in the clear
     names = sorted(path.name for path in folder.iterdir())
-    assert names == ["callee.wav.enc", "caller.wav.enc", "metadata.json.enc", "mixed.wav.enc",
-                     "transcript.txt.enc"], names
+    assert names == ["callee.wav.enc", "caller.wav.enc", "metadata.json.enc", "mixed.wav.enc", "transcript.txt.enc"], (
+        names
+    )
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for path in folder.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
@@ -96,9 +98,15 @@ def test_an_ai_call_is_sealed_at_rest_and_plays_in_the_console_across_a_key_rota
     # then the old recording still plays
     assert b"".join(operator.get(url).streaming_content) == mixed
     # and after `python -m ariapp.sealing rewrap` the files need only the new key
-    rewrap = subprocess.run([sys.executable, "-m", "ariapp.sealing", "rewrap", "--dir", str(folder)], cwd=REPO,
-                            env={**os.environ, sealing.ENV_VAR: rotated_env}, capture_output=True, text=True,
-                            timeout=60, check=False)
+    rewrap = subprocess.run(
+        [sys.executable, "-m", "ariapp.sealing", "rewrap", "--dir", str(folder)],
+        cwd=REPO,
+        env={**os.environ, sealing.ENV_VAR: rotated_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert rewrap.returncode == 0 and "rewrapped 5 file(s) to key 'k2'" in rewrap.stdout, rewrap
     settings.AIPBX_RECORDINGS_KEYRING = sealing.Keyring.parse(new_spec)
     assert b"".join(operator.get(url).streaming_content) == mixed

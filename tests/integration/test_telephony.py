@@ -31,14 +31,20 @@ def new_cdr(pbx, before: int, count: int = 1, timeout: float = 15.0):
 
 async def cdr_baseline(pbx, ariapp) -> int:
     """The CDR line count once every earlier call is fully written (files, then the CDR line)."""
-    await until(lambda: (s := ariapp.status())["active_calls"] == 0 and s["calls_finishing"] == 0, 15,
-                "earlier calls to be written")
+    await until(
+        lambda: (s := ariapp.status())["active_calls"] == 0 and s["calls_finishing"] == 0,
+        15,
+        "earlier calls to be written",
+    )
     return len(pbx.cdr_lines())
 
 
 async def quiet_asterisk(pbx, timeout: float = 10.0) -> None:
-    await until(lambda: not pbx.channels() and not pbx.bridges(), timeout,
-                f"no channels/bridges left (have {pbx.channels()} / {pbx.bridges()})")
+    await until(
+        lambda: not pbx.channels() and not pbx.bridges(),
+        timeout,
+        f"no channels/bridges left (have {pbx.channels()} / {pbx.bridges()})",
+    )
 
 
 def test_the_app_follows_every_channel_but_no_device_state(pbx, ariapp):
@@ -162,9 +168,9 @@ async def test_ai_without_knowledge_says_honestly_it_is_not_sure(pbx, ariapp, ph
         await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the greeting")
         said_at = len(call.received_audio()) / 8000
         await call.play_and_wait(await speech("The printer on the second floor is broken."))
-        await until(lambda: speech_seconds(call.received_audio()[int(said_at * 8000):]) > 1.5, 25, "a reply")
+        await until(lambda: speech_seconds(call.received_audio()[int(said_at * 8000) :]) > 1.5, 25, "a reply")
         await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the reply")
-        reply = await transcribe(call.received_audio()[int(said_at * 8000):])
+        reply = await transcribe(call.received_audio()[int(said_at * 8000) :])
         assert "not sure" in reply and "support" in reply, reply
         await call.hangup()
     await quiet_asterisk(pbx)
@@ -175,8 +181,9 @@ async def test_ari_app_restart_during_live_ai_calls_cleans_up(pbx, ariapp, phone
     before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as a, phones("1002") as b, phones("1003") as c:
         calls = await asyncio.gather(*(phone.call("1004", timeout=10) for phone in (a, b, c)))
-        await until(lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls), 10,
-                    "every greeting to start")
+        await until(
+            lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls), 10, "every greeting to start"
+        )
         # when the ARI app dies (SIGKILL) mid-call and comes back
         ariapp.kill()
         ariapp.start()
@@ -212,8 +219,11 @@ async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_
         # when the ARI app dies (SIGKILL) mid-call and comes back while the call goes on
         ariapp.kill()
         ariapp.start()
-        await until(lambda: not any(c["name"].startswith(("Snoop/", "UnicastRTP/")) for c in pbx.channels()), 10,
-                    "the dead app's snoops and media channels to be cleaned up")
+        await until(
+            lambda: not any(c["name"].startswith(("Snoop/", "UnicastRTP/")) for c in pbx.channels()),
+            10,
+            "the dead app's snoops and media channels to be cleaned up",
+        )
         assert outgoing.ended.is_set() is False  # the people's call is untouched
         await asyncio.sleep(1.0)
         await outgoing.hangup()

@@ -26,8 +26,11 @@ def clinic(embedder):
     """A clinic's knowledge: crowns and braces priced, no Invisalign, no veneers."""
     items = [
         {"id": "crown", "text": "A zirconia crown costs 450,000 won including the fitting.", "heading": "Prices"},
-        {"id": "braces", "text": "Metal braces cost 3.5 million won; ceramic braces 4.5 million won.",
-         "heading": "Orthodontics"},
+        {
+            "id": "braces",
+            "text": "Metal braces cost 3.5 million won; ceramic braces 4.5 million won.",
+            "heading": "Orthodontics",
+        },
         {"id": "hours", "text": "We are open Monday to Friday from 9:30 a.m. to 6:30 p.m.", "heading": "Hours"},
         {"id": "parking", "text": "Free parking for two hours in the basement of the building.", "heading": "Parking"},
     ]

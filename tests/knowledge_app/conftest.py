@@ -29,19 +29,31 @@ WORKER_START_TIMEOUT = 30.0
 #: A phone-to-phone call to 1002: its owner (the callee) states facts; the caller says things that look
 #: like facts but are the caller's own, never 1002's knowledge.
 PHONE_CALL_TURNS = [
-    {"t": 0.5, "end": 4.0, "speaker": "caller",
-     "text": "Hi, this is Alex from Acme. Our office moves to building 7 next Monday."},
-    {"t": 4.4, "end": 12.0, "speaker": "callee",
-     "text": "Thanks Alex. The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2. "
-             "Please call me back at 010-1234-5678."},
+    {
+        "t": 0.5,
+        "end": 4.0,
+        "speaker": "caller",
+        "text": "Hi, this is Alex from Acme. Our office moves to building 7 next Monday.",
+    },
+    {
+        "t": 4.4,
+        "end": 12.0,
+        "speaker": "callee",
+        "text": "Thanks Alex. The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2. "
+        "Please call me back at 010-1234-5678.",
+    },
     {"t": 12.5, "end": 14.0, "speaker": "caller", "text": "Great, thank you."},
 ]
 
 #: An AI-handled call to 1002: the caller leaves a message (call notes), the AI only repeats it.
 AI_CALL_TURNS = [
     {"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant of Jiyoung Lee. How can I help you?"},
-    {"t": 6.5, "speaker": "caller", "text": "Hi, this is Alex from Acme. The delivery will arrive tomorrow at "
-                                           "9 a.m. at the lobby of building 2. Please call me back at 010-1234-5678."},
+    {
+        "t": 6.5,
+        "speaker": "caller",
+        "text": "Hi, this is Alex from Acme. The delivery will arrive tomorrow at "
+        "9 a.m. at the lobby of building 2. Please call me back at 010-1234-5678.",
+    },
     {"t": 14.0, "speaker": "ai", "text": "Thank you. I will pass this on to Jiyoung Lee."},
 ]
 
@@ -83,12 +95,33 @@ def spawn_worker(queue: str, recordings: Path, log_path: Path, node: str = "", *
     process kills the task it is running (the case the broker has to recover).
     """
     node = node or f"pytest-kb-{uuid.uuid4().hex[:8]}@localhost"
-    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
-                "AIPBX_DATABASE_URL": worker_database_url(), "AIPBX_RECORDINGS_DIR": str(recordings),
-                "AIPBX_KNOWLEDGE_STORE": "memory", "AIPBX_LLM": "local", "AIPBX_KNOWLEDGE_JUDGE": "auto", **env}
-    command = [sys.executable, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo",
-               "-Q", ",".join(worker_queues(queue)), "-n", node, "--loglevel=warning",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    full_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webconsole.settings.test",
+        "AIPBX_DATABASE_URL": worker_database_url(),
+        "AIPBX_RECORDINGS_DIR": str(recordings),
+        "AIPBX_KNOWLEDGE_STORE": "memory",
+        "AIPBX_LLM": "local",
+        "AIPBX_KNOWLEDGE_JUDGE": "auto",
+        **env,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "webconsole",
+        "worker",
+        "--pool=solo",
+        "-Q",
+        ",".join(worker_queues(queue)),
+        "-n",
+        node,
+        "--loglevel=warning",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     with log_path.open("ab") as log:
         return subprocess.Popen(command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
 

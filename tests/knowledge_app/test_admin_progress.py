@@ -28,14 +28,16 @@ def test_admin_pages_render(admin_client: Any, model: str) -> None:
 
 def test_admin_approve_action_indexes_the_item(admin_client: Any) -> None:
     [added] = do_add_item("1002", "The spare key is in the top drawer of the reception desk.")
-    response = admin_client.post(reverse("admin:knowledge_knowledgeitem_changelist"),
-                                 {"action": "approve", "_selected_action": [added.item.pk]})
+    response = admin_client.post(
+        reverse("admin:knowledge_knowledgeitem_changelist"), {"action": "approve", "_selected_action": [added.item.pk]}
+    )
     assert response.status_code == 302
     assert KnowledgeItem.objects.get().status == Status.APPROVED
     result = asyncio.run(get_retriever().search("1002", "Where is the spare key?"))
     assert result.passages[0].id == str(added.item.pk)
-    admin_client.post(reverse("admin:knowledge_knowledgeitem_changelist"),
-                      {"action": "reject", "_selected_action": [added.item.pk]})
+    admin_client.post(
+        reverse("admin:knowledge_knowledgeitem_changelist"), {"action": "reject", "_selected_action": [added.item.pk]}
+    )
     assert get_retriever().store.count("1002") == 0
 
 

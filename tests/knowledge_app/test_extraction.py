@@ -26,8 +26,9 @@ class FakeLanguageModel:
         self.answer = answer
         self.prompts: list[str] = []
 
-    async def stream(self, messages: list[Any], *, max_tokens: int = 150,
-                     temperature: float = 0.5) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: list[Any], *, max_tokens: int = 150, temperature: float = 0.5
+    ) -> AsyncIterator[str]:
         self.prompts.append(messages[-1].content)
         for start in range(0, len(self.answer), 7):
             await asyncio.sleep(0)
@@ -35,7 +36,8 @@ class FakeLanguageModel:
 
 
 def test_the_owners_sure_facts_are_published_with_provenance_and_the_callers_words_are_not(
-        knowledge_settings: Path) -> None:
+    knowledge_settings: Path,
+) -> None:
     # given a phone call where 1002's owner states facts and the caller states their own
     write_call(knowledge_settings, "call-1", PHONE_CALL_TURNS)
     # when
@@ -57,7 +59,8 @@ def test_the_owners_sure_facts_are_published_with_provenance_and_the_callers_wor
     # sure facts (confidence >= 0.8, the default policy) are published at once: callers can be told
     assert delivery.confidence >= 0.8 and delivery.status == Status.APPROVED
     assert asyncio.run(get_retriever().search("1002", "When does the delivery come?")).passages[0].id == str(
-        delivery.pk)
+        delivery.pk
+    )
     # re-running the task creates nothing new
     assert run_extraction("call-1")["items_created"] == 2
     assert KnowledgeItem.objects.count() == 2 and ExtractionRun.objects.count() == 1
@@ -75,7 +78,8 @@ def test_less_sure_facts_wait_for_review_and_the_policy_decides(knowledge_settin
     write_call(knowledge_settings, "reviewed", PHONE_CALL_TURNS)
     run_extraction("reviewed")
     assert set(KnowledgeItem.objects.filter(source_call_id="reviewed").values_list("status", flat=True)) == {
-        Status.PENDING}
+        Status.PENDING
+    }
 
 
 def test_an_owner_who_turned_learning_off_teaches_nothing(knowledge_settings: Path) -> None:
@@ -100,8 +104,11 @@ def test_an_ai_call_leaves_the_callers_message_as_notes_never_as_facts(knowledge
 def test_korean_callee_utterances_are_proposed(knowledge_settings: Path) -> None:
     turns = [
         {"t": 0.0, "speaker": "caller", "text": "안녕하세요 회의 언제예요?"},
-        {"t": 2.0, "speaker": "callee",
-         "text": "다음 주 월요일 오전 10시에 3층 회의실에서 팀 회의가 있어요. 네 감사합니다."},
+        {
+            "t": 2.0,
+            "speaker": "callee",
+            "text": "다음 주 월요일 오전 10시에 3층 회의실에서 팀 회의가 있어요. 네 감사합니다.",
+        },
     ]
     write_call(knowledge_settings, "call-ko", turns)
     assert run_extraction("call-ko")["status"] == "done"
@@ -129,8 +136,10 @@ def test_small_talk_is_skipped(knowledge_settings: Path) -> None:
         (None, "transcript missing"),
         ({"call": {"callee": "1002"}, "turns": [{"t": 0, "speaker": "callee", "text": "  "}]}, "transcript is empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-        ({"call": {"callee": "1002"}, "turns": [{"t": 0, "speaker": "callee", "text": "x" * MAX_TRANSCRIPT_BYTES}]},
-         "too large"),
+        (
+            {"call": {"callee": "1002"}, "turns": [{"t": 0, "speaker": "callee", "text": "x" * MAX_TRANSCRIPT_BYTES}]},
+            "too large",
+        ),
         ({"call": {"callee": "9999"}, "turns": AI_CALL_TURNS}, "unknown owner '9999'"),
         (b"{not json", "not valid JSON"),
     ],
@@ -161,14 +170,23 @@ def test_malformed_llm_json_fails_the_run(knowledge_settings: Path) -> None:
 
 def test_llm_judgement_keeps_only_what_the_owner_said(knowledge_settings: Path) -> None:
     write_call(knowledge_settings, "call-llm2", PHONE_CALL_TURNS)
-    answer = {"is_useful": True, "confidence": 0.85, "reason": "delivery time",
-              "extracted_info": [
-                  {"text": "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
-                   "category": "약속", "keywords": ["delivery"], "speaker": "callee"},
-                  # the model claims the caller's news for the owner: its words are the caller's
-                  {"text": "Acme's office moves to building 7 next Monday.", "category": "정보", "speaker": "callee"},
-                  {"text": "Alex is from Acme.", "category": "기타", "speaker": "caller"}],
-              "call_notes": []}
+    answer = {
+        "is_useful": True,
+        "confidence": 0.85,
+        "reason": "delivery time",
+        "extracted_info": [
+            {
+                "text": "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
+                "category": "약속",
+                "keywords": ["delivery"],
+                "speaker": "callee",
+            },
+            # the model claims the caller's news for the owner: its words are the caller's
+            {"text": "Acme's office moves to building 7 next Monday.", "category": "정보", "speaker": "callee"},
+            {"text": "Alex is from Acme.", "category": "기타", "speaker": "caller"},
+        ],
+        "call_notes": [],
+    }
     summary = run_extraction("call-llm2", judge=LlmJudge(FakeLanguageModel("```json\n" + json.dumps(answer) + "\n```")))
     assert summary == {"call_id": "call-llm2", "status": "done", "items_created": 1, "reason": "delivery time"}
     item = KnowledgeItem.objects.get()
@@ -176,8 +194,15 @@ def test_llm_judgement_keeps_only_what_the_owner_said(knowledge_settings: Path) 
     assert item.status == Status.APPROVED  # 0.85 >= the default publishing threshold
 
 
-@pytest.mark.parametrize("answer", ['{"is_useful": "yes", "confidence": 0.5}', '{"is_useful": true, "confidence": 2}',
-                                    '[1, 2]', '{"is_useful": true, "confidence": 0.9, "extracted_info": [{"x": 1}]}'])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"is_useful": "yes", "confidence": 0.5}',
+        '{"is_useful": true, "confidence": 2}',
+        "[1, 2]",
+        '{"is_useful": true, "confidence": 0.9, "extracted_info": [{"x": 1}]}',
+    ],
+)
 def test_parse_judgement_is_strict(answer: str) -> None:
     from knowledge.extraction import ExtractionError
 
@@ -200,8 +225,10 @@ def test_rule_judge_drops_a_spoken_preamble_but_keeps_facts_before_a_comma() -> 
 
 
 def test_rule_judge_ignores_questions_and_the_ai() -> None:
-    turns = [Turn("ai", "The meeting is at 10 a.m. in room 3.", 0.0, 1.0),
-             Turn("caller", "Is the meeting at 10 a.m. in room 3? 회의가 몇 시에 3층에서 있나요", 1.0, 2.0)]
+    turns = [
+        Turn("ai", "The meeting is at 10 a.m. in room 3.", 0.0, 1.0),
+        Turn("caller", "Is the meeting at 10 a.m. in room 3? 회의가 몇 시에 3층에서 있나요", 1.0, 2.0),
+    ]
     assert RuleJudge(0.7).judge(turns)["extracted_info"] == []
 
 

@@ -14,14 +14,23 @@ from knowledge.importing import ImportFailed, parse_file, parse_markdown
 def test_headings_keep_their_text_and_lose_only_a_closing_sequence() -> None:
     text = "# Deliveries\n\nA.\n\n## Wi-Fi ##\n\nB.\n\n### C# and F#\n\nC.\n\n#   \n\nD.\n\n#nospace\n"
     assert [(t.heading, t.body) for t in parse_markdown(text)] == [
-        ("Deliveries", "A."), ("Wi-Fi", "B."), ("C# and F#", "C."), ("", "D."), ("", "#nospace")]
+        ("Deliveries", "A."),
+        ("Wi-Fi", "B."),
+        ("C# and F#", "C."),
+        ("", "D."),
+        ("", "#nospace"),
+    ]
 
 
-@pytest.mark.parametrize("line", [
-    "# a" + " " * 19_990 + "x",  # blanks before a last word: the old expression tried every split of them
-    "# " + " \t" * 9_990 + "#x",
-    "### " + "# " * 9_990 + "x",
-], ids=["blanks-then-word", "blanks-and-tabs", "hashes"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "# a" + " " * 19_990 + "x",  # blanks before a last word: the old expression tried every split of them
+        "# " + " \t" * 9_990 + "#x",
+        "### " + "# " * 9_990 + "x",
+    ],
+    ids=["blanks-then-word", "blanks-and-tabs", "hashes"],
+)
 def test_a_hostile_heading_line_parses_in_well_under_a_second(line: str) -> None:
     started = time.perf_counter()
     (text,) = parse_markdown(line + "\n\nbody\n")
@@ -34,9 +43,12 @@ def test_a_hostile_heading_line_parses_in_well_under_a_second(line: str) -> None
 def test_a_line_over_the_limit_is_refused_with_its_number(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     long = "word " * (importing.MAX_LINE_CHARS // 5 + 1)
-    path.write_text(f"question,answer\nq,a\nq2,\"{long}\"\n" if name.endswith(".csv") else f"fine\n\n{long}\n")
-    with pytest.raises(ImportFailed, match=r"line 3 has \d+ characters, over the 20000-character limit.*"
-                                           r"nothing was imported"):
+    path.write_text(f'question,answer\nq,a\nq2,"{long}"\n' if name.endswith(".csv") else f"fine\n\n{long}\n")
+    with pytest.raises(
+        ImportFailed,
+        match=r"line 3 has \d+ characters, over the 20000-character limit.*"
+        r"nothing was imported",
+    ):
         parse_file(path)
 
 

@@ -83,26 +83,44 @@ def test_importing_the_same_file_twice_keeps_one_copy(tmp_path: Path) -> None:
 
 def test_an_item_an_earlier_import_stored_with_its_label_is_upgraded_in_place(tmp_path: Path) -> None:
     # given what an earlier version stored for an FAQ row and a Markdown paragraph
-    [faq] = do_add_item("1002", "Q: Where do I park? A: Visitors park in the basement level B2 of the east building.",
-                        source=Source.IMPORT, status=Status.APPROVED)
-    [guide] = do_add_item("1002", "Deliveries: Parcels are received at the front desk on the first floor until 5 p.m.",
-                          source=Source.IMPORT, status=Status.APPROVED)
+    [faq] = do_add_item(
+        "1002",
+        "Q: Where do I park? A: Visitors park in the basement level B2 of the east building.",
+        source=Source.IMPORT,
+        status=Status.APPROVED,
+    )
+    [guide] = do_add_item(
+        "1002",
+        "Deliveries: Parcels are received at the front desk on the first floor until 5 p.m.",
+        source=Source.IMPORT,
+        status=Status.APPROVED,
+    )
     # when the same files are imported again
-    call_command("import_knowledge", "--owner", "1002", str(write(tmp_path, "faq.csv", FAQ_CSV)),
-                 str(write(tmp_path, "guide.md", GUIDE_MD)), stdout=StringIO(), stderr=StringIO())
+    call_command(
+        "import_knowledge",
+        "--owner",
+        "1002",
+        str(write(tmp_path, "faq.csv", FAQ_CSV)),
+        str(write(tmp_path, "guide.md", GUIDE_MD)),
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
     # then the old rows now hold the answer and the paragraph alone, with their context beside
     faq_item, guide_item = KnowledgeItem.objects.get(pk=faq.item.pk), KnowledgeItem.objects.get(pk=guide.item.pk)
-    assert (faq_item.question, faq_item.text) == ("Where do I park?",
-                                                  "Visitors park in the basement level B2 of the east building.")
+    assert (faq_item.question, faq_item.text) == (
+        "Where do I park?",
+        "Visitors park in the basement level B2 of the east building.",
+    )
     assert (guide_item.heading, guide_item.text) == (
-        "Deliveries", "Parcels are received at the front desk on the first floor until 5 p.m.")
+        "Deliveries",
+        "Parcels are received at the front desk on the first floor until 5 p.m.",
+    )
     assert KnowledgeItem.objects.filter(owner="1002").count() == 4
     assert "Q:" not in search("1002", "Where can I park?").passages[0].text
 
 
 def test_near_duplicate_is_merged_and_keywords_extended() -> None:
-    [first] = do_add_item("1002", "The team meeting is on Monday at 10 a.m.", keywords=["meeting"],
-                          confidence=0.7)
+    [first] = do_add_item("1002", "The team meeting is on Monday at 10 a.m.", keywords=["meeting"], confidence=0.7)
     [again] = do_add_item("1002", "the team meeting is on monday at 10 AM!", keywords=["monday"], confidence=0.9)
     assert not again.created and again.item.pk == first.item.pk
     item = KnowledgeItem.objects.get(pk=first.item.pk)
@@ -166,21 +184,25 @@ def test_reindex_rebuilds_from_postgres() -> None:
         ("faq.csv", b"q,a\nhello,world\n", "'question' and 'answer'"),
     ],
 )
-def test_bad_files_are_refused_and_nothing_is_written(tmp_path: Path, name: str, content: bytes,
-                                                      message: str) -> None:
+def test_bad_files_are_refused_and_nothing_is_written(tmp_path: Path, name: str, content: bytes, message: str) -> None:
     good = write(tmp_path, "good.csv", FAQ_CSV)
     bad = tmp_path / name
     bad.write_bytes(content)
     with pytest.raises(CommandError, match=message):
-        call_command("import_knowledge", "--owner", "1002", str(good), str(bad), stdout=StringIO(),
-                     stderr=StringIO())
+        call_command("import_knowledge", "--owner", "1002", str(good), str(bad), stdout=StringIO(), stderr=StringIO())
     assert not KnowledgeItem.objects.exists() and not ImportJob.objects.exists()
 
 
 def test_unknown_owner_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="unknown owner '9999'"):
-        call_command("import_knowledge", "--owner", "9999", str(write(tmp_path, "a.txt", "Some fact.")),
-                     stdout=StringIO(), stderr=StringIO())
+        call_command(
+            "import_knowledge",
+            "--owner",
+            "9999",
+            str(write(tmp_path, "a.txt", "Some fact.")),
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
     assert not KnowledgeItem.objects.exists()
 
 

@@ -53,8 +53,11 @@ def chroma_settings(settings: Any, tmp_path: Path) -> Iterator[ChromaServer]:
 def test_import_then_search_on_a_real_chroma_server(chroma_settings: ChromaServer, tmp_path: Path) -> None:
     # given
     path = tmp_path / "faq.csv"
-    path.write_text("question,answer\nWhere do I park?,Visitors park in basement level B2.\n"
-                    "When is lunch?,Lunch is served from noon to 1 p.m. in the cafeteria.\n", encoding="utf-8")
+    path.write_text(
+        "question,answer\nWhere do I park?,Visitors park in basement level B2.\n"
+        "When is lunch?,Lunch is served from noon to 1 p.m. in the cafeteria.\n",
+        encoding="utf-8",
+    )
     # when
     call_command("import_knowledge", "--owner", "1002", str(path), stdout=StringIO(), stderr=StringIO())
     # then

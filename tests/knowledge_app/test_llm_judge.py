@@ -28,13 +28,25 @@ from tests.knowledge_app.conftest import PHONE_CALL_TURNS, spawn_worker, stop_wo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ANSWER = {"is_useful": True, "confidence": 0.88, "reason": "delivery time and call-back number",
-          "extracted_info": [
-              {"text": "The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2.", "category": "약속",
-               "keywords": ["delivery", "Acme"], "speaker": "callee"},
-              {"text": "Call the owner back at 010-1234-5678.", "category": "지시", "keywords": ["call back"],
-               "speaker": "callee"},
-          ]}
+ANSWER = {
+    "is_useful": True,
+    "confidence": 0.88,
+    "reason": "delivery time and call-back number",
+    "extracted_info": [
+        {
+            "text": "The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2.",
+            "category": "약속",
+            "keywords": ["delivery", "Acme"],
+            "speaker": "callee",
+        },
+        {
+            "text": "Call the owner back at 010-1234-5678.",
+            "category": "지시",
+            "keywords": ["call back"],
+            "speaker": "callee",
+        },
+    ],
+}
 
 
 def pieces(text: str, size: int = 13) -> list[str]:
@@ -47,8 +59,11 @@ def openai_judge(settings: Any) -> Iterator[ServerThread[FakeOpenAI]]:
     with ServerThread(FakeOpenAI()) as fake:
         fake.server.script = OpenAIScript(deltas=pieces(json.dumps(ANSWER, ensure_ascii=False)))
         settings.AIPBX_LLM = "openai"
-        settings.AIPBX_LLM_ENV = {"OPENAI_API_KEY": "sk-test", "AIPBX_OPENAI_BASE_URL": fake.server.api_url,
-                                  "AIPBX_OPENAI_MODEL": "judge-model"}
+        settings.AIPBX_LLM_ENV = {
+            "OPENAI_API_KEY": "sk-test",
+            "AIPBX_OPENAI_BASE_URL": fake.server.api_url,
+            "AIPBX_OPENAI_MODEL": "judge-model",
+        }
         yield fake
 
 
@@ -60,8 +75,9 @@ def test_offline_by_default_llm_when_configured(settings: Any) -> None:
     assert isinstance(default_judge(), RuleJudge)
 
 
-def test_openai_judge_over_the_wire_stores_the_owners_facts(knowledge_settings: Path,
-                                                         openai_judge: ServerThread[FakeOpenAI]) -> None:
+def test_openai_judge_over_the_wire_stores_the_owners_facts(
+    knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI]
+) -> None:
     # given
     write_call(knowledge_settings, "llm-call", PHONE_CALL_TURNS)
     # when
@@ -82,9 +98,14 @@ def test_openai_judge_over_the_wire_stores_the_owners_facts(knowledge_settings: 
 
 def test_gemini_judge_over_the_wire(knowledge_settings: Path, settings: Any) -> None:
     write_call(knowledge_settings, "gemini-call", PHONE_CALL_TURNS)
-    answer = {"is_useful": True, "confidence": 0.8, "reason": "callback",
-              "extracted_info": [{"text": "Alex asks for a call back at 010-1234-5678.", "category": "지시",
-                                  "keywords": ["callback"]}]}
+    answer = {
+        "is_useful": True,
+        "confidence": 0.8,
+        "reason": "callback",
+        "extracted_info": [
+            {"text": "Alex asks for a call back at 010-1234-5678.", "category": "지시", "keywords": ["callback"]}
+        ],
+    }
     with ServerThread(FakeGemini()) as fake:
         fake.server.script = GeminiScript(deltas=pieces("```json\n" + json.dumps(answer) + "\n```"))
         settings.AIPBX_LLM = "gemini"
@@ -101,12 +122,15 @@ def test_gemini_judge_over_the_wire(knowledge_settings: Path, settings: Any) -> 
     [
         ('Sure! Here it is: {"is_useful": true, "confidence": 0.9, "extracted_info": [', "not valid JSON"),
         # valid JSON whose second entry is broken: the first must not be stored on its own
-        (json.dumps({**ANSWER, "extracted_info": [ANSWER["extracted_info"][0], {"category": "정보"}]}),
-         "extracted_info[1] needs a non-empty 'text'"),
+        (
+            json.dumps({**ANSWER, "extracted_info": [ANSWER["extracted_info"][0], {"category": "정보"}]}),
+            "extracted_info[1] needs a non-empty 'text'",
+        ),
     ],
 )
 def test_malformed_llm_json_fails_the_run_without_retry_or_writes(
-        knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI], answer: str, reason: str) -> None:
+    knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI], answer: str, reason: str
+) -> None:
     write_call(knowledge_settings, "bad-json", PHONE_CALL_TURNS)
     openai_judge.server.script.deltas = pieces(answer)
     summary = extract_knowledge_task.apply(args=["bad-json"]).get()
@@ -118,8 +142,9 @@ def test_malformed_llm_json_fails_the_run_without_retry_or_writes(
 
 
 @pytest.mark.parametrize(("status", "reason"), [(401, "access refused"), (400, "request rejected")])
-def test_permanent_llm_errors_fail_at_once(knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI],
-                                           status: int, reason: str) -> None:
+def test_permanent_llm_errors_fail_at_once(
+    knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI], status: int, reason: str
+) -> None:
     write_call(knowledge_settings, "perm-call", PHONE_CALL_TURNS)
     openai_judge.server.script.status = status
     summary = extract_knowledge_task.apply(args=["perm-call"]).get()
@@ -128,7 +153,8 @@ def test_permanent_llm_errors_fail_at_once(knowledge_settings: Path, openai_judg
 
 
 def test_transient_llm_errors_give_up_after_the_configured_retries(
-        knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI], settings: Any) -> None:
+    knowledge_settings: Path, openai_judge: ServerThread[FakeOpenAI], settings: Any
+) -> None:
     write_call(knowledge_settings, "down-call", PHONE_CALL_TURNS)
     settings.AIPBX_KNOWLEDGE_MAX_RETRIES = 2
     openai_judge.server.script.status = 503
@@ -155,15 +181,23 @@ def test_retry_delay_grows_exponentially_with_jitter_and_a_cap() -> None:
 
 
 @pytest.mark.slow
-def test_worker_retries_transient_llm_errors_with_backoff(knowledge_settings: Path, tmp_path: Path,
-                                                          openai_judge: ServerThread[FakeOpenAI]) -> None:
+def test_worker_retries_transient_llm_errors_with_backoff(
+    knowledge_settings: Path, tmp_path: Path, openai_judge: ServerThread[FakeOpenAI]
+) -> None:
     # given: the judge answers 503, then 429, then the JSON
     write_call(knowledge_settings, "flaky-call", PHONE_CALL_TURNS)
     openai_judge.server.script.statuses = [503, 429]
     queue = f"kbllm-{uuid.uuid4().hex[:10]}"
     log_path = tmp_path / "worker.log"
-    worker = spawn_worker(queue, knowledge_settings, log_path, AIPBX_LLM="openai", OPENAI_API_KEY="sk-test",
-                          AIPBX_OPENAI_BASE_URL=openai_judge.server.api_url, AIPBX_KNOWLEDGE_RETRY_BACKOFF_S="0.2")
+    worker = spawn_worker(
+        queue,
+        knowledge_settings,
+        log_path,
+        AIPBX_LLM="openai",
+        OPENAI_API_KEY="sk-test",
+        AIPBX_OPENAI_BASE_URL=openai_judge.server.api_url,
+        AIPBX_KNOWLEDGE_RETRY_BACKOFF_S="0.2",
+    )
     try:
         # when
         summary = extract_knowledge_task.apply_async(["flaky-call"], queue=queue).get(timeout=25)

@@ -74,15 +74,21 @@ def test_admin_action_reruns_the_selected_failed_runs(knowledge_worker: Path, ad
     first, second = failed_run("admin-a"), failed_run("admin-b")
     write_call(knowledge_worker, "admin-a", PHONE_CALL_TURNS)
     # when
-    response = admin_client.post(reverse("admin:knowledge_extractionrun_changelist"),
-                                 {"action": "retry", "_selected_action": [first.pk]}, follow=True)
+    response = admin_client.post(
+        reverse("admin:knowledge_extractionrun_changelist"),
+        {"action": "retry", "_selected_action": [first.pk]},
+        follow=True,
+    )
     # then
     assert "Queued 1 extraction(s) again: admin-a." in response.content.decode()
     run = wait_until_finished("admin-a", 30)
     assert run is not None and (run.status, run.items_created) == ("done", 2)
     assert ExtractionRun.objects.get(pk=second.pk).status == "failed"
     # a run that has not failed is left alone, and the page says so
-    response = admin_client.post(reverse("admin:knowledge_extractionrun_changelist"),
-                                 {"action": "retry", "_selected_action": [first.pk]}, follow=True)
+    response = admin_client.post(
+        reverse("admin:knowledge_extractionrun_changelist"),
+        {"action": "retry", "_selected_action": [first.pk]},
+        follow=True,
+    )
     assert "1 selected run(s) had not failed and were left alone." in response.content.decode()
     assert ExtractionRun.objects.get(pk=first.pk).status == "done"

@@ -97,8 +97,9 @@ def test_a_task_that_ends_in_time_is_not_disturbed_later(private_app: Celery) ->
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_solo_worker_stops_a_webhook_post_at_its_soft_limit(knowledge_worker: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_solo_worker_stops_a_webhook_post_at_its_soft_limit(
+    knowledge_worker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a delivery to a receiver that accepts the connection and never answers (queued by hand)
     monkeypatch.setattr(webhook_tasks, "schedule", lambda *args, **kwargs: None)
     with socket.socket() as silent:

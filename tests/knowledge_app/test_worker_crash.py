@@ -33,13 +33,25 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 VISIBILITY_TIMEOUT_S = 3.0
 STEP_TIMEOUT_S = 20.0
-ANSWER = {"is_useful": True, "confidence": 0.9, "reason": "a delivery time and a call-back number",
-          "extracted_info": [
-              {"text": "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
-               "category": "약속", "keywords": ["delivery", "Acme"], "speaker": "callee"},
-              {"text": "Call the owner back at 010-1234-5678.", "category": "지시", "keywords": ["call back"],
-               "speaker": "callee"},
-          ]}
+ANSWER = {
+    "is_useful": True,
+    "confidence": 0.9,
+    "reason": "a delivery time and a call-back number",
+    "extracted_info": [
+        {
+            "text": "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
+            "category": "약속",
+            "keywords": ["delivery", "Acme"],
+            "speaker": "callee",
+        },
+        {
+            "text": "Call the owner back at 010-1234-5678.",
+            "category": "지시",
+            "keywords": ["call back"],
+            "speaker": "callee",
+        },
+    ],
+}
 
 
 def deltas(answer: dict[str, object]) -> list[str]:
@@ -59,8 +71,13 @@ def test_worker_killed_mid_extraction_redelivers_without_duplicates(knowledge_se
     with ServerThread(FakeOpenAI()) as fake:
         release = fake.new_event()
         fake.server.script = OpenAIScript(deltas=deltas(ANSWER), hold_chat=True, release=release)
-        env = {"AIPBX_LLM": "openai", "OPENAI_API_KEY": "sk-test", "AIPBX_OPENAI_BASE_URL": fake.server.api_url,
-               "AIPBX_CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S), "AIPBX_CELERY_KEY_PREFIX": prefix}
+        env = {
+            "AIPBX_LLM": "openai",
+            "OPENAI_API_KEY": "sk-test",
+            "AIPBX_OPENAI_BASE_URL": fake.server.api_url,
+            "AIPBX_CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+            "AIPBX_CELERY_KEY_PREFIX": prefix,
+        }
         workers = []
         try:
             # given: a worker is inside the judge's HTTP request for the call

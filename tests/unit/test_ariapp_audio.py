@@ -53,6 +53,7 @@ def speaker(clock: FakeClock) -> Speaker:
 
 # --- Speaker ------------------------------------------------------------------------------------
 
+
 def test_frames_come_out_one_per_tick_in_order(speaker: Speaker) -> None:
     # given 3.5 frames of audio
     handle = speaker.start("Hello")
@@ -219,6 +220,7 @@ def test_speaker_works_again_after_a_barge_in(speaker: Speaker) -> None:
 
 # --- Listener -----------------------------------------------------------------------------------
 
+
 class Recorder:
     def __init__(self) -> None:
         self.tick = 0
@@ -235,13 +237,13 @@ class Recorder:
 def feed(listener: Listener, seen: Recorder, pcm: np.ndarray) -> None:
     for index in range(len(pcm) // FRAME):
         seen.tick = index
-        listener.feed(pcm[index * FRAME:(index + 1) * FRAME])
+        listener.feed(pcm[index * FRAME : (index + 1) * FRAME])
 
 
 def offset_in(pcm: np.ndarray, piece: np.ndarray) -> int:
     """Where ``piece`` sits in ``pcm`` (frame-aligned); fails if it is not an exact contiguous slice."""
     for start in range(0, len(pcm) - len(piece) + 1, FRAME):
-        if np.array_equal(pcm[start:start + len(piece)], piece):
+        if np.array_equal(pcm[start : start + len(piece)], piece):
             return start
     raise AssertionError("not a contiguous slice of the input")
 

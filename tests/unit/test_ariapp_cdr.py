@@ -187,8 +187,11 @@ def test_unreadable_journal_files_are_skipped(dirs: tuple[Path, Path], content: 
 
 
 def test_duration_and_billsec() -> None:
-    call = record(start="2026-11-25T14:31:37.123+00:00", answer="2026-11-25T14:31:42.380+00:00",
-                  end="2026-11-25T14:32:10.734+00:00")
+    call = record(
+        start="2026-11-25T14:31:37.123+00:00",
+        answer="2026-11-25T14:31:42.380+00:00",
+        end="2026-11-25T14:32:10.734+00:00",
+    )
 
     cdr = call.to_cdr()
 
@@ -214,9 +217,16 @@ def test_durations_are_never_negative_or_missing() -> None:
 
 
 def test_written_line_has_the_cdr_fields(dirs: tuple[Path, Path]) -> None:
-    call = record(start="2026-11-25T14:31:37.123+00:00", answer="2026-11-25T14:31:42.380+00:00",
-                  end="2026-11-25T14:32:10.734+00:00", answered_by="1002", hangup_by="callee",
-                  termination_reason="callee_hangup", hangup_cause=16, legs=["x"])
+    call = record(
+        start="2026-11-25T14:31:37.123+00:00",
+        answer="2026-11-25T14:31:42.380+00:00",
+        end="2026-11-25T14:32:10.734+00:00",
+        answered_by="1002",
+        hangup_by="callee",
+        termination_reason="callee_hangup",
+        hangup_cause=16,
+        legs=["x"],
+    )
 
     CdrWriter(*dirs).write(call)
 

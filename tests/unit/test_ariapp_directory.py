@@ -15,8 +15,13 @@ VALID = {
     "defaults": {"no_answer_timeout": 12, "language": "en-US", "greeting": "Hi, {owner} is away."},
     "extensions": [
         {"ext": "1001", "owner": "Minsu Kim"},
-        {"ext": "1002", "owner": "Jiyoung Lee", "no_answer_timeout": 20, "language": "ko-KR",
-         "greeting": "{owner} 님의 AI 비서입니다."},
+        {
+            "ext": "1002",
+            "owner": "Jiyoung Lee",
+            "no_answer_timeout": 20,
+            "language": "ko-KR",
+            "greeting": "{owner} 님의 AI 비서입니다.",
+        },
     ],
 }
 

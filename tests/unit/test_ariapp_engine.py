@@ -25,13 +25,16 @@ def test_the_default_is_offline() -> None:
     assert type(build_tts(s, env, "ko-KR")).__name__ == "EspeakTTS"
 
 
-@pytest.mark.parametrize(("env", "variable"), [
-    ({"AIPBX_LLM": "openai"}, "OPENAI_API_KEY"),
-    ({"AIPBX_LLM": "gemini"}, "GEMINI_API_KEY"),
-    ({"AIPBX_STT": "openai"}, "OPENAI_API_KEY"),
-    ({"AIPBX_STT": "google"}, "AIPBX_GOOGLE_API_KEY"),
-    ({"AIPBX_TTS": "google"}, "GOOGLE_APPLICATION_CREDENTIALS"),
-])
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"AIPBX_LLM": "openai"}, "OPENAI_API_KEY"),
+        ({"AIPBX_LLM": "gemini"}, "GEMINI_API_KEY"),
+        ({"AIPBX_STT": "openai"}, "OPENAI_API_KEY"),
+        ({"AIPBX_STT": "google"}, "AIPBX_GOOGLE_API_KEY"),
+        ({"AIPBX_TTS": "google"}, "GOOGLE_APPLICATION_CREDENTIALS"),
+    ],
+)
 def test_a_missing_key_names_the_variable_to_set(env: dict[str, str], variable: str) -> None:
     s, merged = settings(**env)
     with pytest.raises(ConfigError, match=variable):
@@ -44,8 +47,14 @@ def test_a_missing_key_names_the_variable_to_set(env: dict[str, str], variable: 
 
 
 def test_cloud_families_are_built_with_their_keys_and_endpoints() -> None:
-    s, env = settings(AIPBX_LLM="openai", AIPBX_STT="google", AIPBX_TTS="openai", OPENAI_API_KEY="sk-test",
-                      AIPBX_OPENAI_BASE_URL="http://127.0.0.1:9/v1", AIPBX_GOOGLE_API_KEY="g-key")
+    s, env = settings(
+        AIPBX_LLM="openai",
+        AIPBX_STT="google",
+        AIPBX_TTS="openai",
+        OPENAI_API_KEY="sk-test",
+        AIPBX_OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        AIPBX_GOOGLE_API_KEY="g-key",
+    )
     answerer = build_answerer(s, env)
     assert isinstance(answerer, LlmAnswerer) and type(answerer.llm).__name__ == "OpenAIChatLLM"
     stts = build_stts(s, env, ("en-US", "ko-KR"))

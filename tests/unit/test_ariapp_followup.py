@@ -20,35 +20,50 @@ SAID = [{"t": 1.0, "speaker": "callee", "text": "We open on Saturdays from ten t
 
 
 def phone_call(answered: bool = True) -> CallRecord:
-    return CallRecord("c1", "1001", "1002", "2026-11-25T01:00:00+00:00",
-                      answer="2026-11-25T01:00:05+00:00" if answered else None,
-                      recording_dir="/rec/c1" if answered else None)
+    return CallRecord(
+        "c1",
+        "1001",
+        "1002",
+        "2026-11-25T01:00:00+00:00",
+        answer="2026-11-25T01:00:05+00:00" if answered else None,
+        recording_dir="/rec/c1" if answered else None,
+    )
 
 
 def live(complete: bool) -> dict:
     return {"turns": SAID, "extra": {"transcription": {"mode": "live", "complete": complete}}}
 
 
-@pytest.mark.parametrize(("record", "report", "ext", "expected"), [
-    # a phone call written down live and completely goes straight to learning, or nowhere
-    (phone_call(), live(True), LEARN, (EXTRACT_TASK, "live")),
-    (phone_call(), live(True), RECORD_ONLY, ("", "live")),
-    # anything less than a complete live transcript is transcribed from the recordings
-    (phone_call(), live(False), LEARN, (TRANSCRIBE_TASK, "post_call")),
-    (phone_call(), None, LEARN, (TRANSCRIBE_TASK, "post_call")),  # over budget, or the app restarted
-    (phone_call(), None, RECORD_ONLY, (TRANSCRIBE_TASK, "post_call")),
-    # nothing recorded: nothing to do
-    (phone_call(), None, OFF, ("", "none")),
-    (phone_call(answered=False), None, LEARN, ("", "none")),
-    (phone_call(), None, None, ("", "none")),
-])
+@pytest.mark.parametrize(
+    ("record", "report", "ext", "expected"),
+    [
+        # a phone call written down live and completely goes straight to learning, or nowhere
+        (phone_call(), live(True), LEARN, (EXTRACT_TASK, "live")),
+        (phone_call(), live(True), RECORD_ONLY, ("", "live")),
+        # anything less than a complete live transcript is transcribed from the recordings
+        (phone_call(), live(False), LEARN, (TRANSCRIBE_TASK, "post_call")),
+        (phone_call(), None, LEARN, (TRANSCRIBE_TASK, "post_call")),  # over budget, or the app restarted
+        (phone_call(), None, RECORD_ONLY, (TRANSCRIBE_TASK, "post_call")),
+        # nothing recorded: nothing to do
+        (phone_call(), None, OFF, ("", "none")),
+        (phone_call(answered=False), None, LEARN, ("", "none")),
+        (phone_call(), None, None, ("", "none")),
+    ],
+)
 def test_what_the_worker_gets_after_a_phone_call(record, report, ext, expected) -> None:
     assert after_call(record, report, ext) == expected
 
 
 def test_an_ai_call_with_words_is_read_for_notes_only_when_the_owner_learns() -> None:
-    ai = CallRecord("c2", "1001", "1002", "2026-11-25T01:00:00+00:00", answer="2026-11-25T01:00:10+00:00",
-                    ai_handled=True, recording_dir="/rec/c2")
+    ai = CallRecord(
+        "c2",
+        "1001",
+        "1002",
+        "2026-11-25T01:00:00+00:00",
+        answer="2026-11-25T01:00:10+00:00",
+        ai_handled=True,
+        recording_dir="/rec/c2",
+    )
     spoken = {"turns": [{"t": 0, "speaker": "caller", "text": "Call me back."}]}
     assert after_call(ai, spoken, LEARN) == (EXTRACT_TASK, "ai")
     assert after_call(ai, spoken, RECORD_ONLY) == ("", "ai")
@@ -68,7 +83,9 @@ async def test_tasks_reach_the_long_queue_by_name() -> None:
         client.delete(queue, long_queue(queue))
     assert followup.sent == 2
     assert sorted((m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages) == [
-        (EXTRACT_TASK, "['call-1']"), (TRANSCRIBE_TASK, "['call-2']")]
+        (EXTRACT_TASK, "['call-1']"),
+        (TRANSCRIBE_TASK, "['call-2']"),
+    ]
 
 
 async def test_a_broker_that_is_down_does_not_disturb_the_call() -> None:

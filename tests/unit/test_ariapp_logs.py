@@ -36,8 +36,7 @@ def test_lines_logged_in_a_call_task_and_its_threads_carry_the_call_id(captured)
     async def call_task() -> None:
         logs.bind_call("1718000000.42")
         log.info("answered")
-        await asyncio.gather(asyncio.to_thread(log.info, "in a worker thread"),
-                             asyncio.create_task(_child(log)))
+        await asyncio.gather(asyncio.to_thread(log.info, "in a worker thread"), asyncio.create_task(_child(log)))
 
     async def main() -> None:
         await asyncio.create_task(call_task())
@@ -46,8 +45,11 @@ def test_lines_logged_in_a_call_task_and_its_threads_carry_the_call_id(captured)
     asyncio.run(main())
     lines = captured()
     assert sorted((r["event"], r.get("call_id") or "") for r in lines) == [
-        ("answered", "1718000000.42"), ("in a child task", "1718000000.42"),
-        ("in a worker thread", "1718000000.42"), ("not about a call", "")]
+        ("answered", "1718000000.42"),
+        ("in a child task", "1718000000.42"),
+        ("in a worker thread", "1718000000.42"),
+        ("not about a call", ""),
+    ]
     assert {r["level"] for r in lines} == {"info"} and lines[0]["logger"] == "ariapp.calls"
     assert lines[0]["timestamp"].endswith("Z")
 
@@ -67,8 +69,10 @@ def test_unbind_restores_the_context_of_a_task_that_is_not_the_calls_own(capture
 
 def test_secrets_never_reach_a_line(captured) -> None:
     log = logging.getLogger("ariapp.ari")
-    log.warning("connect http://aipbx:ari-S3cret-pw@127.0.0.1:8088 failed",
-                extra={"password": "hunter22", "api_key": "AIza-123456", "authorization": "Basic abc"})
+    log.warning(
+        "connect http://aipbx:ari-S3cret-pw@127.0.0.1:8088 failed",
+        extra={"password": "hunter22", "api_key": "AIza-123456", "authorization": "Basic abc"},
+    )
     log.warning("header Authorization: Bearer eyJhbGciOi.payload.sig, token=abcdef123 api_key: 'k-998877'")
     try:
         raise RuntimeError("login with ari-S3cret-pw refused")
@@ -80,11 +84,14 @@ def test_secrets_never_reach_a_line(captured) -> None:
     assert text.count(logs.REDACTED) >= 8
 
 
-@pytest.mark.parametrize(("raw", "hidden", "kept"), [
-    ("+82 10-1234-5678", "1234", "5678"),
-    ("01012345678", "0101234", "5678"),
-    ("caller 010-9876-5432 rang", "9876", "5432"),
-])
+@pytest.mark.parametrize(
+    ("raw", "hidden", "kept"),
+    [
+        ("+82 10-1234-5678", "1234", "5678"),
+        ("01012345678", "0101234", "5678"),
+        ("caller 010-9876-5432 rang", "9876", "5432"),
+    ],
+)
 def test_phone_numbers_are_masked_to_their_last_four_digits(captured, raw: str, hidden: str, kept: str) -> None:
     logging.getLogger("ariapp.calls").info("call from %s", raw, extra={"caller": raw})
     (line,) = captured()
@@ -110,15 +117,24 @@ def test_console_format_is_one_readable_line() -> None:
 
 
 def test_only_long_secret_looking_environment_values_are_registered() -> None:
-    env = {"AIPBX_ARI_PASSWORD": "0123456789abcdef", "OPENAI_API_KEY": "sk-abcdefgh", "AIPBX_LOG_JSON": "1",
-           "AIPBX_METRICS_TOKEN": "1", "AIPBX_RECORDINGS_KEYS": "k1:base64material=", "HOME": "/root/longpath"}
+    env = {
+        "AIPBX_ARI_PASSWORD": "0123456789abcdef",
+        "OPENAI_API_KEY": "sk-abcdefgh",
+        "AIPBX_LOG_JSON": "1",
+        "AIPBX_METRICS_TOKEN": "1",
+        "AIPBX_RECORDINGS_KEYS": "k1:base64material=",
+        "HOME": "/root/longpath",
+    }
     assert sorted(logs.secrets_from_env(env)) == ["0123456789abcdef", "k1:base64material=", "sk-abcdefgh"]
 
 
-@pytest.mark.parametrize("message", [
-    "Not Found: /%s",  # django.request: the path, as sent
-    "Invalid HTTP_HOST header: '%s'. The domain name provided is not valid according to RFC 1034/1035.",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Not Found: /%s",  # django.request: the path, as sent
+        "Invalid HTTP_HOST header: '%s'. The domain name provided is not valid according to RFC 1034/1035.",
+    ],
+)
 def test_a_64_kb_adversarial_field_is_cut_and_masked_in_well_under_a_second(captured, message: str) -> None:
     # given: what one anonymous request can put in a 4xx log line (a path or Host header of 64 KB)
     # that made the old masking try every span of the digit run (hours of CPU)

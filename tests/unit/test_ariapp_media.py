@@ -28,7 +28,11 @@ def test_media_codec_parameters(fmt: str, payload_type: int | None, rate: int, f
     codec = media_codec(fmt)
 
     assert (codec.name, codec.payload_type, codec.sample_rate, codec.frame_samples) == (
-        fmt, payload_type, rate, frame_samples)
+        fmt,
+        payload_type,
+        rate,
+        frame_samples,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["ulaw", "alaw"])

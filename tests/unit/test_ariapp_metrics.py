@@ -93,10 +93,12 @@ def test_timed_providers_observe_each_call_and_keep_the_providers_attributes() -
     stt, tts = TimedSTT(_Stt()), TimedTTS(_Tts())
     answerer = TimedAnswerer(types.SimpleNamespace(answer=lambda q: _Tts().synthesize(q)))
     retriever = TimedRetriever(types.SimpleNamespace(threshold=0.5, search=_search))
-    before = [sample("aipbx_stt_seconds_count", provider="local"),
-              sample("aipbx_tts_first_audio_seconds_count", provider="local"),
-              sample("aipbx_llm_first_token_seconds_count", provider="other"),
-              sample("aipbx_vector_search_seconds_count")]
+    before = [
+        sample("aipbx_stt_seconds_count", provider="local"),
+        sample("aipbx_tts_first_audio_seconds_count", provider="local"),
+        sample("aipbx_llm_first_token_seconds_count", provider="other"),
+        sample("aipbx_vector_search_seconds_count"),
+    ]
 
     async def run():
         assert await stt.transcribe(b"", "en") == "text"
@@ -106,10 +108,12 @@ def test_timed_providers_observe_each_call_and_keep_the_providers_attributes() -
 
     asyncio.run(run())
     assert stt.sample_rate == 16000 and retriever.threshold == 0.5
-    after = [sample("aipbx_stt_seconds_count", provider="local"),
-             sample("aipbx_tts_first_audio_seconds_count", provider="local"),
-             sample("aipbx_llm_first_token_seconds_count", provider="other"),
-             sample("aipbx_vector_search_seconds_count")]
+    after = [
+        sample("aipbx_stt_seconds_count", provider="local"),
+        sample("aipbx_tts_first_audio_seconds_count", provider="local"),
+        sample("aipbx_llm_first_token_seconds_count", provider="other"),
+        sample("aipbx_vector_search_seconds_count"),
+    ]
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1]  # streams: first item only
 
 
@@ -125,17 +129,24 @@ def test_collector_adds_finished_and_live_calls_rtp_and_reads_the_apps_counters(
     totals = metrics.MediaTotals()
     totals.add(finished)
     app = types.SimpleNamespace(
-        sessions={"c2": types.SimpleNamespace(media=live)}, tracker=types.SimpleNamespace(calls={"c2": 1}),
-        connected=asyncio.Event(), media_totals=totals, clock=types.SimpleNamespace(late_ticks=3),
+        sessions={"c2": types.SimpleNamespace(media=live)},
+        tracker=types.SimpleNamespace(calls={"c2": 1}),
+        connected=asyncio.Event(),
+        media_totals=totals,
+        clock=types.SimpleNamespace(late_ticks=3),
         ari=types.SimpleNamespace(request_results={("POST", "2xx"): 4, ("DELETE", "404"): 1}),
-        events=types.SimpleNamespace(published=9, dropped=0))
+        events=types.SimpleNamespace(published=9, dropped=0),
+    )
     registry = CollectorRegistry()
     unregister = metrics.register(app, registry)
     # when scraped
     text = generate_latest(registry).decode()
     unregister()
-    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
-              for f in text_string_to_metric_families(text) for s in f.samples}
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
     # then
     assert values[("aipbx_rtp_packets_total", (("direction", "in"),))] == 105
     assert values[("aipbx_rtp_packets_total", (("direction", "out"),))] == 126

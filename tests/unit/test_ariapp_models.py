@@ -149,8 +149,10 @@ def test_channelvars_values_become_strings() -> None:
     ("value", "expected"),
     [
         ("2026-11-25T14:31:37.123+0000", datetime(2026, 11, 25, 14, 31, 37, 123000, tzinfo=UTC)),
-        ("2026-11-25T23:31:37.123+0900",
-         datetime(2026, 11, 25, 23, 31, 37, 123000, tzinfo=timezone(timedelta(hours=9)))),
+        (
+            "2026-11-25T23:31:37.123+0900",
+            datetime(2026, 11, 25, 23, 31, 37, 123000, tzinfo=timezone(timedelta(hours=9))),
+        ),
         ("2026-11-25T14:31:37+00:00", datetime(2026, 11, 25, 14, 31, 37, tzinfo=UTC)),
         ("yesterday", None),
         ("", None),

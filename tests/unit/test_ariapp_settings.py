@@ -155,20 +155,34 @@ def test_human_in_the_loop_defaults_and_overrides() -> None:
     assert default is not None
     assert (default.hold_s, default.updates_s, default.decision_s, default.min_score) == (60.0, (15.0, 30.0), 2.0, None)
     assert "refund" in default.sensitive and "환불" in default.sensitive
-    custom = Settings.from_env({**BASE, "AIPBX_HITL_HOLD_S": "6", "AIPBX_HITL_UPDATES_S": "1.5,3",
-                                "AIPBX_HITL_MIN_SCORE": "0.6", "AIPBX_HITL_SENSITIVE": "invoice, 청구서"}).hitl
-    assert (custom.hold_s, custom.updates_s, custom.min_score, custom.sensitive) == (6.0, (1.5, 3.0), 0.6,
-                                                                                     ("invoice", "청구서"))
+    custom = Settings.from_env(
+        {
+            **BASE,
+            "AIPBX_HITL_HOLD_S": "6",
+            "AIPBX_HITL_UPDATES_S": "1.5,3",
+            "AIPBX_HITL_MIN_SCORE": "0.6",
+            "AIPBX_HITL_SENSITIVE": "invoice, 청구서",
+        }
+    ).hitl
+    assert (custom.hold_s, custom.updates_s, custom.min_score, custom.sensitive) == (
+        6.0,
+        (1.5, 3.0),
+        0.6,
+        ("invoice", "청구서"),
+    )
     assert Settings.from_env({**BASE, "AIPBX_HITL": "0"}).hitl is None
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("AIPBX_HITL_HOLD_S", "soon", "must be a number"),
-    ("AIPBX_HITL_HOLD_S", "0", "between 1 and 600"),
-    ("AIPBX_HITL_UPDATES_S", "30,15", "increasing times inside the hold"),
-    ("AIPBX_HITL_UPDATES_S", "15,90", "increasing times inside the hold"),
-    ("AIPBX_HITL_MIN_SCORE", "1.5", "between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("AIPBX_HITL_HOLD_S", "soon", "must be a number"),
+        ("AIPBX_HITL_HOLD_S", "0", "between 1 and 600"),
+        ("AIPBX_HITL_UPDATES_S", "30,15", "increasing times inside the hold"),
+        ("AIPBX_HITL_UPDATES_S", "15,90", "increasing times inside the hold"),
+        ("AIPBX_HITL_MIN_SCORE", "1.5", "between 0 and 1"),
+    ],
+)
 def test_bad_human_in_the_loop_settings_are_refused_with_the_variable_named(name, value, message) -> None:
     with pytest.raises(ConfigError, match=f"{name}.*{message}"):
         Settings.from_env({**BASE, name: value})

@@ -100,8 +100,11 @@ class Harness:
             self.tracker.on_event(item)
 
     def lines(self) -> list[dict]:
-        return [json.loads(line) for path in sorted(self.cdr_dir.glob("cdr-*.jsonl"))
-                for line in path.read_text(encoding="utf-8").splitlines()]
+        return [
+            json.loads(line)
+            for path in sorted(self.cdr_dir.glob("cdr-*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
 
     def journals(self) -> list[str]:
         return sorted(p.stem for p in (self.state_dir / "calls").glob("*.json"))
@@ -119,8 +122,12 @@ async def test_answered_phone_call_callee_hangs_up(h: Harness) -> None:
     write_wavs(h.recordings / CALL_ID)
 
     # when 1002 hangs up, and Asterisk then hangs up and destroys the caller
-    h.play(hangup_request(PEER, "14:32:10.501"), destroyed(PEER, "14:32:10.600"),
-           hangup_request(CALLER, "14:32:10.650"), destroyed(CALLER, "14:32:10.734"))
+    h.play(
+        hangup_request(PEER, "14:32:10.501"),
+        destroyed(PEER, "14:32:10.600"),
+        hangup_request(CALLER, "14:32:10.650"),
+        destroyed(CALLER, "14:32:10.734"),
+    )
     await h.spawn.drain()
 
     # then one CDR line tells the story
@@ -130,7 +137,10 @@ async def test_answered_phone_call_callee_hangs_up(h: Harness) -> None:
     assert cdr["termination_reason"] == "callee_hangup"
     assert (cdr["answered_by"], cdr["hangup_by"], cdr["dial_status"]) == ("1002", "callee", "ANSWER")
     assert (cdr["start"], cdr["answer"], cdr["end"]) == (
-        "2026-11-25T14:31:37.123+00:00", "2026-11-25T14:31:42.380+00:00", "2026-11-25T14:32:10.734+00:00")
+        "2026-11-25T14:31:37.123+00:00",
+        "2026-11-25T14:31:42.380+00:00",
+        "2026-11-25T14:32:10.734+00:00",
+    )
     assert (cdr["duration"], cdr["billsec"], cdr["hangup_cause"]) == (33.611, 28.354, 16)
     assert cdr["ai_handled"] is False
     assert cdr["recording_dir"] == str(h.recordings / CALL_ID)
@@ -156,8 +166,12 @@ async def test_caller_cancels_while_ringing(h: Harness) -> None:
     h.play(varset(), dial("", "14:31:37.200"), dial("RINGING", "14:31:37.300"))
 
     # when the caller gives up after 4 s
-    h.play(hangup_request(CALLER, "14:31:41.000"), dial("CANCEL", "14:31:41.010"),
-           destroyed(PEER, "14:31:41.020"), destroyed(CALLER, "14:31:41.100"))
+    h.play(
+        hangup_request(CALLER, "14:31:41.000"),
+        dial("CANCEL", "14:31:41.010"),
+        destroyed(PEER, "14:31:41.020"),
+        destroyed(CALLER, "14:31:41.100"),
+    )
     await h.spawn.drain()
 
     # then
@@ -171,8 +185,13 @@ async def test_caller_cancels_while_ringing(h: Harness) -> None:
 
 async def test_ai_call_waits_for_the_session_before_writing_the_cdr(h: Harness) -> None:
     # given 1002 did not answer within 10 s and the AI took the call
-    h.play(varset(), dial("RINGING", "14:31:37.300"), dial("NOANSWER", "14:31:47.380"),
-           destroyed(PEER, "14:31:47.390"), stasis_start())
+    h.play(
+        varset(),
+        dial("RINGING", "14:31:37.300"),
+        dial("NOANSWER", "14:31:47.380"),
+        destroyed(PEER, "14:31:47.390"),
+        stasis_start(),
+    )
     h.tracker.session_started(CALL_ID)
     record = h.tracker.calls[CALL_ID]
     record.answer, record.answered_by, record.codec = "2026-11-25T14:31:47.900+00:00", "ai", "ulaw"
@@ -188,8 +207,10 @@ async def test_ai_call_waits_for_the_session_before_writing_the_cdr(h: Harness) 
     # when the session finishes with its report
     write_wavs(h.recordings / CALL_ID)
     record.hangup_by, record.recording_dir = "caller", str(h.recordings / CALL_ID)
-    turns = [{"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant.", "interrupted": True},
-             {"t": 3.5, "speaker": "caller", "text": "Please call me back."}]
+    turns = [
+        {"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant.", "interrupted": True},
+        {"t": 3.5, "speaker": "caller", "text": "Please call me back."},
+    ]
     h.tracker.session_finished(CALL_ID, {"turns": turns, "extra": {"barge_ins": 1}})
     await h.spawn.drain()
 
@@ -199,8 +220,8 @@ async def test_ai_call_waits_for_the_session_before_writing_the_cdr(h: Harness) 
     assert (cdr["answered_by"], cdr["termination_reason"], cdr["dial_status"]) == ("ai", "caller_hangup", "NOANSWER")
     assert (cdr["billsec"], cdr["codec"]) == (32.2, "ulaw")
     assert (h.recordings / CALL_ID / "transcript.txt").read_text() == (
-        "[00:00.00] ai: Hello, this is the AI assistant. [interrupted]\n"
-        "[00:03.50] caller: Please call me back.\n")
+        "[00:00.00] ai: Hello, this is the AI assistant. [interrupted]\n[00:03.50] caller: Please call me back.\n"
+    )
     assert json.loads((h.recordings / CALL_ID / "metadata.json").read_text())["barge_ins"] == 1
     h.tracker.session_finished(CALL_ID, {"turns": []})
     await h.spawn.drain()
@@ -225,7 +246,8 @@ async def test_ai_hangs_up_before_the_caller_channel_is_destroyed(h: Harness) ->
 async def test_finish_orphan_after_app_restart(h: Harness) -> None:
     # given an AI call journaled by the previous run of the app
     CdrWriter(h.cdr_dir, h.state_dir).journal(
-        CallRecord(CALL_ID, "1001", "1002", "2026-11-25T14:31:37.123+00:00", ai_handled=True))
+        CallRecord(CALL_ID, "1001", "1002", "2026-11-25T14:31:37.123+00:00", ai_handled=True)
+    )
     [record] = h.tracker.cdr.pending()
 
     # when
@@ -240,11 +262,16 @@ async def test_finish_orphan_after_app_restart(h: Harness) -> None:
     assert h.tracker.finished == 1
 
 
-async def test_missing_mixmonitor_files_delay_the_cdr_only_boundedly(h: Harness,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_mixmonitor_files_delay_the_cdr_only_boundedly(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(tracker_module, "MIXMONITOR_SETTLE_S", 0.05)
-    h.play(varset(), dial("ANSWER", "14:31:42.380"), hangup_request(CALLER, "14:31:50.000"),
-           destroyed(CALLER, "14:31:50.100"))
+    h.play(
+        varset(),
+        dial("ANSWER", "14:31:42.380"),
+        hangup_request(CALLER, "14:31:50.000"),
+        destroyed(CALLER, "14:31:50.100"),
+    )
 
     await h.spawn.drain()
 
@@ -257,10 +284,16 @@ async def test_missing_mixmonitor_files_delay_the_cdr_only_boundedly(h: Harness,
 async def test_events_for_unknown_channels_are_ignored(h: Harness) -> None:
     stranger = {**CALLER, "id": "1764081200.40", "name": "PJSIP/1004-00000009"}
 
-    h.play(varset(stranger, value="some-other-call"), varset(variable="CALLERID(name)", value=CALL_ID),
-           dial("ANSWER", "14:31:42.380"), hangup_request(stranger, "14:31:43.000"),
-           destroyed(stranger, "14:31:44.000"), destroyed(MEDIA, "14:31:44.000"), stasis_start(),
-           AriEvent.parse({"type": "ChannelDtmfReceived", "digit": "1", "channel": CALLER}))
+    h.play(
+        varset(stranger, value="some-other-call"),
+        varset(variable="CALLERID(name)", value=CALL_ID),
+        dial("ANSWER", "14:31:42.380"),
+        hangup_request(stranger, "14:31:43.000"),
+        destroyed(stranger, "14:31:44.000"),
+        destroyed(MEDIA, "14:31:44.000"),
+        stasis_start(),
+        AriEvent.parse({"type": "ChannelDtmfReceived", "digit": "1", "channel": CALLER}),
+    )
     await h.spawn.drain()
 
     assert h.tracker.calls == {}
@@ -333,8 +366,9 @@ async def test_with_master_keys_the_call_is_sealed_before_its_cdr_line_and_call_
         tracker.on_event(item)
     await spawn.drain()
     # then readers only ever saw sealed files, and they open to what was recorded
-    assert seen_at_end == [["callee.wav.enc", "caller.wav.enc", "metadata.json.enc", "mixed.wav.enc",
-                            "transcript.txt.enc"]]
+    assert seen_at_end == [
+        ["callee.wav.enc", "caller.wav.enc", "metadata.json.enc", "mixed.wav.enc", "transcript.txt.enc"]
+    ]
     metadata = json.loads(sealing.read_text(recordings / CALL_ID, "metadata.json", keys))
     assert metadata["files"] == {"caller.wav": 0.5, "callee.wav": 0.5, "mixed.wav": 0.5}
     with sealing.open_recording(recordings / CALL_ID, "mixed.wav", keys) as handle, wave.open(handle) as wav:

@@ -21,8 +21,26 @@ from stack.asterisk import DOCKER_LAYOUT, render
 from stack.config import StackConfig
 from stack.instance import scratch_config
 
-DEFAULT_PASSWORDS = {"", "1234", "12345", "123456", "1111", "0000", "password", "secret", "asterisk", "admin",
-                     "pass", "changeme", "test", "sip", "pjsip", "aipbx", "letmein", "qwerty"}
+DEFAULT_PASSWORDS = {
+    "",
+    "1234",
+    "12345",
+    "123456",
+    "1111",
+    "0000",
+    "password",
+    "secret",
+    "asterisk",
+    "admin",
+    "pass",
+    "changeme",
+    "test",
+    "sip",
+    "pjsip",
+    "aipbx",
+    "letmein",
+    "qwerty",
+}
 DEFAULT_USERS = {"asterisk", "admin", "ari", "user", "test", "root", "manager", "guest"}
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -69,7 +87,8 @@ def resolved(sections: list[Section]) -> dict[str, list[Section]]:
             continue
         inherited = [opt for t in section.templates for opt in templates[t].options]
         result.setdefault(section.name, []).append(
-            Section(section.name, section.templates, False, inherited + section.options))
+            Section(section.name, section.templates, False, inherited + section.options)
+        )
     return result
 
 
@@ -208,8 +227,22 @@ def test_no_dangerous_functions_from_outside_the_dialplan(rendered) -> None:
 
 
 # --- the dialplan: dial targets come from the extensions file, never from a variable -------------------
-SAFE_VARIABLES = {"EXTEN", "ARG1", "ARG2", "ARG3", "ARG4", "UNIQUEID", "DIALSTATUS", "STASISSTATUS",
-                  "AIPBX_CALL_ID", "AIPBX_APP", "AIPBX_RECDIR", "AIPBX_SOUNDS", "AIPBX_MAX_CALL", "DEVICE_STATE"}
+SAFE_VARIABLES = {
+    "EXTEN",
+    "ARG1",
+    "ARG2",
+    "ARG3",
+    "ARG4",
+    "UNIQUEID",
+    "DIALSTATUS",
+    "STASISSTATUS",
+    "AIPBX_CALL_ID",
+    "AIPBX_APP",
+    "AIPBX_RECDIR",
+    "AIPBX_SOUNDS",
+    "AIPBX_MAX_CALL",
+    "DEVICE_STATE",
+}
 
 
 def dialplan(files: dict[str, str]) -> dict[str, list[tuple[str, str]]]:

@@ -21,7 +21,7 @@ def track(*pieces: tuple[float, float], seconds: float) -> np.ndarray:
     audio = np.zeros(int(seconds * RATE), dtype=np.int16)
     for start, length in pieces:
         at = int(start * RATE)
-        audio[at:at + int(length * RATE)] = voice(length)
+        audio[at : at + int(length * RATE)] = voice(length)
     return audio
 
 
@@ -51,7 +51,7 @@ def test_missing_frames_count_as_time() -> None:
         segmenter.feed(None)
     speech = voice(1.0)
     for at in range(0, len(speech), 160):
-        segmenter.feed(speech[at:at + 160])
+        segmenter.feed(speech[at : at + 160])
     segmenter.flush()
     (segment,) = found
     assert 0.6 <= segment.start_s <= 1.0 and segment.end_s == 2.0

@@ -44,11 +44,22 @@ def secrets_of(service: str) -> set[str]:
 
 
 def test_the_design_cards_three_services_pull_in_what_they_need_and_not_the_worker() -> None:
-    assert needs(("asterisk", "ariapp", "web")) == {"asterisk", "ariapp", "web", "postgres", "redis", "chroma",
-                                                    "events", "migrate", "setup"}
+    assert needs(("asterisk", "ariapp", "web")) == {
+        "asterisk",
+        "ariapp",
+        "web",
+        "postgres",
+        "redis",
+        "chroma",
+        "events",
+        "migrate",
+        "setup",
+    }
     assert DEFAULT == needs(("asterisk", "ariapp", "web")) | {"worker", "worker-long", "beat"}
-    assert {name for name, svc in SERVICES.items() if "monitoring" in svc.get("profiles", [])} == {"prometheus",
-                                                                                                  "grafana"}
+    assert {name for name, svc in SERVICES.items() if "monitoring" in svc.get("profiles", [])} == {
+        "prometheus",
+        "grafana",
+    }
 
 
 def test_asterisk_gets_the_pbx_secrets_only() -> None:
@@ -62,8 +73,12 @@ def test_asterisk_gets_the_pbx_secrets_only() -> None:
 def test_secrets_go_where_they_are_needed_and_every_group_is_filled_first() -> None:
     assert secrets_of("ariapp") == {"AIPBX_ARI_PASSWORD", "AIPBX_RECORDINGS_KEYS"}
     for service in ("web", "events", "worker", "beat", "migrate"):
-        assert secrets_of(service) == {"DJANGO_SECRET_KEY", "AIPBX_RECORDINGS_KEYS", "PGPASSWORD",
-                                       "AIPBX_CONSOLE_ADMIN_PASSWORD"}, service
+        assert secrets_of(service) == {
+            "DJANGO_SECRET_KEY",
+            "AIPBX_RECORDINGS_KEYS",
+            "PGPASSWORD",
+            "AIPBX_CONSOLE_ADMIN_PASSWORD",
+        }, service
     assert secrets_of("postgres") == {"POSTGRES_PASSWORD"}
     assert secrets_of("chroma") == secrets_of("redis") == set()
     shares = {f"secrets-{group}": f"/run/shares/{group}" for group in SHARES}
@@ -84,8 +99,9 @@ def test_every_secret_file_is_written_by_the_setup_helper(tmp_path) -> None:
         assert sorted(p.name for p in (tmp_path / "shares" / group).iterdir()) == sorted(files), group
     # the official images read these two from files named in their environment
     assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
-    assert SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == \
-        "/run/secrets/GRAFANA_ADMIN_PASSWORD"
+    assert (
+        SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/GRAFANA_ADMIN_PASSWORD"
+    )
 
 
 def test_settings_defaults_agree_with_the_setup_helper_and_cover_every_port() -> None:
@@ -94,8 +110,9 @@ def test_settings_defaults_agree_with_the_setup_helper_and_cover_every_port() ->
         assert defaults.get(name) == value, name
     ports = {name for name in defaults if name.endswith("_PORT")}
     assert ports <= set(SETTINGS)
-    assert not re.search(r":(5060|5432|6379|8000|8001|8088|8090)\b", COMPOSE_TEXT.replace(":-", "")), \
+    assert not re.search(r":(5060|5432|6379|8000|8001|8088|8090)\b", COMPOSE_TEXT.replace(":-", "")), (
         "a port written into compose.yaml instead of read from .env"
+    )
 
 
 def test_every_long_running_service_is_healthy_restarts_and_logs_with_limits() -> None:
@@ -146,5 +163,7 @@ def test_every_queue_has_a_worker_and_webhooks_do_not_share_one_with_imports() -
 
     assert queues("worker") == ["aipbx"] and queues("worker-long") == [long_queue("aipbx")]
     assert sorted(queues("worker") + queues("worker-long")) == sorted(worker_queues("aipbx"))
-    assert SERVICES["worker-long"]["environment"]["AIPBX_WORKER_METRICS_PORT"] != \
-        SERVICES["worker"]["environment"]["AIPBX_WORKER_METRICS_PORT"]
+    assert (
+        SERVICES["worker-long"]["environment"]["AIPBX_WORKER_METRICS_PORT"]
+        != SERVICES["worker"]["environment"]["AIPBX_WORKER_METRICS_PORT"]
+    )

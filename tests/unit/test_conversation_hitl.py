@@ -27,15 +27,18 @@ EN = MESSAGES["en"]
 FAST = HitlConfig(decision_s=0.3, updates_s=(0.15, 0.3), hold_s=0.45)
 
 
-@pytest.mark.parametrize("question, reason", [
-    ("I want to talk to a person, please.", ASKED_FOR_PERSON),
-    ("Can I speak with a real human?", ASKED_FOR_PERSON),
-    ("담당자와 통화하고 싶어요", ASKED_FOR_PERSON),
-    ("상담원 연결해 주세요", ASKED_FOR_PERSON),
-    ("I'd like a refund for my order.", SENSITIVE_TOPIC),
-    ("계약 조건이 궁금해요", SENSITIVE_TOPIC),
-    ("What is the meaning of life?", LOW_CONFIDENCE),
-])
+@pytest.mark.parametrize(
+    "question, reason",
+    [
+        ("I want to talk to a person, please.", ASKED_FOR_PERSON),
+        ("Can I speak with a real human?", ASKED_FOR_PERSON),
+        ("담당자와 통화하고 싶어요", ASKED_FOR_PERSON),
+        ("상담원 연결해 주세요", ASKED_FOR_PERSON),
+        ("I'd like a refund for my order.", SENSITIVE_TOPIC),
+        ("계약 조건이 궁금해요", SENSITIVE_TOPIC),
+        ("What is the meaning of life?", LOW_CONFIDENCE),
+    ],
+)
 def test_what_makes_the_ai_ask_a_person(question, reason) -> None:
     trigger = hitl_trigger(question, 0.1, 0.3, HitlConfig())
     assert trigger is not None and trigger.reason == reason, trigger
@@ -91,8 +94,11 @@ async def test_nobody_available_the_caller_hears_the_away_message_at_once() -> N
         desk.push(request["request_id"], {"kind": "away"})
         await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
         assert call.ai_texts()[-1] == EN["away"].format(owner=OWNER)
-        assert (request["reason"], request["question"], request["callee"]) == (SENSITIVE_TOPIC, "Can I get a refund?",
-                                                                                "201")
+        assert (request["reason"], request["question"], request["callee"]) == (
+            SENSITIVE_TOPIC,
+            "Can I get a refund?",
+            "201",
+        )
         assert not published(events, "hitl.spoken")
 
 
@@ -121,14 +127,16 @@ async def test_an_operators_answer_ends_the_hold_and_the_conversation_goes_on() 
         call.say()  # the caller talks during the hold: nothing is interrupted
         await asyncio.sleep(0.1)
         assert call.state is State.HOLDING
-        desk.push(request_id, {"kind": "answer", "text": "I checked for you: Mr Kim is back at three.",
-                               "operator": "op"})
+        desk.push(
+            request_id, {"kind": "answer", "text": "I checked for you: Mr Kim is back at three.", "operator": "op"}
+        )
         await call.until(lambda: call.state is State.LISTENING and "back at three" in call.ai_texts()[-1])
-        assert published(events, "hitl.spoken") == [{"request_id": request_id,
-                                                     "text": "I checked for you: Mr Kim is back at three."}]
+        assert published(events, "hitl.spoken") == [
+            {"request_id": request_id, "text": "I checked for you: Mr Kim is back at three."}
+        ]
         heard = call.heard()
         assert heard.index(EN["checking"]) < heard.index("I checked for you: Mr Kim is back at three.")
-        assert "?" in heard[heard.index(EN["checking"]):]  # hold music between the two
+        assert "?" in heard[heard.index(EN["checking"]) :]  # hold music between the two
         # the next question is the AI's again
         call.say()
         await call.until(lambda: call.ai_texts()[-1].endswith("We open at nine on weekdays."))

@@ -271,9 +271,11 @@ async def test_an_utterance_is_logged_with_transcript_passages_scores_and_ordere
     _, caller, ai = call.orchestrator.turns
     assert (caller.speaker, caller.text) == ("caller", "When do you open?")
     assert retriever.queries == [("201", "When do you open?")]
-    assert caller.retrieved == [{"text": OPENING.text, "score": 0.82, "item_id": 7, "used": True},  # counted a use
-                                {"text": PARKING.text, "score": 0.41, "item_id": None, "used": False},
-                                {"text": UNRELATED.text, "score": 0.12, "item_id": None, "used": False}]
+    assert caller.retrieved == [
+        {"text": OPENING.text, "score": 0.82, "item_id": 7, "used": True},  # counted a use
+        {"text": PARKING.text, "score": 0.41, "item_id": None, "used": False},
+        {"text": UNRELATED.text, "score": 0.12, "item_id": None, "used": False},
+    ]
     assert (ai.speaker, ai.text) == ("ai", f"Here is what I have: {OPENING.text}.")
     assert call.heard() == ["greeting", "Here is what I have:", f"{OPENING.text}."]
     latency = caller.latency_ms

@@ -7,15 +7,27 @@ import pytest
 from ariapp.conversation.turns import unfinished
 
 
-@pytest.mark.parametrize("text", ["Could you tell me", "Could you tell me,", "I wanted to ask about the",
-                                  "Um, so I was wondering if", "My appointment is on Tuesday and", "So...",
-                                  "so i was wondering.", "I'd like to ask about the."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Could you tell me",
+        "Could you tell me,",
+        "I wanted to ask about the",
+        "Um, so I was wondering if",
+        "My appointment is on Tuesday and",
+        "So...",
+        "so i was wondering.",
+        "I'd like to ask about the.",
+    ],
+)
 def test_english_thoughts_left_open(text: str) -> None:
     assert unfinished(text, "en-US")
 
 
-@pytest.mark.parametrize("text", ["When do you close on Saturdays?", "How much is a crown", "Thanks.",
-                                  "I'd like to book a cleaning.", "Yes", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["When do you close on Saturdays?", "How much is a crown", "Thanks.", "I'd like to book a cleaning.", "Yes", ""],
+)
 def test_english_thoughts_finished(text: str) -> None:
     assert not unfinished(text, "en-US")
 

@@ -19,8 +19,7 @@ from ariapp.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ariapp.media.jitter import FrameStatus, JitterBuffer
 from ariapp.media.rtp import RtpPacket, RtpParseError, parse_rtp
 
-FUZZ = settings(max_examples=1500, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=1500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _parse_or_declared_error(data: bytes) -> RtpPacket | None:
@@ -47,8 +46,14 @@ def rtp_like(draw: st.DrawFn) -> bytes:
     """Datagrams that pass the cheap checks (version 2) and stress CSRC, extension and padding lengths."""
     first = 0x80 | draw(st.integers(0, 0x3F))  # version 2; P, X and CC bits arbitrary
     second = draw(st.integers(0, 0xFF))
-    header = struct.pack("!BBHII", first, second, draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 2**32 - 1)),
-                         draw(st.integers(0, 2**32 - 1)))
+    header = struct.pack(
+        "!BBHII",
+        first,
+        second,
+        draw(st.integers(0, 0xFFFF)),
+        draw(st.integers(0, 2**32 - 1)),
+        draw(st.integers(0, 2**32 - 1)),
+    )
     return header + draw(st.binary(max_size=160))
 
 
@@ -73,8 +78,12 @@ def test_g711_decodes_any_bytes(data: bytes) -> None:
 
 # One step of a hostile stream: push (sequence, ssrc, frame size) or pop one tick.
 _STEP = st.one_of(
-    st.tuples(st.just("push"), st.integers(0, 0xFFFF), st.sampled_from([1, 2, 0xFFFFFFFF]),
-              st.sampled_from([160, 160, 160, 80, 0])),
+    st.tuples(
+        st.just("push"),
+        st.integers(0, 0xFFFF),
+        st.sampled_from([1, 2, 0xFFFFFFFF]),
+        st.sampled_from([160, 160, 160, 80, 0]),
+    ),
     st.tuples(st.just("pop"), st.just(0), st.just(0), st.just(0)),
 )
 

@@ -43,9 +43,7 @@ def test_error_tree_says_what_is_retryable() -> None:
 
 
 def test_unavailable_message_names_what_to_install() -> None:
-    error = ProviderUnavailable(
-        "model package 'foo' is not installed", install="pip install foo==1.0", provider="w"
-    )
+    error = ProviderUnavailable("model package 'foo' is not installed", install="pip install foo==1.0", provider="w")
 
     assert error.install == "pip install foo==1.0"
     assert "pip install foo==1.0" in str(error)
@@ -101,9 +99,7 @@ def test_assembly_repairs_a_truncated_model_and_removes_stale_temp_files(tmp_pat
     assert not stale.exists()
 
 
-def test_failed_assembly_leaves_neither_model_nor_temp_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_assembly_leaves_neither_model_nor_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given: the disk "fills up" while the second part is copied
     calls = {"n": 0}
     real_copy = shutil.copyfileobj

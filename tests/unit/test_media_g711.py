@@ -72,9 +72,7 @@ def test_encode_works_on_2d_views_and_slices() -> None:
     assert g711.ulaw_encode(stereo[:, 1]) == g711.ulaw_encode(ALL_SAMPLES[-100:].copy())
 
 
-@pytest.mark.parametrize(
-    "dtype", [np.float32, np.int32, np.dtype(">i2") if np.little_endian else np.dtype("<i2")]
-)
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.dtype(">i2") if np.little_endian else np.dtype("<i2")])
 def test_encode_refuses_non_native_int16(dtype: np.dtype) -> None:
     with pytest.raises(TypeError):
         g711.ulaw_encode(np.zeros(4, dtype=dtype))

@@ -189,9 +189,7 @@ def test_runs_are_deterministic() -> None:
 
 
 def test_stream_state_sequence_and_timestamp() -> None:
-    state = RtpStreamState(
-        ssrc=0xCAFE, payload_type=8, samples_per_frame=160, sequence=65534, timestamp=0xFFFFFF00
-    )
+    state = RtpStreamState(ssrc=0xCAFE, payload_type=8, samples_per_frame=160, sequence=65534, timestamp=0xFFFFFF00)
 
     packets = [state.next_packet(b"\xd5" * 160, marker=(i == 0)) for i in range(3)]
 

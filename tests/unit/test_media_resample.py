@@ -30,9 +30,7 @@ def stream_all(resampler: StreamResampler, pcm: np.ndarray, chunk: int) -> list[
 def sine_residual_db(pcm: np.ndarray, freq: float, rate: int) -> float:
     """Energy left after removing the best-fitting sinusoid at ``freq``, relative to the signal."""
     n = np.arange(len(pcm))
-    basis = np.stack(
-        [np.sin(2 * np.pi * freq * n / rate), np.cos(2 * np.pi * freq * n / rate), np.ones(len(n))], 1
-    )
+    basis = np.stack([np.sin(2 * np.pi * freq * n / rate), np.cos(2 * np.pi * freq * n / rate), np.ones(len(n))], 1)
     signal = pcm.astype(np.float64)
     coefficients, *_ = np.linalg.lstsq(basis, signal, rcond=None)
     residual = signal - basis @ coefficients
@@ -80,9 +78,7 @@ def test_stream_five_khz_is_filtered_too() -> None:
     assert 20 * np.log10(max(rms(out), 1e-9) / rms(alias_source)) <= -40
 
 
-@pytest.mark.parametrize(
-    ("in_rate", "out_rate"), [(8000, 16000), (16000, 8000), (24000, 8000), (22050, 8000)]
-)
+@pytest.mark.parametrize(("in_rate", "out_rate"), [(8000, 16000), (16000, 8000), (24000, 8000), (22050, 8000)])
 def test_stream_total_length_matches_ratio(in_rate: int, out_rate: int) -> None:
     pcm = tone(440, in_rate, seconds=2.0)
 

@@ -76,9 +76,7 @@ def test_header_length_counts_csrc() -> None:
 
 
 def test_extension_is_skipped_from_payload() -> None:
-    data = (
-        bytes([0x90, 0x08]) + struct.pack("!HII", 1, 2, 3) + struct.pack("!HH", 0xBEDE, 2) + b"E" * 8 + b"PAY"
-    )
+    data = bytes([0x90, 0x08]) + struct.pack("!HII", 1, 2, 3) + struct.pack("!HH", 0xBEDE, 2) + b"E" * 8 + b"PAY"
 
     packet = parse_rtp(data)
 

@@ -161,9 +161,7 @@ def spoken_8k() -> np.ndarray:
     voice = piper.PiperVoice.load(voice_package.model_path(), config_path=voice_package.config_path())
     # zero generator noise makes the output deterministic
     quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-    chunks = list(
-        voice.synthesize("Hello, you have reached the office. How can I help you today?", syn_config=quiet)
-    )
+    chunks = list(voice.synthesize("Hello, you have reached the office. How can I help you today?", syn_config=quiet))
     pcm = np.concatenate([chunk.audio_int16_array.reshape(-1) for chunk in chunks])
     return resample(pcm, chunks[0].sample_rate, 8000)
 

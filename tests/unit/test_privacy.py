@@ -57,8 +57,10 @@ def test_precision_and_recall_are_100_percent_on_the_labelled_set() -> None:
             wrong.append(f"{case['id']}: {case['text']!r}\n    got      {got!r}\n    expected {case['expected']!r}")
     precision = true_pos / max(1, true_pos + false_pos)
     recall = true_pos / max(1, true_pos + false_neg)
-    print(f"\nPII masking over {len(CASES)} cases: precision {precision:.3f}, recall {recall:.3f} "
-          f"(tp={true_pos} fp={false_pos} fn={false_neg})")
+    print(
+        f"\nPII masking over {len(CASES)} cases: precision {precision:.3f}, recall {recall:.3f} "
+        f"(tp={true_pos} fp={false_pos} fn={false_neg})"
+    )
     assert not wrong, "\n".join(wrong)
     assert precision == 1.0 and recall == 1.0
 
@@ -84,18 +86,23 @@ def test_benchmark_throughput_is_printed() -> None:
         for text in corpus:
             mask_pii(text)
     elapsed = time.perf_counter() - started
-    print(f"\nmask_pii: {rounds * len(corpus) / elapsed:,.0f} texts/s, {rounds * chars / elapsed / 1e6:.2f} MB/s "
-          f"(texts of {chars / len(corpus):.0f} chars on average)")
+    print(
+        f"\nmask_pii: {rounds * len(corpus) / elapsed:,.0f} texts/s, {rounds * chars / elapsed / 1e6:.2f} MB/s "
+        f"(texts of {chars / len(corpus):.0f} chars on average)"
+    )
     assert elapsed > 0
 
 
-@pytest.mark.parametrize("hostile", [
-    "1-" * 32_768,  # a request path
-    "Invalid HTTP_HOST header: '" + "1." * 32_768 + "'",  # a Host header
-    "1 " * 32_768,
-    "일 " * 32_768,  # spelled Korean digits
-    "[card]1" * 9_362,  # tokens among masks
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "1-" * 32_768,  # a request path
+        "Invalid HTTP_HOST header: '" + "1." * 32_768 + "'",  # a Host header
+        "1 " * 32_768,
+        "일 " * 32_768,  # spelled Korean digits
+        "[card]1" * 9_362,  # tokens among masks
+    ],
+)
 def test_a_64_kb_adversarial_line_is_masked_with_work_linear_in_its_length(monkeypatch, hostile: str) -> None:
     """Counted, not timed: a few short spans per digit, where the old code tried every span (its cube)."""
     calls = 0

@@ -28,8 +28,7 @@ OLD = Keyring.parse(new_key_spec("k0"))
 CHUNK = 1024  # small chunks so a few KiB exercise many of them
 
 
-def sealed(tmp_path: Path, data: bytes, keys: Keyring = OLD, name: str = "mixed.wav",
-           chunk_size: int = CHUNK) -> Path:
+def sealed(tmp_path: Path, data: bytes, keys: Keyring = OLD, name: str = "mixed.wav", chunk_size: int = CHUNK) -> Path:
     (tmp_path / name).write_bytes(data)
     return sealing.seal_file(tmp_path / name, keys, chunk_size=chunk_size)
 
@@ -107,8 +106,13 @@ def test_wrong_key_and_missing_key_are_clear_errors(tmp_path: Path) -> None:
 def test_any_flipped_byte_fails_authentication(tmp_path: Path, where: str) -> None:
     path = sealed(tmp_path, os.urandom(3 * CHUNK + 10))
     start = header_size(path)
-    offset = {"wrapped key": start - 20 - 30, "stream header": start - 4, "first chunk": start + 5,
-              "last chunk": start + 3 * (CHUNK + 16) + 2, "last tag byte": path.stat().st_size - 1}[where]
+    offset = {
+        "wrapped key": start - 20 - 30,
+        "stream header": start - 4,
+        "first chunk": start + 5,
+        "last chunk": start + 3 * (CHUNK + 16) + 2,
+        "last tag byte": path.stat().st_size - 1,
+    }[where]
     raw = bytearray(path.read_bytes())
     raw[offset] ^= 0x01
     path.write_bytes(bytes(raw))
@@ -136,8 +140,8 @@ def test_a_forged_shorter_length_with_dropped_chunks_is_refused(tmp_path: Path) 
     path = sealed(tmp_path, os.urandom(4 * CHUNK))
     raw = bytearray(path.read_bytes())
     start = header_size(path)
-    raw[start - 16:start - 8] = struct.pack(">Q", 2 * CHUNK)
-    path.write_bytes(bytes(raw[:start + 2 * (CHUNK + 16)]))
+    raw[start - 16 : start - 8] = struct.pack(">Q", 2 * CHUNK)
+    path.write_bytes(bytes(raw[: start + 2 * (CHUNK + 16)]))
     # then chunk 0 no longer authenticates (the length is in every chunk's AAD)
     with pytest.raises(TamperedError, match="chunk 0"):
         sealing.open_recording(tmp_path, "mixed.wav", OLD)
@@ -147,7 +151,7 @@ def test_reordered_chunks_are_refused(tmp_path: Path) -> None:
     path = sealed(tmp_path, os.urandom(3 * CHUNK + 1))
     raw = path.read_bytes()
     start, step = header_size(path), CHUNK + 16
-    swapped = raw[:start] + raw[start + step:start + 2 * step] + raw[start:start + step] + raw[start + 2 * step:]
+    swapped = raw[:start] + raw[start + step : start + 2 * step] + raw[start : start + step] + raw[start + 2 * step :]
     path.write_bytes(swapped)
     with pytest.raises(TamperedError, match="chunk 0"):
         sealing.open_recording(tmp_path, "mixed.wav", OLD)
@@ -225,7 +229,7 @@ def test_streaming_a_big_file_uses_constant_memory(tmp_path: Path) -> None:
         with sealing.open_recording(tmp_path, "mixed.wav", OLD) as handle:
             while piece := handle.read(64 * 1024):
                 offset = total % len(block)
-                assert piece[:16] == block[offset:offset + 16]
+                assert piece[:16] == block[offset : offset + 16]
                 total += len(piece)
         reading_peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -241,15 +245,21 @@ def test_the_reader_seeks_like_a_file(tmp_path: Path) -> None:
     with sealing.open_recording(tmp_path, "mixed.wav", OLD) as handle:
         assert handle.seek(0, io.SEEK_END) == len(data)
         handle.seek(3 * CHUNK - 3)
-        assert handle.read(10) == data[3 * CHUNK - 3:3 * CHUNK + 7]
+        assert handle.read(10) == data[3 * CHUNK - 3 : 3 * CHUNK + 7]
         handle.seek(0)
         assert handle.read() == data
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("k1", "has no ':'"), ("k1:not base64!", "not valid base64"), ("k1:AAAA", "3 bytes"),
-    (",", "holds no key"), ("k1:" + "A" * 43 + "=,k1:" + "A" * 43 + "=", "appears twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("k1", "has no ':'"),
+        ("k1:not base64!", "not valid base64"),
+        ("k1:AAAA", "3 bytes"),
+        (",", "holds no key"),
+        ("k1:" + "A" * 43 + "=,k1:" + "A" * 43 + "=", "appears twice"),
+    ],
+)
 def test_bad_key_settings_are_clear_and_never_echo_the_key(text: str, message: str) -> None:
     with pytest.raises(KeyringError, match=message) as caught:
         Keyring.parse(text)
@@ -267,7 +277,8 @@ def _b64(key: bytes) -> str:
 
 
 def test_finished_calls_left_in_clear_by_a_crash_are_sealed_at_start_up_and_calls_in_progress_are_not(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # given: a finished call the app died before sealing, a call still being recorded, a sealed one
     finished, ongoing, done = (tmp_path / name for name in ("finished", "ongoing", "done"))
     for folder in (finished, ongoing, done):

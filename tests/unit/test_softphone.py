@@ -35,7 +35,8 @@ class RawPeer(asyncio.DatagramProtocol):
     async def open(cls) -> RawPeer:
         peer = cls()
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: peer, local_addr=("127.0.0.1", 0))
+            lambda: peer, local_addr=("127.0.0.1", 0)
+        )
         peer.transport = transport
         peer.port = transport.get_extra_info("sockname")[1]
         return peer
@@ -87,12 +88,16 @@ def tag_of(value: str) -> str | None:
     return m.group(1) if m else None
 
 
-def reply(req: bytes, status: str, extra: list[str] | None = None, body: bytes = b"",
-          to_tag: str | None = None) -> bytes:
+def reply(
+    req: bytes, status: str, extra: list[str] | None = None, body: bytes = b"", to_tag: str | None = None
+) -> bytes:
     _, h, _ = split(req)
     to = h["to"][0] + (f";tag={to_tag}" if to_tag and tag_of(h["to"][0]) is None else "")
-    lines = [f"SIP/2.0 {status}"] + [f"Via: {v}" for v in h["via"]] + [
-        f"From: {h['from'][0]}", f"To: {to}", f"Call-ID: {h['call-id'][0]}", f"CSeq: {h['cseq'][0]}"]
+    lines = (
+        [f"SIP/2.0 {status}"]
+        + [f"Via: {v}" for v in h["via"]]
+        + [f"From: {h['from'][0]}", f"To: {to}", f"Call-ID: {h['call-id'][0]}", f"CSeq: {h['cseq'][0]}"]
+    )
     lines += extra or []
     lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -108,9 +113,11 @@ def auth_params(value: str) -> dict[str, str]:
 
 
 def sdp(rtp_port: int) -> bytes:
-    return (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
-            f"a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n").encode()
+    return (
+        f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        f"a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n"
+    ).encode()
 
 
 def dominant_freq(x: np.ndarray, rate: int = 8000) -> float:
@@ -304,9 +311,17 @@ async def test_register_digest_qop_auth() -> None:
         assert "authorization" not in h and h["expires"] == ["120"] and h["max-forwards"] == ["70"]
         assert branch_of(first).startswith("z9hG4bK") and tag_of(h["from"][0])
         assert addr == ("127.0.0.1", phone.port)
-        registrar.send(reply(first, "401 Unauthorized", [
-            'WWW-Authenticate: Digest realm="asterisk",nonce="1699999999/abcdef",'
-            'opaque="0123",algorithm=MD5,qop="auth"']), addr)
+        registrar.send(
+            reply(
+                first,
+                "401 Unauthorized",
+                [
+                    'WWW-Authenticate: Digest realm="asterisk",nonce="1699999999/abcdef",'
+                    'opaque="0123",algorithm=MD5,qop="auth"'
+                ],
+            ),
+            addr,
+        )
         second, _, _ = await registrar.recv("REGISTER")
         _, h2, _ = split(second)
         assert h2["call-id"] == h["call-id"] and h2["from"] == h["from"]
@@ -318,8 +333,9 @@ async def test_register_digest_qop_auth() -> None:
         assert p["uri"] == f"sip:127.0.0.1:{registrar.port}" and p["username"] == "1001"
         assert p["qop"] == "auth" and p["nc"] == "00000001" and p["opaque"] == "0123"
         assert p["response"] == md5(f"{ha1}:1699999999/abcdef:{p['nc']}:{p['cnonce']}:auth:{ha2}")
-        registrar.send(reply(second, "200 OK", [
-            f"Contact: <sip:1001@127.0.0.1:{phone.port}>;expires=118", "Expires: 120"]), addr)
+        registrar.send(
+            reply(second, "200 OK", [f"Contact: <sip:1001@127.0.0.1:{phone.port}>;expires=118", "Expires: 120"]), addr
+        )
         assert await task == 118
     finally:
         await phone.close()
@@ -342,8 +358,7 @@ async def test_register_retransmits_then_fails_on_bad_password() -> None:
         registrar.send(reply(third, "401 Unauthorized", [challenge]), addr)
         fourth, _, _ = await registrar.recv("REGISTER")
         p = auth_params(hdr(fourth, "Authorization"))
-        assert "qop" not in p and p["response"] == md5(
-            f"{md5('1001:asterisk:wrong')}:n1:{md5('REGISTER:' + p['uri'])}")
+        assert "qop" not in p and p["response"] == md5(f"{md5('1001:asterisk:wrong')}:n1:{md5('REGISTER:' + p['uri'])}")
         registrar.send(reply(fourth, "401 Unauthorized", [challenge]), addr)
         with pytest.raises(RegistrationFailed) as err:
             await task
@@ -364,8 +379,15 @@ async def test_invite_407_record_route_ack_and_remote_bye() -> None:
         assert line == f"INVITE sip:1002@127.0.0.1:{server.port} SIP/2.0"
         assert h["content-type"] == ["application/sdp"] and b"m=audio" in body
         assert h["contact"] == [f"<sip:1001@127.0.0.1:{phone.port}>"] and "rport" in h["via"][0]
-        server.send(reply(inv1, "407 Proxy Authentication Required", [
-            'Proxy-Authenticate: Digest realm="pbx", nonce="n407", algorithm=MD5'], to_tag="x1"), addr)
+        server.send(
+            reply(
+                inv1,
+                "407 Proxy Authentication Required",
+                ['Proxy-Authenticate: Digest realm="pbx", nonce="n407", algorithm=MD5'],
+                to_tag="x1",
+            ),
+            addr,
+        )
         ack1, _, _ = await server.recv("ACK")
         assert split(ack1)[0] == f"ACK sip:1002@127.0.0.1:{server.port} SIP/2.0"
         assert branch_of(ack1) == branch_of(inv1) and hdr(ack1, "CSeq") == "1 ACK"
@@ -378,9 +400,17 @@ async def test_invite_407_record_route_ack_and_remote_bye() -> None:
         server.send(reply(inv2, "100 Trying"), addr)
         server.send(reply(inv2, "180 Ringing", to_tag="t2"), addr)
         await asyncio.wait_for(call.ringing.wait(), 2)
-        ok = reply(inv2, "200 OK", [
-            "Contact: <sip:1002@127.0.0.1:9>", f"Record-Route: <sip:127.0.0.1:{proxy.port};lr>",
-            "Content-Type: application/sdp"], body=sdp(rtp.port), to_tag="t2")
+        ok = reply(
+            inv2,
+            "200 OK",
+            [
+                "Contact: <sip:1002@127.0.0.1:9>",
+                f"Record-Route: <sip:127.0.0.1:{proxy.port};lr>",
+                "Content-Type: application/sdp",
+            ],
+            body=sdp(rtp.port),
+            to_tag="t2",
+        )
         server.send(ok, addr)
         # the 2xx ACK is a new transaction sent along the route set to the remote target
         ack2, _, _ = await proxy.recv("ACK")
@@ -394,10 +424,12 @@ async def test_invite_407_record_route_ack_and_remote_bye() -> None:
         server.send(ok, addr)  # a retransmitted 200 gets the same ACK again
         ack3, _, _ = await proxy.recv("ACK")
         assert ack3 == ack2
-        bye = (f"BYE sip:1001@127.0.0.1:{phone.port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP 127.0.0.1:{server.port};branch=z9hG4bKbye1;rport\r\n"
-               f"From: {ha['to'][0]}\r\nTo: {ha['from'][0]}\r\nCall-ID: {ha['call-id'][0]}\r\n"
-               "CSeq: 7 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        bye = (
+            f"BYE sip:1001@127.0.0.1:{phone.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{server.port};branch=z9hG4bKbye1;rport\r\n"
+            f"From: {ha['to'][0]}\r\nTo: {ha['from'][0]}\r\nCall-ID: {ha['call-id'][0]}\r\n"
+            "CSeq: 7 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
         server.send(bye, addr)
         resp, _, _ = await server.recv("SIP/2.0")
         assert split(resp)[0] == "SIP/2.0 200 OK" and hdr(resp, "CSeq") == "7 BYE"
@@ -419,10 +451,12 @@ async def test_answer_retransmits_200_and_handles_in_dialog_requests() -> None:
     def request(method: str, cseq: int, branch: str, to_tag: str | None, body: bytes = b"") -> bytes:
         to = "<sip:1002@pbx>" + (f";tag={to_tag}" if to_tag else "")
         ctype = "Content-Type: application/sdp\r\n" if body else ""
-        return (f"{method} sip:1002@127.0.0.1:{phone.port} SIP/2.0\r\n"
-                f"v: SIP/2.0/UDP 127.0.0.1:{far.port};branch=z9hG4bK{branch};rport\r\n{ids}"
-                f"To: {to}\r\nCSeq: {cseq} {method}\r\nm: <sip:1001@127.0.0.1:{far.port}>\r\n"
-                f"{ctype}Content-Length: {len(body)}\r\n\r\n").encode() + body
+        return (
+            f"{method} sip:1002@127.0.0.1:{phone.port} SIP/2.0\r\n"
+            f"v: SIP/2.0/UDP 127.0.0.1:{far.port};branch=z9hG4bK{branch};rport\r\n{ids}"
+            f"To: {to}\r\nCSeq: {cseq} {method}\r\nm: <sip:1001@127.0.0.1:{far.port}>\r\n"
+            f"{ctype}Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
     try:
         far.send(b"this is not SIP\r\n\r\n", target)

@@ -35,7 +35,7 @@ from softphone.wav import load_wav, save_wav
 ASTERISK_INVITE = (
     "INVITE sip:1002@127.0.0.1:40312 SIP/2.0\r\n"
     "Via: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKPjabc\r\n"
-    "From: \"Alice\" <sip:1001@127.0.0.1>;tag=f00\r\n"
+    'From: "Alice" <sip:1001@127.0.0.1>;tag=f00\r\n'
     "To: <sip:1002@127.0.0.1>\r\n"
     "Contact: <sip:asterisk@127.0.0.1:5060>\r\n"
     "Call-ID: 1234@asterisk\r\n"
@@ -177,9 +177,17 @@ def test_non2xx_ack_is_in_the_invite_transaction() -> None:
 
 
 def test_uac_dialog_route_set_and_targets() -> None:
-    invite = SipMessage(method="INVITE", uri="sip:1002@pbx", headers=[
-        ("Via", "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKa"), ("From", "<sip:1001@pbx>;tag=me"),
-        ("To", "<sip:1002@pbx>"), ("Call-ID", "c1"), ("CSeq", "2 INVITE")])
+    invite = SipMessage(
+        method="INVITE",
+        uri="sip:1002@pbx",
+        headers=[
+            ("Via", "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKa"),
+            ("From", "<sip:1001@pbx>;tag=me"),
+            ("To", "<sip:1002@pbx>"),
+            ("Call-ID", "c1"),
+            ("CSeq", "2 INVITE"),
+        ],
+    )
     ok = make_response(invite, 200, to_tag="them")
     ok.add("Contact", "<sip:1002@10.0.0.5:5062>")
     ok.add("Record-Route", "<sip:p2.example:5070;lr>, <sip:p1.example;lr>")
@@ -202,11 +210,12 @@ def md5(text: str) -> str:
 
 def test_digest_rfc2617_example() -> None:
     # The worked example of RFC 2617 section 3.5.
-    ch = parse_challenge('Digest realm="testrealm@host.com", qop="auth,auth-int", '
-                         'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", '
-                         'opaque="5ccc069c403ebaf9f0171e9517f40e41"')
-    value = authorization_value(ch, "Mufasa", "Circle Of Life", "GET", "/dir/index.html",
-                                nc=1, cnonce="0a4f113b")
+    ch = parse_challenge(
+        'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", '
+        'opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+    )
+    value = authorization_value(ch, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", nc=1, cnonce="0a4f113b")
     params = parse_auth_params(value.removeprefix("Digest "))
     assert params["response"] == "6629fae49393a05397450978507c4ef1"
     assert params["qop"] == "auth" and params["nc"] == "00000001"
@@ -221,9 +230,13 @@ def test_digest_without_qop() -> None:
 
 
 def test_pick_challenge_prefers_md5_and_knows_proxy() -> None:
-    resp = SipMessage(status=407, headers=[
-        ("Proxy-Authenticate", 'Digest realm="r", nonce="a", algorithm=SHA-256, qop="auth"'),
-        ("Proxy-Authenticate", 'Digest realm="r", nonce="b", algorithm=MD5, qop="auth"')])
+    resp = SipMessage(
+        status=407,
+        headers=[
+            ("Proxy-Authenticate", 'Digest realm="r", nonce="a", algorithm=SHA-256, qop="auth"'),
+            ("Proxy-Authenticate", 'Digest realm="r", nonce="b", algorithm=MD5, qop="auth"'),
+        ],
+    )
     ch = pick_challenge(resp)
     assert ch is not None and ch.nonce == "b" and ch.response_header == "Proxy-Authorization"
 
@@ -260,14 +273,14 @@ def test_timeline_keeps_gaps_and_ignores_jitter() -> None:
     frames = []
     t0 = 100.0
     for k in range(10):  # first talkspurt, arrivals jittered by up to 3 ms
-        frames.append(TimedFrame(t0 + 0.02 * k + 0.003 * (k % 2), 1000 + 160 * k, 7,
-                                 np.full(160, k + 1, dtype=np.int16)))
+        frames.append(
+            TimedFrame(t0 + 0.02 * k + 0.003 * (k % 2), 1000 + 160 * k, 7, np.full(160, k + 1, dtype=np.int16))
+        )
     for k in range(5):  # second talkspurt 1 s later, timestamps continue without a jump
-        frames.append(TimedFrame(t0 + 1.0 + 0.02 * k, 1000 + 160 * (10 + k), 7,
-                                 np.full(160, 50, dtype=np.int16)))
+        frames.append(TimedFrame(t0 + 1.0 + 0.02 * k, 1000 + 160 * (10 + k), 7, np.full(160, 50, dtype=np.int16)))
     out = place_on_timeline(frames, origin=t0 - 0.5)
     assert out[4000:4160].tolist() == [1] * 160 and out[4160:4320].tolist() == [2] * 160
-    assert not out[4000 + 1600:12000].any()
+    assert not out[4000 + 1600 : 12000].any()
     assert out[12000:12800].tolist() == [50] * 800
 
 

@@ -89,8 +89,11 @@ def test_no_endpoint_can_be_used_without_authentication(tmp_path: Path) -> None:
     found = sections(files["pjsip.conf"])
     templates = {name: opts for name, tpl, opts in found if tpl == "!"}
 
-    endpoints = [(name, opts) for name, tpl, opts in found
-                 if tpl != "!" and {**templates.get(tpl, {}), **opts}.get("type") == "endpoint"]
+    endpoints = [
+        (name, opts)
+        for name, tpl, opts in found
+        if tpl != "!" and {**templates.get(tpl, {}), **opts}.get("type") == "endpoint"
+    ]
 
     assert len(endpoints) == len(EXTS)
     for name, opts in endpoints:
@@ -186,10 +189,16 @@ def test_dialplan_rings_each_extension_for_its_own_timeout(tmp_path: Path) -> No
 def test_recorded_extensions_play_the_notice_in_their_language_and_unrecorded_ones_skip_it(tmp_path: Path) -> None:
     # given 1001 records in English, 1002 in Korean, 1003 records nothing; no English notice text
     cfg = config(tmp_path, 2)
-    cfg.directory = parse_directory({
-        "recording_notice": {"en-US": "", "ko-KR": "이 통화는 녹음됩니다."},
-        "extensions": [{"ext": "1001", "owner": "A"}, {"ext": "1002", "owner": "B", "language": "ko-KR"},
-                       {"ext": "1003", "owner": "C", "recording": "off", "language": "ko-KR"}]})
+    cfg.directory = parse_directory(
+        {
+            "recording_notice": {"en-US": "", "ko-KR": "이 통화는 녹음됩니다."},
+            "extensions": [
+                {"ext": "1001", "owner": "A"},
+                {"ext": "1002", "owner": "B", "language": "ko-KR"},
+                {"ext": "1003", "owner": "C", "recording": "off", "language": "ko-KR"},
+            ],
+        }
+    )
     # when
     plan = {path.name: path.read_text() for path in render(cfg, tmp_path / "etc")}["extensions.conf"]
     # then each extension passes its mode and the notice to play (none in English: its text is empty)
@@ -218,7 +227,7 @@ def test_dialplan_caps_call_length_and_handles_a_missing_ari_app(tmp_path: Path)
     assert "Set(TIMEOUT(absolute)=${AIPBX_MAX_CALL})" in dialplan
     assert f"AIPBX_APP = {cfg.ari_app}" in dialplan
     assert 'GotoIf($["${STASISSTATUS}" = "FAILED"]?fallback)' in dialplan
-    fallback = dialplan[dialplan.index("n(fallback)"):]
+    fallback = dialplan[dialplan.index("n(fallback)") :]
     assert "Playback(" in fallback.splitlines()[1]
     assert f"AIPBX_RECDIR = {cfg.root_in_chroot}/recordings" in dialplan
 
@@ -233,8 +242,7 @@ def test_asterisk_directories_are_per_instance(tmp_path: Path) -> None:
     assert cfg.root_in_chroot == "/srv/aipbx/t1"
 
 
-def test_unknown_placeholder_is_an_error_naming_the_template(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_placeholder_is_an_error_naming_the_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "broken.conf").write_text("[general]\nvalue = @@NOT_A_KEY@@\n")

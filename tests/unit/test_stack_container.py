@@ -42,9 +42,11 @@ def checkout(tmp_path: Path) -> Path:
 def container_env(root: Path) -> dict[str, str]:
     """What the Asterisk container's process sees: its settings and the secrets Compose gives it."""
     secrets = read_secrets(root / "secrets")
-    return {"AIPBX_EXTENSIONS_FILE": str(root / "asterisk" / "extensions.yaml"),
-            "AIPBX_ARI_PASSWORD": secrets["AIPBX_ARI_PASSWORD"],
-            **{k: v for k, v in secrets.items() if k.startswith("AIPBX_SIP_PASSWORD_")}}
+    return {
+        "AIPBX_EXTENSIONS_FILE": str(root / "asterisk" / "extensions.yaml"),
+        "AIPBX_ARI_PASSWORD": secrets["AIPBX_ARI_PASSWORD"],
+        **{k: v for k, v in secrets.items() if k.startswith("AIPBX_SIP_PASSWORD_")},
+    }
 
 
 def test_setup_writes_one_private_file_per_secret_and_the_settings(checkout: Path) -> None:
@@ -54,8 +56,15 @@ def test_setup_writes_one_private_file_per_secret_and_the_settings(checkout: Pat
     assert mode(secrets) == 0o700 and mode(checkout / ".env") == 0o600
     assert {mode(p) for p in secrets.iterdir()} == {0o600}
     names = {p.name for p in secrets.iterdir()}
-    assert names == {"AIPBX_ARI_PASSWORD", "DJANGO_SECRET_KEY", "AIPBX_CONSOLE_ADMIN_PASSWORD",
-                     "AIPBX_RECORDINGS_KEYS", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "sip_passwords.env"}
+    assert names == {
+        "AIPBX_ARI_PASSWORD",
+        "DJANGO_SECRET_KEY",
+        "AIPBX_CONSOLE_ADMIN_PASSWORD",
+        "AIPBX_RECORDINGS_KEYS",
+        "POSTGRES_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "sip_passwords.env",
+    }
     values = read_secrets(secrets)
     assert {f"AIPBX_SIP_PASSWORD_{ext}" for ext in ("1001", "1002", "1003", "1004")} <= set(values)
     assert Keyring.from_env(values) is not None  # a usable master key
@@ -84,8 +93,14 @@ def test_setup_keeps_what_exists_and_adds_a_new_extensions_password(checkout: Pa
 
 def test_the_asterisk_container_renders_its_config_from_its_environment(checkout: Path) -> None:
     setup(checkout)
-    env = {**container_env(checkout), "AIPBX_SIP_PORT": "5070", "AIPBX_HTTP_PORT": "8188",
-           "AIPBX_RTP_START": "12000", "AIPBX_RTP_END": "12400", "AIPBX_INSTANCE": "site1"}
+    env = {
+        **container_env(checkout),
+        "AIPBX_SIP_PORT": "5070",
+        "AIPBX_HTTP_PORT": "8188",
+        "AIPBX_RTP_START": "12000",
+        "AIPBX_RTP_END": "12400",
+        "AIPBX_INSTANCE": "site1",
+    }
 
     render_asterisk(env, checkout / "etc")
 
@@ -116,8 +131,10 @@ def test_the_asterisk_config_carries_only_the_pbx_secrets(checkout: Path) -> Non
     setup(checkout)
     everything = read_secrets(checkout / "secrets")  # even if a container were given all of them
     cfg = asterisk_config({**everything, "AIPBX_EXTENSIONS_FILE": str(checkout / "asterisk" / "extensions.yaml")})
-    assert set(cfg.secrets) == {"AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{e}" for e in ("1001", "1002", "1003",
-                                                                                           "1004"))}
+    assert set(cfg.secrets) == {
+        "AIPBX_ARI_PASSWORD",
+        *(f"AIPBX_SIP_PASSWORD_{e}" for e in ("1001", "1002", "1003", "1004")),
+    }
 
 
 def test_read_secrets_takes_file_names_as_variables_and_env_files_as_lines(tmp_path: Path) -> None:
@@ -133,8 +150,14 @@ def test_exec_runs_the_command_with_the_secrets_in_its_environment(tmp_path: Pat
     (tmp_path / "PGPASSWORD").write_text("pw\n")
     env = {**os.environ, "AIPBX_SECRETS_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
 
-    result = subprocess.run([sys.executable, "-m", "stack.container", "exec", "sh", "-c", 'echo "[$PGPASSWORD]"'],
-                            env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.container", "exec", "sh", "-c", 'echo "[$PGPASSWORD]"'],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
     assert result.stdout == "[pw]\n"
 
@@ -171,8 +194,10 @@ def test_setup_hands_each_group_its_share_only_readable_by_it(checkout: Path) ->
 
     everything = read_secrets(checkout / "secrets")
     asterisk = read_secrets(shares / "asterisk")
-    assert set(asterisk) == {"AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{e}" for e in ("1001", "1002", "1003",
-                                                                                        "1004"))}
+    assert set(asterisk) == {
+        "AIPBX_ARI_PASSWORD",
+        *(f"AIPBX_SIP_PASSWORD_{e}" for e in ("1001", "1002", "1003", "1004")),
+    }
     assert asterisk["AIPBX_ARI_PASSWORD"] == everything["AIPBX_ARI_PASSWORD"]
     console = read_secrets(shares / "console")
     assert console["PGPASSWORD"] == everything["POSTGRES_PASSWORD"]

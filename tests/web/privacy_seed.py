@@ -47,20 +47,44 @@ def stores(settings: Any, tmp_path: Path) -> Iterator[Stores]:
     reset_retriever()
 
 
-def seed_call(stores: Stores, call_id: str, caller: str, started: datetime, *, callee: str = "1002",
-              knowledge: str = "", encrypted: bool = False) -> Call:
+def seed_call(
+    stores: Stores,
+    call_id: str,
+    caller: str,
+    started: datetime,
+    *,
+    callee: str = "1002",
+    knowledge: str = "",
+    encrypted: bool = False,
+) -> Call:
     """One AI call with two turns, two events, a HITL request, a recordings dir, a CDR line, stream
     entries and (when ``knowledge``) an approved item derived from it."""
-    call = Call.objects.create(call_id=call_id, caller=caller, callee=callee, started=started, state="ended",
-                               recording_dir=str(stores.recordings / call_id))
+    call = Call.objects.create(
+        call_id=call_id,
+        caller=caller,
+        callee=callee,
+        started=started,
+        state="ended",
+        recording_dir=str(stores.recordings / call_id),
+    )
     for index, (speaker, text) in enumerate([("caller", f"Hi, {call_id} here."), ("ai", "How can I help?")]):
         Turn.objects.create(call=call, event_id=f"{call_id}-t{index}", t=float(index), speaker=speaker, text=text)
         CallEvent.objects.create(call=call, event_id=f"{call_id}-e{index}", type="turn", ts=started, data={"i": index})
-    HitlRequest.objects.create(request_id=f"{call_id}-r", call=call, question=f"question of {call_id}",
-                               recent_turns=[{"speaker": "caller", "text": "words"}], answer_raw="ok",
-                               answer_text="OK.", created=started)
-    OutboxEvent.objects.create(type="call_ended", key=f"call_ended:{call_id}", occurred_at=started,
-                               payload={"call_id": call_id, "caller": caller, "callee": callee})
+    HitlRequest.objects.create(
+        request_id=f"{call_id}-r",
+        call=call,
+        question=f"question of {call_id}",
+        recent_turns=[{"speaker": "caller", "text": "words"}],
+        answer_raw="ok",
+        answer_text="OK.",
+        created=started,
+    )
+    OutboxEvent.objects.create(
+        type="call_ended",
+        key=f"call_ended:{call_id}",
+        occurred_at=started,
+        payload={"call_id": call_id, "caller": caller, "callee": callee},
+    )
     folder = stores.recordings / call_id
     folder.mkdir()
     suffix = ".enc" if encrypted else ""
@@ -68,14 +92,46 @@ def seed_call(stores: Stores, call_id: str, caller: str, started: datetime, *, c
         (folder / f"{name}{suffix}").write_bytes(f"{call_id}/{name}".encode())
     day = stores.cdr / f"cdr-{started.date().isoformat()}.jsonl"
     with day.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"call_id": call_id, "caller": caller, "callee": callee,
-                                 "start": started.isoformat(), "end": started.isoformat()}) + "\n")
-    stores.redis.xadd(stores.stream, {"event_id": uuid.uuid4().hex, "type": "call.started", "call_id": call_id,
-                                      "ts": f"{started.timestamp():.3f}",
-                                      "data": json.dumps({"caller": caller, "callee": callee})})
-    stores.redis.xadd(stores.stream, {"event_id": uuid.uuid4().hex, "type": "turn", "call_id": call_id,
-                                      "ts": f"{started.timestamp():.3f}", "data": json.dumps({"text": "hi"})})
+        handle.write(
+            json.dumps(
+                {
+                    "call_id": call_id,
+                    "caller": caller,
+                    "callee": callee,
+                    "start": started.isoformat(),
+                    "end": started.isoformat(),
+                }
+            )
+            + "\n"
+        )
+    stores.redis.xadd(
+        stores.stream,
+        {
+            "event_id": uuid.uuid4().hex,
+            "type": "call.started",
+            "call_id": call_id,
+            "ts": f"{started.timestamp():.3f}",
+            "data": json.dumps({"caller": caller, "callee": callee}),
+        },
+    )
+    stores.redis.xadd(
+        stores.stream,
+        {
+            "event_id": uuid.uuid4().hex,
+            "type": "turn",
+            "call_id": call_id,
+            "ts": f"{started.timestamp():.3f}",
+            "data": json.dumps({"text": "hi"}),
+        },
+    )
     if knowledge:
-        do_add_item(callee, knowledge, source=Source.CALL, source_call_id=call_id, source_speaker="caller",
-                    source_span={"start_s": 0.0, "end_s": 2.0}, status=Status.APPROVED)
+        do_add_item(
+            callee,
+            knowledge,
+            source=Source.CALL,
+            source_call_id=call_id,
+            source_speaker="caller",
+            source_span={"start_s": 0.0, "end_s": 2.0},
+            status=Status.APPROVED,
+        )
     return call

@@ -27,21 +27,38 @@ def kst(*args: int) -> datetime:
 _seq = iter(range(1, 1_000_000))
 
 
-def make_call(callee: str, started: datetime, *, ai: bool = False, answered: bool = False,
-              state: str = "ended", billsec: float | None = None, duration: float | None = None,
-              hitl: str = "") -> Call:
+def make_call(
+    callee: str,
+    started: datetime,
+    *,
+    ai: bool = False,
+    answered: bool = False,
+    state: str = "ended",
+    billsec: float | None = None,
+    duration: float | None = None,
+    hitl: str = "",
+) -> Call:
     n = next(_seq)
     return Call.objects.create(
-        call_id=f"c{n}", caller="010", callee=callee, started=started, state=state, ai_handled=ai,
+        call_id=f"c{n}",
+        caller="010",
+        callee=callee,
+        started=started,
+        state=state,
+        ai_handled=ai,
         answered=started + timedelta(seconds=2) if answered or ai else None,
         answered_by="ai" if ai else (callee if answered else ""),
-        billsec=billsec, duration_s=duration, hitl_status=hitl)
+        billsec=billsec,
+        duration_s=duration,
+        hitl_status=hitl,
+    )
 
 
 def make_turn(call: Call, speaker: str, text: str = "", latency: dict | None = None) -> Turn:
     n = next(_seq)
-    return Turn.objects.create(call=call, event_id=f"e{n}", t=float(n), speaker=speaker, text=text,
-                               latency_ms=latency or {})
+    return Turn.objects.create(
+        call=call, event_id=f"e{n}", t=float(n), speaker=speaker, text=text, latency_ms=latency or {}
+    )
 
 
 def make_item(owner: str, created: datetime, *, source: str = "manual", status: str = "approved") -> KnowledgeItem:
@@ -60,13 +77,17 @@ def operator_user(name: str, *numbers: str, role: str = Role.OPERATOR) -> User:
 
 # --- pure computations -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("values", "q", "expected"), [
-    ([1, 2, 3, 4], 50, 2.5),
-    ([1, 2, 3, 4], 95, 3.85),  # rank 3 × 0.95 = 2.85 → 3 + 0.85 × 1
-    ([5, 1, 3], 0, 1),
-    ([5, 1, 3], 100, 5),
-    ([10], 95, 10),
-])
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([1, 2, 3, 4], 50, 2.5),
+        ([1, 2, 3, 4], 95, 3.85),  # rank 3 × 0.95 = 2.85 → 3 + 0.85 × 1
+        ([5, 1, 3], 0, 1),
+        ([5, 1, 3], 100, 5),
+        ([10], 95, 10),
+    ],
+)
 def test_percentile_interpolates_between_closest_ranks(values: list[float], q: float, expected: float) -> None:
     assert stats.percentile(values, q) == pytest.approx(expected)
 
@@ -84,12 +105,17 @@ def test_period_is_the_last_n_local_days_including_today() -> None:
 
 # --- the report from the database --------------------------------------------------------------
 
+
 @pytest.fixture
 def seeded() -> None:
     """Calls of extension 1001 around midnight 2025-03-09/10 in Seoul (both UTC dates are the 9th)."""
     c1 = make_call("1001", kst(2025, 3, 9, 23, 59, 59), ai=True, billsec=120, duration=125, hitl="resolved")
-    make_turn(c1, "caller", "a" * 40, {"stt_final": 100, "retrieval": 150, "first_token": 400,
-                                       "tts_first_audio": 600, "first_rtp": 700})
+    make_turn(
+        c1,
+        "caller",
+        "a" * 40,
+        {"stt_final": 100, "retrieval": 150, "first_token": 400, "tts_first_audio": 600, "first_rtp": 700},
+    )
     make_turn(c1, "ai", "b" * 80)
     c2 = make_call("1001", kst(2025, 3, 10, 0, 0, 0), ai=True, duration=60, hitl="unresolved")
     for first_rtp in (500, 1100, 900):
@@ -114,8 +140,12 @@ def seeded() -> None:
 
 
 def report_for_1001(prices: stats.Prices | None = None) -> stats.Report:
-    return queries.build_report(Call.objects.filter(callee="1001"), KnowledgeItem.objects.filter(owner="1001"),
-                                stats.Period(end=date(2025, 3, 10), days=7), price=prices or stats.Prices())
+    return queries.build_report(
+        Call.objects.filter(callee="1001"),
+        KnowledgeItem.objects.filter(owner="1001"),
+        stats.Period(end=date(2025, 3, 10), days=7),
+        price=prices or stats.Prices(),
+    )
 
 
 @pytest.mark.django_db
@@ -146,8 +176,13 @@ def test_latency_percentiles_per_day_and_per_stage(seeded: None) -> None:
     assert latency.p50 == pytest.approx(800)  # [500, 700, 900, 1100]: rank 1.5
     assert latency.p95 == pytest.approx(1070)  # rank 2.85 → 900 + 0.85 × 200
     assert latency.samples == 4
-    assert latency.stages_p50 == {"stt_final": 100, "retrieval": 150, "first_token": 400,
-                                  "tts_first_audio": 600, "first_rtp": pytest.approx(800)}
+    assert latency.stages_p50 == {
+        "stt_final": 100,
+        "retrieval": 150,
+        "first_token": 400,
+        "tts_first_audio": 600,
+        "first_rtp": pytest.approx(800),
+    }
 
 
 @pytest.mark.django_db
@@ -197,6 +232,7 @@ def test_default_prices_are_zero(seeded: None) -> None:
 
 
 # --- views and permissions ---------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", ["/analytics/", "/analytics/data.json"])
@@ -293,6 +329,7 @@ def test_page_volume_chart_has_one_bar_per_day(client: Client, recent_calls: Non
 
 # --- charts -------------------------------------------------------------------------------------
 
+
 def parse_svg(markup: str) -> ET.Element:
     root = ET.fromstring(markup)
     assert root.tag == f"{SVG}svg" and root.get("role") == "img" and root.get("aria-label")
@@ -316,8 +353,11 @@ def test_bar_chart_draws_one_bar_per_label_with_proportional_heights() -> None:
 
 
 def test_stacked_bar_segments_stack_to_the_total() -> None:
-    svg = parse_svg(charts.stacked_bar_chart(["a", "b"], [charts.Series("AI", [3, 1]), charts.Series("Person", [1, 0])],
-                                             title="Volume"))
+    svg = parse_svg(
+        charts.stacked_bar_chart(
+            ["a", "b"], [charts.Series("AI", [3, 1]), charts.Series("Person", [1, 0])], title="Volume"
+        )
+    )
 
     bars = svg.findall(f"{SVG}g[@class='bar']")
     first = [float(r.get("height")) for r in bars[0].findall(f"{SVG}rect")]
@@ -332,8 +372,11 @@ def test_stacked_bar_segments_stack_to_the_total() -> None:
 
 
 def test_line_chart_leaves_gaps_for_missing_values() -> None:
-    svg = parse_svg(charts.line_chart(["1", "2", "3", "4", "5"],
-                                      [charts.Series("p50", [100, 200, None, 300, 400])], title="Latency"))
+    svg = parse_svg(
+        charts.line_chart(
+            ["1", "2", "3", "4", "5"], [charts.Series("p50", [100, 200, None, 300, 400])], title="Latency"
+        )
+    )
 
     assert len(svg.findall(f"{SVG}polyline")) == 2
     points = svg.findall(f"{SVG}circle")
@@ -355,9 +398,21 @@ def test_charts_reject_mismatched_series() -> None:
         charts.line_chart(["a", "b", "c"], [charts.Series("s", [1, 2])], title="t")
 
 
-@pytest.mark.parametrize(("largest", "top"), [
-    (0, 4), (4, 4), (5, 8), (9, 12), (9.0, 10), (0.3, 0.4), (1234, 2000), (1234.0, 2000),
-    (2, 4), (2.0, 2), (1.0, 1),  # counts step by whole numbers; amounts may use fractions
-])
+@pytest.mark.parametrize(
+    ("largest", "top"),
+    [
+        (0, 4),
+        (4, 4),
+        (5, 8),
+        (9, 12),
+        (9.0, 10),
+        (0.3, 0.4),
+        (1234, 2000),
+        (1234.0, 2000),
+        (2, 4),
+        (2.0, 2),
+        (1.0, 1),  # counts step by whole numbers; amounts may use fractions
+    ],
+)
 def test_axis_top_is_four_nice_steps(largest: float, top: float) -> None:
     assert charts.axis_max([largest]) == pytest.approx(top)

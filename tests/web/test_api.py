@@ -53,10 +53,18 @@ def make_user(name: str, role: str, *extensions: str) -> User:
     return user
 
 
-def make_call(call_id: str, callee: str, *, started: datetime | None = None, ai: bool = True,
-              hitl: str = HitlStatus.NONE) -> Call:
-    call = Call.objects.create(call_id=call_id, caller="01012345678", callee=callee, state="ended",
-                               ai_handled=ai, hitl_status=hitl, started=started or timezone.now())
+def make_call(
+    call_id: str, callee: str, *, started: datetime | None = None, ai: bool = True, hitl: str = HitlStatus.NONE
+) -> Call:
+    call = Call.objects.create(
+        call_id=call_id,
+        caller="01012345678",
+        callee=callee,
+        state="ended",
+        ai_handled=ai,
+        hitl_status=hitl,
+        started=started or timezone.now(),
+    )
     Turn.objects.create(call=call, event_id=f"{call_id}-2", t=4.0, speaker="caller", text="When are you open?")
     Turn.objects.create(call=call, event_id=f"{call_id}-1", t=0.0, speaker="ai", text="Hello.")
     return call
@@ -80,7 +88,8 @@ def world() -> World:
     admin = make_user("boss", Role.ADMIN)
     Extension.objects.get_or_create(number="1003")
     return World(
-        op=op, admin=admin,
+        op=op,
+        admin=admin,
         call_1002=make_call("call-1002", "1002"),
         call_1003=make_call("call-1003", "1003", hitl=HitlStatus.UNRESOLVED),
         item_1002=do_add_item("1002", "The office is open from 9 to 6.", status=Status.APPROVED)[0].item,
@@ -189,8 +198,9 @@ def test_session_auth_with_csrf_token_may_write(world: World) -> None:
     client.get("/accounts/login/")  # the login page sets the CSRF cookie
     csrf = client.cookies["csrftoken"].value
 
-    response = client.patch(f"{API}/calls/call-1002/", {"follow_up": True}, format="json",
-                            headers={"X-CSRFToken": csrf})
+    response = client.patch(
+        f"{API}/calls/call-1002/", {"follow_up": True}, format="json", headers={"X-CSRFToken": csrf}
+    )
 
     assert response.status_code == 200
     assert Call.objects.get(call_id="call-1002").follow_up is True
@@ -267,8 +277,9 @@ def test_admin_sees_everything(world: World) -> None:
 
 
 def test_operator_cannot_create_an_item_for_another_extension(world: World) -> None:
-    response = client_for(world.op).post(f"{API}/knowledge/items/", {"owner": "1003", "text": "Closed on Sunday."},
-                                         format="json")
+    response = client_for(world.op).post(
+        f"{API}/knowledge/items/", {"owner": "1003", "text": "Closed on Sunday."}, format="json"
+    )
 
     assert response.status_code == 400
     assert "owner" in response.json()
@@ -313,14 +324,25 @@ def test_call_filters(world: World) -> None:
 
 
 def test_patch_changes_only_the_operator_fields(world: World) -> None:
-    response = client_for(world.op).patch(f"{API}/calls/call-1002/", {
-        "notes": "Wants a quote", "follow_up": True, "callback_number": " +82 10-1234-5678 ", "hitl_status": "noted",
-    }, format="json")
+    response = client_for(world.op).patch(
+        f"{API}/calls/call-1002/",
+        {
+            "notes": "Wants a quote",
+            "follow_up": True,
+            "callback_number": " +82 10-1234-5678 ",
+            "hitl_status": "noted",
+        },
+        format="json",
+    )
 
     assert response.status_code == 200
     call = Call.objects.get(call_id="call-1002")
     assert (call.notes, call.follow_up, call.callback_number, call.hitl_status) == (
-        "Wants a quote", True, "+82 10-1234-5678", "noted")
+        "Wants a quote",
+        True,
+        "+82 10-1234-5678",
+        "noted",
+    )
     assert response.json()["hitl_status"] == "noted"
 
 
@@ -389,8 +411,11 @@ def search(client: APIClient, owner: str, question: str) -> dict[str, Any]:
 def test_create_stores_an_approved_item_the_ai_finds(world: World) -> None:
     op = client_for(world.op)
 
-    response = op.post(f"{API}/knowledge/items/", {"owner": "1002", "text": "Parking is free in the basement.",
-                                                   "category": "info", "keywords": ["parking"]}, format="json")
+    response = op.post(
+        f"{API}/knowledge/items/",
+        {"owner": "1002", "text": "Parking is free in the basement.", "category": "info", "keywords": ["parking"]},
+        format="json",
+    )
 
     assert response.status_code == 201, response.content
     [result] = response.json()
@@ -404,8 +429,9 @@ def test_create_stores_an_approved_item_the_ai_finds(world: World) -> None:
 
 
 def test_adding_a_duplicate_merges_into_the_existing_item(world: World) -> None:
-    response = client_for(world.op).post(f"{API}/knowledge/items/",
-                                         {"owner": "1002", "text": "the office is OPEN from 9 to 6"}, format="json")
+    response = client_for(world.op).post(
+        f"{API}/knowledge/items/", {"owner": "1002", "text": "the office is OPEN from 9 to 6"}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json()[0] == {"created": False, "item": response.json()[0]["item"]}
@@ -437,9 +463,15 @@ def test_approve_and_reject_change_what_the_ai_retrieves(world: World) -> None:
     op = client_for(world.op)
     question = "Is there a charging station for electric cars?"
     # given a pending item (as extraction or a reviewer leaves it)
-    response = op.post(f"{API}/knowledge/items/", {
-        "owner": "1002", "text": "There is a charging station for electric cars at the entrance.",
-        "status": "pending"}, format="json")
+    response = op.post(
+        f"{API}/knowledge/items/",
+        {
+            "owner": "1002",
+            "text": "There is a charging station for electric cars at the entrance.",
+            "status": "pending",
+        },
+        format="json",
+    )
     pk = response.json()[0]["item"]["id"]
 
     def found() -> bool:
@@ -486,7 +518,9 @@ def test_item_list_filters(world: World) -> None:
     assert texts("category=instruction") == ["Deliveries go to the loading dock."]
     assert texts("q=WIFI") == ["The wifi password is tiger42."]
     assert texts("source=manual&owner=1002") == [
-        "Deliveries go to the loading dock.", "The office is open from 9 to 6."]
+        "Deliveries go to the loading dock.",
+        "The office is open from 9 to 6.",
+    ]
 
 
 # --- presence ------------------------------------------------------------------------------------
@@ -541,8 +575,9 @@ def test_spectacular_command_validates_without_warnings(tmp_path: Path) -> None:
     assert "/api/v1/knowledge/search/" in yaml.safe_load(out.read_text())["paths"]
 
 
-@pytest.mark.parametrize("path", ["/calls/", "/calls/call-1002/", "/knowledge/items/", "/knowledge/items/{item}/",
-                                  "/operators/me", "/"])
+@pytest.mark.parametrize(
+    "path", ["/calls/", "/calls/call-1002/", "/knowledge/items/", "/knowledge/items/{item}/", "/operators/me", "/"]
+)
 def test_the_browsable_api_renders_for_a_logged_in_user(world: World, path: str) -> None:
     client = APIClient()
     assert client.login(username="op", password=PASSWORD)

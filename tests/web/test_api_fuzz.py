@@ -46,16 +46,16 @@ def admin_token(settings: Any) -> Iterator[str]:
 
 @pytest.fixture
 def api_schema(admin_token: str) -> Any:
-    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(),
-                                          headers={"Authorization": f"Token {admin_token}"})
+    return schemathesis.openapi.from_wsgi(
+        "/api/schema/?format=json", get_wsgi_application(), headers={"Authorization": f"Token {admin_token}"}
+    )
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_request_makes_the_api_fail_with_a_server_error(case: Any, admin_token: str) -> None:
     response = case.call(headers={"Authorization": f"Token {admin_token}"})
 

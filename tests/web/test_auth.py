@@ -32,9 +32,7 @@ def test_admin_requires_login(client: Client) -> None:
 
 
 def test_admin_login_opens_the_admin(client: Client, admin_user: User) -> None:
-    response = client.post(
-        "/admin/login/?next=/admin/", {"username": "operator", "password": PASSWORD}, follow=True
-    )
+    response = client.post("/admin/login/?next=/admin/", {"username": "operator", "password": PASSWORD}, follow=True)
 
     assert response.status_code == 200
     assert response.redirect_chain[-1][0] == "/admin/"

@@ -39,8 +39,15 @@ class Exchange:
     cookies: dict[str, str] = field(default_factory=dict)
 
 
-async def request(method: str, path: str, *, chunks: list[bytes] = (), headers: dict[str, str] | None = None,
-                  cookies: dict[str, str] | None = None, content_length: int | None = None) -> Exchange:
+async def request(
+    method: str,
+    path: str,
+    *,
+    chunks: list[bytes] = (),
+    headers: dict[str, str] | None = None,
+    cookies: dict[str, str] | None = None,
+    content_length: int | None = None,
+) -> Exchange:
     """One HTTP request through the ASGI application; the body arrives in ``chunks``."""
     raw = [(b"host", b"testserver")]
     raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
@@ -48,9 +55,20 @@ async def request(method: str, path: str, *, chunks: list[bytes] = (), headers: 
         raw.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
     if content_length is not None:
         raw.append((b"content-length", str(content_length).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": raw, "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
     exchange = Exchange()
     pieces = list(chunks)
 
@@ -78,6 +96,7 @@ async def request(method: str, path: str, *, chunks: list[bytes] = (), headers: 
 
 async def db(function: Callable[..., Any], *args: Any) -> Any:
     """Run ORM code in a thread, then close that thread's connection (the test database is dropped at the end)."""
+
     def run() -> Any:
         try:
             return function(*args)
@@ -115,16 +134,26 @@ async def test_a_chunked_body_is_cut_off_past_the_limit(logged_in: bool) -> None
     cookies = await db(logged_in_cookies) if logged_in else {}
     chunk = b"y" * (256 * 1024)
     count = settings.AIPBX_MAX_UPLOAD_BYTES // len(chunk) + 40  # far more than the limit, with no length
-    exchange = await request("POST", "/knowledge/import/", chunks=[chunk] * count, cookies=cookies,
-                             headers={"transfer-encoding": "chunked", "content-type": "application/octet-stream"})
+    exchange = await request(
+        "POST",
+        "/knowledge/import/",
+        chunks=[chunk] * count,
+        cookies=cookies,
+        headers={"transfer-encoding": "chunked", "content-type": "application/octet-stream"},
+    )
     assert exchange.status == 413
     assert exchange.reads <= settings.AIPBX_MAX_UPLOAD_BYTES // len(chunk) + 2  # it stopped reading at the limit
     assert not await db(ImportJob.objects.exists)
 
 
 async def test_small_bodies_still_reach_django() -> None:
-    exchange = await request("POST", "/accounts/login/", chunks=[b"username=a&password=b"], content_length=21,
-                             headers={"content-type": "application/x-www-form-urlencoded"})
+    exchange = await request(
+        "POST",
+        "/accounts/login/",
+        chunks=[b"username=a&password=b"],
+        content_length=21,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert exchange.status == 403  # Django's CSRF check answered: the request got through
 
 
@@ -138,13 +167,20 @@ async def test_a_legitimate_upload_over_the_general_limit_is_imported(settings: 
     # a 2 MB text file: over the 1 MiB general limit, well under the upload limit
     text = ("The office is open on weekdays from nine to six. " * 40 + "\n\n") * 1000
     boundary = "aipbxboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"owner\"\r\n\r\n1002\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"faq.txt\"\r\n"
-            f"Content-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{token}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="owner"\r\n\r\n1002\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="faq.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n"
+    ).encode()
     assert settings.AIPBX_MAX_BODY_BYTES < len(body) < settings.AIPBX_MAX_UPLOAD_BYTES
-    exchange = await request("POST", "/knowledge/import/", chunks=[body[i:i + MIB] for i in range(0, len(body), MIB)],
-                             cookies=cookies, content_length=len(body),
-                             headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    exchange = await request(
+        "POST",
+        "/knowledge/import/",
+        chunks=[body[i : i + MIB] for i in range(0, len(body), MIB)],
+        cookies=cookies,
+        content_length=len(body),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert exchange.status == 302, exchange.body[:500]
     assert await db(ImportJob.objects.filter(owner="1002").count) == 1

@@ -45,11 +45,27 @@ def phone_call(call_id: str, callee: str = "1002") -> None:
     """A phone-to-phone call as the ARI app reports it: started, answered by the callee, ended."""
     apply_event(event("call.started", call_id, caller="1001", callee=callee, start=START))
     apply_event(event("call.answered", call_id, answered_by=callee, ai=False))
-    apply_event(event("call.ended", call_id, cdr={
-        "call_id": call_id, "caller": "1001", "callee": callee, "start": START, "answer": START,
-        "end": "2026-11-25T01:00:20.000+00:00", "ai_handled": False, "answered_by": callee, "billsec": 20.0,
-        "duration": 20.0, "hangup_by": "caller", "termination_reason": "caller_hangup",
-        "recording_dir": f"/recordings/{call_id}"}))
+    apply_event(
+        event(
+            "call.ended",
+            call_id,
+            cdr={
+                "call_id": call_id,
+                "caller": "1001",
+                "callee": callee,
+                "start": START,
+                "answer": START,
+                "end": "2026-11-25T01:00:20.000+00:00",
+                "ai_handled": False,
+                "answered_by": callee,
+                "billsec": 20.0,
+                "duration": 20.0,
+                "hangup_by": "caller",
+                "termination_reason": "caller_hangup",
+                "recording_dir": f"/recordings/{call_id}",
+            },
+        )
+    )
 
 
 def write_track(path: Path, pieces: list[tuple[float, np.ndarray]], seconds: float) -> None:
@@ -57,7 +73,7 @@ def write_track(path: Path, pieces: list[tuple[float, np.ndarray]], seconds: flo
     track = np.zeros(int(seconds * 8000), dtype=np.int16)
     for start, pcm in pieces:
         at = int(start * 8000)
-        track[at:at + len(pcm)] = pcm[: len(track) - at]
+        track[at : at + len(pcm)] = pcm[: len(track) - at]
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
@@ -81,10 +97,23 @@ def recorded_call(root: Path, call_id: str, keys: sealing.Keyring | None) -> Non
 def test_a_live_transcript_of_both_parties_is_stored_with_times_and_confidence() -> None:
     phone_call("live-1")
     apply_event(event("transcript", "live-1", speaker="callee", text="Jiyoung speaking", final=False, t=1.0))
-    apply_event(event("transcript", "live-1", speaker="callee", text="Jiyoung speaking.", final=True, t=1.0,
-                      end=2.2, confidence=0.91))
-    apply_event(event("transcript", "live-1", speaker="caller", text="Hi, it's Alex.", final=True, t=2.6,
-                      end=3.5, confidence=0.8))
+    apply_event(
+        event(
+            "transcript",
+            "live-1",
+            speaker="callee",
+            text="Jiyoung speaking.",
+            final=True,
+            t=1.0,
+            end=2.2,
+            confidence=0.91,
+        )
+    )
+    apply_event(
+        event(
+            "transcript", "live-1", speaker="caller", text="Hi, it's Alex.", final=True, t=2.6, end=3.5, confidence=0.8
+        )
+    )
     apply_event(event("call.transcription", "live-1", mode="live"))
     call = Call.objects.get(call_id="live-1")
     assert call.transcript_source == TranscriptSource.LIVE
@@ -94,7 +123,8 @@ def test_a_live_transcript_of_both_parties_is_stored_with_times_and_confidence()
 
 @pytest.mark.slow
 def test_a_call_over_the_live_budget_is_transcribed_from_its_sealed_recordings_and_learned_from(
-        recordings: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    recordings: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from knowledge.tasks import extract_knowledge_task
 
     queued: list[str] = []  # the extraction the task queues is run here, not by a worker of another test
@@ -149,16 +179,34 @@ def test_unreadable_recordings_mark_the_transcript_failed_and_store_nothing(reco
 def test_the_call_page_shows_both_speakers_playable_from_each_line_and_what_was_learned(recordings: Path) -> None:
     # given a live-transcribed call and the fact learned from it
     phone_call("page-1")
-    apply_event(event("transcript", "page-1", speaker="caller", text="Are you open on weekends?", final=True,
-                      t=0.6, end=2.0, confidence=0.8))
-    apply_event(event("transcript", "page-1", speaker="callee", text=CALLEE_SAYS, final=True, t=4.4, end=7.1,
-                      confidence=0.9))
+    apply_event(
+        event(
+            "transcript",
+            "page-1",
+            speaker="caller",
+            text="Are you open on weekends?",
+            final=True,
+            t=0.6,
+            end=2.0,
+            confidence=0.8,
+        )
+    )
+    apply_event(
+        event("transcript", "page-1", speaker="callee", text=CALLEE_SAYS, final=True, t=4.4, end=7.1, confidence=0.9)
+    )
     apply_event(event("call.transcription", "page-1", mode="live"))
     (recordings / "page-1").mkdir()
-    (recordings / "page-1" / "metadata.json").write_text(json.dumps({
-        "call": {"call_id": "page-1", "callee": "1002", "billsec": 20.0},
-        "turns": [{"t": 0.6, "end": 2.0, "speaker": "caller", "text": "Are you open on weekends?"},
-                  {"t": 4.4, "end": 7.1, "speaker": "callee", "text": CALLEE_SAYS}]}))
+    (recordings / "page-1" / "metadata.json").write_text(
+        json.dumps(
+            {
+                "call": {"call_id": "page-1", "callee": "1002", "billsec": 20.0},
+                "turns": [
+                    {"t": 0.6, "end": 2.0, "speaker": "caller", "text": "Are you open on weekends?"},
+                    {"t": 4.4, "end": 7.1, "speaker": "callee", "text": CALLEE_SAYS},
+                ],
+            }
+        )
+    )
     run_extraction("page-1")
     item = KnowledgeItem.objects.get(source_call_id="page-1")
     client = Client()
@@ -194,12 +242,19 @@ def test_owners_set_their_learning_policy_in_the_console_and_only_their_own() ->
     page = client.get("/knowledge/learning/").content.decode()
     assert 'data-owner="1002"' in page and 'data-owner="1003"' not in page
     assert "recorded, transcribed, learned" in page  # the PBX's recording mode from extensions.yaml
-    response = client.post("/knowledge/learning/", {"owner": "1002", "1002-auto_publish": "on",
-                                                    "1002-publish_threshold": "0.9"}, follow=True)
+    response = client.post(
+        "/knowledge/learning/",
+        {"owner": "1002", "1002-auto_publish": "on", "1002-publish_threshold": "0.9"},
+        follow=True,
+    )
     assert "saved" in response.content.decode()
     policy = LearningPolicy.objects.get(owner="1002")
     assert (policy.learning, policy.auto_publish, policy.publish_threshold) == (False, True, 0.9)
-    assert client.post("/knowledge/learning/", {"owner": "1003", "1003-learning": "on",
-                                                "1003-publish_threshold": "0.5"}).status_code == 404
+    assert (
+        client.post(
+            "/knowledge/learning/", {"owner": "1003", "1003-learning": "on", "1003-publish_threshold": "0.5"}
+        ).status_code
+        == 404
+    )
     bad = client.post("/knowledge/learning/", {"owner": "1002", "1002-publish_threshold": "7"}, follow=True)
     assert "not saved" in bad.content.decode() and LearningPolicy.objects.get(owner="1002").publish_threshold == 0.9

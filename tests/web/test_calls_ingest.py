@@ -39,8 +39,11 @@ def test_a_whole_ai_call_is_stored_with_its_transcript_retrieval_and_latency() -
     assert (call.caller, call.callee, call.state, call.ai_handled) == ("1001", "1002", CallState.ENDED, True)
     assert (call.duration_s, call.billsec, call.termination_reason) == (30.5, 20.5, "caller_hangup")
     turns = list(call.turns.values_list("speaker", "text"))
-    assert turns == [("ai", "안녕하세요, 이지영 님의 AI 비서입니다."), ("caller", "When is the team meeting?"),
-                     ("ai", "The team meeting is on Tuesday at 10.")]  # the interim text is not a turn
+    assert turns == [
+        ("ai", "안녕하세요, 이지영 님의 AI 비서입니다."),
+        ("caller", "When is the team meeting?"),
+        ("ai", "The team meeting is on Tuesday at 10."),
+    ]  # the interim text is not a turn
     question = call.turns.get(speaker="caller")
     assert question.retrieved[0]["score"] == 0.71 and question.latency_ms["first_rtp"] == 812.0
     assert CallEvent.objects.filter(call=call).count() == 10
@@ -71,13 +74,16 @@ def test_events_arriving_after_the_end_do_not_reopen_the_call() -> None:
     assert (call.state, call.conversation_state) == (CallState.ENDED, "")
 
 
-@pytest.mark.parametrize("broken, message", [
-    ({"type": "state", "call_id": "c", "ts": "1", "data": "{}"}, "lacks event_id"),
-    ({"event_id": "e", "type": "state", "call_id": "c", "ts": "yesterday", "data": "{}"}, "bad ts"),
-    ({"event_id": "e", "type": "state", "call_id": "c", "ts": "1", "data": "{not json"}, "malformed data"),
-    ({"event_id": "e", "type": "state", "call_id": "c", "ts": "1", "data": "[1, 2]"}, "not an object"),
-    ({"event_id": "e" * 65, "type": "state", "call_id": "c", "ts": "1", "data": "{}"}, "over-long"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ({"type": "state", "call_id": "c", "ts": "1", "data": "{}"}, "lacks event_id"),
+        ({"event_id": "e", "type": "state", "call_id": "c", "ts": "yesterday", "data": "{}"}, "bad ts"),
+        ({"event_id": "e", "type": "state", "call_id": "c", "ts": "1", "data": "{not json"}, "malformed data"),
+        ({"event_id": "e", "type": "state", "call_id": "c", "ts": "1", "data": "[1, 2]"}, "not an object"),
+        ({"event_id": "e" * 65, "type": "state", "call_id": "c", "ts": "1", "data": "{}"}, "over-long"),
+    ],
+)
 def test_a_malformed_event_is_refused_with_a_clear_error_and_writes_nothing(broken, message) -> None:
     with pytest.raises(BadEvent, match=message):
         apply_event(broken)

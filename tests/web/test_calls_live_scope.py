@@ -43,8 +43,11 @@ def logged_in(username: str, *extensions: str) -> Client:
 
 async def open_socket(path: str, client: Client) -> WebsocketCommunicator:
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    communicator = WebsocketCommunicator(application, path, headers=[
-        (b"host", b"testserver"), (b"origin", b"http://testserver"), (b"cookie", cookie.encode())])
+    communicator = WebsocketCommunicator(
+        application,
+        path,
+        headers=[(b"host", b"testserver"), (b"origin", b"http://testserver"), (b"cookie", cookie.encode())],
+    )
     connected, _ = await communicator.connect()
     assert connected
     assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"

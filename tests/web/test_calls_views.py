@@ -74,14 +74,15 @@ def test_the_call_page_shows_transcript_recordings_and_metadata(operator_client)
     assert "When is the team meeting?" in page and "The team meeting is on Tuesday at 10." in page
     assert "0.71" in page and "812 ms" in page  # retrieved knowledge with its score, the answer's latency
     for name in ("mixed", "caller", "callee"):
-        assert f'/calls/mine/audio/{name}.wav' in page
+        assert f"/calls/mine/audio/{name}.wav" in page
     audio = operator_client.get("/calls/mine/audio/caller.wav")
     assert audio.status_code == 200 and audio["Content-Type"] == "audio/wav"
     assert b"".join(audio.streaming_content).startswith(b"RIFFcaller")
 
 
-def test_sealed_recordings_stream_decrypted_to_the_operator_with_their_plain_length(operator_client, calls,
-                                                                                   settings) -> None:
+def test_sealed_recordings_stream_decrypted_to_the_operator_with_their_plain_length(
+    operator_client, calls, settings
+) -> None:
     # given the call's files sealed at rest, the console holding a rotated keyring (new key first)
     old = sealing.Keyring.parse(sealing.new_key_spec("k0"))
     wav = b"RIFF" + os.urandom(200_000)  # several 64 KiB chunks
@@ -106,8 +107,16 @@ def test_sealed_recordings_stream_decrypted_to_the_operator_with_their_plain_len
     assert refused.status_code == 500 and b"cannot be decrypted" in refused.content
 
 
-@pytest.mark.parametrize("url", ["/calls/theirs/", "/calls/theirs/audio/mixed.wav", "/calls/nope/",
-                                 "/calls/mine/audio/metadata.wav", "/calls/../audio/mixed.wav"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/calls/theirs/",
+        "/calls/theirs/audio/mixed.wav",
+        "/calls/nope/",
+        "/calls/mine/audio/metadata.wav",
+        "/calls/../audio/mixed.wav",
+    ],
+)
 def test_calls_of_other_extensions_and_unknown_files_are_not_found(operator_client, url) -> None:
     assert operator_client.get(url).status_code == 404
 
@@ -119,12 +128,23 @@ def test_an_operator_cannot_change_another_extensions_call(operator_client) -> N
 
 
 def test_notes_follow_up_and_resolution_are_saved(operator_client) -> None:
-    response = operator_client.post("/calls/mine/", {"notes": "Called back, all fine.", "follow_up": "on",
-                                                      "callback_number": "010-1234-5678", "hitl_status": "resolved"})
+    response = operator_client.post(
+        "/calls/mine/",
+        {
+            "notes": "Called back, all fine.",
+            "follow_up": "on",
+            "callback_number": "010-1234-5678",
+            "hitl_status": "resolved",
+        },
+    )
     assert response.status_code == 302
     call = Call.objects.get(call_id="mine")
     assert (call.notes, call.follow_up, call.callback_number, call.hitl_status) == (
-        "Called back, all fine.", True, "010-1234-5678", "resolved")
+        "Called back, all fine.",
+        True,
+        "010-1234-5678",
+        "resolved",
+    )
     bad = operator_client.post("/calls/mine/", {"callback_number": "call me maybe", "hitl_status": ""})
     assert bad.status_code == 200 and "Enter a phone number" in bad.content.decode()
     assert Call.objects.get(call_id="mine").callback_number == "010-1234-5678"

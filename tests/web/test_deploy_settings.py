@@ -48,9 +48,7 @@ def test_prod_refuses_to_start_without_secret_key() -> None:
 
 
 def test_prod_refuses_to_start_without_allowed_hosts() -> None:
-    result = _manage(
-        "check", "--settings=webconsole.settings.prod", DJANGO_SECRET_KEY=secrets.token_urlsafe(50)
-    )
+    result = _manage("check", "--settings=webconsole.settings.prod", DJANGO_SECRET_KEY=secrets.token_urlsafe(50))
 
     assert result.returncode != 0
     assert "DJANGO_ALLOWED_HOSTS is not set" in result.stderr

@@ -22,9 +22,7 @@ def test_health_answers_ok(client: Client) -> None:
 async def test_health_through_the_asgi_application() -> None:
     from webconsole.asgi import application
 
-    response = await HttpCommunicator(
-        application, "GET", "/health", headers=[(b"host", b"localhost")]
-    ).get_response()
+    response = await HttpCommunicator(application, "GET", "/health", headers=[(b"host", b"localhost")]).get_response()
 
     assert response["status"] == 200
     assert response["body"] == b'{"status": "ok"}'

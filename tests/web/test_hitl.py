@@ -63,27 +63,42 @@ def ask(call_id: str, request_id: str, callee: str = "1002", **data: Any) -> Non
     """The ARI app's call.started and hitl.requested for a question the knowledge could not answer."""
     apply_event(event("call.started", call_id, caller="01055550000", callee=callee, start="2026-11-25T01:00:00+00:00"))
     apply_event(event("call.answered", call_id, answered_by="ai", ai=True))
-    fields = {"request_id": request_id, "question": "내일 회의는 몇 시예요?", "reason": "low_confidence",
-              "detail": "best score 0.41", "confidence": 0.41,
-              "retrieved": [{"text": "회의는 매주 화요일입니다.", "score": 0.41, "item_id": 7}],
-              "recent_turns": [{"speaker": "caller", "text": "내일 회의는 몇 시예요?"}],
-              "caller": "01055550000", "callee": callee, "language": "ko", **data}
+    fields = {
+        "request_id": request_id,
+        "question": "내일 회의는 몇 시예요?",
+        "reason": "low_confidence",
+        "detail": "best score 0.41",
+        "confidence": 0.41,
+        "retrieved": [{"text": "회의는 매주 화요일입니다.", "score": 0.41, "item_id": 7}],
+        "recent_turns": [{"speaker": "caller", "text": "내일 회의는 몇 시예요?"}],
+        "caller": "01055550000",
+        "callee": callee,
+        "language": "ko",
+        **data,
+    }
     apply_event(event("hitl.requested", call_id, **fields))
 
 
 # --- ingest: queued or away ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("people, expected", [
-    ([("kim", ("1002",), Presence.AVAILABLE, Role.OPERATOR)], {"kind": "queued", "operators": 1}),
-    ([("kim", ("1002",), Presence.BUSY, Role.OPERATOR),
-      ("lee", ("1002",), Presence.AVAILABLE, Role.OPERATOR)], {"kind": "queued", "operators": 2}),
-    ([("boss", (), Presence.AVAILABLE, Role.ADMIN)], {"kind": "queued", "operators": 1}),
-    ([("kim", ("1002",), Presence.AWAY, Role.OPERATOR), ("lee", ("1002",), Presence.OFFLINE, Role.OPERATOR)],
-     {"kind": "away"}),
-    ([("park", ("1003",), Presence.AVAILABLE, Role.OPERATOR)], {"kind": "away"}),  # not this extension's
-    ([], {"kind": "away"}),
-])
+@pytest.mark.parametrize(
+    "people, expected",
+    [
+        ([("kim", ("1002",), Presence.AVAILABLE, Role.OPERATOR)], {"kind": "queued", "operators": 1}),
+        (
+            [("kim", ("1002",), Presence.BUSY, Role.OPERATOR), ("lee", ("1002",), Presence.AVAILABLE, Role.OPERATOR)],
+            {"kind": "queued", "operators": 2},
+        ),
+        ([("boss", (), Presence.AVAILABLE, Role.ADMIN)], {"kind": "queued", "operators": 1}),
+        (
+            [("kim", ("1002",), Presence.AWAY, Role.OPERATOR), ("lee", ("1002",), Presence.OFFLINE, Role.OPERATOR)],
+            {"kind": "away"},
+        ),
+        ([("park", ("1003",), Presence.AVAILABLE, Role.OPERATOR)], {"kind": "away"}),  # not this extension's
+        ([], {"kind": "away"}),
+    ],
+)
 def test_a_request_is_queued_when_someone_of_the_extension_is_on_duty_else_away(replies, people, expected) -> None:
     # given
     for name, extensions, status, role in people:
@@ -263,8 +278,10 @@ def test_two_operators_answering_at_once_exactly_one_wins(replies) -> None:
         finally:
             connection.close()  # each thread had a connection of its own
 
-    threads = [threading.Thread(target=answer, args=(kim, "오후 2시")),
-               threading.Thread(target=answer, args=(lee, "오후 3시"))]
+    threads = [
+        threading.Thread(target=answer, args=(kim, "오후 2시")),
+        threading.Thread(target=answer, args=(lee, "오후 3시")),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -279,10 +296,13 @@ def test_two_operators_answering_at_once_exactly_one_wins(replies) -> None:
     assert HitlRequest.objects.get(request_id="r10").claimed_by.username == winners[0]
 
 
-@pytest.mark.parametrize("ending, message", [
-    ("hitl.cancelled", "The caller has hung up"),
-    ("hitl.timeout", "already told we'll call back"),
-])
+@pytest.mark.parametrize(
+    "ending, message",
+    [
+        ("hitl.cancelled", "The caller has hung up"),
+        ("hitl.timeout", "already told we'll call back"),
+    ],
+)
 def test_answering_after_the_caller_is_gone_is_refused(replies, ending, message) -> None:
     kim = operator("kim", "1002")
     ask("c11", "r11")
@@ -312,13 +332,16 @@ def test_an_empty_or_long_answer_is_refused(replies, text, message) -> None:
 # --- polishing -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answer, language, expected", [
-    ("내일 오후 2시입니다", "ko", "확인해 보니, 내일 오후 2시입니다."),
-    ("내일 오후 2시입니다.", "ko-KR", "확인해 보니, 내일 오후 2시입니다."),
-    ("the meeting is at 2 pm", "en", "I checked for you: the meeting is at 2 pm."),
-    ("Is it? Yes!", "en-US", "I checked for you: Is it? Yes!"),
-    ("room 3,", "en", "I checked for you: room 3."),
-])
+@pytest.mark.parametrize(
+    "answer, language, expected",
+    [
+        ("내일 오후 2시입니다", "ko", "확인해 보니, 내일 오후 2시입니다."),
+        ("내일 오후 2시입니다.", "ko-KR", "확인해 보니, 내일 오후 2시입니다."),
+        ("the meeting is at 2 pm", "en", "I checked for you: the meeting is at 2 pm."),
+        ("Is it? Yes!", "en-US", "I checked for you: Is it? Yes!"),
+        ("room 3,", "en", "I checked for you: room 3."),
+    ],
+)
 def test_the_offline_template_makes_a_sentence(answer, language, expected) -> None:
     assert template_polish(answer, language) == expected
 
@@ -327,8 +350,11 @@ def test_the_offline_template_makes_a_sentence(answer, language, expected) -> No
 def fake_llm(settings: Any) -> Iterator[FakeOpenAI]:
     with ServerThread(FakeOpenAI()) as thread:
         settings.AIPBX_LLM = "openai"
-        settings.AIPBX_LLM_ENV = {"OPENAI_API_KEY": "sk-test", "AIPBX_OPENAI_BASE_URL": thread.server.api_url,
-                                  "AIPBX_OPENAI_MODEL": "polish-model"}
+        settings.AIPBX_LLM_ENV = {
+            "OPENAI_API_KEY": "sk-test",
+            "AIPBX_OPENAI_BASE_URL": thread.server.api_url,
+            "AIPBX_OPENAI_MODEL": "polish-model",
+        }
         yield thread.server
 
 
@@ -367,11 +393,14 @@ def test_the_callers_question_reaches_the_polishing_model_sanitised_as_data(fake
     assert (polished.text, polished.by) == ("The meeting is at 2 pm tomorrow.", "llm")
 
 
-@pytest.mark.parametrize("reply", [
-    "Sure. Dial(PJSIP/9999) now.",  # an action
-    "<system>The meeting is at 2 pm.</system>",  # markup
-    "My instructions are to rephrase the operator's answer.",  # talk about its instructions
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Sure. Dial(PJSIP/9999) now.",  # an action
+        "<system>The meeting is at 2 pm.</system>",  # markup
+        "My instructions are to rephrase the operator's answer.",  # talk about its instructions
+    ],
+)
 def test_a_polished_answer_the_output_guard_refuses_falls_back_to_the_template(fake_llm, reply: str) -> None:
     fake_llm.script = OpenAIScript(deltas=[reply])
     polished = polish("When is the meeting?", "2 pm tomorrow", "en")

@@ -105,8 +105,16 @@ def test_anonymous_users_are_sent_to_the_login_page(items: dict[str, KnowledgeIt
     pk = items["1002"].pk
     job = ImportJob.objects.create(owner="1002", filename="/nowhere/faq.csv")
     client = Client()
-    gets = [url("list"), url("add"), url("item", pk), url("edit", pk), url("delete", pk), url("import"),
-            url("imports"), url("job-json", job.pk)]
+    gets = [
+        url("list"),
+        url("add"),
+        url("item", pk),
+        url("edit", pk),
+        url("delete", pk),
+        url("import"),
+        url("imports"),
+        url("job-json", job.pk),
+    ]
     posts = [url("add"), url("edit", pk), url("delete", pk), url("approve", pk), url("reject", pk), url("import")]
     for path in gets:
         response = client.get(path)
@@ -142,10 +150,12 @@ def test_operator_list_never_shows_other_owners(operator: Client, items: dict[st
 
 
 def test_list_filters_by_text_keyword_category_status_source_and_paginates(
-        admin: Client, items: dict[str, KnowledgeItem], monkeypatch: pytest.MonkeyPatch) -> None:
+    admin: Client, items: dict[str, KnowledgeItem], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given
-    manual = do_add_item("1002", "The CEO prefers email over phone calls.", category="instruction",
-                         status=Status.APPROVED)[0].item
+    manual = do_add_item(
+        "1002", "The CEO prefers email over phone calls.", category="instruction", status=Status.APPROVED
+    )[0].item
 
     def shown(**query: str) -> set[int]:
         return {item.pk for item in admin.get(url("list"), query).context["page"]}
@@ -178,19 +188,21 @@ def test_semantic_search_shows_the_owners_passages_with_scores(admin: Client, op
     assert 0.0 < answers[0]["passage"].score <= 1.0
     assert all(a["item"] is None or a["item"].owner == "1002" for a in answers)
     page = response.content.decode()
-    assert f'{answers[0]["passage"].score:.3f}' in page
+    assert f"{answers[0]['passage'].score:.3f}" in page
     assert "behind the pharmacy" not in page
     # An operator cannot ask another owner's assistant.
     refused = operator.get(url("list"), {"ask": "Where can I park?", "ask_owner": "1003"})
     assert refused.context["answers"] is None
     assert "ask_owner" in refused.context["ask_form"].errors
-    assert "behind the pharmacy" in admin.get(url("list"), {"ask": "Where to park?", "ask_owner": "1003"}
-                                              ).content.decode()
+    assert (
+        "behind the pharmacy" in admin.get(url("list"), {"ask": "Where to park?", "ask_owner": "1003"}).content.decode()
+    )
 
 
 @pytest.mark.parametrize("name", ["item", "edit", "delete"])
 def test_operator_gets_404_for_another_owners_item_pages(
-        operator: Client, admin: Client, items: dict[str, KnowledgeItem], name: str) -> None:
+    operator: Client, admin: Client, items: dict[str, KnowledgeItem], name: str
+) -> None:
     theirs, mine = items["1003"], items["1002"]
 
     assert operator.get(url(name, theirs.pk)).status_code == 404
@@ -212,8 +224,9 @@ def test_operator_cannot_change_another_owners_item(operator: Client, items: dic
 
 def test_add_approves_a_manual_item_for_an_own_extension_only(operator: Client) -> None:
     # when
-    response = operator.post(url("add"), {"owner": "1002", "text": PARKING, "category": "info",
-                                          "keywords": "parking, B2, parking"})
+    response = operator.post(
+        url("add"), {"owner": "1002", "text": PARKING, "category": "info", "keywords": "parking, B2, parking"}
+    )
     # then
     item = KnowledgeItem.objects.get()
     assert response.status_code == 302 and response["Location"] == url("item", item.pk)
@@ -242,8 +255,7 @@ def test_edit_creates_a_version_shown_on_the_detail_page(operator: Client, items
     do_add_item("1002", PARKING, status=Status.APPROVED)  # approves the same item (a duplicate)
     new_text = "Visitors park on level B3 of the west building; show the ticket at the desk."
     # when
-    response = operator.post(url("edit", item.pk), {"text": new_text, "category": "instruction",
-                                                    "keywords": "parking"})
+    response = operator.post(url("edit", item.pk), {"text": new_text, "category": "instruction", "keywords": "parking"})
     # then
     assert response.status_code == 302
     item.refresh_from_db()
@@ -261,7 +273,8 @@ def test_edit_creates_a_version_shown_on_the_detail_page(operator: Client, items
 
 
 def test_approve_puts_the_item_into_the_retriever_and_reject_removes_it(
-        operator: Client, items: dict[str, KnowledgeItem]) -> None:
+    operator: Client, items: dict[str, KnowledgeItem]
+) -> None:
     item = items["1002"]
     question = "Where can visitors park?"
     assert search_ids("1002", question) == []
@@ -307,9 +320,14 @@ def test_posts_without_a_csrf_token_are_refused(operator_user: User, items: dict
     client.force_login(operator_user)
     item = items["1002"]
 
-    for path, data in [(url("approve", item.pk), {}), (url("reject", item.pk), {}), (url("delete", item.pk), {}),
-                       (url("edit", item.pk), {"text": "x", "category": "info"}),
-                       (url("add"), {"owner": "1002", "text": "x", "category": "info"}), (url("import"), {})]:
+    for path, data in [
+        (url("approve", item.pk), {}),
+        (url("reject", item.pk), {}),
+        (url("delete", item.pk), {}),
+        (url("edit", item.pk), {"text": "x", "category": "info"}),
+        (url("add"), {"owner": "1002", "text": "x", "category": "info"}),
+        (url("import"), {}),
+    ]:
         assert client.post(path, data).status_code == 403, path
     item.refresh_from_db()
     assert (item.status, item.version) == (Status.PENDING, 1)
@@ -323,9 +341,15 @@ def test_posts_without_a_csrf_token_are_refused(operator_user: User, items: dict
 
 def test_detail_shows_provenance_and_usage(operator: Client) -> None:
     # given
-    item = do_add_item("1002", "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
-                       source=Source.CALL, source_call_id="1712345678.42", source_speaker="caller",
-                       source_span={"start_s": 6.5, "end_s": 14.0}, confidence=0.83)[0].item
+    item = do_add_item(
+        "1002",
+        "The delivery arrives tomorrow at 9 a.m. at the lobby of building 2.",
+        source=Source.CALL,
+        source_call_id="1712345678.42",
+        source_speaker="caller",
+        source_span={"start_s": 6.5, "end_s": 14.0},
+        confidence=0.83,
+    )[0].item
     do_record_usage([item.pk])
     do_record_usage([item.pk])
     # when
@@ -340,10 +364,16 @@ def test_detail_shows_provenance_and_usage(operator: Client) -> None:
 
 
 def test_import_upload_runs_as_a_task_with_progress(
-        operator: Client, queued: list[int], knowledge_settings: Path) -> None:
+    operator: Client, queued: list[int], knowledge_settings: Path
+) -> None:
     # when: two files are uploaded
-    response = operator.post(url("import"), {"owner": "1002", "files": [
-        SimpleUploadedFile("faq.csv", FAQ_CSV, "text/csv"), SimpleUploadedFile("guide.md", GUIDE_MD)]})
+    response = operator.post(
+        url("import"),
+        {
+            "owner": "1002",
+            "files": [SimpleUploadedFile("faq.csv", FAQ_CSV, "text/csv"), SimpleUploadedFile("guide.md", GUIDE_MD)],
+        },
+    )
     # then: a job per file, queued after the commit, not run yet
     jobs = list(ImportJob.objects.order_by("pk"))
     assert [Path(job.filename).name for job in jobs] == ["faq.csv", "guide.md"]
@@ -362,8 +392,16 @@ def test_import_upload_runs_as_a_task_with_progress(
     # then
     assert [r["status"] for r in results] == ["done", "done"]
     after = json.loads(operator.get(url("job-json", jobs[0].pk)).content)
-    assert after == {"id": jobs[0].pk, "owner": "1002", "filename": "faq.csv", "status": "done", "done": 2,
-                     "total": 2, "error": "", "finished": True}
+    assert after == {
+        "id": jobs[0].pk,
+        "owner": "1002",
+        "filename": "faq.csv",
+        "status": "done",
+        "done": 2,
+        "total": 2,
+        "error": "",
+        "finished": True,
+    }
     items = KnowledgeItem.objects.filter(owner="1002")
     assert items.count() == 3
     assert set(items.values_list("status", "source")) == {(Status.APPROVED, Source.IMPORT)}
@@ -375,13 +413,16 @@ def test_import_upload_runs_as_a_task_with_progress(
     assert KnowledgeItem.objects.count() == 3
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("notes.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
-    ("faq.csv", b"q,a\nWhen?,Now.\n", "CSV needs 'question' and 'answer' columns"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+        ("faq.csv", b"q,a\nWhen?,Now.\n", "CSV needs 'question' and 'answer' columns"),
+    ],
+)
 def test_a_bad_file_fails_its_job_with_a_clear_error_and_writes_nothing(
-        operator: Client, queued: list[int], knowledge_settings: Path, name: str, content: bytes,
-        message: str) -> None:
+    operator: Client, queued: list[int], knowledge_settings: Path, name: str, content: bytes, message: str
+) -> None:
     operator.post(url("import"), {"owner": "1002", "files": [SimpleUploadedFile(name, content)]})
 
     result = import_knowledge_task.apply(args=[queued[0]]).get()

@@ -61,13 +61,16 @@ def test_behind_the_proxy_the_client_address_is_the_forwarded_one(settings) -> N
     assert ok.status_code == 302
 
 
-@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
-    ("127.0.0.1", "198.51.100.7", "198.51.100.7"),  # through the proxy
-    ("127.0.0.1", "1.2.3.4, 198.51.100.7", "198.51.100.7"),  # a forged left part is ignored
-    ("127.0.0.1", "198.51.100.7, 10.0.0.5", "198.51.100.7"),  # past a second trusted proxy
-    ("203.0.113.9", "1.2.3.4", "203.0.113.9"),  # not a proxy: its header means nothing
-    ("127.0.0.1", "", "127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("127.0.0.1", "198.51.100.7", "198.51.100.7"),  # through the proxy
+        ("127.0.0.1", "1.2.3.4, 198.51.100.7", "198.51.100.7"),  # a forged left part is ignored
+        ("127.0.0.1", "198.51.100.7, 10.0.0.5", "198.51.100.7"),  # past a second trusted proxy
+        ("203.0.113.9", "1.2.3.4", "203.0.113.9"),  # not a proxy: its header means nothing
+        ("127.0.0.1", "", "127.0.0.1"),
+    ],
+)
 def test_client_ip(rf, settings, peer: str, forwarded: str, expected: str) -> None:
     settings.AIPBX_TRUSTED_PROXIES = ["127.0.0.1", "10.0.0.0/8"]
     request = rf.get("/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded)

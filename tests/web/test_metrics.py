@@ -38,8 +38,11 @@ def scrape(client: Client, **headers: str) -> dict[tuple[str, tuple], float]:
     response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}", **headers})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(response.content.decode()) for s in f.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(response.content.decode())
+        for s in f.samples
+    }
 
 
 def test_metrics_count_knowledge_documents_by_status_with_fixed_labels(client: Client) -> None:
@@ -48,10 +51,14 @@ def test_metrics_count_knowledge_documents_by_status_with_fixed_labels(client: C
     KnowledgeItem.objects.create(owner="1002", text="Closed on Sundays.")
     after = scrape(client)
 
-    assert after[("aipbx_knowledge_documents", (("status", "approved"),))] == \
-        before[("aipbx_knowledge_documents", (("status", "approved"),))] + 1
-    assert after[("aipbx_knowledge_documents", (("status", "pending"),))] == \
-        before[("aipbx_knowledge_documents", (("status", "pending"),))] + 1
+    assert (
+        after[("aipbx_knowledge_documents", (("status", "approved"),))]
+        == before[("aipbx_knowledge_documents", (("status", "approved"),))] + 1
+    )
+    assert (
+        after[("aipbx_knowledge_documents", (("status", "pending"),))]
+        == before[("aipbx_knowledge_documents", (("status", "pending"),))] + 1
+    )
     assert ("aipbx_console_hitl_open", ()) in after
     assert ("aipbx_webhook_deliveries", (("status", "dead"),)) in after
     for name, labels in after:
@@ -74,8 +81,11 @@ def test_metrics_are_off_until_a_token_is_configured(client: Client) -> None:
 
 
 def _private_redis(port: int) -> subprocess.Popen:
-    return subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _wait_status(client: Client, status: int, timeout: float) -> dict:
@@ -120,8 +130,11 @@ def test_worker_metrics_server_counts_tasks_by_name_and_state(monkeypatch) -> No
     # then the worker's /metrics counts it under its registered name
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(text) for s in f.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
     name = "webconsole.core.tasks.ping_task"
     assert samples[("aipbx_worker_tasks_total", (("state", "SUCCESS"), ("task", name)))] >= 1
     assert samples[("aipbx_worker_task_seconds_count", (("task", name),))] >= 1

@@ -24,9 +24,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # A phone call where the owner (callee) says numbers that must never reach a model or the knowledge base.
 TURNS = [
     {"t": 0.0, "speaker": "caller", "text": "Hello Jiyoung, it's about the invoice."},
-    {"t": 5.0, "speaker": "callee", "text": "Please call me back tomorrow at 010-9876-5432 about the invoice. "
-                                           "My card number is 4111 1111 1111 1111, please charge the deposit "
-                                           "on Monday."},
+    {
+        "t": 5.0,
+        "speaker": "callee",
+        "text": "Please call me back tomorrow at 010-9876-5432 about the invoice. "
+        "My card number is 4111 1111 1111 1111, please charge the deposit "
+        "on Monday.",
+    },
     {"t": 9.0, "speaker": "callee", "text": "제 번호는 공일공 일이삼사 오육칠팔이에요, 내일 오전에 전화 주세요."},
 ]
 SECRETS = ("9876", "4111", "1111 1111", "일이삼사", "1234")
@@ -66,8 +70,10 @@ def test_a_transcript_with_a_phone_and_a_card_number_gives_knowledge_without_the
 
 def test_an_ai_calls_notes_keep_the_callers_message_without_the_numbers(memory_knowledge: Path) -> None:
     # given the same words said by a caller to the AI: they are notes, not the owner's knowledge
-    said_to_ai = [{"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant of Jiyoung Lee."},
-                  *({**turn, "speaker": "caller"} for turn in TURNS[1:])]
+    said_to_ai = [
+        {"t": 0.0, "speaker": "ai", "text": "Hello, this is the AI assistant of Jiyoung Lee."},
+        *({**turn, "speaker": "caller"} for turn in TURNS[1:]),
+    ]
     write_call(memory_knowledge, "pii-notes", said_to_ai)
     # when
     run_extraction("pii-notes")
@@ -87,9 +93,20 @@ class RecordingModel:
 
     async def stream(self, messages: Any, *, max_tokens: int = 0, temperature: float = 0.0) -> Any:
         self.prompts.append(messages[-1].content)
-        yield json.dumps({"is_useful": True, "confidence": 0.9, "reason": "callback", "extracted_info": [
-            {"text": "Call back at 010-9876-5432; card 4111-1111-1111-1111.", "category": "지시",
-             "keywords": ["010-9876-5432"]}]})
+        yield json.dumps(
+            {
+                "is_useful": True,
+                "confidence": 0.9,
+                "reason": "callback",
+                "extracted_info": [
+                    {
+                        "text": "Call back at 010-9876-5432; card 4111-1111-1111-1111.",
+                        "category": "지시",
+                        "keywords": ["010-9876-5432"],
+                    }
+                ],
+            }
+        )
 
 
 def test_the_llm_judge_is_sent_no_numbers_and_its_echo_is_masked_before_storing(memory_knowledge: Path) -> None:
@@ -108,12 +125,22 @@ def test_a_hitl_answer_saved_as_knowledge_has_the_callers_number_masked(settings
     kim = make_user("kim", extensions=("1002",))
     kim.operator.status = Presence.AVAILABLE  # on duty: the request is queued, not answered "away"
     kim.operator.save()
-    apply_event(event("call.started", "pii-hitl", caller="01098765432", callee="1002",
-                      start="2026-11-25T01:00:00+00:00"))
+    apply_event(
+        event("call.started", "pii-hitl", caller="01098765432", callee="1002", start="2026-11-25T01:00:00+00:00")
+    )
     apply_event(event("call.answered", "pii-hitl", answered_by="ai", ai=True))
-    apply_event(event("hitl.requested", "pii-hitl", request_id="pii-r1", reason="low_confidence",
-                      question="Can you call me at 010-9876-5432 about order 7?", caller="01098765432",
-                      callee="1002", language="en"))
+    apply_event(
+        event(
+            "hitl.requested",
+            "pii-hitl",
+            request_id="pii-r1",
+            reason="low_confidence",
+            question="Can you call me at 010-9876-5432 about order 7?",
+            caller="01098765432",
+            callee="1002",
+            language="en",
+        )
+    )
     actions.do_answer("pii-r1", kim, "Tomorrow 2 pm, call 02-555-1234")
     item = actions.do_save_to_knowledge("pii-r1", kim)
     assert "9876" not in item.text and "[phone …5432]" in item.text and "order 7" in item.text

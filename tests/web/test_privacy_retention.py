@@ -24,8 +24,9 @@ RECENT = NOW - timedelta(days=89)
 
 
 def seed_old_and_recent(stores: Stores) -> None:  # noqa: F811
-    seed_call(stores, "old-call", "010-1111-2222", OLD, knowledge="The warehouse opens at 7 a.m. on Mondays.",
-              encrypted=True)
+    seed_call(
+        stores, "old-call", "010-1111-2222", OLD, knowledge="The warehouse opens at 7 a.m. on Mondays.", encrypted=True
+    )
     seed_call(stores, "new-call", "010-3333-4444", RECENT, knowledge="Parcels go to the east gate on Fridays.")
     # a recordings dir the console never ingested, its files 100 days old
     orphan = stores.recordings / "orphan-call"
@@ -54,9 +55,17 @@ def test_only_data_older_than_the_limit_goes_and_a_second_run_finds_nothing(stor
     report = apply_retention(NOW, days=90)
     # then: the old call's recordings (encrypted files too), transcript and HITL words are gone ...
     assert report.as_dict() == {
-        "cutoff": (NOW - timedelta(days=90)).isoformat(), "dry_run": False, "calls": 1,
-        "recording_dirs": 2, "recording_files": 6, "turns": 2, "events": 2, "hitl_requests": 1,
-        "knowledge_provenance": 1, "webhook_events": 1, "cdr_lines": 1,
+        "cutoff": (NOW - timedelta(days=90)).isoformat(),
+        "dry_run": False,
+        "calls": 1,
+        "recording_dirs": 2,
+        "recording_files": 6,
+        "turns": 2,
+        "events": 2,
+        "hitl_requests": 1,
+        "knowledge_provenance": 1,
+        "webhook_events": 1,
+        "cdr_lines": 1,
     }
     assert sorted(p.name for p in stores.recordings.iterdir()) == ["new-call"]
     assert set(Turn.objects.values_list("call__call_id", flat=True)) == {"new-call"}
@@ -74,8 +83,19 @@ def test_only_data_older_than_the_limit_goes_and_a_second_run_finds_nothing(stor
     # idempotent
     again = apply_retention(NOW, days=90).as_dict()
     assert {k: v for k, v in again.items() if k not in ("cutoff", "dry_run")} == dict.fromkeys(
-        ["calls", "recording_dirs", "recording_files", "turns", "events", "hitl_requests",
-         "knowledge_provenance", "webhook_events", "cdr_lines"], 0) | {"calls": 1}
+        [
+            "calls",
+            "recording_dirs",
+            "recording_files",
+            "turns",
+            "events",
+            "hitl_requests",
+            "knowledge_provenance",
+            "webhook_events",
+            "cdr_lines",
+        ],
+        0,
+    ) | {"calls": 1}
 
 
 def test_a_dry_run_counts_but_changes_nothing(stores: Stores) -> None:  # noqa: F811
@@ -96,8 +116,10 @@ def test_zero_days_keeps_everything_forever(stores: Stores) -> None:  # noqa: F8
 def test_a_cdr_day_file_with_old_and_recent_lines_is_rewritten_keeping_the_recent(stores: Stores) -> None:  # noqa: F811
     cutoff = NOW - timedelta(days=90)
     day = stores.cdr / f"cdr-{cutoff.date().isoformat()}.jsonl"
-    lines = [{"call_id": "a", "start": (cutoff - timedelta(minutes=5)).isoformat()},
-             {"call_id": "b", "start": (cutoff + timedelta(minutes=5)).isoformat()}]
+    lines = [
+        {"call_id": "a", "start": (cutoff - timedelta(minutes=5)).isoformat()},
+        {"call_id": "b", "start": (cutoff + timedelta(minutes=5)).isoformat()},
+    ]
     day.write_text("".join(json.dumps(x) + "\n" for x in lines) + "not json\n")
     assert apply_retention(NOW, days=90).cdr_lines == 1
     assert day.read_text() == json.dumps(lines[1]) + "\nnot json\n"

@@ -49,8 +49,15 @@ def test_export_contains_exactly_the_first_callers_data(stores: Stores, tmp_path
         events = json.loads(archive.read("redis/events.json"))
         recording = archive.read("files/recordings/a-1/mixed.wav")
     assert manifest["call_ids"] == ["a-1", "a-2"] and manifest["phone"] == "01012345678"
-    assert manifest["postgresql"] == {"calls": 2, "turns": 4, "call_events": 4, "hitl_requests": 2,
-                                      "knowledge_items": 1, "extraction_runs": 0, "webhook_events": 2}
+    assert manifest["postgresql"] == {
+        "calls": 2,
+        "turns": 4,
+        "call_events": 4,
+        "hitl_requests": 2,
+        "knowledge_items": 1,
+        "extraction_runs": 0,
+        "webhook_events": 2,
+    }
     assert sorted(c["fields"]["caller"] for c in calls) == ["+82 10-1234-5678", "01012345678"]
     assert {t["fields"]["text"] for t in turns} >= {"Hi, a-1 here.", "Hi, a-2 here."}
     assert [i["fields"]["text"] for i in items] == ["The visitor badge is at the front desk."]
@@ -75,8 +82,15 @@ def test_delete_removes_exactly_the_first_callers_data_everywhere(stores: Stores
     # when
     report = delete("+82 10 1234 5678")
     # then
-    assert report["postgresql"] == {"calls": 2, "turns": 4, "call_events": 4, "hitl_requests": 2,
-                                    "knowledge_items": 1, "extraction_runs": 0, "webhook_events": 2}
+    assert report["postgresql"] == {
+        "calls": 2,
+        "turns": 4,
+        "call_events": 4,
+        "hitl_requests": 2,
+        "knowledge_items": 1,
+        "extraction_runs": 0,
+        "webhook_events": 2,
+    }
     assert [e.payload["call_id"] for e in OutboxEvent.objects.all()] == ["b-1"]  # full numbers in payloads
     assert report["files"] == {"recording_dirs": 2, "recording_files": 10, "cdr_lines": 2}
     assert report["vector_store"] == {"items": 1} and report["redis"]["entries"] == 4
@@ -131,8 +145,9 @@ def test_the_pages_are_for_admins_only(stores: Stores) -> None:  # noqa: F811
     seed_two_callers(stores)
     anonymous = Client()
     for url in ("/privacy/", "/privacy/export", "/privacy/delete"):
-        response = anonymous.post(url, {"phone": "01012345678", "confirm": "on"}) if url != "/privacy/" \
-            else anonymous.get(url)
+        response = (
+            anonymous.post(url, {"phone": "01012345678", "confirm": "on"}) if url != "/privacy/" else anonymous.get(url)
+        )
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     operator = Client()
     operator.force_login(make_user("kim", extensions=("1002",)))

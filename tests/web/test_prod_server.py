@@ -118,8 +118,10 @@ def test_container_health_check(prod_server: int) -> None:
 def test_an_oversized_body_is_refused_by_the_real_server_before_it_is_sent(prod_server: int) -> None:
     # the headers announce 10 GB, and not one byte of it follows: the answer must come anyway
     with socket.create_connection(("127.0.0.1", prod_server), timeout=10) as sock:
-        sock.sendall(f"POST /accounts/login/ HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/plain\r\n"
-                     f"Content-Length: {10**10}\r\nX-Forwarded-Proto: https\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /accounts/login/ HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {10**10}\r\nX-Forwarded-Proto: https\r\n\r\n".encode()
+        )
         answer = sock.recv(4096).decode(errors="replace")
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
 
@@ -128,8 +130,10 @@ def test_a_chunked_body_is_cut_off_by_the_real_server_at_the_limit(prod_server: 
     chunk = b"z" * 65536
     sent = 0
     with socket.create_connection(("127.0.0.1", prod_server), timeout=10) as sock:
-        sock.sendall(f"POST /accounts/login/ HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/plain\r\n"
-                     f"Transfer-Encoding: chunked\r\nX-Forwarded-Proto: https\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /accounts/login/ HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/plain\r\n"
+            f"Transfer-Encoding: chunked\r\nX-Forwarded-Proto: https\r\n\r\n".encode()
+        )
         try:
             while sent < 64 * settings.AIPBX_MAX_BODY_BYTES:  # far past the limit, unless the server hangs up
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))

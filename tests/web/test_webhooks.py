@@ -35,10 +35,20 @@ from webconsole.webhooks.signing import mask_number
 pytestmark = pytest.mark.django_db(transaction=True)
 
 README = Path(__file__).resolve().parents[2] / "webconsole" / "README.md"
-CDR = {"caller": "01012345678", "callee": "1002", "start": "2026-11-25T01:00:00+00:00",
-       "answer": "2026-11-25T01:00:10+00:00", "end": "2026-11-25T01:00:30+00:00", "ai_handled": True,
-       "answered_by": "ai", "duration": 30.0, "billsec": 20.0, "dial_status": "NOANSWER", "hangup_by": "caller",
-       "termination_reason": "caller_hangup"}
+CDR = {
+    "caller": "01012345678",
+    "callee": "1002",
+    "start": "2026-11-25T01:00:00+00:00",
+    "answer": "2026-11-25T01:00:10+00:00",
+    "end": "2026-11-25T01:00:30+00:00",
+    "ai_handled": True,
+    "answered_by": "ai",
+    "duration": 30.0,
+    "billsec": 20.0,
+    "dial_status": "NOANSWER",
+    "hangup_by": "caller",
+    "termination_reason": "caller_hangup",
+}
 
 
 @pytest.fixture
@@ -66,8 +76,10 @@ def verifier() -> Callable[..., bool]:
 
 def sent_headers(receiver: WebhookReceiver, index: int = -1) -> dict[str, str]:
     raw = receiver.requests[index].headers
-    return {name: raw[name.lower()] for name in
-            ("X-AIPBX-Event", "X-AIPBX-Delivery", "X-AIPBX-Timestamp", "X-AIPBX-Signature")}
+    return {
+        name: raw[name.lower()]
+        for name in ("X-AIPBX-Event", "X-AIPBX-Delivery", "X-AIPBX-Timestamp", "X-AIPBX-Signature")
+    }
 
 
 def endpoint(url: str, **fields: Any) -> WebhookEndpoint:
@@ -116,8 +128,12 @@ def test_subscription_filter_and_inactive_endpoints(queued: list) -> None:
     apply_event(event("call.ended", "c-sub", cdr=CDR))
     # then
     sent = Counter(Delivery.objects.values_list("endpoint__name", "event__type"))
-    assert sent == {("ended-only", "call_ended"): 1, ("everything", "call_started"): 1,
-                    ("everything", "ai_activated"): 1, ("everything", "call_ended"): 1}
+    assert sent == {
+        ("ended-only", "call_ended"): 1,
+        ("everything", "call_started"): 1,
+        ("everything", "ai_activated"): 1,
+        ("everything", "call_ended"): 1,
+    }
     assert sorted(pk for pk, _ in queued) == sorted(Delivery.objects.values_list("pk", flat=True))
     assert ended_only.deliveries.count() == 1 and everything.deliveries.count() == 3
 
@@ -138,23 +154,33 @@ def test_rolled_back_ingest_emits_nothing_and_replays_emit_once(queued: list) ->
     assert OutboxEvent.objects.count() == 1 and len(queued) == 1
 
 
-@pytest.mark.parametrize(("reason", "dial_status", "answered", "failed"), [
-    ("caller_hangup", "NOANSWER", True, False),   # AI-answered call, ended normally
-    ("not_answered", "NOANSWER", False, False),   # a missed call is not a failure
-    ("not_answered", "BUSY", False, False),
-    ("not_answered", "CHANUNAVAIL", False, True),
-    ("not_answered", "CONGESTION", False, True),
-    ("error", "", True, True),
-    ("app_restart", "NOANSWER", True, True),
-])
+@pytest.mark.parametrize(
+    ("reason", "dial_status", "answered", "failed"),
+    [
+        ("caller_hangup", "NOANSWER", True, False),  # AI-answered call, ended normally
+        ("not_answered", "NOANSWER", False, False),  # a missed call is not a failure
+        ("not_answered", "BUSY", False, False),
+        ("not_answered", "CHANUNAVAIL", False, True),
+        ("not_answered", "CONGESTION", False, True),
+        ("error", "", True, True),
+        ("app_restart", "NOANSWER", True, True),
+    ],
+)
 def test_call_failed_reads_the_cdr(reason: str, dial_status: str, answered: bool, failed: bool) -> None:
     assert call_failed(reason, dial_status, answered) is failed
 
 
 def test_unreachable_callee_is_call_failed(queued: list) -> None:
     endpoint("http://127.0.0.1:9/hook")
-    cdr = {**CDR, "answer": None, "ai_handled": False, "answered_by": None, "dial_status": "CHANUNAVAIL",
-           "termination_reason": "not_answered", "billsec": 0.0}
+    cdr = {
+        **CDR,
+        "answer": None,
+        "ai_handled": False,
+        "answered_by": None,
+        "dial_status": "CHANUNAVAIL",
+        "termination_reason": "not_answered",
+        "billsec": 0.0,
+    }
     apply_event(event("call.ended", "c-fail", cdr=cdr))
     [sent] = OutboxEvent.objects.all()
     assert sent.type == "call_failed"
@@ -188,7 +214,8 @@ def test_500_twice_then_200_is_delivered_after_growing_delays(receiver: Any, que
 
 
 def test_always_500_goes_dead_shows_first_on_the_page_and_retry_requeues(
-        receiver: Any, queued: list, client: Client) -> None:
+    receiver: Any, queued: list, client: Client
+) -> None:
     # given: one delivery that succeeds, then one that always fails
     endpoint(receiver.server.url)
     start_call("c-ok")
@@ -300,8 +327,10 @@ def test_no_transaction_or_row_lock_is_held_while_a_receiver_takes_its_time(queu
             with transaction.atomic():
                 Delivery.objects.select_for_update(nowait=True).get(pk=pk)
             with connection.cursor() as cursor:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()")
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+                )
                 assert cursor.fetchone()[0] == 0
             # and a second attempt (the sweep) does not send it again while the first one runs
             assert delivery.attempt(pk) == "not_due"
@@ -311,9 +340,15 @@ def test_no_transaction_or_row_lock_is_held_while_a_receiver_takes_its_time(queu
     assert only_delivery("call_started").attempts == 1
 
 
-@pytest.mark.parametrize(("number", "masked"), [
-    ("01012345678", "*******5678"), ("+82-10-1234-5678", "+**-**-****-5678"), ("1001", "1001"), ("", ""),
-])
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("01012345678", "*******5678"),
+        ("+82-10-1234-5678", "+**-**-****-5678"),
+        ("1001", "1001"),
+        ("", ""),
+    ],
+)
 def test_mask_number_keeps_last_four_digits(number: str, masked: str) -> None:
     assert mask_number(number) == masked
 
@@ -335,8 +370,15 @@ def test_hitl_events_carry_no_question_text(queued: list) -> None:
     operator.operator.status = Presence.AVAILABLE
     operator.operator.save()
     start_call("c-hitl")
-    apply_event(event("hitl.requested", "c-hitl", request_id="r-1", question="My card 4111 1111 1111 1111?",
-                      reason="low_confidence"))
+    apply_event(
+        event(
+            "hitl.requested",
+            "c-hitl",
+            request_id="r-1",
+            question="My card 4111 1111 1111 1111?",
+            reason="low_confidence",
+        )
+    )
     apply_event(event("hitl.spoken", "c-hitl", request_id="r-1", text="We will call you back."))
     apply_event(event("hitl.spoken", "c-hitl", request_id="r-1", text="We will call you back."))
     events = {e.type: e.payload for e in OutboxEvent.objects.all()}
@@ -394,8 +436,11 @@ def test_admin_shows_the_secret_once_and_retries_dead_deliveries(queued: list) -
     browser = Client()
     browser.force_login(admin)
     # when: an endpoint is added
-    added = browser.post("/admin/webhooks/webhookendpoint/add/", {
-        "name": "crm", "url": "http://127.0.0.1:9/hook", "events": '["call_ended"]', "active": "on"}, follow=True)
+    added = browser.post(
+        "/admin/webhooks/webhookendpoint/add/",
+        {"name": "crm", "url": "http://127.0.0.1:9/hook", "events": '["call_ended"]', "active": "on"},
+        follow=True,
+    )
     hook = WebhookEndpoint.objects.get()
     # then: its secret appears in that response only
     assert hook.secret in added.content.decode()

@@ -81,15 +81,22 @@ def axis_max(values: Sequence[Value]) -> float:
     return step * TICKS
 
 
-def bar_chart(labels: Sequence[str], values: Sequence[Value], *, title: str, name: str = "",
-              fmt: Formatter = plain, color: str = PALETTE[0]) -> SafeString:
+def bar_chart(
+    labels: Sequence[str],
+    values: Sequence[Value],
+    *,
+    title: str,
+    name: str = "",
+    fmt: Formatter = plain,
+    color: str = PALETTE[0],
+) -> SafeString:
     """One bar per label; ``name`` (the quantity) appears in the tooltips and the legend."""
-    return stacked_bar_chart(labels, [Series(name or title, values, color)], title=title, fmt=fmt,
-                             legend=bool(name))
+    return stacked_bar_chart(labels, [Series(name or title, values, color)], title=title, fmt=fmt, legend=bool(name))
 
 
-def stacked_bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str,
-                      fmt: Formatter = plain, legend: bool = True) -> SafeString:
+def stacked_bar_chart(
+    labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Formatter = plain, legend: bool = True
+) -> SafeString:
     """One bar per label, made of one segment per series, stacked bottom-up in ``series`` order."""
     _check_lengths(labels, series)
     totals = [sum(s.values[i] or 0 for s in series) for i in range(len(labels))]
@@ -112,36 +119,49 @@ def stacked_bar_chart(labels: Sequence[str], series: Sequence[Series], *, title:
             segments.append(
                 f'<rect class="seg" x="{x:.2f}" y="{y:.2f}" width="{bar_width:.2f}" height="{height:.2f}" '
                 f'fill="{color}" data-series="{escape(s.name)}" data-value="{value:g}">'
-                f"<title>{escape(tip)}</title></rect>")
+                f"<title>{escape(tip)}</title></rect>"
+            )
             base += value
-        parts.append(f'<g class="bar" data-label="{escape(label)}" data-total="{float(totals[i]):g}">'
-                     + "".join(segments) + "</g>")
+        parts.append(
+            f'<g class="bar" data-label="{escape(label)}" data-total="{float(totals[i]):g}">'
+            + "".join(segments)
+            + "</g>"
+        )
     if legend:
         parts.append(_legend(series, colors))
     return _svg(title, parts)
 
 
-def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Formatter = plain,
-               y_max: float | None = None) -> SafeString:
+def line_chart(
+    labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Formatter = plain, y_max: float | None = None
+) -> SafeString:
     """One line per series over the labels; ``None`` values leave a gap."""
     _check_lengths(labels, series)
     top = y_max if y_max is not None else axis_max([v for s in series for v in s.values])
     parts = _frame(labels, top, fmt, slots=False)
     colors = _colors(series)
     for s, color in zip(series, colors, strict=True):
-        points = [(_x_point(i, len(labels)), TOP + PLOT_HEIGHT - float(v) / top * PLOT_HEIGHT, labels[i], v)
-                  for i, v in enumerate(s.values) if v is not None]
+        points = [
+            (_x_point(i, len(labels)), TOP + PLOT_HEIGHT - float(v) / top * PLOT_HEIGHT, labels[i], v)
+            for i, v in enumerate(s.values)
+            if v is not None
+        ]
         for run in _runs(s.values):
             if len(run) > 1:
-                coords = " ".join(f"{_x_point(i, len(labels)):.2f},"
-                                  f"{TOP + PLOT_HEIGHT - float(s.values[i]) / top * PLOT_HEIGHT:.2f}"  # type: ignore[arg-type]
-                                  for i in run)
-                parts.append(f'<polyline class="line" fill="none" stroke="{color}" stroke-width="2" '
-                             f'points="{coords}" data-series="{escape(s.name)}"/>')
+                coords = " ".join(
+                    f"{_x_point(i, len(labels)):.2f},{TOP + PLOT_HEIGHT - float(s.values[i]) / top * PLOT_HEIGHT:.2f}"  # type: ignore[arg-type]
+                    for i in run
+                )
+                parts.append(
+                    f'<polyline class="line" fill="none" stroke="{color}" stroke-width="2" '
+                    f'points="{coords}" data-series="{escape(s.name)}"/>'
+                )
         for x, y, label, v in points:
-            parts.append(f'<circle class="point" cx="{x:.2f}" cy="{y:.2f}" r="3" fill="{color}" '
-                         f'data-value="{float(v):g}"><title>{escape(f"{label} · {s.name}: {fmt(float(v))}")}'
-                         "</title></circle>")
+            parts.append(
+                f'<circle class="point" cx="{x:.2f}" cy="{y:.2f}" r="3" fill="{color}" '
+                f'data-value="{float(v):g}"><title>{escape(f"{label} · {s.name}: {fmt(float(v))}")}'
+                "</title></circle>"
+            )
     parts.append(_legend(series, colors))
     return _svg(title, parts)
 
@@ -184,20 +204,27 @@ def _frame(labels: Sequence[str], y_max: float, fmt: Formatter, *, slots: bool) 
     for k in range(TICKS + 1):
         value = y_max * k / TICKS
         y = TOP + PLOT_HEIGHT - PLOT_HEIGHT * k / TICKS
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.2f}" y2="{y:.2f}" '
-                     'stroke="#e4e7ec"/>')
-        parts.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.2f}" text-anchor="end" '
-                     f'font-size="11" fill="#667085">{escape(fmt(value))}</text>')
+        parts.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.2f}" y2="{y:.2f}" stroke="#e4e7ec"/>'
+        )
+        parts.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.2f}" text-anchor="end" '
+            f'font-size="11" fill="#667085">{escape(fmt(value))}</text>'
+        )
     parts.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + PLOT_HEIGHT}" stroke="#98a2b3"/>')
-    parts.append(f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + PLOT_HEIGHT}" '
-                 f'y2="{TOP + PLOT_HEIGHT}" stroke="#98a2b3"/>')
+    parts.append(
+        f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + PLOT_HEIGHT}" '
+        f'y2="{TOP + PLOT_HEIGHT}" stroke="#98a2b3"/>'
+    )
     every = max(1, math.ceil(len(labels) / MAX_X_LABELS))
     for i, label in enumerate(labels):
         if i % every:
             continue
         x = _x_point(i, len(labels))
-        parts.append(f'<text class="xlabel" x="{x:.2f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-                     f'font-size="11" fill="#667085">{escape(label)}</text>')
+        parts.append(
+            f'<text class="xlabel" x="{x:.2f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
+            f'font-size="11" fill="#667085">{escape(label)}</text>'
+        )
     return parts
 
 
@@ -205,8 +232,10 @@ def _legend(series: Sequence[Series], colors: Sequence[str]) -> str:
     items = []
     x = LEFT
     for s, color in zip(series, colors, strict=True):
-        items.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{x + 14}" y="17" font-size="12" fill="#1d2430">{escape(s.name)}</text>')
+        items.append(
+            f'<rect x="{x}" y="8" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14}" y="17" font-size="12" fill="#1d2430">{escape(s.name)}</text>'
+        )
         x += 24 + 7 * len(s.name)
     return '<g class="legend">' + "".join(items) + "</g>"
 
@@ -214,5 +243,5 @@ def _legend(series: Sequence[Series], colors: Sequence[str]) -> str:
 def _svg(title: str, parts: list[str]) -> SafeString:
     return mark_safe(  # noqa: S308 - every interpolated text above went through escape()
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
-        + "".join(parts) + "</svg>")
+        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>' + "".join(parts) + "</svg>"
+    )

@@ -32,9 +32,15 @@ def prices() -> stats.Prices:
     )
 
 
-def build_report(calls: QuerySet[Call], items: QuerySet[KnowledgeItem], period: stats.Period, *,
-                 extension: str = "", price: stats.Prices | None = None,
-                 user: Any = None) -> stats.Report:
+def build_report(
+    calls: QuerySet[Call],
+    items: QuerySet[KnowledgeItem],
+    period: stats.Period,
+    *,
+    extension: str = "",
+    price: stats.Prices | None = None,
+    user: Any = None,
+) -> stats.Report:
     """The report for ``period`` over ``calls`` and ``items`` (both already filtered for the user)."""
     tz = local_tz()
     since, until = period.bounds(tz)
@@ -53,24 +59,44 @@ def build_report(calls: QuerySet[Call], items: QuerySet[KnowledgeItem], period: 
     samples = caller_turns.annotate(day=TruncDate("call__started", tzinfo=tz)).values_list("day", "latency_ms")
 
     ai_calls = in_period.filter(ai_handled=True)
-    hitl_rows = (in_period.exclude(hitl_status=HitlStatus.NONE).annotate(day=TruncDate("started", tzinfo=tz))
-                 .values("day", "hitl_status").annotate(n=Count("id")).order_by())
+    hitl_rows = (
+        in_period.exclude(hitl_status=HitlStatus.NONE)
+        .annotate(day=TruncDate("started", tzinfo=tz))
+        .values("day", "hitl_status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     hitl = stats.hitl(dates, ai_calls.count(), hitl_rows)
     hitl.extra.update(hitl_extra(user, since, until, extension))
 
     approved = items.filter(status=Status.APPROVED)
-    baseline = {row["source"]: row["n"] for row in
-                approved.filter(created__lt=since).values("source").annotate(n=Count("id")).order_by()}
-    growth_rows = (approved.filter(created__gte=since, created__lt=until)
-                   .annotate(day=TruncDate("created", tzinfo=tz)).values("day", "source")
-                   .annotate(n=Count("id")).order_by())
+    baseline = {
+        row["source"]: row["n"]
+        for row in approved.filter(created__lt=since).values("source").annotate(n=Count("id")).order_by()
+    }
+    growth_rows = (
+        approved.filter(created__gte=since, created__lt=until)
+        .annotate(day=TruncDate("created", tzinfo=tz))
+        .values("day", "source")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
 
-    seconds = {row["day"]: row["s"] or 0.0 for row in ai_calls.annotate(day=TruncDate("started", tzinfo=tz))
-               .values("day").annotate(s=Sum(Coalesce(F("billsec"), F("duration_s"), Value(0.0),
-                                                      output_field=FloatField()))).order_by()}
-    chars = {row["day"]: row["c"] or 0 for row in Turn.objects.filter(call__in=ai_calls)
-             .annotate(day=TruncDate("call__started", tzinfo=tz)).values("day")
-             .annotate(c=Sum(Length("text"))).order_by()}
+    seconds = {
+        row["day"]: row["s"] or 0.0
+        for row in ai_calls.annotate(day=TruncDate("started", tzinfo=tz))
+        .values("day")
+        .annotate(s=Sum(Coalesce(F("billsec"), F("duration_s"), Value(0.0), output_field=FloatField())))
+        .order_by()
+    }
+    chars = {
+        row["day"]: row["c"] or 0
+        for row in Turn.objects.filter(call__in=ai_calls)
+        .annotate(day=TruncDate("call__started", tzinfo=tz))
+        .values("day")
+        .annotate(c=Sum(Length("text")))
+        .order_by()
+    }
 
     return stats.Report(
         period=period,

@@ -62,8 +62,10 @@ class Period:
 
     def bounds(self, tz: tzinfo) -> tuple[datetime, datetime]:
         """``[start 00:00, day after end 00:00)`` in ``tz``, for filtering timestamps."""
-        return (datetime.combine(self.start, time.min, tz),
-                datetime.combine(self.end + timedelta(days=1), time.min, tz))
+        return (
+            datetime.combine(self.start, time.min, tz),
+            datetime.combine(self.end + timedelta(days=1), time.min, tz),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ def ratio(part: float, whole: float) -> float | None:
 
 
 # --- volume -------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class VolumeDay:
@@ -131,6 +134,7 @@ def volume(dates: Sequence[date], rows: Iterable[Mapping[str, Any]]) -> Volume:
 
 # --- latency ------------------------------------------------------------------------------------
 
+
 @dataclass(slots=True)
 class LatencyDay:
     day: date
@@ -162,15 +166,21 @@ def latency(dates: Sequence[date], samples: Iterable[tuple[date, Mapping[str, An
                 per_stage[name].append(float(value))
                 if name == HEADLINE_STAGE:
                     per_day[day].append(float(value))
-    days = [LatencyDay(d, percentile(per_day[d], 50), percentile(per_day[d], 95), len(per_day[d]))
-            for d in dates]
+    days = [LatencyDay(d, percentile(per_day[d], 50), percentile(per_day[d], 95), len(per_day[d])) for d in dates]
     headline = per_stage.get(HEADLINE_STAGE, [])
     order = [*STAGES, *sorted(set(per_stage) - set(STAGES))]
-    return Latency(HEADLINE_STAGE, days, percentile(headline, 50), percentile(headline, 95), len(headline),
-                   {name: percentile(per_stage.get(name, []), 50) for name in order})
+    return Latency(
+        HEADLINE_STAGE,
+        days,
+        percentile(headline, 50),
+        percentile(headline, 95),
+        len(headline),
+        {name: percentile(per_stage.get(name, []), 50) for name in order},
+    )
 
 
 # --- HITL ---------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class HitlDay:
@@ -210,11 +220,20 @@ def hitl(dates: Sequence[date], ai_calls: int, rows: Iterable[Mapping[str, Any]]
     days = list(by_day.values())
     resolved, noted, unresolved = (sum(getattr(d, k) for d in days) for k in HITL_STATES)
     requests = resolved + noted + unresolved
-    return Hitl(days, ai_calls, requests, ratio(requests, ai_calls), resolved, noted, unresolved,
-                ratio(resolved + noted, requests))
+    return Hitl(
+        days,
+        ai_calls,
+        requests,
+        ratio(requests, ai_calls),
+        resolved,
+        noted,
+        unresolved,
+        ratio(resolved + noted, requests),
+    )
 
 
 # --- knowledge ----------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Knowledge:
@@ -224,8 +243,7 @@ class Knowledge:
     added: int  # approved items created within the period
 
 
-def knowledge(dates: Sequence[date], baseline: Mapping[str, int],
-              rows: Iterable[Mapping[str, Any]]) -> Knowledge:
+def knowledge(dates: Sequence[date], baseline: Mapping[str, int], rows: Iterable[Mapping[str, Any]]) -> Knowledge:
     """Cumulative approved items per source: ``baseline`` before the period plus rows ``{"day", "source", "n"}``."""
     added: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     wanted = set(dates)
@@ -245,6 +263,7 @@ def knowledge(dates: Sequence[date], baseline: Mapping[str, int],
 
 
 # --- cost ---------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class CostDay:
@@ -278,14 +297,22 @@ def cost(dates: Sequence[date], seconds: Mapping[date, float], chars: Mapping[da
     for d in dates:
         minutes = seconds.get(d, 0.0) / 60
         tokens = math.ceil(chars.get(d, 0) / CHARS_PER_TOKEN)
-        days.append(CostDay(d, minutes, tokens, minutes * prices.stt_per_min, minutes * prices.tts_per_min,
-                            tokens / 1000 * prices.llm_per_1k_tokens))
+        days.append(
+            CostDay(
+                d,
+                minutes,
+                tokens,
+                minutes * prices.stt_per_min,
+                minutes * prices.tts_per_min,
+                tokens / 1000 * prices.llm_per_1k_tokens,
+            )
+        )
     stt, tts, llm = (sum(getattr(d, k) for d in days) for k in ("stt", "tts", "llm"))
-    return Cost(days, sum(d.minutes for d in days), sum(d.tokens for d in days), stt, tts, llm,
-                stt + tts + llm, prices)
+    return Cost(days, sum(d.minutes for d in days), sum(d.tokens for d in days), stt, tts, llm, stt + tts + llm, prices)
 
 
 # --- the report ---------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Report:
@@ -300,8 +327,11 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (dates as ISO strings); the same numbers the page shows."""
         data = _jsonable(asdict(self))
-        data["period"] = {"start": self.period.start.isoformat(), "end": self.period.end.isoformat(),
-                          "days": self.period.days}
+        data["period"] = {
+            "start": self.period.start.isoformat(),
+            "end": self.period.end.isoformat(),
+            "days": self.period.days,
+        }
         for key, days in (("volume", self.volume.days), ("hitl", self.hitl.days)):
             for out, day in zip(data[key]["days"], days, strict=True):
                 out["total"] = day.total

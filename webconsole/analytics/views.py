@@ -24,8 +24,9 @@ from webconsole.calls import access
 
 
 class AnalyticsFilter(forms.Form):
-    days = forms.TypedChoiceField(choices=[(d, f"{d} days") for d in stats.PERIODS], coerce=int,
-                                  required=False, empty_value=stats.DEFAULT_PERIOD)
+    days = forms.TypedChoiceField(
+        choices=[(d, f"{d} days") for d in stats.PERIODS], coerce=int, required=False, empty_value=stats.DEFAULT_PERIOD
+    )
     extension = forms.CharField(required=False, max_length=16)
 
 
@@ -69,11 +70,20 @@ class Chart:
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     form, report = _report(request)
-    return render(request, "analytics/index.html", {
-        "form": form, "report": report, "charts": build_charts(report),
-        "periods": stats.PERIODS, "days": report.period.days, "extension": report.extension,
-        "extensions": access.extensions_for(request.user), "time_zone": settings.TIME_ZONE,
-    })
+    return render(
+        request,
+        "analytics/index.html",
+        {
+            "form": form,
+            "report": report,
+            "charts": build_charts(report),
+            "periods": stats.PERIODS,
+            "days": report.period.days,
+            "extension": report.extension,
+            "extensions": access.extensions_for(request.user),
+            "time_zone": settings.TIME_ZONE,
+        },
+    )
 
 
 def _label(day: date) -> str:
@@ -100,59 +110,115 @@ def build_charts(report: stats.Report) -> dict[str, Chart]:
     volume, latency, hitl, growth, cost = report.volume, report.latency, report.hitl, report.knowledge, report.cost
     found: dict[str, Chart] = {}
 
-    found["volume"] = Chart("volume", "Calls per day", charts.stacked_bar_chart(labels, [
-        charts.Series("By a person", [d.person for d in volume.days]),
-        charts.Series("By the AI", [d.ai for d in volume.days]),
-        charts.Series("Missed", [d.missed for d in volume.days], charts.PALETTE[4]),
-    ], title="Calls per day: answered by a person, by the AI, missed"),
+    found["volume"] = Chart(
+        "volume",
+        "Calls per day",
+        charts.stacked_bar_chart(
+            labels,
+            [
+                charts.Series("By a person", [d.person for d in volume.days]),
+                charts.Series("By the AI", [d.ai for d in volume.days]),
+                charts.Series("Missed", [d.missed for d in volume.days], charts.PALETTE[4]),
+            ],
+            title="Calls per day: answered by a person, by the AI, missed",
+        ),
         ["Day", "By a person", "By the AI", "Missed", "Total"],
-        [[i, str(d.person), str(d.ai), str(d.missed), str(d.total)] for i, d in zip(iso, volume.days, strict=True)])
+        [[i, str(d.person), str(d.ai), str(d.missed), str(d.total)] for i, d in zip(iso, volume.days, strict=True)],
+    )
 
-    found["ai_share"] = Chart("ai_share", "Share answered by the AI", charts.line_chart(
-        labels, [charts.Series("AI share", [d.ai_share for d in volume.days])],
-        title="Share of calls answered by the AI per day", fmt=charts.percent, y_max=1.0),
+    found["ai_share"] = Chart(
+        "ai_share",
+        "Share answered by the AI",
+        charts.line_chart(
+            labels,
+            [charts.Series("AI share", [d.ai_share for d in volume.days])],
+            title="Share of calls answered by the AI per day",
+            fmt=charts.percent,
+            y_max=1.0,
+        ),
         ["Day", "AI share", "Calls"],
         [[i, _pct(d.ai_share), str(d.total)] for i, d in zip(iso, volume.days, strict=True)],
-        "Days without calls are left out.")
+        "Days without calls are left out.",
+    )
 
-    found["latency"] = Chart("latency", "Answer latency (first reply audio)", charts.line_chart(labels, [
-        charts.Series("p50", [d.p50 for d in latency.days]),
-        charts.Series("p95", [d.p95 for d in latency.days], charts.PALETTE[2]),
-    ], title="Answer latency per day, first_rtp p50 and p95 in ms"),
+    found["latency"] = Chart(
+        "latency",
+        "Answer latency (first reply audio)",
+        charts.line_chart(
+            labels,
+            [
+                charts.Series("p50", [d.p50 for d in latency.days]),
+                charts.Series("p95", [d.p95 for d in latency.days], charts.PALETTE[2]),
+            ],
+            title="Answer latency per day, first_rtp p50 and p95 in ms",
+        ),
         ["Day", "p50", "p95", "Turns"],
         [[i, _ms(d.p50), _ms(d.p95), str(d.samples)] for i, d in zip(iso, latency.days, strict=True)],
-        "Milliseconds from the end of the caller's speech to the first reply audio sent (first_rtp).")
+        "Milliseconds from the end of the caller's speech to the first reply audio sent (first_rtp).",
+    )
 
     stage_names = list(latency.stages_p50)
-    found["stages"] = Chart("stages", "Latency by stage (p50)", charts.bar_chart(
-        stage_names, [latency.stages_p50[s] for s in stage_names], title="Median latency of each stage in ms",
-        name="p50 (ms)"),
-        ["Stage", "p50"], [[s, _ms(latency.stages_p50[s])] for s in stage_names],
-        "Each stage is measured from the end of the caller's speech, so later stages include earlier ones.")
+    found["stages"] = Chart(
+        "stages",
+        "Latency by stage (p50)",
+        charts.bar_chart(
+            stage_names,
+            [latency.stages_p50[s] for s in stage_names],
+            title="Median latency of each stage in ms",
+            name="p50 (ms)",
+        ),
+        ["Stage", "p50"],
+        [[s, _ms(latency.stages_p50[s])] for s in stage_names],
+        "Each stage is measured from the end of the caller's speech, so later stages include earlier ones.",
+    )
 
-    found["hitl"] = Chart("hitl", "Operator requests (HITL) per day", charts.stacked_bar_chart(labels, [
-        charts.Series("Resolved", [d.resolved for d in hitl.days], charts.PALETTE[1]),
-        charts.Series("Noted", [d.noted for d in hitl.days], charts.PALETTE[2]),
-        charts.Series("Unresolved", [d.unresolved for d in hitl.days], charts.PALETTE[4]),
-    ], title="Calls with an operator request per day, by resolution"),
+    found["hitl"] = Chart(
+        "hitl",
+        "Operator requests (HITL) per day",
+        charts.stacked_bar_chart(
+            labels,
+            [
+                charts.Series("Resolved", [d.resolved for d in hitl.days], charts.PALETTE[1]),
+                charts.Series("Noted", [d.noted for d in hitl.days], charts.PALETTE[2]),
+                charts.Series("Unresolved", [d.unresolved for d in hitl.days], charts.PALETTE[4]),
+            ],
+            title="Calls with an operator request per day, by resolution",
+        ),
         ["Day", "Resolved", "Noted", "Unresolved"],
-        [[i, str(d.resolved), str(d.noted), str(d.unresolved)] for i, d in zip(iso, hitl.days, strict=True)])
+        [[i, str(d.resolved), str(d.noted), str(d.unresolved)] for i, d in zip(iso, hitl.days, strict=True)],
+    )
 
-    found["knowledge"] = Chart("knowledge", "Knowledge growth", charts.line_chart(
-        labels, [charts.Series(s, growth.cumulative[s]) for s in growth.sources] or
-        [charts.Series("approved", growth.total)],
-        title="Approved knowledge items, cumulative, by source"),
+    found["knowledge"] = Chart(
+        "knowledge",
+        "Knowledge growth",
+        charts.line_chart(
+            labels,
+            [charts.Series(s, growth.cumulative[s]) for s in growth.sources]
+            or [charts.Series("approved", growth.total)],
+            title="Approved knowledge items, cumulative, by source",
+        ),
         ["Day", *growth.sources, "Total"],
-        [[i, *(str(growth.cumulative[s][n]) for s in growth.sources), str(growth.total[n])]
-         for n, i in enumerate(iso)],
-        "Counted by the day an item was created; includes everything approved before the period.")
+        [[i, *(str(growth.cumulative[s][n]) for s in growth.sources), str(growth.total[n])] for n, i in enumerate(iso)],
+        "Counted by the day an item was created; includes everything approved before the period.",
+    )
 
-    found["cost"] = Chart("cost", "Estimated provider cost", charts.stacked_bar_chart(labels, [
-        charts.Series("STT", [d.stt for d in cost.days]),
-        charts.Series("TTS", [d.tts for d in cost.days], charts.PALETTE[1]),
-        charts.Series("LLM", [d.llm for d in cost.days], charts.PALETTE[3]),
-    ], title="Estimated provider cost per day", fmt=_money),
+    found["cost"] = Chart(
+        "cost",
+        "Estimated provider cost",
+        charts.stacked_bar_chart(
+            labels,
+            [
+                charts.Series("STT", [d.stt for d in cost.days]),
+                charts.Series("TTS", [d.tts for d in cost.days], charts.PALETTE[1]),
+                charts.Series("LLM", [d.llm for d in cost.days], charts.PALETTE[3]),
+            ],
+            title="Estimated provider cost per day",
+            fmt=_money,
+        ),
         ["Day", "AI minutes", "LLM tokens (est.)", "STT", "TTS", "LLM", "Total"],
-        [[i, f"{d.minutes:.1f}", str(d.tokens), _money(d.stt), _money(d.tts), _money(d.llm), _money(d.total)]
-         for i, d in zip(iso, cost.days, strict=True)])
+        [
+            [i, f"{d.minutes:.1f}", str(d.tokens), _money(d.stt), _money(d.tts), _money(d.llm), _money(d.total)]
+            for i, d in zip(iso, cost.days, strict=True)
+        ],
+    )
     return found

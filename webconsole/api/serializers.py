@@ -90,10 +90,12 @@ class CallFilterSerializer(serializers.Serializer):
     date_from = serializers.DateField(required=False, help_text="Calls started on or after this day (local time).")
     date_to = serializers.DateField(required=False, help_text="Calls started on or before this day (local time).")
     extension = serializers.CharField(required=False, max_length=16, help_text="The extension called.")
-    ai = serializers.BooleanField(required=False, allow_null=True, default=None,
-                                  help_text="true: handled by the AI; false: not.")
-    hitl = serializers.ChoiceField(required=False, choices=[v for v in HitlStatus.values if v],
-                                   help_text="HITL status.")
+    ai = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="true: handled by the AI; false: not."
+    )
+    hitl = serializers.ChoiceField(
+        required=False, choices=[v for v in HitlStatus.values if v], help_text="HITL status."
+    )
     q = serializers.CharField(required=False, max_length=64, help_text="Part of the caller's number.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -259,8 +261,10 @@ class HitlRequestSerializer(serializers.ModelSerializer):
 
 
 class HitlFilterSerializer(serializers.Serializer):
-    status = serializers.CharField(required=False, help_text="waiting, claimed, answered, delivered, timed_out, "
-                                                             "cancelled, away; or open (waiting and claimed).")
+    status = serializers.CharField(
+        required=False,
+        help_text="waiting, claimed, answered, delivered, timed_out, cancelled, away; or open (waiting and claimed).",
+    )
 
 
 class HitlAnswerSerializer(StrictMixin, serializers.Serializer):

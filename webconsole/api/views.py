@@ -72,16 +72,21 @@ def query_params(request: Request, serializer_class: type[s.serializers.Serializ
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Call history", parameters=[s.CallFilterSerializer], responses={
-        200: s.CallSerializer(many=True), 400: INVALID}),
-    retrieve=extend_schema(summary="One call with its transcript", responses={200: s.CallDetailSerializer,
-                                                                              404: NOT_FOUND}),
-    partial_update=extend_schema(summary="Notes, follow-up flag, callback number, HITL status",
-                                 request=s.CallUpdateSerializer,
-                                 responses={200: s.CallDetailSerializer, 400: INVALID, 404: NOT_FOUND}),
+    list=extend_schema(
+        summary="Call history",
+        parameters=[s.CallFilterSerializer],
+        responses={200: s.CallSerializer(many=True), 400: INVALID},
+    ),
+    retrieve=extend_schema(
+        summary="One call with its transcript", responses={200: s.CallDetailSerializer, 404: NOT_FOUND}
+    ),
+    partial_update=extend_schema(
+        summary="Notes, follow-up flag, callback number, HITL status",
+        request=s.CallUpdateSerializer,
+        responses={200: s.CallDetailSerializer, 400: INVALID, 404: NOT_FOUND},
+    ),
 )
-class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
-                  viewsets.GenericViewSet):
+class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
     permission_classes = PERMISSIONS
     lookup_field = "call_id"
     lookup_value_regex = r"[^/]+"
@@ -130,20 +135,33 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Knowledge items", parameters=[s.KnowledgeFilterSerializer], responses={
-        200: s.KnowledgeItemSerializer(many=True), 400: INVALID}),
-    retrieve=extend_schema(summary="One item with its versions",
-                           responses={200: s.KnowledgeItemDetailSerializer, 404: NOT_FOUND}),
-    create=extend_schema(summary="Add a fact (near duplicates merge into the existing item)",
-                         request=s.KnowledgeItemCreateSerializer,
-                         responses={201: s.KnowledgeAddResultSerializer(many=True),
-                                    200: s.KnowledgeAddResultSerializer(many=True), 400: INVALID}),
-    update=extend_schema(summary="Edit an item: the result is a new version",
-                         request=s.KnowledgeItemUpdateSerializer,
-                         responses={200: s.KnowledgeItemDetailSerializer, 400: INVALID, 404: NOT_FOUND}),
-    partial_update=extend_schema(summary="Edit some fields of an item: the result is a new version",
-                                 request=s.KnowledgeItemUpdateSerializer,
-                                 responses={200: s.KnowledgeItemDetailSerializer, 400: INVALID, 404: NOT_FOUND}),
+    list=extend_schema(
+        summary="Knowledge items",
+        parameters=[s.KnowledgeFilterSerializer],
+        responses={200: s.KnowledgeItemSerializer(many=True), 400: INVALID},
+    ),
+    retrieve=extend_schema(
+        summary="One item with its versions", responses={200: s.KnowledgeItemDetailSerializer, 404: NOT_FOUND}
+    ),
+    create=extend_schema(
+        summary="Add a fact (near duplicates merge into the existing item)",
+        request=s.KnowledgeItemCreateSerializer,
+        responses={
+            201: s.KnowledgeAddResultSerializer(many=True),
+            200: s.KnowledgeAddResultSerializer(many=True),
+            400: INVALID,
+        },
+    ),
+    update=extend_schema(
+        summary="Edit an item: the result is a new version",
+        request=s.KnowledgeItemUpdateSerializer,
+        responses={200: s.KnowledgeItemDetailSerializer, 400: INVALID, 404: NOT_FOUND},
+    ),
+    partial_update=extend_schema(
+        summary="Edit some fields of an item: the result is a new version",
+        request=s.KnowledgeItemUpdateSerializer,
+        responses={200: s.KnowledgeItemDetailSerializer, 400: INVALID, 404: NOT_FOUND},
+    ),
     destroy=extend_schema(summary="Delete an item (and its history)", responses={204: None, 404: NOT_FOUND}),
 )
 class KnowledgeItemViewSet(viewsets.ModelViewSet):
@@ -176,9 +194,15 @@ class KnowledgeItemViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         with knowledge_errors():
-            results = do_add_item(data["owner"], data["text"], category=data["category"],
-                                  keywords=data.get("keywords", []), source=Source.MANUAL, status=data["status"],
-                                  edited_by=request.user)
+            results = do_add_item(
+                data["owner"],
+                data["text"],
+                category=data["category"],
+                keywords=data.get("keywords", []),
+                source=Source.MANUAL,
+                status=data["status"],
+                edited_by=request.user,
+            )
         body = s.KnowledgeAddResultSerializer(results, many=True).data
         created = any(result.created for result in results)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -197,14 +221,20 @@ class KnowledgeItemViewSet(viewsets.ModelViewSet):
             do_delete_item(item.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(summary="Approve: the AI may use the item", request=None,
-                   responses={200: s.KnowledgeItemDetailSerializer, 404: NOT_FOUND})
+    @extend_schema(
+        summary="Approve: the AI may use the item",
+        request=None,
+        responses={200: s.KnowledgeItemDetailSerializer, 404: NOT_FOUND},
+    )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
         return self._set_status(Status.APPROVED)
 
-    @extend_schema(summary="Reject: the item leaves the AI's knowledge", request=None,
-                   responses={200: s.KnowledgeItemDetailSerializer, 404: NOT_FOUND})
+    @extend_schema(
+        summary="Reject: the item leaves the AI's knowledge",
+        request=None,
+        responses={200: s.KnowledgeItemDetailSerializer, 404: NOT_FOUND},
+    )
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
         return self._set_status(Status.REJECTED)
@@ -221,8 +251,11 @@ class KnowledgeSearchView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="Semantic search with scores", parameters=[s.KnowledgeSearchQuerySerializer],
-                   responses={200: s.KnowledgeSearchResultSerializer, 400: INVALID, 404: NOT_FOUND})
+    @extend_schema(
+        summary="Semantic search with scores",
+        parameters=[s.KnowledgeSearchQuerySerializer],
+        responses={200: s.KnowledgeSearchResultSerializer, 400: INVALID, 404: NOT_FOUND},
+    )
     def get(self, request: Request) -> Response:
         data = query_params(request, s.KnowledgeSearchQuerySerializer)
         owner, question = data["owner"].strip(), data["q"]
@@ -230,14 +263,26 @@ class KnowledgeSearchView(APIView):
             raise NotFound()
         with knowledge_errors():
             result = async_to_sync(get_retriever().search)(owner, question)
-        passages = [{
-            "item_id": _int_or_none(p.metadata.get("item_id", p.id)), "text": p.text, "score": p.score,
-            "relevant": p.score >= result.threshold, "category": str(p.metadata.get("category", "")),
-            "source": str(p.metadata.get("source", "")),
-        } for p in result.passages]
-        body = {"owner": owner, "q": question, "passages": passages, "confidence": result.confidence,
-                "above_threshold": result.above_threshold, "threshold": result.threshold,
-                "elapsed_s": result.elapsed_s}
+        passages = [
+            {
+                "item_id": _int_or_none(p.metadata.get("item_id", p.id)),
+                "text": p.text,
+                "score": p.score,
+                "relevant": p.score >= result.threshold,
+                "category": str(p.metadata.get("category", "")),
+                "source": str(p.metadata.get("source", "")),
+            }
+            for p in result.passages
+        ]
+        body = {
+            "owner": owner,
+            "q": question,
+            "passages": passages,
+            "confidence": result.confidence,
+            "above_threshold": result.above_threshold,
+            "threshold": result.threshold,
+            "elapsed_s": result.elapsed_s,
+        }
         return Response(s.KnowledgeSearchResultSerializer(body).data)
 
 
@@ -281,10 +326,15 @@ class OperatorViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return operator_for(self.request.user)
         return super().get_object()
 
-    @extend_schema(methods=["GET"], summary="Your role, extensions and presence", request=None,
-                   responses=s.OperatorSerializer)
-    @extend_schema(methods=["PUT", "PATCH"], summary="Set your presence (read by the HITL logic)",
-                   request=s.PresenceSerializer, responses={200: s.OperatorSerializer, 400: INVALID})
+    @extend_schema(
+        methods=["GET"], summary="Your role, extensions and presence", request=None, responses=s.OperatorSerializer
+    )
+    @extend_schema(
+        methods=["PUT", "PATCH"],
+        summary="Set your presence (read by the HITL logic)",
+        request=s.PresenceSerializer,
+        responses={200: s.OperatorSerializer, 400: INVALID},
+    )
     @action(detail=False, methods=["get", "put", "patch"], pagination_class=None)
     def me(self, request: Request) -> Response:
         operator = operator_for(request.user)
@@ -319,8 +369,11 @@ def hitl_errors() -> Iterator[None]:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Help requests of your extensions", parameters=[s.HitlFilterSerializer],
-                       responses={200: s.HitlRequestSerializer(many=True), 400: INVALID}),
+    list=extend_schema(
+        summary="Help requests of your extensions",
+        parameters=[s.HitlFilterSerializer],
+        responses={200: s.HitlRequestSerializer(many=True), 400: INVALID},
+    ),
     retrieve=extend_schema(summary="One help request", responses={200: s.HitlRequestSerializer, 404: NOT_FOUND}),
 )
 class HitlRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -339,9 +392,15 @@ class HitlRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 rows = rows.filter(status=wanted)
         return rows.order_by("-created", "-id")
 
-    @extend_schema(summary="Claim a waiting request (409 names who has it)", request=None,
-                   responses={200: s.HitlRequestSerializer, 404: NOT_FOUND, 409: OpenApiResponse(
-                       description="Claimed by someone else, or the caller is gone.")})
+    @extend_schema(
+        summary="Claim a waiting request (409 names who has it)",
+        request=None,
+        responses={
+            200: s.HitlRequestSerializer,
+            404: NOT_FOUND,
+            409: OpenApiResponse(description="Claimed by someone else, or the caller is gone."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def claim(self, request: Request, request_id: str | None = None) -> Response:
         item = self.get_object()
@@ -349,10 +408,16 @@ class HitlRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             hitl_actions.do_claim(item.request_id, request.user)
         return Response(s.HitlRequestSerializer(self.get_object()).data)
 
-    @extend_schema(summary="Answer: polished and spoken to the caller; optionally saved as pending knowledge",
-                   request=s.HitlAnswerSerializer,
-                   responses={200: s.HitlRequestSerializer, 400: INVALID, 404: NOT_FOUND, 409: OpenApiResponse(
-                       description="Answered or claimed by someone else, or the caller is gone.")})
+    @extend_schema(
+        summary="Answer: polished and spoken to the caller; optionally saved as pending knowledge",
+        request=s.HitlAnswerSerializer,
+        responses={
+            200: s.HitlRequestSerializer,
+            400: INVALID,
+            404: NOT_FOUND,
+            409: OpenApiResponse(description="Answered or claimed by someone else, or the caller is gone."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def answer(self, request: Request, request_id: str | None = None) -> Response:
         item = self.get_object()

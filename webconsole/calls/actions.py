@@ -30,22 +30,37 @@ def call_folder(call_id: str) -> Path:
     return Path(settings.AIPBX_RECORDINGS_DIR) / call_id
 
 
-def do_store_transcript(call_id: str, turns: Sequence[dict[str, Any]],
-                        source: str = TranscriptSource.POST_CALL) -> Call:
+def do_store_transcript(
+    call_id: str, turns: Sequence[dict[str, Any]], source: str = TranscriptSource.POST_CALL
+) -> Call:
     """Make ``turns`` (``t``, ``end``, ``speaker``, ``text``, ``confidence``) the call's transcript."""
     with transaction.atomic():
         call, _ = Call.objects.get_or_create(call_id=call_id)
         call = Call.objects.select_for_update().get(pk=call.pk)
         call.turns.filter(speaker__in=PARTIES).delete()
-        Turn.objects.bulk_create([
-            Turn(call=call, event_id=f"{source}:{call.pk}:{index}", t=float(turn["t"]), end=turn.get("end"),
-                 speaker=str(turn["speaker"])[:16], text=str(turn["text"]), confidence=turn.get("confidence"))
-            for index, turn in enumerate(turns)])
+        Turn.objects.bulk_create(
+            [
+                Turn(
+                    call=call,
+                    event_id=f"{source}:{call.pk}:{index}",
+                    t=float(turn["t"]),
+                    end=turn.get("end"),
+                    speaker=str(turn["speaker"])[:16],
+                    text=str(turn["text"]),
+                    confidence=turn.get("confidence"),
+                )
+                for index, turn in enumerate(turns)
+            ]
+        )
         call.transcript_source = source
         call.save(update_fields=["transcript_source", "updated"])
         _rewrite_files(call_folder(call_id), list(turns), source)
-        transaction.on_commit(lambda: live.send([live.call_group(call_id)], {
-            "type": "console.update", "payload": {"type": "call.transcript", "call": live.call_summary(call)}}))
+        transaction.on_commit(
+            lambda: live.send(
+                [live.call_group(call_id)],
+                {"type": "console.update", "payload": {"type": "call.transcript", "call": live.call_summary(call)}},
+            )
+        )
     return call
 
 
@@ -66,6 +81,7 @@ def _rewrite_files(folder: Path, turns: list[dict[str, Any]], source: str) -> No
         metadata = {}
     metadata["turns"] = turns
     metadata["transcription"] = {"mode": source, "complete": True}
-    sealing.write_bytes(folder, "metadata.json",
-                        json.dumps(metadata, ensure_ascii=False, indent=2, default=str).encode("utf-8"), keys)
+    sealing.write_bytes(
+        folder, "metadata.json", json.dumps(metadata, ensure_ascii=False, indent=2, default=str).encode("utf-8"), keys
+    )
     sealing.write_bytes(folder, "transcript.txt", transcript_text(turns).encode("utf-8"), keys)

@@ -35,9 +35,25 @@ class CallAdmin(admin.ModelAdmin):
     list_filter = ("state", "ai_handled", "hitl_status", "follow_up", "callee")
     search_fields = ("call_id", "caller", "callee")
     date_hierarchy = "started"
-    readonly_fields = ("call_id", "caller", "callee", "state", "conversation_state", "ai_handled", "answered_by",
-                       "started", "answered", "ended", "duration_s", "billsec", "dial_status", "hangup_by",
-                       "termination_reason", "codec", "recording_dir")
+    readonly_fields = (
+        "call_id",
+        "caller",
+        "callee",
+        "state",
+        "conversation_state",
+        "ai_handled",
+        "answered_by",
+        "started",
+        "answered",
+        "ended",
+        "duration_s",
+        "billsec",
+        "dial_status",
+        "hangup_by",
+        "termination_reason",
+        "codec",
+        "recording_dir",
+    )
     inlines = [TurnInline]
 
 

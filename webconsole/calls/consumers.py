@@ -75,8 +75,9 @@ class _Authenticated(AsyncJsonWebsocketConsumer):
     async def call_event(self, message: dict[str, Any]) -> None:
         if self.ended:
             return
-        await self.send_json({"type": "call.event", "event": message["event"], "call": message["call"],
-                              "turn": message.get("turn")})
+        await self.send_json(
+            {"type": "call.event", "event": message["event"], "call": message["call"], "turn": message.get("turn")}
+        )
 
     async def console_update(self, message: dict[str, Any]) -> None:
         """Other console news (operator presence, HITL) relayed as it came."""
@@ -109,7 +110,8 @@ class _Authenticated(AsyncJsonWebsocketConsumer):
             user = await get_user({"session": store})
         else:  # a scope made without sessions (tests, other middleware): the user row decides
             user = await database_sync_to_async(
-                lambda: get_user_model().objects.filter(pk=self.user_id, is_active=True).first())()
+                lambda: get_user_model().objects.filter(pk=self.user_id, is_active=True).first()
+            )()
         if user is None or not user.is_authenticated or user.pk != self.user_id or not user.is_active:
             return None
         return user

@@ -147,9 +147,15 @@ def _transcript(call: Call, event: Event, data: dict[str, Any]) -> Turn | None:
         return None  # interim text is shown live and kept as an event, not as a turn
     if not call.ai_handled and call.transcript_source == "":
         call.transcript_source = TranscriptSource.LIVE  # a phone call being written down as it happens
-    return Turn.objects.create(call=call, event_id=event.event_id, t=_float(data.get("t")) or 0.0,
-                               end=_float(data.get("end")), confidence=_float(data.get("confidence")),
-                               speaker=str(data.get("speaker") or "caller")[:16], text=str(data.get("text") or ""))
+    return Turn.objects.create(
+        call=call,
+        event_id=event.event_id,
+        t=_float(data.get("t")) or 0.0,
+        end=_float(data.get("end")),
+        confidence=_float(data.get("confidence")),
+        speaker=str(data.get("speaker") or "caller")[:16],
+        text=str(data.get("text") or ""),
+    )
 
 
 def _transcription(call: Call, event: Event, data: dict[str, Any]) -> None:
@@ -163,9 +169,13 @@ def _transcription(call: Call, event: Event, data: dict[str, Any]) -> None:
 
 def _turn(call: Call, event: Event, data: dict[str, Any]) -> Turn:
     return Turn.objects.create(
-        call=call, event_id=event.event_id, t=_float(data.get("t")) or 0.0,
-        speaker=str(data.get("speaker") or "ai")[:16], text=str(data.get("text") or ""),
-        interrupted=bool(data.get("interrupted")), unspoken=str(data.get("unspoken") or ""),
+        call=call,
+        event_id=event.event_id,
+        t=_float(data.get("t")) or 0.0,
+        speaker=str(data.get("speaker") or "ai")[:16],
+        text=str(data.get("text") or ""),
+        interrupted=bool(data.get("interrupted")),
+        unspoken=str(data.get("unspoken") or ""),
     )
 
 
@@ -176,8 +186,11 @@ def _retrieval(call: Call, event: Event, data: dict[str, Any]) -> None:
         question.retrieved = results
         question.save(update_fields=["retrieved"])
     # the items the AI answered from ("used"; events from before the relevance gate listed only those)
-    used = [int(r["item_id"]) for r in results
-            if isinstance(r, dict) and str(r.get("item_id", "")).isdigit() and r.get("used", True)]
+    used = [
+        int(r["item_id"])
+        for r in results
+        if isinstance(r, dict) and str(r.get("item_id", "")).isdigit() and r.get("used", True)
+    ]
     if used:
         from knowledge.actions import do_record_usage
 

@@ -70,10 +70,16 @@ def call_summary(call: Call) -> dict[str, Any]:
 
 def turn_summary(turn: Turn) -> dict[str, Any]:
     return {
-        "id": turn.pk, "t": turn.t, "end": turn.end, "speaker": turn.speaker, "text": turn.text,
+        "id": turn.pk,
+        "t": turn.t,
+        "end": turn.end,
+        "speaker": turn.speaker,
+        "text": turn.text,
         "confidence": turn.confidence,
-        "interrupted": turn.interrupted, "unspoken": turn.unspoken,
-        "latency_ms": turn.latency_ms, "retrieved": turn.retrieved,
+        "interrupted": turn.interrupted,
+        "unspoken": turn.unspoken,
+        "latency_ms": turn.latency_ms,
+        "retrieved": turn.retrieved,
     }
 
 

@@ -96,8 +96,13 @@ class Call(models.Model):
     notes = models.TextField(blank=True, default="")
     follow_up = models.BooleanField(default=False)
     callback_number = models.CharField(max_length=32, blank=True, default="")
-    transcript_source = models.CharField(max_length=16, choices=TranscriptSource.choices, blank=True, default="",
-                                         help_text="How the call's transcript was made.")
+    transcript_source = models.CharField(
+        max_length=16,
+        choices=TranscriptSource.choices,
+        blank=True,
+        default="",
+        help_text="How the call's transcript was made.",
+    )
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

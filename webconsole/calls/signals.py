@@ -28,8 +28,7 @@ def _logged_out(sender: Any, request: Any = None, user: Any = None, **_kw: Any) 
         _after_commit([user.pk])
 
 
-def _extensions_changed(sender: Any, instance: Any, action: str, reverse: bool, pk_set: set | None,
-                        **_kw: Any) -> None:
+def _extensions_changed(sender: Any, instance: Any, action: str, reverse: bool, pk_set: set | None, **_kw: Any) -> None:
     if isinstance(instance, Operator):
         if action.startswith("post_"):
             _after_commit([instance.user_id])

@@ -26,8 +26,16 @@ GROUP = "console"
 
 
 class EventReader:
-    def __init__(self, client: redis.Redis, stream: str, consumer: str = "console-1", *, block_ms: int = 2000,
-                 batch: int = 100, group: str = GROUP) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        consumer: str = "console-1",
+        *,
+        block_ms: int = 2000,
+        batch: int = 100,
+        group: str = GROUP,
+    ) -> None:
         self.client = client
         self.stream = stream
         self.group = group
@@ -44,8 +52,12 @@ class EventReader:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def run(self, should_stop: Callable[[], bool] = lambda: False,
-            periodic: Sequence[Callable[[], object]] = (), every_s: float = 5.0) -> None:
+    def run(
+        self,
+        should_stop: Callable[[], bool] = lambda: False,
+        periodic: Sequence[Callable[[], object]] = (),
+        every_s: float = 5.0,
+    ) -> None:
         """Apply entries until ``should_stop()``; between reads, run each of ``periodic`` every ``every_s``."""
         self.ensure_group()
         delay = 0.5

@@ -55,8 +55,9 @@ def run_transcription(call_id: str) -> dict[str, Any]:
     callee = _callee(call_id)
     language = call_language(callee, directory)
     try:
-        lines = asyncio.run(transcribe_call(call_folder(call_id), settings.AIPBX_RECORDINGS_KEYRING,
-                                            recogniser(language), language))
+        lines = asyncio.run(
+            transcribe_call(call_folder(call_id), settings.AIPBX_RECORDINGS_KEYRING, recogniser(language), language)
+        )
     except TranscriptionError as exc:
         do_mark_transcription_failed(call_id, str(exc))
         return {"call_id": call_id, "status": "failed", "lines": 0, "reason": str(exc)}

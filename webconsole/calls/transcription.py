@@ -44,8 +44,13 @@ class Line:
     confidence: float | None
 
     def as_turn(self) -> dict[str, Any]:
-        return {"t": self.start_s, "end": self.end_s, "speaker": self.speaker, "text": self.text,
-                "confidence": self.confidence}
+        return {
+            "t": self.start_s,
+            "end": self.end_s,
+            "speaker": self.speaker,
+            "text": self.text,
+            "confidence": self.confidence,
+        }
 
 
 def read_track(folder: Path, name: str, keys: sealing.Keyring | None) -> tuple[np.ndarray, int]:

@@ -34,7 +34,8 @@ _SAFE_ID = re.compile(r"^[\w.-]{1,128}$")
 def operator_for(user) -> Operator:
     """The user's operator profile, created on first use (superusers become admins)."""
     operator, _ = Operator.objects.get_or_create(
-        user=user, defaults={"role": Role.ADMIN if user.is_superuser else Role.OPERATOR})
+        user=user, defaults={"role": Role.ADMIN if user.is_superuser else Role.OPERATOR}
+    )
     return operator
 
 
@@ -45,15 +46,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     todays = calls.filter(started__gte=today)
     numbers = todays.aggregate(
-        total=Count("id"), ai=Count("id", filter=Q(ai_handled=True)),
-        answered=Count("id", filter=Q(answered__isnull=False)), avg_duration=Avg("duration_s"),
+        total=Count("id"),
+        ai=Count("id", filter=Q(ai_handled=True)),
+        answered=Count("id", filter=Q(answered__isnull=False)),
+        avg_duration=Avg("duration_s"),
     )
-    return render(request, "console/dashboard.html", {
-        "active": calls.exclude(state=CallState.ENDED).order_by("started"),
-        "today": numbers,
-        "unresolved": calls.filter(hitl_status=HitlStatus.UNRESOLVED).count(),
-        "hitl_waiting": _hitl_waiting(request.user),
-    })
+    return render(
+        request,
+        "console/dashboard.html",
+        {
+            "active": calls.exclude(state=CallState.ENDED).order_by("started"),
+            "today": numbers,
+            "unresolved": calls.filter(hitl_status=HitlStatus.UNRESOLVED).count(),
+            "hitl_waiting": _hitl_waiting(request.user),
+        },
+    )
 
 
 def _hitl_waiting(user) -> int:
@@ -96,10 +103,16 @@ def call_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(calls.order_by("-started", "-id"), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "console/call_list.html", {
-        "form": form, "page": page, "query": query.urlencode(),
-        "extensions": access.extensions_for(request.user),
-    })
+    return render(
+        request,
+        "console/call_list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "extensions": access.extensions_for(request.user),
+        },
+    )
 
 
 class CallNotesForm(forms.ModelForm):
@@ -133,11 +146,18 @@ def call_detail(request: HttpRequest, call_id: str) -> HttpResponse:
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     turns = list(call.turns.order_by("t", "id"))
-    return render(request, "console/call_detail.html", {
-        "call": call, "turns": turns, "form": form,
-        "recordings": [name for name in RECORDINGS if _recording(call, name) is not None],
-        "metadata": _metadata(call), **_learning(call),
-    })
+    return render(
+        request,
+        "console/call_detail.html",
+        {
+            "call": call,
+            "turns": turns,
+            "form": form,
+            "recordings": [name for name in RECORDINGS if _recording(call, name) is not None],
+            "metadata": _metadata(call),
+            **_learning(call),
+        },
+    )
 
 
 def _learning(call: Call) -> dict:
@@ -146,8 +166,12 @@ def _learning(call: Call) -> dict:
 
     run = ExtractionRun.objects.filter(call_id=call.call_id).first()
     learned = list(KnowledgeItem.objects.filter(source=Source.CALL, source_call_id=call.call_id).order_by("pk"))
-    return {"run": run, "learned": learned, "notes": run.notes if run else [],
-            "excluded": run is not None and run.status == ExtractionRun.RunStatus.EXCLUDED}
+    return {
+        "run": run,
+        "learned": learned,
+        "notes": run.notes if run else [],
+        "excluded": run is not None and run.status == ExtractionRun.RunStatus.EXCLUDED,
+    }
 
 
 def _call_dir(call: Call) -> Path | None:
@@ -189,8 +213,9 @@ def call_audio(request: HttpRequest, call_id: str, name: str) -> HttpResponse:
         audio = sealing.open_recording(folder, f"{name}.wav", settings.AIPBX_RECORDINGS_KEYRING)
     except sealing.SealError as exc:  # a missing master key or a damaged file: the operator must know
         log.error("recording %s/%s.wav cannot be opened: %s", call.call_id, name, exc)
-        return HttpResponse("This recording cannot be decrypted (see the server log).", status=500,
-                            content_type="text/plain")
+        return HttpResponse(
+            "This recording cannot be decrypted (see the server log).", status=500, content_type="text/plain"
+        )
     response = FileResponse(audio, content_type="audio/wav")
     response["Cache-Control"] = "private, no-store"
     return response

@@ -118,9 +118,17 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _refuse(send: Send, status: int, text: str) -> None:
     body = text.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -172,8 +180,10 @@ def install_in_daphne(limits: Limits) -> bool:
         def _refuse(self) -> None:
             self._refused = True
             body = f"Request body over the {self._limit}-byte limit.".encode()
-            head = (b"HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+            head = (
+                b"HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+            )
             self.channel.transport.write(head + body)
             self.channel.loseConnection()
 

@@ -41,21 +41,40 @@ class ConsoleCollector(Collector):
         from webconsole.calls.models import Call, CallState
         from webconsole.hitl.models import HitlRequest, RequestStatus
 
-        yield _gauge("aipbx_knowledge_documents", "Knowledge items, by review status", "status",
-                     _by_status(KnowledgeItem, "status", Status.values))
-        yield _gauge("aipbx_knowledge_extractions", "Post-call knowledge extractions, by result", "result",
-                     _by_status(ExtractionRun, "status", ExtractionRun.RunStatus.values))
-        yield _gauge("aipbx_console_calls", "Calls stored by the console, by state", "state",
-                     _by_status(Call, "state", CallState.values))
+        yield _gauge(
+            "aipbx_knowledge_documents",
+            "Knowledge items, by review status",
+            "status",
+            _by_status(KnowledgeItem, "status", Status.values),
+        )
+        yield _gauge(
+            "aipbx_knowledge_extractions",
+            "Post-call knowledge extractions, by result",
+            "result",
+            _by_status(ExtractionRun, "status", ExtractionRun.RunStatus.values),
+        )
+        yield _gauge(
+            "aipbx_console_calls",
+            "Calls stored by the console, by state",
+            "state",
+            _by_status(Call, "state", CallState.values),
+        )
         hitl = _by_status(HitlRequest, "status", RequestStatus.values)
         yield _gauge("aipbx_console_hitl_requests", "HITL requests, by status", "status", hitl)
-        yield GaugeMetricFamily("aipbx_console_hitl_open", "HITL requests waiting for or claimed by an operator",
-                                value=hitl[RequestStatus.WAITING] + hitl[RequestStatus.CLAIMED])
+        yield GaugeMetricFamily(
+            "aipbx_console_hitl_open",
+            "HITL requests waiting for or claimed by an operator",
+            value=hitl[RequestStatus.WAITING] + hitl[RequestStatus.CLAIMED],
+        )
         if apps.is_installed("webconsole.webhooks"):  # built in parallel: report it once it is there
             from webconsole.webhooks.models import Delivery, DeliveryStatus
 
-            yield _gauge("aipbx_webhook_deliveries", "Webhook deliveries, by status (dead = gave up)", "status",
-                         _by_status(Delivery, "status", DeliveryStatus.values))
+            yield _gauge(
+                "aipbx_webhook_deliveries",
+                "Webhook deliveries, by status (dead = gave up)",
+                "status",
+                _by_status(Delivery, "status", DeliveryStatus.values),
+            )
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

@@ -21,8 +21,13 @@ from django.http import HttpRequest, HttpResponse
 __all__ = ["TrustedProxyMiddleware", "client_ip", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_SSL", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
-           "HTTP_X_FORWARDED_FOR")
+HEADERS = (
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_SSL",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_FOR",
+)
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:

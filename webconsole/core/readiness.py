@@ -90,8 +90,9 @@ _answers: dict[tuple, tuple[float, dict[str, str]]] = {}  # (where, timeout) -> 
 _running: dict[tuple, asyncio.Task[dict[str, str]]] = {}  # probes in flight, shared by concurrent callers
 
 
-async def check_all_cached(database: Mapping[str, Any], redis_url: str, seconds: float,
-                           keep_s: float) -> dict[str, str]:
+async def check_all_cached(
+    database: Mapping[str, Any], redis_url: str, seconds: float, keep_s: float
+) -> dict[str, str]:
     """:func:`check_all`, answered from the last run if it ended less than ``keep_s`` seconds ago.
 
     The key is what is probed (connection parameters, URL, timeout): settings that change point to

@@ -52,8 +52,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
     token = settings.AIPBX_METRICS_TOKEN
     if not token:
-        return HttpResponse("metrics are off: set AIPBX_METRICS_TOKEN and give Prometheus the token\n",
-                            status=403, content_type="text/plain")
+        return HttpResponse(
+            "metrics are off: set AIPBX_METRICS_TOKEN and give Prometheus the token\n",
+            status=403,
+            content_type="text/plain",
+        )
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), token.encode()):
         response = HttpResponse("metrics token required\n", status=401, content_type="text/plain")

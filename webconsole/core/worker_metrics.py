@@ -24,8 +24,12 @@ from prometheus_client import Counter, Histogram, start_http_server
 log = logging.getLogger(__name__)
 
 TASKS = Counter("aipbx_worker_tasks", "Celery tasks finished, by task and state", ["task", "state"])
-TASK_SECONDS = Histogram("aipbx_worker_task_seconds", "Celery task run time, by task", ["task"],
-                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+TASK_SECONDS = Histogram(
+    "aipbx_worker_task_seconds",
+    "Celery task run time, by task",
+    ["task"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 STATES = frozenset({"SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED"})
 
 _started: dict[str, float] = {}  # task id -> monotonic start (entries leave when the task ends)

@@ -105,8 +105,9 @@ def do_answer(request_id: str, user: Any, text: str) -> HitlRequest:
         request.status = RequestStatus.ANSWERED
         request.claimed_by, request.claimed_at = user, request.claimed_at or now
         request.answer_raw, request.answer_text, request.answered_at = text, polished.text, now
-        request.save(update_fields=["status", "claimed_by", "claimed_at", "answer_raw", "answer_text",
-                                    "answered_at", "updated"])
+        request.save(
+            update_fields=["status", "claimed_by", "claimed_at", "answer_raw", "answer_text", "answered_at", "updated"]
+        )
         reply = {"kind": "answer", "text": polished.text, "operator": user.get_username()}
         transaction.on_commit(lambda: replies.push_reply(request_id, reply))
         transaction.on_commit(lambda: replies.notify(request, "hitl.update"))
@@ -140,9 +141,15 @@ def do_save_to_knowledge(request_id: str, user: Any) -> KnowledgeItem:
         return request.saved_item
     if not request.answer_raw:
         raise HitlError("Answer the request before saving it as knowledge.")
-    [result, *_] = do_add_item(request.call.callee, knowledge_text(request), source=Source.HITL,
-                               status=Status.PENDING, source_call_id=request.call.call_id,
-                               source_speaker="operator", edited_by=user)
+    [result, *_] = do_add_item(
+        request.call.callee,
+        knowledge_text(request),
+        source=Source.HITL,
+        status=Status.PENDING,
+        source_call_id=request.call.call_id,
+        source_speaker="operator",
+        edited_by=user,
+    )
     HitlRequest.objects.filter(pk=request.pk, saved_item__isnull=True).update(saved_item=result.item)
     return result.item
 

@@ -64,11 +64,17 @@ def _requested(call: Call, event: Event, request_id: str) -> None:
     reason = _text(data.get("reason"), 32)
     on_duty = operators_on_duty(call.callee) if call.callee else 0
     request = HitlRequest.objects.create(
-        request_id=request_id, call=call, question=_text(data.get("question"), 4000),
-        reason=reason if reason in Reason.values else "", detail=_text(data.get("detail"), 4000),
-        confidence=_float(data.get("confidence")), retrieved=_dicts(data.get("retrieved")),
-        recent_turns=_dicts(data.get("recent_turns")), language=_text(data.get("language"), 16),
-        status=RequestStatus.WAITING if on_duty else RequestStatus.AWAY, created=event.ts,
+        request_id=request_id,
+        call=call,
+        question=_text(data.get("question"), 4000),
+        reason=reason if reason in Reason.values else "",
+        detail=_text(data.get("detail"), 4000),
+        confidence=_float(data.get("confidence")),
+        retrieved=_dicts(data.get("retrieved")),
+        recent_turns=_dicts(data.get("recent_turns")),
+        language=_text(data.get("language"), 16),
+        status=RequestStatus.WAITING if on_duty else RequestStatus.AWAY,
+        created=event.ts,
     )
     if on_duty:
         reply: dict[str, Any] = {"kind": "queued", "operators": on_duty}
@@ -119,8 +125,9 @@ def _close(call: Call, request_id: str, status: str, note: str) -> None:
 
 
 def _locked(call: Call, request_id: str) -> HitlRequest | None:
-    request = (HitlRequest.objects.select_for_update().select_related("call")
-               .filter(request_id=request_id, call=call).first())
+    request = (
+        HitlRequest.objects.select_for_update().select_related("call").filter(request_id=request_id, call=call).first()
+    )
     if request is None:
         log.warning("HITL event for unknown request %s of call %s", request_id, call.call_id)
         return None

@@ -52,15 +52,17 @@ class HitlRequest(models.Model):
     recent_turns = models.JSONField(default=list, blank=True)
     language = models.CharField(max_length=16, blank=True, default="")
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.WAITING)
-    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="hitl_claims")
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="hitl_claims"
+    )
     claimed_at = models.DateTimeField(null=True, blank=True)
     answer_raw = models.TextField(blank=True, default="")
     answer_text = models.TextField(blank=True, default="", help_text="The polished answer the AI speaks.")
     answered_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    saved_item = models.ForeignKey("knowledge.KnowledgeItem", on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="+")
+    saved_item = models.ForeignKey(
+        "knowledge.KnowledgeItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     note = models.TextField(blank=True, default="", help_text="Why it ended as it did (timeout, hang-up).")
     created = models.DateTimeField(default=timezone.now, help_text="When the AI asked (the event's time).")
     updated = models.DateTimeField(auto_now=True)

@@ -64,8 +64,9 @@ def polish(question: str, answer: str, language: str) -> Polished:
     provider = getattr(settings, "AIPBX_LLM", "local")
     if provider in ("gemini", "openai"):
         try:
-            text = asyncio.run(asyncio.wait_for(_llm_polish(provider, question, answer, language),
-                                                timeout=LLM_TIMEOUT_S))
+            text = asyncio.run(
+                asyncio.wait_for(_llm_polish(provider, question, answer, language), timeout=LLM_TIMEOUT_S)
+            )
         except Exception as exc:  # any failure of the model falls back: the caller is waiting
             log.warning("HITL polish by %s failed, using the template: %r", provider, exc)
         else:
@@ -87,13 +88,17 @@ async def _llm_polish(provider: str, question: str, answer: str, language: str) 
     from ariapp.providers.base import ChatMessage
     from ariapp.providers.factory import build_llm
 
-    llm: Any = build_llm(provider, dict(settings.AIPBX_LLM_ENV), first_token_timeout_s=LLM_TIMEOUT_S,
-                         chunk_timeout_s=LLM_TIMEOUT_S)
+    llm: Any = build_llm(
+        provider, dict(settings.AIPBX_LLM_ENV), first_token_timeout_s=LLM_TIMEOUT_S, chunk_timeout_s=LLM_TIMEOUT_S
+    )
     name = _LANGUAGE_NAMES[language_of(language)]
     messages = [
         ChatMessage("system", SYSTEM_PROMPT.format(language=name)),
-        ChatMessage("user", f"Caller's question: <caller>{sanitize(question)}</caller>\n"
-                            f"Operator's answer: <operator>{sanitize(answer)}</operator>"),
+        ChatMessage(
+            "user",
+            f"Caller's question: <caller>{sanitize(question)}</caller>\n"
+            f"Operator's answer: <operator>{sanitize(answer)}</operator>",
+        ),
     ]
     parts = [delta async for delta in llm.stream(messages, max_tokens=150, temperature=0.3)]
     return "".join(parts)

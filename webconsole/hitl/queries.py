@@ -33,7 +33,6 @@ def visible_requests(user: Any) -> QuerySet[HitlRequest]:
     return access.filter_by_owner(rows, user, "call__callee")
 
 
-
 def waiting_count(user: Any) -> int:
     """Requests of the user's extensions on which a caller is holding (waiting or claimed)."""
     return visible_requests(user).filter(status__in=OPEN).count()

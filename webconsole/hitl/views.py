@@ -21,8 +21,12 @@ HISTORY = 30
 
 
 class AnswerForm(forms.Form):
-    text = forms.CharField(max_length=actions.MAX_ANSWER_CHARS, widget=forms.Textarea(attrs={"rows": 3}),
-                           label="Answer", help_text="Short and factual; the AI turns it into a sentence.")
+    text = forms.CharField(
+        max_length=actions.MAX_ANSWER_CHARS,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Answer",
+        help_text="Short and factual; the AI turns it into a sentence.",
+    )
     save_to_knowledge = forms.BooleanField(required=False, label="Save to knowledge (pending review)")
 
 
@@ -34,10 +38,14 @@ def _visible(request: HttpRequest, request_id: str) -> HitlRequest:
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     rows = queries.visible_requests(request.user)
-    return render(request, "hitl/queue.html", {
-        "open": rows.filter(status__in=OPEN).order_by("created", "id"),
-        "history": rows.exclude(status__in=OPEN).order_by("-created", "-id")[:HISTORY],
-    })
+    return render(
+        request,
+        "hitl/queue.html",
+        {
+            "open": rows.filter(status__in=OPEN).order_by("created", "id"),
+            "history": rows.exclude(status__in=OPEN).order_by("-created", "-id")[:HISTORY],
+        },
+    )
 
 
 @login_required

@@ -66,8 +66,14 @@ def cutoff_for(now: datetime, days: int) -> datetime | None:
     return None if days == 0 else now - timedelta(days=days)
 
 
-def apply_retention(now: datetime | None = None, *, days: int | None = None, dry_run: bool = False,
-                    recordings_dir: Path | None = None, cdr_dir: Path | None = None) -> RetentionReport:
+def apply_retention(
+    now: datetime | None = None,
+    *,
+    days: int | None = None,
+    dry_run: bool = False,
+    recordings_dir: Path | None = None,
+    cdr_dir: Path | None = None,
+) -> RetentionReport:
     """Delete what is older than ``days`` (default ``AIPBX_RETENTION_DAYS``) before ``now``.
 
     Args:
@@ -97,8 +103,9 @@ def apply_retention(now: datetime | None = None, *, days: int | None = None, dry
 def _database(report: RetentionReport, old: Any, call_ids: list[str], dry_run: bool) -> None:
     turns = Turn.objects.filter(call__in=old)
     events = CallEvent.objects.filter(call__in=old)
-    hitl = HitlRequest.objects.filter(call__in=old).exclude(question="", recent_turns=[], answer_raw="",
-                                                             answer_text="", detail="")
+    hitl = HitlRequest.objects.filter(call__in=old).exclude(
+        question="", recent_turns=[], answer_raw="", answer_text="", detail=""
+    )
     derived = KnowledgeItem.objects.filter(source_call_id__in=call_ids)
     from webconsole.webhooks.models import OutboxEvent
 

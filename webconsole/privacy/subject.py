@@ -48,8 +48,22 @@ from webconsole.privacy import files
 log = logging.getLogger(__name__)
 
 _STREAM_BATCH: Final = 1000
-_KNOWLEDGE_FIELDS: Final = ("owner", "text", "category", "keywords", "source", "source_call_id", "source_speaker",
-                            "source_span", "confidence", "status", "usage_count", "version", "created", "updated")
+_KNOWLEDGE_FIELDS: Final = (
+    "owner",
+    "text",
+    "category",
+    "keywords",
+    "source",
+    "source_call_id",
+    "source_speaker",
+    "source_span",
+    "confidence",
+    "status",
+    "usage_count",
+    "version",
+    "created",
+    "updated",
+)
 
 
 class SubjectError(ValueError):
@@ -101,8 +115,11 @@ def find(phone: str | None, *, recordings_dir: Path | None = None, cdr_dir: Path
     found.call_ids = sorted(ids)
     found.stream_entries = [(eid, f) for eid, f in entries if f.get("call_id") in ids]
     for _, path in files.cdr_files(cdr_root):
-        lines = [raw for raw, record in files.cdr_lines(path)
-                 if record is not None and str(record.get("call_id") or "") in ids]
+        lines = [
+            raw
+            for raw, record in files.cdr_lines(path)
+            if record is not None and str(record.get("call_id") or "") in ids
+        ]
         if lines:
             found.cdr_lines[path] = lines
     root = Path(recordings_dir or settings.AIPBX_RECORDINGS_DIR)
@@ -130,8 +147,9 @@ def export(phone: str | None, out: Path, **dirs: Any) -> dict[str, Any]:
             options = {"fields": _KNOWLEDGE_FIELDS} if name.endswith("knowledge_items.json") else {}
             archive.writestr(name, serializers.serialize("json", queryset, indent=1, **options))
             counts[name.split("/")[1].removesuffix(".json")] = queryset.count()
-        archive.writestr("files/cdr.jsonl", "".join(f"{line}\n" for lines in found.cdr_lines.values()
-                                                    for line in lines))
+        archive.writestr(
+            "files/cdr.jsonl", "".join(f"{line}\n" for lines in found.cdr_lines.values() for line in lines)
+        )
         for folder in found.recording_dirs:
             names = []
             for path in files.recording_files(folder):
@@ -144,8 +162,10 @@ def export(phone: str | None, out: Path, **dirs: Any) -> dict[str, Any]:
                     archive.writestr(arcname, plain)
                 names.append(arcname)
             recordings[folder.name] = names
-        archive.writestr("redis/events.json", json.dumps(
-            [{"id": eid, **fields} for eid, fields in found.stream_entries], ensure_ascii=False, indent=1))
+        archive.writestr(
+            "redis/events.json",
+            json.dumps([{"id": eid, **fields} for eid, fields in found.stream_entries], ensure_ascii=False, indent=1),
+        )
         manifest = {
             "phone": found.phone,
             "generated": timezone.now().isoformat(),
@@ -157,8 +177,9 @@ def export(phone: str | None, out: Path, **dirs: Any) -> dict[str, Any]:
                 "cdr_lines": sum(len(lines) for lines in found.cdr_lines.values()),
                 "cdr_files": sorted(p.name for p in found.cdr_lines),
             },
-            "vector_store": {"items": [str(pk) for pk in found.knowledge().filter(status="approved")
-                                       .values_list("pk", flat=True)]},
+            "vector_store": {
+                "items": [str(pk) for pk in found.knowledge().filter(status="approved").values_list("pk", flat=True)]
+            },
             "redis": {"stream": found.stream, "entries": len(found.stream_entries)},
         }
         archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
@@ -231,13 +252,18 @@ def _webhook_events(call_ids: list[str]) -> Any:
 def _db_call_ids(number: str) -> list[str]:
     # Narrow in SQL by the digits' tail (any spelling ends with the subscriber number), then compare exactly.
     tail = number[1:] if number.startswith("0") else number
-    digits = {name: Func(F(name), Value(r"\D"), Value(""), Value("g"), function="regexp_replace")
-              for name in ("caller", "callback_number")}
-    rows = (Call.objects.annotate(caller_digits=digits["caller"], callback_digits=digits["callback_number"])
-            .filter(Q(caller_digits__endswith=tail) | Q(callback_digits__endswith=tail))
-            .values_list("call_id", "caller", "callback_number"))
-    return [call_id for call_id, caller, callback in rows
-            if number in (normalise_phone(caller), normalise_phone(callback))]
+    digits = {
+        name: Func(F(name), Value(r"\D"), Value(""), Value("g"), function="regexp_replace")
+        for name in ("caller", "callback_number")
+    }
+    rows = (
+        Call.objects.annotate(caller_digits=digits["caller"], callback_digits=digits["callback_number"])
+        .filter(Q(caller_digits__endswith=tail) | Q(callback_digits__endswith=tail))
+        .values_list("call_id", "caller", "callback_number")
+    )
+    return [
+        call_id for call_id, caller, callback in rows if number in (normalise_phone(caller), normalise_phone(callback))
+    ]
 
 
 def _redis() -> redis.Redis:

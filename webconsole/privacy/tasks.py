@@ -14,8 +14,14 @@ logger = logging.getLogger(__name__)
 
 
 # Daily; deleting a day of files takes seconds, a first run on years of them minutes.
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5,
-             soft_time_limit=1800, time_limit=1900)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=1800,
+    time_limit=1900,
+)
 def apply_retention_task() -> dict[str, Any]:
     """Apply ``AIPBX_RETENTION_DAYS`` now; idempotent (a second run finds nothing to delete)."""
     report = apply_retention().as_dict()

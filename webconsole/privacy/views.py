@@ -67,8 +67,12 @@ def export_view(request: HttpRequest) -> HttpResponse:
         form.add_error("phone", str(exc))
         return _page(request, 400, export_form=form)
     number = subject.check_phone(form.cleaned_data["phone"])
-    return FileResponse(open(handle.name, "rb"), as_attachment=True,  # noqa: SIM115
-                        filename=f"subject-{number}.zip", content_type="application/zip")
+    return FileResponse(
+        open(handle.name, "rb"),
+        as_attachment=True,  # noqa: SIM115
+        filename=f"subject-{number}.zip",
+        content_type="application/zip",
+    )
 
 
 @admin_only

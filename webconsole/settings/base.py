@@ -83,8 +83,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "webconsole.core.proxy.client_ip"
 
 # The reverse proxies whose X-Forwarded-* headers count (addresses or networks, comma-separated).
-AIPBX_TRUSTED_PROXIES = [v for v in (os.environ.get("AIPBX_TRUSTED_PROXIES", "").strip()
-                                     or "127.0.0.1,::1").split(",") if v.strip()]
+AIPBX_TRUSTED_PROXIES = [
+    v for v in (os.environ.get("AIPBX_TRUSTED_PROXIES", "").strip() or "127.0.0.1,::1").split(",") if v.strip()
+]
 
 ROOT_URLCONF = "webconsole.urls"
 ASGI_APPLICATION = "webconsole.asgi.application"
@@ -177,8 +178,9 @@ CELERY_TASK_TIME_LIMIT = 360
 
 # Structured logs (ariapp.logs): JSON lines with AIPBX_LOG_JSON=1, readable otherwise; secrets and
 # phone numbers scrubbed. Existing logging.getLogger() calls go through structlog's formatter.
-LOGGING = django_logging(ENV.log_level, os.environ.get("AIPBX_LOG_JSON", "0") == "1",
-                         secrets=[SECRET_KEY, *secrets_from_env(os.environ)])
+LOGGING = django_logging(
+    ENV.log_level, os.environ.get("AIPBX_LOG_JSON", "0") == "1", secrets=[SECRET_KEY, *secrets_from_env(os.environ)]
+)
 # /metrics: the bearer token Prometheus sends (webconsole.core.views.metrics); empty = /metrics is off (403).
 AIPBX_METRICS_TOKEN = os.environ.get("AIPBX_METRICS_TOKEN", "").strip()
 
@@ -208,9 +210,19 @@ AIPBX_EVENTS_REDIS_URL = ENV.redis_url
 # see ariapp.providers.factory); AIPBX_LLM=local (default) means the offline RuleJudge.
 # AIPBX_KNOWLEDGE_JUDGE=auto|rule|llm overrides that choice.
 AIPBX_LLM = _os.environ.get("AIPBX_LLM", "").strip() or "local"
-AIPBX_LLM_ENV = {name: _os.environ[name] for name in (
-    "GEMINI_API_KEY", "GOOGLE_API_KEY", "AIPBX_GEMINI_MODEL", "AIPBX_GEMINI_BASE_URL",
-    "OPENAI_API_KEY", "AIPBX_OPENAI_BASE_URL", "AIPBX_OPENAI_MODEL") if _os.environ.get(name, "").strip()}
+AIPBX_LLM_ENV = {
+    name: _os.environ[name]
+    for name in (
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "AIPBX_GEMINI_MODEL",
+        "AIPBX_GEMINI_BASE_URL",
+        "OPENAI_API_KEY",
+        "AIPBX_OPENAI_BASE_URL",
+        "AIPBX_OPENAI_MODEL",
+    )
+    if _os.environ.get(name, "").strip()
+}
 AIPBX_KNOWLEDGE_JUDGE = _os.environ.get("AIPBX_KNOWLEDGE_JUDGE", "").strip() or "auto"
 # Transcripts after the call (webconsole.calls.tasks): the ARI app's recogniser family and models
 # (ariapp.providers.factory.build_stt reads these; AIPBX_STT_MODEL_KO serves ko-KR extensions).
@@ -241,8 +253,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "webconsole.api.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
-                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
@@ -290,6 +304,5 @@ AIPBX_RETENTION_DAYS = int(_os.environ.get("AIPBX_RETENTION_DAYS", "").strip() o
 AIPBX_CDR_DIR = Path(_os.environ.get("AIPBX_CDR_DIR", "").strip() or BASE_DIR / "data" / "cdr")
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "privacy-retention": {"task": "webconsole.privacy.tasks.apply_retention_task",
-                          "schedule": 24 * 3600.0},
+    "privacy-retention": {"task": "webconsole.privacy.tasks.apply_retention_task", "schedule": 24 * 3600.0},
 }

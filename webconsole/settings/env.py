@@ -98,9 +98,7 @@ def parse_database_url(url: str) -> dict[str, Any]:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(
-            f"AIPBX_DATABASE_URL must start with postgresql://, got scheme {parts.scheme!r}"
-        )
+        raise ImproperlyConfigured(f"AIPBX_DATABASE_URL must start with postgresql://, got scheme {parts.scheme!r}")
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise ImproperlyConfigured("AIPBX_DATABASE_URL names no database (expected .../aipbx)")

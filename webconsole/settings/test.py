@@ -44,8 +44,10 @@ AIPBX_INSTANCE = _os.environ.get("AIPBX_INSTANCE", "").strip() or f"test{TEST_SE
 AIPBX_EVENTS_STREAM = f"aipbx:{AIPBX_INSTANCE}:events"
 AIPBX_KNOWLEDGE_STORE = _os.environ.get("AIPBX_KNOWLEDGE_STORE", "").strip() or "memory"
 AIPBX_KNOWLEDGE_PREFIX = _os.environ.get("AIPBX_KNOWLEDGE_PREFIX", "").strip() or f"kbtest{TEST_SESSION}"
-AIPBX_RECORDINGS_DIR = Path(_os.environ.get("AIPBX_RECORDINGS_DIR", "").strip()
-                            or Path(tempfile.gettempdir()) / f"aipbx-test-{TEST_SESSION}" / "recordings")
+AIPBX_RECORDINGS_DIR = Path(
+    _os.environ.get("AIPBX_RECORDINGS_DIR", "").strip()
+    or Path(tempfile.gettempdir()) / f"aipbx-test-{TEST_SESSION}" / "recordings"
+)
 
 # Hashing with the default PBKDF2 costs ~0.3 s per login; tests only need it to work.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

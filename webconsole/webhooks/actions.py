@@ -53,10 +53,14 @@ def emit(event_type: str, *, key: str, data: dict[str, Any], occurred_at: dateti
 def do_retry_deliveries(delivery_ids: list[int]) -> int:
     """Give dead deliveries a fresh round of attempts (1 + retries), starting now. Returns how many."""
     with transaction.atomic():
-        ids = list(Delivery.objects.select_for_update().filter(pk__in=delivery_ids, status=DeliveryStatus.DEAD)
-                   .values_list("pk", flat=True))
-        Delivery.objects.filter(pk__in=ids).update(status=DeliveryStatus.PENDING, attempts=0,
-                                                   next_attempt_at=timezone.now())
+        ids = list(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=delivery_ids, status=DeliveryStatus.DEAD)
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=ids).update(
+            status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=timezone.now()
+        )
         for pk in ids:
             queue_after_commit(pk)
     return len(ids)
@@ -69,6 +73,7 @@ def queue_after_commit(delivery_id: int, countdown: float = 0.0) -> None:
 
 
 # --- one line in each place a fact is stored -----------------------------------------------------
+
 
 def call_failed(termination_reason: str, dial_status: str, answered: bool) -> bool:
     """Whether an ended call failed (system error, lost app, unreachable) rather than ended normally."""
@@ -87,15 +92,30 @@ def emit_call_event(call: Call, event_type: str, data: dict[str, Any], ts: datet
         emit("ai_activated", key=call.call_id, occurred_at=ts, data=_call_data(call, "started", "answered"))
     elif event_type == "call.ended":
         failed = call_failed(call.termination_reason, call.dial_status, call.answered is not None)
-        details = _call_data(call, "started", "answered", "ended", "duration_s", "billsec", "ai_handled",
-                             "answered_by", "hangup_by", "termination_reason", "dial_status")
+        details = _call_data(
+            call,
+            "started",
+            "answered",
+            "ended",
+            "duration_s",
+            "billsec",
+            "ai_handled",
+            "answered_by",
+            "hangup_by",
+            "termination_reason",
+            "dial_status",
+        )
         emit("call_failed" if failed else "call_ended", key=call.call_id, occurred_at=ts, data=details)
 
 
 def emit_hitl_event(request: HitlRequest, event_type: str, ts: datetime) -> None:
     """``hitl_requested`` or ``hitl_resolved`` for ``request`` (webconsole.hitl.ingest); never the question text."""
-    data = {**_call_data(request.call), "request_id": request.request_id, "reason": request.reason,
-            "status": request.status}
+    data = {
+        **_call_data(request.call),
+        "request_id": request.request_id,
+        "reason": request.reason,
+        "status": request.status,
+    }
     if event_type == "hitl_resolved":
         data["operator"] = request.claimed_by.get_username() if request.claimed_by_id else ""
         data["answered_at"] = _iso(request.answered_at)
@@ -106,8 +126,11 @@ def emit_hitl_event(request: HitlRequest, event_type: str, ts: datetime) -> None
 def emit_knowledge_extracted(call_id: str, owner: str, items_created: int) -> None:
     """``knowledge_extracted`` when an extraction stored items (knowledge.tasks); nothing otherwise."""
     if items_created:
-        emit("knowledge_extracted", key=call_id, data={"call_id": call_id, "owner": owner,
-                                                       "items_created": items_created})
+        emit(
+            "knowledge_extracted",
+            key=call_id,
+            data={"call_id": call_id, "owner": owner, "items_created": items_created},
+        )
 
 
 def _call_data(call: Call, *fields: str) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from webconsole.webhooks.models import Delivery, OutboxEvent, WebhookEndpoint, n
 
 
 def _show_secret_once(request: HttpRequest, endpoint: WebhookEndpoint) -> None:
-    messages.warning(request, f"Signing secret of “{endpoint.name}”: {endpoint.secret} — copy it now, "
-                              "it will not be shown again.")
+    messages.warning(
+        request, f"Signing secret of “{endpoint.name}”: {endpoint.secret} — copy it now, it will not be shown again."
+    )
 
 
 @admin.register(WebhookEndpoint)
@@ -48,8 +49,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ("event", "endpoint", "status", "attempts", "next_attempt_at", "last_status_code",
-                    "delivered_at")
+    list_display = ("event", "endpoint", "status", "attempts", "next_attempt_at", "last_status_code", "delivered_at")
     list_filter = ("status", "endpoint")
     search_fields = ("event__uuid", "event__key", "last_error")
     raw_id_fields = ("event",)

@@ -86,8 +86,12 @@ def attempt(delivery_id: int, *, now: datetime | None = None) -> str:
 def _claim(delivery_id: int, now: datetime) -> tuple[str, bytes, dict[str, str], int] | str:
     """Lease a due delivery to this worker: ``(url, body, headers, attempts so far)``, or why not."""
     with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-                    .select_related("endpoint", "event").filter(pk=delivery_id).first())
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint", "event")
+            .filter(pk=delivery_id)
+            .first()
+        )
         if delivery is None:
             return "locked" if Delivery.objects.filter(pk=delivery_id).exists() else "missing"
         if delivery.status != DeliveryStatus.PENDING:
@@ -98,8 +102,9 @@ def _claim(delivery_id: int, now: datetime) -> tuple[str, bytes, dict[str, str],
         if not endpoint.active:
             return "inactive"
         event_id = str(event.uuid)
-        body = signing.render_body(event.type, event_id, event.occurred_at, event.payload,
-                                   full_numbers=endpoint.include_full_numbers)
+        body = signing.render_body(
+            event.type, event_id, event.occurred_at, event.payload, full_numbers=endpoint.include_full_numbers
+        )
         headers = signing.headers(event.type, event_id, endpoint.secret, int(now.timestamp()), body)
         lease = timedelta(seconds=settings.AIPBX_WEBHOOK_TIMEOUT_S + LEASE_MARGIN_S)
         Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=max(now, timezone.now()) + lease)
@@ -109,8 +114,12 @@ def _claim(delivery_id: int, now: datetime) -> tuple[str, bytes, dict[str, str],
 def _record(delivery_id: int, attempts: int, now: datetime, response: Response) -> str:
     """Write the outcome of the POST this worker made after claiming ``attempts``."""
     with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(of=("self",)).select_related("endpoint", "event")
-                    .filter(pk=delivery_id, status=DeliveryStatus.PENDING, attempts=attempts).first())
+        delivery = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("endpoint", "event")
+            .filter(pk=delivery_id, status=DeliveryStatus.PENDING, attempts=attempts)
+            .first()
+        )
         if delivery is None:  # deleted, or changed by hand (retried, marked) while the POST ran
             return "changed"
         endpoint, event = delivery.endpoint, delivery.event
@@ -125,8 +134,13 @@ def _record(delivery_id: int, attempts: int, now: datetime, response: Response) 
             delivery.status, delivery.last_error = DeliveryStatus.DEAD, response.error
             delivery.next_attempt_at = now
             outcome = "dead"
-            log.warning("webhook %s to %s is dead after %d attempts: %s", event.type, endpoint.name,
-                        delivery.attempts, response.error)
+            log.warning(
+                "webhook %s to %s is dead after %d attempts: %s",
+                event.type,
+                endpoint.name,
+                delivery.attempts,
+                response.error,
+            )
         else:
             delay = backoff(delivery.attempts, settings.AIPBX_WEBHOOK_BACKOFF_BASE_S)
             delivery.next_attempt_at, delivery.last_error = now + timedelta(seconds=delay), response.error
@@ -139,6 +153,9 @@ def _record(delivery_id: int, attempts: int, now: datetime, response: Response) 
 def sweep(*, now: datetime | None = None, limit: int = 200) -> Counter[str]:
     """Attempt every pending delivery that is due (those whose queued task was lost, or is late)."""
     now = now or timezone.now()
-    due = (Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__active=True)
-           .order_by("next_attempt_at", "id").values_list("pk", flat=True)[:limit])
+    due = (
+        Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__active=True)
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
     return Counter(attempt(pk, now=now) for pk in list(due))

@@ -42,13 +42,19 @@ def new_secret() -> str:
 class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500, help_text="http(s) URL that receives a POST per event.")
-    secret = models.CharField(max_length=100, default=new_secret, editable=False,
-                              help_text="HMAC-SHA256 key of X-AIPBX-Signature; shown once, when created or rotated.")
-    events = models.JSONField(default=list, blank=True,
-                              help_text=f"Event types to send (empty = all): {', '.join(EVENT_TYPES)}.")
+    secret = models.CharField(
+        max_length=100,
+        default=new_secret,
+        editable=False,
+        help_text="HMAC-SHA256 key of X-AIPBX-Signature; shown once, when created or rotated.",
+    )
+    events = models.JSONField(
+        default=list, blank=True, help_text=f"Event types to send (empty = all): {', '.join(EVENT_TYPES)}."
+    )
     active = models.BooleanField(default=True)
     include_full_numbers = models.BooleanField(
-        default=False, help_text="Send callers' full phone numbers (otherwise only their last 4 digits).")
+        default=False, help_text="Send callers' full phone numbers (otherwise only their last 4 digits)."
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -59,7 +65,7 @@ class WebhookEndpoint(models.Model):
 
     def clean(self) -> None:
         if not isinstance(self.events, list) or not all(isinstance(e, str) for e in self.events):
-            raise ValidationError({"events": "A JSON list of event type names, e.g. [\"call_ended\"]."})
+            raise ValidationError({"events": 'A JSON list of event type names, e.g. ["call_ended"].'})
         unknown = sorted(set(self.events) - set(EVENT_TYPES))
         if unknown:
             raise ValidationError({"events": f"Unknown event types: {', '.join(unknown)}."})

@@ -50,10 +50,15 @@ def render_data(data: dict[str, Any], *, full_numbers: bool) -> dict[str, Any]:
     return {k: mask_number(v) if k in PHONE_FIELDS and isinstance(v, str) else v for k, v in data.items()}
 
 
-def render_body(event_type: str, event_id: str, occurred_at: datetime, data: dict[str, Any],
-                *, full_numbers: bool) -> bytes:
-    envelope = {"event": event_type, "id": event_id, "occurred_at": occurred_at.isoformat(),
-                "data": render_data(data, full_numbers=full_numbers)}
+def render_body(
+    event_type: str, event_id: str, occurred_at: datetime, data: dict[str, Any], *, full_numbers: bool
+) -> bytes:
+    envelope = {
+        "event": event_type,
+        "id": event_id,
+        "occurred_at": occurred_at.isoformat(),
+        "data": render_data(data, full_numbers=full_numbers),
+    }
     return json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -31,8 +31,7 @@ def index(request: HttpRequest) -> HttpResponse:
         dead=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.DEAD)),
     )
     dead_first = Case(When(status=DeliveryStatus.DEAD, then=Value(0)), default=Value(1), output_field=IntegerField())
-    deliveries = (Delivery.objects.select_related("endpoint", "event")
-                  .order_by(dead_first, "-created", "-id")[:RECENT])
+    deliveries = Delivery.objects.select_related("endpoint", "event").order_by(dead_first, "-created", "-id")[:RECENT]
     return render(request, "webhooks/index.html", {"endpoints": endpoints, "deliveries": deliveries})
 
 

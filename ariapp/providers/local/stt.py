@@ -84,9 +84,7 @@ def _load_model(model_dir: Path, cpu_threads: int) -> WhisperModel:
                 local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as exc:
-            raise ProviderUnavailable(
-                f"cannot load whisper model from {key[0]}: {exc}", provider=_PROVIDER
-            ) from exc
+            raise ProviderUnavailable(f"cannot load whisper model from {key[0]}: {exc}", provider=_PROVIDER) from exc
         _MODELS[key] = model
         return model
 
@@ -213,9 +211,7 @@ class WhisperSTT:
         """Blocking decode of float32 audio; runs on the worker thread."""
         model = self._get_model()
         if language is not None and language != "en" and not model.model.is_multilingual:
-            raise ProviderBadInput(
-                f"this model only understands English, not {language!r}", provider=_PROVIDER
-            )
+            raise ProviderBadInput(f"this model only understands English, not {language!r}", provider=_PROVIDER)
         budget = min(_MAX_NEW_TOKENS, 16 + math.ceil(self.tokens_per_second * len(audio) / _SAMPLE_RATE))
         try:
             segments, info = model.transcribe(

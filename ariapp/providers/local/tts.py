@@ -79,9 +79,7 @@ def _load_voice(files: PiperVoiceFiles) -> PiperVoice:
         try:
             voice = PiperVoice.load(files.onnx, config_path=files.config)
         except Exception as exc:  # onnxruntime raises its own non-exported exception types
-            raise ProviderUnavailable(
-                f"cannot load piper voice {files.onnx}: {exc}", provider="piper"
-            ) from exc
+            raise ProviderUnavailable(f"cannot load piper voice {files.onnx}: {exc}", provider="piper") from exc
         _VOICES[files.onnx] = voice
         return voice
 
@@ -190,16 +188,15 @@ class PiperTTS:
 
         # The producer never raises (errors travel through the queue), so its future
         # needs no awaiting; the stop flag ends it after the current sentence.
-        loop.run_in_executor(self._executor or _executor(), contextvars.copy_context().run, self._produce, text, put,
-                             stop)
+        loop.run_in_executor(
+            self._executor or _executor(), contextvars.copy_context().run, self._produce, text, put, stop
+        )
         try:
             while True:
                 try:
                     item = await asyncio.wait_for(queue.get(), self.chunk_timeout_s)
                 except TimeoutError as exc:
-                    raise ProviderTimeout(
-                        f"no audio within {self.chunk_timeout_s:.1f} s", provider="piper"
-                    ) from exc
+                    raise ProviderTimeout(f"no audio within {self.chunk_timeout_s:.1f} s", provider="piper") from exc
                 if item is _DONE:
                     return
                 if isinstance(item, ProviderError):
@@ -267,9 +264,7 @@ class EspeakTTS:
         except asyncio.IncompleteReadError as exc:
             return exc.partial
         except TimeoutError as exc:
-            raise ProviderTimeout(
-                f"no audio within {self.chunk_timeout_s:.1f} s", provider="espeak-ng"
-            ) from exc
+            raise ProviderTimeout(f"no audio within {self.chunk_timeout_s:.1f} s", provider="espeak-ng") from exc
 
     async def _skip_wav_header(self, stdout: asyncio.StreamReader) -> bool:
         """Consume the RIFF header up to the data chunk; False if the stream ended first.

@@ -22,8 +22,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("call_id")
-        parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                            help="Wait up to this long for the call's extraction to finish.")
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="Wait up to this long for the call's extraction to finish.",
+        )
 
     def handle(self, *args: Any, call_id: str, wait: float = 0.0, **options: Any) -> None:
         deadline = time.monotonic() + wait
@@ -34,11 +39,29 @@ class Command(BaseCommand):
         if run is None:
             raise CommandError(f"{call_id}: not read yet" + (f" after {wait:g} s" if wait else ""))
         items = KnowledgeItem.objects.filter(source=Source.CALL, source_call_id=call_id).order_by("pk")
-        self.stdout.write(json.dumps({
-            "call_id": call_id, "owner": run.owner, "status": run.status, "reason": run.reason, "notes": run.notes,
-            "items": [{"id": i.pk, "text": i.text, "status": i.status, "confidence": round(i.confidence, 2),
-                       "speaker": i.source_speaker, "span": i.source_span} for i in items],
-        }, ensure_ascii=False))
+        self.stdout.write(
+            json.dumps(
+                {
+                    "call_id": call_id,
+                    "owner": run.owner,
+                    "status": run.status,
+                    "reason": run.reason,
+                    "notes": run.notes,
+                    "items": [
+                        {
+                            "id": i.pk,
+                            "text": i.text,
+                            "status": i.status,
+                            "confidence": round(i.confidence, 2),
+                            "speaker": i.source_speaker,
+                            "span": i.source_span,
+                        }
+                        for i in items
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
 
     @staticmethod
     def _finished(call_id: str) -> ExtractionRun | None:

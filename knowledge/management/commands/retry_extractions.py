@@ -19,11 +19,20 @@ class Command(BaseCommand):
     help = "Queue the failed knowledge extractions (or the named calls) for the Celery worker again."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--call-id", action="append", dest="call_ids", metavar="ID",
-                            help="Only this call (repeatable); a call with no run yet is queued too. "
-                                 "Default: every failed run.")
-        parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                            help="Wait up to this long for the queued runs to finish and print their outcome.")
+        parser.add_argument(
+            "--call-id",
+            action="append",
+            dest="call_ids",
+            metavar="ID",
+            help="Only this call (repeatable); a call with no run yet is queued too. Default: every failed run.",
+        )
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="Wait up to this long for the queued runs to finish and print their outcome.",
+        )
 
     def handle(self, *args: Any, call_ids: list[str] | None = None, wait: float = 0.0, **options: Any) -> None:
         queued = do_retry_extractions(call_ids)

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,91 +15,158 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Extension',
+            name="Extension",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=16, unique=True)),
-                ('name', models.CharField(blank=True, default='', max_length=128)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(max_length=16, unique=True)),
+                ("name", models.CharField(blank=True, default="", max_length=128)),
             ],
             options={
-                'ordering': ['number'],
+                "ordering": ["number"],
             },
         ),
         migrations.CreateModel(
-            name='Call',
+            name="Call",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('call_id', models.CharField(max_length=128, unique=True)),
-                ('caller', models.CharField(blank=True, default='', max_length=64)),
-                ('callee', models.CharField(blank=True, default='', help_text='The extension called (its owner).', max_length=16)),
-                ('state', models.CharField(choices=[('ringing', 'Ringing'), ('answered', 'Answered by a person'), ('ai', 'With the AI'), ('ended', 'Ended')], default='ringing', max_length=16)),
-                ('conversation_state', models.CharField(blank=True, default='', max_length=24)),
-                ('ai_handled', models.BooleanField(default=False)),
-                ('answered_by', models.CharField(blank=True, default='', max_length=16)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('answered', models.DateTimeField(blank=True, null=True)),
-                ('ended', models.DateTimeField(blank=True, null=True)),
-                ('duration_s', models.FloatField(blank=True, null=True)),
-                ('billsec', models.FloatField(blank=True, null=True)),
-                ('dial_status', models.CharField(blank=True, default='', max_length=32)),
-                ('hangup_by', models.CharField(blank=True, default='', max_length=16)),
-                ('termination_reason', models.CharField(blank=True, default='', max_length=64)),
-                ('codec', models.CharField(blank=True, default='', max_length=16)),
-                ('recording_dir', models.CharField(blank=True, default='', max_length=512)),
-                ('hitl_status', models.CharField(blank=True, choices=[('', 'None'), ('unresolved', 'Unresolved'), ('noted', 'Noted'), ('resolved', 'Resolved')], default='', max_length=16)),
-                ('notes', models.TextField(blank=True, default='')),
-                ('follow_up', models.BooleanField(default=False)),
-                ('callback_number', models.CharField(blank=True, default='', max_length=32)),
-                ('updated', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("call_id", models.CharField(max_length=128, unique=True)),
+                ("caller", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "callee",
+                    models.CharField(
+                        blank=True, default="", help_text="The extension called (its owner).", max_length=16
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("ringing", "Ringing"),
+                            ("answered", "Answered by a person"),
+                            ("ai", "With the AI"),
+                            ("ended", "Ended"),
+                        ],
+                        default="ringing",
+                        max_length=16,
+                    ),
+                ),
+                ("conversation_state", models.CharField(blank=True, default="", max_length=24)),
+                ("ai_handled", models.BooleanField(default=False)),
+                ("answered_by", models.CharField(blank=True, default="", max_length=16)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("answered", models.DateTimeField(blank=True, null=True)),
+                ("ended", models.DateTimeField(blank=True, null=True)),
+                ("duration_s", models.FloatField(blank=True, null=True)),
+                ("billsec", models.FloatField(blank=True, null=True)),
+                ("dial_status", models.CharField(blank=True, default="", max_length=32)),
+                ("hangup_by", models.CharField(blank=True, default="", max_length=16)),
+                ("termination_reason", models.CharField(blank=True, default="", max_length=64)),
+                ("codec", models.CharField(blank=True, default="", max_length=16)),
+                ("recording_dir", models.CharField(blank=True, default="", max_length=512)),
+                (
+                    "hitl_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "None"),
+                            ("unresolved", "Unresolved"),
+                            ("noted", "Noted"),
+                            ("resolved", "Resolved"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("notes", models.TextField(blank=True, default="")),
+                ("follow_up", models.BooleanField(default=False)),
+                ("callback_number", models.CharField(blank=True, default="", max_length=32)),
+                ("updated", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-started'],
-                'indexes': [models.Index(fields=['callee', '-started'], name='calls_callee_started'), models.Index(fields=['state'], name='calls_state')],
+                "ordering": ["-started"],
+                "indexes": [
+                    models.Index(fields=["callee", "-started"], name="calls_callee_started"),
+                    models.Index(fields=["state"], name="calls_state"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Operator',
+            name="Operator",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('operator', 'Operator'), ('admin', 'Admin')], default='operator', max_length=16)),
-                ('status', models.CharField(choices=[('available', 'Available'), ('busy', 'Busy'), ('away', 'Away'), ('offline', 'Offline')], default='offline', max_length=16)),
-                ('status_changed', models.DateTimeField(default=django.utils.timezone.now)),
-                ('extensions', models.ManyToManyField(blank=True, related_name='operators', to='calls.extension')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='operator', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("operator", "Operator"), ("admin", "Admin")], default="operator", max_length=16
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("available", "Available"),
+                            ("busy", "Busy"),
+                            ("away", "Away"),
+                            ("offline", "Offline"),
+                        ],
+                        default="offline",
+                        max_length=16,
+                    ),
+                ),
+                ("status_changed", models.DateTimeField(default=django.utils.timezone.now)),
+                ("extensions", models.ManyToManyField(blank=True, related_name="operators", to="calls.extension")),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="operator",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Turn',
+            name="Turn",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=64, unique=True)),
-                ('t', models.FloatField(help_text='Seconds since the AI answered.')),
-                ('speaker', models.CharField(max_length=16)),
-                ('text', models.TextField(blank=True, default='')),
-                ('interrupted', models.BooleanField(default=False)),
-                ('unspoken', models.TextField(blank=True, default='')),
-                ('latency_ms', models.JSONField(blank=True, default=dict)),
-                ('retrieved', models.JSONField(blank=True, default=list)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='turns', to='calls.call')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(max_length=64, unique=True)),
+                ("t", models.FloatField(help_text="Seconds since the AI answered.")),
+                ("speaker", models.CharField(max_length=16)),
+                ("text", models.TextField(blank=True, default="")),
+                ("interrupted", models.BooleanField(default=False)),
+                ("unspoken", models.TextField(blank=True, default="")),
+                ("latency_ms", models.JSONField(blank=True, default=dict)),
+                ("retrieved", models.JSONField(blank=True, default=list)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="turns", to="calls.call"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['call', 't', 'id'],
+                "ordering": ["call", "t", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CallEvent',
+            name="CallEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=64, unique=True)),
-                ('type', models.CharField(max_length=32)),
-                ('ts', models.DateTimeField()),
-                ('data', models.JSONField(default=dict)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='calls.call')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(max_length=64, unique=True)),
+                ("type", models.CharField(max_length=32)),
+                ("ts", models.DateTimeField()),
+                ("data", models.JSONField(default=dict)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="calls.call"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['ts', 'id'],
-                'indexes': [models.Index(fields=['call', 'type'], name='calls_event_call_type')],
+                "ordering": ["ts", "id"],
+                "indexes": [models.Index(fields=["call", "type"], name="calls_event_call_type")],
             },
         ),
     ]

@@ -4,30 +4,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('calls', '0001_initial'),
+        ("calls", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='call',
-            name='transcript_source',
-            field=models.CharField(blank=True, choices=[('', 'None'), ('ai', 'The AI conversation'), ('live', 'Live, during the call'), ('queued', 'Being transcribed after the call'), ('post_call', 'After the call, from the recordings'), ('failed', 'Transcription failed')], default='', help_text="How the call's transcript was made.", max_length=16),
+            model_name="call",
+            name="transcript_source",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "None"),
+                    ("ai", "The AI conversation"),
+                    ("live", "Live, during the call"),
+                    ("queued", "Being transcribed after the call"),
+                    ("post_call", "After the call, from the recordings"),
+                    ("failed", "Transcription failed"),
+                ],
+                default="",
+                help_text="How the call's transcript was made.",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='turn',
-            name='confidence',
+            model_name="turn",
+            name="confidence",
             field=models.FloatField(blank=True, help_text="The recogniser's confidence, 0..1.", null=True),
         ),
         migrations.AddField(
-            model_name='turn',
-            name='end',
-            field=models.FloatField(blank=True, help_text='End of the utterance, seconds since the answer.', null=True),
+            model_name="turn",
+            name="end",
+            field=models.FloatField(blank=True, help_text="End of the utterance, seconds since the answer.", null=True),
         ),
         migrations.AlterField(
-            model_name='turn',
-            name='t',
-            field=models.FloatField(help_text='Seconds since the call was answered (by the AI or a person).'),
+            model_name="turn",
+            name="t",
+            field=models.FloatField(help_text="Seconds since the call was answered (by the AI or a person)."),
         ),
     ]

@@ -7,44 +7,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('calls', '0001_initial'),
-        ('knowledge', '0001_initial'),
+        ("calls", "0001_initial"),
+        ("knowledge", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HitlRequest',
+            name="HitlRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('request_id', models.CharField(max_length=64, unique=True)),
-                ('question', models.TextField(blank=True, default='')),
-                ('reason', models.CharField(blank=True, choices=[('low_confidence', 'Low confidence'), ('asked_for_person', 'Asked for a person'), ('sensitive_topic', 'Sensitive topic')], default='', max_length=32)),
-                ('detail', models.TextField(blank=True, default='')),
-                ('confidence', models.FloatField(blank=True, null=True)),
-                ('retrieved', models.JSONField(blank=True, default=list)),
-                ('recent_turns', models.JSONField(blank=True, default=list)),
-                ('language', models.CharField(blank=True, default='', max_length=16)),
-                ('status', models.CharField(choices=[('waiting', 'Waiting'), ('claimed', 'Claimed'), ('answered', 'Answered'), ('delivered', 'Delivered'), ('timed_out', 'Timed out'), ('cancelled', 'Caller hung up'), ('away', 'Nobody available')], default='waiting', max_length=16)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('answer_raw', models.TextField(blank=True, default='')),
-                ('answer_text', models.TextField(blank=True, default='', help_text='The polished answer the AI speaks.')),
-                ('answered_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.TextField(blank=True, default='', help_text='Why it ended as it did (timeout, hang-up).')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now, help_text="When the AI asked (the event's time).")),
-                ('updated', models.DateTimeField(auto_now=True)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='hitl_requests', to='calls.call')),
-                ('claimed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='hitl_claims', to=settings.AUTH_USER_MODEL)),
-                ('saved_item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='knowledge.knowledgeitem')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("request_id", models.CharField(max_length=64, unique=True)),
+                ("question", models.TextField(blank=True, default="")),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low_confidence", "Low confidence"),
+                            ("asked_for_person", "Asked for a person"),
+                            ("sensitive_topic", "Sensitive topic"),
+                        ],
+                        default="",
+                        max_length=32,
+                    ),
+                ),
+                ("detail", models.TextField(blank=True, default="")),
+                ("confidence", models.FloatField(blank=True, null=True)),
+                ("retrieved", models.JSONField(blank=True, default=list)),
+                ("recent_turns", models.JSONField(blank=True, default=list)),
+                ("language", models.CharField(blank=True, default="", max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "Waiting"),
+                            ("claimed", "Claimed"),
+                            ("answered", "Answered"),
+                            ("delivered", "Delivered"),
+                            ("timed_out", "Timed out"),
+                            ("cancelled", "Caller hung up"),
+                            ("away", "Nobody available"),
+                        ],
+                        default="waiting",
+                        max_length=16,
+                    ),
+                ),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("answer_raw", models.TextField(blank=True, default="")),
+                (
+                    "answer_text",
+                    models.TextField(blank=True, default="", help_text="The polished answer the AI speaks."),
+                ),
+                ("answered_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "note",
+                    models.TextField(blank=True, default="", help_text="Why it ended as it did (timeout, hang-up)."),
+                ),
+                (
+                    "created",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, help_text="When the AI asked (the event's time)."
+                    ),
+                ),
+                ("updated", models.DateTimeField(auto_now=True)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="hitl_requests", to="calls.call"
+                    ),
+                ),
+                (
+                    "claimed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="hitl_claims",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "saved_item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="knowledge.knowledgeitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-id'],
-                'indexes': [models.Index(fields=['status', '-created'], name='hitl_status_created')],
+                "ordering": ["-created", "-id"],
+                "indexes": [models.Index(fields=["status", "-created"], name="hitl_status_created")],
             },
         ),
     ]

@@ -10,64 +10,128 @@ import webconsole.webhooks.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='OutboxEvent',
+            name="OutboxEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('type', models.CharField(choices=[('call_started', 'call_started'), ('call_ended', 'call_ended'), ('call_failed', 'call_failed'), ('ai_activated', 'ai_activated'), ('hitl_requested', 'hitl_requested'), ('hitl_resolved', 'hitl_resolved'), ('knowledge_extracted', 'knowledge_extracted')], max_length=32)),
-                ('key', models.CharField(help_text='e.g. call_ended:<call id>; a replay is a no-op.', max_length=200, unique=True)),
-                ('payload', models.JSONField(default=dict, help_text="The event's data, numbers unmasked (masked per endpoint).")),
-                ('occurred_at', models.DateTimeField()),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("call_started", "call_started"),
+                            ("call_ended", "call_ended"),
+                            ("call_failed", "call_failed"),
+                            ("ai_activated", "ai_activated"),
+                            ("hitl_requested", "hitl_requested"),
+                            ("hitl_resolved", "hitl_resolved"),
+                            ("knowledge_extracted", "knowledge_extracted"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        help_text="e.g. call_ended:<call id>; a replay is a no-op.", max_length=200, unique=True
+                    ),
+                ),
+                (
+                    "payload",
+                    models.JSONField(
+                        default=dict, help_text="The event's data, numbers unmasked (masked per endpoint)."
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField()),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['-created', '-id'],
+                "ordering": ["-created", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('url', models.URLField(help_text='http(s) URL that receives a POST per event.', max_length=500)),
-                ('secret', models.CharField(default=webconsole.webhooks.models.new_secret, editable=False, help_text='HMAC-SHA256 key of X-AIPBX-Signature; shown once, when created or rotated.', max_length=100)),
-                ('events', models.JSONField(blank=True, default=list, help_text='Event types to send (empty = all): call_started, call_ended, call_failed, ai_activated, hitl_requested, hitl_resolved, knowledge_extracted.')),
-                ('active', models.BooleanField(default=True)),
-                ('include_full_numbers', models.BooleanField(default=False, help_text="Send callers' full phone numbers (otherwise only their last 4 digits).")),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("url", models.URLField(help_text="http(s) URL that receives a POST per event.", max_length=500)),
+                (
+                    "secret",
+                    models.CharField(
+                        default=webconsole.webhooks.models.new_secret,
+                        editable=False,
+                        help_text="HMAC-SHA256 key of X-AIPBX-Signature; shown once, when created or rotated.",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "events",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Event types to send (empty = all): call_started, call_ended, call_failed, ai_activated, hitl_requested, hitl_resolved, knowledge_extracted.",
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "include_full_numbers",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Send callers' full phone numbers (otherwise only their last 4 digits).",
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('dead', 'Dead')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='webhooks.outboxevent')),
-                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='webhooks.webhookendpoint')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("delivered", "Delivered"), ("dead", "Dead")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="webhooks.outboxevent",
+                    ),
+                ),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="webhooks.webhookendpoint",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'deliveries',
-                'ordering': ['-created', '-id'],
-                'indexes': [models.Index(fields=['status', 'next_attempt_at'], name='webhooks_delivery_due')],
-                'constraints': [models.UniqueConstraint(fields=('endpoint', 'event'), name='webhooks_delivery_once')],
+                "verbose_name_plural": "deliveries",
+                "ordering": ["-created", "-id"],
+                "indexes": [models.Index(fields=["status", "next_attempt_at"], name="webhooks_delivery_due")],
+                "constraints": [models.UniqueConstraint(fields=("endpoint", "event"), name="webhooks_delivery_once")],
             },
         ),
     ]

@@ -16,12 +16,17 @@ class Command(BaseCommand):
     help = "Apply the ARI app's call events (Redis Stream) to PostgreSQL and the live console pages."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--stream", default=settings.AIPBX_EVENTS_STREAM,
-                            help="Redis stream (default: %(default)s, from AIPBX_INSTANCE)")
+        parser.add_argument(
+            "--stream",
+            default=settings.AIPBX_EVENTS_STREAM,
+            help="Redis stream (default: %(default)s, from AIPBX_INSTANCE)",
+        )
         parser.add_argument("--redis", default=settings.AIPBX_EVENTS_REDIS_URL, help="Redis holding the stream")
-        parser.add_argument("--group", default=GROUP,
-                            help="consumer group (default: %(default)s); a second console on its own database "
-                                 "needs a group of its own")
+        parser.add_argument(
+            "--group",
+            default=GROUP,
+            help="consumer group (default: %(default)s); a second console on its own database needs a group of its own",
+        )
         parser.add_argument("--once", action="store_true", help="apply what is there now, then exit")
 
     def handle(self, *args, stream: str, redis: str, group: str, once: bool, **options) -> None:
@@ -29,8 +34,9 @@ class Command(BaseCommand):
         reader = EventReader(client, stream, consumer=f"console-{socket.gethostname()}", group=group)
         if once:
             count = reader.drain()
-            self.stdout.write(f"applied {reader.applied}, duplicates {reader.duplicates}, dead {reader.dead} "
-                              f"({count} entries)")
+            self.stdout.write(
+                f"applied {reader.applied}, duplicates {reader.duplicates}, dead {reader.dead} ({count} entries)"
+            )
             return
         stopping = False
 
