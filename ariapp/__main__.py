@@ -33,6 +33,7 @@ def main() -> int:
         except (DirectoryError, ProviderError) as exc:
             raise ConfigError(str(exc)) from exc
         task = asyncio.current_task()
+        assert task is not None  # run() is awaited by the loop, so it runs inside a task
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

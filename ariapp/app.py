@@ -12,6 +12,7 @@ their CDR line, and phone-to-phone calls still in progress are adopted again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -20,19 +21,24 @@ import numpy as np
 
 from ariapp.ari.client import CONNECTED, AriClient
 from ariapp.ari.models import AriEvent
+from ariapp.calls.admission import Admission
+from ariapp.calls.callback import CallbackDesk, ClickToCall
+from ariapp.calls.limits import BUSY_MESSAGE, REASONS, CallLimits, busy_exten, busy_sound
 from ariapp.calls.media import MediaClock
 from ariapp.calls.session import AiCall, Engine
 from ariapp.calls.tracker import CALL_ID_VAR, CallTracker
 from ariapp.calls.transcriber import LiveTranscription
-from ariapp.cdr import CallRecord, CdrWriter
+from ariapp.cdr import ASTERISK_RESTART, EVENTS_LOST, CallRecord, CdrWriter
+from ariapp.conversation.spoken import spoken
 from ariapp.directory import Extension, load_directory
 from ariapp.engine import build_engine
 from ariapp.errors import AriError
-from ariapp.events import EventPublisher, NullPublisher, stream_name
+from ariapp.events import EventPublisher, NullPublisher
 from ariapp.followup import FollowUp, after_call
 from ariapp.media.resample import resample
 from ariapp.metrics import MediaTotals, observed
 from ariapp.settings import Settings
+from contract import CallRejected, CallTranscription, Event, Latency, VoicemailRecorded, stream_name
 
 log = logging.getLogger(__name__)
 RECONCILE_ATTEMPTS = 10
@@ -52,7 +58,8 @@ class App:
         self.followup = (
             FollowUp(settings.celery_broker_url, settings.celery_queue) if settings.extract_after_call else None
         )
-        self.publish = observed(self.events.publish)  # every call event also updates the metrics
+        self.admission = Admission(settings.admit_latency_s)  # busy message while answers are too slow
+        self.publish = observed(self._publish_and_admit)  # every call event also updates the metrics
         self.media_totals = MediaTotals()  # RTP counters of finished AI calls
         self.tracker = CallTracker(
             self.cdr,
@@ -64,11 +71,16 @@ class App:
             answered=self._start_transcription,
         )
         self.sessions: dict[str, AiCall] = {}
+        self.limits = CallLimits(per_caller=settings.max_ai_calls_per_caller, total=settings.max_ai_calls)
         self.transcriptions: dict[str, LiveTranscription] = {}
+        # operators' click-to-call requests (the console's Redis list, like the HITL replies)
+        self.callback_desk = CallbackDesk(settings.redis_url, settings.instance) if settings.events else None
+        self.callbacks: dict[str, ClickToCall] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._greetings: dict[tuple[str, int], np.ndarray] = {}
         self._tasks: set[asyncio.Task] = set()
         self.connected = asyncio.Event()
+        self._asterisk_started: str | None = None  # Asterisk's startup time at the last connection
         self.models_ready = asyncio.Event()
 
     # --- task ownership ----------------------------------------------------------------------------
@@ -93,14 +105,7 @@ class App:
         from ariapp.status import serve_status
 
         self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-        if self.settings.recordings_keys is not None:
-            from ariapp.sealing import seal_leftovers
-
-            sealed = await asyncio.to_thread(
-                seal_leftovers, self.settings.recordings_dir, self.settings.recordings_keys
-            )
-            if sealed:
-                log.warning("sealed %d call folder(s) left in clear by an earlier crash", sealed)
+        await self._seal_leftovers()
         runner = await serve_status(self, "127.0.0.1", self.settings.status_port)
         warm = self._spawn(self._warm_up())
         try:
@@ -108,10 +113,33 @@ class App:
                 group.create_task(self.clock.run())
                 group.create_task(self.events.run())
                 group.create_task(self.ari.run_events(self.on_event, on_disconnect=self.connected.clear))
+                if self.callback_desk is not None:
+                    group.create_task(self._serve_callbacks(self.callback_desk))
         finally:
             warm.cancel()
             await self.shutdown()
             await runner.cleanup()
+
+    async def _seal_leftovers(self) -> None:
+        """Seal what finished calls left in clear (a crash before sealing, calls MixMonitor recorded while
+        the app was down); nothing of ours is in flight yet, so a folder with metadata.json is sealed at
+        once. The worker's beat sweep does the same while the app runs (ariapp.sealing_sweep)."""
+        from ariapp.sealing_sweep import observe, sweep
+
+        if self.settings.recordings_keys is None:  # development only: the tracker has said so loudly
+            return
+        report = await asyncio.to_thread(
+            sweep, self.settings.recordings_dir, self.settings.recordings_keys, settle_s=0.0
+        )
+        observe(report, periodic=False)
+        if report.found:
+            log.warning(
+                "found %d file(s) of %d finished call(s) in clear: %d sealed, %d left in clear",
+                report.found,
+                report.calls,
+                report.sealed,
+                report.left,
+            )
 
     async def shutdown(self) -> None:
         for session in list(self.sessions.values()):
@@ -127,14 +155,15 @@ class App:
         rate = 16000 if self.settings.media_format == "slin16" else 8000
         for ext in self.directory:
             await self.greeting_pcm(ext, rate)
-        for stt in {id(s): s for s in (self.engine.stts or {"": self.engine.stt}).values()}.values():
+        stts = list(self.engine.stts.values()) if self.engine.stts else [self.engine.stt]
+        for stt in {id(s): s for s in stts}.values():
             warm = getattr(stt, "warmup", None)
             if warm is not None:
                 await warm()
         try:
-            await self._write_notices()
-        except OSError as exc:  # callers then hear no notice before ringing: say so, but answer calls
-            log.error("could not write the recording notices to %s: %s", self.settings.sounds_dir, exc)
+            await self._write_prompts()
+        except OSError as exc:  # callers then hear no notice (or busy message): say so, but answer calls
+            log.error("could not write the dialplan's prompts to %s: %s", self.settings.sounds_dir, exc)
         retriever = self.engine.retriever
         if retriever is not None:  # load the embedding models now, not on the first question
             await asyncio.to_thread(retriever.embedder.embed, ["warm up"], purpose="query")
@@ -143,23 +172,38 @@ class App:
         self.models_ready.set()
         log.info("models and greetings ready in %.1f s", time.monotonic() - started)
 
-    async def _write_notices(self) -> None:
-        """The recording notice of every language a recorded extension uses, as 8 kHz WAVs for the dialplan."""
-        from ariapp.calls.notices import write_notice
+    async def _write_prompts(self) -> None:
+        """As 8 kHz WAVs for the dialplan: the recording notice of every language a recorded extension
+        uses, and the busy message (a call over an AI call cap) of every language."""
+        from ariapp.calls.notices import write_notice, write_prompt
 
         for language in {ext.language for ext in self.directory if ext.recorded}:
             text = self.directory.notice_text(language)
             if text:
                 tts = self.engine.voice(language)
                 await write_notice(
-                    self.settings.sounds_dir, language, text, lambda t=text, v=tts: v.synthesize_all(t), tts.sample_rate
+                    self.settings.sounds_dir,
+                    language,
+                    text,
+                    functools.partial(tts.synthesize_all, text),
+                    tts.sample_rate,
                 )
+        for language in self.directory.languages:
+            text, tts = BUSY_MESSAGE[language], self.engine.voice(language)
+            await write_prompt(
+                self.settings.sounds_dir,
+                busy_sound(language),
+                text,
+                functools.partial(tts.synthesize_all, text),
+                tts.sample_rate,
+            )
 
     async def greeting_pcm(self, ext: Extension, rate: int) -> np.ndarray:
         key = (ext.greeting_text, rate)
         if key not in self._greetings:
             tts = self.engine.voice(ext.language)
-            pcm = await tts.synthesize_all(ext.greeting_text)
+            # the owner's name is in it: read as the voice must say it ("Jiyoung" -> "Jee Young")
+            pcm = await tts.synthesize_all(spoken(ext.greeting_text, ext.language, (ext.owner,)))
             self._greetings[key] = resample(pcm, tts.sample_rate, rate)
         return self._greetings[key]
 
@@ -181,6 +225,37 @@ class App:
             session.on_event(event)
         for transcription in self.transcriptions.values():
             transcription.on_event(event)
+        for callback in self.callbacks.values():
+            callback.on_event(event)
+
+    # --- click-to-call from the console ------------------------------------------------------------
+    async def _serve_callbacks(self, desk: CallbackDesk) -> None:
+        """Take the console's call-back requests while Asterisk is connected (``ariapp.calls.callback``)."""
+        while True:
+            await self.connected.wait()
+            request = await desk.next(5.0)
+            if request is None:
+                continue
+            if request.call_id in self.callbacks:
+                log.warning("call-back %s is already under way: request ignored", request.callback_id)
+                continue
+            callback = ClickToCall(
+                ari=self.ari,
+                request=request,
+                directory=self.directory,
+                cdr=self.cdr,
+                publish=self.publish,
+                ring_s=self.settings.callback_ring_s,
+                trunk=self.settings.callback_trunk,
+            )
+            self.callbacks[request.call_id] = callback
+            self._spawn(self._run_callback(callback))
+
+    async def _run_callback(self, callback: ClickToCall) -> None:
+        try:
+            await callback.run()
+        finally:
+            self.callbacks.pop(callback.call_id, None)
 
     def _start_ai_call(self, event: AriEvent) -> None:
         channel = event.channel
@@ -192,6 +267,13 @@ class App:
             self._spawn(self.ari.hangup(channel.id))
             return
         record.dial_status = event.args[2] if len(event.args) > 2 else record.dial_status
+        # Decided here, before any await: two StasisStarts can never both take the last place.
+        limit = self.limits.refuse(record.caller, (s.record.caller for s in self.sessions.values()))
+        if limit is None and self.admission.overloaded():
+            limit = "capacity"
+        if limit is not None:
+            self._reject(record, ext, limit)
+            return
         self.tracker.session_started(record.call_id)
         session = AiCall(
             ari=self.ari,
@@ -209,9 +291,38 @@ class App:
             max_seconds=self.settings.max_ai_call_seconds,
             journal=self.cdr.journal,
             publish=self.publish,
+            rtp_timeout_s=self.settings.rtp_timeout_s,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))
+
+    def _publish_and_admit(self, call_id: str, event: Event) -> None:
+        """Publish a call event; each answer's latency also tells admission control how the node copes."""
+        self.events.publish(call_id, event)
+        if isinstance(event, Latency) and "first_rtp" in event.marks:
+            self.admission.observe(float(event.marks["first_rtp"]) / 1000)
+
+    def _reject(self, record: CallRecord, ext: Extension, limit: str) -> None:
+        """Over an AI call cap: the caller hears the busy message (dialplan, early media) and gets 486."""
+        record.termination_reason = REASONS[limit]
+        record.hangup_by = "ai"
+        self.cdr.journal(record)
+        log.warning("AI call cap reached (%s): %s from %s hears the busy message", limit, record.call_id, record.caller)
+        self.publish(
+            record.call_id,
+            CallRejected(limit=limit, reason=record.termination_reason, active_ai_calls=len(self.sessions)),
+        )
+        self._spawn(self._play_busy(record.call_id, ext.language))
+
+    async def _play_busy(self, channel_id: str, language: str) -> None:
+        try:
+            await self.ari.turn_away(channel_id, busy_exten(language))
+        except AriError as exc:  # still refuse: a plain busy hang-up beats an unbounded AI call
+            log.error("could not hand %s to the busy message: %s", channel_id, exc)
+            try:
+                await self.ari.hangup(channel_id, reason="busy")
+            except AriError as hangup_exc:
+                log.error("could not hang up %s: %s", channel_id, hangup_exc)
 
     async def _run_session(self, session: AiCall) -> None:
         call_id = session.record.call_id
@@ -263,18 +374,27 @@ class App:
             self.tracker.session_finished(transcription.call_id, transcription.report())
 
     async def _after_call(self, record: CallRecord, report: dict | None) -> None:
-        """Tell the console how the transcript is made, and hand the call to the worker."""
+        """Tell the console how the transcript is made and of a voicemail left (the folder is sealed by
+        now), and hand the call to the worker."""
+        voicemail = ((report or {}).get("extra") or {}).get("voicemail")
+        if voicemail:
+            self.publish(record.call_id, VoicemailRecorded.from_data(voicemail))
         task, mode = after_call(record, report, self.directory.get(record.callee))
         if mode in ("live", "post_call"):
-            self.publish("call.transcription", record.call_id, mode=mode)
+            self.publish(record.call_id, CallTranscription(mode=mode))
         if task and self.followup is not None:
             await self.followup.send(task, record.call_id)
 
     # --- reconciliation after (re)connect ------------------------------------------------------------
     async def reconcile(self) -> None:
-        """Clean up what a previous life of this app left in Asterisk, and adopt calls in progress."""
+        """Clean up what a previous life of this app left in Asterisk, and adopt calls in progress.
+
+        Calls this life knew that are no longer in Asterisk ended while the websocket was down
+        (Asterisk restarted, or the events were lost): they are ended here, with their reason."""
+        known = set(self.tracker.calls)  # before the listing: a call that starts after it is not in it
         for attempt in range(1, RECONCILE_ATTEMPTS + 1):
             try:
+                started = await self.ari.startup_time()
                 channels = await self.ari.list_channels()
                 bridges = await self.ari.list_bridges()
                 break
@@ -285,11 +405,15 @@ class App:
                 await asyncio.sleep(0.5)
         else:
             return
+        restarted = self._asterisk_started is not None and started not in (None, self._asterisk_started)
+        self._asterisk_started = started or self._asterisk_started
         journaled = {record.call_id: record for record in self.cdr.pending()}
         ours = {s.media_channel_id for s in self.sessions.values()} | set(self.sessions)
         ours |= {channel_id for t in self.transcriptions.values() for channel_id in t.channel_ids}
+        ours |= {channel_id for c in self.callbacks.values() for channel_id in c.channel_ids}
         our_bridges = {s.bridge_id for s in self.sessions.values()}
         our_bridges |= {bridge_id for t in self.transcriptions.values() for bridge_id in t.bridge_ids}
+        our_bridges |= {c.bridge_id for c in self.callbacks.values()}
         stasis_prefix = f"{self.settings.app_name},"
         for channel in channels:
             if channel.id in ours:
@@ -315,9 +439,16 @@ class App:
                 log.warning("destroying orphan bridge %s", bridge_id)
                 await self.ari.destroy_bridge(bridge_id)
         live = {c.id for c in channels}
+        for call_id in known - live:
+            reason = ASTERISK_RESTART if restarted else EVENTS_LOST
+            if (session := self.sessions.get(call_id)) is not None:
+                session.lost(reason)  # its teardown removes its bridge and External Media channel
+            if (transcription := self.transcriptions.get(call_id)) is not None:
+                transcription.ended.set()
+            self.tracker.lost(call_id, reason)
         for record in self.cdr.pending():
-            if record.call_id in self.tracker.calls and record.call_id in live:
-                continue
+            if record.call_id in self.tracker.calls or record.call_id in known:
+                continue  # in progress, or being finished just above
             await self.tracker.finish_orphan(record, "app_restart" if record.ai_handled else None)
         self.connected.set()
 

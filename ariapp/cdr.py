@@ -19,6 +19,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# Termination reasons for calls Asterisk took away (the others are inferred in ariapp.calls.tracker):
+ASTERISK_RESTART = "asterisk_restart"  # Asterisk shut down, restarted or crashed under the call
+EVENTS_LOST = "events_lost"  # the call ended while the app received none of its events (websocket lost)
+
 
 @dataclass
 class CallRecord:
@@ -38,6 +42,7 @@ class CallRecord:
     hangup_by: str | None = None  # caller | callee | ai | system
     termination_reason: str | None = None
     recording_dir: str | None = None
+    recording_error: str | None = None  # why the recording stopped before the call (disk full...)
     legs: list[str] = field(default_factory=list)
 
     def duration(self) -> float:

@@ -7,6 +7,7 @@ reading the file, no Django.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,10 @@ class Extension:
     language: str
     greeting: str
     recording: str = "learn"
+    #: Networks this extension may use (REGISTER, calls); empty: any address (the password is the guard).
+    permit: tuple[str, ...] = ()
+    #: Encrypted media (SRTP with SDES keys, which travel in the SDP: only safe over the TLS transport).
+    srtp: bool = False
 
     @property
     def greeting_text(self) -> str:
@@ -127,8 +132,29 @@ def parse_directory(data: object, source: str = "extensions.yaml") -> Directory:
         recording = str(raw.get("recording", defaults.get("recording", "learn")))
         if recording not in RECORDING_MODES:
             raise DirectoryError(f"{where}: recording {recording!r} must be one of {', '.join(RECORDING_MODES)}")
-        result.append(Extension(ext, owner, timeout, language, greeting, recording))
+        permit = _networks(raw.get("permit", defaults.get("permit")), where)
+        srtp = raw.get("srtp", defaults.get("srtp", False))
+        if not isinstance(srtp, bool):
+            raise DirectoryError(f"{where}: srtp must be true or false")
+        result.append(Extension(ext, owner, timeout, language, greeting, recording, permit, srtp))
     return Directory(tuple(result), _notice(data.get("recording_notice", DEFAULT_NOTICE), source))
+
+
+def _networks(raw: object, where: str) -> tuple[str, ...]:
+    """``permit``: a list of addresses or networks (``192.168.1.0/24``, ``2001:db8::/32``, ``203.0.113.7``)."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise DirectoryError(f"{where}: permit must be a non-empty list of networks (e.g. 192.168.1.0/24)")
+    networks = []
+    for item in raw:
+        try:
+            networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+        except ValueError:
+            raise DirectoryError(f"{where}: permit entry {item!r} is not an address or network") from None
+    return tuple(networks)
 
 
 def _notice(raw: object, source: str) -> tuple[tuple[str, str], ...]:

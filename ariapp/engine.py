@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
+from ariapp.providers.base import SpeechToText
 from ariapp.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
 from ariapp.settings import Settings
 from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
@@ -22,7 +23,7 @@ from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
 
 def build_stts(
     settings: Settings, env: Mapping[str, str], languages: tuple[str, ...], lane: str = "conversation"
-) -> dict[str, object]:
+) -> dict[str, SpeechToText]:
     """One recogniser per call language; the cloud families take the language per request, so one
     object serves them all, and offline one model serves every language that uses it.
 
@@ -35,7 +36,7 @@ def build_stts(
         "AIPBX_STT_MODEL_KO": settings.stt_model_ko,
     }
     check_stt_languages(env, languages)
-    built: dict[str, object] = {}
+    built: dict[str, SpeechToText] = {}
     result = {}
     for language in languages:
         key = stt_model(env, language) if settings.stt_provider == "local" else settings.stt_provider
@@ -88,7 +89,9 @@ def build_retriever(settings: Settings):
     from knowledge.retrieval.relevance import FITTED_FOR, RelevanceGate
 
     store = (
-        ChromaStore(settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix)
+        ChromaStore(
+            settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix, token=settings.chroma_token
+        )
         if settings.knowledge_store == "chroma"
         else MemoryStore()
     )
@@ -117,6 +120,7 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
         voices=voices,
         desk=build_desk(settings),
         hitl=settings.hitl,
+        confirm_at=settings.confirm_at,
     )
 
 

@@ -3,7 +3,8 @@
 The ARI app never imports Django. It appends events (call started/answered/ended, conversation
 state, interim and final transcripts, AI turns with latency) to the stream ``aipbx:<instance>:events``;
 the web side consumes them into PostgreSQL and relays them to Channels groups. Each event carries
-its own ``event_id`` so a consumer can apply it idempotently.
+its own ``event_id`` so a consumer can apply it idempotently. The events, their fields and the
+stream's name are those of :mod:`contract`, which the console reads with.
 
 Publishing is fire-and-forget from the call's point of view: :meth:`EventPublisher.publish` only
 appends to a bounded in-memory queue; one task writes batches to Redis and, while Redis is away,
@@ -13,18 +14,18 @@ keeps the newest events (counting what it had to drop) and retries with backoff.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-import uuid
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+
+from contract import Envelope, Event, encode, stream_name
+
+__all__ = ["EventPublisher", "NullPublisher", "Publish", "stream_name"]
 
 log = logging.getLogger(__name__)
 
-
-def stream_name(instance: str) -> str:
-    return f"aipbx:{instance}:events"
+#: What the call code is given to publish with: ``publish(call_id, event)``.
+Publish = Callable[[str, Event], None]
 
 
 class EventPublisher:
@@ -37,19 +38,11 @@ class EventPublisher:
         self.published = 0
         self.dropped = 0
 
-    def publish(self, event_type: str, call_id: str, **data: Any) -> None:
+    def publish(self, call_id: str, event: Event) -> None:
         """Queue one event (never blocks, never raises)."""
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1  # the oldest goes: the newest state matters most to a live console
-        self._pending.append(
-            {
-                "event_id": uuid.uuid4().hex,
-                "type": event_type,
-                "call_id": call_id,
-                "ts": f"{time.time():.3f}",
-                "data": json.dumps(data, ensure_ascii=False, default=str),
-            }
-        )
+        self._pending.append(encode(Envelope.of(event, call_id)))
         self._wake.set()
 
     async def run(self) -> None:
@@ -87,7 +80,7 @@ class NullPublisher:
 
     published = dropped = 0
 
-    def publish(self, event_type: str, call_id: str, **data: Any) -> None:
+    def publish(self, call_id: str, event: Event) -> None:
         return None
 
     async def run(self) -> None:

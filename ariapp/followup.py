@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 EXTRACT_TASK = "knowledge.tasks.extract_knowledge_task"
 TRANSCRIBE_TASK = "webconsole.calls.tasks.transcribe_call_task"
 IMPORT_TASK = "knowledge.tasks.import_knowledge_task"
+VOICEMAIL_TASK = "webconsole.voicemail.tasks.transcribe_voicemail_task"  # sent by the console, not from here
 #: Tasks that take minutes: they go to :func:`long_queue`, served by a worker of their own.
-LONG_TASKS = frozenset({EXTRACT_TASK, TRANSCRIBE_TASK, IMPORT_TASK})
+LONG_TASKS = frozenset({EXTRACT_TASK, TRANSCRIBE_TASK, IMPORT_TASK, VOICEMAIL_TASK})
 
 
 def long_queue(queue: str) -> str:

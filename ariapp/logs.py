@@ -30,8 +30,10 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import structlog
+from structlog.typing import EventDict
 
 REDACTED = "[redacted]"
 #: The longest text field a line carries whole (a traceback fits; a 64 KB request path does not).
@@ -67,7 +69,14 @@ def register_secrets(values: Iterable[str | None]) -> None:
 def secrets_from_env(env: Mapping[str, str]) -> list[str]:
     """Values of environment variables whose names say they are secrets (8+ characters: a short
     value such as ``1`` or ``true`` is a flag, and scrubbing it everywhere would garble the logs)."""
-    return [value for name, value in env.items() if _SECRET_ENV.search(name) and len(value) >= 8]
+    found = [value for name, value in env.items() if _SECRET_ENV.search(name) and len(value) >= 8]
+    # A URL may carry its password (AIPBX_REDIS_URL=redis://aipbx-dev:<password>@...): that part is a secret.
+    for name, value in env.items():
+        if name.endswith("_URL") and "@" in value:
+            password = unquote(urlsplit(value).password or "")
+            if len(password) >= 8:
+                found += [password, quote(password, safe="")]
+    return list(dict.fromkeys(found))
 
 
 def mask_phone_numbers(text: str) -> str:
@@ -135,7 +144,7 @@ def _clean(value: Any) -> Any:
     return scrub(str(value))
 
 
-def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_logger: Any, _method: str, event: EventDict) -> EventDict:
     """structlog processor: no secret and no full phone number leaves the process."""
     for key, value in list(event.items()):
         if key.startswith("_") or key in IDENTIFIER_KEYS:

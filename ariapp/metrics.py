@@ -8,11 +8,14 @@ Theory of operation
       totals of finished ones, see :class:`MediaTotals`), ARI requests, events published/dropped,
       clock lateness — are read when Prometheus scrapes.
     * **Call events** (:func:`observed`): every event the app publishes for the console passes
-      through one wrapper that updates call outcomes, durations, AI activations, HITL and the AI
-      response time (the ``latency`` event's ``first_rtp``: first reply audio after the end of the
-      caller's speech).
+      through one wrapper that updates call outcomes, durations, AI activations, calls refused at
+      a cap (``call.rejected``), HITL and the AI response time (the ``latency`` event's
+      ``first_rtp``: first reply audio after the end of the caller's speech).
     * **Provider calls** (:mod:`ariapp.timed`): STT, TTS first audio, LLM first token and vector
       search latency, observed around each provider call.
+
+Recordings at rest (files left in clear, failed seals) are counted by :mod:`ariapp.sealing_sweep`, whose
+metrics the ARI app and the Celery worker share.
 
 Cardinality is bounded: no label ever carries a call id, number or text; every label value comes
 from a small fixed set (:data:`OUTCOMES`, :data:`HITL_REASONS`, ...) and anything else is ``other``.
@@ -20,21 +23,49 @@ from a small fixed set (:data:`OUTCOMES`, :data:`HITL_REASONS`, ...) and anythin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from ariapp.providers.local import workers
+from contract import (
+    CallAnswered,
+    CallEnded,
+    CallRejected,
+    Event,
+    HitlCancelled,
+    HitlRequested,
+    HitlSpoken,
+    HitlTimeout,
+    Latency,
+)
 
 if TYPE_CHECKING:
     from ariapp.app import App
     from ariapp.calls.media import CallMedia
 
 OUTCOMES = frozenset(
-    {"caller_hangup", "callee_hangup", "ai_hangup", "caller_cancelled", "not_answered", "app_restart", "error"}
+    {
+        "caller_hangup",
+        "callee_hangup",
+        "ai_hangup",
+        "caller_cancelled",
+        "not_answered",
+        "app_restart",
+        "asterisk_restart",
+        "events_lost",
+        "error",
+        "limit_per_caller",
+        "limit_total",
+        "limit_capacity",
+        "rtp_timeout",
+    }
 )
+CALL_LIMITS = frozenset({"per_caller", "total", "capacity"})  # ariapp.calls.limits, ariapp.calls.admission
 HITL_REASONS = frozenset({"low_confidence", "asked_for_person", "sensitive_topic"})
 HITL_OUTCOMES = frozenset({"answered", "timeout", "cancelled", "away"})
 PROVIDERS = frozenset({"local", "google", "openai", "gemini", "extractive"})
@@ -50,6 +81,9 @@ CALL_DURATION = Histogram(
     "aipbx_call_duration_seconds", "Call duration from start to hang-up", ["handled_by"], buckets=DURATION_BUCKETS
 )
 AI_ACTIVATED = Counter("aipbx_ai_activated_calls", "Calls the AI answered")
+AI_REJECTED = Counter(
+    "aipbx_ai_calls_rejected", "Calls the AI refused (busy message) because a cap was reached, by cap", ["limit"]
+)
 AI_RESPONSE = Histogram(
     "aipbx_ai_response_seconds", "First reply audio sent after the end of the caller's speech", buckets=LATENCY_BUCKETS
 )
@@ -66,6 +100,19 @@ VECTOR_SEARCH = Histogram(
     "aipbx_vector_search_seconds", "Knowledge search (embedding + vector store)", buckets=LATENCY_BUCKETS
 )
 RECORDINGS = Counter("aipbx_recordings_written", "Calls whose recording and transcript files were written")
+RECORDINGS_FAILED = Counter(
+    "aipbx_recordings_failed",
+    "AI call recordings stopped early because the disk refused a write (full, failing); the calls went on",
+)
+STT_QUEUE = Histogram(
+    "aipbx_stt_queue_seconds",
+    "Time an utterance waited for the offline recogniser before it started, by lane (conversation: a caller "
+    "waits for the answer; transcript: phone-to-phone calls written down at low priority)",
+    ["lane"],
+    buckets=LATENCY_BUCKETS,
+)
+STT_LANES = frozenset({"conversation", "transcript", "batch"})
+workers.observe_waits(lambda lane, seconds: STT_QUEUE.labels(bounded(lane, STT_LANES)).observe(seconds))
 HITL_REQUESTS = Counter("aipbx_hitl_requests", "Questions handed to a person, by reason", ["reason"])
 HITL_RESULTS = Counter("aipbx_hitl_outcomes", "How HITL requests ended for the caller", ["outcome"])
 
@@ -88,38 +135,48 @@ def recording_written() -> None:
     RECORDINGS.inc()
 
 
+def recording_failed() -> None:
+    RECORDINGS_FAILED.inc()
+
+
 def hitl_outcome(outcome: str) -> None:
     HITL_RESULTS.labels(bounded(outcome, HITL_OUTCOMES)).inc()
 
 
-_HITL_EVENT_OUTCOME = {"hitl.spoken": "answered", "hitl.timeout": "timeout", "hitl.cancelled": "cancelled"}
+_HITL_EVENT_OUTCOME: dict[type[Event], str] = {
+    HitlSpoken: "answered",
+    HitlTimeout: "timeout",
+    HitlCancelled: "cancelled",
+}
 
 
-def observe_event(event_type: str, data: dict[str, Any]) -> None:
+def observe_event(event: Event) -> None:
     """Update the event-driven metrics from one published call event."""
-    if event_type == "call.ended":
-        cdr = data.get("cdr") or {}
+    if isinstance(event, CallEnded):
+        cdr = event.cdr or {}
         CALLS.labels(bounded(cdr.get("termination_reason"), OUTCOMES)).inc()
         CALL_DURATION.labels("ai" if cdr.get("ai_handled") else "phone").observe(float(cdr.get("duration") or 0))
-    elif event_type == "call.answered":
-        if data.get("ai"):
+    elif isinstance(event, CallAnswered):
+        if event.ai:
             AI_ACTIVATED.inc()
-    elif event_type == "latency":
-        if "first_rtp" in data:
-            AI_RESPONSE.observe(float(data["first_rtp"]) / 1000)
-    elif event_type == "hitl.requested":
-        HITL_REQUESTS.labels(bounded(data.get("reason"), HITL_REASONS)).inc()
-    elif event_type in _HITL_EVENT_OUTCOME:
-        hitl_outcome(_HITL_EVENT_OUTCOME[event_type])
+    elif isinstance(event, CallRejected):
+        AI_REJECTED.labels(bounded(event.limit, CALL_LIMITS)).inc()
+    elif isinstance(event, Latency):
+        if "first_rtp" in event.marks:
+            AI_RESPONSE.observe(float(event.marks["first_rtp"]) / 1000)
+    elif isinstance(event, HitlRequested):
+        HITL_REQUESTS.labels(bounded(event.reason, HITL_REASONS)).inc()
+    elif type(event) in _HITL_EVENT_OUTCOME:
+        hitl_outcome(_HITL_EVENT_OUTCOME[type(event)])
 
 
-def observed(publish: Callable[..., None]) -> Callable[..., None]:
+def observed(publish: Callable[[str, Event], None]) -> Callable[[str, Event], None]:
     """Wrap the event publisher: every event also updates the metrics (never raises into a call)."""
 
-    def publish_and_observe(event_type: str, call_id: str, **data: Any) -> None:
-        publish(event_type, call_id, **data)
+    def publish_and_observe(call_id: str, event: Event) -> None:
+        publish(call_id, event)
         try:
-            observe_event(event_type, data)
+            observe_event(event)
         except (TypeError, ValueError):  # a malformed figure costs a sample, not the call
             pass
 
@@ -164,7 +221,7 @@ class AppCollector(Collector):
     def __init__(self, app: App) -> None:
         self.app = app
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         app = self.app
         sessions = list(app.sessions.values())
         yield GaugeMetricFamily(

@@ -8,18 +8,36 @@ seals, all of them open (by key id), so adding a new key in front rotates withou
 and ``python -m ariapp.sealing rewrap --dir RECORDINGS`` moves old files to the current key by rewriting
 only their headers (the audio ciphertext is copied, not re-encrypted).
 
+Each file is bound to where it belongs: the call id (the name of its directory) and its own name
+(``caller.wav``) are in every chunk's associated data, so a sealed file moved to another call's folder,
+or renamed within one (``caller.wav.enc`` swapped with ``callee.wav.enc``), does not open
+(:class:`MisplacedError`, which names both places). Files of version 1 (sealed before the binding)
+still open, unbound; ``python -m ariapp.sealing bind --dir RECORDINGS`` reseals them as version 2.
+
 File format (integers big-endian)::
 
-    magic "AIPBXENC" (8) | version 1 (1) | key id length n (1) | key id (n, ASCII)
+    magic "AIPBXENC" (8) | version 2 (1) | key id length n (1) | key id (n, ASCII)
+    | sealed binding length m (2) | sealed binding (m)                 <- version 2 only
     | wrap nonce (12) | wrapped data key (32 + 16 tag)                  <- changed by rewrap
     | chunk size (4) | plaintext length (8) | nonce prefix (8)          <- the stream header
     | chunk 0 | chunk 1 | ... | chunk k-1
 
+    binding = call id length (2) | call id (UTF-8) | name length (2) | name (UTF-8)
+    sealed binding = AES-GCM(data key, nonce prefix | FFFFFFFF, binding, AAD = magic | version | "binding")
+
 The data key is wrapped with AAD = magic | version | key id. Chunk ``i`` is ``chunk size`` plaintext
 bytes (the last one shorter, possibly empty) sealed as ciphertext+tag with nonce = nonce prefix | i
-(4 bytes) and AAD = magic | version | stream header | i (4) | final flag (1). So a changed byte, chunks
-swapped or dropped, a file cut after any chunk, or a forged length all fail authentication; and the
-plaintext length in the header (the console's Content-Length) is checked by the first chunk read.
+(4 bytes) and AAD = magic | version | stream header | binding (version 2) | i (4) | final flag (1). So a
+changed byte, chunks swapped or dropped, a file cut after any chunk, a forged length, or a file in
+another place than it was sealed for all fail authentication; and the plaintext length in the header
+(the console's Content-Length) is checked by the first chunk read. The sealed binding in the header only
+serves the error message (it is encrypted: no call id is readable in a sealed file); the chunks are
+authenticated with the binding of the place the file is opened from.
+
+Sealing never loses audio: a clear file is removed only after its sealed copy is on disk (fsync, rename)
+and the clear file did not change meanwhile; one that cannot be sealed stays in clear, and
+:func:`ariapp.sealing_sweep.sweep` later finds the clear files of finished calls (the ARI app down, a
+failed seal, a crash) and seals them.
 
 Errors::
 
@@ -28,7 +46,9 @@ Errors::
     ├── UnknownKeyError  the file's key id is not among the configured keys, or no keys are configured
     ├── FormatError      not a sealed file, or an unsupported version
     ├── TamperedError    authentication failed: wrong key, modified bytes, reordered chunks
-    └── TruncatedError   the file ends before its final chunk, or has bytes after it
+    │   └── MisplacedError  sealed for another call or another name (moved or swapped)
+    ├── TruncatedError   the file ends before its final chunk, or has bytes after it
+    └── NotSealedError   some files of a call could not be sealed (they stay in clear for the sweep)
 
 None is retryable.
 """
@@ -38,11 +58,15 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
+import dataclasses
+import fcntl
 import io
 import os
+import secrets
 import struct
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -53,12 +77,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 ENV_VAR = "AIPBX_RECORDINGS_KEYS"
 SUFFIX = ".enc"
 MAGIC = b"AIPBXENC"
-VERSION = 1
+VERSION = 2  # what is written; version 1 (no binding to a call and name) is still read
+VERSIONS = (1, 2)
 CHUNK_SIZE = 64 * 1024
 TAG = 16
 _WRAP_NONCE = 12
 _WRAPPED = 32 + TAG
 _STREAM = struct.Struct(">IQ8s")  # chunk size, plaintext length, nonce prefix
+_BINDING_INDEX = 0xFFFFFFFF  # the sealed binding's nonce suffix: never a chunk's (that needs 256 TiB)
 
 
 class SealError(Exception):
@@ -81,8 +107,21 @@ class TamperedError(SealError):
     pass
 
 
+class MisplacedError(TamperedError):
+    pass
+
+
 class TruncatedError(SealError):
     pass
+
+
+class NotSealedError(SealError):
+    """Some files of one call directory could not be sealed; ``failed`` maps each to its error."""
+
+    def __init__(self, directory: Path, failed: dict[Path, BaseException]) -> None:
+        self.failed = failed
+        names = ", ".join(f"{path.name} ({exc})" for path, exc in failed.items())
+        super().__init__(f"{directory}: {len(failed)} file(s) left in clear: {names}")
 
 
 # --- master keys ---------------------------------------------------------------------------------
@@ -117,7 +156,7 @@ class Keyring:
     @classmethod
     def parse(cls, text: str) -> Keyring:
         """``"kid1:base64,kid0:base64"`` -> keyring (raises KeyringError, never echoing key material)."""
-        keys = []
+        keys: list[tuple[str, bytes]] = []
         for item in text.split(","):
             item = item.strip()
             if not item:
@@ -146,6 +185,36 @@ def new_key_spec(kid: str) -> str:
 
 
 # --- the header ----------------------------------------------------------------------------------
+def binding(call_id: str, name: str) -> bytes:
+    """What a sealed file is bound to: its call (the directory's name) and its own name, length-prefixed."""
+    call, file = call_id.encode("utf-8"), name.encode("utf-8")
+    return struct.pack(">H", len(call)) + call + struct.pack(">H", len(file)) + file
+
+
+def binding_of(path: Path) -> bytes:
+    """The binding of a (clear or sealed) file from where it lies: ``<call_id>/<name>[.enc]``.
+
+    Not resolved through symlinks (a symlinked recordings root keeps its call folders' names), but
+    made absolute so that ``.`` as a directory still names the call.
+    """
+    path = Path(os.path.abspath(path))
+    return binding(path.parent.name, path.name.removesuffix(SUFFIX))
+
+
+def describe_binding(raw: bytes) -> str:
+    """``call 'c-1', caller.wav`` for a binding (for error messages; never raises)."""
+    try:
+        (n,) = struct.unpack_from(">H", raw, 0)
+        call = raw[2 : 2 + n].decode("utf-8")
+        (m,) = struct.unpack_from(">H", raw, 2 + n)
+        name = raw[4 + n : 4 + n + m].decode("utf-8")
+        if 4 + n + m != len(raw):
+            raise ValueError
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return f"an unreadable binding {raw[:40]!r}"
+    return f"call {call!r}, {name}"
+
+
 @dataclass(frozen=True, slots=True)
 class Header:
     kid: str
@@ -154,6 +223,8 @@ class Header:
     chunk_size: int
     length: int  # plaintext bytes
     nonce_prefix: bytes
+    version: int = VERSION
+    binding: bytes = b""  # version 2: binding() sealed with the data key; version 1 files have none
 
     @property
     def stream(self) -> bytes:
@@ -163,51 +234,78 @@ class Header:
     def chunks(self) -> int:
         return max(1, -(-self.length // self.chunk_size))
 
+    @property
+    def _bound(self) -> bytes:
+        return struct.pack(">H", len(self.binding)) + self.binding if self.version >= 2 else b""
+
     def pack(self) -> bytes:
         kid = self.kid.encode("ascii")
-        return MAGIC + bytes([VERSION, len(kid)]) + kid + self.wrap_nonce + self.wrapped_key + self.stream
+        return (
+            MAGIC
+            + bytes([self.version, len(kid)])
+            + kid
+            + self._bound
+            + self.wrap_nonce
+            + self.wrapped_key
+            + self.stream
+        )
 
     @property
     def size(self) -> int:
-        return len(MAGIC) + 2 + len(self.kid) + _WRAP_NONCE + _WRAPPED + _STREAM.size
+        return len(MAGIC) + 2 + len(self.kid) + len(self._bound) + _WRAP_NONCE + _WRAPPED + _STREAM.size
 
-    def chunk_aad(self, index: int, final: bool) -> bytes:
-        return MAGIC + bytes([VERSION]) + self.stream + struct.pack(">IB", index, final)
+    def chunk_aad(self, index: int, final: bool, bound_to: bytes = b"") -> bytes:
+        """Version 2 authenticates ``bound_to``, the binding of the place the file is opened from."""
+        place = bound_to if self.version >= 2 else b""
+        return MAGIC + bytes([self.version]) + self.stream + place + struct.pack(">IB", index, final)
 
     def chunk_nonce(self, index: int) -> bytes:
         return self.nonce_prefix + struct.pack(">I", index)
 
+    @property
+    def binding_aad(self) -> bytes:
+        return MAGIC + bytes([self.version]) + b"binding"
 
-def _wrap_aad(kid: str) -> bytes:
-    return MAGIC + bytes([VERSION]) + kid.encode("ascii")
+
+def _wrap_aad(kid: str, version: int) -> bytes:
+    return MAGIC + bytes([version]) + kid.encode("ascii")
+
+
+def _read_exactly(handle: BinaryIO, count: int) -> bytes:
+    data = handle.read(count)
+    if len(data) < count:
+        raise TruncatedError("sealed recording is truncated inside its header")
+    return data
 
 
 def read_header(handle: BinaryIO) -> Header:
     start = handle.read(len(MAGIC) + 2)
     if len(start) < len(MAGIC) + 2 or start[: len(MAGIC)] != MAGIC:
         raise FormatError("not a sealed recording (bad magic)")
-    if start[len(MAGIC)] != VERSION:
-        raise FormatError(f"sealed recording version {start[len(MAGIC)]} is not supported (expected {VERSION})")
-    kid_len = start[len(MAGIC) + 1]
-    rest = handle.read(kid_len + _WRAP_NONCE + _WRAPPED + _STREAM.size)
-    if len(rest) < kid_len + _WRAP_NONCE + _WRAPPED + _STREAM.size:
-        raise TruncatedError("sealed recording is truncated inside its header")
+    version = start[len(MAGIC)]
+    if version not in VERSIONS:
+        raise FormatError(f"sealed recording version {version} is not supported (expected one of {VERSIONS})")
     try:
-        kid = rest[:kid_len].decode("ascii")
+        kid = _read_exactly(handle, start[len(MAGIC) + 1]).decode("ascii")
     except UnicodeDecodeError:
         raise FormatError("sealed recording has a corrupt key id") from None
-    at = kid_len
-    wrap_nonce, at = rest[at : at + _WRAP_NONCE], at + _WRAP_NONCE
-    wrapped, at = rest[at : at + _WRAPPED], at + _WRAPPED
-    chunk_size, length, prefix = _STREAM.unpack(rest[at:])
+    bound = b""
+    if version >= 2:
+        (bound_len,) = struct.unpack(">H", _read_exactly(handle, 2))
+        bound = _read_exactly(handle, bound_len)
+    rest = _read_exactly(handle, _WRAP_NONCE + _WRAPPED + _STREAM.size)
+    wrap_nonce, wrapped = rest[:_WRAP_NONCE], rest[_WRAP_NONCE : _WRAP_NONCE + _WRAPPED]
+    chunk_size, length, prefix = _STREAM.unpack(rest[_WRAP_NONCE + _WRAPPED :])
     if not 0 < chunk_size <= 16 * 1024 * 1024:
         raise FormatError(f"sealed recording has an impossible chunk size {chunk_size}")
-    return Header(kid, wrap_nonce, wrapped, chunk_size, length, prefix)
+    return Header(kid, wrap_nonce, wrapped, chunk_size, length, prefix, version, bound)
 
 
 def _unwrap(header: Header, keys: Keyring) -> bytes:
     try:
-        return AESGCM(keys.key(header.kid)).decrypt(header.wrap_nonce, header.wrapped_key, _wrap_aad(header.kid))
+        return AESGCM(keys.key(header.kid)).decrypt(
+            header.wrap_nonce, header.wrapped_key, _wrap_aad(header.kid, header.version)
+        )
     except InvalidTag:
         raise TamperedError(
             f"the data key does not open with master key {header.kid!r} "
@@ -215,16 +313,37 @@ def _unwrap(header: Header, keys: Keyring) -> bytes:
         ) from None
 
 
-def _wrap(data_key: bytes, keys: Keyring) -> tuple[str, bytes, bytes]:
+def _wrap(data_key: bytes, keys: Keyring, version: int = VERSION) -> tuple[str, bytes, bytes]:
     kid, master = keys.current
     nonce = os.urandom(_WRAP_NONCE)
-    return kid, nonce, AESGCM(master).encrypt(nonce, data_key, _wrap_aad(kid))
+    return kid, nonce, AESGCM(master).encrypt(nonce, data_key, _wrap_aad(kid, version))
 
 
 # --- sealing -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def call_lock(directory: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the call directory's lock (``flock`` on the directory: the ARI app and the worker share the
+    volume, not memory) while sealing or rewriting its files; yields False when ``wait`` is off and
+    another process holds it."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _write_atomically(target: Path, chunks: Iterator[bytes]) -> None:
-    """Write to a 0600 temp file beside ``target``, fsync, rename over it, fsync the directory."""
-    tmp = target.with_name(f".{target.name}.tmp")
+    """Write to a 0600 temp file beside ``target``, fsync, rename over it, fsync the directory.
+
+    The temp name is unique: two writers of one file (which the call lock should prevent) each rename a
+    whole file of their own, never interleave bytes in a shared one.
+    """
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -248,58 +367,69 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _sealed_chunks(source: BinaryIO, length: int, keys: Keyring, chunk_size: int) -> Iterator[bytes]:
+def _sealed_chunks(source: BinaryIO, length: int, keys: Keyring, chunk_size: int, bound: bytes) -> Iterator[bytes]:
     data_key = AESGCM.generate_key(bit_length=256)
     kid, wrap_nonce, wrapped = _wrap(data_key, keys)
-    header = Header(kid, wrap_nonce, wrapped, chunk_size, length, os.urandom(8))
-    yield header.pack()
     aead = AESGCM(data_key)
+    header = Header(kid, wrap_nonce, wrapped, chunk_size, length, os.urandom(8), VERSION)
+    header = dataclasses.replace(
+        header, binding=aead.encrypt(header.chunk_nonce(_BINDING_INDEX), bound, header.binding_aad)
+    )
+    yield header.pack()
     for index in range(header.chunks):
         final = index == header.chunks - 1
         want = length - index * chunk_size if final else chunk_size
         plain = source.read(want)
         if len(plain) != want:
             raise OSError(f"{getattr(source, 'name', 'source')} changed size while being sealed")
-        yield aead.encrypt(header.chunk_nonce(index), plain, header.chunk_aad(index, final))
+        yield aead.encrypt(header.chunk_nonce(index), plain, header.chunk_aad(index, final, bound))
     if source.read(1):
         raise OSError(f"{getattr(source, 'name', 'source')} grew while being sealed")
 
 
+def is_clear(path: Path) -> bool:
+    """A call file not (yet) sealed: not ``.enc``, not a hidden temp file."""
+    return path.is_file() and not path.name.endswith(SUFFIX) and not path.name.startswith(".")
+
+
 def seal_file(path: Path, keys: Keyring, chunk_size: int = CHUNK_SIZE) -> Path:
-    """Seal ``path`` to ``path.enc`` (0600, atomically) and remove the clear file; returns the new path."""
+    """Seal ``path`` to ``path.enc`` (0600, atomically, bound to its call and name) and remove the clear
+    file; returns the new path.
+
+    The clear file is removed only if it did not change while it was sealed (a writer such as MixMonitor
+    still at work): then the sealed copy is dropped and OSError raised, and the audio stays in clear.
+    """
     target = path.with_name(path.name + SUFFIX)
     with path.open("rb") as source:
-        length = os.fstat(source.fileno()).st_size
-        _write_atomically(target, _sealed_chunks(source, length, keys, chunk_size))
-    path.unlink()
+        before = os.fstat(source.fileno())
+        _write_atomically(target, _sealed_chunks(source, before.st_size, keys, chunk_size, binding_of(path)))
+    after = os.stat(path)
+    if (after.st_ino, after.st_size, after.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns):
+        target.unlink(missing_ok=True)
+        raise OSError(f"{path} changed while it was sealed: left in clear")
+    path.unlink(missing_ok=True)
     return target
 
 
 def seal_directory(directory: Path, keys: Keyring) -> list[Path]:
-    """Seal every clear file of one call's directory (idempotent: ``.enc`` and temp files are left alone)."""
-    sealed = []
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and not path.name.endswith(SUFFIX) and not path.name.startswith("."):
-            sealed.append(seal_file(path, keys))
-    directory.chmod(0o700)
-    return sealed
+    """Seal every clear file of one call's directory (idempotent: ``.enc`` and temp files are left alone).
 
-
-def seal_leftovers(root: Path, keys: Keyring) -> int:
-    """Seal the finished calls left in clear under ``root`` (a crash between writing a call's files and
-    sealing them); returns how many directories were sealed.
-
-    A call is finished once its ``metadata.json`` is written (the last file, at hang-up), so the
-    directories of calls still in progress — MixMonitor may be writing their WAVs — are left alone.
+    Every file is tried; any that cannot be sealed stays in clear and :class:`NotSealedError` lists them
+    after the others are sealed.
     """
-    count = 0
-    if not root.is_dir():
-        return 0
-    for directory in sorted(root.iterdir()):
-        if directory.is_dir() and (directory / "metadata.json").is_file():
-            seal_directory(directory, keys)
-            count += 1
-    return count
+    sealed: list[Path] = []
+    failed: dict[Path, BaseException] = {}
+    with call_lock(directory):
+        for path in sorted(directory.iterdir()):
+            if is_clear(path):
+                try:
+                    sealed.append(seal_file(path, keys))
+                except (OSError, SealError) as exc:
+                    failed[path] = exc
+        directory.chmod(0o700)
+    if failed:
+        raise NotSealedError(directory, failed)
+    return sealed
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -310,11 +440,14 @@ class SealedReader(io.RawIOBase):
         super().__init__()
         self.name = name or str(path)
         self._file = path.open("rb")
+        self._bound = binding_of(path)
         try:
             self.header = read_header(self._file)
             if keys is None:
                 raise UnknownKeyError(f"{path} is sealed but {ENV_VAR} is not set")
             self._aead = AESGCM(_unwrap(self.header, keys))
+            if self.header.version >= 2:
+                self._check_place()
             expected = self.header.size + self.header.length + self.header.chunks * TAG
             actual = os.fstat(self._file.fileno()).st_size
             if actual < expected:
@@ -332,6 +465,23 @@ class SealedReader(io.RawIOBase):
     def length(self) -> int:
         return self.header.length
 
+    def _check_place(self) -> None:
+        """Say where the file was sealed for, when that is not where it lies (the chunks would fail anyway)."""
+        try:
+            sealed_for = self._aead.decrypt(
+                self.header.chunk_nonce(_BINDING_INDEX), self.header.binding, self.header.binding_aad
+            )
+        except InvalidTag:
+            raise TamperedError(
+                f"{self.name}: the binding in its header failed authentication (a modified header)"
+            ) from None
+        if sealed_for != self._bound:
+            raise MisplacedError(
+                f"{self.name} was sealed as {describe_binding(sealed_for)} but lies at "
+                f"{describe_binding(self._bound)}: it was moved or swapped, and opens only where it "
+                "was sealed (move it back)"
+            )
+
     def _chunk(self, index: int) -> bytes:
         if self._cached is not None and self._cached[0] == index:
             return self._cached[1]
@@ -343,7 +493,7 @@ class SealedReader(io.RawIOBase):
         if len(sealed) != plain_len + TAG:
             raise TruncatedError(f"{self.name} is truncated in chunk {index}")
         try:
-            plain = self._aead.decrypt(header.chunk_nonce(index), sealed, header.chunk_aad(index, final))
+            plain = self._aead.decrypt(header.chunk_nonce(index), sealed, header.chunk_aad(index, final, self._bound))
         except InvalidTag:
             raise TamperedError(
                 f"{self.name}: chunk {index} failed authentication (modified, reordered or truncated)"
@@ -445,13 +595,14 @@ def write_bytes(directory: Path, name: str, data: bytes, keys: Keyring | None = 
     """
     directory = Path(directory)
     clear, sealed = directory / name, directory / (name + SUFFIX)
-    if keys is None:
-        _write_atomically(clear, iter([data]))
-        sealed.unlink(missing_ok=True)
-        return clear
-    _write_atomically(sealed, _sealed_chunks(io.BytesIO(data), len(data), keys, CHUNK_SIZE))
-    clear.unlink(missing_ok=True)
-    return sealed
+    with call_lock(directory):
+        if keys is None:
+            _write_atomically(clear, iter([data]))
+            sealed.unlink(missing_ok=True)
+            return clear
+        _write_atomically(sealed, _sealed_chunks(io.BytesIO(data), len(data), keys, CHUNK_SIZE, binding_of(clear)))
+        clear.unlink(missing_ok=True)
+        return sealed
 
 
 # --- rotation --------------------------------------------------------------------------------------
@@ -462,8 +613,8 @@ def rewrap_file(path: Path, keys: Keyring) -> bool:
         if header.kid == keys.current[0]:
             return False
         data_key = _unwrap(header, keys)
-        kid, wrap_nonce, wrapped = _wrap(data_key, keys)
-        new = Header(kid, wrap_nonce, wrapped, header.chunk_size, header.length, header.nonce_prefix)
+        kid, wrap_nonce, wrapped = _wrap(data_key, keys, header.version)
+        new = dataclasses.replace(header, kid=kid, wrap_nonce=wrap_nonce, wrapped_key=wrapped)
 
         def pieces() -> Iterator[bytes]:
             yield new.pack()
@@ -474,15 +625,35 @@ def rewrap_file(path: Path, keys: Keyring) -> bool:
     return True
 
 
+def _each_sealed(root: Path, keys: Keyring, change: Callable[[Path, Keyring], bool]) -> tuple[int, int]:
+    """``change`` every ``*.enc`` under ``root``; returns (changed, left as they were)."""
+    results = [change(path, keys) for path in sorted(Path(root).rglob("*" + SUFFIX))]
+    return sum(results), len(results) - sum(results)
+
+
 def rewrap_tree(root: Path, keys: Keyring) -> tuple[int, int]:
     """Rewrap every ``*.enc`` under ``root``; returns (rewrapped, already current)."""
-    done = current = 0
-    for path in sorted(Path(root).rglob("*" + SUFFIX)):
-        if rewrap_file(path, keys):
-            done += 1
-        else:
-            current += 1
-    return done, current
+    return _each_sealed(root, keys, rewrap_file)
+
+
+def bind_file(path: Path, keys: Keyring) -> bool:
+    """Reseal a version 1 file as version 2, bound to the call and name it lies at; False if already bound.
+
+    The audio is decrypted and encrypted again (the binding is in every chunk's AAD), into a temp file
+    renamed over the old one: an interrupted run leaves the old file, never half of a new one.
+    """
+    with path.open("rb") as handle:
+        header = read_header(handle)
+    if header.version >= 2:
+        return False
+    with io.BufferedReader(SealedReader(path, keys), buffer_size=header.chunk_size) as plain:
+        _write_atomically(path, _sealed_chunks(plain, header.length, keys, header.chunk_size, binding_of(path)))
+    return True
+
+
+def bind_tree(root: Path, keys: Keyring) -> tuple[int, int]:
+    """Bind every version 1 ``*.enc`` under ``root``; returns (bound now, already bound)."""
+    return _each_sealed(root, keys, bind_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     rewrap = sub.add_parser("rewrap", help=f"rewrap data keys to the first key of {ENV_VAR}")
     rewrap.add_argument("--dir", required=True, type=Path, help="recordings directory (searched recursively)")
+    bind = sub.add_parser("bind", help="reseal version 1 files so each opens only in its call folder, under its name")
+    bind.add_argument("--dir", required=True, type=Path, help="recordings directory (searched recursively)")
     cat = sub.add_parser("cat", help="write a recording's plaintext to stdout")
     cat.add_argument("directory", type=Path, help="the call's directory")
     cat.add_argument("name", help="e.g. mixed.wav or metadata.json")
@@ -500,15 +673,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         keys = Keyring.from_env()
-        if args.command == "rewrap":
-            if keys is None:
-                parser.error(f"{ENV_VAR} is not set")
-            done, current = rewrap_tree(args.dir, keys)
-            print(f"rewrapped {done} file(s) to key {keys.current[0]!r}; {current} already used it")
-        else:
+        if args.command == "cat":
             with open_recording(args.directory, args.name, keys) as handle:
                 while block := handle.read(CHUNK_SIZE):
                     sys.stdout.buffer.write(block)
+        elif keys is None:
+            parser.error(f"{ENV_VAR} is not set")
+        elif args.command == "rewrap":
+            done, current = rewrap_tree(args.dir, keys)
+            print(f"rewrapped {done} file(s) to key {keys.current[0]!r}; {current} already used it")
+        else:
+            done, already = bind_tree(args.dir, keys)
+            print(f"bound {done} file(s) to their call and name; {already} already were")
     except (SealError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,20 +1,35 @@
 """Settings of the ARI app, read from the environment once at start-up.
 
-A missing mandatory secret (the ARI password) fails at start-up with a message that says what to set.
+A missing mandatory secret (the ARI password; in production the recordings key) fails at start-up with
+a message that says what to set.
+
+Production or development is the deployment's one switch, ``DJANGO_SETTINGS_MODULE``: the Docker image
+sets ``webconsole.settings.prod`` for every process, the ARI app included; ``make up``, the demo and the
+tests set ``webconsole.settings.dev`` or ``.test``. Unset counts as production, as it does for the
+console's entry points (``webconsole.asgi``, ``webconsole.celery``): a deployment that forgets it fails
+closed. The ARI app only reads the name; it never imports Django.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ariapp.conversation.confirm import CONFIRM_AT
 from ariapp.conversation.hitl import DEFAULT_SENSITIVE, HitlConfig
 from ariapp.errors import ConfigError
-from ariapp.sealing import Keyring, KeyringError
+from ariapp.sealing import ENV_VAR, Keyring, KeyringError
 
 REPO = Path(__file__).resolve().parent.parent
+DEVELOPMENT_SETTINGS = ("webconsole.settings.dev", "webconsole.settings.test")
+
+
+def is_production(env: Mapping[str, str]) -> bool:
+    """Whether production settings are in effect (see the module docstring)."""
+    return env.get("DJANGO_SETTINGS_MODULE", "").strip() not in DEVELOPMENT_SETTINGS
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -34,7 +49,7 @@ class Settings:
     media_host: str
     media_format: str
     recordings_dir: Path
-    recordings_keys: Keyring | None  # AIPBX_RECORDINGS_KEYS; None: recordings stay in clear
+    recordings_keys: Keyring | None  # AIPBX_RECORDINGS_KEYS; None (development only): recordings stay in clear
     cdr_dir: Path
     state_dir: Path
     extensions_file: Path
@@ -43,15 +58,19 @@ class Settings:
     live_transcription_calls: int  # phone-to-phone calls transcribed live at once; the rest after the call
     sounds_dir: Path  # where the recording notices are written for the dialplan to play
     celery_broker_url: str
-    tts_voice: str
     model_cache: Path | None
     max_ai_call_seconds: int
+    max_ai_calls: int  # AI calls at once in total (over it: a busy message, ariapp.calls.limits); 0: no cap
+    max_ai_calls_per_caller: int  # AI calls one caller number may hold at once; 0: no cap
+    rtp_timeout_s: int  # no RTP from the caller this long ends an AI call; 0: never
     jitter_ms: int
     log_level: str
     log_json: bool
     status_port: int
     bench_echo: bool
     end_of_turn_ms: int
+    admit_latency_s: float  # median answer latency above which new AI calls hear the busy message; 0: off
+    confirm_at: float  # gate probability from which "did you mean …?" is asked (conversation/confirm.py); 0: never
     pause_ms: int
     knowledge_store: str
     redis_url: str
@@ -63,8 +82,11 @@ class Settings:
     llm_provider: str
     chroma_host: str
     chroma_port: int
+    chroma_token: str | None  # bearer token for a Chroma that checks one (not the stack's own server)
     knowledge_prefix: str
     hitl: HitlConfig | None  # None: AIPBX_HITL=0, the AI never asks a person
+    callback_ring_s: int = 30  # how long each phone of a click-to-call rings (the operator's, then the caller's)
+    callback_trunk: str = ""  # PJSIP endpoint outside numbers are dialled through; empty: extensions only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +125,14 @@ class Settings:
             recordings_keys = Keyring.from_env(env)
         except KeyringError as exc:
             raise ConfigError(str(exc)) from exc
+        if recordings_keys is None and is_production(env):
+            module = env.get("DJANGO_SETTINGS_MODULE", "").strip() or "unset, so production"
+            raise ConfigError(
+                f"{ENV_VAR} is not set: the production settings (DJANGO_SETTINGS_MODULE={module}) refuse to "
+                "keep recordings in clear. Set it to the master key the console also has (Docker: "
+                f"secrets/{ENV_VAR}, written by the first docker compose up; a new one: python -m "
+                "ariapp.sealing newkey), or run with DJANGO_SETTINGS_MODULE=webconsole.settings.dev"
+            )
         return cls(
             ari_url=env.get("AIPBX_ARI_URL", "http://127.0.0.1:8088"),
             ari_user=env.get("AIPBX_ARI_USER", "aipbx"),
@@ -122,15 +152,19 @@ class Settings:
             sounds_dir=Path(env.get("AIPBX_SOUNDS_DIR", REPO / "var" / "dev" / "sounds")),
             celery_broker_url=env.get("AIPBX_CELERY_BROKER_URL")
             or env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
-            tts_voice=env.get("AIPBX_TTS_VOICE", "piper"),
             model_cache=Path(cache) if cache else None,
             max_ai_call_seconds=integer("AIPBX_MAX_AI_CALL_SECONDS", 600, 10, 86400),
+            max_ai_calls=integer("AIPBX_MAX_AI_CALLS", 50, 0, 10000),
+            max_ai_calls_per_caller=integer("AIPBX_MAX_AI_CALLS_PER_CALLER", 2, 0, 1000),
+            rtp_timeout_s=_rtp_timeout(integer("AIPBX_RTP_TIMEOUT_S", 90, 0, 86400)),
             jitter_ms=integer("AIPBX_JITTER_MS", 40, 20, 200),
             log_level=env.get("AIPBX_LOG_LEVEL", "INFO"),
             log_json=env.get("AIPBX_LOG_JSON", "0") == "1",
             status_port=integer("AIPBX_STATUS_PORT", 8090, 1, 65535),
             bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
             end_of_turn_ms=integer("AIPBX_END_OF_TURN_MS", 300, 120, 3000),
+            confirm_at=_number(env, "AIPBX_CONFIRM_AT", CONFIRM_AT, 0.0, 1.0),
+            admit_latency_s=_number(env, "AIPBX_ADMIT_LATENCY_S", 3.0, 0.0, 60.0),
             knowledge_store=_choice(env, "AIPBX_KNOWLEDGE_STORE", "chroma", ("chroma", "memory", "none")),
             redis_url=env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
             events=env.get("AIPBX_EVENTS", "1") == "1",
@@ -141,10 +175,28 @@ class Settings:
             llm_provider=_choice(env, "AIPBX_LLM", "local", ("local", "gemini", "openai")),
             chroma_host=env.get("AIPBX_CHROMA_HOST", "127.0.0.1"),
             chroma_port=integer("AIPBX_CHROMA_PORT", 8001, 1, 65535),
+            chroma_token=env.get("AIPBX_CHROMA_TOKEN", "").strip() or None,
             knowledge_prefix=env.get("AIPBX_KNOWLEDGE_PREFIX", "kb"),
             pause_ms=integer("AIPBX_PAUSE_MS", 120, 60, 1000),
             hitl=_hitl_config(env) if env.get("AIPBX_HITL", "1") == "1" else None,
+            callback_ring_s=integer("AIPBX_CALLBACK_RING_S", 30, 5, 120),
+            callback_trunk=_trunk(env.get("AIPBX_CALLBACK_TRUNK", "").strip()),
         )
+
+
+def _trunk(name: str) -> str:
+    if name and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+        raise ConfigError(
+            f"AIPBX_CALLBACK_TRUNK must be a PJSIP endpoint name (letters, digits, - and _), not {name!r}"
+        )
+    return name
+
+
+def _rtp_timeout(seconds: int) -> int:
+    """0 (off) or at least 5 s: a shorter watchdog would hang up on a network hiccup."""
+    if 0 < seconds < 5:
+        raise ConfigError(f"AIPBX_RTP_TIMEOUT_S must be 0 (off) or at least 5 seconds, not {seconds}")
+    return seconds
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -182,4 +234,7 @@ def _hitl_config(env: Mapping[str, str]) -> HitlConfig:
         decision_s=_number(env, "AIPBX_HITL_DECISION_S", 2.0, 0.1, 30.0),
         updates_s=updates,
         hold_s=hold,
+        voicemail=env.get("AIPBX_VOICEMAIL", "1") == "1",
+        voicemail_max_s=_number(env, "AIPBX_VOICEMAIL_MAX_S", 120.0, 5.0, 600.0),
+        voicemail_silence_s=_number(env, "AIPBX_VOICEMAIL_SILENCE_S", 4.0, 1.0, 30.0),
     )

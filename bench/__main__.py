@@ -17,17 +17,23 @@ def main(argv: list[str] | None = None) -> int:
         "turns",
         "barge_in",
         "quality",
+        "load",
         "knowledge",
         "extraction",
         "console",
         "transcripts",
+        "edge",
     ]
     parser.add_argument("which", nargs="*", default=benches, choices=benches)
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each concurrency step")
     parser.add_argument("--transcripts", type=int, default=500, help="calls for the extraction throughput benchmark")
+    parser.add_argument("--load-steps", default="10,20,30", help="callers asking at once (conversation load)")
+    parser.add_argument("--spacing", type=float, default=0.5, help="seconds between their questions")
+    parser.add_argument("--memory-calls", type=int, default=200, help="AI calls for the memory measurement")
     parser.add_argument("--live-steps", default="1,2,4,6,8", help="concurrent phone calls transcribed live, in order")
+    parser.add_argument("--edge-calls", type=int, default=50, help="calls per path for the edge set-up benchmark")
     args = parser.parse_args(argv)
 
     from bench.conversation import run_barge_in, run_turns
@@ -50,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench.quality import run_quality
 
         report["quality"] = run_quality()
+    if "load" in args.which:
+        from bench.load import run_load
+
+        steps = tuple(int(s) for s in args.load_steps.split(","))
+        report["load"] = run_load(steps, args.spacing, args.memory_calls)
     if "knowledge" in args.which:
         from bench.knowledge import run_search_bench
 
@@ -72,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.extraction import run_extraction_bench
 
         report["extraction"] = run_extraction_bench(args.transcripts)
+    if "edge" in args.which:
+        from bench.edge import run_edge
+
+        report["edge"] = run_edge(args.edge_calls)
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -22,22 +22,18 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.db import throwaway_database
+from contract import Envelope, encode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _fields(event_type: str, call_id: str, **data: Any) -> dict[str, str]:
-    return {
-        "event_id": uuid.uuid4().hex,
-        "type": event_type,
-        "call_id": call_id,
-        "ts": f"{time.time():.3f}",
-        "data": json.dumps(data, ensure_ascii=False),
-    }
+    return encode(Envelope(uuid.uuid4().hex, event_type, call_id, datetime.now(UTC), data))
 
 
 def synthetic_call(call_id: str) -> list[dict[str, str]]:

@@ -3,7 +3,8 @@
 turns     mouth-to-ear turn latency: the phone's last sound of its question -> the first sound of
           the AI's reply, from the phone's own send/receive timelines (kernel receive timestamps).
           The app's per-turn marks (STT final, retrieval, first token, first TTS audio, first RTP,
-          model time and pipeline overhead) come from the call's metadata.json.
+          model time and pipeline overhead) come from the call's metadata.json. 1004 knows the
+          answers (``KNOWLEDGE``) and no operator is asked: the AI's own answer path is measured.
 barge_in  the phone starts talking over the AI's greeting: time until the AI's audio stops at the
           phone.
 """
@@ -30,6 +31,23 @@ QUESTIONS = [
     "Where is room three?",
     "Who should I call about the invoice?",
 ]
+#: What 1004's owner knows: each question is answered (the answer path is measured, not "not sure").
+KNOWLEDGE = [
+    "Next Monday's team meeting is at 10 a.m. in room 3.",
+    "The office is open on Saturdays from 10 a.m. to 2 p.m.",
+    "Orders placed this week will be delivered next Thursday.",
+    "Room 3 is on the second floor, next to the lifts.",
+    "For questions about an invoice, call our accounts team at 555-0142.",
+]
+#: Operators would take unsure questions over; the benchmark measures the AI's own answers.
+APP_ENV = {"AIPBX_HITL": "0"}
+
+
+async def _seed(cfg) -> None:
+    from knowledge.retrieval import ChromaStore, Document, Retriever, UsemEmbedder
+
+    store = ChromaStore("127.0.0.1", cfg.chroma_port, prefix=f"kb{cfg.name}", token=cfg.chroma_token)
+    await Retriever(UsemEmbedder(), store).add("1004", [Document(f"k{i}", t) for i, t in enumerate(KNOWLEDGE)])
 
 
 async def _wait(predicate, seconds: float) -> None:
@@ -84,7 +102,8 @@ def _percentiles(values: list[float], scale: float = 1000.0) -> dict:
 def run_turns(count: int = 20) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bturn{os.getpid()}", Path(tmp))
-        with Instance(cfg):
+        with Instance(cfg, APP_ENV):
+            asyncio.run(_seed(cfg))
             latencies = asyncio.run(_turns(cfg, count))
             time.sleep(2.0)
         marks: dict[str, list[float]] = {}

@@ -3,8 +3,9 @@
 What is measured: one real ``celery -A webconsole worker --pool=solo`` process
 (one worker = one task at a time) runs ``extract_knowledge_task`` for
 ``transcripts`` recorded calls queued at once through Redis: the real task code
-(transcript parsing, owner check, :class:`RuleJudge`, 500/50 chunking, USE
-embeddings, duplicate merge under the owner's advisory lock, PostgreSQL writes).
+(the call's turns read from PostgreSQL, where the console's event consumer stored them; owner check,
+:class:`RuleJudge`, 500/50 chunking, USE embeddings, duplicate merge under the owner's advisory lock,
+PostgreSQL writes).
 The rate is taken from the runs' own timestamps in PostgreSQL (first run created
 to last run finished), after one warm-up call that loads the embedding model,
 so worker start-up is not counted.
@@ -57,7 +58,7 @@ _DAYS_KO = ("월요일", "화요일", "수요일", "목요일", "금요일")
 
 
 def synthetic_call(index: int, rng: random.Random) -> dict[str, Any]:
-    """One recorder ``metadata.json`` of an AI-handled call."""
+    """One AI-handled call: its CDR (``call``) and ``turns``, as in the recorder's ``metadata.json``."""
     values = {
         "day": rng.choice(_DAYS),
         "day_ko": rng.choice(_DAYS_KO),
@@ -77,6 +78,23 @@ def synthetic_call(index: int, rng: random.Random) -> dict[str, Any]:
     ]
     call = {"call_id": f"bench-{index}", "caller": "5551234", "callee": OWNERS[index % len(OWNERS)], "billsec": 25.0}
     return {"call": call, "turns": turns}
+
+
+def store_call(call: dict[str, Any]) -> None:
+    """Store ``call`` as the console's event consumer does: the events the ARI app publishes for it."""
+    from contract import CallAnswered, CallEnded, CallStarted, Envelope, Transcript, TurnPlayed, encode
+    from webconsole.calls.ingest import apply_event
+
+    cdr = {**call["call"], "start": "2026-11-25T01:00:00+00:00", "ai_handled": True}
+    events = [CallStarted(caller=cdr["caller"], callee=cdr["callee"], start=cdr["start"]), CallAnswered("ai", True)]
+    for turn in call["turns"]:
+        if turn["speaker"] == "ai":
+            events.append(TurnPlayed(t=turn["t"], speaker="ai", text=turn["text"]))
+        else:
+            events.append(Transcript(speaker=turn["speaker"], text=turn["text"], final=True, t=turn["t"]))
+    events.append(CallEnded(cdr=cdr, turns=len(call["turns"])))
+    for event in events:
+        apply_event(encode(Envelope.of(event, cdr["call_id"])))
 
 
 def run_extraction_bench(transcripts: int = 200, *, timeout_s: float = 600.0) -> dict[str, Any]:
@@ -111,11 +129,7 @@ def _run(bench_url: str, transcripts: int, timeout_s: float) -> dict[str, Any]:
         call_command("migrate", verbosity=0)
         rng = random.Random(4)
         for index in range(transcripts + 1):
-            folder = recordings / f"bench-{index}"
-            folder.mkdir()
-            (folder / "metadata.json").write_text(
-                json.dumps(synthetic_call(index, rng), ensure_ascii=False), encoding="utf-8"
-            )
+            store_call(synthetic_call(index, rng))
         queue = ",".join(worker_queues(app.conf.task_default_queue))  # extraction runs on the long queue
         node = f"bench-extraction-{uuid.uuid4().hex[:8]}@localhost"
         with (recordings / "worker.log").open("wb") as log:

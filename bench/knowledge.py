@@ -202,7 +202,8 @@ def run_search_bench(
             "dimension": embedder.dimension,
             "load_s": round(time.perf_counter() - started, 2),
         },
-        "store": "ChromaStore on a `chroma run` server process (HNSW, cosine), one collection per owner",
+        "store": "ChromaStore on the stack's Chroma server process (chromadb's Python server, token auth on; "
+        "HNSW, cosine), one collection per owner",
         "query_vectors": "real USE embeddings of ko/en questions",
         "target_p95_ms": TARGET_P95_MS,
     }
@@ -221,7 +222,7 @@ def run_search_bench(
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as scratch:
         server = ChromaServer(data_dir or Path(scratch) / "chroma").start()
         try:
-            chroma = ChromaStore(server.host, server.port, prefix="bench")
+            chroma = ChromaStore(server.host, server.port, prefix="bench", token=server.token)
             chroma.clear(OWNER)
             memory = MemoryStore()
             stores: list[VectorStore] = [chroma, memory] if compare_memory else [chroma]

@@ -57,6 +57,10 @@ def interval_stats(arrivals: list[np.ndarray]) -> dict:
     }
 
 
+# Echo mode; every call comes from one phone (1001), up to 150 at once: no AI call caps here.
+BENCH_APP_ENV = {"AIPBX_BENCH_ECHO": "1", "AIPBX_MAX_AI_CALLS": "0", "AIPBX_MAX_AI_CALLS_PER_CALLER": "0"}
+
+
 def lost_packets(sequences: np.ndarray) -> int:
     """Packets missing from one RTP stream, from its sequence numbers (handles wrap-around)."""
     if len(sequences) < 2:
@@ -123,7 +127,7 @@ def run_pacing(call_counts=(1, 50), seconds: float = 12.0) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bench{os.getpid()}", Path(tmp))
-        with Instance(cfg, {"AIPBX_BENCH_ECHO": "1"}) as instance:
+        with Instance(cfg, BENCH_APP_ENV) as instance:
             for count in call_counts:
                 results = asyncio.run(_calls(instance, count, seconds, None))
                 arrivals, _ = _settled(results, 1.0)
@@ -143,7 +147,7 @@ def run_concurrency(steps=(50, 100, 150), seconds: float = 20.0) -> dict:
     best = 0
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bench{os.getpid()}", Path(tmp))
-        with Instance(cfg, {"AIPBX_BENCH_ECHO": "1"}) as instance:
+        with Instance(cfg, BENCH_APP_ENV) as instance:
             app_pid, ast_pid = instance.app.proc.pid, _asterisk_pid(instance)
             for count in steps:
                 cpu0 = (_cpu_seconds(app_pid), _cpu_seconds(ast_pid) if ast_pid else 0.0)

@@ -6,12 +6,17 @@ providers, no operators), gives extension 1004 the evaluation clinic's knowledge
 from an independent SIP phone with synthesised speech, one question per call:
 
 * **answered**: held-out paraphrases the knowledge answers; right when the reply heard at the phone
-  (recognised by whisper base, not the app's model) contains most of the expected item's content words;
+  (recognised by whisper base, not the app's model) contains most of the expected item's content words.
+  When the AI checks first ("Just to check, are you asking: …?", ``ariapp.conversation.confirm``) the
+  caller says "Yes." if the topic it heard is the expected item's question or heading (most of its
+  content words), else "No.", and only the reply after that is judged; ``answered_directly`` counts
+  the answers without a check;
 * **honest**: held-out questions the knowledge does not answer (near misses); honest when the reply
-  says it is not sure and reads out no item;
+  says it is not sure and reads out no item (a check is always declined: no item answers);
 * **false cut-offs**: questions with a 0.8 s pause inside ("..., um [pause] ..."): the AI's voice
   heard before the caller finished;
-* **backchannel false stops**: "okay" / "mm-hm" said 0.6 s into an answer: the answer did not go on;
+* **backchannel false stops**: "okay" / "mm-hm" said ~1 s into a long answer (the parking passage):
+  the answer did not go on, or what followed was a new reply (the backchannel taken as a question);
 * **latency**: the caller's last sound -> the reply's first sound, at the phone.
 """
 
@@ -64,7 +69,7 @@ async def _seed(cfg, items: list[dict]) -> None:
     from knowledge.retrieval import ChromaStore, Retriever, UsemEmbedder
     from knowledge.retrieval.evaluate import index_items
 
-    store = ChromaStore("127.0.0.1", cfg.chroma_port, prefix=f"kb{cfg.name}")
+    store = ChromaStore("127.0.0.1", cfg.chroma_port, prefix=f"kb{cfg.name}", token=cfg.chroma_token)
     index_items(Retriever(UsemEmbedder(), store), "1004", items)
 
 
@@ -94,8 +99,12 @@ class _Caller:
         await self.phone.unregister()
         await self.phone.close()
 
-    async def ask(self, audio: np.ndarray, backchannel: np.ndarray | None = None) -> dict:
-        """One call: greeting, the question, the reply (with a backchannel 0.6 s into it)."""
+    async def ask(self, audio: np.ndarray, backchannel: np.ndarray | None = None, follow_up=None) -> dict:
+        """One call: greeting, the question, the reply (with a backchannel 0.6 s into it).
+
+        ``follow_up(reply_pcm)``: what the caller says after the reply (None: nothing); the reply to it
+        is ``after_follow_up``.
+        """
         call = await self.phone.call("1004", timeout=15)
         try:
             await _wait(lambda: speech_seconds(call.received_audio()) > 2.0, 20)
@@ -105,7 +114,7 @@ class _Caller:
             said_end = last_sound_at(call.sent_audio())
             during = speech_seconds(call.received_audio()[asked_at : asked_at + len(audio)])
             answered = await _wait(lambda: speech_seconds(call.received_audio()[asked_at + len(audio) :]) > 0.5, 25)
-            went_on = None
+            went_on, after = None, None
             if answered and backchannel is not None:
                 await asyncio.sleep(0.4)
                 await call.play_and_wait(backchannel)
@@ -114,11 +123,22 @@ class _Caller:
             await _wait(lambda: silent_tail(call.received_audio(), 3.0), 40)
             received = call.received_audio()
             first = first_sound_at(received, after=said_end) if answered else None
+            more = await follow_up(received[asked_at + len(audio) :]) if answered and follow_up else None
+            after_follow_up = None
+            if more is not None:
+                followed_at = len(call.received_audio())
+                await call.play_and_wait(more)
+                start = followed_at + len(more)
+                await _wait(lambda: speech_seconds(call.received_audio()[start:]) > 0.5, 25)
+                await _wait(lambda: silent_tail(call.received_audio(), 3.0), 40)
+                after_follow_up = call.received_audio()[start:]
             return {
                 "pcm": received[asked_at:],
                 "during_question_s": during,
                 "latency_s": None if first is None else first - said_end,
                 "went_on": went_on,
+                "after_backchannel": None if after is None else received[after:],
+                "after_follow_up": after_follow_up,
             }
         finally:
             await call.hangup()
@@ -130,23 +150,48 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
     from tests.integration.audio_checks import transcribe
 
     await _seed(cfg, list(items.values()))
-    right = honest = cutoffs = false_stops = 0
+    right = direct = honest = cutoffs = false_stops = 0
+    checks = {"offered": 0, "agreed": 0, "declined": 0}
     latencies: list[float] = []
     mistakes: list[str] = []
+
+    def caller_who_asked(wanted_ids: set[str]):
+        """A caller answering "did you mean …?": yes when the topic heard is what they asked about."""
+        topics = [_content(f"{items[i].get('question', '')} {items[i].get('heading', '')}") for i in wanted_ids]
+
+        async def follow_up(reply: np.ndarray) -> np.ndarray | None:
+            heard = await transcribe(reply, RATE, "base")
+            if not re.search(r"\bjust\W+(to|a)\W+check\b", heard):
+                return None
+            agree = any(t and len(t & _content(heard)) >= max(1, len(t) // 2) for t in topics)
+            checks["offered"] += 1
+            checks["agreed" if agree else "declined"] += 1
+            if topics and not agree:
+                mistakes.append(f"declined the check {heard!r} (asked about {sorted(wanted_ids)})")
+            return await speech("Yes." if agree else "No.")
+
+        return follow_up
+
+    def answer_of(result: dict) -> np.ndarray:
+        """What is judged: the reply, or after a check the reply to the caller's yes or no."""
+        return result["pcm"] if result["after_follow_up"] is None else result["after_follow_up"]
+
     async with _Caller(cfg) as caller:
         for row in answerable:
-            result = await caller.ask(await speech(row["q"]))
-            heard = await transcribe(result["pcm"], RATE, "base")
-            wanted = [_content(items[i]["text"]) for i in {row["expect"], *row.get("also", [])}]
+            wanted_ids = {row["expect"], *row.get("also", [])}
+            result = await caller.ask(await speech(row["q"]), follow_up=caller_who_asked(wanted_ids))
+            heard = await transcribe(answer_of(result), RATE, "base")
+            wanted = [_content(items[i]["text"]) for i in wanted_ids]
             ok = any(len(w & _content(heard)) >= max(1, len(w) // 2) for w in wanted)
             right += ok
+            direct += ok and result["after_follow_up"] is None
             if result["latency_s"] is not None:
                 latencies.append(result["latency_s"])
             if not ok:
                 mistakes.append(f"answerable {row['q']!r} -> {heard!r}")
         for row in unknown:
-            result = await caller.ask(await speech(row["q"]))
-            heard = await transcribe(result["pcm"], RATE, "base")
+            result = await caller.ask(await speech(row["q"]), follow_up=caller_who_asked(set()))
+            heard = await transcribe(answer_of(result), RATE, "base")
             said_an_item = any(len(_content(i["text"]) & _content(heard)) >= 4 for i in items.values())
             ok = "not sure" in heard and not said_an_item
             honest += ok
@@ -159,16 +204,22 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
             cutoffs += cut
             if cut:
                 mistakes.append(f"cut off {first!r} ... {rest!r}")
-        question = await speech("What time do you open on weekdays?")
+        # A question the gate answers with a long passage (parking: ~9 s), so there is a reply to go on
+        question = await speech("Is there parking?")
         for word in BACKCHANNELS:
             result = await caller.ask(question, backchannel=await speech(word))
-            stopped = result["went_on"] is False
+            after = result["after_backchannel"]
+            heard_after = "" if after is None else await transcribe(after, RATE, "base")
+            # stopped: the reply did not go on, or a new one began (taken as a question: "not sure")
+            stopped = result["went_on"] is False or "not sure" in heard_after or after is None
             false_stops += stopped
             if stopped:
-                mistakes.append(f"stopped by {word!r}")
+                mistakes.append(f"stopped by {word!r}: after it {heard_after!r}")
     return {
         "answered_right": f"{right}/{len(answerable)}",
         "answered_pct": round(100 * right / len(answerable), 1),
+        "answered_directly": f"{direct}/{len(answerable)}",
+        "checks": checks,
         "honest_on_unknowns": f"{honest}/{len(unknown)}",
         "honest_pct": round(100 * honest / len(unknown), 1),
         "false_cutoffs": f"{cutoffs}/{len(PAUSED)}",

@@ -25,6 +25,7 @@ import redis
 import yaml
 
 from ariapp.directory import load_directory
+from contract import stream_name
 from stack.config import StackConfig
 from stack.instance import Instance, scratch_config
 
@@ -102,7 +103,7 @@ def _final_latencies(cfg: StackConfig, since_ms: int) -> tuple[list[float], int]
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     answered: dict[str, float] = {}
     latencies: list[float] = []
-    for _, fields in client.xrange(f"aipbx:{cfg.name}:events", min=f"{since_ms}-0"):
+    for _, fields in client.xrange(stream_name(cfg.name), min=f"{since_ms}-0"):
         kind, call_id, ts = fields[b"type"].decode(), fields[b"call_id"].decode(), float(fields[b"ts"])
         data = json.loads(fields.get(b"data", b"{}"))
         if kind == "call.answered" and not data.get("ai"):

@@ -77,6 +77,7 @@ def get_retriever() -> Retriever:
         settings.AIPBX_CHROMA_HOST,
         settings.AIPBX_CHROMA_PORT,
         settings.AIPBX_KNOWLEDGE_PREFIX,
+        settings.AIPBX_CHROMA_TOKEN,
     )
     with _RETRIEVERS_LOCK:
         retriever = _RETRIEVERS.get(key)
@@ -87,7 +88,10 @@ def get_retriever() -> Retriever:
                 store = MemoryStore()
             elif kind == "chroma":
                 store = ChromaStore(
-                    settings.AIPBX_CHROMA_HOST, settings.AIPBX_CHROMA_PORT, prefix=settings.AIPBX_KNOWLEDGE_PREFIX
+                    settings.AIPBX_CHROMA_HOST,
+                    settings.AIPBX_CHROMA_PORT,
+                    prefix=settings.AIPBX_KNOWLEDGE_PREFIX,
+                    token=settings.AIPBX_CHROMA_TOKEN,
                 )
             else:
                 raise ValueError(f"AIPBX_KNOWLEDGE_STORE must be 'chroma' or 'memory', got {kind!r}")

@@ -343,6 +343,12 @@ _ABBREVIATION: Final = re.compile(r"(?:\b[ap]\.m|\b(?:mr|mrs|ms|dr|st|no|vs|etc|
 _KO_ENDINGS: Final = ("니다", "세요", "어요", "아요", "해요", "에요", "예요", "네요", "죠")
 _KO_END: Final = re.compile("(?:" + "|".join(f"(?<={end})" for end in _KO_ENDINGS) + r")\s+")
 _MIN_WORDS: Final = 3
+# Openings that carry no fact and come before one on a call, comma or not.
+_SPOKEN_PREAMBLE: Final = re.compile(
+    r"^\s*(?:good question|great question|let me (?:see|check)|you know|well|so|okay|ok|oh|yes|yeah|sure|right|"
+    r"actually|좋은 질문이에요|좋은 질문입니다|음|아|네|그게)\b[,.!]?\s+",
+    re.IGNORECASE,
+)
 # A question asks for a fact, it does not state one.
 _QUESTION: Final = re.compile(
     r"[?？]\s*$|^(?:when|where|what|who|why|how|which|is|are)\b|"
@@ -398,7 +404,11 @@ class RuleJudge:
         nine" -> "We open at nine"): on a call, facts often come after one."""
         head, comma, rest = sentence.partition(",")
         if not comma or len(head.split()) > 4 or not rest.strip() or self.score(head + ".")[1]:
-            return sentence
+            # the recogniser does not always write the comma: "Good question from next week we open ..."
+            spoken = _SPOKEN_PREAMBLE.match(sentence)
+            if spoken is None or len(sentence[spoken.end() :].split()) < _MIN_WORDS:
+                return sentence
+            rest = sentence[spoken.end() :]
         rest = rest.strip()
         return rest[0].upper() + rest[1:]
 

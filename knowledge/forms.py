@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from knowledge.importing import MAX_FILE_BYTES, SUPPORTED_SUFFIXES
 from knowledge.models import Category, KnowledgeItem, Source, Status
@@ -32,22 +33,28 @@ def _owner_choices(owners: list[str], blank: str | None) -> list[tuple[str, str]
 class ItemFilterForm(forms.Form):
     """The list's filters (GET); every field is optional."""
 
-    q = forms.CharField(required=False, max_length=200, label="Text")
-    owner = forms.ChoiceField(required=False)
-    category = forms.ChoiceField(required=False, choices=[("", "All"), *Category.choices])
-    status = forms.ChoiceField(required=False, choices=[("", "All"), *Status.choices])
-    source = forms.ChoiceField(required=False, choices=[("", "All"), *Source.choices])
+    q = forms.CharField(required=False, max_length=200, label=gettext_lazy("Text"))
+    owner = forms.ChoiceField(required=False, label=gettext_lazy("Owner"))
+    category = forms.ChoiceField(
+        required=False, label=gettext_lazy("Category"), choices=[("", gettext_lazy("All")), *Category.choices]
+    )
+    status = forms.ChoiceField(
+        required=False, label=gettext_lazy("Status"), choices=[("", gettext_lazy("All")), *Status.choices]
+    )
+    source = forms.ChoiceField(
+        required=False, label=gettext_lazy("Source"), choices=[("", gettext_lazy("All")), *Source.choices]
+    )
 
     def __init__(self, *args: Any, owners: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].choices = _owner_choices(owners, "All")
+        self.fields["owner"].choices = _owner_choices(owners, gettext("All"))
 
 
 class AskForm(forms.Form):
     """A question as a caller would ask it, run through one owner's retriever."""
 
-    ask = forms.CharField(max_length=500, label="Ask as a caller would")
-    ask_owner = forms.ChoiceField(label="Owner")
+    ask = forms.CharField(max_length=500, label=gettext_lazy("Ask as a caller would"))
+    ask_owner = forms.ChoiceField(label=gettext_lazy("Owner"))
 
     def __init__(self, *args: Any, owners: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,18 +64,23 @@ class AskForm(forms.Form):
 class ItemForm(forms.Form):
     """Add (with ``owners``) or edit (``owners=None``: an item never changes owner) an item."""
 
-    owner = forms.ChoiceField()
+    owner = forms.ChoiceField(label=gettext_lazy("Owner"))
     question = forms.CharField(
         required=False,
         max_length=1000,
-        label="Question it answers",
-        help_text="Optional: how a caller might ask (searched, never spoken).",
+        label=gettext_lazy("Question it answers"),
+        help_text=gettext_lazy("Optional: how a caller might ask (searched, never spoken)."),
     )
     text = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 5}), max_length=20_000, help_text="What the assistant may tell callers."
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=20_000,
+        label=gettext_lazy("Text"),
+        help_text=gettext_lazy("What the assistant may tell callers."),
     )
-    category = forms.ChoiceField(choices=Category.choices, initial=Category.INFO)
-    keywords = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
+    category = forms.ChoiceField(label=gettext_lazy("Category"), choices=Category.choices, initial=Category.INFO)
+    keywords = forms.CharField(
+        required=False, max_length=1000, label=gettext_lazy("Keywords"), help_text=gettext_lazy("Comma-separated.")
+    )
 
     def __init__(self, *args: Any, owners: list[str] | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,7 +102,7 @@ class ItemForm(forms.Form):
     def clean_text(self) -> str:
         text = self.cleaned_data["text"].strip()
         if not text:
-            raise forms.ValidationError("Enter the text the assistant may tell callers.")
+            raise forms.ValidationError(gettext("Enter the text the assistant may tell callers."))
         return text
 
     def clean_question(self) -> str:
@@ -121,9 +133,12 @@ class MultipleFileField(forms.FileField):
 class ImportForm(forms.Form):
     """Files to import for one owner; their content is checked by the import job itself."""
 
-    owner = forms.ChoiceField()
+    owner = forms.ChoiceField(label=gettext_lazy("Owner"))
     files = MultipleFileField(
-        help_text="Plain text or Markdown (one item per paragraph), or CSV with 'question' and 'answer' columns."
+        label=gettext_lazy("Files"),
+        help_text=gettext_lazy(
+            "Plain text or Markdown (one item per paragraph), or CSV with 'question' and 'answer' columns."
+        ),
     )
 
     def __init__(self, *args: Any, owners: list[str], **kwargs: Any) -> None:
@@ -133,17 +148,28 @@ class ImportForm(forms.Form):
     def clean_files(self) -> list[UploadedFile]:
         files = self.cleaned_data["files"]
         if len(files) > MAX_UPLOAD_FILES:
-            raise forms.ValidationError(f"At most {MAX_UPLOAD_FILES} files per upload.")
+            raise forms.ValidationError(gettext("At most %(n)d files per upload.") % {"n": MAX_UPLOAD_FILES})
         errors = []
         for upload in files:
             suffix = Path(upload.name or "").suffix.lower()
             if suffix not in SUPPORTED_SUFFIXES:
                 errors.append(
-                    f"{upload.name}: unsupported file type {suffix or '(none)'}; "
-                    f"use one of {', '.join(SUPPORTED_SUFFIXES)}."
+                    gettext("%(name)s: unsupported file type %(suffix)s; use one of %(supported)s.")
+                    % {
+                        "name": upload.name,
+                        "suffix": suffix or gettext("(none)"),
+                        "supported": ", ".join(SUPPORTED_SUFFIXES),
+                    }
                 )
             elif upload.size is not None and upload.size > MAX_FILE_BYTES:
-                errors.append(f"{upload.name}: {upload.size} bytes is over the {MAX_FILE_BYTES}-byte limit.")
+                errors.append(
+                    ngettext(
+                        "%(name)s: %(size)d byte is over the %(limit)d-byte limit.",
+                        "%(name)s: %(size)d bytes is over the %(limit)d-byte limit.",
+                        upload.size,
+                    )
+                    % {"name": upload.name, "size": upload.size, "limit": MAX_FILE_BYTES}
+                )
         if errors:
             raise forms.ValidationError(errors)
         return files
@@ -152,8 +178,11 @@ class ImportForm(forms.Form):
 class LearningPolicyForm(forms.Form):
     """How an owner's AI learns from the owner's calls."""
 
-    learning = forms.BooleanField(required=False, label="Learn from my calls")
-    auto_publish = forms.BooleanField(required=False, label="Publish sure facts at once")
+    learning = forms.BooleanField(required=False, label=gettext_lazy("Learn from my calls"))
+    auto_publish = forms.BooleanField(required=False, label=gettext_lazy("Publish sure facts at once"))
     publish_threshold = forms.FloatField(
-        min_value=0.0, max_value=1.0, label="Sure from confidence", widget=forms.NumberInput(attrs={"step": "0.05"})
+        min_value=0.0,
+        max_value=1.0,
+        label=gettext_lazy("Sure from confidence"),
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
     )

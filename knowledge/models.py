@@ -11,26 +11,27 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 
 class Category(models.TextChoices):
-    APPOINTMENT = "appointment", "Appointment"
-    INFO = "info", "Information"
-    INSTRUCTION = "instruction", "Instruction"
-    OTHER = "other", "Other"
+    APPOINTMENT = "appointment", gettext_lazy("Appointment")
+    INFO = "info", gettext_lazy("Information")
+    INSTRUCTION = "instruction", gettext_lazy("Instruction")
+    OTHER = "other", gettext_lazy("Other")
 
 
 class Source(models.TextChoices):
-    CALL = "call", "Call"
-    MANUAL = "manual", "Manual"
-    IMPORT = "import", "Import"
-    HITL = "hitl", "Human in the loop"
+    CALL = "call", gettext_lazy("Call")
+    MANUAL = "manual", gettext_lazy("Manual")
+    IMPORT = "import", gettext_lazy("Import")
+    HITL = "hitl", gettext_lazy("Human in the loop")
 
 
 class Status(models.TextChoices):
-    PENDING = "pending", "Pending review"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
+    PENDING = "pending", gettext_lazy("Pending review")
+    APPROVED = "approved", gettext_lazy("Approved")
+    REJECTED = "rejected", gettext_lazy("Rejected")
 
 
 class KnowledgeItem(models.Model):
@@ -122,11 +123,11 @@ class ExtractionRun(models.Model):
     """One knowledge extraction per call: ``call_id`` is the idempotency key."""
 
     class RunStatus(models.TextChoices):
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        SKIPPED = "skipped", "Nothing useful"
-        FAILED = "failed", "Failed"
-        EXCLUDED = "excluded", "Excluded from learning"
+        RUNNING = "running", gettext_lazy("Running")
+        DONE = "done", gettext_lazy("Done")
+        SKIPPED = "skipped", gettext_lazy("Nothing useful")
+        FAILED = "failed", gettext_lazy("Failed")
+        EXCLUDED = "excluded", gettext_lazy("Excluded from learning")
 
     call_id = models.CharField(max_length=128, unique=True)
     owner = models.CharField(max_length=16, blank=True, default="")
@@ -147,9 +148,9 @@ class ImportJob(models.Model):
     """Progress of one ``import_knowledge`` file, for the console."""
 
     class JobStatus(models.TextChoices):
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", gettext_lazy("Running")
+        DONE = "done", gettext_lazy("Done")
+        FAILED = "failed", gettext_lazy("Failed")
 
     owner = models.CharField(max_length=16)
     filename = models.CharField(max_length=512)

@@ -8,7 +8,15 @@ item writes and the final status are one transaction), so the redelivered task
 (``acks_late``) simply runs again; ``do_add_item``'s duplicate merge is a
 second line of defence.
 
-Input validation failures (missing, empty, huge or binary transcript, unknown
+The transcript is the one the console stored in PostgreSQL
+(:mod:`knowledge.transcripts`), not the ARI app's ``metadata.json``. The ARI app queues this
+task at hang-up, a moment before the console has applied the call's end: until it has, the task
+waits (:class:`~knowledge.transcripts.CallNotFinished`, retried after
+:func:`~knowledge.transcripts.wait_delay`), and
+after ``CALL_WAIT_ATTEMPTS`` waits, about ten minutes, the run is recorded ``failed`` with the
+reason (is the event consumer running?); ``retry_extractions`` runs it again.
+
+Input validation failures (empty, huge or incomplete transcript, unknown
 owner) and a malformed judge answer end the run as ``failed`` with a reason and
 write nothing else. Only transient errors (database connection, Redis, vector
 store/embedder timeouts, a language model that timed out or answered 429/5xx)
@@ -25,7 +33,6 @@ The judge is the configured generative model when there is one
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
@@ -39,7 +46,6 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from ariapp import sealing
 from ariapp.privacy import mask_pii
 from knowledge.actions import do_add_item, do_record_usage
 from knowledge.extraction import (
@@ -55,7 +61,8 @@ from knowledge.extraction import (
 )
 from knowledge.models import ExtractionRun, LearningPolicy, Source
 from knowledge.retrieval import BackendTimeout, BackendUnavailable
-from webconsole.webhooks.actions import emit_knowledge_extracted
+from knowledge.signals import knowledge_extracted
+from knowledge.transcripts import CALL_WAIT_ATTEMPTS, CallNotFinished, finished_call, wait_delay
 
 __all__ = [
     "MAX_TRANSCRIPT_BYTES",
@@ -71,7 +78,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: A call's metadata.json larger than this is refused (a transcript of hours is a bug).
+#: A call whose turns hold more text than this (UTF-8) is refused (a transcript of hours is a bug).
 MAX_TRANSCRIPT_BYTES: Final = 200 * 1024
 _CALL_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FINAL: Final = frozenset(
@@ -142,45 +149,28 @@ def retry_delay(retries: int, base_s: float, max_s: float = RETRY_BACKOFF_MAX_S)
 
 
 def load_turns(call_id: str) -> tuple[str, list[Turn]]:
-    """Read ``<recordings>/<call_id>/metadata.json``; return ``(owner extension, turns)``.
+    """The finished call's owner extension and turns, as the console stored them (PostgreSQL).
 
     Raises:
-        ExtractionError: Bad call id; file missing, huge, binary or not the expected JSON;
-            no spoken text; callee not in the extension directory.
+        CallNotFinished: the console has not stored the call's end yet (the task waits for it).
+        ExtractionError: Bad call id; transcript incomplete, huge or with no spoken text;
+            callee not in the extension directory.
     """
     if not _CALL_ID.match(call_id) or ".." in call_id:
         raise ExtractionError(f"invalid call id {call_id!r}")
-    folder = Path(settings.AIPBX_RECORDINGS_DIR) / call_id
-    if not sealing.exists(folder, "metadata.json"):
-        raise ExtractionError(f"transcript missing: {folder / 'metadata.json'} does not exist")
-    try:
-        size = sealing.size(folder, "metadata.json")
-        if size > MAX_TRANSCRIPT_BYTES:
-            raise ExtractionError(f"transcript too large: {size} bytes (limit {MAX_TRANSCRIPT_BYTES})")
-        raw = sealing.read_bytes(folder, "metadata.json", settings.AIPBX_RECORDINGS_KEYRING)
-    except sealing.SealError as exc:
-        raise ExtractionError(f"transcript cannot be decrypted: {exc}") from exc
-    if b"\x00" in raw:
-        raise ExtractionError("transcript is binary, not JSON text")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ExtractionError("transcript is binary (not UTF-8 text)") from exc
-    except json.JSONDecodeError as exc:
-        raise ExtractionError(f"transcript is not valid JSON: {exc.msg} at char {exc.pos}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("call"), dict):
-        raise ExtractionError("transcript has no 'call' object")
-    turns = _turns(data.get("turns"), data["call"].get("billsec"))
+    transcript = finished_call(call_id)
+    size = sum(len(str(turn.get("text") or "").encode("utf-8")) for turn in transcript.turns)
+    if size > MAX_TRANSCRIPT_BYTES:
+        raise ExtractionError(f"transcript too large: {size} bytes of text (limit {MAX_TRANSCRIPT_BYTES})")
+    turns = _turns(list(transcript.turns), transcript.billsec)
     if not any(turn.text.strip() for turn in turns):
         raise ExtractionError("transcript is empty: no spoken text")
-    owner = str(data["call"].get("callee") or "").strip()
+    owner = transcript.owner.strip()
     _check_owner(owner)
     return owner, turns
 
 
-def _turns(raw: object, billsec: object) -> list[Turn]:
-    if not isinstance(raw, list):
-        raise ExtractionError("transcript has no 'turns' list")
+def _turns(raw: list[Any], billsec: object) -> list[Turn]:
     parsed: list[tuple[str, str, float, float | None]] = []
     for index, turn in enumerate(raw):
         if not isinstance(turn, dict) or not isinstance(turn.get("text", ""), str):
@@ -284,7 +274,8 @@ def run_extraction(call_id: str, judge: Judge | None = None) -> dict[str, Any]:
                 status=policy.status_for(confidence),
             )
             created += sum(1 for r in results if r.created)
-        emit_knowledge_extracted(call_id, owner, created)  # webhooks outbox, same transaction
+        # the console's webhooks write their outbox here: in this transaction, with the facts
+        knowledge_extracted.send(sender=ExtractionRun, call_id=call_id, owner=owner, items_created=created)
         return _finish(run, ExtractionRun.RunStatus.DONE, reason=verdict.get("reason", ""), created=created)
 
 
@@ -325,14 +316,24 @@ def give_up(call_id: str, exc: BaseException, attempts: int) -> dict[str, Any]:
 # max_retries=None: the task counts its retries itself, so that running out records the failure.
 # A judge (LLM) call per transcript and a few embeddings: seconds, minutes with a slow provider.
 @shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=600, time_limit=660)
-def extract_knowledge_task(self: Any, call_id: str) -> dict[str, Any]:
-    """Extract knowledge from the finished call ``call_id`` (see :func:`run_extraction`)."""
+def extract_knowledge_task(self: Any, call_id: str, waits: int = 0) -> dict[str, Any]:
+    """Extract knowledge from the finished call ``call_id`` (see :func:`run_extraction`).
+
+    ``waits``: how many times this delivery already waited for the console to store the call's end
+    (counted apart from the transient errors' retries, which have their own budget).
+    """
     try:
         return run_extraction(call_id)
     except SoftTimeLimitExceeded as exc:  # recorded as failed: `manage.py retry_extractions` runs it again
         return give_up(call_id, exc, self.request.retries + 1)
+    except CallNotFinished as exc:
+        if waits >= CALL_WAIT_ATTEMPTS:
+            return give_up(call_id, exc, waits + 1)
+        delay = wait_delay(waits)
+        logger.info("knowledge extraction of %s waits %.0f s: %s", call_id, delay, exc)
+        raise self.retry(exc=exc, countdown=delay, kwargs={"waits": waits + 1}) from exc
     except TRANSIENT_ERRORS as exc:
-        retries = self.request.retries
+        retries = self.request.retries - waits
         if retries >= settings.AIPBX_KNOWLEDGE_MAX_RETRIES:
             return give_up(call_id, exc, retries + 1)
         delay = retry_delay(retries, settings.AIPBX_KNOWLEDGE_RETRY_BACKOFF_S)

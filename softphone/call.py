@@ -197,6 +197,10 @@ class Call:
         """Queue a sine tone; ``await call.play_done()`` to wait for it."""
         self.media.play(tone(freq, seconds, amplitude_dbfs), RATE)
 
+    def stop_sending_media(self) -> None:
+        """Send no more RTP, as a phone whose network died would (signalling and receiving go on)."""
+        self.media.stop_sending()
+
     def stop_playback(self) -> None:
         """Drop queued audio (what is already sent is gone)."""
         self.media.stop_playback()
@@ -204,6 +208,14 @@ class Call:
     @property
     def playing(self) -> bool:
         return self.media.playing
+
+    def stop_sending(self) -> None:
+        """Send no more RTP while the dialog stays up, as a phone that crashed or lost its network
+        (:meth:`resume_sending` undoes it)."""
+        self.media.sending = False
+
+    def resume_sending(self) -> None:
+        self.media.sending = True
 
     def set_echo(self, delay_ms: float | None = 100, gain_db: float = -12.0) -> None:
         """Mix a delayed, attenuated copy of received audio into what we send (None: off)."""

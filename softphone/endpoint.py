@@ -1,7 +1,11 @@
 """The SIP socket of one phone: transport, transaction matching and message dispatch.
 
-This is the only module that owns the SIP UDP socket. Incoming datagrams are parsed
-(malformed ones are counted and dropped), then:
+This is the only module that owns the SIP socket: a UDP socket, or (``transport="tls"``) one TLS
+connection to the server, which carries every request and response both ways, as a phone outside
+the office uses it (the server reaches the phone back over the connection the phone opened). Over
+TLS, messages are cut from the stream by ``Content-Length`` (:mod:`softphone.framing`) and nothing is
+retransmitted (RFC 3261 17.1.1.2: a reliable transport). Incoming messages are parsed (malformed
+ones are counted and dropped), then:
 
 * responses go to the matching client transaction; a retransmitted 2xx to an INVITE
   (whose transaction is already gone) goes to the dialog, which re-sends its ACK;
@@ -17,18 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from softphone._tasks import TaskSet
 from softphone.auth import DigestSession, pick_challenge
-from softphone.errors import SipParseError
+from softphone.errors import SipParseError, SoftphoneError
+from softphone.framing import StreamFramer
 from softphone.message import SipMessage, make_response, new_branch, parse_message
 from softphone.transaction import ClientTransaction, ServerTransaction, TransactionTable
 
 log = logging.getLogger("softphone")
 Address = tuple[str, int]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE"
+TRANSPORTS = ("udp", "tls")
 
 
 class DialogUser(Protocol):
@@ -63,8 +70,14 @@ class SipEndpoint:
         domain: str | None = None,
         display_name: str = "",
         user_agent: str = "aipbx-softphone/0.1",
+        transport: str = "udp",
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         self.ext = ext
+        self.transport = transport
+        self.tls_context = tls_context
         self.server = server
         self.local_ip = local_ip
         self.port = port
@@ -80,6 +93,14 @@ class SipEndpoint:
         self.out_of_dialog: Callable[[SipMessage, ServerTransaction], None] | None = None
         self.malformed = 0
         self._transport: asyncio.DatagramTransport | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._closing = False
+        self.connection_lost = asyncio.Event()  # TLS: the server closed the connection (or it broke)
+
+    @property
+    def reliable(self) -> bool:
+        """A stream transport: requests and responses are not retransmitted."""
+        return self.transport == "tls"
 
     # --- identity ----------------------------------------------------------------------
     @property
@@ -88,13 +109,22 @@ class SipEndpoint:
 
     @property
     def contact(self) -> str:
-        return f"<sip:{self.ext}@{self.local_ip}:{self.port}>"
+        suffix = ";transport=tls" if self.transport == "tls" else ""
+        return f"<sip:{self.ext}@{self.local_ip}:{self.port}{suffix}>"
 
     def via(self) -> str:
-        return f"SIP/2.0/UDP {self.local_ip}:{self.port};branch={new_branch()};rport"
+        return f"SIP/2.0/{self.transport.upper()} {self.local_ip}:{self.port};branch={new_branch()};rport"
 
     # --- socket ------------------------------------------------------------------------
     async def open(self) -> None:
+        """Bind the UDP socket, or connect to the server over TLS.
+
+        Raises:
+            SoftphoneError: the TLS connection failed (refused, or the certificate did not verify).
+        """
+        if self.transport == "tls":
+            await self._connect_tls()
+            return
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Protocol(self), local_addr=(self.local_ip, self.port)
@@ -102,19 +132,66 @@ class SipEndpoint:
         self._transport = transport
         self.port = transport.get_extra_info("sockname")[1]
 
+    async def _connect_tls(self) -> None:
+        context = self.tls_context or ssl.create_default_context()
+        host, port = self.server
+        try:
+            reader, writer = await asyncio.open_connection(
+                host,
+                port,
+                ssl=context,
+                server_hostname=self.domain if context.check_hostname else None,
+                local_addr=(self.local_ip, self.port),
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise SoftphoneError(f"TLS connection to {host}:{port} failed: {exc}") from exc
+        self._writer = writer
+        self.port = writer.get_extra_info("sockname")[1]
+        self.tasks.spawn(self._read_stream(reader), "tls-reader")
+
+    async def _read_stream(self, reader: asyncio.StreamReader) -> None:
+        framer = StreamFramer()
+        try:
+            while chunk := await reader.read(65536):
+                for message in framer.feed(chunk):
+                    self._on_datagram(message, self.server)
+        except SipParseError as exc:
+            self.malformed += 1
+            log.warning("closing the TLS connection: unframeable SIP stream (%s)", exc)
+        except (OSError, ssl.SSLError) as exc:
+            if not self._closing:
+                log.warning("TLS connection to %s:%s broke: %s", *self.server, exc)
+        else:
+            if not self._closing:
+                log.warning("the server closed the TLS connection")
+        self.connection_lost.set()
+
     async def close(self) -> None:
+        self._closing = True
         await self.tasks.aclose()
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+            except (OSError, ssl.SSLError, TimeoutError):
+                pass  # closing anyway; a TLS close_notify the peer never answered is not an error here
+            self._writer = None
         self.transactions.clear()
 
     @property
     def is_open(self) -> bool:
-        return self._transport is not None
+        return self._transport is not None or self._writer is not None
 
     def send(self, data: bytes, addr: Address) -> None:
-        if self._transport is not None:
+        """Send one message: to ``addr`` over UDP; over TLS on the one connection (``addr`` unused)."""
+        if self._writer is not None:
+            log.debug("SIP out over TLS:\n%s", data.decode(errors="replace"))
+            if not self._writer.is_closing():
+                self._writer.write(data)
+        elif self._transport is not None:
             log.debug("SIP out to %s:\n%s", addr, data.decode(errors="replace"))
             self._transport.sendto(data, addr)
 
@@ -137,7 +214,7 @@ class SipEndpoint:
     def start_transaction(self, request: SipMessage, dest: Address) -> ClientTransaction:
         if request.get("User-Agent") is None:
             request.add("User-Agent", self.user_agent)
-        txn = ClientTransaction(request, dest, self.send)
+        txn = ClientTransaction(request, dest, self.send, reliable=self.reliable)
         self.transactions.add_client(txn)
         return txn
 
@@ -205,7 +282,7 @@ class SipEndpoint:
         if existing is not None:
             existing.retransmission()
             return
-        txn = ServerTransaction(req, source, self.send)
+        txn = ServerTransaction(req, source, self.send, reliable=self.reliable)
         self.transactions.add_server(txn)
         if req.method == "CANCEL":
             self._on_cancel(req, txn)

@@ -65,6 +65,7 @@ class RtpStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks = TaskSet("rtp")
         self._sender: asyncio.Task[None] | None = None
+        self.sending = True  # False: a phone gone mute on the network (crashed, NAT closed): nothing leaves
         self._playout = PlayoutQueue()
         self._echo: EchoLine | None = None
         self._dtmf: deque[tuple[str, bool, int]] = deque()
@@ -123,6 +124,11 @@ class RtpStream:
         """Start the paced sender (idempotent)."""
         if self._sender is None and self._sock is not None:
             self._sender = self._tasks.spawn(self._send_loop(), "sender")
+
+    def stop_sending(self) -> None:
+        """Stop the sender only (a test's dead phone); receiving goes on."""
+        if self._sender is not None:
+            self._sender.cancel()
 
     def stop(self) -> None:
         """Stop sending and receiving now (the sender task finishes on its own)."""
@@ -220,7 +226,7 @@ class RtpStream:
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
     def _send_frame(self, marker: bool) -> None:
-        if self._sock is None or self.remote is None:
+        if self._sock is None or self.remote is None or not self.sending:
             self._ts = (self._ts + FRAME) & 0xFFFFFFFF  # keep the media clock running on hold
             return
         echo = self._echo.pull(FRAME) if self._echo is not None else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 
 from softphone.call import Call
 from softphone.endpoint import ALLOW, SipEndpoint
@@ -50,6 +51,10 @@ class Phone:
         codecs: offer order, subset of ``("PCMU", "PCMA")``.
         auto_ring: send 180 Ringing as soon as an INVITE arrives.
         rtp_ports: range for per-call RTP sockets (even ports).
+        transport: ``"udp"``, or ``"tls"``: one TLS connection to ``server`` carries all SIP
+            (media stays plain RTP).
+        tls_context: how to verify the server over TLS (default: the system's CAs and the
+            server's name, ``domain`` or the server host).
     """
 
     def __init__(
@@ -66,6 +71,8 @@ class Phone:
         auto_ring: bool = True,
         rtp_ports: tuple[int, int] = (40000, 49999),
         user_agent: str = "aipbx-softphone/0.1",
+        transport: str = "udp",
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.ext = ext
         self.server = server
@@ -73,7 +80,9 @@ class Phone:
         self.codecs = [c.upper() for c in codecs]
         self.auto_ring = auto_ring
         self.rtp_ports = rtp_ports
-        self._ep = SipEndpoint(ext, password, server, self.local_ip, sip_port, domain, display_name, user_agent)
+        self._ep = SipEndpoint(
+            ext, password, server, self.local_ip, sip_port, domain, display_name, user_agent, transport, tls_context
+        )
         self._ep.out_of_dialog = self._out_of_dialog
         self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
         self._pending: list[IncomingCall] = []
@@ -94,7 +103,11 @@ class Phone:
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        """Bind the SIP socket."""
+        """Bind the SIP socket (over TLS: connect to the server).
+
+        Raises:
+            SoftphoneError: the TLS connection failed.
+        """
         await self._ep.open()
         self._reg_call_id = new_call_id(self.local_ip)
 
@@ -102,6 +115,16 @@ class Phone:
     def port(self) -> int:
         """Local SIP port (known after :meth:`start`)."""
         return self._ep.port
+
+    @property
+    def transport(self) -> str:
+        """``"udp"`` or ``"tls"``."""
+        return self._ep.transport
+
+    @property
+    def connection_lost(self) -> asyncio.Event:
+        """Set when the server closed the TLS connection (never over UDP)."""
+        return self._ep.connection_lost
 
     @property
     def uri(self) -> str:
@@ -228,8 +251,8 @@ class Phone:
     async def call(
         self,
         target: str | Address,
-        timeout: float = 30.0,
-        *,  # noqa: ASYNC109
+        timeout: float = 30.0,  # noqa: ASYNC109
+        *,
         headers: list[tuple[str, str]] | None = None,
     ) -> OutgoingCall:
         """Dial and wait for the answer (200 received, ACK sent).

@@ -14,6 +14,8 @@ Theory of operation:
 * Finished transactions linger (Timers D/K/I/J) in :class:`TransactionTable` to absorb
   retransmissions, and are purged lazily.
 
+Over a reliable transport (TLS) nothing is retransmitted: the timers that bound the waits stay.
+
 No task is created here without an owner: long-running retransmission loops are coroutines
 that the caller runs inside its own task set.
 """
@@ -38,9 +40,12 @@ SendFn = Callable[[bytes, Address], None]
 class ClientTransaction:
     """One outgoing request and its responses."""
 
-    def __init__(self, request: SipMessage, dest: Address, send: SendFn, *, t1: float = T1) -> None:
+    def __init__(
+        self, request: SipMessage, dest: Address, send: SendFn, *, t1: float = T1, reliable: bool = False
+    ) -> None:
         self.request = request
         self.dest = dest
+        self.reliable = reliable
         self._send = send
         self._t1 = t1
         self.method = request.method or ""
@@ -105,12 +110,12 @@ class ClientTransaction:
             # an INVITE that got a provisional response waits for the final one without limit
             # (the caller decides when to CANCEL); everything else is bounded by Timer B/F.
             waiting_forever = self.method == "INVITE" and self.provisional is not None
-            limits = [] if waiting_forever else [deadline, next_send]
+            limits = [] if waiting_forever else [deadline] if self.reliable else [deadline, next_send]
             if self.give_up_at is not None:
                 limits.append(self.give_up_at)
             if (self.give_up_at is not None and now >= self.give_up_at) or (not waiting_forever and now >= deadline):
                 raise TransactionTimeout(f"{self.method} to {self.dest}: no final response")
-            if not waiting_forever and now >= next_send:
+            if not self.reliable and not waiting_forever and now >= next_send:
                 self._send(self._data, self.dest)
                 if self.provisional is not None:
                     interval = T2  # non-INVITE in Proceeding: retransmit every T2
@@ -155,8 +160,11 @@ def reply_address(request: SipMessage, source: Address) -> Address:
 class ServerTransaction:
     """One incoming request and the responses we sent to it."""
 
-    def __init__(self, request: SipMessage, source: Address, send: SendFn, *, t1: float = T1) -> None:
+    def __init__(
+        self, request: SipMessage, source: Address, send: SendFn, *, t1: float = T1, reliable: bool = False
+    ) -> None:
         self.request = request
+        self.reliable = reliable
         self.method = request.method or ""
         self.key = (request.top_via.branch or "", self.method)
         self.reply_to = reply_address(request, source)
@@ -209,7 +217,8 @@ class ServerTransaction:
             try:
                 await asyncio.wait_for(self._settled.wait(), min(interval, remaining))
             except TimeoutError:
-                self.retransmission()
+                if not self.reliable:
+                    self.retransmission()
                 interval = min(interval * 2, T2)
         return self.acked.is_set()
 

@@ -22,8 +22,9 @@ import urllib.request
 from base64 import b64encode
 from pathlib import Path
 
-from ariapp.directory import notice_sound
+from ariapp.directory import Extension, notice_sound
 from stack.config import REPO, StackConfig
+from stack.procs import pid_in
 
 TEMPLATES = REPO / "asterisk" / "templates"
 INSTALL_SCRIPT = REPO / "asterisk" / "scripts" / "install-chroot.sh"
@@ -67,9 +68,53 @@ def _codecs(cfg: StackConfig) -> str:
     return "ulaw,alaw,opus" if opus.exists() else "ulaw,alaw"
 
 
+def _endpoint_security(ext: Extension) -> str:
+    """The per-extension ACL and media encryption options of its endpoint."""
+    lines = []
+    if ext.permit:
+        # Asterisk applies the rules in order and the last match wins: refuse every address, then
+        # allow the listed networks. A refused request is answered 403 and logged (FailedACL).
+        lines += ["deny = 0.0.0.0/0.0.0.0", "deny = ::/0", *(f"permit = {network}" for network in ext.permit)]
+    if ext.srtp:
+        # SDES: the keys are in the SDP, so only TLS signalling keeps them secret; no plain-RTP fallback.
+        lines += ["media_encryption = sdes", "media_encryption_optimistic = no"]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _edge_endpoint(cfg: StackConfig) -> str:
+    """Behind a Kamailio edge the node has no phone endpoints: one endpoint, the edge, identified by its
+    address (the edge authenticated the phone; the caller id is the From it checked), and the AOR the
+    dialplan rings extensions through (``PJSIP/1002@edge``)."""
+    assert cfg.edge is not None
+    host, port = cfg.edge
+    return (
+        "; The Kamailio edge (docs/scaling.md): phones register there and every request from it is trusted\n"
+        "; by address. Its Record-Route carries in-dialog requests: the Contact must stay the phone's.\n"
+        "[edge](phone-endpoint)\n"
+        "aors = edge\n"
+        "rewrite_contact = no\n"
+        + (f"media_address = {cfg.media_address}\n" if cfg.media_address else "")
+        + "\n[edge]\n"
+        "type = identify\n"
+        "endpoint = edge\n"
+        f"match = {host}\n"
+        "\n[edge]\n"
+        "type = aor\n"
+        f"contact = sip:{host}:{port}\n"
+        "qualify_frequency = 0\n"
+    )
+
+
 def _endpoints(cfg: StackConfig) -> str:
+    if cfg.edge is not None:
+        return _edge_endpoint(cfg)
     blocks = []
     for ext in cfg.directory:
+        if ext.srtp and not cfg.tls:
+            raise AsteriskError(
+                f"extension {ext.ext} has srtp: true, which needs the TLS transport "
+                "(AIPBX_SIP_TLS_CERT and AIPBX_SIP_TLS_KEY): its keys would cross the network in clear"
+            )
         # Caller ID names come from the YAML file; quotes would break the header, so drop them.
         owner = ext.owner.replace('"', "")
         blocks.append(
@@ -77,12 +122,71 @@ def _endpoints(cfg: StackConfig) -> str:
             f"auth = {ext.ext}-auth\n"
             f"aors = {ext.ext}\n"
             f'callerid = "{owner}" <{ext.ext}>\n'
+            f"{_endpoint_security(ext)}"
             f"\n[{ext.ext}-auth](phone-auth)\n"
             f"username = {ext.ext}\n"
             f"password = {cfg.sip_password(ext.ext)}\n"
             f"\n[{ext.ext}](phone-aor)\n"
         )
     return "\n".join(blocks)
+
+
+#: Where the TLS certificate and key are copied, beside the rendered configuration (the chroot and the
+#: container cannot see the files where the settings point).
+TLS_CERT_FILE = "sip-tls.crt"
+TLS_KEY_FILE = "sip-tls.key"
+
+
+def _nat_options(cfg: StackConfig) -> str:
+    """Transport options for a PBX behind NAT (docs/operations.md "SIP from outside the office")."""
+    if not cfg.external_address:
+        return ""
+    lines = [
+        f"external_media_address = {cfg.external_address}",
+        f"external_signaling_address = {cfg.external_address}",
+        *(f"local_net = {network}" for network in cfg.local_net),
+    ]
+    return "\n".join(lines)
+
+
+def _tls_transport(cfg: StackConfig, etc_dir: str) -> str:
+    if not cfg.tls:
+        return ""
+    lines = [
+        "",
+        "; SIP over TLS for phones outside the office (a certificate is configured).",
+        "[transport-tls]",
+        "type = transport",
+        "protocol = tls",
+        f"bind = {cfg.sip_bind}:{cfg.tls_port}",
+        f"cert_file = {etc_dir}/{TLS_CERT_FILE}",
+        f"priv_key_file = {etc_dir}/{TLS_KEY_FILE}",
+        # PJSIP's default method is TLS 1.0 only; sslv23 negotiates the highest version both
+        # sides have, above OpenSSL's floor (TLS 1.2 on Debian).
+        "method = sslv23",
+        # Phones are not asked for certificates: they authenticate with their passwords.
+        "verify_client = no",
+        "require_client_cert = no",
+        "verify_server = no",
+    ]
+    nat = _nat_options(cfg)
+    return "\n".join(lines) + ("\n" + nat if nat else "")
+
+
+def _copy_tls_files(cfg: StackConfig, etc_dir: Path) -> list[Path]:
+    if cfg.tls_cert is None or cfg.tls_key is None:
+        return []
+    copies = []
+    for source, name in ((cfg.tls_cert, TLS_CERT_FILE), (cfg.tls_key, TLS_KEY_FILE)):
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise AsteriskError(f"cannot read the SIP TLS file {source}: {exc.strerror}") from exc
+        target = etc_dir / name
+        target.write_bytes(data)
+        target.chmod(0o640)
+        copies.append(target)
+    return copies
 
 
 def _dialplan(cfg: StackConfig) -> str:
@@ -136,10 +240,23 @@ def render(cfg: StackConfig, etc_dir: Path, layout: dict[str, str] | None = None
         "RTP_END": str(cfg.rtp_end),
         "SIP_BIND": cfg.sip_bind,
         "SIP_PORT": str(cfg.sip_port),
-        "TRANSPORT_EXTRA": "",
+        "TRANSPORT_EXTRA": _nat_options(cfg),
         "CODECS": _codecs(cfg),
         "QUALIFY": str(cfg.qualify_seconds),
+        "RTP_TIMEOUT": str(cfg.rtp_timeout),
+        "RTP_TIMEOUT_HOLD": str(cfg.rtp_timeout * 10),
         "ENDPOINTS": _endpoints(cfg),
+        # Behind the edge only its address identifies a request; a single node matches phones by name.
+        "IDENTIFY_ORDER": "ip" if cfg.edge else "username,ip",
+        # Whether the callee cannot ring (then no notice: the AI answers at once): its device state, or
+        # behind the edge the edge's usrloc (an unanswered lookup counts as registered: the notice plays).
+        "CALLEE_AWAY": (
+            f'"${{CURL({cfg.edge_lookup_url}/${{ARG1}})}}" = "no"'
+            if cfg.edge_lookup_url
+            else '"${DEVICE_STATE(PJSIP/${ARG1})}" = "UNAVAILABLE"'
+        ),
+        # How the dialplan rings an extension: the phone's own endpoint, or through the edge.
+        "CALLEE": "PJSIP/${ARG1}@edge" if cfg.edge else "PJSIP/${ARG1}",
         "DIALPLAN_EXTENSIONS": _dialplan(cfg),
         "REC_DIR": cfg.recordings_for_asterisk,
         "SOUNDS_DIR": cfg.sounds_for_asterisk,
@@ -148,8 +265,9 @@ def render(cfg: StackConfig, etc_dir: Path, layout: dict[str, str] | None = None
         "CONSOLE_LOG_FORMAT": "",
         **(layout or {}),
     }
+    values["TLS_TRANSPORT"] = _tls_transport(cfg, values["ETC_DIR"])
     etc_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = _copy_tls_files(cfg, etc_dir)
     for template in sorted(TEMPLATES.glob("*.conf")):
         target = etc_dir / template.name
         target.write_text(_fill(template.read_text(encoding="utf-8"), values, template.name), encoding="utf-8")
@@ -296,15 +414,7 @@ class Asterisk:
         return result.stdout
 
     def _pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        return pid
+        return pid_in(self.pid_file)
 
     def running(self) -> bool:
         return self._pid() is not None
@@ -327,6 +437,20 @@ class Asterisk:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.pid_file.unlink(missing_ok=True)
+        self._unmount()
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL, as a crash would end it: no BYE to any phone, nothing cleaned up inside Asterisk.
+        The mounts are undone as :meth:`stop` does, so :meth:`start` can follow."""
+        pid = self._pid()
+        if pid is not None:
+            os.kill(pid, 9)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self._alive(pid):
+                time.sleep(0.05)
+        if self.proc is not None:
+            self.proc.wait(timeout=5)  # reap it: a zombie still answers kill(0) and would look running
         self.pid_file.unlink(missing_ok=True)
         self._unmount()
 

@@ -7,11 +7,12 @@ passwords, the Django secret key) are random per install and kept in ``.env`` â€
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from ariapp.sealing import Keyring, new_key_spec
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CHROOT = Path(os.environ.get("AST_CHROOT", "/var/cache/aipbx/asterisk-sid"))
 ASTERISK_SRV = "/srv/aipbx"  # instance roots, as seen inside the chroot
+
+
+class SettingsError(ValueError):
+    """A setting from the environment or ``.env`` is malformed; the message names it."""
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -50,6 +55,13 @@ def secret_generators(directory: Directory) -> dict[str, Callable[[], str]]:
         "AIPBX_CONSOLE_ADMIN_PASSWORD": _new_password,
         # Master key sealing recordings at rest; rotate by putting a new entry first (ariapp.sealing).
         "AIPBX_RECORDINGS_KEYS": lambda: new_key_spec("k1"),
+        # The instance's Redis user (stack.redis_acl): what callers hear passes through Redis.
+        "AIPBX_REDIS_PASSWORD": _new_password,
+        # The instance's Chroma server refuses clients without it (knowledge.retrieval.chroma_serve):
+        # callers hear what its index holds.
+        "AIPBX_CHROMA_TOKEN": _new_password,
+        # The Kamailio edge's PostgreSQL login (stack.kamailio; `make up NODES=2`): subscriber and location.
+        "AIPBX_EDGE_DB_PASSWORD": _new_password,
     }
     for ext in directory:
         wanted[f"AIPBX_SIP_PASSWORD_{ext.ext}"] = _new_password
@@ -111,7 +123,44 @@ class StackConfig:
     max_call_seconds: int = 3600
     qualify_seconds: int = 30
     no_answer_override: int | None = None
+    #: Seconds without RTP from a phone before Asterisk hangs its call up (a phone that lost power or
+    #: network); on hold, ten times as long. 0 = never.
+    rtp_timeout: int = 120
+    #: SIP over TLS for phones outside the office: PEM certificate (chain) and key; None = no TLS transport.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_port: int = 5061
+    #: Behind NAT: the public address phones outside reach (SDP and Contact carry it to them), and the
+    #: networks that are *not* behind that NAT (they get the private address). Empty: no NAT handling.
+    external_address: str = ""
+    local_net: tuple[str, ...] = ()
+    #: The Redis the instance's processes log in to as :attr:`redis_user` (``make up``); None: they
+    #: use the AIPBX_REDIS_URL of their environment as it is (test sessions bring their own user).
+    redis_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The deployment a node belongs to (``make up NODES=2``: ``dev``): its ARI app publishes to that
+    #: instance's event stream, HITL keys and knowledge index, as one console reads them. Empty: the
+    #: instance is its own deployment (a single node).
+    deployment: str = ""
+    #: Behind a Kamailio edge (docs/scaling.md): the edge's address and port. Phones register there,
+    #: not here; this Asterisk trusts requests from that address and rings extensions through it.
+    edge: tuple[str, int] | None = None
+    #: Behind the edge: the address this node's SDP offers phones for media (RTP listens on every
+    #: address); empty: the SIP address. Nodes on loopback set this host's LAN address for LAN phones.
+    media_address: str = ""
+    #: Behind the edge: where the dialplan asks whether an extension is registered (the edge's HTTP
+    #: lookup, ``.../registered/<ext>`` -> ``yes``/``no``); empty: it cannot know, and plays the notice.
+    edge_lookup_url: str = ""
+
+    @property
+    def instance(self) -> str:
+        """The deployment's name (``AIPBX_INSTANCE``): this instance's own name unless it is a node."""
+        return self.deployment or self.name
+
+    @property
+    def tls(self) -> bool:
+        """Whether the TLS transport is on (a certificate is configured)."""
+        return self.tls_cert is not None
 
     @property
     def ari_password(self) -> str:
@@ -121,6 +170,23 @@ class StackConfig:
     def recordings_keys(self) -> Keyring | None:
         """The master keys this instance seals recordings with (None: stored in clear)."""
         return Keyring.from_env(self.secrets)
+
+    @property
+    def chroma_token(self) -> str:
+        """What the instance's Chroma server checks and its processes send (``AIPBX_CHROMA_TOKEN``)."""
+        return self.secrets["AIPBX_CHROMA_TOKEN"]
+
+    @property
+    def redis_user(self) -> str:
+        from stack.redis_acl import user_name
+
+        return user_name(self.instance)
+
+    @property
+    def redis_admin_url(self) -> str:
+        """Where the stack makes :attr:`redis_user`: ``AIPBX_REDIS_ADMIN_URL``, else :attr:`redis_url` as
+        configured (its ``default`` user, or the credentials written into it)."""
+        return os.environ.get("AIPBX_REDIS_ADMIN_URL", "").strip() or str(self.redis_url)
 
     @property
     def ari_url(self) -> str:
@@ -184,6 +250,7 @@ class StackConfig:
             "sip_server": host,
             "sip_port": self.sip_port,
             "transport": "udp",
+            **({"tls_port": self.tls_port} if self.tls else {}),
             "extensions": [
                 {
                     "extension": ext.ext,
@@ -192,6 +259,7 @@ class StackConfig:
                     "password": self.sip_password(ext.ext),
                     "no_answer_timeout": self.ring_seconds(ext.ext),
                     "language": ext.language,
+                    **({"srtp": True} if ext.srtp else {}),
                 }
                 for ext in self.directory
             ],
@@ -200,7 +268,7 @@ class StackConfig:
     def process_env(self) -> dict[str, str]:
         """Environment for the ARI app, web and worker processes of this instance."""
         env = {
-            "AIPBX_INSTANCE": self.name,
+            "AIPBX_INSTANCE": self.instance,
             "AIPBX_ARI_URL": self.ari_url,
             "AIPBX_ARI_USER": self.ari_user,
             "AIPBX_ARI_PASSWORD": self.ari_password,
@@ -212,13 +280,20 @@ class StackConfig:
             "AIPBX_EXTENSIONS_FILE": str(REPO / "asterisk" / "extensions.yaml"),
             "AIPBX_STATUS_PORT": str(self.status_port),
             "AIPBX_CHROMA_PORT": str(self.chroma_port),
+            "AIPBX_CHROMA_TOKEN": self.secrets.get("AIPBX_CHROMA_TOKEN", ""),
             "AIPBX_WORKER_METRICS_PORT": str(self.worker_metrics_port),
-            "AIPBX_KNOWLEDGE_PREFIX": f"kb{self.name}",
+            "AIPBX_KNOWLEDGE_PREFIX": f"kb{self.instance}",
             "DJANGO_SECRET_KEY": self.secrets.get("DJANGO_SECRET_KEY", ""),
             "AIPBX_RECORDINGS_KEYS": self.secrets.get("AIPBX_RECORDINGS_KEYS", ""),
             "PYTHONUNBUFFERED": "1",
             "HF_HUB_OFFLINE": "1",
         }
+        if self.redis_url:
+            from stack.redis_acl import with_credentials
+
+            env["AIPBX_REDIS_URL"] = with_credentials(
+                self.redis_url, self.redis_user, self.secrets["AIPBX_REDIS_PASSWORD"]
+            )
         env.update(self.extra_env)
         return env
 
@@ -229,6 +304,43 @@ def use_system_asterisk(env: dict[str, str]) -> bool:
     if choice not in ("auto", "system", "chroot"):
         raise ValueError(f"AIPBX_ASTERISK must be auto, system or chroot, not {choice!r}")
     return choice == "system" or (choice == "auto" and shutil.which("asterisk") is not None)
+
+
+def sip_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """The SIP security and NAT settings (``AIPBX_SIP_RTP_TIMEOUT``, ``AIPBX_SIP_TLS_*``, NAT) as StackConfig
+    fields; shared by ``make up`` and the Asterisk container.
+
+    Raises:
+        SettingsError: a setting is malformed, or only one of the TLS certificate and key is set.
+    """
+    cert = env.get("AIPBX_SIP_TLS_CERT", "").strip()
+    key = env.get("AIPBX_SIP_TLS_KEY", "").strip()
+    if bool(cert) != bool(key):
+        raise SettingsError("AIPBX_SIP_TLS_CERT and AIPBX_SIP_TLS_KEY go together: set both (PEM files) or neither")
+    local_net = tuple(n.strip() for n in env.get("AIPBX_SIP_LOCAL_NET", "").split(",") if n.strip())
+    for network in local_net:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise SettingsError(f"AIPBX_SIP_LOCAL_NET: {network!r} is not a network (e.g. 192.168.1.0/24)") from None
+    external = env.get("AIPBX_SIP_EXTERNAL_ADDRESS", "").strip()
+    if local_net and not external:
+        raise SettingsError("AIPBX_SIP_LOCAL_NET only matters with AIPBX_SIP_EXTERNAL_ADDRESS (the public address)")
+    try:
+        rtp_timeout = int(env.get("AIPBX_SIP_RTP_TIMEOUT", "").strip() or "120")
+        tls_port = int(env.get("AIPBX_SIP_TLS_PORT", "").strip() or "5061")
+    except ValueError as exc:
+        raise SettingsError(f"AIPBX_SIP_RTP_TIMEOUT and AIPBX_SIP_TLS_PORT must be numbers ({exc})") from None
+    if rtp_timeout < 0:
+        raise SettingsError("AIPBX_SIP_RTP_TIMEOUT must be 0 (off) or a number of seconds")
+    return {
+        "rtp_timeout": rtp_timeout,
+        "tls_cert": Path(cert) if cert else None,
+        "tls_key": Path(key) if key else None,
+        "tls_port": tls_port,
+        "external_address": external,
+        "local_net": local_net,
+    }
 
 
 def dev_config() -> StackConfig:
@@ -250,4 +362,6 @@ def dev_config() -> StackConfig:
         web_port=int(env.get("AIPBX_WEB_PORT", "8000")),
         chroma_port=int(env.get("AIPBX_CHROMA_PORT", "8001")),
         worker_metrics_port=int(env.get("AIPBX_WORKER_METRICS_PORT", "9101")),
+        **sip_settings(env),
+        redis_url=env.get("AIPBX_REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0",
     )

@@ -34,13 +34,22 @@ from pathlib import Path
 SECRETS_DIR = Path(os.environ.get("AIPBX_SECRETS_DIR", "/run/secrets"))  # a container's share
 ASTERISK_ETC = Path("/etc/asterisk")
 SIP_PASSWORDS_FILE = "sip_passwords.env"
+REDIS_ACL_FILE = "redis_users.acl"  # written by setup from AIPBX_REDIS_PASSWORD: password hashes, no password
 APP_UID = 10001  # the app image's aipbx user and the Asterisk image's asterisk user
 
 #: Each group of services, the uid its processes run as, and its share of ``secrets/``: file name in
 #: its ``/run/secrets`` -> file in ``secrets/``. compose.yaml mounts volume ``secrets-<group>``.
 SHARES: dict[str, tuple[int, dict[str, str]]] = {
     "asterisk": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD", SIP_PASSWORDS_FILE: SIP_PASSWORDS_FILE}),
-    "ariapp": (APP_UID, {"AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD", "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS"}),
+    "ariapp": (
+        APP_UID,
+        {
+            "AIPBX_ARI_PASSWORD": "AIPBX_ARI_PASSWORD",
+            "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS",
+            "AIPBX_REDIS_PASSWORD": "AIPBX_REDIS_PASSWORD",
+            "AIPBX_CHROMA_TOKEN": "AIPBX_CHROMA_TOKEN",
+        },
+    ),
     # web, events, worker, beat, migrate: one Django deployment (the admin password is migrate's).
     "console": (
         APP_UID,
@@ -48,10 +57,14 @@ SHARES: dict[str, tuple[int, dict[str, str]]] = {
             "DJANGO_SECRET_KEY": "DJANGO_SECRET_KEY",
             "AIPBX_RECORDINGS_KEYS": "AIPBX_RECORDINGS_KEYS",
             "PGPASSWORD": "POSTGRES_PASSWORD",  # libpq's variable; the URL has no password
+            "AIPBX_REDIS_PASSWORD": "AIPBX_REDIS_PASSWORD",  # added to the URL by environment()
             "AIPBX_CONSOLE_ADMIN_PASSWORD": "AIPBX_CONSOLE_ADMIN_PASSWORD",
+            "AIPBX_CHROMA_TOKEN": "AIPBX_CHROMA_TOKEN",
         },
     ),
+    "chroma": (APP_UID, {"AIPBX_CHROMA_TOKEN": "AIPBX_CHROMA_TOKEN"}),  # the knowledge store checks it
     "postgres": (999, {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"}),  # the official image's postgres user
+    "redis": (999, {"users.acl": REDIS_ACL_FILE}),  # the official image's redis user: --aclfile
     "grafana": (472, {"GRAFANA_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD"}),  # the official image's user
 }
 
@@ -61,6 +74,14 @@ SETTINGS: dict[str, str] = {
     "AIPBX_INSTANCE": "pbx",
     "AIPBX_SIP_BIND": "0.0.0.0",
     "AIPBX_SIP_PORT": "5060",
+    "AIPBX_SIP_TLS_PORT": "5061",
+    # SIP over TLS (PEM files in secrets/tls/, mounted at /run/tls: e.g. /run/tls/fullchain.pem); empty: no TLS
+    "AIPBX_SIP_TLS_CERT": "",
+    "AIPBX_SIP_TLS_KEY": "",
+    # Behind NAT: the public address, and the networks not behind it (comma-separated)
+    "AIPBX_SIP_EXTERNAL_ADDRESS": "",
+    "AIPBX_SIP_LOCAL_NET": "",
+    "AIPBX_SIP_RTP_TIMEOUT": "120",
     "AIPBX_RTP_START": "10000",
     "AIPBX_RTP_END": "20000",
     "AIPBX_HTTP_PORT": "8088",
@@ -104,8 +125,20 @@ def read_secrets(directory: Path = SECRETS_DIR) -> dict[str, str]:
 
 
 def environment(base: Mapping[str, str] | None = None, directory: Path = SECRETS_DIR) -> dict[str, str]:
-    """``base`` (the process environment) with the container's secrets added."""
-    return {**(os.environ if base is None else base), **read_secrets(directory)}
+    """``base`` (the process environment) with the container's secrets added.
+
+    With ``AIPBX_REDIS_PASSWORD`` among them, ``AIPBX_REDIS_URL`` (compose.yaml's, without credentials)
+    logs in as the instance's Redis user (``aipbx-<instance>``, made by the ACL file setup writes).
+    """
+    env = {**(os.environ if base is None else base), **read_secrets(directory)}
+    password, url = env.get("AIPBX_REDIS_PASSWORD", ""), env.get("AIPBX_REDIS_URL", "")
+    if password and url:
+        from stack.redis_acl import credentials, user_name, with_credentials
+
+        if not credentials(url)[0]:
+            instance = env.get("AIPBX_INSTANCE", "").strip() or SETTINGS["AIPBX_INSTANCE"]
+            env["AIPBX_REDIS_URL"] = with_credentials(url, user_name(instance), password)
+    return env
 
 
 def _write_private(path: Path, text: str, mode: int = 0o600, uid: int | None = None) -> None:
@@ -160,8 +193,8 @@ def setup(root: Path, shares_dir: Path | None = None) -> list[str]:
     generators["POSTGRES_PASSWORD"] = generators["GRAFANA_ADMIN_PASSWORD"] = generators["AIPBX_ARI_PASSWORD"]
     added = []
     for name, make in generators.items():
-        if name.startswith("AIPBX_SIP_PASSWORD_"):
-            continue
+        if name.startswith("AIPBX_SIP_PASSWORD_") or name == "AIPBX_EDGE_DB_PASSWORD":
+            continue  # SIP passwords: one file below; the edge is not in compose.yaml (yet)
         path = secrets_dir / name
         if not path.exists() or not path.read_text(encoding="utf-8").strip():
             _write_private(path, make() + "\n")
@@ -185,6 +218,12 @@ def setup(root: Path, shares_dir: Path | None = None) -> list[str]:
 
     env_path = root / ".env"
     present = read_env_file(env_path)
+    # Every time: the instance's name (and so its Redis user and keys) may have changed in .env.
+    from stack.redis_acl import acl_file, user_name
+
+    instance = present.get("AIPBX_INSTANCE", "").strip() or SETTINGS["AIPBX_INSTANCE"]
+    redis_password = (secrets_dir / "AIPBX_REDIS_PASSWORD").read_text(encoding="utf-8").strip()
+    _write_private(secrets_dir / REDIS_ACL_FILE, acl_file({user_name(instance): (redis_password, instance)}))
     new_settings = {name: value for name, value in SETTINGS.items() if name not in present}
     if new_settings:
         lines = env_path.read_text(encoding="utf-8").rstrip("\n").splitlines() if env_path.exists() else []
@@ -214,7 +253,7 @@ def _give_to_owner_of(root: Path, paths: list[Path]) -> None:
 def asterisk_config(env: Mapping[str, str]):
     """The :class:`~stack.config.StackConfig` of the Asterisk container, from its environment."""
     from ariapp.directory import load_directory
-    from stack.config import StackConfig
+    from stack.config import SettingsError, StackConfig, sip_settings
 
     directory = load_directory(Path(env.get("AIPBX_EXTENSIONS_FILE", "asterisk/extensions.yaml")))
     wanted = ["AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{ext.ext}" for ext in directory)]
@@ -232,6 +271,10 @@ def asterisk_config(env: Mapping[str, str]):
         except ValueError:
             raise ContainerError(f"{name} must be a number, not {raw!r}") from None
 
+    try:
+        sip = sip_settings(env)
+    except SettingsError as exc:
+        raise ContainerError(str(exc)) from None
     return StackConfig(
         name=env.get("AIPBX_INSTANCE", "").strip() or SETTINGS["AIPBX_INSTANCE"],
         var_dir=Path("/var/lib/asterisk"),
@@ -247,6 +290,7 @@ def asterisk_config(env: Mapping[str, str]):
         rtp_end=integer("AIPBX_RTP_END"),
         ari_user=env.get("AIPBX_ARI_USER", "").strip() or "aipbx",
         ari_app=env.get("AIPBX_ARI_APP", "").strip() or "aipbx",
+        **sip,
     )
 
 

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from ariapp.directory import load_directory
+from stack import redis_acl
 from stack.asterisk import Asterisk
 from stack.config import REPO, StackConfig, ensure_secrets
 
@@ -126,7 +127,9 @@ def knowledge_server(cfg: StackConfig):
     """The instance's Chroma server (the knowledge store), not yet started."""
     from knowledge.retrieval.chroma_server import ChromaServer
 
-    return ChromaServer(cfg.data_dir / "chroma", port=cfg.chroma_port, log_path=cfg.log_dir / "chroma.log")
+    return ChromaServer(
+        cfg.data_dir / "chroma", token=cfg.chroma_token, port=cfg.chroma_port, log_path=cfg.log_dir / "chroma.log"
+    )
 
 
 class Instance:
@@ -140,6 +143,10 @@ class Instance:
 
     def __enter__(self) -> Instance:
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.cfg.redis_url:  # its own Redis user (stack.redis_acl), removed again at exit
+            redis_acl.set_user(
+                self.cfg.redis_admin_url, self.cfg.redis_user, self.cfg.secrets["AIPBX_REDIS_PASSWORD"], self.cfg.name
+            )
         self.asterisk.start()
         try:
             self.chroma.start()
@@ -147,6 +154,7 @@ class Instance:
         except Exception:
             self.chroma.stop()
             self.asterisk.stop()
+            self._remove_redis_user()
             raise
         return self
 
@@ -154,3 +162,8 @@ class Instance:
         self.app.stop()
         self.chroma.stop()
         self.asterisk.stop()
+        self._remove_redis_user()
+
+    def _remove_redis_user(self) -> None:
+        if self.cfg.redis_url:
+            redis_acl.remove_user(self.cfg.redis_admin_url, self.cfg.redis_user)

@@ -26,23 +26,14 @@ class Service:
 
 
 def services(cfg: StackConfig) -> list[Service]:
-    from knowledge.retrieval.chroma_server import find_chroma_executable
+    from knowledge.retrieval.chroma_server import server_command
 
     py = sys.executable
     queue = cfg.extra_env.get("AIPBX_CELERY_QUEUE", "aipbx")  # the ARI app's follow-ups go to its long queue
     celery = [py, "-m", "celery", "-A", "webconsole", "worker", "--pool=solo", "--loglevel=info"]
-    chroma = [
-        str(find_chroma_executable()),
-        "run",
-        "--path",
-        str(cfg.data_dir / "chroma"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(cfg.chroma_port),
-    ]
     return [
-        Service("chroma", chroma),
+        # Checks AIPBX_CHROMA_TOKEN (process_env) on every request but the heartbeat.
+        Service("chroma", server_command(cfg.data_dir / "chroma", "127.0.0.1", cfg.chroma_port)),
         Service("ariapp", [py, "-m", "ariapp"]),
         Service("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(cfg.web_port), "webconsole.asgi:application"]),
         # Two workers, so that webhooks and retention never wait behind an import or a transcription:
@@ -62,13 +53,23 @@ def _pid_file(cfg: StackConfig, name: str) -> Path:
     return cfg.run_dir / f"{name}.pid"
 
 
-def pid_of(cfg: StackConfig, name: str) -> int | None:
+def pid_in(path: Path) -> int | None:
+    """The live process whose pid ``path`` holds (None: no file, garbage, or the process is gone)."""
     try:
-        pid = int(_pid_file(cfg, name).read_text().strip())
-        os.kill(pid, 0)
+        pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, under another user
+        pass
     return pid
+
+
+def pid_of(cfg: StackConfig, name: str) -> int | None:
+    return pid_in(_pid_file(cfg, name))
 
 
 def start(cfg: StackConfig, service: Service, env: dict[str, str]) -> int:

@@ -24,6 +24,11 @@ _TRAVEL = None
 
 def pytest_configure(config: pytest.Config) -> None:
     global _TRAVEL
+    # The console's translations are generated files: every session compiles the stale ones first
+    # (Daphne and the workers the tests start read the same locale folder).
+    from stack.catalogs import compile_all
+
+    compile_all()
     instant = os.environ.get("AIPBX_TEST_NOW", "").strip()
     if not instant:
         return
@@ -39,6 +44,22 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _TRAVEL is not None:
         _TRAVEL.stop()
+    _remove_session_redis_user()
+
+
+def _remove_session_redis_user() -> None:
+    """The Redis user webconsole.settings.test made for this session goes with it (on a shared Redis)."""
+    user = os.environ.get("AIPBX_TEST_REDIS_USER", "")
+    if not user.startswith(f"aipbx-test-{os.getpid()}-"):  # made by the session, not inherited
+        return
+    import redis
+
+    from stack.redis_acl import remove_user, without_credentials
+
+    try:
+        remove_user(without_credentials(os.environ["AIPBX_REDIS_URL"]), user)
+    except (redis.RedisError, OSError):  # left behind: the next session removes users of dead sessions
+        pass
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

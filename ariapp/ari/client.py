@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from ariapp.ari.models import AriEvent, AriParseError, Channel
 from ariapp.errors import AriHttpError, AriNotFound, AriUnavailable
 
 log = logging.getLogger(__name__)
+BUSY_CONTEXT = "aipbx-busy"  # the dialplan context that plays the busy message (asterisk/templates)
+# The only endpoints a call may be placed to: a PJSIP extension or number, optionally through a named
+# PJSIP trunk (``PJSIP/0101234@trunk``). Checked here, so no caller of this client can dial anything else.
+DIAL_ENDPOINT = re.compile(r"^PJSIP/\+?[0-9]{2,20}(?:@[A-Za-z0-9_-]{1,40})?$")
 
 # Pseudo event delivered after every (re)connection of the websocket, before any real event.
 CONNECTED = "AriConnected"
@@ -33,6 +38,10 @@ CONNECTED = "AriConnected"
 # Asterisk 22 can deadlock its ARI session when an app disconnects while a device state change is in
 # flight (asterisk/asterisk#2170): the PBX stops accepting the app until it is restarted.
 EVENT_SOURCES = ("channel:",)
+
+# Sent to our websocket when another one connects with the same app name. Asterisk then sends that
+# websocket nothing more but leaves it open: without acting on it the app would stay "connected", deaf.
+REPLACED = "ApplicationReplaced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,61 @@ class AriClient:
         """Hang up; returns False if the channel was already gone (not an error)."""
         try:
             await self.request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+            return True
+        except AriNotFound:
+            return False
+
+    async def turn_away(self, channel_id: str, language: str) -> bool:
+        """Send a call refused at a cap to the busy message of ``[aipbx-busy]`` (then 486), the one
+        place a channel may leave Stasis for: the context is fixed here, so no caller of this client
+        can move a call anywhere else. ``language`` is the extension of that context (``en``, ``ko``).
+        Returns False if the channel was already gone."""
+        if not language.isalpha():
+            raise ValueError(f"not a busy-message language: {language!r}")
+        try:
+            await self.request(
+                "POST",
+                f"/channels/{channel_id}/continue",
+                params={"context": BUSY_CONTEXT, "extension": language, "priority": 1},
+            )
+            return True
+        except AriNotFound:
+            return False
+
+    async def originate(
+        self, channel_id: str, endpoint: str, *, caller_id: str, timeout_s: int, app_args: str
+    ) -> dict[str, Any]:
+        """Place a call to ``endpoint`` (``PJSIP/<digits>[@trunk]`` only) into this app: the channel enters
+        Stasis with ``app_args`` when it answers; a busy or unanswered one is destroyed with its cause.
+
+        Used only by the operator's click-to-call (``ariapp.calls.callback``), never by the conversation.
+        """
+        if not DIAL_ENDPOINT.fullmatch(endpoint):
+            raise ValueError(f"not a dialable endpoint: {endpoint!r}")
+        return await self.request(
+            "POST",
+            f"/channels/{channel_id}",
+            params={
+                "endpoint": endpoint,
+                "app": self.app,
+                "appArgs": app_args,
+                "callerId": caller_id,
+                "timeout": timeout_s,
+            },
+        )
+
+    async def endpoint_state(self, technology: str, resource: str) -> str | None:
+        """``online``, ``offline`` or ``unknown`` (PJSIP: offline = no registered contact); None if no such endpoint."""
+        try:
+            data = await self.request("GET", f"/endpoints/{technology}/{resource}")
+        except AriNotFound:
+            return None
+        return str((data or {}).get("state") or "unknown")
+
+    async def stop_playback(self, playback_id: str) -> bool:
+        """Stop a playback; False if it had already finished (not an error)."""
+        try:
+            await self.request("DELETE", f"/playbacks/{playback_id}")
             return True
         except AriNotFound:
             return False
@@ -191,6 +255,13 @@ class AriClient:
     async def application(self) -> dict[str, Any]:
         return await self.request("GET", f"/applications/{self.app}")
 
+    async def startup_time(self) -> str | None:
+        """When the Asterisk process started: a different value after a reconnect means it restarted."""
+        info = await self.request("GET", "/asterisk/info", params={"only": "status"})
+        status = info.get("status") if isinstance(info, dict) else None
+        started = status.get("startup_time") if isinstance(status, dict) else None
+        return str(started) if started else None
+
     async def ping(self) -> bool:
         try:
             await self.request("GET", "/asterisk/ping")
@@ -215,11 +286,16 @@ class AriClient:
 
         ``on_event`` is called for each event in order, and with a pseudo event of type
         :data:`CONNECTED` after each (re)connection and its subscriptions. It must return quickly.
+
+        :data:`REPLACED` (another websocket took the app's name) closes ours and takes the name back
+        after ``backoff.maximum``: two processes sharing a name then alternate, each saying so in
+        its log and on ``/ready``, instead of one of them sitting deaf and ready.
         """
         ws_url = self.base_url.replace("http", "ws", 1) + "/ari/events"
         params = {"app": self.app, "subscribeAll": "false"}
         delays = (backoff or Backoff()).delays()
         while not self._closing:
+            replaced = False
             try:
                 async with self._http().ws_connect(
                     ws_url, params=params, heartbeat=10.0, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
@@ -237,6 +313,14 @@ class AriClient:
                         except (ValueError, AriParseError) as exc:
                             log.warning("dropped malformed ARI event: %s", exc)
                             continue
+                        if event.type == REPLACED and event.application == self.app:
+                            replaced = True
+                            log.error(
+                                "another ARI connection took the app name %s: this process receives no "
+                                "more events; every deployment needs its own AIPBX_ARI_APP",
+                                self.app,
+                            )
+                            break
                         await _maybe_await(on_event(event))
             except (TimeoutError, aiohttp.ClientError, OSError, AriUnavailable, AriHttpError) as exc:
                 if self._closing:
@@ -246,7 +330,7 @@ class AriClient:
                 on_disconnect()
             if self._closing:
                 break
-            delay = next(delays)
+            delay = (backoff or Backoff()).maximum if replaced else next(delays)
             log.warning("ari websocket closed; reconnecting in %.2f s", delay)
             await asyncio.sleep(delay)
 

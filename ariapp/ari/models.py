@@ -15,6 +15,12 @@ class AriParseError(ValueError):
     pass
 
 
+# A soft ``ChannelHangupRequest`` carries Asterisk's soft-hangup flag in ``cause``, not a Q.850 cause:
+# on ``core stop``/``core restart`` every channel gets ``{"cause": 4, "soft": true}``
+# (AST_SOFTHANGUP_SHUTDOWN; seen on 22.10). Our own DELETEs carry the Q.850 cause of their reason (16, 17...).
+SOFTHANGUP_SHUTDOWN = 4
+
+
 @dataclass(frozen=True, slots=True)
 class Channel:
     id: str
@@ -74,6 +80,15 @@ class AriEvent:
     @property
     def args(self) -> list[str]:
         return [str(a) for a in self.raw.get("args") or []]
+
+    @property
+    def shutdown_hangup(self) -> bool:
+        """Asterisk is hanging this channel up because it is shutting down (or restarting)."""
+        return (
+            self.type == "ChannelHangupRequest"
+            and self.raw.get("soft") is True
+            and self.raw.get("cause") == SOFTHANGUP_SHUTDOWN
+        )
 
     @property
     def peer(self) -> Channel | None:

@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,7 +143,7 @@ class CallMedia(asyncio.DatagramProtocol):
             self._tx.skip(1)
             return
         talking = pcm is not None
-        payload = self.codec.encode(pcm) if talking else self._silence
+        payload = self.codec.encode(pcm) if pcm is not None else self._silence
         packet = self._tx.next_packet(payload, marker=talking and not self._talking)
         self._talking = talking
         self._transport.sendto(packet.to_bytes(), self.remote)
@@ -166,11 +166,29 @@ class MediaClock:
     the same offset every tick), then every call does its slower per-frame work (recording, VAD).
     Ticks must be quick and never await: heavy work (speech recognition, synthesis) runs in the
     call's own tasks and hands audio over through queues.
+
+    Args:
+        frame_ms: Tick period in milliseconds.
+        monotonic: Monotonic clock in seconds.
+        sleep: The event loop's sleep, for all but the last :data:`SPIN_S` of each wait.
+        precise_sleep: A blocking sleep for that last stretch.
+
+    The three clocks are arguments so tests can run the real loop on virtual time.
     """
 
-    def __init__(self, frame_ms: int = FRAME_MS) -> None:
+    def __init__(
+        self,
+        frame_ms: int = FRAME_MS,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        precise_sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._ticks: dict[object, tuple[Tick, Tick | None, contextvars.Context]] = {}
         self._frame_ms = frame_ms
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._precise_sleep = precise_sleep
         self.late_ticks = 0
         self.tick_times: deque[float] = deque(maxlen=3000)  # last minute of tick start times
         self.tick_work: deque[float] = deque(maxlen=3000)  # seconds each tick took
@@ -187,33 +205,33 @@ class MediaClock:
 
     async def run(self) -> None:
         pacer = PacerClock(frame_ms=self._frame_ms, max_catchup_frames=2)
-        pacer.start(time.monotonic())
+        pacer.start(self._monotonic())
         while True:
             deadline = pacer.next_deadline()
-            delay = deadline - time.monotonic()
+            delay = deadline - self._monotonic()
             if delay > SPIN_S:
-                await asyncio.sleep(delay - SPIN_S)
+                await self._sleep(delay - SPIN_S)
             # The loop's timers have millisecond resolution; the last stretch is a precise
             # nanosleep so every tick starts within ~0.1 ms of its deadline.
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._monotonic()
             if remaining > 0:
-                time.sleep(remaining)  # noqa: ASYNC251 - bounded by SPIN_S, on purpose
+                self._precise_sleep(remaining)  # blocks the loop, but for at most SPIN_S, on purpose
             elif remaining < -0.005:
                 self.late_ticks += 1
-            started = time.monotonic()
+            started = self._monotonic()
             self.tick_times.append(started)
             registered = list(self._ticks.items())
             for phase in (0, 1):
-                for key, ticks in registered:
-                    tick = ticks[phase]
+                for key, (send, process, context) in registered:
+                    tick = send if phase == 0 else process
                     if tick is None or key not in self._ticks:
                         continue
                     try:
-                        ticks[2].run(tick)
+                        context.run(tick)
                     except Exception:  # one broken call must not stop every other call's audio
                         log.exception("media tick failed; dropping the call from the clock")
                         self._ticks.pop(key, None)
-            now = time.monotonic()
+            now = self._monotonic()
             self.tick_work.append(now - started)
             pacer.on_sent(now)
 

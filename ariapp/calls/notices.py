@@ -1,9 +1,10 @@
-"""The recording notice callers hear before a recorded phone-to-phone call rings (§10.2).
+"""Prompts the dialplan plays in the AI's voice: the recording notice callers hear before a recorded
+phone-to-phone call rings (§10.2), and the busy message of a call over an AI call cap.
 
-The dialplan plays ``<sounds dir>/recording-notice-<language>`` as early media; the ARI app writes
-those files at start-up with the voice of that language, so the notice sounds like the AI and
-follows ``recording_notice`` in ``asterisk/extensions.yaml``. A file is rewritten only when its text
-changed (the text it was made from is kept beside it).
+The dialplan plays ``<sounds dir>/recording-notice-<language>`` (and ``ai-busy-<language>``) as
+early media; the ARI app writes those files at start-up with the voice of that language, so they
+sound like the AI and the notice follows ``recording_notice`` in ``asterisk/extensions.yaml``. A
+file is rewritten only when its text changed (the text it was made from is kept beside it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ async def write_notice(
     directory: Path, language: str, text: str, synthesize: Callable[[], Awaitable[np.ndarray]], source_rate: int
 ) -> Path:
     """``<directory>/recording-notice-<language>.wav`` saying ``text``; returns its path."""
-    target = directory / f"{notice_sound(language)}.wav"
+    return await write_prompt(directory, notice_sound(language), text, synthesize, source_rate)
+
+
+async def write_prompt(
+    directory: Path, name: str, text: str, synthesize: Callable[[], Awaitable[np.ndarray]], source_rate: int
+) -> Path:
+    """``<directory>/<name>.wav`` saying ``text`` (synthesised only if the text changed); returns its path."""
+    target = directory / f"{name}.wav"
     if not await asyncio.to_thread(_up_to_date, target, text):
         pcm = resample(await synthesize(), source_rate, RATE)
         await asyncio.to_thread(_write, target, text, pcm)

@@ -15,6 +15,7 @@ included). Phone-to-phone calls are bridged inside Asterisk, so Asterisk's MixMo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import wave
 from pathlib import Path
@@ -22,17 +23,27 @@ from typing import Any
 
 import numpy as np
 
+from ariapp import metrics
 from ariapp.cdr import CallRecord
 from ariapp.media.recorder import CallRecorder
+
+log = logging.getLogger(__name__)
 
 FILES = ("caller.wav", "callee.wav", "mixed.wav")
 CALL_FILES = (*FILES, "transcript.txt", "metadata.json")  # sealed to <name>.enc at the end (ariapp.sealing)
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    """Whole or not at all: a full disk must not leave half a metadata.json."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def wav_seconds(path: Path) -> float | None:
@@ -70,19 +81,41 @@ def write_call_files(
 
 
 class CallRecording:
-    """Recording of one AI call, fed once per media tick."""
+    """Recording of one AI call, fed once per media tick.
+
+    When the disk refuses a write the recording stops and the call goes on: the loss is logged
+    once, counted (``aipbx_recordings_failed_total``) and put in the call's CDR line
+    (``recording_error``, by the session); the files keep what was whole (ariapp.media.recorder).
+    """
 
     def __init__(self, directory: Path, sample_rate: int) -> None:
         self.directory = directory
         self._recorder = CallRecorder(directory, sample_rate=sample_rate)
         self._closed = False
+        self._reported = False
+
+    @property
+    def error(self) -> str | None:
+        """Why the recording stopped before the call did, and where (None: it is complete)."""
+        exc = self._recorder.error
+        if exc is None:
+            return None
+        return f"{exc.strerror or exc}: recording stopped after {self._recorder.duration_seconds:.1f} s"
 
     def write(self, inbound: np.ndarray | None, outbound: np.ndarray | None) -> None:
         if not self._closed:
             self._recorder.write(inbound, outbound)
+            self._report()
 
     def close(self) -> None:
         """Finish the WAV files (idempotent); transcript and metadata follow with the CDR."""
         if not self._closed:
             self._closed = True
             self._recorder.close()
+            self._report()
+
+    def _report(self) -> None:
+        if self._recorder.error is not None and not self._reported:
+            self._reported = True
+            metrics.recording_failed()
+            log.error("recording of %s stopped, the call goes on: %s", self.directory.name, self.error)

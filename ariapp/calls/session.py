@@ -5,9 +5,11 @@ Theory of operation
       -> bind our UDP socket -> POST externalMedia with our own channel id
       -> wait for that channel's StasisStart (bridging earlier fails with 422 about half the time)
       -> mixing bridge with both channels -> answer the caller LAST (no audio lost)
-      -> register on the media clock -> greeting -> listen / reply ... until the caller hangs up
+      -> register on the media clock -> greeting -> listen / reply ... until the caller hangs up,
+         the time cap passes, or the caller's phone sends no RTP for ``rtp_timeout_s`` (watchdog)
     Teardown (shielded, time-bounded, whatever happened): leave the clock, destroy the bridge, hang up
-    the media channel (404 = already gone = fine), close the socket, close the recording, report.
+    the media channel (404 = already gone = fine), close the socket, close the recording, keep the
+    caller's voicemail if they left one (``ariapp.calls.voicemail``), report.
 
 The session owns its tasks (one TaskGroup); events reach it through its queue, so the ARI reader
 never waits on a call.
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,16 +33,26 @@ from ariapp.ari.models import AriEvent
 from ariapp.calls.audio import Listener, Speaker
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
 from ariapp.calls.recording import CallRecording
-from ariapp.cdr import CallRecord, utcnow_iso
+from ariapp.calls.voicemail import FILE as VOICEMAIL_FILE
+from ariapp.calls.voicemail import MessageRecorder, write_message
+from ariapp.calls.watchdog import RtpWatchdog
+from ariapp.cdr import ASTERISK_RESTART, CallRecord, utcnow_iso
 from ariapp.conversation.answerer import Answerer
+from ariapp.conversation.confirm import CONFIRM_AT
 from ariapp.conversation.echo import EchoGuard
+from ariapp.conversation.hitl import Desk, HitlConfig
 from ariapp.conversation.machine import Ev
 from ariapp.conversation.orchestrator import ConversationConfig, Orchestrator
 from ariapp.directory import Extension
 from ariapp.errors import AriError, MediaError
+from ariapp.media.resample import resample
 from ariapp.providers.base import SpeechToText, TextToSpeech
+from ariapp.timed import TimedRetriever
+from contract import CallAnswered, Event
 
 log = logging.getLogger(__name__)
+WATCHDOG_TICKS = 25  # the RTP watchdog looks every 25 media ticks (0.5 s)
+VOICEMAIL_STT_S = 60.0  # the caller is gone: the message's transcript may take this long, then the worker does it
 
 
 class CallEnded(Exception):
@@ -59,15 +71,16 @@ class Engine:
     stt: SpeechToText | None
     tts: TextToSpeech
     answerer: Answerer
-    retriever: object | None = None
+    retriever: TimedRetriever | None = None
     echo: bool = False
     end_of_turn_ms: int = 400
     pause_ms: int = 200
-    voices: dict[str, TextToSpeech] | None = None  # per call language ("en-US", "ko-KR")
-    desk: object | None = None  # human in the loop (ariapp.conversation.hitl.RedisDesk); None: off
-    hitl: object | None = None  # its HitlConfig
-    stts: dict[str, SpeechToText] | None = None  # per call language; a ko-KR call needs a Korean model
-    transcript_stts: dict[str, SpeechToText] | None = None  # the low-priority lane writing calls down
+    voices: Mapping[str, TextToSpeech] | None = None  # per call language ("en-US", "ko-KR")
+    desk: Desk | None = None  # human in the loop (ariapp.conversation.hitl.RedisDesk); None: off
+    hitl: HitlConfig | None = None  # its HitlConfig
+    stts: Mapping[str, SpeechToText] | None = None  # per call language; a ko-KR call needs a Korean model
+    transcript_stts: Mapping[str, SpeechToText] | None = None  # the low-priority lane writing calls down
+    confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (0: never)
 
     def voice(self, language: str) -> TextToSpeech:
         return (self.voices or {}).get(language, self.tts)
@@ -98,7 +111,9 @@ class AiCall:
         on_waiter: Callable[[str, str], asyncio.Future],
         max_seconds: int,
         journal: Callable[[CallRecord], None],
-        publish: Callable[..., None] | None = None,
+        publish: Callable[[str, Event], None] | None = None,
+        rtp_timeout_s: float = 0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ari = ari
         self.clock = clock
@@ -116,11 +131,14 @@ class AiCall:
         self._greeting_pcm = greeting_pcm
         self._waiter = on_waiter
         self._max_seconds = max_seconds
+        self._rtp_timeout_s = rtp_timeout_s  # 0: no watchdog
+        self._now = monotonic  # the call's clock (a virtual one in tests)
+        self.watchdog: RtpWatchdog | None = None
         self._journal = journal
-        self._publish = publish or (lambda event_type, call_id, **data: None)
+        self._publish = publish or (lambda call_id, event: None)
         self._loopback = False  # benchmark mode: the caller hears themselves
         self._frames: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
-        self.speaker = Speaker(self.codec.frame_samples, time.monotonic)
+        self.speaker = Speaker(self.codec.frame_samples, monotonic)
         self.listener = Listener(
             self.codec.sample_rate,
             self._on_caller_started,
@@ -137,6 +155,10 @@ class AiCall:
         self.ended = asyncio.Event()
         self.hangup_by: str | None = None
         self.answered_at: float | None = None
+        self.message: MessageRecorder | None = None  # the caller's voicemail, once the tone has played
+        self._message_over: asyncio.Future[str] | None = None
+        self._message_meta: dict = {}
+        self.voicemail: dict | None = None  # what the report says of a kept message
 
     # --- events from the ARI reader (must not block) -------------------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -147,9 +169,21 @@ class AiCall:
             self.caller_id,
             self.media_channel_id,
         ):
+            if event.shutdown_hangup:  # not the caller: Asterisk is going down (the media channel goes first)
+                self.lost(ASTERISK_RESTART)
             if self.hangup_by is None:
                 self.hangup_by = "caller" if channel.id == self.caller_id else "system"
             self.ended.set()
+
+    def lost(self, reason: str) -> None:
+        """The call is gone from Asterisk for a reason no caller or AI chose (Asterisk shut down or
+        restarted, or the call vanished while the app was not receiving its events): end it here."""
+        if self.ended.is_set():
+            return
+        log.warning("AI call %s ended by %s", self.record.call_id, reason)
+        self.hangup_by = self.hangup_by or "system"
+        self.record.termination_reason = self.record.termination_reason or reason
+        self.ended.set()
 
     # --- media clock tick (must not block) -------------------------------------------------------
     def _send(self) -> None:
@@ -168,8 +202,31 @@ class AiCall:
         self.recording.write(inbound, outbound)
         self.echo_guard.feed(inbound, outbound, self.codec.frame_samples)
         self.listener.feed(inbound)
+        if self.message is not None and self.message.ended is None:
+            ended = self.message.feed(inbound, self.listener.in_speech)
+            if ended and self._message_over is not None and not self._message_over.done():
+                self._message_over.set_result(ended)
         if self._echo_suspect and self._ticks % 5 == 0:
             self._recheck_echo()
+        if self.watchdog is not None and self._ticks % WATCHDOG_TICKS == 0:
+            self._check_rtp()
+
+    def _rtp_received(self) -> int:
+        """RTP packets from Asterisk so far, wanted or not (a comfort-noise packet is a sign of life too)."""
+        return self.media.stats.rx_packets + self.media.stats.rx_dropped_payload_type
+
+    def _check_rtp(self) -> None:
+        """The silence watchdog: the caller's phone stopped sending RTP, so the call is over for us."""
+        assert self.watchdog is not None
+        if not self.watchdog.expired(self._rtp_received(), self._now()) or self.ended.is_set():
+            return
+        log.warning(
+            "no RTP from the caller for %.0f s: ending AI call %s", self.watchdog.timeout_s, self.record.call_id
+        )
+        self.watchdog = None
+        self.hangup_by = "ai"
+        self.record.termination_reason = "rtp_timeout"
+        self.ended.set()
 
     def _on_caller_started(self) -> None:
         """A speech onset. While our voice is on the line it may be our own echo: check first."""
@@ -203,8 +260,64 @@ class AiCall:
 
     def _on_utterance(self, pcm: np.ndarray) -> None:
         if self.orchestrator is not None:
-            ended_at = time.monotonic() - self.engine.end_of_turn_ms / 1000
+            ended_at = self._now() - self.engine.end_of_turn_ms / 1000
             self.orchestrator.post(Ev.UTTERANCE, (pcm, ended_at))
+
+    # --- voicemail (ariapp.conversation.hitl.MessageTaker) -----------------------------------------
+    async def take_message(self, request_id: str, reason: str) -> str:
+        """Record the caller from the next tick until the message is over (see ``ariapp.calls.voicemail``)."""
+        hitl = self.engine.hitl
+        assert hitl is not None, "voicemail follows a help request"
+        self.listener.enabled = False  # nothing said now is a question: no recognition on pauses
+        self._message_meta = {"request_id": request_id, "reason": reason, "t": round(self._since_answer(), 2)}
+        self._message_over = asyncio.get_running_loop().create_future()
+        self.message = MessageRecorder(
+            self.codec.sample_rate,
+            self.codec.frame_samples,
+            max_s=hitl.voicemail_max_s,
+            silence_s=hitl.voicemail_silence_s,
+        )
+        return await self._message_over
+
+    async def _keep_message(self) -> None:
+        """After the call: write the message beside the recordings, and what the recogniser heard in it."""
+        message = self.message
+        if message is None:
+            return
+        ended = message.hang_up()
+        if not message.worth_keeping:
+            log.info("the caller left no message (%s after %.1f s)", ended, message.seconds)
+            return
+        pcm = message.pcm
+        try:
+            await asyncio.to_thread(write_message, self.recording.directory, pcm, message.rate)
+        except OSError as exc:
+            log.error("could not keep the voicemail of %s: %s", self.record.call_id, exc)
+            return
+        self.voicemail = {
+            **self._message_meta,
+            "file": VOICEMAIL_FILE,
+            "duration": round(message.seconds, 2),
+            "ended": ended,
+            "callee": self.ext.ext,
+            "language": self.ext.language,
+            "transcript": await self._transcribe_message(pcm, message.rate),
+        }
+        log.info("voicemail kept: %.1f s (%s)", message.seconds, ended)
+
+    async def _transcribe_message(self, pcm: np.ndarray, rate: int) -> str:
+        """The message's words ("" when the recogniser fails: the console has the worker try again)."""
+        stt = self.engine.transcript_stt(self.ext.language) or self.engine.stt_for(self.ext.language)
+        if stt is None:
+            return ""
+        lang = "ko" if self.ext.language.startswith("ko") else "en"
+        try:
+            async with asyncio.timeout(VOICEMAIL_STT_S):
+                result = await stt.transcribe(resample(pcm, rate, stt.sample_rate), lang)
+        except Exception as exc:  # a failed recogniser must not lose the message itself
+            log.warning("voicemail of %s not transcribed here: %r", self.record.call_id, exc)
+            return ""
+        return result.text.strip()
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -223,6 +336,7 @@ class AiCall:
             self.hangup_by = self.hangup_by or "system"
         finally:
             await asyncio.shield(self._teardown())
+            await asyncio.shield(self._keep_message())
 
     async def _setup(self) -> None:
         port = await self.media.open(self._media_host)
@@ -241,12 +355,14 @@ class AiCall:
         if self.ended.is_set():
             raise CallEnded
         await self.ari.answer(self.caller_id)
-        self.answered_at = time.monotonic()
+        self.answered_at = self._now()
         self.record.answer = utcnow_iso()
         self.record.answered_by = "ai"
         self.record.codec = self.codec.name
         self._journal(self.record)
-        self._publish("call.answered", self.record.call_id, answered_by="ai", ai=True)
+        self._publish(self.record.call_id, CallAnswered(answered_by="ai", ai=True))
+        if self._rtp_timeout_s:
+            self.watchdog = RtpWatchdog(self._rtp_timeout_s, self.answered_at, self._rtp_received())
         self.clock.add(self, self._send, self._process)
 
     async def _until_ended(self, awaitable: Awaitable):
@@ -265,30 +381,34 @@ class AiCall:
         return task.result()
 
     def _since_answer(self) -> float:
-        return time.monotonic() - self.answered_at if self.answered_at else 0.0
+        return self._now() - self.answered_at if self.answered_at else 0.0
 
     async def _converse_until_hangup(self) -> None:
         if self.engine.echo:
             await self._greet_then_echo()
             return
+        stt = self.engine.stt_for(self.ext.language)
+        assert stt is not None, "only the echo benchmark runs without speech recognition"
         self.orchestrator = Orchestrator(
             config=ConversationConfig(
                 owner=self.ext.owner,
                 owner_key=self.ext.ext,
                 greeting_text=self.ext.greeting_text,
                 language=self.ext.language,
+                confirm_at=self.engine.confirm_at,
             ),
             speaker=self.speaker,
             media_rate=self.codec.sample_rate,
-            stt=self.engine.stt_for(self.ext.language),
+            stt=stt,
             tts=self.engine.voice(self.ext.language),
             answerer=self.engine.answerer,
             retriever=self.engine.retriever,
             greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate),
             since_answer=self._since_answer,
-            publish=lambda event_type, **data: self._publish(event_type, self.record.call_id, **data),
+            publish=lambda event: self._publish(self.record.call_id, event),
             desk=self.engine.desk,
             hitl=self.engine.hitl,
+            voicemail=self,
         )
         conversation = asyncio.ensure_future(self.orchestrator.run())
         try:
@@ -327,6 +447,7 @@ class AiCall:
             self.record.hangup_by = self.hangup_by
             self.record.recording_dir = str(self.recording.directory)
             self.recording.close()
+            self.record.recording_error = self.recording.error
 
     def report(self) -> dict:
         """Turns and media figures for metadata.json."""
@@ -337,5 +458,6 @@ class AiCall:
                 "media": asdict(self.media.stats),
                 "barge_ins": orchestrator.barge_ins if orchestrator else 0,
                 "jitter": asdict(self.media.jitter.stats),
+                **({"voicemail": self.voicemail} if self.voicemail else {}),
             },
         }

@@ -16,11 +16,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ariapp import logs, metrics
+from ariapp import logs, metrics, sealing_sweep
 from ariapp.ari.models import AriEvent, Channel
 from ariapp.calls.recording import FILES, write_call_files
-from ariapp.cdr import CallRecord, CdrWriter, iso, utcnow_iso
-from ariapp.sealing import Keyring, SealError, seal_directory
+from ariapp.cdr import ASTERISK_RESTART, CallRecord, CdrWriter, iso, utcnow_iso
+from ariapp.sealing import Keyring, NotSealedError, SealError, seal_directory
+from contract import CallAnswered, CallEnded, CallStarted, Event
 
 log = logging.getLogger(__name__)
 CALL_ID_VAR = "AIPBX_CALL_ID"
@@ -44,15 +45,18 @@ class CallTracker:
         cdr: CdrWriter,
         recordings_dir: Path,
         spawn: Callable[[asyncio.Future | object], object],
-        publish: Callable[..., None] | None = None,
+        publish: Callable[[str, Event], None] | None = None,
         finished: Callable[[CallRecord, dict | None], Awaitable[None]] | None = None,
         keys: Keyring | None = None,
         answered: Callable[[CallRecord, str], None] | None = None,
     ) -> None:
         self.cdr = cdr
-        self.keys = keys  # None: recordings and transcripts stay in clear
+        self.keys = keys  # None (development only, ariapp.settings): recordings and transcripts stay in clear
         if keys is None:
-            log.warning("AIPBX_RECORDINGS_KEYS is not set: recordings and transcripts are stored in clear")
+            log.error(
+                "AIPBX_RECORDINGS_KEYS is not set: recordings and transcripts are stored IN CLEAR "
+                "(development settings only; production settings refuse to start without it)"
+            )
         self.recordings_dir = recordings_dir
         self.calls: dict[str, CallRecord] = {}
         self._leg_of: dict[str, str] = {}  # channel id -> call id
@@ -60,7 +64,7 @@ class CallTracker:
         self._sessions_open: set[str] = set()
         self._reports: dict[str, dict] = {}
         self._spawn = spawn
-        self._publish = publish or (lambda event_type, call_id, **data: None)
+        self._publish = publish or (lambda call_id, event: None)
         self._on_finished = finished
         self._on_answered = answered  # a phone answered (the callee's channel id): live transcript
         self.finished = 0
@@ -87,7 +91,7 @@ class CallTracker:
             )
             self.calls[call_id] = record
             self.cdr.journal(record)
-            self._publish("call.started", call_id, caller=record.caller, callee=record.callee, start=record.start)
+            self._publish(call_id, CallStarted(caller=record.caller, callee=record.callee, start=record.start))
         return record
 
     def on_event(self, event: AriEvent) -> None:
@@ -120,17 +124,19 @@ class CallTracker:
         if peer is not None and peer.id not in self._leg_of:
             self._leg_of[peer.id] = caller.id
             record.legs.append(peer.id)
-        if status == "ANSWER":
+        if status == "ANSWER" and peer is not None:  # ARI's Dial event always names the peer
             record.answer = iso(event.timestamp) or utcnow_iso()
-            record.answered_by = peer.endpoint if peer else None
+            record.answered_by = peer.endpoint
             record.recording_dir = str(self.recordings_dir / record.call_id)
-            self._publish("call.answered", call_id=record.call_id, answered_by=record.answered_by, ai=False)
-            if self._on_answered is not None and peer is not None:
+            self._publish(record.call_id, CallAnswered(answered_by=peer.endpoint, ai=False))
+            if self._on_answered is not None:
                 self._on_answered(record, peer.id)
         self.cdr.journal(record)
 
     def _on_ChannelHangupRequest(self, event: AriEvent, channel: Channel) -> None:
         record = self.call_of(channel.id)
+        if record is not None and event.shutdown_hangup:
+            record.termination_reason = record.termination_reason or ASTERISK_RESTART
         if record is None or record.hangup_by:
             return
         if channel.id == record.call_id:
@@ -148,6 +154,17 @@ class CallTracker:
         record.hangup_cause = int(cause) if isinstance(cause, int) else None
         self._destroyed.add(channel.id)
         self._maybe_finish(channel.id)
+
+    def lost(self, call_id: str, reason: str) -> None:
+        """The call's caller channel is gone from Asterisk and no event said so (Asterisk restarted, or
+        the app's events were lost meanwhile): finish it as if it had just been destroyed."""
+        record = self.calls.get(call_id)
+        if record is None or call_id in self._destroyed:
+            return
+        record.termination_reason = record.termination_reason or reason
+        record.end = record.end or utcnow_iso()  # the first moment we know of: no event gave the true one
+        self._destroyed.add(call_id)
+        self._maybe_finish(call_id)
 
     # --- AI sessions ---------------------------------------------------------------------------
     def session_started(self, call_id: str) -> None:
@@ -202,13 +219,10 @@ class CallTracker:
             except OSError as exc:
                 log.error("could not write call files for %s: %s", call_id, exc)
             if self.keys is not None:  # sealed before the CDR line and call.ended: no reader sees a half-sealed call
-                try:
-                    await asyncio.to_thread(seal_directory, directory, self.keys)
-                except (OSError, SealError) as exc:
-                    log.error("could not seal the recordings of %s: %s", call_id, exc)
+                await self._seal(call_id, directory, self.keys)
         if await asyncio.to_thread(self.cdr.write, record):  # fsync: off the media event loop
             self.finished += 1
-            self._publish("call.ended", call_id=record.call_id, cdr=record.to_cdr())
+            self._publish(record.call_id, CallEnded(cdr=record.to_cdr(), turns=turns_with_words(report)))
             if self._on_finished is not None:
                 await self._on_finished(record, report)
             log.info(
@@ -220,10 +234,31 @@ class CallTracker:
                 record.ai_handled,
             )
 
-    async def finish_orphan(self, record: CallRecord, reason: str) -> None:
-        """Finish a call whose state was lost (app restart): CDR now, with what we know."""
+    async def _seal(self, call_id: str, directory: Path, keys: Keyring) -> None:
+        """Seal the call's files; what fails stays in clear (never deleted), counted, for the sweep."""
+        try:
+            await asyncio.to_thread(seal_directory, directory, keys)
+        except NotSealedError as exc:
+            sealing_sweep.SEAL_FAILURES.inc(len(exc.failed))
+            log.error("could not seal every recording of %s (the sweep retries): %s", call_id, exc)
+        except (OSError, SealError) as exc:  # e.g. the directory itself is gone or unreadable
+            sealing_sweep.SEAL_FAILURES.inc()
+            log.error("could not seal the recordings of %s (the sweep retries): %s", call_id, exc)
+
+    async def finish_orphan(self, record: CallRecord, reason: str | None) -> None:
+        """Finish a call whose state was lost (app restart): CDR now, with what we know.
+
+        ``reason`` None keeps the termination reason the record has (or derives one).
+        """
         self.calls.setdefault(record.call_id, record)
         await self._finish(record.call_id, reason)
+
+
+def turns_with_words(report: dict | None) -> int | None:
+    """How many turns of the call's report have words (``CallEnded.turns``); None without a report."""
+    if report is None:
+        return None
+    return sum(1 for turn in report.get("turns") or [] if str(turn.get("text", "")).strip())
 
 
 MIXMONITOR_SETTLE_S = 3.0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from ariapp.errors import AriError, MediaError
 from ariapp.media.resample import resample
 from ariapp.providers.base import SpeechToText
 from ariapp.providers.errors import ProviderError
+from contract import Event, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class LiveTranscription:
         jitter_ms: int,
         on_waiter: Callable[[str, str], asyncio.Future],
         answered_at: float,
-        publish: Callable[..., None] | None = None,
+        publish: Callable[[str, Event], None] | None = None,
     ) -> None:
         self.ari = ari
         self.clock = clock
@@ -111,7 +113,7 @@ class LiveTranscription:
         self._media_format = media_format
         self._waiter = on_waiter
         self._answered_at = answered_at
-        self._publish = publish or (lambda event_type, call_id, **data: None)
+        self._publish = publish or (lambda call_id, event: None)
         self.legs = [
             _Leg("caller", caller_channel_id, CallMedia(self.codec, jitter_ms)),
             _Leg("callee", callee_channel_id, CallMedia(self.codec, jitter_ms)),
@@ -154,7 +156,7 @@ class LiveTranscription:
                     leg.speaker,
                     self.codec.sample_rate,
                     self._on_segment,
-                    on_pause=lambda start, pcm, s=leg.speaker: self._on_pause(s, start, pcm),
+                    on_pause=functools.partial(self._on_pause, leg.speaker),
                 )
             self.clock.add(self, self._tick_send, self._tick)
             await self.ended.wait()
@@ -271,14 +273,10 @@ class LiveTranscription:
         )
         self.lines.append(line)
         self._publish(
-            "transcript",
             self.call_id,
-            speaker=line.speaker,
-            text=text,
-            final=True,
-            t=line.start_s,
-            end=line.end_s,
-            confidence=line.confidence,
+            Transcript(
+                speaker=line.speaker, text=text, final=True, t=line.start_s, end=line.end_s, confidence=line.confidence
+            ),
         )
 
     def _on_pause(self, speaker: str, start_s: float, pcm: np.ndarray) -> None:
@@ -299,12 +297,10 @@ class LiveTranscription:
             LANE.inflight -= 1
         if transcript.text.strip():
             self._publish(
-                "transcript",
                 self.call_id,
-                speaker=speaker,
-                text=transcript.text.strip(),
-                final=False,
-                t=round(start_s + self.offset_s, 2),
+                Transcript(
+                    speaker=speaker, text=transcript.text.strip(), final=False, t=round(start_s + self.offset_s, 2)
+                ),
             )
 
     # --- results -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """What the AI answers with: a chat LLM with the design's prompt, or — offline, where no usable
-generative model installs — the best-matching knowledge passage in a short spoken template.
+generative model installs — the knowledge passage that answers, spoken as the owner wrote it.
 
 Both take the question and the retrieved passages and stream text; the offline one hands over
 (``needs_human``) when nothing relevant was found, instead of inventing an answer.
@@ -47,14 +47,16 @@ UNSURE = {
     "en": "I'm not sure about that. {owner} will get back to you.",
     "ko": "그 부분은 확실하지 않습니다. {owner}님이 다시 연락드리겠습니다.",
 }
-FOUND = {
-    "en": "Here is what I have: {passage}",
-    "ko": "확인해 보니, {passage}",
-}
 
 
 class ExtractiveAnswerer:
-    """Offline answers: the best passage, spoken in a template. No generation, no invention."""
+    """Offline answers: the passage judged to answer, and nothing else. No generation, no invention.
+
+    Knowledge items keep what is spoken apart from how it is found (an FAQ's answer without its
+    question, a paragraph without its heading), written by the owner as a sentence to a caller
+    ("We are open ..."), so the passage itself is the natural answer: a lead-in such as "Here is
+    what I have:" only delays it and sounds like a machine reading a database.
+    """
 
     async def answer(self, question: Question) -> AsyncIterator[str]:
         lang = "ko" if question.language.startswith("ko") else "en"
@@ -64,4 +66,4 @@ class ExtractiveAnswerer:
         passage = sanitize(question.passages[0], 400)
         if passage and passage[-1] not in ".!?。":
             passage += "."
-        yield FOUND[lang].format(passage=passage)
+        yield passage

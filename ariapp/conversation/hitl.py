@@ -15,9 +15,14 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from contract import hitl_reply_key
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,8 @@ MESSAGES = {
         "updates": ("Thank you for waiting, I'm still checking.", "Sorry for the wait, I'm still on it."),
         "timeout": "I'm sorry, nobody could answer that right now. {owner} will call you back.",
         "away": "I'm not sure about that, and nobody is available right now. {owner} will get back to you.",
+        "voicemail": "Please leave a message after the tone.",
+        "voicemail_end": "Thank you, your message has been recorded. Goodbye.",
     },
     "ko": {
         "checking": "잠시만 기다려 주세요. 담당자에게 확인하고 있습니다.",
@@ -63,6 +70,8 @@ MESSAGES = {
         ),
         "timeout": "죄송합니다. 지금은 답변을 드리기 어렵습니다. {owner} 님이 다시 연락드리겠습니다.",
         "away": "그 부분은 확실하지 않고, 지금 응대 가능한 담당자가 없습니다. {owner} 님이 다시 연락드리겠습니다.",
+        "voicemail": "삐 소리가 나면 메시지를 남겨 주세요.",
+        "voicemail_end": "메시지가 녹음되었습니다. 감사합니다. 안녕히 계세요.",
     },
 }
 
@@ -77,6 +86,12 @@ class HitlConfig:
     decision_s: float = 2.0  # how long to wait for the console to say queued or away
     updates_s: tuple[float, ...] = (15.0, 30.0)  # spoken "still checking" updates during the hold
     hold_s: float = 60.0  # then a polite timeout and an unresolved item
+    # Voicemail after the timeout or away message: "leave a message after the tone", a tone, then the
+    # caller's message until they hang up, ``voicemail_max_s`` pass, or ``voicemail_silence_s`` of
+    # silence follow their words (twice that if they say nothing at all). False: the call goes on.
+    voicemail: bool = True
+    voicemail_max_s: float = 120.0
+    voicemail_silence_s: float = 4.0
     messages: dict[str, dict[str, Any]] = field(default_factory=lambda: MESSAGES)
 
 
@@ -108,6 +123,17 @@ def hitl_trigger(question: str, best_score: float | None, threshold: float, conf
     return None
 
 
+class MessageTaker(Protocol):
+    """Records the caller's voicemail (the call session, which holds the caller's audio)."""
+
+    async def take_message(self, request_id: str, reason: str) -> str:
+        """Record from now until the message is over; returns why it ended (``max_length``, ``silence``).
+
+        A hang-up cancels the wait; the session keeps what was recorded.
+        """
+        ...
+
+
 class Desk(Protocol):
     """Where the console's replies for one request arrive."""
 
@@ -120,10 +146,10 @@ class RedisDesk:
     def __init__(self, redis_url: str, instance: str) -> None:
         self.redis_url = redis_url
         self.instance = instance
-        self._client = None
+        self._client: redis.asyncio.Redis | None = None
 
     def key(self, request_id: str) -> str:
-        return f"aipbx:{self.instance}:hitl:{request_id}"
+        return hitl_reply_key(self.instance, request_id)
 
     async def reply(self, request_id: str, wait_s: float) -> dict[str, Any] | None:
         import redis.asyncio as redis
@@ -131,7 +157,8 @@ class RedisDesk:
         if self._client is None:
             self._client = redis.from_url(self.redis_url, socket_connect_timeout=2.0)
         try:
-            item = await self._client.blpop([self.key(request_id)], timeout=max(wait_s, 0.01))
+            # redis-py types its commands once for the sync and asyncio clients, so the result is a union.
+            item = await self._client.blpop([self.key(request_id)], timeout=max(wait_s, 0.01))  # type: ignore[misc]
         except (redis.RedisError, OSError) as exc:
             log.warning("HITL desk unavailable: %r", exc)
             return None
@@ -143,6 +170,13 @@ class RedisDesk:
             log.error("HITL reply for %s is not JSON: %r", request_id, item[1][:200])
             return None
         return reply if isinstance(reply, dict) else None
+
+
+def beep(rate: int, seconds: float = 0.5, freq: float = 1000.0) -> np.ndarray:
+    """The voicemail tone: a plain 1 kHz beep at about -12 dBFS with 10 ms ramps (no click)."""
+    t = np.arange(int(rate * seconds)) / rate
+    ramp = np.minimum(1.0, np.minimum(t, seconds - t) / 0.01)
+    return (np.sin(2 * np.pi * freq * t) * ramp * 8000).astype(np.int16)
 
 
 def hold_music(rate: int, seconds: float) -> np.ndarray:

@@ -14,6 +14,9 @@ Theory of operation
     A provider failure while THINKING is answered with a polite fallback sentence.
     THINKING --hold--> HOLDING --human reply--> SPEAKING when a person is asked (HITL); THINKING
     --human reply--> SPEAKING when nobody is available (the away message).
+    THINKING/HOLDING --voicemail--> VOICEMAIL when nobody answered (away, or the hold timed out) and
+    voicemail is on: the reply task says so, asks for a message, beeps and records it; nothing the
+    caller says is answered; VOICEMAIL --finished--> ENDED (the AI hangs up after its goodbye).
     Hanging up ends everything from any state.
 
 ``step(state, event) -> (state, commands)`` is pure; the orchestrator executes the commands.
@@ -34,6 +37,7 @@ class State(enum.Enum):
     SPEAKING = "speaking"
     HOLDING = "holding"  # waiting for a person to answer (hold music, spoken updates)
     PAUSED = "paused"  # the caller spoke over our reply: held until we know whether it was a backchannel
+    VOICEMAIL = "voicemail"  # the caller is leaving a message: nothing they say is answered
     ENDED = "ended"
 
 
@@ -50,6 +54,8 @@ class Ev(enum.Enum):
     HANGUP = "hangup"
     BACKCHANNEL = "backchannel"  # what the caller said over our reply was "mm-hm": go on
     INTERRUPTION = "interruption"  # it was more: stop and answer it (payload: the utterance)
+    VOICEMAIL = "voicemail"  # nobody answered: the caller may leave a message
+    FINISHED = "finished"  # the conversation is over on our side (after the voicemail's goodbye)
 
 
 class Cmd(enum.Enum):
@@ -89,6 +95,9 @@ TABLE: dict[tuple[State, Ev], tuple[State, tuple[Cmd, ...]]] = {
     (S.THINKING, E.HOLD): (S.HOLDING, ()),
     (S.THINKING, E.HUMAN_REPLY): (S.SPEAKING, ()),
     (S.HOLDING, E.HUMAN_REPLY): (S.SPEAKING, ()),
+    (S.THINKING, E.VOICEMAIL): (S.VOICEMAIL, ()),
+    (S.HOLDING, E.VOICEMAIL): (S.VOICEMAIL, ()),
+    (S.VOICEMAIL, E.FINISHED): (S.ENDED, (C.END,)),
 }
 for _state in State:
     if _state is not State.ENDED:

@@ -5,7 +5,8 @@ and runs the reply pipeline:
       -> retrieval over the callee's knowledge -> answer stream (LLM or extractive)
       -> cut into clauses/sentences as text arrives -> TTS per piece -> the speaker, frame by frame
 
-The first audio goes out while later sentences are still being generated. Every turn records its
+The first audio goes out while later sentences are still being generated, and the console is told
+the reply so far as each piece starts to play (``reply.speaking``), not after the turn. Every turn records its
 latency parts relative to the end of the caller's speech. A slow reply gets a short filler; a failed
 or timed-out provider gets a polite fallback; the call never sits in dead air.
 
@@ -22,19 +23,31 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
+import contract  # the console's events, named as contract.<Type> (Transcript, Retrieval are taken here)
 from ariapp import metrics
-from ariapp.calls.audio import Speaker, SpeechHandle
 from ariapp.conversation.answerer import Answerer, Question
+from ariapp.conversation.confirm import CONFIRM_AT, Offer, offer_for, reply_to_offer, says_enough
 from ariapp.conversation.guard import reply_splitter
-from ariapp.conversation.hitl import Desk, HitlConfig, Trigger, hitl_trigger, hold_music
+from ariapp.conversation.hitl import (
+    LOW_CONFIDENCE,
+    Desk,
+    HitlConfig,
+    MessageTaker,
+    Trigger,
+    beep,
+    hitl_trigger,
+    hold_music,
+)
 from ariapp.conversation.machine import Cmd, Ev, State, step
 from ariapp.conversation.prompt import Turn, system_prompt
+from ariapp.conversation.spoken import spoken
 from ariapp.conversation.turns import BACKCHANNEL_MAX_S, backchannel, unfinished
 from ariapp.conversation.turns import HOLD_S as TURN_HOLD_S
+from ariapp.media.audio import Speaker, SpeechHandle
 from ariapp.media.resample import StreamResampler, resample
 from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript
 from ariapp.providers.errors import ProviderError
@@ -99,6 +112,7 @@ class ConversationConfig:
     language: str = "en-US"
     filler_after_s: float = 2.0
     reply_timeout_s: float = 20.0
+    confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (confirm.py); 0: never
 
     @property
     def lang(self) -> str:
@@ -131,30 +145,37 @@ class Orchestrator:
         greeting: Callable[[], Awaitable[np.ndarray]],
         since_answer: Callable[[], float],
         clock: Callable[[], float] = time.monotonic,
-        publish: Callable[..., None] | None = None,
+        publish: Callable[[contract.Event], None] | None = None,
         desk: Desk | None = None,
         hitl: HitlConfig | None = None,
+        voicemail: MessageTaker | None = None,
     ) -> None:
         self.config = config
         self.desk = desk  # None: no human in the loop (the AI says it is not sure)
         self.hitl = hitl or HitlConfig()
+        # None, or voicemail off: after the away/timeout message the conversation goes on
+        self.voicemail = voicemail if self.hitl.voicemail else None
         self.hitl_requests = 0
         self.speaker = speaker
         self.rate = media_rate
         self.stt, self.tts, self.answerer, self.retriever = stt, tts, answerer, retriever
         self._greeting = greeting
         self._since_answer = since_answer
-        self._publish = publish or (lambda event_type, **data: None)
+        self._publish = publish or (lambda event: None)
         self._clock = clock
         self.state = State.IDLE
         self.turns: list[TurnLog] = []
+        self._told: set[int] = set()  # ids of the AI turns published as played (each once)
         self._events: asyncio.Queue[tuple[Ev, object]] = asyncio.Queue()
         self._reply: asyncio.Task | None = None
         self._speech: SpeechHandle | None = None
         self._kept_audio: np.ndarray | None = None  # a question the caller has not finished yet
         self._open_question: TurnLog | None = None  # its transcript, replaced when it continues
         self._speculative: tuple[int, asyncio.Task] | None = None  # (samples, STT task) from a pause
+        self._ahead: tuple[str, asyncio.Task] | None = None  # (text, retrieval task) of the pause's transcript
         self._check: asyncio.Future | None = None  # is what was said over our reply a backchannel?
+        self._offered: Offer | None = None  # "did you mean …?" asked: the caller's next words answer it
+        self.offers = 0
         self.barge_ins = 0
 
     # --- inputs (from the media tick; never block) -----------------------------------------------
@@ -166,10 +187,38 @@ class Orchestrator:
 
         At most one speculative recognition runs: the recogniser works on one thread, and a
         cancelled asyncio task does not stop the thread, so stale jobs would delay the real one.
+        None starts while the recogniser is busy (``stt.busy``: other callers' jobs queued or
+        running): a guess that may be thrown away must never make another caller's answer wait; it
+        pays only on an idle recogniser.
         """
         if self._speculative is not None and not self._speculative[1].done():
             return
-        self._speculative = (len(pcm_so_far), asyncio.ensure_future(self._transcribe(pcm_so_far, interim=True)))
+        if self.state is State.VOICEMAIL:
+            return  # a message is being left: nothing it says is answered
+        if getattr(self.stt, "busy", False):
+            return
+        task = asyncio.ensure_future(self._transcribe(pcm_so_far, interim=True))
+        self._speculative = (len(pcm_so_far), task)
+        task.add_done_callback(self._retrieve_ahead)
+
+    def _retrieve_ahead(self, task: asyncio.Task) -> None:
+        """The pause's transcript is in: search the knowledge for it now. When the caller said nothing
+        more it is the question, and the answer does not wait for the search and the gate's models."""
+        if task.cancelled() or task.exception() is not None or self.retriever is None:
+            return
+        text = task.result().text.strip()
+        if not text or (self._ahead is not None and not self._ahead[1].done()):
+            return  # one search ahead at a time, like one speculative recognition
+        self._ahead = (text, asyncio.ensure_future(self._retrieve(text)))
+
+    async def _retrieve_for(self, question: str) -> tuple[list[Any], Any | None]:
+        """The search for ``question``: the one started at the pause if it was for the same words."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == question:
+            return await ahead[1]
+        if ahead is not None:
+            ahead[1].cancel()
+        return await self._retrieve(question)
 
     # --- main loop ---------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -180,13 +229,18 @@ class Orchestrator:
                 previous = self.state
                 self.state, commands = step(self.state, event)
                 if self.state is not previous:
-                    self._publish("state", state=self.state.value)
+                    self._publish(contract.ConversationState(state=self.state.value))
                 for command in commands:
                     self._execute(command, event, payload)
         finally:
             await self._cancel_reply()
+            for turn in self.turns:  # e.g. a reply cut off while it was synthesised: the console hears of it too
+                if turn.speaker == "ai" and turn.text:
+                    self._played(turn)
             if self._speculative is not None:
                 self._speculative[1].cancel()
+            if self._ahead is not None:
+                self._ahead[1].cancel()
             if self._check is not None:
                 self._check.cancel()
 
@@ -194,7 +248,7 @@ class Orchestrator:
         if command is Cmd.PLAY_GREETING:
             self._start(self._say_greeting())
         elif command is Cmd.START_REPLY:
-            utterance, ended_at = payload  # type: ignore[misc]
+            utterance, ended_at = cast("tuple[np.ndarray, float]", payload)  # the utterance: (pcm, ended_at)
             self._start(self._answer(utterance, ended_at))
         elif command is Cmd.CANCEL_REPLY:
             self._stop_speaking(barge_in=event in (Ev.CALLER_ONSET, Ev.INTERRUPTION))
@@ -213,14 +267,16 @@ class Orchestrator:
 
     async def _check_backchannel(self, payload: object) -> None:
         """What the caller said over our paused reply: a backchannel resumes it, anything else ends it."""
-        utterance, _ = payload  # type: ignore[misc]
+        utterance, _ = cast("tuple[np.ndarray, float]", payload)
         said = None
         if len(utterance) / self.rate <= BACKCHANNEL_MAX_S:
             try:
                 said = (await self._transcribe(utterance)).text
             except ProviderError as exc:
                 log.warning("could not hear what was said over the reply: %r", exc)
-        if said is not None and backchannel(said):
+        if said is not None and self._offered is not None and reply_to_offer(said, self.config.lang)[0] is not None:
+            self.post(Ev.INTERRUPTION, payload)  # "yes" over "Just to check, …?" answers it: no backchannel
+        elif said is not None and backchannel(said):
             log.info("backchannel %r: the reply goes on", said)
             self.post(Ev.BACKCHANNEL)
         else:
@@ -251,6 +307,7 @@ class Orchestrator:
         turn = self._log("ai", text)
         pcm = await self._greeting()
         handle = self.speaker.start(text)
+        self._announce(handle, turn, [text])
         self.speaker.push(handle, pcm)
         self.speaker.finish(handle)
         await self._finish_speech(handle, turn, [text], [handle.frames_total])
@@ -258,14 +315,21 @@ class Orchestrator:
     async def _say(self, text: str) -> None:
         turn = self._log("ai", text)
         handle = self.speaker.start(text)
+        self._announce(handle, turn, [text])
         async for pcm in self._synthesize(text):
             self.speaker.push(handle, pcm)
         self.speaker.finish(handle)
         await self._finish_speech(handle, turn, [text], [handle.frames_total])
 
+    def _announce(self, handle: SpeechHandle, turn: TurnLog, pieces: list[str]) -> None:
+        """Publish the reply so far when the audio pushed next (its newest piece) starts to play."""
+        event = contract.ReplySpeaking(t=turn.t, text=" ".join(pieces))
+        self.speaker.cue(handle, lambda: self._publish(event))
+
     async def _synthesize(self, text: str) -> AsyncIterator[np.ndarray]:
+        """``text`` as audio at the call's rate; the voice reads its spoken form (numbers, names)."""
         resampler = StreamResampler(self.tts.sample_rate, self.rate)
-        async for chunk in self.tts.synthesize(text):
+        async for chunk in self.tts.synthesize(spoken(text, self.config.language, (self.config.owner,))):
             yield resampler.process(chunk)
         tail = resampler.flush()
         if len(tail):
@@ -278,18 +342,19 @@ class Orchestrator:
             await handle.done.wait()
         finally:
             _mark_unspoken(turn, handle, pieces, piece_ends)
-            self._publish("turn", **asdict(turn))
+            self._played(turn)
         if not handle.interrupted:
             self.post(Ev.SPEECH_DONE)
 
     # --- answering ---------------------------------------------------------------------------------
     async def _answer(self, utterance: np.ndarray, ended_at: float) -> None:
         marks = Marks(self._clock, ended_at)
+        replacing: TurnLog | None = None
         if self._kept_audio is not None:
-            # The caller went on talking before we answered: hear both parts as one question.
+            # The caller went on talking before we answered: hear both parts as one question, whose
+            # transcript replaces the first part's once it is heard (until then the first part stands).
             utterance = np.concatenate([self._kept_audio, utterance])
-            if self._open_question is not None and self._open_question in self.turns:
-                self.turns.remove(self._open_question)
+            replacing = self._open_question
         self._kept_audio = utterance  # until our answer starts playing (then the turn is over)
         filler = asyncio.ensure_future(self._filler_after(self.config.filler_after_s))
         reply: _Reply | None = None
@@ -313,21 +378,56 @@ class Orchestrator:
                     marks.values["turn_hold"] = round(TURN_HOLD_S * 1000, 1)
                 turn_in = self._log("caller", question, at=self._since_answer() - (self._clock() - ended_at))
                 turn_in.latency_ms = marks.values  # the same dict: filled in as the turn goes on
+                replaces = None
+                if replacing is not None and replacing in self.turns:
+                    self.turns.remove(replacing)
+                    replaces = replacing.t
                 self._open_question = turn_in
-                self._publish("transcript", speaker="caller", text=question, final=True, t=turn_in.t)
-                with marks.waiting_on_model():
-                    candidates, judgement = await self._retrieve(question)
-                marks.mark("retrieval")
-                answering = judgement.answering if judgement is not None else []
-                confidence = float(judgement.probability) if judgement is not None and candidates else None
-                turn_in.retrieved = _retrieved(candidates, judgement)
-                self._publish("retrieval", question=question, results=turn_in.retrieved, t=turn_in.t)
-                trigger = self._human_needed(question, confidence, judgement)
+                self._publish(
+                    contract.Transcript(speaker="caller", text=question, final=True, t=turn_in.t, replaces=replaces)
+                )
+                offered, self._offered = self._offered, None
+                agreed, rest = reply_to_offer(question, self.config.lang) if offered else (None, question)
+                if agreed is None or says_enough(rest):
+                    # a question of its own ("No, I meant the crowns.", "Yes, and after two hours?"):
+                    # the gate judges it; a yes with more to it is not a yes to the passage alone
+                    offered = None
+                    asked = question if agreed is None else rest
+                    with marks.waiting_on_model():
+                        candidates, judgement = await self._retrieve_for(asked)
+                    marks.mark("retrieval")
+                    answering = judgement.answering if judgement is not None else []
+                    confidence = float(judgement.probability) if judgement is not None and candidates else None
+                    turn_in.retrieved = _retrieved(candidates, judgement)
+                else:  # the caller answered "did you mean …?": yes, that passage; no, nothing
+                    assert offered is not None
+                    asked, candidates, judgement = offered.question, [offered.passage], None
+                    answering = [offered.passage] if agreed else []
+                    confidence = offered.probability
+                    turn_in.retrieved = [{**_retrieved(candidates, None)[0], "p": round(confidence, 3), "used": agreed}]
+                self._publish(
+                    contract.Retrieval(
+                        question=asked,
+                        results=turn_in.retrieved,
+                        t=turn_in.t,
+                        confidence=None if confidence is None else round(confidence, 3),
+                    )
+                )
+                if offered is None:
+                    trigger = self._human_needed(asked, confidence, judgement)
+                    offer = None
+                    if not answering and (trigger is None or trigger.reason == LOW_CONFIDENCE):
+                        offer = offer_for(asked, judgement, self.config.lang, self.config.confirm_at)
+                    if offer is not None:
+                        trigger = None  # check with the caller before asking a person
+                else:
+                    offer = None
+                    trigger = None if agreed else self._human_needed(asked, None, None)
                 if trigger is None:
                     reply = _Reply()
                     await self._generate(
                         Question(
-                            question,
+                            asked,
                             self.config.owner,
                             self.config.language,
                             [p.text for p in answering],
@@ -337,14 +437,20 @@ class Orchestrator:
                         marks,
                         filler,
                         reply,
+                        said=None if offer is None else offer.text,
                     )
+                    if offer is not None and reply.handle is not None:
+                        self._offered = offer
+                        self.offers += 1
             if trigger is not None:
                 filler.cancel()
-                await self._ask_human(question, trigger, turn_in, confidence)
+                await self._ask_human(asked, trigger, turn_in, confidence)
                 return
+            assert reply is not None  # made above when no human was needed
             if reply.handle is None:
                 self.post(Ev.REPLY_EMPTY)
                 return
+            assert reply.turn is not None  # made with the handle
             await self._finish_speech(reply.handle, reply.turn, reply.pieces, reply.piece_ends)
             log.info("turn latency (ms after end of speech): %s", marks.values)
         except (ProviderError, TimeoutError) as exc:
@@ -354,20 +460,28 @@ class Orchestrator:
             filler.cancel()
             if reply is not None:
                 reply.close(self.speaker, marks)
-                self._publish("latency", **marks.values)
+                if reply.turn is not None and reply.turn.text:
+                    self._played(reply.turn)  # a no-op after _finish_speech; else cut off before it finished arriving
+                self._publish(contract.Latency(dict(marks.values)))
 
-    async def _generate(self, question: Question, marks: Marks, filler: asyncio.Future, reply: _Reply) -> None:
-        """Stream the answer into the speaker, piece by piece, as fast as text and audio arrive."""
+    async def _generate(
+        self, question: Question, marks: Marks, filler: asyncio.Future, reply: _Reply, said: str | None = None
+    ) -> None:
+        """Stream the answer into the speaker, piece by piece, as fast as text and audio arrive.
+
+        ``said``: a reply already written (the "did you mean …?" check) instead of the answerer's.
+        """
         # Every piece passes the output guard before TTS (guard.py): no prompt leaks, markup or actions.
         splitter = reply_splitter(
             system_prompt(question.owner_name, question.language),
             question.owner_name,
-            question.passages,
+            [*question.passages, *([said] if said else [])],
             FALLBACK[self.config.lang].format(owner=self.config.owner),
         )
 
         async def speak_piece(piece: str) -> None:
             requested = self._clock()
+            announced = False
             async for pcm in self._synthesize(piece):
                 if reply.handle is None:
                     filler.cancel()
@@ -378,14 +492,19 @@ class Orchestrator:
                     self._kept_audio = None  # we are answering: this question is settled
                     self._open_question = None
                     self.post(Ev.REPLY_AUDIO)
+                if not announced:
+                    announced = True
+                    assert reply.turn is not None  # made with the handle
+                    self._announce(reply.handle, reply.turn, [*reply.pieces, piece])
                 self.speaker.push(reply.handle, pcm)
             if reply.handle is not None:
                 reply.pieces.append(piece)
                 reply.piece_ends.append(reply.handle.frames_total)
+                assert reply.turn is not None  # made with the handle
                 reply.turn.text = " ".join(reply.pieces)
 
         requested = self._clock()
-        async for delta in self.answerer.answer(question):
+        async for delta in self.answerer.answer(question) if said is None else _once(said):
             if "llm_first_token" not in marks.values:
                 marks.model_s += self._clock() - requested
             marks.mark("llm_first_token")
@@ -409,7 +528,7 @@ class Orchestrator:
             # Cancelled half-way (the answer arrived): what was queued plays out, nothing blocks.
             self.speaker.finish(handle)
         if handle.frames_total:
-            self._log("ai", text)
+            self._played(self._log("ai", text))
 
     async def _transcript_for(self, utterance: np.ndarray, combined: bool = False) -> Transcript:
         speculative, self._speculative = self._speculative, None
@@ -432,7 +551,9 @@ class Orchestrator:
         transcript = await self.stt.transcribe(audio, self.config.lang)
         if interim and transcript.text:  # what we heard so far, shown live before the turn is over
             self._publish(
-                "transcript", speaker="caller", text=transcript.text, final=False, t=round(self._since_answer(), 2)
+                contract.Transcript(
+                    speaker="caller", text=transcript.text, final=False, t=round(self._since_answer(), 2)
+                )
             )
         return transcript
 
@@ -467,21 +588,25 @@ class Orchestrator:
         self._kept_audio = None  # the question is settled: a person has it
         self._open_question = None
         self._publish(
-            "hitl.requested",
-            request_id=request_id,
-            question=question,
-            reason=trigger.reason,
-            detail=trigger.detail,
-            confidence=confidence,
-            retrieved=turn_in.retrieved,
-            recent_turns=[{"speaker": t.speaker, "text": t.text} for t in self.turns[-7:-1] if t.text],
-            callee=self.config.owner_key,
-            language=self.config.language,
+            contract.HitlRequested(
+                request_id=request_id,
+                question=question,
+                reason=trigger.reason,
+                detail=trigger.detail,
+                confidence=confidence,
+                retrieved=turn_in.retrieved,
+                recent_turns=[{"speaker": t.speaker, "text": t.text} for t in self.turns[-7:-1] if t.text],
+                callee=self.config.owner_key,
+                language=self.config.language,
+            )
         )
         decision = await self.desk.reply(request_id, self.hitl.decision_s)
         if decision is None or decision.get("kind") != "queued":
             log.info("HITL %s: nobody available (%s)", request_id, (decision or {}).get("kind", "no answer"))
             metrics.hitl_outcome("away")
+            if self.voicemail is not None:
+                await self._take_message(request_id, "away", self._message("away"))
+                return
             self.post(Ev.HUMAN_REPLY)
             await self._say(self._message("away"))
             return
@@ -495,16 +620,40 @@ class Orchestrator:
         try:
             answer = await self._hold(request_id)
         except asyncio.CancelledError:
-            self._publish("hitl.cancelled", request_id=request_id, why="caller_hangup")
+            self._publish(contract.HitlCancelled(request_id=request_id, why="caller_hangup"))
             raise
-        self.post(Ev.HUMAN_REPLY)
         log.info("HITL %s: %s", request_id, "hold limit reached" if answer is None else "answer received")
         if answer is None:
-            self._publish("hitl.timeout", request_id=request_id)
+            self._publish(contract.HitlTimeout(request_id=request_id))
+            if self.voicemail is not None:
+                await self._take_message(request_id, "timeout", self._message("timeout"))
+                return
+            self.post(Ev.HUMAN_REPLY)
             await self._say(self._message("timeout"))
             return
-        self._publish("hitl.spoken", request_id=request_id, text=answer)
+        self.post(Ev.HUMAN_REPLY)
+        self._publish(contract.HitlSpoken(request_id=request_id, text=answer))
         await self._say(answer)
+
+    async def _take_message(self, request_id: str, reason: str, apology: str) -> None:
+        """Nobody answered: say so, ask for a message, beep, record it, thank the caller and end the call.
+
+        The caller's hang-up cancels this task; the session keeps the message recorded so far.
+        """
+        assert self.voicemail is not None
+        self.post(Ev.VOICEMAIL)
+        await self._say(f"{apology} {self._message('voicemail')}")
+        await self._play(beep(self.rate), "(tone)")
+        ended = await self.voicemail.take_message(request_id, reason)
+        log.info("voicemail for HITL %s (%s) ended: %s", request_id, reason, ended)
+        await self._say(self._message("voicemail_end"))
+        self.post(Ev.FINISHED)
+
+    async def _play(self, pcm: np.ndarray, label: str) -> None:
+        handle = self.speaker.start(label)
+        self.speaker.push(handle, pcm)
+        self.speaker.finish(handle)
+        await handle.done.wait()
 
     async def _hold(self, request_id: str) -> str | None:
         """Hold music with spoken updates until the operator's answer arrives or the hold limit passes."""
@@ -560,6 +709,13 @@ class Orchestrator:
         self.turns.append(turn)
         return turn
 
+    def _played(self, turn: TurnLog) -> None:
+        """Tell the console an AI turn was played, as it was heard (once per turn): the console's
+        transcript then holds every turn of :meth:`report` that has words."""
+        if id(turn) not in self._told:
+            self._told.add(id(turn))
+            self._publish(contract.TurnPlayed(**asdict(turn)))
+
     def _history(self) -> list[Turn]:
         return [Turn(t.speaker, t.text) for t in self.turns[:-1] if t.text]
 
@@ -606,6 +762,10 @@ def _mark_unspoken(turn: TurnLog, handle: SpeechHandle, pieces: list[str], piece
         rest = [" ".join(words[heard:]), *rest[1:]] if words[heard:] else rest[1:]
     turn.text = " ".join(spoken)
     turn.unspoken = " ".join(rest)
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 def _retrieved(candidates: list[Any], judgement: Any | None) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Outbound RTP pacing: one packet per frame on a monotonic clock.
 
-Three pieces, from pure to I/O:
+Two pure pieces; the async loop that drives them against real time (and owns the
+sockets) is :class:`ariapp.calls.media.MediaClock`.
 
 * :class:`PacerClock` decides *when* the next frame is due. Deadlines are
   ``anchor + n * frame``, never "previous send + frame", so scheduling jitter does
@@ -13,22 +14,15 @@ Three pieces, from pure to I/O:
   sequence number advances per packet sent, the timestamp by samples per frame,
   never by wall time (RFC 3550 5.1). :meth:`RtpStreamState.skip` advances the
   timestamp over frames that are deliberately not sent.
-* :class:`Pacer` is the thin async shell that sleeps until each deadline, asks
-  its source for exactly one frame and hands it to ``send``. It owns no socket;
-  ``send`` is typically ``transport.sendto`` bound to the remote address.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable
 
 from ariapp.media.rtp import RtpPacket
 
-__all__ = ["Pacer", "PacerClock", "RtpStreamState"]
+__all__ = ["PacerClock", "RtpStreamState"]
 
 
 class PacerClock:
@@ -140,85 +134,3 @@ class RtpStreamState:
         if frames < 0:
             raise ValueError("frames must be >= 0")
         self.timestamp = (self.timestamp + frames * self.samples_per_frame) & 0xFFFFFFFF
-
-
-class Pacer:
-    """Async loop that sends one frame per period.
-
-    Args:
-        send: Called with each datagram; an ``OSError`` is counted, not raised,
-            because a UDP send failure (e.g. ICMP port unreachable) must not end
-            the call.
-        source: Returns the next frame as complete RTP bytes, or ``None`` when
-            there is nothing to send this tick. Called exactly once per tick; it
-            owns the :class:`RtpStreamState` and so decides about timestamps.
-        clock: Monotonic clock in seconds.
-        sleep: Awaitable sleep in seconds (a virtual one in tests).
-        frame_ms: Frame period in milliseconds.
-        max_catchup_frames: Passed to :class:`PacerClock`.
-        history: How many recent send times to keep for :attr:`intervals`.
-
-    Attributes:
-        ticks: Deadlines served.
-        sent: Datagrams handed to ``send``.
-        send_errors: ``OSError`` raised by ``send``.
-        send_times: Clock readings of the most recent sends.
-    """
-
-    def __init__(
-        self,
-        send: Callable[[bytes], None],
-        source: Callable[[], bytes | None],
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        frame_ms: int = 20,
-        max_catchup_frames: int = 2,
-        history: int = 1000,
-    ) -> None:
-        self._send = send
-        self._source = source
-        self._clock = clock
-        self._sleep = sleep
-        self.pace = PacerClock(frame_ms, max_catchup_frames)
-        self.ticks = 0
-        self.sent = 0
-        self.send_errors = 0
-        self.send_times: deque[float] = deque(maxlen=history)
-        self._stopping = False
-
-    @property
-    def resyncs(self) -> int:
-        """Times the schedule re-anchored after a stall."""
-        return self.pace.resyncs
-
-    @property
-    def intervals(self) -> list[float]:
-        """Seconds between consecutive recent sends."""
-        times = list(self.send_times)
-        return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to return before its next tick."""
-        self._stopping = True
-
-    async def run(self) -> None:
-        """Pace frames until :meth:`stop` is called or the task is cancelled."""
-        self._stopping = False
-        self.pace.start(self._clock())
-        while not self._stopping:
-            # Always await, even when overdue, so catch-up frames still yield to the event loop.
-            await self._sleep(max(0.0, self.pace.next_deadline() - self._clock()))
-            if self._stopping:
-                break
-            now = self._clock()
-            datagram = self._source()
-            if datagram is not None:
-                try:
-                    self._send(datagram)
-                except OSError:
-                    self.send_errors += 1
-                else:
-                    self.sent += 1
-                    self.send_times.append(now)
-            self.ticks += 1
-            self.pace.on_sent(now)

@@ -12,11 +12,18 @@ process that dies mid-call leaves playable files missing at most that second.
 Writing every 20 ms instead costs ~40 us per call per tick, which is a fifth
 of the media clock's budget at 100 calls. Recordings are personal data: the directory is created ``0o700``, the
 files ``0o600``, and an existing recording is never overwritten.
+
+A write the disk refuses (full, failing) stops the recording, never the call: :meth:`CallRecorder.write`
+keeps returning, :attr:`CallRecorder.error` says why, and the files are cut back to what every
+track holds whole, with headers that say exactly that (:func:`repair_wav`) — a reader never meets
+a header claiming more audio than the file has, nor tracks of different lengths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +32,13 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CallRecorder", "RecordingInfo"]
+__all__ = ["CallRecorder", "RecordingInfo", "repair_wav"]
 
 Pcm = npt.NDArray[np.int16]
 
 FRAME_MS = 20
 FLUSH_FRAMES = 50  # one second
+WAV_HEADER_BYTES = 44  # RIFF + fmt (PCM, 16 bytes) + data chunk header, as ``wave`` writes it
 CALLER_FILE = "caller.wav"
 CALLEE_FILE = "callee.wav"
 MIXED_FILE = "mixed.wav"
@@ -81,6 +89,7 @@ class CallRecorder:
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * FRAME_MS // 1000
         self.frames = 0
+        self.error: OSError | None = None  # the write the disk refused; nothing is recorded after it
         self._pending_caller: list[Pcm] = []
         self._pending_callee: list[Pcm] = []
         self._info: RecordingInfo | None = None
@@ -130,11 +139,35 @@ class CallRecorder:
             raise RuntimeError("recorder is closed")
         caller = self._frame(inbound, "inbound")
         callee = self._frame(outbound, "outbound")
+        if self.error is not None:
+            return  # the disk failed: the call goes on unrecorded
         self._pending_caller.append(caller)
         self._pending_callee.append(callee)
         self.frames += 1
         if len(self._pending_caller) >= FLUSH_FRAMES:
-            self._flush()
+            try:
+                self._flush()
+            except OSError as exc:
+                self._stop(exc)
+
+    def _stop(self, exc: OSError) -> None:
+        """The disk refused a write: keep what every track holds whole, and record nothing more."""
+        self.error = exc
+        self._pending_caller.clear()
+        self._pending_callee.clear()
+        for stream in self._files:  # closes the descriptor even when flushing the buffer fails again
+            with contextlib.suppress(OSError):
+                stream.close()
+        for writer in self._writers:  # its file is closed: this only detaches it (no write on __del__)
+            with contextlib.suppress(OSError, ValueError):
+                writer.close()
+        self._files.clear()
+        self._writers.clear()
+        try:
+            kept = repair_wav(self._paths, sample_width=2)
+        except OSError:  # the disk refuses even that: the error already says the recording is incomplete
+            kept = 0
+        self.frames = kept // (2 * self.frame_samples)
 
     def _flush(self) -> None:
         if not self._pending_caller:
@@ -155,8 +188,12 @@ class CallRecorder:
             The same :class:`RecordingInfo` on every call.
         """
         if self._info is None:
-            self._flush()
-            self._close_files()
+            if self.error is None:
+                try:
+                    self._flush()
+                    self._close_files()
+                except OSError as exc:
+                    self._stop(exc)
             caller, callee, mixed = self._paths
             self._info = RecordingInfo(
                 caller=caller,
@@ -200,3 +237,33 @@ class CallRecorder:
         self._files.clear()
         if errors:
             raise errors[0]
+
+
+def repair_wav(paths: tuple[Path, ...], sample_width: int = 2) -> int:
+    """Cut mono PCM WAV files, as ``wave`` writes them, to the whole samples all of them hold, and make
+    each header say so; returns the data bytes kept per file.
+
+    For files a failed write left behind: their data may run past what the header says (the write
+    went partly through) or stop short of it (the header was patched, the data was not). A file
+    too short to hold its header holds no audio and is removed. Only shrinks files: works on a full
+    disk.
+    """
+    sizes = {}
+    for path in paths:
+        try:
+            sizes[path] = path.stat().st_size
+        except FileNotFoundError:
+            continue
+    kept = max(0, min(sizes.values(), default=WAV_HEADER_BYTES) - WAV_HEADER_BYTES)
+    kept -= kept % sample_width
+    for path, size in sizes.items():
+        if size < WAV_HEADER_BYTES:
+            path.unlink()
+            continue
+        with open(path, "r+b") as handle:
+            handle.truncate(WAV_HEADER_BYTES + kept)
+            handle.seek(4)
+            handle.write(struct.pack("<I", WAV_HEADER_BYTES - 8 + kept))  # RIFF chunk size
+            handle.seek(WAV_HEADER_BYTES - 4)
+            handle.write(struct.pack("<I", kept))  # data chunk size
+    return kept

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from ariapp.errors import ConfigError
-from ariapp.providers.base import LanguageModel
+from ariapp.providers.base import LanguageModel, SpeechToText
 
 __all__ = ["LLM_ENV_NAMES", "LLM_PROVIDERS", "STT_ENV_NAMES", "build_llm", "build_stt", "require_env", "stt_model"]
 
@@ -76,7 +76,7 @@ def check_stt_languages(env: Mapping[str, str], languages: tuple[str, ...]) -> N
         )
 
 
-def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "conversation"):
+def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "conversation") -> SpeechToText:
     """The recogniser for calls in ``language``.
 
     ``lane="transcript"`` (offline only) is a single-threaded model on a worker thread at the lowest
@@ -95,10 +95,17 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
         from ariapp.providers.local.workers import worker
 
         cache = env.get("AIPBX_MODEL_CACHE")
-        common = {"model": stt_model(env, language), "cache_dir": Path(cache) if cache else None}
+        model, cache_dir = stt_model(env, language), Path(cache) if cache else None
         if lane == "transcript":
-            return WhisperSTT(**common, cpu_threads=1, executor=worker("whisper-transcript", nice=19), timeout_s=120.0)
-        return WhisperSTT(**common, timeout_s=300.0 if lane == "batch" else 30.0)
+            return WhisperSTT(
+                model,
+                cache_dir=cache_dir,
+                cpu_threads=1,
+                executor=worker("whisper-transcript", nice=19),
+                timeout_s=120.0,
+                lane=lane,
+            )
+        return WhisperSTT(model, cache_dir=cache_dir, timeout_s=300.0 if lane == "batch" else 30.0, lane=lane)
     if provider == "google":
         from ariapp.providers.google import GoogleStreamingSTT, GoogleSTT
 
@@ -109,12 +116,11 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
         )
         return GoogleSTT(streaming)
     if provider == "openai":
-        from ariapp.providers.openai import OpenAISTT
+        from ariapp.providers.openai import DEFAULT_BASE_URL, OpenAISTT
 
-        base_url = env.get("AIPBX_OPENAI_BASE_URL")
         return OpenAISTT(
             api_key=require_env(env, "OPENAI_API_KEY"),
-            **({"base_url": base_url} if base_url else {}),
+            base_url=env.get("AIPBX_OPENAI_BASE_URL") or DEFAULT_BASE_URL,
             model=env.get("AIPBX_OPENAI_STT_MODEL", "gpt-4o-mini-transcribe"),
         )
     raise ConfigError(f"AIPBX_STT must be one of local, google, openai, not {provider!r}")
@@ -157,12 +163,11 @@ def build_llm(
             chunk_timeout_s=chunk_timeout_s,
         )
     if provider == "openai":
-        from ariapp.providers.openai import OpenAIChatLLM
+        from ariapp.providers.openai import DEFAULT_BASE_URL, OpenAIChatLLM
 
-        base_url = env.get("AIPBX_OPENAI_BASE_URL")
         return OpenAIChatLLM(
             api_key=require_env(env, "OPENAI_API_KEY"),
-            **({"base_url": base_url} if base_url else {}),
+            base_url=env.get("AIPBX_OPENAI_BASE_URL") or DEFAULT_BASE_URL,
             model=env.get("AIPBX_OPENAI_MODEL", "gpt-4o-mini"),
             first_token_timeout_s=first_token_timeout_s,
             chunk_timeout_s=chunk_timeout_s,

@@ -11,7 +11,7 @@ Modules:
   :class:`GoogleEmbedder`.
 * ``store``: the :class:`VectorStore` protocol, the owner-isolation rules and
   :class:`MemoryStore`; ``store_chroma`` (:class:`ChromaStore`, the default, on a
-  Chroma server run by ``chroma_server.ChromaServer``); ``store_pinecone``
+  Chroma server run by ``chroma_server.ChromaServer``: ``chroma_serve``, token auth on); ``store_pinecone``
   (:class:`PineconeStore`).
 * ``chunking``: :func:`chunk_text`; ``retriever``: :class:`Retriever` and the
   per-model thresholds; ``calibration``: how those thresholds are measured.

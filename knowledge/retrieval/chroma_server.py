@@ -1,4 +1,4 @@
-"""Run a Chroma server process (``chroma run``) for one data directory.
+"""Run the stack's Chroma server process for one data directory.
 
 Chroma's embedded mode (``PersistentClient``) must never be opened by two
 processes on one directory: the ARI app, the web console and the worker would
@@ -7,12 +7,17 @@ directory and every process talks to it over HTTP (``ChromaStore``).
 :class:`ChromaServer` starts that process, waits until it answers its
 heartbeat, and stops it; tests and benchmarks use it for a scratch server.
 
+The process is chromadb's Python server with token authentication on
+(``python -m knowledge.retrieval.chroma_serve``, see there): a client without
+the server's token is refused. The token is the instance's
+``AIPBX_CHROMA_TOKEN``, or a fresh random one for a scratch server (:attr:`ChromaServer.token`).
+
 A second :class:`ChromaServer` on the same directory is refused up front: an
 exclusive ``flock`` on ``<data_dir>/.aipbx-chroma.lock`` is held for the life
 of the process (the kernel drops it if we crash).
 
-The ``chroma`` executable comes with the ``chromadb`` package (a Rust server
-binary inside the wheel); nothing is downloaded.
+Everything it runs comes with the ``chromadb``, ``fastapi`` and ``uvicorn``
+packages; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import importlib.util
 import os
-import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,35 +35,39 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Final
 
 from knowledge.retrieval.errors import BackendTimeout, BackendUnavailable, RetrievalError
 
-__all__ = ["CHROMA_REQUIREMENT", "ChromaServer", "find_chroma_executable", "free_port"]
+__all__ = ["CHROMA_REQUIREMENT", "ChromaServer", "free_port", "server_command"]
 
 CHROMA_REQUIREMENT: Final = "chromadb==1.5.9"
+#: What chromadb's Python server needs beyond chromadb (requirements.txt pins the same).
+SERVER_REQUIREMENTS: Final = "fastapi==0.165.0 opentelemetry-instrumentation-fastapi==0.66b2 uvicorn==0.55.0"
 _LOCK_NAME: Final = ".aipbx-chroma.lock"
 _HEARTBEAT: Final = "/api/v2/heartbeat"
+_CODE_ROOT: Final = Path(__file__).resolve().parents[2]  # where ``knowledge`` is importable from
 
 
-def find_chroma_executable() -> Path:
-    """The ``chroma`` CLI next to this interpreter, else on ``PATH``.
+def _server_args(data_dir: Path, host: str, port: int) -> list[str]:
+    return ["--path", str(data_dir), "--host", host, "--port", str(port)]
 
-    Raises:
-        BackendUnavailable: ``chromadb`` is not installed.
-    """
-    beside = Path(sys.executable).parent / "chroma"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("chroma")
-    if found is None:
+
+def server_command(data_dir: Path, host: str, port: int) -> list[str]:
+    """The command that serves ``data_dir`` (the token goes in the environment: ``AIPBX_CHROMA_TOKEN``)."""
+    return [sys.executable, "-m", "knowledge.retrieval.chroma_serve", *_server_args(data_dir, host, port)]
+
+
+def _require_server_packages() -> None:
+    missing = [name for name in ("chromadb", "fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
         raise BackendUnavailable(
-            "the chroma server executable is not installed",
-            install=f"pip install {CHROMA_REQUIREMENT}",
+            f"the Chroma server needs {', '.join(missing)}",
+            install=f"pip install {CHROMA_REQUIREMENT} {SERVER_REQUIREMENTS}",
             backend="chroma",
         )
-    return Path(found)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,14 +78,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ChromaServer:
-    """One ``chroma run --path DIR --host HOST --port PORT`` subprocess.
+    """One Chroma server subprocess (:func:`server_command`) that refuses clients without its token.
 
     Args:
         data_dir: Persistence directory (created if missing).
+        token: What clients must send (``ChromaStore(token=...)``); None: a fresh random one.
         host: Listen address; loopback by default.
         port: Listen port; ``None`` picks a free one (retried if it is taken meanwhile).
         log_path: Where the server's output goes; defaults to ``<data_dir>/server.log``.
-        executable: The ``chroma`` CLI; found by :func:`find_chroma_executable` by default.
+        command: Run this instead of :func:`server_command` (given the same arguments); for tests.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -84,17 +95,20 @@ class ChromaServer:
         self,
         data_dir: Path,
         *,
+        token: str | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
         log_path: Path | None = None,
-        executable: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        #: The bearer token the server checks.
+        self.token = token or secrets.token_urlsafe(24)
         self.host = host
         self._fixed_port = port
         self.port = port or 0
         self.log_path = log_path or self.data_dir / "server.log"
-        self._executable = executable
+        self._command = list(command) if command else None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._lock_fd: int | None = None
@@ -118,20 +132,21 @@ class ChromaServer:
         """Start the server and wait until it answers; returns self.
 
         Raises:
-            BackendUnavailable: The ``chroma`` executable is missing.
+            BackendUnavailable: chromadb, fastapi or uvicorn is not installed.
             RetrievalError: The directory is in use by another server, or the process exited.
             BackendTimeout: No heartbeat within ``timeout_s``.
         """
         if self.running:
             return self
-        executable = self._executable or find_chroma_executable()
+        if self._command is None:
+            _require_server_packages()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
         attempts = 1 if self._fixed_port else 3
         try:
             for attempt in range(attempts):
                 self.port = self._fixed_port or free_port(self.host)
-                self._spawn(executable)
+                self._spawn()
                 try:
                     self.wait_ready(timeout_s)
                     return self
@@ -203,9 +218,13 @@ class ChromaServer:
             ) from exc
         self._lock_fd = fd
 
-    def _spawn(self, executable: Path) -> None:
+    def _spawn(self) -> None:
         self._log = open(self.log_path, "ab")  # open for the process's lifetime
-        command = [str(executable), "run", "--path", str(self.data_dir), "--host", self.host, "--port", str(self.port)]
+        if self._command:
+            command = [*self._command, *_server_args(self.data_dir, self.host, self.port)]
+        else:
+            command = server_command(self.data_dir, self.host, self.port)
+        path = os.pathsep.join(p for p in (str(_CODE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
         # Same process group as ours (no new session): whoever stops our group stops the server too,
         # and atexit covers a normal interpreter exit without stop().
         self._process = subprocess.Popen(
@@ -213,7 +232,7 @@ class ChromaServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1"},
+            env={**os.environ, "PYTHONPATH": path, "NO_COLOR": "1", "AIPBX_CHROMA_TOKEN": self.token},
         )
         atexit.register(self.stop)
 

@@ -10,6 +10,11 @@ scores the decision the call would make:
 * questions the knowledge does not answer (near misses, unrelated): **honest** (unsure) or **false**
   (an item was read out as if it answered).
 
+``--confirm-at P`` also scores the "did you mean …?" check calls make below the answering level
+(``ariapp.conversation.confirm``): an unsure question whose likeliest item reaches ``P`` and has a
+question or heading is offered to the caller, who agrees when it is an item that answers (then it
+counts **answered after a check**) and declines otherwise (still unsure, or honest).
+
 ``threshold`` is the old rule (the best passage if its cosine reaches the model's threshold);
 ``relevance`` is the gate of :mod:`knowledge.retrieval.relevance`, as calls use it. The rule of the
 data: ``heldout`` rows are never used to tune anything (see ``eval/README.md``).
@@ -81,13 +86,17 @@ class Score:
     counts: Counter = field(default_factory=Counter)
     mistakes: list[str] = field(default_factory=list)
 
-    def add(self, question: dict[str, Any], answer: Passage | None, label: str = "") -> None:
+    def add(self, question: dict[str, Any], answer: Passage | None, label: str = "", offer: Any = None) -> None:
+        """``offer``: the item a "did you mean …?" check would put to the caller when ``answer`` is None."""
         wanted = {question["expect"], *question.get("also", [])} - {None}
         if wanted:
             outcome = "unsure" if answer is None else ("answered" if answer.id in wanted else "wrong")
         else:
             outcome = "honest" if answer is None else "false"
         self.counts[outcome] += 1
+        if answer is None and offer is not None:
+            self.counts["offered"] += 1
+            self.counts["agreed" if offer.id in wanted else "declined"] += 1
         if outcome in ("wrong", "false", "unsure"):
             said = "-" if answer is None else f"{answer.id} ({answer.score:.2f})"
             self.mistakes.append(f"{label}{outcome:7} {question['q']!r} -> {said} (expected {question['expect']})")
@@ -96,7 +105,7 @@ class Score:
         c = self.counts
         answerable = c["answered"] + c["wrong"] + c["unsure"]
         unanswerable = c["honest"] + c["false"]
-        return {
+        report: dict[str, Any] = {
             "answerable": answerable,
             "answered": _pct(c["answered"], answerable),
             "wrong": _pct(c["wrong"], answerable),
@@ -104,6 +113,13 @@ class Score:
             "unanswerable": unanswerable,
             "honest": _pct(c["honest"], unanswerable),
         }
+        if c["offered"]:
+            report["checked"] = {
+                "offered": c["offered"],
+                "answered_after_check": _pct(c["answered"] + c["agreed"], answerable),
+                "declined": c["declined"],
+            }
+        return report
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -115,10 +131,12 @@ def evaluate(
     split: str = "heldout",
     languages: Iterable[str] = ("en", "ko"),
     embedder: Embedder | None = None,
+    confirm_at: float = 0.0,
 ) -> dict[str, Any]:
-    """Score ``decide`` (``relevance``: the gate; ``threshold``: the cosine rule) on ``split``."""
+    """Score ``decide`` (``relevance``: the gate; ``threshold``: the cosine rule) on ``split``; with
+    ``confirm_at``, the "did you mean …?" check too."""
     from knowledge.retrieval.embeddings import UsemEmbedder
-    from knowledge.retrieval.relevance import RelevanceGate
+    from knowledge.retrieval.relevance import RelevanceGate, topic_of
 
     embedder = embedder or UsemEmbedder()
     gate = RelevanceGate(embedder) if decide == "relevance" else None
@@ -134,9 +152,13 @@ def evaluate(
                 if split != "all" and question["split"] != split:
                     continue
                 result = await retriever.search(eval_set.owner, question["q"])
-                answer = (await retriever.judge(question["q"], result.passages)).passage
-                score.add(question, answer)
-                total.add(question, answer, label=f"[{eval_set.owner}] ")
+                judgement = await retriever.judge(question["q"], result.passages)
+                answer, offer = judgement.passage, None
+                if confirm_at > 0 and answer is None and judgement.likeliest is not None:
+                    passage, probability = judgement.likeliest
+                    offer = passage if probability >= confirm_at and topic_of(passage) else None
+                score.add(question, answer, offer=offer)
+                total.add(question, answer, label=f"[{eval_set.owner}] ", offer=offer)
 
     asyncio.run(run())
     return {
@@ -152,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="heldout", choices=("heldout", "calib", "all"))
     parser.add_argument("--decide", default="relevance", choices=("relevance", "threshold"))
     parser.add_argument("--mistakes", action="store_true", help="list every wrong, false and unsure answer")
+    parser.add_argument(
+        "--confirm-at", type=float, default=0.0, help='score the "did you mean …?" check from this probability'
+    )
     args = parser.parse_args(argv)
-    report = evaluate(args.decide, args.split)
+    report = evaluate(args.decide, args.split, confirm_at=args.confirm_at)
     if not args.mistakes:
         report.pop("mistakes")
     json.dump(report, sys.stdout, indent=2, ensure_ascii=False)

@@ -37,7 +37,7 @@ import numpy as np
 
 from knowledge.retrieval import terms
 
-__all__ = ["ANSWER_AT", "FEATURES", "FITTED_FOR", "Judgement", "RelevanceGate", "features", "judge"]
+__all__ = ["ANSWER_AT", "FEATURES", "FITTED_FOR", "Judgement", "RelevanceGate", "features", "judge", "topic_of"]
 
 FEATURES: Final = (
     "sim",
@@ -83,6 +83,26 @@ class Judgement:
             return []
         likely = sorted((c for c in self.candidates if c[1] >= self.answer_at), key=lambda c: -c[1])
         return [passage for passage, _, _ in likely] or [self.passage]
+
+    @property
+    def likeliest(self) -> tuple[Any, float] | None:
+        """The best candidate and its probability, whether or not it reached ``answer_at`` (what a
+        "did you mean …?" check offers: ``ariapp.conversation.confirm``)."""
+        if not self.candidates:
+            return None
+        passage, probability, _ = max(self.candidates, key=lambda c: c[1])
+        return passage, float(probability)
+
+
+def topic_of(passage: Any) -> tuple[str, str] | None:
+    """``("question", text)`` or ``("heading", text)``: how a caller would recognise what ``passage``
+    is about (its FAQ question, else its heading), or None (e.g. a fact learned from a call)."""
+    metadata = getattr(passage, "metadata", None) or {}
+    for kind in ("question", "heading"):
+        text = str(metadata.get(kind) or "").strip()
+        if text:
+            return kind, text
+    return None
 
 
 class _WordVectors:
@@ -232,6 +252,7 @@ class RelevanceGate:
         """Blocking (two models run): call it from a worker thread."""
         if not passages or not question.strip():
             return Judgement(None, 0.0, answer_at=self.answer_at)
+        question = terms.asked(question)  # "Hi, this is Alex from Acme." is not part of the question
         scores = self.scorer.scores(question, [*NEUTRAL, *(passage_text(p) for p in passages)])
         e5, floor = scores[len(NEUTRAL) :], max(scores[: len(NEUTRAL)])
         return judge(question, passages, self.embedder, e5, e5_floor=floor, answer_at=self.answer_at)

@@ -27,6 +27,7 @@ from knowledge.retrieval.embeddings import Embedder, aembed
 from knowledge.retrieval.errors import BackendTimeout, BadInput
 from knowledge.retrieval.relevance import Judgement
 from knowledge.retrieval.store import Item, MetadataValue, VectorStore, require_owner
+from knowledge.retrieval.terms import asked
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -202,7 +203,8 @@ class Retriever:
             return RetrievalResult([], 0.0, False, self.threshold)
         try:
             async with asyncio.timeout(self.timeout_s):
-                vector = (await aembed(self.embedder, [query.strip()], purpose="query"))[0]
+                # what is asked, not who asks: a caller's greeting and introduction would pull the search
+                vector = (await aembed(self.embedder, [asked(query)], purpose="query"))[0]
                 # an item may be indexed under its text and its context (an FAQ question, a heading)
                 hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k * 3)
         except TimeoutError as exc:

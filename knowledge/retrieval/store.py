@@ -207,7 +207,7 @@ class _Shelf:
 
     def __init__(self, dimension: int) -> None:
         self.dimension = dimension
-        self.matrix = np.zeros((16, dimension), dtype=np.float32)
+        self.matrix: npt.NDArray[np.float32] = np.zeros((16, dimension), dtype=np.float32)
         self.ids: list[str] = []
         self.texts: list[str] = []
         self.metadatas: list[dict[str, MetadataValue]] = []
@@ -218,7 +218,7 @@ class _Shelf:
         if row is None:
             row = len(self.ids)
             if row == self.matrix.shape[0]:
-                self.matrix = np.concatenate([self.matrix, np.zeros_like(self.matrix)])
+                self.matrix = np.vstack([self.matrix, np.zeros_like(self.matrix)])
             self.rows[item_id] = row
             self.ids.append(item_id)
             self.texts.append(text)

@@ -17,6 +17,9 @@ Protocol quirks handled here:
 * A collection deleted by another process leaves our cached handle pointing at
   a dead id (``NotFoundError``); the handle is dropped and looked up once more.
 * ``delete(ids=[])`` is an error in Chroma, so an empty delete is skipped.
+* ``token`` is sent as ``Authorization: Bearer <token>`` on every request (chromadb's own
+  ``TokenAuthClientProvider``); the stack's server (``chroma_serve``) answers ``403`` without the
+  right one, which is not worth retrying: the token is a setting (``AIPBX_CHROMA_TOKEN``).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class ChromaStore:
         port: Server port.
         prefix: Collection name prefix (one deployment per prefix).
         timeout_s: Time budget of one HTTP request.
+        token: Bearer token sent with every request (``AIPBX_CHROMA_TOKEN``); None sends none.
         hnsw: Extra HNSW settings for new collections (``ef_search``, ``max_neighbors``...).
     """
 
@@ -79,8 +83,10 @@ class ChromaStore:
         prefix: str = "kb",
         timeout_s: float = 10.0,
         hnsw: Mapping[str, Any] | None = None,
+        token: str | None = None,
     ) -> None:
         self.host = host
+        self._token = token or None
         self.port = port
         self.prefix = prefix
         self.timeout_s = timeout_s
@@ -222,7 +228,14 @@ class ChromaStore:
                 raise BackendUnavailable(
                     "chromadb is not installed", install=f"pip install {CHROMA_REQUIREMENT}", backend=self.backend
                 ) from exc
-            settings = Settings(anonymized_telemetry=False)
+            if self._token:
+                settings = Settings(
+                    anonymized_telemetry=False,
+                    chroma_client_auth_credentials=self._token,
+                    chroma_client_auth_provider="chromadb.auth.token_authn.TokenAuthClientProvider",
+                )
+            else:
+                settings = Settings(anonymized_telemetry=False)
             with self._translate():
                 client = chromadb.HttpClient(host=self.host, port=self.port, settings=settings)
                 session = getattr(getattr(client, "_server", None), "_session", None)
@@ -245,6 +258,9 @@ class ChromaStore:
             raise _StaleCollection(str(exc)) from exc
         except errors.InvalidArgumentError as exc:
             raise BadInput(str(exc), backend=self.backend) from exc
+        except (errors.ChromaAuthError, errors.AuthorizationError) as exc:
+            message = f"{where} refused our token ({exc}): AIPBX_CHROMA_TOKEN must be the server's"
+            raise RetrievalError(message, backend=self.backend, retryable=False) from exc
         except errors.ChromaError as exc:
             raise RetrievalError(f"{where}: {exc}", backend=self.backend) from exc
         except httpx.TimeoutException as exc:

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from typing import Final
 
-__all__ = ["answer_types", "covers", "key_terms", "passage_types", "stem", "weekdays", "words"]
+__all__ = ["answer_types", "covers", "asked", "key_terms", "passage_types", "stem", "weekdays", "words"]
 
 _WORD: Final = re.compile(r"[0-9]+(?:[.,:][0-9]+)*|[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
 _HANGUL: Final = re.compile(r"[\uac00-\ud7a3]")
@@ -140,6 +140,26 @@ def stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             return word[: -len(suffix)] + keep
     return word
+
+
+# A caller's greeting and self-introduction before the question ("Hi, this is Alex from Acme.",
+# "Hi Jiyoung, it's Alex again.", "안녕하세요, 저는 에이스의 알렉스입니다."): who is calling is not what they
+# ask, and its names are words no passage covers. Only a name-led introduction (a capital after "this
+# is" / "it's" / "my name is") that ends its own sentence is taken, so "It's about my bill." stays.
+_GREETING = r"(?:(?i:hi|hello|hey|good\s+(?:morning|afternoon|evening))(?:\s+[A-Z][\w'-]*)?[,.!]?\s*)"
+_INTRO_EN: Final = re.compile(
+    rf"^\s*{_GREETING}?(?i:this\s+is|it'?s|it\s+is|my\s+name\s+is)\s+[A-Z][^.?!]{{0,60}}[.!]\s+|^\s*{_GREETING}(?=\S)"
+)
+_INTRO_KO: Final = re.compile(
+    r"^\s*(?:안녕하세요[,.!]?\s*)(?:저는\s*[^.?!]{1,30}?(?:입니다|이에요|예요|인데요)[.!,]?\s*)?"
+)
+
+
+def asked(question: str) -> str:
+    """``question`` without the caller's greeting and self-introduction (the whole text if nothing
+    else is left)."""
+    rest = _INTRO_KO.sub("", _INTRO_EN.sub("", question, count=1), count=1).strip()
+    return rest if any(ch.isalnum() for ch in rest) else question.strip()
 
 
 def key_terms(question: str) -> list[str]:

@@ -107,7 +107,7 @@ def main() -> int:
     calib = [r for r in records if r["split"] == "calib"]
     heldout = [r for r in records if r["split"] == "heldout"]
     w = fit(calib)
-    at = next(t for t in np.arange(0.05, 1.0, 0.01) if decide(calib, w, t)["honest"] >= HONESTY)
+    at = next(float(t) for t in np.arange(0.05, 1.0, 0.01) if decide(calib, w, float(t))["honest"] >= HONESTY)
     json.dump(
         {
             "weights": [round(float(v), 3) for v in w],

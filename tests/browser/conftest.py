@@ -41,7 +41,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Generator, Iterator
+import uuid
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,6 +265,44 @@ def pytest_runtest_makereport(
             lines.append(f"daphne log tail ({server.log_path}):\n{server.log_tail()}")
         report.sections.append(("browser", "\n".join(lines)))
     return report
+
+
+# --- the ARI app's events -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ari_events() -> Iterator[Callable[..., None]]:
+    """``ari_events(*entries)``: append stream entries (``tests.web.calls_factory.event``) to the console's
+    event stream, as the ARI app does, and apply them as ``manage.py consume_events`` does: read by a
+    consumer group of the test's own (from now on, so earlier tests' entries are not replayed), stored
+    in PostgreSQL, relayed to Daphne's pages over the channel layer after the commit.
+
+    HITL replies pushed meanwhile are deleted at the end.
+    """
+    import redis
+    from django.conf import settings
+
+    from webconsole.calls import live
+    from webconsole.calls.stream import EventReader
+
+    client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL)
+    stream, group = settings.AIPBX_EVENTS_STREAM, f"browser-{uuid.uuid4().hex[:12]}"
+    client.xgroup_create(stream, group, id="$", mkstream=True)
+    reader = EventReader(client, stream, group=group)
+
+    def inject(*entries: dict[str, str]) -> None:
+        for entry in entries:
+            client.xadd(stream, entry)
+        reader.drain()
+        assert live.flush(), "the live relay did not hand the updates to the channel layer"
+
+    try:
+        yield inject
+    finally:
+        client.xgroup_destroy(stream, group)
+        for key in client.scan_iter(f"aipbx:{settings.AIPBX_INSTANCE}:hitl:*"):
+            client.delete(key)
+        client.close()
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ must in CI. The Asterisk instance has its own ports and directories, so it can r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -64,7 +66,7 @@ def pbx(tmp_path_factory) -> Pbx:
     asterisk.start()
     yield Pbx(cfg, asterisk)
     asterisk.stop()
-    redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(stream_name(cfg.name))
+    redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL).delete(stream_name(cfg.name))
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*worker_queues(cfg.extra_env["AIPBX_CELERY_QUEUE"]))
 
 
@@ -86,10 +88,51 @@ def ariapp(pbx: Pbx, knowledge_store) -> AppProcess:
     app.stop()
 
 
+_ariapp_log_at = pytest.StashKey[tuple[AppProcess, int]]()
+
+
+class _AriappLogOnFailure:
+    """A failed test's report carries what the ARI app logged while it ran: a call that went wrong in CI
+    (no greeting, a busy message, a crashed session) then says why without a rerun."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        app = getattr(item, "funcargs", {}).get("ariapp")
+        if isinstance(app, AppProcess):
+            item.stash[_ariapp_log_at] = (app, app.log_path.stat().st_size if app.log_path.exists() else 0)
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
+        report: pytest.TestReport = yield
+        if report.failed and report.when == "call" and _ariapp_log_at in item.stash:
+            app, offset = item.stash[_ariapp_log_at]
+            with open(app.log_path, "rb") as log:
+                log.seek(offset)
+                lines = log.read().decode(errors="replace").splitlines()
+            report.sections.append(("ariapp log during the test", "\n".join(lines[-200:])))
+        return report
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("ariapp-log-on-failure"):
+        config.pluginmanager.register(_AriappLogOnFailure(), "ariapp-log-on-failure")
+
+
 @pytest.fixture
 def phones(pbx: Pbx):
     """``async with phones("1001") as phone`` — a started, registered softphone; closed afterwards."""
     from softphone import Phone
+
+    async def _reachable(ext: str, timeout: float = 5.0) -> None:
+        # Asterisk marks the device available a moment after the REGISTER's 200 (a device-state
+        # message): until then the dialplan takes the phone for unregistered, skips the recording
+        # notice and hands the call to the AI at once. A loaded box widened that moment enough to hit.
+        deadline = time.monotonic() + timeout
+        while (await asyncio.to_thread(pbx.ari, f"/ari/deviceStates/PJSIP%2F{ext}"))["state"] == "UNAVAILABLE":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{ext} registered but Asterisk does not list it online after {timeout} s")
+            await asyncio.sleep(0.05)
 
     @asynccontextmanager
     async def make(ext: str, register: bool = True):
@@ -100,6 +143,7 @@ def phones(pbx: Pbx):
         try:
             if register:
                 await phone.register(expires=120)
+                await _reachable(ext)
             yield phone
         finally:
             if register:

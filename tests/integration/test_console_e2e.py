@@ -29,6 +29,7 @@ def parking_item(pbx, settings, transactional_db):
     """An approved knowledge item of 1002, indexed in the instance's Chroma server (as the console does)."""
     settings.AIPBX_KNOWLEDGE_STORE = "chroma"
     settings.AIPBX_CHROMA_PORT = pbx.cfg.chroma_port
+    settings.AIPBX_CHROMA_TOKEN = pbx.cfg.chroma_token
     settings.AIPBX_KNOWLEDGE_PREFIX = f"kb{pbx.cfg.name}"
     reset_retriever()
     item = do_add_item("1002", FIRST, status="approved")[0].item

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -24,7 +25,7 @@ OTHER_OWNER_SECRET = "The alarm code for the storage room is 4711."
 async def seed(pbx, owner: str, texts: list[str]) -> None:
     from knowledge.retrieval import ChromaStore, Document, Retriever, UsemEmbedder
 
-    store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}")
+    store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}", token=pbx.cfg.chroma_token)
     retriever = Retriever(UsemEmbedder(), store)
     await retriever.add(owner, [Document(f"{owner}-{i}", text) for i, text in enumerate(texts)])
 
@@ -37,7 +38,7 @@ async def test_the_ai_answers_from_the_callees_knowledge(pbx, ariapp, knowledge_
     heard = await ask(phones, "1004", "When is the team meeting next week?")
     # then the answer heard at the phone has the facts
     assert "monday" in heard and ("10" in heard or "ten" in heard), heard
-    assert "room" in heard, heard
+    assert "3" in heard or "three" in heard, heard  # the room's number ("room" is heard as "rim" at times)
 
 
 async def test_one_owners_knowledge_never_reaches_another_owners_callers(pbx, ariapp, knowledge_store, phones):
@@ -52,7 +53,7 @@ async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ari
     from knowledge.retrieval import ChromaStore, Document, Retriever, UsemEmbedder
 
     # given 1003's owner prices crowns and braces, and nothing else
-    store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}")
+    store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}", token=pbx.cfg.chroma_token)
     await Retriever(UsemEmbedder(), store).add(
         "1003",
         [
@@ -67,6 +68,86 @@ async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ari
     heard = await ask(phones, "1003", "How much is a crown?")
     assert "450" in heard.replace(",", "").replace(" ", "") and "not sure" not in heard, heard  # ("a zirconia
     # crown" is sometimes heard as "azerchomi akron": the price is what the caller needs)
+
+
+async def test_a_likely_answer_is_checked_with_the_caller_first_yes_hears_it_no_hears_doubt(
+    pbx, ariapp, knowledge_store, phones
+):
+    from knowledge.retrieval import ChromaStore, Document, Retriever, UsemEmbedder
+    from tests.integration.audio_checks import greeted
+
+    # given 1002's knowledge, imported with its FAQ questions and headings
+    store = ChromaStore("127.0.0.1", pbx.cfg.chroma_port, prefix=f"kb{pbx.cfg.name}", token=pbx.cfg.chroma_token)
+    await Retriever(UsemEmbedder(), store).add(
+        "1002",
+        [
+            Document(
+                "1002-whitening",
+                "Whitening costs 300,000 won for both arches, done in one visit.",
+                {"item_id": "1002-whitening", "question": "How much does teeth whitening cost?"},
+            ),
+            Document(
+                "1002-parking",
+                "Patients park free for two hours in the basement car park.",
+                {"item_id": "1002-parking", "heading": "Parking"},
+            ),
+            Document(
+                "1002-holidays",
+                "The office is closed on public holidays.",
+                {"item_id": "1002-holidays", "heading": "Holidays"},
+            ),
+        ],
+    )
+
+    async def ask_then_reply(reply: str) -> tuple[str, str]:
+        async with phones("1001") as caller:
+            call = await greeted(caller, "1002")  # not registered here: the AI answers at once
+            asked_at = len(call.received_audio())
+            # when a caller asks in words the knowledge does not use (the gate: likely, not sure)
+            await call.play_and_wait(await speech("Where can I leave my car?"))
+            await until(lambda: speech_seconds(call.received_audio()[asked_at:]) > 1.0, 25, "the check")
+            await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the check")
+            replied_at = len(call.received_audio())
+            await call.play_and_wait(await speech(reply))
+            await until(lambda: speech_seconds(call.received_audio()[replied_at:]) > 1.0, 25, "an answer")
+            await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the answer")
+            await call.hangup()
+            received = call.received_audio()
+            return await transcribe(received[asked_at:replied_at]), await transcribe(received[replied_at:])
+
+    # then the AI checks the topic before saying anything from the knowledge ...
+    check, answer = await ask_then_reply("Yes.")
+    checking = re.compile(r"\bjust\W+(to|a)\W+check")  # "just to check", heard as "just a check" at times
+    assert checking.search(check) and "parking" in check and "free" not in check, check
+    # ... and a caller who agrees hears the owner's answer
+    assert "free" in answer and ("two hours" in answer or "2 hours" in answer), answer
+    # and a caller who says no hears honest doubt, never the passage
+    check, answer = await ask_then_reply("No.")
+    assert checking.search(check), check
+    assert "not sure" in answer and "free" not in answer and "park" not in answer, answer
+
+
+async def test_an_answer_is_the_owners_sentence_with_a_korean_name_said_so_it_is_heard(
+    pbx, ariapp, knowledge_store, phones
+):
+    # given 1004's knowledge names its director with a Korean name (an English voice reads "Jiyoung"
+    # as "jih-yung", heard as "G and") and gives a phone number
+    await seed(
+        pbx,
+        "1004",
+        [
+            "Dr. Jiyoung Lee is the clinic director; for emergencies call 555-0199.",
+            "The office is closed on public holidays.",
+        ],
+    )
+    # when a caller asks who runs the clinic
+    heard = await ask(phones, "1004", "Who is the director of the clinic?")
+    # then the answer is the owner's sentence, without a lead-in, the name heard as its two syllables
+    # ("g. young lee", "g-yun lead", "d young lead", "gene young lead": the first syllable varies
+    # between runs; the second, "young", is what the English reading "jih-yung" loses) and the number whole
+    assert "here is" not in heard and "what i have" not in heard, heard
+    assert re.search(r"\w\W*\by[aeiou]+n", heard) and "g. and" not in heard, heard
+    assert "5550199" in "".join(c for c in heard if c.isdigit()), heard
 
 
 async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_question(
@@ -175,10 +256,11 @@ async def _fail_then_answer(phones, fake) -> list[str]:
 
 def stream_events(pbx, call_id: str | None = None) -> list[dict]:
     import redis
+    from django.conf import settings
 
     from ariapp.events import stream_name
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL, decode_responses=True)
     events = [
         {**fields, "data": json.loads(fields["data"])} for _id, fields in client.xrange(stream_name(pbx.cfg.name))
     ]

@@ -2,8 +2,8 @@
 
 Bounded (each well under 60 s) and loopback only. Shared services are never touched: Redis faults use a
 private ``redis-server`` on its own port, PostgreSQL faults a TCP proxy of the test's own in front of
-the shared server. (The ARI app SIGKILL test lives with the other call tests in ``test_telephony.py``:
-``test_ari_app_restart_during_live_ai_calls_cleans_up``.)
+the shared server. (The ARI app SIGKILLed under three calls, and Asterisk restarted under them, live with
+the other call tests in ``test_telephony.py``; here the app is killed under twenty, with webhooks.)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
+from django.conf import settings
 
 from softphone.analysis import speech_seconds
 from stack.config import REPO
@@ -309,7 +311,7 @@ async def test_postgres_outage_during_a_call_drops_nothing(pbx, ariapp, phones, 
         proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
         await proxy.start()
         stream = stream_name(pbx.cfg.name)
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+        client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL, decode_responses=True)
         group = f"faults-{uuid.uuid4().hex[:8]}"
         client.xgroup_create(stream, group, id="$", mkstream=True)  # from now: earlier tests' calls are not ours
         via_proxy = database_url({**db, "HOST": "127.0.0.1", "PORT": str(proxy.port)})
@@ -384,20 +386,40 @@ def ended_calls(db_url: str, call_ids: list[str]) -> int:
         ).fetchone()[0]
 
 
+KILLED_CALLS = 20  # AI calls up when the ARI app is killed
+
+
+@pytest.fixture
+def uncapped_app(pbx, ariapp):
+    """The ARI app without the per-caller AI call cap (the calls come from three phones), in place of
+    the session's."""
+    from stack.instance import AppProcess
+
+    ariapp.stop()
+    app = AppProcess(pbx.cfg, {"AIPBX_MAX_AI_CALLS_PER_CALLER": "0"})
+    try:
+        app.start()
+        yield app
+    finally:
+        app.stop()
+        ariapp.start()
+
+
 @pytest.mark.asterisk
 async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once_by_webhook(
-    pbx, ariapp, phones, tmp_path: Path
+    pbx, uncapped_app, phones, tmp_path: Path
 ) -> None:
-    """SIGKILL during three AI calls: after the restart each call's end reaches the webhook exactly once.
+    """SIGKILL during twenty AI calls: after the restart every call is hung up and cleaned up, and
+    each call's end reaches the webhook exactly once.
 
     A console of its own (database, consumer group) ingests the events; a webhook endpoint on
-    loopback receives what the sweep sends. (No orphan channels and one CDR line per call: see
-    test_telephony's restart test, same scenario.)
+    loopback receives what the sweep sends. (The same with three calls and no console:
+    test_telephony's restart test.)
     """
+    ariapp, n = uncapped_app, KILLED_CALLS
     from ariapp.events import stream_name
     from bench.db import throwaway_database
     from tests.fakes.webhook_receiver import WebhookReceiver
-    from tests.integration.test_telephony import cdr_baseline, new_cdr, quiet_asterisk
 
     receiver = WebhookReceiver()
     await receiver.start()
@@ -412,25 +434,33 @@ async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once
             f"WebhookEndpoint.objects.create(name='ops', url='{receiver.url}')",
         )
         stream = stream_name(pbx.cfg.name)
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+        client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL, decode_responses=True)
         group = f"faults-{uuid.uuid4().hex[:8]}"
         client.xgroup_create(stream, group, id="$", mkstream=True)
         consumer = start_consumer(pbx, stream, db_url, group, tmp_path / "consume_events.log")
         try:
             before = await cdr_baseline(pbx, ariapp)
             async with phones("1001") as a, phones("1002") as b, phones("1003") as c:
-                calls = await asyncio.gather(*(phone.call("1004", timeout=10) for phone in (a, b, c)))
+                # given twenty live AI calls (1004 is not registered: the AI answers at once)
+                calls = await asyncio.gather(*((a, b, c)[i % 3].call("1004", timeout=20) for i in range(n)))
                 await until(
                     lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls),
-                    10,
+                    20,
                     "every greeting to start",
                 )
+                # when the ARI app dies (SIGKILL) and comes back
                 ariapp.kill()
                 await asyncio.to_thread(ariapp.start)
-                await asyncio.wait_for(asyncio.gather(*(call.ended.wait() for call in calls)), 15)
-            await quiet_asterisk(pbx)
-            ids = sorted(line["call_id"] for line in new_cdr(pbx, before, count=3))
-            await asyncio.to_thread(wait_for, lambda: ended_calls(db_url, ids) == 3, 20, "the calls to be stored")
+                # then every phone is hung up, and Asterisk holds nothing of the dead app's
+                await asyncio.wait_for(asyncio.gather(*(call.ended.wait() for call in calls)), 30)
+            await quiet_asterisk(pbx, 20)
+            lines = await asyncio.to_thread(new_cdr, pbx, before, n, 30.0)
+            assert sorted(line["termination_reason"] for line in lines) == ["app_restart"] * n
+            ids = sorted(line["call_id"] for line in lines)
+            assert len(set(ids)) == n  # one line per call
+            status = ariapp.status()
+            assert status["ai_sessions"] == 0 and status["media_sockets"] == 0 and status["active_calls"] == 0
+            await asyncio.to_thread(wait_for, lambda: ended_calls(db_url, ids) == n, 30, "the calls to be stored")
             # when the sweep runs (twice: a second run must send nothing more)
             await asyncio.to_thread(manage, db_url, "deliver_webhooks", "--once")
             await asyncio.to_thread(manage, db_url, "deliver_webhooks", "--once")
@@ -450,3 +480,83 @@ async def test_ari_app_killed_during_live_calls_each_calls_end_is_delivered_once
     ]
     keys = [request.headers["x-aipbx-delivery"] for request in receiver.requests]
     assert len(keys) == len(set(keys)) == len(bodies)
+    assert len(pbx.cdr_lines()) == before + n  # and one CDR line each, still
+
+
+# --- the disk filling up while an AI call is recorded ------------------------------------------------
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "8m") -> Iterator[None]:
+    """A tmpfs of its own mounted on ``path`` (same owner and mode; what was there is hidden meanwhile)."""
+    st = path.stat()
+    subprocess.run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size={size},mode={st.st_mode & 0o7777:o},uid={st.st_uid},gid={st.st_gid}",
+            "aipbx-test-full",
+            str(path),
+        ],
+        check=True,
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)  # lazy: a file still open must not keep it
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until the disk says it is full."""
+    chunk = b"\0" * 65536
+    with open(path, "wb", buffering=0) as handle:
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(chunk)
+        with contextlib.suppress(OSError):
+            while True:  # the last pages
+                handle.write(b"\0" * 512)
+
+
+def truthful_wav_frames(path: Path) -> int:
+    """The samples of a 16-bit mono WAV, after checking its header describes exactly the file."""
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:16] == b"WAVEfmt " and data[36:40] == b"data", path
+    riff, size = struct.unpack_from("<I", data, 4)[0], struct.unpack_from("<I", data, 40)[0]
+    assert (riff, size) == (len(data) - 8, len(data) - 44), (path, riff, size, len(data))
+    return size // 2
+
+
+@pytest.mark.asterisk
+async def test_disk_full_while_recording_the_call_goes_on_and_the_loss_is_reported(pbx, ariapp, phones) -> None:
+    from tests.integration.test_call_guards import metric
+
+    before = await cdr_baseline(pbx, ariapp)
+    failed = metric(ariapp, "aipbx_recordings_failed_total")
+    with small_disk(pbx.cfg.recordings_dir):
+        async with phones("1001") as caller:
+            # given an AI call being recorded (to a disk of its own: the CDR goes elsewhere)
+            call = await caller.call("1004", timeout=10)
+            await until(lambda: speech_seconds(call.received_audio()) > 0.5, 10, "the greeting to start")
+            # when the disk fills up
+            await asyncio.to_thread(fill, pbx.cfg.recordings_dir / "filler")
+            heard = speech_seconds(call.received_audio())
+            # then the call goes on: the caller keeps hearing the AI (the greeting lasts seconds more)
+            await until(lambda: speech_seconds(call.received_audio()) > heard + 2.0, 15, "the AI to keep talking")
+            assert not call.ended.is_set()
+            await call.hangup()
+        (line,) = await asyncio.to_thread(new_cdr, pbx, before)
+        # and the loss is reported: in the call's CDR line, the metrics and the log
+        assert line["termination_reason"] == "caller_hangup"
+        assert "No space left on device" in (line["recording_error"] or ""), line
+        assert metric(ariapp, "aipbx_recordings_failed_total") == failed + 1
+        assert "recording of" in ariapp.log_tail(200) and "the call goes on" in ariapp.log_tail(200)
+        # and nothing corrupt is left: each WAV's header tells exactly what it holds, the tracks stay aligned,
+        # no half-written metadata (the disk is still full: the files stay in clear for the seal sweep)
+        folder = pbx.cfg.recordings_dir / line["call_id"]
+        frames = {name: truthful_wav_frames(folder / name) for name in ("caller.wav", "callee.wav", "mixed.wav")}
+        assert len(set(frames.values())) == 1 and 0 < frames["mixed.wav"] / 8000 <= heard + 1.0, frames
+        if (folder / "metadata.json").exists():
+            json.loads((folder / "metadata.json").read_text())
+        assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    await quiet_asterisk(pbx)

@@ -129,12 +129,16 @@ def _run(script):
 
 
 def test_a_hold_nobody_answers_has_its_updates_in_order_then_a_polite_timeout(
-    pbx, ariapp, console, phones, transactional_db, django_user_model
+    pbx, ariapp, console, phones, page: Page, transactional_db, django_user_model
 ) -> None:
     from stack.instance import AppProcess
     from webconsole.hitl.models import HitlRequest
 
-    operator(django_user_model, Presence.AVAILABLE)
+    # an operator who is there (a console page open keeps them present) but never answers
+    user, password = operator(django_user_model, Presence.AVAILABLE)
+    login(page, console.server, user.username, password)
+    page.goto(f"{console.url}/hitl/")
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
     ariapp.stop()
     app = AppProcess(pbx.cfg, {"AIPBX_HITL_HOLD_S": "9", "AIPBX_HITL_UPDATES_S": "3,6"})
     try:

@@ -28,6 +28,7 @@ from tests.integration.audio_checks import Recordings, ask, speech, transcribe
 from tests.integration.test_telephony import cdr_baseline, new_cdr
 from tests.integration.threaded import InThread
 from tests.knowledge_app.conftest import spawn_worker, stop_worker, wait_until_finished
+from webconsole.calls.models import Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -38,8 +39,11 @@ LEARNED_WITHIN_S = 90.0  # transcript (live), then a Celery task: seconds of wor
 
 
 @pytest.fixture
-def learning_worker(pbx, ariapp, knowledge_store, transactional_db, tmp_path: Path) -> Iterator[None]:
-    """A Celery worker on the instance's queue, with its recordings, keys and knowledge store."""
+def learning_worker(pbx, ariapp, console, knowledge_store, transactional_db, tmp_path: Path) -> Iterator[None]:
+    """A Celery worker on the instance's queue, with its recordings, keys and knowledge store.
+
+    The worker reads the call from PostgreSQL, so the console's event consumer runs too (as under
+    ``make up``)."""
     from webconsole.celery import app
 
     queue = pbx.cfg.extra_env["AIPBX_CELERY_QUEUE"]
@@ -95,10 +99,13 @@ def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(
     # when the worker has read the call, the fact is 1002's knowledge with provenance to the moment
     run = wait_until_finished(call_id, LEARNED_WITHIN_S)
     assert run is not None and run.status == ExtractionRun.RunStatus.DONE, run and run.reason
+    # (from the turns the console stored, which are the ones the ARI app's file says)
+    stored = Call.objects.get(call_id=call_id).turns.order_by("t").values_list("speaker", "t", "end", "text")
+    assert list(stored) == [(t["speaker"], t["t"], t["end"], t["text"]) for t in turns]
     learned = KnowledgeItem.objects.filter(owner="1002", source_call_id=call_id)
     (fact,) = learned
     assert "saturday" in fact.text.lower() and fact.source_speaker == "callee"
-    assert fact.status == Status.APPROVED  # sure enough to publish under the default policy
+    assert fact.status == Status.APPROVED, (fact.text, fact.confidence)  # sure enough to publish by default
     assert fact.source_span["start_s"] == turns[1]["t"]
     # and the caller's words are not 1002's knowledge
     assert not KnowledgeItem.objects.filter(owner="1002", text__icontains="building").exists()

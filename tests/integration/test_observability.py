@@ -37,6 +37,7 @@ ALLOWED_LABELS = {
     "direction": {"in", "out"},
     "method": metrics.ARI_METHODS | {"other"},
     "result": {"2xx", "3xx", "4xx", "404", "5xx", "unavailable"},
+    "lane": metrics.STT_LANES | {"other"},
     "le": None,  # histogram bucket bounds: fixed by the code
 }
 
@@ -105,6 +106,7 @@ async def test_a_real_ai_call_moves_the_metrics_and_every_line_carries_the_call_
     assert delta[("aipbx_hitl_outcomes_total", (("outcome", "away"),))] == 1
     assert delta[("aipbx_vector_search_seconds_count", ())] >= 1
     assert delta[("aipbx_stt_seconds_count", (("provider", "local"),))] >= 1
+    assert delta[("aipbx_stt_queue_seconds_count", (("lane", "conversation"),))] >= 1  # how long it waited
     assert delta[("aipbx_tts_first_audio_seconds_count", (("provider", "local"),))] >= 1
     assert delta[("aipbx_events_published_total", ())] > 3
     # no label carries a call id, a number or free text

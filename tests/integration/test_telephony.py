@@ -7,6 +7,7 @@ when it was answered, what Asterisk still holds afterwards, and the CDR and reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -198,6 +199,73 @@ async def test_ari_app_restart_during_live_ai_calls_cleans_up(pbx, ariapp, phone
     assert len(pbx.cdr_lines()) == before + 3  # exactly once each
 
 
+@contextlib.asynccontextmanager
+async def app_name_taken(pbx):
+    """Another websocket connected under the app's name (a second deployment with the same name, a
+    stale process): Asterisk hands it the app and tells ours ``ApplicationReplaced``."""
+    import aiohttp
+
+    url = pbx.cfg.ari_url.replace("http", "ws", 1) + "/ari/events"
+    auth = aiohttp.BasicAuth(pbx.cfg.ari_user, pbx.cfg.ari_password)
+    async with (
+        aiohttp.ClientSession(auth=auth) as http,
+        http.ws_connect(url, params={"app": pbx.cfg.ari_app, "subscribeAll": "false"}) as ws,
+    ):
+        yield ws
+
+
+@pytest.mark.parametrize("fault", ["asterisk_stopped", "asterisk_crashed", "app_name_taken"])
+async def test_ari_events_lost_under_live_ai_calls_the_calls_end_cleanly_and_the_next_is_answered(
+    pbx, ariapp, phones, fault
+):
+    """Asterisk restarted under three AI calls (``core stop now``, or SIGKILL: no BYE to anyone), or
+    another websocket taking the app's name while the callers hang up: once the app is connected again
+    no AI session, media socket, bridge or External Media channel is left, each call has its CDR line
+    with the reason, and the next call is answered as usual."""
+    # given three live AI calls
+    before = await cdr_baseline(pbx, ariapp)
+    async with phones("1001") as a, phones("1002") as b, phones("1003") as c:
+        calls = await asyncio.gather(*(phone.call("1004", timeout=10) for phone in (a, b, c)))
+        await until(
+            lambda: all(speech_seconds(call.received_audio()) > 0.5 for call in calls), 10, "every greeting to start"
+        )
+        # when the app loses Asterisk's events under them
+        if fault == "app_name_taken":
+            async with app_name_taken(pbx):
+                await until(lambda: not ariapp.ready(), 5, "the app to notice it lost its name")
+                await asyncio.gather(*(call.hangup() for call in calls))  # unseen by the app
+        else:
+            await asyncio.to_thread(pbx.asterisk.stop if fault == "asterisk_stopped" else pbx.asterisk.kill)
+            await asyncio.to_thread(pbx.asterisk.start)
+        # then it connects again and ends every call in its records
+        await until(ariapp.ready, 20, "the ARI app to be connected again")
+        lines = await asyncio.to_thread(new_cdr, pbx, before, 3, 20.0)
+        if fault == "asterisk_stopped":
+            assert all(call.ended.is_set() for call in calls)  # Asterisk said BYE on its way down
+        for call in calls:  # after a crash nobody can: the phones give up (a BYE Asterisk no longer knows)
+            await call.hangup()
+    reason = "events_lost" if fault == "app_name_taken" else "asterisk_restart"
+    assert sorted(line["termination_reason"] for line in lines) == [reason] * 3, lines
+    assert all(line["ai_handled"] for line in lines) and len({line["call_id"] for line in lines}) == 3
+    status = await until(lambda: (s := ariapp.status())["ai_sessions"] == 0 and s, 10, "the sessions to end")
+    assert status["media_sockets"] == 0 and status["clock_ticks_registered"] == 0
+    await quiet_asterisk(pbx)
+    recordings = Recordings(pbx.cfg)  # recorded up to the loss, written out like any other call's
+    for line in lines:
+        assert line["recording_dir"] and recordings.metadata(line["call_id"])["call"]["termination_reason"] == reason
+        assert recordings.seconds(line["call_id"], "mixed.wav") > 0.5
+
+    # and the next call is answered and ends as usual
+    async with phones("1001") as caller:
+        call = await caller.call("1004", timeout=10)
+        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 10, "the greeting")
+        await call.hangup()
+    (line,) = await asyncio.to_thread(new_cdr, pbx, before + 3)
+    assert line["termination_reason"] == "caller_hangup" and line["ai_handled"] is True
+    await quiet_asterisk(pbx)
+    assert len(pbx.cdr_lines()) == before + 4  # exactly once each
+
+
 async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_call(pbx, ariapp, phones):
     import json
 
@@ -237,6 +305,57 @@ async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_
 
     await until(queued, 10, f"the transcription task for {line['call_id']} on {long_queue(queue)}")
     await quiet_asterisk(pbx)
+
+
+async def test_a_phone_call_over_the_live_budget_is_transcribed_after_the_call(pbx, ariapp, phones):
+    import json
+
+    import redis
+    from django.conf import settings
+
+    from ariapp.followup import EXTRACT_TASK, TRANSCRIBE_TASK, long_queue
+
+    queue = long_queue(pbx.cfg.extra_env["AIPBX_CELERY_QUEUE"])
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    # given an ARI app that writes down one phone-to-phone call live at a time
+    ariapp.stop()
+    ariapp.extra_env["AIPBX_LIVE_TRANSCRIPTION_CALLS"] = "1"
+    ariapp.start()
+    try:
+        before = await cdr_baseline(pbx, ariapp)
+        async with phones("1001") as a, phones("1002") as b, phones("1003") as c, phones("1004") as d:
+            first = await a.dial("1002")
+            await (await b.next_incoming(timeout=15)).answer()
+            await asyncio.wait_for(first.answered(), 5)
+            await until(lambda: len(snoops(pbx)) == 2, 10, "the first call's two snoops")
+            # when a second call is answered while the first is written down
+            second = await c.dial("1004")
+            await (await d.next_incoming(timeout=15)).answer()
+            await asyncio.wait_for(second.answered(), 5)
+            await asyncio.sleep(1.5)
+            # then no recogniser listens to it during the call
+            assert len(snoops(pbx)) == 2, snoops(pbx)
+            await second.hangup()
+            await first.hangup()
+        lines = new_cdr(pbx, before, count=2)
+        by_caller = {line["caller"]: line["call_id"] for line in lines}
+
+        def sent() -> dict[str, str]:  # call id -> the follow-up task queued for it
+            headers = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
+            return {cid: h["task"] for h in headers for cid in by_caller.values() if cid in h["argsrepr"]}
+
+        # and after the call the worker is asked to transcribe it from its recordings, none is skipped
+        await until(lambda: sent().get(by_caller["1003"]) == TRANSCRIBE_TASK, 10, "the post-call transcription")
+        assert sent().get(by_caller["1001"]) in (None, EXTRACT_TASK)  # the first was written down live
+    finally:
+        ariapp.stop()
+        ariapp.extra_env.pop("AIPBX_LIVE_TRANSCRIPTION_CALLS", None)
+        ariapp.start()
+    await quiet_asterisk(pbx)
+
+
+def snoops(pbx) -> list[str]:
+    return [c["name"] for c in pbx.channels() if c["name"].startswith("Snoop/")]
 
 
 async def test_with_the_ari_app_down_the_caller_hears_an_apology_not_dead_air(pbx, ariapp, phones):

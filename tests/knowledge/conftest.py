@@ -1,7 +1,7 @@
 """Fixtures of the knowledge-base tests: the packaged USE model, a real Chroma server, API fakes.
 
-The Chroma server is a real ``chroma run`` process on a scratch directory,
-shared by the session; each test gets its own collection prefix. If the server
+The Chroma server is the stack's real server process (token auth on) on a scratch
+directory, shared by the session; each test gets its own collection prefix. If the server
 cannot start, every Chroma test fails (never skips): Chroma is the default store.
 """
 
@@ -42,7 +42,8 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
 
 @pytest.fixture
 def chroma_store(chroma_server: ChromaServer) -> ChromaStore:
-    return ChromaStore(chroma_server.host, chroma_server.port, prefix=f"t{uuid.uuid4().hex[:10]}")
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    return ChromaStore(chroma_server.host, chroma_server.port, prefix=prefix, token=chroma_server.token)
 
 
 @pytest.fixture

@@ -57,6 +57,33 @@ async def test_a_near_miss_is_not_answered_with_its_neighbour(clinic) -> None:
     assert judgement.candidates  # there were passages to weigh; none answered
 
 
+async def test_a_caller_who_introduces_themselves_is_answered_as_if_they_had_not(embedder) -> None:
+    # "Hi, this is Alex from Acme." names nothing the knowledge covers: it halved the gate's coverage
+    # (0.72 against 0.93 for the bare question) and the demo's caller heard "not sure"
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    index_items(
+        retriever,
+        "owner",
+        [
+            {"id": "meeting", "text": "Next Monday's team meeting is at 10 a.m. in room 3."},
+            {"id": "saturdays", "text": "From next week we open on Saturdays from 10 to 2."},
+            {"id": "deliveries", "text": "Deliveries go to the reception on the ground floor."},
+        ],
+    )
+    for question in (
+        "When is the team meeting next week?",
+        "Hi, this is Alex from Acme. When is the team meeting next week?",
+        "Hello Jiyoung, it's Alex again. When is the team meeting next week?",
+    ):
+        result = await retriever.search("owner", question)
+        judgement = await retriever.judge(question, result.passages)
+        assert judgement.answerable and judgement.passage.id == "meeting", (question, judgement.probability)
+    # and an introduction does not make an unknown answerable
+    question = "Hi, this is Alex from Acme. Is the parking free?"
+    result = await retriever.search("owner", question)
+    assert not (await retriever.judge(question, result.passages)).answerable
+
+
 async def test_a_knowledge_base_of_one_item_answers_its_question_and_only_that(embedder) -> None:
     retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
     index_items(retriever, "one", [{"id": "parking", "text": "Visitors park in the basement; two hours are free."}])

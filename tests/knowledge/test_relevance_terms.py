@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from knowledge.retrieval import terms
 
 
@@ -26,3 +28,19 @@ def test_weekdays_named_or_spanned() -> None:
     assert terms.weekdays("평일 오전 9시부터") == {"monday", "tuesday", "wednesday", "thursday", "friday"}
     assert terms.weekdays("토요일과 일요일은 휴무") == {"saturday", "sunday"}
     assert terms.weekdays("closed at weekends") == {"saturday", "sunday"}
+
+
+@pytest.mark.parametrize(
+    ("question", "what_is_asked"),
+    [
+        ("Hi, this is Alex from Acme. When is the team meeting?", "When is the team meeting?"),
+        ("Hi Jiyoung, it's Alex again. Are you open at the weekend?", "Are you open at the weekend?"),
+        ("Hello. My name is Kim Minsu. Do you take Kakao Pay?", "Do you take Kakao Pay?"),
+        ("안녕하세요, 저는 에이스의 알렉스입니다. 주차 되나요?", "주차 되나요?"),
+        ("It's about my bill. How much do I owe?", "It's about my bill. How much do I owe?"),  # no name: content
+        ("This is the parking question: where?", "This is the parking question: where?"),
+        ("Hi.", "Hi."),  # nothing else: kept whole
+    ],
+)
+def test_what_is_asked_leaves_out_the_callers_greeting_and_introduction(question: str, what_is_asked: str) -> None:
+    assert terms.asked(question) == what_is_asked

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from ariapp.followup import worker_queues
+from contract import CallAnswered, CallEnded, CallStarted, Envelope, Event, Transcript, TurnPlayed, encode
 from knowledge.actions import reset_retriever
 from webconsole.settings.env import database_url
 
@@ -71,8 +72,41 @@ def knowledge_settings(settings: Any, tmp_path: Path) -> Iterator[Path]:
     reset_retriever()
 
 
+def call_events(call_id: str, turns: list[dict[str, Any]], callee: str = "1002") -> list[Event]:
+    """The events the ARI app publishes for a finished call of ``turns`` (an AI call if the AI speaks)."""
+    ai = any(turn["speaker"] == "ai" for turn in turns)
+    start = "2026-11-25T01:00:00.000+00:00"
+    events: list[Event] = [
+        CallStarted(caller="1001", callee=callee, start=start),
+        CallAnswered(answered_by="ai" if ai else callee, ai=ai),
+    ]
+    for turn in turns:
+        if turn["speaker"] == "ai":
+            events.append(TurnPlayed(t=turn["t"], speaker="ai", text=turn["text"]))
+        else:
+            end = turn.get("end")
+            events.append(Transcript(turn["speaker"], turn["text"], True, turn["t"], end, 0.9 if end else None))
+    cdr = {"call_id": call_id, "caller": "1001", "callee": callee, "start": start, "answer": start}
+    cdr |= {"end": "2026-11-25T01:00:20.000+00:00", "billsec": 20.0, "ai_handled": ai}
+    events.append(CallEnded(cdr=cdr, turns=sum(1 for turn in turns if turn["text"].strip())))
+    return events
+
+
+def publish(call_id: str, *events: Event) -> None:
+    """Apply ``events`` as the console's event consumer does (through the stream's encoding)."""
+    from webconsole.calls.ingest import apply_event
+
+    for event in events:
+        apply_event(encode(Envelope.of(event, call_id)))
+
+
 def write_call(recordings: Path, call_id: str, turns: list[dict[str, Any]], callee: str = "1002") -> Path:
-    """Write ``<recordings>/<call_id>/metadata.json`` as the ARI app's recorder does."""
+    """A finished call as the stack leaves it; returns its ``metadata.json``.
+
+    The console's consumer stored its events (the turns in PostgreSQL, which the worker reads), and
+    the ARI app wrote ``<recordings>/<call_id>/metadata.json`` (which the worker no longer reads).
+    """
+    publish(call_id, *call_events(call_id, turns, callee))
     folder = recordings / call_id
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"call": {"call_id": call_id, "caller": "1001", "callee": callee, "billsec": 20.0}, "turns": turns}

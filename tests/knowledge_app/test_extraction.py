@@ -1,4 +1,5 @@
-"""Per-call knowledge extraction: pending items with provenance, idempotency, bad inputs."""
+"""Per-call knowledge extraction: pending items with provenance, idempotency, bad inputs, and the
+transcript read from PostgreSQL (as the console stored it), never from the ARI app's files."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 
 import pytest
 
+from contract import CallAnswered, CallEnded, CallStarted, Transcript, TurnPlayed
 from knowledge.actions import get_retriever
 from knowledge.extraction import LlmJudge, RuleJudge, Turn, parse_judgement
 from knowledge.models import Category, ExtractionRun, KnowledgeItem, LearningPolicy, Source, Status
-from knowledge.tasks import MAX_TRANSCRIPT_BYTES, extract_knowledge_task, run_extraction
-from tests.knowledge_app.conftest import AI_CALL_TURNS, PHONE_CALL_TURNS, write_call
+from knowledge.tasks import MAX_TRANSCRIPT_BYTES, _turns, extract_knowledge_task, load_turns, run_extraction
+from knowledge.transcripts import CALL_WAIT_ATTEMPTS, CallNotFinished
+from tests.knowledge_app.conftest import AI_CALL_TURNS, PHONE_CALL_TURNS, call_events, publish, write_call
+from webconsole.calls.models import Turn as StoredTurn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,30 +135,56 @@ def test_small_talk_is_skipped(knowledge_settings: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "reason"),
+    ("turns", "callee", "reason"),
     [
-        (None, "transcript missing"),
-        ({"call": {"callee": "1002"}, "turns": [{"t": 0, "speaker": "callee", "text": "  "}]}, "transcript is empty"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-        (
-            {"call": {"callee": "1002"}, "turns": [{"t": 0, "speaker": "callee", "text": "x" * MAX_TRANSCRIPT_BYTES}]},
-            "too large",
-        ),
-        ({"call": {"callee": "9999"}, "turns": AI_CALL_TURNS}, "unknown owner '9999'"),
-        (b"{not json", "not valid JSON"),
+        ([{"t": 0, "speaker": "callee", "text": "  "}], "1002", "transcript is empty"),
+        ([{"t": 0, "speaker": "callee", "text": "x" * (MAX_TRANSCRIPT_BYTES + 1)}], "1002", "too large"),
+        (AI_CALL_TURNS, "9999", "unknown owner '9999'"),
     ],
 )
-def test_bad_transcripts_fail_the_run_and_write_nothing(knowledge_settings: Path, content: Any, reason: str) -> None:
-    folder = knowledge_settings / "bad-call"
-    folder.mkdir(parents=True)
-    if isinstance(content, bytes):
-        (folder / "metadata.json").write_bytes(content)
-    elif content is not None:
-        (folder / "metadata.json").write_text(json.dumps(content), encoding="utf-8")
+def test_bad_transcripts_fail_the_run_and_write_nothing(
+    knowledge_settings: Path, turns: list[dict[str, Any]], callee: str, reason: str
+) -> None:
+    write_call(knowledge_settings, "bad-call", turns, callee=callee)
     summary = run_extraction("bad-call")
     assert summary["status"] == "failed" and reason in summary["reason"]
     assert not KnowledgeItem.objects.exists()
     assert ExtractionRun.objects.get().status == "failed"
+
+
+def test_a_transcript_that_lost_turns_on_the_way_is_not_learned_from(knowledge_settings: Path) -> None:
+    # given a call whose end says it had three turns, of which the console stored two (an event lost)
+    write_call(knowledge_settings, "lossy", PHONE_CALL_TURNS)
+    StoredTurn.objects.filter(call__call_id="lossy", speaker="caller").first().delete()
+    # when
+    summary = run_extraction("lossy")
+    # then
+    assert summary["status"] == "failed" and "transcript incomplete: 2 of the call's 3 turns" in summary["reason"]
+    assert not KnowledgeItem.objects.exists()
+
+
+def test_the_task_waits_for_the_console_to_store_the_calls_end(knowledge_settings: Path) -> None:
+    # given a call whose events the console has applied up to, not including, its end
+    *before_the_end, end = call_events("late", PHONE_CALL_TURNS)
+    publish("late", *before_the_end)
+    # when the task runs now, it waits (a retryable error, nothing recorded but the open run)
+    with pytest.raises(CallNotFinished, match="has not stored the end of call late"):
+        run_extraction("late")
+    assert ExtractionRun.objects.get(call_id="late").status == ExtractionRun.RunStatus.RUNNING
+    # then once the end is stored, the same run learns from the whole call
+    publish("late", end)
+    assert run_extraction("late")["items_created"] == 2
+
+
+def test_a_call_whose_end_never_arrives_fails_with_the_reason_after_bounded_waits(knowledge_settings: Path) -> None:
+    # given a call the console never heard the end of (eagerly, the task's waits run at once)
+    publish("lost-end", CallStarted(caller="1001", callee="1002", start="2026-11-25T01:00:00.000+00:00"))
+    # when
+    summary = extract_knowledge_task.apply(args=["lost-end"]).get()
+    # then
+    assert summary["status"] == "failed"
+    assert summary["reason"].startswith(f"gave up after {CALL_WAIT_ATTEMPTS + 1} attempts: the console has not")
+    assert "consume_events" in summary["reason"]
 
 
 def test_malformed_llm_json_fails_the_run(knowledge_settings: Path) -> None:
@@ -222,6 +252,10 @@ def test_rule_judge_drops_a_spoken_preamble_but_keeps_facts_before_a_comma() -> 
     said = "Good question, from next week we open on Saturdays from ten to two. On Monday, we close at 5 pm."
     facts = [e["text"] for e in judge.judge([Turn("callee", said, 0.0, 5.0)])["extracted_info"]]
     assert facts == ["From next week we open on Saturdays from ten to two.", "On Monday, we close at 5 pm."]
+    # as the recogniser writes it, without the comma
+    said = "Good question from next week we open on Saturdays from 10 to 2."
+    facts = [e["text"] for e in judge.judge([Turn("callee", said, 0.0, 5.0)])["extracted_info"]]
+    assert facts == ["From next week we open on Saturdays from 10 to 2."]
 
 
 def test_rule_judge_ignores_questions_and_the_ai() -> None:
@@ -232,19 +266,116 @@ def test_rule_judge_ignores_questions_and_the_ai() -> None:
     assert RuleJudge(0.7).judge(turns)["extracted_info"] == []
 
 
-def test_a_sealed_call_is_read_with_the_master_keys(knowledge_settings: Path, settings: Any) -> None:
+def learned(call_id: str) -> list[tuple[Any, ...]]:
+    return list(
+        KnowledgeItem.objects.filter(source_call_id=call_id)
+        .order_by("pk")
+        .values_list("owner", "text", "category", "keywords", "confidence", "status", "source_speaker", "source_span")
+    )
+
+
+def file_turns(metadata: Path) -> list[Turn]:
+    """The turns as the worker read them from the ARI app's ``metadata.json`` before it read PostgreSQL."""
+    meta = json.loads(metadata.read_text(encoding="utf-8"))
+    return _turns(meta["turns"], meta["call"]["billsec"])
+
+
+def test_the_worker_reads_postgresql_not_the_ari_apps_files_and_learns_the_same(
+    knowledge_settings: Path, settings: Any
+) -> None:
     from ariapp import sealing
 
-    # given the call's metadata sealed at rest, as the ARI app leaves it
-    keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
-    sealing.seal_directory(write_call(knowledge_settings, "sealed-call", PHONE_CALL_TURNS).parent, keys)
-    assert not (knowledge_settings / "sealed-call" / "metadata.json").exists()
-    # when the worker has the key, extraction works as on a clear file
-    settings.AIPBX_RECORDINGS_KEYRING = keys
-    assert run_extraction("sealed-call")["items_created"] == 2
-    # and without it the run fails with the reason, writing nothing
+    # given a call as the stack leaves it, whose metadata.json is then deleted, the rest of its folder
+    # sealed with keys the worker does not have
+    metadata = write_call(knowledge_settings, "no-file", PHONE_CALL_TURNS)
+    before = file_turns(metadata)
+    metadata.unlink()
+    (metadata.parent / "caller.wav").write_bytes(b"RIFF" + bytes(40))
+    sealing.seal_directory(metadata.parent, sealing.Keyring.parse(sealing.new_key_spec("k1")))
     settings.AIPBX_RECORDINGS_KEYRING = None
-    write_call(knowledge_settings, "sealed-2", PHONE_CALL_TURNS)
-    sealing.seal_directory(knowledge_settings / "sealed-2", keys)
-    summary = run_extraction("sealed-2")
-    assert summary["status"] == "failed" and "cannot be decrypted" in summary["reason"]
+    assert not sealing.exists(metadata.parent, "metadata.json")
+    # when
+    summary = run_extraction("no-file")
+    # then it read the very turns the file held, and learned what the file-reading worker learned from
+    # this call (texts, categories, published or pending, speaker, moment: as the first test here asserts)
+    assert load_turns("no-file") == ("1002", before)
+    assert summary["status"] == "done" and summary["items_created"] == 2
+    where = {"start_s": 4.4, "end_s": 12.0}  # the owner's turn, as the file had it
+    assert (before[1].start_s, before[1].end_s) == (4.4, 12.0)
+    assert [
+        (text, category, status, speaker, span) for _, text, category, _, _, status, speaker, span in learned("no-file")
+    ] == [
+        (
+            "The delivery will arrive tomorrow at 9 a.m. at the lobby of building 2.",
+            Category.APPOINTMENT,
+            Status.APPROVED,
+            "callee",
+            where,
+        ),
+        ("Please call me back at [phone …5678].", Category.INSTRUCTION, Status.PENDING, "callee", where),
+    ]
+
+
+def test_an_ai_call_whose_caller_went_on_talking_leaves_the_notes_its_file_did(knowledge_settings: Path) -> None:
+    # given an AI call as the ARI app published it: the caller's first part was a final transcript, then
+    # they went on, and both parts heard as one replaced it (the ARI app's report keeps only the whole)
+    greeting, message, thanks = AI_CALL_TURNS
+    first_part = "Hi, this is Alex from Acme."
+    start = "2026-11-25T01:00:00.000+00:00"
+    cdr = {"call_id": "went-on", "caller": "1001", "callee": "1002", "start": start, "billsec": 20.0}
+    publish(
+        "went-on",
+        CallStarted(caller="1001", callee="1002", start=start),
+        CallAnswered(answered_by="ai", ai=True),
+        TurnPlayed(t=greeting["t"], speaker="ai", text=greeting["text"]),
+        Transcript(speaker="caller", text=first_part, final=True, t=3.25),
+        Transcript(speaker="caller", text=message["text"], final=True, t=message["t"], replaces=3.25),
+        TurnPlayed(t=thanks["t"], speaker="ai", text=thanks["text"]),
+        CallEnded(cdr={**cdr, "ai_handled": True}, turns=3),
+    )
+    metadata = write_call(knowledge_settings, "as-the-file-says", AI_CALL_TURNS)
+    # when
+    summary = run_extraction("went-on")
+    # then the first part is no turn of the call, and the notes are those the file's transcript gives
+    assert load_turns("went-on") == ("1002", file_turns(metadata))
+    assert summary["status"] == "skipped"
+    run_extraction("as-the-file-says")
+    notes = ExtractionRun.objects.get(call_id="went-on").notes
+    assert notes == ExtractionRun.objects.get(call_id="as-the-file-says").notes and len(notes) == 2
+
+
+def test_an_admin_who_sets_the_policy_in_django_admin_governs_what_the_next_call_teaches(
+    knowledge_settings: Path, admin_client: Any
+) -> None:
+    from django.urls import reverse
+
+    # given: an administrator makes 1002 publish nothing unseen, through the admin's add form
+    response = admin_client.post(
+        reverse("admin:knowledge_learningpolicy_add"),
+        {"owner": "1002", "learning": "on", "publish_threshold": "0.8"},  # auto_publish left unticked
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert LearningPolicy.for_owner("1002").auto_publish is False
+    # when: 1002 states sure facts on a call
+    write_call(knowledge_settings, "after-admin", PHONE_CALL_TURNS)
+    run_extraction("after-admin")
+    # then: they wait for review instead of being published
+    statuses = set(KnowledgeItem.objects.filter(source_call_id="after-admin").values_list("status", flat=True))
+    assert statuses == {Status.PENDING}
+    # and when the administrator turns learning off in the change list, the next call teaches nothing
+    policy = LearningPolicy.objects.get(owner="1002")
+    response = admin_client.post(
+        reverse("admin:knowledge_learningpolicy_changelist"),
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(policy.pk),
+            "form-0-publish_threshold": "0.8",  # learning and auto_publish unticked
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    write_call(knowledge_settings, "after-off", PHONE_CALL_TURNS)
+    summary = run_extraction("after-off")
+    assert summary["status"] == "skipped" and "learning is off" in summary["reason"]
+    assert not KnowledgeItem.objects.filter(source_call_id="after-off").exists()

@@ -32,11 +32,11 @@ def test_headings_keep_their_text_and_lose_only_a_closing_sequence() -> None:
     ids=["blanks-then-word", "blanks-and-tabs", "hashes"],
 )
 def test_a_hostile_heading_line_parses_in_well_under_a_second(line: str) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time of this thread: other processes' load does not count
     (text,) = parse_markdown(line + "\n\nbody\n")
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert text.body == "body" and text.heading.endswith("x")
-    assert elapsed < 0.5, f"{elapsed:.2f} s"  # generous: milliseconds; the old expression took minutes
+    assert elapsed < 0.5, f"{elapsed:.2f} s of CPU"  # generous: milliseconds; the old expression took minutes
 
 
 @pytest.mark.parametrize("name", ["notes.md", "notes.txt", "faq.csv"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -15,7 +16,7 @@ from knowledge.actions import do_set_status, get_retriever, reset_retriever
 from knowledge.models import ExtractionRun, KnowledgeItem, Status
 from knowledge.retrieval import ChromaServer
 from knowledge.tasks import extract_knowledge_task
-from tests.knowledge_app.conftest import PHONE_CALL_TURNS, write_call
+from tests.knowledge_app.conftest import PHONE_CALL_TURNS, call_events, publish, write_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,6 +35,23 @@ def test_worker_extracts_a_call_end_to_end(knowledge_worker: Path) -> None:
     assert KnowledgeItem.objects.count() == 2 and ExtractionRun.objects.get().status == "done"
 
 
+@pytest.mark.slow
+def test_worker_waits_for_the_console_to_store_the_calls_end(knowledge_worker: Path) -> None:
+    # given the ARI app queued the extraction as it published the call's end, not yet applied by the console
+    *before_the_end, end = call_events("late-call", PHONE_CALL_TURNS)
+    publish("late-call", *before_the_end)
+    result = extract_knowledge_task.delay("late-call")
+    deadline = time.monotonic() + 30
+    while not ExtractionRun.objects.filter(call_id="late-call").exists():  # the worker looked, and waits
+        assert time.monotonic() < deadline, "the worker never took the task"
+        time.sleep(0.1)
+    # when the console applies the end a moment later
+    publish("late-call", end)
+    # then the waiting task learned from the whole call
+    summary = result.get(timeout=60)
+    assert (summary["status"], summary["items_created"]) == ("done", 2), summary
+
+
 @pytest.fixture
 def chroma_settings(settings: Any, tmp_path: Path) -> Iterator[ChromaServer]:
     server = ChromaServer(tmp_path / "chroma")
@@ -43,6 +61,7 @@ def chroma_settings(settings: Any, tmp_path: Path) -> Iterator[ChromaServer]:
         pytest.fail(f"the Chroma server could not start: {exc!r}", pytrace=False)
     settings.AIPBX_KNOWLEDGE_STORE = "chroma"
     settings.AIPBX_CHROMA_HOST, settings.AIPBX_CHROMA_PORT = server.host, server.port
+    settings.AIPBX_CHROMA_TOKEN = server.token
     reset_retriever()
     yield server
     reset_retriever()

@@ -187,7 +187,7 @@ def test_worker_retries_transient_llm_errors_with_backoff(
     # given: the judge answers 503, then 429, then the JSON
     write_call(knowledge_settings, "flaky-call", PHONE_CALL_TURNS)
     openai_judge.server.script.statuses = [503, 429]
-    queue = f"kbllm-{uuid.uuid4().hex[:10]}"
+    queue = f"aipbx-kbllm-{uuid.uuid4().hex[:10]}"  # among the session Redis user's keys (aipbx*)
     log_path = tmp_path / "worker.log"
     worker = spawn_worker(
         queue,

@@ -1,8 +1,8 @@
 """Failed extractions are run again on request: ``manage.py retry_extractions`` and the admin action.
 
 Both send the runs to the real Celery worker (the ``knowledge_worker`` fixture),
-which runs the real task again; the fix between the two attempts is the
-transcript the first attempt lacked.
+which runs the real task again; the fix between the two attempts is the call
+itself, which the console had not stored when the first attempt ran.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def failed_run(call_id: str) -> ExtractionRun:
-    """A run the worker failed because the transcript was not there yet."""
-    summary = extract_knowledge_task.delay(call_id).get(timeout=30)
-    assert summary["status"] == "failed" and "transcript missing" in summary["reason"]
+    """A run that failed because the console never stored the call (its waits run at once, eagerly)."""
+    summary = extract_knowledge_task.apply(args=[call_id]).get()
+    assert summary["status"] == "failed" and "has not stored the end of call" in summary["reason"]
     return ExtractionRun.objects.get(call_id=call_id)
 
 

@@ -63,7 +63,7 @@ def test_worker_killed_mid_extraction_redelivers_without_duplicates(knowledge_se
     from webconsole.celery import app
 
     tag = uuid.uuid4().hex[:10]
-    prefix, queue = f"kbcrash-{tag}:", f"kbcrash-{tag}"
+    prefix, queue = f"aipbx-kbcrash-{tag}:", f"kbcrash-{tag}"  # inside the session Redis user's keys
     transport = {"visibility_timeout": VISIBILITY_TIMEOUT_S, "global_keyprefix": prefix}
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     log_path = tmp_path / "workers.log"

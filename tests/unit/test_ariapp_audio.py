@@ -1,4 +1,4 @@
-"""Tests for ariapp.calls.audio: the Speaker's one-frame-per-tick playout and the Listener's utterances."""
+"""Tests for ariapp.media.audio: the Speaker's one-frame-per-tick playout and the Listener's utterances."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ariapp.calls.audio import Listener, Speaker
+from ariapp.media.audio import Listener, Speaker
 
 FRAME = 160  # 20 ms at 8 kHz
 FORMANTS = ((700, 130), (1220, 70), (2600, 160))
@@ -148,6 +148,46 @@ def test_utterances_play_back_to_back(speaker: Speaker) -> None:
 
     assert values == [1, 2, 2]
     assert second.done.is_set()
+
+
+def test_a_cue_fires_when_its_piece_starts_to_play_not_when_it_is_queued(speaker: Speaker) -> None:
+    # given two pieces of one reply queued at once (the second synthesised while the first plays)
+    played: list[str] = []
+    handle = speaker.start("reply")
+    speaker.cue(handle, lambda: played.append("first"))
+    speaker.push(handle, ramp(2 * FRAME))
+    speaker.cue(handle, lambda: played.append("second"))
+    speaker.push(handle, ramp(2 * FRAME))
+    speaker.finish(handle)
+    assert played == []  # queued is not spoken
+
+    # when the clock ticks, then each fires with its piece's first frame, once
+    ticks = []
+    for _ in range(5):
+        speaker.next_frame()
+        ticks.append(list(played))
+    assert ticks == [["first"], ["first"], ["first", "second"], ["first", "second"], ["first", "second"]]
+
+
+def test_a_cue_of_a_piece_cut_off_or_held_never_fires(speaker: Speaker) -> None:
+    played: list[str] = []
+    handle = speaker.start("reply")
+    speaker.push(handle, ramp(FRAME))
+    speaker.cue(handle, lambda: played.append("held"))
+    speaker.push(handle, ramp(FRAME))
+    speaker.next_frame()
+    speaker.pause()  # the caller talks over us: nothing plays, nothing is announced
+    assert speaker.next_frame() is None and played == []
+    speaker.stop()  # it was an interruption: the rest is never spoken
+    speaker.resume()
+    speaker.next_frame()
+    assert played == []
+    # and a later utterance's cues are its own
+    later = speaker.start("later")
+    speaker.cue(later, lambda: played.append("later"))
+    speaker.push(later, ramp(FRAME))
+    speaker.next_frame()
+    assert played == ["later"]
 
 
 def test_stop_drops_everything_at_once(speaker: Speaker) -> None:

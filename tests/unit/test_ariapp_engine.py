@@ -9,7 +9,7 @@ from ariapp.engine import build_answerer, build_stts, build_tts
 from ariapp.errors import ConfigError
 from ariapp.settings import Settings
 
-BASE = {"AIPBX_ARI_PASSWORD": "x", "AIPBX_KNOWLEDGE_STORE": "none"}
+BASE = {"AIPBX_ARI_PASSWORD": "x", "AIPBX_KNOWLEDGE_STORE": "none", "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev"}
 
 
 def settings(**env: str) -> tuple[Settings, dict[str, str]]:

@@ -7,10 +7,12 @@ import json
 import uuid
 
 import redis
+from django.conf import settings
 
 from ariapp.events import EventPublisher
+from contract import ConversationState, Transcript
 
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = settings.AIPBX_EVENTS_REDIS_URL  # the session's Redis user, as the ARI app logs in
 
 
 async def test_events_reach_the_stream_in_order_with_unique_ids() -> None:
@@ -19,7 +21,7 @@ async def test_events_reach_the_stream_in_order_with_unique_ids() -> None:
     runner = asyncio.create_task(publisher.run())
     try:
         for index in range(250):  # more than one batch
-            publisher.publish("transcript", "call-1", text=f"word {index}", final=False)
+            publisher.publish("call-1", Transcript(speaker="caller", text=f"word {index}", final=False, t=0.0))
         async with asyncio.timeout(5):
             while publisher.published < 250:  # noqa: ASYNC110 - polling a counter, bounded by the timeout
                 await asyncio.sleep(0.02)
@@ -44,7 +46,7 @@ async def test_redis_away_never_blocks_or_raises_and_keeps_the_newest_events() -
         loop = asyncio.get_running_loop()
         started = loop.time()
         for index in range(150):
-            publisher.publish("state", "call-1", state=str(index))
+            publisher.publish("call-1", ConversationState(state=str(index)))
         # then publishing took no time, nothing was sent, and only the oldest were dropped
         assert loop.time() - started < 0.05
         await asyncio.sleep(0.3)

@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 import redis
+from django.conf import settings
 
 from ariapp.cdr import CallRecord
 from ariapp.directory import Extension
 from ariapp.followup import EXTRACT_TASK, TRANSCRIBE_TASK, FollowUp, after_call, long_queue
 
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = settings.AIPBX_EVENTS_REDIS_URL  # the session's Redis user, as the ARI app logs in
 LEARN = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "learn")
 RECORD_ONLY = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "record")
 OFF = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "off")
@@ -71,7 +72,7 @@ def test_an_ai_call_with_words_is_read_for_notes_only_when_the_owner_learns() ->
 
 
 async def test_tasks_reach_the_long_queue_by_name() -> None:
-    queue = f"test-followup-{uuid.uuid4().hex}"
+    queue = f"aipbx-test-followup-{uuid.uuid4().hex}"
     client = redis.Redis.from_url(REDIS)
     try:
         followup = FollowUp(REDIS, queue)

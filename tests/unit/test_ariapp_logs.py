@@ -128,6 +128,15 @@ def test_only_long_secret_looking_environment_values_are_registered() -> None:
     assert sorted(logs.secrets_from_env(env)) == ["0123456789abcdef", "k1:base64material=", "sk-abcdefgh"]
 
 
+def test_a_password_inside_a_url_is_a_secret() -> None:
+    env = {
+        "AIPBX_REDIS_URL": "redis://aipbx-dev:s3cret%2Fpassword@127.0.0.1:6379/0",
+        "AIPBX_CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
+        "AIPBX_ARI_URL": "http://u:short@127.0.0.1:8088",
+    }
+    assert logs.secrets_from_env(env) == ["s3cret/password", "s3cret%2Fpassword"]
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -141,15 +150,15 @@ def test_a_64_kb_adversarial_field_is_cut_and_masked_in_well_under_a_second(capt
     hostile = "caller 010-9876-5432 rang, then /" + "1-" * 32_768 + "/end"
     log = logging.getLogger("django.request")
     # when
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time of this thread: other processes' load does not count
     log.warning(message, hostile, extra={"status_code": 404, "path": hostile})
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     # then: masked, cut with a marker, fast (a generous bound: the fix takes milliseconds)
     (line,) = captured()
     for field in (line["event"], line["path"]):
         assert "9876" not in field and "5432" in field
         assert "characters cut]" in field and len(field) <= logs.MAX_FIELD_CHARS + 200
-    assert elapsed < 0.5, f"{elapsed:.2f} s to log one line"
+    assert elapsed < 0.5, f"{elapsed:.2f} s of CPU to log one line"
 
 
 def test_a_cut_never_leaves_half_a_phone_number_in_clear() -> None:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ariapp import metrics
 from ariapp.calls.media import CallMedia, media_codec
 from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
+from contract import CallAnswered, CallEnded, CallRejected, HitlRequested, HitlSpoken, Latency
 
 
 def sample(name: str, **labels: str) -> float:
@@ -28,7 +29,7 @@ def sample(name: str, **labels: str) -> float:
 
 def test_call_events_count_outcomes_durations_ai_activations_and_hitl() -> None:
     published: list[tuple] = []
-    publish = metrics.observed(lambda *args, **data: published.append((args, data)))
+    publish = metrics.observed(lambda call_id, event: published.append((call_id, event)))
     before = {
         "calls": sample("aipbx_calls_total", outcome="caller_hangup"),
         "other": sample("aipbx_calls_total", outcome="other"),
@@ -39,13 +40,13 @@ def test_call_events_count_outcomes_durations_ai_activations_and_hitl() -> None:
         "answered": sample("aipbx_hitl_outcomes_total", outcome="answered"),
     }
     # when one AI call's events are published
-    publish("call.answered", "c1", answered_by="ai", ai=True)
-    publish("call.answered", "c2", answered_by="PJSIP/1002", ai=False)
-    publish("latency", "c1", stt_final=420.0, first_rtp=910.0)
-    publish("hitl.requested", "c1", request_id="r", reason="sensitive_topic")
-    publish("hitl.spoken", "c1", request_id="r", text="yes")
-    publish("call.ended", "c1", cdr={"termination_reason": "caller_hangup", "ai_handled": True, "duration": 42.0})
-    publish("call.ended", "c3", cdr={"termination_reason": "+821012345678", "ai_handled": False, "duration": 1})
+    publish("c1", CallAnswered(answered_by="ai", ai=True))
+    publish("c2", CallAnswered(answered_by="PJSIP/1002", ai=False))
+    publish("c1", Latency({"stt_final": 420.0, "first_rtp": 910.0}))
+    publish("c1", HitlRequested(request_id="r", question="a refund?", reason="sensitive_topic"))
+    publish("c1", HitlSpoken(request_id="r", text="yes"))
+    publish("c1", CallEnded(cdr={"termination_reason": "caller_hangup", "ai_handled": True, "duration": 42.0}))
+    publish("c3", CallEnded(cdr={"termination_reason": "+821012345678", "ai_handled": False, "duration": 1}))
     # then every event still reaches the console, and the metrics moved by exactly one each
     assert len(published) == 7
     assert sample("aipbx_calls_total", outcome="caller_hangup") == before["calls"] + 1
@@ -57,11 +58,27 @@ def test_call_events_count_outcomes_durations_ai_activations_and_hitl() -> None:
     assert sample("aipbx_hitl_outcomes_total", outcome="answered") == before["answered"] + 1
 
 
+def test_calls_refused_at_a_cap_are_counted_by_cap_with_a_bounded_label() -> None:
+    publish = metrics.observed(lambda call_id, event: None)
+    before = {limit: sample("aipbx_ai_calls_rejected_total", limit=limit) for limit in ("per_caller", "total", "other")}
+    publish("c1", CallRejected(limit="per_caller", reason="limit_per_caller"))
+    publish("c2", CallRejected(limit="total", reason="limit_total"))
+    publish("c3", CallRejected(limit="+821012345678"))
+    publish("c1", CallEnded(cdr={"termination_reason": "limit_per_caller", "ai_handled": False, "duration": 3}))
+    assert {limit: sample("aipbx_ai_calls_rejected_total", limit=limit) - before[limit] for limit in before} == {
+        "per_caller": 1,
+        "total": 1,
+        "other": 1,
+    }
+    assert metrics.bounded("limit_total", metrics.OUTCOMES) == "limit_total"
+    assert metrics.bounded("rtp_timeout", metrics.OUTCOMES) == "rtp_timeout"
+
+
 def test_a_malformed_event_figure_never_breaks_publishing() -> None:
     published = []
-    publish = metrics.observed(lambda *args, **data: published.append(args))
-    publish("latency", "c1", first_rtp="not a number")
-    assert published == [("latency", "c1")]
+    publish = metrics.observed(lambda call_id, event: published.append((call_id, event)))
+    publish("c1", Latency({"first_rtp": "not a number"}))  # type: ignore[dict-item]
+    assert published == [("c1", Latency({"first_rtp": "not a number"}))]
 
 
 def test_provider_family_comes_from_the_provider_package() -> None:

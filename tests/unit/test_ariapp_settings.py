@@ -9,7 +9,8 @@ import pytest
 from ariapp.errors import ConfigError
 from ariapp.settings import REPO, Settings
 
-BASE = {"AIPBX_ARI_PASSWORD": "s3cret-from-env"}
+# Development settings: production ones also demand the recordings key (tested below).
+BASE = {"AIPBX_ARI_PASSWORD": "s3cret-from-env", "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev"}
 
 
 def test_missing_ari_password_fails_with_what_to_set() -> None:
@@ -53,7 +54,7 @@ def test_defaults() -> None:
     assert settings.state_dir == REPO / "var" / "dev" / "state"
     assert settings.extensions_file == REPO / "asterisk" / "extensions.yaml"
     assert settings.extensions_file.is_file()
-    assert (settings.stt_model, settings.tts_voice, settings.model_cache) == ("tiny.en", "piper", None)
+    assert (settings.stt_model, settings.model_cache) == ("tiny.en", None)
     assert (settings.max_ai_call_seconds, settings.jitter_ms, settings.status_port) == (600, 40, 8090)
     assert (settings.log_level, settings.log_json, settings.bench_echo) == ("INFO", False, False)
 
@@ -188,9 +189,74 @@ def test_bad_human_in_the_loop_settings_are_refused_with_the_variable_named(name
         Settings.from_env({**BASE, name: value})
 
 
-def test_recording_keys_are_optional_and_a_bad_value_fails_at_start_up() -> None:
+def test_recording_keys_are_optional_in_development_and_a_bad_value_fails_at_start_up() -> None:
     assert Settings.from_env(BASE).recordings_keys is None  # recordings stay in clear (logged by the tracker)
+    assert Settings.from_env({**BASE, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test"}).recordings_keys is None
     keys = Settings.from_env({**BASE, "AIPBX_RECORDINGS_KEYS": "k2:" + "B" * 43 + "=,k1:" + "A" * 43 + "="})
     assert keys.recordings_keys is not None and keys.recordings_keys.current[0] == "k2"
     with pytest.raises(ConfigError, match="AIPBX_RECORDINGS_KEYS: key 'k1' is 3 bytes"):
         Settings.from_env({**BASE, "AIPBX_RECORDINGS_KEYS": "k1:AAAA"})
+
+
+def test_ai_call_caps_and_the_rtp_watchdog_have_defaults_and_can_be_set_or_switched_off() -> None:
+    default = Settings.from_env(BASE)
+    assert (default.max_ai_calls, default.max_ai_calls_per_caller, default.rtp_timeout_s) == (50, 2, 90)
+    # the watchdog outlasts a HITL hold, where a phone that suppresses silence may send nothing
+    assert default.hitl is not None and default.rtp_timeout_s > default.hitl.hold_s
+    custom = Settings.from_env(
+        {**BASE, "AIPBX_MAX_AI_CALLS": "8", "AIPBX_MAX_AI_CALLS_PER_CALLER": "1", "AIPBX_RTP_TIMEOUT_S": "20"}
+    )
+    assert (custom.max_ai_calls, custom.max_ai_calls_per_caller, custom.rtp_timeout_s) == (8, 1, 20)
+    off = Settings.from_env(
+        {**BASE, "AIPBX_MAX_AI_CALLS": "0", "AIPBX_MAX_AI_CALLS_PER_CALLER": "0", "AIPBX_RTP_TIMEOUT_S": "0"}
+    )
+    assert (off.max_ai_calls, off.max_ai_calls_per_caller, off.rtp_timeout_s) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("AIPBX_MAX_AI_CALLS", "-1", "between 0 and 10000"),
+        ("AIPBX_MAX_AI_CALLS_PER_CALLER", "one", "must be an integer"),
+        ("AIPBX_RTP_TIMEOUT_S", "2", "0 \\(off\\) or at least 5 seconds"),
+    ],
+)
+def test_bad_cap_or_watchdog_settings_are_refused_with_the_variable_named(name, value, message) -> None:
+    with pytest.raises(ConfigError, match=f"{name}.*{message}"):
+        Settings.from_env({**BASE, name: value})
+
+
+@pytest.mark.parametrize("module", ["webconsole.settings.prod", "", None])
+def test_production_settings_refuse_to_start_without_a_recordings_key(module: str | None) -> None:
+    # given the production settings (the Docker image's DJANGO_SETTINGS_MODULE), or none at all
+    env = {k: v for k, v in BASE.items() if k != "DJANGO_SETTINGS_MODULE"}
+    if module is not None:
+        env["DJANGO_SETTINGS_MODULE"] = module
+    # then no key means no start, with the setting named and where to get it
+    with pytest.raises(ConfigError, match="AIPBX_RECORDINGS_KEYS is not set: the production settings") as info:
+        Settings.from_env(env)
+    assert "python -m ariapp.sealing newkey" in str(info.value)
+    # and with a key they start, sealing
+    keyed = Settings.from_env({**env, "AIPBX_RECORDINGS_KEYS": "k1:" + "A" * 43 + "="})
+    assert keyed.recordings_keys is not None and keyed.recordings_keys.current[0] == "k1"
+
+
+def test_voicemail_and_call_back_settings() -> None:
+    default = Settings.from_env(BASE)
+    assert default.hitl is not None and default.hitl.voicemail and default.hitl.voicemail_max_s == 120.0
+    assert (default.callback_ring_s, default.callback_trunk) == (30, "")
+    custom = Settings.from_env(
+        {
+            **BASE,
+            "AIPBX_VOICEMAIL": "0",
+            "AIPBX_VOICEMAIL_SILENCE_S": "2.5",
+            "AIPBX_CALLBACK_RING_S": "20",
+            "AIPBX_CALLBACK_TRUNK": "kt-sip",
+        }
+    )
+    assert custom.hitl is not None and not custom.hitl.voicemail and custom.hitl.voicemail_silence_s == 2.5
+    assert (custom.callback_ring_s, custom.callback_trunk) == (20, "kt-sip")
+    with pytest.raises(ConfigError, match="AIPBX_CALLBACK_TRUNK"):
+        Settings.from_env({**BASE, "AIPBX_CALLBACK_TRUNK": "kt/sip,evil"})
+    with pytest.raises(ConfigError, match="AIPBX_VOICEMAIL_MAX_S"):
+        Settings.from_env({**BASE, "AIPBX_VOICEMAIL_MAX_S": "9999"})

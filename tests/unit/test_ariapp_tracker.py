@@ -13,8 +13,9 @@ import pytest
 
 from ariapp.ari.models import AriEvent
 from ariapp.calls import tracker as tracker_module
-from ariapp.calls.tracker import CallTracker, termination_reason
+from ariapp.calls.tracker import CallTracker, termination_reason, turns_with_words
 from ariapp.cdr import CallRecord, CdrWriter
+from contract import CallEnded, Event
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ari"
 CALL_ID = "1764081097.11"
@@ -262,6 +263,38 @@ async def test_finish_orphan_after_app_restart(h: Harness) -> None:
     assert h.tracker.finished == 1
 
 
+async def test_asterisk_shutting_down_under_an_answered_call_is_the_reason(h: Harness) -> None:
+    # given an answered phone-to-phone call
+    h.play(varset(), dial("ANSWER", "14:31:42.380"))
+    # when Asterisk shuts down: a soft hang-up request with AST_SOFTHANGUP_SHUTDOWN on every channel
+    shutdown = event("channel_hangup_request", channel=PEER, timestamp=at("14:32:10.501"), cause=4, soft=True)
+    assert shutdown.shutdown_hangup
+    h.play(shutdown, destroyed(PEER, "14:32:10.600"), destroyed(CALLER, "14:32:10.734", cause=3))
+    await h.spawn.drain()
+    # then the CDR line says so, not that the callee hung up
+    [cdr] = h.lines()
+    assert cdr["termination_reason"] == "asterisk_restart"
+
+
+def test_only_asterisks_shutdown_flag_is_a_shutdown_hangup() -> None:
+    assert not hangup_request(CALLER, "14:32:10.501").shutdown_hangup  # a BYE: Q.850 cause 16
+    ours = event("channel_hangup_request", channel=CALLER, timestamp=at("14:32:10.501"), cause=16, soft=True)
+    assert not ours.shutdown_hangup  # our own DELETE /channels (reason normal)
+
+
+async def test_a_call_gone_without_an_event_is_finished_once_with_the_reason(h: Harness) -> None:
+    # given a call in progress whose ChannelDestroyed never arrived (Asterisk restarted meanwhile)
+    h.play(varset(), dial("ANSWER", "14:31:42.380"))
+    # when the app finds it gone after reconnecting, twice (two reconnections in a row)
+    h.tracker.lost(CALL_ID, "asterisk_restart")
+    h.tracker.lost(CALL_ID, "events_lost")
+    await h.spawn.drain()
+    # then one CDR line with the first reason and an end time, and the journal is gone
+    [cdr] = h.lines()
+    assert cdr["termination_reason"] == "asterisk_restart" and cdr["end"] is not None
+    assert h.journals() == []
+
+
 async def test_missing_mixmonitor_files_delay_the_cdr_only_boundedly(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -343,6 +376,12 @@ def test_termination_reason(fields: dict, expected: str) -> None:
     assert termination_reason(CallRecord("c", "1001", "1002", "2026-11-25T14:31:37+00:00", **fields)) == expected
 
 
+def test_call_ended_counts_the_turns_with_words_so_the_console_can_tell_it_has_them_all() -> None:
+    turns = [{"speaker": "ai", "text": "Hello."}, {"speaker": "ai", "text": " "}, {"speaker": "caller", "text": "Hi"}]
+    assert turns_with_words({"turns": turns}) == 2
+    assert turns_with_words({"turns": []}) == 0 and turns_with_words(None) is None  # no report: nothing to count
+
+
 async def test_with_master_keys_the_call_is_sealed_before_its_cdr_line_and_call_ended(tmp_path: Path) -> None:
     from ariapp import sealing
 
@@ -351,8 +390,8 @@ async def test_with_master_keys_the_call_is_sealed_before_its_cdr_line_and_call_
     seen_at_end: list[list[str]] = []
     recordings = tmp_path / "recordings"
 
-    def publish(event_type: str, call_id: str, **data: Any) -> None:
-        if event_type == "call.ended":
+    def publish(call_id: str, event: Event) -> None:
+        if isinstance(event, CallEnded):
             seen_at_end.append(sorted(p.name for p in (recordings / call_id).iterdir()))
             assert len(list((tmp_path / "cdr").glob("cdr-*.jsonl"))) == 1  # the CDR line is already written
 
@@ -372,4 +411,61 @@ async def test_with_master_keys_the_call_is_sealed_before_its_cdr_line_and_call_
     metadata = json.loads(sealing.read_text(recordings / CALL_ID, "metadata.json", keys))
     assert metadata["files"] == {"caller.wav": 0.5, "callee.wav": 0.5, "mixed.wav": 0.5}
     with sealing.open_recording(recordings / CALL_ID, "mixed.wav", keys) as handle, wave.open(handle) as wav:
+        assert wav.getnframes() == 4000
+
+
+async def test_a_failed_seal_is_counted_and_leaves_the_audio_in_clear_for_the_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from ariapp import sealing, sealing_sweep
+
+    # given a tracker with a master key, and a disk that refuses the sealed copy of mixed.wav
+    keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
+    recordings = tmp_path / "recordings"
+    real = sealing.seal_file
+
+    def no_room_for_mixed(path: Path, keys: sealing.Keyring, chunk_size: int = sealing.CHUNK_SIZE) -> Path:
+        if path.name == "mixed.wav":
+            raise OSError(28, "No space left on device")
+        return real(path, keys, chunk_size)
+
+    monkeypatch.setattr(sealing, "seal_file", no_room_for_mixed)
+    failures = REGISTRY.get_sample_value("aipbx_recordings_seal_failures_total") or 0.0
+    ended: list[str] = []
+    spawn = Spawner()
+    tracker = CallTracker(
+        CdrWriter(tmp_path / "cdr", tmp_path / "state"),
+        recordings,
+        spawn,
+        lambda call_id, event: ended.append(event.TYPE),
+        keys=keys,
+    )
+    for item in (varset(), dial("ANSWER", "14:31:42.380")):
+        tracker.on_event(item)
+    write_wavs(recordings / CALL_ID)
+    # when the call ends
+    for item in (hangup_request(CALLER, "14:32:10.650"), destroyed(CALLER, "14:32:10.734")):
+        tracker.on_event(item)
+    await spawn.drain()
+    # then the failure is counted and logged, the call still ends (CDR line, call.ended) ...
+    assert REGISTRY.get_sample_value("aipbx_recordings_seal_failures_total") == failures + 1
+    assert "could not seal every recording of" in caplog.text and "mixed.wav" in caplog.text
+    assert "call.ended" in ended and len(list((tmp_path / "cdr").glob("cdr-*.jsonl"))) == 1
+    # ... and the audio that could not be sealed is still there, in clear, whole
+    folder = recordings / CALL_ID
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "callee.wav.enc",
+        "caller.wav.enc",
+        "metadata.json.enc",
+        "mixed.wav",
+        "transcript.txt.enc",
+    ]
+    with wave.open(str(folder / "mixed.wav")) as wav:
+        assert wav.getnframes() == 4000
+    # and the sweep seals it once the disk has room
+    monkeypatch.setattr(sealing, "seal_file", real)
+    assert sealing_sweep.sweep(recordings, keys, settle_s=0.0).sealed == 1
+    with sealing.open_recording(folder, "mixed.wav", keys) as handle, wave.open(handle) as wav:
         assert wav.getnframes() == 4000

@@ -71,16 +71,24 @@ def test_asterisk_gets_the_pbx_secrets_only() -> None:
 
 
 def test_secrets_go_where_they_are_needed_and_every_group_is_filled_first() -> None:
-    assert secrets_of("ariapp") == {"AIPBX_ARI_PASSWORD", "AIPBX_RECORDINGS_KEYS"}
+    assert secrets_of("ariapp") == {
+        "AIPBX_ARI_PASSWORD",
+        "AIPBX_RECORDINGS_KEYS",
+        "AIPBX_REDIS_PASSWORD",
+        "AIPBX_CHROMA_TOKEN",
+    }
     for service in ("web", "events", "worker", "beat", "migrate"):
         assert secrets_of(service) == {
             "DJANGO_SECRET_KEY",
             "AIPBX_RECORDINGS_KEYS",
             "PGPASSWORD",
+            "AIPBX_REDIS_PASSWORD",
             "AIPBX_CONSOLE_ADMIN_PASSWORD",
+            "AIPBX_CHROMA_TOKEN",
         }, service
     assert secrets_of("postgres") == {"POSTGRES_PASSWORD"}
-    assert secrets_of("chroma") == secrets_of("redis") == set()
+    assert secrets_of("redis") == {"users.acl"}  # password hashes only
+    assert secrets_of("chroma") == {"AIPBX_CHROMA_TOKEN"}  # and nothing else: it holds no other secret
     shares = {f"secrets-{group}": f"/run/shares/{group}" for group in SHARES}
     assert {k: v for k, v in mounts("setup").items() if k.startswith("secrets-")} == shares
     for service in DEFAULT | {"grafana"}:
@@ -167,3 +175,17 @@ def test_every_queue_has_a_worker_and_webhooks_do_not_share_one_with_imports() -
         SERVICES["worker-long"]["environment"]["AIPBX_WORKER_METRICS_PORT"]
         != SERVICES["worker"]["environment"]["AIPBX_WORKER_METRICS_PORT"]
     )
+
+
+def test_the_knowledge_store_is_the_authenticating_server_and_its_health_check_needs_no_token() -> None:
+    chroma = SERVICES["chroma"]
+    command = " ".join(chroma["command"])
+    # the Python server with its token check (knowledge.retrieval.chroma_serve), not `chroma run`, which has none
+    assert "python -m knowledge.retrieval.chroma_serve --path /var/lib/aipbx/chroma --host 127.0.0.1" in command
+    assert "chroma run" not in command
+    assert chroma["depends_on"]["setup"]["condition"] == "service_completed_successfully"  # its token first
+    # the heartbeat is the one path the server leaves open
+    assert "/api/v2/heartbeat" in " ".join(chroma["healthcheck"]["test"])
+    app_requirements = (REPO / "requirements.txt").read_text().split("\n# Tests\n", 1)[0]
+    for package in ("chromadb==", "fastapi==", "opentelemetry-instrumentation-fastapi==", "uvicorn=="):
+        assert f"\n{package}" in app_requirements, package  # the image installs what the command runs

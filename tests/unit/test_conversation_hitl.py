@@ -76,7 +76,7 @@ def with_desk(call: Call, desk: FakeDesk, config: HitlConfig = FAST) -> list[tup
     events: list[tuple[str, dict]] = []
     call.orchestrator.desk = desk
     call.orchestrator.hitl = config
-    call.orchestrator._publish = lambda event_type, **data: events.append((event_type, data))
+    call.orchestrator._publish = lambda event: events.append((event.TYPE, event.data()))
     return events
 
 

@@ -35,6 +35,10 @@ DOCUMENTED = {
     (S.THINKING, E.HOLD): (S.HOLDING, ()),
     (S.THINKING, E.HUMAN_REPLY): (S.SPEAKING, ()),
     (S.HOLDING, E.HUMAN_REPLY): (S.SPEAKING, ()),
+    # nobody answered: the caller leaves a message, nothing they say is answered, then we hang up
+    (S.THINKING, E.VOICEMAIL): (S.VOICEMAIL, ()),
+    (S.HOLDING, E.VOICEMAIL): (S.VOICEMAIL, ()),
+    (S.VOICEMAIL, E.FINISHED): (S.ENDED, (C.END,)),
 }
 LIVE = [state for state in State if state is not State.ENDED]
 UNLISTED = [

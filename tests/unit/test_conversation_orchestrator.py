@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ariapp.calls.audio import Speaker, SpeechHandle
+import contract
 from ariapp.conversation.answerer import ExtractiveAnswerer, Question
 from ariapp.conversation.machine import Ev, State
 from ariapp.conversation.orchestrator import FALLBACK, ConversationConfig, Orchestrator
+from ariapp.media.audio import Speaker, SpeechHandle
 from ariapp.providers.base import Transcript
 from ariapp.providers.errors import ProviderError
 from knowledge.retrieval.relevance import Judgement
@@ -174,6 +175,7 @@ class Call:
         self.speaker = RecordingSpeaker()
         self.played: list[int] = []  # level of every frame sent
         self.hold: Callable[[], bool] = lambda: False  # while true, the media clock sends nothing
+        self.published: list[contract.Event] = []  # what the console would be told, in order
         self._t0 = time.monotonic()
         self.orchestrator = Orchestrator(
             config=ConversationConfig(owner=OWNER, owner_key="201", greeting_text=GREETING, **config),
@@ -185,6 +187,7 @@ class Call:
             retriever=retriever,
             greeting=self._greeting,
             since_answer=lambda: time.monotonic() - self._t0,
+            publish=self.published.append,
         )
         self.wait_for_greeting = wait_for_greeting
         self.run: asyncio.Task | None = None
@@ -216,6 +219,11 @@ class Call:
         finally:
             self._clock.cancel()
             await asyncio.gather(self._clock, return_exceptions=True)
+        # whatever the test did, the console heard of the transcript the call keeps (unless the test
+        # took the events elsewhere)
+        if exc_info[0] is None and self.orchestrator._publish == self.published.append:
+            kept = [(t["speaker"], t["t"], t["text"]) for t in self.orchestrator.report() if t["text"].strip()]
+            assert console_transcript(self.published) == sorted(kept)
 
     @property
     def state(self) -> State:
@@ -225,6 +233,10 @@ class Call:
         """The sentences the caller heard, in order (each once per stretch of frames)."""
         texts = [self.tts.levels.get(level, "?") for level in self.played]
         return [t for i, t in enumerate(texts) if i == 0 or texts[i - 1] != t]
+
+    def speaking(self) -> list[str]:
+        """The texts of the ``reply.speaking`` events so far."""
+        return [e.text for e in self.published if isinstance(e, contract.ReplySpeaking)]
 
     def ai_texts(self) -> list[str]:
         return [t.text for t in self.orchestrator.turns if t.speaker == "ai"]
@@ -239,6 +251,19 @@ class Call:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out; state={self.state}, turns={self.orchestrator.turns}")
             await asyncio.sleep(0.001)
+
+
+def console_transcript(published: list[contract.Event]) -> list[tuple[str, float, str]]:
+    """The turns with words the console stores from ``published`` (webconsole.calls.ingest), in time order."""
+    turns: list[tuple[str, float, str]] = []
+    for event in published:
+        if isinstance(event, contract.Transcript) and event.final:
+            if event.replaces is not None:
+                turns = [t for t in turns if (t[0], t[1]) != (event.speaker, event.replaces)]
+            turns.append((event.speaker, event.t, event.text))
+        elif isinstance(event, contract.TurnPlayed):
+            turns.append((event.speaker, event.t, event.text))
+    return sorted(turn for turn in turns if turn[2].strip())
 
 
 OPENING = Passage("We open at nine on weekdays", 0.82, {"item_id": 7})
@@ -276,8 +301,8 @@ async def test_an_utterance_is_logged_with_transcript_passages_scores_and_ordere
         {"text": PARKING.text, "score": 0.41, "item_id": None, "used": False},
         {"text": UNRELATED.text, "score": 0.12, "item_id": None, "used": False},
     ]
-    assert (ai.speaker, ai.text) == ("ai", f"Here is what I have: {OPENING.text}.")
-    assert call.heard() == ["greeting", "Here is what I have:", f"{OPENING.text}."]
+    assert (ai.speaker, ai.text) == ("ai", f"{OPENING.text}.")
+    assert call.heard() == ["greeting", f"{OPENING.text}."]
     latency = caller.latency_ms
     order = ["stt_final", "retrieval", "llm_first_token", "tts_first_audio", "first_rtp"]
     assert set(order) <= set(latency), latency
@@ -304,6 +329,30 @@ async def test_the_first_sentence_is_spoken_while_the_answer_is_still_being_gene
 
     assert call.heard() == ["greeting", "We open at nine on weekdays.", "On Saturdays we open at ten."]
     assert call.ai_texts()[-1] == "We open at nine on weekdays. On Saturdays we open at ten."
+
+
+async def test_the_console_is_told_the_reply_as_each_sentence_starts_to_play_with_the_confidence() -> None:
+    # given an answer whose second sentence only comes when the test opens the gate
+    answerer = ScriptedAnswerer(["We open at nine on weekdays. ", None, "On Saturdays we open at ten. "])
+    async with Call(answerer=answerer, retriever=FakeRetriever(OPENING)) as call:
+        assert call.speaking() == [GREETING]
+        # when
+        call.say()
+
+        # then the first sentence is announced once it plays, while the rest is still being generated
+        await call.until(lambda: "We open at nine on weekdays." in call.heard())
+        await call.until(lambda: len(call.speaking()) == 2)
+        assert call.speaking()[1] == "We open at nine on weekdays."
+        [retrieval] = [e for e in call.published if isinstance(e, contract.Retrieval)]
+        assert retrieval.confidence == OPENING.score  # the gate's probability that the knowledge answers
+        assert not [e for e in call.published if isinstance(e, contract.TurnPlayed) and e.text.startswith("We")]
+        # and the reply grows as the next sentence starts to play; the played turn comes after
+        answerer.gate.set()
+        await call.until(lambda: call.state is State.LISTENING)
+    assert call.speaking()[2] == "We open at nine on weekdays. On Saturdays we open at ten."
+    said = [e for e in call.published if isinstance(e, (contract.ReplySpeaking, contract.TurnPlayed))]
+    reply_events = [e for e in said if e.t == said[-1].t]
+    assert [type(e) for e in reply_events] == [contract.ReplySpeaking, contract.ReplySpeaking, contract.TurnPlayed]
 
 
 THREE = ["First we check the calendar.", "Then we call you back.", "Finally we send the invoice."]
@@ -350,6 +399,7 @@ async def test_barge_in_stops_our_voice_at_once_and_keeps_only_what_was_played()
         assert turn.text == THREE[0]
         assert turn.unspoken == f"{THREE[1]} {THREE[2]}"
         assert call.orchestrator.barge_ins == 1
+        assert call.speaking()[-1] == THREE[0]  # the sentences queued but never played were never announced
     assert call.heard() == ["greeting", THREE[0]]
 
 
@@ -369,4 +419,4 @@ async def test_a_failed_recognition_gets_the_fallback_sentence_and_the_call_goes
         call.say()
         await call.until(lambda: len(call.orchestrator.turns) == 4 and call.state is State.LISTENING)
     assert call.orchestrator.turns[2].text == "When do you open?"
-    assert call.ai_texts()[-1] == f"Here is what I have: {OPENING.text}."
+    assert call.ai_texts()[-1] == f"{OPENING.text}."

@@ -11,6 +11,7 @@ import asyncio
 
 import numpy as np
 
+import contract
 from ariapp.conversation.machine import Ev, State
 from ariapp.conversation.orchestrator import FALLBACK, FILLER
 from ariapp.conversation.prompt import Turn
@@ -21,8 +22,10 @@ from tests.unit.test_conversation_orchestrator import (
     RATE,
     THREE,
     Call,
+    FakeRetriever,
     FakeSTT,
     FakeTTS,
+    Passage,
     ScriptedAnswerer,
     barge_in_after,
     interrupt,
@@ -58,6 +61,28 @@ async def test_talking_again_while_we_think_continues_the_same_question() -> Non
     assert stt.calls[1] > stt.calls[0]  # the second recognition heard both parts
     assert "never said" not in call.tts.texts
     assert call.orchestrator.barge_ins == 0
+    # and the console was told that the whole question replaces its first part
+    first, whole = [e for e in call.published if isinstance(e, contract.Transcript) and e.final]
+    assert (first.text, first.replaces) == ("When do you", None)
+    assert (whole.text, whole.replaces) == ("When do you open on Saturday?", first.t)
+
+
+async def test_a_reply_cut_off_while_it_is_still_being_written_reaches_the_console_as_heard() -> None:
+    # given a reply whose first sentence plays while the answerer has not written the rest
+    answerer = ScriptedAnswerer([f"{THREE[0]} ", None], [None, "Sure. "])
+    async with Call(stt=FakeSTT("When do you open?", "Wait, what?"), answerer=answerer) as call:
+        call.hold = lambda: played_at_least(call, 5)
+        call.say()
+        await call.until(lambda: call.hold())
+        # when the caller talks over it
+        await interrupt(call)
+        call.hold = lambda: False
+        answerer.gate.set()  # the answer to what they said
+        await call.until(lambda: call.state is State.LISTENING and "Sure." in call.ai_texts())
+
+    # then the cut reply is a played turn, as far as it was heard (the harness also checks the whole transcript)
+    played = [e for e in call.published if isinstance(e, contract.TurnPlayed) and e.text.startswith("First")]
+    assert len(played) == 1 and played[0].interrupted and answerer.cancelled
 
 
 async def test_the_answerer_gets_the_conversation_so_far() -> None:
@@ -302,3 +327,47 @@ async def test_a_backchannel_over_the_reply_pauses_it_and_the_reply_goes_on() ->
     assert (turn.text, turn.interrupted, turn.unspoken) == (" ".join(THREE), False, "")
     assert call.heard()[-3:] == THREE and call.orchestrator.barge_ins == 0
     assert len(stt.calls) == 2
+
+
+async def test_the_knowledge_is_searched_at_the_pause_so_the_answer_does_not_wait_for_the_search() -> None:
+    # given a search (and the gate's models) that take 0.3 s, and a caller who pauses, then says nothing more
+    retriever = FakeRetriever(Passage("We open at nine on weekdays.", 0.9), delay=0.3)
+    stt = FakeSTT("When do you open?", delay=0.03)
+    async with Call(stt=stt, retriever=retriever) as call:
+        words = speech(0.5)
+        call.orchestrator.on_pause(words)
+        await asyncio.sleep(0.4)  # the end of the turn comes 300 ms after the pause: the search is done
+        call.say(np.concatenate([words, np.zeros(RATE // 2, np.int16)]))
+        await call.until(lambda: len(call.orchestrator.turns) == 3)
+    # then the search ran once, for the pause's transcript, and the answer did not wait for it
+    assert retriever.queries == [("201", "When do you open?")]
+    latency = call.orchestrator.turns[1].latency_ms
+    assert latency["retrieval"] - latency["stt_final"] < 100, latency
+
+
+async def test_a_search_ahead_for_words_the_caller_went_on_from_is_not_used() -> None:
+    retriever = FakeRetriever(Passage("We open at nine on weekdays.", 0.9), delay=0.05)
+    stt = FakeSTT("When do you", "When do you open on Saturday?", delay=0.03)
+    async with Call(stt=stt, retriever=retriever) as call:
+        words = speech(0.5)
+        call.orchestrator.on_pause(words)
+        await asyncio.sleep(0.2)
+        call.say(np.concatenate([words, speech(0.5, level=2000)]))
+        await call.until(lambda: len(call.orchestrator.turns) == 3)
+    assert retriever.queries == [("201", "When do you"), ("201", "When do you open on Saturday?")]
+    assert call.orchestrator.turns[1].retrieved[0]["used"] is True
+
+
+async def test_no_guess_at_a_pause_while_the_recogniser_is_busy_with_other_callers() -> None:
+    # given a recogniser with other callers' jobs queued
+    stt = FakeSTT("When do you open?", delay=0.03)
+    stt.busy = True
+    async with Call(stt=stt) as call:
+        # when this caller pauses, nothing is submitted; their final is recognised once, at the end
+        call.orchestrator.on_pause(speech(0.5))
+        await asyncio.sleep(0.1)
+        assert stt.calls == []
+        stt.busy = False
+        call.say(speech(0.5))
+        await call.until(lambda: len(call.orchestrator.turns) == 3)
+    assert len(stt.calls) == 1 and call.orchestrator.turns[1].text == "When do you open?"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import stat
 import wave
@@ -10,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ariapp.media.recorder import CallRecorder, RecordingInfo
+from ariapp.media.recorder import CallRecorder, RecordingInfo, repair_wav
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -199,3 +201,70 @@ def test_rejects_malformed_frames(tmp_path: Path, bad: np.ndarray) -> None:
 def test_rejects_sample_rate_without_whole_frames(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         CallRecorder(tmp_path, sample_rate=11025)
+
+
+class FullDisk:
+    """One disk with ``room`` bytes free for every file opened on it; then writes fail with ENOSPC
+    (a write that does not fit goes through in part, as on a real file system)."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def create(self, path: Path):
+        disk = self
+
+        class Limited(io.FileIO):
+            def write(self, data) -> int:
+                data = bytes(data)
+                if self.tell() + len(data) <= os.fstat(self.fileno()).st_size:
+                    return super().write(data)  # rewriting what is there (a header) takes no room
+                if disk.room <= 0:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                part = data[: disk.room]
+                disk.room -= len(part)
+                return super().write(part)
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return io.BufferedWriter(Limited(fd, "wb"))
+
+
+@pytest.mark.parametrize("room", [0, 30, 20_000, 70_001, 150_000])
+def test_a_full_disk_stops_the_recording_not_the_writer_and_leaves_whole_files(
+    tmp_path: Path, room: int, monkeypatch
+) -> None:
+    # given a disk with room for part of five seconds of three tracks (16 KB per second each)
+    monkeypatch.setattr(CallRecorder, "_create", staticmethod(FullDisk(room).create))
+    recorder = CallRecorder(tmp_path / "call", sample_rate=8000)
+    # when the call goes on for five seconds
+    for _ in range(250):
+        recorder.write(frame(100), frame(-100))  # never raises: the call must not notice
+    info = recorder.close()
+    # then the recorder says why it stopped, and every file left is a whole WAV telling what it holds
+    assert isinstance(recorder.error, OSError) and recorder.error.errno == errno.ENOSPC
+    assert recorder.close() is info  # and closing again is harmless
+    left = [path for path in info.paths if path.exists()]
+    lengths = {len(read_wav(path)[0]) for path in left}
+    assert len(lengths) <= 1  # still aligned
+    for path in left:
+        assert path.stat().st_size == 44 + 2 * len(read_wav(path)[0])
+    assert info.duration_seconds == pytest.approx((lengths or {0}).pop() / 8000, abs=0.02)
+    assert info.duration_seconds < 5.0
+
+
+def test_repair_wav_makes_the_header_tell_the_truth(tmp_path: Path) -> None:
+    # given a WAV whose data ran past its header (a write went through in part) and a torn one
+    path, torn = tmp_path / "a.wav", tmp_path / "b.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(frame(7, 800).tobytes())
+    with open(path, "ab") as handle:
+        handle.write(b"\x01\x02\x03")  # one and a half samples more
+    torn.write_bytes(b"RIFF\x00")
+    # when
+    kept = repair_wav((path,))
+    removed = repair_wav((torn,))
+    # then
+    assert kept == 1602 and len(read_wav(path)[0]) == 801
+    assert removed == 0 and not torn.exists()

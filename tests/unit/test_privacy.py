@@ -123,8 +123,8 @@ def test_a_64_kb_adversarial_line_is_masked_with_work_linear_in_its_length(monke
 
 def test_a_64_kb_adversarial_line_masks_in_well_under_a_second() -> None:
     hostile = "caller 010-9876-5432: " + "1-" * 32_768
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time of this thread: other processes' load does not count
     masked = mask_pii(hostile)
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert masked.startswith("caller [phone …5432]: 1-1-1")
-    assert elapsed < 5, f"{elapsed:.2f} s"  # generous: ~0.3 s on one loaded core; the old code took days
+    assert elapsed < 5, f"{elapsed:.2f} s of CPU"  # generous: ~0.5 s; the old code took days

@@ -1,10 +1,12 @@
-"""Tests for ariapp.sealing: the sealed file format, the reader API, rotation and rewrap."""
+"""Tests for ariapp.sealing: the sealed file format, the reader API, the binding to a call, rotation and rewrap."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import os
+import shutil
 import stat
 import struct
 import tracemalloc
@@ -18,6 +20,8 @@ from ariapp.sealing import (
     FormatError,
     Keyring,
     KeyringError,
+    MisplacedError,
+    NotSealedError,
     TamperedError,
     TruncatedError,
     UnknownKeyError,
@@ -25,6 +29,9 @@ from ariapp.sealing import (
 )
 
 OLD = Keyring.parse(new_key_spec("k0"))
+# tests/fixtures/sealing/v1: a call sealed by the first format (no binding), with a test-only key.
+V1_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "sealing" / "v1"
+V1_KEYS = Keyring.parse("v1test:dGVzdC1vbmx5IGtleSBmb3IgdGhlIHYxIGZpeHR1cmU=")  # "test-only key for the v1 fixture"
 CHUNK = 1024  # small chunks so a few KiB exercise many of them
 
 
@@ -276,22 +283,169 @@ def _b64(key: bytes) -> str:
     return base64.b64encode(key).decode()
 
 
-def test_finished_calls_left_in_clear_by_a_crash_are_sealed_at_start_up_and_calls_in_progress_are_not(
-    tmp_path: Path,
-) -> None:
-    # given: a finished call the app died before sealing, a call still being recorded, a sealed one
-    finished, ongoing, done = (tmp_path / name for name in ("finished", "ongoing", "done"))
-    for folder in (finished, ongoing, done):
+# --- binding: a sealed file opens only in its call's folder, under its name ------------------------
+def two_sealed_calls(tmp_path: Path) -> tuple[Path, Path]:
+    calls = []
+    for call_id in ("call-a", "call-b"):
+        folder = tmp_path / call_id
         folder.mkdir()
-        (folder / "mixed.wav").write_bytes(b"RIFF" + folder.name.encode())
-    (finished / "metadata.json").write_text("{}")
-    (done / "metadata.json").write_text("{}")
-    sealing.seal_directory(done, OLD)
-    # when
-    count = sealing.seal_leftovers(tmp_path, OLD)
-    # then
-    assert count == 1  # "done" is already sealed (its metadata.json is now .enc)
-    assert sorted(p.name for p in finished.iterdir()) == ["metadata.json.enc", "mixed.wav.enc"]
-    assert sealing.read_bytes(finished, "mixed.wav", OLD) == b"RIFFfinished"
-    assert sorted(p.name for p in ongoing.iterdir()) == ["mixed.wav"]  # MixMonitor may still be writing it
-    assert sealing.seal_leftovers(tmp_path / "missing", OLD) == 0
+        for name in ("caller.wav", "callee.wav"):
+            (folder / name).write_bytes(f"RIFF {call_id} {name} ".encode() * 300)
+        sealing.seal_directory(folder, OLD)
+        calls.append(folder)
+    return calls[0], calls[1]
+
+
+def test_a_file_moved_to_another_call_does_not_open_and_the_error_names_both_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given two sealed calls, and call-a's caller audio put in the place of call-b's
+    call_a, call_b = two_sealed_calls(tmp_path)
+    (call_a / "caller.wav.enc").replace(call_b / "caller.wav.enc")
+    # then it does not open there
+    with pytest.raises(MisplacedError) as caught:
+        sealing.open_recording(call_b, "caller.wav", OLD)
+    assert "sealed as call 'call-a', caller.wav but lies at call 'call-b', caller.wav" in str(caught.value)
+    assert isinstance(caught.value, TamperedError)  # what every reader already handles
+    # and even a reader that skipped that check could not decrypt it: the place is in every chunk's AAD
+    with monkeypatch.context() as patch:
+        patch.setattr(sealing.SealedReader, "_check_place", lambda self: None)
+        with pytest.raises(TamperedError, match="chunk 0 failed authentication"):
+            sealing.open_recording(call_b, "caller.wav", OLD)
+    # and back in its own folder it opens again
+    (call_b / "caller.wav.enc").replace(call_a / "caller.wav.enc")
+    assert sealing.read_bytes(call_a, "caller.wav", OLD).startswith(b"RIFF call-a caller.wav")
+
+
+def test_two_tracks_swapped_within_a_call_do_not_open(tmp_path: Path) -> None:
+    call_a, _ = two_sealed_calls(tmp_path)
+    (call_a / "caller.wav.enc").rename(call_a / "x")
+    (call_a / "callee.wav.enc").rename(call_a / "caller.wav.enc")
+    (call_a / "x").rename(call_a / "callee.wav.enc")
+    for name, other in (("caller.wav", "callee.wav"), ("callee.wav", "caller.wav")):
+        with pytest.raises(MisplacedError, match=f"sealed as call 'call-a', {other} but lies at call 'call-a', {name}"):
+            sealing.read_bytes(call_a, name, OLD)
+
+
+def test_the_binding_is_not_readable_in_the_file_and_a_forged_one_fails_authentication(tmp_path: Path) -> None:
+    # given two sealed calls: no call id or file name is readable in their sealed bytes
+    call_a, call_b = two_sealed_calls(tmp_path)
+    for folder in (call_a, call_b):
+        for path in folder.iterdir():
+            raw = path.read_bytes()
+            assert b"call-" not in raw and b".wav" not in raw, path
+    # when call-a's file is moved to call-b with the sealed binding of call-b's own file put in its header
+    a_file, b_file = call_a / "caller.wav.enc", call_b / "caller.wav.enc"
+    with a_file.open("rb") as handle:
+        a_header = sealing.read_header(handle)
+    with b_file.open("rb") as handle:
+        b_header = sealing.read_header(handle)
+    forged = dataclasses.replace(a_header, binding=b_header.binding).pack()
+    b_file.write_bytes(forged + a_file.read_bytes()[a_header.size :])
+    # then it is refused: the binding is sealed with each file's own data key
+    with pytest.raises(TamperedError, match="binding in its header failed authentication"):
+        sealing.read_bytes(call_b, "caller.wav", OLD)
+
+
+def test_write_bytes_binds_too(tmp_path: Path) -> None:
+    for call_id in ("a", "b"):
+        (tmp_path / call_id).mkdir()
+        sealing.write_bytes(tmp_path / call_id, "metadata.json", f'{{"call": "{call_id}"}}'.encode(), OLD)
+    (tmp_path / "a" / "metadata.json.enc").replace(tmp_path / "b" / "metadata.json.enc")
+    with pytest.raises(MisplacedError):
+        sealing.read_text(tmp_path / "b", "metadata.json", OLD)
+
+
+def test_the_binding_uses_the_folder_name_even_through_a_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call_a, _ = two_sealed_calls(tmp_path)
+    monkeypatch.chdir(call_a)
+    assert sealing.read_bytes(Path("."), "caller.wav", OLD).startswith(b"RIFF call-a")
+
+
+def test_files_of_the_first_format_still_open_unbound_and_bind_reseals_them(tmp_path: Path) -> None:
+    # given a call sealed before the binding existed (version 1)
+    shutil.copytree(V1_DIR, tmp_path / "rec")
+    folder = tmp_path / "rec" / "call-v1"
+    caller = sealing.read_bytes(folder, "caller.wav", V1_KEYS)
+    assert caller == b"RIFF-v1-caller " * 200
+    assert sealing.read_text(folder, "metadata.json", V1_KEYS) == '{"call": {"call_id": "call-v1"}}'
+    # (unbound: it even opens from another folder, which is what bind fixes)
+    shutil.copytree(folder, tmp_path / "elsewhere")
+    assert sealing.read_bytes(tmp_path / "elsewhere", "caller.wav", V1_KEYS) == caller
+    # and rewrap keeps it a version 1 file that still opens
+    rotated = Keyring.parse(new_key_spec("k5") + ",v1test:" + _b64(V1_KEYS.keys[0][1]))
+    assert sealing.rewrap_tree(tmp_path / "rec", rotated) == (2, 0)
+    assert sealing.read_bytes(folder, "caller.wav", rotated) == caller
+    # when `bind` reseals the tree
+    assert sealing.bind_tree(tmp_path / "rec", rotated) == (2, 0)
+    # then the files are version 2 with the same content, 0600, bound to call-v1
+    with (folder / "caller.wav.enc").open("rb") as handle:
+        assert sealing.read_header(handle).version == 2
+    assert stat.S_IMODE((folder / "caller.wav.enc").stat().st_mode) == 0o600
+    assert sealing.read_bytes(folder, "caller.wav", rotated) == caller
+    (folder / "caller.wav.enc").replace(tmp_path / "elsewhere" / "caller.wav.enc")
+    with pytest.raises(MisplacedError, match="call 'call-v1', caller.wav"):
+        sealing.read_bytes(tmp_path / "elsewhere", "caller.wav", rotated)
+    assert sealing.bind_tree(tmp_path / "rec", rotated) == (0, 1)  # metadata.json.enc is left, already bound
+
+
+def test_bind_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    shutil.copytree(V1_DIR, tmp_path / "rec")
+    monkeypatch.setenv("AIPBX_RECORDINGS_KEYS", "v1test:" + _b64(V1_KEYS.keys[0][1]))
+    assert sealing.main(["bind", "--dir", str(tmp_path / "rec")]) == 0
+    assert "bound 2 file(s) to their call and name; 0 already were" in capsys.readouterr().out
+
+
+def test_rewrap_keeps_the_binding(tmp_path: Path) -> None:
+    call_a, call_b = two_sealed_calls(tmp_path)
+    rotated = Keyring.parse(new_key_spec("k1") + ",k0:" + _b64(OLD.keys[0][1]))
+    assert sealing.rewrap_tree(tmp_path, rotated) == (4, 0)
+    assert sealing.read_bytes(call_a, "callee.wav", rotated).startswith(b"RIFF call-a callee.wav")
+    (call_a / "callee.wav.enc").replace(call_b / "callee.wav.enc")
+    with pytest.raises(MisplacedError):
+        sealing.read_bytes(call_b, "callee.wav", rotated)
+
+
+# --- sealing never loses audio --------------------------------------------------------------------
+def test_a_file_that_changes_while_it_is_sealed_stays_in_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a writer (MixMonitor) that appends while the sealed copy is being written
+    source = tmp_path / "mixed.wav"
+    source.write_bytes(b"RIFF" + b"a" * 5000)
+    real = sealing._write_atomically
+
+    def write_while_appending(target: Path, chunks) -> None:
+        real(target, chunks)
+        with source.open("ab") as out:
+            out.write(b"late audio")
+
+    monkeypatch.setattr(sealing, "_write_atomically", write_while_appending)
+    # when it is sealed
+    with pytest.raises(OSError, match="changed while it was sealed"):
+        sealing.seal_file(source, OLD)
+    # then the clear file keeps every byte and no sealed copy pretends to be the whole recording
+    assert source.read_bytes() == b"RIFF" + b"a" * 5000 + b"late audio"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.wav"]
+
+
+def test_seal_directory_seals_what_it_can_and_names_what_stays_in_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "call"
+    folder.mkdir()
+    for name in ("caller.wav", "callee.wav", "metadata.json"):
+        (folder / name).write_bytes(b"RIFF" + name.encode())
+    real = sealing.seal_file
+
+    def failing_for_callee(path: Path, keys: Keyring, chunk_size: int = sealing.CHUNK_SIZE) -> Path:
+        if path.name == "callee.wav":
+            raise OSError(28, "No space left on device")
+        return real(path, keys, chunk_size)
+
+    monkeypatch.setattr(sealing, "seal_file", failing_for_callee)
+    with pytest.raises(NotSealedError, match=r"1 file\(s\) left in clear: callee.wav") as caught:
+        sealing.seal_directory(folder, OLD)
+    assert list(caught.value.failed) == [folder / "callee.wav"]
+    assert sorted(p.name for p in folder.iterdir()) == ["callee.wav", "caller.wav.enc", "metadata.json.enc"]
+    assert (folder / "callee.wav").read_bytes() == b"RIFFcallee.wav"

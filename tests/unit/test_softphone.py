@@ -274,6 +274,30 @@ async def test_rtp_stream_is_paced_without_drift_or_gaps(pair: tuple[Phone, Phon
     await ac.hangup()
 
 
+async def test_a_phone_can_stop_sending_rtp_while_the_call_stays_up(pair: tuple[Phone, Phone]) -> None:
+    a, b = pair
+    # given an answered call carrying RTP both ways
+    ac, bc = await answered_pair(a, b)
+    await asyncio.sleep(0.3)
+    assert bc.rx_packets
+    # when the caller's phone goes mute on the network
+    ac.stop_sending()
+    await asyncio.sleep(0.1)  # a packet already in flight
+    muted = len(bc.rx_packets)
+    await asyncio.sleep(0.5)
+    # then nothing more arrives, the dialog is still up and the other way still carries RTP
+    assert len(bc.rx_packets) == muted
+    assert ac.state == bc.state == "confirmed" and not ac.ended.is_set()
+    heard = len(ac.rx_packets)
+    await asyncio.sleep(0.3)
+    assert len(ac.rx_packets) > heard
+    # and it can speak again
+    ac.resume_sending()
+    await asyncio.sleep(0.3)
+    assert len(bc.rx_packets) > muted
+    await ac.hangup()
+
+
 async def test_close_cancels_ringing_and_hangs_up_answered_calls() -> None:
     a, b, c = Phone("1001"), Phone("1002"), Phone("1003")
     for phone in (a, b, c):

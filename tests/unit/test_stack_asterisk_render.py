@@ -213,6 +213,22 @@ def test_recorded_extensions_play_the_notice_in_their_language_and_unrecorded_on
     assert f"AIPBX_SOUNDS = {cfg.sounds_for_asterisk}" in plan
 
 
+def test_a_call_over_an_ai_cap_hears_the_busy_message_of_its_language_then_486(tmp_path: Path) -> None:
+    from ariapp.calls.limits import busy_exten, busy_sound
+    from ariapp.directory import LANGUAGES
+
+    _, files = rendered(tmp_path)
+    busy = files["extensions.conf"].split("[aipbx-busy]", 1)[1]
+    # the ARI app continues a refused call at <context>,<busy_exten(language)>,1
+    for language in LANGUAGES:
+        lines = busy.split(f"exten => {busy_exten(language)},1,", 1)[1].splitlines()[:3]
+        assert lines == [
+            "Progress()",
+            f" same => n,Playback(${{AIPBX_SOUNDS}}/{busy_sound(language)},noanswer)",
+            " same => n,Hangup(17)",
+        ]  # early media (never answered), then busy
+
+
 def test_no_answer_override_replaces_every_timeout(tmp_path: Path) -> None:
     _, files = rendered(tmp_path, ring_seconds=2)
 

@@ -45,6 +45,9 @@ def test_ensure_secrets_creates_a_private_file_with_every_secret(tmp_path: Path)
         "DJANGO_SECRET_KEY",
         "AIPBX_CONSOLE_ADMIN_PASSWORD",
         "AIPBX_RECORDINGS_KEYS",
+        "AIPBX_REDIS_PASSWORD",
+        "AIPBX_CHROMA_TOKEN",
+        "AIPBX_EDGE_DB_PASSWORD",
         *SIP_KEYS,
     }
     assert read_env_file(path) == values
@@ -55,7 +58,7 @@ def test_generated_passwords_are_random_letters_and_digits(tmp_path: Path) -> No
     first = ensure_secrets(tmp_path / "a.env", DIRECTORY)
     second = ensure_secrets(tmp_path / "b.env", DIRECTORY)
 
-    for key in ("AIPBX_ARI_PASSWORD", *SIP_KEYS):
+    for key in ("AIPBX_ARI_PASSWORD", "AIPBX_CHROMA_TOKEN", "AIPBX_EDGE_DB_PASSWORD", *SIP_KEYS):
         assert re.fullmatch(r"[A-Za-z0-9]{24}", first[key]), key
         assert first[key] != second[key]
     assert len(first["DJANGO_SECRET_KEY"]) >= 50
@@ -177,10 +180,25 @@ def test_process_env_points_the_app_at_this_instance(tmp_path: Path) -> None:
     assert env["AIPBX_ARI_URL"] == "http://127.0.0.1:18088"
     assert env["AIPBX_ARI_PASSWORD"] == cfg.secrets["AIPBX_ARI_PASSWORD"]
     assert env["AIPBX_RECORDINGS_KEYS"] == cfg.secrets["AIPBX_RECORDINGS_KEYS"]  # app, web and worker seal/open
+    assert env["AIPBX_CHROMA_TOKEN"] == cfg.chroma_token  # app, web and worker use the knowledge store
     assert env["AIPBX_STATE_DIR"] == str(tmp_path / "var" / "state")
     assert (env["AIPBX_CDR_DIR"], env["AIPBX_RECORDINGS_DIR"]) == (str(tmp_path / "cdr"), str(tmp_path / "rec"))
     assert (env["AIPBX_STATUS_PORT"], env["AIPBX_JITTER_MS"]) == ("18090", "60")
     assert all(isinstance(value, str) for value in env.values())
+
+
+def test_the_knowledge_store_checks_the_instances_token_in_make_up_and_test_instances(tmp_path: Path) -> None:
+    from stack import procs
+    from stack.instance import knowledge_server
+
+    cfg = make_config(tmp_path, chroma_port=18001)
+    # make up: the server process gets the instance's environment, which carries the token
+    chroma = next(service for service in procs.services(cfg) if service.name == "chroma")
+    assert chroma.argv[1:3] == ["-m", "knowledge.retrieval.chroma_serve"]
+    assert chroma.argv[chroma.argv.index("--port") + 1] == "18001"
+    assert cfg.process_env()["AIPBX_CHROMA_TOKEN"] == cfg.chroma_token
+    # test sessions and benchmarks: the same server, with the same token
+    assert knowledge_server(cfg).token == cfg.chroma_token
 
 
 def test_make_up_says_where_the_admin_password_is_and_never_prints_it(tmp_path: Path) -> None:

@@ -64,6 +64,9 @@ def test_setup_writes_one_private_file_per_secret_and_the_settings(checkout: Pat
         "POSTGRES_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
         "sip_passwords.env",
+        "AIPBX_REDIS_PASSWORD",
+        "AIPBX_CHROMA_TOKEN",
+        "redis_users.acl",
     }
     values = read_secrets(secrets)
     assert {f"AIPBX_SIP_PASSWORD_{ext}" for ext in ("1001", "1002", "1003", "1004")} <= set(values)

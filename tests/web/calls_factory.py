@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
 
+from contract import Envelope, encode
 from webconsole.calls.models import Extension, Operator, Role
 
 PASSWORD = "a-long-test-password-1"
 
 
 def event(event_type: str, call_id: str, event_id: str | None = None, **data: Any) -> dict[str, str]:
-    """A stream entry exactly as ``ariapp.events.EventPublisher`` writes it."""
-    return {
-        "event_id": event_id or uuid.uuid4().hex,
-        "type": event_type,
-        "call_id": call_id,
-        "ts": f"{time.time():.3f}",
-        "data": json.dumps(data, ensure_ascii=False),
-    }
+    """A stream entry exactly as ``ariapp.events.EventPublisher`` writes it (``data`` as given, even if odd)."""
+    return encode(Envelope(event_id or uuid.uuid4().hex, event_type, call_id, datetime.now(UTC), data))
 
 
 def ai_call_events(call_id: str, callee: str = "1002", caller: str = "1001") -> list[dict[str, str]]:

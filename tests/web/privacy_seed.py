@@ -33,7 +33,7 @@ def stores(settings: Any, tmp_path: Path) -> Iterator[Stores]:
     """Scratch recordings and CDR directories, a stream of this test's own, a fresh in-memory index."""
     settings.AIPBX_RECORDINGS_DIR = tmp_path / "recordings"
     settings.AIPBX_CDR_DIR = tmp_path / "cdr"
-    settings.AIPBX_INSTANCE = f"privtest{uuid.uuid4().hex[:10]}"
+    settings.AIPBX_INSTANCE = f"testpriv{uuid.uuid4().hex[:10]}"
     settings.AIPBX_KNOWLEDGE_STORE = "memory"
     settings.AIPBX_KNOWLEDGE_PREFIX = f"priv{uuid.uuid4().hex[:8]}"
     (tmp_path / "recordings").mkdir()

@@ -39,7 +39,8 @@ def test_admin_login_opens_the_admin(client: Client, admin_user: User) -> None:
     assert response.context["user"] == admin_user
 
 
-def test_console_login_page_is_korean_by_default(client: Client) -> None:
+def test_console_login_page_is_korean_by_default(client: Client, settings) -> None:
+    settings.LANGUAGE_CODE = "ko-kr"  # the base settings' default (the suite's settings read English)
     response = client.get("/accounts/login/")
 
     assert response.status_code == 200

@@ -166,6 +166,21 @@ def test_a_call_over_the_live_budget_is_transcribed_from_its_sealed_recordings_a
     assert "saturday" in item.text.lower() and item.source_span["start_s"] == callee.t
 
 
+def test_the_transcript_task_waits_for_the_calls_end_and_says_so_when_it_never_comes(recordings: Path) -> None:
+    from knowledge.transcripts import CallNotFinished
+    from webconsole.calls.tasks import transcribe_call_task
+
+    # given a call whose end the console has not stored (the ARI app queues the task as it publishes it)
+    apply_event(event("call.started", "no-end", caller="1001", callee="1002", start=START))
+    # then the task waits for it rather than guessing the callee (and the language) from the files
+    with pytest.raises(CallNotFinished):
+        run_transcription("no-end")
+    # and when it never comes, the waits end (eagerly: at once) and the console shows the failure
+    summary = transcribe_call_task.apply(args=["no-end"]).get()
+    assert summary["status"] == "failed" and "has not stored the end of call no-end" in summary["reason"]
+    assert Call.objects.get(call_id="no-end").transcript_source == TranscriptSource.FAILED
+
+
 def test_unreadable_recordings_mark_the_transcript_failed_and_store_nothing(recordings: Path) -> None:
     phone_call("post-bad")
     (recordings / "post-bad").mkdir()
@@ -195,19 +210,7 @@ def test_the_call_page_shows_both_speakers_playable_from_each_line_and_what_was_
         event("transcript", "page-1", speaker="callee", text=CALLEE_SAYS, final=True, t=4.4, end=7.1, confidence=0.9)
     )
     apply_event(event("call.transcription", "page-1", mode="live"))
-    (recordings / "page-1").mkdir()
-    (recordings / "page-1" / "metadata.json").write_text(
-        json.dumps(
-            {
-                "call": {"call_id": "page-1", "callee": "1002", "billsec": 20.0},
-                "turns": [
-                    {"t": 0.6, "end": 2.0, "speaker": "caller", "text": "Are you open on weekends?"},
-                    {"t": 4.4, "end": 7.1, "speaker": "callee", "text": CALLEE_SAYS},
-                ],
-            }
-        )
-    )
-    run_extraction("page-1")
+    run_extraction("page-1")  # from the turns stored above: the worker reads no file of the call
     item = KnowledgeItem.objects.get(source_call_id="page-1")
     client = Client()
     client.force_login(make_user("op1002", extensions=("1002",)))
@@ -221,7 +224,7 @@ def test_the_call_page_shows_both_speakers_playable_from_each_line_and_what_was_
     # when the owner takes the call back out of learning
     response = client.post("/knowledge/calls/page-1/exclude/", follow=True)
     # then its fact is gone (from the index too) and the call is never learned from again
-    assert "1 item(s) removed" in response.content.decode()
+    assert "1 item removed" in response.content.decode()
     assert not KnowledgeItem.objects.filter(source_call_id="page-1").exists()
     assert ExtractionRun.objects.get(call_id="page-1").status == ExtractionRun.RunStatus.EXCLUDED
     assert run_extraction("page-1")["status"] == "excluded"

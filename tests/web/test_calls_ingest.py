@@ -49,6 +49,21 @@ def test_a_whole_ai_call_is_stored_with_its_transcript_retrieval_and_latency() -
     assert CallEvent.objects.filter(call=call).count() == 10
 
 
+def test_a_question_the_caller_went_on_with_replaces_its_first_part() -> None:
+    # given the first part of a question, heard as final before the caller went on talking
+    apply_event(event("call.started", "went-on", caller="1001", callee="1002", start="2026-11-25T01:00:00+00:00"))
+    apply_event(event("call.answered", "went-on", answered_by="ai", ai=True))
+    apply_event(event("transcript", "went-on", speaker="caller", text="When is the", final=True, t=3.104))
+    # when both parts are heard as one question
+    text = "When is the team meeting?"
+    whole = event("transcript", "went-on", speaker="caller", text=text, final=True, t=4.2, replaces=3.104)
+    apply_event(whole)
+    apply_event(whole)  # (a replay changes nothing)
+    # then the call's transcript holds the whole question only
+    call = Call.objects.get(call_id="went-on")
+    assert list(call.turns.values_list("speaker", "t", "text")) == [("caller", 4.2, "When is the team meeting?")]
+
+
 def test_a_replayed_event_changes_nothing_and_counts_knowledge_use_once(memory_knowledge) -> None:
     # given: a knowledge item the AI quoted
     item_id = do_add_item("1002", "The team meeting is on Tuesday at 10.", status="approved")[0].item.pk
@@ -111,7 +126,9 @@ def test_live_pages_hear_of_an_event_only_after_it_committed() -> None:
 
 @pytest.fixture
 def redis_stream():
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL)  # as the session's Redis user
     name = f"aipbx:test{uuid.uuid4().hex[:8]}:events"
     yield client, name
     client.delete(name, name + ":dead")
@@ -161,3 +178,87 @@ def test_while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost(
     assert client.xpending(name, stream.GROUP)["pending"] == 0
     assert Turn.objects.filter(call__call_id="call-6").count() == 3
     assert CallEvent.objects.filter(call__call_id="call-6").count() == 10
+
+
+def test_every_event_the_ari_app_can_publish_is_applied() -> None:
+    from contract import Envelope, encode
+    from tests.unit.test_contract import ONE_OF_EACH
+
+    # when: one event of each type, encoded as the ARI app's publisher encodes it
+    for typed in ONE_OF_EACH:
+        assert apply_event(encode(Envelope.of(typed, "typed-call"))) is True
+    # then
+    call = Call.objects.get(call_id="typed-call")
+    assert [e.type for e in CallEvent.objects.filter(call=call).order_by("id")] == [e.TYPE for e in ONE_OF_EACH]
+    assert (call.callee, call.ai_handled, call.hitl_status) == ("1002", True, "resolved")  # spoken, then late events
+    assert list(call.turns.order_by("id").values_list("speaker", flat=True)) == ["callee", "ai"]
+
+
+def test_the_ai_reply_is_shown_as_it_is_spoken_then_as_it_was_heard_with_the_confidence() -> None:
+    # given an AI call whose caller asked, and the knowledge the AI found
+    for entry in ai_call_events("live-reply")[:6]:  # up to the caller's final transcript
+        apply_event(entry)
+    apply_event(
+        event(
+            "retrieval",
+            "live-reply",
+            question="When?",
+            t=3.1,
+            confidence=0.82,
+            results=[{"text": "Tuesday at 10.", "score": 0.71, "item_id": None, "used": True}],
+        )
+    )
+    call = Call.objects.get(call_id="live-reply")
+    greeting = "안녕하세요, 이지영 님의 AI 비서입니다."  # the last reply heard
+    assert (call.ai_confidence, call.ai_reply, call.ai_speaking) == (0.82, greeting, False)
+
+    # when the reply starts to play, sentence by sentence
+    apply_event(event("reply.speaking", "live-reply", t=4.0, text="The team meeting is on Tuesday."))
+    first = Call.objects.get(call_id="live-reply")
+    apply_event(event("reply.speaking", "live-reply", t=4.0, text="The team meeting is on Tuesday. It is at 10."))
+    second = Call.objects.get(call_id="live-reply")
+    # and the caller cut the second sentence short: the turn says what was heard
+    apply_event(
+        event(
+            "turn",
+            "live-reply",
+            t=4.0,
+            speaker="ai",
+            text="The team meeting is on Tuesday. It is…",
+            interrupted=True,
+            unspoken="at 10.",
+        )
+    )
+    said = Call.objects.get(call_id="live-reply")
+
+    # then
+    assert (first.ai_reply, first.ai_speaking) == ("The team meeting is on Tuesday.", True)
+    assert (second.ai_reply, second.ai_speaking) == ("The team meeting is on Tuesday. It is at 10.", True)
+    assert (said.ai_reply, said.ai_speaking) == ("The team meeting is on Tuesday. It is…", False)
+    assert not Turn.objects.filter(call=said, text__startswith="The team meeting is on Tuesday. It is at")
+    # a retrieval from an ARI app that sends no confidence says "unknown", not the old number
+    apply_event(event("retrieval", "live-reply", question="And?", t=9.0, results=[]))
+    assert Call.objects.get(call_id="live-reply").ai_confidence is None
+
+
+@pytest.mark.parametrize(
+    "after, speaking",
+    [
+        (("state", {"state": "listening"}), False),  # a reply cancelled before its turn was published
+        (("state", {"state": "thinking"}), False),  # the caller interrupted: a new question
+        (("state", {"state": "paused"}), True),  # maybe a backchannel: the reply may go on
+        (("call.ended", {"cdr": {"ai_handled": True}}), False),
+    ],
+)
+def test_a_reply_stops_being_spoken_when_the_conversation_moves_on(after, speaking) -> None:
+    apply_event(event("call.started", "moves-on", caller="1001", callee="1002"))
+    apply_event(event("call.answered", "moves-on", answered_by="ai", ai=True))
+    apply_event(event("reply.speaking", "moves-on", t=4.0, text="We open at nine."))
+    event_type, data = after
+    apply_event(event(event_type, "moves-on", **data))
+    call = Call.objects.get(call_id="moves-on")
+    assert (call.ai_reply, call.ai_speaking) == ("We open at nine.", speaking)
+    # and a late piece of an ended call does not bring it back
+    apply_event(event("call.ended", "moves-on", cdr={"ai_handled": True}))
+    apply_event(event("reply.speaking", "moves-on", t=4.0, text="We open at nine. And ten."))
+    assert not Call.objects.get(call_id="moves-on").ai_speaking

@@ -89,3 +89,26 @@ async def test_an_admin_hears_every_call() -> None:
         assert (await communicator.receive_json_from(timeout=5))["call"]["callee"] == "1004"
     finally:
         await communicator.disconnect()
+
+
+async def test_the_dashboard_socket_carries_the_reply_as_it_is_spoken_and_the_confidence() -> None:
+    user = await sync_to_async(make_user)("op", extensions=("1002",))
+    for entry in ai_call_events("speaking")[:6]:
+        await sync_to_async(apply_event)(entry)
+    await sync_to_async(apply_event)(
+        event("retrieval", "speaking", question="When?", t=3.1, confidence=0.9, results=[])
+    )
+    await sync_to_async(apply_event)(event("reply.speaking", "speaking", t=4.0, text="On Tuesday."))
+    communicator, connected, _ = await connect("/ws/live/", user)
+    try:
+        assert connected
+        # the state on connect already has the reply being spoken
+        [call] = (await communicator.receive_json_from(timeout=5))["calls"]
+        assert (call["ai_confidence"], call["ai_reply"], call["ai_speaking"]) == (0.9, "On Tuesday.", True)
+        # when the next sentence starts to play, then the page hears of it at once
+        await sync_to_async(apply_event)(event("reply.speaking", "speaking", t=4.0, text="On Tuesday. At 10."))
+        message = await communicator.receive_json_from(timeout=5)
+        assert message["event"]["type"] == "reply.speaking" and message["turn"] is None
+        assert (message["call"]["ai_reply"], message["call"]["ai_speaking"]) == ("On Tuesday. At 10.", True)
+    finally:
+        await communicator.disconnect()

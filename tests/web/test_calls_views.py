@@ -107,6 +107,30 @@ def test_sealed_recordings_stream_decrypted_to_the_operator_with_their_plain_len
     assert refused.status_code == 500 and b"cannot be decrypted" in refused.content
 
 
+def test_a_recording_swapped_in_from_another_call_is_refused_with_a_clear_error(
+    operator_client, calls, settings, caplog
+) -> None:
+    # given both calls sealed, and someone with disk access who puts the other call's audio under mine
+    keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
+    settings.AIPBX_RECORDINGS_KEYRING = keys
+    for call_id in ("mine", "theirs"):
+        sealing.seal_directory(calls / call_id, keys)
+    (calls / "theirs" / "mixed.wav.enc").replace(calls / "mine" / "mixed.wav.enc")
+    # and, within my call, the two tracks exchanged
+    (calls / "mine" / "caller.wav.enc").rename(calls / "mine" / "swap.tmp")
+    (calls / "mine" / "callee.wav.enc").rename(calls / "mine" / "caller.wav.enc")
+    (calls / "mine" / "swap.tmp").rename(calls / "mine" / "callee.wav.enc")
+    # when the operator plays them
+    for name in ("mixed", "caller", "callee"):
+        refused = operator_client.get(f"/calls/mine/audio/{name}.wav")
+        # then each is refused with a message saying what happened, never played as this call's audio
+        assert refused.status_code == 500, name
+        assert b"belongs to another call or track" in refused.content
+    assert "sealed as call 'theirs', mixed.wav but lies at call 'mine', mixed.wav" in caplog.text
+    # and the call page itself still opens
+    assert operator_client.get("/calls/mine/").status_code == 200
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -26,6 +26,7 @@ from tests.fakes.openai_http import FakeOpenAI, OpenAIScript
 from tests.fakes.threaded import ServerThread
 from tests.web.calls_factory import PASSWORD, event, make_user
 from webconsole.calls import live
+from webconsole.calls.actions import do_set_presence
 from webconsole.calls.ingest import BadEvent, apply_event
 from webconsole.calls.models import Call, HitlStatus, Presence, Role
 from webconsole.hitl import actions, queries
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def replies(settings: Any) -> Iterator[redis.Redis]:
     """A Redis client on the ARI app's Redis, with an instance name of this test's own."""
-    settings.AIPBX_INSTANCE = f"hitltest{uuid.uuid4().hex[:10]}"
+    settings.AIPBX_INSTANCE = f"testhitl{uuid.uuid4().hex[:10]}"
     client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL)
     yield client
     for key in client.scan_iter(f"aipbx:{settings.AIPBX_INSTANCE}:hitl:*"):
@@ -53,9 +54,9 @@ def read_replies(client: redis.Redis, request_id: str) -> list[dict[str, Any]]:
 
 
 def operator(name: str, *extensions: str, status: str = Presence.AVAILABLE, role: str = Role.OPERATOR) -> Any:
+    """A user who chose ``status`` just now, with a console page open (choosing counts as a heartbeat)."""
     user = make_user(name, role=role, extensions=extensions)
-    user.operator.status = status
-    user.operator.save()
+    do_set_presence(user.operator, status)
     return user
 
 

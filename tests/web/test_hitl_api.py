@@ -23,7 +23,7 @@ API = "/api/v1/hitl"
 
 @pytest.fixture
 def replies(settings: Any) -> Iterator[redis.Redis]:
-    settings.AIPBX_INSTANCE = f"hitlapi{uuid.uuid4().hex[:10]}"
+    settings.AIPBX_INSTANCE = f"testhitlapi{uuid.uuid4().hex[:10]}"
     settings.AIPBX_KNOWLEDGE_STORE = "memory"
     settings.AIPBX_KNOWLEDGE_PREFIX = f"hitlapi{uuid.uuid4().hex[:8]}"
     reset_retriever()

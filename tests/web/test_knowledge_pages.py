@@ -168,7 +168,7 @@ def test_list_filters_by_text_keyword_category_status_source_and_paginates(
     assert shown(status="approved") == {manual.pk}
     assert shown(status="pending", owner="1002") == {items["1002"].pk}
     assert shown(source="call") == set()
-    monkeypatch.setattr("knowledge.views.PAGE_SIZE", 2)
+    monkeypatch.setattr("webconsole.knowledge.views.PAGE_SIZE", 2)
     first, second = admin.get(url("list")), admin.get(url("list"), {"page": "2"})
     assert first.context["page"].paginator.num_pages == 2
     assert len(first.context["page"]) == 2 and len(second.context["page"]) == 1
@@ -397,6 +397,7 @@ def test_import_upload_runs_as_a_task_with_progress(
         "owner": "1002",
         "filename": "faq.csv",
         "status": "done",
+        "status_label": "Done",
         "done": 2,
         "total": 2,
         "error": "",

@@ -15,6 +15,7 @@ from knowledge.extraction import LlmJudge
 from knowledge.models import ExtractionRun, KnowledgeItem
 from knowledge.tasks import run_extraction
 from tests.web.calls_factory import event, make_user
+from webconsole.calls.actions import do_set_presence
 from webconsole.calls.ingest import apply_event
 from webconsole.calls.models import Presence
 from webconsole.hitl import actions
@@ -49,9 +50,10 @@ def memory_knowledge(settings: Any, tmp_path: Path) -> Iterator[Path]:
 
 
 def write_call(root: Path, call_id: str, turns: list[dict] = TURNS) -> None:
-    (root / call_id).mkdir()
-    meta = {"call": {"call_id": call_id, "caller": "01098765432", "callee": "1002", "billsec": 12.0}, "turns": turns}
-    (root / call_id / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    """The finished call as the stack leaves it: stored by the console's consumer (what the worker reads)."""
+    from tests.knowledge_app.conftest import write_call as finished_call
+
+    finished_call(root, call_id, turns)
 
 
 def test_a_transcript_with_a_phone_and_a_card_number_gives_knowledge_without_them(memory_knowledge: Path) -> None:
@@ -121,10 +123,9 @@ def test_the_llm_judge_is_sent_no_numbers_and_its_echo_is_masked_before_storing(
 
 
 def test_a_hitl_answer_saved_as_knowledge_has_the_callers_number_masked(settings: Any) -> None:
-    settings.AIPBX_INSTANCE = f"privmask{uuid.uuid4().hex[:8]}"
+    settings.AIPBX_INSTANCE = f"testprivmask{uuid.uuid4().hex[:8]}"
     kim = make_user("kim", extensions=("1002",))
-    kim.operator.status = Presence.AVAILABLE  # on duty: the request is queued, not answered "away"
-    kim.operator.save()
+    do_set_presence(kim.operator, Presence.AVAILABLE)  # on duty: the request is queued, not answered "away"
     apply_event(
         event("call.started", "pii-hitl", caller="01098765432", callee="1002", start="2026-11-25T01:00:00+00:00")
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from ariapp.sealing import new_key_spec
 from tests.web.conftest import REPO_ROOT
 from webconsole.settings.env import database_url
 
@@ -40,6 +41,7 @@ def prod_server(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None)
     env |= {
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": HOST,
+        "AIPBX_RECORDINGS_KEYS": new_key_spec("k1"),  # mandatory in prod
         "AIPBX_DATABASE_URL": database_url(settings.DATABASES["default"]),
         "AIPBX_REDIS_URL": settings.AIPBX_REDIS_URL,
     }

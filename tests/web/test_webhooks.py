@@ -25,6 +25,7 @@ from django.utils import timezone
 from tests.fakes.threaded import ServerThread
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.web.calls_factory import PASSWORD, event, make_user
+from webconsole.calls.actions import do_set_presence
 from webconsole.calls.ingest import apply_event
 from webconsole.calls.models import Presence, Role
 from webconsole.webhooks import delivery, tasks
@@ -164,6 +165,11 @@ def test_rolled_back_ingest_emits_nothing_and_replays_emit_once(queued: list) ->
         ("not_answered", "CONGESTION", False, True),
         ("error", "", True, True),
         ("app_restart", "NOANSWER", True, True),
+        ("asterisk_restart", "ANSWER", True, True),  # Asterisk went down under the call
+        ("events_lost", "NOANSWER", True, False),  # the call went on; only its end was not seen
+        ("limit_per_caller", "NOANSWER", False, True),  # turned away at an AI call cap: never served
+        ("limit_total", "CHANUNAVAIL", False, True),
+        ("rtp_timeout", "NOANSWER", True, False),  # served, then ended by the silence watchdog
     ],
 )
 def test_call_failed_reads_the_cdr(reason: str, dial_status: str, answered: bool, failed: bool) -> None:
@@ -367,8 +373,7 @@ def test_caller_numbers_are_masked_unless_the_endpoint_opts_in(receiver: Any, qu
 def test_hitl_events_carry_no_question_text(queued: list) -> None:
     endpoint("http://127.0.0.1:9/hook")
     operator = make_user("op", extensions=("1002",))
-    operator.operator.status = Presence.AVAILABLE
-    operator.operator.save()
+    do_set_presence(operator.operator, Presence.AVAILABLE)
     start_call("c-hitl")
     apply_event(
         event(
@@ -404,7 +409,8 @@ def test_knowledge_extraction_with_items_emits_once(queued: list, settings: Any,
         run_extraction("c-kb")  # already done: nothing new
     finally:
         reset_retriever()
-    [extracted] = OutboxEvent.objects.all()
+    # (the call itself, stored as the console's consumer stores it, has its own call_* events)
+    [extracted] = OutboxEvent.objects.filter(type="knowledge_extracted")
     assert created > 0 and extracted.payload == {"call_id": "c-kb", "owner": "1002", "items_created": created}
     assert Delivery.objects.count() == 1
 

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, gettext_lazy, ngettext_lazy
 from django.views.decorators.http import require_GET
 
 from knowledge.models import KnowledgeItem
@@ -25,7 +26,10 @@ from webconsole.calls import access
 
 class AnalyticsFilter(forms.Form):
     days = forms.TypedChoiceField(
-        choices=[(d, f"{d} days") for d in stats.PERIODS], coerce=int, required=False, empty_value=stats.DEFAULT_PERIOD
+        choices=[(d, ngettext_lazy("%(n)d day", "%(n)d days", d) % {"n": d}) for d in stats.PERIODS],
+        coerce=int,
+        required=False,
+        empty_value=stats.DEFAULT_PERIOD,
     )
     extension = forms.CharField(required=False, max_length=16)
 
@@ -77,6 +81,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "form": form,
             "report": report,
             "charts": build_charts(report),
+            "hitl_extra": _translated_extra(report.hitl.extra),
             "periods": stats.PERIODS,
             "days": report.period.days,
             "extension": report.extension,
@@ -84,6 +89,36 @@ def index(request: HttpRequest) -> HttpResponse:
             "time_zone": settings.TIME_ZONE,
         },
     )
+
+
+def _translated_extra(extra: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """The HITL app's sections for the page: their names and labels are msgids (``gettext_noop`` there),
+    kept in English in the JSON twin and translated here."""
+    return {
+        gettext(name): {gettext(label): value for label, value in numbers.items()} for name, numbers in extra.items()
+    }
+
+
+#: The turn's latency stages (``stats.STAGES``), each measured from the end of the caller's speech.
+STAGE_LABELS = {
+    "stt_final": gettext_lazy("speech recognised"),
+    "retrieval": gettext_lazy("knowledge searched"),
+    "first_token": gettext_lazy("first word of the reply"),
+    "tts_first_audio": gettext_lazy("first reply audio made"),
+    "first_rtp": gettext_lazy("first reply audio sent"),
+}
+
+
+def _stage(name: str) -> str:
+    label = STAGE_LABELS.get(name)
+    return f"{label} ({name})" if label is not None else name
+
+
+def _source(name: str) -> str:
+    """A knowledge source's label (``call`` -> "Call"), or the name itself if it is none of them."""
+    from knowledge.models import Source
+
+    return str(Source(name).label) if name in Source.values else name
 
 
 def _label(day: date) -> str:
@@ -112,99 +147,99 @@ def build_charts(report: stats.Report) -> dict[str, Chart]:
 
     found["volume"] = Chart(
         "volume",
-        "Calls per day",
+        gettext("Calls per day"),
         charts.stacked_bar_chart(
             labels,
             [
-                charts.Series("By a person", [d.person for d in volume.days]),
-                charts.Series("By the AI", [d.ai for d in volume.days]),
-                charts.Series("Missed", [d.missed for d in volume.days], charts.PALETTE[4]),
+                charts.Series(gettext("By a person"), [d.person for d in volume.days]),
+                charts.Series(gettext("By the AI"), [d.ai for d in volume.days]),
+                charts.Series(gettext("Missed"), [d.missed for d in volume.days], charts.PALETTE[4]),
             ],
-            title="Calls per day: answered by a person, by the AI, missed",
+            title=gettext("Calls per day: answered by a person, by the AI, missed"),
         ),
-        ["Day", "By a person", "By the AI", "Missed", "Total"],
+        [gettext("Day"), gettext("By a person"), gettext("By the AI"), gettext("Missed"), gettext("Total")],
         [[i, str(d.person), str(d.ai), str(d.missed), str(d.total)] for i, d in zip(iso, volume.days, strict=True)],
     )
 
     found["ai_share"] = Chart(
         "ai_share",
-        "Share answered by the AI",
+        gettext("Share answered by the AI"),
         charts.line_chart(
             labels,
-            [charts.Series("AI share", [d.ai_share for d in volume.days])],
-            title="Share of calls answered by the AI per day",
+            [charts.Series(gettext("AI share"), [d.ai_share for d in volume.days])],
+            title=gettext("Share of calls answered by the AI per day"),
             fmt=charts.percent,
             y_max=1.0,
         ),
-        ["Day", "AI share", "Calls"],
+        [gettext("Day"), gettext("AI share"), gettext("Calls")],
         [[i, _pct(d.ai_share), str(d.total)] for i, d in zip(iso, volume.days, strict=True)],
-        "Days without calls are left out.",
+        gettext("Days without calls are left out."),
     )
 
     found["latency"] = Chart(
         "latency",
-        "Answer latency (first reply audio)",
+        gettext("Answer latency (first reply audio)"),
         charts.line_chart(
             labels,
             [
                 charts.Series("p50", [d.p50 for d in latency.days]),
                 charts.Series("p95", [d.p95 for d in latency.days], charts.PALETTE[2]),
             ],
-            title="Answer latency per day, first_rtp p50 and p95 in ms",
+            title=gettext("Answer latency per day, first_rtp p50 and p95 in ms"),
         ),
-        ["Day", "p50", "p95", "Turns"],
+        [gettext("Day"), "p50", "p95", gettext("Turns")],
         [[i, _ms(d.p50), _ms(d.p95), str(d.samples)] for i, d in zip(iso, latency.days, strict=True)],
-        "Milliseconds from the end of the caller's speech to the first reply audio sent (first_rtp).",
+        gettext("Milliseconds from the end of the caller's speech to the first reply audio sent (first_rtp)."),
     )
 
     stage_names = list(latency.stages_p50)
     found["stages"] = Chart(
         "stages",
-        "Latency by stage (p50)",
+        gettext("Latency by stage (p50)"),
         charts.bar_chart(
-            stage_names,
+            [_stage(s) for s in stage_names],
             [latency.stages_p50[s] for s in stage_names],
-            title="Median latency of each stage in ms",
-            name="p50 (ms)",
+            title=gettext("Median latency of each stage in ms"),
+            name=gettext("p50 (ms)"),
         ),
-        ["Stage", "p50"],
-        [[s, _ms(latency.stages_p50[s])] for s in stage_names],
-        "Each stage is measured from the end of the caller's speech, so later stages include earlier ones.",
+        [gettext("Stage"), "p50"],
+        [[_stage(s), _ms(latency.stages_p50[s])] for s in stage_names],
+        gettext("Each stage is measured from the end of the caller's speech, so later stages include earlier ones."),
     )
 
     found["hitl"] = Chart(
         "hitl",
-        "Operator requests (HITL) per day",
+        gettext("Operator requests (HITL) per day"),
         charts.stacked_bar_chart(
             labels,
             [
-                charts.Series("Resolved", [d.resolved for d in hitl.days], charts.PALETTE[1]),
-                charts.Series("Noted", [d.noted for d in hitl.days], charts.PALETTE[2]),
-                charts.Series("Unresolved", [d.unresolved for d in hitl.days], charts.PALETTE[4]),
+                charts.Series(gettext("Resolved"), [d.resolved for d in hitl.days], charts.PALETTE[1]),
+                charts.Series(gettext("Noted"), [d.noted for d in hitl.days], charts.PALETTE[2]),
+                charts.Series(gettext("Unresolved"), [d.unresolved for d in hitl.days], charts.PALETTE[4]),
             ],
-            title="Calls with an operator request per day, by resolution",
+            title=gettext("Calls with an operator request per day, by resolution"),
         ),
-        ["Day", "Resolved", "Noted", "Unresolved"],
+        [gettext("Day"), gettext("Resolved"), gettext("Noted"), gettext("Unresolved")],
         [[i, str(d.resolved), str(d.noted), str(d.unresolved)] for i, d in zip(iso, hitl.days, strict=True)],
     )
 
     found["knowledge"] = Chart(
         "knowledge",
-        "Knowledge growth",
+        gettext("Knowledge growth"),
         charts.line_chart(
             labels,
-            [charts.Series(s, growth.cumulative[s]) for s in growth.sources]
-            or [charts.Series("approved", growth.total)],
-            title="Approved knowledge items, cumulative, by source",
+            [charts.Series(_source(s), growth.cumulative[s]) for s in growth.sources]
+            or [charts.Series(gettext("approved"), growth.total)],
+            title=gettext("Approved knowledge items, cumulative, by source"),
         ),
-        ["Day", *growth.sources, "Total"],
+        [gettext("Day"), *(_source(s) for s in growth.sources), gettext("Total")],
         [[i, *(str(growth.cumulative[s][n]) for s in growth.sources), str(growth.total[n])] for n, i in enumerate(iso)],
-        "Counted by the day an item was created; includes everything approved before the period.",
+        gettext("Counted by the day an item was created; includes everything approved before the period."),
     )
 
     found["cost"] = Chart(
         "cost",
-        "Estimated provider cost",
+        gettext("Estimated provider cost"),
         charts.stacked_bar_chart(
             labels,
             [
@@ -212,10 +247,10 @@ def build_charts(report: stats.Report) -> dict[str, Chart]:
                 charts.Series("TTS", [d.tts for d in cost.days], charts.PALETTE[1]),
                 charts.Series("LLM", [d.llm for d in cost.days], charts.PALETTE[3]),
             ],
-            title="Estimated provider cost per day",
+            title=gettext("Estimated provider cost per day"),
             fmt=_money,
         ),
-        ["Day", "AI minutes", "LLM tokens (est.)", "STT", "TTS", "LLM", "Total"],
+        [gettext("Day"), gettext("AI minutes"), gettext("LLM tokens (est.)"), "STT", "TTS", "LLM", gettext("Total")],
         [
             [i, f"{d.minutes:.1f}", str(d.tokens), _money(d.stt), _money(d.tts), _money(d.llm), _money(d.total)]
             for i, d in zip(iso, cost.days, strict=True)

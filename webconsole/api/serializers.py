@@ -13,7 +13,7 @@ from typing import Any
 from rest_framework import serializers
 
 from knowledge.models import Category, KnowledgeItem, KnowledgeVersion, Source, Status
-from webconsole.calls import access
+from webconsole.calls import access, presence
 from webconsole.calls.models import Call, Extension, HitlStatus, Operator, Presence, Turn
 from webconsole.hitl.models import HitlRequest
 
@@ -228,11 +228,18 @@ class ExtensionSerializer(serializers.ModelSerializer):
 class OperatorSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     extensions = serializers.SlugRelatedField(slug_field="number", many=True, read_only=True)
+    presence = serializers.SerializerMethodField(
+        help_text="What HITL reads: the chosen status while a console page (or this API) was seen within "
+        "AIPBX_PRESENCE_TIMEOUT_S, else offline."
+    )
 
     class Meta:
         model = Operator
-        fields = ["id", "username", "role", "status", "status_changed", "extensions"]
+        fields = ["id", "username", "role", "status", "status_changed", "presence", "last_seen", "extensions"]
         read_only_fields = fields
+
+    def get_presence(self, operator: Operator) -> str:
+        return presence.effective(operator)
 
 
 class PresenceSerializer(StrictMixin, serializers.Serializer):

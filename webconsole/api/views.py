@@ -31,6 +31,7 @@ from knowledge.retrieval.errors import BadInput, RetrievalError
 from webconsole.api import serializers as s
 from webconsole.api.permissions import OwnerVisible
 from webconsole.calls import access
+from webconsole.calls.actions import do_set_presence
 from webconsole.calls.models import Call, Operator
 from webconsole.calls.views import operator_for
 from webconsole.hitl import actions as hitl_actions
@@ -341,10 +342,7 @@ class OperatorViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if request.method in ("PUT", "PATCH"):
             serializer = s.PresenceSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            if operator.status != serializer.validated_data["status"]:
-                operator.status = serializer.validated_data["status"]
-                operator.status_changed = timezone.now()
-                operator.save(update_fields=["status", "status_changed"])
+            do_set_presence(operator, serializer.validated_data["status"])  # also a heartbeat
         return Response(s.OperatorSerializer(operator).data)
 
 

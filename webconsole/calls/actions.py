@@ -4,6 +4,9 @@
 turns in PostgreSQL (replacing whatever a live transcript that gave up had stored), the sealed
 ``metadata.json`` and ``transcript.txt`` on disk say the same, and the live pages are told after the
 commit.
+
+:func:`do_heartbeat` and :func:`do_set_presence` keep an operator's presence
+(:mod:`webconsole.calls.presence`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from ariapp import sealing
 from ariapp.calls.recording import transcript_text
 from webconsole.calls import live
-from webconsole.calls.models import Call, TranscriptSource, Turn
+from webconsole.calls.models import Call, Operator, TranscriptSource, Turn
 
 log = logging.getLogger(__name__)
 PARTIES = ("caller", "callee")
@@ -68,6 +72,22 @@ def do_mark_transcription_failed(call_id: str, reason: str) -> None:
     """The recordings could not be transcribed: the console shows it (nothing else changes)."""
     log.warning("the transcript of %s could not be made after the call: %s", call_id, reason)
     Call.objects.filter(call_id=call_id).update(transcript_source=TranscriptSource.FAILED)
+
+
+def do_heartbeat(user_id: int) -> bool:
+    """One of the user's console pages (or API clients) is alive now. False: the user is no operator."""
+    return Operator.objects.filter(user_id=user_id).update(last_seen=timezone.now()) > 0
+
+
+def do_set_presence(operator: Operator, status: str) -> None:
+    """The operator chose ``status`` (a valid ``Presence``); choosing is also a heartbeat."""
+    now = timezone.now()
+    fields = ["last_seen"]
+    if operator.status != status:
+        operator.status, operator.status_changed = status, now
+        fields += ["status", "status_changed"]
+    operator.last_seen = now
+    operator.save(update_fields=fields)
 
 
 def _rewrite_files(folder: Path, turns: list[dict[str, Any]], source: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from webconsole.calls.models import Call, CallEvent, Extension, Operator, Turn
+from webconsole.calls.models import Call, Callback, CallEvent, Extension, Operator, Turn
 
 
 @admin.register(Extension)
@@ -15,7 +15,7 @@ class ExtensionAdmin(admin.ModelAdmin):
 
 @admin.register(Operator)
 class OperatorAdmin(admin.ModelAdmin):
-    list_display = ("user", "role", "status", "status_changed")
+    list_display = ("user", "role", "extension", "status", "status_changed")
     list_filter = ("role", "status")
     filter_horizontal = ("extensions",)
     search_fields = ("user__username",)
@@ -63,3 +63,11 @@ class CallEventAdmin(admin.ModelAdmin):
     list_filter = ("type",)
     search_fields = ("event_id", "call__call_id")
     readonly_fields = ("event_id", "call", "type", "ts", "data")
+
+
+@admin.register(Callback)
+class CallbackAdmin(admin.ModelAdmin):
+    list_display = ("callback_id", "operator", "operator_ext", "number", "status", "reason", "created")
+    list_filter = ("status",)
+    search_fields = ("callback_id", "number", "operator_ext")
+    readonly_fields = ("callback_id", "call", "operator", "operator_ext", "number", "status", "reason", "created")

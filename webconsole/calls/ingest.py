@@ -1,7 +1,8 @@
 """Apply the ARI app's call events to PostgreSQL, exactly once each, then tell the live pages.
 
-An event is the stream entry ``{event_id, type, call_id, ts, data}`` written by
-``ariapp.events.EventPublisher``. :func:`apply_event` stores it and updates the call in one
+An event is the stream entry ``{event_id, type, call_id, ts, v, data}`` written by
+``ariapp.events.EventPublisher`` and read with :func:`contract.decode`; the handlers are keyed by
+the contract's event types. :func:`apply_event` stores it and updates the call in one
 transaction; a replay of the same ``event_id`` changes nothing and sends nothing. Live updates
 (:mod:`webconsole.calls.live`) leave only after the commit, so a page that reloads after an
 update sees at least what the update said.
@@ -9,57 +10,26 @@ update sees at least what the update said.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
 
+import contract
+from contract import BadEvent
+from contract import Envelope as Event
 from webconsole.calls import live
 from webconsole.calls.models import Call, CallEvent, CallState, TranscriptSource, Turn
 from webconsole.webhooks.actions import emit_call_event
 
+__all__ = ["BadEvent", "Event", "apply_event", "parse_event"]
+
 log = logging.getLogger(__name__)
 
-
-class BadEvent(ValueError):
-    """The stream entry is not an event this console understands (it is dead-lettered, not retried)."""
-
-
-@dataclass(frozen=True)
-class Event:
-    event_id: str
-    type: str
-    call_id: str
-    ts: datetime
-    data: dict[str, Any]
-
-
-def parse_event(fields: Mapping[str | bytes, str | bytes]) -> Event:
-    text = {_str(k): _str(v) for k, v in fields.items()}
-    missing = [name for name in ("event_id", "type", "call_id", "ts") if not text.get(name)]
-    if missing:
-        raise BadEvent(f"event lacks {', '.join(missing)}: {text!r:.200}")
-    try:
-        ts = datetime.fromtimestamp(float(text["ts"]), tz=UTC)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise BadEvent(f"event {text['event_id']} has a bad ts {text['ts']!r}") from exc
-    try:
-        data = json.loads(text.get("data") or "{}")
-    except json.JSONDecodeError as exc:
-        raise BadEvent(f"event {text['event_id']} has malformed data: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadEvent(f"event {text['event_id']} data is not an object")
-    if len(text["event_id"]) > 64 or len(text["call_id"]) > 128 or len(text["type"]) > 32:
-        raise BadEvent(f"event {text['event_id'][:64]!r} has an over-long id or type")
-    return Event(text["event_id"], text["type"], text["call_id"], ts, data)
-
-
-def _str(value: str | bytes) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+#: The envelope of one stream entry (raises :class:`BadEvent`: dead-lettered, not retried).
+parse_event = contract.decode
 
 
 def apply_event(fields: Mapping[str | bytes, str | bytes]) -> bool:
@@ -73,7 +43,7 @@ def apply_event(fields: Mapping[str | bytes, str | bytes]) -> bool:
     with transaction.atomic():
         call, _ = Call.objects.get_or_create(call_id=event.call_id)
         call = Call.objects.select_for_update().get(pk=call.pk)
-        _, created = CallEvent.objects.get_or_create(
+        stored, created = CallEvent.objects.get_or_create(
             event_id=event.event_id,
             defaults={"call": call, "type": event.type, "ts": event.ts, "data": event.data},
         )
@@ -82,7 +52,8 @@ def apply_event(fields: Mapping[str | bytes, str | bytes]) -> bool:
         turn = _apply(call, event)
         call.save()
         emit_call_event(call, event.type, event.data, event.ts)  # webhooks outbox, same transaction
-        transaction.on_commit(lambda: live.call_event(call, event, turn))
+        # stored.pk is the event's sequence number: the call's row is locked, so it follows the commit order.
+        transaction.on_commit(lambda: live.call_event(call, event, turn, seq=stored.pk))
     return True
 
 
@@ -93,6 +64,16 @@ def _apply(call: Call, event: Event) -> Turn | None:
         from webconsole.hitl.ingest import apply_hitl_event  # the human-in-the-loop app owns these
 
         apply_hitl_event(call, event)
+        return None
+    if event.type == contract.VoicemailRecorded.TYPE:
+        from webconsole.voicemail.ingest import apply_voicemail_event  # the voicemail app owns its messages
+
+        apply_voicemail_event(call, event)
+        return None
+    if event.type == contract.CallbackStatus.TYPE:
+        from webconsole.calls.callbacks import apply_callback_event
+
+        apply_callback_event(call, data)
         return None
     handler = _HANDLERS.get(event.type)
     if handler is None:
@@ -117,15 +98,23 @@ def _answered(call: Call, event: Event, data: dict[str, Any]) -> None:
         call.transcript_source = TranscriptSource.AI
 
 
+#: Conversation states in which the AI says nothing: a reply still marked as being spoken was cut off
+#: (a reply cancelled before its turn was published has no closing ``turn`` event).
+_SILENT_STATES = ("listening", "thinking")
+
+
 def _state(call: Call, event: Event, data: dict[str, Any]) -> None:
     if call.state != CallState.ENDED:
         call.conversation_state = str(data.get("state") or "")[:24]
+        if call.conversation_state in _SILENT_STATES:
+            call.ai_speaking = False
 
 
 def _ended(call: Call, event: Event, data: dict[str, Any]) -> None:
     cdr = data.get("cdr") or {}
     call.state = CallState.ENDED
     call.conversation_state = ""
+    call.ai_speaking = False
     call.caller = str(cdr.get("caller") or call.caller)[:64]
     call.callee = str(cdr.get("callee") or call.callee)[:16]
     call.started = _iso(cdr.get("start")) or call.started or event.ts
@@ -147,13 +136,18 @@ def _transcript(call: Call, event: Event, data: dict[str, Any]) -> Turn | None:
         return None  # interim text is shown live and kept as an event, not as a turn
     if not call.ai_handled and call.transcript_source == "":
         call.transcript_source = TranscriptSource.LIVE  # a phone call being written down as it happens
+    speaker = str(data.get("speaker") or "caller")[:16]
+    replaces = _float(data.get("replaces"))
+    if replaces is not None:  # the caller went on talking: this line is the whole of what they said
+        # t has 3 decimals on the wire; the window only absorbs a float's last bits
+        call.turns.filter(speaker=speaker, t__gte=replaces - 0.0005, t__lte=replaces + 0.0005).delete()
     return Turn.objects.create(
         call=call,
         event_id=event.event_id,
         t=_float(data.get("t")) or 0.0,
         end=_float(data.get("end")),
         confidence=_float(data.get("confidence")),
-        speaker=str(data.get("speaker") or "caller")[:16],
+        speaker=speaker,
         text=str(data.get("text") or ""),
     )
 
@@ -168,6 +162,8 @@ def _transcription(call: Call, event: Event, data: dict[str, Any]) -> None:
 
 
 def _turn(call: Call, event: Event, data: dict[str, Any]) -> Turn:
+    if str(data.get("speaker") or "ai") == "ai" and call.state != CallState.ENDED:
+        call.ai_reply, call.ai_speaking = str(data.get("text") or ""), False  # what was heard, now said
     return Turn.objects.create(
         call=call,
         event_id=event.event_id,
@@ -179,7 +175,14 @@ def _turn(call: Call, event: Event, data: dict[str, Any]) -> Turn:
     )
 
 
+def _reply_speaking(call: Call, event: Event, data: dict[str, Any]) -> None:
+    """The AI's reply so far, as its newest piece starts to play (shown live; the ``turn`` keeps it)."""
+    if call.state != CallState.ENDED:
+        call.ai_reply, call.ai_speaking = str(data.get("text") or "")[:4000], True
+
+
 def _retrieval(call: Call, event: Event, data: dict[str, Any]) -> None:
+    call.ai_confidence = _float(data.get("confidence"))  # None from an ARI app that did not send it
     results = data.get("results") or []
     question = call.turns.filter(speaker="caller").order_by("-t", "-id").first()
     if question is not None:
@@ -205,15 +208,16 @@ def _latency(call: Call, event: Event, data: dict[str, Any]) -> None:
 
 
 _HANDLERS = {
-    "call.started": _started,
-    "call.answered": _answered,
-    "call.ended": _ended,
-    "call.transcription": _transcription,
-    "state": _state,
-    "transcript": _transcript,
-    "turn": _turn,
-    "retrieval": _retrieval,
-    "latency": _latency,
+    contract.CallStarted.TYPE: _started,
+    contract.CallAnswered.TYPE: _answered,
+    contract.CallEnded.TYPE: _ended,
+    contract.CallTranscription.TYPE: _transcription,
+    contract.ConversationState.TYPE: _state,
+    contract.Transcript.TYPE: _transcript,
+    contract.TurnPlayed.TYPE: _turn,
+    contract.ReplySpeaking.TYPE: _reply_speaking,
+    contract.Retrieval.TYPE: _retrieval,
+    contract.Latency.TYPE: _latency,
 }
 
 

@@ -65,6 +65,9 @@ def call_summary(call: Call) -> dict[str, Any]:
         "duration_s": call.duration_s,
         "hitl_status": call.hitl_status,
         "transcript_source": call.transcript_source,
+        "ai_confidence": call.ai_confidence,
+        "ai_reply": call.ai_reply,
+        "ai_speaking": call.ai_speaking,
     }
 
 
@@ -83,11 +86,20 @@ def turn_summary(turn: Turn) -> dict[str, Any]:
     }
 
 
-def call_event(call: Call, event: Event, turn: Turn | None) -> None:
-    """Tell the pages watching ``call`` about ``event`` (called after commit; never raises)."""
+def call_event(call: Call, event: Event, turn: Turn | None, seq: int | None = None) -> None:
+    """Tell the pages watching ``call`` about ``event`` (called after commit; never raises).
+
+    ``seq`` is the stored event's id: a socket whose snapshot already included it drops it.
+    """
     message = {
         "type": "call.event",
-        "event": {"event_id": event.event_id, "type": event.type, "ts": event.ts.isoformat(), "data": event.data},
+        "event": {
+            "event_id": event.event_id,
+            "seq": seq,
+            "type": event.type,
+            "ts": event.ts.isoformat(),
+            "data": event.data,
+        },
         "call": call_summary(call),
         "turn": turn_summary(turn) if turn is not None else None,
     }
@@ -108,10 +120,20 @@ def send(groups: list[str], message: dict[str, Any]) -> None:
         _relay().put(groups, message)
 
 
+def flush(timeout_s: float = 5.0) -> bool:
+    """Wait until every message queued so far was handed to the channel layer; False on timeout.
+
+    For tests that must know an update has left before they go on (e.g. a race with a socket's join).
+    """
+    done = threading.Event()
+    _relay().put_marker(done)
+    return done.wait(timeout_s)
+
+
 class _Relay:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.queue: asyncio.Queue[tuple[list[str], dict[str, Any]]] | None = None
+        self.queue: asyncio.Queue[tuple[list[str], dict[str, Any]] | threading.Event] | None = None
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="live-relay", daemon=True)
         self.thread.start()
@@ -120,6 +142,11 @@ class _Relay:
     def put(self, groups: list[str], message: dict[str, Any]) -> None:
         assert self.queue is not None
         self.loop.call_soon_threadsafe(self.queue.put_nowait, (list(groups), message))
+
+    def put_marker(self, done: threading.Event) -> None:
+        """Set ``done`` once everything queued before it has been sent."""
+        assert self.queue is not None
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, done)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -131,7 +158,11 @@ class _Relay:
         assert self.queue is not None
         layer = None
         while True:
-            groups, message = await self.queue.get()
+            item = await self.queue.get()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            groups, message = item
             if layer is None:
                 # A layer object of this thread's own: channels_redis keeps connection pools per event
                 # loop, and the process's default layer is also used from other loops (consumers, tests).

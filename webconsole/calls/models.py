@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class Extension(models.Model):
@@ -27,51 +28,64 @@ class Extension(models.Model):
 
 
 class Role(models.TextChoices):
-    OPERATOR = "operator", "Operator"
-    ADMIN = "admin", "Admin"
+    OPERATOR = "operator", gettext_lazy("Operator")
+    ADMIN = "admin", gettext_lazy("Admin")
 
 
 class Presence(models.TextChoices):
-    AVAILABLE = "available", "Available"
-    BUSY = "busy", "Busy"
-    AWAY = "away", "Away"
-    OFFLINE = "offline", "Offline"
+    AVAILABLE = "available", gettext_lazy("Available")
+    BUSY = "busy", gettext_lazy("Busy")
+    AWAY = "away", gettext_lazy("Away")
+    OFFLINE = "offline", gettext_lazy("Offline")
 
 
 class Operator(models.Model):
-    """A console user's role, the extensions they look after, and their presence (read by HITL)."""
+    """A console user's role, the extensions they look after, and their presence (read by HITL).
+
+    ``status`` is what the operator chose; it counts only while one of their console pages answers
+    heartbeats (``last_seen``): see :mod:`webconsole.calls.presence`.
+    """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.OPERATOR)
     extensions = models.ManyToManyField(Extension, blank=True, related_name="operators")
     status = models.CharField(max_length=16, choices=Presence.choices, default=Presence.OFFLINE)
     status_changed = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(
+        null=True, blank=True, help_text="The last heartbeat of one of the operator's console pages."
+    )
+    extension = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="The operator's own phone (an extension of this PBX): a call-back rings it first.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role}, {self.status})"
 
 
 class CallState(models.TextChoices):
-    RINGING = "ringing", "Ringing"
-    ANSWERED = "answered", "Answered by a person"
-    AI = "ai", "With the AI"
-    ENDED = "ended", "Ended"
+    RINGING = "ringing", gettext_lazy("Ringing")
+    ANSWERED = "answered", gettext_lazy("Answered by a person")
+    AI = "ai", gettext_lazy("With the AI")
+    ENDED = "ended", gettext_lazy("Ended")
 
 
 class HitlStatus(models.TextChoices):
-    NONE = "", "None"
-    UNRESOLVED = "unresolved", "Unresolved"
-    NOTED = "noted", "Noted"
-    RESOLVED = "resolved", "Resolved"
+    NONE = "", gettext_lazy("None")
+    UNRESOLVED = "unresolved", gettext_lazy("Unresolved")
+    NOTED = "noted", gettext_lazy("Noted")
+    RESOLVED = "resolved", gettext_lazy("Resolved")
 
 
 class TranscriptSource(models.TextChoices):
-    NONE = "", "None"
-    AI = "ai", "The AI conversation"
-    LIVE = "live", "Live, during the call"
-    QUEUED = "queued", "Being transcribed after the call"
-    POST_CALL = "post_call", "After the call, from the recordings"
-    FAILED = "failed", "Transcription failed"
+    NONE = "", gettext_lazy("None")
+    AI = "ai", gettext_lazy("The AI conversation")
+    LIVE = "live", gettext_lazy("Live, during the call")
+    QUEUED = "queued", gettext_lazy("Being transcribed after the call")
+    POST_CALL = "post_call", gettext_lazy("After the call, from the recordings")
+    FAILED = "failed", gettext_lazy("Transcription failed")
 
 
 class Call(models.Model):
@@ -103,6 +117,19 @@ class Call(models.Model):
         default="",
         help_text="How the call's transcript was made.",
     )
+    ai_confidence = models.FloatField(
+        null=True, blank=True, help_text="The AI's confidence (0..1) that its knowledge answers the question."
+    )
+    ai_reply = models.TextField(blank=True, default="", help_text="The AI's current or last reply, as spoken so far.")
+    ai_speaking = models.BooleanField(default=False, help_text="Whether the AI is saying ai_reply right now.")
+    callback_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="callbacks",
+        help_text="The earlier call this one calls back (an operator's click-to-call).",
+    )
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -118,6 +145,41 @@ class Call(models.Model):
     @property
     def active(self) -> bool:
         return self.state != CallState.ENDED
+
+
+class CallbackStatus(models.TextChoices):
+    REQUESTED = "requested", gettext_lazy("Requested")
+    RINGING_OPERATOR = "ringing_operator", gettext_lazy("Ringing your phone")
+    RINGING_CALLER = "ringing_caller", gettext_lazy("Ringing the caller")
+    CONNECTED = "connected", gettext_lazy("Connected")
+    ENDED = "ended", gettext_lazy("Ended")
+    FAILED = "failed", gettext_lazy("Failed")
+
+
+class Callback(models.Model):
+    """An operator's click-to-call: their phone rang first, then the caller's (``ariapp.calls.callback``).
+
+    ``call`` is the new call (its ``callback_of`` the earlier one); the status follows the ARI app's
+    ``callback.status`` events, ``reason`` says why it failed.
+    """
+
+    callback_id = models.CharField(max_length=64, unique=True)
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="callback")
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="callbacks"
+    )
+    operator_ext = models.CharField(max_length=16)
+    number = models.CharField(max_length=32)
+    status = models.CharField(max_length=20, choices=CallbackStatus.choices, default=CallbackStatus.REQUESTED)
+    reason = models.CharField(max_length=32, blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.callback_id}: {self.operator_ext} -> {self.number} ({self.status})"
 
 
 class CallEvent(models.Model):

@@ -18,6 +18,7 @@ import redis
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, transaction
 
+from contract import dead_letter_stream
 from webconsole.calls.ingest import BadEvent, apply_event
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class EventReader:
                     dead.append((entry_id, fields, str(exc)))
         for entry_id, fields, reason in dead:
             log.error("dead-lettering stream entry %s: %s", entry_id, reason)
-            self.client.xadd(self.stream + ":dead", {**fields, "reason": reason[:500]}, maxlen=10_000)
+            self.client.xadd(dead_letter_stream(self.stream), {**fields, "reason": reason[:500]}, maxlen=10_000)
         self.client.xack(self.stream, self.group, *[entry_id for entry_id, _ in entries])
         self.applied += applied
         self.duplicates += duplicates

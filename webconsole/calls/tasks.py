@@ -6,12 +6,15 @@ the transcript (:func:`webconsole.calls.actions.do_store_transcript`) and, when 
 learns from its calls, queues the knowledge extraction. Idempotent: a call already transcribed after
 the call is not transcribed again. A recogniser that failed transiently is retried with backoff; a
 call whose recordings cannot be read is marked failed, visibly, and not retried.
+
+The call (its callee, hence the language) is read from PostgreSQL, the recordings from disk. The
+ARI app queues the task as it publishes the call's end, so the task first waits for the console to
+store that end (:func:`webconsole.calls.transcripts.ended_call`), as the knowledge extraction does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from pathlib import Path
@@ -21,12 +24,13 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from ariapp import sealing
 from ariapp.directory import load_directory
 from ariapp.providers.errors import ProviderError
+from knowledge.transcripts import CALL_WAIT_ATTEMPTS, CallNotFinished, wait_delay
 from webconsole.calls.actions import call_folder, do_mark_transcription_failed, do_store_transcript
 from webconsole.calls.models import Call, TranscriptSource
 from webconsole.calls.transcription import TranscriptionError, call_language, transcribe_call
+from webconsole.calls.transcripts import ended_call
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +50,17 @@ def recogniser(language: str) -> Any:
 
 
 def run_transcription(call_id: str) -> dict[str, Any]:
-    """Transcribe one finished call from its recordings; returns ``{call_id, status, lines}``."""
+    """Transcribe one finished call from its recordings; returns ``{call_id, status, lines}``.
+
+    Raises:
+        CallNotFinished: the console has not stored the call's end yet (the task waits for it).
+    """
     if not _CALL_ID.match(call_id):
         return {"call_id": call_id, "status": "failed", "lines": 0, "reason": "invalid call id"}
     if Call.objects.filter(call_id=call_id, transcript_source=TranscriptSource.POST_CALL).exists():
         return {"call_id": call_id, "status": "done", "lines": None, "reason": "already transcribed"}
+    callee = ended_call(call_id).callee
     directory = load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))
-    callee = _callee(call_id)
     language = call_language(callee, directory)
     try:
         lines = asyncio.run(
@@ -70,32 +78,31 @@ def run_transcription(call_id: str) -> dict[str, Any]:
     return {"call_id": call_id, "status": "done", "lines": len(lines), "reason": ""}
 
 
-def _callee(call_id: str) -> str:
-    row = Call.objects.filter(call_id=call_id).values_list("callee", flat=True).first()
-    if row:
-        return row
-    try:  # the console has not ingested the call yet: its metadata knows
-        meta = json.loads(sealing.read_text(call_folder(call_id), "metadata.json", settings.AIPBX_RECORDINGS_KEYRING))
-        return str((meta.get("call") or {}).get("callee") or "")
-    except (OSError, ValueError, sealing.SealError):
-        return ""
-
-
 # Speech recognition of a whole call on the CPU; hard limit + the longest retry countdown (300 s)
 # stays under the broker's visibility timeout (3,600 s), so a live task is never delivered twice.
 @shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=2400, time_limit=2700)
-def transcribe_call_task(self: Any, call_id: str) -> dict[str, Any]:
-    """Write the transcript of the finished call ``call_id`` from its recordings (see :func:`run_transcription`)."""
+def transcribe_call_task(self: Any, call_id: str, waits: int = 0) -> dict[str, Any]:
+    """Write the transcript of the finished call ``call_id`` from its recordings (see :func:`run_transcription`).
+
+    ``waits``: how many times this delivery already waited for the console to store the call's end.
+    """
     try:
         return run_transcription(call_id)
+    except CallNotFinished as exc:
+        if waits >= CALL_WAIT_ATTEMPTS:
+            do_mark_transcription_failed(call_id, str(exc))
+            return {"call_id": call_id, "status": "failed", "lines": 0, "reason": str(exc)}
+        delay = wait_delay(waits)
+        logger.info("transcript of %s waits %.0f s: %s", call_id, delay, exc)
+        raise self.retry(exc=exc, countdown=delay, kwargs={"waits": waits + 1}) from exc
     except SoftTimeLimitExceeded:  # recorded, so the console shows it and can run it again
         reason = f"took longer than {self.soft_time_limit} s"
         do_mark_transcription_failed(call_id, reason)
         return {"call_id": call_id, "status": "failed", "lines": 0, "reason": reason}
     except ProviderError as exc:
-        if not exc.retryable or self.request.retries >= MAX_RETRIES:
+        if not exc.retryable or self.request.retries - waits >= MAX_RETRIES:
             do_mark_transcription_failed(call_id, str(exc))
             return {"call_id": call_id, "status": "failed", "lines": 0, "reason": str(exc)}
-        delay = min(300.0, 5.0 * 2**self.request.retries)
+        delay = min(300.0, 5.0 * 2 ** (self.request.retries - waits))
         logger.info("transcript of %s: %s; retry %d in %.0f s", call_id, exc, self.request.retries + 1, delay)
         raise self.retry(exc=exc, countdown=delay) from exc

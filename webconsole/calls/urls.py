@@ -11,6 +11,7 @@ urlpatterns = [
     path("calls/", views.call_list, name="calls"),
     path("calls/<str:call_id>/", views.call_detail, name="call"),
     path("calls/<str:call_id>/audio/<str:name>.wav", views.call_audio, name="call-audio"),
+    path("calls/<str:call_id>/callback", views.call_back, name="callback"),
     path("operators/", views.operators, name="operators"),
     path("operators/presence", views.set_presence, name="presence"),
 ]

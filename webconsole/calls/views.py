@@ -20,10 +20,11 @@ from django.db.models import Avg, Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from ariapp import sealing
-from webconsole.calls import access
+from webconsole.calls import access, actions, callbacks, presence
 from webconsole.calls.models import Call, CallState, HitlStatus, Operator, Presence, Role
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,22 @@ def _hitl_waiting(user) -> int:
 
 
 class CallFilter(forms.Form):
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        required=False, label=gettext_lazy("Date from"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label=gettext_lazy("Date to"), widget=forms.DateInput(attrs={"type": "date"})
+    )
     extension = forms.CharField(required=False, max_length=16)
-    ai = forms.ChoiceField(required=False, choices=[("", "All"), ("yes", "AI-handled"), ("no", "Not AI")])
-    hitl = forms.ChoiceField(required=False, choices=[("", "All"), *[(v, lbl) for v, lbl in HitlStatus.choices if v]])
-    q = forms.CharField(required=False, max_length=64, label="Caller")
+    ai = forms.ChoiceField(
+        required=False,
+        label=gettext_lazy("AI"),
+        choices=[("", gettext_lazy("All")), ("yes", gettext_lazy("AI-handled")), ("no", gettext_lazy("Not AI"))],
+    )
+    hitl = forms.ChoiceField(
+        required=False, choices=[("", gettext_lazy("All")), *[(v, lbl) for v, lbl in HitlStatus.choices if v]]
+    )
+    q = forms.CharField(required=False, max_length=64, label=gettext_lazy("Caller"))
 
 
 @login_required
@@ -100,6 +111,8 @@ def call_list(request: HttpRequest) -> HttpResponse:
             calls = calls.filter(hitl_status=data["hitl"])
         if data["q"]:
             calls = calls.filter(caller__icontains=data["q"])
+    if _has_voicemail_app():
+        calls = calls.select_related("voicemail")  # the list marks calls with a message
     page = Paginator(calls.order_by("-started", "-id"), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -120,11 +133,18 @@ class CallNotesForm(forms.ModelForm):
         model = Call
         fields = ["notes", "follow_up", "callback_number", "hitl_status"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+        # Here, not as the model's verbose names: those would be a migration for every wording change.
+        labels = {
+            "notes": gettext_lazy("Notes"),
+            "follow_up": gettext_lazy("Follow up"),
+            "callback_number": gettext_lazy("Call-back number"),
+            "hitl_status": gettext_lazy("HITL status"),
+        }
 
     def clean_callback_number(self) -> str:
         number = self.cleaned_data["callback_number"].strip()
         if number and not re.fullmatch(r"\+?[0-9 ()-]{2,31}", number):
-            raise forms.ValidationError("Enter a phone number (digits, spaces, +, -, parentheses).")
+            raise forms.ValidationError(gettext("Enter a phone number (digits, spaces, +, -, parentheses)."))
         return number
 
 
@@ -139,7 +159,8 @@ def call_detail(request: HttpRequest, call_id: str) -> HttpResponse:
         form = CallNotesForm(request.POST, instance=call)
         if form.is_valid():
             form.save()
-            messages.success(request, "Call updated.")
+            _sync_voicemail(call, request.user)
+            messages.success(request, gettext("Call updated."))
             return redirect("console:call", call_id=call.call_id)
     elif request.method == "GET":
         form = CallNotesForm(instance=call)
@@ -156,8 +177,57 @@ def call_detail(request: HttpRequest, call_id: str) -> HttpResponse:
             "recordings": [name for name in RECORDINGS if _recording(call, name) is not None],
             "metadata": _metadata(call),
             **_learning(call),
+            **_follow_up(call),
         },
     )
+
+
+def _follow_up(call: Call) -> dict:
+    """The call's voicemail, the call-back it is (with its progress), and the call-backs made of it."""
+    from webconsole.calls.models import Callback
+
+    callback = Callback.objects.filter(call=call).first()
+    return {
+        "voicemail": getattr(call, "voicemail", None) if _has_voicemail_app() else None,
+        "callback": callback,
+        "callback_failure": callbacks.failure_text(callback.reason) if callback and callback.reason else "",
+        "callbacks_made": list(call.callbacks.order_by("-started", "-id")),
+        "callback_to": callbacks.callback_number(call),
+    }
+
+
+def _has_voicemail_app() -> bool:
+    from django.apps import apps
+
+    return apps.is_installed("webconsole.voicemail")
+
+
+def _sync_voicemail(call: Call, user) -> None:
+    if _has_voicemail_app():
+        from webconsole.voicemail.actions import do_sync_with_call  # the voicemail app reads calls
+
+        do_sync_with_call(call, user)
+
+
+@login_required
+@require_POST
+def call_back(request: HttpRequest, call_id: str) -> HttpResponse:
+    """Ring the operator's phone, then the caller of ``call_id`` (see ``webconsole.calls.callbacks``)."""
+    call = _visible_call(request, call_id)
+    try:
+        callback = callbacks.do_request_callback(request.user, call)
+    except callbacks.CallbackError as exc:
+        messages.error(request, str(exc))
+        target = request.POST.get("next") or ""
+        if not target.startswith("/") or target.startswith("//"):
+            return redirect("console:call", call_id=call.call_id)
+        return redirect(target)
+    messages.success(
+        request,
+        gettext("Calling back %(number)s: your phone (%(extension)s) rings first; answer it.")
+        % {"number": callback.number, "extension": callback.operator_ext},
+    )
+    return redirect("console:call", call_id=callback.call.call_id)
 
 
 def _learning(call: Call) -> dict:
@@ -211,6 +281,14 @@ def call_audio(request: HttpRequest, call_id: str, name: str) -> HttpResponse:
     # Decrypted chunk by chunk as it is sent; Content-Length is the plaintext length (the file is seekable).
     try:
         audio = sealing.open_recording(folder, f"{name}.wav", settings.AIPBX_RECORDINGS_KEYRING)
+    except sealing.MisplacedError as exc:  # another call's file put here: never play it as this call's
+        log.error("recording %s/%s.wav belongs elsewhere: %s", call.call_id, name, exc)
+        return HttpResponse(
+            "This recording file belongs to another call or track (it was moved or swapped "
+            "on disk) and is not played (see the server log).",
+            status=500,
+            content_type="text/plain",
+        )
     except sealing.SealError as exc:  # a missing master key or a damaged file: the operator must know
         log.error("recording %s/%s.wav cannot be opened: %s", call.call_id, name, exc)
         return HttpResponse(
@@ -226,13 +304,13 @@ def call_audio(request: HttpRequest, call_id: str, name: str) -> HttpResponse:
 def set_presence(request: HttpRequest) -> HttpResponse:
     status = request.POST.get("status", "")
     if status not in Presence.values:
-        messages.error(request, f"Unknown status {status!r}.")
+        messages.error(request, gettext("Unknown status %(status)r.") % {"status": status})
     else:
         operator = operator_for(request.user)
-        operator.status = status
-        operator.status_changed = timezone.now()
-        operator.save(update_fields=["status", "status_changed"])
-        messages.success(request, f"You are now {operator.get_status_display().lower()}.")
+        actions.do_set_presence(operator, status)
+        messages.success(
+            request, gettext("You are now %(status)s.") % {"status": operator.get_status_display().lower()}
+        )
     target = request.POST.get("next") or ""
     if not target.startswith("/") or target.startswith("//"):
         target = "console:dashboard"
@@ -247,4 +325,13 @@ def operators(request: HttpRequest) -> HttpResponse:
     if not access.is_admin(request.user):
         mine = me.extensions.all()
         rows = rows.filter(Q(pk=me.pk) | Q(extensions__in=mine)).distinct()
-    return render(request, "console/operators.html", {"operators": rows, "me": me})
+    now = timezone.now()
+    listed = list(rows)
+    for op in listed:  # what HITL reads, not only what they chose
+        op.presence = presence.effective(op, now)
+        op.presence_label = Presence(op.presence).label
+    return render(
+        request,
+        "console/operators.html",
+        {"operators": listed, "me": me, "presence_timeout_s": round(settings.AIPBX_PRESENCE_TIMEOUT_S)},
+    )

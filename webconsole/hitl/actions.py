@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ariapp.privacy import mask_pii
 from knowledge.actions import do_add_item
@@ -53,9 +54,12 @@ class CallerGone(HitlError):
 def check_answer(text: str) -> str:
     text = text.strip()
     if not text:
-        raise BadAnswer("Type an answer first.")
+        raise BadAnswer(gettext("Type an answer first."))
     if len(text) > MAX_ANSWER_CHARS:
-        raise BadAnswer(f"Keep the answer to {MAX_ANSWER_CHARS} characters (it has {len(text)}).")
+        raise BadAnswer(
+            gettext("Keep the answer to %(limit)d characters (it has %(length)d).")
+            % {"limit": MAX_ANSWER_CHARS, "length": len(text)}
+        )
     return text
 
 
@@ -63,13 +67,13 @@ def check_open(request: HitlRequest, user: Any) -> None:
     """Raise the error an operator gets when ``request`` is no longer theirs to answer."""
     status = request.status
     if status == RequestStatus.CANCELLED:
-        raise CallerGone("The caller has hung up; the answer can no longer be delivered.")
+        raise CallerGone(gettext("The caller has hung up; the answer can no longer be delivered."))
     if status in (RequestStatus.TIMED_OUT, RequestStatus.AWAY):
-        raise CallerGone("The caller was already told we'll call back; follow up on the call page instead.")
+        raise CallerGone(gettext("The caller was already told we'll call back; follow up on the call page instead."))
     if status in (RequestStatus.ANSWERED, RequestStatus.DELIVERED):
-        raise TakenByOther(f"{_who(request, user)} already answered this request.")
+        raise TakenByOther(gettext("%(who)s already answered this request.") % {"who": _who(request, user)})
     if status == RequestStatus.CLAIMED and request.claimed_by_id != user.pk:
-        raise TakenByOther(f"{_who(request, user)} has already claimed this request.")
+        raise TakenByOther(gettext("%(who)s has already claimed this request.") % {"who": _who(request, user)})
 
 
 def do_claim(request_id: str, user: Any) -> HitlRequest:
@@ -140,7 +144,7 @@ def do_save_to_knowledge(request_id: str, user: Any) -> KnowledgeItem:
     if request.saved_item is not None:
         return request.saved_item
     if not request.answer_raw:
-        raise HitlError("Answer the request before saving it as knowledge.")
+        raise HitlError(gettext("Answer the request before saving it as knowledge."))
     [result, *_] = do_add_item(
         request.call.callee,
         knowledge_text(request),
@@ -162,7 +166,7 @@ def _locked(request_id: str) -> HitlRequest:
 
 def _who(request: HitlRequest, user: Any) -> str:
     if request.claimed_by is None:
-        return "Another operator"
+        return gettext("Another operator")
     if request.claimed_by_id == user.pk:
-        return "You"
+        return gettext("You")
     return request.claimed_by.get_username()

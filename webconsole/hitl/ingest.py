@@ -5,8 +5,11 @@
 the live updates with ``transaction.on_commit``, so a rolled-back event sends nothing.
 
 ``hitl.requested`` decides at once: if at least one operator of the called extension, or an
-admin, is ``available`` or ``busy`` the request waits (reply ``queued``); otherwise it is
-``away`` (reply ``away``) and the call becomes an unresolved item for later follow-up.
+admin, is ``available`` or ``busy`` with a console page alive (a heartbeat within
+``AIPBX_PRESENCE_TIMEOUT_S``, :mod:`webconsole.calls.presence`) the request waits (reply
+``queued``); otherwise it is ``away`` (reply ``away``) and the call becomes an unresolved item for
+later follow-up. An operator who chose "available" and then closed the browser or lost the network
+is not waited for.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import Q
 
+import contract
+from webconsole.calls import presence
 from webconsole.calls.ingest import BadEvent
-from webconsole.calls.models import Call, HitlStatus, Operator, Presence, Role
+from webconsole.calls.models import Call, HitlStatus, Operator, Role
 from webconsole.hitl import replies
 from webconsole.hitl.models import OPEN, HitlRequest, Reason, RequestStatus
 from webconsole.webhooks.actions import emit_hitl_event
@@ -27,8 +32,6 @@ if TYPE_CHECKING:
     from webconsole.calls.ingest import Event
 
 log = logging.getLogger(__name__)
-
-ON_DUTY = (Presence.AVAILABLE, Presence.BUSY)
 
 
 def apply_hitl_event(call: Call, event: Event) -> None:
@@ -48,8 +51,8 @@ def apply_hitl_event(call: Call, event: Event) -> None:
 
 
 def operators_on_duty(callee: str) -> int:
-    """Operators assigned to ``callee`` (or admins) who are available or busy."""
-    duty = Operator.objects.filter(status__in=ON_DUTY)
+    """Operators assigned to ``callee`` (or admins) who are available or busy, with a console alive."""
+    duty = presence.on_duty(Operator.objects.all())
     assigned = Q(extensions__number=callee) | Q(role=Role.ADMIN) | Q(user__is_superuser=True)
     return duty.filter(assigned).distinct().count()
 
@@ -136,10 +139,10 @@ def _locked(call: Call, request_id: str) -> HitlRequest | None:
 
 
 _HANDLERS = {
-    "hitl.requested": _requested,
-    "hitl.spoken": _spoken,
-    "hitl.timeout": _timeout,
-    "hitl.cancelled": _cancelled,
+    contract.HitlRequested.TYPE: _requested,
+    contract.HitlSpoken.TYPE: _spoken,
+    contract.HitlTimeout.TYPE: _timeout,
+    contract.HitlCancelled.TYPE: _cancelled,
 }
 
 

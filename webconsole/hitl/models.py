@@ -17,24 +17,25 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from webconsole.calls.models import Call
 
 
 class Reason(models.TextChoices):
-    LOW_CONFIDENCE = "low_confidence", "Low confidence"
-    ASKED_FOR_PERSON = "asked_for_person", "Asked for a person"
-    SENSITIVE_TOPIC = "sensitive_topic", "Sensitive topic"
+    LOW_CONFIDENCE = "low_confidence", gettext_lazy("Low confidence")
+    ASKED_FOR_PERSON = "asked_for_person", gettext_lazy("Asked for a person")
+    SENSITIVE_TOPIC = "sensitive_topic", gettext_lazy("Sensitive topic")
 
 
 class RequestStatus(models.TextChoices):
-    WAITING = "waiting", "Waiting"
-    CLAIMED = "claimed", "Claimed"
-    ANSWERED = "answered", "Answered"
-    DELIVERED = "delivered", "Delivered"
-    TIMED_OUT = "timed_out", "Timed out"
-    CANCELLED = "cancelled", "Caller hung up"
-    AWAY = "away", "Nobody available"
+    WAITING = "waiting", gettext_lazy("Waiting")
+    CLAIMED = "claimed", gettext_lazy("Claimed")
+    ANSWERED = "answered", gettext_lazy("Answered")
+    DELIVERED = "delivered", gettext_lazy("Delivered")
+    TIMED_OUT = "timed_out", gettext_lazy("Timed out")
+    CANCELLED = "cancelled", gettext_lazy("Caller hung up")
+    AWAY = "away", gettext_lazy("Nobody available")
 
 
 #: The caller is still on hold: an operator may claim or answer.

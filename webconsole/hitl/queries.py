@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_noop
 
 from webconsole.analytics.stats import percentile, ratio
 from webconsole.calls import access
 from webconsole.calls.models import Call
 from webconsole.hitl.models import OPEN, HitlRequest, RequestStatus
 
-SECTION = "Operator help"
+SECTION = gettext_noop("Operator help")  # names and labels stay English in the JSON; the page translates them
 ANSWERED = (RequestStatus.ANSWERED, RequestStatus.DELIVERED)
 MISSING = "—"
 
@@ -56,13 +57,13 @@ def analytics(user: Any, since: datetime, until: datetime, extension: str) -> di
     answered = [r for r in rows if r[0] in ANSWERED and r[2] is not None]
     waits = [(r[2] - r[1]).total_seconds() for r in answered]
     numbers = {
-        "requests": total,
-        "requests per AI call": _round(ratio(total, calls.count())),
-        "response time p50 (s)": _round(percentile(waits, 50), 1),
-        "response time p95 (s)": _round(percentile(waits, 95), 1),
-        "resolution rate": _round(ratio(len(answered), total)),
-        "saved as knowledge": _round(ratio(sum(1 for r in answered if r[3] is not None), len(answered))),
-        "abandon rate": _round(ratio(sum(1 for r in rows if r[0] == RequestStatus.CANCELLED), total)),
+        gettext_noop("requests"): total,
+        gettext_noop("requests per AI call"): _round(ratio(total, calls.count())),
+        gettext_noop("response time p50 (s)"): _round(percentile(waits, 50), 1),
+        gettext_noop("response time p95 (s)"): _round(percentile(waits, 95), 1),
+        gettext_noop("resolution rate"): _round(ratio(len(answered), total)),
+        gettext_noop("saved as knowledge"): _round(ratio(sum(1 for r in answered if r[3] is not None), len(answered))),
+        gettext_noop("abandon rate"): _round(ratio(sum(1 for r in rows if r[0] == RequestStatus.CANCELLED), total)),
     }
     return {SECTION: numbers} if total else {}
 

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from contract import hitl_reply_key
 from webconsole.calls import live
 from webconsole.hitl.models import OPEN, HitlRequest, RequestStatus
 
@@ -33,7 +34,7 @@ REPLY_TTL_S = 3600
 
 
 def reply_key(request_id: str) -> str:
-    return f"aipbx:{settings.AIPBX_INSTANCE}:hitl:{request_id}"
+    return hitl_reply_key(settings.AIPBX_INSTANCE, request_id)
 
 
 @lru_cache(maxsize=4)

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from knowledge.retrieval.errors import RetrievalError
@@ -24,10 +25,10 @@ class AnswerForm(forms.Form):
     text = forms.CharField(
         max_length=actions.MAX_ANSWER_CHARS,
         widget=forms.Textarea(attrs={"rows": 3}),
-        label="Answer",
-        help_text="Short and factual; the AI turns it into a sentence.",
+        label=gettext_lazy("Answer"),
+        help_text=gettext_lazy("Short and factual; the AI turns it into a sentence."),
     )
-    save_to_knowledge = forms.BooleanField(required=False, label="Save to knowledge (pending review)")
+    save_to_knowledge = forms.BooleanField(required=False, label=gettext_lazy("Save to knowledge (pending review)"))
 
 
 def _visible(request: HttpRequest, request_id: str) -> HitlRequest:
@@ -64,7 +65,7 @@ def claim(request: HttpRequest, request_id: str) -> HttpResponse:
     except actions.HitlError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Claimed: the caller is waiting for your answer.")
+        messages.success(request, gettext("Claimed: the caller is waiting for your answer."))
     return redirect("hitl:detail", request_id=item.request_id)
 
 
@@ -80,12 +81,14 @@ def answer(request: HttpRequest, request_id: str) -> HttpResponse:
     except actions.HitlError as exc:
         messages.error(request, str(exc))
         return redirect("hitl:detail", request_id=item.request_id)
-    messages.success(request, "Answer sent: the AI is telling the caller.")
+    messages.success(request, gettext("Answer sent: the AI is telling the caller."))
     if form.cleaned_data["save_to_knowledge"]:
         try:
             actions.do_save_to_knowledge(item.request_id, request.user)
         except RetrievalError as exc:
-            messages.warning(request, f"The answer was sent but not saved as knowledge: {exc}")
+            messages.warning(
+                request, gettext("The answer was sent but not saved as knowledge: %(error)s") % {"error": exc}
+            )
         else:
-            messages.success(request, "Saved to knowledge, pending review.")
+            messages.success(request, gettext("Saved to knowledge, pending review."))
     return redirect("hitl:detail", request_id=item.request_id)

@@ -36,9 +36,10 @@ from django.core import serializers
 from django.db import transaction
 from django.db.models import F, Func, Q, Value
 from django.utils import timezone
+from django.utils.translation import gettext
 
-from ariapp.events import stream_name
 from ariapp.privacy import normalise_phone
+from contract import stream_name
 from knowledge.actions import do_delete_item
 from knowledge.models import ExtractionRun, KnowledgeItem
 from webconsole.calls.models import Call, CallEvent, Turn
@@ -92,7 +93,7 @@ def check_phone(phone: str | None) -> str:
     """The normalised number, or :class:`SubjectError` (no digits, or too few to name a person)."""
     normalised = normalise_phone(phone or "")
     if len(normalised) < 7:
-        raise SubjectError("a phone number (at least 7 digits) is required to find a data subject")
+        raise SubjectError(gettext("a phone number (at least 7 digits) is required to find a data subject"))
     return normalised
 
 

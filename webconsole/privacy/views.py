@@ -16,6 +16,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from webconsole.calls.access import is_admin
@@ -23,11 +24,15 @@ from webconsole.privacy import subject
 
 
 class PhoneForm(forms.Form):
-    phone = forms.CharField(max_length=32, label="Phone number", help_text="Any spelling: 010-1234-5678, +82 10 …")
+    phone = forms.CharField(
+        max_length=32,
+        label=gettext_lazy("Phone number"),
+        help_text=gettext_lazy("Any spelling: 010-1234-5678, +82 10 …"),
+    )
 
 
 class DeleteForm(PhoneForm):
-    confirm = forms.BooleanField(label="I understand this cannot be undone")
+    confirm = forms.BooleanField(label=gettext_lazy("I understand this cannot be undone"))
 
 
 def admin_only(view: Any) -> Any:

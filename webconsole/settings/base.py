@@ -19,6 +19,7 @@ from pathlib import Path
 from django.utils.translation import gettext_lazy as _
 
 from ariapp.logs import django_logging, secrets_from_env
+from contract import stream_name
 from webconsole.settings.env import parse_database_url, read_env
 
 ENV = read_env()
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "webconsole.calls",
     "webconsole.analytics",
     "webconsole.hitl",
+    "webconsole.voicemail",
     "webconsole.webhooks",
     "knowledge",
     "rest_framework",
@@ -121,8 +123,15 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# Korean unless the browser asks for English (Accept-Language) or the header's switch chose it (a
+# cookie); LocaleMiddleware decides per request. The catalogs are locale/<lang>/LC_MESSAGES/django.po,
+# compiled to .mo (generated, not in git) by `python -m stack.catalogs`: make setup, the test session
+# and the Docker image run it.
 LANGUAGE_CODE = "ko-kr"
 LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Dates in each language's own style (templates name a format, e.g. |date:"SHORT_DATETIME_FORMAT").
+FORMAT_MODULE_PATH = ["webconsole.formats"]
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
@@ -141,6 +150,18 @@ AIPBX_UPLOAD_PATHS = ("/knowledge/import/",)
 
 # --- Live console sockets: who may see what is checked again this often (and on logout, reassignment) ---
 AIPBX_WS_RECHECK_S = float(os.environ.get("AIPBX_WS_RECHECK_S", "").strip() or "5")
+# --- Operator presence (webconsole.calls.presence): every console socket is asked for a heartbeat this
+# often; an operator none of whose pages answered for AIPBX_PRESENCE_TIMEOUT_S is offline to HITL.
+AIPBX_PRESENCE_HEARTBEAT_S = float(os.environ.get("AIPBX_PRESENCE_HEARTBEAT_S", "").strip() or "20")
+AIPBX_PRESENCE_TIMEOUT_S = float(os.environ.get("AIPBX_PRESENCE_TIMEOUT_S", "").strip() or "60")
+if not 0 < 2 * AIPBX_PRESENCE_HEARTBEAT_S <= AIPBX_PRESENCE_TIMEOUT_S:
+    # One lost or late heartbeat must not make a present operator offline.
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"AIPBX_PRESENCE_TIMEOUT_S ({AIPBX_PRESENCE_TIMEOUT_S}) must be at least twice "
+        f"AIPBX_PRESENCE_HEARTBEAT_S ({AIPBX_PRESENCE_HEARTBEAT_S}), which must be > 0"
+    )
 
 # --- Redis: channel layer and Celery -------------------------------------------
 AIPBX_REDIS_URL = ENV.redis_url
@@ -149,10 +170,15 @@ AIPBX_READY_TIMEOUT = 1.0
 # ... and its answer is kept this long: /ready is anonymous, a flood of it must not open connections.
 AIPBX_READY_CACHE_S = float(os.environ.get("AIPBX_READY_CACHE_S", "").strip() or "1.5")
 
+# The layer's keys live under the instance's own Redis namespace, which its Redis user may touch
+# (stack/redis_acl.py); channels_redis's default prefix "asgi" is outside it.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [AIPBX_REDIS_URL]},
+        "CONFIG": {
+            "hosts": [AIPBX_REDIS_URL],
+            "prefix": f"aipbx:{os.environ.get('AIPBX_INSTANCE', '').strip() or 'dev'}:asgi",
+        },
     },
 }
 
@@ -190,10 +216,13 @@ import os as _os  # noqa: E402
 AIPBX_KNOWLEDGE_STORE = _os.environ.get("AIPBX_KNOWLEDGE_STORE", "").strip() or "chroma"  # chroma | memory
 AIPBX_CHROMA_HOST = _os.environ.get("AIPBX_CHROMA_HOST", "").strip() or "127.0.0.1"
 AIPBX_CHROMA_PORT = int(_os.environ.get("AIPBX_CHROMA_PORT", "").strip() or "8001")
+# Sent as a bearer token when set; the stack's own chroma server checks none (docs/operations.md).
+AIPBX_CHROMA_TOKEN = _os.environ.get("AIPBX_CHROMA_TOKEN", "").strip() or None
 AIPBX_KNOWLEDGE_PREFIX = _os.environ.get("AIPBX_KNOWLEDGE_PREFIX", "").strip() or "kbdev"
 AIPBX_KNOWLEDGE_MIN_CONFIDENCE = float(_os.environ.get("AIPBX_KNOWLEDGE_MIN_CONFIDENCE", "").strip() or "0.7")
 AIPBX_RECORDINGS_DIR = Path(_os.environ.get("AIPBX_RECORDINGS_DIR", "").strip() or BASE_DIR / "recordings")
-# Master keys that open sealed recordings (ariapp.sealing); None: only clear recordings can be read.
+# Master keys that seal and open recordings (ariapp.sealing); mandatory in prod. None (dev, test): clear
+# recordings only, and `manage.py check` warns.
 from ariapp.sealing import Keyring as _Keyring  # noqa: E402
 
 AIPBX_RECORDINGS_KEYRING = _Keyring.from_env(_os.environ)
@@ -201,7 +230,7 @@ AIPBX_EXTENSIONS_FILE = BASE_DIR / "asterisk" / "extensions.yaml"
 
 # --- Call events from the ARI app (a Redis Stream per stack instance) ---------------------------
 AIPBX_INSTANCE = _os.environ.get("AIPBX_INSTANCE", "").strip() or "dev"
-AIPBX_EVENTS_STREAM = f"aipbx:{AIPBX_INSTANCE}:events"  # ariapp.events.stream_name
+AIPBX_EVENTS_STREAM = stream_name(AIPBX_INSTANCE)
 # The stream lives where the ARI app writes it (its AIPBX_REDIS_URL), not in the test's channel-layer db.
 AIPBX_EVENTS_REDIS_URL = ENV.redis_url
 
@@ -231,6 +260,9 @@ from ariapp.providers.factory import STT_ENV_NAMES as _STT_ENV_NAMES  # noqa: E4
 AIPBX_STT_ENV = {name: _os.environ[name] for name in _STT_ENV_NAMES if _os.environ.get(name, "").strip()}
 AIPBX_KNOWLEDGE_MAX_RETRIES = int(_os.environ.get("AIPBX_KNOWLEDGE_MAX_RETRIES", "").strip() or "5")
 AIPBX_KNOWLEDGE_RETRY_BACKOFF_S = float(_os.environ.get("AIPBX_KNOWLEDGE_RETRY_BACKOFF_S", "").strip() or "2")
+# Where knowledge extraction reads a finished call's transcript (knowledge.transcripts): the console's
+# database. A dotted path, so the knowledge app needs no import of the console.
+KNOWLEDGE_CALL_TRANSCRIPT = "webconsole.calls.transcripts.finished_call"
 # With Redis, a task whose worker died (acks_late) goes back to its queue once it has been
 # unacknowledged for visibility_timeout seconds; a worker restores such tasks when it starts and
 # every ~100 s after. It must exceed the longest task *and* the longest retry countdown (an ETA
@@ -305,4 +337,13 @@ AIPBX_CDR_DIR = Path(_os.environ.get("AIPBX_CDR_DIR", "").strip() or BASE_DIR / 
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "privacy-retention": {"task": "webconsole.privacy.tasks.apply_retention_task", "schedule": 24 * 3600.0},
+}
+# The sweep of recordings left in clear (ariapp.sealing_sweep): every AIPBX_SEAL_SWEEP_S it seals the clear
+# files of finished calls; a folder without metadata.json counts as finished once nothing wrote to it for
+# AIPBX_SEAL_QUIET_S (MixMonitor writes every 20 ms while a call is up).
+AIPBX_SEAL_SWEEP_S = float(_os.environ.get("AIPBX_SEAL_SWEEP_S", "").strip() or "300")
+AIPBX_SEAL_QUIET_S = float(_os.environ.get("AIPBX_SEAL_QUIET_S", "").strip() or "600")
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "recordings-seal-sweep": {"task": "webconsole.privacy.tasks.seal_recordings_task", "schedule": AIPBX_SEAL_SWEEP_S},
 }

@@ -1,4 +1,4 @@
-"""Production settings: secrets are mandatory and every cookie and redirect assumes TLS.
+"""Production settings: secrets (the recordings key too) are mandatory and every cookie and redirect assumes TLS.
 
 Daphne speaks plain HTTP behind a TLS-terminating reverse proxy, which must set
 ``X-Forwarded-Proto: https`` (and drop any such header sent by clients); the header counts only
@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from webconsole.core.proxy import parse_networks
 from webconsole.settings.base import *  # noqa: F403
-from webconsole.settings.base import ENV
+from webconsole.settings.base import AIPBX_RECORDINGS_KEYRING, ENV
 from webconsole.settings.env import get_mandatory_secret
 
 DEBUG = False
@@ -23,6 +23,14 @@ if not ENV.allowed_hosts:
         "Set it to the console's host name(s), comma-separated, e.g. DJANGO_ALLOWED_HOSTS=pbx.example.com"
     )
 ALLOWED_HOSTS = list(ENV.allowed_hosts)
+# Recordings are never kept or written in clear in production (ariapp.sealing); the ARI app refuses the same way.
+if AIPBX_RECORDINGS_KEYRING is None:
+    raise ImproperlyConfigured(
+        "AIPBX_RECORDINGS_KEYS is not set. The production settings refuse to start without it: the console, "
+        "the worker and the ARI app need the master key that seals and opens recordings (Docker: "
+        "secrets/AIPBX_RECORDINGS_KEYS, written by the first docker compose up; the same value everywhere). "
+        "A new one: python -m ariapp.sealing newkey"
+    )
 
 # Believed only from AIPBX_TRUSTED_PROXIES (webconsole.core.proxy strips it from anyone else).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

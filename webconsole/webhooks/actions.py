@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
+import contract
 from webconsole.webhooks.models import EVENT_TYPES, Delivery, DeliveryStatus, OutboxEvent, WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -25,8 +26,12 @@ log = logging.getLogger(__name__)
 
 #: Dial outcomes of an unanswered call that mean "could not be reached", not "nobody picked up".
 FAILED_DIAL_STATUSES = frozenset({"CHANUNAVAIL", "CONGESTION", "INVALIDARGS", "DONTCALL", "TORTURE"})
-#: ``termination_reason`` values (ariapp.calls.tracker) of a call cut short by the system.
-FAILED_REASONS = frozenset({"error", "app_restart"})
+#: ``termination_reason`` values (ariapp.calls.tracker) of a call cut short by the system (the ARI app
+#: or Asterisk going down under it), or turned away by it at an AI call cap (ariapp.calls.limits: the
+#: caller was never served). ``events_lost`` is not one: the call went on, only its end was not seen.
+FAILED_REASONS = frozenset(
+    {"error", "app_restart", "asterisk_restart", "limit_per_caller", "limit_total", "limit_capacity"}
+)
 
 
 def emit(event_type: str, *, key: str, data: dict[str, Any], occurred_at: datetime | None = None) -> OutboxEvent | None:
@@ -86,11 +91,11 @@ def emit_call_event(call: Call, event_type: str, data: dict[str, Any], ts: datet
     """The webhook event (if any) of one ``call.*`` event just applied to ``call`` (webconsole.calls.ingest)."""
     from webconsole.calls.models import CallState
 
-    if event_type == "call.started":
+    if event_type == contract.CallStarted.TYPE:
         emit("call_started", key=call.call_id, occurred_at=ts, data=_call_data(call, "started"))
-    elif event_type == "call.answered" and data.get("ai") and call.state == CallState.AI:
+    elif event_type == contract.CallAnswered.TYPE and data.get("ai") and call.state == CallState.AI:
         emit("ai_activated", key=call.call_id, occurred_at=ts, data=_call_data(call, "started", "answered"))
-    elif event_type == "call.ended":
+    elif event_type == contract.CallEnded.TYPE:
         failed = call_failed(call.termination_reason, call.dial_status, call.answered is not None)
         details = _call_data(
             call,
@@ -124,7 +129,7 @@ def emit_hitl_event(request: HitlRequest, event_type: str, ts: datetime) -> None
 
 
 def emit_knowledge_extracted(call_id: str, owner: str, items_created: int) -> None:
-    """``knowledge_extracted`` when an extraction stored items (knowledge.tasks); nothing otherwise."""
+    """``knowledge_extracted`` when an extraction stored items (``knowledge.signals``); nothing otherwise."""
     if items_created:
         emit(
             "knowledge_extracted",

@@ -22,6 +22,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 EVENT_TYPES = (
     "call_started",
@@ -92,9 +93,9 @@ class OutboxEvent(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    DEAD = "dead", "Dead"
+    PENDING = "pending", gettext_lazy("Pending")
+    DELIVERED = "delivered", gettext_lazy("Delivered")
+    DEAD = "dead", gettext_lazy("Dead")
 
 
 class Delivery(models.Model):

@@ -9,6 +9,7 @@ from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from webconsole.calls import access
@@ -41,7 +42,7 @@ def retry(request: HttpRequest, delivery_id: int) -> HttpResponse:
     _require_admin(request)
     delivery = get_object_or_404(Delivery, pk=delivery_id)
     if do_retry_deliveries([delivery.pk]):
-        messages.success(request, f"Delivery {delivery.pk} queued again.")
+        messages.success(request, gettext("Delivery %(id)d queued again.") % {"id": delivery.pk})
     else:
-        messages.info(request, f"Delivery {delivery.pk} is not dead; nothing to retry.")
+        messages.info(request, gettext("Delivery %(id)d is not dead; nothing to retry.") % {"id": delivery.pk})
     return HttpResponseRedirect(reverse("webhooks:index"))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, Final
@@ -209,7 +209,7 @@ class GoogleTTS:
             async for chunk in chunks:
                 yield chunk
 
-    async def _per_sentence(self, sentences: list[str]) -> AsyncIterator[Pcm]:
+    async def _per_sentence(self, sentences: list[str]) -> AsyncGenerator[Pcm, None]:
         client = self._get_client()
         for sentence in sentences:
             try:
@@ -236,7 +236,7 @@ class GoogleTTS:
         for sentence in sentences:
             yield tts.StreamingSynthesizeRequest(input=tts.StreamingSynthesisInput(text=sentence))
 
-    async def _stream(self, sentences: list[str]) -> AsyncIterator[Pcm]:
+    async def _stream(self, sentences: list[str]) -> AsyncGenerator[Pcm, None]:
         client = self._get_client()
         call: Any = None
         carry = b""

@@ -41,7 +41,7 @@ from ariapp.providers.errors import (
     ProviderUnavailable,
 )
 from ariapp.providers.local.models import check_whisper_model, resolve_whisper_model
-from ariapp.providers.local.workers import worker
+from ariapp.providers.local.workers import pending, queued, worker
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]
@@ -115,6 +115,8 @@ class WhisperSTT:
         min_peak: Audio whose absolute peak is below this is silence; the model is not run.
         timeout_s: Budget per transcription, including time queued behind other calls.
         executor: Thread pool for inference; defaults to one shared worker thread.
+        lane: What the recogniser serves (``conversation``, ``transcript``, ``batch``): the label of the
+            time its utterances wait for the worker (``aipbx_stt_queue_seconds``).
     """
 
     sample_rate: int = _SAMPLE_RATE
@@ -135,6 +137,7 @@ class WhisperSTT:
         min_peak: int = 64,
         timeout_s: float = 30.0,
         executor: Executor | None = None,
+        lane: str = "conversation",
     ) -> None:
         check_whisper_model(model)  # cheap: fail at start-up, not on the first call
         self._model_spec = model
@@ -150,6 +153,7 @@ class WhisperSTT:
         self.min_peak = min_peak
         self.timeout_s = timeout_s
         self._executor = executor
+        self.lane = lane
         self._model: WhisperModel | None = None
 
     def __repr__(self) -> str:
@@ -172,7 +176,8 @@ class WhisperSTT:
     async def _run(self, func: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         # copy_context: the call's log context (call_id) follows the work into the thread
-        future = loop.run_in_executor(self._executor or _executor(), contextvars.copy_context().run, func, *args)
+        job = queued(self.lane, func)
+        future = loop.run_in_executor(self._executor or _executor(), contextvars.copy_context().run, job, *args)
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError as exc:
@@ -180,6 +185,14 @@ class WhisperSTT:
                 f"no result within {self.timeout_s:.1f} s (the worker thread finishes in the background)",
                 provider=_PROVIDER,
             ) from exc
+        finally:
+            if not job.started:  # cancelled while queued: it never runs
+                job.release()
+
+    @property
+    def busy(self) -> bool:
+        """Whether this recogniser's worker has a job queued or running (a new one would wait)."""
+        return pending(self.lane) > 0
 
     async def warmup(self) -> None:
         """Load the model and run one decode so the first caller does not pay for it."""

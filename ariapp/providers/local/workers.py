@@ -14,12 +14,60 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 _WORKERS: dict[str, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
+_WAIT_OBSERVERS: list[Callable[[str, float], None]] = []
+_PENDING: dict[str, int] = {}  # per lane: jobs submitted and not finished (queued or running)
+
+
+def pending(lane: str) -> int:
+    """Jobs of ``lane`` submitted and not yet finished: 0 means its worker is idle."""
+    return _PENDING.get(lane, 0)
+
+
+def observe_waits(callback: Callable[[str, float], None]) -> None:
+    """Call ``callback(lane, seconds)`` each time a job starts, with how long it queued (metrics)."""
+    _WAIT_OBSERVERS.append(callback)
+
+
+class queued:  # noqa: N801 - used like a function: queued(lane, func)
+    """``func`` for a worker, reporting on start how long it waited behind the jobs before it, and
+    counted in :func:`pending` from its submission (now) until it finished; a job that never starts
+    (cancelled while queued) is given back by :meth:`release`."""
+
+    def __init__(self, lane: str, func: Callable[..., Any]) -> None:
+        self.lane, self.func = lane, func
+        self.started = self.done = False
+        self._submitted = time.perf_counter()
+        with _LOCK:
+            _PENDING[lane] = _PENDING.get(lane, 0) + 1
+
+    def __call__(self, *args: Any) -> Any:
+        self.started = True
+        waited = time.perf_counter() - self._submitted
+        for callback in _WAIT_OBSERVERS:
+            try:
+                callback(self.lane, waited)
+            except Exception:  # a metric must never fail a recognition
+                log.exception("wait observer failed")
+        try:
+            return self.func(*args)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """The job finished, or will never run (idempotent)."""
+        with _LOCK:
+            if not self.done:
+                self.done = True
+                _PENDING[self.lane] = max(0, _PENDING.get(self.lane, 0) - 1)
 
 
 def _lower_priority(nice: int) -> None:

@@ -9,8 +9,9 @@ raises ``ProviderUnavailable`` naming the pip package. Keys and base URLs are
 constructor arguments only.
 """
 
+from ariapp.providers.openai._common import DEFAULT_BASE_URL
 from ariapp.providers.openai.llm import OpenAIChatLLM
 from ariapp.providers.openai.stt import OpenAISTT, wav_from_pcm
 from ariapp.providers.openai.tts import OpenAITTS, split_for_requests
 
-__all__ = ["OpenAIChatLLM", "OpenAISTT", "OpenAITTS", "split_for_requests", "wav_from_pcm"]
+__all__ = ["DEFAULT_BASE_URL", "OpenAIChatLLM", "OpenAISTT", "OpenAITTS", "split_for_requests", "wav_from_pcm"]

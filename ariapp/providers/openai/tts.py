@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, aclosing
 from typing import Any, Final
 
@@ -127,7 +127,7 @@ class OpenAITTS:
                 async for chunk in chunks:
                     yield chunk
 
-    async def _request(self, text: str) -> AsyncIterator[Pcm]:
+    async def _request(self, text: str) -> AsyncGenerator[Pcm, None]:
         options: dict[str, Any] = {}
         if self.instructions:
             options["instructions"] = self.instructions

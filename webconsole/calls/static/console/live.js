@@ -1,22 +1,45 @@
 // Live console pages: a websocket per page (ws/live/ or ws/calls/<id>/) that first sends the
 // current state ("snapshot") and then call events. Text is always set with textContent.
+// Every socket answers the server's "presence.ping" with a heartbeat: that keeps the operator
+// present (webconsole/calls/presence.py). The server asks, so a background tab's throttled timers
+// do not matter.
 (function () {
   "use strict";
 
-  function socket(path, onMessage) {
-    var status = document.getElementById("live-status");
+  // The page's language: console/base.html puts the texts this script writes (and the labels of
+  // call codes) in <script id="console-i18n" type="application/json">; English when it is missing.
+  var T = (function () {
+    var node = document.getElementById("console-i18n");
+    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+  })();
+  function t(key, fallback) { return typeof T[key] === "string" ? T[key] : fallback; }
+  function label(table, code, fallback) {
+    var found = T[table] && T[table][code];
+    return found || fallback || code || "";
+  }
+
+  // opts.name: the body's data attribute saying the socket's state ("live" by default: the page's
+  // own socket; the alerts' socket says "console"); opts.quiet: no "Reconnecting…" on the page.
+  function socket(path, onMessage, opts) {
+    opts = opts || {};
+    var name = opts.name || "live";
+    var status = opts.quiet ? null : document.getElementById("live-status");
     var delay = 500;
     function say(text) { if (status) status.textContent = text; }
     function open() {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
       var ws = new WebSocket(scheme + location.host + path);
-      ws.onopen = function () { delay = 500; say(""); document.body.dataset.live = "connected"; };
-      ws.onmessage = function (e) { onMessage(JSON.parse(e.data)); };
+      ws.onopen = function () { delay = 500; say(""); document.body.dataset[name] = "connected"; };
+      ws.onmessage = function (e) {
+        var msg = JSON.parse(e.data);
+        if (msg.type === "presence.ping") { ws.send(JSON.stringify({type: "heartbeat"})); return; }
+        onMessage(msg);
+      };
       ws.onclose = function (e) {
-        document.body.dataset.live = "closed";
+        document.body.dataset[name] = "closed";
         if (e.code === 4401) { location.reload(); return; }  // logged out: the page asks to log in
-        if (e.code === 4404) { say("Not available."); return; }
-        say("Reconnecting…");
+        if (e.code === 4404) { say(t("not_available", "Not available.")); return; }
+        say(t("reconnecting", "Reconnecting…"));
         setTimeout(open, delay);
         delay = Math.min(delay * 2, 10000);
       };
@@ -38,7 +61,8 @@
   }
 
   function stateText(call) {
-    return call.state_label + (call.conversation_state ? " · " + call.conversation_state : "");
+    var conv = call.conversation_state;
+    return label("call_states", call.state, call.state_label) + (conv ? " · " + label("conversation_states", conv) : "");
   }
 
   function dashboard(opts) {
@@ -55,8 +79,12 @@
       var first = el("td"); first.appendChild(link); tr.appendChild(first);
       tr.appendChild(el("td", null, call.callee));
       tr.appendChild(el("td", "state", stateText(call)));
-      tr.appendChild(el("td", null, call.ai_handled ? "AI" : (call.state === "answered" ? "person" : "—")));
+      tr.appendChild(el("td", null, call.ai_handled ? label("speakers", "ai", "AI") : (call.state === "answered" ? t("person", "person") : "—")));
       tr.appendChild(el("td", "duration", seconds(call.started)));
+      var sure = call.ai_confidence;
+      tr.appendChild(el("td", "confidence", sure === null || sure === undefined ? "—" : Math.round(sure * 100) + "%"));
+      // the reply as it is spoken (reply.speaking), then as it was heard (turn)
+      tr.appendChild(el("td", "reply" + (call.ai_speaking ? " speaking" : ""), call.ai_reply || ""));
       return tr;
     }
     function refresh() {
@@ -103,11 +131,11 @@
       at.href = "#t=" + turn.t;
       li.appendChild(at);
       li.appendChild(document.createTextNode(" "));
-      li.appendChild(el("b", "who", turn.speaker));
+      li.appendChild(el("b", "who", label("speakers", turn.speaker)));
       li.appendChild(document.createTextNode(" "));
       li.appendChild(el("span", "text", turn.text));
       if (turn.unspoken) { li.appendChild(document.createTextNode(" ")); li.appendChild(el("s", "unspoken", turn.unspoken)); }
-      if (turn.interrupted) li.appendChild(el("span", "badge interrupted", "interrupted"));
+      if (turn.interrupted) li.appendChild(el("span", "badge interrupted", t("interrupted", "interrupted")));
       decorate(li, turn.retrieved, turn.latency_ms);
       return li;
     }
@@ -117,7 +145,7 @@
         var ul = el("ul", "retrieved");
         retrieved.forEach(function (r) {
           var item = el("li", r.used ? "used" : "");
-          if (r.used) item.title = "the AI answered from this passage";
+          if (r.used) item.title = t("used_passage", "the AI answered from this passage");
           item.appendChild(el("span", "score", Number(r.score).toFixed(2)));
           item.appendChild(document.createTextNode(" " + r.text));
           ul.appendChild(item);
@@ -125,7 +153,10 @@
         li.appendChild(ul);
       }
       var oldLat = li.querySelector(".latency"); if (oldLat) oldLat.remove();
-      if (latency && latency.first_rtp) li.appendChild(el("span", "latency", "answer after " + Math.round(latency.first_rtp) + " ms"));
+      if (latency && latency.first_rtp) li.appendChild(el("span", "latency", answerAfter(latency.first_rtp)));
+    }
+    function answerAfter(ms) {
+      return t("answer_after", "answer after %(ms)s ms").replace("%(ms)s", String(Math.round(ms)));
     }
     function lastCaller() {
       var items = list.querySelectorAll("li.turn.caller");
@@ -141,6 +172,8 @@
         list.textContent = "";
         msg.turns.forEach(add);
         state.textContent = stateText(msg.call);
+        // it ended between the page load and the connection (e.g. a call-back that failed at once)
+        if (opts.active && msg.call.state === "ended") location.reload();
         return;
       }
       if (msg.type === "call.transcript") { location.reload(); return; }  // written after the call
@@ -148,14 +181,16 @@
       state.textContent = stateText(msg.call);
       var ev = msg.event;
       if (msg.turn) { add(msg.turn); interim.textContent = ""; }
-      else if (ev.type === "transcript" && !ev.data.final) interim.textContent = "… " + (ev.data.speaker || "caller") + ": " + ev.data.text;
+      else if (ev.type === "transcript" && !ev.data.final) interim.textContent = "… " + label("speakers", ev.data.speaker || "caller") + ": " + ev.data.text;
+      else if (ev.type === "reply.speaking") interim.textContent = "… " + label("speakers", "ai") + ": " + ev.data.text;
       else if (ev.type === "retrieval" && lastCaller()) decorate(lastCaller(), ev.data.results, null);
+      else if (ev.type === "callback.status" && ev.data.status !== "ended" && ev.data.status !== "failed") { location.reload(); return; }  // a call-back's next step
       else if (ev.type === "latency" && lastCaller()) {
         var li = lastCaller(); var lat = li.querySelector(".latency"); if (lat) lat.remove();
-        if (ev.data.first_rtp) li.appendChild(el("span", "latency", "answer after " + Math.round(ev.data.first_rtp) + " ms"));
+        if (ev.data.first_rtp) li.appendChild(el("span", "latency", answerAfter(ev.data.first_rtp)));
       }
       if (msg.call.state === "ended" && document.body.dataset.callEnded !== "1") {
-        state.textContent = "Ended";
+        state.textContent = t("ended", "Ended");
         document.body.dataset.callEnded = "1";
         setTimeout(function () { location.reload(); }, 1500);  // recordings and outcome appear
       }
@@ -186,5 +221,5 @@
     audio.load();
   }
 
-  window.AIPBX = {socket: socket, dashboard: dashboard, callView: callView, seekToMoment: seekToMoment, el: el};
+  window.AIPBX = {socket: socket, dashboard: dashboard, callView: callView, seekToMoment: seekToMoment, el: el, label: label};
 })();

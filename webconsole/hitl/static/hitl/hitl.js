@@ -1,49 +1,25 @@
-// Help-request pages: listen on ws/live/ for hitl.request / hitl.update / hitl.count payloads,
-// beep (WebAudio) and show a browser notification for a new request, add its row without reload.
-// Text is always set with textContent. Needs console/live.js.
+// Help-request pages: listen on ws/live/ for hitl.request / hitl.update / hitl.count payloads and
+// keep the rows and the request's status current without reload. The sound and the desktop
+// notification of a new request are console/alerts.js's, on every page. Text is always set with
+// textContent. Needs console/live.js.
 (function () {
   "use strict";
 
   // The reconnecting socket and the element helper are console/live.js's (loaded first).
   function socket(onMessage) { window.AIPBX.socket("/ws/live/", onMessage); }
   var el = window.AIPBX.el;
+  var label = window.AIPBX.label;  // the page's language (console/live.js)
 
-  var audio = null;
-  function beep() {
-    try {
-      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-      var osc = audio.createOscillator(), gain = audio.createGain();
-      osc.frequency.value = 880;
-      gain.gain.setValueAtTime(0.2, audio.currentTime);
-      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
-      osc.connect(gain); gain.connect(audio.destination);
-      osc.start(); osc.stop(audio.currentTime + 0.4);
-    } catch (e) { /* no audio: the row and the notification still show */ }
+  function status(req) {
+    return label("request_statuses", req.status, req.status_label) + (req.claimed_by ? " · " + req.claimed_by : "");
   }
 
-  function notify(req) {
-    if (!("Notification" in window) || Notification.permission !== "granted") return;
-    var n = new Notification("Caller waiting: " + (req.caller || "?") + " → " + req.callee, {body: req.question, tag: req.request_id});
-    n.onclick = function () { window.focus(); location.href = req.url; };
-  }
-
-  function offerNotifications() {
-    var button = document.getElementById("hitl-notify");
-    if (!button || !("Notification" in window) || Notification.permission !== "default") return;
-    button.hidden = false;
-    button.onclick = function () { Notification.requestPermission().then(function () { button.hidden = true; }); };
-  }
-
-  function setCount(n) {
-    var badge = document.getElementById("hitl-nav-count");
-    if (badge) { badge.textContent = n; badge.hidden = !n; }
-  }
+  function setCount(n) { window.AIPBX_ALERTS.setCount(n); }  // the header's badge (console/alerts.js)
 
   function queue() {
     var body = document.querySelector("#hitl-open tbody");
     var none = document.getElementById("hitl-none");
     var count = document.getElementById("hitl-open-count");
-    offerNotifications();
     function refresh() {
       var n = body.querySelectorAll("tr").length;
       count.textContent = n; none.hidden = n > 0;
@@ -51,13 +27,13 @@
     function row(req) {
       var tr = el("tr");
       tr.dataset.requestId = req.request_id;
-      tr.appendChild(el("td", null, new Date(req.created).toLocaleTimeString()));
+      tr.appendChild(el("td", null, new Date(req.created).toLocaleTimeString(document.documentElement.lang || undefined, {hour12: false})));
       var link = el("a", null, req.question); link.href = req.url;
       var q = el("td"); q.appendChild(link); tr.appendChild(q);
       tr.appendChild(el("td", null, req.caller));
       tr.appendChild(el("td", null, req.callee));
-      tr.appendChild(el("td", null, req.reason_label));
-      tr.appendChild(el("td", "status", req.status_label + (req.claimed_by ? " · " + req.claimed_by : "")));
+      tr.appendChild(el("td", null, req.reason ? label("reasons", req.reason, req.reason_label) : ""));
+      tr.appendChild(el("td", "status", status(req)));
       return tr;
     }
     function upsert(req) {
@@ -69,10 +45,7 @@
       refresh();
     }
     socket(function (msg) {
-      if (msg.type === "hitl.request") {
-        upsert(msg.request);
-        if (msg.request.status === "waiting") { beep(); notify(msg.request); }
-      } else if (msg.type === "hitl.update") {
+      if (msg.type === "hitl.request" || msg.type === "hitl.update") {
         upsert(msg.request);
       } else if (msg.type === "hitl.count") {
         setCount(msg.waiting);
@@ -83,12 +56,9 @@
   function detail(requestId) {
     socket(function (msg) {
       if (msg.type === "hitl.count") { setCount(msg.waiting); return; }
-      if ((msg.type !== "hitl.update" && msg.type !== "hitl.request") || msg.request.request_id !== requestId) {
-        if (msg.type === "hitl.request" && msg.request.status === "waiting") beep();
-        return;
-      }
+      if ((msg.type !== "hitl.update" && msg.type !== "hitl.request") || msg.request.request_id !== requestId) return;
       var req = msg.request;
-      document.getElementById("hitl-status").textContent = req.status_label + (req.claimed_by ? " · " + req.claimed_by : "");
+      document.getElementById("hitl-status").textContent = status(req);
       if (req.status === "cancelled") {
         document.getElementById("hitl-gone").hidden = false;
       }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from knowledge import views
+from webconsole.knowledge import views
 
 app_name = "knowledge"
 

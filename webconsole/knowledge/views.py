@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import get_valid_filename
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from knowledge.actions import (
@@ -128,7 +129,7 @@ def _ask(request: HttpRequest, owners: list[str]) -> tuple[AskForm, list[dict] |
         result = async_to_sync(get_retriever().search)(owner, form.cleaned_data["ask"])
     except RetrievalError as exc:
         logger.warning("knowledge search for %s failed: %s", owner, exc)
-        return form, None, f"Search failed: {exc}"
+        return form, None, gettext("Search failed: %(error)s") % {"error": exc}
     ids = [int(p.id) for p in result.passages if p.id.isdigit()]
     items = _items(request.user).filter(owner=owner).in_bulk(ids)
     answers = [
@@ -175,12 +176,25 @@ def item_add(request: HttpRequest) -> HttpResponse:
         )
         created = sum(1 for r in results if r.created)
         if created == len(results):
-            messages.success(request, f"Added {created} item(s); the assistant can use them now.")
+            messages.success(
+                request,
+                ngettext(
+                    "Added %(n)d item; the assistant can use it now.",
+                    "Added %(n)d items; the assistant can use them now.",
+                    created,
+                )
+                % {"n": created},
+            )
         else:
+            matched = len(results) - created
             messages.info(
                 request,
-                f"Added {created} item(s); {len(results) - created} part(s) matched an "
-                "existing item, which was approved instead.",
+                ngettext(
+                    "Added %(n)d item(s); %(m)d part matched an existing item, which was approved instead.",
+                    "Added %(n)d item(s); %(m)d parts matched existing items, which were approved instead.",
+                    matched,
+                )
+                % {"n": created, "m": matched},
             )
         return redirect("knowledge:item", item_id=results[0].item.pk)
     return render(request, "knowledge/item_form.html", {"form": form, "item": None})
@@ -201,9 +215,9 @@ def item_edit(request: HttpRequest, item_id: int) -> HttpResponse:
         }
         if any(value is not None for value in changes.values()):
             item = do_edit_item(item.pk, **changes, edited_by=request.user)
-            messages.success(request, f"Saved as version {item.version}.")
+            messages.success(request, gettext("Saved as version %(version)d.") % {"version": item.version})
         else:
-            messages.info(request, "Nothing changed.")
+            messages.info(request, gettext("Nothing changed."))
         return redirect("knowledge:item", item_id=item.pk)
     return render(request, "knowledge/item_form.html", {"form": form, "item": item})
 
@@ -214,7 +228,7 @@ def item_delete(request: HttpRequest, item_id: int) -> HttpResponse:
     item = _visible_item(request, item_id)
     if request.method == "POST":
         do_delete_item(item.pk)
-        messages.success(request, f"Deleted item {item_id}.")
+        messages.success(request, gettext("Deleted item %(id)d.") % {"id": item_id})
         return redirect("knowledge:list")
     return render(request, "knowledge/item_confirm_delete.html", {"item": item})
 
@@ -222,8 +236,10 @@ def item_delete(request: HttpRequest, item_id: int) -> HttpResponse:
 def _set_status(request: HttpRequest, item_id: int, status: str) -> HttpResponse:
     item = _visible_item(request, item_id)
     do_set_status(item.pk, status)
-    verb = "Approved" if status == Status.APPROVED else "Rejected"
-    messages.success(request, f"{verb} item {item.pk}.")
+    if status == Status.APPROVED:
+        messages.success(request, gettext("Approved item %(id)d.") % {"id": item.pk})
+    else:
+        messages.success(request, gettext("Rejected item %(id)d.") % {"id": item.pk})
     return redirect(_back(request, reverse("knowledge:item", args=[item.pk])))
 
 
@@ -292,6 +308,7 @@ def _job_state(job: ImportJob) -> dict:
         "owner": job.owner,
         "filename": Path(job.filename).name,
         "status": job.status,
+        "status_label": str(ImportJob.JobStatus(job.status).label),
         "done": job.done,
         "total": job.total,
         "error": job.error,
@@ -342,9 +359,14 @@ def learning(request: HttpRequest) -> HttpResponse:
         form = LearningPolicyForm(request.POST, prefix=owner)
         if form.is_valid():
             do_set_learning_policy(owner, **form.cleaned_data)
-            messages.success(request, f"Learning for {owner} saved; it applies from the next call.")
+            messages.success(
+                request, gettext("Learning for %(owner)s saved; it applies from the next call.") % {"owner": owner}
+            )
             return redirect("knowledge:learning")
-        messages.error(request, f"Learning for {owner} was not saved: {form.errors.as_text()}")
+        errors = "; ".join(f"{form[name].label}: {' '.join(found)}" for name, found in form.errors.items())
+        messages.error(
+            request, gettext("Learning for %(owner)s was not saved: %(errors)s") % {"owner": owner, "errors": errors}
+        )
     rows = []
     for owner in owners:
         policy = LearningPolicy.for_owner(owner)
@@ -373,5 +395,13 @@ def exclude_call(request: HttpRequest, call_id: str) -> HttpResponse:
     """Take a call out of the owner's knowledge: its items and proposals go, it is never learned again."""
     call = get_object_or_404(access.calls_for(request.user), call_id=call_id)
     removed = do_exclude_call(call.call_id)
-    messages.success(request, f"Call excluded from learning; {removed} item(s) removed.")
+    messages.success(
+        request,
+        ngettext(
+            "Call excluded from learning; %(n)d item removed.",
+            "Call excluded from learning; %(n)d items removed.",
+            removed,
+        )
+        % {"n": removed},
+    )
     return redirect(_back(request, reverse("console:call", args=[call.call_id])))

@@ -1,0 +1,286 @@
+"""Click-to-call from the console: ring the operator's own phone, then the caller's, and bridge the two.
+
+Theory of operation
+    console ── RPUSH aipbx:<instance>:callbacks {CallbackRequest} ──► CallbackDesk (BLPOP) ──► ClickToCall
+    ClickToCall:
+      operator's endpoint offline? ─► failed operator_unregistered
+      originate PJSIP/<operator ext> into this app (callerId: the number to be called)
+        destroyed before answering ─► failed operator_no_answer | operator_busy | operator_declined
+      StasisStart (the operator answered) ─► ringback tone to the operator
+      originate PJSIP/<number> (an extension; an outside number only through AIPBX_CALLBACK_TRUNK)
+        destroyed before answering ─► failed caller_busy | caller_no_answer | caller_declined | caller_unreachable
+        the operator hangs up meanwhile ─► failed operator_hung_up
+      StasisStart (the caller answered) ─► mixing bridge [operator, caller] ─► connected
+      either hangs up ─► the other is hung up, the bridge destroyed ─► ended
+    Every step is a ``callback.status`` event on the stream, about the new call's id (the console made
+    its row, linked to the earlier call); the call gets one CDR line like every other (caller: the
+    number called back, callee: the extension it belongs to, answered_by: the operator's phone).
+
+The requests come only from the console (an operator's click), never from the conversation: no
+model text can reach this module, and the ARI client dials only ``PJSIP/<digits>[@trunk]``.
+Call-backs are not recorded (no recording notice is played to either party).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ariapp import logs
+from ariapp.ari.client import AriClient
+from ariapp.ari.models import AriEvent
+from ariapp.cdr import CallRecord, CdrWriter, utcnow_iso
+from ariapp.directory import Directory
+from ariapp.errors import AriError
+from contract import (
+    BadRequest,
+    CallAnswered,
+    CallbackRequest,
+    CallbackStatus,
+    CallEnded,
+    CallStarted,
+    Event,
+    callback_requests_key,
+)
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+log = logging.getLogger(__name__)
+
+APP_ARG = "callback"  # StasisStart args of our legs: callback,<callback id>,operator|caller
+MAX_AGE_S = 60.0  # a request older than this is refused: the operator has stopped waiting
+HANGUP_GRACE_S = 5.0  # beyond the ring time, before we give up on a leg ourselves
+
+# Q.850 causes of a leg destroyed before it answered.
+BUSY, NO_ANSWER, DECLINED, UNREACHABLE = "busy", "no_answer", "declined", "unreachable"
+_CAUSES = {17: BUSY, 21: DECLINED, 1: UNREACHABLE, 3: UNREACHABLE, 20: UNREACHABLE, 27: UNREACHABLE, 38: UNREACHABLE}
+
+
+def why_unanswered(cause: int | None) -> str:
+    """``busy``, ``declined``, ``unreachable`` or ``no_answer`` (anything else: it rang out or was cancelled)."""
+    return _CAUSES.get(cause or 0, NO_ANSWER)
+
+
+def operator_failure(cause: int | None) -> str:
+    kind = why_unanswered(cause)
+    return "operator_unregistered" if kind == UNREACHABLE else f"operator_{kind}"
+
+
+def caller_failure(cause: int | None) -> str:
+    return f"caller_{why_unanswered(cause)}"
+
+
+class CallbackDesk:
+    """The console's click-to-call requests, BLPOPped from ``aipbx:<instance>:callbacks``."""
+
+    def __init__(self, redis_url: str, instance: str) -> None:
+        self.redis_url = redis_url
+        self.key = callback_requests_key(instance)
+        self._client: redis.asyncio.Redis | None = None
+
+    async def next(self, wait_s: float = 5.0) -> CallbackRequest | None:
+        """The next request, or None after ``wait_s`` (or a moment, when Redis is away: logged)."""
+        import redis.asyncio as redis
+
+        if self._client is None:
+            self._client = redis.from_url(self.redis_url, socket_connect_timeout=2.0)
+        try:
+            item = await self._client.blpop([self.key], timeout=wait_s)  # type: ignore[misc]
+        except (redis.RedisError, OSError) as exc:
+            log.warning("call-back requests unavailable: %r", exc)
+            await asyncio.sleep(1.0)
+            return None
+        if item is None:
+            return None
+        try:
+            return CallbackRequest.from_json(item[1])
+        except BadRequest as exc:
+            log.error("dropping a malformed call-back request: %s (%r)", exc, item[1][:200])
+            return None
+
+
+class ClickToCall:
+    """One call-back: owns its two legs and its bridge; ``on_event`` is fed every ARI event (never blocks)."""
+
+    def __init__(
+        self,
+        *,
+        ari: AriClient,
+        request: CallbackRequest,
+        directory: Directory,
+        cdr: CdrWriter,
+        publish: Callable[[str, Event], None],
+        ring_s: int = 30,
+        trunk: str = "",
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.ari = ari
+        self.request = request
+        self.directory = directory
+        self.cdr = cdr
+        self._publish = publish
+        self.ring_s = ring_s
+        self.trunk = trunk
+        self._now = now
+        self.call_id = request.call_id
+        self.operator_leg = f"{self.call_id}-op"
+        self.caller_leg = f"{self.call_id}-peer"
+        self.bridge_id = f"{self.call_id}-bridge"
+        self.channel_ids = (self.operator_leg, self.caller_leg)
+        self.record = CallRecord(call_id=self.call_id, caller=request.number, callee=request.callee, start=utcnow_iso())
+        self.answered: set[str] = set()
+        self.gone: dict[str, int | None] = {}  # channel id -> hang-up cause
+        self._changed = asyncio.Event()
+        self.status = ""
+        self.failure = ""
+
+    # --- events from the ARI reader ----------------------------------------------------------------
+    def on_event(self, event: AriEvent) -> None:
+        channel = event.channel
+        if channel is None or channel.id not in self.channel_ids:
+            return
+        if event.type == "StasisStart":
+            self.answered.add(channel.id)
+        elif event.type in ("ChannelDestroyed", "StasisEnd", "ChannelHangupRequest"):
+            cause = event.raw.get("cause")
+            if channel.id not in self.gone or self.gone[channel.id] is None:
+                self.gone[channel.id] = cause if isinstance(cause, int) else None
+        else:
+            return
+        self._changed.set()
+
+    # --- the call --------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        logs.bind_call(self.call_id)
+        self.cdr.journal(self.record)
+        request = self.request
+        self._publish(self.call_id, CallStarted(caller=request.number, callee=request.callee, start=self.record.start))
+        try:
+            self.failure = await self._connect()
+            if not self.failure:
+                await self._until(lambda: bool(self.gone.keys() & set(self.channel_ids)), None)
+                self.record.hangup_by = "caller" if self.caller_leg in self.gone else "operator"
+                self.record.termination_reason = f"{self.record.hangup_by}_hangup"
+        except AriError as exc:
+            log.error("call-back %s failed: %s", request.callback_id, exc)
+            self.failure = "error"
+        finally:
+            await asyncio.shield(self._teardown())
+
+    async def _connect(self) -> str:
+        """Ring the operator, then the caller, and bridge them; returns the failure ("" when connected)."""
+        request = self.request
+        if request.requested_at and self._now() - request.requested_at > MAX_AGE_S:
+            return "expired"
+        operator = self.directory.get(request.operator_ext)
+        owner = self.directory.get(request.callee)
+        if operator is None:
+            return "invalid"
+        endpoint = self._endpoint(request.number)
+        if endpoint is None:
+            return "no_outside_line"
+        if await self.ari.endpoint_state("PJSIP", operator.ext) in (None, "offline"):
+            return "operator_unregistered"
+        self._status("ringing_operator")
+        await self.ari.originate(
+            self.operator_leg,
+            f"PJSIP/{operator.ext}",
+            caller_id=_caller_id("Call-back", request.number),
+            timeout_s=self.ring_s,
+            app_args=f"{APP_ARG},{request.callback_id},operator",
+        )
+        if not await self._until_answered(self.operator_leg):
+            return operator_failure(self.gone.get(self.operator_leg))
+        self._status("ringing_caller")
+        ringback = f"{self.call_id}-ringback"
+        with contextlib.suppress(AriError):  # the operator hearing silence is no reason to stop
+            await self.ari.play(self.operator_leg, "tone:ring", playback_id=ringback)
+        await self.ari.originate(
+            self.caller_leg,
+            endpoint,
+            caller_id=_caller_id(owner.owner if owner else "", request.callee or operator.ext),
+            timeout_s=self.ring_s,
+            app_args=f"{APP_ARG},{request.callback_id},caller",
+        )
+        answered = await self._until_answered(self.caller_leg, watch=self.operator_leg)
+        with contextlib.suppress(AriError):
+            await self.ari.stop_playback(ringback)
+        if self.operator_leg in self.gone:
+            return "operator_hung_up"
+        if not answered:
+            self.record.dial_status = why_unanswered(self.gone.get(self.caller_leg)).upper()
+            return caller_failure(self.gone.get(self.caller_leg))
+        await self.ari.create_bridge(self.bridge_id)
+        await self.ari.add_to_bridge(self.bridge_id, [self.operator_leg, self.caller_leg])
+        self.record.answer = utcnow_iso()
+        self.record.answered_by = f"PJSIP/{operator.ext}"
+        self.record.dial_status = "ANSWER"
+        self.cdr.journal(self.record)
+        self._publish(self.call_id, CallAnswered(answered_by=self.record.answered_by, ai=False))
+        self._status("connected")
+        return ""
+
+    def _endpoint(self, number: str) -> str | None:
+        """Where ``number`` is dialled: an extension of this PBX directly, anything else through the trunk."""
+        if self.directory.get(number) is not None:
+            return f"PJSIP/{number}"
+        if self.trunk:
+            return f"PJSIP/{number.lstrip('+')}@{self.trunk}"
+        return None
+
+    async def _until_answered(self, leg: str, watch: str | None = None) -> bool:
+        """True when ``leg`` answered; False when it (or ``watch``) hung up first, or it rang too long."""
+
+        def settled() -> bool:
+            return leg in self.answered or leg in self.gone or (watch is not None and watch in self.gone)
+
+        await self._until(settled, self.ring_s + HANGUP_GRACE_S)
+        if leg in self.answered and leg not in self.gone:
+            return True
+        if leg not in self.gone:
+            self.gone[leg] = None  # rang out on our side: hung up in the teardown
+        return False
+
+    async def _until(self, condition: Callable[[], bool], limit_s: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit_s):
+                while not condition():
+                    self._changed.clear()
+                    await self._changed.wait()
+
+    def _status(self, status: str, reason: str = "") -> None:
+        self.status = status
+        self._publish(self.call_id, CallbackStatus(callback_id=self.request.callback_id, status=status, reason=reason))
+
+    async def _teardown(self) -> None:
+        try:
+            async with asyncio.timeout(5.0):
+                with contextlib.suppress(AriError):
+                    await self.ari.destroy_bridge(self.bridge_id)
+                for leg in self.channel_ids:
+                    with contextlib.suppress(AriError):
+                        await self.ari.hangup(leg)
+        except TimeoutError:
+            log.warning("teardown of call-back %s incomplete", self.call_id)
+        record = self.record
+        record.end = utcnow_iso()
+        if self.failure:
+            record.termination_reason = self.failure
+            record.hangup_by = record.hangup_by or "system"
+        if self.failure:
+            log.info("call-back %s failed: %s", self.request.callback_id, self.failure)
+            self._status("failed", self.failure)
+        else:
+            self._status("ended")
+        if await asyncio.to_thread(self.cdr.write, record):
+            self._publish(self.call_id, CallEnded(cdr=record.to_cdr()))
+
+
+def _caller_id(name: str, number: str) -> str:
+    clean = "".join(c for c in name if c.isalnum() or c in " .-_")[:40]
+    return f'"{clean}" <{number}>' if clean else number

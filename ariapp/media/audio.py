@@ -1,0 +1,230 @@
+"""Per-call audio on the 20 ms clock: what we say (:class:`Speaker`) and what we hear (:class:`Listener`).
+
+Both are driven synchronously from the media clock's tick, so they never await and never block.
+The speaker holds whole frames and hands out exactly one per tick; stopping it (barge-in) takes
+effect on the very next tick. The listener cuts the caller's audio into utterances with the VAD.
+
+They are pieces of the audio pipeline, shared by the call layer (``ariapp.calls``: the session and
+the live transcript drive them) and the conversation (``ariapp.conversation``: the orchestrator
+speaks through a :class:`Speaker`), so they live in the media plane, below both: the conversation
+never imports the call layer (pyproject's import contracts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ariapp.media.vad import SpeechDetector, VadEvent
+
+
+@dataclass
+class SpeechHandle:
+    """One thing we say; ``done`` is set when it was played out or stopped."""
+
+    text: str
+    frames_total: int = 0
+    frames_played: int = 0
+    input_complete: bool = False
+    interrupted: bool = False
+    started_at: float | None = None  # monotonic time of the first frame sent
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def seconds_played(self) -> float:
+        return self.frames_played * 0.02
+
+
+class Speaker:
+    def __init__(self, frame_samples: int, clock: Callable[[], float]) -> None:
+        self.frame_samples = frame_samples
+        self._clock = clock
+        self._queue: deque[tuple[SpeechHandle, np.ndarray]] = deque()
+        self._pending: dict[int, np.ndarray] = {}  # per handle: samples not yet a whole frame
+        self._handles: deque[SpeechHandle] = deque()
+        self._cues: dict[int, deque[tuple[int, Callable[[], None]]]] = {}  # per handle: (frame index, call)
+        self.paused = False  # audio stays queued but nothing plays (the caller is talking over us)
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._handles)
+
+    def pause(self) -> None:
+        """Hold what is queued from the next tick on (a possible backchannel); :meth:`resume` goes on."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def start(self, text: str) -> SpeechHandle:
+        handle = SpeechHandle(text)
+        self._handles.append(handle)
+        return handle
+
+    def push(self, handle: SpeechHandle, pcm: np.ndarray) -> None:
+        """Add audio (int16 at the media rate) to an utterance; whole frames become playable at once."""
+        if handle.done.is_set():
+            return
+        rest = self._pending.pop(id(handle), None)
+        data = pcm if rest is None else np.concatenate([rest, pcm])
+        whole = len(data) // self.frame_samples * self.frame_samples
+        for start in range(0, whole, self.frame_samples):
+            self._queue.append((handle, data[start : start + self.frame_samples]))
+            handle.frames_total += 1
+        if whole < len(data):
+            self._pending[id(handle)] = data[whole:]
+
+    def cue(self, handle: SpeechHandle, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the tick: it must not block) when the next audio pushed for ``handle``
+        starts to play; never, if it is cut off before (``stop``)."""
+        if not handle.done.is_set():
+            self._cues.setdefault(id(handle), deque()).append((handle.frames_total, callback))
+
+    def finish(self, handle: SpeechHandle) -> None:
+        """No more audio for this utterance: pad the last partial frame and let it drain."""
+        rest = self._pending.pop(id(handle), None)
+        if rest is not None and len(rest):
+            frame = np.zeros(self.frame_samples, dtype=np.int16)
+            frame[: len(rest)] = rest
+            self._queue.append((handle, frame))
+            handle.frames_total += 1
+        handle.input_complete = True
+        self._settle()
+
+    def next_frame(self) -> np.ndarray | None:
+        """Called once per tick by the media clock."""
+        if self.paused:
+            return None
+        if not self._queue:
+            self._settle()
+            return None
+        handle, frame = self._queue.popleft()
+        if handle.started_at is None:
+            handle.started_at = self._clock()
+        cues = self._cues.get(id(handle))
+        while cues and cues[0][0] <= handle.frames_played:  # this frame is the cued one
+            cues.popleft()[1]()
+        handle.frames_played += 1
+        self._settle()
+        return frame
+
+    def stop(self) -> list[SpeechHandle]:
+        """Barge-in: drop everything not yet played; returns the handles that were cut short."""
+        cut = []
+        for handle in self._handles:
+            if not handle.done.is_set():
+                handle.interrupted = handle.frames_played < handle.frames_total or not handle.input_complete
+                cut.append(handle)
+                handle.done.set()
+        self._queue.clear()
+        self._pending.clear()
+        self._handles.clear()
+        self._cues.clear()  # what was not played is never announced
+        self.paused = False
+        return cut
+
+    def _settle(self) -> None:
+        while self._handles:
+            head = self._handles[0]
+            if head.done.is_set():
+                self._handles.popleft()
+                self._cues.pop(id(head), None)
+            elif head.input_complete and head.frames_played >= head.frames_total:
+                head.done.set()
+                self._handles.popleft()
+                self._cues.pop(id(head), None)
+            else:
+                break
+
+
+class Listener:
+    """Cuts the caller's audio into utterances: VAD start/end with a short pre-roll.
+
+    Besides the start and the end of an utterance it reports a *pause*: ``pause_ms`` of silence
+    inside speech, well before the end-of-turn decision (``end_ms``). The conversation starts
+    recognising at the pause, so the transcript is often ready by the time the turn is over.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        on_start: Callable[[], None],
+        on_utterance: Callable[[np.ndarray], None],
+        *,
+        end_ms: int = 500,
+        preroll_ms: int = 300,
+        max_utterance_s: float = 15.0,
+        pause_ms: int = 200,
+        on_pause: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        self.vad = SpeechDetector(sample_rate=sample_rate, mode=2, frame_ms=20, start_ms=60, end_ms=end_ms)
+        self._on_start = on_start
+        self._on_utterance = on_utterance
+        self._on_pause = on_pause
+        self._pause_frames = max(1, pause_ms // 20)
+        self._preroll: deque[np.ndarray] = deque(maxlen=max(1, preroll_ms // 20))
+        self._frames: list[np.ndarray] = []
+        self._max_frames = int(max_utterance_s * 50)
+        self._quiet_run = 0
+        self._discard = False
+        self.enabled = True
+
+    @property
+    def in_speech(self) -> bool:
+        return self.vad.in_speech
+
+    def discard_current(self) -> None:
+        """The utterance in progress is not the caller's (our echo): drop it when it ends."""
+        self._discard = True
+
+    def keep_current(self) -> None:
+        """Undo :meth:`discard_current`: the caller is talking after all."""
+        self._discard = False
+
+    def feed(self, frame: np.ndarray | None) -> None:
+        if frame is None:
+            return
+        event = self.vad.process(frame)
+        if self.vad.in_speech or event is VadEvent.SPEECH_END:
+            self._frames.append(frame)
+            self._track_pause()
+        else:
+            self._preroll.append(frame)
+        if event is VadEvent.SPEECH_START:
+            self._frames = [*self._preroll, *self._frames]
+            self._preroll.clear()
+            self._discard = False
+            self._quiet_run = 0
+            if self.enabled:
+                self._on_start()
+        elif event is VadEvent.SPEECH_END or len(self._frames) >= self._max_frames:
+            # A cut for length keeps the VAD in speech: the rest becomes the next utterance
+            # without a second "caller started speaking" (which would be a false barge-in).
+            utterance = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
+            self._frames = []
+            discard, self._discard = self._discard, False
+            if self.enabled and len(utterance) and not discard:
+                self._on_utterance(utterance)
+
+    def flush(self) -> None:
+        """End the utterance in progress now (the call is over): it is reported like any other."""
+        if self._frames and self.vad.in_speech:
+            utterance = np.concatenate(self._frames)
+            discard, self._discard = self._discard, False
+            if self.enabled and not discard:
+                self._on_utterance(utterance)
+        self._frames = []
+        self._preroll.clear()
+        self.vad.reset()
+
+    def _track_pause(self) -> None:
+        if self.vad.last_voiced:
+            self._quiet_run = 0
+            return
+        self._quiet_run += 1
+        if self._quiet_run == self._pause_frames and self._on_pause and self.enabled and not self._discard:
+            self._on_pause(np.concatenate(self._frames))

@@ -1,0 +1,179 @@
+"""Several Asterisk + ARI-app nodes behind one Kamailio edge, on one machine (``make up NODES=2``).
+
+A node is a :class:`StackConfig` of its own (its Asterisk instance, ARI app name, ports, RTP range,
+state, CDR and sounds directories) derived from the deployment's config: it shares the deployment's
+name for everything the console reads (event stream, HITL keys, knowledge index, Redis user), the
+knowledge store and the recordings folder. Node ``i`` (from 1) listens on ``127.0.0.(i+1)``: the
+loopback range, so every node can keep the SIP port and no interface has to be created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from stack.config import StackConfig, primary_ip
+from stack.kamailio import EdgeConfig, subscribers_of
+
+#: Ports of node i above the deployment's own (ARI/HTTP and the ARI app's status server).
+PORT_STEP = 10
+
+
+def node_address(index: int) -> str:
+    """Node ``index`` (from 1) listens on 127.0.0.(index + 1)."""
+    return f"127.0.0.{index + 1}"
+
+
+def rtp_range(base: StackConfig, index: int, count: int) -> tuple[int, int]:
+    """Node ``index``'s share of the deployment's RTP ports (an even start: RTP even, RTCP odd)."""
+    span = (base.rtp_end - base.rtp_start + 1) // count
+    span -= span % 2
+    start = base.rtp_start + (index - 1) * span
+    return start, start + span - 1
+
+
+def node_config(
+    base: StackConfig,
+    index: int,
+    count: int,
+    edge: tuple[str, int],
+    *,
+    sip_port: int | None = None,
+    http_port: int | None = None,
+    status_port: int | None = None,
+    lookup_port: int | None = None,
+) -> StackConfig:
+    """The config of node ``index`` (from 1) of ``count``, reached by and ringing phones through ``edge``."""
+    name = f"{base.name}-n{index}"
+    rtp_start, rtp_end = rtp_range(base, index, count)
+    return dataclasses.replace(
+        base,
+        name=name,
+        deployment=base.instance,
+        edge=edge,
+        var_dir=base.var_dir.parent / name,
+        cdr_dir=base.cdr_dir / name,
+        sip_bind=node_address(index),
+        sip_port=base.sip_port if sip_port is None else sip_port,
+        http_port=base.http_port + PORT_STEP * index if http_port is None else http_port,
+        status_port=base.status_port + PORT_STEP * index if status_port is None else status_port,
+        rtp_start=rtp_start,
+        rtp_end=rtp_end,
+        ari_app=f"{base.ari_app}-n{index}",
+        # the edge's registration lookup (EdgeConfig.lookup_url: the SIP port + 2 unless given)
+        edge_lookup_url=f"http://127.0.0.1:{lookup_port or edge[1] + 2}/registered",
+        # TLS and NAT belong to the edge in this topology (not built yet): the nodes talk to it only.
+        tls_cert=None,
+        tls_key=None,
+        external_address="",
+        local_net=(),
+        extra_env=dict(base.extra_env),
+    )
+
+
+def edge_config(
+    base: StackConfig, nodes: Sequence[StackConfig], *, port: int | None = None, lookup_port: int = 0
+) -> EdgeConfig:
+    """The edge of the deployment: where its phones register (the deployment's SIP address and port)."""
+    if base.sip_bind == "0.0.0.0":
+        # The nodes reach (and trust) the edge on loopback; softphones on the LAN at this host's address.
+        listen = tuple(dict.fromkeys(("127.0.0.1", primary_ip())))
+    else:
+        listen = (base.sip_bind,)
+    return EdgeConfig(
+        name=base.instance,
+        var_dir=base.var_dir / "edge",
+        listen=listen,
+        port=base.sip_port if port is None else port,
+        nodes=[(node.sip_bind, node.sip_port) for node in nodes],
+        subscribers=subscribers_of(base),
+        db_password=base.secrets["AIPBX_EDGE_DB_PASSWORD"],
+        lookup_port=lookup_port,
+    )
+
+
+# --- make up NODES=N / make down ----------------------------------------------------------------------
+def _nodes_file(base: StackConfig):
+    return base.var_dir / "nodes"
+
+
+def running_nodes(base: StackConfig) -> int:
+    """How many nodes ``up --nodes`` started for this deployment (0: none, or a single Asterisk)."""
+    try:
+        return int(_nodes_file(base).read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def nodes_of(base: StackConfig, count: int) -> list[StackConfig]:
+    """The nodes ``make up NODES=count`` runs. With SIP on every interface (softphones on the LAN), the
+    nodes offer this host's LAN address for media: their own loopback addresses are not reachable."""
+    edge = ("127.0.0.1", base.sip_port) if base.sip_bind == "0.0.0.0" else (base.sip_bind, base.sip_port)
+    nodes = [node_config(base, i, count, edge) for i in range(1, count + 1)]
+    if base.sip_bind == "0.0.0.0":
+        for node in nodes:
+            node.media_address = primary_ip()
+    return nodes
+
+
+def up(base: StackConfig, count: int, env: dict[str, str]) -> list[tuple[StackConfig, object]]:
+    """Start ``count`` nodes (Asterisk + ARI app each) and the edge; returns each node's (config, Asterisk)
+    for the caller to wait for the apps. The console, workers and knowledge store are the caller's."""
+    from stack import procs
+    from stack.asterisk import Asterisk
+    from stack.kamailio import Kamailio
+
+    if count < 1:
+        raise ValueError("NODES must be 1 or more")
+    nodes = nodes_of(base, count)
+    base.var_dir.mkdir(parents=True, exist_ok=True)
+    _nodes_file(base).write_text(str(count))
+    started = []
+    for node in nodes:
+        asterisk = Asterisk(node)
+        if not asterisk.running():
+            print(
+                f"starting Asterisk node {node.name} (SIP {node.sip_bind}:{node.sip_port}, "
+                f"RTP {node.rtp_start}-{node.rtp_end}, ARI app {node.ari_app}) ...",
+                flush=True,
+            )
+            asterisk.start()
+        procs.start(node, procs.Service("ariapp", [*_python(), "-m", "ariapp"]), {**env, **node.process_env()})
+        started.append((node, asterisk))
+    edge = Kamailio(edge_config(base, nodes))
+    if not edge.running():
+        print(f"starting the Kamailio edge (SIP {', '.join(edge.edge.listen)} port {edge.edge.port}) ...", flush=True)
+        edge.start()
+    return started
+
+
+def _python() -> list[str]:
+    import sys
+
+    return [sys.executable]
+
+
+def down(base: StackConfig) -> list[str]:
+    """Stop the edge and every node ``up --nodes`` started; returns what was stopped."""
+    from stack import procs
+    from stack.asterisk import Asterisk
+    from stack.kamailio import Kamailio
+
+    count = running_nodes(base)
+    if not count:
+        return []
+    stopped = []
+    nodes = nodes_of(base, count)
+    edge = Kamailio(edge_config(base, nodes))
+    if edge.running():
+        edge.stop()
+        stopped.append("stopped the Kamailio edge")
+    for node in nodes:
+        if procs.stop(node, "ariapp"):
+            stopped.append(f"stopped ariapp of {node.name}")
+        asterisk = Asterisk(node)
+        if asterisk.running():
+            asterisk.stop()
+            stopped.append(f"stopped Asterisk node {node.name}")
+    _nodes_file(base).unlink(missing_ok=True)
+    return stopped

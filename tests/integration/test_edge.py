@@ -1,0 +1,414 @@
+"""Two Asterisk + ARI-app nodes behind a real Kamailio edge, over real SIP (docs/scaling.md).
+
+Phones register to Kamailio only (digest auth and usrloc in PostgreSQL); their calls are dispatched
+to the nodes, which ring extensions back through the edge. What a caller would notice is judged: the
+other phone's tone, the AI's greeting, and where the media comes from (the node, never the edge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+
+from softphone.analysis import dominant_frequency, speech_seconds
+from stack.asterisk import Asterisk
+from stack.cluster import edge_config, node_address, node_config
+from stack.config import StackConfig
+from stack.instance import AppProcess, free_port, scratch_config
+from stack.kamailio import Kamailio
+from tests.integration.audio_checks import transcribe, until
+from tests.integration.conftest import RING_SECONDS
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+NODES = 2
+
+
+def free_udp_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    base: StackConfig
+    nodes: list[StackConfig]
+    asterisks: list[Asterisk]
+    apps: list[AppProcess]
+    edge: Kamailio
+
+    @property
+    def edge_address(self) -> tuple[str, int]:
+        return self.edge.edge.address
+
+    def node_index(self, media_address: str) -> int:
+        """Which node (0-based) a call's media comes from."""
+        return [node.sip_bind for node in self.nodes].index(media_address)
+
+    def cdr_lines(self, index: int) -> list[dict]:
+        """The CDR lines node ``index``'s ARI app wrote (each node has its own directory)."""
+        lines = []
+        for path in sorted(self.nodes[index].cdr_dir.glob("cdr-*.jsonl")):
+            lines += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return lines
+
+    def started_calls(self) -> list[str]:
+        """The call ids of ``call.started`` events in the deployment's one event stream."""
+        import redis
+        from django.conf import settings
+
+        from ariapp.events import stream_name
+
+        client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL, decode_responses=True)
+        entries = client.xrange(stream_name(self.base.instance))
+        return [fields["call_id"] for _, fields in entries if fields.get("type") == "call.started"]
+
+    def location(self) -> dict[str, str]:
+        """usrloc as PostgreSQL holds it: extension -> contact."""
+        import psycopg
+
+        url = self.edge.edge.db_url.replace("postgres://", "postgresql://", 1)
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            return dict(conn.execute("SELECT username, contact FROM location").fetchall())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Cluster:
+    import redis
+    from django.conf import settings
+
+    from ariapp.events import stream_name
+    from stack.kamailio import drop_database
+
+    # test*: the name the session's Redis user may use (stack.redis_acl.suite_user)
+    base = scratch_config(f"testedge{os.getpid()}", tmp_path_factory.mktemp("edge"), ring_seconds=RING_SECONDS)
+    # Each node gets half of these; the default stack (10000-20000) and the softphones (40000+) are elsewhere.
+    base.rtp_start, base.rtp_end = 30000, 39999
+    # No knowledge is asked for here: no Chroma server to start.
+    base.extra_env["AIPBX_KNOWLEDGE_STORE"] = "none"
+    edge_port, lookup_port = free_udp_port("127.0.0.1"), free_port()
+    nodes = [
+        node_config(
+            base,
+            i,
+            NODES,
+            ("127.0.0.1", edge_port),
+            sip_port=free_udp_port(node_address(i)),
+            http_port=free_port(),
+            status_port=free_port(),
+            lookup_port=lookup_port,
+        )
+        for i in range(1, NODES + 1)
+    ]
+    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port))
+    asterisks = [Asterisk(node) for node in nodes]
+    apps = [AppProcess(node) for node in nodes]
+    try:
+        for asterisk in asterisks:
+            asterisk.start()
+        for app in apps:
+            app.start()
+        edge.start()
+        yield Cluster(base, nodes, asterisks, apps, edge)
+    finally:
+        edge.stop()
+        for app in apps:
+            app.stop()
+        for asterisk in asterisks:
+            asterisk.stop()
+        drop_database(edge.edge)
+        redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL).delete(stream_name(base.instance))
+
+
+@pytest.fixture
+def phones(cluster: Cluster):
+    """``async with phones("1001") as phone`` — a softphone registered at the edge; closed afterwards."""
+    from softphone import Phone
+
+    @asynccontextmanager
+    async def make(ext: str, register: bool = True, local_ip: str = "127.0.0.1"):
+        phone = Phone(ext=ext, password=cluster.base.sip_password(ext), server=cluster.edge_address, local_ip=local_ip)
+        await phone.start()
+        try:
+            if register:
+                await phone.register(expires=120)
+            yield phone
+        finally:
+            if register:
+                try:
+                    await phone.unregister()
+                except Exception:  # the call may have already torn the registration down
+                    pass
+            await phone.close()
+
+    return make
+
+
+async def nodes_active(cluster: Cluster, timeout: float = 10.0) -> None:
+    """Both nodes answer the edge's OPTIONS probes."""
+    await until(
+        lambda: (
+            all(flags.startswith("A") for flags in cluster.edge.node_states().values())
+            and len(cluster.edge.node_states()) == NODES
+        ),
+        timeout,
+        f"every node active at the edge (have {cluster.edge.node_states()})",
+    )
+
+
+async def test_phones_register_at_the_edge_and_call_each_other(cluster, phones):
+    await nodes_active(cluster)
+    async with phones("1001") as alice, phones("1002") as bob:
+        # given both phones registered at the edge, and usrloc in PostgreSQL says so
+        location = cluster.location()
+        assert location.keys() >= {"1001", "1002"}, location
+        assert f":{bob.port}" in location["1002"]
+        # when 1001 calls 1002 and 1002 answers
+        outgoing = await alice.dial("1002")
+        incoming = await bob.next_incoming(timeout=15)
+        bob_call = await incoming.answer()
+        await asyncio.wait_for(outgoing.answered(), 5)
+        outgoing.play_tone(440, 2.0)
+        bob_call.play_tone(1000, 2.0)
+        await asyncio.sleep(3.0)
+        # then each side hears the other, and both media streams run to the same node, not the edge
+        assert abs(dominant_frequency(bob_call.received_audio()) - 440) < 15
+        assert abs(dominant_frequency(outgoing.received_audio()) - 1000) < 15
+        assert outgoing.remote_media is not None and bob_call.remote_media is not None
+        assert outgoing.remote_media.address == bob_call.remote_media.address
+        cluster.node_index(outgoing.remote_media.address)  # a node's address
+        await outgoing.hangup()
+        await asyncio.wait_for(bob_call.ended.wait(), 5)
+
+
+async def test_a_wrong_password_is_refused_at_the_edge(cluster):
+    from softphone import Phone
+    from softphone.errors import RegistrationFailed
+
+    async with Phone(ext="1001", password="not-the-password", server=cluster.edge_address, local_ip="127.0.0.1") as p:
+        with pytest.raises(RegistrationFailed) as failed:
+            await p.register(expires=120)
+    assert failed.value.status in (401, 403)
+
+
+async def test_an_unanswered_call_reaches_the_ai_on_the_node_that_took_it(cluster, phones):
+    await nodes_active(cluster)
+    async with phones("1001") as caller, phones("1002") as callee:
+        # given 1002 is registered at the edge, rings, and never answers
+        call = await caller.dial("1002")
+        await callee.next_incoming(timeout=15)
+        started = time.monotonic()
+        # when the no-answer timeout passes on the node
+        await asyncio.wait_for(call.answered(), RING_SECONDS + 8)
+        assert time.monotonic() - started < RING_SECONDS + 3
+        # then that node's ARI app answers: the caller hears the greeting, from the node's media address
+        await until(lambda: speech_seconds(call.received_audio()) > 4.0, 20, "the greeting")
+        await asyncio.sleep(2.0)
+        heard = await transcribe(call.received_audio())
+        assert "assistant" in heard and "help" in heard, heard
+        node = cluster.node_index(call.remote_media.address)
+        assert cluster.apps[node].status()["ai_sessions"] == 1
+        before = [len(cluster.cdr_lines(i)) for i in range(NODES)]
+        await call.hangup()
+    # and that node's app, only that one, writes the call's CDR line
+    await until(lambda: len(cluster.cdr_lines(node)) > before[node], 15, "the CDR line")
+    (line,) = cluster.cdr_lines(node)[before[node] :]
+    assert line["ai_handled"] is True and line["callee"] == "1002"
+    assert line["call_id"].startswith(cluster.nodes[node].name + "-")  # call ids name the node's Asterisk
+    assert [len(cluster.cdr_lines(i)) for i in range(NODES) if i != node] == [
+        b for i, b in enumerate(before) if i != node
+    ]
+
+
+async def test_a_callee_that_is_not_registered_gets_the_ai_at_once_as_on_one_node(cluster, phones):
+    """The node asks the edge's usrloc before the recording notice: nobody can ring, so no notice and no
+    wait; the AI's greeting says the call is recorded."""
+    await nodes_active(cluster)
+    async with phones("1001") as caller:
+        started = time.monotonic()
+        call = await caller.call("1004", timeout=10)
+        assert time.monotonic() - started < 1.5
+        assert speech_seconds(call.early_audio()) < 0.2  # no recording notice before the answer
+        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 10, "the greeting")
+        await call.hangup()
+
+
+async def ai_call_node(cluster: Cluster, phone, ext: str = "1004") -> tuple[int, float]:
+    """Call ``ext`` (not registered: the AI answers at once) and hang up once answered; returns the node
+    that took it and the seconds from INVITE to the answer."""
+    started = time.monotonic()
+    call = await phone.call(ext, timeout=15)
+    setup = time.monotonic() - started
+    node = cluster.node_index(call.remote_media.address)
+    await call.hangup()
+    return node, setup
+
+
+async def test_calls_are_spread_over_both_nodes_and_the_list_reloads_without_restart(cluster, phones):
+    await nodes_active(cluster)
+    async with phones("1001") as a, phones("1003") as b:
+        # given both nodes active: six calls, round robin
+        nodes = []
+        for phone in (a, b, a, b, a, b):
+            node, _ = await ai_call_node(cluster, phone)
+            nodes.append(node)
+        split = [nodes.count(i) for i in range(NODES)]
+        print(f"split over the nodes: {split}")
+        assert all(count >= 2 for count in split), split
+        # and both nodes' calls are in the deployment's one event stream, the console's
+        await until(
+            lambda: all(
+                any(call_id.startswith(node.name + "-") for call_id in cluster.started_calls())
+                for node in cluster.nodes
+            ),
+            10,
+            "call.started events of both nodes in one stream",
+        )
+        # when the node list is reloaded with node 1 only (no restart), every call goes there
+        first = cluster.nodes[0]
+        cluster.edge.set_nodes([(first.sip_bind, first.sip_port)])
+        try:
+            nodes = [(await ai_call_node(cluster, phone))[0] for phone in (a, b, a, b)]
+            assert nodes == [0, 0, 0, 0], nodes
+        finally:
+            cluster.edge.set_nodes([(node.sip_bind, node.sip_port) for node in cluster.nodes])
+        await nodes_active(cluster)
+
+
+def options_request(source: tuple[str, int], target: tuple[str, int], n: int) -> bytes:
+    host, port = source
+    return (
+        f"OPTIONS sip:{target[0]}:{target[1]} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK-flood{n};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:flood@{host}>;tag=f{n}\r\n"
+        f"To: <sip:{target[0]}:{target[1]}>\r\n"
+        f"Call-ID: flood-{n}@{host}\r\n"
+        f"CSeq: {n} OPTIONS\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def answered(sock: socket.socket, wait: float) -> int:
+    sock.settimeout(wait)
+    count = 0
+    try:
+        while True:
+            sock.recvfrom(4096)
+            count += 1
+    except TimeoutError:
+        return count
+
+
+async def test_a_flooding_address_is_banned_and_phones_elsewhere_go_on(cluster, phones):
+    # given an address that sends far more than the edge allows (pike: per source address)
+    target = cluster.edge_address
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+        flood.bind(("127.0.0.9", 0))
+        source = flood.getsockname()
+        # when it sends 3x the allowed density at once
+        burst = 3 * cluster.edge.edge.pike_density
+        for n in range(burst):
+            flood.sendto(options_request(source, target, n), target)
+        replies = answered(flood, 1.0)
+        # then the edge stopped answering it, and still ignores it a moment later
+        assert replies < burst, replies
+        flood.sendto(options_request(source, target, burst + 1), target)
+        assert answered(flood, 1.0) == 0
+    print(f"flood: {replies} of {burst} requests answered before the ban")
+    # and a phone from another address registers and calls as before (127.0.0.8: not this host's own
+    # address, which pike never counts)
+    async with phones("1001", local_ip="127.0.0.8") as phone:
+        node, _ = await ai_call_node(cluster, phone)
+        assert node in range(NODES)
+
+
+async def test_a_killed_node_is_taken_out_within_the_probing_interval_and_taken_back(cluster, phones):
+    await nodes_active(cluster)
+    victim = cluster.nodes[1]
+    async with phones("1001") as caller:
+        # when node 2's Asterisk dies (SIGKILL: no goodbye)
+        killed = time.monotonic()
+        cluster.asterisks[1].kill()
+        # then the edge marks it down once a probe goes unanswered
+        await until(
+            lambda: not cluster.edge.node_states()[(victim.sip_bind, victim.sip_port)].startswith("A"),
+            15,
+            "the edge to notice",
+            interval=0.05,
+        )
+        noticed = time.monotonic() - killed
+        print(f"node down noticed after {noticed:.2f} s (probe interval {cluster.edge.edge.ping_interval} s)")
+        # a probe is sent every interval and times out after 2 s (tm fr_timer)
+        assert noticed < cluster.edge.edge.ping_interval + 2.5
+        # and every new call goes to the survivor, with no wait for the dead node
+        setups = []
+        for _ in range(4):
+            node, setup = await ai_call_node(cluster, caller)
+            assert node == 0, node
+            setups.append(setup)
+        print(f"calls after the kill: answered in {[round(s, 2) for s in setups]} s")
+        assert max(setups) < min(setups) + 1.0  # none waited for a fr_timer on the dead node
+        # when the node comes back, it is probed active and takes calls again
+        cluster.asterisks[1].start()
+        cluster.apps[1].stop()
+        cluster.apps[1].start()
+        await nodes_active(cluster, timeout=15)
+        taken = {(await ai_call_node(cluster, caller))[0] for _ in range(2)}
+        assert taken == {0, 1}, taken
+
+
+async def test_a_call_sent_to_a_node_that_just_died_goes_to_the_next_one(cluster, phones):
+    await nodes_active(cluster)
+    async with phones("1001") as a, phones("1003") as b:
+        # given node 2 dies and no probe has noticed yet
+        cluster.asterisks[1].kill()
+        # when two calls arrive at once (round robin: one of them is sent to the dead node)
+        taken = await asyncio.gather(ai_call_node(cluster, a), ai_call_node(cluster, b))
+        # then both are answered by the survivor; the one sent to the dead node waited for the edge's
+        # INVITE timeout (tm fr_timer, 2 s) and went on to the next node (failure route)
+        print(f"calls at the moment of the kill: {[(node, round(setup, 2)) for node, setup in taken]}")
+        assert [node for node, _ in taken] == [0, 0], taken
+        setups = sorted(setup for _, setup in taken)
+        assert 1.5 < setups[1] - setups[0] < 3.5, setups
+    cluster.asterisks[1].start()
+    cluster.apps[1].stop()
+    cluster.apps[1].start()
+    await nodes_active(cluster, timeout=15)
+
+
+async def test_calls_on_a_crashed_node_get_their_cdr_lines_and_the_other_node_is_undisturbed(cluster, phones):
+    await nodes_active(cluster)
+    async with phones("1001") as a, phones("1003") as b:
+        # given two AI calls in progress, one on each node
+        calls = await asyncio.gather(a.call("1004", timeout=15), b.call("1004", timeout=15))
+        on_node = {cluster.node_index(call.remote_media.address): call for call in calls}
+        assert sorted(on_node) == [0, 1], on_node
+        await until(lambda: all(speech_seconds(c.received_audio()) > 0.5 for c in calls), 10, "both greetings")
+        before = [len(cluster.cdr_lines(i)) for i in range(NODES)]
+        # when node 2's Asterisk crashes (SIGKILL: no BYE to anyone) and is started again
+        received = len(on_node[0].rx_packets)
+        await asyncio.to_thread(cluster.asterisks[1].kill)
+        await asyncio.sleep(2.0)
+        # then the call on node 1 kept its audio (50 packets a second) ...
+        assert len(on_node[0].rx_packets) - received >= 90, len(on_node[0].rx_packets) - received
+        await asyncio.to_thread(cluster.asterisks[1].start)
+        # ... and node 2's app, connected again, ends its call with a CDR line saying why
+        await until(cluster.apps[1].ready, 20, "node 2's ARI app to be connected again")
+        await until(lambda: len(cluster.cdr_lines(1)) > before[1], 20, "the crashed call's CDR line")
+        (line,) = cluster.cdr_lines(1)[before[1] :]
+        assert line["termination_reason"] == "asterisk_restart" and line["ai_handled"] is True
+        await on_node[1].hangup()  # nobody can answer its BYE: the phone gives up
+        await on_node[0].hangup()
+    await until(lambda: len(cluster.cdr_lines(0)) > before[0], 15, "the undisturbed call's CDR line")
+    (line,) = cluster.cdr_lines(0)[before[0] :]
+    assert line["termination_reason"] == "caller_hangup"
+    await nodes_active(cluster, timeout=15)

@@ -1,0 +1,129 @@
+"""The Kamailio edge and its nodes as rendered configuration (stack.kamailio, stack.cluster): no process runs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from stack.asterisk import render
+from stack.cluster import edge_config, node_config, rtp_range
+from stack.config import StackConfig
+from stack.instance import scratch_config
+from stack.kamailio import dispatcher_rows, parse_dispatcher_list
+from stack.kamailio import render as render_edge
+from tests.unit.test_stack_asterisk_render import sections
+
+EDGE = ("127.0.0.1", 5070)
+
+
+def base_config(tmp_path: Path) -> StackConfig:
+    cfg = scratch_config("t1", tmp_path)
+    cfg.chroot = tmp_path / "chroot"
+    return cfg
+
+
+def rendered_node(tmp_path: Path, index: int = 1) -> dict[str, str]:
+    node = node_config(base_config(tmp_path), index, 2, EDGE)
+    return {path.name: path.read_text(encoding="utf-8") for path in render(node, tmp_path / f"etc{index}")}
+
+
+def test_a_single_node_rings_phones_directly_and_matches_them_by_name(tmp_path: Path) -> None:
+    cfg = base_config(tmp_path)
+    files = {path.name: path.read_text(encoding="utf-8") for path in render(cfg, tmp_path / "etc")}
+
+    assert "endpoint_identifier_order = username,ip" in files["pjsip.conf"]
+    assert "Dial(PJSIP/${ARG1},${ARG2}" in files["extensions.conf"]
+    assert '"${DEVICE_STATE(PJSIP/${ARG1})}" = "UNAVAILABLE"' in files["extensions.conf"]
+    assert "[edge]" not in files["pjsip.conf"] and "CURL(" not in files["extensions.conf"]
+
+
+def test_a_node_trusts_only_the_edge_and_rings_extensions_through_it(tmp_path: Path) -> None:
+    files = rendered_node(tmp_path)
+    found = sections(files["pjsip.conf"])
+    concrete = [(name, opts) for name, template, opts in found if template != "!"]
+
+    # no phone can register to a node: its only endpoint is the edge, identified by address
+    assert "endpoint_identifier_order = ip" in files["pjsip.conf"]
+    assert not [name for name, _ in concrete if name.startswith("100")]
+    kinds = {opts.get("type", "endpoint"): opts for name, opts in concrete if name == "edge"}
+    assert kinds["identify"]["match"] == "127.0.0.1"
+    assert kinds["aor"]["contact"] == "sip:127.0.0.1:5070"
+    # in-dialog requests follow the edge's Record-Route to the phone's own Contact
+    assert kinds["endpoint"]["rewrite_contact"] == "no"
+    assert files["extensions.conf"].count("Dial(PJSIP/${ARG1}@edge,${ARG2}") == 2
+    # it cannot see registrations: before the notice it asks the edge whether the callee can ring at all
+    assert '"${CURL(http://127.0.0.1:5072/registered/${ARG1})}" = "no"' in files["extensions.conf"]
+    assert "DEVICE_STATE" not in files["extensions.conf"]
+
+
+def test_each_node_has_its_own_address_ports_rtp_range_and_ari_app(tmp_path: Path) -> None:
+    base = base_config(tmp_path)
+    first, second = (node_config(base, i, 2, EDGE) for i in (1, 2))
+
+    assert (first.sip_bind, second.sip_bind) == ("127.0.0.2", "127.0.0.3")
+    assert first.ari_app != second.ari_app and first.name != second.name
+    assert len({base.http_port, first.http_port, second.http_port}) == 3
+    assert len({base.status_port, first.status_port, second.status_port}) == 3
+    assert first.rtp_end < second.rtp_start and first.rtp_start % 2 == 0 and second.rtp_start % 2 == 0
+    assert rtp_range(base, 2, 2)[1] <= base.rtp_end
+    # one deployment for the console: the same event stream, knowledge index and recordings folder
+    for node in (first, second):
+        env = node.process_env()
+        assert env["AIPBX_INSTANCE"] == base.name and env["AIPBX_KNOWLEDGE_PREFIX"] == f"kb{base.name}"
+        assert env["AIPBX_ARI_APP"] == node.ari_app and node.recordings_dir == base.recordings_dir
+    assert first.cdr_dir != second.cdr_dir  # each ARI app writes its CDR lines exactly once, to its own file
+
+
+def test_the_dispatcher_probes_every_node_from_the_address_the_nodes_trust() -> None:
+    rows = dispatcher_rows([("127.0.0.2", 5060), ("127.0.0.3", 5060)], EDGE)
+
+    assert [row[1] for row in rows] == ["sip:127.0.0.2:5060", "sip:127.0.0.3:5060"]
+    assert {row[0] for row in rows} == {1} and {row[2] & 8 for row in rows} == {8}  # set 1, probed
+    assert all("socket=udp:127.0.0.1:5070" in row[3] for row in rows)
+    assert len({row[3].split(";")[0] for row in rows}) == 2  # a distinct duid each
+
+
+def test_kamcmd_dispatcher_list_is_read_per_node() -> None:
+    text = """{
+	NRSETS: 1
+	RECORDS: {
+		SET: {
+			ID: 1
+			TARGETS: {
+				DEST: {
+					URI: sip:127.0.0.2:40000
+					FLAGS: AP
+					PRIORITY: 0
+				}
+				DEST: {
+					URI: sip:127.0.0.3:40002
+					FLAGS: IP
+					PRIORITY: 0
+				}
+			}
+		}
+	}
+}"""
+    assert parse_dispatcher_list(text) == {("127.0.0.2", 40000): "AP", ("127.0.0.3", 40002): "IP"}
+
+
+def test_the_edge_authenticates_every_extension_with_its_single_node_password(tmp_path: Path) -> None:
+    base = base_config(tmp_path)
+    edge = edge_config(base, [node_config(base, i, 2, EDGE) for i in (1, 2)])
+
+    assert edge.subscribers == {ext.ext: base.sip_password(ext.ext) for ext in base.directory}
+    assert edge.nodes == [("127.0.0.2", base.sip_port), ("127.0.0.3", base.sip_port)]
+    assert edge.db_password not in edge.subscribers.values()
+
+
+def test_the_rendered_edge_config_parses(tmp_path: Path) -> None:
+    base = base_config(tmp_path)
+    edge = edge_config(base, [node_config(base, i, 2, EDGE) for i in (1, 2)], port=5070)
+    (path,) = render_edge(edge)
+
+    text = path.read_text(encoding="utf-8")
+    assert "@@" not in text and "listen=udp:127.0.0.1:5070" in text
+    assert "listen=tcp:127.0.0.1:5072" in text  # the nodes' registration lookup: loopback only
+    assert path.stat().st_mode & 0o077 == 0o040  # the database password: not for others
+    check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr[-2000:]
