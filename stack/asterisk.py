@@ -24,7 +24,6 @@ from pathlib import Path
 
 from ariapp.directory import Extension, notice_sound
 from stack.config import REPO, StackConfig
-from stack.procs import pid_in
 
 TEMPLATES = REPO / "asterisk" / "templates"
 INSTALL_SCRIPT = REPO / "asterisk" / "scripts" / "install-chroot.sh"
@@ -414,6 +413,10 @@ class Asterisk:
         return result.stdout
 
     def _pid(self) -> int | None:
+        # Imported here: the Asterisk image copies this module without stack.procs (and its imports);
+        # in a container Asterisk runs in the foreground and nothing reads a pid file.
+        from stack.procs import pid_in
+
         return pid_in(self.pid_file)
 
     def running(self) -> bool:

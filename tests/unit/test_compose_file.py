@@ -4,7 +4,12 @@ pulls in, who gets which secret, health checks, volumes, ports from .env. The co
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -189,3 +194,43 @@ def test_the_knowledge_store_is_the_authenticating_server_and_its_health_check_n
     app_requirements = (REPO / "requirements.txt").read_text().split("\n# Tests\n", 1)[0]
     for package in ("chromadb==", "fastapi==", "opentelemetry-instrumentation-fastapi==", "uvicorn=="):
         assert f"\n{package}" in app_requirements, package  # the image installs what the command runs
+
+
+def test_the_asterisk_image_renders_its_configuration_from_the_files_it_copies_alone(tmp_path) -> None:
+    # The Asterisk image carries only the renderer's files (its COPY lines), not the repository: an
+    # import of anything else kills the container at start and compose reports it "unhealthy".
+    dockerfile = (REPO / "docker" / "asterisk" / "Dockerfile").read_text()
+    copied = 0
+    for line in dockerfile.splitlines():
+        parts = line.split()
+        if parts[:1] != ["COPY"] or not parts[-1].startswith("/opt/aipbx/"):
+            continue
+        target = tmp_path / parts[-1].removeprefix("/opt/aipbx/")
+        for source in parts[1:-1]:
+            path = REPO / source
+            if path.is_dir():
+                shutil.copytree(path, target, dirs_exist_ok=True)
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target / path.name)
+            copied += 1
+    assert copied >= 5
+    # python -I: no site-packages but the interpreter's own, no repository on the path; PyYAML and
+    # cryptography come from the image's Debian packages, so the check lets those two through.
+    probe = (
+        "import json, sys; before = set(sys.modules); sys.path.insert(0, sys.argv[1]); sys.path.extend(sys.argv[2:]);"
+        "import stack.container, stack.asterisk, stack.config;"
+        "mods = {m.split('.')[0] for m in set(sys.modules) - before if getattr(sys.modules[m], '__file__', None)"
+        " and sys.argv[1] not in (sys.modules[m].__file__ or '') and 'site-packages' in sys.modules[m].__file__};"
+        "print(json.dumps(sorted(mods)))"
+    )
+    deps = [str(Path(yaml.__file__).parents[1])]
+    import cryptography
+
+    deps.append(str(Path(cryptography.__file__).parents[1]))
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(tmp_path), *sorted(set(deps))], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    outside = set(json.loads(result.stdout)) - {"yaml", "_yaml", "cryptography", "cffi", "_cffi_backend"}
+    assert not outside, f"the Asterisk image's renderer imports {outside}, which the image does not install"
