@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -63,8 +64,10 @@ def learning_worker(pbx, ariapp, console, knowledge_store, transactional_db, tmp
         KnowledgeItem.objects.filter(owner="1002").delete()  # later tests call 1002's AI too
 
 
-async def conversation(phones) -> dict:
-    """1001 calls 1002, hears the recording notice, 1002 answers; both speak; 1001 hangs up."""
+async def conversation(phones, hold: threading.Event | None = None) -> dict:
+    """1001 calls 1002, hears the recording notice, 1002 answers; both speak; 1001 hangs up — when
+    ``hold`` is given, only once it is set (at most a minute later), so that a watcher can see the call
+    while it goes on."""
     async with phones("1001") as alice, phones("1002") as jiyoung:
         outgoing = await alice.dial("1002")
         incoming = await jiyoung.next_incoming(timeout=15)
@@ -76,8 +79,9 @@ async def conversation(phones) -> dict:
         await asyncio.sleep(0.8)
         await callee.play_and_wait(await speech(CALLEE_SAYS))
         await asyncio.sleep(1.2)
+        held = hold is not None and await asyncio.to_thread(hold.wait, 60)
         await outgoing.hangup()
-        return {"notice": notice}
+        return {"notice": notice, "held_until_seen": held}
 
 
 def test_what_the_callee_says_on_a_call_is_what_the_ai_tells_the_next_caller(
@@ -125,7 +129,8 @@ def test_a_phone_calls_page_shows_both_speakers_live(
     expect(page.locator("body")).to_have_attribute("data-live", "connected")
     known = set(page.locator("#active-calls tbody tr").evaluate_all("rows => rows.map(r => r.dataset.callId)"))
     # when 1001 and 1002 talk
-    call = InThread(lambda: conversation(phones))
+    seen = threading.Event()
+    call = InThread(lambda: conversation(phones, hold=seen))
     call.start()
     row = page.locator("#active-calls tbody tr").filter(has_text="1002").last
     expect(row).to_be_visible(timeout=30_000)
@@ -135,7 +140,11 @@ def test_a_phone_calls_page_shows_both_speakers_live(
     expect(page.locator("#transcript li.turn.caller")).to_contain_text("building", timeout=30_000, ignore_case=True)
     expect(page.locator("#transcript li.turn.callee")).to_contain_text("saturday", timeout=30_000, ignore_case=True)
     expect(page.locator("#transcript li.turn.callee .who")).to_have_text("callee")
-    assert call.result()["notice"]
+    # (the phones hang up only now: the lines above were shown while the call was still up)
+    assert page.locator("body").get_attribute("data-call-ended") != "1"
+    seen.set()
+    heard = call.result()
+    assert heard["notice"] and heard["held_until_seen"], heard
     # and after the hang-up the page says how it was transcribed, with the recording to play from a line
     expect(page.locator("#transcript-source")).to_have_attribute("data-source", "live", timeout=20_000)
     expect(page.locator('audio[data-recording="mixed"]')).to_be_visible()
