@@ -1,4 +1,4 @@
-"""``python -m bench [pacing] [concurrency] ... [extraction]`` — run benchmarks and print one JSON document."""
+"""``python -m bench [pacing] [concurrency] ... [recognition]`` — run benchmarks and print one JSON document."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         "console",
         "transcripts",
         "edge",
+        "recognition",
     ]
     parser.add_argument("which", nargs="*", default=benches, choices=benches)
     parser.add_argument("--turns", type=int, default=20, help="question/answer turns for the latency benchmark")
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=0.5, help="seconds between their questions")
     parser.add_argument("--memory-calls", type=int, default=200, help="AI calls for the memory measurement")
     parser.add_argument("--live-steps", default="1,2,4,6,8", help="concurrent phone calls transcribed live, in order")
+    parser.add_argument("--stt-model", default="tiny.en", help="whisper model of the recognition batching bench")
     parser.add_argument("--edge-calls", type=int, default=50, help="calls per path for the edge set-up benchmark")
     args = parser.parse_args(argv)
 
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.edge import run_edge
 
         report["edge"] = run_edge(args.edge_calls)
+    if "recognition" in args.which:
+        from bench.recognition_batch import run_recognition_batch
+
+        report["recognition"] = run_recognition_batch(args.stt_model)
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0
