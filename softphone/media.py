@@ -283,7 +283,11 @@ class RtpStream:
             for level, kind, cdata in ancillary:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
                     sec, nsec = struct.unpack_from("qq", cdata)
-                    arrival = min(now, sec + nsec * 1e-9 + (now - time.time()))
+                    # the kernel stamps with the wall clock: its age moves the monotonic arrival back,
+                    # unless the wall clock was stepped (NTP, a test's moved clock) and it means nothing
+                    age = time.time() - (sec + nsec * 1e-9)
+                    if 0.0 <= age < 1.0:
+                        arrival = now - age
             self._on_datagram(data, arrival)
 
     def _on_datagram(self, data: bytes, now: float) -> None:
