@@ -5,7 +5,7 @@ Theory of operation
       ──► the call's session (``AiCall.start_transfer``): the AI says so and holds the caller
     PhoneTransfer (this module), about the caller's existing call:
       too old ─► failed expired;  operator's endpoint offline ─► failed operator_unregistered
-      the briefing is synthesised while the phone rings (``ariapp.conversation.transfer.briefing``)
+      the briefing (the session makes it: who, what they asked) is synthesised while the phone rings
       originate PJSIP/<operator ext> into this app (``ariapp.calls.legs``)       status ringing
         destroyed before answering, or ``ring_s`` passed ─► failed operator_no_answer | _busy | _declined
       StasisStart (answered) ─► play the briefing to the operator leg only      status briefing
