@@ -13,7 +13,6 @@ when it stores the help request, and answers the AI's hold decision with ``{"kin
 from __future__ import annotations
 
 import json
-
 from dataclasses import asdict, dataclass
 
 from contract.callbacks import _ID, NUMBER, BadRequest
