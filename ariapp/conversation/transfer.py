@@ -28,20 +28,20 @@ MESSAGES = {
     "en": {
         "connecting": "Let me put you through to {operator}. One moment please.",
         "failed": "I'm sorry, {operator} could not take your call right now. I'm still here: how else can I help?",
-        "briefing": "Call from {caller} for {owner}. They asked: {question}. {said}Connecting you now.",
+        "briefing": "Call from {caller} for {owner}. They asked: {question}. {said}",
         "said": "I said: {text}. ",
         "someone": "a colleague",
     },
     "ko": {
         "connecting": "{operator} 님께 연결해 드리겠습니다. 잠시만 기다려 주세요.",
         "failed": "죄송합니다. {operator} 님이 지금 전화를 받을 수 없습니다. 제가 계속 도와드리겠습니다.",
-        "briefing": "{owner} 님 앞으로 {caller} 에서 온 전화입니다. 문의 내용: {question}. {said}지금 연결합니다.",
+        "briefing": "{owner} 님 앞으로 {caller} 에서 온 전화입니다. 문의 내용: {question}. {said}",
         "said": "AI 답변: {text}. ",
         "someone": "담당자",
     },
 }
 
-WORDS = 14  # of the question and of the AI's last words, in the briefing
+WORDS = 12  # of the question and of the AI's last words, in the briefing
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,10 @@ def briefing(heard: Heard, language: str) -> str:
     table = MESSAGES[lang_of(language)]
     said = table["said"].format(text=clip(heard.ai_said)) if heard.ai_said.strip() else ""
     question = clip(heard.question) or "-"
-    return table["briefing"].format(
+    text = table["briefing"].format(
         caller=spell_number(heard.caller) or "?", owner=heard.owner, question=question, said=said
     )
+    return text.strip()
 
 
 TRANSFER_WAIT_S = 5.0  # a "transfer" decision whose request never reached the call: then the away path

@@ -87,6 +87,7 @@ async def put_through(phones) -> dict[str, Any]:
             "operator_saw": ringing.caller,
             "rang_after_s": rang_after,
             "connected_after_s": connected_after,
+            "briefing_speech_s": speech_seconds(briefing),
             "briefing": await transcribe(briefing),
             "caller_waited": await transcribe(caller_waited),
             "caller_heard": await transcribe(caller_heard),
@@ -134,7 +135,9 @@ async def nobody_answers(phones, click) -> dict[str, Any]:
     async with phones("1003") as operator_phone, phones("1001") as caller_phone:
         call = await greeted(caller_phone, "1002")
         await asyncio.to_thread(click)
+        clicked_at = time.monotonic()
         ringing = await operator_phone.next_incoming(timeout=15)
+        rang_after_click = ringing.received_at - clicked_at
         told_from = len(call.received_audio())
         await until(ringing.cancelled.is_set, 30, "the operator's phone to stop ringing")
         await until(lambda: speech_seconds(call.received_audio()[told_from:]) > 4.0, 20, "the AI to say so")
@@ -145,7 +148,7 @@ async def nobody_answers(phones, click) -> dict[str, Any]:
         await call.play_and_wait(await speech("When is the office open?"))
         await until(lambda: speech_seconds(call.received_audio()[goes_on_from:]) > 1.0, 40, "an answer")
         await call.hangup()
-        return {"told": await transcribe(told)}
+        return {"told": await transcribe(told), "rang_after_click_s": rang_after_click}
 
 
 def test_an_operator_who_does_not_answer_leaves_the_caller_with_the_ai_who_says_so(
@@ -172,5 +175,7 @@ def test_an_operator_who_does_not_answer_leaves_the_caller_with_the_ai_who_says_
     finally:
         app.stop()
         ariapp.start()
+    print("transfer timings:", {k: v for k, v in result.items() if k.endswith("_s")})
+    assert result["rang_after_click_s"] < 5.0, result  # the request goes straight to the ARI app
     assert "could not take" in result["told"] or "still here" in result["told"], result
     assert transfer.reason == "operator_no_answer"
