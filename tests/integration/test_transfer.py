@@ -138,9 +138,9 @@ async def nobody_answers(phones, click) -> dict[str, Any]:
         clicked_at = time.monotonic()
         ringing = await operator_phone.next_incoming(timeout=15)
         rang_after_click = ringing.received_at - clicked_at
-        told_from = len(call.received_audio())
         await until(ringing.cancelled.is_set, 30, "the operator's phone to stop ringing")
-        await until(lambda: speech_seconds(call.received_audio()[told_from:]) > 4.0, 20, "the AI to say so")
+        told_from = len(call.received_audio())  # the hold music stops: the AI says nobody answered
+        await until(lambda: speech_seconds(call.received_audio()[told_from:]) > 2.5, 20, "the AI to say so")
         await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of what the AI said")
         told = call.received_audio()[told_from:].copy()
         # and the conversation goes on: the AI answers the next question
