@@ -161,8 +161,13 @@ def test_an_operator_who_does_not_answer_leaves_the_caller_with_the_ai_who_says_
     user = operator_with_phone("silent", "1003")
 
     def click() -> None:  # "take this call" on the live call page, once the AI has the caller
-        call = wait_for(lambda: Call.objects.filter(state="ai", caller="1001").first(), 20, "the AI call")
-        do_request_transfer(user, call)
+        from django.db import connection
+
+        try:
+            call = wait_for(lambda: Call.objects.filter(state="ai", caller="1001").first(), 20, "the AI call")
+            do_request_transfer(user, call)
+        finally:
+            connection.close()  # this worker thread's own connection: the test database is dropped later
 
     ariapp.stop()
     app = AppProcess(pbx.cfg, {"AIPBX_TRANSFER_RING_S": "6"})
