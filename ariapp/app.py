@@ -28,6 +28,7 @@ from ariapp.calls.media import MediaClock
 from ariapp.calls.session import AiCall, Engine
 from ariapp.calls.tracker import CALL_ID_VAR, CallTracker
 from ariapp.calls.transcriber import LiveTranscription
+from ariapp.calls.transfer import TransferDesk
 from ariapp.cdr import ASTERISK_RESTART, EVENTS_LOST, CallRecord, CdrWriter
 from ariapp.conversation.spoken import spoken
 from ariapp.directory import Extension, load_directory
@@ -38,7 +39,15 @@ from ariapp.followup import FollowUp, after_call
 from ariapp.media.resample import resample
 from ariapp.metrics import MediaTotals, observed
 from ariapp.settings import Settings
-from contract import CallRejected, CallTranscription, Event, Latency, VoicemailRecorded, stream_name
+from contract import (
+    CallRejected,
+    CallTranscription,
+    Event,
+    Latency,
+    TransferStatus,
+    VoicemailRecorded,
+    stream_name,
+)
 
 log = logging.getLogger(__name__)
 RECONCILE_ATTEMPTS = 10
@@ -76,6 +85,8 @@ class App:
         # operators' click-to-call requests (the console's Redis list, like the HITL replies)
         self.callback_desk = CallbackDesk(settings.redis_url, settings.instance) if settings.events else None
         self.callbacks: dict[str, ClickToCall] = {}
+        # operators taking AI calls on their phones (the console's Redis list, like the call-backs)
+        self.transfer_desk = TransferDesk(settings.redis_url, settings.instance) if settings.events else None
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._greetings: dict[tuple[str, int], np.ndarray] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -115,6 +126,8 @@ class App:
                 group.create_task(self.ari.run_events(self.on_event, on_disconnect=self.connected.clear))
                 if self.callback_desk is not None:
                     group.create_task(self._serve_callbacks(self.callback_desk))
+                if self.transfer_desk is not None:
+                    group.create_task(self._serve_transfers(self.transfer_desk))
         finally:
             warm.cancel()
             await self.shutdown()
@@ -251,6 +264,28 @@ class App:
             self.callbacks[request.call_id] = callback
             self._spawn(self._run_callback(callback))
 
+    async def _serve_transfers(self, desk: TransferDesk) -> None:
+        """Take the console's transfer requests: the AI call's session puts its caller through."""
+        while True:
+            await self.connected.wait()
+            request = await desk.next(5.0)
+            if request is None:
+                continue
+            session = self.sessions.get(request.call_id)
+            if session is None:
+                log.warning("transfer %s: %s is not an AI call in progress", request.transfer_id, request.call_id)
+                self.publish(
+                    request.call_id,
+                    TransferStatus(
+                        transfer_id=request.transfer_id,
+                        status="failed",
+                        reason="not_ai_call",
+                        operator_ext=request.operator_ext,
+                    ),
+                )
+                continue
+            session.start_transfer(request)
+
     async def _run_callback(self, callback: ClickToCall) -> None:
         try:
             await callback.run()
@@ -292,6 +327,8 @@ class App:
             journal=self.cdr.journal,
             publish=self.publish,
             rtp_timeout_s=self.settings.rtp_timeout_s,
+            sounds_dir=self.settings.sounds_dir,
+            transfer_ring_s=self.settings.transfer_ring_s,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))
@@ -411,6 +448,7 @@ class App:
         ours = {s.media_channel_id for s in self.sessions.values()} | set(self.sessions)
         ours |= {channel_id for t in self.transcriptions.values() for channel_id in t.channel_ids}
         ours |= {channel_id for c in self.callbacks.values() for channel_id in c.channel_ids}
+        ours |= {s.transfer.operator_leg for s in self.sessions.values() if s.transfer is not None}
         our_bridges = {s.bridge_id for s in self.sessions.values()}
         our_bridges |= {bridge_id for t in self.transcriptions.values() for bridge_id in t.bridge_ids}
         our_bridges |= {c.bridge_id for c in self.callbacks.values()}

@@ -86,6 +86,7 @@ class Settings:
     knowledge_prefix: str
     hitl: HitlConfig | None  # None: AIPBX_HITL=0, the AI never asks a person
     callback_ring_s: int = 30  # how long each phone of a click-to-call rings (the operator's, then the caller's)
+    transfer_ring_s: int = 20  # how long an operator's phone rings when an AI call is put through to them
     callback_trunk: str = ""  # PJSIP endpoint outside numbers are dialled through; empty: extensions only
 
     @classmethod
@@ -180,6 +181,7 @@ class Settings:
             pause_ms=integer("AIPBX_PAUSE_MS", 120, 60, 1000),
             hitl=_hitl_config(env) if env.get("AIPBX_HITL", "1") == "1" else None,
             callback_ring_s=integer("AIPBX_CALLBACK_RING_S", 30, 5, 120),
+            transfer_ring_s=integer("AIPBX_TRANSFER_RING_S", 20, 5, 120),
             callback_trunk=_trunk(env.get("AIPBX_CALLBACK_TRUNK", "").strip()),
         )
 

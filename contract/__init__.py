@@ -9,7 +9,8 @@ nothing but the standard library, so either side may use it:
   :func:`~contract.events.encode` / :func:`~contract.events.decode` of a stream entry;
 * :mod:`contract.keys`: the Redis key builders (the event stream, the HITL reply lists, the
   click-to-call requests);
-* :mod:`contract.callbacks`: a click-to-call request the console sends the ARI app.
+* :mod:`contract.callbacks`: a click-to-call request the console sends the ARI app;
+* :mod:`contract.transfers`: a request to put an AI call through to an operator's phone.
 """
 
 from contract.callbacks import BadRequest, CallbackRequest
@@ -33,12 +34,20 @@ from contract.events import (
     ReplySpeaking,
     Retrieval,
     Transcript,
+    TransferStatus,
     TurnPlayed,
     VoicemailRecorded,
     decode,
     encode,
 )
-from contract.keys import callback_requests_key, dead_letter_stream, hitl_reply_key, stream_name
+from contract.keys import (
+    callback_requests_key,
+    dead_letter_stream,
+    hitl_reply_key,
+    stream_name,
+    transfer_requests_key,
+)
+from contract.transfers import TransferRequest
 
 __all__ = [
     "EVENT_TYPES",
@@ -62,6 +71,8 @@ __all__ = [
     "ReplySpeaking",
     "Retrieval",
     "Transcript",
+    "TransferRequest",
+    "TransferStatus",
     "TurnPlayed",
     "VoicemailRecorded",
     "callback_requests_key",
@@ -70,4 +81,5 @@ __all__ = [
     "encode",
     "hitl_reply_key",
     "stream_name",
+    "transfer_requests_key",
 ]

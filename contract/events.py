@@ -293,6 +293,24 @@ class CallbackStatus(Event):
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class TransferStatus(Event):
+    """How putting an AI call through to an operator's phone goes (``call_id``: the transferred call).
+
+    ``status``: ``ringing`` (the operator's phone) -> ``briefing`` (they answered and hear who and
+    what) -> ``connected`` (bridged with the caller; the AI is quiet) -> ``ended``; or ``failed`` with
+    ``reason`` (``operator_unregistered``, ``operator_no_answer``, ``operator_busy``,
+    ``operator_declined``, ``operator_hung_up``, ``not_ai_call``, ``busy``, ``expired``, ``error``):
+    the caller is back with the AI, who says so.
+    """
+
+    TYPE: ClassVar[str] = "transfer.status"
+    transfer_id: str
+    status: str
+    reason: str = ""
+    operator_ext: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -313,6 +331,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         HitlCancelled,
         VoicemailRecorded,
         CallbackStatus,
+        TransferStatus,
     )
 }
 

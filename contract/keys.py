@@ -22,3 +22,9 @@ def callback_requests_key(instance: str) -> str:
     """The list the console RPUSHes click-to-call requests onto (:class:`contract.callbacks.CallbackRequest`);
     the ARI app BLPOPs it and answers with ``callback.status`` events on the stream."""
     return f"aipbx:{instance}:callbacks"
+
+
+def transfer_requests_key(instance: str) -> str:
+    """The list the console RPUSHes transfer requests onto (:class:`contract.transfers.TransferRequest`);
+    the ARI app BLPOPs it and answers with ``transfer.status`` events on the stream."""
+    return f"aipbx:{instance}:transfers"

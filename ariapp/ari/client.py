@@ -168,6 +168,15 @@ class AriClient:
             return None
         return str((data or {}).get("state") or "unknown")
 
+    async def global_variable(self, name: str) -> str | None:
+        """A dialplan global (``[globals]`` of extensions.conf), or None when it is not set."""
+        try:
+            data = await self.request("GET", "/asterisk/variable", params={"variable": name})
+        except AriNotFound:
+            return None
+        value = (data or {}).get("value")
+        return str(value) if value else None
+
     async def stop_playback(self, playback_id: str) -> bool:
         """Stop a playback; False if it had already finished (not an error)."""
         try:

@@ -4,7 +4,7 @@ Theory of operation
     console ── RPUSH aipbx:<instance>:callbacks {CallbackRequest} ──► CallbackDesk (BLPOP) ──► ClickToCall
     ClickToCall:
       operator's endpoint offline? ─► failed operator_unregistered
-      originate PJSIP/<operator ext> into this app (callerId: the number to be called)
+      originate PJSIP/<operator ext> into this app (ariapp.calls.legs) (callerId: the number to be called)
         destroyed before answering ─► failed operator_no_answer | operator_busy | operator_declined
       StasisStart (the operator answered) ─► ringback tone to the operator
       originate PJSIP/<number> (an extension; an outside number only through AIPBX_CALLBACK_TRUNK)
@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 from ariapp import logs
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
+from ariapp.calls.legs import Legs, operator_failure, why_unanswered
+from ariapp.calls.legs import caller_id as _caller_id
 from ariapp.cdr import CallRecord, CdrWriter, utcnow_iso
 from ariapp.directory import Directory
 from ariapp.errors import AriError
@@ -54,21 +56,6 @@ log = logging.getLogger(__name__)
 
 APP_ARG = "callback"  # StasisStart args of our legs: callback,<callback id>,operator|caller
 MAX_AGE_S = 60.0  # a request older than this is refused: the operator has stopped waiting
-HANGUP_GRACE_S = 5.0  # beyond the ring time, before we give up on a leg ourselves
-
-# Q.850 causes of a leg destroyed before it answered.
-BUSY, NO_ANSWER, DECLINED, UNREACHABLE = "busy", "no_answer", "declined", "unreachable"
-_CAUSES = {17: BUSY, 21: DECLINED, 1: UNREACHABLE, 3: UNREACHABLE, 20: UNREACHABLE, 27: UNREACHABLE, 38: UNREACHABLE}
-
-
-def why_unanswered(cause: int | None) -> str:
-    """``busy``, ``declined``, ``unreachable`` or ``no_answer`` (anything else: it rang out or was cancelled)."""
-    return _CAUSES.get(cause or 0, NO_ANSWER)
-
-
-def operator_failure(cause: int | None) -> str:
-    kind = why_unanswered(cause)
-    return "operator_unregistered" if kind == UNREACHABLE else f"operator_{kind}"
 
 
 def caller_failure(cause: int | None) -> str:
@@ -133,26 +120,15 @@ class ClickToCall:
         self.bridge_id = f"{self.call_id}-bridge"
         self.channel_ids = (self.operator_leg, self.caller_leg)
         self.record = CallRecord(call_id=self.call_id, caller=request.number, callee=request.callee, start=utcnow_iso())
-        self.answered: set[str] = set()
-        self.gone: dict[str, int | None] = {}  # channel id -> hang-up cause
-        self._changed = asyncio.Event()
+        self.legs = Legs(ari, self.channel_ids, ring_s)
+        self.answered = self.legs.answered
+        self.gone = self.legs.gone
         self.status = ""
         self.failure = ""
 
     # --- events from the ARI reader ----------------------------------------------------------------
     def on_event(self, event: AriEvent) -> None:
-        channel = event.channel
-        if channel is None or channel.id not in self.channel_ids:
-            return
-        if event.type == "StasisStart":
-            self.answered.add(channel.id)
-        elif event.type in ("ChannelDestroyed", "StasisEnd", "ChannelHangupRequest"):
-            cause = event.raw.get("cause")
-            if channel.id not in self.gone or self.gone[channel.id] is None:
-                self.gone[channel.id] = cause if isinstance(cause, int) else None
-        else:
-            return
-        self._changed.set()
+        self.legs.on_event(event)
 
     # --- the call --------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -163,7 +139,7 @@ class ClickToCall:
         try:
             self.failure = await self._connect()
             if not self.failure:
-                await self._until(lambda: bool(self.gone.keys() & set(self.channel_ids)), None)
+                await self.legs.until(lambda: bool(self.gone.keys() & set(self.channel_ids)), None)
                 self.record.hangup_by = "caller" if self.caller_leg in self.gone else "operator"
                 self.record.termination_reason = f"{self.record.hangup_by}_hangup"
         except AriError as exc:
@@ -187,27 +163,25 @@ class ClickToCall:
         if await self.ari.endpoint_state("PJSIP", operator.ext) in (None, "offline"):
             return "operator_unregistered"
         self._status("ringing_operator")
-        await self.ari.originate(
+        await self.legs.ring(
             self.operator_leg,
             f"PJSIP/{operator.ext}",
-            caller_id=_caller_id("Call-back", request.number),
-            timeout_s=self.ring_s,
+            caller=_caller_id("Call-back", request.number),
             app_args=f"{APP_ARG},{request.callback_id},operator",
         )
-        if not await self._until_answered(self.operator_leg):
+        if not await self.legs.until_answered(self.operator_leg):
             return operator_failure(self.gone.get(self.operator_leg))
         self._status("ringing_caller")
         ringback = f"{self.call_id}-ringback"
         with contextlib.suppress(AriError):  # the operator hearing silence is no reason to stop
             await self.ari.play(self.operator_leg, "tone:ring", playback_id=ringback)
-        await self.ari.originate(
+        await self.legs.ring(
             self.caller_leg,
             endpoint,
-            caller_id=_caller_id(owner.owner if owner else "", request.callee or operator.ext),
-            timeout_s=self.ring_s,
+            caller=_caller_id(owner.owner if owner else "", request.callee or operator.ext),
             app_args=f"{APP_ARG},{request.callback_id},caller",
         )
-        answered = await self._until_answered(self.caller_leg, watch=self.operator_leg)
+        answered = await self.legs.until_answered(self.caller_leg, watch=lambda: self.operator_leg in self.gone)
         with contextlib.suppress(AriError):
             await self.ari.stop_playback(ringback)
         if self.operator_leg in self.gone:
@@ -232,26 +206,6 @@ class ClickToCall:
         if self.trunk:
             return f"PJSIP/{number.lstrip('+')}@{self.trunk}"
         return None
-
-    async def _until_answered(self, leg: str, watch: str | None = None) -> bool:
-        """True when ``leg`` answered; False when it (or ``watch``) hung up first, or it rang too long."""
-
-        def settled() -> bool:
-            return leg in self.answered or leg in self.gone or (watch is not None and watch in self.gone)
-
-        await self._until(settled, self.ring_s + HANGUP_GRACE_S)
-        if leg in self.answered and leg not in self.gone:
-            return True
-        if leg not in self.gone:
-            self.gone[leg] = None  # rang out on our side: hung up in the teardown
-        return False
-
-    async def _until(self, condition: Callable[[], bool], limit_s: float | None) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(limit_s):
-                while not condition():
-                    self._changed.clear()
-                    await self._changed.wait()
 
     def _status(self, status: str, reason: str = "") -> None:
         self.status = status
@@ -279,8 +233,3 @@ class ClickToCall:
             self._status("ended")
         if await asyncio.to_thread(self.cdr.write, record):
             self._publish(self.call_id, CallEnded(cdr=record.to_cdr()))
-
-
-def _caller_id(name: str, number: str) -> str:
-    clean = "".join(c for c in name if c.isalnum() or c in " .-_")[:40]
-    return f'"{clean}" <{number}>' if clean else number

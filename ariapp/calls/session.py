@@ -32,7 +32,9 @@ from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.audio import Listener, Speaker
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
+from ariapp.calls.notices import write_prompt
 from ariapp.calls.recording import CallRecording
+from ariapp.calls.transfer import PhoneTransfer
 from ariapp.calls.voicemail import FILE as VOICEMAIL_FILE
 from ariapp.calls.voicemail import MessageRecorder, write_message
 from ariapp.calls.watchdog import RtpWatchdog
@@ -43,12 +45,14 @@ from ariapp.conversation.echo import EchoGuard
 from ariapp.conversation.hitl import Desk, HitlConfig
 from ariapp.conversation.machine import Ev
 from ariapp.conversation.orchestrator import ConversationConfig, Orchestrator
+from ariapp.conversation.spoken import spoken
+from ariapp.conversation.transfer import Heard, briefing
 from ariapp.directory import Extension
 from ariapp.errors import AriError, MediaError
 from ariapp.media.resample import resample
 from ariapp.providers.base import SpeechToText, TextToSpeech
 from ariapp.timed import TimedRetriever
-from contract import CallAnswered, Event
+from contract import CallAnswered, Event, TransferRequest
 
 log = logging.getLogger(__name__)
 WATCHDOG_TICKS = 25  # the RTP watchdog looks every 25 media ticks (0.5 s)
@@ -114,6 +118,8 @@ class AiCall:
         publish: Callable[[str, Event], None] | None = None,
         rtp_timeout_s: float = 0,
         monotonic: Callable[[], float] = time.monotonic,
+        sounds_dir: Path | None = None,
+        transfer_ring_s: int = 20,
     ) -> None:
         self.ari = ari
         self.clock = clock
@@ -159,11 +165,27 @@ class AiCall:
         self._message_over: asyncio.Future[str] | None = None
         self._message_meta: dict = {}
         self.voicemail: dict | None = None  # what the report says of a kept message
+        self._sounds_dir = sounds_dir  # where a transfer's briefing is written (None: no transfers)
+        self._transfer_ring_s = transfer_ring_s
+        self.transfer: PhoneTransfer | None = None  # putting the caller through to an operator's phone
+        self._transfer_task: asyncio.Task | None = None
+        self.transferred = False  # the operator has the caller: the AI is quiet, the recorder goes on
 
     # --- events from the ARI reader (must not block) -------------------------------------------
     def on_event(self, event: AriEvent) -> None:
+        if self.transfer is not None:
+            self.transfer.on_event(event)
         channel = event.channel
         if channel is None:
+            return
+        if (
+            self.transferred
+            and self.transfer is not None
+            and channel.id == self.transfer.operator_leg
+            and event.type in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest")
+        ):
+            self.hangup_by = self.hangup_by or "operator"
+            self.ended.set()
             return
         if event.type in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest") and channel.id in (
             self.caller_id,
@@ -319,6 +341,73 @@ class AiCall:
             return ""
         return result.text.strip()
 
+    # --- transfer to an operator's phone (ariapp.calls.transfer) ---------------------------------------
+    def start_transfer(self, request: TransferRequest) -> None:
+        """Put the caller through to ``request.operator_ext``; a call that cannot is answered ``failed``."""
+        transfer = PhoneTransfer(
+            ari=self.ari,
+            request=request,
+            caller_number=self.record.caller,
+            bridge_id=self.bridge_id,
+            briefing=lambda: self._briefing(heard),
+            publish=self._publish,
+            ring_s=self._transfer_ring_s,
+        )
+        orchestrator = self.orchestrator
+        if self.transferred or (self._transfer_task is not None and not self._transfer_task.done()):
+            transfer.failed("busy")
+            return
+        turns = orchestrator.turns if orchestrator is not None else []
+        heard = Heard(
+            caller=self.record.caller,
+            owner=self.ext.owner,
+            question=request.question or next((t.text for t in reversed(turns) if t.speaker == "caller"), ""),
+            ai_said=next((t.text for t in reversed(turns) if t.speaker == "ai" and t.text), ""),
+        )
+        if self._sounds_dir is None or orchestrator is None or self.ended.is_set():
+            transfer.failed("not_ai_call")
+            return
+        if not orchestrator.transferring(request.operator):
+            transfer.failed("busy")
+            return
+        self.transfer = transfer
+        self._transfer_task = asyncio.ensure_future(self._run_transfer(transfer, orchestrator))
+
+    async def _run_transfer(self, transfer: PhoneTransfer, orchestrator: Orchestrator) -> None:
+        try:
+            failure = await transfer.run(self.ended.is_set)
+        except (AriError, OSError) as exc:
+            log.error("transfer of %s failed: %s", self.record.call_id, exc)
+            failure = "error"
+        except asyncio.CancelledError:
+            await asyncio.shield(transfer.hang_up())
+            raise
+        if failure:
+            await transfer.hang_up()
+            transfer.failed(failure)
+            orchestrator.transfer_settled(False)
+            return
+        self.transferred = True
+        self.listener.enabled = False  # the AI is done: nothing said now is a question
+        orchestrator.transfer_settled(True)
+        self.record.answered_by = f"{self.record.answered_by or 'ai'},{transfer.request.operator_ext}"
+        self._journal(self.record)
+        self._publish(self.record.call_id, CallAnswered(answered_by=self.record.answered_by, ai=True))
+        log.info("AI call %s put through to %s", self.record.call_id, transfer.request.operator_ext)
+
+    async def _briefing(self, heard: Heard) -> tuple[Path, float]:
+        """The operator's briefing as a WAV in the sounds directory, and its length in seconds."""
+        assert self._sounds_dir is not None
+        text = briefing(heard, self.ext.language)
+        tts = self.engine.voice(self.ext.language)
+        said = spoken(text, self.ext.language, (self.ext.owner,))
+        assert self.transfer is not None
+        name = f"transfer-{self.transfer.request.transfer_id[:16]}"
+        path = await write_prompt(self._sounds_dir, name, text, lambda: tts.synthesize_all(said), tts.sample_rate)
+        seconds = max(0.0, (path.stat().st_size - 44) / 16000)  # 8 kHz, 16 bit
+        log.info("transfer briefing (%.1f s): %s", seconds, text)
+        return path, seconds
+
     # --- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
         logs.bind_call(self.record.call_id)  # this task and all it starts log with the call id
@@ -417,6 +506,9 @@ class AiCall:
             self.orchestrator.post(Ev.HANGUP)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(conversation, 3.0)
+        if self.transferred:  # the operator has the caller: the media (and the recording) go on
+            await self.ended.wait()
+            raise CallEnded
 
     async def _greet_then_echo(self) -> None:
         greeting = await self._greeting_pcm(self.ext, self.codec.sample_rate)
@@ -433,11 +525,19 @@ class AiCall:
         self.clock.remove(self)
         self.speaker.stop()
         self.record.ai_handled = True
+        if self._transfer_task is not None and not self._transfer_task.done():
+            self._transfer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._transfer_task, 5.0)
+        if self.transfer is not None:
+            await self.transfer.hang_up()
+            if self.transferred:
+                self.transfer.ended()
         try:
             async with asyncio.timeout(5.0):
                 await self.ari.destroy_bridge(self.bridge_id)
                 await self.ari.hangup(self.media_channel_id)
-                if self.hangup_by is None or self.hangup_by in ("ai", "system"):
+                if self.hangup_by is None or self.hangup_by in ("ai", "system", "operator"):
                     self.hangup_by = self.hangup_by or "ai"
                     await self.ari.hangup(self.caller_id)
         except (AriError, TimeoutError) as exc:

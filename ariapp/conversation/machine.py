@@ -17,6 +17,10 @@ Theory of operation
     THINKING/HOLDING --voicemail--> VOICEMAIL when nobody answered (away, or the hold timed out) and
     voicemail is on: the reply task says so, asks for a message, beeps and records it; nothing the
     caller says is answered; VOICEMAIL --finished--> ENDED (the AI hangs up after its goodbye).
+    Any state but IDLE/VOICEMAIL/ENDED --transfer--> TRANSFERRING when the caller is put through to a
+    person (``ariapp.conversation.transfer``): our audio stops, the reply task says so and plays hold
+    music; nothing the caller says is answered; TRANSFERRING --transferred--> ENDED (the person has the
+    caller) or --human reply--> SPEAKING (nobody answered: the AI says so and goes on).
     Hanging up ends everything from any state.
 
 ``step(state, event) -> (state, commands)`` is pure; the orchestrator executes the commands.
@@ -38,6 +42,7 @@ class State(enum.Enum):
     HOLDING = "holding"  # waiting for a person to answer (hold music, spoken updates)
     PAUSED = "paused"  # the caller spoke over our reply: held until we know whether it was a backchannel
     VOICEMAIL = "voicemail"  # the caller is leaving a message: nothing they say is answered
+    TRANSFERRING = "transferring"  # an operator's phone rings / they hear the briefing: hold music
     ENDED = "ended"
 
 
@@ -56,6 +61,8 @@ class Ev(enum.Enum):
     INTERRUPTION = "interruption"  # it was more: stop and answer it (payload: the utterance)
     VOICEMAIL = "voicemail"  # nobody answered: the caller may leave a message
     FINISHED = "finished"  # the conversation is over on our side (after the voicemail's goodbye)
+    TRANSFER = "transfer"  # put the caller through to a person (payload: the person's name)
+    TRANSFERRED = "transferred"  # the person has the caller: the AI is done
 
 
 class Cmd(enum.Enum):
@@ -67,6 +74,7 @@ class Cmd(enum.Enum):
     PAUSE_REPLY = "pause_reply"  # hold our audio at once (it stays queued)
     RESUME_REPLY = "resume_reply"
     CHECK_BACKCHANNEL = "check_backchannel"  # recognise the utterance; post BACKCHANNEL or INTERRUPTION
+    START_TRANSFER = "start_transfer"  # say we put the caller through, then hold music until it settles
     END = "end"
 
 
@@ -99,6 +107,12 @@ TABLE: dict[tuple[State, Ev], tuple[State, tuple[Cmd, ...]]] = {
     (S.HOLDING, E.VOICEMAIL): (S.VOICEMAIL, ()),
     (S.VOICEMAIL, E.FINISHED): (S.ENDED, (C.END,)),
 }
+for _state in (S.GREETING, S.LISTENING, S.THINKING, S.SPEAKING, S.PAUSED, S.HOLDING):
+    TABLE[(_state, Ev.TRANSFER)] = (State.TRANSFERRING, (Cmd.CANCEL_REPLY, Cmd.START_TRANSFER))
+TABLE[(S.TRANSFERRING, E.HUMAN_REPLY)] = (S.SPEAKING, ())
+TABLE[(S.TRANSFERRING, E.TRANSFERRED)] = (S.ENDED, (C.END,))
+#: States from which the caller can be put through to a person.
+TRANSFERABLE = frozenset(state for (state, event) in TABLE if event is Ev.TRANSFER)
 for _state in State:
     if _state is not State.ENDED:
         TABLE[(_state, Ev.HANGUP)] = (State.ENDED, (Cmd.CANCEL_REPLY, Cmd.END))

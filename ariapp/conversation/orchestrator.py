@@ -42,9 +42,10 @@ from ariapp.conversation.hitl import (
     hitl_trigger,
     hold_music,
 )
-from ariapp.conversation.machine import Cmd, Ev, State, step
+from ariapp.conversation.machine import TRANSFERABLE, Cmd, Ev, State, step
 from ariapp.conversation.prompt import Turn, system_prompt
 from ariapp.conversation.spoken import spoken
+from ariapp.conversation.transfer import MUSIC_CHUNK_S, TRANSFER_WAIT_S, hold_for_transfer
 from ariapp.conversation.turns import BACKCHANNEL_MAX_S, backchannel, unfinished
 from ariapp.conversation.turns import HOLD_S as TURN_HOLD_S
 from ariapp.media.audio import Speaker, SpeechHandle
@@ -177,10 +178,25 @@ class Orchestrator:
         self._offered: Offer | None = None  # "did you mean …?" asked: the caller's next words answer it
         self.offers = 0
         self.barge_ins = 0
+        self._transfer: asyncio.Future[bool] | None = None  # putting the caller through: did the person take them?
 
     # --- inputs (from the media tick; never block) -----------------------------------------------
     def post(self, event: Ev, payload: object = None) -> None:
         self._events.put_nowait((event, payload))
+
+    def transferring(self, operator: str) -> bool:
+        """The caller is being put through to ``operator`` (``ariapp.conversation.transfer``): say so and
+        hold. False when the conversation cannot hand over now (not started, voicemail, ended, already)."""
+        if self.state not in TRANSFERABLE or (self._transfer is not None and not self._transfer.done()):
+            return False
+        self._transfer = asyncio.get_running_loop().create_future()
+        self.post(Ev.TRANSFER, operator)
+        return True
+
+    def transfer_settled(self, connected: bool) -> None:
+        """The operator took the caller (the AI is done) or not (the AI says so and goes on)."""
+        if self._transfer is not None and not self._transfer.done():
+            self._transfer.set_result(connected)
 
     def on_pause(self, pcm_so_far: np.ndarray) -> None:
         """The caller paused: start recognising now, in case the turn is over.
@@ -262,6 +278,18 @@ class Orchestrator:
             self._check = asyncio.ensure_future(self._check_backchannel(payload))
         elif command is Cmd.KEEP_QUESTION:
             pass  # _answer() keeps the question's audio in _kept_audio until our answer plays
+        elif command is Cmd.START_TRANSFER and self._transfer is not None:
+            settled = self._transfer
+            self._start(
+                hold_for_transfer(
+                    operator=str(payload or ""),
+                    language=self.config.language,
+                    settled=settled,
+                    say=self._say,
+                    music_until=lambda done: self._play_music_until(self._clock() + MUSIC_CHUNK_S, done),
+                    post=self.post,
+                )
+            )
         elif command is Cmd.SAY_FALLBACK:
             self._start(self._say(FALLBACK[self.config.lang].format(owner=self.config.owner)))
 
@@ -600,7 +628,17 @@ class Orchestrator:
                 language=self.config.language,
             )
         )
-        decision = await self.desk.reply(request_id, self.hitl.decision_s)
+        try:
+            decision = await self.desk.reply(request_id, self.hitl.decision_s)
+            if decision is not None and decision.get("kind") == "transfer":
+                # the console sent the call session a transfer request too: it cancels this task
+                log.info("HITL %s: putting the caller through to %s", request_id, decision.get("operator", "?"))
+                await asyncio.sleep(TRANSFER_WAIT_S)
+                decision = None  # the request never reached the call: nobody after all
+        except asyncio.CancelledError:
+            if self._transfer is not None:  # an operator took the call before the hold began
+                self._publish(contract.HitlCancelled(request_id=request_id, why="transfer"))
+            raise
         if decision is None or decision.get("kind") != "queued":
             log.info("HITL %s: nobody available (%s)", request_id, (decision or {}).get("kind", "no answer"))
             metrics.hitl_outcome("away")
@@ -620,7 +658,8 @@ class Orchestrator:
         try:
             answer = await self._hold(request_id)
         except asyncio.CancelledError:
-            self._publish(contract.HitlCancelled(request_id=request_id, why="caller_hangup"))
+            why = "transfer" if self._transfer is not None else "caller_hangup"
+            self._publish(contract.HitlCancelled(request_id=request_id, why=why))
             raise
         log.info("HITL %s: %s", request_id, "hold limit reached" if answer is None else "answer received")
         if answer is None:

@@ -244,7 +244,7 @@ def test_production_settings_refuse_to_start_without_a_recordings_key(module: st
 def test_voicemail_and_call_back_settings() -> None:
     default = Settings.from_env(BASE)
     assert default.hitl is not None and default.hitl.voicemail and default.hitl.voicemail_max_s == 120.0
-    assert (default.callback_ring_s, default.callback_trunk) == (30, "")
+    assert (default.callback_ring_s, default.callback_trunk, default.transfer_ring_s) == (30, "", 20)
     custom = Settings.from_env(
         {
             **BASE,
@@ -252,8 +252,10 @@ def test_voicemail_and_call_back_settings() -> None:
             "AIPBX_VOICEMAIL_SILENCE_S": "2.5",
             "AIPBX_CALLBACK_RING_S": "20",
             "AIPBX_CALLBACK_TRUNK": "kt-sip",
+            "AIPBX_TRANSFER_RING_S": "8",
         }
     )
+    assert custom.transfer_ring_s == 8
     assert custom.hitl is not None and not custom.hitl.voicemail and custom.hitl.voicemail_silence_s == 2.5
     assert (custom.callback_ring_s, custom.callback_trunk) == (20, "kt-sip")
     with pytest.raises(ConfigError, match="AIPBX_CALLBACK_TRUNK"):

@@ -88,6 +88,7 @@ ONE_OF_EACH = [
         transcript="내일 다시 전화 주세요.",
     ),
     CallbackStatus(callback_id="cb1", status="failed", reason="operator_unregistered"),
+    contract.TransferStatus(transfer_id="t1", status="failed", reason="operator_no_answer", operator_ext="1003"),
 ]
 
 
@@ -207,7 +208,26 @@ def test_a_callback_request_survives_the_list_and_a_malformed_one_is_refused() -
             CallbackRequest.from_json(raw)
 
 
+def test_a_transfer_request_survives_the_list_and_a_malformed_one_is_refused() -> None:
+    request = contract.TransferRequest(
+        transfer_id="t1", call_id="dev-1", operator_ext="1003", operator="Alice", question="I want a refund",
+        request_id="r1", requested_at=1764032400.5,
+    )  # fmt: skip
+    assert contract.TransferRequest.from_json(request.to_json().encode()) == request
+    for raw in (
+        "not json",
+        "[]",
+        '{"transfer_id": "t1"}',
+        request.to_json().replace('"1003"', '"1003&PJSIP/evil"'),
+        request.to_json().replace('"1003"', '"+821012345678"'),
+        request.to_json().replace("dev-1", "../../etc"),
+    ):
+        with pytest.raises(contract.BadRequest):
+            contract.TransferRequest.from_json(raw)
+
+
 def test_the_redis_keys() -> None:
+    assert contract.transfer_requests_key("dev") == "aipbx:dev:transfers"
     assert contract.callback_requests_key("dev") == "aipbx:dev:callbacks"
     assert contract.stream_name("dev") == "aipbx:dev:events"
     assert contract.dead_letter_stream("aipbx:dev:events") == "aipbx:dev:events:dead"

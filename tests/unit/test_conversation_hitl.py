@@ -167,3 +167,48 @@ async def test_a_caller_hanging_up_during_the_hold_cancels_the_request() -> None
         desk.push(request_id, {"kind": "queued", "operators": 1})
         await call.until(lambda: call.state is State.HOLDING)
     assert published(events, "hitl.cancelled") == [{"request_id": request_id, "why": "caller_hangup"}]
+
+
+# --- putting the caller through to a person (ariapp.conversation.transfer) ------------------------------
+
+
+async def test_a_transfer_during_the_hold_decision_closes_the_request_and_a_failed_one_goes_back_to_the_ai() -> None:
+    # the earlier attempt's leftover: "take this call" while the AI waited for the decision left it open
+    desk = FakeDesk()
+    stt = FakeSTT("I want to talk to a person.", "When do you open?")
+    retriever = FakeRetriever(Passage("We open at nine on weekdays", 0.82))
+    async with Call(stt=stt, retriever=retriever) as call:
+        events = with_desk(call, desk, HitlConfig(decision_s=5.0, hold_s=10.0))
+        call.say()
+        await call.until(lambda: published(events, "hitl.requested"))
+        request_id = published(events, "hitl.requested")[0]["request_id"]
+        # when: the operator clicks while the AI still waits for the decision
+        assert call.orchestrator.transferring("Alice")
+        # then: the request is closed as transferred, the AI says so and holds the caller
+        await call.until(lambda: published(events, "hitl.cancelled"))
+        assert published(events, "hitl.cancelled") == [{"request_id": request_id, "why": "transfer"}]
+        await call.until(
+            lambda: (
+                call.state is State.TRANSFERRING
+                and "Let me put you through to Alice. One moment please." in call.heard()
+            )
+        )
+        assert not call.orchestrator.transferring("Bob")  # one at a time
+        call.say()  # what the caller says meanwhile is not answered
+        await asyncio.sleep(0.1)
+        assert call.state is State.TRANSFERRING
+        # when: the operator does not answer
+        call.orchestrator.transfer_settled(False)
+        await call.until(lambda: call.state is State.LISTENING and "Alice could not take" in call.ai_texts()[-1])
+        # then: the conversation goes on
+        call.say()
+        await call.until(lambda: call.ai_texts()[-1].endswith("We open at nine on weekdays."))
+
+
+async def test_a_transfer_the_operator_takes_ends_the_ai_conversation() -> None:
+    async with Call(stt=FakeSTT("Hello."), retriever=FakeRetriever()) as call:
+        await call.until(lambda: call.state is State.LISTENING)
+        assert call.orchestrator.transferring("Alice")
+        await call.until(lambda: call.state is State.TRANSFERRING)
+        call.orchestrator.transfer_settled(True)
+        await call.until(lambda: call.state is State.ENDED)

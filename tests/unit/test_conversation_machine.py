@@ -39,6 +39,13 @@ DOCUMENTED = {
     (S.THINKING, E.VOICEMAIL): (S.VOICEMAIL, ()),
     (S.HOLDING, E.VOICEMAIL): (S.VOICEMAIL, ()),
     (S.VOICEMAIL, E.FINISHED): (S.ENDED, (C.END,)),
+    # put through to a person: from any talking state, never while a voicemail is left
+    **{
+        (state, E.TRANSFER): (S.TRANSFERRING, (C.CANCEL_REPLY, C.START_TRANSFER))
+        for state in (S.GREETING, S.LISTENING, S.THINKING, S.SPEAKING, S.PAUSED, S.HOLDING)
+    },
+    (S.TRANSFERRING, E.TRANSFERRED): (S.ENDED, (C.END,)),
+    (S.TRANSFERRING, E.HUMAN_REPLY): (S.SPEAKING, ()),
 }
 LIVE = [state for state in State if state is not State.ENDED]
 UNLISTED = [

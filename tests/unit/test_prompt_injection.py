@@ -270,7 +270,7 @@ def test_smuggled_tags_cannot_open_a_second_context_or_caller_block() -> None:
 # --- no code path turns model output into a telephony action ----------------------------------------
 # The ARI operations the app may use. None can move or continue a call (no redirect, continue, dial,
 # move, snoop, externalMedia to a foreign host...); each takes ids the app made itself. One places a
-# call: ``originate``, for an operator's click-to-call only (checked below).
+# call: ``originate``, for an operator's click-to-call and transfer only (checked below).
 ARI_ALLOWED = {
     "originate",
     "endpoint_state",
@@ -280,6 +280,7 @@ ARI_ALLOWED = {
     "get_channel",
     "list_channels",
     "get_variable",
+    "global_variable",  # reads a dialplan global (where Asterisk sees the sounds directory)
     "external_media",
     "play",
     "start_moh",
@@ -357,13 +358,19 @@ def test_only_the_operators_click_to_call_places_calls_and_only_to_a_phone_numbe
         for src in sorted((REPO / "ariapp").rglob("*.py"))
         if ".originate(" in src.read_text(encoding="utf-8")
     ]
-    assert callers == ["ariapp/calls/callback.py"]
+    assert callers == ["ariapp/calls/legs.py"]
+    ringers = [
+        src.relative_to(REPO).as_posix()
+        for src in sorted((REPO / "ariapp").rglob("*.py"))
+        if ".legs.ring(" in src.read_text(encoding="utf-8")
+    ]
+    assert ringers == ["ariapp/calls/callback.py", "ariapp/calls/transfer.py"]
     for endpoint in ("PJSIP/1003", "PJSIP/01012345678@trunk", "PJSIP/+821012345678@kt-sip"):
         assert DIAL_ENDPOINT.fullmatch(endpoint), endpoint
     for endpoint in ("Local/s@from-internal", "PJSIP/1003&PJSIP/1004", "PJSIP/evil", "SIP/1003", "PJSIP/1003@a/b"):
         assert not DIAL_ENDPOINT.fullmatch(endpoint), endpoint
-    callback = (REPO / "ariapp" / "calls" / "callback.py").read_text(encoding="utf-8")
-    assert "ariapp.conversation" not in callback
+    for name in ("callback.py", "legs.py", "transfer.py"):  # the number dialled comes from the console only
+        assert "ariapp.conversation" not in (REPO / "ariapp" / "calls" / name).read_text(encoding="utf-8")
 
 
 def test_snooping_only_listens_and_only_the_live_transcript_does_it() -> None:

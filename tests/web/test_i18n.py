@@ -95,6 +95,7 @@ NOT_PAGES = {
     "privacy:delete",
     "webhooks:retry",
     "console:callback",
+    "console:take",
     "voicemail:audio",
     "voicemail:handled",
 }
@@ -375,6 +376,7 @@ def test_forms_errors_and_messages_are_korean_too(seeded: dict[str, Any]) -> Non
         (reverse("webhooks:retry", args=[Delivery.objects.get().pk]), {}),
         (reverse("console:call", args=["call-ko-1"]), {"notes": "메모", "callback_number": "010-1234-5678"}),
         (reverse("console:callback", args=["call-ko-1"]), {}),  # the admin has no phone of their own
+        (reverse("console:take", args=["call-ko-1"]), {}),
         (reverse("voicemail:handled", args=[Voicemail.objects.get().pk]), {"handled": "1"}),
         (reverse("voicemail:handled", args=[Voicemail.objects.get().pk]), {"handled": "0"}),
     ]

@@ -70,6 +70,11 @@ def _apply(call: Call, event: Event) -> Turn | None:
 
         apply_voicemail_event(call, event)
         return None
+    if event.type == contract.TransferStatus.TYPE:
+        from webconsole.calls.transfers import apply_transfer_event
+
+        apply_transfer_event(call, data)
+        return None
     if event.type == contract.CallbackStatus.TYPE:
         from webconsole.calls.callbacks import apply_callback_event
 
@@ -91,7 +96,7 @@ def _answered(call: Call, event: Event, data: dict[str, Any]) -> None:
     if call.state == CallState.ENDED:
         return
     call.answered = call.answered or event.ts
-    call.answered_by = str(data.get("answered_by") or "")[:16]
+    call.answered_by = str(data.get("answered_by") or "")[:64]
     call.ai_handled = call.ai_handled or bool(data.get("ai"))
     call.state = CallState.AI if data.get("ai") else CallState.ANSWERED
     if call.ai_handled:
@@ -121,7 +126,7 @@ def _ended(call: Call, event: Event, data: dict[str, Any]) -> None:
     call.answered = _iso(cdr.get("answer")) or call.answered
     call.ended = _iso(cdr.get("end")) or event.ts
     call.ai_handled = bool(cdr.get("ai_handled", call.ai_handled))
-    call.answered_by = str(cdr.get("answered_by") or call.answered_by or "")[:16]
+    call.answered_by = str(cdr.get("answered_by") or call.answered_by or "")[:64]
     call.duration_s = _float(cdr.get("duration"))
     call.billsec = _float(cdr.get("billsec"))
     call.dial_status = str(cdr.get("dial_status") or "")[:32]

@@ -17,6 +17,7 @@ SPEAKERS: dict[str, Promise] = {
     "caller": gettext_lazy("caller"),
     "callee": gettext_lazy("callee"),
     "ai": gettext_lazy("AI"),
+    "operator": gettext_lazy("operator"),
 }
 
 CONVERSATION_STATES: dict[str, Promise] = {
@@ -28,6 +29,7 @@ CONVERSATION_STATES: dict[str, Promise] = {
     "holding": gettext_lazy("on hold for a person"),
     "paused": gettext_lazy("paused"),
     "voicemail": gettext_lazy("leaving a message"),
+    "transferring": gettext_lazy("putting the caller through to a person"),
     "ended": gettext_lazy("ended"),
 }
 

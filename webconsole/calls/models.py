@@ -95,7 +95,9 @@ class Call(models.Model):
     state = models.CharField(max_length=16, choices=CallState.choices, default=CallState.RINGING)
     conversation_state = models.CharField(max_length=24, blank=True, default="")
     ai_handled = models.BooleanField(default=False)
-    answered_by = models.CharField(max_length=16, blank=True, default="")
+    answered_by = models.CharField(
+        max_length=64, blank=True, default="", help_text='Who answered: "ai", a phone, or "ai,1002" after a transfer.'
+    )
     started = models.DateTimeField(null=True, blank=True)
     answered = models.DateTimeField(null=True, blank=True)
     ended = models.DateTimeField(null=True, blank=True)
@@ -180,6 +182,46 @@ class Callback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.callback_id}: {self.operator_ext} -> {self.number} ({self.status})"
+
+
+class TransferStatus(models.TextChoices):
+    REQUESTED = "requested", gettext_lazy("Requested")
+    RINGING = "ringing", gettext_lazy("Ringing the operator's phone")
+    BRIEFING = "briefing", gettext_lazy("Briefing the operator")
+    CONNECTED = "connected", gettext_lazy("Connected")
+    ENDED = "ended", gettext_lazy("Ended")
+    FAILED = "failed", gettext_lazy("Failed")
+
+
+#: The transfer is under way: no second one for the same call.
+TRANSFER_ACTIVE = (TransferStatus.REQUESTED, TransferStatus.RINGING, TransferStatus.BRIEFING, TransferStatus.CONNECTED)
+
+
+class Transfer(models.Model):
+    """An AI call put through to an operator's own phone (``ariapp.calls.transfer``).
+
+    The caller stays on the same call (one CDR line); the status follows the ARI app's
+    ``transfer.status`` events, ``reason`` says why it failed (the caller is then back with the AI).
+    """
+
+    transfer_id = models.CharField(max_length=64, unique=True)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="transfers")
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="transfers"
+    )
+    operator_ext = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=TransferStatus.choices, default=TransferStatus.REQUESTED)
+    reason = models.CharField(max_length=32, blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
+    connected = models.DateTimeField(null=True, blank=True)
+    ended = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.transfer_id}: {self.call_id} -> {self.operator_ext} ({self.status})"
 
 
 class CallEvent(models.Model):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("calls/<str:call_id>/", views.call_detail, name="call"),
     path("calls/<str:call_id>/audio/<str:name>.wav", views.call_audio, name="call-audio"),
     path("calls/<str:call_id>/callback", views.call_back, name="callback"),
+    path("calls/<str:call_id>/take", views.take_call, name="take"),
     path("operators/", views.operators, name="operators"),
     path("operators/presence", views.set_presence, name="presence"),
 ]

@@ -24,7 +24,7 @@ from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from ariapp import sealing
-from webconsole.calls import access, actions, callbacks, presence
+from webconsole.calls import access, actions, callbacks, presence, transfers
 from webconsole.calls.models import Call, CallState, HitlStatus, Operator, Presence, Role
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,10 @@ def _follow_up(call: Call) -> dict:
     from webconsole.calls.models import Callback
 
     callback = Callback.objects.filter(call=call).first()
+    transfer = call.transfers.select_related("operator").first()
     return {
+        "transfer": transfer,
+        "transfer_failure": transfers.failure_text(transfer.reason) if transfer and transfer.reason else "",
         "voicemail": getattr(call, "voicemail", None) if _has_voicemail_app() else None,
         "callback": callback,
         "callback_failure": callbacks.failure_text(callback.reason) if callback and callback.reason else "",
@@ -228,6 +231,27 @@ def call_back(request: HttpRequest, call_id: str) -> HttpResponse:
         % {"number": callback.number, "extension": callback.operator_ext},
     )
     return redirect("console:call", call_id=callback.call.call_id)
+
+
+@login_required
+@require_POST
+def take_call(request: HttpRequest, call_id: str) -> HttpResponse:
+    """Put the AI call ``call_id`` through to the operator's own phone (``webconsole.calls.transfers``)."""
+    call = _visible_call(request, call_id)
+    target = request.POST.get("next") or ""
+    if not target.startswith("/") or target.startswith("//"):
+        target = ""
+    try:
+        transfer = transfers.do_request_transfer(request.user, call)
+    except transfers.TransferError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            gettext("Your phone (%(extension)s) rings: answer it, hear the briefing, then you have the caller.")
+            % {"extension": transfer.operator_ext},
+        )
+    return redirect(target) if target else redirect("console:call", call_id=call.call_id)
 
 
 def _learning(call: Call) -> dict:

@@ -20,8 +20,9 @@ from django.utils.translation import gettext
 from ariapp.privacy import mask_pii
 from knowledge.actions import do_add_item
 from knowledge.models import KnowledgeItem, Source, Status
+from webconsole.calls.models import Call, HitlStatus
 from webconsole.hitl import replies
-from webconsole.hitl.models import HitlRequest, RequestStatus
+from webconsole.hitl.models import OPEN, HitlRequest, RequestStatus
 from webconsole.hitl.polish import language_of, polish
 
 log = logging.getLogger(__name__)
@@ -170,3 +171,21 @@ def _who(request: HitlRequest, user: Any) -> str:
     if request.claimed_by_id == user.pk:
         return gettext("You")
     return request.claimed_by.get_username()
+
+
+TRANSFERRED_NOTE = "Put through to {who}'s phone: the operator took the caller."
+
+
+def do_close_for_transfer(call: Call, who: str) -> int:
+    """An operator takes the caller on their phone: the call's open help requests are settled (in the
+    caller's transaction, ``call`` locked; it sets ``call.hitl_status``, the caller saves). Returns how many."""
+    closed = 0
+    for request in HitlRequest.objects.select_for_update().filter(call=call, status__in=OPEN):
+        request.status, request.note = RequestStatus.DELIVERED, TRANSFERRED_NOTE.format(who=who or "an operator")
+        request.save(update_fields=["status", "note", "updated"])
+        request.call = call
+        transaction.on_commit(lambda request=request: replies.notify(request, "hitl.update"))
+        closed += 1
+    if closed:
+        call.hitl_status = HitlStatus.RESOLVED
+    return closed

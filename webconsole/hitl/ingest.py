@@ -7,7 +7,9 @@ the live updates with ``transaction.on_commit``, so a rolled-back event sends no
 ``hitl.requested`` decides at once: if at least one operator of the called extension, or an
 admin, is ``available`` or ``busy`` with a console page alive (a heartbeat within
 ``AIPBX_PRESENCE_TIMEOUT_S``, :mod:`webconsole.calls.presence`) the request waits (reply
-``queued``); otherwise it is ``away`` (reply ``away``) and the call becomes an unresolved item for
+``queued``) — unless the caller asked for a person and an available operator has a phone: then
+the caller is put through to it (reply ``transfer``, :mod:`webconsole.calls.transfers`); otherwise
+it is ``away`` (reply ``away``) and the call becomes an unresolved item for
 later follow-up. An operator who chose "available" and then closed the browser or lost the network
 is not waited for.
 """
@@ -23,8 +25,10 @@ from django.db.models import Q
 import contract
 from webconsole.calls import presence
 from webconsole.calls.ingest import BadEvent
-from webconsole.calls.models import Call, HitlStatus, Operator, Role
+from webconsole.calls.models import TRANSFER_ACTIVE, Call, HitlStatus, Operator, Role
+from webconsole.calls.transfers import do_transfer_for_person
 from webconsole.hitl import replies
+from webconsole.hitl.actions import do_close_for_transfer
 from webconsole.hitl.models import OPEN, HitlRequest, Reason, RequestStatus
 from webconsole.webhooks.actions import emit_hitl_event
 
@@ -79,8 +83,18 @@ def _requested(call: Call, event: Event, request_id: str) -> None:
         status=RequestStatus.WAITING if on_duty else RequestStatus.AWAY,
         created=event.ts,
     )
-    if on_duty:
-        reply: dict[str, Any] = {"kind": "queued", "operators": on_duty}
+    reply: dict[str, Any]
+    if call.transfers.filter(status__in=TRANSFER_ACTIVE).exists():
+        # an operator took the call before this event arrived: the help request is settled already
+        do_close_for_transfer(call, "")
+        reply = {"kind": "transfer"}
+    elif request.reason == Reason.ASKED_FOR_PERSON and (
+        transfer := do_transfer_for_person(call, request.question, request_id)
+    ):
+        # the caller asked for a person and one is available with a phone: put them through
+        reply = {"kind": "transfer", "operator": transfer.operator_ext}
+    elif on_duty:
+        reply = {"kind": "queued", "operators": on_duty}
     else:
         reply = {"kind": "away"}
         request.note = "Nobody was available; the caller heard the away message."
@@ -112,6 +126,9 @@ def _timeout(call: Call, event: Event, request_id: str) -> None:
 
 def _cancelled(call: Call, event: Event, request_id: str) -> None:
     why = _text(event.data.get("why"), 200)
+    if why == "transfer":  # an operator took the caller on their phone before the hold began
+        do_close_for_transfer(call, "")
+        return
     _close(call, request_id, RequestStatus.CANCELLED, "The caller hung up" + (f" ({why})." if why else "."))
 
 

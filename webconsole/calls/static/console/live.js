@@ -185,6 +185,7 @@
       else if (ev.type === "reply.speaking") interim.textContent = "… " + label("speakers", "ai") + ": " + ev.data.text;
       else if (ev.type === "retrieval" && lastCaller()) decorate(lastCaller(), ev.data.results, null);
       else if (ev.type === "callback.status" && ev.data.status !== "ended" && ev.data.status !== "failed") { location.reload(); return; }  // a call-back's next step
+      else if (ev.type === "transfer.status" && ev.data.status !== "ended") { location.reload(); return; }  // "take this call": ringing, briefing, connected, or why not
       else if (ev.type === "latency" && lastCaller()) {
         var li = lastCaller(); var lat = li.querySelector(".latency"); if (lat) lat.remove();
         if (ev.data.first_rtp) li.appendChild(el("span", "latency", answerAfter(ev.data.first_rtp)));

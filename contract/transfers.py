@@ -1,0 +1,74 @@
+"""A transfer request: the console asks the ARI app to put an AI call through to an operator's phone.
+
+It travels like a click-to-call (:mod:`contract.callbacks`): the console RPUSHes one JSON object onto
+``aipbx:<instance>:transfers`` (:func:`contract.keys.transfer_requests_key`) after the commit that
+stored the :class:`Transfer` row, and the ARI app BLPOPs it. Progress comes back as
+``transfer.status`` events (:class:`contract.events.TransferStatus`) about the transferred call.
+
+Two things make a request: an operator's "take this call" click (live call page, HITL request), and
+a caller who asked for a person while an operator with a phone was on duty (the console decides that
+when it stores the help request, and answers the AI's hold decision with ``{"kind": "transfer"}``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from contract.callbacks import _ID, NUMBER, BadRequest
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """Ring ``operator_ext``; brief the operator; then bridge them with the caller of ``call_id``.
+
+    ``operator`` is the name the AI says to the caller ("Let me put you through to Alice");
+    ``question`` what the caller asked for (briefing); ``request_id`` the help request it answers, if
+    any; ``requested_at`` seconds since the epoch (an old request is refused as ``expired``).
+    """
+
+    transfer_id: str
+    call_id: str
+    operator_ext: str
+    operator: str = ""
+    question: str = ""
+    request_id: str = ""
+    requested_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not _ID.match(self.transfer_id) or not _ID.match(self.call_id):
+            raise BadRequest(f"bad transfer or call id: {self.transfer_id!r}, {self.call_id!r}")
+        if self.request_id and not _ID.match(self.request_id):
+            raise BadRequest(f"bad request_id: {self.request_id!r}")
+        if not NUMBER.match(self.operator_ext) or self.operator_ext.startswith("+"):
+            raise BadRequest(f"operator_ext is not an extension: {self.operator_ext!r}")
+        if len(self.operator) > 80 or len(self.question) > 1000:
+            raise BadRequest("operator name or question too long")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> TransferRequest:
+        """Raises:
+        BadRequest: not JSON, not an object, missing or malformed fields."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(f"not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BadRequest("not an object")
+        try:
+            return cls(
+                transfer_id=str(data["transfer_id"]),
+                call_id=str(data["call_id"]),
+                operator_ext=str(data["operator_ext"]),
+                operator=str(data.get("operator") or ""),
+                question=str(data.get("question") or ""),
+                request_id=str(data.get("request_id") or ""),
+                requested_at=float(data.get("requested_at") or 0.0),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, BadRequest):
+                raise
+            raise BadRequest(f"missing or malformed field: {exc}") from exc
