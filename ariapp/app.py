@@ -331,6 +331,7 @@ class App:
             journal=self.cdr.journal,
             publish=self.publish,
             rtp_timeout_s=self.settings.rtp_timeout_s,
+            hold_music_dir=self.settings.hold_music_dir,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))

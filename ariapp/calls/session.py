@@ -33,6 +33,7 @@ from ariapp.ari.models import AriEvent
 from ariapp.calls.audio import Listener, Speaker
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
 from ariapp.calls.recording import CallRecording
+from ariapp.calls.hold_music import hold_music_for
 from ariapp.calls.voicemail import FILE as VOICEMAIL_FILE
 from ariapp.calls.voicemail import MessageRecorder, write_message
 from ariapp.calls.watchdog import RtpWatchdog
@@ -113,6 +114,7 @@ class AiCall:
         journal: Callable[[CallRecord], None],
         publish: Callable[[str, Event], None] | None = None,
         rtp_timeout_s: float = 0,
+        hold_music_dir: Path | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ari = ari
@@ -129,6 +131,7 @@ class AiCall:
         self._media_format = media_format
         self._media_host = media_host
         self._greeting_pcm = greeting_pcm
+        self._hold_music_dir = hold_music_dir
         self._waiter = on_waiter
         self._max_seconds = max_seconds
         self._rtp_timeout_s = rtp_timeout_s  # 0: no watchdog
@@ -396,6 +399,9 @@ class AiCall:
                 greeting_text=self.ext.greeting_text,
                 language=self.ext.language,
                 confirm_at=self.engine.confirm_at,
+                hold_message=self.ext.hold_message,
+                update_message=self.ext.update_message,
+                hold_music=hold_music_for(self._hold_music_dir, self.ext.hold_music, self.ext.hold_music_volume),
             ),
             speaker=self.speaker,
             media_rate=self.codec.sample_rate,

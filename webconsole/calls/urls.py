@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from webconsole.calls import views
+from webconsole.calls import extension_views, views
 
 app_name = "console"
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("calls/<str:call_id>/callback", views.call_back, name="callback"),
     path("operators/", views.operators, name="operators"),
     path("operators/presence", views.set_presence, name="presence"),
+    path("extensions/", extension_views.extension_list, name="extensions"),
+    path("extensions/<str:number>/", extension_views.extension_detail, name="extension"),
 ]
