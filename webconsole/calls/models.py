@@ -21,7 +21,7 @@ class Extension(models.Model):
     every change is published to the ARI app and Asterisk (``webconsole.calls.directory``).
     """
 
-    LANGUAGES = (("en-US", "English (en-US)"), ("ko-KR", "한국어 (ko-KR)"))
+    LANGUAGES = (("en-US", gettext_lazy("English (en-US)")), ("ko-KR", gettext_lazy("Korean (ko-KR)")))
     RECORDING = (
         ("learn", gettext_lazy("Record, transcribe and learn")),
         ("record", gettext_lazy("Record and transcribe")),
