@@ -31,9 +31,9 @@ from ariapp import logs
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.audio import Listener, Speaker
+from ariapp.calls.hold_music import hold_music_for
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
 from ariapp.calls.recording import CallRecording
-from ariapp.calls.hold_music import hold_music_for
 from ariapp.calls.voicemail import FILE as VOICEMAIL_FILE
 from ariapp.calls.voicemail import MessageRecorder, write_message
 from ariapp.calls.watchdog import RtpWatchdog

@@ -198,7 +198,12 @@ def seeded(korean_default: Any) -> dict[str, Any]:
     admin = make_user("관리자", role=Role.ADMIN)
     Extension.objects.update_or_create(
         number="1002",
-        defaults={"name": "이지영", "language": "ko-KR", "greeting": "안녕하세요, 이지영 님의 비서입니다. 이 통화는 녹음됩니다.", "seeded": True},
+        defaults={
+            "name": "이지영",
+            "language": "ko-KR",
+            "greeting": "안녕하세요, 이지영 님의 비서입니다. 이 통화는 녹음됩니다.",
+            "seeded": True,
+        },
     )
     call = Call.objects.create(
         call_id="call-ko-1",

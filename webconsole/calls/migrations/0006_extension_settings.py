@@ -7,84 +7,109 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('calls', '0005_callbacks'),
+        ("calls", "0005_callbacks"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='extension',
-            name='ai_enabled',
-            field=models.BooleanField(default=True, help_text='The AI answers the calls nobody picks up.'),
+            model_name="extension",
+            name="ai_enabled",
+            field=models.BooleanField(default=True, help_text="The AI answers the calls nobody picks up."),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='greeting',
-            field=models.TextField(blank=True, default='', help_text='What the AI says first; {owner} is replaced. It must say the call is recorded.'),
+            model_name="extension",
+            name="greeting",
+            field=models.TextField(
+                blank=True,
+                default="",
+                help_text="What the AI says first; {owner} is replaced. It must say the call is recorded.",
+            ),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='hold_message',
-            field=models.CharField(blank=True, default='', max_length=500),
+            model_name="extension",
+            name="hold_message",
+            field=models.CharField(blank=True, default="", max_length=500),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='hold_music',
-            field=models.CharField(blank=True, default='', help_text='A WAV file name.', max_length=104),
+            model_name="extension",
+            name="hold_music",
+            field=models.CharField(blank=True, default="", help_text="A WAV file name.", max_length=104),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='hold_music_volume',
+            model_name="extension",
+            name="hold_music_volume",
             field=models.PositiveSmallIntegerField(default=100),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='language',
-            field=models.CharField(choices=[('en-US', 'English (en-US)'), ('ko-KR', 'Korean (ko-KR)')], default='en-US', max_length=8),
+            model_name="extension",
+            name="language",
+            field=models.CharField(
+                choices=[("en-US", "English (en-US)"), ("ko-KR", "Korean (ko-KR)")], default="en-US", max_length=8
+            ),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='no_answer_timeout',
-            field=models.PositiveSmallIntegerField(default=10, help_text='Seconds the phone rings before the AI answers (1-600).'),
+            model_name="extension",
+            name="no_answer_timeout",
+            field=models.PositiveSmallIntegerField(
+                default=10, help_text="Seconds the phone rings before the AI answers (1-600)."
+            ),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='recording',
-            field=models.CharField(choices=[('learn', 'Record, transcribe and learn'), ('record', 'Record and transcribe'), ('off', 'Do not record')], default='learn', max_length=8),
+            model_name="extension",
+            name="recording",
+            field=models.CharField(
+                choices=[
+                    ("learn", "Record, transcribe and learn"),
+                    ("record", "Record and transcribe"),
+                    ("off", "Do not record"),
+                ],
+                default="learn",
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='seeded',
+            model_name="extension",
+            name="seeded",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='sip_password',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="extension",
+            name="sip_password",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='update_message',
-            field=models.CharField(blank=True, default='', max_length=500),
+            model_name="extension",
+            name="update_message",
+            field=models.CharField(blank=True, default="", max_length=500),
         ),
         migrations.AddField(
-            model_name='extension',
-            name='voice',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="extension",
+            name="voice",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.CreateModel(
-            name='ExtensionChange',
+            name="ExtensionChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('changes', models.JSONField(default=dict)),
-                ('extension', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='calls.extension')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("changes", models.JSONField(default=dict)),
+                (
+                    "extension",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="changes", to="calls.extension"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
     ]
