@@ -52,7 +52,10 @@ class ExtensionAdmin(admin.ModelAdmin):
         values = {f: form.cleaned_data[f] for f in actions.AUDITED if f in form.cleaned_data}
         if not change:
             obj.sip_password = new_sip_password()  # a new extension: its phone registers with this
-        actions.do_save_extension(request.user, obj, values, created=not change)
+            actions.do_save_extension(request.user, obj, values, created=True)
+            return
+        # the form already copied its values onto obj: compare with the row as stored
+        actions.do_save_extension(request.user, Extension.objects.get(pk=obj.pk), values)
 
 
 @admin.register(Operator)
