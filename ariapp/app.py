@@ -38,6 +38,7 @@ from ariapp.events import EventPublisher, NullPublisher
 from ariapp.followup import FollowUp, after_call
 from ariapp.media.resample import resample
 from ariapp.metrics import MediaTotals, observed
+from ariapp.providers.errors import ProviderError
 from ariapp.settings import Settings
 from contract import CallRejected, CallTranscription, Event, Latency, VoicemailRecorded, stream_name
 
@@ -81,7 +82,7 @@ class App:
         self.callback_desk = CallbackDesk(settings.redis_url, settings.instance) if settings.events else None
         self.callbacks: dict[str, ClickToCall] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
-        self._greetings: dict[tuple[str, str, int], np.ndarray] = {}
+        self._greetings: dict[tuple[str, str, str, int], np.ndarray] = {}
         self._tasks: set[asyncio.Task] = set()
         self.connected = asyncio.Event()
         self._asterisk_started: str | None = None  # Asterisk's startup time at the last connection
@@ -208,11 +209,20 @@ class App:
             )
 
     async def greeting_pcm(self, ext: Extension, rate: int) -> np.ndarray:
-        key = (ext.greeting_text, ext.language, rate)
+        key = (ext.greeting_text, ext.language, ext.voice, rate)
         if key not in self._greetings:
-            tts = self.engine.voice(ext.language)
+            tts = self.engine.voice(ext.language, ext.voice)
             # the owner's name is in it: read as the voice must say it ("Jiyoung" -> "Jee Young")
-            pcm = await tts.synthesize_all(spoken(ext.greeting_text, ext.language, (ext.owner,)))
+            text = spoken(ext.greeting_text, ext.language, (ext.owner,))
+            try:
+                pcm = await tts.synthesize_all(text)
+            except ProviderError as exc:
+                if not ext.voice:
+                    raise
+                # a named voice the provider cannot speak: its calls use the language's default voice
+                log.error("voice %r of extension %s failed, the default voice speaks: %s", ext.voice, ext.ext, exc)
+                tts = self.engine.forget_voice(ext.language, ext.voice)
+                pcm = await tts.synthesize_all(text)
             self._greetings[key] = resample(pcm, tts.sample_rate, rate)
         return self._greetings[key]
 

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +82,29 @@ class Engine:
     stts: Mapping[str, SpeechToText] | None = None  # per call language; a ko-KR call needs a Korean model
     transcript_stts: Mapping[str, SpeechToText] | None = None  # the low-priority lane writing calls down
     confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (0: never)
+    #: Builds a named voice of a language's provider (an extension's ``voice`` setting); None: one voice
+    #: per language. Built on first use and kept; a voice the provider refuses falls back to the default.
+    voice_factory: Callable[[str, str], TextToSpeech] | None = None
+    _named: dict[tuple[str, str], TextToSpeech] = field(default_factory=dict)
 
-    def voice(self, language: str) -> TextToSpeech:
-        return (self.voices or {}).get(language, self.tts)
+    def voice(self, language: str, name: str = "") -> TextToSpeech:
+        default = (self.voices or {}).get(language, self.tts)
+        if not name or self.voice_factory is None:
+            return default
+        key = (language, name)
+        if key not in self._named:
+            try:
+                self._named[key] = self.voice_factory(language, name)
+            except Exception as exc:  # noqa: BLE001 - any provider's refusal: the caller still hears a voice
+                log.error("voice %r of %s unavailable, the default voice speaks: %r", name, language, exc)
+                self._named[key] = default
+        return self._named[key]
+
+    def forget_voice(self, language: str, name: str) -> TextToSpeech:
+        """``name`` failed to speak: the language's default voice stands in for it from now on."""
+        default = (self.voices or {}).get(language, self.tts)
+        self._named[(language, name)] = default
+        return default
 
     def stt_for(self, language: str) -> SpeechToText | None:
         return (self.stts or {}).get(language, self.stt)
@@ -406,7 +426,7 @@ class AiCall:
             speaker=self.speaker,
             media_rate=self.codec.sample_rate,
             stt=stt,
-            tts=self.engine.voice(self.ext.language),
+            tts=self.engine.voice(self.ext.language, self.ext.voice),
             answerer=self.engine.answerer,
             retriever=self.engine.retriever,
             greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate),

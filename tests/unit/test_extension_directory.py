@@ -174,3 +174,27 @@ def test_missing_hold_music_falls_back_to_the_built_in_tune(tmp_path: Path) -> N
     assert hold_music_for(tmp_path, "", 100) is None  # the built-in tune, untouched
     quiet = hold_music_for(tmp_path, "", 0)
     assert quiet is not None and np.abs(quiet(8000, 1.0)).max() == 0
+
+
+def test_a_named_voice_is_built_once_and_a_refused_one_falls_back_to_the_default() -> None:
+    from ariapp.calls.session import Engine
+
+    class Voice:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    built: list[tuple[str, str]] = []
+
+    def factory(language: str, name: str):
+        built.append((language, name))
+        if name == "bad":
+            raise ValueError("no such voice")
+        return Voice(name)
+
+    default = Voice("default")
+    engine = Engine(None, default, None, voices={"en-US": default}, voice_factory=factory)  # type: ignore[arg-type]
+    assert engine.voice("en-US") is default
+    first = engine.voice("en-US", "alto")
+    assert first.name == "alto" and engine.voice("en-US", "alto") is first and built == [("en-US", "alto")]
+    assert engine.voice("en-US", "bad") is default
+    assert engine.forget_voice("en-US", "alto") is default and engine.voice("en-US", "alto") is default
