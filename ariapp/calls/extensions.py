@@ -105,6 +105,9 @@ class DirectoryFollower:
                 except (redis.RedisError, OSError) as exc:
                     log.warning("directory not readable from Redis (keeping revision %d): %r", self.revision, exc)
                     await asyncio.sleep(5.0)
+                except Exception:  # a bug here must not end the app's task group (every call with it)
+                    log.exception("directory follower failed; retrying (keeping revision %d)", self.revision)
+                    await asyncio.sleep(5.0)
                 await asyncio.sleep(self.poll_s)
         finally:
             await client.aclose()
