@@ -210,3 +210,37 @@ def test_the_admin_saves_through_the_audited_action(published, django_capture_on
     assert seeded("1001").no_answer_timeout == 12
     assert ExtensionChange.objects.get(extension=row).changes == {"no_answer_timeout": [10, 12]}
     assert next(e for e in published()["directory"]["extensions"] if e["ext"] == "1001")["no_answer_timeout"] == 12
+
+
+def test_the_admin_refuses_what_the_ari_app_would_refuse(published) -> None:
+    from django.contrib.auth.models import User
+
+    boss = User.objects.create_superuser("root", password="x-very-long-password-1")
+    client = Client()
+    client.force_login(boss)
+    row = seeded("1001")
+    data = form_of(row, hold_music="../../etc/passwd.wav")
+    data.update({"changes-TOTAL_FORMS": 0, "changes-INITIAL_FORMS": 0})
+    response = client.post(reverse("admin:calls_extension_change", args=[row.pk]), data)
+    assert response.status_code == 200 and "hold_music" in response.content.decode()
+    assert seeded("1001").hold_music == "" and not ExtensionChange.objects.exists() and published() is None
+
+
+def test_an_extension_added_in_the_admin_gets_a_password_and_is_published(
+    published, django_capture_on_commit_callbacks
+) -> None:
+    from django.contrib.auth.models import User
+
+    boss = User.objects.create_superuser("root", password="x-very-long-password-1")
+    client = Client()
+    client.force_login(boss)
+    data = form_of(seeded("1001"), name="Lab", no_answer_timeout=8)
+    data.update({"number": "1088", "changes-TOTAL_FORMS": 0, "changes-INITIAL_FORMS": 0})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:calls_extension_add"), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    row = Extension.objects.get(number="1088")
+    assert row.seeded and len(row.sip_password) >= 20
+    assert ExtensionChange.objects.get(extension=row).user == boss
+    item = next(e for e in published()["directory"]["extensions"] if e["ext"] == "1088")
+    assert (item["owner"], item["no_answer_timeout"], item["sip_password"]) == ("Lab", 8, row.sip_password)

@@ -130,6 +130,7 @@ def do_save_extension(
     """Store ``values`` on ``row`` with an audit row (who, when, what), then publish the directory after
     the commit. Returns the audit row (None: nothing changed). The values were checked by the form,
     whose check runs the ARI app's own parser (:func:`check_extension`)."""
+    from ariapp.directory import DirectoryError
     from webconsole.calls.directory import PublishError, publish_directory
 
     with transaction.atomic():
@@ -152,7 +153,7 @@ def do_save_extension(
         def publish() -> None:
             try:
                 publish_directory()
-            except PublishError as exc:  # the next change, or publish_directory, sends it
+            except (PublishError, DirectoryError) as exc:  # the next change, or publish_directory, sends it
                 log.error("extension %s saved but not yet applied: %s", row.number, exc)
 
         transaction.on_commit(publish)

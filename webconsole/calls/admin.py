@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from webconsole.calls import actions
+from webconsole.calls.extension_forms import AdminExtensionForm
 from webconsole.calls.models import Call, Callback, CallEvent, Extension, ExtensionChange, Operator, Turn
 
 
@@ -23,6 +24,7 @@ class ExtensionChangeInline(admin.TabularInline):
 class ExtensionAdmin(admin.ModelAdmin):
     """Saves go through ``actions.do_save_extension``: audited and published to the ARI app at once."""
 
+    form = AdminExtensionForm
     list_display = ("number", "name", "ai_enabled", "no_answer_timeout", "language")
     search_fields = ("number", "name")
     fields = (

@@ -64,6 +64,30 @@ class ExtensionForm(forms.ModelForm):
         return data
 
 
+class AdminExtensionForm(forms.ModelForm):
+    """The admin's form: the same check as the console's, so the admin cannot publish what the ARI app
+    would refuse (a refused payload would hold back every later change until fixed)."""
+
+    class Meta:
+        model = Extension
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            number = data.get("number") or self.instance.number
+            if not EXTENSION_RE.match(number or ""):
+                raise forms.ValidationError(gettext("2 to 6 digits, not starting with 0."))
+            known = {f.name for f in Extension._meta.get_fields() if f.concrete and not f.primary_key}
+            values = {k: v for k, v in data.items() if k in known}
+            probe = Extension(**{"number": number, "sip_password": self.instance.sip_password or "x" * 24, **values})
+            try:
+                actions.check_extension(probe)
+            except DirectoryError as exc:
+                raise forms.ValidationError(str(exc).split(": ", 2)[-1]) from None
+        return data
+
+
 class NewExtensionForm(forms.Form):
     number = forms.CharField(label=gettext_lazy("Extension"), max_length=6)
     name = forms.CharField(label=gettext_lazy("Owner"), max_length=128)
