@@ -9,7 +9,8 @@ nothing but the standard library, so either side may use it:
   :func:`~contract.events.encode` / :func:`~contract.events.decode` of a stream entry;
 * :mod:`contract.keys`: the Redis key builders (the event stream, the HITL reply lists, the
   click-to-call requests);
-* :mod:`contract.callbacks`: a click-to-call request the console sends the ARI app.
+* :mod:`contract.callbacks`: a click-to-call request the console sends the ARI app;
+* :mod:`contract.directory`: the extension directory the console publishes and the ARI app follows.
 """
 
 from contract.callbacks import BadRequest, CallbackRequest
