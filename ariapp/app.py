@@ -23,6 +23,7 @@ from ariapp.ari.client import CONNECTED, AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.admission import Admission
 from ariapp.calls.callback import CallbackDesk, ClickToCall
+from ariapp.calls.extensions import AsteriskDirectory, DirectoryFollower, load_cache, save_cache
 from ariapp.calls.limits import BUSY_MESSAGE, REASONS, CallLimits, busy_exten, busy_sound
 from ariapp.calls.media import MediaClock
 from ariapp.calls.session import AiCall, Engine
@@ -31,13 +32,14 @@ from ariapp.calls.transcriber import LiveTranscription
 from ariapp.calls.transfer import TransferDesk
 from ariapp.cdr import ASTERISK_RESTART, EVENTS_LOST, CallRecord, CdrWriter
 from ariapp.conversation.spoken import spoken
-from ariapp.directory import Extension, load_directory
+from ariapp.directory import Directory, Extension, load_directory
 from ariapp.engine import build_engine
 from ariapp.errors import AriError
 from ariapp.events import EventPublisher, NullPublisher
 from ariapp.followup import FollowUp, after_call
 from ariapp.media.resample import resample
 from ariapp.metrics import MediaTotals, observed
+from ariapp.providers.errors import ProviderError
 from ariapp.settings import Settings
 from contract import (
     CallRejected,
@@ -56,8 +58,11 @@ RECONCILE_ATTEMPTS = 10
 class App:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
-        self.directory = load_directory(settings.extensions_file)
+        # The console's last published directory (cached on disk), else the YAML seed until it publishes.
+        cached = load_cache(settings.state_dir)
+        self.directory_revision, self.directory = cached or (0, load_directory(settings.extensions_file))
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app_name)
+        self.asterisk_directory = AsteriskDirectory(self.ari, ring_override=settings.no_answer_override)
         self.clock = MediaClock()
         self.cdr = CdrWriter(settings.cdr_dir, settings.state_dir)
         self.engine = engine or build_engine(settings, os.environ)
@@ -88,7 +93,7 @@ class App:
         # operators taking AI calls on their phones (the console's Redis list, like the call-backs)
         self.transfer_desk = TransferDesk(settings.redis_url, settings.instance) if settings.events else None
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
-        self._greetings: dict[tuple[str, int], np.ndarray] = {}
+        self._greetings: dict[tuple[str, str, str, int], np.ndarray] = {}
         self._tasks: set[asyncio.Task] = set()
         self.connected = asyncio.Event()
         self._asterisk_started: str | None = None  # Asterisk's startup time at the last connection
@@ -128,6 +133,11 @@ class App:
                     group.create_task(self._serve_callbacks(self.callback_desk))
                 if self.transfer_desk is not None:
                     group.create_task(self._serve_transfers(self.transfer_desk))
+                if self.settings.events:  # the console's directory (contract.directory)
+                    follower = DirectoryFollower(
+                        self.settings.redis_url, self.settings.instance, self.directory_revision, self.set_directory
+                    )
+                    group.create_task(follower.run())
         finally:
             warm.cancel()
             await self.shutdown()
@@ -212,13 +222,52 @@ class App:
             )
 
     async def greeting_pcm(self, ext: Extension, rate: int) -> np.ndarray:
-        key = (ext.greeting_text, rate)
+        key = (ext.greeting_text, ext.language, ext.voice, rate)
         if key not in self._greetings:
-            tts = self.engine.voice(ext.language)
+            tts = self.engine.voice(ext.language, ext.voice)
             # the owner's name is in it: read as the voice must say it ("Jiyoung" -> "Jee Young")
-            pcm = await tts.synthesize_all(spoken(ext.greeting_text, ext.language, (ext.owner,)))
+            text = spoken(ext.greeting_text, ext.language, (ext.owner,))
+            try:
+                pcm = await tts.synthesize_all(text)
+            except ProviderError as exc:
+                if not ext.voice:
+                    raise
+                # a named voice the provider cannot speak: its calls use the language's default voice
+                log.error("voice %r of extension %s failed, the default voice speaks: %s", ext.voice, ext.ext, exc)
+                tts = self.engine.forget_voice(ext.language, ext.voice)
+                pcm = await tts.synthesize_all(text)
             self._greetings[key] = resample(pcm, tts.sample_rate, rate)
         return self._greetings[key]
+
+    # --- the extension directory (ariapp.calls.extensions) ---------------------------------------------
+    async def set_directory(self, revision: int, directory: Directory) -> None:
+        """A new directory from the console: the next call uses it; Asterisk follows at once."""
+        self.directory, self.directory_revision = directory, revision
+        log.info("directory revision %d applied (%d extensions)", revision, len(directory))
+        try:
+            save_cache(self.settings.state_dir, revision, directory)
+        except OSError as exc:
+            log.error("could not cache the directory in %s: %s", self.settings.state_dir, exc)
+        if self.connected.is_set():
+            await self._apply_to_asterisk()
+        self._spawn(self._refresh_sounds())
+
+    async def _apply_to_asterisk(self) -> None:
+        try:
+            await self.asterisk_directory.apply(self.directory)
+        except AriError as exc:  # applied again on the next change or reconnection
+            log.error("could not apply the directory to Asterisk: %s", exc)
+
+    async def _refresh_sounds(self) -> None:
+        """The prompts of a language new to the directory, and the changed greetings, before a call needs them."""
+        try:
+            await self._write_prompts()
+        except OSError as exc:
+            log.error("could not write the dialplan's prompts to %s: %s", self.settings.sounds_dir, exc)
+        rate = 16000 if self.settings.media_format == "slin16" else 8000
+        for ext in self.directory:
+            if ext.ai:
+                await self.greeting_pcm(ext, rate)
 
     # --- events ------------------------------------------------------------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -329,6 +378,7 @@ class App:
             rtp_timeout_s=self.settings.rtp_timeout_s,
             sounds_dir=self.settings.sounds_dir,
             transfer_ring_s=self.settings.transfer_ring_s,
+            hold_music_dir=self.settings.hold_music_dir,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))
@@ -488,6 +538,7 @@ class App:
             if record.call_id in self.tracker.calls or record.call_id in known:
                 continue  # in progress, or being finished just above
             await self.tracker.finish_orphan(record, "app_restart" if record.ai_handled else None)
+        await self._apply_to_asterisk()  # a restarted Asterisk has only the seed's globals
         self.connected.set()
 
     async def _dialplan_app(self, channel_id: str) -> str | None:

@@ -52,6 +52,19 @@ class Extension:
     permit: tuple[str, ...] = ()
     #: Encrypted media (SRTP with SDES keys, which travel in the SDP: only safe over the TLS transport).
     srtp: bool = False
+    #: Whether the AI answers the calls nobody picks up (False: the caller hears ringing, then a hang-up).
+    ai: bool = True
+    #: The TTS voice name of the language's provider ("" = the language's default voice).
+    voice: str = ""
+    #: What the AI says when it puts a caller on hold for a person, and between hold music ("" = default).
+    hold_message: str = ""
+    update_message: str = ""
+    #: Hold music: a WAV file name in the hold music directory ("" = the built-in tune), and its volume (%).
+    hold_music: str = ""
+    hold_music_volume: int = 100
+    #: Only for extensions made in the console: the SIP password the ARI app provisions them with over ARI
+    #: (extensions of the YAML file are rendered into pjsip.conf with the passwords of ``.env``).
+    sip_password: str = ""
 
     @property
     def greeting_text(self) -> str:
@@ -88,6 +101,33 @@ class Directory:
 
     def __iter__(self):
         return iter(self.extensions)
+
+    def as_document(self) -> dict:
+        """The directory as the document :func:`parse_directory` reads (the YAML's shape, every field
+        explicit): what the console publishes (``contract.directory``) and the ARI app caches."""
+        return {
+            "recording_notice": dict(self.notice) or False,
+            "extensions": [
+                {
+                    "ext": e.ext,
+                    "owner": e.owner,
+                    "no_answer_timeout": e.no_answer_timeout,
+                    "language": e.language,
+                    "greeting": e.greeting,
+                    "recording": e.recording,
+                    **({"permit": list(e.permit)} if e.permit else {}),
+                    "srtp": e.srtp,
+                    "ai": e.ai,
+                    "voice": e.voice,
+                    "hold_message": e.hold_message,
+                    "update_message": e.update_message,
+                    "hold_music": e.hold_music,
+                    "hold_music_volume": e.hold_music_volume,
+                    **({"sip_password": e.sip_password} if e.sip_password else {}),
+                }
+                for e in self.extensions
+            ],
+        }
 
     def __len__(self) -> int:
         return len(self.extensions)
@@ -136,8 +176,52 @@ def parse_directory(data: object, source: str = "extensions.yaml") -> Directory:
         srtp = raw.get("srtp", defaults.get("srtp", False))
         if not isinstance(srtp, bool):
             raise DirectoryError(f"{where}: srtp must be true or false")
-        result.append(Extension(ext, owner, timeout, language, greeting, recording, permit, srtp))
+        result.append(
+            Extension(ext, owner, timeout, language, greeting, recording, permit, srtp, **_settings(raw, where))
+        )
     return Directory(tuple(result), _notice(data.get("recording_notice", DEFAULT_NOTICE), source))
+
+
+HOLD_MUSIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.wav$")
+VOICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SIP_PASSWORD_RE = re.compile(r"^[A-Za-z0-9_-]{12,64}$")
+
+
+def _text(raw: dict, key: str, where: str, limit: int = 500) -> str:
+    value = raw.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise DirectoryError(f"{where}: {key} must be a text of at most {limit} characters")
+    return value.strip()
+
+
+def _settings(raw: dict, where: str) -> dict:
+    """The settings the console edits (all optional in the YAML seed): AI, voice, hold messages and music."""
+    ai = raw.get("ai", True)
+    if not isinstance(ai, bool):
+        raise DirectoryError(f"{where}: ai must be true or false")
+    voice = _text(raw, "voice", where, 64)
+    if voice and not VOICE_RE.match(voice):
+        raise DirectoryError(f"{where}: voice {voice!r} must be a voice name (letters, digits, . _ -)")
+    music = _text(raw, "hold_music", where, 104)
+    if music and not HOLD_MUSIC_RE.match(music):
+        raise DirectoryError(f"{where}: hold_music {music!r} must be a .wav file name (no directories)")
+    volume = raw.get("hold_music_volume", 100)
+    if isinstance(volume, bool) or not isinstance(volume, int) or not 0 <= volume <= 100:
+        raise DirectoryError(f"{where}: hold_music_volume must be an integer percentage in 0..100")
+    password = _text(raw, "sip_password", where, 64)
+    if password and not SIP_PASSWORD_RE.match(password):
+        raise DirectoryError(f"{where}: sip_password must be 12-64 letters, digits, '-' or '_'")
+    return {
+        "ai": ai,
+        "voice": voice,
+        "hold_message": _text(raw, "hold_message", where),
+        "update_message": _text(raw, "update_message", where),
+        "hold_music": music,
+        "hold_music_volume": volume,
+        "sip_password": password,
+    }
 
 
 def _networks(raw: object, where: str) -> tuple[str, ...]:
@@ -188,3 +272,15 @@ def load_directory(path: Path) -> Directory:
     except yaml.YAMLError as exc:
         raise DirectoryError(f"{path}: not valid YAML: {exc}") from exc
     return parse_directory(data, str(path))
+
+
+def dialplan_global(ext: Extension, directory: Directory, ring_override: int | None = None) -> tuple[str, str]:
+    """The Asterisk global the dialplan reads for ``ext``: ``AIPBX_EXT_<ext>`` =
+    ``<ring seconds>/<recording mode>/<notice sound or empty>/<1: the AI answers, 0: it does not>``.
+
+    Rendered into ``[globals]`` from the seed, and set over ARI (``PUT /asterisk/variable``) by the ARI
+    app whenever the directory changes: the next call reads the new value, nothing reloads.
+    """
+    notice = notice_sound(ext.language) if ext.recorded and directory.notice_text(ext.language) else ""
+    seconds = ring_override or ext.no_answer_timeout
+    return f"AIPBX_EXT_{ext.ext}", f"{seconds}/{ext.recording}/{notice}/{1 if ext.ai else 0}"

@@ -46,19 +46,22 @@ def build_stts(
     return result
 
 
-def build_tts(settings: Settings, env: Mapping[str, str], language: str):
-    """The voice for one call language ("en-US" or "ko-KR")."""
+def build_tts(settings: Settings, env: Mapping[str, str], language: str, voice: str = ""):
+    """The voice for one call language ("en-US" or "ko-KR"); ``voice`` names one of the provider's
+    voices (an extension's setting; "" = the configured default)."""
     if settings.tts_provider == "local":
         from ariapp.providers.local import EspeakTTS, PiperTTS
 
-        # piper has an English voice only; espeak-ng speaks Korean, but unintelligibly: the
-        # production Korean voice is Google's (README, "Languages and providers").
+        # piper has one English voice; espeak-ng speaks Korean, but unintelligibly: the production
+        # Korean voice is Google's (README, "Languages and providers"). A named voice is espeak's.
+        if voice:
+            return EspeakTTS(voice=voice)
         return PiperTTS() if language.startswith("en") else EspeakTTS(voice="ko")
     if settings.tts_provider == "google":
         from ariapp.providers.google import GoogleTTS
 
         default = "ko-KR-Neural2-A" if language.startswith("ko") else "en-US-Neural2-F"
-        voice = env.get(f"AIPBX_GOOGLE_VOICE_{language[:2].upper()}", default)
+        voice = voice or env.get(f"AIPBX_GOOGLE_VOICE_{language[:2].upper()}", default)
         return GoogleTTS(**google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None, voice=voice)
     from ariapp.providers.openai import OpenAITTS
 
@@ -66,7 +69,7 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str):
         api_key=require_env(env, "OPENAI_API_KEY"),
         **_openai_url(env),
         model=env.get("AIPBX_OPENAI_TTS_MODEL", "gpt-4o-mini-tts"),
-        voice=env.get("AIPBX_OPENAI_VOICE", "alloy"),
+        voice=voice or env.get("AIPBX_OPENAI_VOICE", "alloy"),
     )
 
 
@@ -118,6 +121,7 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
         end_of_turn_ms=settings.end_of_turn_ms,
         pause_ms=min(settings.pause_ms, settings.end_of_turn_ms),
         voices=voices,
+        voice_factory=lambda language, name: TimedTTS(build_tts(settings, env, language, name)),
         desk=build_desk(settings),
         hitl=settings.hitl,
         confirm_at=settings.confirm_at,

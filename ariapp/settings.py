@@ -88,6 +88,10 @@ class Settings:
     callback_ring_s: int = 30  # how long each phone of a click-to-call rings (the operator's, then the caller's)
     transfer_ring_s: int = 20  # how long an operator's phone rings when an AI call is put through to them
     callback_trunk: str = ""  # PJSIP endpoint outside numbers are dialled through; empty: extensions only
+    #: The stack's ring-time override (scratch test stacks ring 2 s): the dialplan globals this app sets
+    #: from the directory use it too, as the rendered seed does (None: each extension's own timeout).
+    no_answer_override: int | None = None
+    hold_music_dir: Path | None = None  # uploaded hold music (the console's AIPBX_HOLD_MUSIC_DIR)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -183,6 +187,8 @@ class Settings:
             callback_ring_s=integer("AIPBX_CALLBACK_RING_S", 30, 5, 120),
             transfer_ring_s=integer("AIPBX_TRANSFER_RING_S", 20, 5, 120),
             callback_trunk=_trunk(env.get("AIPBX_CALLBACK_TRUNK", "").strip()),
+            no_answer_override=integer("AIPBX_NO_ANSWER_OVERRIDE", 0, 0, 600) or None,
+            hold_music_dir=Path(env["AIPBX_HOLD_MUSIC_DIR"]) if env.get("AIPBX_HOLD_MUSIC_DIR") else None,
         )
 
 

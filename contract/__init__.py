@@ -11,6 +11,7 @@ nothing but the standard library, so either side may use it:
   click-to-call requests);
 * :mod:`contract.callbacks`: a click-to-call request the console sends the ARI app;
 * :mod:`contract.transfers`: a request to put an AI call through to an operator's phone.
+* :mod:`contract.directory`: the extension directory the console publishes and the ARI app follows.
 """
 
 from contract.callbacks import BadRequest, CallbackRequest

@@ -92,6 +92,8 @@ def up(cfg: StackConfig, nodes: int = 0) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
     admin_env = {**env, "AIPBX_CONSOLE_ADMIN_PASSWORD": cfg.secrets.get("AIPBX_CONSOLE_ADMIN_PASSWORD", "")}
     subprocess.run([sys.executable, "manage.py", "create_console_admin"], cwd=REPO, env=admin_env, check=True)
+    # The extension directory (PostgreSQL, seeded from extensions.yaml) for the ARI app to follow.
+    subprocess.run([sys.executable, "manage.py", "publish_directory"], cwd=REPO, env=env, check=True)
     if nodes:
         from stack import cluster
 

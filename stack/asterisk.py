@@ -22,7 +22,7 @@ import urllib.request
 from base64 import b64encode
 from pathlib import Path
 
-from ariapp.directory import Extension, notice_sound
+from ariapp.directory import Extension, dialplan_global
 from stack.config import REPO, StackConfig
 
 TEMPLATES = REPO / "asterisk" / "templates"
@@ -188,16 +188,12 @@ def _copy_tls_files(cfg: StackConfig, etc_dir: Path) -> list[Path]:
     return copies
 
 
-def _dialplan(cfg: StackConfig) -> str:
-    lines = []
-    for ext in cfg.directory:
-        notice = notice_sound(ext.language) if ext.recorded and cfg.directory.notice_text(ext.language) else ""
-        lines.append(f"exten => {ext.ext},1,Set(__AIPBX_CALL_ID=${{UNIQUEID}})")
-        lines.append(
-            f" same => n,Gosub(aipbx-call,s,1({ext.ext},{cfg.ring_seconds(ext.ext)},{ext.recording},{notice}))"
-        )
-        lines.append(" same => n,Hangup()")
-    return "\n".join(lines)
+def _dialplan_globals(cfg: StackConfig) -> str:
+    """The seed's per-extension globals (:func:`ariapp.directory.dialplan_global`); the ARI app replaces
+    them over ARI with the console's values."""
+    return "\n".join(
+        "{} = {}".format(*dialplan_global(ext, cfg.directory, cfg.no_answer_override)) for ext in cfg.directory
+    )
 
 
 # Where Asterisk's writable directories are inside the production container (docker/asterisk), and
@@ -256,7 +252,7 @@ def render(cfg: StackConfig, etc_dir: Path, layout: dict[str, str] | None = None
         ),
         # How the dialplan rings an extension: the phone's own endpoint, or through the edge.
         "CALLEE": "PJSIP/${ARG1}@edge" if cfg.edge else "PJSIP/${ARG1}",
-        "DIALPLAN_EXTENSIONS": _dialplan(cfg),
+        "DIALPLAN_GLOBALS": _dialplan_globals(cfg),
         "REC_DIR": cfg.recordings_for_asterisk,
         "SOUNDS_DIR": cfg.sounds_for_asterisk,
         "MAX_CALL_SECONDS": str(cfg.max_call_seconds),

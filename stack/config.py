@@ -278,6 +278,8 @@ class StackConfig:
             "AIPBX_SOUNDS_DIR": str(self.sounds_dir),
             "AIPBX_STATE_DIR": str(self.var_dir / "state"),
             "AIPBX_EXTENSIONS_FILE": str(REPO / "asterisk" / "extensions.yaml"),
+            # uploaded hold music: the console writes it, the ARI app plays it
+            "AIPBX_HOLD_MUSIC_DIR": str(self.var_dir / "hold-music"),
             "AIPBX_STATUS_PORT": str(self.status_port),
             "AIPBX_CHROMA_PORT": str(self.chroma_port),
             "AIPBX_CHROMA_TOKEN": self.secrets.get("AIPBX_CHROMA_TOKEN", ""),
@@ -294,6 +296,8 @@ class StackConfig:
             env["AIPBX_REDIS_URL"] = with_credentials(
                 self.redis_url, self.redis_user, self.secrets["AIPBX_REDIS_PASSWORD"]
             )
+        if self.no_answer_override:  # the ARI app's dialplan globals ring as long as the rendered seed
+            env["AIPBX_NO_ANSWER_OVERRIDE"] = str(self.no_answer_override)
         env.update(self.extra_env)
         return env
 

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from ariapp import logs
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.audio import Listener, Speaker
+from ariapp.calls.hold_music import hold_music_for
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
 from ariapp.calls.notices import write_prompt
 from ariapp.calls.recording import CallRecording
@@ -85,9 +86,29 @@ class Engine:
     stts: Mapping[str, SpeechToText] | None = None  # per call language; a ko-KR call needs a Korean model
     transcript_stts: Mapping[str, SpeechToText] | None = None  # the low-priority lane writing calls down
     confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (0: never)
+    #: Builds a named voice of a language's provider (an extension's ``voice`` setting); None: one voice
+    #: per language. Built on first use and kept; a voice the provider refuses falls back to the default.
+    voice_factory: Callable[[str, str], TextToSpeech] | None = None
+    _named: dict[tuple[str, str], TextToSpeech] = field(default_factory=dict)
 
-    def voice(self, language: str) -> TextToSpeech:
-        return (self.voices or {}).get(language, self.tts)
+    def voice(self, language: str, name: str = "") -> TextToSpeech:
+        default = (self.voices or {}).get(language, self.tts)
+        if not name or self.voice_factory is None:
+            return default
+        key = (language, name)
+        if key not in self._named:
+            try:
+                self._named[key] = self.voice_factory(language, name)
+            except Exception as exc:  # noqa: BLE001 - any provider's refusal: the caller still hears a voice
+                log.error("voice %r of %s unavailable, the default voice speaks: %r", name, language, exc)
+                self._named[key] = default
+        return self._named[key]
+
+    def forget_voice(self, language: str, name: str) -> TextToSpeech:
+        """``name`` failed to speak: the language's default voice stands in for it from now on."""
+        default = (self.voices or {}).get(language, self.tts)
+        self._named[(language, name)] = default
+        return default
 
     def stt_for(self, language: str) -> SpeechToText | None:
         return (self.stts or {}).get(language, self.stt)
@@ -117,6 +138,7 @@ class AiCall:
         journal: Callable[[CallRecord], None],
         publish: Callable[[str, Event], None] | None = None,
         rtp_timeout_s: float = 0,
+        hold_music_dir: Path | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sounds_dir: Path | None = None,
         transfer_ring_s: int = 20,
@@ -135,6 +157,7 @@ class AiCall:
         self._media_format = media_format
         self._media_host = media_host
         self._greeting_pcm = greeting_pcm
+        self._hold_music_dir = hold_music_dir
         self._waiter = on_waiter
         self._max_seconds = max_seconds
         self._rtp_timeout_s = rtp_timeout_s  # 0: no watchdog
@@ -485,11 +508,14 @@ class AiCall:
                 greeting_text=self.ext.greeting_text,
                 language=self.ext.language,
                 confirm_at=self.engine.confirm_at,
+                hold_message=self.ext.hold_message,
+                update_message=self.ext.update_message,
+                hold_music=hold_music_for(self._hold_music_dir, self.ext.hold_music, self.ext.hold_music_volume),
             ),
             speaker=self.speaker,
             media_rate=self.codec.sample_rate,
             stt=stt,
-            tts=self.engine.voice(self.ext.language),
+            tts=self.engine.voice(self.ext.language, self.ext.voice),
             answerer=self.engine.answerer,
             retriever=self.engine.retriever,
             greeting=lambda: self._greeting_pcm(self.ext, self.codec.sample_rate),

@@ -114,6 +114,11 @@ class ConversationConfig:
     filler_after_s: float = 2.0
     reply_timeout_s: float = 20.0
     confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (confirm.py); 0: never
+    # The extension's own hold messages ("" = the language's default, hitl.MESSAGES) and hold music
+    # (None = the built-in tune; a function of the media rate and seconds, the volume already applied).
+    hold_message: str = ""
+    update_message: str = ""
+    hold_music: Callable[[int, float], np.ndarray] | None = None
 
     @property
     def lang(self) -> str:
@@ -604,6 +609,10 @@ class Orchestrator:
         return hitl_trigger(question, confidence, floor, self.hitl)
 
     def _message(self, name: str) -> Any:
+        own = {"checking": self.config.hold_message, "updates": self.config.update_message}.get(name)
+        if own:  # the extension's own words (console settings)
+            text = own.replace("{owner}", self.config.owner)
+            return (text,) if name == "updates" else text
         messages = self.hitl.messages.get(self.config.lang) or self.hitl.messages["en"]
         value = messages[name]
         return value.format(owner=self.config.owner) if isinstance(value, str) else value
@@ -732,7 +741,8 @@ class Orchestrator:
         if seconds <= 0:
             return
         handle = self.speaker.start("(hold music)")
-        self.speaker.push(handle, hold_music(self.rate, seconds))
+        music = self.config.hold_music or hold_music
+        self.speaker.push(handle, music(self.rate, seconds))
         self.speaker.finish(handle)
         played = asyncio.ensure_future(handle.done.wait())
         try:

@@ -215,7 +215,7 @@ async def test_the_greeting_says_the_owners_name_as_the_voice_must(make_app) -> 
             return np.zeros(160, dtype=np.int16)
 
     app = make_app(per_caller=0, total=0, ari=FakeAri())
-    app.engine = types.SimpleNamespace(voice=lambda language: Voice())
+    app.engine = types.SimpleNamespace(voice=lambda language, name="": Voice())
     ext = app.directory.get("1002")
     await app.greeting_pcm(ext, 8000)
     assert "Jiyoung Lee" in ext.greeting_text

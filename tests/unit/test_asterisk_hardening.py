@@ -233,6 +233,7 @@ SAFE_VARIABLES = {
     "ARG2",
     "ARG3",
     "ARG4",
+    "ARG5",
     "UNIQUEID",
     "DIALSTATUS",
     "STASISSTATUS",
@@ -242,6 +243,13 @@ SAFE_VARIABLES = {
     "AIPBX_SOUNDS",
     "AIPBX_MAX_CALL",
     "DEVICE_STATE",
+    # the extension's settings: read from its global (GLOBAL(): a channel variable cannot shadow it) into
+    # AIPBX_EXT, which from-internal sets itself before reading it
+    "AIPBX_EXT",
+    "GLOBAL",
+    "CUT",
+    "REGEX",
+    "IF",
 }
 
 
@@ -260,16 +268,19 @@ def test_dial_targets_are_only_the_extension_matched_from_the_extensions_file(re
         target = re.search(r"\bDial\(([^,)]*)", line, re.I).group(1)
         assert target in ("PJSIP/${ARG1}", "PJSIP/${EXTEN}") or target in {f"PJSIP/{n}" for n in numbers}, line
         assert ctx == "aipbx-call"
-    # ARG1 of aipbx-call is only ever a literal directory number, passed from that number's own exten.
+    # ARG1 of aipbx-call is ${EXTEN} only after it matched a directory number's shape and that number's
+    # own global (set from the directory only) exists: nothing else reaches Dial().
     calls = [(k, v) for k, v in plan["from-internal"] if "Gosub(aipbx-call" in v]
-    assert len(calls) == len(numbers)
-    exten = None
-    for key, value in plan["from-internal"]:
-        if key == "exten":
-            exten = value.split(",", 1)[0]
-        if "Gosub(aipbx-call" in value:
-            arg1 = re.search(r"Gosub\(aipbx-call,s,1\(([^,)]*)", value).group(1)
-            assert arg1 == exten and arg1 in numbers
+    assert len(calls) == 1
+    assert re.search(r"Gosub\(aipbx-call,s,1\(\$\{EXTEN\},", calls[0][1])
+    steps = [v for _, v in plan["from-internal"]]
+    shape = next(i for i, v in enumerate(steps) if 'REGEX("^[1-9][0-9]{1,5}$" ${EXTEN})' in v and "noservice" in v)
+    lookup = next(i for i, v in enumerate(steps) if "${GLOBAL(AIPBX_EXT_${EXTEN})}" in v)
+    missing = next(i for i, v in enumerate(steps) if '"${AIPBX_EXT}" = ""' in v and "noservice" in v)
+    gosub = next(i for i, v in enumerate(steps) if "Gosub(aipbx-call" in v)
+    assert shape < lookup < missing < gosub
+    seeded = dict(re.findall(r"^AIPBX_EXT_(\d+) = (\S+)$", files["extensions.conf"], re.M))
+    assert set(seeded) == numbers
 
 
 def test_the_dialplan_reads_no_variable_an_outsider_could_set(rendered) -> None:

@@ -212,3 +212,33 @@ async def test_a_transfer_the_operator_takes_ends_the_ai_conversation() -> None:
         await call.until(lambda: call.state is State.TRANSFERRING)
         call.orchestrator.transfer_settled(True)
         await call.until(lambda: call.state is State.ENDED)
+
+
+async def test_an_extension_s_own_hold_and_update_messages_and_music_are_what_the_caller_hears() -> None:
+    import numpy as np
+
+    played: list[tuple[int, float]] = []
+
+    def music(rate: int, seconds: float) -> np.ndarray:
+        played.append((rate, seconds))
+        return np.full(max(1, int(rate * seconds)), 1234, dtype=np.int16)
+
+    desk = FakeDesk()
+    config = {
+        "hold_message": "Hold on, {owner}'s team is checking.",
+        "update_message": "Still on it, thank you.",
+        "hold_music": music,
+    }
+    async with Call(stt=FakeSTT("Please connect me to a manager."), retriever=FakeRetriever(), **config) as call:
+        events = with_desk(call, desk)
+        call.say()
+        await call.until(lambda: published(events, "hitl.requested"))
+        request_id = published(events, "hitl.requested")[0]["request_id"]
+        desk.push(request_id, {"kind": "queued", "operators": 2})
+        await call.until(lambda: published(events, "hitl.timeout"), timeout=3)
+        await call.until(lambda: call.state is State.LISTENING)
+        texts = call.ai_texts()[1:]
+        assert texts[0] == f"Hold on, {OWNER}'s team is checking."
+        assert texts[1:3] == ["Still on it, thank you.", "Still on it, thank you."]
+        assert EN["checking"] not in texts
+        assert played and all(seconds > 0 for _, seconds in played)  # the extension's music, not the tune

@@ -172,8 +172,13 @@ def test_rtp_is_strict_and_uses_the_standard_port_range(tmp_path: Path) -> None:
     assert (general["rtpstart"], general["rtpend"]) == ("10000", "20000")
 
 
+def extension_globals(extensions_conf: str) -> dict[str, list[str]]:
+    """``AIPBX_EXT_<ext> = <seconds>/<mode>/<notice>/<ai>`` of the seed, split."""
+    return {ext: value.split("/") for ext, value in re.findall(r"^AIPBX_EXT_(\d+) = (\S+)$", extensions_conf, re.M)}
+
+
 def ring_seconds_by_extension(extensions_conf: str) -> dict[str, int]:
-    return {ext: int(sec) for ext, sec in re.findall(r"Gosub\(aipbx-call,s,1\((\d+),(\d+),", extensions_conf)}
+    return {ext: int(fields[0]) for ext, fields in extension_globals(extensions_conf).items()}
 
 
 def test_dialplan_rings_each_extension_for_its_own_timeout(tmp_path: Path) -> None:
@@ -182,8 +187,9 @@ def test_dialplan_rings_each_extension_for_its_own_timeout(tmp_path: Path) -> No
     dialplan = files["extensions.conf"]
 
     assert ring_seconds_by_extension(dialplan) == {"1001": 10, "1002": 10, "1003": 15, "1004": 10}
-    for ext in EXTS:
-        assert f"exten => {ext},1,Set(__AIPBX_CALL_ID=${{UNIQUEID}})" in dialplan
+    # one pattern reads them: an extension's settings change without a dialplan reload
+    assert "Set(AIPBX_EXT=${GLOBAL(AIPBX_EXT_${EXTEN})})" in dialplan
+    assert "Gosub(aipbx-call,s,1(${EXTEN},${CUT(AIPBX_EXT,/,1)}," in dialplan
 
 
 def test_recorded_extensions_play_the_notice_in_their_language_and_unrecorded_ones_skip_it(tmp_path: Path) -> None:
@@ -202,7 +208,7 @@ def test_recorded_extensions_play_the_notice_in_their_language_and_unrecorded_on
     # when
     plan = {path.name: path.read_text() for path in render(cfg, tmp_path / "etc")}["extensions.conf"]
     # then each extension passes its mode and the notice to play (none in English: its text is empty)
-    calls = dict(re.findall(r"Gosub\(aipbx-call,s,1\((\d+),\d+,(\w+,[\w-]*)\)\)", plan))
+    calls = {ext: ",".join(fields[1:3]) for ext, fields in extension_globals(plan).items()}
     assert calls == {"1001": "learn,", "1002": "learn,recording-notice-ko-KR", "1003": "off,"}
     # and an unrecorded call is dialled without MixMonitor, a recorded one with it after the notice
     body = plan.split("[aipbx-call]", 1)[1].split("[aipbx-record]", 1)[0]

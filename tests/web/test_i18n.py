@@ -64,6 +64,8 @@ PAGES = {
     "console:calls": {},
     "console:call": {"call_id": "call-ko-1"},
     "console:operators": {},
+    "console:extensions": {},
+    "console:extension": {"number": "1002"},
     "analytics:index": {},
     "hitl:queue": {},
     "hitl:detail": {"request_id": "req-open"},
@@ -195,7 +197,15 @@ def seeded(korean_default: Any) -> dict[str, Any]:
     """One object of every kind the pages list or show, its texts in Korean or digits where it is data."""
     now = timezone.now()
     admin = make_user("관리자", role=Role.ADMIN)
-    Extension.objects.update_or_create(number="1002", defaults={"name": "이지영"})
+    Extension.objects.update_or_create(
+        number="1002",
+        defaults={
+            "name": "이지영",
+            "language": "ko-KR",
+            "greeting": "안녕하세요, 이지영 님의 비서입니다. 이 통화는 녹음됩니다.",
+            "seeded": True,
+        },
+    )
     call = Call.objects.create(
         call_id="call-ko-1",
         caller="01012345678",

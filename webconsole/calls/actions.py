@@ -24,7 +24,7 @@ from django.utils import timezone
 from ariapp import sealing
 from ariapp.calls.recording import transcript_text
 from webconsole.calls import live
-from webconsole.calls.models import Call, Operator, TranscriptSource, Turn
+from webconsole.calls.models import Call, Extension, ExtensionChange, Operator, TranscriptSource, Turn
 
 log = logging.getLogger(__name__)
 PARTIES = ("caller", "callee")
@@ -105,3 +105,65 @@ def _rewrite_files(folder: Path, turns: list[dict[str, Any]], source: str) -> No
         folder, "metadata.json", json.dumps(metadata, ensure_ascii=False, indent=2, default=str).encode("utf-8"), keys
     )
     sealing.write_bytes(folder, "transcript.txt", transcript_text(turns).encode("utf-8"), keys)
+
+
+# --- extension settings (webconsole.calls.directory publishes them to the ARI app and Asterisk) -------
+#: The fields an ExtensionChange records (the SIP password is never written into the audit).
+AUDITED = (
+    "name",
+    "ai_enabled",
+    "no_answer_timeout",
+    "language",
+    "greeting",
+    "voice",
+    "recording",
+    "hold_message",
+    "update_message",
+    "hold_music",
+    "hold_music_volume",
+)
+
+
+def do_save_extension(
+    user: Any, row: Extension, values: dict[str, Any], *, created: bool = False
+) -> ExtensionChange | None:
+    """Store ``values`` on ``row`` with an audit row (who, when, what), then publish the directory after
+    the commit. Returns the audit row (None: nothing changed). The values were checked by the form,
+    whose check runs the ARI app's own parser (:func:`check_extension`)."""
+    from ariapp.directory import DirectoryError
+    from webconsole.calls.directory import PublishError, publish_directory
+
+    with transaction.atomic():
+        before = {field: getattr(row, field) for field in AUDITED}
+        for field, value in values.items():
+            setattr(row, field, value)
+        row.seeded = True
+        changes = {
+            f: [None if created else before[f], getattr(row, f)]
+            for f in AUDITED
+            if created or before[f] != getattr(row, f)
+        }
+        if not changes:
+            return None
+        row.save()
+        change = ExtensionChange.objects.create(
+            extension=row, user=user if getattr(user, "pk", None) else None, changes=changes
+        )
+
+        def publish() -> None:
+            try:
+                publish_directory()
+            except (PublishError, DirectoryError) as exc:  # the next change, or publish_directory, sends it
+                log.error("extension %s saved but not yet applied: %s", row.number, exc)
+
+        transaction.on_commit(publish)
+    log.info("extension %s changed by %s: %s", row.number, user, ", ".join(changes))
+    return change
+
+
+def check_extension(row: Extension) -> None:
+    """Raise ``ariapp.directory.DirectoryError`` if the ARI app would refuse ``row`` (same parser)."""
+    from ariapp.directory import parse_directory
+    from webconsole.calls.directory import row_document
+
+    parse_directory({"extensions": [row_document(row)]}, "extension")

@@ -4,13 +4,60 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from webconsole.calls.models import Call, Callback, CallEvent, Extension, Operator, Turn
+from webconsole.calls import actions
+from webconsole.calls.extension_forms import AdminExtensionForm
+from webconsole.calls.models import Call, Callback, CallEvent, Extension, ExtensionChange, Operator, Turn
+
+
+class ExtensionChangeInline(admin.TabularInline):
+    model = ExtensionChange
+    extra = 0
+    fields = ("at", "user", "changes")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Extension)
 class ExtensionAdmin(admin.ModelAdmin):
-    list_display = ("number", "name")
+    """Saves go through ``actions.do_save_extension``: audited and published to the ARI app at once."""
+
+    form = AdminExtensionForm
+    list_display = ("number", "name", "ai_enabled", "no_answer_timeout", "language")
     search_fields = ("number", "name")
+    fields = (
+        "number",
+        "name",
+        "ai_enabled",
+        "no_answer_timeout",
+        "language",
+        "greeting",
+        "voice",
+        "recording",
+        "hold_message",
+        "update_message",
+        "hold_music",
+        "hold_music_volume",
+        "sip_password",
+    )
+    readonly_fields = ("sip_password",)
+    inlines = [ExtensionChangeInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("number", "sip_password") if obj is not None else ("sip_password",)
+
+    def save_model(self, request, obj, form, change) -> None:
+        from webconsole.calls.extension_forms import new_sip_password
+
+        values = {f: form.cleaned_data[f] for f in actions.AUDITED if f in form.cleaned_data}
+        if not change:
+            obj.sip_password = new_sip_password()  # a new extension: its phone registers with this
+            actions.do_save_extension(request.user, obj, values, created=True)
+            return
+        # the form already copied its values onto obj: compare with the row as stored
+        actions.do_save_extension(request.user, Extension.objects.get(pk=obj.pk), values)
 
 
 @admin.register(Operator)

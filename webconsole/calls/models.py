@@ -15,16 +15,62 @@ from django.utils.translation import gettext_lazy
 
 
 class Extension(models.Model):
-    """A phone extension and its owner (mirrors ``asterisk/extensions.yaml``; see ``sync_extensions``)."""
+    """A phone extension, its owner and its settings: the source of truth of the PBX's directory.
+
+    ``asterisk/extensions.yaml`` seeds a row once (``seeded``); from then on the console edits it, and
+    every change is published to the ARI app and Asterisk (``webconsole.calls.directory``).
+    """
+
+    LANGUAGES = (("en-US", gettext_lazy("English (en-US)")), ("ko-KR", gettext_lazy("Korean (ko-KR)")))
+    RECORDING = (
+        ("learn", gettext_lazy("Record, transcribe and learn")),
+        ("record", gettext_lazy("Record and transcribe")),
+        ("off", gettext_lazy("Do not record")),
+    )
 
     number = models.CharField(max_length=16, unique=True)
     name = models.CharField(max_length=128, blank=True, default="")
+    ai_enabled = models.BooleanField(default=True, help_text=gettext_lazy("The AI answers the calls nobody picks up."))
+    no_answer_timeout = models.PositiveSmallIntegerField(
+        default=10, help_text=gettext_lazy("Seconds the phone rings before the AI answers (1-600).")
+    )
+    language = models.CharField(max_length=8, choices=LANGUAGES, default="en-US")
+    greeting = models.TextField(
+        blank=True,
+        default="",
+        help_text=gettext_lazy("What the AI says first; {owner} is replaced. It must say the call is recorded."),
+    )
+    voice = models.CharField(max_length=64, blank=True, default="")
+    recording = models.CharField(max_length=8, choices=RECORDING, default="learn")
+    hold_message = models.CharField(max_length=500, blank=True, default="")
+    update_message = models.CharField(max_length=500, blank=True, default="")
+    hold_music = models.CharField(max_length=104, blank=True, default="", help_text="A WAV file name.")
+    hold_music_volume = models.PositiveSmallIntegerField(default=100)
+    #: Only for extensions made in the console (the seed's passwords are in .env, rendered into pjsip.conf).
+    sip_password = models.CharField(max_length=64, blank=True, default="")
+    #: The seed's settings were copied into this row (the YAML is never read for it again).
+    seeded = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["number"]
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}".strip()
+
+
+class ExtensionChange(models.Model):
+    """Who changed an extension's settings, when, and what (field -> [before, after])."""
+
+    extension = models.ForeignKey(Extension, on_delete=models.CASCADE, related_name="changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(default=timezone.now)
+    changes = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.extension.number} {self.at:%Y-%m-%d %H:%M} {', '.join(self.changes)}"
 
 
 class Role(models.TextChoices):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from webconsole.calls import views
+from webconsole.calls import extension_views, views
 
 app_name = "console"
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("calls/<str:call_id>/take", views.take_call, name="take"),
     path("operators/", views.operators, name="operators"),
     path("operators/presence", views.set_presence, name="presence"),
+    path("extensions/", extension_views.extension_list, name="extensions"),
+    path("extensions/<str:number>/", extension_views.extension_detail, name="extension"),
 ]

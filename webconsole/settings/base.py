@@ -146,7 +146,9 @@ WHITENOISE_USE_FINDERS = True
 AIPBX_MAX_BODY_BYTES = int(os.environ.get("AIPBX_MAX_BODY_BYTES", "").strip() or 1024 * 1024)
 # The knowledge import takes files (5 MB each, knowledge.importing.MAX_FILE_BYTES): a larger bound there.
 AIPBX_MAX_UPLOAD_BYTES = int(os.environ.get("AIPBX_MAX_UPLOAD_BYTES", "").strip() or 32 * 1024 * 1024)
-AIPBX_UPLOAD_PATHS = ("/knowledge/import/",)
+AIPBX_UPLOAD_PATHS = ("/knowledge/import/", "/extensions/")
+# Uploaded hold music (webconsole.calls.extension_forms): the ARI app reads the same folder.
+AIPBX_HOLD_MUSIC_DIR = Path(os.environ.get("AIPBX_HOLD_MUSIC_DIR", "").strip() or BASE_DIR / "var" / "hold-music")
 
 # --- Live console sockets: who may see what is checked again this often (and on logout, reassignment) ---
 AIPBX_WS_RECHECK_S = float(os.environ.get("AIPBX_WS_RECHECK_S", "").strip() or "5")

@@ -13,4 +13,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         created, updated = sync_extensions(settings.AIPBX_EXTENSIONS_FILE)
-        self.stdout.write(f"extensions: {created} created, {updated} renamed")
+        self.stdout.write(f"extensions: {created} created, {updated} seeded from the file")
