@@ -64,10 +64,19 @@ async def test_a_near_miss_hears_honest_doubt_not_the_neighbouring_fact(pbx, ari
     # when a caller asks the price of what the knowledge does not list, then no price is read out as if it were
     heard = await ask(phones, "1003", "What's the price for veneers?")
     assert "not sure" in heard and "crown" not in heard and "braces" not in heard, heard
-    # and what it does list is answered
+    # and what it does list is answered: the AI says the price (its reply as the call's record has it:
+    # "four hundred fifty thousand" is sometimes transcribed back as "were 100 and 50,000"), and the
+    # phone hears the cost spoken ("won" may be heard as "one"), not doubt
+    from tests.integration.audio_checks import Recordings
+    from tests.integration.test_telephony import cdr_baseline, new_cdr
+
+    before = await cdr_baseline(pbx, ariapp)
     heard = await ask(phones, "1003", "How much is a crown?")
-    assert "450" in heard.replace(",", "").replace(" ", "") and "not sure" not in heard, heard  # ("a zirconia
-    # crown" is sometimes heard as "azerchomi akron": the price is what the caller needs)
+    (line,) = new_cdr(pbx, before)
+    turns = Recordings(pbx.cfg).metadata(line["call_id"])["turns"]
+    said = [t["text"] for t in turns if t["speaker"] == "ai"][1:]  # after the greeting
+    assert any("450,000 won" in text for text in said), said
+    assert "cost" in heard and "not sure" not in heard, heard
 
 
 async def test_a_likely_answer_is_checked_with_the_caller_first_yes_hears_it_no_hears_doubt(
