@@ -21,7 +21,21 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class BadRequest(ValueError):
-    """A callback request that can never be carried out (malformed JSON or fields)."""
+    """A request (call-back, transfer) that can never be carried out (malformed JSON or fields)."""
+
+
+def json_object(raw: str | bytes) -> dict:
+    """A request's JSON object.
+
+    Raises:
+        BadRequest: not JSON, or not an object."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("not an object")
+    return data
 
 
 @dataclass(frozen=True)
@@ -60,12 +74,7 @@ class CallbackRequest:
     def from_json(cls, raw: str | bytes) -> CallbackRequest:
         """Raises:
         BadRequest: not JSON, not an object, missing or malformed fields."""
-        try:
-            data = json.loads(raw)
-        except (ValueError, TypeError) as exc:
-            raise BadRequest(f"not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise BadRequest("not an object")
+        data = json_object(raw)
         try:
             return cls(
                 callback_id=str(data["callback_id"]),

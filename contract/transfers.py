@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from contract.callbacks import _ID, NUMBER, BadRequest
+from contract.callbacks import _ID, NUMBER, BadRequest, json_object
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,7 @@ class TransferRequest:
     def from_json(cls, raw: str | bytes) -> TransferRequest:
         """Raises:
         BadRequest: not JSON, not an object, missing or malformed fields."""
-        try:
-            data = json.loads(raw)
-        except (ValueError, TypeError) as exc:
-            raise BadRequest(f"not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise BadRequest("not an object")
+        data = json_object(raw)
         try:
             return cls(
                 transfer_id=str(data["transfer_id"]),

@@ -27,21 +27,7 @@ class ExtensionAdmin(admin.ModelAdmin):
     form = AdminExtensionForm
     list_display = ("number", "name", "ai_enabled", "no_answer_timeout", "language")
     search_fields = ("number", "name")
-    fields = (
-        "number",
-        "name",
-        "ai_enabled",
-        "no_answer_timeout",
-        "language",
-        "greeting",
-        "voice",
-        "recording",
-        "hold_message",
-        "update_message",
-        "hold_music",
-        "hold_music_volume",
-        "sip_password",
-    )
+    fields = ("number", *actions.AUDITED, "sip_password")
     readonly_fields = ("sip_password",)
     inlines = [ExtensionChangeInline]
 

@@ -118,14 +118,22 @@ def do_request_callback(user: Any, call: Call) -> Callback:
     return callback
 
 
+def push_request(key: str, payload: str) -> None:
+    """Append a request to a list the ARI app pops (call-backs, transfers); the list expires, so a
+    request nobody took does not linger.
+
+    Raises:
+        redis.RedisError, OSError: Redis did not take it."""
+    client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    pipe = client.pipeline(transaction=True)
+    pipe.rpush(key, payload)
+    pipe.expire(key, REQUEST_TTL_S)
+    pipe.execute()
+
+
 def _push(request: CallbackRequest) -> None:
-    key = callback_requests_key(settings.AIPBX_INSTANCE)
     try:
-        client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-        pipe = client.pipeline(transaction=True)
-        pipe.rpush(key, request.to_json())
-        pipe.expire(key, REQUEST_TTL_S)
-        pipe.execute()
+        push_request(callback_requests_key(settings.AIPBX_INSTANCE), request.to_json())
     except (redis.RedisError, OSError) as exc:
         log.error("call-back %s could not be sent to the ARI app: %r", request.callback_id, exc)
         Callback.objects.filter(callback_id=request.callback_id).update(status=CallbackStatus.FAILED, reason="error")

@@ -26,6 +26,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from contract import BadRequest, TransferRequest, transfer_requests_key
 from webconsole.calls import access, presence
+from webconsole.calls.callbacks import push_request
 from webconsole.calls.models import (
     TRANSFER_ACTIVE,
     Call,
@@ -38,7 +39,6 @@ from webconsole.calls.models import (
 )
 
 log = logging.getLogger(__name__)
-REQUEST_TTL_S = 120  # the list expires: a request nobody took is stale long before (ariapp MAX_AGE_S)
 
 #: Why a transfer failed (``transfer.status`` events), as the operator reads it.
 FAILURES = {
@@ -150,13 +150,8 @@ def do_transfer_for_person(call: Call, question: str, request_id: str) -> Transf
 
 
 def _push(request: TransferRequest) -> None:
-    key = transfer_requests_key(settings.AIPBX_INSTANCE)
     try:
-        client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-        pipe = client.pipeline(transaction=True)
-        pipe.rpush(key, request.to_json())
-        pipe.expire(key, REQUEST_TTL_S)
-        pipe.execute()
+        push_request(transfer_requests_key(settings.AIPBX_INSTANCE), request.to_json())
     except (redis.RedisError, OSError) as exc:
         log.error("transfer %s could not be sent to the ARI app: %r", request.transfer_id, exc)
         Transfer.objects.filter(transfer_id=request.transfer_id).update(
