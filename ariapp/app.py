@@ -50,6 +50,7 @@ from contract import (
     VoicemailRecorded,
     stream_name,
 )
+from contract.transfers import TAKE_OVER
 
 log = logging.getLogger(__name__)
 RECONCILE_ATTEMPTS = 10
@@ -333,7 +334,10 @@ class App:
                     ),
                 )
                 continue
-            session.start_transfer(request)
+            if request.mode == TAKE_OVER:
+                session.take_over(request)
+            else:
+                session.start_transfer(request)
 
     async def _run_callback(self, callback: ClickToCall) -> None:
         try:
@@ -498,8 +502,9 @@ class App:
         ours = {s.media_channel_id for s in self.sessions.values()} | set(self.sessions)
         ours |= {channel_id for t in self.transcriptions.values() for channel_id in t.channel_ids}
         ours |= {channel_id for c in self.callbacks.values() for channel_id in c.channel_ids}
-        ours |= {s.transfer.operator_leg for s in self.sessions.values() if s.transfer is not None}
+        ours |= {leg for s in self.sessions.values() if s.transfer is not None for leg in s.transfer.channel_ids}
         our_bridges = {s.bridge_id for s in self.sessions.values()}
+        our_bridges |= {b for s in self.sessions.values() if s.transfer is not None for b in s.transfer.bridge_ids}
         our_bridges |= {bridge_id for t in self.transcriptions.values() for bridge_id in t.bridge_ids}
         our_bridges |= {c.bridge_id for c in self.callbacks.values()}
         stasis_prefix = f"{self.settings.app_name},"

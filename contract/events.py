@@ -298,7 +298,9 @@ class TransferStatus(Event):
     """How putting an AI call through to an operator's phone goes (``call_id``: the transferred call).
 
     ``status``: ``ringing`` (the operator's phone) -> ``briefing`` (they answered and hear who and
-    what) -> ``connected`` (bridged with the caller; the AI is quiet) -> ``ended``; or ``failed`` with
+    what) -> ``connected`` (bridged with the caller; the AI is quiet) -> ``ended``; when listening in
+    (``TransferRequest.mode`` ``listen``): ``ringing`` -> ``listening`` (they hear caller and AI, nobody
+    hears them) -> ``connected`` (taken over) or ``ended`` (they hung up: the AI goes on); or ``failed`` with
     ``reason`` (``operator_unregistered``, ``operator_no_answer``, ``operator_busy``,
     ``operator_declined``, ``operator_hung_up``, ``not_ai_call``, ``busy``, ``expired``, ``error``):
     the caller is back with the AI, who says so.

@@ -35,7 +35,7 @@ from ariapp.calls.hold_music import hold_music_for
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
 from ariapp.calls.notices import write_prompt
 from ariapp.calls.recording import CallRecording
-from ariapp.calls.transfer import PhoneTransfer
+from ariapp.calls.transfer import LISTEN_ENDED, PhoneTransfer
 from ariapp.calls.voicemail import FILE as VOICEMAIL_FILE
 from ariapp.calls.voicemail import MessageRecorder, write_message
 from ariapp.calls.watchdog import RtpWatchdog
@@ -193,6 +193,7 @@ class AiCall:
         self.transfer: PhoneTransfer | None = None  # putting the caller through to an operator's phone
         self._transfer_task: asyncio.Task | None = None
         self.transferred = False  # the operator has the caller: the AI is quiet, the recorder goes on
+        self._cap: asyncio.Timeout | None = None  # the AI call's time cap (lifted once a person has the caller)
 
     # --- events from the ARI reader (must not block) -------------------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -372,6 +373,7 @@ class AiCall:
             request=request,
             caller_number=self.record.caller,
             bridge_id=self.bridge_id,
+            caller_channel=self.caller_id,
             briefing=lambda: self._briefing(heard),
             publish=self._publish,
             ring_s=self._transfer_ring_s,
@@ -387,14 +389,20 @@ class AiCall:
             question=request.question or next((t.text for t in reversed(turns) if t.speaker == "caller"), ""),
             ai_said=next((t.text for t in reversed(turns) if t.speaker == "ai" and t.text), ""),
         )
-        if self._sounds_dir is None or orchestrator is None or self.ended.is_set():
+        if orchestrator is None or self.ended.is_set() or (self._sounds_dir is None and not transfer.listening):
             transfer.failed("not_ai_call")
             return
-        if not orchestrator.transferring(request.operator):
+        if not transfer.listening and not orchestrator.transferring(request.operator):
             transfer.failed("busy")
             return
         self.transfer = transfer
         self._transfer_task = asyncio.ensure_future(self._run_transfer(transfer, orchestrator))
+
+    def take_over(self, request: TransferRequest) -> None:
+        """The operator listening in (``request.transfer_id``) takes the caller from the AI."""
+        transfer = self.transfer
+        if transfer is None or transfer.request.transfer_id != request.transfer_id or not transfer.take_over():
+            log.warning("take-over %s of %s: nobody is listening in", request.transfer_id, self.record.call_id)
 
     async def _run_transfer(self, transfer: PhoneTransfer, orchestrator: Orchestrator) -> None:
         try:
@@ -407,12 +415,20 @@ class AiCall:
             raise
         if failure:
             await transfer.hang_up()
-            transfer.failed(failure)
+            if transfer.listening and failure in (LISTEN_ENDED, "caller_hung_up") and transfer.status == "listening":
+                transfer.ended()  # they listened, then one side hung up: nothing failed
+            else:
+                transfer.failed(failure)
             orchestrator.transfer_settled(False)
             return
         self.transferred = True
         self.listener.enabled = False  # the AI is done: nothing said now is a question
-        orchestrator.transfer_settled(True)
+        if self._cap is not None:
+            self._cap.reschedule(None)  # the AI's time cap is not a cap on a person's call
+        if transfer.listening:
+            orchestrator.taken_over()
+        else:
+            orchestrator.transfer_settled(True)
         self.record.answered_by = f"{self.record.answered_by or 'ai'},{transfer.request.operator_ext}"
         self._journal(self.record)
         self._publish(self.record.call_id, CallAnswered(answered_by=self.record.answered_by, ai=True))
@@ -436,7 +452,7 @@ class AiCall:
         logs.bind_call(self.record.call_id)  # this task and all it starts log with the call id
         try:
             await self._setup()
-            async with asyncio.timeout(self._max_seconds):
+            async with asyncio.timeout(self._max_seconds) as self._cap:
                 await self._converse_until_hangup()
         except CallEnded:
             pass
@@ -557,7 +573,7 @@ class AiCall:
                 await asyncio.wait_for(self._transfer_task, 5.0)
         if self.transfer is not None:
             await self.transfer.hang_up()
-            if self.transferred:
+            if self.transferred or (self.transfer.listening and self.transfer.status in ("ringing", "listening")):
                 self.transfer.ended()
         try:
             async with asyncio.timeout(5.0):

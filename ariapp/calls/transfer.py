@@ -15,6 +15,17 @@ Theory of operation
     session's recorder goes on hearing the bridge (caller and operator), so the recording covers the
     whole call, and the call keeps its one CDR line (``answered_by`` "ai,<operator ext>").
 
+    Listening in (``TransferRequest.mode`` ``listen``), about the same call:
+      originate PJSIP/<operator ext> as above (no briefing: they hear the call itself) status ringing
+      answered ─► snoop the caller's channel ``spy=both`` (the caller and what the caller hears: the AI),
+        ``whisper=none``; a bridge of its own with the snoop and the operator's leg  status listening
+        The operator hears the call; what they say reaches only the snoop, which discards it (the
+        whisper to nobody); the caller's bridge, the AI and the recording are untouched.
+      the operator hangs up ─► status ended (the AI goes on)
+      ``take_over`` (a second request, same transfer id) ─► the listening bridge and the snoop go, the
+        operator's leg joins the caller's bridge, the AI falls silent              status connected
+    From ``connected`` on, a take-over is a transfer: same session state, same end.
+
 The briefing is a WAV the app writes into its sounds directory; Asterisk plays it from where it sees
 that directory (the dialplan's ``AIPBX_SOUNDS`` global), and the file is removed afterwards.
 """
@@ -34,6 +45,7 @@ from ariapp.ari.models import AriEvent
 from ariapp.calls.legs import Legs, caller_id, operator_failure
 from ariapp.errors import AriError
 from contract import BadRequest, Event, TransferRequest, TransferStatus, transfer_requests_key
+from contract.transfers import LISTEN
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -44,6 +56,7 @@ APP_ARG = "transfer"  # StasisStart args of the operator's leg: transfer,<transf
 MAX_AGE_S = 60.0  # a request older than this is refused: the operator has stopped waiting
 BRIEFING_MARGIN_S = 5.0  # beyond the briefing's length, before we stop waiting for its end
 SOUNDS_VAR = "AIPBX_SOUNDS"
+LISTEN_ENDED = "listen_ended"  # what run() returns when the listening operator hung up: not a failure
 
 
 class TransferDesk:
@@ -85,6 +98,7 @@ class PhoneTransfer:
         request: TransferRequest,
         caller_number: str,
         bridge_id: str,
+        caller_channel: str = "",
         briefing: Callable[[], Awaitable[tuple[Path, float]]],
         publish: Callable[[str, Event], None],
         ring_s: int = 20,
@@ -94,14 +108,37 @@ class PhoneTransfer:
         self.request = request
         self.caller_number = caller_number
         self.bridge_id = bridge_id
+        self.caller_channel = caller_channel or request.call_id
         self._briefing = briefing
         self._publish = publish
         self._now = now
-        self.operator_leg = f"{request.call_id}-xfer-{request.transfer_id[:12]}"
-        self.legs = Legs(ari, (self.operator_leg,), ring_s)
+        self.listening = request.mode == LISTEN
+        base = f"{request.call_id}-{'listen' if self.listening else 'xfer'}-{request.transfer_id[:12]}"
+        self.operator_leg = base
+        self.snoop_id = f"{base}-snoop"  # what reconcile() hangs up when it finds one unowned
+        self.listen_bridge = f"{base}-bridge"
+        self.legs = Legs(ari, (self.operator_leg, self.snoop_id), ring_s)
         self._played: set[str] = set()
+        self._take_over = asyncio.Event()
         self.status = ""
         self.connected_at: float | None = None
+
+    @property
+    def channel_ids(self) -> tuple[str, ...]:
+        return (self.operator_leg, self.snoop_id) if self.listening else (self.operator_leg,)
+
+    @property
+    def bridge_ids(self) -> tuple[str, ...]:
+        return (self.listen_bridge,) if self.listening else ()
+
+    def take_over(self) -> bool:
+        """The listening operator takes the caller (at once, or as soon as they are listening);
+        False when this is not a listen in progress."""
+        if not self.listening or self.status in ("connected", "ended", "failed"):
+            return False
+        self._take_over.set()
+        self.legs.changed()
+        return True
 
     @property
     def operator_gone(self) -> bool:
@@ -122,6 +159,8 @@ class PhoneTransfer:
             return "expired"
         if await self.ari.endpoint_state("PJSIP", request.operator_ext) in (None, "offline"):
             return "operator_unregistered"
+        if self.listening:
+            return await self._listen(caller_gone)
         briefing = asyncio.ensure_future(self._briefing())  # synthesised while the phone rings
         try:
             self._status("ringing")
@@ -149,6 +188,41 @@ class PhoneTransfer:
         self.connected_at = time.monotonic()
         self._status("connected")
         return ""
+
+    async def _listen(self, caller_gone: Callable[[], bool]) -> str:
+        """Ring, then let the operator hear the call until they hang up or take it over."""
+        self._status("ringing")
+        await self.legs.ring(
+            self.operator_leg,
+            f"PJSIP/{self.request.operator_ext}",
+            caller=caller_id("Listen", self.caller_number if self.caller_number.isdigit() else "0"),
+            app_args=f"{APP_ARG},{self.request.transfer_id},listener",
+        )
+        if not await self.legs.until_answered(self.operator_leg, watch=caller_gone):
+            return "caller_hung_up" if caller_gone() else operator_failure(self.legs.gone.get(self.operator_leg))
+        await self.ari.snoop(self.caller_channel, self.snoop_id, spy="both")
+        if not await self.legs.until_answered(self.snoop_id, watch=lambda: caller_gone() or self.operator_gone):
+            return "caller_hung_up" if caller_gone() else LISTEN_ENDED if self.operator_gone else "error"
+        await self.ari.create_bridge(self.listen_bridge)
+        await self.ari.add_to_bridge(self.listen_bridge, [self.snoop_id, self.operator_leg])
+        self._status("listening")
+        await self.legs.until(lambda: self._take_over.is_set() or self.operator_gone or caller_gone(), None)
+        await self.stop_listening()
+        if caller_gone():
+            return "caller_hung_up"
+        if self.operator_gone:
+            return LISTEN_ENDED
+        await self.ari.add_to_bridge(self.bridge_id, [self.operator_leg])
+        self.connected_at = time.monotonic()
+        self._status("connected")
+        return ""
+
+    async def stop_listening(self) -> None:
+        """The listening bridge and the snoop go (the operator's leg stays up, out of any bridge)."""
+        with contextlib.suppress(AriError, TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.ari.destroy_bridge(self.listen_bridge)
+                await self.ari.hangup(self.snoop_id)
 
     async def _brief(self, briefing: tuple[Path, float], caller_gone: Callable[[], bool]) -> None:
         """Play the briefing to the operator's leg only, until it ends (or either side hangs up)."""
@@ -184,6 +258,8 @@ class PhoneTransfer:
         self._status("ended")
 
     async def hang_up(self) -> None:
+        if self.listening:
+            await self.stop_listening()
         with contextlib.suppress(AriError, TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.ari.hangup(self.operator_leg)

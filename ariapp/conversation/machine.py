@@ -21,6 +21,8 @@ Theory of operation
     person (``ariapp.conversation.transfer``): our audio stops, the reply task says so and plays hold
     music; nothing the caller says is answered; TRANSFERRING --transferred--> ENDED (the person has the
     caller) or --human reply--> SPEAKING (nobody answered: the AI says so and goes on).
+    An operator listening in who takes the call over: any state but IDLE/ENDED --taken over--> ENDED
+    at once (our audio stops on the next tick; the person has the caller).
     Hanging up ends everything from any state.
 
 ``step(state, event) -> (state, commands)`` is pure; the orchestrator executes the commands.
@@ -63,6 +65,7 @@ class Ev(enum.Enum):
     FINISHED = "finished"  # the conversation is over on our side (after the voicemail's goodbye)
     TRANSFER = "transfer"  # put the caller through to a person (payload: the person's name)
     TRANSFERRED = "transferred"  # the person has the caller: the AI is done
+    TAKEN_OVER = "taken_over"  # an operator listening in took the caller: the AI is done, at once
 
 
 class Cmd(enum.Enum):
@@ -113,6 +116,8 @@ TABLE[(S.TRANSFERRING, E.HUMAN_REPLY)] = (S.SPEAKING, ())
 TABLE[(S.TRANSFERRING, E.TRANSFERRED)] = (S.ENDED, (C.END,))
 #: States from which the caller can be put through to a person.
 TRANSFERABLE = frozenset(state for (state, event) in TABLE if event is Ev.TRANSFER)
+for _state in (*TRANSFERABLE, S.TRANSFERRING, S.VOICEMAIL):  # a message so far is kept
+    TABLE[(_state, Ev.TAKEN_OVER)] = (State.ENDED, (Cmd.CANCEL_REPLY, Cmd.END))
 for _state in State:
     if _state is not State.ENDED:
         TABLE[(_state, Ev.HANGUP)] = (State.ENDED, (Cmd.CANCEL_REPLY, Cmd.END))

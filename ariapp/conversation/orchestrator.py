@@ -198,6 +198,14 @@ class Orchestrator:
         self.post(Ev.TRANSFER, operator)
         return True
 
+    def taken_over(self) -> None:
+        """An operator listening in took the caller: our audio stops at once and the AI is done (a help
+        request being held is cancelled as a transfer)."""
+        if self._transfer is None or self._transfer.done():
+            self._transfer = asyncio.get_running_loop().create_future()
+            self._transfer.set_result(True)
+        self.post(Ev.TAKEN_OVER)
+
     def transfer_settled(self, connected: bool) -> None:
         """The operator took the caller (the AI is done) or not (the AI says so and goes on)."""
         if self._transfer is not None and not self._transfer.done():

@@ -184,3 +184,105 @@ def test_an_operator_who_does_not_answer_leaves_the_caller_with_the_ai_who_says_
     assert result["rang_after_click_s"] < 5.0, result  # the request goes straight to the ARI app
     assert "could not take" in result["told"] or "still here" in result["told"], result
     assert transfer.reason == "operator_no_answer"
+
+
+async def listen_then_take_over(phones, listen, take_over, listening) -> dict[str, Any]:
+    async with phones("1003") as operator_phone, phones("1001") as caller_phone:
+        call = await greeted(caller_phone, "1002")
+        await asyncio.to_thread(listen)
+        ringing = await operator_phone.next_incoming(timeout=15)
+        operator_call = await ringing.answer()
+        await asyncio.to_thread(listening)
+        # the operator hears the caller, and the AI telling the caller it asks a colleague (1002 knows
+        # nothing of office hours, and its operator is on duty: the caller is put on hold)
+        heard_from = len(operator_call.received_audio())
+        await call.play_and_wait(tone(700))
+        await asyncio.sleep(0.3)
+        caller_tone = operator_call.received_audio()[heard_from:].copy()
+        answer_from = len(operator_call.received_audio())
+        await call.play_and_wait(await speech("When is the office open?"))
+        await until(lambda: speech_seconds(operator_call.received_audio()[answer_from:]) > 3.0, 40, "the AI's reply")
+        await asyncio.sleep(1.0)
+        ai_answer = operator_call.received_audio()[answer_from:].copy()
+        # nobody hears the listener
+        whisper_from = len(call.received_audio())
+        await operator_call.play_and_wait(tone(1000, 1.5))
+        await asyncio.sleep(0.3)
+        caller_heard_whisper = call.received_audio()[whisper_from:].copy()
+        # the listener takes over: caller and operator hear each other, the AI says nothing more
+        await asyncio.to_thread(take_over)
+        await asyncio.sleep(1.5)
+        taken_from = len(call.received_audio())
+        await operator_call.play_and_wait(await speech(OPERATOR_SAYS))
+        await asyncio.sleep(0.5)
+        caller_heard = call.received_audio()[taken_from:].copy()
+        tone_from = len(operator_call.received_audio())
+        await call.play_and_wait(tone(700))
+        await asyncio.sleep(0.3)
+        operator_heard = operator_call.received_audio()[tone_from:].copy()
+        await call.hangup()
+        await until(operator_call.ended.is_set, 10, "the operator's leg to end")
+        return {
+            "operator_saw": ringing.caller,
+            "listener_heard_caller_hz": dominant_frequency(caller_tone),
+            "listener_heard_ai": await transcribe(ai_answer),
+            "whisper_reached_caller": has_tone(caller_heard_whisper, RATE, 1000.0),
+            "caller_heard": await transcribe(caller_heard),
+            "operator_heard_hz": dominant_frequency(operator_heard),
+        }
+
+
+def test_an_operator_listens_in_unheard_then_takes_the_call_over_from_the_ai(
+    pbx, ariapp, console, phones, transactional_db, settings
+) -> None:
+    from django.db import connection
+
+    from webconsole.calls.transfers import do_request_listen, do_take_over
+
+    # given: an AI call on 1002, whose operator has the phone 1003
+    settings.AIPBX_INSTANCE = pbx.cfg.name
+    user = operator_with_phone("listener", "1003")
+
+    def in_thread(action):
+        def run() -> Any:
+            try:
+                return action()
+            finally:
+                connection.close()  # this worker thread's own connection
+
+        return run
+
+    def listen() -> None:  # "Listen in" on the live call page
+        call = wait_for(lambda: Call.objects.filter(state="ai", caller="1001").first(), 20, "the AI call")
+        do_request_listen(user, call)
+
+    def listening() -> None:  # the live page shows the operator listening
+        wait_for(lambda: Transfer.objects.filter(mode="listen", status="listening").exists(), 20, "listening")
+
+    def take_over() -> None:  # "Take over from the AI"
+        do_take_over(user, Call.objects.get(state="ai", caller="1001"))
+
+    # when: the operator listens, the caller talks with the AI, then the operator takes over
+    thread = InThread(
+        lambda: listen_then_take_over(phones, in_thread(listen), in_thread(take_over), in_thread(listening))
+    )
+    thread.start()
+    result = thread.result(timeout=180)
+    print("listen-in:", result)
+
+    # then: while listening, the operator heard the caller and the AI's answer, and nobody heard them
+    assert result["operator_saw"] == "1001"
+    assert abs(result["listener_heard_caller_hz"] - 700) < 30, result
+    assert "moment" in result["listener_heard_ai"] or "colleague" in result["listener_heard_ai"], result
+    assert result["whisper_reached_caller"] is False, result
+    # once taken over, caller and operator hear each other
+    assert "parking" in result["caller_heard"] or "front desk" in result["caller_heard"], result
+    assert abs(result["operator_heard_hz"] - 700) < 30, result
+    # one call, one CDR line, answered by the AI and then the operator; the listen ended with the call
+    call = wait_for(lambda: Call.objects.filter(state="ended", caller="1001", callee="1002").first(), 30, "the call")
+    transfer = wait_for(lambda: Transfer.objects.filter(call=call, status="ended").first(), 15, "the listen's end")
+    assert (transfer.mode, transfer.operator, transfer.connected is not None) == ("listen", user, True)
+    assert call.answered_by == "ai,1003"
+    assert call.hitl_requests.get().status == "delivered"  # taking over settled the caller's help request
+    lines = [line for line in pbx.cdr_lines() if line.get("call_id") == call.call_id]
+    assert len(lines) == 1 and lines[0]["answered_by"] == "ai,1003", lines

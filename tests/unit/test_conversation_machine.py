@@ -46,6 +46,12 @@ DOCUMENTED = {
     },
     (S.TRANSFERRING, E.TRANSFERRED): (S.ENDED, (C.END,)),
     (S.TRANSFERRING, E.HUMAN_REPLY): (S.SPEAKING, ()),
+    # an operator listening in takes the caller: the AI stops at once, whatever it was doing
+    **{
+        (state, E.TAKEN_OVER): (S.ENDED, (C.CANCEL_REPLY, C.END))
+        for state in (S.GREETING, S.LISTENING, S.THINKING, S.SPEAKING, S.PAUSED, S.HOLDING)
+        + (S.TRANSFERRING, S.VOICEMAIL)
+    },
 }
 LIVE = [state for state in State if state is not State.ENDED]
 UNLISTED = [

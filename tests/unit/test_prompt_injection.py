@@ -373,9 +373,10 @@ def test_only_the_operators_click_to_call_places_calls_and_only_to_a_phone_numbe
         assert "ariapp.conversation" not in (REPO / "ariapp" / "calls" / name).read_text(encoding="utf-8")
 
 
-def test_snooping_only_listens_and_only_the_live_transcript_does_it() -> None:
-    # A snoop channel writes a phone-to-phone call down (issue: learn from every call). It may only
-    # hear: whisper=none always, and nothing but the transcriber (no model text reaches it) asks for one.
+def test_snooping_only_listens_and_only_the_transcriber_and_the_listen_in_do_it() -> None:
+    # A snoop channel writes a phone-to-phone call down (issue: learn from every call), or lets an
+    # operator listen in on an AI call (issue 16, on the operator's click only). It may only hear:
+    # whisper=none always, and nothing but these two (no model text reaches either) asks for one.
     client = (REPO / "ariapp" / "ari" / "client.py").read_text(encoding="utf-8")
     assert '"whisper": "none"' in client and "whisper: str" not in client
     callers = [
@@ -383,7 +384,7 @@ def test_snooping_only_listens_and_only_the_live_transcript_does_it() -> None:
         for src in sorted((REPO / "ariapp").rglob("*.py"))
         if ".snoop(" in src.read_text(encoding="utf-8")
     ]
-    assert callers == ["ariapp/calls/transcriber.py"]
+    assert callers == ["ariapp/calls/transcriber.py", "ariapp/calls/transfer.py"]
 
 
 def test_the_conversation_layer_cannot_reach_ari() -> None:

@@ -171,3 +171,94 @@ async def test_an_operator_who_hangs_up_during_the_briefing_is_not_bridged(tmp_p
     failure, statuses = await transfer(tmp_path, ari)
     assert failure == "operator_hung_up" and ("briefing", "") in statuses
     assert not [a for a in ari.asked if a[0] == "add"]
+
+
+class ListeningAri(FakeAri):
+    """The operator's leg answers; the snoop enters Stasis; the bridges are recorded."""
+
+    async def snoop(self, channel_id: str, snoop_id: str, spy: str = "in") -> dict:
+        self.asked.append(("snoop", channel_id, snoop_id, spy))
+        assert self.transfer is not None
+        started = AriEvent.parse({"type": "StasisStart", "channel": {"id": snoop_id, "name": "Snoop/x"}})
+        asyncio.get_running_loop().call_later(0.01, self.transfer.on_event, started)
+        return {}
+
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> dict:
+        self.asked.append(("bridge", bridge_id))
+        return {}
+
+    async def destroy_bridge(self, bridge_id: str) -> bool:
+        self.asked.append(("destroy", bridge_id))
+        return True
+
+
+def listening(ari: ListeningAri) -> tuple[PhoneTransfer, list, asyncio.Event]:
+    published: list = []
+    heard = asyncio.Event()  # the operator is listening
+
+    def publish(call_id: str, event: TransferStatus) -> None:
+        published.append(event.status)
+        if event.status == "listening":
+            heard.set()
+
+    async def no_briefing() -> tuple[Path, float]:
+        raise AssertionError("a listener hears the call itself, no briefing")
+
+    request = TransferRequest(transfer_id="t2", call_id="dev-2", operator_ext="1003", mode="listen")
+    phone = PhoneTransfer(
+        ari=ari,  # type: ignore[arg-type]
+        request=request,
+        caller_number="1001",
+        bridge_id="dev-2-bridge",
+        caller_channel="dev-2",
+        briefing=no_briefing,
+        publish=publish,  # type: ignore[arg-type]
+        ring_s=1,
+    )
+    ari.transfer = phone
+    return phone, published, heard
+
+
+async def test_a_listener_hears_the_callers_channel_through_a_snoop_of_its_own_and_may_take_over() -> None:
+    ari = ListeningAri("answer")
+    phone, statuses, heard = listening(ari)
+    run = asyncio.ensure_future(phone.run(lambda: False))
+    await asyncio.wait_for(heard.wait(), 5)
+    leg, snoop, bridge = "dev-2-listen-t2", "dev-2-listen-t2-snoop", "dev-2-listen-t2-bridge"
+    assert ari.asked == [
+        ("originate", leg, "PJSIP/1003", 1),
+        ("snoop", "dev-2", snoop, "both"),  # caller and what the caller hears (the AI); whisper none
+        ("bridge", bridge),
+        ("add", bridge, (snoop, leg)),  # the caller's own bridge is untouched
+    ]
+    assert phone.channel_ids == (leg, snoop) and phone.bridge_ids == (bridge,)
+    await asyncio.sleep(0.05)
+    assert not run.done()  # listening lasts until the operator decides
+    assert phone.take_over()
+    assert await asyncio.wait_for(run, 5) == ""
+    assert ari.asked[4:] == [("destroy", bridge), ("hangup", snoop), ("add", "dev-2-bridge", (leg,))]
+    assert statuses == ["ringing", "listening", "connected"]
+    assert not phone.take_over()  # already taken
+
+
+async def test_a_listener_who_hangs_up_ends_the_listen_and_leaves_the_caller_with_the_ai() -> None:
+    from ariapp.calls.transfer import LISTEN_ENDED
+
+    ari = ListeningAri("answer")
+    phone, statuses, heard = listening(ari)
+    run = asyncio.ensure_future(phone.run(lambda: False))
+    await asyncio.wait_for(heard.wait(), 5)
+    phone.on_event(AriEvent.parse({"type": "ChannelDestroyed", "channel": {"id": phone.operator_leg}, "cause": 16}))
+    assert await asyncio.wait_for(run, 5) == LISTEN_ENDED
+    assert not [a for a in ari.asked if a[0] == "add" and a[1] == "dev-2-bridge"]
+    assert ("hangup", phone.snoop_id) in ari.asked
+
+
+def test_a_request_says_what_it_asks_for() -> None:
+    from contract import BadRequest
+
+    request = TransferRequest(transfer_id="t3", call_id="dev-3", operator_ext="1003", mode="take_over")
+    assert TransferRequest.from_json(request.to_json()) == request
+    assert TransferRequest.from_json('{"transfer_id": "t", "call_id": "c", "operator_ext": "1003"}').mode == "transfer"
+    with pytest.raises(BadRequest, match="mode"):
+        TransferRequest(transfer_id="t", call_id="c", operator_ext="1003", mode="spy")

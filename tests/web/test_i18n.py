@@ -98,6 +98,8 @@ NOT_PAGES = {
     "webhooks:retry",
     "console:callback",
     "console:take",
+    "console:listen",
+    "console:take-over",
     "voicemail:audio",
     "voicemail:handled",
 }
@@ -387,6 +389,8 @@ def test_forms_errors_and_messages_are_korean_too(seeded: dict[str, Any]) -> Non
         (reverse("console:call", args=["call-ko-1"]), {"notes": "메모", "callback_number": "010-1234-5678"}),
         (reverse("console:callback", args=["call-ko-1"]), {}),  # the admin has no phone of their own
         (reverse("console:take", args=["call-ko-1"]), {}),
+        (reverse("console:listen", args=["call-ko-1"]), {}),
+        (reverse("console:take-over", args=["call-ko-1"]), {}),
         (reverse("voicemail:handled", args=[Voicemail.objects.get().pk]), {"handled": "1"}),
         (reverse("voicemail:handled", args=[Voicemail.objects.get().pk]), {"handled": "0"}),
     ]

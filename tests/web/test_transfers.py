@@ -190,3 +190,62 @@ def test_without_a_phone_on_duty_or_another_reason_the_help_request_waits_as_bef
     ask("c9", "r9", reason)
     assert not Transfer.objects.exists() and pushed(lists) == []
     assert pushed(lists, "hitl:r9")[0]["kind"] == "queued"
+
+
+def test_listen_in_rings_the_operators_phone_keeps_the_help_request_open_then_take_over_closes_it(lists) -> None:
+    # given an AI call with a help request waiting, and its operator with a phone
+    kim = operator("kim", "1002", phone="1003")
+    ai_call("c20")
+    ask("c20", "r20", "low_confidence", "When is the meeting?")
+    client = login(kim)
+    page = client.get("/calls/c20/").content.decode()
+    assert 'id="listen-in"' in page and 'id="take-over"' not in page
+    # when the operator listens in
+    page = client.post("/calls/c20/listen", follow=True).content.decode()
+    # then their phone is rung in listen mode, and the AI (and its help request) go on
+    transfer = Transfer.objects.get()
+    assert (transfer.mode, transfer.operator_ext, transfer.operator) == ("listen", "1003", kim)
+    [request] = pushed(lists)
+    assert (request["mode"], request["transfer_id"], request["operator_ext"]) == (
+        "listen",
+        transfer.transfer_id,
+        "1003",
+    )
+    assert "Nobody hears you" in page and 'id="take-over"' in page and 'id="take-call"' not in page
+    assert HitlRequest.objects.get().status == RequestStatus.WAITING
+    apply_event(event("transfer.status", "c20", transfer_id=transfer.transfer_id, status="listening"))
+    page = client.get("/calls/c20/").content.decode()
+    assert "Listening in" in page and 'id="take-over"' in page
+    # a help request that arrives while someone only listens is not settled by it
+    ask("c20", "r21", "low_confidence", "And on Friday?")
+    assert HitlRequest.objects.get(request_id="r21").status == RequestStatus.WAITING
+    # another operator cannot take over someone else's listen, nor start a second one
+    park = operator("park", "1002", phone="1005")
+    page = login(park).post("/calls/c20/take-over", follow=True).content.decode()
+    assert "You are not listening in on this call" in page
+    page = login(park).post("/calls/c20/listen", follow=True).content.decode()
+    assert "An operator is listening in on this call" in page and len(pushed(lists)) == 1
+    # when the listener takes over
+    page = client.post("/calls/c20/take-over", follow=True).content.decode()
+    # then the same transfer is taken over, and the caller's help requests are closed
+    assert "You have the caller" in page
+    take = pushed(lists)[1]
+    assert (take["mode"], take["transfer_id"]) == ("take_over", transfer.transfer_id)
+    assert {r.status for r in HitlRequest.objects.all()} == {RequestStatus.DELIVERED}
+    apply_event(event("transfer.status", "c20", transfer_id=transfer.transfer_id, status="connected"))
+    transfer.refresh_from_db()
+    assert transfer.status == TransferStatus.CONNECTED and transfer.connected is not None
+    assert 'id="take-over"' not in client.get("/calls/c20/").content.decode()
+
+
+def test_a_listen_that_ended_lets_the_call_be_listened_to_or_taken_again(lists) -> None:
+    kim = operator("kim", "1002", phone="1003")
+    ai_call("c21")
+    client = login(kim)
+    client.post("/calls/c21/listen")
+    transfer = Transfer.objects.get()
+    apply_event(event("transfer.status", "c21", transfer_id=transfer.transfer_id, status="ended"))
+    page = client.get("/calls/c21/").content.decode()
+    assert 'id="listen-in"' in page and 'id="take-call"' in page and 'id="take-over"' not in page
+    assert "You are not listening in" in client.post("/calls/c21/take-over", follow=True).content.decode()
+    assert len(pushed(lists)) == 1

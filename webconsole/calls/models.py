@@ -234,17 +234,31 @@ class TransferStatus(models.TextChoices):
     REQUESTED = "requested", gettext_lazy("Requested")
     RINGING = "ringing", gettext_lazy("Ringing the operator's phone")
     BRIEFING = "briefing", gettext_lazy("Briefing the operator")
+    LISTENING = "listening", gettext_lazy("Listening in")
     CONNECTED = "connected", gettext_lazy("Connected")
     ENDED = "ended", gettext_lazy("Ended")
     FAILED = "failed", gettext_lazy("Failed")
 
 
 #: The transfer is under way: no second one for the same call.
-TRANSFER_ACTIVE = (TransferStatus.REQUESTED, TransferStatus.RINGING, TransferStatus.BRIEFING, TransferStatus.CONNECTED)
+TRANSFER_ACTIVE = (
+    TransferStatus.REQUESTED,
+    TransferStatus.RINGING,
+    TransferStatus.BRIEFING,
+    TransferStatus.LISTENING,
+    TransferStatus.CONNECTED,
+)
+#: A listen in that can still be taken over (the ARI app takes over as soon as the operator listens).
+LISTEN_TAKEABLE = (TransferStatus.REQUESTED, TransferStatus.RINGING, TransferStatus.LISTENING)
+
+
+class TransferMode(models.TextChoices):
+    TRANSFER = "transfer", gettext_lazy("Put through")
+    LISTEN = "listen", gettext_lazy("Listen in")
 
 
 class Transfer(models.Model):
-    """An AI call put through to an operator's own phone (``ariapp.calls.transfer``).
+    """An AI call put through to an operator's own phone, or listened in on from it (``ariapp.calls.transfer``).
 
     The caller stays on the same call (one CDR line); the status follows the ARI app's
     ``transfer.status`` events, ``reason`` says why it failed (the caller is then back with the AI).
@@ -256,6 +270,12 @@ class Transfer(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="transfers"
     )
     operator_ext = models.CharField(max_length=16)
+    mode = models.CharField(
+        max_length=16,
+        choices=TransferMode.choices,
+        default=TransferMode.TRANSFER,
+        help_text="Put through (briefing, then bridged) or listen in (heard by nobody, may take over).",
+    )
     status = models.CharField(max_length=16, choices=TransferStatus.choices, default=TransferStatus.REQUESTED)
     reason = models.CharField(max_length=32, blank=True, default="")
     created = models.DateTimeField(default=timezone.now)

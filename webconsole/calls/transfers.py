@@ -8,6 +8,10 @@ AI was still waiting for the hold decision), and after the commit RPUSHes the re
 call-backs' path. :func:`operator_for` picks who takes a caller who asked for a person (the HITL
 decision, ``webconsole.hitl.ingest``). What happens next comes back as ``transfer.status`` events,
 applied by :func:`apply_transfer_event` in the ingest transaction.
+
+Listening in is the same row and the same request with ``mode`` ``listen`` (:func:`do_request_listen`):
+the operator's phone rings and hears the call, nobody hears them; the call's help requests stay open
+(the AI goes on) until :func:`do_take_over` sends ``take_over`` for that row and closes them.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from contract import BadRequest, TransferRequest, transfer_requests_key
+from contract.transfers import LISTEN, TAKE_OVER, TRANSFER
 from webconsole.calls import access, presence
 from webconsole.calls.callbacks import push_request
 from webconsole.calls.models import (
+    LISTEN_TAKEABLE,
     TRANSFER_ACTIVE,
     Call,
     CallState,
@@ -35,6 +41,7 @@ from webconsole.calls.models import (
     Presence,
     Role,
     Transfer,
+    TransferMode,
     TransferStatus,
 )
 
@@ -78,7 +85,10 @@ def check_transfer(user: Any, call: Call) -> str:
         raise TransferError(gettext("Only a call the AI is answering now can be taken."))
     if extension == call.caller:
         raise TransferError(gettext("That is your own phone."))
-    if call.transfers.filter(status__in=TRANSFER_ACTIVE).exists():
+    active = call.transfers.filter(status__in=TRANSFER_ACTIVE).first()
+    if active is not None and active.mode == TransferMode.LISTEN:
+        raise TransferError(gettext("An operator is listening in on this call."))
+    if active is not None:
         raise TransferError(gettext("This call is already being put through to an operator."))
     return extension
 
@@ -113,28 +123,77 @@ def do_request_transfer(user: Any, call: Call, *, question: str = "", request_id
         return transfer
 
 
-def _create(call: Call, user: Any, extension: str, *, question: str = "", request_id: str = "") -> Transfer:
-    """In the caller's transaction, with ``call`` locked."""
+def do_request_listen(user: Any, call: Call) -> Transfer:
+    """Ring the operator's phone to hear the AI call unheard (after the commit); the AI goes on.
+
+    Raises:
+        TransferError: see :func:`check_transfer`.
+    """
+    with transaction.atomic():
+        call = Call.objects.select_for_update().get(pk=call.pk)
+        extension = check_transfer(user, call)
+        return _create(call, user, extension, mode=LISTEN)
+
+
+def do_take_over(user: Any, call: Call) -> Transfer:
+    """The operator listening in on ``call`` takes the caller from the AI: their open help requests
+    close, and the ARI app bridges the operator's phone with the caller (after the commit).
+
+    Raises:
+        TransferError: this operator is not listening in on the call.
+    """
     from webconsole.hitl.actions import do_close_for_transfer  # the HITL app owns its requests
 
-    transfer_id = uuid.uuid4().hex
+    with transaction.atomic():
+        call = Call.objects.select_for_update().get(pk=call.pk)
+        transfer = (
+            call.transfers.select_for_update()
+            .filter(mode=TransferMode.LISTEN, status__in=LISTEN_TAKEABLE, operator=user)
+            .first()
+        )
+        if transfer is None or call.state != CallState.AI:
+            raise TransferError(gettext("You are not listening in on this call."))
+        request = _request(call, user, transfer.operator_ext, transfer_id=transfer.transfer_id, mode=TAKE_OVER)
+        do_close_for_transfer(call, request.operator)
+        call.save(update_fields=["hitl_status", "updated"])
+        transaction.on_commit(lambda: _push(request))
+        log.info("transfer %s: %s takes over %s", transfer.transfer_id, transfer.operator_ext, call.call_id)
+        return transfer
+
+
+def _request(call: Call, user: Any, extension: str, *, transfer_id: str, mode: str, **fields: Any) -> TransferRequest:
     name = (user.get_full_name() or user.get_username()) if user is not None else ""
     try:
-        request = TransferRequest(
+        return TransferRequest(
             transfer_id=transfer_id,
             call_id=call.call_id,
             operator_ext=extension,
             operator=name[:80],
-            question=question[:1000],
-            request_id=request_id,
             requested_at=time.time(),
+            mode=mode,
+            **fields,
         )
     except BadRequest as exc:
         raise TransferError(gettext("This call cannot be put through: %(error)s") % {"error": exc}) from exc
-    transfer = Transfer.objects.create(transfer_id=transfer_id, call=call, operator=user, operator_ext=extension)
-    do_close_for_transfer(call, name)
+
+
+def _create(
+    call: Call, user: Any, extension: str, *, question: str = "", request_id: str = "", mode: str = TRANSFER
+) -> Transfer:
+    """In the caller's transaction, with ``call`` locked."""
+    from webconsole.hitl.actions import do_close_for_transfer  # the HITL app owns its requests
+
+    transfer_id = uuid.uuid4().hex
+    request = _request(
+        call, user, extension, transfer_id=transfer_id, mode=mode, question=question[:1000], request_id=request_id
+    )
+    transfer = Transfer.objects.create(
+        transfer_id=transfer_id, call=call, operator=user, operator_ext=extension, mode=mode
+    )
+    if mode == TRANSFER:  # the operator takes the caller; a listener only may (do_take_over)
+        do_close_for_transfer(call, request.operator)
     transaction.on_commit(lambda: _push(request))
-    log.info("transfer %s: %s takes %s", transfer_id, extension, call.call_id)
+    log.info("transfer %s (%s): %s, %s", transfer_id, mode, extension, call.call_id)
     return transfer
 
 

@@ -25,7 +25,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ariapp import sealing
 from webconsole.calls import access, actions, callbacks, presence, transfers
-from webconsole.calls.models import Call, CallState, HitlStatus, Operator, Presence, Role
+from webconsole.calls.models import (
+    LISTEN_TAKEABLE,
+    TRANSFER_ACTIVE,
+    Call,
+    CallState,
+    HitlStatus,
+    Operator,
+    Presence,
+    Role,
+)
 
 log = logging.getLogger(__name__)
 RECORDINGS = ("mixed", "caller", "callee")
@@ -190,6 +199,8 @@ def _follow_up(call: Call) -> dict:
     transfer = call.transfers.select_related("operator").first()
     return {
         "transfer": transfer,
+        "transfer_active": [str(status) for status in TRANSFER_ACTIVE],
+        "listen_takeable": [str(status) for status in LISTEN_TAKEABLE],
         "transfer_failure": transfers.failure_text(transfer.reason) if transfer and transfer.reason else "",
         "voicemail": getattr(call, "voicemail", None) if _has_voicemail_app() else None,
         "callback": callback,
@@ -252,6 +263,38 @@ def take_call(request: HttpRequest, call_id: str) -> HttpResponse:
             % {"extension": transfer.operator_ext},
         )
     return redirect(target) if target else redirect("console:call", call_id=call.call_id)
+
+
+@login_required
+@require_POST
+def listen_call(request: HttpRequest, call_id: str) -> HttpResponse:
+    """Ring the operator's own phone to hear the AI call ``call_id``, unheard (``webconsole.calls.transfers``)."""
+    call = _visible_call(request, call_id)
+    try:
+        transfer = transfers.do_request_listen(request.user, call)
+    except transfers.TransferError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            gettext("Your phone (%(extension)s) rings: answer it to hear the call. Nobody hears you.")
+            % {"extension": transfer.operator_ext},
+        )
+    return redirect("console:call", call_id=call.call_id)
+
+
+@login_required
+@require_POST
+def take_over(request: HttpRequest, call_id: str) -> HttpResponse:
+    """The operator listening in on ``call_id`` takes the caller from the AI."""
+    call = _visible_call(request, call_id)
+    try:
+        transfers.do_take_over(request.user, call)
+    except transfers.TransferError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, gettext("You have the caller: the AI is silent."))
+    return redirect("console:call", call_id=call.call_id)
 
 
 def _learning(call: Call) -> dict:

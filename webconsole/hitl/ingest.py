@@ -25,7 +25,7 @@ from django.db.models import Q
 import contract
 from webconsole.calls import presence
 from webconsole.calls.ingest import BadEvent
-from webconsole.calls.models import TRANSFER_ACTIVE, Call, HitlStatus, Operator, Role
+from webconsole.calls.models import LISTEN_TAKEABLE, TRANSFER_ACTIVE, Call, HitlStatus, Operator, Role, TransferMode
 from webconsole.calls.transfers import do_transfer_for_person
 from webconsole.hitl import replies
 from webconsole.hitl.actions import do_close_for_transfer
@@ -84,7 +84,11 @@ def _requested(call: Call, event: Event, request_id: str) -> None:
         created=event.ts,
     )
     reply: dict[str, Any]
-    if call.transfers.filter(status__in=TRANSFER_ACTIVE).exists():
+    taken = call.transfers.filter(status__in=TRANSFER_ACTIVE).exclude(
+        mode=TransferMode.LISTEN,
+        status__in=LISTEN_TAKEABLE,  # a listener has not taken the caller (yet)
+    )
+    if taken.exists():
         # an operator took the call before this event arrived: the help request is settled already
         do_close_for_transfer(call, "")
         reply = {"kind": "transfer"}
