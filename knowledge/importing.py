@@ -22,13 +22,16 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from knowledge.actions import Text, do_add_items
 from knowledge.models import Category, ImportJob, Source, Status
+
+if TYPE_CHECKING:
+    from ariapp.directory import Directory
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -57,14 +60,21 @@ class ImportFailed(Exception):
     """The file cannot be imported; the message says why (nothing was written)."""
 
 
-def check_owner(owner: str) -> None:
-    """Refuse an owner that is not an extension of ``asterisk/extensions.yaml``."""
+def current_directory() -> Directory:
+    """The extension directory as it is now (``settings.AIPBX_DIRECTORY_SOURCE``: the console's table,
+    seeded from ``asterisk/extensions.yaml``)."""
     from django.conf import settings
+    from django.utils.module_loading import import_string
 
-    from ariapp.directory import DirectoryError, load_directory
+    return import_string(settings.AIPBX_DIRECTORY_SOURCE)()
+
+
+def check_owner(owner: str) -> None:
+    """Refuse an owner that is not an extension of the directory."""
+    from ariapp.directory import DirectoryError
 
     try:
-        directory = load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))
+        directory = current_directory()
     except DirectoryError as exc:
         raise ImportFailed(f"extension directory unreadable: {exc}") from exc
     if not owner or directory.get(owner) is None:

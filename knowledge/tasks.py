@@ -202,17 +202,18 @@ def _extension(owner: str) -> Any:
     Raises:
         ExtractionError: no owner, an unreadable directory, or an owner that is not an extension.
     """
-    from ariapp.directory import DirectoryError, load_directory
+    from ariapp.directory import DirectoryError
+    from knowledge.importing import current_directory
 
     if not owner:
         raise ExtractionError("transcript names no callee (owner)")
     try:
-        directory = load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))
+        directory = current_directory()
     except DirectoryError as exc:
         raise ExtractionError(f"extension directory unreadable: {exc}") from exc
     ext = directory.get(owner)
     if ext is None:
-        raise ExtractionError(f"unknown owner {owner!r}: not an extension in {settings.AIPBX_EXTENSIONS_FILE}")
+        raise ExtractionError(f"unknown owner {owner!r}: not an extension of the directory")
     return ext
 
 

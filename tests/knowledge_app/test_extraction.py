@@ -379,3 +379,26 @@ def test_an_admin_who_sets_the_policy_in_django_admin_governs_what_the_next_call
     summary = run_extraction("after-off")
     assert summary["status"] == "skipped" and "learning is off" in summary["reason"]
     assert not KnowledgeItem.objects.filter(source_call_id="after-off").exists()
+
+
+def test_the_directory_is_the_consoles_an_extension_added_there_learns_and_a_policy_changed_there_holds(
+    knowledge_settings: Path,
+) -> None:
+    from django.conf import settings
+
+    from webconsole.calls.directory import sync_extensions
+    from webconsole.calls.models import Extension
+
+    # given the table seeded from the YAML, an extension added in the console (not in the YAML), and
+    # 1002's recording set to "record" (no learning) in the console
+    sync_extensions(Path(settings.AIPBX_EXTENSIONS_FILE))
+    Extension.objects.create(number="1010", name="Minsu Park", language="ko-KR", recording="learn", seeded=True)
+    Extension.objects.filter(number="1002").update(recording="record")
+    # when calls to both end
+    write_call(knowledge_settings, "to-1010", PHONE_CALL_TURNS, callee="1010")
+    write_call(knowledge_settings, "to-1002", PHONE_CALL_TURNS, callee="1002")
+    # then the new extension's owner learns from theirs, and 1002's does not, as the console says
+    assert run_extraction("to-1010")["items_created"] == 2
+    assert set(KnowledgeItem.objects.values_list("owner", flat=True)) == {"1010"}
+    skipped = run_extraction("to-1002")
+    assert skipped["status"] == "skipped" and "learning is off for extension 1002" in skipped["reason"]

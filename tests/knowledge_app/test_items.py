@@ -212,3 +212,16 @@ def test_usage_is_counted() -> None:
     [added] = do_add_item("1002", "The printer code is 4711.", status=Status.APPROVED)
     assert do_record_usage([added.item.pk]) == 1 and do_record_usage([added.item.pk, 999999]) == 1
     assert KnowledgeItem.objects.get().usage_count == 2
+
+
+def test_an_extension_added_in_the_console_can_be_given_knowledge_at_once(tmp_path: Path) -> None:
+    from django.conf import settings
+
+    from webconsole.calls.directory import sync_extensions
+    from webconsole.calls.models import Extension
+
+    sync_extensions(Path(settings.AIPBX_EXTENSIONS_FILE))
+    Extension.objects.create(number="1010", name="Minsu Park", seeded=True)
+    out = StringIO()
+    call_command("import_knowledge", "--owner", "1010", str(write(tmp_path, "a.txt", "We open at nine.")), stdout=out)
+    assert KnowledgeItem.objects.filter(owner="1010").exists(), out.getvalue()

@@ -76,6 +76,15 @@ def row_document(row: Extension) -> dict:
     }
 
 
+def current_directory() -> Directory:
+    """The directory as the console holds it now: what the knowledge worker, the importer and the
+    post-call tasks read (an extension added in admin is known to them at once, with its language and
+    recording policy). Before the first seeding (an empty table) it is the YAML seed itself."""
+    if not Extension.objects.filter(seeded=True).exists():
+        return load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))
+    return build_directory()
+
+
 def build_directory() -> Directory:
     """The directory as the database holds it (the seed's recording notices and defaults), validated."""
     seed = load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))

@@ -17,17 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from pathlib import Path
 from typing import Any, Final
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from ariapp.directory import load_directory
 from ariapp.providers.errors import ProviderError
 from knowledge.transcripts import CALL_WAIT_ATTEMPTS, CallNotFinished, wait_delay
 from webconsole.calls.actions import call_folder, do_mark_transcription_failed, do_store_transcript
+from webconsole.calls.directory import current_directory
 from webconsole.calls.models import Call, TranscriptSource
 from webconsole.calls.transcription import TranscriptionError, call_language, transcribe_call
 from webconsole.calls.transcripts import ended_call
@@ -60,7 +59,7 @@ def run_transcription(call_id: str) -> dict[str, Any]:
     if Call.objects.filter(call_id=call_id, transcript_source=TranscriptSource.POST_CALL).exists():
         return {"call_id": call_id, "status": "done", "lines": None, "reason": "already transcribed"}
     callee = ended_call(call_id).callee
-    directory = load_directory(Path(settings.AIPBX_EXTENSIONS_FILE))
+    directory = current_directory()
     language = call_language(callee, directory)
     try:
         lines = asyncio.run(

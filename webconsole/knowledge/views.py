@@ -346,11 +346,9 @@ def job_json(request: HttpRequest, job_id: int) -> JsonResponse:
 @require_http_methods(["GET", "POST"])
 def learning(request: HttpRequest) -> HttpResponse:
     """Each visible extension's learning policy, and the PBX's recording mode beside it."""
-    from django.conf import settings as django_settings
+    from webconsole.calls.directory import current_directory
 
-    from ariapp.directory import load_directory
-
-    directory = load_directory(Path(django_settings.AIPBX_EXTENSIONS_FILE))
+    directory = current_directory()
     owners = _owners(request.user)
     if request.method == "POST":
         owner = request.POST.get("owner", "")

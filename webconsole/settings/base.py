@@ -229,6 +229,9 @@ from ariapp.sealing import Keyring as _Keyring  # noqa: E402
 
 AIPBX_RECORDINGS_KEYRING = _Keyring.from_env(_os.environ)
 AIPBX_EXTENSIONS_FILE = BASE_DIR / "asterisk" / "extensions.yaml"
+# Where the knowledge app reads the extension directory from (it never imports the console itself):
+# the console's Extension table, the source of truth once seeded from the YAML above.
+AIPBX_DIRECTORY_SOURCE = "webconsole.calls.directory.current_directory"
 
 # --- Call events from the ARI app (a Redis Stream per stack instance) ---------------------------
 AIPBX_INSTANCE = _os.environ.get("AIPBX_INSTANCE", "").strip() or "dev"
