@@ -249,3 +249,34 @@ def test_a_listen_that_ended_lets_the_call_be_listened_to_or_taken_again(lists) 
     assert 'id="listen-in"' in page and 'id="take-call"' in page and 'id="take-over"' not in page
     assert "You are not listening in" in client.post("/calls/c21/take-over", follow=True).content.decode()
     assert len(pushed(lists)) == 1
+
+
+def test_admins_see_transfers_and_listens_in_admin_read_only(lists) -> None:
+    from django.contrib.auth.models import User
+
+    from webconsole.calls.models import Role
+
+    kim = operator("kim", "1002", phone="1003")
+    ai_call("c22")
+    login(kim).post("/calls/c22/listen")
+    transfer = Transfer.objects.get()
+    root = make_user("root", role=Role.ADMIN)
+    User.objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
+    admin = login(root)
+    listing = admin.get("/admin/calls/transfer/?mode=listen").content.decode()
+    assert transfer.transfer_id in listing and "Listen in" in listing
+    page = admin.get(f"/admin/calls/transfer/{transfer.pk}/change/").content.decode()
+    assert 'name="status"' not in page and "1003" in page  # read-only: the ARI app's events set it
+
+
+def test_the_api_gives_a_calls_transfers_and_listens(lists) -> None:
+    kim = operator("kim", "1002", phone="1003")
+    ai_call("c23")
+    client = login(kim)
+    client.post("/calls/c23/listen")
+    transfer = Transfer.objects.get()
+    apply_event(event("transfer.status", "c23", transfer_id=transfer.transfer_id, status="listening"))
+    body = client.get("/api/v1/calls/c23/").json()
+    [given] = body["transfers"]
+    assert (given["transfer_id"], given["mode"], given["status"]) == (transfer.transfer_id, "listen", "listening")
+    assert (given["operator"], given["operator_ext"]) == ("kim", "1003")

@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from knowledge.models import Category, KnowledgeItem, KnowledgeVersion, Source, Status
 from webconsole.calls import access, presence
-from webconsole.calls.models import Call, Extension, HitlStatus, Operator, Presence, Turn
+from webconsole.calls.models import Call, Extension, HitlStatus, Operator, Presence, Transfer, Turn
 from webconsole.hitl.models import HitlRequest
 
 _PHONE = re.compile(r"\+?[0-9 ()-]{2,31}")
@@ -62,11 +62,33 @@ class CallSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TransferSerializer(serializers.ModelSerializer):
+    operator = serializers.CharField(source="operator.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Transfer
+        fields = [
+            "transfer_id",
+            "mode",
+            "operator",
+            "operator_ext",
+            "status",
+            "reason",
+            "created",
+            "connected",
+            "ended",
+        ]
+        read_only_fields = fields
+
+
 class CallDetailSerializer(CallSerializer):
     turns = TurnSerializer(many=True, read_only=True, help_text="In time order (Turn.Meta.ordering).")
+    transfers = TransferSerializer(
+        many=True, read_only=True, help_text="Put through to or listened in on from operators' phones, newest first."
+    )
 
     class Meta(CallSerializer.Meta):
-        fields = [*CallSerializer.Meta.fields, "turns"]
+        fields = [*CallSerializer.Meta.fields, "turns", "transfers"]
         read_only_fields = fields
 
 

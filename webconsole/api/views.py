@@ -105,7 +105,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
         calls = access.calls_for(self.request.user)
         if self.action == "list":
             return self._filtered(calls).order_by("-started", "-id")
-        return calls.prefetch_related("turns")
+        return calls.prefetch_related("turns", "transfers__operator")
 
     def _filtered(self, calls: QuerySet[Call]) -> QuerySet[Call]:
         data = query_params(self.request, s.CallFilterSerializer)

@@ -6,7 +6,7 @@ from django.contrib import admin
 
 from webconsole.calls import actions
 from webconsole.calls.extension_forms import AdminExtensionForm
-from webconsole.calls.models import Call, Callback, CallEvent, Extension, ExtensionChange, Operator, Turn
+from webconsole.calls.models import Call, Callback, CallEvent, Extension, ExtensionChange, Operator, Transfer, Turn
 
 
 class ExtensionChangeInline(admin.TabularInline):
@@ -104,3 +104,24 @@ class CallbackAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("callback_id", "number", "operator_ext")
     readonly_fields = ("callback_id", "call", "operator", "operator_ext", "number", "status", "reason", "created")
+
+
+@admin.register(Transfer)
+class TransferAdmin(admin.ModelAdmin):
+    """Calls put through to, or listened in on from, an operator's phone: read-only (the ARI app's events)."""
+
+    list_display = ("transfer_id", "call", "mode", "operator", "operator_ext", "status", "reason", "created")
+    list_filter = ("mode", "status")
+    search_fields = ("transfer_id", "call__call_id", "operator_ext")
+    readonly_fields = (
+        "transfer_id",
+        "call",
+        "mode",
+        "operator",
+        "operator_ext",
+        "status",
+        "reason",
+        "created",
+        "connected",
+        "ended",
+    )
