@@ -27,7 +27,7 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.web.calls_factory import PASSWORD, event, make_user
 from webconsole.calls.actions import do_set_presence
 from webconsole.calls.ingest import apply_event
-from webconsole.calls.models import Presence, Role
+from webconsole.calls.models import Call, Presence, Role
 from webconsole.webhooks import delivery, tasks
 from webconsole.webhooks.actions import call_failed, emit
 from webconsole.webhooks.models import Delivery, DeliveryStatus, OutboxEvent, WebhookEndpoint
@@ -458,3 +458,20 @@ def test_admin_shows_the_secret_once_and_retries_dead_deliveries(queued: list) -
     pk = Delivery.objects.get().pk
     browser.post("/admin/webhooks/delivery/", {"action": "retry_dead", "_selected_action": [pk]})
     assert Delivery.objects.get(pk=pk).status == DeliveryStatus.PENDING and queued[-1] == (pk, 0.0)
+
+
+def test_a_caller_put_through_to_an_operator_is_a_call_transferred_event_once(queued: list) -> None:
+    from webconsole.calls.models import Transfer
+
+    endpoint("http://127.0.0.1:9/hook")
+    kim = make_user("kim", role=Role.OPERATOR, extensions=("1002",))
+    apply_event(event("call.started", "c-xfer", caller="01012345678", callee="1002", start=CDR["start"]))
+    apply_event(event("call.answered", "c-xfer", answered_by="ai", ai=True))
+    call = Call.objects.get(call_id="c-xfer")
+    Transfer.objects.create(transfer_id="x1", call=call, operator=kim, operator_ext="1003", mode="listen")
+    for status in ("ringing", "listening", "connected"):
+        apply_event(event("transfer.status", "c-xfer", transfer_id="x1", status=status))
+    apply_event(event("transfer.status", "c-xfer", transfer_id="x1", status="connected"))  # replayed
+    [sent] = OutboxEvent.objects.filter(type="call_transferred")
+    assert (sent.payload["mode"], sent.payload["operator"], sent.payload["operator_ext"]) == ("listen", "kim", "1003")
+    assert sent.payload["call_id"] == "c-xfer" and sent.payload["answered"] is not None

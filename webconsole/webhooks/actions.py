@@ -111,6 +111,23 @@ def emit_call_event(call: Call, event_type: str, data: dict[str, Any], ts: datet
             "dial_status",
         )
         emit("call_failed" if failed else "call_ended", key=call.call_id, occurred_at=ts, data=details)
+    elif event_type == contract.TransferStatus.TYPE and data.get("status") == "connected":
+        # an operator's phone has the caller (put through, or taken over after listening in)
+        transfer = call.transfers.filter(transfer_id=str(data.get("transfer_id") or "")).first()
+        if transfer is None:
+            return
+        emit(
+            "call_transferred",
+            key=f"{call.call_id}:{transfer.transfer_id}",
+            occurred_at=ts,
+            data={
+                **_call_data(call, "started", "answered"),
+                "transfer_id": transfer.transfer_id,
+                "mode": transfer.mode,
+                "operator": transfer.operator.get_username() if transfer.operator_id else "",
+                "operator_ext": transfer.operator_ext,
+            },
+        )
 
 
 def emit_hitl_event(request: HitlRequest, event_type: str, ts: datetime) -> None:

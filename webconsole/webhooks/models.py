@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "call_ended",
     "call_failed",
     "ai_activated",
+    "call_transferred",
     "hitl_requested",
     "hitl_resolved",
     "knowledge_extracted",
