@@ -132,24 +132,50 @@ def scrub(text: str) -> str:
     return mask_phone_numbers(_mask_pii(text))
 
 
-def _clean(value: Any) -> Any:
+def scrub_around(text: str, identifiers: re.Pattern[str] | None) -> str:
+    """:func:`scrub` ``text`` except where it quotes one of the line's own ``identifiers``: a call id
+    such as ``pbx-1796399253.113`` written in a message must read as it does in the ``call_id``
+    field, not as a ``[card]`` whenever its digits happen to pass the Luhn check."""
+    if identifiers is None or len(text) > MAX_FIELD_CHARS:
+        return scrub(text)
+    pieces = identifiers.split(text)  # the pattern has one group: the identifiers stay in the list
+    return "".join(piece if index % 2 else scrub(piece) for index, piece in enumerate(pieces))
+
+
+def _clean(value: Any, identifiers: re.Pattern[str] | None = None) -> Any:
     if isinstance(value, str):
-        return scrub(value)
+        return scrub_around(value, identifiers)
     if isinstance(value, Mapping):
-        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _clean(v) for k, v in value.items()}
+        return {
+            k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _clean(v, identifiers)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [_clean(v, identifiers) for v in value]
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return scrub(str(value))
+    return scrub_around(str(value), identifiers)
+
+
+def _identifiers(event: EventDict) -> re.Pattern[str] | None:
+    """The line's identifier values (``call_id`` …) long enough to be mistaken for a number."""
+    values = sorted(
+        {v for k, v in event.items() if k in IDENTIFIER_KEYS and isinstance(v, str) and 7 <= len(v) <= 128},
+        key=len,
+        reverse=True,
+    )
+    if not values:
+        return None
+    return re.compile("(" + "|".join(re.escape(v) for v in values) + ")")
 
 
 def redact(_logger: Any, _method: str, event: EventDict) -> EventDict:
     """structlog processor: no secret and no full phone number leaves the process."""
+    identifiers = _identifiers(event)
     for key, value in list(event.items()):
         if key.startswith("_") or key in IDENTIFIER_KEYS:
             continue
-        event[key] = REDACTED if _SECRET_KEY.search(key) else _clean(value)
+        event[key] = REDACTED if _SECRET_KEY.search(key) else _clean(value, identifiers)
     return event
 
 

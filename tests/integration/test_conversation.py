@@ -183,7 +183,8 @@ async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_que
     during = speech_seconds(received[asked_at : asked_at + len(question)])
     assert during < 0.2, f"the AI spoke {during:.2f} s into the caller's question: {heard}"
     # ... and answered the whole question
-    assert "monday" in heard and "room" in heard, heard
+    # ("room 3", the answer's last words: heard once as "rim three")
+    assert "monday" in heard and re.search(r"\b(room|three|3)\b", heard), heard
     assert "not sure" not in heard, heard
 
 
