@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -34,6 +36,7 @@ from webconsole.calls.models import (
     Operator,
     Presence,
     Role,
+    Transfer,
 )
 
 log = logging.getLogger(__name__)
@@ -244,57 +247,64 @@ def call_back(request: HttpRequest, call_id: str) -> HttpResponse:
     return redirect("console:call", call_id=callback.call.call_id)
 
 
-@login_required
-@require_POST
-def take_call(request: HttpRequest, call_id: str) -> HttpResponse:
-    """Put the AI call ``call_id`` through to the operator's own phone (``webconsole.calls.transfers``)."""
+def _transfer_action(
+    request: HttpRequest,
+    call_id: str,
+    action: Callable[[Any, Call], Transfer],
+    success: Callable[[Transfer], str],
+) -> HttpResponse:
+    """Run one of ``webconsole.calls.transfers``' actions on the call and say how it went; back to the
+    page the operator came from (``next``, a local path) or the call's page."""
     call = _visible_call(request, call_id)
     target = request.POST.get("next") or ""
     if not target.startswith("/") or target.startswith("//"):
         target = ""
     try:
-        transfer = transfers.do_request_transfer(request.user, call)
+        transfer = action(request.user, call)
     except transfers.TransferError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(
-            request,
-            gettext("Your phone (%(extension)s) rings: answer it, hear the briefing, then you have the caller.")
-            % {"extension": transfer.operator_ext},
-        )
+        messages.success(request, success(transfer))
     return redirect(target) if target else redirect("console:call", call_id=call.call_id)
 
 
 @login_required
 @require_POST
+def take_call(request: HttpRequest, call_id: str) -> HttpResponse:
+    """Put the AI call ``call_id`` through to the operator's own phone (``webconsole.calls.transfers``)."""
+    return _transfer_action(
+        request,
+        call_id,
+        transfers.do_request_transfer,
+        lambda transfer: (
+            gettext("Your phone (%(extension)s) rings: answer it, hear the briefing, then you have the caller.")
+            % {"extension": transfer.operator_ext}
+        ),
+    )
+
+
+@login_required
+@require_POST
 def listen_call(request: HttpRequest, call_id: str) -> HttpResponse:
-    """Ring the operator's own phone to hear the AI call ``call_id``, unheard (``webconsole.calls.transfers``)."""
-    call = _visible_call(request, call_id)
-    try:
-        transfer = transfers.do_request_listen(request.user, call)
-    except transfers.TransferError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request,
+    """Ring the operator's own phone to hear the AI call ``call_id``, unheard."""
+    return _transfer_action(
+        request,
+        call_id,
+        transfers.do_request_listen,
+        lambda transfer: (
             gettext("Your phone (%(extension)s) rings: answer it to hear the call. Nobody hears you.")
-            % {"extension": transfer.operator_ext},
-        )
-    return redirect("console:call", call_id=call.call_id)
+            % {"extension": transfer.operator_ext}
+        ),
+    )
 
 
 @login_required
 @require_POST
 def take_over(request: HttpRequest, call_id: str) -> HttpResponse:
     """The operator listening in on ``call_id`` takes the caller from the AI."""
-    call = _visible_call(request, call_id)
-    try:
-        transfers.do_take_over(request.user, call)
-    except transfers.TransferError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, gettext("You have the caller: the AI is silent."))
-    return redirect("console:call", call_id=call.call_id)
+    return _transfer_action(
+        request, call_id, transfers.do_take_over, lambda transfer: gettext("You have the caller: the AI is silent.")
+    )
 
 
 def _learning(call: Call) -> dict:
