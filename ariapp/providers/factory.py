@@ -41,6 +41,7 @@ STT_ENV_NAMES: Final = (
     "AIPBX_STT",
     "AIPBX_STT_MODEL",
     "AIPBX_STT_MODEL_KO",
+    "AIPBX_STT_WINDOW_PAD_S",
     "AIPBX_MODEL_CACHE",
     "GOOGLE_APPLICATION_CREDENTIALS",
     "AIPBX_GOOGLE_API_KEY",
@@ -58,6 +59,27 @@ def stt_model(env: Mapping[str, str], language: str) -> str:
     if language.startswith("ko"):
         return env.get("AIPBX_STT_MODEL_KO") or "base"
     return env.get("AIPBX_STT_MODEL") or "tiny.en"
+
+
+def stt_window_pad(env: Mapping[str, str]) -> float | None:
+    """``AIPBX_STT_WINDOW_PAD_S``: seconds of padding the offline recogniser encodes after an utterance
+    instead of whisper's whole 30 s window (default 10; ``off`` = the whole window).
+
+    Raises:
+        ConfigError: not a number from 5 to 25, nor ``off``.
+    """
+    raw = (env.get("AIPBX_STT_WINDOW_PAD_S") or "").strip().lower()
+    if not raw:
+        return 10.0
+    if raw == "off":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 5.0 <= value <= 25.0:  # below 5 s the decoder starts repeating sentences (docs/performance.md)
+        raise ConfigError(f"AIPBX_STT_WINDOW_PAD_S must be seconds from 5 to 25, or off; not {raw!r}")
+    return value
 
 
 def check_stt_languages(env: Mapping[str, str], languages: tuple[str, ...]) -> None:
@@ -96,6 +118,7 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
 
         cache = env.get("AIPBX_MODEL_CACHE")
         model, cache_dir = stt_model(env, language), Path(cache) if cache else None
+        pad = stt_window_pad(env)
         if lane == "transcript":
             return WhisperSTT(
                 model,
@@ -104,8 +127,10 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
                 executor=worker("whisper-transcript", nice=19),
                 timeout_s=120.0,
                 lane=lane,
+                window_pad_s=pad,
             )
-        return WhisperSTT(model, cache_dir=cache_dir, timeout_s=300.0 if lane == "batch" else 30.0, lane=lane)
+        timeout = 300.0 if lane == "batch" else 30.0
+        return WhisperSTT(model, cache_dir=cache_dir, timeout_s=timeout, lane=lane, window_pad_s=pad)
     if provider == "google":
         from ariapp.providers.google import GoogleStreamingSTT, GoogleSTT
 

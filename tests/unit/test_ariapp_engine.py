@@ -90,3 +90,14 @@ def test_the_transcript_lane_is_a_separate_low_priority_model() -> None:
     talk, write = build_stts(s, env, ("en-US",))["en-US"], build_stts(s, env, ("en-US",), lane="transcript")["en-US"]
     assert talk is not write
     assert (talk.cpu_threads, write.cpu_threads) == (2, 1)
+
+
+def test_the_recognition_window_is_shortened_by_default_and_can_be_turned_off() -> None:
+    s, env = settings()
+    assert build_stts(s, env, ("en-US",))["en-US"].window_pad_s == 10.0
+    s, env = settings(AIPBX_STT_WINDOW_PAD_S="off")
+    assert build_stts(s, env, ("en-US",), lane="transcript")["en-US"].window_pad_s is None
+    for bad in ("2", "ten", "40"):
+        s, env = settings(AIPBX_STT_WINDOW_PAD_S=bad)
+        with pytest.raises(ConfigError, match="AIPBX_STT_WINDOW_PAD_S"):
+            build_stts(s, env, ("en-US",))

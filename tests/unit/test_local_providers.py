@@ -104,8 +104,43 @@ async def test_whisper_understands_piper_through_g711(
 
 
 @pytest.mark.parametrize("model", ["tiny.en", "base"])
+async def test_a_shortened_encoder_window_hears_the_same_words_once(
+    model: str, meeting_over_the_phone: np.ndarray, whisper_cache: Path
+) -> None:
+    # given: the default recogniser (the utterance plus 10 s) and whisper's whole 30 s window
+    short = WhisperSTT(model, language="en", cache_dir=whisper_cache)
+    whole = WhisperSTT(model, language="en", cache_dir=whisper_cache, window_pad_s=None)
+    assert short._window_frames(len(meeting_over_the_phone)) is not None
+
+    # when
+    heard_short = await short.transcribe(meeting_over_the_phone)
+    heard_whole = await whole.transcribe(meeting_over_the_phone)
+
+    # then: the same sentence, said once (a decoder that sees no end of the audio repeats it)
+    def words(text: str) -> list[str]:
+        return text.lower().replace(".", " ").replace(",", " ").split()
+
+    for heard in (heard_short, heard_whole):
+        assert {"monday", "room"} <= set(words(heard.text)), heard.text
+    assert words(heard_short.text).count("monday") == 1, heard_short.text
+    assert abs(len(words(heard_short.text)) - len(words(heard_whole.text))) <= 2, (heard_short.text, heard_whole.text)
+    assert heard_short.confidence is not None and 0.5 < heard_short.confidence <= 1.0
+
+
+async def test_an_utterance_too_long_for_a_shortened_window_is_heard_whole(meeting_over_the_phone: np.ndarray) -> None:
+    stt = WhisperSTT("tiny.en")
+    silence = np.zeros(20 * 16000, dtype=np.int16)
+    long = np.concatenate([silence, meeting_over_the_phone])  # 20 s of nothing, then the sentence
+
+    transcript = await stt.transcribe(long)
+
+    assert stt._window_frames(len(long)) is None
+    assert "monday" in transcript.text.lower(), transcript.text
+
+
+@pytest.mark.parametrize("model", ["tiny.en", "base"])
 async def test_whisper_hears_nothing_in_silence_or_line_noise(model: str, whisper_cache: Path) -> None:
-    stt = WhisperSTT(model, cache_dir=whisper_cache)
+    stt = WhisperSTT(model, language="en", cache_dir=whisper_cache)  # the shortened window's guards
     silence = np.zeros(16000, dtype=np.int16)
     hiss = np.random.default_rng(7).normal(0, 300, 16000).astype(np.int16)  # about -40 dBFS
 

@@ -1,9 +1,16 @@
 """Offline speech-to-text with faster-whisper (CTranslate2, int8 on CPU).
 
 Theory of operation: the call pipeline gates caller audio with its own VAD and
-hands :class:`WhisperSTT` one whole utterance (int16, 16 kHz). Whisper pads
-every input to a 30 s window, so the cost per utterance is roughly fixed
-(~0.4 s for tiny.en, ~0.8-1.2 s for base on 2 cores).
+hands :class:`WhisperSTT` one whole utterance (int16, 16 kHz). Whisper was
+trained on 30 s windows and faster-whisper pads every input to one, so a 2 s
+question pays for 30 s of encoder. We encode a shorter window instead (the
+utterance plus ``window_pad_s`` of padding, whisper.cpp's ``audio_ctx``):
+about 3x faster per utterance for the same words recognised
+(docs/performance.md, "Recognition window"). Too little padding and the
+decoder, seeing no end of the audio, repeats the sentence; 10 s of it holds.
+Utterances too long for a shortened window, and a multilingual model with
+no language given (detection needs the full window), take faster-whisper's
+own path.
 
 * Models are loaded once per process and shared by every call
   (``_MODELS``, keyed by model directory and thread count).
@@ -25,6 +32,7 @@ import contextvars
 import math
 import threading
 import time
+import zlib
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +59,8 @@ __all__ = ["WhisperSTT"]
 _PROVIDER: Final = "whisper"
 _SAMPLE_RATE: Final = 16000
 _MAX_NEW_TOKENS: Final = 220  # Whisper's decoder context is 448 tokens; half of it is plenty.
+_WINDOW_FRAMES: Final = 3000  # the encoder's full window: 30 s of 10 ms mel frames
+_FRAMES_PER_S: Final = 100
 
 _MODELS: dict[tuple[Path, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
@@ -117,6 +127,8 @@ class WhisperSTT:
         executor: Thread pool for inference; defaults to one shared worker thread.
         lane: What the recogniser serves (``conversation``, ``transcript``, ``batch``): the label of the
             time its utterances wait for the worker (``aipbx_stt_queue_seconds``).
+        window_pad_s: Encode the utterance plus this much padding instead of whisper's whole 30 s
+            window (None: always the whole window, faster-whisper's own path).
     """
 
     sample_rate: int = _SAMPLE_RATE
@@ -138,6 +150,7 @@ class WhisperSTT:
         timeout_s: float = 30.0,
         executor: Executor | None = None,
         lane: str = "conversation",
+        window_pad_s: float | None = 10.0,
     ) -> None:
         check_whisper_model(model)  # cheap: fail at start-up, not on the first call
         self._model_spec = model
@@ -154,7 +167,9 @@ class WhisperSTT:
         self.timeout_s = timeout_s
         self._executor = executor
         self.lane = lane
+        self.window_pad_s = window_pad_s
         self._model: WhisperModel | None = None
+        self._tokenizers: dict[str | None, Any] = {}
 
     def __repr__(self) -> str:
         return f"WhisperSTT(model={self._model_spec!r}, language={self.language!r})"
@@ -226,6 +241,9 @@ class WhisperSTT:
         if language is not None and language != "en" and not model.model.is_multilingual:
             raise ProviderBadInput(f"this model only understands English, not {language!r}", provider=_PROVIDER)
         budget = min(_MAX_NEW_TOKENS, 16 + math.ceil(self.tokens_per_second * len(audio) / _SAMPLE_RATE))
+        frames = self._window_frames(len(audio))
+        if frames is not None and (language is not None or not model.model.is_multilingual):
+            return self._decode_window(model, audio, language, budget, frames)
         try:
             segments, info = model.transcribe(
                 audio,
@@ -260,3 +278,64 @@ class WhisperSTT:
             mean_logprob = sum(w * seg.avg_logprob for w, seg in zip(weights, kept, strict=True))
             confidence = math.exp(mean_logprob / sum(weights))
         return _Decoded(text=text, language=info.language, confidence=confidence)
+
+    def _window_frames(self, samples: int) -> int | None:
+        """Mel frames of the shortened encoder window for ``samples`` of audio, or None for the whole one."""
+        if self.window_pad_s is None:
+            return None
+        frames = math.ceil((samples / _SAMPLE_RATE + self.window_pad_s) * _FRAMES_PER_S)
+        return frames if frames < _WINDOW_FRAMES else None
+
+    def _decode_window(
+        self, model: WhisperModel, audio: npt.NDArray[np.float32], language: str | None, budget: int, frames: int
+    ) -> _Decoded:
+        """One greedy decode over a shortened encoder window, with faster-whisper's guards.
+
+        The features are faster-whisper's own (its last frame dropped, zeros after the audio, as its
+        ``pad_or_trim`` does), only fewer of them; the decoding options, the average log-probability
+        and the compression ratio are computed as ``generate_with_fallback`` does at temperature 0.
+        """
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        tokenizer = self._tokenizer(model, language)
+        features = model.feature_extractor(audio)[:, :-1]
+        features = np.pad(features[:, :frames], ((0, 0), (0, max(0, frames - features.shape[1]))))
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        try:
+            result = model.model.generate(
+                model.encode(np.ascontiguousarray(features, dtype=np.float32)),
+                [prompt],
+                beam_size=self.beam_size,
+                no_repeat_ngram_size=self.no_repeat_ngram_size,
+                max_length=len(prompt) + budget,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=list(get_suppressed_tokens(tokenizer, (-1,)) or ()),
+            )[0]
+        except (RuntimeError, ValueError) as exc:
+            raise ProviderError(f"whisper inference failed: {exc}", provider=_PROVIDER) from exc
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        text = tokenizer.decode(tokens).strip()
+        encoded = text.encode("utf-8")
+        ratio = len(encoded) / len(zlib.compress(encoded)) if encoded else 0.0
+        # faster-whisper skips "no speech and a low log-prob"; the full path's filter then drops any
+        # segment above the no-speech limit anyway, so the one comparison covers both
+        if result.no_speech_prob > self.no_speech_prob_max or ratio > self.compression_ratio_max or not text:
+            return _Decoded(text="", language=language or "en", confidence=None)
+        return _Decoded(text=text, language=language or "en", confidence=math.exp(avg_logprob))
+
+    def _tokenizer(self, model: WhisperModel, language: str | None) -> Any:
+        """faster-whisper's tokenizer for ``language`` (built once per language)."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        tokenizer = self._tokenizers.get(language)
+        if tokenizer is None:
+            multilingual = model.model.is_multilingual
+            try:
+                tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=language)
+            except ValueError as exc:
+                raise ProviderBadInput(f"whisper rejected the request: {exc}", provider=_PROVIDER) from exc
+            self._tokenizers[language] = tokenizer
+        return tokenizer
