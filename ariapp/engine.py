@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
 from ariapp.providers.base import SpeechToText
+from ariapp.providers.cache import CachedTTS
 from ariapp.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
 from ariapp.settings import Settings
 from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
@@ -106,7 +107,12 @@ def build_retriever(settings: Settings):
 def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
     if settings.bench_echo:
         return Engine(None, build_tts(settings, env, "en-US"), ExtractiveAnswerer(), echo=True)
-    voices = {lang: TimedTTS(build_tts(settings, env, lang)) for lang in ("en-US", "ko-KR")}
+
+    def voice(language: str, name: str = "") -> TimedTTS:
+        # the cache sits inside the timing: a reply said before is timed as the caller gets it
+        return TimedTTS(CachedTTS(build_tts(settings, env, language, name), settings.tts_cache_mb * 1024 * 1024))
+
+    voices = {lang: voice(lang) for lang in ("en-US", "ko-KR")}
     retriever = build_retriever(settings)
     languages = _languages(settings)
     stts = {lang: TimedSTT(stt) for lang, stt in build_stts(settings, env, languages).items()}
@@ -121,7 +127,7 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
         end_of_turn_ms=settings.end_of_turn_ms,
         pause_ms=min(settings.pause_ms, settings.end_of_turn_ms),
         voices=voices,
-        voice_factory=lambda language, name: TimedTTS(build_tts(settings, env, language, name)),
+        voice_factory=voice,
         desk=build_desk(settings),
         hitl=settings.hitl,
         confirm_at=settings.confirm_at,

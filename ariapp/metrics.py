@@ -126,6 +126,8 @@ def bounded(value: object, allowed: Iterable[str]) -> str:
 def provider_of(obj: object) -> str:
     """Provider family from where the class lives (``ariapp.providers.google.stt`` -> ``google``)."""
     parts = type(obj).__module__.split(".")
+    if parts == ["ariapp", "providers", "cache"]:  # a cache in front of a voice: the voice's family
+        return provider_of(obj.inner)  # type: ignore[attr-defined]
     if len(parts) > 2 and parts[:2] == ["ariapp", "providers"]:
         return bounded(parts[2], PROVIDERS)
     return "extractive" if type(obj).__name__ == "ExtractiveAnswerer" else "other"

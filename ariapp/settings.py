@@ -92,6 +92,7 @@ class Settings:
     #: from the directory use it too, as the rendered seed does (None: each extension's own timeout).
     no_answer_override: int | None = None
     hold_music_dir: Path | None = None  # uploaded hold music (the console's AIPBX_HOLD_MUSIC_DIR)
+    tts_cache_mb: int = 64  # synthesized replies kept per voice (ariapp.providers.cache); 0: none
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -189,6 +190,7 @@ class Settings:
             callback_trunk=_trunk(env.get("AIPBX_CALLBACK_TRUNK", "").strip()),
             no_answer_override=integer("AIPBX_NO_ANSWER_OVERRIDE", 0, 0, 600) or None,
             hold_music_dir=Path(env["AIPBX_HOLD_MUSIC_DIR"]) if env.get("AIPBX_HOLD_MUSIC_DIR") else None,
+            tts_cache_mb=integer("AIPBX_TTS_CACHE_MB", 64, 0, 4096),
         )
 
 

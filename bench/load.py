@@ -4,7 +4,8 @@
 providers, no operators, no call caps and admission control off: the raw capacity is measured),
 gives extension 1004 the evaluation clinic's knowledge and, for each N of ``--load-steps``
 (10, 20, 30): N calls from one phone, all greeted, then one question per call, asked ``--spacing``
-(0.5 s) apart. Per step: the answer latency at the phone (the question's last sound -> the reply's
+(0.5 s) apart; the calls take turns over ten different questions (the answers differ, so the voice's
+memory of what it has said helps only as much as a real line's repeated questions would). Per step: the answer latency at the phone (the question's last sound -> the reply's
 first sound) p50/p95, the unanswered count (no reply within 30 s), the ARI app's CPU and RSS.
 
 Then memory: ``--memory-calls`` (200) short AI calls in waves of 20, the ARI app's RSS after each
@@ -26,7 +27,18 @@ from bench.quality import _questions, _seed, _wait
 from softphone.analysis import first_sound_at, last_sound_at, silent_tail, speech_seconds
 from stack.instance import Instance, scratch_config
 
-QUESTION = "What are your opening hours on Saturday?"
+QUESTIONS = (
+    "What are your opening hours on Saturday?",
+    "How much does a crown cost?",
+    "Are you open Sundays?",
+    "What's your address?",
+    "How much are braces?",
+    "Can I pay by card?",
+    "Do you see kids?",
+    "Is there an elevator?",
+    "How much is a cleaning?",
+    "Which subway station is closest?",
+)
 APP_ENV = {
     "AIPBX_HITL": "0",
     "AIPBX_MAX_AI_CALLS": "0",
@@ -66,12 +78,12 @@ async def _greeted(phone, count: int) -> list:
     return list(established)
 
 
-async def _step(cfg, count: int, spacing_s: float, question: np.ndarray) -> dict:
+async def _step(cfg, count: int, spacing_s: float, questions: list[np.ndarray]) -> dict:
     phone = await _phone(cfg)
     try:
         calls = await _greeted(phone, count)
 
-        async def ask(call, delay: float) -> float | None:
+        async def ask(call, delay: float, question: np.ndarray) -> float | None:
             await asyncio.sleep(delay)
             asked_at = len(call.received_audio())
             await call.play_and_wait(question)
@@ -82,7 +94,9 @@ async def _step(cfg, count: int, spacing_s: float, question: np.ndarray) -> dict
             first = first_sound_at(call.received_audio(), after=said_end)
             return None if first is None else first - said_end
 
-        latencies = await asyncio.gather(*(ask(call, i * spacing_s) for i, call in enumerate(calls)))
+        latencies = await asyncio.gather(
+            *(ask(call, i * spacing_s, questions[i % len(questions)]) for i, call in enumerate(calls))
+        )
         await asyncio.gather(*(c.hangup() for c in calls), return_exceptions=True)
     finally:
         await phone.unregister()
@@ -117,8 +131,8 @@ def run_load(steps=(10, 20, 30), spacing_s: float = 0.5, memory_calls: int = 200
     from softphone.voice import speech
 
     kb, _, _ = _questions(0, 0)
-    question = asyncio.run(speech(QUESTION))
-    out: dict = {"question": QUESTION, "spacing_s": spacing_s, "steps": {}, "memory": {}}
+    questions = [asyncio.run(speech(text)) for text in QUESTIONS]
+    out: dict = {"questions": list(QUESTIONS), "spacing_s": spacing_s, "steps": {}, "memory": {}}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bload{os.getpid()}", Path(tmp))
         with Instance(cfg, APP_ENV) as instance:
@@ -126,7 +140,7 @@ def run_load(steps=(10, 20, 30), spacing_s: float = 0.5, memory_calls: int = 200
             asyncio.run(_seed(cfg, kb))
             for count in steps:
                 cpu0, started = _cpu_seconds(pid), time.monotonic()
-                step = asyncio.run(_step(cfg, count, spacing_s, question))
+                step = asyncio.run(_step(cfg, count, spacing_s, questions))
                 wall = time.monotonic() - started
                 step["ariapp_cpu_percent_of_core"] = round(100 * (_cpu_seconds(pid) - cpu0) / wall, 1)
                 step["ariapp_rss_mb"] = _rss_mb(pid)

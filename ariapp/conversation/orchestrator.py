@@ -252,6 +252,8 @@ class Orchestrator:
     # --- main loop ---------------------------------------------------------------------------------
     async def run(self) -> None:
         self.post(Ev.ANSWERED)
+        # the callee's knowledge gets ready while the greeting plays (its first question then waits on nothing)
+        preparing = asyncio.ensure_future(self._prepare_knowledge())
         try:
             while self.state is not State.ENDED:
                 event, payload = await self._events.get()
@@ -262,6 +264,7 @@ class Orchestrator:
                 for command in commands:
                     self._execute(command, event, payload)
         finally:
+            preparing.cancel()
             await self._cancel_reply()
             for turn in self.turns:  # e.g. a reply cut off while it was synthesised: the console hears of it too
                 if turn.speaker == "ai" and turn.text:
@@ -597,6 +600,15 @@ class Orchestrator:
                 )
             )
         return transcript
+
+    async def _prepare_knowledge(self) -> None:
+        prepare = getattr(self.retriever, "prepare", None)
+        if prepare is None:
+            return
+        try:
+            await prepare(self.config.owner_key)
+        except Exception as exc:  # noqa: BLE001 - only a head start: the first question searches as usual
+            log.warning("could not prepare the knowledge of %s: %r", self.config.owner_key, exc)
 
     async def _retrieve(self, question: str) -> tuple[list[Any], Any | None]:
         """The callee's passages nearest the question (best first) and the verdict on which answer it."""

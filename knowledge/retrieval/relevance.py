@@ -259,3 +259,10 @@ class RelevanceGate:
 
     def warm(self) -> None:
         self.scorer.scores("warm up", ["warm up"])
+
+    def prepare(self, passages: Sequence[Any]) -> None:
+        """Compute what judging ``passages`` needs (the second model's passage vectors, the word vectors
+        of their words) ahead of a question; blocking, call it from a worker thread."""
+        texts = [passage_text(p) for p in passages]
+        self.scorer.prepare([*NEUTRAL, *texts])
+        _WORDS.get(self.embedder, list({terms.stem(w) for text in texts for w in terms.words(text)}))

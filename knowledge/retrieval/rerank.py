@@ -43,11 +43,24 @@ class E5Scorer:
             return []
         with self._lock:
             query = np.asarray(self._model.query(question), dtype=np.float32)
-            missing = [t for t in dict.fromkeys(texts) if t not in self._passages]
-            if missing:
-                for text, vector in zip(missing, np.atleast_2d(self._model.passage(missing)), strict=True):
-                    self._passages[text] = np.asarray(vector, dtype=np.float32)
-                while len(self._passages) > self._cache_size:
-                    self._passages.popitem(last=False)
+            self._embed_missing(texts)
             matrix = np.stack([self._passages[t] for t in texts])
         return [float(s) for s in matrix @ query]
+
+    def prepare(self, texts: Sequence[str], batch: int = 16) -> None:
+        """Embed the passages among ``texts`` not seen yet, a few at a time (a question waits at most one batch)."""
+        texts = list(dict.fromkeys(texts))
+        for start in range(0, len(texts), batch):
+            with self._lock:
+                self._embed_missing(texts[start : start + batch])
+
+    def _embed_missing(self, texts: Sequence[str]) -> None:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._passages]
+        if missing:
+            for text, vector in zip(missing, np.atleast_2d(self._model.passage(missing)), strict=True):
+                self._passages[text] = np.asarray(vector, dtype=np.float32)
+        for text in texts:  # used now: the last to leave
+            if text in self._passages:
+                self._passages.move_to_end(text)
+        while len(self._passages) > self._cache_size:
+            self._passages.popitem(last=False)

@@ -106,3 +106,47 @@ def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
     threshold = evaluate("threshold", "heldout")["all"]
     assert gate["honest"] >= 90.0 and gate["wrong"] <= 3.0 and gate["answered"] >= 50.0, gate
     assert gate["honest"] > threshold["honest"] + 20 and gate["wrong"] < threshold["wrong"] / 5, (gate, threshold)
+
+
+async def test_prepared_knowledge_answers_a_first_question_without_new_model_work(embedder) -> None:
+    # given: a call's start prepared the owner's knowledge (what its greeting's seconds are for)
+    gate = RelevanceGate(embedder)
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=gate)
+    index_items(
+        retriever,
+        "shop",
+        [
+            {"id": "hours", "text": "We open at ten and close at seven, every day but Monday.", "heading": "Hours"},
+            {
+                "id": "repair",
+                "text": "A watch battery is replaced while you wait, for 15,000 won.",
+                "heading": "Repairs",
+            },
+        ],
+    )
+    assert await retriever.prepare("shop") == 2
+    assert await retriever.prepare("nobody") == 0  # an empty knowledge base: nothing to get ready
+    model = gate.scorer._model
+    embedded: list[str] = []
+
+    class Spy:  # the gate's second model, counting the passages it is asked to embed
+        query = staticmethod(model.query)
+
+        @staticmethod
+        def passage(texts):
+            embedded.extend(texts)
+            return model.passage(texts)
+
+    gate.scorer._model = Spy()
+
+    # when: the first question
+    judgement = await ask_owner(retriever, "shop", "How much is a new battery for my watch?")
+
+    # then: answered, and no passage had to be embedded while the caller waited
+    assert judgement.answerable and judgement.passage.id == "repair", judgement
+    assert embedded == []
+
+
+async def ask_owner(retriever: Retriever, owner: str, question: str):
+    result = await retriever.search(owner, question)
+    return await retriever.judge(question, result.passages)
