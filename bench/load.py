@@ -5,8 +5,9 @@ providers, no operators, no call caps and admission control off: the raw capacit
 gives extension 1004 the evaluation clinic's knowledge and, for each N of ``--load-steps``
 (10, 20, 30): N calls from one phone, all greeted, then one question per call, asked ``--spacing``
 (0.5 s) apart; the calls take turns over ten different questions (the answers differ, so the voice's
-memory of what it has said helps only as much as a real line's repeated questions would). Per step: the answer latency at the phone (the question's last sound -> the reply's
-first sound) p50/p95, the unanswered count (no reply within 30 s), the ARI app's CPU and RSS.
+memory of what it has said helps only as much as a real line's repeated questions would). Per step:
+the answer latency at the phone (the question's last sound -> the reply's first sound) p50/p95, the
+unanswered count (no reply within 30 s), the ARI app's CPU and RSS.
 
 Then memory: ``--memory-calls`` (200) short AI calls in waves of 20, the ARI app's RSS after each
 wave; flat means the calls' state is freed when they end.
