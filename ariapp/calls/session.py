@@ -18,7 +18,6 @@ never waits on a call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -52,6 +51,7 @@ from ariapp.directory import Extension
 from ariapp.errors import AriError, MediaError
 from ariapp.media.resample import resample
 from ariapp.providers.base import SpeechToText, TextToSpeech
+from ariapp.tasks import cancel_and_wait
 from ariapp.timed import TimedRetriever
 from contract import CallAnswered, Event, TransferRequest
 
@@ -502,9 +502,7 @@ class AiCall:
         finally:
             ended.cancel()
         if task not in done:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
             raise CallEnded
         return task.result()
 
@@ -546,8 +544,12 @@ class AiCall:
             await self._until_ended(asyncio.shield(conversation))
         finally:
             self.orchestrator.post(Ev.HANGUP)
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(conversation, 3.0)
+            # the conversation ends itself on HANGUP; cancelled only if it has not within 3 s
+            done, _ = await asyncio.wait({conversation}, timeout=3.0)
+            if not done:
+                await cancel_and_wait(conversation, 3.0)
+            elif not conversation.cancelled() and conversation.exception() is not None:
+                log.error("the conversation failed: %r", conversation.exception())
         if self.transferred:  # the operator has the caller: the media (and the recording) go on
             await self.ended.wait()
             raise CallEnded
@@ -567,10 +569,7 @@ class AiCall:
         self.clock.remove(self)
         self.speaker.stop()
         self.record.ai_handled = True
-        if self._transfer_task is not None and not self._transfer_task.done():
-            self._transfer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._transfer_task, 5.0)
+        await cancel_and_wait(self._transfer_task, 5.0)
         if self.transfer is not None:
             await self.transfer.hang_up()
             if self.transferred or (self.transfer.listening and self.transfer.status in ("ringing", "listening")):

@@ -26,7 +26,6 @@ when the callee answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -44,6 +43,7 @@ from ariapp.errors import AriError, MediaError
 from ariapp.media.resample import resample
 from ariapp.providers.base import SpeechToText
 from ariapp.providers.errors import ProviderError
+from ariapp.tasks import cancel_and_wait
 from contract import Event, Transcript
 
 log = logging.getLogger(__name__)
@@ -191,9 +191,7 @@ class LiveTranscription:
         finally:
             ended.cancel()
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
             raise _Ended
         task.result()
 

@@ -44,6 +44,7 @@ from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.legs import Legs, caller_id, operator_failure
 from ariapp.errors import AriError
+from ariapp.tasks import cancel_and_wait
 from contract import BadRequest, Event, TransferRequest, TransferStatus, transfer_requests_key
 from contract.transfers import LISTEN
 
@@ -175,10 +176,9 @@ class PhoneTransfer:
             self._status("briefing")
             await self._brief(await briefing, caller_gone)
         finally:
-            if not briefing.done():
-                briefing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                path, _ = await briefing
+            await cancel_and_wait(briefing)
+            if not briefing.cancelled() and briefing.exception() is None:  # its file is not needed any more
+                path, _ = briefing.result()
                 await asyncio.to_thread(_remove, path)
         if caller_gone():
             return "caller_hung_up"

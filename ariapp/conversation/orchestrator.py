@@ -52,6 +52,7 @@ from ariapp.media.audio import Speaker, SpeechHandle
 from ariapp.media.resample import StreamResampler, resample
 from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript
 from ariapp.providers.errors import ProviderError
+from ariapp.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -340,10 +341,7 @@ class Orchestrator:
             self._reply.cancel()
 
     async def _cancel_reply(self) -> None:
-        if self._reply is not None and not self._reply.done():
-            self._reply.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._reply, 2.0)
+        await cancel_and_wait(self._reply, 2.0)
 
     # --- speaking ----------------------------------------------------------------------------------
     async def _say_greeting(self) -> None:
@@ -743,10 +741,7 @@ class Orchestrator:
                 return None
             return answer.result()
         finally:
-            if not answer.done():
-                answer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await answer
+            await cancel_and_wait(answer)
 
     async def _wait_for_answer(self, request_id: str, deadline: float) -> str | None:
         assert self.desk is not None
