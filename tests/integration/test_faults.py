@@ -527,6 +527,15 @@ def truthful_wav_frames(path: Path) -> int:
     return size // 2
 
 
+def recorded_audio(recordings: Path) -> bool:
+    """Whether a call's caller track in ``recordings`` holds audio past its WAV header."""
+    for path in recordings.glob("*/caller.wav"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_size > 44:
+                return True
+    return False
+
+
 @pytest.mark.asterisk
 async def test_disk_full_while_recording_the_call_goes_on_and_the_loss_is_reported(pbx, ariapp, phones) -> None:
     from tests.integration.test_call_guards import metric
@@ -538,6 +547,9 @@ async def test_disk_full_while_recording_the_call_goes_on_and_the_loss_is_report
             # given an AI call being recorded (to a disk of its own: the CDR goes elsewhere)
             call = await caller.call("1004", timeout=10)
             await until(lambda: speech_seconds(call.received_audio()) > 0.5, 10, "the greeting to start")
+            # the recorder writes a second at a time: its first second is on the disk (the greeting can
+            # reach the phone before it, and a disk full before any write leaves no file to check)
+            await until(lambda: recorded_audio(pbx.cfg.recordings_dir), 10, "the recording's first second on disk")
             # when the disk fills up
             await asyncio.to_thread(fill, pbx.cfg.recordings_dir / "filler")
             heard = speech_seconds(call.received_audio())
