@@ -8,7 +8,13 @@ talked into obeying them. Whatever it then writes must not reach the caller if i
   meaning), or any secret-looking token of it (letters and digits mixed, e.g. an access code);
 * contains markup: ``<context>``-style tags, chat-template tokens (``<|im_start|>``, ``[INST]``);
 * looks like instructions or actions: role prefixes (``system:``), "ignore previous instructions",
-  "system prompt", dialplan applications (``Dial(``), channel technologies (``PJSIP/``), ``${...}``.
+  "system prompt", dialplan applications (``Dial(``), channel technologies (``PJSIP/``), ``${...}``;
+* states a number the knowledge does not: a price, time, date or phone number written in digits
+  that occurs in none of the texts the reply may repeat, nor in what the caller said (a reply may
+  read back "a table for two at 7 pm"). A model given the crown's price and asked
+  about veneers must not say a price at all; when it does, the caller hears the honest fallback.
+  Digits are compared as runs (``450,000`` is ``450000``; ``9:30`` is ``9`` and ``30``), so a
+  number spelt out in words is not checked and a figure the model computed is refused.
 
 Text that also occurs in what the reply may legitimately repeat (the owner's name, the retrieved
 passages) is never counted as a leak. A refused piece is replaced with the polite fallback and the
@@ -52,6 +58,8 @@ _ACTION = re.compile(
     r"|\$\{|\bcontinueInDialplan\b|/ari/"
     r"|\b(PJSIP|SIP|IAX2|DAHDI|Local|UnicastRTP|AudioSocket|WebSocket)/\S",  # a dial string
 )
+_DIGITS = re.compile(r"\d+")
+_THOUSANDS = re.compile(r"(?<=\d)[,\u066c](?=\d{3}(?!\d))")  # 450,000 -> 450000 (not 9,30 or 1,5)
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{5,}")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -80,9 +88,15 @@ def _secret_tokens(text: str) -> set[str]:
     }
 
 
+def _numbers(text: str) -> set[str]:
+    """The digit runs of ``text``, thousands separators removed, each also without leading zeros."""
+    runs = _DIGITS.findall(_THOUSANDS.sub("", unicodedata.normalize("NFKC", text)))
+    return {*runs, *(run.lstrip("0") or "0" for run in runs)}
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    rule: str  # "markup" | "instruction" | "action" | "secret" | "prompt-quote"
+    rule: str  # "markup" | "instruction" | "action" | "secret" | "prompt-quote" | "unsupported-number"
 
 
 class ReplyGuard:
@@ -92,9 +106,12 @@ class ReplyGuard:
         secret: The system prompt (everything the caller must never hear verbatim).
         allowed: Texts the reply may repeat (retrieved passages...).
         names: Names the reply may say, cut out before comparing (the owner).
+        heard: What the caller said (and the call so far): the reply may repeat its numbers.
     """
 
-    def __init__(self, secret: str, allowed: Iterable[str] = (), names: Iterable[str] = ()) -> None:
+    def __init__(
+        self, secret: str, allowed: Iterable[str] = (), names: Iterable[str] = (), heard: Iterable[str] = ()
+    ) -> None:
         self._names = tuple(n for n in names if n)
         allowed = list(allowed)
         allowed_norm = [_normalise(text, self._names) for text in allowed]
@@ -104,6 +121,7 @@ class ReplyGuard:
         self._grams = _grams(_normalise(secret, self._names), LEAK_CHARS) - allowed_grams
         allowed_raw = " ".join(allowed).lower()
         self._tokens = {t for t in _secret_tokens(secret) if t not in allowed_raw}
+        self._numbers = _numbers(" ".join([*allowed, *self._names, *heard]))
 
     def check(self, piece: str) -> Refusal | None:
         """None if ``piece`` may be spoken, else the rule it breaks."""
@@ -120,6 +138,8 @@ class ReplyGuard:
         norm = _normalise(piece, self._names)
         if any(norm[i : i + LEAK_CHARS] in self._grams for i in range(len(norm) - LEAK_CHARS + 1)):
             return Refusal("prompt-quote")
+        if not _numbers(piece) <= self._numbers:
+            return Refusal("unsupported-number")
         return None
 
 
@@ -157,6 +177,9 @@ class GuardedSplitter:
         return passed
 
 
-def reply_splitter(system: str, owner: str, passages: Iterable[str], fallback: str) -> GuardedSplitter:
-    """The splitter for one reply: guarded against ``system``, allowed to repeat ``passages``."""
-    return GuardedSplitter(ReplyGuard(system, allowed=passages, names=[owner]), fallback)
+def reply_splitter(
+    system: str, owner: str, passages: Iterable[str], fallback: str, heard: Iterable[str] = ()
+) -> GuardedSplitter:
+    """The splitter for one reply: guarded against ``system``, allowed to repeat ``passages`` (and the
+    numbers of ``heard``, the caller's words)."""
+    return GuardedSplitter(ReplyGuard(system, allowed=passages, names=[owner], heard=heard), fallback)

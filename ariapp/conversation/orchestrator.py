@@ -519,6 +519,7 @@ class Orchestrator:
             question.owner_name,
             [*question.passages, *([said] if said else [])],
             FALLBACK[self.config.lang].format(owner=self.config.owner),
+            heard=[question.text, *(turn.text for turn in question.history)],
         )
 
         async def speak_piece(piece: str) -> None:

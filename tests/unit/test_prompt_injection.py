@@ -165,9 +165,55 @@ NORMAL = [
 ]
 
 
+KNOWLEDGE = [
+    "Guest wifi: see B2-104 door.",
+    "The front desk (02-555-0123) is staffed from 9 to 6.",
+    "Delivery is free for orders over 10 dollars and under 50 dollars.",
+]
+
+
 @pytest.mark.parametrize(("language", "reply"), NORMAL)
 def test_normal_answers_pass_the_guard(language: str, reply: str) -> None:
-    guard = ReplyGuard(system_prompt(OWNER, language), allowed=["Guest wifi: see B2-104 door."], names=[OWNER])
+    guard = ReplyGuard(
+        system_prompt(OWNER, language), allowed=KNOWLEDGE, names=[OWNER], heard=["A table for two at 7 pm, please."]
+    )
+
+    assert guard.check(reply) is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Veneers cost 600,000 won each.",  # the knowledge prices crowns only: a near miss must not get a price
+        "A crown is 450,000 won, so two would be 900,000 won.",  # a figure the model worked out
+        "Dr. Lee also works on Tuesday from 10 to 4.",
+        "베니어는 60만 원입니다.",
+    ],
+)
+def test_a_number_the_knowledge_does_not_state_is_refused(reply: str) -> None:
+    guard = ReplyGuard(
+        system_prompt(OWNER, "en-US"),
+        allowed=["A zirconia crown costs 450,000 won.", "Dr. Lee works Mondays and Fridays."],
+        names=[OWNER],
+        heard=["How much are veneers?"],
+    )
+
+    refusal = guard.check(reply)
+
+    assert refusal is not None and refusal.rule == "unsupported-number", reply
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["A crown is 450000 won.", "A crown costs 450,000 won.", "Sure: 3 crowns, you said, at 450,000 won each."],
+)
+def test_the_knowledges_numbers_and_the_callers_own_may_be_said(reply: str) -> None:
+    guard = ReplyGuard(
+        system_prompt(OWNER, "en-US"),
+        allowed=["A zirconia crown costs 450,000 won."],
+        names=[OWNER],
+        heard=["I need 3 crowns, what's the price?"],
+    )
 
     assert guard.check(reply) is None
 
