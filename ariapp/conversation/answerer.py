@@ -63,7 +63,9 @@ class ExtractiveAnswerer:
         if not question.passages:
             yield UNSURE[lang].format(owner=question.owner_name)
             return
-        passage = sanitize(question.passages[0], 400)
+        passage = sanitize(question.passages[0], 100_000)
+        if len(passage) > 400:  # cut between words: half a number ("450,0") would be a wrong one
+            passage = passage[:400].rsplit(" ", 1)[0] if " " in passage[:400] else passage[:400]
         if passage and passage[-1] not in ".!?。":
             passage += "."
         yield passage

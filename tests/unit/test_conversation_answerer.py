@@ -50,6 +50,14 @@ async def test_extractive_answer_sanitises_and_bounds_the_passage() -> None:
     assert "<" not in body and "system:" not in body
 
 
+async def test_a_long_passage_is_cut_between_words_never_inside_a_number() -> None:
+    passage = "x" * 395 + " 450,000 won for a crown."  # the 400th character falls inside the price
+
+    [answer] = await collect(ExtractiveAnswerer().answer(question([passage])))
+
+    assert "450" not in answer and answer == "x" * 395 + "."
+
+
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
