@@ -24,6 +24,7 @@ from ariapp.providers.base import SpeechToText, TextToSpeech
 from ariapp.providers.errors import ProviderBadInput, ProviderUnavailable
 from ariapp.providers.local import EspeakTTS, PiperTTS, WhisperSTT, normalize_english_times
 from ariapp.providers.local.models import resolve_whisper_model
+from ariapp.providers.local.stt import said_once
 
 # Whisper base and tiny.en plus Piper: about 20 s on 2 cores, most of it model loading and decoding.
 pytestmark = pytest.mark.slow
@@ -280,3 +281,17 @@ async def test_espeak_unknown_voice_is_bad_input() -> None:
 def test_espeak_missing_executable_says_what_to_install() -> None:
     with pytest.raises(ProviderUnavailable, match="apt-get install espeak-ng"):
         EspeakTTS(executable="espeak-ng-not-installed")
+
+
+@pytest.mark.parametrize(
+    ("decoded", "heard"),
+    [
+        ("No? No?", "No?"),  # a one-word reply the shortened window looped on
+        ("We open at 9. We open at 9.", "We open at 9."),
+        ("아니요. 아니요.", "아니요."),
+        ("Yes. Yes, please.", "Yes. Yes, please."),  # not the same sentence: both kept
+        ("Hello, I'm calling. Could you tell me?", "Hello, I'm calling. Could you tell me?"),
+    ],
+)
+def test_a_sentence_repeated_word_for_word_is_heard_once(decoded: str, heard: str) -> None:
+    assert said_once(decoded) == heard

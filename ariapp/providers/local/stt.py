@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import re
 import threading
 import time
 import zlib
@@ -97,6 +98,24 @@ def _load_model(model_dir: Path, cpu_threads: int) -> WhisperModel:
             raise ProviderUnavailable(f"cannot load whisper model from {key[0]}: {exc}", provider=_PROVIDER) from exc
         _MODELS[key] = model
         return model
+
+
+_SENTENCE = re.compile(r"[^.?!。？！]+[.?!。？！]*")
+
+
+def said_once(text: str) -> str:
+    """``text`` without a sentence that repeats the one before it word for word ("No? No?" -> "No?"):
+    a decoder that does not see the end of the audio loops on its last sentence, most often on a
+    one-word reply; a caller who really says "No. No." loses nothing by being heard once."""
+    kept: list[str] = []
+    previous = None
+    for sentence in _SENTENCE.findall(text):
+        words = re.sub(r"[^\w]+", " ", sentence.lower()).strip()
+        if words and words == previous:
+            continue
+        previous = words
+        kept.append(sentence.strip())
+    return " ".join(kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +290,7 @@ class WhisperSTT:
             raise ProviderBadInput(f"whisper rejected the request: {exc}", provider=_PROVIDER) from exc
         except RuntimeError as exc:
             raise ProviderError(f"whisper inference failed: {exc}", provider=_PROVIDER) from exc
-        text = " ".join(seg.text.strip() for seg in kept).strip()
+        text = said_once(" ".join(seg.text.strip() for seg in kept).strip())
         confidence = None
         if kept:
             weights = [max(len(seg.tokens), 1) for seg in kept]
@@ -317,7 +336,7 @@ class WhisperSTT:
             raise ProviderError(f"whisper inference failed: {exc}", provider=_PROVIDER) from exc
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        text = tokenizer.decode(tokens).strip()
+        text = said_once(tokenizer.decode(tokens).strip())
         encoded = text.encode("utf-8")
         ratio = len(encoded) / len(zlib.compress(encoded)) if encoded else 0.0
         # faster-whisper skips "no speech and a low log-prob"; the full path's filter then drops any
