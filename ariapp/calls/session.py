@@ -544,12 +544,10 @@ class AiCall:
             await self._until_ended(asyncio.shield(conversation))
         finally:
             self.orchestrator.post(Ev.HANGUP)
-            # the conversation ends itself on HANGUP; cancelled only if it has not within 3 s
-            done, _ = await asyncio.wait({conversation}, timeout=3.0)
-            if not done:
-                await cancel_and_wait(conversation, 3.0)
-            elif not conversation.cancelled() and conversation.exception() is not None:
-                log.error("the conversation failed: %r", conversation.exception())
+            # the conversation ends itself on HANGUP; cancelled only if it has not within 3 s (the
+            # helper also logs a conversation that failed)
+            await asyncio.wait({conversation}, timeout=3.0)
+            await cancel_and_wait(conversation, 3.0)
         if self.transferred:  # the operator has the caller: the media (and the recording) go on
             await self.ended.wait()
             raise CallEnded
