@@ -81,6 +81,21 @@ async def until(predicate, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+async def until_quiet(call, since: int, timeout: float = 25.0, what: str = "the end of the answer") -> None:
+    """Wait for a second of quiet after what the call heard from sample ``since`` on.
+
+    A timeout says what was heard meanwhile (hold music, a message that never ends, a repeated
+    prompt), so a failure in CI tells its cause without a rerun.
+    """
+    try:
+        await until(lambda: silent_tail(call.received_audio(), 1.0), timeout, what)
+    except AssertionError as exc:
+        heard = call.received_audio()[since:]
+        raise AssertionError(
+            f"{exc}; heard {speech_seconds(heard):.1f} s of sound since: {await transcribe(heard)!r}"
+        ) from None
+
+
 async def greeted(phone, ext: str):
     """Call ``ext`` and wait until its whole greeting has been heard (speech, then a second of quiet).
 

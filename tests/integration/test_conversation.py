@@ -14,7 +14,7 @@ import re
 import pytest
 
 from softphone.analysis import silent_tail, speech_seconds
-from tests.integration.audio_checks import ask, speech, transcribe, until
+from tests.integration.audio_checks import ask, speech, transcribe, until, until_quiet
 
 pytestmark = [pytest.mark.asterisk]
 
@@ -115,11 +115,11 @@ async def test_a_likely_answer_is_checked_with_the_caller_first_yes_hears_it_no_
             # when a caller asks in words the knowledge does not use (the gate: likely, not sure)
             await call.play_and_wait(await speech("Where can I leave my car?"))
             await until(lambda: speech_seconds(call.received_audio()[asked_at:]) > 1.0, 25, "the check")
-            await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the check")
+            await until_quiet(call, asked_at, what="the end of the check")
             replied_at = len(call.received_audio())
             await call.play_and_wait(await speech(reply))
             await until(lambda: speech_seconds(call.received_audio()[replied_at:]) > 1.0, 25, "an answer")
-            await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the answer")
+            await until_quiet(call, replied_at)
             await call.hangup()
             received = call.received_audio()
             return await transcribe(received[asked_at:replied_at]), await transcribe(received[replied_at:])
@@ -175,7 +175,7 @@ async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_que
         asked_at = len(call.received_audio())
         await call.play_and_wait(question)
         await until(lambda: speech_seconds(call.received_audio()[asked_at:]) > 1.5, 25, "an answer")
-        await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the answer")
+        await until_quiet(call, asked_at)
         await call.hangup()
         received = call.received_audio()
         heard = await transcribe(received[asked_at:])
@@ -264,7 +264,7 @@ async def _fail_then_answer(phones, fake) -> list[str]:
             asked_at = len(call.received_audio())
             await call.play_and_wait(await speech("When is the team meeting next week?"))
             await until(lambda a=asked_at: speech_seconds(call.received_audio()[a:]) > 1.0, 25, "an answer")
-            await until(lambda: silent_tail(call.received_audio(), 1.0), 25, "the end of the answer")
+            await until_quiet(call, asked_at)
             heard.append(await transcribe(call.received_audio()[asked_at:]))
         assert not call.ended.is_set()
         await call.hangup()

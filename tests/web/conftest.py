@@ -20,6 +20,22 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 30.0
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layer() -> Iterator[None]:
+    """Each test gets channel layers of its own, as each async test gets an event loop of its own.
+
+    channels_redis binds a layer's receive lock to the loop of the first ``receive()`` and counts the
+    receives in progress; a consumer a test left listening when its loop closed keeps that count up,
+    and every later test's consumer then fails on the dead loop's lock ("bound to a different event
+    loop"). Dropping the cached layers confines such a leftover to its own test.
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def closed_port() -> int:
     """A localhost TCP port with nothing listening (connections are refused)."""

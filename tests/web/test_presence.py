@@ -39,7 +39,8 @@ TIMEOUT_S = 60.0
 def presence_settings(settings: Any) -> Any:
     settings.AIPBX_PRESENCE_TIMEOUT_S = TIMEOUT_S
     settings.AIPBX_PRESENCE_HEARTBEAT_S = 20.0
-    settings.AIPBX_INSTANCE = f"presence{time.monotonic_ns()}"  # HITL replies of this test's own
+    # HITL replies of this test's own, under the session's Redis user (instances named "test*")
+    settings.AIPBX_INSTANCE = f"test-presence{time.monotonic_ns()}"
     yield settings
     client = redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL)
     for key in client.scan_iter(f"aipbx:{settings.AIPBX_INSTANCE}:hitl:*"):
