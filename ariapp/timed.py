@@ -9,7 +9,7 @@ latency a caller hears; the rest of the stream overlaps playback.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ariapp.metrics import LLM_LATENCY, STT_LATENCY, TTS_LATENCY, VECTOR_SEARCH, provider_of
@@ -28,9 +28,9 @@ class TimedSTT(_Wrapper):
         super().__init__(inner)
         self._histogram = STT_LATENCY.labels(provider_of(inner))
 
-    async def transcribe(self, pcm, language: str | None = None):
+    async def transcribe(self, pcm, language: str | None = None, hints: Sequence[str] = ()):
         with self._histogram.time():
-            return await self.inner.transcribe(pcm, language)
+            return await self.inner.transcribe(pcm, language, hints)
 
 
 async def _first_timed(stream: AsyncIterator[Any], histogram) -> AsyncIterator[Any]:

@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-steps", default="10,20,30", help="callers asking at once (conversation load)")
     parser.add_argument("--spacing", type=float, default=0.5, help="seconds between their questions")
     parser.add_argument("--memory-calls", type=int, default=200, help="AI calls for the memory measurement")
+    parser.add_argument("--load-live", type=int, default=5, help="phone calls written down live beside the load")
+    parser.add_argument(
+        "--load-env", action="append", default=[], metavar="NAME=VALUE", help="ARI app setting for the load bench"
+    )
     parser.add_argument("--live-steps", default="1,2,4,6,8", help="concurrent phone calls transcribed live, in order")
     parser.add_argument("--stt-model", default="tiny.en", help="whisper model of the recognition batching bench")
     parser.add_argument("--edge-calls", type=int, default=50, help="calls per path for the edge set-up benchmark")
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench.load import run_load
 
         steps = tuple(int(s) for s in args.load_steps.split(","))
-        report["load"] = run_load(steps, args.spacing, args.memory_calls)
+        app_env = dict(item.split("=", 1) for item in args.load_env)
+        report["load"] = run_load(steps, args.spacing, args.memory_calls, args.load_live, app_env)
     if "knowledge" in args.which:
         from bench.knowledge import run_search_bench
 

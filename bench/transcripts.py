@@ -26,7 +26,7 @@ import yaml
 
 from ariapp.directory import load_directory
 from contract import stream_name
-from stack.config import StackConfig
+from stack.config import REPO, StackConfig
 from stack.instance import Instance, scratch_config
 
 UTTERANCES = [
@@ -40,22 +40,26 @@ UTTERANCES = [
 FINAL_P95_TARGET_S = 2.0
 
 
-def _bench_directory(base: Path, pairs: int) -> Path:
-    """An extensions file with ``2 * pairs`` phones (the shipped one has four)."""
+def _bench_directory(base: Path, pairs: int, shipped: bool = False) -> Path:
+    """An extensions file with ``2 * pairs`` phones (3000, 3001, ...), after the shipped four if ``shipped``."""
     path = base / "extensions.yaml"
+    seed = yaml.safe_load((REPO / "asterisk" / "extensions.yaml").read_text(encoding="utf-8")) if shipped else {}
     extensions = [{"ext": str(3000 + n), "owner": f"Bench {n}", "no_answer_timeout": 60} for n in range(2 * pairs)]
-    path.write_text(yaml.safe_dump({"recording_notice": False, "extensions": extensions}), encoding="utf-8")
+    seed.update({"recording_notice": False, "extensions": [*seed.get("extensions", []), *extensions]})
+    path.write_text(yaml.safe_dump(seed), encoding="utf-8")
     return path
 
 
-def _config(base: Path, pairs: int) -> StackConfig:
-    cfg = scratch_config(f"btr{os.getpid()}", base, ring_seconds=None)
-    extensions = _bench_directory(base, pairs)
-    cfg.directory = load_directory(extensions)
+def live_config(name: str, base: Path, pairs: int, shipped: bool = False, live_calls: int = 200) -> StackConfig:
+    """A scratch instance with ``pairs`` pairs of phones for phone-to-phone calls (and the shipped
+    extensions if ``shipped``), transcribing up to ``live_calls`` of them live."""
     from stack.config import ensure_secrets
 
+    cfg = scratch_config(name, base, ring_seconds=None)
+    extensions = _bench_directory(base, pairs, shipped)
+    cfg.directory = load_directory(extensions)
     cfg.secrets = ensure_secrets(base / ".env", cfg.directory)
-    cfg.extra_env.update({"AIPBX_EXTENSIONS_FILE": str(extensions), "AIPBX_LIVE_TRANSCRIPTION_CALLS": "200"})
+    cfg.extra_env.update({"AIPBX_EXTENSIONS_FILE": str(extensions), "AIPBX_LIVE_TRANSCRIPTION_CALLS": str(live_calls)})
     return cfg
 
 
@@ -64,8 +68,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _pair(cfg: StackConfig, index: int, talk: list[np.ndarray], seconds: float) -> int:
-    """One phone-to-phone call: the two parties take turns until ``seconds`` have passed; returns utterances said."""
+async def _pair(
+    cfg: StackConfig, index: int, talk: list[np.ndarray], seconds: float, stop: asyncio.Event | None = None
+) -> int:
+    """One phone-to-phone call: the two parties take turns until ``seconds`` have passed (or ``stop``
+    is set); returns utterances said."""
     from softphone import Phone
 
     caller_ext, callee_ext = str(3000 + 2 * index), str(3001 + 2 * index)
@@ -85,7 +92,7 @@ async def _pair(cfg: StackConfig, index: int, talk: list[np.ndarray], seconds: f
         await asyncio.sleep(0.3 * index)  # calls do not speak in lockstep
         legs = [outgoing, answered]
         started = time.monotonic()
-        while time.monotonic() - started < seconds:
+        while time.monotonic() - started < seconds and not (stop is not None and stop.is_set()):
             await legs[said % 2].play_and_wait(talk[(said + index) % len(talk)])
             said += 1
             await asyncio.sleep(1.0)
@@ -131,7 +138,7 @@ def run_live(steps: tuple[int, ...] = (1, 2, 4, 6, 8), seconds: float = 30.0) ->
     talk = [asyncio.run(speech(text)) for text in UTTERANCES]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _config(Path(tmp), max(steps))
+        cfg = live_config(f"btr{os.getpid()}", Path(tmp), max(steps))
         with Instance(cfg) as instance:
             time.sleep(3.0)  # models warm
             for calls in steps:

@@ -50,9 +50,10 @@ from ariapp.conversation.turns import BACKCHANNEL_MAX_S, backchannel, unfinished
 from ariapp.conversation.turns import HOLD_S as TURN_HOLD_S
 from ariapp.media.audio import Speaker, SpeechHandle
 from ariapp.media.resample import StreamResampler, resample
-from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript
+from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript, needed_by
 from ariapp.providers.errors import ProviderError
 from ariapp.tasks import cancel_and_wait
+from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class Marks:
 
     def __init__(self, clock: Callable[[], float], origin: float) -> None:
         self._clock = clock
-        self._origin = origin
+        self.origin = origin  # when the caller stopped talking
         self.detected_at = clock()  # when the end of the turn was decided
         self.model_s = 0.0  # time spent waiting on models (STT, embedding, first token, first audio)
         self.values: dict[str, float] = {}
@@ -103,7 +104,7 @@ class Marks:
 
     def at(self, name: str, when: float) -> None:
         if name not in self.values:
-            self.values[name] = round((when - self._origin) * 1000, 1)
+            self.values[name] = round((when - self.origin) * 1000, 1)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ class Orchestrator:
         self._ahead: tuple[str, asyncio.Task] | None = None  # (text, retrieval task) of the pause's transcript
         self._check: asyncio.Future | None = None  # is what was said over our reply a backchannel?
         self._offered: Offer | None = None  # "did you mean …?" asked: the caller's next words answer it
+        self._hints: list[str] = []  # names in the callee's knowledge, for the recogniser (_prepare_knowledge)
         self.offers = 0
         self.barge_ins = 0
         self._transfer: asyncio.Future[bool] | None = None  # putting the caller through: did the person take them?
@@ -525,21 +527,28 @@ class Orchestrator:
         async def speak_piece(piece: str) -> None:
             requested = self._clock()
             announced = False
-            async for pcm in self._synthesize(piece):
-                if reply.handle is None:
-                    filler.cancel()
-                    marks.model_s += self._clock() - requested
-                    marks.mark("tts_first_audio")
-                    reply.handle = self.speaker.start(piece)
-                    reply.turn = self._log("ai", "")
-                    self._kept_audio = None  # we are answering: this question is settled
-                    self._open_question = None
-                    self.post(Ev.REPLY_AUDIO)
-                if not announced:
-                    announced = True
-                    assert reply.turn is not None  # made with the handle
-                    self._announce(reply.handle, reply.turn, [*reply.pieces, piece])
-                self.speaker.push(reply.handle, pcm)
+            # When the caller hears silence without this piece (a shared voice serves the earliest
+            # first): the first since they stopped talking, a later one when what is queued runs out.
+            if reply.handle is None:
+                deadline = marks.origin
+            else:
+                deadline = requested + reply.handle.seconds_left
+            with needed_by(deadline):
+                async for pcm in self._synthesize(piece):
+                    if reply.handle is None:
+                        filler.cancel()
+                        marks.model_s += self._clock() - requested
+                        marks.mark("tts_first_audio")
+                        reply.handle = self.speaker.start(piece)
+                        reply.turn = self._log("ai", "")
+                        self._kept_audio = None  # we are answering: this question is settled
+                        self._open_question = None
+                        self.post(Ev.REPLY_AUDIO)
+                    if not announced:
+                        announced = True
+                        assert reply.turn is not None  # made with the handle
+                        self._announce(reply.handle, reply.turn, [*reply.pieces, piece])
+                    self.speaker.push(reply.handle, pcm)
             if reply.handle is not None:
                 reply.pieces.append(piece)
                 reply.piece_ends.append(reply.handle.frames_total)
@@ -591,7 +600,7 @@ class Orchestrator:
 
     async def _transcribe(self, pcm: np.ndarray, interim: bool = False) -> Transcript:
         audio = resample(pcm, self.rate, self.stt.sample_rate)
-        transcript = await self.stt.transcribe(audio, self.config.lang)
+        transcript = await self.stt.transcribe(audio, self.config.lang, self._hints)
         if interim and transcript.text:  # what we heard so far, shown live before the turn is over
             self._publish(
                 contract.Transcript(
@@ -601,13 +610,17 @@ class Orchestrator:
         return transcript
 
     async def _prepare_knowledge(self) -> None:
+        """Get the callee's knowledge ready for the first question, and tell the recogniser the names
+        in it ("Dr. Minsu Park", "Chuseok"): a caller who says them is heard, not "men's who park"."""
         prepare = getattr(self.retriever, "prepare", None)
         if prepare is None:
             return
         try:
-            await prepare(self.config.owner_key)
+            passages = await prepare(self.config.owner_key)
         except Exception as exc:  # noqa: BLE001 - only a head start: the first question searches as usual
             log.warning("could not prepare the knowledge of %s: %r", self.config.owner_key, exc)
+            return
+        self._hints = proper_names([getattr(p, "text", "") for p in passages or ()])
 
     async def _retrieve(self, question: str) -> tuple[list[Any], Any | None]:
         """The callee's passages nearest the question (best first) and the verdict on which answer it."""

@@ -38,6 +38,11 @@ class SpeechHandle:
     def seconds_played(self) -> float:
         return self.frames_played * 0.02
 
+    @property
+    def seconds_left(self) -> float:
+        """Audio queued and not played yet: how long the caller hears this before it runs out."""
+        return max(0, self.frames_total - self.frames_played) * 0.02
+
 
 class Speaker:
     def __init__(self, frame_samples: int, clock: Callable[[], float]) -> None:

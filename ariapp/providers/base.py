@@ -11,7 +11,9 @@ Failures are reported with the hierarchy in ``ariapp.providers.errors``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -31,7 +33,39 @@ __all__ = [
     "Transcript",
     "collect_audio",
     "ensure_pcm16_mono",
+    "hints_prompt",
+    "needed_by",
+    "speech_deadline",
 ]
+
+
+def hints_prompt(hints: Sequence[str]) -> str:
+    """Recognition ``hints`` as the text a prompted recogniser (Whisper, OpenAI) reads before the
+    audio: a sentence naming them, which biases the spelling of names without changing the rest as
+    a bare word list does ("Saturday hours?" heard as "Set or be ours." after a list of names)."""
+    names = [h.strip() for h in hints if h and h.strip()]
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"A caller asks about {listed}."
+
+
+#: When the audio of a synthesis started in this context is needed (``time.monotonic()``): the caller
+#: hears silence from then on if it is late. A voice shared by every call of the process (piper:
+#: ``DeadlineLane``) serves the earliest first; None means now. Set with :func:`needed_by`; a
+#: context variable, so every wrapper (timing, reply cache) passes it on untouched.
+speech_deadline: ContextVar[float | None] = ContextVar("speech_deadline", default=None)
+
+
+@contextmanager
+def needed_by(deadline: float | None) -> Iterator[None]:
+    """Syntheses started inside the block are needed by ``deadline`` (see :data:`speech_deadline`)."""
+    token = speech_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        speech_deadline.reset(token)
+
 
 #: Mono signed 16-bit samples, native byte order: the one audio type at provider boundaries.
 Pcm = npt.NDArray[np.int16]
@@ -81,12 +115,15 @@ class SpeechToText(Protocol):
     sample_rate: int
     """Rate the provider expects, in Hz (16000 for every engine so far)."""
 
-    async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
+    async def transcribe(self, pcm: Pcm, language: str | None = None, hints: Sequence[str] = ()) -> Transcript:
         """Transcribe one utterance.
 
         Args:
             pcm: Mono ``np.int16`` samples at ``sample_rate``.
             language: ISO 639-1 hint (``"en"``, ``"ko"``); None lets the engine detect it.
+            hints: Names the speaker may say that the engine would not expect (the callee's people,
+                places, products: "Dr. Minsu Park", "Chuseok"); the engine leans towards them
+                (Google: speech context phrases; OpenAI and Whisper: the prompt).
 
         Raises:
             ProviderBadInput: Wrong dtype/shape, or a language the model cannot do.

@@ -193,11 +193,12 @@ class Retriever:
             best if best is not None and score >= self.threshold else None, score, answer_at=self.threshold
         )
 
-    async def prepare(self, owner: str, limit: int = PREPARE_MAX) -> int:
+    async def prepare(self, owner: str, limit: int = PREPARE_MAX) -> list[Passage]:
         """Get ``owner``'s knowledge ready for a first question: the store loads the owner's partition,
         the gate computes what judging its passages needs (up to ``limit`` of them). A call does this
         while its greeting plays; it saves the first question of a call hundreds of milliseconds (a
-        cold partition and new passages cost 0.1-1.5 s). Returns the passages prepared.
+        cold partition and new passages cost 0.1-1.5 s). Returns the passages prepared (one per
+        item), whose names the call's recogniser is then told to expect.
 
         Raises:
             OwnerRequired: ``owner`` is missing.
@@ -209,7 +210,7 @@ class Retriever:
             async with asyncio.timeout(self.timeout_s):
                 count = await asyncio.to_thread(self.store.count, owner)
                 if not count:
-                    return 0
+                    return []
                 vector = (await aembed(self.embedder, ["opening hours"], purpose="query"))[0]
                 hits = await asyncio.to_thread(self.store.query, owner, vector, min(count, limit))
         except TimeoutError as exc:
@@ -218,7 +219,7 @@ class Retriever:
         prepare = getattr(self.gate, "prepare", None)
         if prepare is not None and passages:
             await asyncio.to_thread(prepare, passages)
-        return len(passages)
+        return passages
 
     async def search(self, owner: str, query: str) -> RetrievalResult:
         """The owner's passages most similar to ``query``.

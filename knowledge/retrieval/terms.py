@@ -10,6 +10,8 @@ Pure text functions for :mod:`knowledge.retrieval.relevance`: no model, no I/O.
   ``place``, a ``phone`` number, a ``person``; and :func:`passage_types` — which of those a passage
   states. A price question answered by a passage with no price is a near miss, not an answer.
 * :func:`weekdays` — the days a text names or spans ("Monday to Friday", "평일", "주말").
+* :func:`proper_names` — the names a knowledge base uses ("Dr. Minsu Park", "Chuseok", "Kakao Pay"):
+  what a caller may say that a recogniser does not expect (recognition hints).
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ import re
 import unicodedata
 from typing import Final
 
-__all__ = ["answer_types", "covers", "asked", "key_terms", "passage_types", "stem", "weekdays", "words"]
+__all__ = [
+    "answer_types",
+    "asked",
+    "covers",
+    "key_terms",
+    "passage_types",
+    "proper_names",
+    "stem",
+    "weekdays",
+    "words",
+]
 
 _WORD: Final = re.compile(r"[0-9]+(?:[.,:][0-9]+)*|[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
 _HANGUL: Final = re.compile(r"[\uac00-\ud7a3]")
@@ -219,3 +231,45 @@ def answer_types(question: str) -> set[str]:
 def passage_types(text: str) -> set[str]:
     """What kinds of answer a passage states."""
     return {kind for kind, pattern in _STATED.items() if pattern.search(text)}
+
+
+_SENTENCE_END: Final = re.compile(r"(?<![DM]r\.)(?<!Mrs\.)(?<![MS][st]\.)(?<=[.?!;:])\s+|\n+")
+_NAME_WORD: Final = re.compile(r"(?:Dr|Mr|Mrs|Ms|St)\.|[A-Z][\w'’]*(?:-[\w'’]+)*")
+_TOKEN: Final = re.compile(r"(?:Dr|Mr|Mrs|Ms|St)\.|[\w'’]+(?:-[\w'’]+)*|[^\w\s]")
+_COMMON_NAMES: Final = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays fridays "
+    "saturdays sundays january february march april may june july august september october november december "
+    "i i'm a.m p.m am pm ok".split()
+)
+
+
+def proper_names(texts: list[str], max_chars: int = 240) -> list[str]:
+    """The capitalised names in ``texts`` (English; Hangul has no case), most used first, up to
+    ``max_chars`` in all: a run of capitalised words ("Hanbit Building", "Dr. Minsu Park"), but not
+    a lone capitalised word that only starts a sentence ("We", "Take"), nor weekday or month names.
+    """
+    counts: dict[str, int] = {}
+    for text in texts:
+        for sentence in _SENTENCE_END.split(text):
+            tokens = _TOKEN.findall(sentence)
+            run: list[str] = []
+            for index, token in enumerate([*tokens, ""]):
+                if token and _NAME_WORD.fullmatch(token):
+                    run.append(token)
+                    continue
+                if run and index - len(run) == 0 and run[0].lower() in _STOP_EN:
+                    run = run[1:]  # "On Thursdays", "The Hanbit Building": a sentence's first word
+                elif run and index - len(run) == 0 and len(run) == 1:
+                    run = []  # "We", "Take": capitalised only because a sentence starts with it
+                name = re.sub(r"['’]s$", "", " ".join(run))
+                if len(name) >= 3 and not all(word.lower() in _COMMON_NAMES for word in run):
+                    counts[name] = counts.get(name, 0) + 1
+                run = []
+    names: list[str] = []
+    used = 0
+    for name in sorted(counts, key=lambda n: -counts[n]):  # stable: ties keep their first appearance
+        if used + len(name) + 2 > max_chars:
+            break
+        names.append(name)
+        used += len(name) + 2
+    return names

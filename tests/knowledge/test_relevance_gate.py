@@ -124,8 +124,8 @@ async def test_prepared_knowledge_answers_a_first_question_without_new_model_wor
             },
         ],
     )
-    assert await retriever.prepare("shop") == 2
-    assert await retriever.prepare("nobody") == 0  # an empty knowledge base: nothing to get ready
+    assert len(await retriever.prepare("shop")) == 2
+    assert await retriever.prepare("nobody") == []  # an empty knowledge base: nothing to get ready
     model = gate.scorer._model
     embedded: list[str] = []
 

@@ -44,3 +44,23 @@ def test_weekdays_named_or_spanned() -> None:
 )
 def test_what_is_asked_leaves_out_the_callers_greeting_and_introduction(question: str, what_is_asked: str) -> None:
     assert terms.asked(question) == what_is_asked
+
+
+def test_the_names_a_knowledge_base_uses_are_what_a_recogniser_should_expect() -> None:
+    texts = [
+        "Dr. Minsu Park is our orthodontist. He works on Tuesdays and Thursdays.",
+        "The orthodontic consultation with Dr. Park is free.",
+        "On Thursdays we see patients until 9 p.m.",
+        "Over Seollal (Lunar New Year) and Chuseok we close. Take Line 2 to Gangnam Station.",
+        "Patients park free in the Hanbit Building's car park. We accept Kakao Pay.",
+        "주차는 두 시간 무료입니다.",
+    ]
+    names = terms.proper_names(texts)
+    # titles stay with their names; a possessive is the name; sentence-initial words and weekdays are not names
+    for name in ("Dr. Minsu Park", "Dr. Park", "Seollal", "Lunar New Year", "Chuseok", "Gangnam Station"):
+        assert name in names, names
+    assert "Hanbit Building" in names and "Kakao Pay" in names, names
+    for not_a_name in ("He", "The", "On Thursdays", "Thursdays", "Over Seollal", "Patients", "We"):
+        assert not_a_name not in names, names
+    # the list is bounded (a prompt has room for a few dozen names)
+    assert sum(len(n) + 2 for n in terms.proper_names(texts * 50, max_chars=60)) <= 60

@@ -23,7 +23,7 @@ from ariapp.providers.google import GoogleStreamingSTT
 from ariapp.providers.google._common import GoogleConnection, translate_google_error
 from tests.fakes.google_grpc import FakeGoogleCloud
 from tests.providers.conftest import Closer
-from tests.providers.factories import SHORT_TIMEOUT_S, google_streaming_stt
+from tests.providers.factories import SHORT_TIMEOUT_S, google_streaming_stt, google_stt
 
 FRAME = (np.sin(np.arange(1600) / 3) * 6000).astype(np.int16)  # 100 ms at 16 kHz
 
@@ -89,6 +89,16 @@ async def test_the_config_on_the_wire_is_what_was_configured(google_cloud: FakeG
     assert config.enable_automatic_punctuation is True
     assert received.interim_results is True
     assert received.single_utterance is False
+    assert not config.speech_contexts  # no names to expect: no context
+
+
+async def test_names_to_expect_travel_as_speech_context_phrases(google_cloud: FakeGoogleCloud, closer: Closer) -> None:
+    stt = closer(google_stt(google_cloud))
+
+    await stt.transcribe(np.tile(FRAME, 5), "ko", ["Dr. Minsu Park", "Chuseok"])
+
+    config = google_cloud.recognize_calls[0].config.config
+    assert [list(context.phrases) for context in config.speech_contexts] == [["Dr. Minsu Park", "Chuseok"]]
 
 
 @pytest.mark.parametrize(("hint", "expected"), [("ko", "ko-KR"), ("en", "en-US"), ("en-GB", "en-GB")])

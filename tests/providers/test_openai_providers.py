@@ -74,6 +74,10 @@ async def test_transcription_uploads_a_wav_of_the_pcm(openai_server: FakeOpenAI,
         np.testing.assert_array_equal(np.frombuffer(wav.readframes(wav.getnframes()), "<i2"), audio)
     assert transcript.duration_s == pytest.approx(1.0)
 
+    # names the caller may say join the configured prompt
+    await stt.transcribe(audio, language="en", hints=["Dr. Minsu Park", "Chuseok"])
+    assert openai_server.requests[1].form["prompt"] == "Hanbit Dental A caller asks about Dr. Minsu Park or Chuseok."
+
 
 async def test_transcription_without_a_language_lets_the_model_detect_it(
     openai_server: FakeOpenAI, closer: Closer

@@ -94,7 +94,7 @@ class _Stt:
     __module__ = "ariapp.providers.local.stt"
     sample_rate = 16000
 
-    async def transcribe(self, pcm, language=None):
+    async def transcribe(self, pcm, language=None, hints=()):
         return "text"
 
 

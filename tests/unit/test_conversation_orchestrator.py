@@ -19,7 +19,7 @@ from ariapp.conversation.answerer import ExtractiveAnswerer, Question
 from ariapp.conversation.machine import Ev, State
 from ariapp.conversation.orchestrator import FALLBACK, ConversationConfig, Orchestrator
 from ariapp.media.audio import Speaker, SpeechHandle
-from ariapp.providers.base import Transcript
+from ariapp.providers.base import Transcript, speech_deadline
 from ariapp.providers.errors import ProviderError
 from knowledge.retrieval.relevance import Judgement
 
@@ -45,10 +45,12 @@ class FakeSTT:
         self.results = results
         self.delay = delay
         self.calls: list[int] = []  # samples received, per call
+        self.hints: list[list[str]] = []  # the names it was told to expect, per call
 
-    async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
+    async def transcribe(self, pcm: np.ndarray, language: str | None = None, hints=()) -> Transcript:
         result = self.results[min(len(self.calls), len(self.results) - 1)]
         self.calls.append(len(pcm))
+        self.hints.append(list(hints))
         await asyncio.sleep(self.delay)
         if isinstance(result, Exception):
             raise result
@@ -66,9 +68,11 @@ class FakeTTS:
         self.ms, self.delay, self.delays, self.fail_on = ms, delay, delays or {}, fail_on
         self.texts: list[str] = []
         self.levels: dict[int, str] = {GREETING_LEVEL: "greeting"}
+        self.needed: dict[str, tuple[float | None, float]] = {}  # text: (its deadline, when it was asked for)
 
     async def synthesize(self, text: str) -> AsyncIterator[np.ndarray]:
         self.texts.append(text)
+        self.needed[text] = (speech_deadline.get(), time.monotonic())
         level = 1000 + 50 * len(self.texts)
         self.levels[level] = text
         await asyncio.sleep(self.delays.get(text, self.delay))
@@ -125,6 +129,9 @@ class FakeRetriever:
         self.passages = list(passages)
         self.delay = delay
         self.queries: list[tuple[str, str]] = []
+
+    async def prepare(self, owner: str) -> list[Passage]:
+        return self.passages
 
     async def search(self, owner: str, query: str) -> SearchResult:
         self.queries.append((owner, query))
@@ -329,6 +336,40 @@ async def test_the_first_sentence_is_spoken_while_the_answer_is_still_being_gene
 
     assert call.heard() == ["greeting", "We open at nine on weekdays.", "On Saturdays we open at ten."]
     assert call.ai_texts()[-1] == "We open at nine on weekdays. On Saturdays we open at ten."
+
+
+async def test_the_recogniser_is_told_the_names_in_the_callees_knowledge() -> None:
+    # given a callee whose knowledge names its people and its place
+    knowledge = FakeRetriever(
+        Passage("Dr. Minsu Park is our orthodontist. He works on Tuesdays.", 0.8),
+        Passage("Patients park free in the Hanbit Building's basement.", 0.4),
+    )
+    async with Call(retriever=knowledge, stt=FakeSTT("Does Dr. Minsu Park work Mondays?")) as call:
+        # when a caller asks a question (the knowledge was made ready while the greeting played)
+        call.say()
+        await call.until(lambda: len(call.orchestrator.turns) == 3 and call.state is State.LISTENING)
+
+    # then the recogniser heard it expecting those names, and not the weekday
+    assert call.stt.hints == [["Dr. Minsu Park", "Hanbit Building"]]
+
+
+async def test_the_voice_is_told_when_the_caller_needs_each_sentence() -> None:
+    # given an answer of two sentences, each 400 ms of audio
+    answerer = ScriptedAnswerer(["We open at nine on weekdays. ", "On Saturdays we open at ten. "])
+    async with Call(answerer=answerer, tts=FakeTTS(ms=400)) as call:
+        # when the caller stops talking and waits
+        before = time.monotonic()
+        call.say()
+        after = time.monotonic()
+        await call.until(lambda: len(call.heard()) == 3 and call.state is State.LISTENING)
+
+    # then the first sentence is needed since the caller stopped talking (a shared voice serves the
+    # earliest first: callers waiting in silence go before sentences that are not due yet) ...
+    first, _ = call.tts.needed["We open at nine on weekdays."]
+    assert first is not None and before <= first <= after
+    # ... and the second when the first one's audio runs out: after it was asked for, within 400 ms
+    second, asked = call.tts.needed["On Saturdays we open at ten."]
+    assert second is not None and asked < second <= asked + 0.4
 
 
 async def test_the_console_is_told_the_reply_as_each_sentence_starts_to_play_with_the_confidence() -> None:

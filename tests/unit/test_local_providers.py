@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -139,6 +140,24 @@ async def test_an_utterance_too_long_for_a_shortened_window_is_heard_whole(meeti
     assert "monday" in transcript.text.lower(), transcript.text
 
 
+async def test_whisper_hears_the_names_it_is_told_to_expect() -> None:
+    # given questions naming what only this callee's knowledge holds (tiny.en, alone, hears
+    # "Does Doctor?" and "Kak-up pay"), spoken deterministically over the phone
+    tts = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
+    stt = WhisperSTT(model="tiny.en")
+    hints = ["Dr. Hana Choi", "Hanbit Building", "Chuseok", "Dr. Minsu Park", "Kakao Pay"]
+    heard = {}
+    for question in ("Does Dr. Minsu Park work Mondays?", "Can I pay with Kakao Pay?"):
+        phone = telephone_leg(await tts.synthesize_all(question), tts.sample_rate)
+        heard[question] = (await stt.transcribe(phone, "en", hints)).text
+    # then the names are heard as the knowledge spells them
+    assert "Minsu Park" in heard["Does Dr. Minsu Park work Mondays?"], heard
+    assert "Kakao Pay" in heard["Can I pay with Kakao Pay?"], heard
+    # and the names are not invented where nobody speaks
+    line_noise = np.random.default_rng(1).normal(0, 300, 32000).astype(np.int16)
+    assert (await stt.transcribe(line_noise, "en", hints)).text == ""
+
+
 @pytest.mark.parametrize("model", ["tiny.en", "base"])
 async def test_whisper_hears_nothing_in_silence_or_line_noise(model: str, whisper_cache: Path) -> None:
     stt = WhisperSTT(model, language="en", cache_dir=whisper_cache)  # the shortened window's guards
@@ -220,6 +239,24 @@ async def test_piper_can_be_abandoned_mid_stream() -> None:
     after = await tts.synthesize_all("Still working.")
 
     assert len(first) > 0 and len(after) > 0
+
+
+async def test_piper_speaks_on_its_overflow_copy_while_the_main_one_is_busy() -> None:
+    # given a voice with one overflow copy, deterministic (no noise), whose main copy is busy
+    tts = PiperTTS(overflow=1, noise_scale=0.0, noise_w_scale=0.0)
+    await tts.warmup()
+    assert tts.lane is not None and tts.lane.slots == 2
+    alone = await tts.synthesize_all("Parking is free for two hours.")
+    release = threading.Event()
+    tts.lane.submit(lambda slot: release.wait(30))  # another caller's long answer, say
+    try:
+        # when a second caller's sentence is needed, it does not wait for the main copy
+        beside = await asyncio.wait_for(tts.synthesize_all("Parking is free for two hours."), 20)
+    finally:
+        release.set()
+    # then it is the same voice saying the same words (one thread instead of all: the same model)
+    assert len(beside) == len(alone)
+    assert float(np.corrcoef(beside.astype(np.float64), alone.astype(np.float64))[0, 1]) > 0.99
 
 
 async def test_piper_synthesis_does_not_block_the_event_loop() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -229,8 +229,9 @@ class GoogleStreamingSTT:
     def __repr__(self) -> str:
         return f"GoogleStreamingSTT(language={self.language!r}, model={self.model!r}, sample_rate={self.sample_rate})"
 
-    def streaming_config(self, language: str | None = None) -> Any:
-        """The ``StreamingRecognitionConfig`` sent as the first request of each stream."""
+    def streaming_config(self, language: str | None = None, hints: Sequence[str] = ()) -> Any:
+        """The ``StreamingRecognitionConfig`` sent as the first request of each stream; ``hints``
+        become a speech context's phrases (names the speaker may say)."""
         speech = self._speech
         config = speech.RecognitionConfig(
             encoding=speech.RecognitionConfig.AudioEncoding.LINEAR16,
@@ -241,6 +242,7 @@ class GoogleStreamingSTT:
             use_enhanced=self.use_enhanced,
             enable_automatic_punctuation=self.automatic_punctuation,
             max_alternatives=1,
+            speech_contexts=[speech.SpeechContext(phrases=list(hints))] if hints else [],
         )
         return speech.StreamingRecognitionConfig(
             config=config, interim_results=self.interim_results, single_utterance=self.single_utterance
@@ -258,9 +260,9 @@ class GoogleStreamingSTT:
             self._client_loop = loop
         return self._client
 
-    async def open_stream(self, language: str | None = None) -> GoogleSttStream:
+    async def open_stream(self, language: str | None = None, hints: Sequence[str] = ()) -> GoogleSttStream:
         """Start a recognition stream; ``language`` is an ISO 639-1 hint or a BCP-47 tag."""
-        config = self.streaming_config(language)
+        config = self.streaming_config(language, hints)
         stream = GoogleSttStream(self, config, config.config.language_code)
         await stream._start(self._get_client())
         return stream
@@ -290,7 +292,7 @@ class GoogleSTT:
     def __repr__(self) -> str:
         return f"GoogleSTT({self.streaming!r})"
 
-    async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
+    async def transcribe(self, pcm: Pcm, language: str | None = None, hints: Sequence[str] = ()) -> Transcript:
         """Send the whole utterance on one stream and join the final results."""
         pcm = ensure_pcm16_mono(pcm, provider=_PROVIDER)
         started = time.perf_counter()
@@ -301,7 +303,7 @@ class GoogleSTT:
         finals: list[Transcript] = []
         try:
             async with asyncio.timeout(self.timeout_s):
-                stream = await self.streaming.open_stream(tag)
+                stream = await self.streaming.open_stream(tag, hints)
                 try:
                     await stream.send(pcm)
                     await stream.finish()

@@ -34,6 +34,7 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ariapp.providers.base import Pcm, Transcript, ensure_pcm16_mono
+from ariapp.providers.base import Pcm, Transcript, ensure_pcm16_mono, hints_prompt
 from ariapp.providers.errors import (
     ProviderBadInput,
     ProviderError,
@@ -233,8 +234,9 @@ class WhisperSTT:
         noise = np.random.default_rng(0).normal(0.0, 0.01, _SAMPLE_RATE).astype(np.float32)
         await self._run(self._decode, noise, "en" if self.english_only else self.language)
 
-    async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
-        """Transcribe one utterance of int16 mono 16 kHz audio (see ``SpeechToText``)."""
+    async def transcribe(self, pcm: Pcm, language: str | None = None, hints: Sequence[str] = ()) -> Transcript:
+        """Transcribe one utterance of int16 mono 16 kHz audio (see ``SpeechToText``); ``hints``
+        are read by the decoder as the text before the audio (whisper's prompt)."""
         pcm = ensure_pcm16_mono(pcm, provider=_PROVIDER)
         language = language or self.language
         if language is not None and self._model_spec == "tiny.en" and language != "en":
@@ -244,7 +246,7 @@ class WhisperSTT:
         if len(pcm) == 0 or int(np.max(np.abs(pcm.astype(np.int32)))) < self.min_peak:
             return Transcript("", language, True, None, duration_s, time.perf_counter() - started)
         audio = pcm.astype(np.float32) / 32768.0
-        decoded: _Decoded = await self._run(self._decode, audio, language)
+        decoded: _Decoded = await self._run(self._decode, audio, language, hints_prompt(hints))
         return Transcript(
             text=decoded.text,
             language=decoded.language,
@@ -254,15 +256,15 @@ class WhisperSTT:
             compute_s=time.perf_counter() - started,
         )
 
-    def _decode(self, audio: npt.NDArray[np.float32], language: str | None) -> _Decoded:
-        """Blocking decode of float32 audio; runs on the worker thread."""
+    def _decode(self, audio: npt.NDArray[np.float32], language: str | None, prompt: str = "") -> _Decoded:
+        """Blocking decode of float32 audio after ``prompt`` (none: ""); runs on the worker thread."""
         model = self._get_model()
         if language is not None and language != "en" and not model.model.is_multilingual:
             raise ProviderBadInput(f"this model only understands English, not {language!r}", provider=_PROVIDER)
         budget = min(_MAX_NEW_TOKENS, 16 + math.ceil(self.tokens_per_second * len(audio) / _SAMPLE_RATE))
         frames = self._window_frames(len(audio))
         if frames is not None and (language is not None or not model.model.is_multilingual):
-            return self._decode_window(model, audio, language, budget, frames)
+            return self._decode_window(model, audio, language, budget, frames, prompt)
         try:
             segments, info = model.transcribe(
                 audio,
@@ -270,6 +272,7 @@ class WhisperSTT:
                 beam_size=self.beam_size,
                 temperature=0.0,
                 condition_on_previous_text=False,
+                initial_prompt=prompt or None,
                 compression_ratio_threshold=self.compression_ratio_max,
                 log_prob_threshold=self.log_prob_threshold,
                 no_speech_threshold=self.no_speech_prob_max,
@@ -306,7 +309,13 @@ class WhisperSTT:
         return frames if frames < _WINDOW_FRAMES else None
 
     def _decode_window(
-        self, model: WhisperModel, audio: npt.NDArray[np.float32], language: str | None, budget: int, frames: int
+        self,
+        model: WhisperModel,
+        audio: npt.NDArray[np.float32],
+        language: str | None,
+        budget: int,
+        frames: int,
+        prompt: str = "",
     ) -> _Decoded:
         """One greedy decode over a shortened encoder window, with faster-whisper's guards.
 
@@ -319,14 +328,16 @@ class WhisperSTT:
         tokenizer = self._tokenizer(model, language)
         features = model.feature_extractor(audio)[:, :-1]
         features = np.pad(features[:, :frames], ((0, 0), (0, max(0, frames - features.shape[1]))))
-        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        # the text before the audio, as faster-whisper's ``initial_prompt`` ("<|startofprev|> ...")
+        previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+        tokens_in = model.get_prompt(tokenizer, previous, without_timestamps=True)
         try:
             result = model.model.generate(
                 model.encode(np.ascontiguousarray(features, dtype=np.float32)),
-                [prompt],
+                [tokens_in],
                 beam_size=self.beam_size,
                 no_repeat_ngram_size=self.no_repeat_ngram_size,
-                max_length=len(prompt) + budget,
+                max_length=len(tokens_in) + budget,
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,

@@ -1,9 +1,12 @@
 """Offline text-to-speech: Piper (neural, English) and espeak-ng (formant, any language).
 
 Theory of operation: both classes implement ``TextToSpeech`` and stream. Piper
-synthesizes sentence by sentence on one worker thread and hands each sentence
-to the event loop through an ``asyncio.Queue`` the moment it exists, so the
-first sentence can play while the rest is being computed. espeak-ng runs as a
+synthesizes sentence by sentence and hands each sentence to the event loop
+through an ``asyncio.Queue`` the moment it exists, so the first sentence can
+play while the rest is being computed. All calls share a voice: its jobs run in
+a ``DeadlineLane``, earliest-needed first (``ariapp.providers.base.needed_by``),
+on the voice's main thread and, while that one is busy, on ``overflow``
+one-thread copies of the model. espeak-ng runs as a
 subprocess writing a WAV stream to stdout, read in 200 ms pieces.
 
 Output is int16 mono at the engine's native rate (22050 Hz for both); the
@@ -14,19 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import json
 import re
 import shutil
 import struct
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from ariapp.providers.base import Pcm, collect_audio
+from ariapp.providers.base import Pcm, collect_audio, speech_deadline
 from ariapp.providers.errors import (
     ProviderBadInput,
     ProviderError,
@@ -34,7 +38,7 @@ from ariapp.providers.errors import (
     ProviderUnavailable,
 )
 from ariapp.providers.local.models import PiperVoiceFiles, piper_voice_files
-from ariapp.providers.local.workers import worker
+from ariapp.providers.local.workers import DeadlineLane
 
 if TYPE_CHECKING:
     from piper import PiperVoice, SynthesisConfig
@@ -42,8 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["EspeakTTS", "PiperTTS", "normalize_english_times"]
 
 _DONE: Final = object()
-_VOICES: dict[Path, PiperVoice] = {}
-_VOICES_LOCK = threading.Lock()
+_VOICES: dict[tuple[Path, int], PiperVoice] = {}  # (model, slot): slot 0 the main copy, 1.. one-thread copies
+_VOICES_LOCK = threading.RLock()  # an overflow copy is made from the main one
+_LANES: dict[tuple[Path, int], DeadlineLane] = {}
 
 # espeak reads the digits in "10 am" as a time but the words in "ten am" as the
 # verb "am" (/æm/), which Whisper then hears as "and". Spelling it "a.m." fixes
@@ -60,27 +65,48 @@ def normalize_english_times(text: str) -> str:
     return _HOUR_AM.sub(lambda m: f"{m.group(1)} a.m.", text)
 
 
-def _executor() -> ThreadPoolExecutor:
-    return worker("piper")
-
-
-def _load_voice(files: PiperVoiceFiles) -> PiperVoice:
-    """Load (or reuse) a Piper voice; blocking."""
+def _lane(files: PiperVoiceFiles, overflow: int) -> DeadlineLane:
+    """The process's lane for a voice model with ``overflow`` one-thread copies."""
     with _VOICES_LOCK:
-        cached = _VOICES.get(files.onnx)
+        key = (files.onnx, overflow)
+        if key not in _LANES:
+            _LANES[key] = DeadlineLane("piper", overflow=overflow)
+        return _LANES[key]
+
+
+def _load_voice(files: PiperVoiceFiles, slot: int = 0) -> PiperVoice:
+    """Load (or reuse) the Piper voice of a lane's ``slot``; blocking.
+
+    Slot 0 is onnxruntime's default session (all cores); an overflow slot is the same voice with a
+    session of its own on one thread, beside the main one. The copies share piper's espeak-ng
+    phonemizer, whose calls hold the GIL (one at a time) and whose language is the same for all.
+    """
+    with _VOICES_LOCK:
+        cached = _VOICES.get((files.onnx, slot))
         if cached is not None:
             return cached
         try:
+            import onnxruntime
             from piper import PiperVoice
         except ImportError as exc:
             raise ProviderUnavailable(
                 "piper-tts is not installed", install="pip install piper-tts==1.8.0", provider="piper"
             ) from exc
         try:
-            voice = PiperVoice.load(files.onnx, config_path=files.config)
+            if slot:
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = options.inter_op_num_threads = 1
+                session = onnxruntime.InferenceSession(
+                    str(files.onnx), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+                voice = dataclasses.replace(_load_voice(files, 0), session=session)
+            else:
+                voice = PiperVoice.load(files.onnx, config_path=files.config)
+        except ProviderUnavailable:
+            raise
         except Exception as exc:  # onnxruntime raises its own non-exported exception types
             raise ProviderUnavailable(f"cannot load piper voice {files.onnx}: {exc}", provider="piper") from exc
-        _VOICES[files.onnx] = voice
+        _VOICES[(files.onnx, slot)] = voice
         return voice
 
 
@@ -104,7 +130,9 @@ class PiperTTS:
             below 1 leaves headroom for resampler overshoot and G.711.
         normalize_text: Apply :func:`normalize_english_times` for English voices.
         chunk_timeout_s: Budget for each chunk (a sentence) to arrive.
-        executor: Thread pool for synthesis; defaults to one shared worker thread.
+        overflow: One-thread copies of the model that synthesize while the main one is busy.
+        executor: A thread pool of its own instead of the process's lane for this model and
+            ``overflow`` (:attr:`lane`, shared by every ``PiperTTS`` like it), first come first served.
     """
 
     provider_name: Final = "piper"
@@ -120,6 +148,7 @@ class PiperTTS:
         volume: float = 0.85,
         normalize_text: bool = True,
         chunk_timeout_s: float = 10.0,
+        overflow: int = 0,
         executor: Executor | None = None,
     ) -> None:
         self._files = piper_voice_files(voice)
@@ -138,7 +167,11 @@ class PiperTTS:
         self.volume = volume
         self.normalize_text = normalize_text
         self.chunk_timeout_s = chunk_timeout_s
+        if overflow < 0:
+            raise ValueError(f"overflow must be 0 or more, not {overflow}")
+        self.overflow = overflow
         self._executor = executor
+        self.lane: DeadlineLane | None = None if executor is not None else _lane(self._files, overflow)
 
     def __repr__(self) -> str:
         return f"PiperTTS(voice={self._files.onnx.name!r}, sample_rate={self.sample_rate})"
@@ -155,13 +188,18 @@ class PiperTTS:
         )
 
     async def warmup(self) -> None:
-        """Load the voice and synthesize one word so the first caller does not pay for it."""
+        """Load the voice (and its overflow copies) and synthesize one word, so the first caller
+        does not pay for it."""
         await self.synthesize_all("Hello.")
+        for slot in range(1, self.lane.slots if self.lane is not None else 1):
+            await asyncio.to_thread(_load_voice, self._files, slot)
 
-    def _produce(self, text: str, put: Callable[[object], None], stop: threading.Event) -> None:
+    def _produce(self, text: str, put: Callable[[object], None], stop: threading.Event, slot: int = 0) -> None:
         """Worker thread: synthesize sentence by sentence and hand each one over."""
         try:
-            voice = _load_voice(self._files)
+            if stop.is_set():  # the caller hung up or talked over us while this waited its turn
+                return
+            voice = _load_voice(self._files, slot)
             for chunk in voice.synthesize(text, self._synthesis_config()):
                 if stop.is_set():
                     return
@@ -187,10 +225,12 @@ class PiperTTS:
                 stop.set()
 
         # The producer never raises (errors travel through the queue), so its future
-        # needs no awaiting; the stop flag ends it after the current sentence.
-        loop.run_in_executor(
-            self._executor or _executor(), contextvars.copy_context().run, self._produce, text, put, stop
-        )
+        # needs no awaiting; the stop flag ends it after the current sentence (or before it starts).
+        context = contextvars.copy_context()
+        if self.lane is not None:
+            self.lane.submit(lambda slot: context.run(self._produce, text, put, stop, slot), speech_deadline.get())
+        else:
+            loop.run_in_executor(self._executor, context.run, self._produce, text, put, stop)
         try:
             while True:
                 try:

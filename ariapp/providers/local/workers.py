@@ -11,7 +11,10 @@ per thread).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -84,3 +87,74 @@ def worker(name: str, nice: int = 0) -> ThreadPoolExecutor:
             initializer = (lambda: _lower_priority(nice)) if nice else None
             _WORKERS[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=initializer)
         return _WORKERS[name]
+
+
+class DeadlineLane:
+    """A model family's jobs served earliest deadline first, by a main thread and overflow threads.
+
+    Every call of the process shares a voice. First come, first served let a caller who had heard
+    nothing yet wait behind another caller's third sentence, due seconds later (the first one was
+    still playing). Here each job says when its audio is needed (``deadline``, on
+    ``time.monotonic()``'s scale): a reply's first sentence since its caller stopped talking, a later
+    one when the audio before it runs out; the earliest waiting job runs next.
+
+    Slot 0 is the main thread (the model with all its threads: fastest for one job). Slots 1.. are
+    overflow threads that take a job only while slot 0 is busy: a second copy of the model on one
+    thread each adds throughput when callers pile up and costs a lone caller nothing.
+
+    Args:
+        name: The lane (thread names, :func:`pending`, the queue-time metric).
+        overflow: Overflow threads.
+    """
+
+    def __init__(self, name: str, overflow: int = 0) -> None:
+        self.name = name
+        self._heap: list[tuple[float, int, queued]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._busy = [False] * (1 + overflow)
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def slots(self) -> int:
+        return len(self._busy)
+
+    @property
+    def idle(self) -> bool:
+        """No job is running or waiting."""
+        with self._cond:
+            return not self._heap and not any(self._busy)
+
+    def submit(self, func: Callable[[int], None], deadline: float | None = None) -> None:
+        """Run ``func(slot)`` on a thread of the lane; ``deadline`` None: needed now (submission time)."""
+        job = queued(self.name, func)
+        due = time.monotonic() if deadline is None or not math.isfinite(deadline) else deadline
+        with self._cond:
+            if not self._threads:
+                self._start()
+            heapq.heappush(self._heap, (due, next(self._order), job))
+            self._cond.notify_all()
+
+    def _start(self) -> None:
+        for slot in range(self.slots):
+            thread = threading.Thread(target=self._serve, args=(slot,), name=f"{self.name}-{slot}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, slot: int) -> None:
+        while True:
+            with self._cond:
+                # the main thread takes any job; an overflow thread only one the main thread leaves
+                while not self._heap or (slot and not self._busy[0]):
+                    self._cond.wait()
+                _, _, job = heapq.heappop(self._heap)
+                self._busy[slot] = True
+                self._cond.notify_all()  # an overflow thread may take the next one now
+            try:
+                job(slot)
+            except BaseException:  # a job reports its own errors; the lane must outlive it
+                log.exception("job of lane %s failed", self.name)
+            finally:
+                with self._cond:
+                    self._busy[slot] = False
+                    self._cond.notify_all()

@@ -14,9 +14,10 @@ import asyncio
 import io
 import time
 import wave
+from collections.abc import Sequence
 from typing import Any, Final
 
-from ariapp.providers.base import Pcm, Transcript, ensure_pcm16_mono
+from ariapp.providers.base import Pcm, Transcript, ensure_pcm16_mono, hints_prompt
 from ariapp.providers.errors import ProviderTimeout
 from ariapp.providers.openai._common import (
     DEFAULT_BASE_URL,
@@ -103,8 +104,8 @@ class OpenAISTT:
     def __repr__(self) -> str:
         return f"OpenAISTT(model={self.model!r}, language={self.language!r})"
 
-    async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
-        """Upload one utterance and return its transcript (see ``SpeechToText``)."""
+    async def transcribe(self, pcm: Pcm, language: str | None = None, hints: Sequence[str] = ()) -> Transcript:
+        """Upload one utterance and return its transcript (see ``SpeechToText``); ``hints`` join the prompt."""
         pcm = ensure_pcm16_mono(pcm, provider=_PROVIDER)
         language = _iso_language(language or self.language)
         started = time.perf_counter()
@@ -114,8 +115,9 @@ class OpenAISTT:
         options: dict[str, Any] = {}
         if language:
             options["language"] = language
-        if self.prompt:
-            options["prompt"] = self.prompt
+        prompt = " ".join(part for part in (self.prompt, hints_prompt(hints)) if part)
+        if prompt:
+            options["prompt"] = prompt
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await self._client.audio.transcriptions.create(
