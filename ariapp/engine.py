@@ -57,7 +57,7 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str, voice: 
         # Korean voice is Google's (README, "Languages and providers"). A named voice is espeak's.
         if voice:
             return EspeakTTS(voice=voice)
-        return PiperTTS(overflow=settings.tts_overflow) if language.startswith("en") else EspeakTTS(voice="ko")
+        return PiperTTS() if language.startswith("en") else EspeakTTS(voice="ko")
     if settings.tts_provider == "google":
         from ariapp.providers.google import GoogleTTS
 

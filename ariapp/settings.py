@@ -93,7 +93,6 @@ class Settings:
     no_answer_override: int | None = None
     hold_music_dir: Path | None = None  # uploaded hold music (the console's AIPBX_HOLD_MUSIC_DIR)
     tts_cache_mb: int = 64  # synthesized replies kept per voice (ariapp.providers.cache); 0: none
-    tts_overflow: int = 1  # one-thread copies of the offline voice that speak while the main one is busy
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -192,7 +191,6 @@ class Settings:
             no_answer_override=integer("AIPBX_NO_ANSWER_OVERRIDE", 0, 0, 600) or None,
             hold_music_dir=Path(env["AIPBX_HOLD_MUSIC_DIR"]) if env.get("AIPBX_HOLD_MUSIC_DIR") else None,
             tts_cache_mb=integer("AIPBX_TTS_CACHE_MB", 64, 0, 4096),
-            tts_overflow=integer("AIPBX_TTS_OVERFLOW", 1, 0, 4),
         )
 
 

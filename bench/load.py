@@ -177,8 +177,8 @@ def _run_step(instance: Instance, count: int, spacing_s: float, questions: list[
     from bench.transcripts import _final_latencies, _pair, _stats
 
     cfg = instance.cfg
-    instance.app.stop()  # a new process: nothing said yet, nothing in the reply cache
-    instance.app.start()
+    instance.app.stop()
+    instance.app.start()  # a new process: nothing said yet, nothing in the reply cache
     pid = instance.app.proc.pid
     log_at = instance.app.log_path.stat().st_size
     since_ms = int(time.time() * 1000)
@@ -199,13 +199,14 @@ def _run_step(instance: Instance, count: int, spacing_s: float, questions: list[
     wall = time.monotonic() - started
     step["ariapp_cpu_percent_of_core"] = round(100 * (_cpu_seconds(pid) - cpu0) / wall, 1)
     step["ariapp_rss_mb"] = _rss_mb(pid)
-    with instance.app.log_path.open("rb") as log:
-        log.seek(log_at)
-        step["ariapp_turn_marks_ms_p50"] = _turn_marks(log.read().decode(errors="replace"))
     if live:
         time.sleep(3.0)  # the last lines of the phone calls
         latencies, lines = _final_latencies(cfg, since_ms)
         step["live_phone_calls"] = {"calls": live, "final_lines": lines, "final_latency": _stats(latencies)}
+    instance.app.stop()  # its log is complete once the process has ended
+    with instance.app.log_path.open("rb") as log:
+        log.seek(log_at)
+        step["ariapp_turn_marks_ms_p50"] = _turn_marks(log.read().decode(errors="replace"))
     return step
 
 
@@ -239,6 +240,7 @@ def run_load(
                     print(f"load {count} + {live} live phone calls: {step}", flush=True)
                     time.sleep(3.0)
             if memory_calls:
+                instance.app.start()
                 pid = instance.app.proc.pid
                 rss = [_rss_mb(pid)]
                 done = 0

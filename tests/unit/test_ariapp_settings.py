@@ -219,8 +219,6 @@ def test_ai_call_caps_and_the_rtp_watchdog_have_defaults_and_can_be_set_or_switc
         ("AIPBX_MAX_AI_CALLS", "-1", "between 0 and 10000"),
         ("AIPBX_MAX_AI_CALLS_PER_CALLER", "one", "must be an integer"),
         ("AIPBX_RTP_TIMEOUT_S", "2", "0 \\(off\\) or at least 5 seconds"),
-        ("AIPBX_TTS_OVERFLOW", "8", "between 0 and 4"),
-        ("AIPBX_TTS_OVERFLOW", "yes", "must be an integer"),
     ],
 )
 def test_bad_cap_or_watchdog_settings_are_refused_with_the_variable_named(name, value, message) -> None:

@@ -1,4 +1,4 @@
-"""The shared voice's lane: earliest-needed first, overflow threads only while the main one is busy."""
+"""The shared voice's lane: one job at a time, the earliest needed first."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ WAIT_S = 5.0  # generous: nothing here is timed, the waits only bound a broken l
 
 
 class Jobs:
-    """Jobs that record which slot ran them, in order; ``block`` holds a job until released."""
+    """Jobs that record their names as they start, in order; ``block`` holds a job until released."""
 
     def __init__(self) -> None:
-        self.ran: list[tuple[str, int]] = []
+        self.ran: list[str] = []
         self.started: dict[str, threading.Event] = {}
         self.release: dict[str, threading.Event] = {}
         self.finished = threading.Semaphore(0)
@@ -27,8 +27,8 @@ class Jobs:
         if not block:
             self.release[name].set()
 
-        def run(slot: int) -> None:
-            self.ran.append((name, slot))
+        def run() -> None:
+            self.ran.append(name)
             self.started[name].set()
             self.release[name].wait(WAIT_S)
             self.finished.release()
@@ -38,6 +38,14 @@ class Jobs:
     def wait_finished(self, count: int) -> None:
         for _ in range(count):
             assert self.finished.acquire(timeout=WAIT_S), f"only {self.ran} ran"
+
+
+def wait_idle(lane: DeadlineLane) -> None:
+    """A finished job is given back (pending, idle) a moment after it returns."""
+    deadline = time.monotonic() + WAIT_S
+    while not lane.idle:
+        assert time.monotonic() < deadline, "the lane never went idle"
+        time.sleep(0.001)
 
 
 def test_waiting_jobs_run_earliest_deadline_first_not_in_the_order_they_came() -> None:
@@ -53,8 +61,9 @@ def test_waiting_jobs_run_earliest_deadline_first_not_in_the_order_they_came() -
     assert pending("test-edf") == 4  # counted from submission, for the queue-time metric
     jobs.release["busy"].set()
     jobs.wait_finished(4)
+    wait_idle(lane)
     # then: the callers waiting in silence first, in the order they stopped talking
-    assert [name for name, _ in jobs.ran] == ["busy", "call B, sentence 1", "call C, sentence 1", "call A, sentence 2"]
+    assert jobs.ran == ["busy", "call B, sentence 1", "call C, sentence 1", "call A, sentence 2"]
     assert pending("test-edf") == 0
 
 
@@ -62,46 +71,23 @@ def test_a_job_without_a_deadline_is_needed_now() -> None:
     lane, jobs = DeadlineLane("test-now"), Jobs()
     lane.submit(jobs.job("busy", block=True), deadline=0.0)
     assert jobs.started["busy"].wait(WAIT_S)
-    lane.submit(jobs.job("later sentence"), deadline=time.monotonic() + 2.0)
-    lane.submit(jobs.job("a hold message"))  # nobody said when: now, before the sentence due in 2 s
+    lane.submit(jobs.job("later sentence"), deadline=time.monotonic() + 60.0)
+    lane.submit(jobs.job("a hold message"))  # nobody said when: now, before the sentence due in a minute
     jobs.release["busy"].set()
     jobs.wait_finished(3)
-    assert [name for name, _ in jobs.ran] == ["busy", "a hold message", "later sentence"]
-
-
-def test_overflow_threads_take_jobs_only_while_the_main_one_is_busy() -> None:
-    lane, jobs = DeadlineLane("test-overflow", overflow=1), Jobs()
-    # a lone job runs on the main thread (all cores: the fastest for one caller)
-    lane.submit(jobs.job("alone"))
-    jobs.wait_finished(1)
-    assert jobs.ran == [("alone", 0)]
-    # while the main thread is busy, the next job does not wait: the overflow thread takes it
-    lane.submit(jobs.job("long", block=True))
-    assert jobs.started["long"].wait(WAIT_S)
-    lane.submit(jobs.job("next"))
-    assert jobs.started["next"].wait(WAIT_S)
-    assert ("long", 0) in jobs.ran and ("next", 1) in jobs.ran
-    jobs.release["long"].set()
-    jobs.wait_finished(2)
-    deadline = time.monotonic() + WAIT_S
-    while not lane.idle:
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
-    # and once the main thread is free again, it is the one that runs a job
-    lane.submit(jobs.job("after"))
-    jobs.wait_finished(1)
-    assert jobs.ran[-1] == ("after", 0)
+    assert jobs.ran == ["busy", "a hold message", "later sentence"]
 
 
 def test_a_failing_job_does_not_stop_the_lane(caplog: pytest.LogCaptureFixture) -> None:
     lane, jobs = DeadlineLane("test-fail"), Jobs()
 
-    def broken(slot: int) -> None:
+    def broken() -> None:
         raise RuntimeError("model crashed")
 
     lane.submit(broken)
     lane.submit(jobs.job("next"))
     jobs.wait_finished(1)
-    assert jobs.ran == [("next", 0)]
+    assert jobs.ran == ["next"]
     assert "job of lane test-fail failed" in caplog.text
+    wait_idle(lane)
     assert pending("test-fail") == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -239,24 +238,6 @@ async def test_piper_can_be_abandoned_mid_stream() -> None:
     after = await tts.synthesize_all("Still working.")
 
     assert len(first) > 0 and len(after) > 0
-
-
-async def test_piper_speaks_on_its_overflow_copy_while_the_main_one_is_busy() -> None:
-    # given a voice with one overflow copy, deterministic (no noise), whose main copy is busy
-    tts = PiperTTS(overflow=1, noise_scale=0.0, noise_w_scale=0.0)
-    await tts.warmup()
-    assert tts.lane is not None and tts.lane.slots == 2
-    alone = await tts.synthesize_all("Parking is free for two hours.")
-    release = threading.Event()
-    tts.lane.submit(lambda slot: release.wait(30))  # another caller's long answer, say
-    try:
-        # when a second caller's sentence is needed, it does not wait for the main copy
-        beside = await asyncio.wait_for(tts.synthesize_all("Parking is free for two hours."), 20)
-    finally:
-        release.set()
-    # then it is the same voice saying the same words (one thread instead of all: the same model)
-    assert len(beside) == len(alone)
-    assert float(np.corrcoef(beside.astype(np.float64), alone.astype(np.float64))[0, 1]) > 0.99
 
 
 async def test_piper_synthesis_does_not_block_the_event_loop() -> None:

@@ -109,7 +109,6 @@ def test_the_engines_voices_remember_and_report_their_own_family() -> None:
         "AIPBX_ARI_PASSWORD": "x",
         "AIPBX_KNOWLEDGE_STORE": "none",
         "AIPBX_TTS_CACHE_MB": "8",
-        "AIPBX_TTS_OVERFLOW": "2",
         "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev",
     }
     engine = build_engine(Settings.from_env(env), env)
@@ -117,5 +116,4 @@ def test_the_engines_voices_remember_and_report_their_own_family() -> None:
 
     assert isinstance(voice.inner, CachedTTS) and isinstance(voice.inner.inner, PiperTTS)
     assert voice.inner.max_bytes == 8 * 1024 * 1024
-    assert voice.inner.inner.lane is not None and voice.inner.inner.lane.slots == 3  # main + 2 overflow
     assert metrics.provider_of(voice.inner) == "local"

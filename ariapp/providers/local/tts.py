@@ -3,10 +3,9 @@
 Theory of operation: both classes implement ``TextToSpeech`` and stream. Piper
 synthesizes sentence by sentence and hands each sentence to the event loop
 through an ``asyncio.Queue`` the moment it exists, so the first sentence can
-play while the rest is being computed. All calls share a voice: its jobs run in
-a ``DeadlineLane``, earliest-needed first (``ariapp.providers.base.needed_by``),
-on the voice's main thread and, while that one is busy, on ``overflow``
-one-thread copies of the model. espeak-ng runs as a
+play while the rest is being computed. All calls share a voice: its jobs run
+one at a time in a ``DeadlineLane``, earliest-needed first
+(``ariapp.providers.base.needed_by``). espeak-ng runs as a
 subprocess writing a WAV stream to stdout, read in 200 ms pieces.
 
 Output is int16 mono at the engine's native rate (22050 Hz for both); the
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import json
 import re
 import shutil
@@ -46,9 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["EspeakTTS", "PiperTTS", "normalize_english_times"]
 
 _DONE: Final = object()
-_VOICES: dict[tuple[Path, int], PiperVoice] = {}  # (model, slot): slot 0 the main copy, 1.. one-thread copies
-_VOICES_LOCK = threading.RLock()  # an overflow copy is made from the main one
-_LANES: dict[tuple[Path, int], DeadlineLane] = {}
+_VOICES: dict[Path, PiperVoice] = {}
+_VOICES_LOCK = threading.Lock()
+_LANES: dict[Path, DeadlineLane] = {}
 
 # espeak reads the digits in "10 am" as a time but the words in "ten am" as the
 # verb "am" (/æm/), which Whisper then hears as "and". Spelling it "a.m." fixes
@@ -65,48 +63,31 @@ def normalize_english_times(text: str) -> str:
     return _HOUR_AM.sub(lambda m: f"{m.group(1)} a.m.", text)
 
 
-def _lane(files: PiperVoiceFiles, overflow: int) -> DeadlineLane:
-    """The process's lane for a voice model with ``overflow`` one-thread copies."""
+def _lane(files: PiperVoiceFiles) -> DeadlineLane:
+    """The process's lane for a voice model: every call's syntheses, earliest-needed first."""
     with _VOICES_LOCK:
-        key = (files.onnx, overflow)
-        if key not in _LANES:
-            _LANES[key] = DeadlineLane("piper", overflow=overflow)
-        return _LANES[key]
+        if files.onnx not in _LANES:
+            _LANES[files.onnx] = DeadlineLane("piper")
+        return _LANES[files.onnx]
 
 
-def _load_voice(files: PiperVoiceFiles, slot: int = 0) -> PiperVoice:
-    """Load (or reuse) the Piper voice of a lane's ``slot``; blocking.
-
-    Slot 0 is onnxruntime's default session (all cores); an overflow slot is the same voice with a
-    session of its own on one thread, beside the main one. The copies share piper's espeak-ng
-    phonemizer, whose calls hold the GIL (one at a time) and whose language is the same for all.
-    """
+def _load_voice(files: PiperVoiceFiles) -> PiperVoice:
+    """Load (or reuse) a Piper voice; blocking."""
     with _VOICES_LOCK:
-        cached = _VOICES.get((files.onnx, slot))
+        cached = _VOICES.get(files.onnx)
         if cached is not None:
             return cached
         try:
-            import onnxruntime
             from piper import PiperVoice
         except ImportError as exc:
             raise ProviderUnavailable(
                 "piper-tts is not installed", install="pip install piper-tts==1.8.0", provider="piper"
             ) from exc
         try:
-            if slot:
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = options.inter_op_num_threads = 1
-                session = onnxruntime.InferenceSession(
-                    str(files.onnx), sess_options=options, providers=["CPUExecutionProvider"]
-                )
-                voice = dataclasses.replace(_load_voice(files, 0), session=session)
-            else:
-                voice = PiperVoice.load(files.onnx, config_path=files.config)
-        except ProviderUnavailable:
-            raise
+            voice = PiperVoice.load(files.onnx, config_path=files.config)
         except Exception as exc:  # onnxruntime raises its own non-exported exception types
             raise ProviderUnavailable(f"cannot load piper voice {files.onnx}: {exc}", provider="piper") from exc
-        _VOICES[(files.onnx, slot)] = voice
+        _VOICES[files.onnx] = voice
         return voice
 
 
@@ -130,9 +111,8 @@ class PiperTTS:
             below 1 leaves headroom for resampler overshoot and G.711.
         normalize_text: Apply :func:`normalize_english_times` for English voices.
         chunk_timeout_s: Budget for each chunk (a sentence) to arrive.
-        overflow: One-thread copies of the model that synthesize while the main one is busy.
-        executor: A thread pool of its own instead of the process's lane for this model and
-            ``overflow`` (:attr:`lane`, shared by every ``PiperTTS`` like it), first come first served.
+        executor: A thread pool of its own, first come first served, instead of the process's lane
+            for this model (:attr:`lane`, shared by every ``PiperTTS`` of it).
     """
 
     provider_name: Final = "piper"
@@ -148,7 +128,6 @@ class PiperTTS:
         volume: float = 0.85,
         normalize_text: bool = True,
         chunk_timeout_s: float = 10.0,
-        overflow: int = 0,
         executor: Executor | None = None,
     ) -> None:
         self._files = piper_voice_files(voice)
@@ -167,11 +146,8 @@ class PiperTTS:
         self.volume = volume
         self.normalize_text = normalize_text
         self.chunk_timeout_s = chunk_timeout_s
-        if overflow < 0:
-            raise ValueError(f"overflow must be 0 or more, not {overflow}")
-        self.overflow = overflow
         self._executor = executor
-        self.lane: DeadlineLane | None = None if executor is not None else _lane(self._files, overflow)
+        self.lane: DeadlineLane | None = None if executor is not None else _lane(self._files)
 
     def __repr__(self) -> str:
         return f"PiperTTS(voice={self._files.onnx.name!r}, sample_rate={self.sample_rate})"
@@ -188,18 +164,15 @@ class PiperTTS:
         )
 
     async def warmup(self) -> None:
-        """Load the voice (and its overflow copies) and synthesize one word, so the first caller
-        does not pay for it."""
+        """Load the voice and synthesize one word so the first caller does not pay for it."""
         await self.synthesize_all("Hello.")
-        for slot in range(1, self.lane.slots if self.lane is not None else 1):
-            await asyncio.to_thread(_load_voice, self._files, slot)
 
-    def _produce(self, text: str, put: Callable[[object], None], stop: threading.Event, slot: int = 0) -> None:
+    def _produce(self, text: str, put: Callable[[object], None], stop: threading.Event) -> None:
         """Worker thread: synthesize sentence by sentence and hand each one over."""
         try:
             if stop.is_set():  # the caller hung up or talked over us while this waited its turn
                 return
-            voice = _load_voice(self._files, slot)
+            voice = _load_voice(self._files)
             for chunk in voice.synthesize(text, self._synthesis_config()):
                 if stop.is_set():
                     return
@@ -228,7 +201,7 @@ class PiperTTS:
         # needs no awaiting; the stop flag ends it after the current sentence (or before it starts).
         context = contextvars.copy_context()
         if self.lane is not None:
-            self.lane.submit(lambda slot: context.run(self._produce, text, put, stop, slot), speech_deadline.get())
+            self.lane.submit(lambda: context.run(self._produce, text, put, stop), speech_deadline.get())
         else:
             loop.run_in_executor(self._executor, context.run, self._produce, text, put, stop)
         try:

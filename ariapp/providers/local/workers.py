@@ -90,7 +90,7 @@ def worker(name: str, nice: int = 0) -> ThreadPoolExecutor:
 
 
 class DeadlineLane:
-    """A model family's jobs served earliest deadline first, by a main thread and overflow threads.
+    """A model family's jobs, one at a time on one thread, earliest deadline first.
 
     Every call of the process shares a voice. First come, first served let a caller who had heard
     nothing yet wait behind another caller's third sentence, due seconds later (the first one was
@@ -98,63 +98,46 @@ class DeadlineLane:
     ``time.monotonic()``'s scale): a reply's first sentence since its caller stopped talking, a later
     one when the audio before it runs out; the earliest waiting job runs next.
 
-    Slot 0 is the main thread (the model with all its threads: fastest for one job). Slots 1.. are
-    overflow threads that take a job only while slot 0 is busy: a second copy of the model on one
-    thread each adds throughput when callers pile up and costs a lone caller nothing.
-
-    Args:
-        name: The lane (thread names, :func:`pending`, the queue-time metric).
-        overflow: Overflow threads.
+    One thread: on this 2-core host a second copy of the voice on a thread of its own (used while the
+    first is busy) made callers wait longer, not shorter (docs/performance.md, "Conversation load").
     """
 
-    def __init__(self, name: str, overflow: int = 0) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
         self._heap: list[tuple[float, int, queued]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
-        self._busy = [False] * (1 + overflow)
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def slots(self) -> int:
-        return len(self._busy)
+        self._busy = False
+        self._thread: threading.Thread | None = None
 
     @property
     def idle(self) -> bool:
         """No job is running or waiting."""
         with self._cond:
-            return not self._heap and not any(self._busy)
+            return not self._heap and not self._busy
 
-    def submit(self, func: Callable[[int], None], deadline: float | None = None) -> None:
-        """Run ``func(slot)`` on a thread of the lane; ``deadline`` None: needed now (submission time)."""
+    def submit(self, func: Callable[[], None], deadline: float | None = None) -> None:
+        """Run ``func()`` on the lane's thread; ``deadline`` None: needed now (submission time)."""
         job = queued(self.name, func)
         due = time.monotonic() if deadline is None or not math.isfinite(deadline) else deadline
         with self._cond:
-            if not self._threads:
-                self._start()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                self._thread.start()
             heapq.heappush(self._heap, (due, next(self._order), job))
-            self._cond.notify_all()
+            self._cond.notify()
 
-    def _start(self) -> None:
-        for slot in range(self.slots):
-            thread = threading.Thread(target=self._serve, args=(slot,), name=f"{self.name}-{slot}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _serve(self, slot: int) -> None:
+    def _serve(self) -> None:
         while True:
             with self._cond:
-                # the main thread takes any job; an overflow thread only one the main thread leaves
-                while not self._heap or (slot and not self._busy[0]):
+                while not self._heap:
                     self._cond.wait()
                 _, _, job = heapq.heappop(self._heap)
-                self._busy[slot] = True
-                self._cond.notify_all()  # an overflow thread may take the next one now
+                self._busy = True
             try:
-                job(slot)
+                job()
             except BaseException:  # a job reports its own errors; the lane must outlive it
                 log.exception("job of lane %s failed", self.name)
             finally:
                 with self._cond:
-                    self._busy[slot] = False
-                    self._cond.notify_all()
+                    self._busy = False
