@@ -112,7 +112,23 @@ STT_QUEUE = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 STT_LANES = frozenset({"conversation", "transcript", "batch"})
-workers.observe_waits(lambda lane, seconds: STT_QUEUE.labels(bounded(lane, STT_LANES)).observe(seconds))
+TTS_QUEUE = Histogram(
+    "aipbx_tts_queue_seconds",
+    "Time a sentence waited for the offline voice before its synthesis started (every call shares the "
+    "voice; the sentence a caller needs first goes first)",
+    buckets=LATENCY_BUCKETS,
+)
+TTS_LANES = frozenset({"piper"})
+
+
+def _observe_wait(lane: str, seconds: float) -> None:
+    if lane in TTS_LANES:
+        TTS_QUEUE.observe(seconds)
+    else:
+        STT_QUEUE.labels(bounded(lane, STT_LANES)).observe(seconds)
+
+
+workers.observe_waits(_observe_wait)
 HITL_REQUESTS = Counter("aipbx_hitl_requests", "Questions handed to a person, by reason", ["reason"])
 HITL_RESULTS = Counter("aipbx_hitl_outcomes", "How HITL requests ended for the caller", ["outcome"])
 

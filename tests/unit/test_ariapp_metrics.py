@@ -175,3 +175,18 @@ def test_collector_adds_finished_and_live_calls_rtp_and_reads_the_apps_counters(
     assert values[("aipbx_events_published_total", ())] == 9
     assert values[("aipbx_media_clock_late_ticks_total", ())] == 3
     assert values[("aipbx_ari_connected", ())] == 0
+
+
+def test_the_wait_for_the_shared_voice_is_its_own_metric_not_a_recognition_lane() -> None:
+    import threading
+
+    from ariapp.providers.local.workers import DeadlineLane
+
+    voice_before = sample("aipbx_tts_queue_seconds_count")
+    recognition_before = sample("aipbx_stt_queue_seconds_count", lane="other")
+    done = threading.Event()
+    DeadlineLane("piper").submit(done.set)  # the lane piper's syntheses run in
+
+    assert done.wait(5)
+    assert sample("aipbx_tts_queue_seconds_count") == voice_before + 1
+    assert sample("aipbx_stt_queue_seconds_count", lane="other") == recognition_before
