@@ -24,7 +24,7 @@ from ariapp.providers.base import SpeechToText, TextToSpeech
 from ariapp.providers.errors import ProviderBadInput, ProviderUnavailable
 from ariapp.providers.local import EspeakTTS, PiperTTS, WhisperSTT, normalize_english_times
 from ariapp.providers.local.models import resolve_whisper_model
-from ariapp.providers.local.stt import said_once
+from ariapp.providers.local.stt import _Decoded, said_once
 
 # Whisper base and tiny.en plus Piper: about 20 s on 2 cores, most of it model loading and decoding.
 pytestmark = pytest.mark.slow
@@ -155,6 +155,25 @@ async def test_whisper_hears_the_names_it_is_told_to_expect() -> None:
     # and the names are not invented where nobody speaks
     line_noise = np.random.default_rng(1).normal(0, 300, 32000).astype(np.int16)
     assert (await stt.transcribe(line_noise, "en", hints)).text == ""
+
+
+async def test_a_reply_the_prompt_talked_away_is_heard_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a decoder that, after the names' prompt, hears nothing in a short "Yeah." (as tiny.en does
+    # about one time in five with the noisy voice) and "Yeah." without it
+    stt = WhisperSTT(model="tiny.en")
+    prompts: list[str] = []
+
+    def decode_once(audio, language, prompt):
+        prompts.append(prompt)
+        return _Decoded("" if prompt else "Yeah.", language, None if prompt else 0.9)
+
+    monkeypatch.setattr(stt, "_decode_once", decode_once)
+    yeah = (np.sin(np.arange(8000) / 3) * 8000).astype(np.int16)
+    # when it is told names to expect
+    heard = await stt.transcribe(yeah, "en", ["Dr. Minsu Park"])
+    # then the reply is still heard: decoded again without the prompt
+    assert heard.text == "Yeah."
+    assert prompts == ["A caller asks about Dr. Minsu Park.", ""]
 
 
 @pytest.mark.parametrize("model", ["tiny.en", "base"])

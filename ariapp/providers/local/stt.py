@@ -257,7 +257,17 @@ class WhisperSTT:
         )
 
     def _decode(self, audio: npt.NDArray[np.float32], language: str | None, prompt: str = "") -> _Decoded:
-        """Blocking decode of float32 audio after ``prompt`` (none: ""); runs on the worker thread."""
+        """Blocking decode of float32 audio after ``prompt`` (none: ""); runs on the worker thread.
+
+        A prompt can talk the decoder out of a short reply (a "Yes." or "Yeah." heard as nothing, one
+        time in five): nothing heard after a prompt is decoded again without it.
+        """
+        decoded = self._decode_once(audio, language, prompt)
+        if prompt and not decoded.text:
+            decoded = self._decode_once(audio, language, "")
+        return decoded
+
+    def _decode_once(self, audio: npt.NDArray[np.float32], language: str | None, prompt: str) -> _Decoded:
         model = self._get_model()
         if language is not None and language != "en" and not model.model.is_multilingual:
             raise ProviderBadInput(f"this model only understands English, not {language!r}", provider=_PROVIDER)
