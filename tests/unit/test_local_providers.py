@@ -176,6 +176,22 @@ async def test_a_reply_the_prompt_talked_away_is_heard_without_it(monkeypatch: p
     assert prompts == ["A caller asks about Dr. Minsu Park.", ""]
 
 
+async def test_a_clear_sentence_after_a_silence_is_heard_though_its_start_looks_like_no_speech() -> None:
+    # given the AI's own answer as a phone records it, two seconds into the audio (a voicemail, a
+    # recording, a caller who waits): whisper base gives it a no-speech probability of 0.71
+    tts = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
+    answer = await tts.synthesize_all(
+        "Dr. Jee Young Lee, the clinic director, does general dentistry, crowns and implants. "
+        "She sees patients on Mondays, Wednesdays, Fridays and Saturdays."
+    )
+    pause = np.zeros(2 * tts.sample_rate, dtype=np.int16)
+    phone = telephone_leg(np.concatenate([pause, answer, pause]), tts.sample_rate)
+    # when it is transcribed
+    heard = (await WhisperSTT(model="base").transcribe(phone, "en")).text.lower()
+    # then the words are kept: the model is sure of them (whisper drops only "no speech" and unsure)
+    assert "clinic director" in heard and "saturdays" in heard, heard
+
+
 @pytest.mark.parametrize("model", ["tiny.en", "base"])
 async def test_whisper_hears_nothing_in_silence_or_line_noise(model: str, whisper_cache: Path) -> None:
     stt = WhisperSTT(model, language="en", cache_dir=whisper_cache)  # the shortened window's guards

@@ -137,9 +137,10 @@ class WhisperSTT:
         cache_dir: Where ``"base"`` is assembled (see ``models.assemble_whisper_base``).
         beam_size: 1 is greedy decoding, the fastest; larger beams cost time for little gain here.
         cpu_threads: CTranslate2 intra-op threads (the machine has 2 cores).
-        no_speech_prob_max: Drop a segment whose no-speech probability exceeds this.
+        no_speech_prob_max: Drop a segment whose no-speech probability exceeds this and whose
+            mean log-prob is below ``log_prob_threshold`` (whisper's own skip rule).
         compression_ratio_max: Drop a segment whose gzip ratio exceeds this (a repetition loop).
-        log_prob_threshold: Whisper's own skip rule: no speech *and* a mean log-prob below this.
+        log_prob_threshold: See ``no_speech_prob_max``.
         no_repeat_ngram_size: Forbid repeating any n-gram of this size (0 disables).
         tokens_per_second: Token budget per second of audio (plus 16), capped at 220.
         min_peak: Audio whose absolute peak is below this is silence; the model is not run.
@@ -294,7 +295,7 @@ class WhisperSTT:
             kept = [
                 seg
                 for seg in segments  # a lazy generator: decoding happens here
-                if seg.no_speech_prob <= self.no_speech_prob_max
+                if not self._nothing_said(seg.no_speech_prob, seg.avg_logprob, bool(prompt))
                 and seg.compression_ratio <= self.compression_ratio_max
                 and seg.text.strip()
             ]
@@ -310,6 +311,16 @@ class WhisperSTT:
             mean_logprob = sum(w * seg.avg_logprob for w, seg in zip(weights, kept, strict=True))
             confidence = math.exp(mean_logprob / sum(weights))
         return _Decoded(text=text, language=info.language, confidence=confidence)
+
+    def _nothing_said(self, no_speech_prob: float, avg_logprob: float, prompted: bool) -> bool:
+        """Whisper's own rule: no speech *and* words the model is not sure of. The no-speech
+        probability alone dropped sentences read out clearly after a silence ("Dr. Jee Young Lee,
+        the clinic director, ..." 2 s into the audio: 0.71, and every word right). After a prompt the
+        probability alone decides: on line noise the decoder repeats the prompt's names, sure of
+        them (and what it drops is decoded again without the prompt, :meth:`_decode`)."""
+        if prompted:
+            return no_speech_prob > self.no_speech_prob_max
+        return no_speech_prob > self.no_speech_prob_max and avg_logprob < self.log_prob_threshold
 
     def _window_frames(self, samples: int) -> int | None:
         """Mel frames of the shortened encoder window for ``samples`` of audio, or None for the whole one."""
@@ -360,9 +371,8 @@ class WhisperSTT:
         text = said_once(tokenizer.decode(tokens).strip())
         encoded = text.encode("utf-8")
         ratio = len(encoded) / len(zlib.compress(encoded)) if encoded else 0.0
-        # faster-whisper skips "no speech and a low log-prob"; the full path's filter then drops any
-        # segment above the no-speech limit anyway, so the one comparison covers both
-        if result.no_speech_prob > self.no_speech_prob_max or ratio > self.compression_ratio_max or not text:
+        nothing = self._nothing_said(result.no_speech_prob, avg_logprob, bool(prompt))
+        if nothing or ratio > self.compression_ratio_max or not text:
             return _Decoded(text="", language=language or "en", confidence=None)
         return _Decoded(text=text, language=language or "en", confidence=math.exp(avg_logprob))
 
