@@ -136,7 +136,7 @@ class DeadlineLane:
                 self._busy = True
             try:
                 job()
-            except BaseException:  # a job reports its own errors; the lane must outlive it
+            except Exception:  # a job reports its own errors; the lane must outlive it
                 log.exception("job of lane %s failed", self.name)
             finally:
                 with self._cond:
