@@ -620,7 +620,7 @@ class Orchestrator:
         except Exception as exc:  # noqa: BLE001 - only a head start: the first question searches as usual
             log.warning("could not prepare the knowledge of %s: %r", self.config.owner_key, exc)
             return
-        self._hints = proper_names([getattr(p, "text", "") for p in passages or ()])
+        self._hints = proper_names([passage.text for passage in passages])
 
     async def _retrieve(self, question: str) -> tuple[list[Any], Any | None]:
         """The callee's passages nearest the question (best first) and the verdict on which answer it."""
