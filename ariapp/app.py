@@ -184,6 +184,9 @@ class App:
             warm = getattr(stt, "warmup", None)
             if warm is not None:
                 await warm()
+        warm = getattr(self.engine.turn_model, "warmup", None)
+        if warm is not None:
+            await warm()
         try:
             await self._write_prompts()
         except OSError as exc:  # callers then hear no notice (or busy message): say so, but answer calls

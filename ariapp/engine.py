@@ -131,7 +131,17 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
         desk=build_desk(settings),
         hitl=settings.hitl,
         confirm_at=settings.confirm_at,
+        turn_model=build_turn_model(settings),
     )
+
+
+def build_turn_model(settings: Settings):
+    """The end-of-turn model (offline whatever the providers: it hears audio, it sends nothing)."""
+    if settings.turn_model == "off":
+        return None
+    from ariapp.providers.local.turn import SmartTurn
+
+    return SmartTurn()
 
 
 def _languages(settings: Settings) -> tuple[str, ...]:

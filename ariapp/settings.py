@@ -93,6 +93,7 @@ class Settings:
     no_answer_override: int | None = None
     hold_music_dir: Path | None = None  # uploaded hold music (the console's AIPBX_HOLD_MUSIC_DIR)
     tts_cache_mb: int = 64  # synthesized replies kept per voice (ariapp.providers.cache); 0: none
+    turn_model: str = "smart-turn"  # hears whether the caller finished (ariapp.conversation.turns); "off": words only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +192,7 @@ class Settings:
             no_answer_override=integer("AIPBX_NO_ANSWER_OVERRIDE", 0, 0, 600) or None,
             hold_music_dir=Path(env["AIPBX_HOLD_MUSIC_DIR"]) if env.get("AIPBX_HOLD_MUSIC_DIR") else None,
             tts_cache_mb=integer("AIPBX_TTS_CACHE_MB", 64, 0, 4096),
+            turn_model=_choice(env, "AIPBX_TURN_MODEL", "smart-turn", ("smart-turn", "off")),
         )
 
 

@@ -38,5 +38,7 @@ PYTHON=${PYTHON:-python3}
   || { echo "Python 3.11+ is required (found $("$PYTHON" --version))" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+# The end-of-turn model (Smart Turn v3.2) ships inside the pipecat-ai wheel: that file alone, into .venv/share.
+.venv/bin/python -m ariapp.providers.local.install smart-turn >/dev/null
 # The console's translations (locale/*/LC_MESSAGES/*.po -> .mo, generated, not in git): no GNU gettext needed.
 .venv/bin/python -m stack.catalogs

@@ -50,7 +50,7 @@ from ariapp.conversation.transfer import Heard, briefing
 from ariapp.directory import Extension
 from ariapp.errors import AriError, MediaError
 from ariapp.media.resample import resample
-from ariapp.providers.base import SpeechToText, TextToSpeech
+from ariapp.providers.base import EndOfTurn, SpeechToText, TextToSpeech
 from ariapp.tasks import cancel_and_wait
 from ariapp.timed import TimedRetriever
 from contract import CallAnswered, Event, TransferRequest
@@ -86,6 +86,7 @@ class Engine:
     stts: Mapping[str, SpeechToText] | None = None  # per call language; a ko-KR call needs a Korean model
     transcript_stts: Mapping[str, SpeechToText] | None = None  # the low-priority lane writing calls down
     confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (0: never)
+    turn_model: EndOfTurn | None = None  # hears whether the caller finished; None: the words alone
     #: Builds a named voice of a language's provider (an extension's ``voice`` setting); None: one voice
     #: per language. Built on first use and kept; a voice the provider refuses falls back to the default.
     voice_factory: Callable[[str, str], TextToSpeech] | None = None
@@ -538,6 +539,7 @@ class AiCall:
             desk=self.engine.desk,
             hitl=self.engine.hitl,
             voicemail=self,
+            turn_model=self.engine.turn_model,
         )
         conversation = asyncio.ensure_future(self.orchestrator.run())
         try:

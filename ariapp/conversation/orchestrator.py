@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, cast
 
@@ -46,16 +46,20 @@ from ariapp.conversation.machine import TRANSFERABLE, Cmd, Ev, State, step
 from ariapp.conversation.prompt import Turn, system_prompt
 from ariapp.conversation.spoken import spoken
 from ariapp.conversation.transfer import MUSIC_CHUNK_S, TRANSFER_WAIT_S, hold_for_transfer
-from ariapp.conversation.turns import BACKCHANNEL_MAX_S, backchannel, unfinished
+from ariapp.conversation.turns import BACKCHANNEL_HINTS, BACKCHANNEL_MAX_S, backchannel, should_wait
 from ariapp.conversation.turns import HOLD_S as TURN_HOLD_S
 from ariapp.media.audio import Speaker, SpeechHandle
 from ariapp.media.resample import StreamResampler, resample
-from ariapp.providers.base import SpeechToText, TextToSpeech, Transcript, needed_by
+from ariapp.providers.base import EndOfTurn, SpeechToText, TextToSpeech, Transcript, needed_by
 from ariapp.providers.errors import ProviderError
 from ariapp.tasks import cancel_and_wait
 from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
+
+#: How long the answer waits, once the words are heard, for the end-of-turn model (busy with other
+#: callers' turns); after that the words alone decide.
+TURN_MODEL_WAIT_S = 0.2
 
 FILLER = {"en": "One moment, please.", "ko": "잠시만 기다려 주세요."}
 FALLBACK = {
@@ -157,8 +161,10 @@ class Orchestrator:
         desk: Desk | None = None,
         hitl: HitlConfig | None = None,
         voicemail: MessageTaker | None = None,
+        turn_model: EndOfTurn | None = None,
     ) -> None:
         self.config = config
+        self.turn_model = turn_model  # None: the words alone decide whether the caller has finished
         self.desk = desk  # None: no human in the loop (the AI says it is not sure)
         self.hitl = hitl or HitlConfig()
         # None, or voicemail off: after the away/timeout message the conversation goes on
@@ -319,6 +325,13 @@ class Orchestrator:
         if len(utterance) / self.rate <= BACKCHANNEL_MAX_S:
             try:
                 said = (await self._transcribe(utterance)).text
+                if not backchannel(said) and reply_to_offer(said, self.config.lang)[0] is None:
+                    # A hum is heard as words ("mm-hmm" as "in a month"): listen again expecting one.
+                    # A real interruption keeps its words ("What about Sunday?"), so it still stops us.
+                    again = (await self._transcribe(utterance, hints=BACKCHANNEL_HINTS[self.config.lang])).text
+                    if backchannel(again):
+                        log.info("%r heard again as %r, a backchannel", said, again)
+                        said = again
             except ProviderError as exc:
                 log.warning("could not hear what was said over the reply: %r", exc)
         if said is not None and self._offered is not None and reply_to_offer(said, self.config.lang)[0] is not None:
@@ -400,6 +413,8 @@ class Orchestrator:
             utterance = np.concatenate([self._kept_audio, utterance])
             replacing = self._open_question
         self._kept_audio = utterance  # until our answer starts playing (then the turn is over)
+        # how the words end, judged while they are recognised (~50 ms on a thread of its own)
+        ending = asyncio.ensure_future(self._turn_complete(utterance)) if self.turn_model is not None else None
         filler = asyncio.ensure_future(self._filler_after(self.config.filler_after_s))
         reply: _Reply | None = None
         trigger: Trigger | None = None
@@ -414,7 +429,10 @@ class Orchestrator:
                     self._kept_audio = None
                     self.post(Ev.REPLY_EMPTY)
                     return
-                if unfinished(question, self.config.language):
+                complete = await _ready(ending, TURN_MODEL_WAIT_S) if ending is not None else None
+                if complete is not None:
+                    marks.values["turn_complete"] = round(complete, 3)
+                if should_wait(question, self.config.language, complete):
                     # "Could you tell me, um," is not a question yet: give the caller a moment to go
                     # on (their next onset cancels this reply and keeps the audio; turns.py).
                     with marks.waiting_on_model():  # a deliberate wait, not the pipeline's overhead
@@ -502,6 +520,8 @@ class Orchestrator:
             self.post(Ev.PROVIDER_FAILED, exc)
         finally:
             filler.cancel()
+            if ending is not None:
+                ending.cancel()
             if reply is not None:
                 reply.close(self.speaker, marks)
                 if reply.turn is not None and reply.turn.text:
@@ -598,9 +618,12 @@ class Orchestrator:
                 await task
         return await self._transcribe(utterance)
 
-    async def _transcribe(self, pcm: np.ndarray, interim: bool = False) -> Transcript:
+    async def _transcribe(
+        self, pcm: np.ndarray, interim: bool = False, hints: Sequence[str] | None = None
+    ) -> Transcript:
+        """What ``pcm`` says; ``hints``: what to expect (default: the callee's names)."""
         audio = resample(pcm, self.rate, self.stt.sample_rate)
-        transcript = await self.stt.transcribe(audio, self.config.lang, self._hints)
+        transcript = await self.stt.transcribe(audio, self.config.lang, self._hints if hints is None else hints)
         if interim and transcript.text:  # what we heard so far, shown live before the turn is over
             self._publish(
                 contract.Transcript(
@@ -608,6 +631,16 @@ class Orchestrator:
                 )
             )
         return transcript
+
+    async def _turn_complete(self, utterance: np.ndarray) -> float | None:
+        """The end-of-turn model's probability that ``utterance`` ends the turn; None when it failed
+        (the words alone decide then: a model must never cost the caller an answer)."""
+        assert self.turn_model is not None
+        try:
+            return await self.turn_model.complete(resample(utterance, self.rate, self.turn_model.sample_rate))
+        except ProviderError as exc:
+            log.warning("end-of-turn model failed, the words decide: %r", exc)
+            return None
 
     async def _prepare_knowledge(self) -> None:
         """Get the callee's knowledge ready for the first question, and tell the recogniser the names
@@ -840,6 +873,12 @@ def _mark_unspoken(turn: TurnLog, handle: SpeechHandle, pieces: list[str], piece
         rest = [" ".join(words[heard:]), *rest[1:]] if words[heard:] else rest[1:]
     turn.text = " ".join(spoken)
     turn.unspoken = " ".join(rest)
+
+
+async def _ready(task: asyncio.Future, seconds: float) -> Any:
+    """``task``'s result if it is done within ``seconds``, else None (it is left running)."""
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    return task.result() if done else None
 
 
 async def _once(text: str) -> AsyncIterator[str]:

@@ -7,6 +7,13 @@ Korean connective ending ("-고", "-는데", "그리고"), is not a question yet
 those — the orchestrator waits :data:`HOLD_S` longer before answering; if the caller goes on, the
 two parts are heard as one question (the machine's THINKING + onset rule). Complete questions
 ("... on Saturdays?") are answered at once, so the usual latency does not change.
+
+The audio is the other half: the recogniser often hides an unfinished thought ("My son is seven
+and [pause]" comes out as "My son is seven."), while an end-of-turn model that hears how the words
+end (Smart Turn, :class:`ariapp.providers.local.turn.SmartTurn`) is rarely wrong when it is sure a
+thought goes on (:data:`INCOMPLETE_BELOW`), though unreliable when it is not. :func:`should_wait`
+holds when either says so. Measured through G.711 on the synthetic caller (30 fragments, 113
+complete questions): text alone held 15 fragments and delayed 1 question; with the model 21 and 2.
 """
 
 from __future__ import annotations
@@ -14,10 +21,22 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["BACKCHANNEL_MAX_S", "HOLD_S", "backchannel", "unfinished"]
+__all__ = [
+    "BACKCHANNEL_HINTS",
+    "BACKCHANNEL_MAX_S",
+    "HOLD_S",
+    "INCOMPLETE_BELOW",
+    "backchannel",
+    "should_wait",
+    "unfinished",
+]
 
 #: How much longer an unfinished thought is given (after end-of-turn silence and recognition).
 HOLD_S: Final = 0.7
+
+#: The end-of-turn model's probability of a complete turn below which the caller is given
+#: :data:`HOLD_S` more whatever the words say (its 0.5 would delay 8 % of complete questions).
+INCOMPLETE_BELOW: Final = 0.1
 
 # English words a finished sentence does not end on: conjunctions, articles, prepositions,
 # fillers, and the openings of a request ("could you tell me").
@@ -65,11 +84,18 @@ _KO_OPEN_ENDINGS: Final = (
 )
 
 _WORD: Final = re.compile(r"[\w']+", re.UNICODE)
+_HUM: Final = re.compile(r"[mh]+|(?:u+h+){1,2}")
+
+#: What the recogniser is told to expect when a short sound over our reply was not heard as a
+#: backchannel: without it tiny.en hears "mm-hmm" as "in a month" or "and make them" (8 of 21 hums
+#: and acknowledgements through G.711; 4 with it, and none of 30 short interruptions taken for one).
+BACKCHANNEL_HINTS: Final = {"en": ("Mm-hmm", "Uh-huh", "Mm", "Okay"), "ko": ("네", "예", "음", "응")}
 
 #: An utterance over our reply longer than this is an interruption without asking the recogniser.
 BACKCHANNEL_MAX_S: Final = 1.2
 
-# What a listener says to show they follow, not to take the turn (every word must be one of these).
+# What a listener says to show they follow, not to take the turn (every word must be one of these,
+# or a hum: "mm", "mhm", "hmm", "uh-huh" however the recogniser spells it).
 _BACKCHANNEL_WORDS: Final = frozenset(
     """
 mm mmm mhm mmhmm hm hmm uh huh um ah aha oh okay ok yeah yes yep yup right sure alright i see got it
@@ -101,6 +127,13 @@ def unfinished(text: str, language: str = "en-US") -> bool:
     return last in _EN_OPEN_ENDS
 
 
+def should_wait(text: str, language: str = "en-US", complete: float | None = None) -> bool:
+    """Whether to give the caller :data:`HOLD_S` more before answering ``text``: its words stop
+    mid-thought, or the end-of-turn model (``complete``: its probability, None: no model) is sure
+    the turn goes on."""
+    return unfinished(text, language) or (complete is not None and complete < INCOMPLETE_BELOW)
+
+
 def _is_hangul(word: str) -> bool:
     return any("\uac00" <= ch <= "\ud7a3" for ch in word)
 
@@ -108,4 +141,4 @@ def _is_hangul(word: str) -> bool:
 def backchannel(text: str) -> bool:
     """Whether ``text``, said over our reply, only acknowledges it ("mm-hm", "okay", "네", nothing clear)."""
     words = _WORD.findall(text.lower().replace("-", ""))
-    return all(word in _BACKCHANNEL_WORDS for word in words)
+    return all(word in _BACKCHANNEL_WORDS or _HUM.fullmatch(word) for word in words)

@@ -24,6 +24,7 @@ from ariapp.providers.errors import ProviderBadInput
 
 __all__ = [
     "ChatMessage",
+    "EndOfTurn",
     "LanguageModel",
     "Pcm",
     "SpeechToText",
@@ -129,6 +130,23 @@ class SpeechToText(Protocol):
             ProviderBadInput: Wrong dtype/shape, or a language the model cannot do.
             ProviderTimeout: The engine did not finish within its budget.
             ProviderError: The engine failed.
+        """
+        ...
+
+
+@runtime_checkable
+class EndOfTurn(Protocol):
+    """Whether a speaker's turn is over, judged from the audio (intonation, how the words end)."""
+
+    sample_rate: int
+    """Rate the model expects, in Hz."""
+
+    async def complete(self, pcm: Pcm) -> float:
+        """0..1: how sure the model is that the turn in ``pcm`` (mono ``np.int16``) is complete.
+
+        Raises:
+            ProviderTimeout: The model did not finish within its budget.
+            ProviderError: The model failed.
         """
         ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
-from ariapp.engine import build_answerer, build_stts, build_tts
+from ariapp.engine import build_answerer, build_stts, build_tts, build_turn_model
 from ariapp.errors import ConfigError
 from ariapp.settings import Settings
 
@@ -23,6 +23,13 @@ def test_the_default_is_offline() -> None:
     assert isinstance(build_answerer(s, env), ExtractiveAnswerer)
     assert type(build_tts(s, env, "en-US")).__name__ == "PiperTTS"
     assert type(build_tts(s, env, "ko-KR")).__name__ == "EspeakTTS"
+
+
+def test_the_end_of_turn_model_is_on_by_default_and_can_be_turned_off() -> None:
+    assert type(build_turn_model(settings()[0])).__name__ == "SmartTurn"
+    assert build_turn_model(settings(AIPBX_TURN_MODEL="off")[0]) is None
+    with pytest.raises(ConfigError, match="AIPBX_TURN_MODEL"):
+        settings(AIPBX_TURN_MODEL="smart")
 
 
 @pytest.mark.parametrize(

@@ -173,6 +173,7 @@ class Call:
         answerer=None,
         retriever: FakeRetriever | None = None,
         wait_for_greeting: bool = True,
+        turn_model=None,
         **config,
     ) -> None:
         self.stt = stt or FakeSTT("When do you open?")
@@ -195,6 +196,7 @@ class Call:
             greeting=self._greeting,
             since_answer=lambda: time.monotonic() - self._t0,
             publish=self.published.append,
+            turn_model=turn_model,
         )
         self.wait_for_greeting = wait_for_greeting
         self.run: asyncio.Task | None = None

@@ -15,6 +15,9 @@ import contract
 from ariapp.conversation.machine import Ev, State
 from ariapp.conversation.orchestrator import FALLBACK, FILLER
 from ariapp.conversation.prompt import Turn
+from ariapp.conversation.turns import BACKCHANNEL_HINTS
+from ariapp.providers.base import Transcript
+from ariapp.providers.errors import ProviderError
 from tests.unit.test_conversation_orchestrator import (
     GREETING,
     GREETING_LEVEL,
@@ -371,3 +374,116 @@ async def test_no_guess_at_a_pause_while_the_recogniser_is_busy_with_other_calle
         call.say(speech(0.5))
         await call.until(lambda: len(call.orchestrator.turns) == 3)
     assert len(stt.calls) == 1 and call.orchestrator.turns[1].text == "When do you open?"
+
+
+class FakeTurnModel:
+    """An end-of-turn model that says ``probabilities[i]`` (the last repeats) for its i-th utterance."""
+
+    sample_rate = 16000
+
+    def __init__(self, *probabilities: float | Exception, delay: float = 0.0) -> None:
+        self.probabilities, self.delay = probabilities, delay
+        self.calls: list[int] = []
+
+    async def complete(self, pcm: np.ndarray) -> float:
+        result = self.probabilities[min(len(self.calls), len(self.probabilities) - 1)]
+        self.calls.append(len(pcm))
+        await asyncio.sleep(self.delay)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+async def test_words_that_sound_finished_wait_when_the_turn_model_hears_the_thought_go_on() -> None:
+    # given "My son is seven and [pause]" recognised as a finished sentence, which the model hears go on
+    stt = FakeSTT("My son is seven.", "My son is seven and do you see children?")
+    answerer = ScriptedAnswerer(["Yes, we see children from age three. "])
+    model = FakeTurnModel(0.03, 0.9)
+    async with Call(stt=stt, answerer=answerer, turn_model=model) as call:
+        call.say()
+        await call.until(lambda: len(stt.calls) == 1 and call.state is State.THINKING)
+        # when the caller goes on within the hold
+        await asyncio.sleep(0.1)
+        call.orchestrator.post(Ev.CALLER_ONSET)
+        await call.until(lambda: call.state is State.LISTENING)
+        call.say()
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+
+    # then only the whole question was answered, and the model heard the 16 kHz audio of each turn
+    assert [q.text for q in answerer.questions] == ["My son is seven and do you see children?"]
+    assert model.calls[0] == stt.calls[0] and model.calls[1] > model.calls[0]
+    assert call.orchestrator.turns[1].latency_ms["turn_complete"] == 0.9
+
+
+async def test_a_finished_question_the_model_hears_as_finished_is_answered_without_a_hold() -> None:
+    model = FakeTurnModel(0.6)
+    async with Call(stt=FakeSTT("When do you open?"), turn_model=model) as call:
+        call.say()
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+    latency = call.orchestrator.turns[1].latency_ms
+    assert "turn_hold" not in latency and latency["turn_complete"] == 0.6
+
+
+async def test_the_words_decide_when_the_turn_model_fails_or_is_late() -> None:
+    for model in (FakeTurnModel(ProviderError("onnx failed")), FakeTurnModel(0.01, delay=1.0)):
+        async with Call(stt=FakeSTT("When do you open?"), turn_model=model) as call:
+            call.say()
+            await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+        latency = call.orchestrator.turns[1].latency_ms
+        assert "turn_hold" not in latency and "turn_complete" not in latency, model.probabilities
+
+
+class HumSTT(FakeSTT):
+    """Hears ``unexpected`` in the caller's sound over our reply unless told to expect a backchannel."""
+
+    def __init__(self, question: str, unexpected: str, expected: str) -> None:
+        super().__init__(question, unexpected)
+        self.expected = expected
+
+    async def transcribe(self, pcm: np.ndarray, language: str | None = None, hints=()) -> Transcript:
+        heard = await super().transcribe(pcm, language, hints)
+        if tuple(hints) == BACKCHANNEL_HINTS["en"]:
+            return Transcript(self.expected, "en", True, 0.6, heard.duration_s, 0.0)
+        return heard
+
+
+async def over_the_reply(stt: FakeSTT) -> Call:
+    """A three-sentence reply that the caller says something short over during its first sentence."""
+    call = Call(stt=stt, answerer=ScriptedAnswerer([f"{s} " for s in THREE], ["Sunday we are closed. "]))
+    await call.__aenter__()
+    call.hold = lambda: played_at_least(call, 5)
+    call.say()
+    await call.until(lambda: call.hold() and call.speaker.handle(THREE[0]).input_complete)
+    call.orchestrator.post(Ev.CALLER_ONSET)
+    await call.until(lambda: call.state is State.PAUSED)
+    call.hold = lambda: False
+    call.say(speech(0.4))
+    return call
+
+
+async def test_a_hum_heard_as_words_is_heard_again_as_a_backchannel_and_the_reply_goes_on() -> None:
+    # given "mm-hmm" over the reply, which the recogniser hears as "in a month." unless it expects a hum
+    stt = HumSTT("When do you open?", "in a month.", "Mm-hmm.")
+    call = await over_the_reply(stt)
+    try:
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+    finally:
+        await call.__aexit__(None, None, None)
+    # then the reply went on to its end, and the hum was listened to twice: as is, then expecting a hum
+    turn = last_ai_turn(call)
+    assert (turn.text, turn.interrupted) == (" ".join(THREE), False)
+    assert stt.hints[1:] == [[], list(BACKCHANNEL_HINTS["en"])]
+    assert call.orchestrator.barge_ins == 0
+
+
+async def test_a_short_question_over_the_reply_still_stops_it() -> None:
+    # given words that stay words however they are listened to
+    stt = HumSTT("When do you open?", "What about Sunday?", "What about Sunday?")
+    call = await over_the_reply(stt)
+    try:
+        await call.until(lambda: call.state is State.LISTENING and "Sunday we are closed." in call.ai_texts())
+    finally:
+        await call.__aexit__(None, None, None)
+    assert last_ai_turn(call).text == "Sunday we are closed."
+    assert [t for t in call.orchestrator.turns if t.speaker == "ai"][1].interrupted
+    assert call.orchestrator.barge_ins == 1

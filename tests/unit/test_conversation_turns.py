@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ariapp.conversation.turns import unfinished
+from ariapp.conversation.turns import INCOMPLETE_BELOW, backchannel, should_wait, unfinished
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,25 @@ def test_korean_thoughts_left_open(text: str) -> None:
 @pytest.mark.parametrize("text", ["토요일에 문 여나요?", "가격이 얼마예요", "네", "예약하고 싶습니다."])
 def test_korean_thoughts_finished(text: str) -> None:
     assert not unfinished(text, "ko-KR")
+
+
+@pytest.mark.parametrize(
+    "text", ["MM", "Mm-m. Mm.", "Mhm.", "M-h-h", "Uh-huh.", "uh", "Hmm.", "Okay.", "네", "", "Mm, okay."]
+)
+def test_hums_and_acknowledgements_are_backchannels(text: str) -> None:
+    assert backchannel(text)
+
+
+@pytest.mark.parametrize("text", ["in a month.", "Mm, no, the other one.", "Monday?", "What about Sunday?", "Amen."])
+def test_words_are_not_backchannels(text: str) -> None:
+    assert not backchannel(text)
+
+
+def test_the_turn_model_holds_a_finished_sounding_sentence_only_when_it_is_sure() -> None:
+    # the words alone: "My son is seven." (the recogniser dropped the "and") is finished
+    assert not should_wait("My son is seven.", "en-US", None)
+    # the model sure that the thought goes on: wait; merely unsure: the words decide
+    assert should_wait("My son is seven.", "en-US", INCOMPLETE_BELOW / 2)
+    assert not should_wait("My son is seven.", "en-US", 0.3)
+    # an open thought waits whatever the model says
+    assert should_wait("Could you tell me,", "en-US", 0.99)

@@ -18,6 +18,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything can import huggingface_hub
 
+from ariapp.conversation.turns import BACKCHANNEL_HINTS, INCOMPLETE_BELOW, backchannel
 from ariapp.media.g711 import ulaw_decode, ulaw_encode
 from ariapp.media.resample import resample
 from ariapp.providers.base import SpeechToText, TextToSpeech
@@ -25,6 +26,7 @@ from ariapp.providers.errors import ProviderBadInput, ProviderUnavailable
 from ariapp.providers.local import EspeakTTS, PiperTTS, WhisperSTT, normalize_english_times
 from ariapp.providers.local.models import resolve_whisper_model
 from ariapp.providers.local.stt import _Decoded, said_once
+from ariapp.providers.local.turn import SmartTurn
 
 # Whisper base and tiny.en plus Piper: about 20 s on 2 cores, most of it model loading and decoding.
 pytestmark = pytest.mark.slow
@@ -348,3 +350,38 @@ def test_espeak_missing_executable_says_what_to_install() -> None:
 )
 def test_a_sentence_repeated_word_for_word_is_heard_once(decoded: str, heard: str) -> None:
     assert said_once(decoded) == heard
+
+
+async def test_the_turn_model_hears_a_thought_left_open_and_a_question_finished() -> None:
+    # given the caller's voice over the phone, with the 0.3 s of silence that ends an utterance
+    tts = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
+    model = SmartTurn()
+    silence = np.zeros(int(0.3 * tts.sample_rate), dtype=np.int16)
+
+    async def complete(text: str) -> float:
+        return await model.complete(telephone_leg(np.concatenate([await tts.synthesize_all(text), silence]), 22050))
+
+    # then a thought that stops on "because" or "um" is heard going on, surely enough to wait for it
+    assert await complete("Hi, I was calling because") < INCOMPLETE_BELOW
+    assert await complete("So I was wondering, um") < INCOMPLETE_BELOW
+    # and a question is heard finished
+    assert await complete("What time do you close on Saturdays?") > 0.5
+    # and it only takes int16 audio
+    with pytest.raises(ProviderBadInput):
+        await model.complete(np.zeros(1600, dtype=np.float32))
+
+
+async def test_a_hum_over_the_reply_is_heard_as_one_when_the_recogniser_expects_it() -> None:
+    # given "Mm-hmm." over the phone, which tiny.en alone hears as words ("in my mom.")
+    tts = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
+    stt = WhisperSTT(model="tiny.en")
+
+    async def heard(text: str, hints=()) -> str:
+        return (await stt.transcribe(telephone_leg(await tts.synthesize_all(text), 22050), "en", hints)).text
+
+    assert not backchannel(await heard("Mm-hmm."))
+    # when it is told to expect a backchannel, it hears one
+    assert backchannel(await heard("Mm-hmm.", BACKCHANNEL_HINTS["en"]))
+    # and a short interruption stays what it is
+    for words in ("What about Sunday?", "Wait.", "No, stop."):
+        assert not backchannel(await heard(words, BACKCHANNEL_HINTS["en"])), words

