@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         "turns",
         "barge_in",
         "quality",
+        "endpointing",
         "load",
         "knowledge",
         "extraction",
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.quality import run_quality
 
         report["quality"] = run_quality()
+    if "endpointing" in args.which:
+        from bench.endpointing import run_endpointing
+
+        report["endpointing"] = run_endpointing()
     if "load" in args.which:
         from bench.load import run_load
 

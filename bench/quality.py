@@ -14,8 +14,9 @@ from an independent SIP phone with synthesised speech, one question per call:
 * **honest**: held-out questions the knowledge does not answer (near misses); honest when the reply
   says it is not sure and reads out no item (a check is always declined: no item answers);
 * **false cut-offs**: questions with a 0.8 s pause inside ("..., um [pause] ..."): the AI's voice
-  heard before the caller finished;
-* **backchannel false stops**: "okay" / "mm-hm" said ~1 s into a long answer (the parking passage):
+  heard before the caller finished (8; the last four are parts the recogniser tends to hear as
+  finished sentences);
+* **backchannel false stops**: "okay" / "mm-hm" / "mm" (8) said ~1 s into a long answer (the parking passage):
   the answer did not go on, or what followed was a new reply (the backchannel taken as a question);
 * **latency**: the caller's last sound -> the reply's first sound, at the phone.
 """
@@ -43,8 +44,13 @@ PAUSED = [  # (first part, second part): a thought with a pause inside
     ("Could you tell me, uh", "how much a crown costs?"),
     ("I wanted to ask about the", "parking, is there any?"),
     ("My son is seven and", "do you see children?"),
+    # the recogniser tends to hear these parts as finished sentences ("My daughter is foreign.")
+    ("My daughter is four and", "can she be seen there?"),
+    ("I need to book a cleaning but", "how much is it?"),
+    ("We just moved here so", "are you open on Sundays?"),
+    ("Hi, I was calling because", "I want to know if you take Kakao Pay."),
 ]
-BACKCHANNELS = ["Okay.", "Mm-hmm.", "Yeah.", "Okay."]
+BACKCHANNELS = ["Okay.", "Mm-hmm.", "Yeah.", "Okay.", "Uh-huh.", "Mm.", "Mhm.", "Right."]
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "the a an and or of to for in on at is are we our you your it its be by with from as this that "
@@ -80,6 +86,33 @@ async def _wait(predicate, seconds: float) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+def _cdr_lines(cfg) -> list[dict]:
+    lines: list[dict] = []
+    for path in sorted(cfg.cdr_dir.glob("cdr-*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return lines
+
+
+async def _app_heard(cfg, before: int) -> str:
+    """What the ARI app heard and did in the call after the first ``before`` CDR lines: each caller
+    turn as it recognised it, with its marks (turn_complete, turn_hold), from the call's metadata."""
+    from tests.integration.audio_checks import Recordings
+
+    if not await _wait(lambda: len(_cdr_lines(cfg)) > before, 15):
+        return "(no CDR line)"
+    call_id = _cdr_lines(cfg)[before]["call_id"]
+    try:
+        turns = Recordings(cfg).metadata(call_id)["turns"]
+    except (OSError, KeyError, ValueError) as exc:
+        return f"(no metadata: {exc!r})"
+    keep = ("turn_complete", "turn_hold")
+    return " | ".join(
+        f"{t['text']!r} { ({k: v for k, v in t.get('latency_ms', {}).items() if k in keep}) }"
+        for t in turns
+        if t["speaker"] == "caller"
+    )
 
 
 class _Caller:
@@ -179,6 +212,7 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
     async with _Caller(cfg) as caller:
         for row in answerable:
             wanted_ids = {row["expect"], *row.get("also", [])}
+            before = len(_cdr_lines(cfg))
             result = await caller.ask(await speech(row["q"]), follow_up=caller_who_asked(wanted_ids))
             heard = await transcribe(answer_of(result), RATE, "base")
             wanted = [_content(items[i]["text"]) for i in wanted_ids]
@@ -188,25 +222,28 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
             if result["latency_s"] is not None:
                 latencies.append(result["latency_s"])
             if not ok:
-                mistakes.append(f"answerable {row['q']!r} -> {heard!r}")
+                mistakes.append(f"answerable {row['q']!r} -> {heard!r}; app heard {await _app_heard(cfg, before)}")
         for row in unknown:
+            before = len(_cdr_lines(cfg))
             result = await caller.ask(await speech(row["q"]), follow_up=caller_who_asked(set()))
             heard = await transcribe(answer_of(result), RATE, "base")
             said_an_item = any(len(_content(i["text"]) & _content(heard)) >= 4 for i in items.values())
             ok = "not sure" in heard and not said_an_item
             honest += ok
             if not ok:
-                mistakes.append(f"unknown {row['q']!r} -> {heard!r}")
+                mistakes.append(f"unknown {row['q']!r} -> {heard!r}; app heard {await _app_heard(cfg, before)}")
         for first, rest in PAUSED:
             a, b = await speech(first), await speech(rest)
+            before = len(_cdr_lines(cfg))
             result = await caller.ask(np.concatenate([a, np.zeros(int(0.8 * RATE), dtype=a.dtype), b]))
             cut = result["during_question_s"] > 0.2
             cutoffs += cut
             if cut:
-                mistakes.append(f"cut off {first!r} ... {rest!r}")
+                mistakes.append(f"cut off {first!r} ... {rest!r}; app heard {await _app_heard(cfg, before)}")
         # A question the gate answers with a long passage (parking: ~9 s), so there is a reply to go on
         question = await speech("Is there parking?")
         for word in BACKCHANNELS:
+            before = len(_cdr_lines(cfg))
             result = await caller.ask(question, backchannel=await speech(word))
             after = result["after_backchannel"]
             heard_after = "" if after is None else await transcribe(after, RATE, "base")
@@ -214,7 +251,9 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
             stopped = result["went_on"] is False or "not sure" in heard_after or after is None
             false_stops += stopped
             if stopped:
-                mistakes.append(f"stopped by {word!r}: after it {heard_after!r}")
+                mistakes.append(
+                    f"stopped by {word!r}: after it {heard_after!r}; app heard {await _app_heard(cfg, before)}"
+                )
     return {
         "answered_right": f"{right}/{len(answerable)}",
         "answered_pct": round(100 * right / len(answerable), 1),

@@ -407,14 +407,20 @@ class Orchestrator:
     async def _answer(self, utterance: np.ndarray, ended_at: float) -> None:
         marks = Marks(self._clock, ended_at)
         replacing: TurnLog | None = None
-        if self._kept_audio is not None:
+        continued = self._kept_audio is not None
+        if continued:
             # The caller went on talking before we answered: hear both parts as one question, whose
             # transcript replaces the first part's once it is heard (until then the first part stands).
             utterance = np.concatenate([self._kept_audio, utterance])
             replacing = self._open_question
         self._kept_audio = utterance  # until our answer starts playing (then the turn is over)
-        # how the words end, judged while they are recognised (~50 ms on a thread of its own)
-        ending = asyncio.ensure_future(self._turn_complete(utterance)) if self.turn_model is not None else None
+        # How the words end, judged while they are recognised (~50 ms on a thread of its own). Not
+        # again once the caller went on after a pause: the model hears the pause in the joined audio
+        # and would hold a finished question a second time (measured: 0.04 for "I wanted to ask about
+        # the [0.8 s] parking, is there any?").
+        ending = None
+        if self.turn_model is not None and not continued:
+            ending = asyncio.ensure_future(self._turn_complete(utterance))
         filler = asyncio.ensure_future(self._filler_after(self.config.filler_after_s))
         reply: _Reply | None = None
         trigger: Trigger | None = None
