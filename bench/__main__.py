@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="50,100,150", help="concurrent call counts to try, in order")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each concurrency step")
     parser.add_argument("--transcripts", type=int, default=500, help="calls for the extraction throughput benchmark")
+    parser.add_argument("--quality-questions", type=int, help="answerable held-out questions of the quality set (all)")
+    parser.add_argument("--quality-unknowns", type=int, help="unanswerable held-out questions of the quality set (all)")
     parser.add_argument("--load-steps", default="10,20,30", help="callers asking at once (conversation load)")
     parser.add_argument("--spacing", type=float, default=0.5, help="seconds between their questions")
     parser.add_argument("--memory-calls", type=int, default=200, help="AI calls for the memory measurement")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if "quality" in args.which:
         from bench.quality import run_quality
 
-        report["quality"] = run_quality()
+        report["quality"] = run_quality(args.quality_questions, args.quality_unknowns)
     if "endpointing" in args.which:
         from bench.endpointing import run_endpointing
 

@@ -60,13 +60,13 @@ async def _run(renderings: int) -> dict:
         pcm = ulaw_decode(ulaw_encode(np.concatenate([pcm, np.zeros(2400, dtype=np.int16)])))
         return resample(pcm, 8000, 16000)
 
-    async def turn(text: str) -> tuple[bool, bool]:
+    async def turn(text: str) -> tuple[bool, bool, str, float]:
         audio = await phone(text)
         heard = (await stt.transcribe(audio, "en")).text
         started = time.perf_counter()
         complete = await model.complete(audio)
         model_ms.append(1000 * (time.perf_counter() - started))
-        return unfinished(heard, "en-US"), should_wait(heard, "en-US", complete)
+        return unfinished(heard, "en-US"), should_wait(heard, "en-US", complete), heard, complete
 
     async def over_reply(text: str) -> tuple[bool, bool]:
         audio = await phone(text)
@@ -89,12 +89,27 @@ async def _run(renderings: int) -> dict:
     hums = [await over_reply(t) for t in said_over * renderings]
     interruptions = [await over_reply(t) for t in cut_ins]
 
-    def count(rows: list[tuple[bool, bool]], i: int) -> str:
+    def count(rows: list, i: int) -> str:
         return f"{sum(r[i] for r in rows)}/{len(rows)}"
+
+    def held_below(rows: list, level: float) -> str:
+        return f"{sum(r[0] or r[3] < level for r in rows)}/{len(rows)}"
+
+    levels = (0.05, 0.1, 0.2, 0.3, 0.5)
 
     return {
         "fragments_held": {"words": count(fragments, 0), "words_or_model": count(fragments, 1)},
         "questions_delayed": {"words": count(complete, 0), "words_or_model": count(complete, 1)},
+        # the words, or the model below each level (INCOMPLETE_BELOW is one of them)
+        "model_levels": {
+            str(level): {
+                "fragments_held": held_below(fragments, level),
+                "questions_delayed": held_below(complete, level),
+            }
+            for level in levels
+        },
+        "fragments_missed": [f"{r[2]!r} {r[3]:.2f}" for r in fragments if not r[1]],
+        "questions_delayed_by": [f"{r[2]!r} {r[3]:.2f}" for r in complete if r[1]],
         "backchannels_heard": {"first_listen": count(hums, 0), "listened_again": count(hums, 1)},
         "interruptions_taken_for_backchannels": {
             "first_listen": count(interruptions, 0),

@@ -5,17 +5,17 @@ providers, no operators), gives extension 1004 the evaluation clinic's knowledge
 (``knowledge/retrieval/eval/kb_clinic_en.yaml``, indexed as the console indexes it) and calls it
 from an independent SIP phone with synthesised speech, one question per call:
 
-* **answered**: held-out paraphrases the knowledge answers; right when the reply heard at the phone
+* **answered**: the 43 held-out paraphrases the knowledge answers; right when the reply heard at the phone
   (recognised by whisper base, not the app's model) contains most of the expected item's content words.
   When the AI checks first ("Just to check, are you asking: …?", ``ariapp.conversation.confirm``) the
   caller says "Yes." if the topic it heard is the expected item's question or heading (most of its
   content words), else "No.", and only the reply after that is judged; ``answered_directly`` counts
   the answers without a check;
-* **honest**: held-out questions the knowledge does not answer (near misses); honest when the reply
+* **honest**: the 13 held-out questions the knowledge does not answer (near misses); honest when the reply
   says it is not sure and reads out no item (a check is always declined: no item answers);
-* **false cut-offs**: questions with a 0.8 s pause inside ("..., um [pause] ..."): the AI's voice
-  heard before the caller finished (8; the last four are parts the recogniser tends to hear as
-  finished sentences);
+* **false cut-offs**: questions with a 0.5-1.0 s pause inside ("..., um [pause] ..."): the AI's
+  voice heard before the caller finished (15: the four of the first runs, 0.8 s, and the clinic's 11
+  of the turn-taking set, ``turn_taking_en.jsonl``);
 * **backchannel false stops**: "okay" / "mm-hm" / "mm" (8) said ~1 s into a long answer (the parking passage):
   the answer did not go on, or what followed was a new reply (the backchannel taken as a question);
 * **latency**: the caller's last sound -> the reply's first sound, at the phone.
@@ -39,16 +39,11 @@ from stack.instance import Instance, scratch_config
 
 EVAL = Path(__file__).resolve().parent.parent / "knowledge" / "retrieval" / "eval"
 RATE = 8000
-PAUSED = [  # (first part, second part): a thought with a pause inside
-    ("So I was wondering, um", "what time do you close on Saturdays?"),
-    ("Could you tell me, uh", "how much a crown costs?"),
-    ("I wanted to ask about the", "parking, is there any?"),
-    ("My son is seven and", "do you see children?"),
-    # the recogniser tends to hear these parts as finished sentences ("My daughter is foreign.")
-    ("My daughter is four and", "can she be seen there?"),
-    ("I need to book a cleaning but", "how much is it?"),
-    ("We just moved here so", "are you open on Sundays?"),
-    ("Hi, I was calling because", "I want to know if you take Kakao Pay."),
+PAUSED = [  # (first part, second part, pause): a thought with a pause inside
+    ("So I was wondering, um", "what time do you close on Saturdays?", 0.8),
+    ("Could you tell me, uh", "how much a crown costs?", 0.8),
+    ("I wanted to ask about the", "parking, is there any?", 0.8),
+    ("My son is seven and", "do you see children?", 0.8),
 ]
 BACKCHANNELS = ["Okay.", "Mm-hmm.", "Yeah.", "Okay.", "Uh-huh.", "Mm.", "Mhm.", "Right."]
 _WORD = re.compile(r"[a-z0-9]+")
@@ -62,7 +57,14 @@ def _content(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
-def _questions(limit_answerable: int, limit_unknown: int) -> tuple[list[dict], list[dict], list[dict]]:
+def _paused() -> list[tuple[str, str, float]]:
+    """The four above, then the clinic's paused questions of the turn-taking set (0.5-1.0 s pauses)."""
+    rows = [json.loads(line) for line in (EVAL / "turn_taking_en.jsonl").read_text().splitlines() if line.strip()]
+    clinic = [r for r in rows if r["type"] == "paused_question" and r.get("domain") == "clinic"]
+    return PAUSED + [(r["parts"][0], r["parts"][1], float(r["pause_s"])) for r in clinic]
+
+
+def _questions(limit_answerable: int | None, limit_unknown: int | None) -> tuple[list[dict], list[dict], list[dict]]:
     kb = yaml.safe_load((EVAL / "kb_clinic_en.yaml").read_text(encoding="utf-8"))
     rows = [json.loads(line) for line in (EVAL / "questions_clinic_en.jsonl").read_text().splitlines() if line]
     held = [r for r in rows if r["split"] == "heldout"]
@@ -232,10 +234,11 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
             honest += ok
             if not ok:
                 mistakes.append(f"unknown {row['q']!r} -> {heard!r}; app heard {await _app_heard(cfg, before)}")
-        for first, rest in PAUSED:
+        paused = _paused()
+        for first, rest, pause_s in paused:
             a, b = await speech(first), await speech(rest)
             before = len(_cdr_lines(cfg))
-            result = await caller.ask(np.concatenate([a, np.zeros(int(0.8 * RATE), dtype=a.dtype), b]))
+            result = await caller.ask(np.concatenate([a, np.zeros(int(pause_s * RATE), dtype=a.dtype), b]))
             cut = result["during_question_s"] > 0.2
             cutoffs += cut
             if cut:
@@ -261,7 +264,7 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
         "checks": checks,
         "honest_on_unknowns": f"{honest}/{len(unknown)}",
         "honest_pct": round(100 * honest / len(unknown), 1),
-        "false_cutoffs": f"{cutoffs}/{len(PAUSED)}",
+        "false_cutoffs": f"{cutoffs}/{len(paused)}",
         "backchannel_false_stops": f"{false_stops}/{len(BACKCHANNELS)}",
         "latency_ms": {
             "n": len(latencies),
@@ -274,7 +277,8 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
     }
 
 
-def run_quality(answerable: int = 12, unknown: int = 8) -> dict:
+def run_quality(answerable: int | None = None, unknown: int | None = None) -> dict:
+    """Every held-out question of the clinic set (43 answerable, 13 unknown) unless limited."""
     kb, rows_answerable, rows_unknown = _questions(answerable, unknown)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bqual{os.getpid()}", Path(tmp))

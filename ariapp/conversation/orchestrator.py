@@ -188,6 +188,7 @@ class Orchestrator:
         self._speculative: tuple[int, asyncio.Task] | None = None  # (samples, STT task) from a pause
         self._ahead: tuple[str, asyncio.Task] | None = None  # (text, retrieval task) of the pause's transcript
         self._check: asyncio.Future | None = None  # is what was said over our reply a backchannel?
+        self._heard_over: tuple[np.ndarray, Transcript] | None = None  # what it said, if not one
         self._offered: Offer | None = None  # "did you mean …?" asked: the caller's next words answer it
         self._hints: list[str] = []  # names in the callee's knowledge, for the recogniser (_prepare_knowledge)
         self.offers = 0
@@ -324,7 +325,9 @@ class Orchestrator:
         said = None
         if len(utterance) / self.rate <= BACKCHANNEL_MAX_S:
             try:
-                said = (await self._transcribe(utterance)).text
+                heard = await self._transcribe(utterance)
+                self._heard_over = (utterance, heard)  # an interruption's reply starts from it
+                said = heard.text
                 if not backchannel(said) and reply_to_offer(said, self.config.lang)[0] is None:
                     # A hum is heard as words ("mm-hmm" as "in a month"): listen again expecting one.
                     # A real interruption keeps its words ("What about Sunday?"), so it still stops us.
@@ -609,7 +612,12 @@ class Orchestrator:
             self._played(self._log("ai", text))
 
     async def _transcript_for(self, utterance: np.ndarray, combined: bool = False) -> Transcript:
+        heard_over, self._heard_over = self._heard_over, None
         speculative, self._speculative = self._speculative, None
+        if heard_over is not None and heard_over[0] is utterance:
+            if speculative is not None:
+                speculative[1].cancel()  # a guess at a pause inside it: not needed
+            return heard_over[1]  # said over our reply and heard then: not a backchannel
         if speculative is not None and combined:
             with contextlib.suppress(Exception):
                 await speculative[1]  # covers only the second part; let its thread finish

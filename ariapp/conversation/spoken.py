@@ -16,7 +16,9 @@ Rules, in order (each works on what the previous left):
   "두 명"), Sino-Korean numerals elsewhere;
 * Korean given names written in English letters, next to a title, a Korean family name, or one of
   the ``names`` the caller may hear (the callee's): split into syllables and respelled the way an
-  English voice says them ("Jiyoung" -> "Jee Young", heard as "G. Young", not "G and").
+  English voice says them ("Jiyoung" -> "Jee Young", heard as "G. Young", not "G and");
+* English titles in full ("Dr." -> "Doctor"): a voice reads the abbreviation's full stop as the end
+  of a sentence and pauses 0.3 s inside the name ("Dr. [pause] Jiyoung Lee").
 """
 
 from __future__ import annotations
@@ -229,6 +231,11 @@ def _names(text: str, names: Iterable[str]) -> str:
     return "".join(out)
 
 
+# --- English titles ---------------------------------------------------------------------------------
+_EN_TITLE = re.compile(r"\b(Dr|Mr|Mrs|Ms|Prof)\.(?=\s+\S)")
+_EN_TITLE_WORDS = {"Dr": "Doctor", "Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor"}
+
+
 # --- the whole ----------------------------------------------------------------------------------------
 def spoken(text: str, language: str, names: Iterable[str] = ()) -> str:
     """``text`` rewritten so that a voice in ``language`` (``en-US``, ``ko-KR``...) reads it right."""
@@ -245,4 +252,5 @@ def spoken(text: str, language: str, names: Iterable[str] = ()) -> str:
     text = _EN_PRICE_SIGN.sub(_en_price, text)
     text = _EN_PRICE_UNIT.sub(lambda m: f"{_en_number(m.group(1))} won", text)
     text = re.sub(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])", lambda m: _en_number(m.group(0)), text)
-    return _names(text, names)
+    text = _names(text, names)  # before the titles: a title marks the Korean name after it
+    return _EN_TITLE.sub(lambda m: _EN_TITLE_WORDS[m.group(1)], text)

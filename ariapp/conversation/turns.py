@@ -55,6 +55,13 @@ me tell know wondering ask
 # Of those, words no finished sentence ends on even when the recogniser adds a full stop or a question
 # mark (whisper "completes" fragments: "So I was wondering, um" comes out as "so i was wondering.").
 _EN_NEVER_LAST: Final = frozenset("and or but because the a an um uh er erm wondering if whether".split())
+# Whisper puts a question mark after a fragment said with a question's tune ("Are you open on?",
+# "Is there parking for?"). A question ending on one of these prepositions is open unless a
+# wh-word opened it, whose object the preposition can take ("What is it for?", "Where are you from?").
+_EN_STRANDED: Final = frozenset("for on at by to about with from through near into of".split())
+_EN_WH_OBJECT: Final = frozenset("what who whom which where".split())
+_EN_COPULA: Final = frozenset("are is was were".split())
+_EN_RELATIVE: Final = frozenset("that which who".split())
 
 _KO_OPEN_WORDS: Final = frozenset("그리고 그런데 근데 그래서 그러니까 그러면 그럼 혹시 저기 음 어 아 그 저 또".split())
 _KO_OPEN_ENDINGS: Final = (
@@ -92,7 +99,10 @@ _HUM: Final = re.compile(r"[mh]+|(?:u+h+){1,2}")
 BACKCHANNEL_HINTS: Final = {"en": ("Mm-hmm", "Uh-huh", "Mm", "Okay"), "ko": ("네", "예", "음", "응")}
 
 #: An utterance over our reply longer than this is an interruption without asking the recogniser.
-BACKCHANNEL_MAX_S: Final = 1.2
+#: It counts the silence that ended it (the end of turn, ~0.3 s) and the VAD's pre-roll: "oh, I see"
+#: or "okay, yeah" spoken by the synthetic caller come to 1.3-1.5 s. Listening costs an interruption
+#: nothing: what was heard is the question the reply to it starts from.
+BACKCHANNEL_MAX_S: Final = 1.6
 
 # What a listener says to show they follow, not to take the turn (every word must be one of these,
 # or a hum: "mm", "mhm", "hmm", "uh-huh" however the recogniser spells it).
@@ -111,7 +121,7 @@ def unfinished(text: str, language: str = "en-US") -> bool:
     if not stripped:
         return False
     words = _WORD.findall(stripped.lower())
-    if words and words[-1] in _EN_NEVER_LAST:
+    if words and (words[-1] in _EN_NEVER_LAST or _en_open_question(words)):
         return True
     if stripped.endswith(("?", "!", "。")):
         return False
@@ -127,6 +137,18 @@ def unfinished(text: str, language: str = "en-US") -> bool:
     return last in _EN_OPEN_ENDS
 
 
+def _en_open_question(words: list[str]) -> bool:
+    """Words that leave an English sentence open whatever punctuation the recogniser put after them:
+    a preposition (or an infinitive's "to") no wh-word takes, a relative clause's verb with nothing
+    after it ("dishes that are"), "tell me"."""
+    last = words[-1]
+    if words[-2:] == ["tell", "me"]:
+        return True
+    if last in _EN_STRANDED and words[0] not in _EN_WH_OBJECT:
+        return True
+    return last in _EN_COPULA and len(words) > 1 and words[-2] in _EN_RELATIVE
+
+
 def should_wait(text: str, language: str = "en-US", complete: float | None = None) -> bool:
     """Whether to give the caller :data:`HOLD_S` more before answering ``text``: its words stop
     mid-thought, or the end-of-turn model (``complete``: its probability, None: no model) is sure
@@ -140,5 +162,5 @@ def _is_hangul(word: str) -> bool:
 
 def backchannel(text: str) -> bool:
     """Whether ``text``, said over our reply, only acknowledges it ("mm-hm", "okay", "네", nothing clear)."""
-    words = _WORD.findall(text.lower().replace("-", ""))
+    words = _WORD.findall(text.lower().replace("-", "").replace("all right", "alright"))
     return all(word in _BACKCHANNEL_WORDS or _HUM.fullmatch(word) for word in words)

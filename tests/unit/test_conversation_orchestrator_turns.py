@@ -488,3 +488,5 @@ async def test_a_short_question_over_the_reply_still_stops_it() -> None:
     assert last_ai_turn(call).text == "Sunday we are closed."
     assert [t for t in call.orchestrator.turns if t.speaker == "ai"][1].interrupted
     assert call.orchestrator.barge_ins == 1
+    # and its reply started from what was heard while deciding: the question, then twice over the reply
+    assert len(stt.calls) == 3

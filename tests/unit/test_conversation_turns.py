@@ -18,6 +18,13 @@ from ariapp.conversation.turns import INCOMPLETE_BELOW, backchannel, should_wait
         "So...",
         "so i was wondering.",
         "I'd like to ask about the.",
+        # a fragment said with a question's tune, heard with a question mark
+        "Are you open on?",
+        "Is their parking for?",
+        "How long does it usually take to?",
+        "how much would it be for?",
+        "Do you have any dishes that are?",
+        "Could you tell me?",
     ],
 )
 def test_english_thoughts_left_open(text: str) -> None:
@@ -26,7 +33,18 @@ def test_english_thoughts_left_open(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["When do you close on Saturdays?", "How much is a crown", "Thanks.", "I'd like to book a cleaning.", "Yes", ""],
+    [
+        "When do you close on Saturdays?",
+        "How much is a crown",
+        "Thanks.",
+        "I'd like to book a cleaning.",
+        "Yes",
+        "",
+        "What is it for?",
+        "Where are you from?",
+        "Who should I talk to?",
+        "Which clinic is that in?",
+    ],
 )
 def test_english_thoughts_finished(text: str) -> None:
     assert not unfinished(text, "en-US")
@@ -43,7 +61,7 @@ def test_korean_thoughts_finished(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["MM", "Mm-m. Mm.", "Mhm.", "M-h-h", "Uh-huh.", "uh", "Hmm.", "Okay.", "네", "", "Mm, okay."]
+    "text", ["MM", "Mm-m. Mm.", "Mhm.", "M-h-h", "Uh-huh.", "uh", "Hmm.", "Okay.", "네", "", "Mm, okay.", "All right."]
 )
 def test_hums_and_acknowledgements_are_backchannels(text: str) -> None:
     assert backchannel(text)
