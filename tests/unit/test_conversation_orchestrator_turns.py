@@ -426,7 +426,11 @@ async def test_a_finished_question_the_model_hears_as_finished_is_answered_witho
 
 
 async def test_the_words_decide_when_the_turn_model_fails_or_is_late() -> None:
-    for model in (FakeTurnModel(ProviderError("onnx failed")), FakeTurnModel(0.01, delay=1.0)):
+    for model in (
+        FakeTurnModel(ProviderError("onnx failed")),
+        FakeTurnModel(RuntimeError("a bug in the model's wrapper")),
+        FakeTurnModel(0.01, delay=1.0),
+    ):
         async with Call(stt=FakeSTT("When do you open?"), turn_model=model) as call:
             call.say()
             await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
