@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
-from ariapp.providers.base import SpeechToText
+from ariapp.providers.base import EndOfTurn, SpeechToText
 from ariapp.providers.cache import CachedTTS
 from ariapp.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
 from ariapp.settings import Settings
@@ -135,7 +135,7 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
     )
 
 
-def build_turn_model(settings: Settings):
+def build_turn_model(settings: Settings) -> EndOfTurn | None:
     """The end-of-turn model (offline whatever the providers: it hears audio, it sends nothing)."""
     if settings.turn_model == "off":
         return None

@@ -12,8 +12,9 @@ The audio is the other half: the recogniser often hides an unfinished thought ("
 and [pause]" comes out as "My son is seven."), while an end-of-turn model that hears how the words
 end (Smart Turn, :class:`ariapp.providers.local.turn.SmartTurn`) is rarely wrong when it is sure a
 thought goes on (:data:`INCOMPLETE_BELOW`), though unreliable when it is not. :func:`should_wait`
-holds when either says so. Measured through G.711 on the synthetic caller (30 fragments, 113
-complete questions): text alone held 15 fragments and delayed 1 question; with the model 21 and 2.
+holds when either says so. ``python -m bench endpointing`` measures both on the turn-taking set
+(the synthetic caller through G.711): the words held 21 of 62 fragments, with the model 28; with the
+words' question-tune rule below 42-45, delaying 5-8 of 144 complete questions (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = [
 HOLD_S: Final = 0.7
 
 #: The end-of-turn model's probability of a complete turn below which the caller is given
-#: :data:`HOLD_S` more whatever the words say (its 0.5 would delay 8 % of complete questions).
+#: :data:`HOLD_S` more whatever the words say (its own 0.5 would delay one question in ten).
 INCOMPLETE_BELOW: Final = 0.1
 
 # English words a finished sentence does not end on: conjunctions, articles, prepositions,
@@ -94,8 +95,8 @@ _WORD: Final = re.compile(r"[\w']+", re.UNICODE)
 _HUM: Final = re.compile(r"[mh]+|(?:u+h+){1,2}")
 
 #: What the recogniser is told to expect when a short sound over our reply was not heard as a
-#: backchannel: without it tiny.en hears "mm-hmm" as "in a month" or "and make them" (8 of 21 hums
-#: and acknowledgements through G.711; 4 with it, and none of 30 short interruptions taken for one).
+#: backchannel: without it tiny.en hears "mm-hmm" as "in a month" or "and make them" (9 of 16 hums
+#: and acknowledgements through G.711; 4 with it, and none of 24 short interruptions taken for one).
 BACKCHANNEL_HINTS: Final = {"en": ("Mm-hmm", "Uh-huh", "Mm", "Okay"), "ko": ("네", "예", "음", "응")}
 
 #: An utterance over our reply longer than this is an interruption without asking the recogniser.

@@ -6,9 +6,9 @@ complete out. ~50 ms per utterance on one core, on a worker thread of its own ("
 beside the recogniser and is ready before the transcript.
 
 It is one signal of :mod:`ariapp.conversation.turns`, not the decider: measured through G.711 on the
-synthetic caller (``docs/performance.md``), alone it misjudges a quarter of complete questions, but
-where it is sure a thought is unfinished (below 0.1) it is rarely wrong, and it hears what the
-transcript hides ("My son is seven and [pause]" recognised as "My son is seven.").
+synthetic caller (``python -m bench endpointing``), alone (its own 0.5) it would hold one complete
+question in ten, but where it is sure a thought is unfinished (below 0.1) it is rarely wrong, and it
+hears what the transcript hides ("My son is seven and [pause]" recognised as "My son is seven.").
 """
 
 from __future__ import annotations
