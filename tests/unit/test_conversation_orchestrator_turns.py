@@ -280,19 +280,24 @@ async def test_a_tts_failure_mid_reply_gets_the_fallback_and_the_call_goes_on() 
     assert call.ai_texts()[-2:] == [THREE[0], fallback]
 
 
+async def pause_then_go_on(call: Call, stt: FakeSTT) -> None:
+    """The caller's first part is heard, and while we think they go on with the rest, answered once."""
+    call.say()
+    await call.until(lambda: len(stt.calls) == 1 and call.state is State.THINKING)
+    await asyncio.sleep(0.1)
+    call.orchestrator.post(Ev.CALLER_ONSET)
+    await call.until(lambda: call.state is State.LISTENING)
+    call.say()
+    await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+
+
 async def test_an_unfinished_thought_is_not_answered_while_the_caller_may_go_on() -> None:
     # given the caller pauses after "Could you tell me," (the recogniser's comma: a thought not finished)
     stt = FakeSTT("Could you tell me,", "Could you tell me when you close on Saturdays?")
     answerer = ScriptedAnswerer(["We close at two on Saturdays. "])
     async with Call(stt=stt, answerer=answerer) as call:
-        call.say()
-        await call.until(lambda: len(stt.calls) == 1 and call.state is State.THINKING)
         # when they go on within the hold
-        await asyncio.sleep(0.1)
-        call.orchestrator.post(Ev.CALLER_ONSET)
-        await call.until(lambda: call.state is State.LISTENING)
-        call.say()
-        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+        await pause_then_go_on(call, stt)
 
     # then the fragment was never put to the answerer: only the whole question was, and answered once
     assert [q.text for q in answerer.questions] == ["Could you tell me when you close on Saturdays?"]
@@ -400,14 +405,8 @@ async def test_words_that_sound_finished_wait_when_the_turn_model_hears_the_thou
     answerer = ScriptedAnswerer(["Yes, we see children from age three. "])
     model = FakeTurnModel(0.03)
     async with Call(stt=stt, answerer=answerer, turn_model=model) as call:
-        call.say()
-        await call.until(lambda: len(stt.calls) == 1 and call.state is State.THINKING)
         # when the caller goes on within the hold
-        await asyncio.sleep(0.1)
-        call.orchestrator.post(Ev.CALLER_ONSET)
-        await call.until(lambda: call.state is State.LISTENING)
-        call.say()
-        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+        await pause_then_go_on(call, stt)
 
     # then only the whole question was answered, at once: the model heard the first part's 16 kHz
     # audio, and not the joined audio again (it would hear the pause in it and hold a second time)
