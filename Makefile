@@ -53,10 +53,10 @@ bench: setup        ## benchmarks; prints JSON
 	@$(PY) -m bench $(BENCH_ARGS)
 
 # Typed without holes (issue 17); webconsole and the rest of knowledge are not yet.
-TYPED := contract ariapp knowledge/retrieval
+TYPED := contract aipbx ariapp knowledge/retrieval
 
 lint: setup         ## ruff check and format, the import contracts (pyproject: the never-rules) and mypy on the typed packages
-	@$(PY) -m ruff check ariapp contract softphone stack webconsole knowledge tests bench
+	@$(PY) -m ruff check aipbx ariapp contract softphone stack webconsole knowledge tests bench
 	@$(PY) -m ruff format --check --quiet .
 	@.venv/bin/lint-imports --no-cache
 	@$(PY) -m mypy --ignore-missing-imports --follow-imports=silent --no-incremental $(TYPED)

@@ -8,10 +8,10 @@ import os
 import signal
 import sys
 
-from ariapp import logs
-from ariapp.directory import DirectoryError
-from ariapp.errors import ConfigError
-from ariapp.providers.errors import ProviderError
+from aipbx import logs
+from aipbx.directory import DirectoryError
+from aipbx.errors import ConfigError
+from aipbx.providers.errors import ProviderError
 from ariapp.settings import Settings
 
 

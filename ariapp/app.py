@@ -19,6 +19,9 @@ import time
 
 import numpy as np
 
+from aipbx.audio.resample import resample
+from aipbx.directory import Directory, Extension, load_directory
+from aipbx.providers.errors import ProviderError
 from ariapp.ari.client import CONNECTED, AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.admission import Admission
@@ -32,14 +35,11 @@ from ariapp.calls.transcriber import LiveTranscription
 from ariapp.calls.transfer import TransferDesk
 from ariapp.cdr import ASTERISK_RESTART, EVENTS_LOST, CallRecord, CdrWriter
 from ariapp.conversation.spoken import spoken
-from ariapp.directory import Directory, Extension, load_directory
 from ariapp.engine import build_engine
 from ariapp.errors import AriError
 from ariapp.events import EventPublisher, NullPublisher
 from ariapp.followup import FollowUp, after_call
-from ariapp.media.resample import resample
 from ariapp.metrics import MediaTotals, observed
-from ariapp.providers.errors import ProviderError
 from ariapp.settings import Settings
 from contract import (
     CallRejected,
@@ -147,8 +147,8 @@ class App:
     async def _seal_leftovers(self) -> None:
         """Seal what finished calls left in clear (a crash before sealing, calls MixMonitor recorded while
         the app was down); nothing of ours is in flight yet, so a folder with metadata.json is sealed at
-        once. The worker's beat sweep does the same while the app runs (ariapp.sealing_sweep)."""
-        from ariapp.sealing_sweep import observe, sweep
+        once. The worker's beat sweep does the same while the app runs (aipbx.sealing_sweep)."""
+        from aipbx.sealing_sweep import observe, sweep
 
         if self.settings.recordings_keys is None:  # development only: the tracker has said so loudly
             return

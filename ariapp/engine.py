@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aipbx.providers.base import EndOfTurn, SpeechToText
+from aipbx.providers.cache import CachedTTS
+from aipbx.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
 from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
-from ariapp.providers.base import EndOfTurn, SpeechToText
-from ariapp.providers.cache import CachedTTS
-from ariapp.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
 from ariapp.settings import Settings
 from ariapp.timed import TimedAnswerer, TimedRetriever, TimedSTT, TimedTTS
 
@@ -51,7 +51,7 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str, voice: 
     """The voice for one call language ("en-US" or "ko-KR"); ``voice`` names one of the provider's
     voices (an extension's setting; "" = the configured default)."""
     if settings.tts_provider == "local":
-        from ariapp.providers.local import EspeakTTS, PiperTTS
+        from aipbx.providers.local import EspeakTTS, PiperTTS
 
         # piper has one English voice; espeak-ng speaks Korean, but unintelligibly: the production
         # Korean voice is Google's (README, "Languages and providers"). A named voice is espeak's.
@@ -59,12 +59,12 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str, voice: 
             return EspeakTTS(voice=voice)
         return PiperTTS() if language.startswith("en") else EspeakTTS(voice="ko")
     if settings.tts_provider == "google":
-        from ariapp.providers.google import GoogleTTS
+        from aipbx.providers.google import GoogleTTS
 
         default = "ko-KR-Neural2-A" if language.startswith("ko") else "en-US-Neural2-F"
         voice = voice or env.get(f"AIPBX_GOOGLE_VOICE_{language[:2].upper()}", default)
         return GoogleTTS(**google_auth(env), endpoint=env.get("AIPBX_GOOGLE_ENDPOINT") or None, voice=voice)
-    from ariapp.providers.openai import OpenAITTS
+    from aipbx.providers.openai import OpenAITTS
 
     return OpenAITTS(
         api_key=require_env(env, "OPENAI_API_KEY"),
@@ -139,14 +139,14 @@ def build_turn_model(settings: Settings) -> EndOfTurn | None:
     """The end-of-turn model (offline whatever the providers: it hears audio, it sends nothing)."""
     if settings.turn_model == "off":
         return None
-    from ariapp.providers.local.turn import SmartTurn
+    from aipbx.providers.local.turn import SmartTurn
 
     return SmartTurn()
 
 
 def _languages(settings: Settings) -> tuple[str, ...]:
     """The call languages of the extensions (English first: the default recogniser)."""
-    from ariapp.directory import load_directory
+    from aipbx.directory import load_directory
 
     used = load_directory(settings.extensions_file).languages
     return tuple(dict.fromkeys(("en-US", *used)))

@@ -1,14 +1,14 @@
 """Errors of the ARI app process.
 
     AriAppError
-    ├── ConfigError            bad or missing settings at start-up (not retryable)
     ├── AriError               an ARI request failed
     │   ├── AriHttpError       Asterisk answered with an error status (retryable for 5xx)
     │   ├── AriUnavailable     Asterisk did not answer (connection refused, timeout): retryable
     │   └── AriNotFound        404: the channel/bridge is gone (callers treat it as success on hang-up)
     └── MediaError             the media plane could not be set up for a call
 
-Provider errors live in ``ariapp.providers.errors``.
+Bad settings raise the shared core's ``aipbx.errors.ConfigError`` (the console reads them too);
+provider errors live in ``aipbx.providers.errors``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ from __future__ import annotations
 
 class AriAppError(Exception):
     retryable = False
-
-
-class ConfigError(AriAppError):
-    pass
 
 
 class AriError(AriAppError):

@@ -8,8 +8,9 @@
   queues the extraction itself. No recorded call ends without a transcript.
 
 The ARI app never imports Django or the task code: it sends tasks by name over the broker (Redis),
-off the event loop, to the *long* queue (:func:`long_queue`): transcription and extraction take
-minutes, and webhook deliveries and retention on the default queue must never wait behind them.
+off the event loop, to the *long* queue (:func:`aipbx.queues.long_queue`): transcription and
+extraction take minutes, and webhook deliveries and retention on the default queue must never wait
+behind them.
 Both tasks are idempotent per call id, so a duplicate send after a crash is harmless.
 """
 
@@ -19,27 +20,11 @@ import asyncio
 import logging
 from typing import Any
 
+from aipbx.directory import Extension
+from aipbx.queues import EXTRACT_TASK, TRANSCRIBE_TASK, long_queue
 from ariapp.cdr import CallRecord
-from ariapp.directory import Extension
 
 log = logging.getLogger(__name__)
-
-EXTRACT_TASK = "knowledge.tasks.extract_knowledge_task"
-TRANSCRIBE_TASK = "webconsole.calls.tasks.transcribe_call_task"
-IMPORT_TASK = "knowledge.tasks.import_knowledge_task"
-VOICEMAIL_TASK = "webconsole.voicemail.tasks.transcribe_voicemail_task"  # sent by the console, not from here
-#: Tasks that take minutes: they go to :func:`long_queue`, served by a worker of their own.
-LONG_TASKS = frozenset({EXTRACT_TASK, TRANSCRIBE_TASK, IMPORT_TASK, VOICEMAIL_TASK})
-
-
-def long_queue(queue: str) -> str:
-    """The queue of the long tasks beside the default queue ``queue`` (``aipbx`` -> ``aipbx.long``)."""
-    return f"{queue}.long"
-
-
-def worker_queues(queue: str) -> list[str]:
-    """Every queue a worker must consume to run all tasks of the default queue ``queue``."""
-    return [queue, long_queue(queue)]
 
 
 def after_call(record: CallRecord, report: dict[str, Any] | None, ext: Extension | None) -> tuple[str, str]:

@@ -14,7 +14,7 @@ Theory of operation
     * **Provider calls** (:mod:`ariapp.timed`): STT, TTS first audio, LLM first token and vector
       search latency, observed around each provider call.
 
-Recordings at rest (files left in clear, failed seals) are counted by :mod:`ariapp.sealing_sweep`, whose
+Recordings at rest (files left in clear, failed seals) are counted by :mod:`aipbx.sealing_sweep`, whose
 metrics the ARI app and the Celery worker share.
 
 Cardinality is bounded: no label ever carries a call id, number or text; every label value comes
@@ -31,7 +31,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ariapp.providers.local import workers
+from aipbx.providers.local import workers
 from contract import (
     CallAnswered,
     CallEnded,
@@ -140,11 +140,11 @@ def bounded(value: object, allowed: Iterable[str]) -> str:
 
 
 def provider_of(obj: object) -> str:
-    """Provider family from where the class lives (``ariapp.providers.google.stt`` -> ``google``)."""
+    """Provider family from where the class lives (``aipbx.providers.google.stt`` -> ``google``)."""
     parts = type(obj).__module__.split(".")
-    if parts == ["ariapp", "providers", "cache"]:  # a cache in front of a voice: the voice's family
+    if parts == ["aipbx", "providers", "cache"]:  # a cache in front of a voice: the voice's family
         return provider_of(obj.inner)  # type: ignore[attr-defined]
-    if len(parts) > 2 and parts[:2] == ["ariapp", "providers"]:
+    if len(parts) > 2 and parts[:2] == ["aipbx", "providers"]:
         return bounded(parts[2], PROVIDERS)
     return "extractive" if type(obj).__name__ == "ExtractiveAnswerer" else "other"
 

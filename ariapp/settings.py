@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aipbx.errors import ConfigError
+from aipbx.sealing import ENV_VAR, Keyring, KeyringError
 from ariapp.conversation.confirm import CONFIRM_AT
 from ariapp.conversation.hitl import DEFAULT_SENSITIVE, HitlConfig
-from ariapp.errors import ConfigError
-from ariapp.sealing import ENV_VAR, Keyring, KeyringError
 
 REPO = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SETTINGS = ("webconsole.settings.dev", "webconsole.settings.test")
@@ -92,7 +92,7 @@ class Settings:
     #: from the directory use it too, as the rendered seed does (None: each extension's own timeout).
     no_answer_override: int | None = None
     hold_music_dir: Path | None = None  # uploaded hold music (the console's AIPBX_HOLD_MUSIC_DIR)
-    tts_cache_mb: int = 64  # synthesized replies kept per voice (ariapp.providers.cache); 0: none
+    tts_cache_mb: int = 64  # synthesized replies kept per voice (aipbx.providers.cache); 0: none
     turn_model: str = "smart-turn"  # hears whether the caller finished (ariapp.conversation.turns); "off": words only
 
     @classmethod
@@ -138,7 +138,7 @@ class Settings:
                 f"{ENV_VAR} is not set: the production settings (DJANGO_SETTINGS_MODULE={module}) refuse to "
                 "keep recordings in clear. Set it to the master key the console also has (Docker: "
                 f"secrets/{ENV_VAR}, written by the first docker compose up; a new one: python -m "
-                "ariapp.sealing newkey), or run with DJANGO_SETTINGS_MODULE=webconsole.settings.dev"
+                "aipbx.sealing newkey), or run with DJANGO_SETTINGS_MODULE=webconsole.settings.dev"
             )
         return cls(
             ari_url=env.get("AIPBX_ARI_URL", "http://127.0.0.1:8088"),

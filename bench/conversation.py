@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ariapp import sealing
+from aipbx import sealing
 from softphone.analysis import first_sound_at, frame_levels, last_sound_at, silent_tail, speech_seconds
 from stack.instance import Instance, scratch_config
 

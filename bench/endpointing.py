@@ -44,11 +44,11 @@ SHORT_INTERRUPTIONS = [
 
 
 async def _run(renderings: int) -> dict:
+    from aipbx.audio.g711 import ulaw_decode, ulaw_encode
+    from aipbx.audio.resample import resample
+    from aipbx.providers.local import WhisperSTT
+    from aipbx.providers.local.turn import SmartTurn
     from ariapp.conversation.turns import BACKCHANNEL_HINTS, BACKCHANNEL_MAX_S, backchannel, should_wait, unfinished
-    from ariapp.media.g711 import ulaw_decode, ulaw_encode
-    from ariapp.media.resample import resample
-    from ariapp.providers.local import WhisperSTT
-    from ariapp.providers.local.turn import SmartTurn
     from softphone.voice import speech
 
     stt, model = WhisperSTT("tiny.en"), SmartTurn()

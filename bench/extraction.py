@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ariapp.followup import worker_queues
+from aipbx.queues import worker_queues
 from bench.db import throwaway_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

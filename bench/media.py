@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ariapp import sealing
+from aipbx import sealing
 from stack.instance import Instance, scratch_config
 
 AI_EXTENSION = "1004"  # not registered: the AI answers at once

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ariapp.media.g711 import ulaw_decode, ulaw_encode
-from ariapp.media.resample import resample
+from aipbx.audio.g711 import ulaw_decode, ulaw_encode
+from aipbx.audio.resample import resample
 from bench.speech import SENTENCE
 
 UTTERANCES = (
@@ -76,7 +76,7 @@ def recall(said: str, heard: str) -> float:
 
 
 def _options(audio_s: float) -> dict[str, Any]:
-    """The decoding options of :class:`ariapp.providers.local.WhisperSTT` (greedy, guarded)."""
+    """The decoding options of :class:`aipbx.providers.local.WhisperSTT` (greedy, guarded)."""
     return {
         "language": "en",
         "beam_size": 1,
@@ -140,7 +140,7 @@ def run_recognition_batch(model_name: str = "tiny.en", sizes: Sequence[int] = SI
     """Seconds per utterance for each way and each N (see the module docstring)."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel  # type: ignore[import-untyped]
 
-    from ariapp.providers.local.models import resolve_whisper_model
+    from aipbx.providers.local.models import resolve_whisper_model
 
     directory = str(resolve_whisper_model(model_name))
     load = {"device": "cpu", "compute_type": "int8", "local_files_only": True}

@@ -24,7 +24,7 @@ import numpy as np
 import redis
 import yaml
 
-from ariapp.directory import load_directory
+from aipbx.directory import load_directory
 from contract import stream_name
 from stack.config import REPO, StackConfig
 from stack.instance import Instance, scratch_config
@@ -179,7 +179,7 @@ def _write(path: Path, pcm: np.ndarray) -> None:
 
 
 def run_post_call(models: tuple[str, ...] = ("tiny.en", "base"), turns: int = 12) -> dict:
-    from ariapp.providers.factory import build_stt
+    from aipbx.providers.factory import build_stt
     from softphone.voice import speech
     from webconsole.calls.transcription import transcribe_call
 

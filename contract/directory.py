@@ -5,7 +5,7 @@ settings; ``asterisk/extensions.yaml`` only seeds it. After every change the con
 document at :func:`directory_key` and PUBLISHes its revision on :func:`directory_channel`; the ARI app
 reads the key when told (or every few seconds, since pub/sub delivers at most once) and applies a
 document whose revision differs from the one it has. The document inside is the YAML's shape with every
-field explicit (``ariapp.directory.Directory.as_document``); this module only frames it.
+field explicit (``aipbx.directory.Directory.as_document``); this module only frames it.
 
 A payload the ARI app cannot use (not JSON, a wrong version, a directory that does not validate) is
 refused with :class:`BadDirectory` and the directory it has stays: a bad publish loses nothing.

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
-from ariapp.privacy import mask_pii
+from aipbx.privacy import mask_pii
 from knowledge.models import Category
 
 __all__ = [
@@ -107,7 +107,7 @@ def category_of(name: str) -> str:
 
 
 def masked_turns(turns: Sequence[Turn]) -> list[Turn]:
-    """``turns`` with phone, card, e-mail and resident numbers masked (:func:`ariapp.privacy.mask_pii`).
+    """``turns`` with phone, card, e-mail and resident numbers masked (:func:`aipbx.privacy.mask_pii`).
 
     Applied before any judge reads a transcript: what a language model is sent and what the
     knowledge base stores never carries a caller's personal numbers.
@@ -234,7 +234,7 @@ def owners_facts(verdict: dict[str, Any], turns: Sequence[Turn]) -> list[dict[st
 
 
 class LlmJudge:
-    """The design's judgement by a generative model (``ariapp.providers.base.LanguageModel``).
+    """The design's judgement by a generative model (``aipbx.providers.base.LanguageModel``).
 
     Each :meth:`judge` runs in its own event loop (it is called from a Celery
     worker's thread), and a network client is bound to the loop that first used
@@ -275,7 +275,7 @@ class LlmJudge:
         return parse_judgement(answer)
 
     async def _ask(self, prompt: str) -> str:
-        from ariapp.providers.base import ChatMessage  # pure module; imported here to keep Django apps light
+        from aipbx.providers.base import ChatMessage  # pure module; imported here to keep Django apps light
 
         messages = [
             ChatMessage("system", "You extract reusable facts from phone calls. Answer with JSON only."),

@@ -31,7 +31,7 @@ from knowledge.actions import Text, do_add_items
 from knowledge.models import Category, ImportJob, Source, Status
 
 if TYPE_CHECKING:
-    from ariapp.directory import Directory
+    from aipbx.directory import Directory
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -71,7 +71,7 @@ def current_directory() -> Directory:
 
 def check_owner(owner: str) -> None:
     """Refuse an owner that is not an extension of the directory."""
-    from ariapp.directory import DirectoryError
+    from aipbx.directory import DirectoryError
 
     try:
         directory = current_directory()

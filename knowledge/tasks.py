@@ -46,7 +46,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from ariapp.privacy import mask_pii
+from aipbx.privacy import mask_pii
 from knowledge.actions import do_add_item, do_record_usage
 from knowledge.extraction import (
     ExtractionError,
@@ -125,9 +125,9 @@ def default_judge() -> Judge:
         return RuleJudge(settings.AIPBX_KNOWLEDGE_MIN_CONFIDENCE)
     if provider == "local":
         raise ExtractionError("AIPBX_KNOWLEDGE_JUDGE=llm needs a generative model: set AIPBX_LLM to gemini or openai")
-    from ariapp.errors import ConfigError
-    from ariapp.providers.errors import ProviderError
-    from ariapp.providers.factory import build_llm
+    from aipbx.errors import ConfigError
+    from aipbx.providers.errors import ProviderError
+    from aipbx.providers.factory import build_llm
 
     env = dict(settings.AIPBX_LLM_ENV)
 
@@ -202,7 +202,7 @@ def _extension(owner: str) -> Any:
     Raises:
         ExtractionError: no owner, an unreadable directory, or an owner that is not an extension.
     """
-    from ariapp.directory import DirectoryError
+    from aipbx.directory import DirectoryError
     from knowledge.importing import current_directory
 
     if not owner:

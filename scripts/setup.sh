@@ -39,6 +39,6 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 # The end-of-turn model (Smart Turn v3.2) ships inside the pipecat-ai wheel: that file alone, into .venv/share.
-.venv/bin/python -m ariapp.providers.local.install smart-turn >/dev/null
+.venv/bin/python -m aipbx.providers.local.install smart-turn >/dev/null
 # The console's translations (locale/*/LC_MESSAGES/*.po -> .mo, generated, not in git): no GNU gettext needed.
 .venv/bin/python -m stack.catalogs

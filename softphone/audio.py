@@ -37,7 +37,7 @@ def resample(pcm: npt.ArrayLike, rate_in: int, rate_out: int = RATE) -> Pcm:
     samples = as_int16(pcm)
     if rate_in == rate_out or samples.size == 0:
         return samples
-    from ariapp.media.resample import resample as hq_resample  # the media plane's anti-aliasing resampler
+    from aipbx.audio.resample import resample as hq_resample  # the media plane's anti-aliasing resampler
 
     return hq_resample(samples, rate_in, rate_out)
 

@@ -23,8 +23,8 @@ from collections import deque
 
 import numpy as np
 
-from ariapp.media.g711 import G711Codec, codec_for
-from ariapp.media.rtp import RtpPacket, RtpParseError, parse_rtp
+from aipbx.audio.g711 import G711Codec, codec_for
+from aipbx.audio.rtp import RtpPacket, RtpParseError, parse_rtp
 from softphone._tasks import TaskSet
 from softphone.audio import (
     FRAME,

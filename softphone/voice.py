@@ -18,14 +18,14 @@ _TITLE_WORDS = {"Dr": "Doctor", "Mr": "Mister", "Mrs": "Missus", "Ms": "Miz"}
 
 @functools.lru_cache(maxsize=1)
 def _tts():
-    from ariapp.providers.local import PiperTTS
+    from aipbx.providers.local import PiperTTS
 
     return PiperTTS()
 
 
 async def speech(text: str, rate: int = 8000) -> np.ndarray:
     """``text`` spoken by the offline English voice, int16 mono at ``rate``."""
-    from ariapp.media.resample import resample
+    from aipbx.audio.resample import resample
 
     tts = _tts()
     said = _TITLE.sub(lambda m: _TITLE_WORDS[m.group(1)], text)

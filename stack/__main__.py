@@ -23,7 +23,7 @@ import urllib.request
 
 import redis
 
-from ariapp.directory import DirectoryError
+from aipbx.directory import DirectoryError
 from stack import procs, redis_acl
 from stack.asterisk import Asterisk, AsteriskError
 from stack.config import REPO, SettingsError, StackConfig, dev_config

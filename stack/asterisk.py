@@ -22,7 +22,7 @@ import urllib.request
 from base64 import b64encode
 from pathlib import Path
 
-from ariapp.directory import Extension, dialplan_global
+from aipbx.directory import Extension, dialplan_global
 from stack.config import REPO, StackConfig
 
 TEMPLATES = REPO / "asterisk" / "templates"
@@ -189,7 +189,7 @@ def _copy_tls_files(cfg: StackConfig, etc_dir: Path) -> list[Path]:
 
 
 def _dialplan_globals(cfg: StackConfig) -> str:
-    """The seed's per-extension globals (:func:`ariapp.directory.dialplan_global`); the ARI app replaces
+    """The seed's per-extension globals (:func:`aipbx.directory.dialplan_global`); the ARI app replaces
     them over ARI with the console's values."""
     return "\n".join(
         "{} = {}".format(*dialplan_global(ext, cfg.directory, cfg.no_answer_override)) for ext in cfg.directory

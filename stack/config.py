@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ariapp.directory import Directory, load_directory
-from ariapp.sealing import Keyring, new_key_spec
+from aipbx.directory import Directory, load_directory
+from aipbx.sealing import Keyring, new_key_spec
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CHROOT = Path(os.environ.get("AST_CHROOT", "/var/cache/aipbx/asterisk-sid"))
@@ -53,7 +53,7 @@ def secret_generators(directory: Directory) -> dict[str, Callable[[], str]]:
         "AIPBX_ARI_PASSWORD": _new_password,
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "AIPBX_CONSOLE_ADMIN_PASSWORD": _new_password,
-        # Master key sealing recordings at rest; rotate by putting a new entry first (ariapp.sealing).
+        # Master key sealing recordings at rest; rotate by putting a new entry first (aipbx.sealing).
         "AIPBX_RECORDINGS_KEYS": lambda: new_key_spec("k1"),
         # The instance's Redis user (stack.redis_acl): what callers hear passes through Redis.
         "AIPBX_REDIS_PASSWORD": _new_password,

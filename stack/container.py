@@ -19,8 +19,9 @@ there, which ``setup`` fills with that group's files only, readable by that grou
 Asterisk never holds the recordings key, the Django secret or the database password, and a fresh
 clone needs no step before ``docker compose up``.
 
-This module is imported by the Asterisk image (with only ``stack`` and two pure ``ariapp`` modules
-beside it) and runs as every container's PID 1 before ``exec``: it imports little at the top.
+This module is imported by the Asterisk image (with only ``stack`` and two pure modules of the shared
+core, ``aipbx.directory`` and ``aipbx.sealing``, beside it) and runs as every container's PID 1 before
+``exec``: it imports little at the top.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def setup(root: Path, shares_dir: Path | None = None) -> list[str]:
 
     Returns what was added.
     """
-    from ariapp.directory import load_directory
+    from aipbx.directory import load_directory
     from stack.config import read_env_file, secret_generators
 
     directory = load_directory(root / "asterisk" / "extensions.yaml")
@@ -252,7 +253,7 @@ def _give_to_owner_of(root: Path, paths: list[Path]) -> None:
 # --- asterisk ------------------------------------------------------------------------------------
 def asterisk_config(env: Mapping[str, str]):
     """The :class:`~stack.config.StackConfig` of the Asterisk container, from its environment."""
-    from ariapp.directory import load_directory
+    from aipbx.directory import load_directory
     from stack.config import SettingsError, StackConfig, sip_settings
 
     directory = load_directory(Path(env.get("AIPBX_EXTENSIONS_FILE", "asterisk/extensions.yaml")))

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from ariapp import sealing
-from ariapp.calls.recording import CALL_FILES
+from aipbx import sealing
+from aipbx.recordings import CALL_FILES
 from softphone.analysis import silent_tail, speech_seconds
 from stack.config import REPO, StackConfig
 
@@ -63,8 +63,8 @@ async def _until(predicate, timeout: float, what: str) -> None:
 
 
 async def _demo_call(cfg: StackConfig) -> dict:
-    from ariapp.media.resample import resample
-    from ariapp.providers.local import WhisperSTT
+    from aipbx.audio.resample import resample
+    from aipbx.providers.local import WhisperSTT
     from softphone import Phone
     from softphone.voice import speech
 
@@ -207,8 +207,8 @@ def _learned(cfg: StackConfig, call_id: str) -> dict:
 
 
 async def _text(pcm: np.ndarray) -> str:
-    from ariapp.media.resample import resample
-    from ariapp.providers.local import WhisperSTT
+    from aipbx.audio.resample import resample
+    from aipbx.providers.local import WhisperSTT
 
     stt = WhisperSTT(model="tiny.en")
     return (await stt.transcribe(resample(pcm, 8000, 16000), "en")).text if len(pcm) else ""
@@ -229,7 +229,7 @@ def run_demo(cfg: StackConfig) -> int:
             f"\nrecordings: {folder}/ ({names})"
             + (
                 "\n  sealed at rest (.enc, AES-256-GCM); listen with the console, or: "
-                f"AIPBX_RECORDINGS_KEYS=... python -m ariapp.sealing cat {folder} mixed.wav > mixed.wav"
+                f"AIPBX_RECORDINGS_KEYS=... python -m aipbx.sealing cat {folder} mixed.wav > mixed.wav"
                 if sealed
                 else "\n  stored in clear: AIPBX_RECORDINGS_KEYS is not set"
             )

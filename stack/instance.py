@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ariapp.directory import load_directory
+from aipbx.directory import load_directory
 from stack import redis_acl
 from stack.asterisk import Asterisk
 from stack.config import REPO, StackConfig, ensure_secrets

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ariapp.followup import long_queue
+from aipbx.queues import long_queue
 from stack.config import REPO, StackConfig
 
 

@@ -2,11 +2,11 @@
 
 Run a worker with ``celery -A webconsole worker``; tasks are discovered in each
 installed app's ``tasks.py``. Two queues: the default one (``CELERY_TASK_DEFAULT_QUEUE``: webhook
-deliveries, retention, small jobs) and its long one (:func:`ariapp.followup.long_queue`: imports,
+deliveries, retention, small jobs) and its long one (:func:`aipbx.queues.long_queue`: imports,
 transcription, extraction), each served by its own worker so that a webhook never waits behind a
 ten-minute import (``-Q aipbx`` and ``-Q aipbx.long``; one worker may consume both in development).
 Every task has soft and hard time limits, enforced in the solo pool too
-(:mod:`webconsole.core.time_limits`). The worker logs through ``ariapp.logs`` (structured) and serves
+(:mod:`webconsole.core.time_limits`). The worker logs through ``aipbx.logs`` (structured) and serves
 Prometheus metrics on ``AIPBX_WORKER_METRICS_PORT`` (:mod:`webconsole.core.worker_metrics`).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from ariapp.followup import LONG_TASKS, long_queue
+from aipbx.queues import LONG_TASKS, long_queue
 from webconsole.core.time_limits import install as install_time_limits
 from webconsole.core.worker_metrics import install as install_worker_metrics
 
@@ -39,7 +39,7 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
 
 @signals.setup_logging.connect
 def _structured_logging(**_kwargs) -> None:
-    """Use the console's LOGGING (ariapp.logs: JSON with AIPBX_LOG_JSON=1) instead of Celery's own format."""
+    """Use the console's LOGGING (aipbx.logs: JSON with AIPBX_LOG_JSON=1) instead of Celery's own format."""
     import logging.config
 
     from django.conf import settings

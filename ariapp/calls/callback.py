@@ -30,13 +30,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ariapp import logs
+from aipbx import logs
+from aipbx.directory import Directory
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.legs import Legs, operator_failure, why_unanswered
 from ariapp.calls.legs import caller_id as _caller_id
 from ariapp.cdr import CallRecord, CdrWriter, utcnow_iso
-from ariapp.directory import Directory
 from ariapp.errors import AriError
 from contract import (
     BadRequest,

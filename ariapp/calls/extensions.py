@@ -7,7 +7,7 @@ one small key per second is cheap and cannot miss a change) and hands a new revi
 payload that does not validate is logged and ignored: the directory in use stays.
 
 :class:`AsteriskDirectory` makes Asterisk follow: one global per extension for the dialplan
-(:func:`ariapp.directory.dialplan_global`: ring seconds, recording mode, notice, AI on/off), and for
+(:func:`aipbx.directory.dialplan_global`: ring seconds, recording mode, notice, AI on/off), and for
 extensions made in the console (they carry a ``sip_password``) a PJSIP endpoint, auth and AOR created
 over ARI dynamic configuration (``PUT /asterisk/config/dynamic/res_pjsip/...``), which sorcery keeps in
 astdb (``sorcery.conf``): the phone can register at once and the objects survive a restart of Asterisk.
@@ -21,8 +21,8 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from aipbx.directory import Directory, DirectoryError, Extension, dialplan_global, parse_directory
 from ariapp.ari.client import AriClient
-from ariapp.directory import Directory, DirectoryError, Extension, dialplan_global, parse_directory
 from ariapp.errors import AriError
 from contract.directory import BadDirectory, DirectoryPayload, decode, directory_key
 

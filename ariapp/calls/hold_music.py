@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aipbx.audio.resample import resample
 from ariapp.conversation.hitl import hold_music as builtin_tune
-from ariapp.media.resample import resample
 
 log = logging.getLogger(__name__)
 

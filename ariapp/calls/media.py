@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ariapp.media.g711 import codec_for
+from aipbx.audio.g711 import codec_for
+from aipbx.audio.rtp import RtpParseError, parse_rtp
 from ariapp.media.jitter import JitterBuffer
 from ariapp.media.pacer import PacerClock, RtpStreamState
-from ariapp.media.rtp import RtpParseError, parse_rtp
 
 log = logging.getLogger(__name__)
 FRAME_MS = 20

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ariapp.directory import notice_sound
-from ariapp.media.resample import resample
+from aipbx.audio.resample import resample
+from aipbx.directory import notice_sound
 
 RATE = 8000  # Asterisk's .wav format: 8 kHz, 16-bit, mono
 

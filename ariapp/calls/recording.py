@@ -1,10 +1,4 @@
-"""The files every call leaves in ``recordings/<call_id>/``.
-
-    caller.wav      what the caller said
-    callee.wav      what the caller heard: the answering phone, or the AI's voice on AI calls
-    mixed.wav       both, aligned
-    transcript.txt  one line per turn (empty when no speech recognition ran, e.g. phone-to-phone calls)
-    metadata.json   the call record, durations, turns with latencies, media statistics
+"""Writing the files every call leaves in ``recordings/<call_id>/`` (listed in :mod:`aipbx.recordings`).
 
 AI calls are recorded by the ARI app from the media it already holds, tick by tick on the 20 ms
 clock, so the three files are sample-aligned and callee.wav is exactly what we sent (barge-in cuts
@@ -23,14 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from aipbx.recordings import FILES, transcript_text
 from ariapp import metrics
 from ariapp.cdr import CallRecord
 from ariapp.media.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
-
-FILES = ("caller.wav", "callee.wav", "mixed.wav")
-CALL_FILES = (*FILES, "transcript.txt", "metadata.json")  # sealed to <name>.enc at the end (ariapp.sealing)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -52,15 +44,6 @@ def wav_seconds(path: Path) -> float | None:
             return wav.getnframes() / float(wav.getframerate())
     except (OSError, EOFError, wave.Error):
         return None
-
-
-def transcript_text(turns: list[dict[str, Any]]) -> str:
-    lines = []
-    for turn in turns:
-        minutes, seconds = divmod(float(turn["t"]), 60)
-        mark = " [interrupted]" if turn.get("interrupted") else ""
-        lines.append(f"[{int(minutes):02d}:{seconds:05.2f}] {turn['speaker']}: {turn['text']}{mark}")
-    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def write_call_files(

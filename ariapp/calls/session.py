@@ -26,10 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ariapp import logs
+from aipbx import logs
+from aipbx.audio.listener import Listener
+from aipbx.audio.resample import resample
+from aipbx.directory import Extension
+from aipbx.providers.base import EndOfTurn, SpeechToText, TextToSpeech
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
-from ariapp.calls.audio import Listener, Speaker
 from ariapp.calls.hold_music import hold_music_for
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
 from ariapp.calls.notices import write_prompt
@@ -47,10 +50,8 @@ from ariapp.conversation.machine import Ev
 from ariapp.conversation.orchestrator import ConversationConfig, Orchestrator
 from ariapp.conversation.spoken import spoken
 from ariapp.conversation.transfer import Heard, briefing
-from ariapp.directory import Extension
 from ariapp.errors import AriError, MediaError
-from ariapp.media.resample import resample
-from ariapp.providers.base import EndOfTurn, SpeechToText, TextToSpeech
+from ariapp.media.audio import Speaker
 from ariapp.tasks import cancel_and_wait
 from ariapp.timed import TimedRetriever
 from contract import CallAnswered, Event, TransferRequest

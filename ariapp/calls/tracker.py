@@ -16,11 +16,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ariapp import logs, metrics, sealing_sweep
+from aipbx import logs, sealing_sweep
+from aipbx.recordings import FILES
+from aipbx.sealing import Keyring, NotSealedError, SealError, seal_directory
+from ariapp import metrics
 from ariapp.ari.models import AriEvent, Channel
-from ariapp.calls.recording import FILES, write_call_files
+from ariapp.calls.recording import write_call_files
 from ariapp.cdr import ASTERISK_RESTART, CallRecord, CdrWriter, iso, utcnow_iso
-from ariapp.sealing import Keyring, NotSealedError, SealError, seal_directory
 from contract import CallAnswered, CallEnded, CallStarted, Event
 
 log = logging.getLogger(__name__)

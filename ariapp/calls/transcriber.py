@@ -7,7 +7,7 @@ Theory of operation
         ``spy=in`` (id ``<call>-<x>-snoop``: what X says, nothing else) -> wait for both StasisStarts
         -> mixing bridge ``<call>-<x>-bridge`` with the two
       -> register on the media clock: each tick, one frame per party from its jitter buffer into its
-         :class:`~ariapp.calls.segmenter.Segmenter`
+         :class:`~aipbx.audio.segmenter.Segmenter`
       -> each finished utterance is recognised on the *transcript lane* (a low-priority recogniser that
          never takes the CPU from a caller waiting for the AI) and published as a final ``transcript``
          event with its speaker and times; a pause publishes interim text when the lane is idle
@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ariapp import logs
+from aipbx import logs
+from aipbx.audio.resample import resample
+from aipbx.audio.segmenter import Segment, Segmenter
+from aipbx.providers.base import SpeechToText
+from aipbx.providers.errors import ProviderError
 from ariapp.ari.client import AriClient
 from ariapp.ari.models import AriEvent
 from ariapp.calls.media import CallMedia, MediaClock, media_codec
-from ariapp.calls.segmenter import Segment, Segmenter
 from ariapp.errors import AriError, MediaError
-from ariapp.media.resample import resample
-from ariapp.providers.base import SpeechToText
-from ariapp.providers.errors import ProviderError
 from ariapp.tasks import cancel_and_wait
 from contract import Event, Transcript
 

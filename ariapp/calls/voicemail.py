@@ -7,7 +7,7 @@ Theory of operation
     message is over: ``max_length``, or ``silence`` (``silence_s`` of quiet after the caller's
     words, twice that if they say nothing at all). A hang-up ends it from outside (``hangup``).
     The session then writes ``voicemail.wav`` into the call's recordings folder — sealed at rest
-    with the call's other files when the call is finished (``ariapp.sealing``) — recognises it, and
+    with the call's other files when the call is finished (``aipbx.sealing``) — recognises it, and
     reports it with the call (``voicemail`` in ``metadata.json``); the app publishes
     ``voicemail.recorded`` once the folder is sealed. A message in which the caller never spoke is
     not kept: the help request stays an unresolved item.

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ariapp.conversation.prompt import Turn, build_messages, sanitize
-from ariapp.providers.base import LanguageModel
+from aipbx.providers.base import LanguageModel
+from aipbx.text.prompt import Turn, build_messages, sanitize
 
 
 @dataclass

@@ -28,10 +28,14 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 import contract  # the console's events, named as contract.<Type> (Transcript, Retrieval are taken here)
+from aipbx.audio.resample import StreamResampler, resample
+from aipbx.providers.base import EndOfTurn, SpeechToText, TextToSpeech, Transcript, needed_by
+from aipbx.providers.errors import ProviderError
+from aipbx.text.guard import reply_splitter
+from aipbx.text.prompt import Turn, system_prompt
 from ariapp import metrics
 from ariapp.conversation.answerer import Answerer, Question
 from ariapp.conversation.confirm import CONFIRM_AT, Offer, offer_for, reply_to_offer, says_enough
-from ariapp.conversation.guard import reply_splitter
 from ariapp.conversation.hitl import (
     LOW_CONFIDENCE,
     Desk,
@@ -43,15 +47,11 @@ from ariapp.conversation.hitl import (
     hold_music,
 )
 from ariapp.conversation.machine import TRANSFERABLE, Cmd, Ev, State, step
-from ariapp.conversation.prompt import Turn, system_prompt
 from ariapp.conversation.spoken import spoken
 from ariapp.conversation.transfer import MUSIC_CHUNK_S, TRANSFER_WAIT_S, hold_for_transfer
 from ariapp.conversation.turns import BACKCHANNEL_HINTS, BACKCHANNEL_MAX_S, backchannel, should_wait
 from ariapp.conversation.turns import HOLD_S as TURN_HOLD_S
 from ariapp.media.audio import Speaker, SpeechHandle
-from ariapp.media.resample import StreamResampler, resample
-from ariapp.providers.base import EndOfTurn, SpeechToText, TextToSpeech, Transcript, needed_by
-from ariapp.providers.errors import ProviderError
 from ariapp.tasks import cancel_and_wait
 from knowledge.retrieval.terms import proper_names
 

@@ -10,7 +10,7 @@ two parts are heard as one question (the machine's THINKING + onset rule). Compl
 
 The audio is the other half: the recogniser often hides an unfinished thought ("My son is seven
 and [pause]" comes out as "My son is seven."), while an end-of-turn model that hears how the words
-end (Smart Turn, :class:`ariapp.providers.local.turn.SmartTurn`) is rarely wrong when it is sure a
+end (Smart Turn, :class:`aipbx.providers.local.turn.SmartTurn`) is rarely wrong when it is sure a
 thought goes on (:data:`INCOMPLETE_BELOW`), though unreliable when it is not. :func:`should_wait`
 holds when either says so. ``python -m bench endpointing`` measures both on the turn-taking set
 (the synthetic caller through G.711): the words held 21 of 62 fragments, with the model 28; with the

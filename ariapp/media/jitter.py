@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ariapp.media.rtp import RtpPacket, seq_delta
+from aipbx.audio.rtp import RtpPacket, seq_delta
 
 __all__ = ["FrameStatus", "JitterBuffer", "JitterStats"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 
-from ariapp.media.rtp import RtpPacket
+from aipbx.audio.rtp import RtpPacket
 
 __all__ = ["PacerClock", "RtpStreamState"]
 

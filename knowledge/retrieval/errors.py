@@ -17,7 +17,7 @@ family and decide from ``retryable`` whether trying again can help::
                                 dimension, reserved metadata key (not retryable)
 
 The shape (``retryable``, ``install``, ``backend``) mirrors
-``ariapp.providers.errors`` so the call pipeline can treat both alike, but this
+``aipbx.providers.errors`` so the call pipeline can treat both alike, but this
 package imports nothing from ``ariapp``: the web console imports it too.
 """
 

@@ -329,7 +329,7 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
             "exec",
             "python",
             "-m",
-            "ariapp.sealing",
+            "aipbx.sealing",
             "cat",
             f"/var/lib/aipbx/recordings/{heard.call_id}",
             "mixed.wav",

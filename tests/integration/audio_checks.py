@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ariapp import sealing
-from ariapp.media.resample import resample
+from aipbx import sealing
+from aipbx.audio.resample import resample
 from softphone.analysis import silent_tail, speech_seconds
 from softphone.voice import speech  # noqa: F401 - what the test phone says
 
 
 @functools.lru_cache(maxsize=2)
 def _stt(model: str):
-    from ariapp.providers.local import WhisperSTT
+    from aipbx.providers.local import WhisperSTT
 
     return WhisperSTT(model=model)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ariapp.followup import worker_queues
+from aipbx.queues import worker_queues
 from stack.asterisk import Asterisk
 from stack.config import StackConfig
 from stack.instance import AppProcess, knowledge_server, scratch_config

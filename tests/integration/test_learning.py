@@ -21,8 +21,8 @@ import redis
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
+from aipbx.queues import worker_queues
 from ariapp.calls.transcriber import DRAIN_TIMEOUT_S
-from ariapp.followup import worker_queues
 from knowledge.models import ExtractionRun, KnowledgeItem, Status
 from tests.browser.conftest import login
 from tests.integration.audio_checks import Recordings, ask, speech, transcribe

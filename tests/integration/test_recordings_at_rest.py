@@ -18,7 +18,7 @@ import wave
 import pytest
 from django.test import Client
 
-from ariapp import sealing
+from aipbx import sealing
 from softphone.analysis import speech_seconds
 from stack.config import REPO
 from tests.integration.audio_checks import Recordings, greeted, transcribe
@@ -97,9 +97,9 @@ def test_an_ai_call_is_sealed_at_rest_and_plays_in_the_console_across_a_key_rota
     settings.AIPBX_RECORDINGS_KEYRING = sealing.Keyring.parse(rotated_env)
     # then the old recording still plays
     assert b"".join(operator.get(url).streaming_content) == mixed
-    # and after `python -m ariapp.sealing rewrap` the files need only the new key
+    # and after `python -m aipbx.sealing rewrap` the files need only the new key
     rewrap = subprocess.run(
-        [sys.executable, "-m", "ariapp.sealing", "rewrap", "--dir", str(folder)],
+        [sys.executable, "-m", "aipbx.sealing", "rewrap", "--dir", str(folder)],
         cwd=REPO,
         env={**os.environ, sealing.ENV_VAR: rotated_env},
         capture_output=True,

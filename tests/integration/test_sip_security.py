@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from ariapp.directory import parse_directory
+from aipbx.directory import parse_directory
 from softphone import CallFailed, Phone, RegistrationFailed, SoftphoneError
 from stack import fail2ban
 from stack.asterisk import Asterisk

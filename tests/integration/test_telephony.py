@@ -272,7 +272,7 @@ async def test_a_phone_call_through_an_ari_app_restart_is_transcribed_after_the_
     import redis
     from django.conf import settings
 
-    from ariapp.followup import TRANSCRIBE_TASK, long_queue
+    from aipbx.queues import TRANSCRIBE_TASK, long_queue
 
     queue = pbx.cfg.extra_env["AIPBX_CELERY_QUEUE"]
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
@@ -313,7 +313,7 @@ async def test_a_phone_call_over_the_live_budget_is_transcribed_after_the_call(p
     import redis
     from django.conf import settings
 
-    from ariapp.followup import EXTRACT_TASK, TRANSCRIBE_TASK, long_queue
+    from aipbx.queues import EXTRACT_TASK, TRANSCRIBE_TASK, long_queue
 
     queue = long_queue(pbx.cfg.extra_env["AIPBX_CELERY_QUEUE"])
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)

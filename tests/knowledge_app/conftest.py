@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ariapp.followup import worker_queues
+from aipbx.queues import worker_queues
 from contract import CallAnswered, CallEnded, CallStarted, Envelope, Event, Transcript, TurnPlayed, encode
 from knowledge.actions import reset_retriever
 from webconsole.settings.env import database_url

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class FakeLanguageModel:
-    """Speaks ``ariapp.providers.base.LanguageModel``: streams a canned answer in small deltas."""
+    """Speaks ``aipbx.providers.base.LanguageModel``: streams a canned answer in small deltas."""
 
     def __init__(self, answer: str) -> None:
         self.answer = answer
@@ -283,7 +283,7 @@ def file_turns(metadata: Path) -> list[Turn]:
 def test_the_worker_reads_postgresql_not_the_ari_apps_files_and_learns_the_same(
     knowledge_settings: Path, settings: Any
 ) -> None:
-    from ariapp import sealing
+    from aipbx import sealing
 
     # given a call as the stack leaves it, whose metadata.json is then deleted, the rest of its folder
     # sealed with keys the worker does not have

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ariapp.privacy import mask_pii
+from aipbx.privacy import mask_pii
 from knowledge.extraction import LlmJudge, RuleJudge
 from knowledge.models import Category, ExtractionRun, KnowledgeItem, Status
 from knowledge.tasks import default_judge, extract_knowledge_task, retry_delay, run_extraction

@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
-from ariapp.followup import LONG_TASKS, long_queue
+from aipbx.queues import LONG_TASKS, long_queue
 from webconsole.celery import app
 from webconsole.core import time_limits
 from webconsole.webhooks import tasks as webhook_tasks

@@ -22,7 +22,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from ariapp.privacy import mask_pii
+from aipbx.privacy import mask_pii
 from knowledge.models import ExtractionRun, KnowledgeItem, Status
 from knowledge.tasks import extract_knowledge_task
 from tests.fakes.openai_http import FakeOpenAI, OpenAIScript

@@ -6,8 +6,8 @@ from typing import Any
 
 from google.auth.credentials import AnonymousCredentials
 
-from ariapp.providers.google import GeminiLLM, GoogleStreamingSTT, GoogleSTT, GoogleTTS
-from ariapp.providers.openai import OpenAIChatLLM, OpenAISTT, OpenAITTS
+from aipbx.providers.google import GeminiLLM, GoogleStreamingSTT, GoogleSTT, GoogleTTS
+from aipbx.providers.openai import OpenAIChatLLM, OpenAISTT, OpenAITTS
 from tests.fakes.gemini_http import FakeGemini
 from tests.fakes.google_grpc import FakeGoogleCloud
 from tests.fakes.openai_http import FakeOpenAI

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from ariapp.providers.errors import ProviderBadInput, ProviderUnavailable
-from ariapp.providers.google import GeminiLLM, GoogleStreamingSTT, GoogleTTS
-from ariapp.providers.openai import OpenAIChatLLM, OpenAISTT, OpenAITTS
+from aipbx.providers.errors import ProviderBadInput, ProviderUnavailable
+from aipbx.providers.google import GeminiLLM, GoogleStreamingSTT, GoogleTTS
+from aipbx.providers.openai import OpenAIChatLLM, OpenAISTT, OpenAITTS
 
 CASES: list[tuple[str, Callable[[], object], str]] = [
     ("google.cloud.speech_v1", lambda: GoogleStreamingSTT(api_key="k"), "google-cloud-speech=="),

@@ -18,8 +18,8 @@ import grpc
 import numpy as np
 import pytest
 
-from ariapp.providers.base import ChatMessage
-from ariapp.providers.errors import ProviderError, ProviderTimeout
+from aipbx.providers.base import ChatMessage
+from aipbx.providers.errors import ProviderError, ProviderTimeout
 from tests.fakes.gemini_http import FakeGemini
 from tests.fakes.google_grpc import FakeGoogleCloud
 from tests.fakes.openai_http import FakeOpenAI

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from ariapp.providers.base import ChatMessage, LanguageModel
-from ariapp.providers.errors import ProviderBadInput, ProviderError
+from aipbx.providers.base import ChatMessage, LanguageModel
+from aipbx.providers.errors import ProviderBadInput, ProviderError
 from tests.fakes.gemini_http import FakeGemini
 from tests.fakes.http_server import RecordedRequest
 from tests.fakes.openai_http import FakeOpenAI

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from ariapp.media.resample import resample
-from ariapp.providers.base import SpeechToText
-from ariapp.providers.errors import ProviderBadInput
-from ariapp.providers.local import PiperTTS, WhisperSTT
+from aipbx.audio.resample import resample
+from aipbx.providers.base import SpeechToText
+from aipbx.providers.errors import ProviderBadInput
+from aipbx.providers.local import PiperTTS, WhisperSTT
 from tests.fakes.google_grpc import FakeGoogleCloud
 from tests.fakes.openai_http import FakeOpenAI
 from tests.providers.conftest import Closer

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from ariapp.providers.base import TextToSpeech
-from ariapp.providers.errors import ProviderBadInput
-from ariapp.providers.local import PiperTTS
+from aipbx.providers.base import TextToSpeech
+from aipbx.providers.errors import ProviderBadInput
+from aipbx.providers.local import PiperTTS
 from tests.fakes.google_grpc import FakeGoogleCloud
 from tests.fakes.openai_http import FakeOpenAI
 from tests.providers.conftest import Closer

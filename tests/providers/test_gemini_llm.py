@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from ariapp.providers.base import ChatMessage
-from ariapp.providers.errors import ProviderBadInput, ProviderError, ProviderTimeout
-from ariapp.providers.google import GeminiLLM, to_gemini_contents
+from aipbx.providers.base import ChatMessage
+from aipbx.providers.errors import ProviderBadInput, ProviderError, ProviderTimeout
+from aipbx.providers.google import GeminiLLM, to_gemini_contents
 from tests.fakes.gemini_http import FakeGemini
 from tests.providers.conftest import Closer
 from tests.providers.factories import SHORT_TIMEOUT_S, gemini_llm

@@ -17,10 +17,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import speech_v1
 from google.oauth2 import service_account
 
-from ariapp.providers.base import StreamingSpeechToText, SttStream
-from ariapp.providers.errors import ProviderBadInput, ProviderError, ProviderTimeout, ProviderUnavailable
-from ariapp.providers.google import GoogleStreamingSTT
-from ariapp.providers.google._common import GoogleConnection, translate_google_error
+from aipbx.providers.base import StreamingSpeechToText, SttStream
+from aipbx.providers.errors import ProviderBadInput, ProviderError, ProviderTimeout, ProviderUnavailable
+from aipbx.providers.google import GoogleStreamingSTT
+from aipbx.providers.google._common import GoogleConnection, translate_google_error
 from tests.fakes.google_grpc import FakeGoogleCloud
 from tests.providers.conftest import Closer
 from tests.providers.factories import SHORT_TIMEOUT_S, google_streaming_stt, google_stt

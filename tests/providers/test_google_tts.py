@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from google.cloud import texttospeech_v1
 
-from ariapp.providers.errors import ProviderBadInput, ProviderError
-from ariapp.providers.google import GoogleTTS, pcm_from_wav, split_sentences
+from aipbx.providers.errors import ProviderBadInput, ProviderError
+from aipbx.providers.google import GoogleTTS, pcm_from_wav, split_sentences
 from tests.fakes.google_grpc import FakeGoogleCloud, sine, wav_bytes
 from tests.providers.conftest import Closer
 from tests.providers.factories import google_tts

@@ -3,9 +3,9 @@ prompt tells it to refuse, and a number it states that the knowledge does not is
 
 from __future__ import annotations
 
+from aipbx.text.guard import reply_splitter
+from aipbx.text.prompt import system_prompt
 from ariapp.conversation.answerer import LlmAnswerer, Question
-from ariapp.conversation.guard import reply_splitter
-from ariapp.conversation.prompt import system_prompt
 from tests.fakes.openai_http import FakeOpenAI
 from tests.providers.conftest import Closer
 from tests.providers.factories import openai_chat

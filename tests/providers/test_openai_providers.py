@@ -9,9 +9,9 @@ import wave
 import numpy as np
 import pytest
 
-from ariapp.providers.base import ChatMessage
-from ariapp.providers.errors import ProviderBadInput, ProviderError, ProviderTimeout
-from ariapp.providers.openai import split_for_requests, wav_from_pcm
+from aipbx.providers.base import ChatMessage
+from aipbx.providers.errors import ProviderBadInput, ProviderError, ProviderTimeout
+from aipbx.providers.openai import split_for_requests, wav_from_pcm
 from tests.fakes.openai_http import FakeOpenAI, speech_tone
 from tests.providers.conftest import Closer
 from tests.providers.factories import SHORT_TIMEOUT_S, openai_chat, openai_stt, openai_tts

@@ -11,9 +11,9 @@ import asyncio
 import threading
 import time
 
+from aipbx.providers.local import workers
 from ariapp.ari.client import BUSY_CONTEXT
 from ariapp.calls.admission import Admission
-from ariapp.providers.local import workers
 from contract import Latency
 from tests.unit.test_ariapp_limits import FakeAri, events, journal, make_app, sample, settle, stasis_start
 
@@ -104,7 +104,7 @@ async def test_the_time_an_utterance_waits_for_the_recogniser_is_measured_per_la
 
 
 async def test_the_recogniser_is_busy_while_a_job_is_queued_or_running_and_idle_after() -> None:
-    from ariapp.providers.local.stt import WhisperSTT
+    from aipbx.providers.local.stt import WhisperSTT
 
     stt = WhisperSTT("tiny.en", lane="test-busy", executor=workers.worker("test-busy"))
     release = threading.Event()

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ariapp.media.audio import Listener, Speaker
+from aipbx.audio.listener import Listener
+from ariapp.media.audio import Speaker
 
 FRAME = 160  # 20 ms at 8 kHz
 FORMANTS = ((700, 130), (1220, 70), (2600, 160))

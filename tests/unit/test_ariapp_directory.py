@@ -1,4 +1,4 @@
-"""Tests for ariapp.directory: the extensions file every part of the PBX is built from."""
+"""Tests for aipbx.directory: the extensions file every part of the PBX is built from."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ariapp.directory import DirectoryError, load_directory, parse_directory
+from aipbx.directory import DirectoryError, load_directory, parse_directory
 
 REPO = Path(__file__).resolve().parents[2]
 

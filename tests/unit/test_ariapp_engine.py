@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from aipbx.errors import ConfigError
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
 from ariapp.engine import build_answerer, build_stts, build_tts, build_turn_model
-from ariapp.errors import ConfigError
 from ariapp.settings import Settings
 
 BASE = {"AIPBX_ARI_PASSWORD": "x", "AIPBX_KNOWLEDGE_STORE": "none", "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev"}

@@ -9,9 +9,10 @@ import pytest
 import redis
 from django.conf import settings
 
+from aipbx.directory import Extension
+from aipbx.queues import EXTRACT_TASK, TRANSCRIBE_TASK, long_queue
 from ariapp.cdr import CallRecord
-from ariapp.directory import Extension
-from ariapp.followup import EXTRACT_TASK, TRANSCRIBE_TASK, FollowUp, after_call, long_queue
+from ariapp.followup import FollowUp, after_call
 
 REDIS = settings.AIPBX_EVENTS_REDIS_URL  # the session's Redis user, as the ARI app logs in
 LEARN = Extension("1002", "Jiyoung Lee", 10, "en-US", "Hi", "learn")

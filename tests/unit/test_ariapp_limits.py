@@ -17,12 +17,12 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aipbx.directory import LANGUAGES
 from ariapp import metrics
 from ariapp.app import App
 from ariapp.ari.client import BUSY_CONTEXT
 from ariapp.ari.models import AriEvent
 from ariapp.calls.limits import BUSY_MESSAGE, CallLimits, busy_exten, busy_sound, identifiable
-from ariapp.directory import LANGUAGES
 from ariapp.errors import AriUnavailable
 from ariapp.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Structured logs (ariapp.logs): JSON lines with the call id, nothing secret, no full phone number."""
+"""Structured logs (aipbx.logs): JSON lines with the call id, nothing secret, no full phone number."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ariapp import logs
+from aipbx import logs
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_identifiers_dates_and_small_numbers_are_not_taken_for_phone_numbers(cap
 
 def test_a_call_id_whose_digits_read_as_a_card_number_stays_whole_in_the_message(captured) -> None:
     # seen in a full suite run: "test3853-1796399253.113" ended up "test3853-[card]" in "call … ended"
-    from ariapp.privacy import mask_pii
+    from aipbx.privacy import mask_pii
 
     call_id = "test3853-1796399253.113"
     assert "[card]" in mask_pii(call_id)  # on its own, its 13 digits (epoch and channel counter) pass the Luhn check

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aipbx.audio.rtp import RtpPacket
 from ariapp.calls.media import CallMedia, media_codec
-from ariapp.media.rtp import RtpPacket
 
 ASTERISK = ("127.0.0.1", 14000)  # the external media channel's RTP address
 SSRC = 0x1A2B3C4D

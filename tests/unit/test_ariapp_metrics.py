@@ -84,14 +84,14 @@ def test_a_malformed_event_figure_never_breaks_publishing() -> None:
 def test_provider_family_comes_from_the_provider_package() -> None:
     from ariapp.conversation.answerer import ExtractiveAnswerer
 
-    fake = type("GoogleSTT", (), {"__module__": "ariapp.providers.google.stt"})()
+    fake = type("GoogleSTT", (), {"__module__": "aipbx.providers.google.stt"})()
     assert metrics.provider_of(fake) == "google"
     assert metrics.provider_of(ExtractiveAnswerer()) == "extractive"
     assert metrics.provider_of(object()) == "other"
 
 
 class _Stt:
-    __module__ = "ariapp.providers.local.stt"
+    __module__ = "aipbx.providers.local.stt"
     sample_rate = 16000
 
     async def transcribe(self, pcm, language=None, hints=()):
@@ -99,7 +99,7 @@ class _Stt:
 
 
 class _Tts:
-    __module__ = "ariapp.providers.local.tts"
+    __module__ = "aipbx.providers.local.tts"
 
     async def synthesize(self, text):
         for chunk in ("a", "b"):
@@ -180,7 +180,7 @@ def test_collector_adds_finished_and_live_calls_rtp_and_reads_the_apps_counters(
 def test_the_wait_for_the_shared_voice_is_its_own_metric_not_a_recognition_lane() -> None:
     import threading
 
-    from ariapp.providers.local.workers import DeadlineLane
+    from aipbx.providers.local.workers import DeadlineLane
 
     voice_before = sample("aipbx_tts_queue_seconds_count")
     recognition_before = sample("aipbx_stt_queue_seconds_count", lane="other")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ariapp.errors import ConfigError
+from aipbx.errors import ConfigError
 from ariapp.settings import REPO, Settings
 
 # Development settings: production ones also demand the recordings key (tested below).
@@ -235,7 +235,7 @@ def test_production_settings_refuse_to_start_without_a_recordings_key(module: st
     # then no key means no start, with the setting named and where to get it
     with pytest.raises(ConfigError, match="AIPBX_RECORDINGS_KEYS is not set: the production settings") as info:
         Settings.from_env(env)
-    assert "python -m ariapp.sealing newkey" in str(info.value)
+    assert "python -m aipbx.sealing newkey" in str(info.value)
     # and with a key they start, sealing
     keyed = Settings.from_env({**env, "AIPBX_RECORDINGS_KEYS": "k1:" + "A" * 43 + "="})
     assert keyed.recordings_keys is not None and keyed.recordings_keys.current[0] == "k1"

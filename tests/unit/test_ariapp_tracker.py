@@ -383,7 +383,7 @@ def test_call_ended_counts_the_turns_with_words_so_the_console_can_tell_it_has_t
 
 
 async def test_with_master_keys_the_call_is_sealed_before_its_cdr_line_and_call_ended(tmp_path: Path) -> None:
-    from ariapp import sealing
+    from aipbx import sealing
 
     # given a tracker with a master key, and a listener that looks at the directory when call.ended comes
     keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))
@@ -419,7 +419,7 @@ async def test_a_failed_seal_is_counted_and_leaves_the_audio_in_clear_for_the_sw
 ) -> None:
     from prometheus_client import REGISTRY
 
-    from ariapp import sealing, sealing_sweep
+    from aipbx import sealing, sealing_sweep
 
     # given a tracker with a master key, and a disk that refuses the sealed copy of mixed.wav
     keys = sealing.Keyring.parse(sealing.new_key_spec("k1"))

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from aipbx.directory import Extension
 from ariapp.calls.media import MediaClock
 from ariapp.calls.session import WATCHDOG_TICKS, AiCall, Engine
 from ariapp.calls.watchdog import RtpWatchdog
 from ariapp.cdr import CallRecord
-from ariapp.directory import Extension
 
 TICK_S = 0.020
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ariapp.calls.segmenter import Segment, Segmenter, segments_of
+from aipbx.audio.segmenter import Segment, Segmenter, segments_of
 
 RATE = 8000
 

@@ -168,7 +168,7 @@ def test_images_run_as_non_root_users_without_test_tools() -> None:
 
 
 def test_every_queue_has_a_worker_and_webhooks_do_not_share_one_with_imports() -> None:
-    from ariapp.followup import long_queue, worker_queues
+    from aipbx.queues import long_queue, worker_queues
 
     def queues(service: str) -> list[str]:
         command = SERVICES[service]["command"]

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from aipbx.providers.base import ChatMessage, LanguageModel
+from aipbx.providers.errors import ProviderError, ProviderTimeout
+from aipbx.text.prompt import Turn, build_messages
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer, Question
-from ariapp.conversation.prompt import Turn, build_messages
-from ariapp.providers.base import ChatMessage, LanguageModel
-from ariapp.providers.errors import ProviderError, ProviderTimeout
 
 
 def question(passages: list[str], language: str = "en-US", text: str = "When do you open?") -> Question:

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 
+from aipbx.audio.g711 import ulaw_decode, ulaw_encode
+from aipbx.audio.resample import resample
+from aipbx.providers.local import PiperTTS
 from ariapp.conversation.echo import EchoGuard, max_normalised_correlation
-from ariapp.media.g711 import ulaw_decode, ulaw_encode
-from ariapp.media.resample import resample
-from ariapp.providers.local import PiperTTS
 
 RATE = 8000
 FRAME = 160

@@ -1,11 +1,11 @@
-"""Tests for the parts of ariapp.media.audio.Listener the conversation relies on: the pause that starts
+"""Tests for the parts of aipbx.audio.listener.Listener the conversation relies on: the pause that starts
 recognition early, and dropping an utterance judged to be our own echo (and taking that back)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ariapp.media.audio import Listener
+from aipbx.audio.listener import Listener
 from tests.unit.test_ariapp_audio import hiss, voiced
 
 FRAME = 160

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import contract
+from aipbx.providers.base import Transcript, speech_deadline
+from aipbx.providers.errors import ProviderError
 from ariapp.conversation.answerer import ExtractiveAnswerer, Question
 from ariapp.conversation.machine import Ev, State
 from ariapp.conversation.orchestrator import FALLBACK, ConversationConfig, Orchestrator
 from ariapp.media.audio import Speaker, SpeechHandle
-from ariapp.providers.base import Transcript, speech_deadline
-from ariapp.providers.errors import ProviderError
 from knowledge.retrieval.relevance import Judgement
 
 RATE = 8000

@@ -12,12 +12,12 @@ import asyncio
 import numpy as np
 
 import contract
+from aipbx.providers.base import Transcript
+from aipbx.providers.errors import ProviderError
+from aipbx.text.prompt import Turn
 from ariapp.conversation.machine import Ev, State
 from ariapp.conversation.orchestrator import FALLBACK, FILLER
-from ariapp.conversation.prompt import Turn
 from ariapp.conversation.turns import BACKCHANNEL_HINTS
-from ariapp.providers.base import Transcript
-from ariapp.providers.errors import ProviderError
 from tests.unit.test_conversation_orchestrator import (
     GREETING,
     GREETING_LEVEL,

@@ -1,4 +1,4 @@
-"""Tests for ariapp.conversation.sentences: cutting streamed LLM text into speakable pieces."""
+"""Tests for aipbx.text.sentences: cutting streamed LLM text into speakable pieces."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ariapp.conversation.sentences import SentenceSplitter, split_sentences
+from aipbx.text.sentences import SentenceSplitter, split_sentences
 
 
 def stream(text: str, cuts: list[int], splitter: SentenceSplitter | None = None) -> list[str]:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ariapp.providers.local.workers import DeadlineLane, pending
+from aipbx.providers.local.workers import DeadlineLane, pending
 
 WAIT_S = 5.0  # generous: nothing here is timed, the waits only bound a broken lane
 

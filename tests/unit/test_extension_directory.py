@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aipbx.directory import dialplan_global, load_directory, parse_directory
 from ariapp.calls.extensions import DirectoryFollower, endpoint_objects, load_cache, parse_payload, save_cache
 from ariapp.calls.hold_music import hold_music_for
-from ariapp.directory import dialplan_global, load_directory, parse_directory
 from contract.directory import BadDirectory, DirectoryPayload, decode, directory_channel, directory_key
 from stack.config import REPO
 

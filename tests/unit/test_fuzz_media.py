@@ -15,9 +15,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ariapp.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from aipbx.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from aipbx.audio.rtp import RtpPacket, RtpParseError, parse_rtp
 from ariapp.media.jitter import FrameStatus, JitterBuffer
-from ariapp.media.rtp import RtpPacket, RtpParseError, parse_rtp
 
 FUZZ = settings(max_examples=1500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 

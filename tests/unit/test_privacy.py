@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ariapp import privacy
-from ariapp.privacy import mask_pii
+from aipbx import privacy
+from aipbx.privacy import mask_pii
 
 CASES_PATH = Path(__file__).with_name("privacy_cases.jsonl")
 CASES = [json.loads(line) for line in CASES_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]

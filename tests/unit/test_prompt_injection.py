@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from aipbx.providers.openai.llm import OpenAIChatLLM
+from aipbx.text import prompt
+from aipbx.text.guard import LEAK_CHARS, ReplyGuard, reply_splitter
+from aipbx.text.prompt import build_messages, sanitize, system_prompt
 from ariapp.ari.client import AriClient
-from ariapp.conversation import prompt
 from ariapp.conversation.answerer import LlmAnswerer
-from ariapp.conversation.guard import LEAK_CHARS, ReplyGuard, reply_splitter
 from ariapp.conversation.machine import State
 from ariapp.conversation.orchestrator import FALLBACK
-from ariapp.conversation.prompt import build_messages, sanitize, system_prompt
-from ariapp.providers.openai.llm import OpenAIChatLLM
 from tests.fakes.openai_http import FakeOpenAI, obedient_reply
 from tests.unit.test_conversation_orchestrator import OWNER, Call, FakeRetriever, FakeSTT, FakeTTS, Passage
 

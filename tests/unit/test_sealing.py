@@ -1,4 +1,4 @@
-"""Tests for ariapp.sealing: the sealed file format, the reader API, the binding to a call, rotation and rewrap."""
+"""Tests for aipbx.sealing: the sealed file format, the reader API, the binding to a call, rotation and rewrap."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ariapp import sealing
-from ariapp.sealing import (
+from aipbx import sealing
+from aipbx.sealing import (
     FormatError,
     Keyring,
     KeyringError,

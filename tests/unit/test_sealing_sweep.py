@@ -1,4 +1,4 @@
-"""Tests for ariapp.sealing_sweep: finished calls left in clear are sealed, calls in progress are not."""
+"""Tests for aipbx.sealing_sweep: finished calls left in clear are sealed, calls in progress are not."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ariapp import sealing, sealing_sweep
-from ariapp.sealing import Keyring, new_key_spec
-from ariapp.sealing_sweep import QUIET_S, SETTLE_S, SweepReport, sweep
+from aipbx import sealing, sealing_sweep
+from aipbx.sealing import Keyring, new_key_spec
+from aipbx.sealing_sweep import QUIET_S, SETTLE_S, SweepReport, sweep
 
 KEYS = Keyring.parse(new_key_spec("k1"))
 NOW = time.time()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ariapp.directory import parse_directory
+from aipbx.directory import parse_directory
 from stack import asterisk
 from stack.asterisk import AsteriskError, render
 from stack.config import StackConfig
@@ -220,8 +220,8 @@ def test_recorded_extensions_play_the_notice_in_their_language_and_unrecorded_on
 
 
 def test_a_call_over_an_ai_cap_hears_the_busy_message_of_its_language_then_486(tmp_path: Path) -> None:
+    from aipbx.directory import LANGUAGES
     from ariapp.calls.limits import busy_exten, busy_sound
-    from ariapp.directory import LANGUAGES
 
     _, files = rendered(tmp_path)
     busy = files["extensions.conf"].split("[aipbx-busy]", 1)[1]

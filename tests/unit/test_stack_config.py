@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ariapp.directory import load_directory, parse_directory
-from ariapp.sealing import Keyring
+from aipbx.directory import load_directory, parse_directory
+from aipbx.sealing import Keyring
 from stack import config as stack_config
 from stack.config import REPO, StackConfig, ensure_secrets, read_env_file
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ariapp.sealing import Keyring
+from aipbx.sealing import Keyring
 from stack.config import REPO, read_env_file
 from stack.container import (
     SETTINGS,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ariapp.directory import DirectoryError, parse_directory
+from aipbx.directory import DirectoryError, parse_directory
 from stack import fail2ban
 from stack.asterisk import DOCKER_LAYOUT, AsteriskError, render
 from stack.config import SettingsError, StackConfig, sip_settings

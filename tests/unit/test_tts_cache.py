@@ -1,4 +1,4 @@
-"""A voice that remembers what it has said (ariapp.providers.cache)."""
+"""A voice that remembers what it has said (aipbx.providers.cache)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from aipbx.providers.cache import CachedTTS
+from aipbx.providers.errors import ProviderBadInput
+from aipbx.providers.local import PiperTTS
 from ariapp import metrics
 from ariapp.engine import build_engine
-from ariapp.providers.cache import CachedTTS
-from ariapp.providers.errors import ProviderBadInput
-from ariapp.providers.local import PiperTTS
 from ariapp.settings import Settings
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aipbx.directory import Directory, Extension
 from ariapp.ari.models import AriEvent
 from ariapp.calls.callback import ClickToCall, caller_failure, operator_failure
 from ariapp.calls.voicemail import HANGUP, MAX_LENGTH, SILENCE, MessageRecorder, write_message
 from ariapp.cdr import CdrWriter
 from ariapp.conversation.hitl import beep
 from ariapp.conversation.machine import Cmd, Ev, State, step
-from ariapp.directory import Directory, Extension
 from contract import CallbackRequest, CallbackStatus, CallEnded
 
 RATE, FRAME = 8000, 160

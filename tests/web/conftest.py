@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from ariapp.followup import worker_queues
+from aipbx.queues import worker_queues
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 30.0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from django.test import Client
 
-from ariapp import sealing
+from aipbx import sealing
 from knowledge.actions import reset_retriever
 from knowledge.models import ExtractionRun, KnowledgeItem, LearningPolicy, Status
 from knowledge.tasks import run_extraction

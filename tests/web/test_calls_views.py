@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from ariapp import sealing
+from aipbx import sealing
 from tests.web.calls_factory import PASSWORD, ai_call_events, event, make_user
 from webconsole.calls.ingest import apply_event
 from webconsole.calls.models import Call, Extension, Operator, Presence, Role

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ariapp.sealing import new_key_spec
+from aipbx.sealing import new_key_spec
 from tests.web.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow

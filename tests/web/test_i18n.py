@@ -28,7 +28,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from ariapp.directory import load_directory
+from aipbx.directory import load_directory
 from knowledge.actions import reset_retriever
 from knowledge.models import ExtractionRun, ImportJob, KnowledgeItem, KnowledgeVersion, Source, Status
 from tests.web.calls_factory import PASSWORD, make_user

@@ -180,7 +180,7 @@ def test_an_admin_exports_and_deletes_from_the_console_with_csrf(stores: Stores)
 
 
 def test_the_export_decrypts_recordings_sealed_with_the_configured_keys(stores: Stores, settings) -> None:  # noqa: F811
-    from ariapp.sealing import Keyring, new_key_spec, seal_directory
+    from aipbx.sealing import Keyring, new_key_spec, seal_directory
 
     settings.AIPBX_RECORDINGS_KEYRING = Keyring.parse(new_key_spec("k1"))
     seed_two_callers(stores)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from ariapp.sealing import new_key_spec
+from aipbx.sealing import new_key_spec
 from tests.web.conftest import REPO_ROOT
 from webconsole.settings.env import database_url
 

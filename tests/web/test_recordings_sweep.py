@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ariapp import sealing
+from aipbx import sealing
 from stack.instance import free_port
 from webconsole.privacy.checks import recordings_key
 from webconsole.privacy.tasks import seal_recordings_task

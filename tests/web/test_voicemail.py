@@ -14,7 +14,7 @@ import pytest
 import redis
 from django.test import Client
 
-from ariapp import sealing
+from aipbx import sealing
 from tests.web.calls_factory import PASSWORD, ai_call_events, event, make_user
 from webconsole.calls.ingest import apply_event
 from webconsole.calls.models import Call, Callback, CallbackStatus, HitlStatus, Role
@@ -237,7 +237,7 @@ def test_the_worker_transcribes_a_message_from_its_sealed_file_or_says_it_could_
 
     import numpy as np
 
-    from ariapp.providers.base import Transcript
+    from aipbx.providers.base import Transcript
     from webconsole.voicemail import tasks
 
     heard: list[int] = []

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ariapp import sealing
-from ariapp.calls.recording import transcript_text
+from aipbx import sealing
+from aipbx.recordings import transcript_text
 from webconsole.calls import live
 from webconsole.calls.models import Call, Extension, ExtensionChange, Operator, TranscriptSource, Turn
 
@@ -130,7 +130,7 @@ def do_save_extension(
     """Store ``values`` on ``row`` with an audit row (who, when, what), then publish the directory after
     the commit. Returns the audit row (None: nothing changed). The values were checked by the form,
     whose check runs the ARI app's own parser (:func:`check_extension`)."""
-    from ariapp.directory import DirectoryError
+    from aipbx.directory import DirectoryError
     from webconsole.calls.directory import PublishError, publish_directory
 
     with transaction.atomic():
@@ -162,8 +162,8 @@ def do_save_extension(
 
 
 def check_extension(row: Extension) -> None:
-    """Raise ``ariapp.directory.DirectoryError`` if the ARI app would refuse ``row`` (same parser)."""
-    from ariapp.directory import parse_directory
+    """Raise ``aipbx.directory.DirectoryError`` if the ARI app would refuse ``row`` (same parser)."""
+    from aipbx.directory import parse_directory
     from webconsole.calls.directory import row_document
 
     parse_directory({"extensions": [row_document(row)]}, "extension")

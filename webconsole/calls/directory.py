@@ -17,7 +17,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from ariapp.directory import Directory, load_directory, parse_directory
+from aipbx.directory import Directory, load_directory, parse_directory
 from contract.directory import DirectoryPayload, directory_channel, directory_key
 from webconsole.calls.models import Extension
 

@@ -16,7 +16,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext, gettext_lazy
 
-from ariapp.directory import EXTENSION_RE, DirectoryError
+from aipbx.directory import EXTENSION_RE, DirectoryError
 from webconsole.calls import actions
 from webconsole.calls.models import Extension
 

@@ -23,7 +23,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from ariapp.providers.errors import ProviderError
+from aipbx.providers.errors import ProviderError
 from knowledge.transcripts import CALL_WAIT_ATTEMPTS, CallNotFinished, wait_delay
 from webconsole.calls.actions import call_folder, do_mark_transcription_failed, do_store_transcript
 from webconsole.calls.directory import current_directory
@@ -40,7 +40,7 @@ _STTS: dict[str, Any] = {}  # per language, loaded once per worker process
 
 def recogniser(language: str) -> Any:
     """The worker's recogniser for ``language`` (the ARI app's family and models, see settings)."""
-    from ariapp.providers.factory import build_stt, check_stt_languages
+    from aipbx.providers.factory import build_stt, check_stt_languages
 
     if language not in _STTS:
         check_stt_languages(settings.AIPBX_STT_ENV, (language,))

@@ -3,7 +3,7 @@
 This is the path that makes sure no recorded call ends without a transcript: calls over the live
 budget, calls recorded while the ARI app was down or restarting, calls whose live transcript fell
 behind. Each track is cut into utterances exactly as the live transcript cuts them
-(:func:`ariapp.calls.segmenter.segments_of`), each utterance is recognised with the call language's
+(:func:`aipbx.audio.segmenter.segments_of`), each utterance is recognised with the call language's
 recogniser, and the lines of both speakers are merged in time order.
 
 Nothing here touches the database: :func:`transcribe_call` returns the turns; storing them is
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ariapp import sealing
-from ariapp.calls.segmenter import segments_of
-from ariapp.media.resample import resample
+from aipbx import sealing
+from aipbx.audio.resample import resample
+from aipbx.audio.segmenter import segments_of
 
 #: The parties' tracks of a phone-to-phone call (MixMonitor's r() and t() files), by speaker.
 TRACKS = {"caller": "caller.wav", "callee": "callee.wav"}
@@ -82,7 +82,7 @@ async def transcribe_call(folder: Path, keys: sealing.Keyring | None, stt: Any, 
 
     Raises:
         TranscriptionError: a track is missing or unreadable.
-        ariapp.providers.errors.ProviderError: the recogniser failed (the caller decides to retry).
+        aipbx.providers.errors.ProviderError: the recogniser failed (the caller decides to retry).
     """
     lang = "ko" if language.startswith("ko") else "en"
     tracks = {speaker: await asyncio.to_thread(read_track, folder, name, keys) for speaker, name in TRACKS.items()}

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from ariapp import sealing
+from aipbx import sealing
 from webconsole.calls import access, actions, callbacks, presence, transfers
 from webconsole.calls.models import (
     LISTEN_TAKEABLE,

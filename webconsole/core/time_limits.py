@@ -13,7 +13,7 @@ Theory of operation
 
     A signal reaches Python code and interrupts blocking system calls (sockets, sleeps), not one
     long call into C such as a backtracking regular expression: that is why the parsers of outside
-    input must run in linear time (``ariapp.privacy``, ``knowledge.importing``).
+    input must run in linear time (``aipbx.privacy``, ``knowledge.importing``).
 
     Limits come from the call (``apply_async(soft_time_limit=...)``), then the task, then the app.
 """

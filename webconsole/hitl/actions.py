@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from ariapp.privacy import mask_pii
+from aipbx.privacy import mask_pii
 from knowledge.actions import do_add_item
 from knowledge.models import KnowledgeItem, Source, Status
 from webconsole.calls.models import Call, HitlStatus

@@ -6,9 +6,9 @@ sentences in the request's language, within :data:`LLM_TIMEOUT_S`. Offline, or o
 the model, a fixed template is used: the caller must hear the answer either way.
 
 The caller's question is outside text, as on the call itself: it reaches the model through the
-conversation's sanitiser (:func:`ariapp.conversation.prompt.sanitize`), inside ``<caller>`` tags the
+conversation's sanitiser (:func:`aipbx.text.prompt.sanitize`), inside ``<caller>`` tags the
 system message calls data; and what the model writes passes the call's output guard
-(:class:`ariapp.conversation.guard.ReplyGuard`) before anyone hears it, else the template is used.
+(:class:`aipbx.text.guard.ReplyGuard`) before anyone hears it, else the template is used.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from ariapp.conversation.guard import ReplyGuard
-from ariapp.conversation.prompt import sanitize
+from aipbx.text.guard import ReplyGuard
+from aipbx.text.prompt import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def _guard(answer: str, language: str) -> ReplyGuard:
 
 
 async def _llm_polish(provider: str, question: str, answer: str, language: str) -> str:
-    from ariapp.providers.base import ChatMessage
-    from ariapp.providers.factory import build_llm
+    from aipbx.providers.base import ChatMessage
+    from aipbx.providers.factory import build_llm
 
     llm: Any = build_llm(
         provider, dict(settings.AIPBX_LLM_ENV), first_token_timeout_s=LLM_TIMEOUT_S, chunk_timeout_s=LLM_TIMEOUT_S

@@ -16,7 +16,7 @@ def recordings_key(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         checks.Warning(
             "AIPBX_RECORDINGS_KEYS is not set: recordings and transcripts are written and kept in clear, and the "
             "recordings sweep cannot seal them.",
-            hint="Set it (`make up` writes one to .env; a new one: python -m ariapp.sealing newkey). "
+            hint="Set it (`make up` writes one to .env; a new one: python -m aipbx.sealing newkey). "
             "The production settings refuse to start without it.",
             id="privacy.W001",
         )

@@ -4,7 +4,7 @@ Theory of operation: :func:`find` gathers the subject's footprint across the fou
 by the calls they made:
 
 * PostgreSQL: :class:`~webconsole.calls.models.Call` rows whose ``caller`` (or the callback number
-  they left) is the number, spelled in any way (:func:`ariapp.privacy.normalise_phone`); their
+  they left) is the number, spelled in any way (:func:`aipbx.privacy.normalise_phone`); their
   turns, events and HITL requests cascade from the call; knowledge items whose provenance
   (``source_call_id``) points to one of those calls, and the calls' extraction runs;
 * files: the recordings directories of those calls and the CDR lines of those calls (or whose
@@ -38,7 +38,7 @@ from django.db.models import F, Func, Q, Value
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from ariapp.privacy import normalise_phone
+from aipbx.privacy import normalise_phone
 from contract import stream_name
 from knowledge.actions import do_delete_item
 from knowledge.models import ExtractionRun, KnowledgeItem
@@ -234,7 +234,7 @@ def _decrypted(path: Path) -> bytes | None:
     """The plaintext of a sealed recording file (``.enc``), or None if it is not one we can open."""
     if path.suffix != ".enc":
         return None
-    from ariapp.sealing import SealError, read_bytes
+    from aipbx.sealing import SealError, read_bytes
 
     try:
         return read_bytes(path.parent, path.name.removesuffix(".enc"), settings.AIPBX_RECORDINGS_KEYRING)

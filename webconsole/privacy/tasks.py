@@ -11,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from ariapp.sealing_sweep import observe, sweep
+from aipbx.sealing_sweep import observe, sweep
 from webconsole.privacy.retention import apply_retention
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def apply_retention_task() -> dict[str, Any]:
 # Every AIPBX_SEAL_SWEEP_S (5 min); sealing is streamed, a backlog of hours of audio takes minutes.
 @shared_task(acks_late=True, soft_time_limit=900, time_limit=960)
 def seal_recordings_task() -> dict[str, Any]:
-    """Seal the clear files of finished calls (:func:`ariapp.sealing_sweep.sweep`) and export the counts
+    """Seal the clear files of finished calls (:func:`aipbx.sealing_sweep.sweep`) and export the counts
     (``aipbx_recordings_clear_files`` and friends on the worker's /metrics); idempotent."""
     keys = settings.AIPBX_RECORDINGS_KEYRING
     report = sweep(Path(settings.AIPBX_RECORDINGS_DIR), keys, quiet_s=settings.AIPBX_SEAL_QUIET_S)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
 
-from ariapp.logs import django_logging, secrets_from_env
+from aipbx.logs import django_logging, secrets_from_env
 from contract import stream_name
 from webconsole.settings.env import parse_database_url, read_env
 
@@ -204,7 +204,7 @@ CELERY_TASK_ROUTES = ("webconsole.celery.route_task",)
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 
-# Structured logs (ariapp.logs): JSON lines with AIPBX_LOG_JSON=1, readable otherwise; secrets and
+# Structured logs (aipbx.logs): JSON lines with AIPBX_LOG_JSON=1, readable otherwise; secrets and
 # phone numbers scrubbed. Existing logging.getLogger() calls go through structlog's formatter.
 LOGGING = django_logging(
     ENV.log_level, os.environ.get("AIPBX_LOG_JSON", "0") == "1", secrets=[SECRET_KEY, *secrets_from_env(os.environ)]
@@ -223,9 +223,9 @@ AIPBX_CHROMA_TOKEN = _os.environ.get("AIPBX_CHROMA_TOKEN", "").strip() or None
 AIPBX_KNOWLEDGE_PREFIX = _os.environ.get("AIPBX_KNOWLEDGE_PREFIX", "").strip() or "kbdev"
 AIPBX_KNOWLEDGE_MIN_CONFIDENCE = float(_os.environ.get("AIPBX_KNOWLEDGE_MIN_CONFIDENCE", "").strip() or "0.7")
 AIPBX_RECORDINGS_DIR = Path(_os.environ.get("AIPBX_RECORDINGS_DIR", "").strip() or BASE_DIR / "recordings")
-# Master keys that seal and open recordings (ariapp.sealing); mandatory in prod. None (dev, test): clear
+# Master keys that seal and open recordings (aipbx.sealing); mandatory in prod. None (dev, test): clear
 # recordings only, and `manage.py check` warns.
-from ariapp.sealing import Keyring as _Keyring  # noqa: E402
+from aipbx.sealing import Keyring as _Keyring  # noqa: E402
 
 AIPBX_RECORDINGS_KEYRING = _Keyring.from_env(_os.environ)
 AIPBX_EXTENSIONS_FILE = BASE_DIR / "asterisk" / "extensions.yaml"
@@ -241,7 +241,7 @@ AIPBX_EVENTS_REDIS_URL = ENV.redis_url
 
 # --- Knowledge extraction: judge, retries, and Redis redelivery of a dead worker's task ---------
 # The post-call judge uses the ARI app's generative model (AIPBX_LLM=gemini|openai and its keys,
-# see ariapp.providers.factory); AIPBX_LLM=local (default) means the offline RuleJudge.
+# see aipbx.providers.factory); AIPBX_LLM=local (default) means the offline RuleJudge.
 # AIPBX_KNOWLEDGE_JUDGE=auto|rule|llm overrides that choice.
 AIPBX_LLM = _os.environ.get("AIPBX_LLM", "").strip() or "local"
 AIPBX_LLM_ENV = {
@@ -259,8 +259,8 @@ AIPBX_LLM_ENV = {
 }
 AIPBX_KNOWLEDGE_JUDGE = _os.environ.get("AIPBX_KNOWLEDGE_JUDGE", "").strip() or "auto"
 # Transcripts after the call (webconsole.calls.tasks): the ARI app's recogniser family and models
-# (ariapp.providers.factory.build_stt reads these; AIPBX_STT_MODEL_KO serves ko-KR extensions).
-from ariapp.providers.factory import STT_ENV_NAMES as _STT_ENV_NAMES  # noqa: E402
+# (aipbx.providers.factory.build_stt reads these; AIPBX_STT_MODEL_KO serves ko-KR extensions).
+from aipbx.providers.factory import STT_ENV_NAMES as _STT_ENV_NAMES  # noqa: E402
 
 AIPBX_STT_ENV = {name: _os.environ[name] for name in _STT_ENV_NAMES if _os.environ.get(name, "").strip()}
 AIPBX_KNOWLEDGE_MAX_RETRIES = int(_os.environ.get("AIPBX_KNOWLEDGE_MAX_RETRIES", "").strip() or "5")
@@ -343,7 +343,7 @@ CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "privacy-retention": {"task": "webconsole.privacy.tasks.apply_retention_task", "schedule": 24 * 3600.0},
 }
-# The sweep of recordings left in clear (ariapp.sealing_sweep): every AIPBX_SEAL_SWEEP_S it seals the clear
+# The sweep of recordings left in clear (aipbx.sealing_sweep): every AIPBX_SEAL_SWEEP_S it seals the clear
 # files of finished calls; a folder without metadata.json counts as finished once nothing wrote to it for
 # AIPBX_SEAL_QUIET_S (MixMonitor writes every 20 ms while a call is up).
 AIPBX_SEAL_SWEEP_S = float(_os.environ.get("AIPBX_SEAL_SWEEP_S", "").strip() or "300")

@@ -23,13 +23,13 @@ if not ENV.allowed_hosts:
         "Set it to the console's host name(s), comma-separated, e.g. DJANGO_ALLOWED_HOSTS=pbx.example.com"
     )
 ALLOWED_HOSTS = list(ENV.allowed_hosts)
-# Recordings are never kept or written in clear in production (ariapp.sealing); the ARI app refuses the same way.
+# Recordings are never kept or written in clear in production (aipbx.sealing); the ARI app refuses the same way.
 if AIPBX_RECORDINGS_KEYRING is None:
     raise ImproperlyConfigured(
         "AIPBX_RECORDINGS_KEYS is not set. The production settings refuse to start without it: the console, "
         "the worker and the ARI app need the master key that seals and opens recordings (Docker: "
         "secrets/AIPBX_RECORDINGS_KEYS, written by the first docker compose up; the same value everywhere). "
-        "A new one: python -m ariapp.sealing newkey"
+        "A new one: python -m aipbx.sealing newkey"
     )
 
 # Believed only from AIPBX_TRUSTED_PROXIES (webconsole.core.proxy strips it from anyone else).

@@ -13,8 +13,8 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from ariapp.media.resample import resample
-from ariapp.providers.errors import ProviderError
+from aipbx.audio.resample import resample
+from aipbx.providers.errors import ProviderError
 from webconsole.calls.actions import call_folder
 from webconsole.calls.tasks import recogniser
 from webconsole.calls.transcription import TranscriptionError, read_track

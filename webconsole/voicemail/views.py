@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
-from ariapp import sealing
+from aipbx import sealing
 from webconsole.calls import access
 from webconsole.calls.actions import call_folder
 from webconsole.voicemail import actions
