@@ -23,7 +23,9 @@ def main() -> int:
         return 2
     # JSON lines with AIPBX_LOG_JSON=1 (production), readable lines otherwise; secrets scrubbed.
     logs.configure(
-        settings.log_level, settings.log_json, secrets=[settings.ari_password, *logs.secrets_from_env(os.environ)]
+        settings.core.log_level,
+        settings.core.log_json,
+        secrets=[settings.ari_password, *logs.secrets_from_env(os.environ)],
     )
     from ariapp.app import App
 

@@ -61,14 +61,16 @@ class App:
         self.settings = settings
         # The console's last published directory (cached on disk), else the YAML seed until it publishes.
         cached = load_cache(settings.state_dir)
-        self.directory_revision, self.directory = cached or (0, load_directory(settings.extensions_file))
+        self.directory_revision, self.directory = cached or (0, load_directory(settings.core.extensions_file))
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app_name)
         self.asterisk_directory = AsteriskDirectory(self.ari, ring_override=settings.no_answer_override)
         self.clock = MediaClock()
-        self.cdr = CdrWriter(settings.cdr_dir, settings.state_dir)
+        self.cdr = CdrWriter(settings.core.cdr_dir, settings.state_dir)
         self.engine = engine or build_engine(settings, os.environ)
         self.events = (
-            EventPublisher(settings.redis_url, stream_name(settings.instance)) if settings.events else NullPublisher()
+            EventPublisher(settings.core.redis_url, stream_name(settings.core.instance))
+            if settings.events
+            else NullPublisher()
         )
         self.followup = (
             FollowUp(settings.celery_broker_url, settings.celery_queue) if settings.extract_after_call else None
@@ -78,21 +80,21 @@ class App:
         self.media_totals = MediaTotals()  # RTP counters of finished AI calls
         self.tracker = CallTracker(
             self.cdr,
-            settings.recordings_dir,
+            settings.core.recordings_dir,
             self._spawn,
             self.publish,
             self._after_call,
-            keys=settings.recordings_keys,
+            keys=settings.core.recordings_keys,
             answered=self._start_transcription,
         )
         self.sessions: dict[str, AiCall] = {}
         self.limits = CallLimits(per_caller=settings.max_ai_calls_per_caller, total=settings.max_ai_calls)
         self.transcriptions: dict[str, LiveTranscription] = {}
         # operators' click-to-call requests (the console's Redis list, like the HITL replies)
-        self.callback_desk = CallbackDesk(settings.redis_url, settings.instance) if settings.events else None
+        self.callback_desk = CallbackDesk(settings.core.redis_url, settings.core.instance) if settings.events else None
         self.callbacks: dict[str, ClickToCall] = {}
         # operators taking AI calls on their phones (the console's Redis list, like the call-backs)
-        self.transfer_desk = TransferDesk(settings.redis_url, settings.instance) if settings.events else None
+        self.transfer_desk = TransferDesk(settings.core.redis_url, settings.core.instance) if settings.events else None
         self._waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._greetings: dict[tuple[str, str, str, int], np.ndarray] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -121,7 +123,7 @@ class App:
     async def run(self) -> None:
         from ariapp.status import serve_status
 
-        self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.core.recordings_dir.mkdir(parents=True, exist_ok=True)
         await self._seal_leftovers()
         runner = await serve_status(self, "127.0.0.1", self.settings.status_port)
         warm = self._spawn(self._warm_up())
@@ -136,7 +138,10 @@ class App:
                     group.create_task(self._serve_transfers(self.transfer_desk))
                 if self.settings.events:  # the console's directory (contract.directory)
                     follower = DirectoryFollower(
-                        self.settings.redis_url, self.settings.instance, self.directory_revision, self.set_directory
+                        self.settings.core.redis_url,
+                        self.settings.core.instance,
+                        self.directory_revision,
+                        self.set_directory,
                     )
                     group.create_task(follower.run())
         finally:
@@ -150,10 +155,10 @@ class App:
         once. The worker's beat sweep does the same while the app runs (aipbx.sealing_sweep)."""
         from aipbx.sealing_sweep import observe, sweep
 
-        if self.settings.recordings_keys is None:  # development only: the tracker has said so loudly
+        if self.settings.core.recordings_keys is None:  # development only: the tracker has said so loudly
             return
         report = await asyncio.to_thread(
-            sweep, self.settings.recordings_dir, self.settings.recordings_keys, settle_s=0.0
+            sweep, self.settings.core.recordings_dir, self.settings.core.recordings_keys, settle_s=0.0
         )
         observe(report, periodic=False)
         if report.found:
@@ -376,7 +381,7 @@ class App:
             media_host=self.settings.media_host,
             media_format=self.settings.media_format,
             jitter_ms=self.settings.jitter_ms,
-            recordings_dir=self.settings.recordings_dir,
+            recordings_dir=self.settings.core.recordings_dir,
             greeting_pcm=self.greeting_pcm,
             on_waiter=self.waiter,
             max_seconds=self.settings.max_ai_call_seconds,
@@ -385,7 +390,7 @@ class App:
             rtp_timeout_s=self.settings.rtp_timeout_s,
             sounds_dir=self.settings.sounds_dir,
             transfer_ring_s=self.settings.transfer_ring_s,
-            hold_music_dir=self.settings.hold_music_dir,
+            hold_music_dir=self.settings.core.hold_music_dir,
         )
         self.sessions[record.call_id] = session
         self._spawn(self._run_session(session))

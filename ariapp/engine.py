@@ -32,15 +32,15 @@ def build_stts(
     """
     env = {
         **env,
-        "AIPBX_STT": settings.stt_provider,
-        "AIPBX_STT_MODEL": settings.stt_model,
-        "AIPBX_STT_MODEL_KO": settings.stt_model_ko,
+        "AIPBX_STT": settings.core.stt_provider,
+        "AIPBX_STT_MODEL": settings.core.stt_model,
+        "AIPBX_STT_MODEL_KO": settings.core.stt_model_ko,
     }
     check_stt_languages(env, languages)
     built: dict[str, SpeechToText] = {}
     result = {}
     for language in languages:
-        key = stt_model(env, language) if settings.stt_provider == "local" else settings.stt_provider
+        key = stt_model(env, language) if settings.core.stt_provider == "local" else settings.core.stt_provider
         if key not in built:
             built[key] = build_stt(env, language, lane=lane)
         result[language] = built[key]
@@ -75,7 +75,7 @@ def build_tts(settings: Settings, env: Mapping[str, str], language: str, voice: 
 
 
 def build_answerer(settings: Settings, env: Mapping[str, str]):
-    llm = build_llm(settings.llm_provider, env)
+    llm = build_llm(settings.core.llm_provider, env)
     return ExtractiveAnswerer() if llm is None else LlmAnswerer(llm)
 
 
@@ -87,16 +87,15 @@ def _openai_url(env: Mapping[str, str]) -> dict:
 def build_retriever(settings: Settings):
     """The callee's knowledge: USE multilingual embeddings over the Chroma server (default), and the
     relevance gate that decides whether a passage answers the caller (fitted for those embeddings)."""
-    if settings.knowledge_store == "none":
+    if settings.core.knowledge.store == "none":
         return None
     from knowledge.retrieval import ChromaStore, MemoryStore, Retriever, UsemEmbedder
     from knowledge.retrieval.relevance import FITTED_FOR, RelevanceGate
 
+    knowledge = settings.core.knowledge
     store = (
-        ChromaStore(
-            settings.chroma_host, settings.chroma_port, prefix=settings.knowledge_prefix, token=settings.chroma_token
-        )
-        if settings.knowledge_store == "chroma"
+        ChromaStore(knowledge.chroma_host, knowledge.chroma_port, prefix=knowledge.prefix, token=knowledge.chroma_token)
+        if knowledge.store == "chroma"
         else MemoryStore()
     )
     embedder = UsemEmbedder()
@@ -148,7 +147,7 @@ def _languages(settings: Settings) -> tuple[str, ...]:
     """The call languages of the extensions (English first: the default recogniser)."""
     from aipbx.directory import load_directory
 
-    used = load_directory(settings.extensions_file).languages
+    used = load_directory(settings.core.extensions_file).languages
     return tuple(dict.fromkeys(("en-US", *used)))
 
 
@@ -158,4 +157,4 @@ def build_desk(settings: Settings):
         return None
     from ariapp.conversation.hitl import RedisDesk
 
-    return RedisDesk(settings.redis_url, settings.instance)
+    return RedisDesk(settings.core.redis_url, settings.core.instance)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aipbx.errors import ConfigError
-from aipbx.sealing import ENV_VAR, Keyring, KeyringError
+from aipbx.sealing import ENV_VAR
+from aipbx.settings import CoreSettings
 from ariapp.conversation.confirm import CONFIRM_AT
 from ariapp.conversation.hitl import DEFAULT_SENSITIVE, HitlConfig
 
@@ -41,20 +42,14 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    core: CoreSettings  # what the console reads too (aipbx.settings): instance, Redis, paths, providers
     ari_url: str
     ari_user: str
     ari_password: str
     app_name: str
-    instance: str
     media_host: str
     media_format: str
-    recordings_dir: Path
-    recordings_keys: Keyring | None  # AIPBX_RECORDINGS_KEYS; None (development only): recordings stay in clear
-    cdr_dir: Path
     state_dir: Path
-    extensions_file: Path
-    stt_model: str
-    stt_model_ko: str  # the offline recogniser of ko-KR extensions (multilingual)
     live_transcription_calls: int  # phone-to-phone calls transcribed live at once; the rest after the call
     sounds_dir: Path  # where the recording notices are written for the dialplan to play
     celery_broker_url: str
@@ -64,26 +59,16 @@ class Settings:
     max_ai_calls_per_caller: int  # AI calls one caller number may hold at once; 0: no cap
     rtp_timeout_s: int  # no RTP from the caller this long ends an AI call; 0: never
     jitter_ms: int
-    log_level: str
-    log_json: bool
     status_port: int
     bench_echo: bool
     end_of_turn_ms: int
     admit_latency_s: float  # median answer latency above which new AI calls hear the busy message; 0: off
     confirm_at: float  # gate probability from which "did you mean …?" is asked (conversation/confirm.py); 0: never
     pause_ms: int
-    knowledge_store: str
-    redis_url: str
     events: bool
     extract_after_call: bool
     celery_queue: str
-    stt_provider: str
     tts_provider: str
-    llm_provider: str
-    chroma_host: str
-    chroma_port: int
-    chroma_token: str | None  # bearer token for a Chroma that checks one (not the stack's own server)
-    knowledge_prefix: str
     hitl: HitlConfig | None  # None: AIPBX_HITL=0, the AI never asks a person
     callback_ring_s: int = 30  # how long each phone of a click-to-call rings (the operator's, then the caller's)
     transfer_ring_s: int = 20  # how long an operator's phone rings when an AI call is put through to them
@@ -91,7 +76,6 @@ class Settings:
     #: The stack's ring-time override (scratch test stacks ring 2 s): the dialplan globals this app sets
     #: from the directory use it too, as the rendered seed does (None: each extension's own timeout).
     no_answer_override: int | None = None
-    hold_music_dir: Path | None = None  # uploaded hold music (the console's AIPBX_HOLD_MUSIC_DIR)
     tts_cache_mb: int = 64  # synthesized replies kept per voice (aipbx.providers.cache); 0: none
     turn_model: str = "smart-turn"  # hears whether the caller finished (ariapp.conversation.turns); "off": words only
 
@@ -128,11 +112,8 @@ class Settings:
             return value
 
         cache = env.get("AIPBX_MODEL_CACHE")
-        try:
-            recordings_keys = Keyring.from_env(env)
-        except KeyringError as exc:
-            raise ConfigError(str(exc)) from exc
-        if recordings_keys is None and is_production(env):
+        core = CoreSettings.from_env(env)
+        if core.recordings_keys is None and is_production(env):
             module = env.get("DJANGO_SETTINGS_MODULE", "").strip() or "unset, so production"
             raise ConfigError(
                 f"{ENV_VAR} is not set: the production settings (DJANGO_SETTINGS_MODULE={module}) refuse to "
@@ -141,56 +122,38 @@ class Settings:
                 "aipbx.sealing newkey), or run with DJANGO_SETTINGS_MODULE=webconsole.settings.dev"
             )
         return cls(
+            core=core,
             ari_url=env.get("AIPBX_ARI_URL", "http://127.0.0.1:8088"),
             ari_user=env.get("AIPBX_ARI_USER", "aipbx"),
             ari_password=password,
             app_name=env.get("AIPBX_ARI_APP", "aipbx"),
-            instance=env.get("AIPBX_INSTANCE", "dev"),
             media_host=env.get("AIPBX_MEDIA_HOST", "127.0.0.1"),
             media_format=media_format,
-            recordings_dir=Path(env.get("AIPBX_RECORDINGS_DIR", REPO / "recordings")),
-            recordings_keys=recordings_keys,
-            cdr_dir=Path(env.get("AIPBX_CDR_DIR", REPO / "data" / "cdr")),
             state_dir=Path(env.get("AIPBX_STATE_DIR", REPO / "var" / "dev" / "state")),
-            extensions_file=Path(env.get("AIPBX_EXTENSIONS_FILE", REPO / "asterisk" / "extensions.yaml")),
-            stt_model=env.get("AIPBX_STT_MODEL", "tiny.en"),
-            stt_model_ko=env.get("AIPBX_STT_MODEL_KO", "base"),
             live_transcription_calls=integer("AIPBX_LIVE_TRANSCRIPTION_CALLS", 2, 0, 200),
             sounds_dir=Path(env.get("AIPBX_SOUNDS_DIR", REPO / "var" / "dev" / "sounds")),
-            celery_broker_url=env.get("AIPBX_CELERY_BROKER_URL")
-            or env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            celery_broker_url=env.get("AIPBX_CELERY_BROKER_URL") or core.redis_url,
             model_cache=Path(cache) if cache else None,
             max_ai_call_seconds=integer("AIPBX_MAX_AI_CALL_SECONDS", 600, 10, 86400),
             max_ai_calls=integer("AIPBX_MAX_AI_CALLS", 50, 0, 10000),
             max_ai_calls_per_caller=integer("AIPBX_MAX_AI_CALLS_PER_CALLER", 2, 0, 1000),
             rtp_timeout_s=_rtp_timeout(integer("AIPBX_RTP_TIMEOUT_S", 90, 0, 86400)),
             jitter_ms=integer("AIPBX_JITTER_MS", 40, 20, 200),
-            log_level=env.get("AIPBX_LOG_LEVEL", "INFO"),
-            log_json=env.get("AIPBX_LOG_JSON", "0") == "1",
             status_port=integer("AIPBX_STATUS_PORT", 8090, 1, 65535),
             bench_echo=env.get("AIPBX_BENCH_ECHO", "0") == "1",
             end_of_turn_ms=integer("AIPBX_END_OF_TURN_MS", 300, 120, 3000),
             confirm_at=_number(env, "AIPBX_CONFIRM_AT", CONFIRM_AT, 0.0, 1.0),
             admit_latency_s=_number(env, "AIPBX_ADMIT_LATENCY_S", 3.0, 0.0, 60.0),
-            knowledge_store=_choice(env, "AIPBX_KNOWLEDGE_STORE", "chroma", ("chroma", "memory", "none")),
-            redis_url=env.get("AIPBX_REDIS_URL", "redis://127.0.0.1:6379/0"),
             events=env.get("AIPBX_EVENTS", "1") == "1",
             extract_after_call=env.get("AIPBX_EXTRACT_AFTER_CALL", "1") == "1",
             celery_queue=env.get("AIPBX_CELERY_QUEUE", "aipbx"),  # the worker's CELERY_TASK_DEFAULT_QUEUE
-            stt_provider=_choice(env, "AIPBX_STT", "local", ("local", "google", "openai")),
             tts_provider=_choice(env, "AIPBX_TTS", "local", ("local", "google", "openai")),
-            llm_provider=_choice(env, "AIPBX_LLM", "local", ("local", "gemini", "openai")),
-            chroma_host=env.get("AIPBX_CHROMA_HOST", "127.0.0.1"),
-            chroma_port=integer("AIPBX_CHROMA_PORT", 8001, 1, 65535),
-            chroma_token=env.get("AIPBX_CHROMA_TOKEN", "").strip() or None,
-            knowledge_prefix=env.get("AIPBX_KNOWLEDGE_PREFIX", "kb"),
             pause_ms=integer("AIPBX_PAUSE_MS", 120, 60, 1000),
             hitl=_hitl_config(env) if env.get("AIPBX_HITL", "1") == "1" else None,
             callback_ring_s=integer("AIPBX_CALLBACK_RING_S", 30, 5, 120),
             transfer_ring_s=integer("AIPBX_TRANSFER_RING_S", 20, 5, 120),
             callback_trunk=_trunk(env.get("AIPBX_CALLBACK_TRUNK", "").strip()),
             no_answer_override=integer("AIPBX_NO_ANSWER_OVERRIDE", 0, 0, 600) or None,
-            hold_music_dir=Path(env["AIPBX_HOLD_MUSIC_DIR"]) if env.get("AIPBX_HOLD_MUSIC_DIR") else None,
             tts_cache_mb=integer("AIPBX_TTS_CACHE_MB", 64, 0, 4096),
             turn_model=_choice(env, "AIPBX_TURN_MODEL", "smart-turn", ("smart-turn", "off")),
         )

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def status_document(app: App) -> dict:
     return {
-        "instance": app.settings.instance,
+        "instance": app.settings.core.instance,
         "ari_connected": app.connected.is_set(),
         "active_calls": len(app.tracker.calls),
         "calls_finishing": app.tracker.finishing,
@@ -44,7 +44,7 @@ async def serve_status(app: App, host: str, port: int) -> web.AppRunner:
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    redis_ok = _redis_probe(app.settings.redis_url) if _needs_redis(app) else None
+    redis_ok = _redis_probe(app.settings.core.redis_url) if _needs_redis(app) else None
 
     async def ready(_request: web.Request) -> web.Response:
         checks = {"ari": app.connected.is_set(), "models": app.models_ready.is_set()}

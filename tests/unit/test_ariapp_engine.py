@@ -19,7 +19,7 @@ def settings(**env: str) -> tuple[Settings, dict[str, str]]:
 
 def test_the_default_is_offline() -> None:
     s, env = settings()
-    assert (s.stt_provider, s.tts_provider, s.llm_provider) == ("local", "local", "local")
+    assert (s.core.stt_provider, s.tts_provider, s.core.llm_provider) == ("local", "local", "local")
     assert isinstance(build_answerer(s, env), ExtractiveAnswerer)
     assert type(build_tts(s, env, "en-US")).__name__ == "PiperTTS"
     assert type(build_tts(s, env, "ko-KR")).__name__ == "EspeakTTS"

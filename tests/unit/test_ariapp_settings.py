@@ -46,17 +46,17 @@ def test_defaults() -> None:
     settings = Settings.from_env(BASE)
 
     assert settings.ari_url == "http://127.0.0.1:8088"
-    assert (settings.ari_user, settings.app_name, settings.instance) == ("aipbx", "aipbx", "dev")
+    assert (settings.ari_user, settings.app_name, settings.core.instance) == ("aipbx", "aipbx", "dev")
     assert settings.media_host == "127.0.0.1"
     assert settings.media_format == "ulaw"
-    assert settings.recordings_dir == REPO / "recordings"
-    assert settings.cdr_dir == REPO / "data" / "cdr"
+    assert settings.core.recordings_dir == REPO / "recordings"
+    assert settings.core.cdr_dir == REPO / "data" / "cdr"
     assert settings.state_dir == REPO / "var" / "dev" / "state"
-    assert settings.extensions_file == REPO / "asterisk" / "extensions.yaml"
-    assert settings.extensions_file.is_file()
-    assert (settings.stt_model, settings.model_cache) == ("tiny.en", None)
+    assert settings.core.extensions_file == REPO / "asterisk" / "extensions.yaml"
+    assert settings.core.extensions_file.is_file()
+    assert (settings.core.stt_model, settings.model_cache) == ("tiny.en", None)
     assert (settings.max_ai_call_seconds, settings.jitter_ms, settings.status_port) == (600, 40, 8090)
-    assert (settings.log_level, settings.log_json, settings.bench_echo) == ("INFO", False, False)
+    assert (settings.core.log_level, settings.core.log_json, settings.bench_echo) == ("INFO", False, False)
 
 
 def test_every_value_can_be_overridden(tmp_path: Path) -> None:
@@ -83,15 +83,15 @@ def test_every_value_can_be_overridden(tmp_path: Path) -> None:
     settings = Settings.from_env(env)
 
     assert settings.ari_url == "http://127.0.0.1:18088"
-    assert (settings.ari_user, settings.app_name, settings.instance) == ("u", "aipbx-t1", "t1")
+    assert (settings.ari_user, settings.app_name, settings.core.instance) == ("u", "aipbx-t1", "t1")
     assert (settings.media_host, settings.media_format) == ("127.0.0.2", "alaw")
-    assert settings.recordings_dir == tmp_path / "rec"
-    assert settings.cdr_dir == tmp_path / "cdr"
+    assert settings.core.recordings_dir == tmp_path / "rec"
+    assert settings.core.cdr_dir == tmp_path / "cdr"
     assert settings.state_dir == tmp_path / "state"
-    assert settings.extensions_file == tmp_path / "ext.yaml"
+    assert settings.core.extensions_file == tmp_path / "ext.yaml"
     assert settings.model_cache == tmp_path / "models"
     assert (settings.max_ai_call_seconds, settings.jitter_ms, settings.status_port) == (30, 60, 18090)
-    assert settings.log_json is True
+    assert settings.core.log_json is True
     assert settings.bench_echo is True
 
 
@@ -99,7 +99,7 @@ def test_every_value_can_be_overridden(tmp_path: Path) -> None:
 def test_flags_are_on_only_for_exactly_1(value: str) -> None:
     settings = Settings.from_env({**BASE, "AIPBX_LOG_JSON": value, "AIPBX_BENCH_ECHO": value})
 
-    assert settings.log_json is False
+    assert settings.core.log_json is False
     assert settings.bench_echo is False
 
 
@@ -190,10 +190,12 @@ def test_bad_human_in_the_loop_settings_are_refused_with_the_variable_named(name
 
 
 def test_recording_keys_are_optional_in_development_and_a_bad_value_fails_at_start_up() -> None:
-    assert Settings.from_env(BASE).recordings_keys is None  # recordings stay in clear (logged by the tracker)
-    assert Settings.from_env({**BASE, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test"}).recordings_keys is None
+    assert Settings.from_env(BASE).core.recordings_keys is None  # recordings stay in clear (logged by the tracker)
+    assert (
+        Settings.from_env({**BASE, "DJANGO_SETTINGS_MODULE": "webconsole.settings.test"}).core.recordings_keys is None
+    )
     keys = Settings.from_env({**BASE, "AIPBX_RECORDINGS_KEYS": "k2:" + "B" * 43 + "=,k1:" + "A" * 43 + "="})
-    assert keys.recordings_keys is not None and keys.recordings_keys.current[0] == "k2"
+    assert keys.core.recordings_keys is not None and keys.core.recordings_keys.current[0] == "k2"
     with pytest.raises(ConfigError, match="AIPBX_RECORDINGS_KEYS: key 'k1' is 3 bytes"):
         Settings.from_env({**BASE, "AIPBX_RECORDINGS_KEYS": "k1:AAAA"})
 
@@ -238,7 +240,7 @@ def test_production_settings_refuse_to_start_without_a_recordings_key(module: st
     assert "python -m aipbx.sealing newkey" in str(info.value)
     # and with a key they start, sealing
     keyed = Settings.from_env({**env, "AIPBX_RECORDINGS_KEYS": "k1:" + "A" * 43 + "="})
-    assert keyed.recordings_keys is not None and keyed.recordings_keys.current[0] == "k1"
+    assert keyed.core.recordings_keys is not None and keyed.core.recordings_keys.current[0] == "k1"
 
 
 def test_voicemail_and_call_back_settings() -> None:

@@ -7,7 +7,6 @@ from django.core.exceptions import ImproperlyConfigured
 
 from webconsole.settings.env import (
     DEFAULT_DATABASE_URL,
-    DEFAULT_REDIS_URL,
     database_url,
     get_mandatory_secret,
     parse_database_url,
@@ -60,13 +59,11 @@ def test_bad_database_urls_are_refused(url: str) -> None:
 
 
 def test_read_env_defaults_and_empty_values() -> None:
-    env = read_env({"DJANGO_SECRET_KEY": "", "DJANGO_ALLOWED_HOSTS": " ", "AIPBX_LOG_LEVEL": "debug"})
+    env = read_env({"DJANGO_SECRET_KEY": "", "DJANGO_ALLOWED_HOSTS": " "})
 
     assert env.database_url == DEFAULT_DATABASE_URL
-    assert env.redis_url == DEFAULT_REDIS_URL
     assert env.secret_key is None
     assert env.allowed_hosts == ()
-    assert env.log_level == "DEBUG"
 
 
 def test_read_env_lists() -> None:

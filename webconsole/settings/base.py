@@ -4,10 +4,12 @@ The environment is read once, here, into ``ENV``; the layers on top (``dev``,
 ``test``, ``prod``) only derive from it. Variables:
 
 - ``AIPBX_DATABASE_URL``: PostgreSQL URL (default ``postgresql://postgres@127.0.0.1:5432/aipbx``).
-- ``AIPBX_REDIS_URL``: Redis for the channel layer and Celery (default ``redis://127.0.0.1:6379/0``).
 - ``DJANGO_SECRET_KEY``: mandatory in ``prod``; a dev-only default elsewhere.
 - ``DJANGO_ALLOWED_HOSTS`` / ``DJANGO_CSRF_TRUSTED_ORIGINS``: comma- or space-separated.
-- ``AIPBX_LOG_LEVEL``: root log level (default ``INFO``).
+
+What the ARI app reads too (instance, Redis, log level and format, recordings, CDR, the extension
+directory, hold music, the knowledge store, the STT and LLM providers) comes from the shared core's
+one parse, ``CORE`` (:mod:`aipbx.settings`); the Django setting names stay as they were.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from pathlib import Path
 from django.utils.translation import gettext_lazy as _
 
 from aipbx.logs import django_logging, secrets_from_env
+from aipbx.settings import core_settings
 from contract import stream_name
 from webconsole.settings.env import parse_database_url, read_env
 
 ENV = read_env()
+CORE = core_settings()
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -148,7 +152,7 @@ AIPBX_MAX_BODY_BYTES = int(os.environ.get("AIPBX_MAX_BODY_BYTES", "").strip() or
 AIPBX_MAX_UPLOAD_BYTES = int(os.environ.get("AIPBX_MAX_UPLOAD_BYTES", "").strip() or 32 * 1024 * 1024)
 AIPBX_UPLOAD_PATHS = ("/knowledge/import/", "/extensions/")
 # Uploaded hold music (webconsole.calls.extension_forms): the ARI app reads the same folder.
-AIPBX_HOLD_MUSIC_DIR = Path(os.environ.get("AIPBX_HOLD_MUSIC_DIR", "").strip() or BASE_DIR / "var" / "hold-music")
+AIPBX_HOLD_MUSIC_DIR = CORE.hold_music_dir
 
 # --- Live console sockets: who may see what is checked again this often (and on logout, reassignment) ---
 AIPBX_WS_RECHECK_S = float(os.environ.get("AIPBX_WS_RECHECK_S", "").strip() or "5")
@@ -166,7 +170,7 @@ if not 0 < 2 * AIPBX_PRESENCE_HEARTBEAT_S <= AIPBX_PRESENCE_TIMEOUT_S:
     )
 
 # --- Redis: channel layer and Celery -------------------------------------------
-AIPBX_REDIS_URL = ENV.redis_url
+AIPBX_REDIS_URL = CORE.redis_url
 # Each readiness probe gets this long per dependency (seconds).
 AIPBX_READY_TIMEOUT = 1.0
 # ... and its answer is kept this long: /ready is anonymous, a flood of it must not open connections.
@@ -179,7 +183,7 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             "hosts": [AIPBX_REDIS_URL],
-            "prefix": f"aipbx:{os.environ.get('AIPBX_INSTANCE', '').strip() or 'dev'}:asgi",
+            "prefix": f"aipbx:{CORE.instance}:asgi",
         },
     },
 }
@@ -206,63 +210,45 @@ CELERY_TASK_TIME_LIMIT = 360
 
 # Structured logs (aipbx.logs): JSON lines with AIPBX_LOG_JSON=1, readable otherwise; secrets and
 # phone numbers scrubbed. Existing logging.getLogger() calls go through structlog's formatter.
-LOGGING = django_logging(
-    ENV.log_level, os.environ.get("AIPBX_LOG_JSON", "0") == "1", secrets=[SECRET_KEY, *secrets_from_env(os.environ)]
-)
+LOGGING = django_logging(CORE.log_level, CORE.log_json, secrets=[SECRET_KEY, *secrets_from_env(os.environ)])
 # /metrics: the bearer token Prometheus sends (webconsole.core.views.metrics); empty = /metrics is off (403).
 AIPBX_METRICS_TOKEN = os.environ.get("AIPBX_METRICS_TOKEN", "").strip()
 
 # --- Knowledge base: PostgreSQL is the source of truth, the vector store an index ---
 import os as _os  # noqa: E402
 
-AIPBX_KNOWLEDGE_STORE = _os.environ.get("AIPBX_KNOWLEDGE_STORE", "").strip() or "chroma"  # chroma | memory
-AIPBX_CHROMA_HOST = _os.environ.get("AIPBX_CHROMA_HOST", "").strip() or "127.0.0.1"
-AIPBX_CHROMA_PORT = int(_os.environ.get("AIPBX_CHROMA_PORT", "").strip() or "8001")
+AIPBX_KNOWLEDGE_STORE = CORE.knowledge.store  # chroma | memory (none is the ARI app's only)
+AIPBX_CHROMA_HOST = CORE.knowledge.chroma_host
+AIPBX_CHROMA_PORT = CORE.knowledge.chroma_port
 # Sent as a bearer token when set; the stack's own chroma server checks none (docs/operations.md).
-AIPBX_CHROMA_TOKEN = _os.environ.get("AIPBX_CHROMA_TOKEN", "").strip() or None
-AIPBX_KNOWLEDGE_PREFIX = _os.environ.get("AIPBX_KNOWLEDGE_PREFIX", "").strip() or "kbdev"
+AIPBX_CHROMA_TOKEN = CORE.knowledge.chroma_token
+AIPBX_KNOWLEDGE_PREFIX = CORE.knowledge.prefix
 AIPBX_KNOWLEDGE_MIN_CONFIDENCE = float(_os.environ.get("AIPBX_KNOWLEDGE_MIN_CONFIDENCE", "").strip() or "0.7")
-AIPBX_RECORDINGS_DIR = Path(_os.environ.get("AIPBX_RECORDINGS_DIR", "").strip() or BASE_DIR / "recordings")
+AIPBX_RECORDINGS_DIR = CORE.recordings_dir
 # Master keys that seal and open recordings (aipbx.sealing); mandatory in prod. None (dev, test): clear
 # recordings only, and `manage.py check` warns.
-from aipbx.sealing import Keyring as _Keyring  # noqa: E402
-
-AIPBX_RECORDINGS_KEYRING = _Keyring.from_env(_os.environ)
-AIPBX_EXTENSIONS_FILE = BASE_DIR / "asterisk" / "extensions.yaml"
+AIPBX_RECORDINGS_KEYRING = CORE.recordings_keys
+AIPBX_EXTENSIONS_FILE = CORE.extensions_file
 # Where the knowledge app reads the extension directory from (it never imports the console itself):
 # the console's Extension table, the source of truth once seeded from the YAML above.
 AIPBX_DIRECTORY_SOURCE = "webconsole.calls.directory.current_directory"
 
 # --- Call events from the ARI app (a Redis Stream per stack instance) ---------------------------
-AIPBX_INSTANCE = _os.environ.get("AIPBX_INSTANCE", "").strip() or "dev"
+AIPBX_INSTANCE = CORE.instance
 AIPBX_EVENTS_STREAM = stream_name(AIPBX_INSTANCE)
 # The stream lives where the ARI app writes it (its AIPBX_REDIS_URL), not in the test's channel-layer db.
-AIPBX_EVENTS_REDIS_URL = ENV.redis_url
+AIPBX_EVENTS_REDIS_URL = CORE.redis_url
 
 # --- Knowledge extraction: judge, retries, and Redis redelivery of a dead worker's task ---------
 # The post-call judge uses the ARI app's generative model (AIPBX_LLM=gemini|openai and its keys,
 # see aipbx.providers.factory); AIPBX_LLM=local (default) means the offline RuleJudge.
 # AIPBX_KNOWLEDGE_JUDGE=auto|rule|llm overrides that choice.
-AIPBX_LLM = _os.environ.get("AIPBX_LLM", "").strip() or "local"
-AIPBX_LLM_ENV = {
-    name: _os.environ[name]
-    for name in (
-        "GEMINI_API_KEY",
-        "GOOGLE_API_KEY",
-        "AIPBX_GEMINI_MODEL",
-        "AIPBX_GEMINI_BASE_URL",
-        "OPENAI_API_KEY",
-        "AIPBX_OPENAI_BASE_URL",
-        "AIPBX_OPENAI_MODEL",
-    )
-    if _os.environ.get(name, "").strip()
-}
+AIPBX_LLM = CORE.llm_provider
+AIPBX_LLM_ENV = dict(CORE.llm_env)
 AIPBX_KNOWLEDGE_JUDGE = _os.environ.get("AIPBX_KNOWLEDGE_JUDGE", "").strip() or "auto"
 # Transcripts after the call (webconsole.calls.tasks): the ARI app's recogniser family and models
 # (aipbx.providers.factory.build_stt reads these; AIPBX_STT_MODEL_KO serves ko-KR extensions).
-from aipbx.providers.factory import STT_ENV_NAMES as _STT_ENV_NAMES  # noqa: E402
-
-AIPBX_STT_ENV = {name: _os.environ[name] for name in _STT_ENV_NAMES if _os.environ.get(name, "").strip()}
+AIPBX_STT_ENV = dict(CORE.stt_env)
 AIPBX_KNOWLEDGE_MAX_RETRIES = int(_os.environ.get("AIPBX_KNOWLEDGE_MAX_RETRIES", "").strip() or "5")
 AIPBX_KNOWLEDGE_RETRY_BACKOFF_S = float(_os.environ.get("AIPBX_KNOWLEDGE_RETRY_BACKOFF_S", "").strip() or "2")
 # Where knowledge extraction reads a finished call's transcript (knowledge.transcripts): the console's
@@ -338,7 +324,7 @@ INSTALLED_APPS += ["webconsole.privacy"]
 # Days a call's recordings, transcript and knowledge provenance are kept; 0 keeps them forever.
 AIPBX_RETENTION_DAYS = int(_os.environ.get("AIPBX_RETENTION_DAYS", "").strip() or "90")
 # Where the ARI app appends its CDR lines (its own AIPBX_CDR_DIR, see ariapp.settings).
-AIPBX_CDR_DIR = Path(_os.environ.get("AIPBX_CDR_DIR", "").strip() or BASE_DIR / "data" / "cdr")
+AIPBX_CDR_DIR = CORE.cdr_dir
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "privacy-retention": {"task": "webconsole.privacy.tasks.apply_retention_task", "schedule": 24 * 3600.0},

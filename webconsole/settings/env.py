@@ -1,9 +1,9 @@
 """Read the web console's environment once into a typed object.
 
 Every process (Daphne, the Celery worker, ``manage.py``) imports the settings
-package once; ``base.py`` calls :func:`read_env` exactly one time and the rest of
-the settings derive from the returned :class:`WebEnv`. Nothing else in the web
-console reads ``os.environ``.
+package once; ``base.py`` calls :func:`read_env` exactly one time for what only the
+console reads (database, secret key, hosts). What the ARI app reads too (Redis, log
+level, paths, providers) is parsed by the shared core, :mod:`aipbx.settings`.
 
 This module only parses strings, so it is tested without Django running.
 """
@@ -19,7 +19,6 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/aipbx"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +26,9 @@ class WebEnv:
     """The environment of one web-console process, read once at start-up."""
 
     database_url: str
-    redis_url: str
     secret_key: str | None
     allowed_hosts: tuple[str, ...]
     csrf_trusted_origins: tuple[str, ...]
-    log_level: str
 
 
 def read_env(environ: Mapping[str, str] | None = None) -> WebEnv:
@@ -48,11 +45,9 @@ def read_env(environ: Mapping[str, str] | None = None) -> WebEnv:
 
     return WebEnv(
         database_url=get("AIPBX_DATABASE_URL") or DEFAULT_DATABASE_URL,
-        redis_url=get("AIPBX_REDIS_URL") or DEFAULT_REDIS_URL,
         secret_key=get("DJANGO_SECRET_KEY"),
         allowed_hosts=split_list(get("DJANGO_ALLOWED_HOSTS")),
         csrf_trusted_origins=split_list(get("DJANGO_CSRF_TRUSTED_ORIGINS")),
-        log_level=(get("AIPBX_LOG_LEVEL") or "INFO").upper(),
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from contract import stream_name
 from webconsole.settings.base import *  # noqa: F403
-from webconsole.settings.base import ENV
+from webconsole.settings.base import CORE
 from webconsole.settings.env import redis_url_with_db
 
 # One id per test session, inherited by the processes the session starts (Daphne, the event
@@ -49,7 +49,7 @@ def _session_redis_url(url: str) -> str:
     return url
 
 
-AIPBX_EVENTS_REDIS_URL = _session_redis_url(ENV.redis_url)
+AIPBX_EVENTS_REDIS_URL = _session_redis_url(CORE.redis_url)
 
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
