@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aipbx.knowledge import build_retriever
 from aipbx.providers.base import EndOfTurn, SpeechToText
 from aipbx.providers.cache import CachedTTS
 from aipbx.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
@@ -84,25 +85,6 @@ def _openai_url(env: Mapping[str, str]) -> dict:
     return {"base_url": base_url} if base_url else {}
 
 
-def build_retriever(settings: Settings):
-    """The callee's knowledge: USE multilingual embeddings over the Chroma server (default), and the
-    relevance gate that decides whether a passage answers the caller (fitted for those embeddings)."""
-    if settings.core.knowledge.store == "none":
-        return None
-    from knowledge.retrieval import ChromaStore, MemoryStore, Retriever, UsemEmbedder
-    from knowledge.retrieval.relevance import FITTED_FOR, RelevanceGate
-
-    knowledge = settings.core.knowledge
-    store = (
-        ChromaStore(knowledge.chroma_host, knowledge.chroma_port, prefix=knowledge.prefix, token=knowledge.chroma_token)
-        if knowledge.store == "chroma"
-        else MemoryStore()
-    )
-    embedder = UsemEmbedder()
-    gate = RelevanceGate(embedder) if embedder.name == FITTED_FOR else None
-    return Retriever(embedder, store, top_k=5, gate=gate)  # the gate weighs the best five
-
-
 def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
     if settings.bench_echo:
         return Engine(None, build_tts(settings, env, "en-US"), ExtractiveAnswerer(), echo=True)
@@ -112,7 +94,7 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
         return TimedTTS(CachedTTS(build_tts(settings, env, language, name), settings.tts_cache_mb * 1024 * 1024))
 
     voices = {lang: voice(lang) for lang in ("en-US", "ko-KR")}
-    retriever = build_retriever(settings)
+    retriever = build_retriever(settings.core.knowledge, answers_calls=True)
     languages = _languages(settings)
     stts = {lang: TimedSTT(stt) for lang, stt in build_stts(settings, env, languages).items()}
     transcript_stts = build_stts(settings, env, languages, lane="transcript")

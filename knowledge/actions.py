@@ -29,6 +29,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
+from aipbx.errors import ConfigError
+from aipbx.knowledge import build_retriever
+from aipbx.settings import KnowledgeStoreSettings
 from knowledge.models import (
     Category,
     ExtractionRun,
@@ -38,7 +41,7 @@ from knowledge.models import (
     Source,
     Status,
 )
-from knowledge.retrieval import ChromaStore, Item, MemoryStore, Retriever, UsemEmbedder, VectorStore, chunk_text
+from knowledge.retrieval import Item, Retriever, UsemEmbedder, chunk_text
 from knowledge.retrieval.retriever import CONTEXT_SUFFIXES, index_entries
 
 __all__ = [
@@ -71,31 +74,25 @@ _RETRIEVERS_LOCK = threading.Lock()
 
 
 def get_retriever() -> Retriever:
-    """The process's :class:`Retriever`, built from settings on first use (one per configuration)."""
-    key = (
+    """The process's :class:`Retriever`, built from settings on first use (one per configuration).
+
+    Built by :func:`aipbx.knowledge.build_retriever`, as the ARI app's is; read from the Django settings
+    (which come from :mod:`aipbx.settings`) on every call, so tests can switch stores.
+    """
+    key = (  # KnowledgeStoreSettings's fields, in order
         settings.AIPBX_KNOWLEDGE_STORE,
         settings.AIPBX_CHROMA_HOST,
         settings.AIPBX_CHROMA_PORT,
-        settings.AIPBX_KNOWLEDGE_PREFIX,
         settings.AIPBX_CHROMA_TOKEN,
+        settings.AIPBX_KNOWLEDGE_PREFIX,
     )
     with _RETRIEVERS_LOCK:
         retriever = _RETRIEVERS.get(key)
         if retriever is None:
-            kind = settings.AIPBX_KNOWLEDGE_STORE
-            store: VectorStore
-            if kind == "memory":
-                store = MemoryStore()
-            elif kind == "chroma":
-                store = ChromaStore(
-                    settings.AIPBX_CHROMA_HOST,
-                    settings.AIPBX_CHROMA_PORT,
-                    prefix=settings.AIPBX_KNOWLEDGE_PREFIX,
-                    token=settings.AIPBX_CHROMA_TOKEN,
-                )
-            else:
-                raise ValueError(f"AIPBX_KNOWLEDGE_STORE must be 'chroma' or 'memory', got {kind!r}")
-            retriever = _RETRIEVERS[key] = Retriever(_shared_embedder(), store)
+            built = build_retriever(KnowledgeStoreSettings(*key), embedder=_shared_embedder())
+            if built is None:  # AIPBX_KNOWLEDGE_STORE=none: the ARI app may answer without, the console cannot
+                raise ConfigError("AIPBX_KNOWLEDGE_STORE must be chroma or memory for the console, not 'none'")
+            retriever = _RETRIEVERS[key] = built
         return retriever
 
 
