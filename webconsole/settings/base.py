@@ -323,7 +323,7 @@ CELERY_BEAT_SCHEDULE = {
 INSTALLED_APPS += ["webconsole.privacy"]
 # Days a call's recordings, transcript and knowledge provenance are kept; 0 keeps them forever.
 AIPBX_RETENTION_DAYS = int(_os.environ.get("AIPBX_RETENTION_DAYS", "").strip() or "90")
-# Where the ARI app appends its CDR lines (its own AIPBX_CDR_DIR, see ariapp.settings).
+# Where the ARI app appends its CDR lines (the same AIPBX_CDR_DIR, read once in aipbx.settings).
 AIPBX_CDR_DIR = CORE.cdr_dir
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
