@@ -45,14 +45,16 @@ from ariapp.cdr import ASTERISK_RESTART, CallRecord, utcnow_iso
 from ariapp.conversation.answerer import Answerer
 from ariapp.conversation.confirm import CONFIRM_AT
 from ariapp.conversation.echo import EchoGuard
+from ariapp.conversation.frames import Utterance
 from ariapp.conversation.hitl import Desk, HitlConfig
 from ariapp.conversation.machine import Ev
-from ariapp.conversation.orchestrator import ConversationConfig, Orchestrator
+from ariapp.conversation.options import ConversationConfig
+from ariapp.conversation.orchestrator import Orchestrator
 from ariapp.conversation.spoken import spoken
 from ariapp.conversation.transfer import Heard, briefing
 from ariapp.errors import AriError, MediaError
 from ariapp.media.audio import Speaker
-from ariapp.tasks import cancel_and_wait
+from ariapp.tasks import TaskScope, cancel_and_wait
 from ariapp.timed import TimedRetriever
 from contract import CallAnswered, Event, TransferRequest
 
@@ -194,6 +196,8 @@ class AiCall:
         self._transfer_ring_s = transfer_ring_s
         self.transfer: PhoneTransfer | None = None  # putting the caller through to an operator's phone
         self._transfer_task: asyncio.Task | None = None
+        # what the call runs beside its media (the conversation, a transfer): none outlives the call
+        self.tasks = TaskScope(f"call {record.call_id}", 5.0)
         self.transferred = False  # the operator has the caller: the AI is quiet, the recorder goes on
         self._cap: asyncio.Timeout | None = None  # the AI call's time cap (lifted once a person has the caller)
 
@@ -309,7 +313,7 @@ class AiCall:
     def _on_utterance(self, pcm: np.ndarray) -> None:
         if self.orchestrator is not None:
             ended_at = self._now() - self.engine.end_of_turn_ms / 1000
-            self.orchestrator.post(Ev.UTTERANCE, (pcm, ended_at))
+            self.orchestrator.post(Ev.UTTERANCE, Utterance(pcm, ended_at))
 
     # --- voicemail (ariapp.conversation.hitl.MessageTaker) -----------------------------------------
     async def take_message(self, request_id: str, reason: str) -> str:
@@ -398,7 +402,7 @@ class AiCall:
             transfer.failed("busy")
             return
         self.transfer = transfer
-        self._transfer_task = asyncio.ensure_future(self._run_transfer(transfer, orchestrator))
+        self._transfer_task = self.tasks.spawn(self._run_transfer(transfer, orchestrator), "transfer")
 
     def take_over(self, request: TransferRequest) -> None:
         """The operator listening in (``request.transfer_id``) takes the caller from the AI."""
@@ -542,7 +546,7 @@ class AiCall:
             voicemail=self,
             turn_model=self.engine.turn_model,
         )
-        conversation = asyncio.ensure_future(self.orchestrator.run())
+        conversation = self.tasks.spawn(self.orchestrator.run(), "conversation")
         try:
             await self._until_ended(asyncio.shield(conversation))
         finally:
@@ -571,6 +575,7 @@ class AiCall:
         self.speaker.stop()
         self.record.ai_handled = True
         await cancel_and_wait(self._transfer_task, 5.0)
+        await self.tasks.close()  # anything of the call still running (the conversation has ended)
         if self.transfer is not None:
             await self.transfer.hang_up()
             if self.transferred or (self.transfer.listening and self.transfer.status in ("ringing", "listening")):

@@ -15,6 +15,7 @@ from ariapp.conversation.machine import State
 from knowledge.retrieval.relevance import Judgement
 from tests.unit.test_conversation_hitl import FakeDesk, published, with_desk
 from tests.unit.test_conversation_orchestrator import OWNER, Call, FakeRetriever, FakeSTT, Passage
+from tests.virtual_time import event_loop_policy  # noqa: F401 - every test here runs on virtual time
 
 IMPLANT = Passage(
     "A single implant costs 1.2 million won, crown included.",

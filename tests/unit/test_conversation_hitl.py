@@ -22,6 +22,7 @@ from ariapp.conversation.hitl import (
 )
 from ariapp.conversation.machine import State
 from tests.unit.test_conversation_orchestrator import OWNER, Call, FakeRetriever, FakeSTT, Passage
+from tests.virtual_time import event_loop_policy  # noqa: F401 - every test here runs on virtual time
 
 EN = MESSAGES["en"]
 FAST = HitlConfig(decision_s=0.3, updates_s=(0.15, 0.3), hold_s=0.45)
@@ -74,9 +75,9 @@ class FakeDesk:
 
 def with_desk(call: Call, desk: FakeDesk, config: HitlConfig = FAST) -> list[tuple[str, dict]]:
     events: list[tuple[str, dict]] = []
-    call.orchestrator.desk = desk
-    call.orchestrator.hitl = config
-    call.orchestrator._publish = lambda event: events.append((event.TYPE, event.data()))
+    call.orchestrator.context.desk = desk
+    call.orchestrator.context.hitl = config
+    call.orchestrator.context.publish = lambda event: events.append((event.TYPE, event.data()))
     return events
 
 

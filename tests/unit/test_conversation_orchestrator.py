@@ -1,5 +1,8 @@
 """Whole-call tests of ariapp.conversation.orchestrator: a real Orchestrator and a real Speaker, fake
-providers, and a media clock that pulls one frame per tick (ten times faster than real time).
+providers, and a media clock that pulls one frame per tick (ten times faster than real time: the tests'
+hold, filler and audio lengths are scaled to it), all on virtual time (tests/virtual_time.py): the
+call's clock is the loop's, which jumps from timer to timer, so a test sees the same order and spacing
+of events on every run, in milliseconds of wall time, however loaded the machine is.
 
 Every fake TTS sentence is a constant-level chunk, so the frames that came out of the speaker tell which
 sentence the caller heard, in which order.
@@ -8,7 +11,6 @@ sentence the caller heard, in which order.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -18,17 +20,25 @@ import contract
 from aipbx.providers.base import Transcript, speech_deadline
 from aipbx.providers.errors import ProviderError
 from ariapp.conversation.answerer import ExtractiveAnswerer, Question
+from ariapp.conversation.frames import Utterance
 from ariapp.conversation.machine import Ev, State
-from ariapp.conversation.orchestrator import FALLBACK, ConversationConfig, Orchestrator
+from ariapp.conversation.options import ConversationConfig, Timing
+from ariapp.conversation.orchestrator import FALLBACK, Orchestrator
 from ariapp.media.audio import Speaker, SpeechHandle
 from knowledge.retrieval.relevance import Judgement
+from tests.virtual_time import event_loop_policy  # noqa: F401 - every test here runs on virtual time
 
 RATE = 8000
 FRAME = 160
-TICK_S = 0.002  # one 20 ms media frame every 2 ms
+TICK_S = 0.002  # one 20 ms media frame every 2 ms: audio plays ten times faster than real time
 GREETING = "Hello, you have reached Mr Kim's phone."
 GREETING_LEVEL = 7
 OWNER = "Mr Kim"
+
+
+def now() -> float:
+    """The call's clock: the running loop's (virtual time)."""
+    return asyncio.get_running_loop().time()
 
 
 def speech(seconds: float, level: int = 3000) -> np.ndarray:
@@ -72,7 +82,7 @@ class FakeTTS:
 
     async def synthesize(self, text: str) -> AsyncIterator[np.ndarray]:
         self.texts.append(text)
-        self.needed[text] = (speech_deadline.get(), time.monotonic())
+        self.needed[text] = (speech_deadline.get(), now())
         level = 1000 + 50 * len(self.texts)
         self.levels[level] = text
         await asyncio.sleep(self.delays.get(text, self.delay))
@@ -150,7 +160,7 @@ class RecordingSpeaker(Speaker):
     """The real Speaker, remembering every handle it gave out."""
 
     def __init__(self) -> None:
-        super().__init__(FRAME, time.monotonic)
+        super().__init__(FRAME, now)
         self.handles: list[SpeechHandle] = []
 
     def start(self, text: str) -> SpeechHandle:
@@ -160,6 +170,12 @@ class RecordingSpeaker(Speaker):
 
     def handle(self, text: str) -> SpeechHandle | None:
         return next((h for h in self.handles if h.text == text), None)
+
+
+def _with_timing(config: dict) -> dict:
+    """``Call(reply_timeout_s=0.15, confirm_at=0.3)``: the waits go to the config's Timing."""
+    waits = {name: config.pop(name) for name in list(config) if name in Timing.__dataclass_fields__}
+    return {**config, "timing": Timing(**waits)} if waits else config
 
 
 class Call:
@@ -184,9 +200,9 @@ class Call:
         self.played: list[int] = []  # level of every frame sent
         self.hold: Callable[[], bool] = lambda: False  # while true, the media clock sends nothing
         self.published: list[contract.Event] = []  # what the console would be told, in order
-        self._t0 = time.monotonic()
+        self._t0 = now()
         self.orchestrator = Orchestrator(
-            config=ConversationConfig(owner=OWNER, owner_key="201", greeting_text=GREETING, **config),
+            config=ConversationConfig(owner=OWNER, owner_key="201", greeting_text=GREETING, **_with_timing(config)),
             speaker=self.speaker,
             media_rate=RATE,
             stt=self.stt,
@@ -194,7 +210,8 @@ class Call:
             answerer=self.answerer,
             retriever=retriever,
             greeting=self._greeting,
-            since_answer=lambda: time.monotonic() - self._t0,
+            since_answer=lambda: now() - self._t0,
+            clock=now,
             publish=self.published.append,
             turn_model=turn_model,
         )
@@ -230,7 +247,7 @@ class Call:
             await asyncio.gather(self._clock, return_exceptions=True)
         # whatever the test did, the console heard of the transcript the call keeps (unless the test
         # took the events elsewhere)
-        if exc_info[0] is None and self.orchestrator._publish == self.published.append:
+        if exc_info[0] is None and self.orchestrator.context.publish == self.published.append:
             kept = [(t["speaker"], t["t"], t["text"]) for t in self.orchestrator.report() if t["text"].strip()]
             assert console_transcript(self.published) == sorted(kept)
 
@@ -252,12 +269,12 @@ class Call:
 
     def say(self, pcm: np.ndarray | None = None) -> None:
         """The listener reports an utterance that ended just now."""
-        self.orchestrator.post(Ev.UTTERANCE, (speech(1.0) if pcm is None else pcm, time.monotonic()))
+        self.orchestrator.post(Ev.UTTERANCE, Utterance(speech(1.0) if pcm is None else pcm, now()))
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = now() + timeout
         while not predicate():
-            if time.monotonic() > deadline:
+            if now() > deadline:
                 raise AssertionError(f"timed out; state={self.state}, turns={self.orchestrator.turns}")
             await asyncio.sleep(0.001)
 
@@ -360,9 +377,9 @@ async def test_the_voice_is_told_when_the_caller_needs_each_sentence() -> None:
     answerer = ScriptedAnswerer(["We open at nine on weekdays. ", "On Saturdays we open at ten. "])
     async with Call(answerer=answerer, tts=FakeTTS(ms=400)) as call:
         # when the caller stops talking and waits
-        before = time.monotonic()
+        before = now()
         call.say()
-        after = time.monotonic()
+        after = now()
         await call.until(lambda: len(call.heard()) == 3 and call.state is State.LISTENING)
 
     # then the first sentence is needed since the caller stopped talking (a shared voice serves the

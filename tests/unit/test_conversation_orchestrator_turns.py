@@ -36,6 +36,7 @@ from tests.unit.test_conversation_orchestrator import (
     played_at_least,
     speech,
 )
+from tests.virtual_time import event_loop_policy  # noqa: F401 - every test here runs on virtual time
 
 
 async def test_talking_again_while_we_think_continues_the_same_question() -> None:

@@ -26,6 +26,7 @@ from ariapp.conversation.machine import State
 from ariapp.conversation.orchestrator import FALLBACK
 from tests.fakes.openai_http import FakeOpenAI, obedient_reply
 from tests.unit.test_conversation_orchestrator import OWNER, Call, FakeRetriever, FakeSTT, FakeTTS, Passage
+from tests.virtual_time import event_loop_policy  # noqa: F401 - every test here runs on virtual time
 
 REPO = Path(__file__).resolve().parents[2]
 OPENING = Passage("We open at nine on weekdays and close at 6 pm.", 0.8)
@@ -62,7 +63,7 @@ async def converse(
     async with Call(
         stt=FakeSTT(said), tts=tts, answerer=LlmAnswerer(llm), retriever=FakeRetriever(*passages), language=language
     ) as call:
-        call.orchestrator._publish = lambda event: events.append(event.TYPE)
+        call.orchestrator.context.publish = lambda event: events.append(event.TYPE)
         call.say()
         await call.until(lambda: len(tts.texts) >= 1 and call.state is State.LISTENING, timeout=5.0)
     requests = [r.json for r in server.requests if r.path.endswith("/chat/completions")]

@@ -15,7 +15,8 @@ import pytest
 from aipbx.directory import load_directory
 from ariapp.calls.limits import BUSY_MESSAGE
 from ariapp.conversation.hitl import MESSAGES, HitlConfig
-from ariapp.conversation.orchestrator import FALLBACK, FILLER, ConversationConfig
+from ariapp.conversation.options import ConversationConfig
+from ariapp.conversation.orchestrator import FALLBACK, FILLER
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 LATIN = re.compile(r"[A-Za-z]")

@@ -18,6 +18,7 @@ from ariapp.cdr import CdrWriter
 from ariapp.conversation.hitl import beep
 from ariapp.conversation.machine import Cmd, Ev, State, step
 from contract import CallbackRequest, CallbackStatus, CallEnded
+from tests.virtual_time import event_loop_policy  # noqa: F401 - every test here runs on virtual time
 
 RATE, FRAME = 8000, 160
 LOUD = np.full(FRAME, 3000, np.int16)
@@ -245,7 +246,7 @@ async def test_nobody_answers_the_caller_is_asked_for_a_message_after_a_tone_and
     desk, taker = FakeDesk(), FakeTaker()
     async with Call(stt=FakeSTT("Can I get a refund?"), retriever=FakeRetriever()) as call:
         events = with_desk(call, desk)
-        call.orchestrator.voicemail = taker
+        call.orchestrator.context.voicemail = taker
         call.say()
         await call.until(lambda: published(events, "hitl.requested"))
         request_id = published(events, "hitl.requested")[0]["request_id"]

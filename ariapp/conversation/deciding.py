@@ -1,0 +1,160 @@
+"""Deciding what to do with a heard question: answer it from the callee's knowledge, check "did you
+mean …?", or ask a person.
+
+:class:`Deciding` searches the callee's knowledge (started ahead at the caller's pause when it can),
+lets the relevance gate say which passages answer the question — only those are ever spoken — and
+returns an :class:`~ariapp.conversation.frames.Answer` or an
+:class:`~ariapp.conversation.frames.AskPerson`. It keeps the one open "did you mean …?" offer, whose
+reply ("yes", "no, I meant …") the next question is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import contract
+from ariapp.conversation.confirm import Offer, offer_for, reply_to_offer, says_enough
+from ariapp.conversation.context import CallContext
+from ariapp.conversation.frames import Answer, AskPerson, Heard
+from ariapp.conversation.hitl import LOW_CONFIDENCE, Trigger, hitl_trigger
+from knowledge.retrieval.terms import proper_names
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Deciding", "Retrieval"]
+
+
+class Retrieval(Protocol):
+    """What the conversation needs from the knowledge base (``knowledge.retrieval.Retriever``):
+    ``search`` returns a result whose ``passages`` have ``text``, ``score`` and, optionally,
+    ``metadata`` with the knowledge ``item_id`` (reported to the console); ``judge`` says which of
+    them answer the question (a ``Judgement``: ``answering``, ``probability``, ``answer_at``) —
+    only those are ever spoken."""
+
+    async def search(self, owner: str, query: str) -> Any: ...
+
+    async def judge(self, question: str, passages: Any) -> Any: ...
+
+
+class Deciding:
+    """One call's decisions (see the module docstring)."""
+
+    def __init__(self, context: CallContext, retriever: Retrieval | None) -> None:
+        self.context = context
+        self.retriever = retriever
+        self._ahead: tuple[str, asyncio.Task[tuple[list[Any], Any | None]]] | None = None  # a pause's search
+        self.offered: Offer | None = None  # "did you mean …?" asked: the caller's next words answer it
+        self.offers = 0
+
+    async def prepare(self) -> list[str]:
+        """Get the callee's knowledge ready for the first question; the names in it ("Dr. Minsu
+        Park", "Chuseok") for the recogniser, so a caller who says them is heard, not "men's who park"."""
+        prepare = getattr(self.retriever, "prepare", None)
+        if prepare is None:
+            return []
+        owner = self.context.config.owner_key
+        try:
+            passages = await prepare(owner)
+        except Exception as exc:  # noqa: BLE001 - only a head start: the first question searches as usual
+            log.warning("could not prepare the knowledge of %s: %r", owner, exc)
+            return []
+        return proper_names([passage.text for passage in passages])
+
+    def ahead(self, text: str) -> None:
+        """Search for ``text`` (a pause's transcript) now: when the caller said nothing more, it is
+        the question. One search ahead at a time, like one speculative recognition."""
+        if self.retriever is None or (self._ahead is not None and not self._ahead[1].done()):
+            return
+        self._ahead = (text, self.context.tasks.spawn(self._retrieve(text), "search-ahead"))
+
+    async def decide(self, heard: Heard) -> Answer | AskPerson:
+        """What to do with ``heard`` (logged on its turn and told to the console as a retrieval)."""
+        config, turn = self.context.config, heard.turn
+        offered, self.offered = self.offered, None
+        agreed, rest = reply_to_offer(heard.text, config.lang) if offered else (None, heard.text)
+        if agreed is None or says_enough(rest):
+            # a question of its own ("No, I meant the crowns.", "Yes, and after two hours?"): the
+            # gate judges it; a yes with more to it is not a yes to the passage alone
+            offered = None
+            asked = heard.text if agreed is None else rest
+            with heard.marks.waiting_on_model():
+                candidates, judgement = await self._retrieve_for(asked)
+            heard.marks.mark("retrieval")
+            answering = judgement.answering if judgement is not None else []
+            confidence = float(judgement.probability) if judgement is not None and candidates else None
+            turn.retrieved = _retrieved(candidates, judgement)
+        else:  # the caller answered "did you mean …?": yes, that passage; no, nothing
+            assert offered is not None
+            asked, candidates, judgement = offered.question, [offered.passage], None
+            answering = [offered.passage] if agreed else []
+            confidence = offered.probability
+            turn.retrieved = [{**_retrieved(candidates, None)[0], "p": round(confidence, 3), "used": agreed}]
+        self.context.publish(
+            contract.Retrieval(
+                question=asked,
+                results=turn.retrieved,
+                t=turn.t,
+                confidence=None if confidence is None else round(confidence, 3),
+            )
+        )
+        offer = None
+        if offered is None:
+            trigger = self._human_needed(asked, confidence, judgement)
+            if not answering and (trigger is None or trigger.reason == LOW_CONFIDENCE):
+                offer = offer_for(asked, judgement, config.lang, config.confirm_at)
+            if offer is not None:
+                trigger = None  # check with the caller before asking a person
+        else:
+            trigger = None if agreed else self._human_needed(asked, None, None)
+        if trigger is not None:
+            return AskPerson(asked, trigger, confidence)
+        return Answer(asked, list(answering), confidence, offer)
+
+    def asked(self, offer: Offer) -> None:
+        """The caller heard ``offer``'s "did you mean …?": their next words answer it."""
+        self.offered = offer
+        self.offers += 1
+
+    def _human_needed(self, question: str, confidence: float | None, judgement: Any | None) -> Trigger | None:
+        if self.context.desk is None:
+            return None
+        floor = float(judgement.answer_at) if judgement is not None else 1.0
+        return hitl_trigger(question, confidence, floor, self.context.hitl)
+
+    async def _retrieve_for(self, question: str) -> tuple[list[Any], Any | None]:
+        """The search for ``question``: the one started at the pause if it was for the same words."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == question:
+            return await ahead[1]
+        if ahead is not None:
+            ahead[1].cancel()
+        return await self._retrieve(question)
+
+    async def _retrieve(self, question: str) -> tuple[list[Any], Any | None]:
+        """The callee's passages nearest the question (best first) and the verdict on which answer it."""
+        if self.retriever is None:
+            return [], None
+        try:
+            result = await self.retriever.search(self.context.config.owner_key, question)
+            return list(result.passages), await self.retriever.judge(question, result.passages)
+        except Exception as exc:  # the knowledge base down must not take the call down
+            log.warning("knowledge search failed, answering without it: %r", exc)
+            return [], None
+
+
+def _retrieved(candidates: list[Any], judgement: Any | None) -> list[dict[str, Any]]:
+    """What the console shows of a search: each passage, its score, and the gate's verdict on it."""
+    verdict = {id(c[0]): c[1] for c in (judgement.candidates if judgement is not None else [])}
+    answering = {id(p) for p in (judgement.answering if judgement is not None else [])}
+    return [
+        {
+            "text": p.text[:200],
+            "score": round(float(p.score), 3),
+            "item_id": (getattr(p, "metadata", None) or {}).get("item_id"),
+            **({"p": round(verdict[id(p)], 3)} if id(p) in verdict else {}),
+            "used": id(p) in answering,
+        }
+        for p in candidates
+    ]
