@@ -5,10 +5,13 @@ PostgreSQL database of the edge's own), and their calls are dispatched to the no
 extensions back through the edge (``docs/scaling.md``). Everything is rendered from what a single
 node uses: ``asterisk/extensions.yaml`` and the extensions' passwords in ``.env``.
 
-The node list is the ``dispatcher`` table of the same database: :meth:`Kamailio.set_nodes` rewrites
-it and asks the running edge to reload it (``dispatcher.reload`` over the ctl socket) — no restart,
-no call dropped. (A table rather than a list file: the edge runs as the ``kamailio`` user, which need
-not be able to read the stack's directories.)
+A phone's call goes to the node with the fewest calls in progress (the dispatcher's call-load
+algorithm, 10: it counts each call it sent to a node until its BYE). The node list is the
+``dispatcher`` table of the same database, which the edge reads at start; :meth:`Kamailio.set_nodes`
+rewrites it and tells the running edge which nodes came and went (``dispatcher.add`` /
+``dispatcher.remove`` over the ctl socket) — no restart, no call dropped, and the nodes that stay
+keep their call counts, which ``dispatcher.reload`` would reset to zero. (A table rather than a list
+file: the edge runs as the ``kamailio`` user, which need not be able to read the stack's directories.)
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ class EdgeConfig:
     #: The nodes' registration lookup (HTTP on loopback, ``/registered/<ext>``); 0: the SIP port + 2.
     lookup_port: int = 0
     ping_interval: int = 2
+    #: Calls in progress a node may hold (the dispatcher's ``maxload``); 0: no cap. With every node at
+    #: its cap a new call is refused at the edge (503).
+    node_max_calls: int = 0
     pike_density: int = 40  # requests per 2 s from one address before it is banned
     ban_seconds: int = 300
     children: int = 2
@@ -129,13 +135,22 @@ def _module_dir() -> str:
     )
 
 
-def dispatcher_rows(nodes: Iterable[Address], socket: Address) -> list[tuple[int, str, int, str]]:
+def node_uri(node: Address) -> str:
+    return f"sip:{node[0]}:{node[1]}"
+
+
+def dispatcher_rows(nodes: Iterable[Address], socket: Address, max_calls: int = 0) -> list[tuple[int, str, int, str]]:
     """The ``dispatcher`` rows (setid, destination, flags, attrs): every node in set 1, probed (flag 8:
     OPTIONS keep-alives), always reached from the edge's first address (``socket``), the one the nodes
-    trust, whichever address the call came in on."""
+    trust, whichever address the call came in on.
+
+    Each node's ``duid`` (what the call-load algorithm counts calls against) is its address, so it stays
+    the same whatever else joins or leaves the list; ``maxload`` caps its calls when ``max_calls`` > 0.
+    """
+    cap = f";maxload={max_calls}" if max_calls > 0 else ""
     return [
-        (DISPATCHER_SET, f"sip:{host}:{port}", 8, f"duid=node{i};socket=udp:{socket[0]}:{socket[1]}")
-        for i, (host, port) in enumerate(nodes, 1)
+        (DISPATCHER_SET, node_uri((host, port)), 8, f"duid={host}_{port};socket=udp:{socket[0]}:{socket[1]}{cap}")
+        for host, port in nodes
     ]
 
 
@@ -215,7 +230,7 @@ def write_nodes(conn, edge: EdgeConfig) -> None:
     """Make the ``dispatcher`` table exactly ``edge.nodes`` (one transaction)."""
     with conn.transaction():
         conn.execute("DELETE FROM dispatcher")
-        for setid, destination, flags, attrs in dispatcher_rows(edge.nodes, edge.address):
+        for setid, destination, flags, attrs in dispatcher_rows(edge.nodes, edge.address, edge.node_max_calls):
             conn.execute(
                 "INSERT INTO dispatcher (setid, destination, flags, attrs, description) VALUES (%s, %s, %s, %s, %s)",
                 (setid, destination, flags, attrs, "aipbx node"),
@@ -313,18 +328,42 @@ class Kamailio:
             return False
 
     def set_nodes(self, nodes: Sequence[Address]) -> None:
-        """Rewrite the node list and reload it in the running edge (calls in progress go on)."""
+        """Make the node list ``nodes``, in the table (for the next start) and in the running edge.
+
+        The running edge is told only what changed (``dispatcher.remove`` for each node that left,
+        ``dispatcher.add`` for each that joined): calls in progress go on, and the nodes that stay keep
+        their call counts and probing state. (``dispatcher.reload`` would read the same table but reset
+        every node's count to zero: the next calls would go to a node already full of them.)
+        """
         import psycopg
 
         self.edge.nodes = list(nodes)
         with psycopg.connect(_libpq_url(self.edge), connect_timeout=5) as conn:
             write_nodes(conn, self.edge)
-        # The dispatcher accepts one reload a second (reload_delta): a second one within it is refused
+        wanted = {node_uri(node): row for node, row in zip(nodes, self._rows(nodes), strict=True)}
+        present = {node_uri(node) for node in self.node_states()}
+        for uri in sorted(present - wanted.keys()):
+            self._list_change("dispatcher.remove", str(DISPATCHER_SET), uri)
+        for uri, (setid, _, flags, attrs) in wanted.items():
+            if uri not in present:
+                # "s:": kamcmd sends the attributes as a string whatever they look like
+                self._list_change("dispatcher.add", str(setid), uri, str(flags), "0", f"s:{attrs}")
+
+    def reload_nodes(self) -> None:
+        """Re-read the whole node list from the table (``dispatcher.reload``): every call count restarts
+        at zero. For a table edited by hand; :meth:`set_nodes` keeps the counts."""
+        self._list_change("dispatcher.reload")
+
+    def _rows(self, nodes: Sequence[Address]) -> list[tuple[int, str, int, str]]:
+        return dispatcher_rows(nodes, self.edge.address, self.edge.node_max_calls)
+
+    def _list_change(self, *command: str) -> None:
+        # The dispatcher accepts one list change a second (reload_delta): another within it is refused
         # ("Ongoing reload") and must be asked again.
         deadline = time.monotonic() + 5.0
         while True:
             try:
-                self.rpc("dispatcher.reload")
+                self.rpc(*command)
                 return
             except KamailioError as exc:
                 if "ongoing reload" not in str(exc).lower() or time.monotonic() > deadline:
@@ -334,6 +373,10 @@ class Kamailio:
     def node_states(self) -> dict[Address, str]:
         """Each node's dispatcher flags: ``AP`` active (probed), ``IP`` inactive, ``TP`` trying."""
         return parse_dispatcher_list(self.rpc("dispatcher.list"))
+
+    def node_loads(self) -> dict[Address, int]:
+        """Each node's calls in progress as the edge counts them (the call-load algorithm's ``DLGLOAD``)."""
+        return parse_dispatcher_loads(self.rpc("dispatcher.list"))
 
     def _pid(self) -> int | None:
         return pid_in(self.edge.pid_file)
@@ -401,7 +444,16 @@ def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
 
 def parse_dispatcher_list(text: str) -> dict[Address, str]:
     """``kamcmd dispatcher.list`` output -> {(host, port): flags}."""
-    states: dict[Address, str] = {}
+    return {uri: value for uri, value in _per_destination(text, "FLAGS")}
+
+
+def parse_dispatcher_loads(text: str) -> dict[Address, int]:
+    """``kamcmd dispatcher.list`` output -> {(host, port): calls in progress (``DLGLOAD``)}."""
+    return {uri: int(value) for uri, value in _per_destination(text, "DLGLOAD")}
+
+
+def _per_destination(text: str, key: str) -> Iterable[tuple[Address, str]]:
+    """The value of ``key`` in each destination's block of ``dispatcher.list``, with the destination."""
     uri: Address | None = None
     for line in text.splitlines():
         line = line.strip()
@@ -409,8 +461,7 @@ def parse_dispatcher_list(text: str) -> dict[Address, str]:
         if match:
             uri = (match.group(1), int(match.group(2)))
             continue
-        match = re.match(r"FLAGS:\s*(\S+)", line)
+        match = re.match(key + r":\s*(\S+)", line)
         if match and uri is not None:
-            states[uri] = match.group(1)
+            yield uri, match.group(1)
             uri = None
-    return states

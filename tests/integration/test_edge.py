@@ -1,8 +1,9 @@
 """Two Asterisk + ARI-app nodes behind a real Kamailio edge, over real SIP (docs/scaling.md).
 
 Phones register to Kamailio only (digest auth and usrloc in PostgreSQL); their calls are dispatched
-to the nodes, which ring extensions back through the edge. What a caller would notice is judged: the
-other phone's tone, the AI's greeting, and where the media comes from (the node, never the edge).
+to the nodes (the one with the fewest calls in progress), which ring extensions back through the edge.
+What a caller would notice is judged: the other phone's tone, the AI's greeting, and where the media
+comes from (the node, never the edge), which is also how a test tells which node took a call.
 """
 
 from __future__ import annotations
@@ -253,17 +254,45 @@ async def ai_call_node(cluster: Cluster, phone, ext: str = "1004") -> tuple[int,
     return node, setup
 
 
-async def test_calls_are_spread_over_both_nodes_and_the_list_reloads_without_restart(cluster, phones):
+async def held_ai_call(cluster: Cluster, phone, ext: str = "1004"):
+    """An AI call left up (the caller listens); returns the call and the node that took it."""
+    call = await phone.call(ext, timeout=15)
+    return call, cluster.node_index(call.remote_media.address)
+
+
+def loads(cluster: Cluster) -> list[int]:
+    """Each node's calls in progress as the edge counts them, in node order."""
+    counted = cluster.edge.node_loads()
+    return [counted[(node.sip_bind, node.sip_port)] for node in cluster.nodes]
+
+
+def ai_sessions(cluster: Cluster) -> list[int]:
+    """Each node's AI conversations in progress, as its ARI app reports them."""
+    return [app.status()["ai_sessions"] for app in cluster.apps]
+
+
+async def test_a_new_call_goes_to_the_node_with_fewer_calls_in_progress(cluster, phones):
     await nodes_active(cluster)
-    async with phones("1001") as a, phones("1003") as b:
-        # given both nodes active: six calls, round robin
-        nodes = []
-        for phone in (a, b, a, b, a, b):
-            node, _ = await ai_call_node(cluster, phone)
-            nodes.append(node)
-        split = [nodes.count(i) for i in range(NODES)]
-        print(f"split over the nodes: {split}")
-        assert all(count >= 2 for count in split), split
+    async with phones("1001") as a, phones("1002") as b, phones("1003") as c:
+        # given three AI calls held at once: they land 2 and 1 (each to the node with fewer at that moment)
+        held = [await held_ai_call(cluster, phone) for phone in (a, b, c)]
+        on = [node for _, node in held]
+        assert sorted(on.count(i) for i in range(NODES)) == [1, 2], on
+        busy = max(range(NODES), key=on.count)
+        assert loads(cluster) == [on.count(i) for i in range(NODES)]
+        # when the lone call ends, one node holds two calls and the other none
+        lone = next(call for call, node in held if node != busy)
+        await lone.hangup()
+        await until(lambda: loads(cluster)[1 - busy] == 0, 5, "the ended call to be uncounted")
+        # then every new call goes to the idle node, short ones (round robin would send half to the busy
+        # one) and held ones alike, until both hold as many
+        short = [(await ai_call_node(cluster, phone))[0] for phone in (a, b, a, b, a, b)]
+        assert short == [1 - busy] * 6, short
+        more = [await held_ai_call(cluster, phone) for phone in (a, b)]
+        assert [node for _, node in more] == [1 - busy] * 2, more
+        assert loads(cluster) == [2, 2]
+        await until(lambda: ai_sessions(cluster) == [2, 2], 5, "two AI conversations on each node")
+        print(f"2 held on node {busy + 1}: 6 short and 2 held calls all went to the other; loads {loads(cluster)}")
         # and both nodes' calls are in the deployment's one event stream, the console's
         await until(
             lambda: all(
@@ -273,15 +302,38 @@ async def test_calls_are_spread_over_both_nodes_and_the_list_reloads_without_res
             10,
             "call.started events of both nodes in one stream",
         )
-        # when the node list is reloaded with node 1 only (no restart), every call goes there
-        first = cluster.nodes[0]
-        cluster.edge.set_nodes([(first.sip_bind, first.sip_port)])
+        for call, _ in [*held, *more]:
+            if call is not lone:
+                await call.hangup()
+    await until(lambda: loads(cluster) == [0, 0], 5, "every ended call to be uncounted")
+
+
+async def test_nodes_leave_and_join_without_restart_and_the_others_keep_their_call_counts(cluster, phones):
+    await nodes_active(cluster)
+    first, second = ((node.sip_bind, node.sip_port) for node in cluster.nodes)
+    async with phones("1001") as a, phones("1003") as b:
+        # given one AI call held on a node
+        call, busy = await held_ai_call(cluster, a)
+        idle = 1 - busy
         try:
-            nodes = [(await ai_call_node(cluster, phone))[0] for phone in (a, b, a, b)]
-            assert nodes == [0, 0, 0, 0], nodes
+            # when the idle node leaves the list (no restart), every call goes to the busy one
+            cluster.edge.set_nodes([(first, second)[busy]])
+            assert list(cluster.edge.node_loads().values()) == [1]
+            taken = [(await ai_call_node(cluster, phone))[0] for phone in (b, b)]
+            assert taken == [busy, busy], taken
+            # when it joins again, the busy node still counts its call: the next calls go to the idle one
+            cluster.edge.set_nodes([first, second])
+            await nodes_active(cluster)
+            assert loads(cluster)[busy] == 1 and loads(cluster)[idle] == 0, loads(cluster)
+            taken = [(await ai_call_node(cluster, phone))[0] for phone in (b, b)]
+            assert taken == [idle, idle], taken
+            # (a dispatcher.reload of the same table would have forgotten the call in progress)
+            cluster.edge.reload_nodes()
+            assert loads(cluster) == [0, 0], loads(cluster)
         finally:
-            cluster.edge.set_nodes([(node.sip_bind, node.sip_port) for node in cluster.nodes])
-        await nodes_active(cluster)
+            await call.hangup()
+    cluster.edge.set_nodes([first, second])
+    await nodes_active(cluster)
 
 
 def options_request(source: tuple[str, int], target: tuple[str, int], n: int) -> bytes:
@@ -363,8 +415,10 @@ async def test_a_killed_node_is_taken_out_within_the_probing_interval_and_taken_
         cluster.apps[1].stop()
         cluster.apps[1].start()
         await nodes_active(cluster, timeout=15)
-        taken = {(await ai_call_node(cluster, caller))[0] for _ in range(2)}
-        assert taken == {0, 1}, taken
+        held = [await held_ai_call(cluster, caller) for _ in range(2)]
+        assert sorted(node for _, node in held) == [0, 1], held
+        for call, _ in held:
+            await call.hangup()
 
 
 async def test_a_call_sent_to_a_node_that_just_died_goes_to_the_next_one(cluster, phones):
@@ -372,7 +426,7 @@ async def test_a_call_sent_to_a_node_that_just_died_goes_to_the_next_one(cluster
     async with phones("1001") as a, phones("1003") as b:
         # given node 2 dies and no probe has noticed yet
         cluster.asterisks[1].kill()
-        # when two calls arrive at once (round robin: one of them is sent to the dead node)
+        # when two calls arrive at once (each goes to the node with fewer calls: one to the dead node)
         taken = await asyncio.gather(ai_call_node(cluster, a), ai_call_node(cluster, b))
         # then both are answered by the survivor; the one sent to the dead node waited for the edge's
         # INVITE timeout (tm fr_timer, 2 s) and went on to the next node (failure route)

@@ -9,7 +9,7 @@ from stack.asterisk import render
 from stack.cluster import edge_config, node_config, rtp_range
 from stack.config import StackConfig
 from stack.instance import scratch_config
-from stack.kamailio import dispatcher_rows, parse_dispatcher_list
+from stack.kamailio import dispatcher_rows, parse_dispatcher_list, parse_dispatcher_loads
 from stack.kamailio import render as render_edge
 from tests.unit.test_stack_asterisk_render import sections
 
@@ -81,6 +81,16 @@ def test_the_dispatcher_probes_every_node_from_the_address_the_nodes_trust() -> 
     assert {row[0] for row in rows} == {1} and {row[2] & 8 for row in rows} == {8}  # set 1, probed
     assert all("socket=udp:127.0.0.1:5070" in row[3] for row in rows)
     assert len({row[3].split(";")[0] for row in rows}) == 2  # a distinct duid each
+    assert "maxload" not in rows[0][3]  # no cap unless one is set
+
+
+def test_a_node_keeps_its_call_count_id_whatever_joins_or_leaves_and_may_have_a_cap() -> None:
+    both = dispatcher_rows([("127.0.0.2", 5060), ("127.0.0.3", 5060)], EDGE, max_calls=30)
+    second_only = dispatcher_rows([("127.0.0.3", 5060)], EDGE, max_calls=30)
+
+    # the call-load algorithm counts calls against the duid: the second node's must not become the first's
+    assert second_only[0][3] == both[1][3]
+    assert all(row[3].endswith(";maxload=30") for row in both)
 
 
 def test_kamcmd_dispatcher_list_is_read_per_node() -> None:
@@ -107,6 +117,42 @@ def test_kamcmd_dispatcher_list_is_read_per_node() -> None:
     assert parse_dispatcher_list(text) == {("127.0.0.2", 40000): "AP", ("127.0.0.3", 40002): "IP"}
 
 
+def test_kamcmd_dispatcher_list_gives_each_node_s_calls_in_progress() -> None:
+    text = """{
+	NRSETS: 1
+	RECORDS: {
+		SET: {
+			ID: 1
+			TARGETS: {
+				DEST: {
+					URI: sip:127.0.0.2:40000
+					FLAGS: AP
+					PRIORITY: 0
+					ATTRS: {
+						BODY: duid=127.0.0.2_40000;socket=udp:127.0.0.1:5070
+						DUID: 127.0.0.2_40000
+						MAXLOAD: 0
+					}
+					RUNTIME: {
+						DLGLOAD: 2
+					}
+				}
+				DEST: {
+					URI: sip:127.0.0.3:40002
+					FLAGS: AP
+					PRIORITY: 0
+					RUNTIME: {
+						DLGLOAD: 0
+					}
+				}
+			}
+		}
+	}
+}"""
+    assert parse_dispatcher_loads(text) == {("127.0.0.2", 40000): 2, ("127.0.0.3", 40002): 0}
+    assert parse_dispatcher_list(text) == {("127.0.0.2", 40000): "AP", ("127.0.0.3", 40002): "AP"}
+
+
 def test_the_edge_authenticates_every_extension_with_its_single_node_password(tmp_path: Path) -> None:
     base = base_config(tmp_path)
     edge = edge_config(base, [node_config(base, i, 2, EDGE) for i in (1, 2)])
@@ -124,6 +170,7 @@ def test_the_rendered_edge_config_parses(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert "@@" not in text and "listen=udp:127.0.0.1:5070" in text
     assert "listen=tcp:127.0.0.1:5072" in text  # the nodes' registration lookup: loopback only
+    assert 'ds_select_dst("1", "10")' in text  # the fewest calls in progress, not round robin
     assert path.stat().st_mode & 0o077 == 0o040  # the database password: not for others
     check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr[-2000:]
