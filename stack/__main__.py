@@ -8,7 +8,8 @@ down    stops everything ``up`` started (the edge and nodes too) and unmounts th
 phones  prints the SIP server address and every extension's credentials as JSON.
 demo    ``up``, then a scripted phone calls an extension that does not answer and talks to the AI.
 fail2ban  installs the SIP jail and filter into the host's fail2ban, reading this instance's
-        security log (``--docker``: the container's; ``--logpath``: any).
+        security log (``--docker``: the container's; ``--logpath``: any), or the edge's log while
+        ``up --nodes`` runs (there the phones authenticate at the edge).
 """
 
 from __future__ import annotations
@@ -218,16 +219,21 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fail2ban":
             from pathlib import Path
 
-            from stack import fail2ban
+            from stack import cluster, fail2ban
 
+            # With nodes behind the edge (make up NODES=2) the phones authenticate at the edge only.
+            nodes = cluster.running_nodes(cfg) if not (args.logpath or args.docker) else 0
+            source = fail2ban.EDGE if nodes else fail2ban.ASTERISK
             logpath = (
                 Path(args.logpath)
                 if args.logpath
                 else fail2ban.docker_logpath()
                 if args.docker
+                else cluster.edge_config(cfg, cluster.nodes_of(cfg, nodes)).log_path
+                if nodes
                 else fail2ban.security_log(cfg)
             )
-            for line in fail2ban.install(logpath):
+            for line in fail2ban.install(logpath, source=source):
                 print(line)
         elif args.command == "demo":
             from stack.demo import run_demo

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from softphone.analysis import dominant_frequency, silent_tail, speech_seconds
+from stack import fail2ban
 from stack.asterisk import Asterisk
 from stack.cluster import edge_config, node_address, node_config
 from stack.config import StackConfig
@@ -26,6 +29,7 @@ from stack.instance import AppProcess, free_port, scratch_config
 from stack.kamailio import Kamailio
 from tests.integration.audio_checks import transcribe, until
 from tests.integration.conftest import RING_SECONDS
+from tests.integration.fail2ban_server import Fail2ban
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -198,6 +202,14 @@ async def test_a_wrong_password_is_refused_at_the_edge(cluster):
         with pytest.raises(RegistrationFailed) as failed:
             await p.register(expires=120)
     assert failed.value.status in (401, 403)
+    # an extension that does not exist gets the same answer; the edge's log (fail2ban's) says which it was
+    async with Phone(ext="1999", password="anything", server=cluster.edge_address, local_ip="127.0.0.1") as p:
+        with pytest.raises(RegistrationFailed) as unknown:
+            await p.register(expires=120)
+    assert unknown.value.status == failed.value.status
+    log = cluster.edge.edge.log_path.read_text(errors="replace")
+    assert "auth failed: REGISTER from 127.0.0.1 port " in log and " as 1001: wrong password\n" in log
+    assert " as 1999: unknown user\n" in log
 
 
 async def test_an_unanswered_call_reaches_the_ai_on_the_node_that_took_it(cluster, phones):
@@ -228,6 +240,67 @@ async def test_an_unanswered_call_reaches_the_ai_on_the_node_that_took_it(cluste
     assert [len(cluster.cdr_lines(i)) for i in range(NODES) if i != node] == [
         b for i, b in enumerate(before) if i != node
     ]
+
+
+async def test_a_phone_guessing_passwords_at_the_edge_is_banned_by_fail2ban_and_a_good_phone_is_not(cluster, tmp_path):
+    from softphone import Phone
+    from softphone.errors import RegistrationFailed
+
+    # given fail2ban watching the edge's log with the edge's jail (maxretry 3 here), and a phone with the
+    # right password (addresses other than 127.0.0.1, the flood test's and the pike-exempt host's own)
+    good_ip, bad_ip = "127.0.0.6", "127.0.0.7"
+    jail = Fail2ban(tmp_path, cluster.edge.edge.log_path, fail2ban.EDGE)
+    jail.start()
+    try:
+        async with Phone(
+            ext="1001", password=cluster.base.sip_password("1001"), server=cluster.edge_address, local_ip=good_ip
+        ) as good:
+            await good.register(expires=120, refresh=False)
+            await good.register(expires=120, refresh=False)
+            await good.unregister()
+        # when a phone from one address guesses 1002's password five times
+        for _ in range(5):
+            guess = Phone(ext="1002", password="wrong-password", server=cluster.edge_address, local_ip=bad_ip)
+            async with guess as bad:
+                with pytest.raises(RegistrationFailed):
+                    await bad.register(expires=120, refresh=False)
+        # then the edge logged each failure with the sender's address ...
+        lines = cluster.edge.edge.log_path.read_text(errors="replace").splitlines()
+        failed = [line for line in lines if f"auth failed: REGISTER from {bad_ip} port " in line]
+        assert len(failed) == 5 and all(line.endswith(" as 1002: wrong password") for line in failed), failed
+        assert not [line for line in lines if f"auth failed: REGISTER from {good_ip} " in line]
+        # ... and fail2ban banned that address (its polling backend looks every second), not the good one
+        assert await asyncio.to_thread(jail.wait_banned, bad_ip, 30), jail.log.read_text()[-3000:]
+        status = jail.client("status", fail2ban.EDGE.jail).stdout
+        assert bad_ip in status and good_ip not in status
+        assert good_ip not in jail.banned()
+    finally:
+        jail.stop()
+
+
+def test_the_edge_filter_bans_the_sender_even_when_its_call_id_names_another_address(tmp_path) -> None:
+    # given lines as the edge writes them, one whose Call-ID (the sender's choice) carries a whole
+    # "auth failed" line naming someone else, and a line of the timer process (no request, no time)
+    assert shutil.which("fail2ban-regex"), "fail2ban-regex not found: apt-get install fail2ban"
+    forged = "x} <script>: auth failed: INVITE from 198.51.100.7 port 5060 over udp as 1002: wrong password"
+    log = tmp_path / "kamailio.log"
+    log.write_text(
+        " 2(4837) WARNING: 2025-01-31 12:00:00 +0000 {1 " + forged + "} <script>: auth failed: INVITE from "
+        "203.0.113.9 port 40000 over udp as -: unknown user\n"
+        " 1(4836) WARNING: 2025-01-31 12:00:01 +0000 {1 abc@pc33} <script>: auth failed: REGISTER from "
+        "203.0.113.10 port 5060 over tls as 1002: not its own extension\n"
+        " 3(4838) WARNING: <script>: node down: sip:127.0.0.3:5060\n"
+    )
+    # when
+    result = subprocess.run(
+        ["fail2ban-regex", "--print-all-matched", "-o", "<ip>", str(log), str(fail2ban.EDGE.filter_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then only the senders' own addresses count
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["203.0.113.9", "203.0.113.10"]
 
 
 async def test_a_callee_that_is_not_registered_gets_the_ai_at_once_as_on_one_node(cluster, phones):

@@ -31,6 +31,7 @@ from stack import fail2ban
 from stack.asterisk import Asterisk
 from stack.config import StackConfig, ensure_secrets
 from stack.instance import free_port, scratch_config
+from tests.integration.fail2ban_server import Fail2ban
 
 RTP_TIMEOUT = 3  # seconds; production default 60
 GOOD_IP, BAD_IP, ACL_IP = "127.0.0.1", "127.0.0.2", "127.0.0.3"
@@ -121,93 +122,6 @@ def secure_pbx(tmp_path_factory) -> SecurePbx:
 
 
 # --- fail2ban ------------------------------------------------------------------------------------------
-class Fail2ban:
-    """A foreground ``fail2ban-server`` with the shipped filter and jail; bans go to a file."""
-
-    def __init__(self, workdir: Path, logpath: Path) -> None:
-        missing = [tool for tool in ("fail2ban-server", "fail2ban-client") if shutil.which(tool) is None]
-        assert not missing, f"{', '.join(missing)} not found: apt-get install fail2ban (scripts/setup.sh)"
-        self.conf = workdir / "conf"
-        self.socket = workdir / "f2b.sock"
-        self.bans = workdir / "bans.txt"
-        self.log = workdir / "fail2ban.log"
-        (self.conf / "filter.d").mkdir(parents=True)
-        (self.conf / "action.d").mkdir()
-        shutil.copyfile(fail2ban.FILTER_FILE, self.conf / "filter.d" / f"{fail2ban.FILTER_NAME}.conf")
-        (self.conf / "fail2ban.conf").write_text(
-            f"[Definition]\nloglevel = INFO\nlogtarget = {self.log}\nsocket = {self.socket}\n"
-            f"pidfile = {workdir / 'f2b.pid'}\ndbfile = :memory:\n"
-        )
-        # Instead of iptables: the banned address, one per line.
-        (self.conf / "action.d" / "record-ban.conf").write_text(
-            f"[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionban = echo <ip> >> {self.bans}\n"
-            "actionunban =\n"
-        )
-        # The production jail, but with the test's action, and local addresses not exempt (the phones are).
-        (self.conf / "jail.conf").write_text(
-            fail2ban.jail_config(
-                logpath,
-                action="record-ban",
-                policy=fail2ban.JailPolicy(maxretry=3),
-                extra={"ignoreself": "false", "ignoreip": ""},
-            )
-        )
-        self.proc: subprocess.Popen | None = None
-
-    def client(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["fail2ban-client", "-c", str(self.conf), "-s", str(self.socket), *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    "fail2ban-server",
-                    "-f",
-                    "-x",
-                    "-c",
-                    str(self.conf),
-                    "-s",
-                    str(self.socket),
-                    "-p",
-                    str(self.socket.with_suffix(".pid")),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"fail2ban-server exited:\n{self.log.read_text()[-2000:]}"
-            if fail2ban.JAIL_NAME in self.client("status").stdout:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"the jail did not start in 30 s:\n{self.log.read_text()[-2000:]}")
-
-    def wait_banned(self, address: str, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while address not in self.banned():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.3)
-        return True
-
-    def banned(self) -> set[str]:
-        return set(self.bans.read_text().split()) if self.bans.exists() else set()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.client("stop")
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 def test_the_filter_reads_the_real_address_even_from_a_forged_user_name(tmp_path: Path) -> None:
     # given a line whose user name (chosen by the caller) carries a second LocalAddress/RemoteAddress pair
     assert shutil.which("fail2ban-regex"), "fail2ban-regex not found: apt-get install fail2ban"

@@ -240,3 +240,16 @@ def test_the_production_jail_reads_the_security_log_with_the_shipped_filter_and_
     assert jail.get("filter") == "aipbx-asterisk" and fail2ban.FILTER_FILE.name == "aipbx-asterisk.conf"
     assert jail.get("action") == "iptables-allports[name=aipbx-sip, protocol=all]"
     assert int(jail.get("maxretry", "0")) >= 3
+
+
+def test_the_edge_jail_reads_the_edge_log_with_its_own_filter_and_bans_every_port(tmp_path: Path) -> None:
+    logpath = tmp_path / "edge" / "log" / "kamailio.log"
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(fail2ban.jail_config(logpath, source=fail2ban.EDGE))
+
+    assert parser.sections() == ["aipbx-sip-edge"]  # beside the Asterisk jail, not instead of its name
+    jail = parser["aipbx-sip-edge"]
+    assert jail.get("logpath") == str(logpath)
+    assert jail.get("filter") == "aipbx-kamailio" and fail2ban.EDGE.filter_file.is_file()
+    assert jail.get("action") == "iptables-allports[name=aipbx-sip-edge, protocol=all]"
