@@ -17,6 +17,9 @@ command -v fail2ban-server >/dev/null || need_apt+=(fail2ban)
 command -v kamailio >/dev/null || need_apt+=(kamailio)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/db_postgres.so ] || [ -e /usr/lib/aarch64-linux-gnu/kamailio/modules/db_postgres.so ] \
   || need_apt+=(kamailio-postgres-modules)
+# The edge's TLS listener (phones outside the office).
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || [ -e /usr/lib/aarch64-linux-gnu/kamailio/modules/tls.so ] \
+  || need_apt+=(kamailio-tls-modules)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "apt-get install ${need_apt[*]}"

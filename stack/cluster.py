@@ -62,7 +62,7 @@ def node_config(
         ari_app=f"{base.ari_app}-n{index}",
         # the edge's registration lookup (EdgeConfig.lookup_url: the SIP port + 2 unless given)
         edge_lookup_url=f"http://127.0.0.1:{lookup_port or edge[1] + 2}/registered",
-        # TLS and NAT belong to the edge in this topology (not built yet): the nodes talk to it only.
+        # TLS (and NAT, not built yet) belong to the edge in this topology: the nodes talk to it only.
         tls_cert=None,
         tls_key=None,
         external_address="",
@@ -72,9 +72,18 @@ def node_config(
 
 
 def edge_config(
-    base: StackConfig, nodes: Sequence[StackConfig], *, port: int | None = None, lookup_port: int = 0
+    base: StackConfig,
+    nodes: Sequence[StackConfig],
+    *,
+    port: int | None = None,
+    lookup_port: int = 0,
+    tls_port: int | None = None,
 ) -> EdgeConfig:
-    """The edge of the deployment: where its phones register (the deployment's SIP address and port)."""
+    """The edge of the deployment: where its phones register (the deployment's SIP address and ports).
+
+    It offers TLS on the deployment's TLS port with the deployment's certificate (``AIPBX_SIP_TLS_CERT``)
+    or, without one, a self-signed certificate of its own.
+    """
     if base.sip_bind == "0.0.0.0":
         # The nodes reach (and trust) the edge on loopback; softphones on the LAN at this host's address.
         listen = tuple(dict.fromkeys(("127.0.0.1", primary_ip())))
@@ -89,6 +98,9 @@ def edge_config(
         subscribers=subscribers_of(base),
         db_password=base.secrets["AIPBX_EDGE_DB_PASSWORD"],
         lookup_port=lookup_port,
+        tls_port=base.tls_port if tls_port is None else tls_port,
+        tls_cert=base.tls_cert,
+        tls_key=base.tls_key,
     )
 
 
@@ -142,7 +154,8 @@ def up(base: StackConfig, count: int, env: dict[str, str]) -> list[tuple[StackCo
         started.append((node, asterisk))
     edge = Kamailio(edge_config(base, nodes))
     if not edge.running():
-        print(f"starting the Kamailio edge (SIP {', '.join(edge.edge.listen)} port {edge.edge.port}) ...", flush=True)
+        ports = f"port {edge.edge.port}" + (f", TLS port {edge.edge.tls_port}" if edge.edge.tls_port else "")
+        print(f"starting the Kamailio edge (SIP {', '.join(edge.edge.listen)} {ports}) ...", flush=True)
         edge.start()
     return started
 

@@ -61,6 +61,11 @@ class EdgeConfig:
     db_password: str
     #: The nodes' registration lookup (HTTP on loopback, ``/registered/<ext>``); 0: the SIP port + 2.
     lookup_port: int = 0
+    #: SIP over TLS on every listen address (phones outside the office); 0: none.
+    tls_port: int = 0
+    #: The TLS certificate and key; None: a self-signed one made in ``tls_dir`` (stack.selfsigned).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     ping_interval: int = 2
     #: Calls in progress a node may hold (the dispatcher's ``maxload``); 0: no cap. With every node at
     #: its cap a new call is refused at the edge (503).
@@ -97,6 +102,17 @@ class EdgeConfig:
         return self.var_dir / "kamailio"
 
     @property
+    def tls_dir(self) -> Path:
+        return self.var_dir / "tls"
+
+    @property
+    def tls_files(self) -> tuple[Path, Path]:
+        """The certificate and key the TLS listener uses (given, or the self-signed pair's paths)."""
+        if self.tls_cert is not None and self.tls_key is not None:
+            return self.tls_cert, self.tls_key
+        return self.tls_dir / "edge-cert.pem", self.tls_dir / "edge-key.pem"
+
+    @property
     def run_dir(self) -> Path:
         return self.var_dir / "run"
 
@@ -111,6 +127,12 @@ class EdgeConfig:
         if os.geteuid() == 0 and _run_as() is not None:
             return Path("/run/aipbx") / f"edge-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.name)}"
         return self.run_dir
+
+    @property
+    def live_tls_files(self) -> tuple[Path, Path]:
+        """Where the running edge reads its TLS certificate and key: copies of :attr:`tls_files` beside
+        the ctl socket, owned by the ``kamailio`` user (its TLS module loads them after dropping root)."""
+        return self.ctl_dir / "tls-cert.pem", self.ctl_dir / "tls-key.pem"
 
     @property
     def ctl_socket(self) -> Path:
@@ -154,13 +176,44 @@ def dispatcher_rows(nodes: Iterable[Address], socket: Address, max_calls: int = 
     ]
 
 
+def _tls_lines(edge: EdgeConfig) -> tuple[str, str]:
+    """The TLS listeners (global section) and the tls module's lines; empty without a TLS port."""
+    if not edge.tls_port:
+        return "# no TLS listener (EdgeConfig.tls_port = 0)", ""
+    if not any((Path(d) / "tls.so").exists() for d in MODULE_DIRS):
+        raise KamailioError("Kamailio's TLS module is not installed (Debian: apt-get install kamailio-tls-modules)")
+    if edge.tls_cert is None or edge.tls_key is None:
+        from stack.selfsigned import ensure_certificate
+
+        ensure_certificate(*edge.tls_files, edge.listen)
+    cert, key = edge.live_tls_files  # copied there by Kamailio.start
+    listen = "\n".join(["enable_tls=yes", *(f"listen=tls:{address}:{edge.tls_port}" for address in edge.listen)])
+    module = "\n".join(
+        [
+            'loadmodule "tls.so"',
+            f'modparam("tls", "certificate", "{cert}")',
+            f'modparam("tls", "private_key", "{key}")',
+            'modparam("tls", "tls_method", "TLSv1.2+")',
+            # phones authenticate with their SIP password, not with a client certificate
+            'modparam("tls", "verify_certificate", 0)',
+            'modparam("tls", "require_certificate", 0)',
+        ]
+    )
+    return listen, module
+
+
 def render(edge: EdgeConfig) -> list[Path]:
-    """Write ``kamailio.cfg`` into the edge's directory; returns the files written."""
+    """Write ``kamailio.cfg`` into the edge's directory (and the self-signed TLS certificate into its
+    ``tls_dir`` when it needs one); returns the files written."""
+    tls_listen, tls_module = _tls_lines(edge)
     values = {
         "CHILDREN": str(edge.children),
         "LISTEN": "\n".join(f"listen=udp:{address}:{edge.port}" for address in edge.listen),
+        "TLS_LISTEN": tls_listen,
+        "TLS_MODULE": tls_module,
         "MODULE_DIR": _module_dir(),
         "LOOKUP_LISTEN": f"127.0.0.1:{edge.lookup_port or edge.port + 2}",
+        "LOOKUP_PORT": str(edge.lookup_port or edge.port + 2),
         "CTL_SOCKET": str(edge.ctl_socket),
         "DB_URL": edge.db_url,
         "PING_INTERVAL": str(edge.ping_interval),
@@ -272,6 +325,8 @@ class Kamailio:
             self.edge.ctl_dir.mkdir(parents=True, exist_ok=True)
             os.chown(self.edge.ctl_dir, *user[2:])
             self.edge.ctl_dir.chmod(0o750)
+        if self.edge.tls_port:
+            self._install_tls_files(user)
         check = subprocess.run(
             ["kamailio", "-c", "-f", str(self.edge.etc_dir / "kamailio.cfg")], capture_output=True, text=True
         )
@@ -304,6 +359,18 @@ class Kamailio:
             time.sleep(0.2)
         self.stop()
         raise KamailioError(f"kamailio did not answer on {self.edge.ctl_socket} in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _install_tls_files(self, user: tuple[str, str, int, int] | None) -> None:
+        """Copy the certificate and key where the edge reads them once it no longer runs as root (its TLS
+        module loads them in each process, after the privileges are dropped)."""
+        for source, target, mode in zip(self.edge.tls_files, self.edge.live_tls_files, (0o644, 0o600), strict=True):
+            if not source.exists():
+                raise KamailioError(f"TLS: {source} does not exist")
+            target.unlink(missing_ok=True)
+            target.touch(mode=mode)
+            if user:
+                os.chown(target, *user[2:])
+            target.write_bytes(source.read_bytes())
 
     def rpc(self, *command: str, timeout: float = 5.0) -> str:
         """A kamcmd call over the ctl socket; returns its output.

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from contextlib import asynccontextmanager
@@ -113,7 +114,7 @@ def cluster(tmp_path_factory) -> Cluster:
         )
         for i in range(1, NODES + 1)
     ]
-    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port))
+    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=free_port()))
     asterisks = [Asterisk(node) for node in nodes]
     apps = [AppProcess(node) for node in nodes]
     try:
@@ -301,6 +302,68 @@ def test_the_edge_filter_bans_the_sender_even_when_its_call_id_names_another_add
     # then only the senders' own addresses count
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["203.0.113.9", "203.0.113.10"]
+
+
+async def test_a_phone_outside_registers_over_tls_calls_the_ai_and_is_called_over_its_connection(cluster, phones):
+    from softphone import Phone
+
+    await nodes_active(cluster)
+    # given a phone that trusts only the edge's own (self-signed) certificate, and one in the office
+    cert, _ = cluster.edge.edge.tls_files
+    outside = Phone(
+        ext="1003",
+        password=cluster.base.sip_password("1003"),
+        server=("127.0.0.1", cluster.edge.edge.tls_port),
+        local_ip="127.0.0.1",
+        transport="tls",
+        tls_context=ssl.create_default_context(cafile=str(cert)),  # verifies the chain and the address
+    )
+    await outside.start()
+    try:
+        # when it registers over TLS
+        await outside.register(expires=120)
+        # then the edge keeps its registration on the TLS listener (where calls to it must leave from)
+        import psycopg
+
+        url = cluster.edge.edge.db_url.replace("postgres://", "postgresql://", 1)
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            (socket_,) = conn.execute("SELECT socket FROM location WHERE username = '1003'").fetchone()
+        assert socket_ == f"tls:127.0.0.1:{cluster.edge.edge.tls_port}", socket_
+        # and it calls the AI: answered by a node, media straight from the node as for any phone
+        node, _ = await ai_call_node(cluster, outside)
+        assert node in range(NODES)
+        # and a phone in the office (UDP) calls it: the INVITE reaches it over its TLS connection
+        async with phones("1001") as office:
+            call = await office.dial("1003")
+            incoming = await outside.next_incoming(timeout=15)
+            answered = await incoming.answer()
+            await asyncio.wait_for(call.answered(), 10)
+            call.play_tone(440, 1.0)
+            await call.play_done()
+            await asyncio.sleep(0.3)
+            assert len(answered.rx_packets) > 25
+            await call.hangup()
+            await asyncio.wait_for(answered.ended.wait(), 10)
+        assert not outside.connection_lost.is_set()
+        await outside.unregister()
+    finally:
+        await outside.close()
+
+
+async def test_tls_at_the_edge_refuses_a_phone_that_does_not_trust_its_certificate(cluster) -> None:
+    from softphone import Phone, SoftphoneError
+
+    phone = Phone(
+        ext="1003",
+        password=cluster.base.sip_password("1003"),
+        server=("127.0.0.1", cluster.edge.edge.tls_port),
+        local_ip="127.0.0.1",
+        transport="tls",
+    )  # the system's authorities only
+
+    with pytest.raises(SoftphoneError, match="certificate verify failed"):
+        await phone.start()
+    await phone.close()
 
 
 async def test_a_callee_that_is_not_registered_gets_the_ai_at_once_as_on_one_node(cluster, phones):

@@ -174,3 +174,38 @@ def test_the_rendered_edge_config_parses(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o077 == 0o040  # the database password: not for others
     check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_the_edge_offers_tls_with_a_self_signed_certificate_kept_across_renders(tmp_path: Path) -> None:
+    import ssl
+
+    base = base_config(tmp_path)
+    edge = edge_config(base, [node_config(base, i, 2, EDGE) for i in (1, 2)], port=5070, tls_port=5071)
+    (path,) = render_edge(edge)
+
+    text = path.read_text(encoding="utf-8")
+    cert, key = edge.tls_files
+    assert "enable_tls=yes" in text and f"listen=tls:{edge.listen[0]}:5071" in text
+    live_cert, live_key = edge.live_tls_files  # copies the edge can read once it is no longer root
+    assert f'"certificate", "{live_cert}")' in text and f'"private_key", "{live_key}")' in text
+    assert cert.parent == edge.var_dir / "tls" and key.stat().st_mode & 0o077 == 0  # the key: its owner's only
+    # a phone given the certificate as its trust anchor accepts it for the edge's address
+    context = ssl.create_default_context(cafile=str(cert))
+    assert context.cert_store_stats()["x509_ca"] == 1
+    first = cert.read_bytes()
+    render_edge(edge)
+    assert cert.read_bytes() == first  # a phone that pinned it goes on working
+    # the nodes' lookup answers on its own loopback listener only, not on a phone's TLS connection
+    assert '$Rp != 5072 || $pr != "tcp"' in text
+
+
+def test_the_edge_uses_the_deployment_s_certificate_when_it_has_one_and_no_tls_at_port_zero(tmp_path: Path) -> None:
+    base = base_config(tmp_path)
+    base.tls_cert, base.tls_key = tmp_path / "given-cert.pem", tmp_path / "given-key.pem"
+    nodes = [node_config(base, i, 2, EDGE) for i in (1, 2)]
+    given = edge_config(base, nodes, port=5070)
+
+    assert given.tls_port == base.tls_port and given.tls_files == (base.tls_cert, base.tls_key)
+    off = edge_config(base_config(tmp_path), nodes, port=5070, tls_port=0)
+    (path,) = render_edge(off)
+    assert "listen=tls:" not in path.read_text(encoding="utf-8") and not off.tls_dir.exists()
