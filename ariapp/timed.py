@@ -1,9 +1,10 @@
 """Latency of each provider call, observed into :mod:`ariapp.metrics` histograms.
 
-Each wrapper stands in for the provider it wraps (same methods; every other attribute — the
-sample rate, ``warmup``, the retriever's ``threshold`` and ``embedder`` — is the wrapped object's),
-so the orchestrator neither knows nor cares. Streams are timed to their *first* item: that is the
-latency a caller hears; the rest of the stream overlaps playback.
+Each wrapper stands in for the provider it wraps and says exactly what it offers: the protocol's
+methods (``aipbx.providers.base``), timed, and the few attributes the ARI app reads (the sample
+rate, ``busy``, ``warmup``; the retriever's ``embedder`` and ``gate``), passed through by name — no
+attribute forwarding, so mypy sees a wrapper that drifts from its protocol. Streams are timed to
+their *first* item: that is the latency a caller hears; the rest of the stream overlaps playback.
 """
 
 from __future__ import annotations
@@ -12,28 +13,43 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from aipbx.providers.base import Pcm, SpeechToText, TextToSpeech, Transcript
+from ariapp.conversation.answerer import Answerer, Question
 from ariapp.metrics import LLM_LATENCY, STT_LATENCY, TTS_LATENCY, VECTOR_SEARCH, provider_of
+from knowledge.retrieval.relevance import Judgement
+from knowledge.retrieval.retriever import Passage, RetrievalResult, Retriever
+
+__all__ = ["TimedAnswerer", "TimedRetriever", "TimedSTT", "TimedTTS"]
 
 
-class _Wrapper:
-    def __init__(self, inner: Any) -> None:
+async def _warm(inner: object) -> None:
+    warmup = getattr(inner, "warmup", None)  # only local models have one (loading takes seconds)
+    if warmup is not None:
+        await warmup()
+
+
+class TimedSTT:
+    """A :class:`~aipbx.providers.base.SpeechToText`, each transcription timed."""
+
+    def __init__(self, inner: SpeechToText) -> None:
         self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-class TimedSTT(_Wrapper):
-    def __init__(self, inner: Any) -> None:
-        super().__init__(inner)
+        self.sample_rate = inner.sample_rate
         self._histogram = STT_LATENCY.labels(provider_of(inner))
 
-    async def transcribe(self, pcm, language: str | None = None, hints: Sequence[str] = ()):
+    @property
+    def busy(self) -> bool:
+        """Whether jobs are queued or running (the offline recogniser's lanes); a cloud one never is."""
+        return bool(getattr(self.inner, "busy", False))
+
+    async def warmup(self) -> None:
+        await _warm(self.inner)
+
+    async def transcribe(self, pcm: Pcm, language: str | None = None, hints: Sequence[str] = ()) -> Transcript:
         with self._histogram.time():
             return await self.inner.transcribe(pcm, language, hints)
 
 
-async def _first_timed(stream: AsyncIterator[Any], histogram) -> AsyncIterator[Any]:
+async def _first_timed(stream: AsyncIterator[Any], histogram: Any) -> AsyncIterator[Any]:
     started = time.monotonic()
     first = True
     async for item in stream:
@@ -43,25 +59,50 @@ async def _first_timed(stream: AsyncIterator[Any], histogram) -> AsyncIterator[A
         yield item
 
 
-class TimedTTS(_Wrapper):
-    def __init__(self, inner: Any) -> None:
-        super().__init__(inner)
+class TimedTTS:
+    """A :class:`~aipbx.providers.base.TextToSpeech`, each stream timed to its first audio."""
+
+    def __init__(self, inner: TextToSpeech) -> None:
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
         self._histogram = TTS_LATENCY.labels(provider_of(inner))
 
-    def synthesize(self, text: str) -> AsyncIterator[Any]:
+    async def warmup(self) -> None:
+        await _warm(self.inner)
+
+    def synthesize(self, text: str) -> AsyncIterator[Pcm]:
         return _first_timed(self.inner.synthesize(text), self._histogram)
 
+    async def synthesize_all(self, text: str) -> Pcm:
+        """The whole utterance at once (prompts, greetings: not on a caller's wait, so not timed)."""
+        return await self.inner.synthesize_all(text)
 
-class TimedAnswerer(_Wrapper):
-    def __init__(self, inner: Any) -> None:
-        super().__init__(inner)
+
+class TimedAnswerer:
+    """An :class:`~ariapp.conversation.answerer.Answerer`, each answer timed to its first text."""
+
+    def __init__(self, inner: Answerer) -> None:
+        self.inner = inner
         self._histogram = LLM_LATENCY.labels(provider_of(getattr(inner, "llm", inner)))
 
-    def answer(self, question) -> AsyncIterator[str]:
+    def answer(self, question: Question) -> AsyncIterator[str]:
         return _first_timed(self.inner.answer(question), self._histogram)
 
 
-class TimedRetriever(_Wrapper):
-    async def search(self, owner: str, query: str) -> Any:
+class TimedRetriever:
+    """A :class:`~knowledge.retrieval.retriever.Retriever`, each vector search timed."""
+
+    def __init__(self, inner: Retriever) -> None:
+        self.inner = inner
+        self.embedder = inner.embedder
+        self.gate = inner.gate
+
+    async def search(self, owner: str, query: str) -> RetrievalResult:
         with VECTOR_SEARCH.time():
             return await self.inner.search(owner, query)
+
+    async def judge(self, question: str, passages: Sequence[Passage]) -> Judgement:
+        return await self.inner.judge(question, passages)
+
+    async def prepare(self, owner: str) -> list[Passage]:
+        return await self.inner.prepare(owner)

@@ -100,6 +100,7 @@ class _Stt:
 
 class _Tts:
     __module__ = "aipbx.providers.local.tts"
+    sample_rate = 22050
 
     async def synthesize(self, text):
         for chunk in ("a", "b"):
@@ -109,7 +110,8 @@ class _Tts:
 def test_timed_providers_observe_each_call_and_keep_the_providers_attributes() -> None:
     stt, tts = TimedSTT(_Stt()), TimedTTS(_Tts())
     answerer = TimedAnswerer(types.SimpleNamespace(answer=lambda q: _Tts().synthesize(q)))
-    retriever = TimedRetriever(types.SimpleNamespace(threshold=0.5, search=_search))
+    embedder = object()
+    retriever = TimedRetriever(types.SimpleNamespace(embedder=embedder, gate=None, search=_search))
     before = [
         sample("aipbx_stt_seconds_count", provider="local"),
         sample("aipbx_tts_first_audio_seconds_count", provider="local"),
@@ -124,7 +126,8 @@ def test_timed_providers_observe_each_call_and_keep_the_providers_attributes() -
         assert await retriever.search("1004", "q") == []
 
     asyncio.run(run())
-    assert stt.sample_rate == 16000 and retriever.threshold == 0.5
+    # what the app reads of them besides the timed calls
+    assert (stt.sample_rate, tts.sample_rate, stt.busy) == (16000, 22050, False) and retriever.embedder is embedder
     after = [
         sample("aipbx_stt_seconds_count", provider="local"),
         sample("aipbx_tts_first_audio_seconds_count", provider="local"),
