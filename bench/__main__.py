@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         "console",
         "transcripts",
         "edge",
+        "nodes",
         "recognition",
     ]
     parser.add_argument("which", nargs="*", default=benches, choices=benches)
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-steps", default="1,2,4,6,8", help="concurrent phone calls transcribed live, in order")
     parser.add_argument("--stt-model", default="tiny.en", help="whisper model of the recognition batching bench")
     parser.add_argument("--edge-calls", type=int, default=50, help="calls per path for the edge set-up benchmark")
+    parser.add_argument("--nodes-steps", default="10,20", help="AI callers to two nodes via the edge (one node: half)")
     args = parser.parse_args(argv)
 
     from bench.conversation import run_barge_in, run_turns
@@ -101,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.edge import run_edge
 
         report["edge"] = run_edge(args.edge_calls)
+    if "nodes" in args.which:
+        from bench.nodes import run_nodes
+
+        report["nodes"] = run_nodes(tuple(int(s) for s in args.nodes_steps.split(",")), args.spacing)
     if "recognition" in args.which:
         from bench.recognition_batch import run_recognition_batch
 

@@ -53,9 +53,12 @@ def scratch_config(name: str, base: Path, *, ring_seconds: int | None = 2) -> St
 class AppProcess:
     """``python -m ariapp`` for one instance, as a real separate process."""
 
-    def __init__(self, cfg: StackConfig, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cfg: StackConfig, extra_env: dict[str, str] | None = None, cpus: frozenset[int] | None = None
+    ) -> None:
         self.cfg = cfg
         self.extra_env = extra_env or {}
+        self.cpus = cpus  # None: any core; else the process and every thread it starts run on these only
         self.proc: subprocess.Popen | None = None
         self.log_path = cfg.log_dir / "ariapp.log"
 
@@ -67,8 +70,15 @@ class AppProcess:
         env = {**os.environ, **self.cfg.process_env(), **self.extra_env, "PYTHONPATH": str(REPO)}
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
+            cpus = self.cpus
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ariapp"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "ariapp"],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # before Python starts: the model threads it starts later inherit the cores
+                preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
