@@ -15,8 +15,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ariapp.conversation.confirm import Offer
+    from ariapp.conversation.context import Marks, TurnLog
     from ariapp.conversation.hitl import Trigger
-    from ariapp.conversation.orchestrator import Marks, TurnLog
 
 __all__ = ["Answer", "AskPerson", "Heard", "Utterance"]
 
