@@ -299,19 +299,21 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
         heard = asyncio.run(missed_call(ports["AIPBX_SIP_PORT"], passwords, watch_console))
         compose.timings["up_to_first_answered_call"] = round(heard.answered_at - up_started, 1)
 
-        # then the caller heard the AI's greeting and an answer from the imported knowledge
-        assert "assistant" in heard.greeting and "help" in heard.greeting, heard.greeting
-        assert "monday" in heard.answer and ("10" in heard.answer or "ten" in heard.answer), heard.answer
-        # ("room 3": the voice's "in room" is heard as "and run" about one time in five)
-        assert re.search(r"\b(room|three|3)\b", heard.answer), heard.answer
-        # and the console showed the call live, handled by the AI
-        assert heard.live[0]["ai_handled"] and heard.live[0]["ended"] is None, heard.live
-        # and afterwards holds it with the caller's question, the knowledge retrieved for it, and the AI's turns
+        # (what the app heard and said, from the console: a failure below says it)
         detail = until(
             lambda: (d := api(web, token, f"/api/v1/calls/{heard.call_id}/"))["state"] == "ended" and d,
             30,
             "the ended call in the console API",
         )
+        app_turns = [(t["speaker"], t["text"], t.get("retrieved")) for t in detail["turns"]]
+        # then the caller heard the AI's greeting and an answer from the imported knowledge
+        assert "assistant" in heard.greeting and "help" in heard.greeting, heard.greeting
+        assert "monday" in heard.answer and ("10" in heard.answer or "ten" in heard.answer), (heard.answer, app_turns)
+        # ("room 3": the voice's "in room" is heard as "and run" about one time in five)
+        assert re.search(r"\b(room|three|3)\b", heard.answer), (heard.answer, app_turns)
+        # and the console showed the call live, handled by the AI
+        assert heard.live[0]["ai_handled"] and heard.live[0]["ended"] is None, heard.live
+        # and afterwards holds it with the caller's question, the knowledge retrieved for it, and the AI's turns
         assert detail["caller"].endswith(CALLER) and detail["callee"] == CALLEE, detail
         questions = [t for t in detail["turns"] if t["speaker"] == "caller" and "meeting" in t["text"].lower()]
         assert questions and questions[0]["retrieved"], detail["turns"]
