@@ -69,6 +69,11 @@ class TaskScope:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    @property
+    def closed(self) -> bool:
+        """Whether the scope has closed (or is closing): nothing more may start in it."""
+        return self._closed
+
     def __len__(self) -> int:
         """How many tasks are running."""
         return len(self._tasks)

@@ -395,7 +395,12 @@ class AiCall:
             question=request.question or next((t.text for t in reversed(turns) if t.speaker == "caller"), ""),
             ai_said=next((t.text for t in reversed(turns) if t.speaker == "ai" and t.text), ""),
         )
-        if orchestrator is None or self.ended.is_set() or (self._sounds_dir is None and not transfer.listening):
+        if (
+            orchestrator is None
+            or self.ended.is_set()
+            or self.tasks.closed  # the call is being torn down (its time cap, a failure): nothing more starts
+            or (self._sounds_dir is None and not transfer.listening)
+        ):
             transfer.failed("not_ai_call")
             return
         if not transfer.listening and not orchestrator.transferring(request.operator):

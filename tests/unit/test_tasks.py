@@ -151,7 +151,9 @@ async def test_the_closers_own_cancellation_is_not_swallowed() -> None:
 
 async def test_a_closed_scope_starts_nothing_more() -> None:
     scope = TaskScope("call")
+    assert not scope.closed
     await scope.close()
+    assert scope.closed  # a call being torn down says so to whoever would start something in it
     work = asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="closed"):
         scope.spawn(work, "late")
