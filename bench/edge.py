@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -21,16 +20,10 @@ from pathlib import Path
 
 from softphone import Phone
 from stack.asterisk import Asterisk
-from stack.cluster import edge_config, node_address, node_config
+from stack.cluster import edge_config
 from stack.config import StackConfig
-from stack.instance import free_port, scratch_config
+from stack.instance import scratch_config, scratch_nodes
 from stack.kamailio import Kamailio, drop_database
-
-
-def _free_udp_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 def _config(base: Path, name: str) -> StackConfig:
@@ -92,20 +85,7 @@ def run_edge(calls: int = 50) -> dict:
             asterisk.stop()
         # the edge and two nodes, phones registered to the edge
         base = _config(Path(tmp) / "edge", f"benchedge{os.getpid()}")
-        edge_port, lookup_port = _free_udp_port("127.0.0.1"), free_port()
-        nodes = [
-            node_config(
-                base,
-                i,
-                2,
-                ("127.0.0.1", edge_port),
-                sip_port=_free_udp_port(node_address(i)),
-                http_port=free_port(),
-                status_port=free_port(),
-                lookup_port=lookup_port,
-            )
-            for i in (1, 2)
-        ]
+        nodes, edge_port, lookup_port = scratch_nodes(base, 2)
         asterisks = [Asterisk(node) for node in nodes]
         edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port))
         try:

@@ -25,10 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.edge import _free_udp_port
 from bench.load import APP_ENV, QUESTIONS, _run_step, _step
 from bench.quality import _cdr_lines, _questions, _seed
-from stack.instance import AppProcess, Instance, free_port
+from stack.instance import AppProcess, Instance, scratch_nodes
 
 #: Two nodes hold N "at the same latency" as one node holds N/2: their p95 is at most this much higher.
 SAME_LATENCY = 1.10
@@ -66,7 +65,7 @@ def _run_nodes(steps: tuple[int, ...], spacing_s: float, pinned: bool) -> dict:
     from bench.transcripts import live_config
     from softphone.voice import speech
     from stack.asterisk import Asterisk
-    from stack.cluster import edge_config, node_address, node_config
+    from stack.cluster import edge_config
     from stack.kamailio import Kamailio, drop_database
 
     kb, _, _ = _questions(0, 0)
@@ -84,20 +83,7 @@ def _run_nodes(steps: tuple[int, ...], spacing_s: float, pinned: bool) -> dict:
                 time.sleep(3.0)
             instance.app.stop()
 
-            edge_port, lookup_port = _free_udp_port("127.0.0.1"), free_port()
-            nodes = [
-                node_config(
-                    cfg,
-                    i,
-                    2,
-                    ("127.0.0.1", edge_port),
-                    sip_port=_free_udp_port(node_address(i)),
-                    http_port=free_port(),
-                    status_port=free_port(),
-                    lookup_port=lookup_port,
-                )
-                for i in (1, 2)
-            ]
+            nodes, edge_port, lookup_port = scratch_nodes(cfg, 2)
             asterisks = [Asterisk(node) for node in nodes]
             apps = [
                 AppProcess(node, APP_ENV, frozenset({index}) if pinned else None) for index, node in enumerate(nodes)

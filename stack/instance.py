@@ -20,10 +20,32 @@ from stack.asterisk import Asterisk
 from stack.config import REPO, StackConfig, ensure_secrets
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
+def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
+
+
+def scratch_nodes(base: StackConfig, count: int) -> tuple[list[StackConfig], int, int]:
+    """``count`` nodes of the scratch deployment ``base`` (tests, benchmarks) on free ports: their
+    configs, the edge's SIP port and the port of its registration lookup."""
+    from stack.cluster import node_address, node_config
+
+    edge_port, lookup_port = free_port(socket.SOCK_DGRAM), free_port()
+    nodes = [
+        node_config(
+            base,
+            i,
+            count,
+            ("127.0.0.1", edge_port),
+            sip_port=free_port(socket.SOCK_DGRAM, node_address(i)),
+            http_port=free_port(),
+            status_port=free_port(),
+            lookup_port=lookup_port,
+        )
+        for i in range(1, count + 1)
+    ]
+    return nodes, edge_port, lookup_port
 
 
 def scratch_config(name: str, base: Path, *, ring_seconds: int | None = 2) -> StackConfig:

@@ -24,9 +24,9 @@ import pytest
 from softphone.analysis import dominant_frequency, silent_tail, speech_seconds
 from stack import fail2ban
 from stack.asterisk import Asterisk
-from stack.cluster import edge_config, node_address, node_config
+from stack.cluster import edge_config
 from stack.config import StackConfig
-from stack.instance import AppProcess, free_port, scratch_config
+from stack.instance import AppProcess, free_port, scratch_config, scratch_nodes
 from stack.kamailio import Kamailio
 from tests.integration.audio_checks import transcribe, until
 from tests.integration.conftest import RING_SECONDS
@@ -35,12 +35,6 @@ from tests.integration.fail2ban_server import Fail2ban
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 NODES = 2
-
-
-def free_udp_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -100,20 +94,7 @@ def cluster(tmp_path_factory) -> Cluster:
     base.rtp_start, base.rtp_end = 30000, 39999
     # No knowledge is asked for here: no Chroma server to start.
     base.extra_env["AIPBX_KNOWLEDGE_STORE"] = "none"
-    edge_port, lookup_port = free_udp_port("127.0.0.1"), free_port()
-    nodes = [
-        node_config(
-            base,
-            i,
-            NODES,
-            ("127.0.0.1", edge_port),
-            sip_port=free_udp_port(node_address(i)),
-            http_port=free_port(),
-            status_port=free_port(),
-            lookup_port=lookup_port,
-        )
-        for i in range(1, NODES + 1)
-    ]
+    nodes, edge_port, lookup_port = scratch_nodes(base, NODES)
     edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=free_port()))
     asterisks = [Asterisk(node) for node in nodes]
     apps = [AppProcess(node) for node in nodes]
