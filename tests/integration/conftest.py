@@ -88,29 +88,42 @@ def ariapp(pbx: Pbx, knowledge_store) -> AppProcess:
     app.stop()
 
 
-_ariapp_log_at = pytest.StashKey[tuple[AppProcess, int]]()
+_ariapp_log_at = pytest.StashKey[list[tuple[AppProcess, int]]]()
+
+
+def _apps_of(item: pytest.Item) -> list[AppProcess]:
+    """The ARI apps a test uses: the ``ariapp`` fixture, or one inside a fixture's tuple (a module's own
+    stack, an edge's nodes)."""
+    apps: list[AppProcess] = []
+    for value in getattr(item, "funcargs", {}).values():
+        for candidate in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(candidate, AppProcess) and candidate not in apps:
+                apps.append(candidate)
+    return apps
 
 
 class _AriappLogOnFailure:
-    """A failed test's report carries what the ARI app logged while it ran: a call that went wrong in CI
+    """A failed test's report carries what its ARI apps logged while it ran: a call that went wrong in CI
     (no greeting, a busy message, a crashed session) then says why without a rerun."""
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
-        app = getattr(item, "funcargs", {}).get("ariapp")
-        if isinstance(app, AppProcess):
-            item.stash[_ariapp_log_at] = (app, app.log_path.stat().st_size if app.log_path.exists() else 0)
+        item.stash[_ariapp_log_at] = [
+            (app, app.log_path.stat().st_size if app.log_path.exists() else 0) for app in _apps_of(item)
+        ]
         return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
         report: pytest.TestReport = yield
-        if report.failed and report.when == "call" and _ariapp_log_at in item.stash:
-            app, offset = item.stash[_ariapp_log_at]
-            with open(app.log_path, "rb") as log:
-                log.seek(offset)
-                lines = log.read().decode(errors="replace").splitlines()
-            report.sections.append(("ariapp log during the test", "\n".join(lines[-200:])))
+        if report.failed and report.when == "call":
+            for app, offset in item.stash.get(_ariapp_log_at, []):
+                if not app.log_path.exists():
+                    continue
+                with open(app.log_path, "rb") as log:
+                    log.seek(offset)
+                    lines = log.read().decode(errors="replace").splitlines()
+                report.sections.append((f"ariapp log during the test ({app.log_path})", "\n".join(lines[-200:])))
         return report
 
 
