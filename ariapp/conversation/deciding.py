@@ -31,11 +31,12 @@ class Retrieval(Protocol):
     ``search`` returns a result whose ``passages`` have ``text``, ``score`` and, optionally,
     ``metadata`` with the knowledge ``item_id`` (reported to the console); ``judge`` says which of
     them answer the question (a ``Judgement``: ``answering``, ``probability``, ``answer_at``) —
-    only those are ever spoken."""
+    only those are ever spoken; with ``owner`` it may look the question's names up in the owner's
+    knowledge."""
 
     async def search(self, owner: str, query: str) -> Any: ...
 
-    async def judge(self, question: str, passages: Any) -> Any: ...
+    async def judge(self, question: str, passages: Any, owner: str | None = None) -> Any: ...
 
 
 class Deciding:
@@ -137,8 +138,9 @@ class Deciding:
         if self.retriever is None:
             return [], None
         try:
-            result = await self.retriever.search(self.context.config.owner_key, question)
-            return list(result.passages), await self.retriever.judge(question, result.passages)
+            owner = self.context.config.owner_key
+            result = await self.retriever.search(owner, question)
+            return list(result.passages), await self.retriever.judge(question, result.passages, owner)
         except Exception as exc:  # the knowledge base down must not take the call down
             log.warning("knowledge search failed, answering without it: %r", exc)
             return [], None

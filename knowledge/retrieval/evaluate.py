@@ -152,7 +152,7 @@ def evaluate(
                 if split != "all" and question["split"] != split:
                     continue
                 result = await retriever.search(eval_set.owner, question["q"])
-                judgement = await retriever.judge(question["q"], result.passages)
+                judgement = await retriever.judge(question["q"], result.passages, eval_set.owner)
                 answer, offer = judgement.passage, None
                 if confirm_at > 0 and answer is None and judgement.likeliest is not None:
                     passage, probability = judgement.likeliest

@@ -14,6 +14,12 @@ five, one per item) with several signals and decides which one answers — or th
   state; ``days_missing``: it names a weekday the passage does not cover;
 * ``margin`` and ``rank``: how the passage compares with the others under USE.
 
+Before the model, one rule: a name the question says (:func:`terms.named`: "English" in "Does Dr. Lee
+speak English?", "Invisalign", "Dr. Yoon") that none of the passages mentions is something the
+knowledge knows nothing about, however close the passages sound; nothing is answered or offered.
+The retriever then looks the name up in the owner's whole knowledge (a business name the best
+passages leave out is still known: :meth:`Retriever.judge <knowledge.retrieval.retriever.Retriever.judge>`).
+
 The features are combined by a logistic model fitted on the ``calib`` split of ``eval/`` (never the
 ``heldout`` one, which measures it: ``python -m knowledge.retrieval.evaluate``), and a passage is
 used only when its probability reaches :data:`ANSWER_AT`, chosen for at least 95 % honest answers
@@ -29,7 +35,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -37,7 +43,17 @@ import numpy as np
 
 from knowledge.retrieval import terms
 
-__all__ = ["ANSWER_AT", "FEATURES", "FITTED_FOR", "Judgement", "RelevanceGate", "features", "judge", "topic_of"]
+__all__ = [
+    "ANSWER_AT",
+    "FEATURES",
+    "FITTED_FOR",
+    "Judgement",
+    "RelevanceGate",
+    "features",
+    "judge",
+    "topic_of",
+    "unknown_names",
+]
 
 FEATURES: Final = (
     "sim",
@@ -71,6 +87,8 @@ class Judgement:
     probability: float
     candidates: list[tuple[Any, float, dict[str, float]]] = field(default_factory=list)
     answer_at: float = ANSWER_AT  # the level ``probability`` had to reach
+    #: Names the question says that no passage mentions (then nothing answers: see the module doc).
+    unknown_names: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
@@ -218,6 +236,7 @@ def judge(
     e5_floor: float | None = None,
     answer_at: float = ANSWER_AT,
     weights: Sequence[float] = WEIGHTS,
+    known: Collection[str] = (),
 ) -> Judgement:
     """The passage that answers ``question`` (the likeliest, if likely enough), or none.
 
@@ -227,13 +246,28 @@ def judge(
         embedder: For word-level similarity (the retriever's); None skips the ``soft`` signal.
         e5: The second model's scores of ``passages``; None leaves those features at 0.
         e5_floor: See :func:`features`.
+        known: Names the question says that the knowledge mentions elsewhere (not an unknown name).
     """
     if not passages or not question.strip():
         return Judgement(None, 0.0, answer_at=answer_at)
     rows = features(question, passages, embedder, e5, e5_floor)
-    scored = [(p, probability(row, weights), row) for p, row in zip(passages, rows, strict=True)]
+    unknown = unknown_names(question, passages, known)
+    scored = [(p, 0.0 if unknown else probability(row, weights), row) for p, row in zip(passages, rows, strict=True)]
     best = max(scored, key=lambda item: item[1])
-    return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at)
+    return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at, unknown)
+
+
+def unknown_names(question: str, passages: Sequence[Any], known: Collection[str] = ()) -> tuple[str, ...]:
+    """The names ``question`` says (:func:`terms.named`) that none of ``passages`` mentions and that
+    are not ``known`` (found elsewhere in the knowledge)."""
+    names = [n for n in terms.named(question) if n not in known]
+    if not names:
+        return ()
+    texts = [passage_text(p) for p in passages]
+    stems = [{terms.stem(w) for w in terms.words(text)} for text in texts]
+    return tuple(
+        n for n in names if not any(terms.covers(n, s, text.lower()) for s, text in zip(stems, texts, strict=True))
+    )
 
 
 class RelevanceGate:
@@ -248,14 +282,14 @@ class RelevanceGate:
         self.scorer = scorer
         self.answer_at = answer_at
 
-    def judge(self, question: str, passages: Sequence[Any]) -> Judgement:
-        """Blocking (two models run): call it from a worker thread."""
+    def judge(self, question: str, passages: Sequence[Any], known: Collection[str] = ()) -> Judgement:
+        """Blocking (two models run): call it from a worker thread. ``known``: see :func:`judge`."""
         if not passages or not question.strip():
             return Judgement(None, 0.0, answer_at=self.answer_at)
         question = terms.asked(question)  # "Hi, this is Alex from Acme." is not part of the question
         scores = self.scorer.scores(question, [*NEUTRAL, *(passage_text(p) for p in passages)])
         e5, floor = scores[len(NEUTRAL) :], max(scores[: len(NEUTRAL)])
-        return judge(question, passages, self.embedder, e5, e5_floor=floor, answer_at=self.answer_at)
+        return judge(question, passages, self.embedder, e5, e5_floor=floor, answer_at=self.answer_at, known=known)
 
     def warm(self) -> None:
         self.scorer.scores("warm up", ["warm up"])

@@ -18,16 +18,20 @@ related pairs score around 0.7-0.9 and must be re-measured with
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from knowledge.retrieval import terms
 from knowledge.retrieval.embeddings import Embedder, aembed
-from knowledge.retrieval.errors import BackendTimeout, BadInput
-from knowledge.retrieval.relevance import Judgement
+from knowledge.retrieval.errors import BackendTimeout, BadInput, RetrievalError
+from knowledge.retrieval.relevance import Judgement, passage_text
 from knowledge.retrieval.store import Item, MetadataValue, VectorStore, require_owner
 from knowledge.retrieval.terms import asked
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -179,19 +183,45 @@ class Retriever:
         self.timeout_s = timeout_s
         self.gate = gate
 
-    async def judge(self, question: str, passages: Sequence[Passage]) -> Judgement:
+    async def judge(self, question: str, passages: Sequence[Passage], owner: str | None = None) -> Judgement:
         """Which of ``passages`` (a search's, best first) answers ``question``, if any.
 
         With a gate its verdict (off the event loop: two models run); without, the cosine threshold rule
-        (``probability`` is then the best passage's score).
+        (``probability`` is then the best passage's score). A name the question says that none of
+        ``passages`` mentions makes the gate answer nothing; with ``owner`` the name is first looked up
+        in the owner's whole knowledge (a business name the best passages leave out is still known),
+        and only a name found nowhere keeps the verdict.
         """
         if self.gate is not None:
-            return await asyncio.to_thread(self.gate.judge, question, passages)
+            verdict = await asyncio.to_thread(self.gate.judge, question, passages)
+            if verdict.unknown_names and owner:
+                known = await self._mentioned(owner, verdict.unknown_names)
+                if known:
+                    verdict = await asyncio.to_thread(self.gate.judge, question, passages, known)
+            return verdict
         best = passages[0] if passages else None
         score = float(best.score) if best is not None else 0.0
         return Judgement(
             best if best is not None and score >= self.threshold else None, score, answer_at=self.threshold
         )
+
+    async def _mentioned(self, owner: str, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` (stemmed words, :func:`terms.named`) some passage of ``owner``'s knowledge
+        mentions: each is searched for on its own. A failed lookup finds nothing (the honest side)."""
+        found: set[str] = set()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                vectors = await aembed(self.embedder, list(names), purpose="query")
+                for name, vector in zip(names, vectors, strict=True):
+                    hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k * 3)
+                    for passage in best_per_item(hits):
+                        text = passage_text(passage)
+                        if terms.covers(name, {terms.stem(w) for w in terms.words(text)}, text.lower()):
+                            found.add(name)
+                            break
+        except (TimeoutError, RetrievalError) as exc:
+            log.warning("could not look names up in %s's knowledge: %r", owner, exc)
+        return found
 
     async def prepare(self, owner: str, limit: int = PREPARE_MAX) -> list[Passage]:
         """Get ``owner``'s knowledge ready for a first question: the store loads the owner's partition,

@@ -11,7 +11,9 @@ Pure text functions for :mod:`knowledge.retrieval.relevance`: no model, no I/O.
   states. A price question answered by a passage with no price is a near miss, not an answer.
 * :func:`weekdays` — the days a text names or spans ("Monday to Friday", "평일", "주말").
 * :func:`proper_names` — the names a knowledge base uses ("Dr. Minsu Park", "Chuseok", "Kakao Pay"):
-  what a caller may say that a recogniser does not expect (recognition hints).
+  what a caller may say that a recogniser does not expect (recognition hints); :func:`named` — the
+  words of the names a question says ("english" in "Does Dr. Lee speak English?"), which a passage
+  must mention to answer it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "asked",
     "covers",
     "key_terms",
+    "named",
     "passage_types",
     "proper_names",
     "stem",
@@ -273,3 +276,34 @@ def proper_names(texts: list[str], max_chars: int = 240) -> list[str]:
         names.append(name)
         used += len(name) + 2
     return names
+
+
+_TITLES: Final = frozenset({"dr", "mr", "mrs", "ms", "st"})
+# Words no name is made of: one with a capital inside a sentence means the text is title-cased.
+_FUNCTION_WORDS: Final = frozenset(
+    """
+a an the and or but of for to from in on at by with is are was were be do does did can could will would
+should much many how what when where who which why this that these those it its my your our their me you
+""".split()
+)
+
+
+def named(question: str) -> list[str]:
+    """The stemmed words of the names ``question`` says (English; Hangul has no case): "Does Dr. Lee
+    speak English?" -> ``["lee", "english"]``, titles, weekdays and months left out (weekdays have
+    their own check). A knowledge base that never mentions a name knows nothing about it: a passage
+    about Dr. Lee's days does not say which languages she speaks.
+
+    Empty when the text is title-cased ("How Much For White Feeling": the recogniser capitalises
+    every word of some short utterances), where capitals say nothing.
+    """
+    for sentence in _SENTENCE_END.split(question):
+        later = [t for t in _TOKEN.findall(sentence) if t[0].isalpha()][1:]
+        if any(t[0].isupper() and t.lower() in _FUNCTION_WORDS for t in later):
+            return []  # "How Much For": a capitalised word no name is
+    found: list[str] = []
+    for name in proper_names([question], max_chars=10_000):
+        for word in words(name):
+            if word not in _TITLES and word not in _COMMON_NAMES:
+                found.append(stem(word))
+    return list(dict.fromkeys(found))

@@ -101,6 +101,55 @@ async def test_without_a_gate_the_retriever_keeps_its_cosine_threshold(embedder)
     assert judgement.answerable == (result.passages[0].score >= retriever.threshold)
 
 
+async def test_a_name_the_knowledge_never_mentions_is_not_answered_nor_offered(embedder) -> None:
+    # Dr. Lee's passage sounds like the answer to any question about Dr. Lee; it says nothing of languages
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    index_items(
+        retriever,
+        "clinic",
+        [
+            {
+                "id": "lee",
+                "text": "Dr. Jiyoung Lee does crowns and implants. She sees patients on Mondays and Fridays.",
+            },
+            {"id": "braces", "text": "Dr. Minsu Park does all braces treatment, metal or ceramic."},
+            {"id": "booking", "text": "Book online through Naver Booking: search for Smile Tree Dental."},
+            {"id": "hours", "text": "We are open Monday to Friday from 9:30 a.m. to 6:30 p.m.", "heading": "Hours"},
+        ],
+    )
+    for question, unknown in (
+        ("Does Dr. Lee speak English?", ("english",)),
+        ("Do you do Invisalign?", ("invisalign",)),
+        ("Is Dr. Yoon in on Monday?", ("yoon",)),
+    ):
+        result = await retriever.search("clinic", question)
+        judgement = await retriever.judge(question, result.passages, "clinic")
+        assert not judgement.answerable and judgement.unknown_names == unknown, (question, judgement)
+        assert judgement.likeliest is None or judgement.likeliest[1] == 0.0  # no "did you mean …?" either
+    # a name the knowledge does mention is no reason to refuse
+    result = await retriever.search("clinic", "Which days does Dr. Lee see patients?")
+    judgement = await retriever.judge("Which days does Dr. Lee see patients?", result.passages, "clinic")
+    assert judgement.answerable and judgement.passage.id == "lee", judgement.probability
+
+
+async def test_a_name_the_best_passages_leave_out_is_looked_up_in_the_whole_knowledge(embedder) -> None:
+    # the business's name is in one passage only; a question naming it finds the hours passage alone
+    retriever = Retriever(embedder, MemoryStore(), top_k=1, gate=RelevanceGate(embedder))
+    index_items(
+        retriever,
+        "clinic",
+        [
+            {"id": "hours", "text": "We are open Monday to Friday from 9:30 a.m. to 6:30 p.m.", "heading": "Hours"},
+            {"id": "about", "text": "Smile Tree Dental Clinic was founded in 2009 by Dr. Jiyoung Lee."},
+        ],
+    )
+    question = "What time does Smile Tree open?"
+    result = await retriever.search("clinic", question)
+    assert [p.id for p in result.passages] == ["hours"]
+    assert (await retriever.judge(question, result.passages)).unknown_names == ("smile", "tree")
+    assert (await retriever.judge(question, result.passages, "clinic")).unknown_names == ()
+
+
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
     gate = evaluate("relevance", "heldout")["all"]
     threshold = evaluate("threshold", "heldout")["all"]

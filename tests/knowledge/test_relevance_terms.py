@@ -64,3 +64,20 @@ def test_the_names_a_knowledge_base_uses_are_what_a_recogniser_should_expect() -
         assert not_a_name not in names, names
     # the list is bounded (a prompt has room for a few dozen names)
     assert sum(len(n) + 2 for n in terms.proper_names(texts * 50, max_chars=60)) <= 60
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("Does Dr. Lee speak English?", ["lee", "english"]),  # the title is not a name of its own
+        ("Do you do Invisalign?", ["invisalign"]),
+        ("Can I pay with Kakao Pay?", ["kakao", "pay"]),
+        ("Is Smile Tree open on Mondays?", ["smile", "tree"]),  # weekdays have their own check
+        ("Are you open on Saturday?", []),
+        ("How Much for White Feeling", []),  # title-cased by the recogniser: capitals say nothing
+        ("Is Dr. Park In On Thursday?", []),
+        ("주차 되나요?", []),  # Hangul has no case
+    ],
+)
+def test_the_names_a_question_says(question: str, names: list[str]) -> None:
+    assert terms.named(question) == names

@@ -148,7 +148,7 @@ class FakeRetriever:
         await asyncio.sleep(self.delay)
         return SearchResult(self.passages)
 
-    async def judge(self, question: str, passages: list[Passage]) -> Judgement:
+    async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
         """The threshold rule (what a Retriever without its gate decides)."""
         best = max(passages, key=lambda p: p.score, default=None)
         score = best.score if best is not None else 0.0
