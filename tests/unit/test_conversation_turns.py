@@ -61,13 +61,30 @@ def test_korean_thoughts_finished(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["MM", "Mm-m. Mm.", "Mhm.", "M-h-h", "Uh-huh.", "uh", "Hmm.", "Okay.", "네", "", "Mm, okay.", "All right."]
+    "text",
+    [
+        "MM",
+        "Mm-m. Mm.",
+        "Mhm.",
+        "M-h-h",
+        "Uh-huh.",
+        "uh",
+        "Hmm.",
+        "Okay.",
+        "네",
+        "",
+        "Mm, okay.",
+        "All right.",
+        "Amen.",
+    ],
 )
 def test_hums_and_acknowledgements_are_backchannels(text: str) -> None:
     assert backchannel(text)
 
 
-@pytest.mark.parametrize("text", ["in a month.", "Mm, no, the other one.", "Monday?", "What about Sunday?", "Amen."])
+@pytest.mark.parametrize(
+    "text", ["in a month.", "Mm, no, the other one.", "Monday?", "What about Sunday?", "Amen, stop."]
+)
 def test_words_are_not_backchannels(text: str) -> None:
     assert not backchannel(text)
 
