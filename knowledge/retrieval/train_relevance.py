@@ -3,7 +3,8 @@
 Every calibration question is searched as a call would search it (the retriever's top five, one per
 item); each passage becomes a row of :func:`relevance.features`, labelled 1 when it answers the
 question. A logistic regression (numpy, L2) gives :data:`relevance.WEIGHTS`; the answering threshold
-is the lowest that keeps at least 95 % of the calibration's unanswerable questions unanswered. The
+is the lowest that keeps at least 95 % of the calibration's unanswerable questions unanswered (after
+the gate's unknown-name rule, :func:`relevance.unknown_names`). The
 held-out split is only scored, with the constants printed, never fitted on.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from knowledge.retrieval.embeddings import UsemEmbedder
 from knowledge.retrieval.evaluate import index_items, load_sets
-from knowledge.retrieval.relevance import FEATURES, NEUTRAL, features, passage_text
+from knowledge.retrieval.relevance import FEATURES, NEUTRAL, features, passage_text, unknown_names
 from knowledge.retrieval.rerank import E5Scorer
 from knowledge.retrieval.retriever import Retriever
 from knowledge.retrieval.store import MemoryStore
@@ -53,6 +54,9 @@ def collect() -> list[dict[str, Any]]:
                         "set": eval_set.owner,
                         "ids": [p.id for p in result.passages],
                         "x": [[row[name] for name in FEATURES] for row in rows],
+                        # the gate's rule before the model (a name no passage mentions); no owner lookup
+                        # here: no calibration question names what only a passage outside its top five says
+                        "unknown_name": bool(unknown_names(question["q"], result.passages)),
                     }
                 )
 
@@ -83,7 +87,7 @@ def decide(records: list[dict[str, Any]], w: np.ndarray, at: float) -> dict[str,
             p = 1.0 / (1.0 + np.exp(-(w[0] + np.dot(w[1:], row))))
             if p > best_p:
                 best_id, best_p = i, p
-        said = best_id if best_p >= at else None
+        said = best_id if best_p >= at and not r.get("unknown_name") else None
         if r["wanted"]:
             answered += said in r["wanted"]
             wrong += said is not None and said not in r["wanted"]
