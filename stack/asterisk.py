@@ -86,14 +86,15 @@ def _edge_endpoint(cfg: StackConfig) -> str:
     dialplan rings extensions through (``PJSIP/1002@edge``)."""
     assert cfg.edge is not None
     host, port = cfg.edge
+    media = f"media_address = {cfg.media_address}\n" if cfg.media_address else ""
     return (
         "; The Kamailio edge (docs/scaling.md): phones register there and every request from it is trusted\n"
         "; by address. Its Record-Route carries in-dialog requests: the Contact must stay the phone's.\n"
         "[edge](phone-endpoint)\n"
         "aors = edge\n"
         "rewrite_contact = no\n"
-        + (f"media_address = {cfg.media_address}\n" if cfg.media_address else "")
-        + "\n[edge]\n"
+        f"{media}"
+        "\n[edge]\n"
         "type = identify\n"
         "endpoint = edge\n"
         f"match = {host}\n"
@@ -359,6 +360,7 @@ class Asterisk:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_netns_entry(self.cfg),
         )
         log.close()
         self.pid_file.write_text(str(self.proc.pid))
@@ -382,6 +384,13 @@ class Asterisk:
             return False
 
     def ari_get(self, path: str, timeout: float = 5.0) -> object:
+        if self.cfg.netns:  # ARI listens on the namespace's own loopback
+            from stack.netns import call_in
+
+            return call_in(self.cfg.netns, lambda: self._ari_get(path, timeout))
+        return self._ari_get(path, timeout)
+
+    def _ari_get(self, path: str, timeout: float) -> object:
         import json
 
         request = urllib.request.Request(self.cfg.ari_url + path)
@@ -477,6 +486,15 @@ class Asterisk:
                 target = self.cfg.chroot / name
                 if _is_mounted(target):
                     subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def _netns_entry(cfg: StackConfig):
+    """The ``preexec_fn`` that starts Asterisk in the instance's network namespace (None: this host's)."""
+    if not cfg.netns:
+        return None
+    from stack.netns import entering
+
+    return entering(cfg.netns)
 
 
 def _other_instances_running(cfg: StackConfig) -> bool:

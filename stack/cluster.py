@@ -3,25 +3,56 @@
 A node is a :class:`StackConfig` of its own (its Asterisk instance, ARI app name, ports, RTP range,
 state, CDR and sounds directories) derived from the deployment's config: it shares the deployment's
 name for everything the console reads (event stream, HITL keys, knowledge index, Redis user), the
-knowledge store and the recordings folder. Node ``i`` (from 1) listens on ``127.0.0.(i+1)``: the
-loopback range, so every node can keep the SIP port and no interface has to be created.
+knowledge store and the recordings folder. Node ``i`` (from 1) listens on ``127.0.0.(i+1)`` (the
+loopback range: every node keeps the SIP port and no interface has to be created) unless the
+deployment names its address (``AIPBX_NODE_ADDRESSES``): then the edge reaches it there from its own
+node-side address (``AIPBX_EDGE_NODE_ADDRESS``), and the registration lookup listens where the nodes
+can reach it (``AIPBX_EDGE_LOOKUP_ADDRESS``, by default that same address) and answers only them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import socket
 from collections.abc import Sequence
 
 from stack.config import StackConfig, primary_ip
-from stack.kamailio import EdgeConfig, subscribers_of
+from stack.kamailio import EdgeConfig, lookup_url_of, subscribers_of
 
 #: Ports of node i above the deployment's own (ARI/HTTP and the ARI app's status server).
 PORT_STEP = 10
 
 
-def node_address(index: int) -> str:
-    """Node ``index`` (from 1) listens on 127.0.0.(index + 1)."""
+def node_address(base: StackConfig, index: int) -> str:
+    """Node ``index``'s (from 1) SIP address: the deployment's ``node_addresses``, else 127.0.0.(index + 1)."""
+    if index <= len(base.node_addresses):
+        return base.node_addresses[index - 1]
     return f"127.0.0.{index + 1}"
+
+
+def edge_node_side(base: StackConfig) -> str:
+    """The edge's address the nodes reach: the deployment's ``edge_node_address``, else loopback (or the
+    SIP address when the deployment binds one)."""
+    if base.edge_node_address:
+        return base.edge_node_address
+    return "127.0.0.1" if base.sip_bind == "0.0.0.0" else base.sip_bind
+
+
+def is_loopback(address: str) -> bool:
+    return ipaddress.IPv4Address(address).is_loopback
+
+
+def on_this_host(address: str) -> bool:
+    """Whether ``address`` is one of this host's (a node there can be started here)."""
+    if is_loopback(address):
+        return True
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
 
 
 def rtp_range(base: StackConfig, index: int, count: int) -> tuple[int, int]:
@@ -53,15 +84,16 @@ def node_config(
         edge=edge,
         var_dir=base.var_dir.parent / name,
         cdr_dir=base.cdr_dir / name,
-        sip_bind=node_address(index),
+        sip_bind=node_address(base, index),
         sip_port=base.sip_port if sip_port is None else sip_port,
         http_port=base.http_port + PORT_STEP * index if http_port is None else http_port,
         status_port=base.status_port + PORT_STEP * index if status_port is None else status_port,
         rtp_start=rtp_start,
         rtp_end=rtp_end,
         ari_app=f"{base.ari_app}-n{index}",
-        # the edge's registration lookup (EdgeConfig.lookup_url: the SIP port + 2 unless given)
-        edge_lookup_url=f"http://127.0.0.1:{lookup_port or edge[1] + 2}/registered",
+        # the edge's registration lookup (EdgeConfig.lookup: the edge's node-side address and SIP port + 2
+        # unless given)
+        edge_lookup_url=lookup_url_of((base.edge_lookup_address or edge[0], lookup_port or edge[1] + 2)),
         # TLS (and NAT, not built yet) belong to the edge in this topology: the nodes talk to it only.
         tls_cert=None,
         tls_key=None,
@@ -84,11 +116,12 @@ def edge_config(
     It offers TLS on the deployment's TLS port with the deployment's certificate (``AIPBX_SIP_TLS_CERT``)
     or, without one, a self-signed certificate of its own.
     """
+    node_side = edge_node_side(base)
     if base.sip_bind == "0.0.0.0":
-        # The nodes reach (and trust) the edge on loopback; softphones on the LAN at this host's address.
-        listen = tuple(dict.fromkeys(("127.0.0.1", primary_ip())))
+        # Softphones on the LAN at this host's address; the nodes at the node side (loopback by default).
+        listen = tuple(dict.fromkeys(("127.0.0.1", primary_ip(), node_side)))
     else:
-        listen = (base.sip_bind,)
+        listen = tuple(dict.fromkeys((base.sip_bind, node_side)))
     return EdgeConfig(
         name=base.instance,
         var_dir=base.var_dir / "edge",
@@ -98,6 +131,8 @@ def edge_config(
         subscribers=subscribers_of(base),
         db_password=base.secrets["AIPBX_EDGE_DB_PASSWORD"],
         lookup_port=lookup_port,
+        node_side=node_side,
+        lookup_address=base.edge_lookup_address,
         tls_port=base.tls_port if tls_port is None else tls_port,
         tls_cert=base.tls_cert,
         tls_key=base.tls_key,
@@ -118,13 +153,14 @@ def running_nodes(base: StackConfig) -> int:
 
 
 def nodes_of(base: StackConfig, count: int) -> list[StackConfig]:
-    """The nodes ``make up NODES=count`` runs. With SIP on every interface (softphones on the LAN), the
-    nodes offer this host's LAN address for media: their own loopback addresses are not reachable."""
-    edge = ("127.0.0.1", base.sip_port) if base.sip_bind == "0.0.0.0" else (base.sip_bind, base.sip_port)
+    """The nodes ``make up NODES=count`` runs. With SIP on every interface (softphones on the LAN), nodes on
+    loopback offer this host's LAN address for media: their own addresses are not reachable."""
+    edge = (edge_node_side(base), base.sip_port)
     nodes = [node_config(base, i, count, edge) for i in range(1, count + 1)]
     if base.sip_bind == "0.0.0.0":
         for node in nodes:
-            node.media_address = primary_ip()
+            if is_loopback(node.sip_bind):
+                node.media_address = primary_ip()
     return nodes
 
 
@@ -138,6 +174,13 @@ def up(base: StackConfig, count: int, env: dict[str, str]) -> list[tuple[StackCo
     if count < 1:
         raise ValueError("NODES must be 1 or more")
     nodes = nodes_of(base, count)
+    elsewhere = [f"{node.name} ({node.sip_bind})" for node in nodes if not on_this_host(node.sip_bind)]
+    if elsewhere:
+        raise ValueError(
+            f"not an address of this host: {', '.join(elsewhere)}. `make up NODES=N` starts its nodes on this "
+            "machine (loopback, or addresses of its own interfaces); starting a node on another host from here "
+            "is not built yet (docs/scaling.md)"
+        )
     base.var_dir.mkdir(parents=True, exist_ok=True)
     _nodes_file(base).write_text(str(count))
     started = []

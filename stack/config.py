@@ -151,6 +151,18 @@ class StackConfig:
     #: Behind the edge: where the dialplan asks whether an extension is registered (the edge's HTTP
     #: lookup, ``.../registered/<ext>`` -> ``yes``/``no``); empty: it cannot know, and plays the notice.
     edge_lookup_url: str = ""
+    #: ``make up NODES=N``: the SIP address of each node (``AIPBX_NODE_ADDRESSES``, in order); a node
+    #: without one listens on 127.0.0.(i + 1), the loopback range.
+    node_addresses: tuple[str, ...] = ()
+    #: The edge's address the nodes reach it at (``AIPBX_EDGE_NODE_ADDRESS``): requests to phones leave
+    #: from it and the nodes trust it. Empty: loopback (nodes on this host).
+    edge_node_address: str = ""
+    #: Where the edge's registration lookup listens (``AIPBX_EDGE_LOOKUP_ADDRESS``); empty: the edge's
+    #: node address. It answers the nodes only.
+    edge_lookup_address: str = ""
+    #: The network namespace this instance's Asterisk and ARI app run in (``/run/netns/<name>``; tests put
+    #: nodes on hosts of their own this way); empty: this host's.
+    netns: str = ""
 
     @property
     def instance(self) -> str:
@@ -347,6 +359,37 @@ def sip_settings(env: Mapping[str, str]) -> dict[str, object]:
     }
 
 
+def _address(name: str, value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise SettingsError(f"{name}: {value!r} is not an IPv4 address") from None
+
+
+def cluster_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """Where the edge and its nodes are (``AIPBX_NODE_ADDRESSES``, ``AIPBX_EDGE_NODE_ADDRESS``,
+    ``AIPBX_EDGE_LOOKUP_ADDRESS``; docs/scaling.md) as StackConfig fields.
+
+    Raises:
+        SettingsError: an address is malformed, or nodes on other hosts are given without the edge's
+            address they reach it at.
+    """
+    nodes = tuple(
+        _address("AIPBX_NODE_ADDRESSES", a.strip()) for a in env.get("AIPBX_NODE_ADDRESSES", "").split(",") if a.strip()
+    )
+    edge = env.get("AIPBX_EDGE_NODE_ADDRESS", "").strip()
+    lookup = env.get("AIPBX_EDGE_LOOKUP_ADDRESS", "").strip()
+    if edge:
+        edge = _address("AIPBX_EDGE_NODE_ADDRESS", edge)
+    if lookup:
+        lookup = _address("AIPBX_EDGE_LOOKUP_ADDRESS", lookup)
+    if any(not ipaddress.IPv4Address(node).is_loopback for node in nodes) and not edge:
+        raise SettingsError(
+            "AIPBX_NODE_ADDRESSES names nodes off loopback: set AIPBX_EDGE_NODE_ADDRESS, the edge's address they reach"
+        )
+    return {"node_addresses": nodes, "edge_node_address": edge, "edge_lookup_address": lookup}
+
+
 def dev_config() -> StackConfig:
     """The instance `make up` runs: SIP on all interfaces so softphones on the LAN can register."""
     directory = load_directory(REPO / "asterisk" / "extensions.yaml")
@@ -367,5 +410,6 @@ def dev_config() -> StackConfig:
         chroma_port=int(env.get("AIPBX_CHROMA_PORT", "8001")),
         worker_metrics_port=int(env.get("AIPBX_WORKER_METRICS_PORT", "9101")),
         **sip_settings(env),
+        **cluster_settings(env),
         redis_url=env.get("AIPBX_REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0",
     )

@@ -38,7 +38,7 @@ def scratch_nodes(base: StackConfig, count: int) -> tuple[list[StackConfig], int
             i,
             count,
             ("127.0.0.1", edge_port),
-            sip_port=free_port(socket.SOCK_DGRAM, node_address(i)),
+            sip_port=free_port(socket.SOCK_DGRAM, node_address(base, i)),
             http_port=free_port(),
             status_port=free_port(),
             lookup_port=lookup_port,
@@ -92,15 +92,13 @@ class AppProcess:
         env = {**os.environ, **self.cfg.process_env(), **self.extra_env, "PYTHONPATH": str(REPO)}
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            cpus = self.cpus
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ariapp"],
                 cwd=REPO,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # before Python starts: the model threads it starts later inherit the cores
-                preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+                preexec_fn=self._preexec(),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -110,6 +108,37 @@ class AppProcess:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"ariapp not ready in {timeout} s; {self.asterisk_view()}\n{self.log_tail(30)}")
+
+    def _preexec(self):
+        """Before Python starts: the cores (the model threads it starts later inherit them) and the
+        instance's network namespace (its ARI and status server are on that namespace's loopback)."""
+        cpus, netns = self.cpus, self.cfg.netns
+        if cpus is None and not netns:
+            return None
+        from stack.netns import entering
+
+        enter = entering(netns) if netns else None
+
+        def preexec() -> None:
+            if cpus is not None:
+                os.sched_setaffinity(0, cpus)
+            if enter is not None:
+                enter()
+
+        return preexec
+
+    def _get(self, path: str, timeout: float) -> bytes:
+        def get() -> bytes:
+            with urllib.request.urlopen(self.status_url + path, timeout=timeout) as response:
+                if response.status != 200:
+                    raise OSError(f"{path}: HTTP {response.status}")
+                return response.read()
+
+        if self.cfg.netns:
+            from stack.netns import call_in
+
+            return call_in(self.cfg.netns, get)
+        return get()
 
     def asterisk_view(self) -> str:
         """What Asterisk says when the app cannot connect (a wedged ARI answers ping but not the app)."""
@@ -127,14 +156,13 @@ class AppProcess:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.status_url + "/ready", timeout=1.0) as response:
-                return response.status == 200
+            self._get("/ready", 1.0)
+            return True
         except OSError:
             return False
 
     def status(self) -> dict:
-        with urllib.request.urlopen(self.status_url + "/status", timeout=2.0) as response:
-            return json.loads(response.read())
+        return json.loads(self._get("/status", 2.0))
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -53,14 +53,20 @@ class EdgeConfig:
 
     name: str
     var_dir: Path
-    listen: tuple[str, ...]  # addresses; the first is the one the nodes reach (and trust)
+    listen: tuple[str, ...]  # addresses phones (and the nodes) reach it at
     port: int
     nodes: list[Address]
     #: extension -> password (the same credentials as the nodes' PJSIP endpoints would have)
     subscribers: dict[str, str]
     db_password: str
-    #: The nodes' registration lookup (HTTP on loopback, ``/registered/<ext>``); 0: the SIP port + 2.
+    #: The nodes' registration lookup (HTTP, ``/registered/<ext>``); 0: the SIP port + 2.
     lookup_port: int = 0
+    #: The address (one of ``listen``) the nodes reach the edge at: requests to phones come from it, and
+    #: the nodes trust it; empty: the first of ``listen``.
+    node_side: str = ""
+    #: Where the registration lookup listens (any address of this host); empty: :attr:`address`'s.
+    #: It answers only the nodes (and this host's own loopback), never a phone.
+    lookup_address: str = ""
     #: SIP over TLS on every listen address (phones outside the office); 0: none.
     tls_port: int = 0
     #: The TLS certificate and key; None: a self-signed one made in ``tls_dir`` (stack.selfsigned).
@@ -88,14 +94,19 @@ class EdgeConfig:
         return f"postgres://{self.db_user}:{quote(self.db_password, safe='')}@127.0.0.1/{self.db_name}"
 
     @property
+    def lookup(self) -> Address:
+        """Where the registration lookup listens."""
+        return self.lookup_address or self.address[0], self.lookup_port or self.port + 2
+
+    @property
     def lookup_url(self) -> str:
         """What a node's dialplan asks whether an extension is registered (``<url>/<ext>``)."""
-        return f"http://127.0.0.1:{self.lookup_port or self.port + 2}/registered"
+        return lookup_url_of(self.lookup)
 
     @property
     def address(self) -> Address:
         """Where the nodes send requests for phones (and what they trust)."""
-        return self.listen[0], self.port
+        return self.node_side or self.listen[0], self.port
 
     @property
     def etc_dir(self) -> Path:
@@ -157,6 +168,11 @@ def _module_dir() -> str:
     )
 
 
+def lookup_url_of(lookup: Address) -> str:
+    """The registration lookup's URL for a node's dialplan (``<url>/<ext>`` -> ``yes``/``no``)."""
+    return f"http://{lookup[0]}:{lookup[1]}/registered"
+
+
 def node_uri(node: Address) -> str:
     return f"sip:{node[0]}:{node[1]}"
 
@@ -205,15 +221,18 @@ def _tls_lines(edge: EdgeConfig) -> tuple[str, str]:
 def render(edge: EdgeConfig) -> list[Path]:
     """Write ``kamailio.cfg`` into the edge's directory (and the self-signed TLS certificate into its
     ``tls_dir`` when it needs one); returns the files written."""
+    if edge.address[0] not in edge.listen:
+        raise KamailioError(f"the edge's node side {edge.address[0]} is not one of its listen addresses {edge.listen}")
     tls_listen, tls_module = _tls_lines(edge)
+    lookup_host, lookup_port = edge.lookup
     values = {
         "CHILDREN": str(edge.children),
         "LISTEN": "\n".join(f"listen=udp:{address}:{edge.port}" for address in edge.listen),
         "TLS_LISTEN": tls_listen,
         "TLS_MODULE": tls_module,
         "MODULE_DIR": _module_dir(),
-        "LOOKUP_LISTEN": f"127.0.0.1:{edge.lookup_port or edge.port + 2}",
-        "LOOKUP_PORT": str(edge.lookup_port or edge.port + 2),
+        "LOOKUP_LISTEN": f"{lookup_host}:{lookup_port}",
+        "LOOKUP_PORT": str(lookup_port),
         "CTL_SOCKET": str(edge.ctl_socket),
         "DB_URL": edge.db_url,
         "PING_INTERVAL": str(edge.ping_interval),

@@ -16,7 +16,8 @@ import socket
 import ssl
 import subprocess
 import time
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -80,22 +81,27 @@ class Cluster:
             return dict(conn.execute("SELECT username, contact FROM location").fetchall())
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Cluster:
+def edge_base(name: str, directory) -> StackConfig:
+    """The scratch deployment an edge test runs (``name``: test*, the names the session's Redis user may
+    use, stack.redis_acl.suite_user)."""
+    base = scratch_config(name, directory, ring_seconds=RING_SECONDS)
+    # Each node gets half of these; the default stack (10000-20000) and the softphones (40000+) are elsewhere.
+    base.rtp_start, base.rtp_end = 30000, 39999
+    # No knowledge is asked for here: no Chroma server to start.
+    base.extra_env["AIPBX_KNOWLEDGE_STORE"] = "none"
+    return base
+
+
+@contextmanager
+def running_cluster(base: StackConfig, nodes: list[StackConfig], edge: Kamailio) -> Iterator[Cluster]:
+    """Every node (Asterisk, then its ARI app) and the edge started; all stopped and the edge's database
+    and the deployment's event stream removed afterwards, whatever failed."""
     import redis
     from django.conf import settings
 
     from ariapp.events import stream_name
     from stack.kamailio import drop_database
 
-    # test*: the name the session's Redis user may use (stack.redis_acl.suite_user)
-    base = scratch_config(f"testedge{os.getpid()}", tmp_path_factory.mktemp("edge"), ring_seconds=RING_SECONDS)
-    # Each node gets half of these; the default stack (10000-20000) and the softphones (40000+) are elsewhere.
-    base.rtp_start, base.rtp_end = 30000, 39999
-    # No knowledge is asked for here: no Chroma server to start.
-    base.extra_env["AIPBX_KNOWLEDGE_STORE"] = "none"
-    nodes, edge_port, lookup_port = scratch_nodes(base, NODES)
-    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=free_port()))
     asterisks = [Asterisk(node) for node in nodes]
     apps = [AppProcess(node) for node in nodes]
     try:
@@ -115,14 +121,31 @@ def cluster(tmp_path_factory) -> Cluster:
         redis.Redis.from_url(settings.AIPBX_EVENTS_REDIS_URL).delete(stream_name(base.instance))
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    base = edge_base(f"testedge{os.getpid()}", tmp_path_factory.mktemp("edge"))
+    nodes, edge_port, lookup_port = scratch_nodes(base, NODES)
+    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=free_port()))
+    with running_cluster(base, nodes, edge) as running:
+        yield running
+
+
 @pytest.fixture
 def phones(cluster: Cluster):
     """``async with phones("1001") as phone`` — a softphone registered at the edge; closed afterwards."""
+    return phone_maker(cluster, "127.0.0.1")
+
+
+def phone_maker(cluster: Cluster, default_ip: str):
+    """``async with make("1001") as phone``: a softphone on ``default_ip`` (unless ``local_ip`` says
+    otherwise) registered at the edge; unregistered and closed afterwards. Other keywords go to the
+    phone (e.g. ``advertised``)."""
     from softphone import Phone
 
     @asynccontextmanager
-    async def make(ext: str, register: bool = True, local_ip: str = "127.0.0.1"):
-        phone = Phone(ext=ext, password=cluster.base.sip_password(ext), server=cluster.edge_address, local_ip=local_ip)
+    async def make(ext: str, register: bool = True, local_ip: str = default_ip, **options):
+        password = cluster.base.sip_password(ext)
+        phone = Phone(ext=ext, password=password, server=cluster.edge_address, local_ip=local_ip, **options)
         await phone.start()
         try:
             if register:
@@ -158,22 +181,33 @@ async def test_phones_register_at_the_edge_and_call_each_other(cluster, phones):
         location = cluster.location()
         assert location.keys() >= {"1001", "1002"}, location
         assert f":{bob.port}" in location["1002"]
-        # when 1001 calls 1002 and 1002 answers
-        outgoing = await alice.dial("1002")
-        incoming = await bob.next_incoming(timeout=15)
-        bob_call = await incoming.answer()
-        await asyncio.wait_for(outgoing.answered(), 5)
-        outgoing.play_tone(440, 2.0)
-        bob_call.play_tone(1000, 2.0)
-        await asyncio.sleep(3.0)
-        # then each side hears the other, and both media streams run to the same node, not the edge
-        assert abs(dominant_frequency(bob_call.received_audio()) - 440) < 15
-        assert abs(dominant_frequency(outgoing.received_audio()) - 1000) < 15
-        assert outgoing.remote_media is not None and bob_call.remote_media is not None
-        assert outgoing.remote_media.address == bob_call.remote_media.address
-        cluster.node_index(outgoing.remote_media.address)  # a node's address
-        await outgoing.hangup()
-        await asyncio.wait_for(bob_call.ended.wait(), 5)
+        # when 1001 calls 1002 and 1002 answers, then each hears the other through a node
+        await phone_to_phone_call(cluster, alice, bob)
+
+
+async def phone_to_phone_call(cluster: Cluster, caller, callee, *, callee_hangs_up: bool = False) -> tuple[int, int]:
+    """``caller`` calls ``callee``, which answers; both play a tone for 2 s; the caller (or the callee)
+    hangs up.
+
+    Asserts that each side heard the other's tone, that both media streams ran to the same node (not the
+    edge), and that the other side got the BYE. Returns the node and the packets the callee received.
+    """
+    outgoing = await caller.dial(callee.ext)
+    incoming = await callee.next_incoming(timeout=15)
+    answered = await incoming.answer()
+    await asyncio.wait_for(outgoing.answered(), 5)
+    outgoing.play_tone(440, 2.0)
+    answered.play_tone(1000, 2.0)
+    await asyncio.sleep(3.0)
+    assert abs(dominant_frequency(answered.received_audio()) - 440) < 15
+    assert abs(dominant_frequency(outgoing.received_audio()) - 1000) < 15
+    assert outgoing.remote_media is not None and answered.remote_media is not None
+    assert outgoing.remote_media.address == answered.remote_media.address
+    node = cluster.node_index(outgoing.remote_media.address)  # a node's address
+    ending, other = (answered, outgoing) if callee_hangs_up else (outgoing, answered)
+    await ending.hangup()
+    await asyncio.wait_for(other.ended.wait(), 5)
+    return node, len(answered.rx_packets)
 
 
 async def test_a_wrong_password_is_refused_at_the_edge(cluster):
@@ -584,3 +618,26 @@ async def test_calls_on_a_crashed_node_get_their_cdr_lines_and_the_other_node_is
     (line,) = cluster.cdr_lines(0)[before[0] :]
     assert line["termination_reason"] == "caller_hangup"
     await nodes_active(cluster, timeout=15)
+
+
+def lookup(cluster: Cluster, ext: str, source: str) -> tuple[int, str]:
+    """Ask the edge's registration lookup about ``ext`` from address ``source``: (HTTP status, body)."""
+    import http.client
+
+    host, port = cluster.edge.edge.lookup
+    connection = http.client.HTTPConnection(host, port, timeout=5, source_address=(source, 0))
+    try:
+        connection.request("GET", f"/registered/{ext}")
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+async def test_the_registration_lookup_answers_the_nodes_host_and_never_a_phone(cluster, phones):
+    async with phones("1002"):
+        # given 1002 registered; the nodes on loopback ask from this host's 127.0.0.1
+        assert await asyncio.to_thread(lookup, cluster, "1002", "127.0.0.1") == (200, "yes")
+        assert await asyncio.to_thread(lookup, cluster, "1003", "127.0.0.1") == (200, "no")
+        # when a phone's address (not a node's, not this host's loopback) asks, then it learns nothing
+        assert await asyncio.to_thread(lookup, cluster, "1002", "127.0.0.8") == (403, "")

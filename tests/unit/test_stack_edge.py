@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from stack.asterisk import render
-from stack.cluster import edge_config, node_config, rtp_range
-from stack.config import StackConfig
+from stack.cluster import edge_config, node_config, nodes_of, rtp_range
+from stack.config import SettingsError, StackConfig, cluster_settings
 from stack.instance import scratch_config
 from stack.kamailio import dispatcher_rows, parse_dispatcher_list, parse_dispatcher_loads
 from stack.kamailio import render as render_edge
@@ -169,7 +171,7 @@ def test_the_rendered_edge_config_parses(tmp_path: Path) -> None:
 
     text = path.read_text(encoding="utf-8")
     assert "@@" not in text and "listen=udp:127.0.0.1:5070" in text
-    assert "listen=tcp:127.0.0.1:5072" in text  # the nodes' registration lookup: loopback only
+    assert "listen=tcp:127.0.0.1:5072" in text  # the nodes' registration lookup: the nodes' side, loopback
     assert 'ds_select_dst("1", "10")' in text  # the fewest calls in progress, not round robin
     assert path.stat().st_mode & 0o077 == 0o040  # the database password: not for others
     check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True)
@@ -209,3 +211,55 @@ def test_the_edge_uses_the_deployment_s_certificate_when_it_has_one_and_no_tls_a
     off = edge_config(base_config(tmp_path), nodes, port=5070, tls_port=0)
     (path,) = render_edge(off)
     assert "listen=tls:" not in path.read_text(encoding="utf-8") and not off.tls_dir.exists()
+
+
+def test_nodes_on_other_hosts_reach_the_edge_and_its_lookup_at_its_node_side_address(tmp_path: Path) -> None:
+    base = base_config(tmp_path)
+    base.sip_bind = "0.0.0.0"
+    base.node_addresses, base.edge_node_address = ("10.0.0.11", "10.0.0.12"), "10.0.0.10"
+
+    nodes = nodes_of(base, 2)
+    edge = edge_config(base, nodes)
+
+    # the nodes listen at their hosts' addresses and offer them for media (no LAN-address rewrite)
+    assert [node.sip_bind for node in nodes] == ["10.0.0.11", "10.0.0.12"]
+    assert [node.media_address for node in nodes] == ["", ""]
+    # they trust, and ring phones through, the edge's node-side address; they ask its lookup there
+    assert {node.edge for node in nodes} == {("10.0.0.10", base.sip_port)}
+    assert {node.edge_lookup_url for node in nodes} == {f"http://10.0.0.10:{base.sip_port + 2}/registered"}
+    assert edge.address == ("10.0.0.10", base.sip_port) and "10.0.0.10" in edge.listen
+    assert edge.lookup == ("10.0.0.10", base.sip_port + 2)
+    assert all(f"socket=udp:10.0.0.10:{base.sip_port}" in row[3] for row in dispatcher_rows(edge.nodes, edge.address))
+    text = render_edge(edge)[0].read_text(encoding="utf-8")
+    assert f"listen=tcp:10.0.0.10:{base.sip_port + 2}" in text
+    # the lookup answers the nodes (any port, any protocol) and this host's loopback, nobody else
+    assert '!($si == "127.0.0.1" || ds_is_from_list("1", "3"))' in text
+
+
+def test_the_lookup_may_listen_on_an_address_of_its_own(tmp_path: Path) -> None:
+    base = base_config(tmp_path)
+    base.node_addresses, base.edge_node_address, base.edge_lookup_address = ("10.0.0.11",), "10.0.0.10", "10.0.1.10"
+
+    (node,) = nodes_of(base, 1)
+    edge = edge_config(base, [node])
+
+    assert node.edge_lookup_url == f"http://10.0.1.10:{base.sip_port + 2}/registered"
+    assert edge.lookup == ("10.0.1.10", base.sip_port + 2) and edge.address[0] == "10.0.0.10"
+
+
+def test_node_and_edge_addresses_come_from_the_environment() -> None:
+    env = {"AIPBX_NODE_ADDRESSES": "10.0.0.11, 10.0.0.12", "AIPBX_EDGE_NODE_ADDRESS": "10.0.0.10"}
+
+    assert cluster_settings(env) == {
+        "node_addresses": ("10.0.0.11", "10.0.0.12"),
+        "edge_node_address": "10.0.0.10",
+        "edge_lookup_address": "",
+    }
+    assert cluster_settings({}) == {"node_addresses": (), "edge_node_address": "", "edge_lookup_address": ""}
+    # nodes on other hosts cannot reach the edge on its loopback
+    with pytest.raises(SettingsError, match="AIPBX_EDGE_NODE_ADDRESS"):
+        cluster_settings({"AIPBX_NODE_ADDRESSES": "10.0.0.11"})
+    with pytest.raises(SettingsError, match="AIPBX_NODE_ADDRESSES"):
+        cluster_settings({"AIPBX_NODE_ADDRESSES": "node1.lan", "AIPBX_EDGE_NODE_ADDRESS": "10.0.0.10"})
+    with pytest.raises(SettingsError, match="AIPBX_EDGE_LOOKUP_ADDRESS"):
+        cluster_settings({"AIPBX_EDGE_LOOKUP_ADDRESS": "10.0.0"})

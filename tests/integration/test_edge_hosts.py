@@ -1,0 +1,177 @@
+"""The edge with each node on a network host of its own (docs/scaling.md).
+
+Each node's Asterisk and ARI app run in a Linux network namespace of their own on a bridge
+(stack.netns.Lan: 10.77.x.2, .3; this host is .1), as on machines of their own on a LAN: their
+127.0.0.1 is their own, and they reach the edge, its registration lookup and Redis at this host's LAN
+address only. The edge and the phones stay on this host. The cluster, its phones and the checks are
+test_edge.py's; only where the nodes live differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import shutil
+import subprocess
+import urllib.parse
+from collections.abc import Iterator
+
+import pytest
+
+from softphone.analysis import speech_seconds
+from stack.cluster import edge_config, node_config
+from stack.instance import free_port
+from stack.kamailio import Kamailio
+from stack.netns import Lan, call_in
+from tests.integration.audio_checks import until
+from tests.integration.test_edge import (
+    NODES,
+    Cluster,
+    ai_call_node,
+    ai_sessions,
+    edge_base,
+    held_ai_call,
+    lookup,
+    nodes_active,
+    phone_maker,
+    phone_to_phone_call,
+    running_cluster,
+)
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def lan() -> Iterator[Lan]:
+    """A bridge with one namespace per node, removed afterwards whatever failed."""
+    assert os.geteuid() == 0, "network namespaces need root"
+    assert shutil.which("ip"), "ip (iproute2) not found"
+    pid = os.getpid()
+    network = Lan(prefix=f"t{pid % 100000}", subnet=ipaddress.IPv4Network(f"10.77.{pid % 250}.0/24"))
+    try:
+        network.create()
+        for _ in range(NODES):
+            network.add_host()
+        yield network
+    finally:
+        network.remove()
+
+
+@pytest.fixture(scope="module")
+def redis_on_the_lan(lan: Lan) -> Iterator[str]:
+    """The session's Redis URL as the nodes reach it: at this host's LAN address.
+
+    The session's Redis listens on loopback only (another host cannot reach it); a relay (socat) on the
+    LAN address stands in for a Redis bound there, as a deployment with nodes on other hosts has.
+    """
+    assert shutil.which("socat"), "socat not found: apt-get install socat"
+    url = urllib.parse.urlsplit(os.environ["AIPBX_REDIS_URL"])
+    port = free_port(address=lan.host_address)
+    relay = subprocess.Popen(
+        [
+            "socat",
+            f"TCP-LISTEN:{port},bind={lan.host_address},fork,reuseaddr",
+            f"TCP:{url.hostname}:{url.port or 6379}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        credentials = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
+        yield urllib.parse.urlunsplit(url._replace(netloc=f"{credentials}{lan.host_address}:{port}"))
+    finally:
+        relay.terminate()
+        relay.wait(10)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, lan: Lan, redis_on_the_lan: str) -> Iterator[Cluster]:
+    # given a deployment whose nodes are at their hosts' addresses, and whose edge they reach (and
+    # whose lookup they ask) at this host's LAN address
+    base = edge_base(f"testhosts{os.getpid()}", tmp_path_factory.mktemp("hosts"))
+    base.node_addresses = tuple(lan.hosts.values())
+    base.edge_node_address = lan.host_address
+    edge_port, lookup_port = free_port(), free_port()
+    nodes = []
+    for index, namespace in enumerate(lan.hosts, start=1):
+        node = node_config(
+            base,
+            index,
+            NODES,
+            (lan.host_address, edge_port),
+            # a host of its own: the usual SIP port is free there
+            sip_port=5060,
+            http_port=free_port(),
+            status_port=free_port(),
+            lookup_port=lookup_port,
+        )
+        node.netns = namespace
+        node.extra_env["AIPBX_REDIS_URL"] = redis_on_the_lan
+        nodes.append(node)
+    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=0))
+    with running_cluster(base, nodes, edge) as running:
+        yield running
+
+
+@pytest.fixture
+def phones(cluster: Cluster, lan: Lan):
+    """Phones on this host's LAN address (where the nodes, on their hosts, can send media)."""
+    return phone_maker(cluster, lan.host_address)
+
+
+def test_the_nodes_and_the_lookup_are_configured_off_loopback(cluster: Cluster, lan: Lan) -> None:
+    assert [node.sip_bind for node in cluster.nodes] == list(lan.hosts.values())
+    assert all(node.edge == (lan.host_address, cluster.edge.edge.port) for node in cluster.nodes)
+    assert cluster.edge.edge.lookup[0] == lan.host_address
+    assert all(node.edge_lookup_url.startswith(f"http://{lan.host_address}:") for node in cluster.nodes)
+
+
+async def test_phones_call_each_other_through_nodes_on_other_hosts(cluster, phones):
+    await nodes_active(cluster)
+    async with phones("1001") as alice, phones("1002") as bob:
+        node, packets = await phone_to_phone_call(cluster, alice, bob)
+        print(f"phone to phone via node {node + 1} ({cluster.nodes[node].sip_bind}): {packets} packets")
+
+
+async def test_the_ai_answers_on_either_node_on_its_own_host(cluster, phones):
+    await nodes_active(cluster)
+    async with phones("1001") as a, phones("1003") as b:
+        # when two AI calls are held at once, they land one on each node
+        held = [await held_ai_call(cluster, phone) for phone in (a, b)]
+        assert sorted(node for _, node in held) == [0, 1], held
+        # then each caller hears its node's AI (media from the node's host) ...
+        await until(lambda: all(speech_seconds(c.received_audio()) > 1.0 for c, _ in held), 20, "both greetings")
+        # ... and each node's ARI app, reached in its own namespace, holds one conversation
+        await until(lambda: ai_sessions(cluster) == [1, 1], 5, "one AI conversation on each node")
+        for call, node in held:
+            print(f"AI on node {node + 1} ({cluster.nodes[node].sip_bind}): {len(call.rx_packets)} packets")
+            await call.hangup()
+        # (what a call's set-up costs here: INVITE to the AI's answer, printed, not judged)
+        setups = sorted([(await ai_call_node(cluster, a))[1] for _ in range(10)])
+        print(f"AI call set-up via nodes on other hosts: p50 {setups[4] * 1000:.0f} ms, max {setups[-1] * 1000:.0f} ms")
+
+
+def _lookup_from(namespace: str, url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    def get() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+
+    return call_in(namespace, get)
+
+
+async def test_the_lookup_answers_nodes_on_other_hosts_and_never_a_phone(cluster, phones, lan: Lan):
+    async with phones("1002"):
+        # a node's host asks over the LAN (as its dialplan's CURL does)
+        namespace = next(iter(lan.hosts))
+        url = cluster.nodes[0].edge_lookup_url
+        assert await asyncio.to_thread(_lookup_from, namespace, f"{url}/1002") == (200, "yes")
+        assert await asyncio.to_thread(_lookup_from, namespace, f"{url}/1003") == (200, "no")
+        # a phone's address on the same LAN (this host's, where the phones are) gets nothing
+        assert await asyncio.to_thread(lookup, cluster, "1002", lan.host_address) == (403, "")
