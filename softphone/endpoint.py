@@ -72,6 +72,7 @@ class SipEndpoint:
         user_agent: str = "aipbx-softphone/0.1",
         transport: str = "udp",
         tls_context: ssl.SSLContext | None = None,
+        advertised: tuple[str, int] | None = None,
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
@@ -81,6 +82,9 @@ class SipEndpoint:
         self.server = server
         self.local_ip = local_ip
         self.port = port
+        #: Behind a NAT: the address and SIP port the phone believes are its own, as Via, Contact and SDP
+        #: say (the NAT maps them to where the socket really is); None: the socket's own.
+        self.advertised = advertised
         self.domain = domain or server[0]
         self.display_name = display_name
         self.user_agent = user_agent
@@ -108,12 +112,22 @@ class SipEndpoint:
         return f"sip:{self.ext}@{self.domain}"
 
     @property
+    def advertised_ip(self) -> str:
+        """The address Via, Contact and SDP carry."""
+        return self.advertised[0] if self.advertised else self.local_ip
+
+    @property
+    def advertised_port(self) -> int:
+        return self.advertised[1] if self.advertised else self.port
+
+    @property
     def contact(self) -> str:
         suffix = ";transport=tls" if self.transport == "tls" else ""
-        return f"<sip:{self.ext}@{self.local_ip}:{self.port}{suffix}>"
+        return f"<sip:{self.ext}@{self.advertised_ip}:{self.advertised_port}{suffix}>"
 
     def via(self) -> str:
-        return f"SIP/2.0/{self.transport.upper()} {self.local_ip}:{self.port};branch={new_branch()};rport"
+        sent_by = f"{self.advertised_ip}:{self.advertised_port}"
+        return f"SIP/2.0/{self.transport.upper()} {sent_by};branch={new_branch()};rport"
 
     # --- socket ------------------------------------------------------------------------
     async def open(self) -> None:

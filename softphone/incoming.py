@@ -101,9 +101,9 @@ class IncomingCall:
             await media.close()
             self._check_pending()
         if self.remote_media is not None:
-            local_sdp, _ = answer_for(self.remote_media, self._ep.local_ip, media.port, self._codecs)
+            local_sdp, _ = answer_for(self.remote_media, self._ep.advertised_ip, media.port, self._codecs)
         else:
-            local_sdp = LocalSdp(self._ep.local_ip, media.port, list(self._codecs))
+            local_sdp = LocalSdp(self._ep.advertised_ip, media.port, list(self._codecs))
         call = Call(self._ep, media, local_sdp, call_id=self.call_id, direction="incoming", state="answering")
         call.dialog = Dialog.from_uas(self.invite, self.local_tag)
         if self.invite.body:

@@ -55,6 +55,8 @@ class Phone:
             (media stays plain RTP).
         tls_context: how to verify the server over TLS (default: the system's CAs and the
             server's name, ``domain`` or the server host).
+        advertised: a phone behind a NAT: the (private) address and SIP port it puts in Via, Contact
+            and SDP instead of its socket's, which nobody can reach; None: the socket's own.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Phone:
         user_agent: str = "aipbx-softphone/0.1",
         transport: str = "udp",
         tls_context: ssl.SSLContext | None = None,
+        advertised: tuple[str, int] | None = None,
     ) -> None:
         self.ext = ext
         self.server = server
@@ -81,7 +84,17 @@ class Phone:
         self.auto_ring = auto_ring
         self.rtp_ports = rtp_ports
         self._ep = SipEndpoint(
-            ext, password, server, self.local_ip, sip_port, domain, display_name, user_agent, transport, tls_context
+            ext,
+            password,
+            server,
+            self.local_ip,
+            sip_port,
+            domain,
+            display_name,
+            user_agent,
+            transport,
+            tls_context,
+            advertised,
         )
         self._ep.out_of_dialog = self._out_of_dialog
         self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
@@ -93,6 +106,8 @@ class Phone:
         self._reg_expires = 0
         self._refresh: asyncio.Task[None] | None = None
         self.registered = False
+        #: OPTIONS requests answered out of any dialog (qualify, keep-alives)
+        self.options_received = 0
 
     async def __aenter__(self) -> Phone:
         await self.start()
@@ -238,7 +253,7 @@ class Phone:
         call = OutgoingCall(
             self._ep,
             media,
-            LocalSdp(self.local_ip, media.port, list(self.codecs)),
+            LocalSdp(self._ep.advertised_ip, media.port, list(self.codecs)),
             call_id=new_call_id(self.local_ip),
             request_uri=uri,
             dest=dest,
@@ -288,6 +303,7 @@ class Phone:
         if method == "INVITE":
             self._on_invite(req, txn)
         elif method == "OPTIONS":
+            self.options_received += 1  # a registrar's qualify, or an edge's NAT keep-alive
             self._ep.respond(
                 txn, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp"), ("Contact", self._ep.contact)]
             )

@@ -73,6 +73,9 @@ class EdgeConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ping_interval: int = 2
+    #: Seconds between the OPTIONS the edge sends each phone registered from behind a NAT, keeping its
+    #: NAT's mapping open so that calls can reach it (most NATs forget an idle UDP mapping after 30 s+).
+    nat_ping_interval: int = 20
     #: Calls in progress a node may hold (the dispatcher's ``maxload``); 0: no cap. With every node at
     #: its cap a new call is refused at the edge (503).
     node_max_calls: int = 0
@@ -236,6 +239,7 @@ def render(edge: EdgeConfig) -> list[Path]:
         "CTL_SOCKET": str(edge.ctl_socket),
         "DB_URL": edge.db_url,
         "PING_INTERVAL": str(edge.ping_interval),
+        "NAT_PING_INTERVAL": str(edge.nat_ping_interval),
         "PIKE_DENSITY": str(edge.pike_density),
         "BAN_SECONDS": str(edge.ban_seconds),
     }

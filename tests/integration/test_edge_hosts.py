@@ -1,4 +1,4 @@
-"""The edge with each node on a network host of its own (docs/scaling.md).
+"""The edge with each node on a network host of its own, and a phone behind a NAT (docs/scaling.md).
 
 Each node's Asterisk and ARI app run in a Linux network namespace of their own on a bridge
 (stack.netns.Lan: 10.77.x.2, .3; this host is .1), as on machines of their own on a LAN: their
@@ -40,6 +40,9 @@ from tests.integration.test_edge import (
 )
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+#: Where a phone behind a NAT thinks it is (its home network): private, and not reachable from here.
+PRIVATE = ("192.168.77.10", 5062)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +113,8 @@ def cluster(tmp_path_factory, lan: Lan, redis_on_the_lan: str) -> Iterator[Clust
         node.extra_env["AIPBX_REDIS_URL"] = redis_on_the_lan
         nodes.append(node)
     edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=0))
+    # short NAT keep-alives, so that a test sees one
+    edge.edge.nat_ping_interval = 2
     with running_cluster(base, nodes, edge) as running:
         yield running
 
@@ -175,3 +180,34 @@ async def test_the_lookup_answers_nodes_on_other_hosts_and_never_a_phone(cluster
         assert await asyncio.to_thread(_lookup_from, namespace, f"{url}/1003") == (200, "no")
         # a phone's address on the same LAN (this host's, where the phones are) gets nothing
         assert await asyncio.to_thread(lookup, cluster, "1002", lan.host_address) == (403, "")
+
+
+async def test_a_phone_behind_nat_is_reached_through_its_nat_with_audio_both_ways(cluster, phones, lan: Lan):
+    import psycopg
+
+    await nodes_active(cluster)
+    # given a phone whose Via, Contact and SDP name its home network's private address, which neither the
+    # edge nor the nodes can reach (its NAT maps it to this host's LAN address and another port)
+    async with phones("1003", advertised=PRIVATE) as outside, phones("1001") as office:
+        # then the edge keeps, beside its private Contact, where its REGISTER really came from
+        url = cluster.edge.edge.db_url.replace("postgres://", "postgresql://", 1)
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute("SELECT contact, received FROM location WHERE username = '1003'").fetchone()
+        assert row is not None
+        contact, received = row
+        assert f"@{PRIVATE[0]}:{PRIVATE[1]}" in contact, contact
+        assert received == f"sip:{lan.host_address}:{outside.port}", received
+        # and keeps its NAT's mapping open with OPTIONS (every 2 s here)
+        await until(lambda: outside.options_received >= 1, 10, "a NAT keep-alive from the edge")
+        # when the office phone calls it, it rings (the INVITE went to the real address), answers, and
+        # both hear each other: the node sends its RTP where the phone's really comes from; the node's
+        # BYE reaches it through its NAT (its answer's Contact was rewritten)
+        node, packets = await phone_to_phone_call(cluster, office, outside)
+        print(f"NAT phone called via node {node + 1}: {packets} packets received, {outside.options_received} pings")
+        # and when it calls the office phone, which hangs up, that BYE reaches it too (its INVITE's Contact)
+        node, packets = await phone_to_phone_call(cluster, outside, office, callee_hangs_up=True)
+        print(f"NAT phone calling via node {node + 1}: the office phone received {packets} packets")
+        # and when it calls the AI, it hears the greeting from the node
+        call = await outside.call("1004", timeout=15)
+        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 20, "the greeting")
+        await call.hangup()

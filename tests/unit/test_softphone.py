@@ -524,3 +524,21 @@ async def test_answer_retransmits_200_and_handles_in_dialog_requests() -> None:
         await phone.close()
         far.close()
         rtp.close()
+
+
+async def test_a_phone_behind_nat_advertises_its_private_address_and_sends_from_its_socket() -> None:
+    server = await RawPeer.open()
+    phone = Phone("1001", "pw", server=("127.0.0.1", server.port), advertised=("192.168.77.10", 5062))
+    await phone.start()
+    try:
+        await phone.dial("1002")
+        invite, source, _ = await server.recv("INVITE")
+        _, h, body = split(invite)
+        # what it says is the private address; where it sends from is its real socket
+        assert h["contact"] == ["<sip:1001@192.168.77.10:5062>"]
+        assert h["via"][0].startswith("SIP/2.0/UDP 192.168.77.10:5062;")
+        assert b"c=IN IP4 192.168.77.10" in body
+        assert source == ("127.0.0.1", phone.port) and phone.port != 5062
+    finally:
+        await phone.close()
+        server.close()

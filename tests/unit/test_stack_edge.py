@@ -263,3 +263,18 @@ def test_node_and_edge_addresses_come_from_the_environment() -> None:
         cluster_settings({"AIPBX_NODE_ADDRESSES": "node1.lan", "AIPBX_EDGE_NODE_ADDRESS": "10.0.0.10"})
     with pytest.raises(SettingsError, match="AIPBX_EDGE_LOOKUP_ADDRESS"):
         cluster_settings({"AIPBX_EDGE_LOOKUP_ADDRESS": "10.0.0"})
+
+
+def test_the_edge_handles_phones_behind_a_nat_and_nodes_send_media_where_it_comes_from(tmp_path: Path) -> None:
+    base = base_config(tmp_path)
+    edge = edge_config(base, [node_config(base, i, 2, EDGE) for i in (1, 2)], port=5070)
+    edge.nat_ping_interval = 25
+    text = render_edge(edge)[0].read_text(encoding="utf-8")
+
+    assert 'loadmodule "nathelper.so"' in text and 'modparam("nathelper", "natping_interval", 25)' in text
+    assert "fix_nated_register();" in text and "fix_nated_contact();" in text
+    assert 'modparam("nathelper|registrar", "received_avp", "$avp(RECEIVED)")' in text
+    # the node: media back to where the phone's RTP comes from, whatever its SDP says
+    files = rendered_node(tmp_path)
+    (endpoint,) = [opts for name, t, opts in sections(files["pjsip.conf"]) if name == "edge" and "aors" in opts]
+    assert endpoint["rtp_symmetric"] == "yes"
