@@ -75,6 +75,7 @@ def up(cfg: StackConfig, nodes: int = 0) -> None:
     if nodes:
         from stack import cluster
 
+        cluster.check_placement(cfg, nodes)
         running = cluster.running_nodes(cfg)
         if Asterisk(cfg).running() or (running and running != nodes):
             raise PrereqError(f"instance {cfg.name} already runs with another topology: `make down` first")

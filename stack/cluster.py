@@ -17,7 +17,7 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 
-from stack.config import StackConfig, primary_ip
+from stack.config import SettingsError, StackConfig, primary_ip
 from stack.kamailio import EdgeConfig, lookup_url_of, subscribers_of
 
 #: Ports of node i above the deployment's own (ARI/HTTP and the ARI app's status server).
@@ -164,6 +164,21 @@ def nodes_of(base: StackConfig, count: int) -> list[StackConfig]:
     return nodes
 
 
+def check_placement(base: StackConfig, count: int) -> None:
+    """Every node ``make up NODES=count`` would start is on this host.
+
+    Raises:
+        SettingsError: a node's address (``AIPBX_NODE_ADDRESSES``) is not one of this host's.
+    """
+    elsewhere = [f"{node.name} ({node.sip_bind})" for node in nodes_of(base, count) if not on_this_host(node.sip_bind)]
+    if elsewhere:
+        raise SettingsError(
+            f"AIPBX_NODE_ADDRESSES: not an address of this host: {', '.join(elsewhere)}. `make up NODES=N` starts "
+            "its nodes on this machine (loopback, or addresses of its own interfaces); starting a node on another "
+            "host from here is not built yet (docs/scaling.md)"
+        )
+
+
 def up(base: StackConfig, count: int, env: dict[str, str]) -> list[tuple[StackConfig, object]]:
     """Start ``count`` nodes (Asterisk + ARI app each) and the edge; returns each node's (config, Asterisk)
     for the caller to wait for the apps. The console, workers and knowledge store are the caller's."""
@@ -173,14 +188,8 @@ def up(base: StackConfig, count: int, env: dict[str, str]) -> list[tuple[StackCo
 
     if count < 1:
         raise ValueError("NODES must be 1 or more")
+    check_placement(base, count)
     nodes = nodes_of(base, count)
-    elsewhere = [f"{node.name} ({node.sip_bind})" for node in nodes if not on_this_host(node.sip_bind)]
-    if elsewhere:
-        raise ValueError(
-            f"not an address of this host: {', '.join(elsewhere)}. `make up NODES=N` starts its nodes on this "
-            "machine (loopback, or addresses of its own interfaces); starting a node on another host from here "
-            "is not built yet (docs/scaling.md)"
-        )
     base.var_dir.mkdir(parents=True, exist_ok=True)
     _nodes_file(base).write_text(str(count))
     started = []

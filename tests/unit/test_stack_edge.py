@@ -278,3 +278,16 @@ def test_the_edge_handles_phones_behind_a_nat_and_nodes_send_media_where_it_come
     files = rendered_node(tmp_path)
     (endpoint,) = [opts for name, t, opts in sections(files["pjsip.conf"]) if name == "edge" and "aors" in opts]
     assert endpoint["rtp_symmetric"] == "yes"
+
+
+def test_make_up_refuses_nodes_whose_address_is_not_this_host_s_before_starting_anything(tmp_path: Path) -> None:
+    from stack.cluster import check_placement, on_this_host
+
+    base = base_config(tmp_path)
+    # 192.0.2.0/24 (TEST-NET-1): never an address of this host
+    base.node_addresses, base.edge_node_address = ("127.0.0.2", "192.0.2.12"), "127.0.0.1"
+
+    with pytest.raises(SettingsError, match=r"t1-n2 \(192\.0\.2\.12\)"):
+        check_placement(base, 2)
+    check_placement(base, 1)  # only the first node: on loopback
+    assert on_this_host("127.0.0.5") and not on_this_host("192.0.2.12")
