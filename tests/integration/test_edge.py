@@ -138,14 +138,14 @@ def phones(cluster: Cluster):
 
 def phone_maker(cluster: Cluster, default_ip: str):
     """``async with make("1001") as phone``: a softphone on ``default_ip`` (unless ``local_ip`` says
-    otherwise) registered at the edge; unregistered and closed afterwards. Other keywords go to the
-    phone (e.g. ``advertised``)."""
+    otherwise) registered at the edge's SIP port; unregistered and closed afterwards. Other keywords go to
+    the phone (e.g. ``advertised``, or ``transport`` with the TLS port as ``server``)."""
     from softphone import Phone
 
     @asynccontextmanager
     async def make(ext: str, register: bool = True, local_ip: str = default_ip, **options):
-        password = cluster.base.sip_password(ext)
-        phone = Phone(ext=ext, password=password, server=cluster.edge_address, local_ip=local_ip, **options)
+        options.setdefault("server", cluster.edge_address)
+        phone = Phone(ext=ext, password=cluster.base.sip_password(ext), local_ip=local_ip, **options)
         await phone.start()
         try:
             if register:

@@ -112,7 +112,7 @@ def cluster(tmp_path_factory, lan: Lan, redis_on_the_lan: str) -> Iterator[Clust
         node.netns = namespace
         node.extra_env["AIPBX_REDIS_URL"] = redis_on_the_lan
         nodes.append(node)
-    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=0))
+    edge = Kamailio(edge_config(base, nodes, port=edge_port, lookup_port=lookup_port, tls_port=free_port()))
     # short NAT keep-alives, so that a test sees one
     edge.edge.nat_ping_interval = 2
     with running_cluster(base, nodes, edge) as running:
@@ -182,19 +182,24 @@ async def test_the_lookup_answers_nodes_on_other_hosts_and_never_a_phone(cluster
         assert await asyncio.to_thread(lookup, cluster, "1002", lan.host_address) == (403, "")
 
 
-async def test_a_phone_behind_nat_is_reached_through_its_nat_with_audio_both_ways(cluster, phones, lan: Lan):
+def registration(cluster: Cluster, ext: str) -> tuple[str, str | None]:
+    """``ext``'s Contact in usrloc, and where its REGISTER really came from (``received``, behind a NAT)."""
     import psycopg
 
+    url = cluster.edge.edge.db_url.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        row = conn.execute("SELECT contact, received FROM location WHERE username = %s", (ext,)).fetchone()
+    assert row is not None, f"{ext} is not registered"
+    return row
+
+
+async def test_a_phone_behind_nat_is_reached_through_its_nat_with_audio_both_ways(cluster, phones, lan: Lan):
     await nodes_active(cluster)
     # given a phone whose Via, Contact and SDP name its home network's private address, which neither the
     # edge nor the nodes can reach (its NAT maps it to this host's LAN address and another port)
     async with phones("1003", advertised=PRIVATE) as outside, phones("1001") as office:
         # then the edge keeps, beside its private Contact, where its REGISTER really came from
-        url = cluster.edge.edge.db_url.replace("postgres://", "postgresql://", 1)
-        with psycopg.connect(url, connect_timeout=5) as conn:
-            row = conn.execute("SELECT contact, received FROM location WHERE username = '1003'").fetchone()
-        assert row is not None
-        contact, received = row
+        contact, received = registration(cluster, "1003")
         assert f"@{PRIVATE[0]}:{PRIVATE[1]}" in contact, contact
         assert received == f"sip:{lan.host_address}:{outside.port}", received
         # and keeps its NAT's mapping open with OPTIONS (every 2 s here)
@@ -211,3 +216,28 @@ async def test_a_phone_behind_nat_is_reached_through_its_nat_with_audio_both_way
         call = await outside.call("1004", timeout=15)
         await until(lambda: speech_seconds(call.received_audio()) > 1.0, 20, "the greeting")
         await call.hangup()
+
+
+async def test_a_phone_behind_nat_over_tls_is_called_over_its_connection_with_audio(cluster, phones, lan: Lan):
+    import ssl
+
+    await nodes_active(cluster)
+    # given a phone outside the office as it usually is: behind a NAT, over TLS (trusting the edge's
+    # self-signed certificate, which names the edge's LAN address)
+    cert, _ = cluster.edge.edge.tls_files
+    outside = phones(
+        "1002",
+        advertised=PRIVATE,
+        transport="tls",
+        server=(lan.host_address, cluster.edge.edge.tls_port),
+        tls_context=ssl.create_default_context(cafile=str(cert)),
+    )
+    async with outside as phone, phones("1001") as office:
+        contact, received = registration(cluster, "1002")
+        assert f"@{PRIVATE[0]}:{PRIVATE[1]};transport=tls" in contact, contact
+        assert received is not None and received.startswith(f"sip:{lan.host_address}:{phone.port}"), received
+        # when the office phone calls it, then the INVITE reaches it over its connection and both hear
+        # each other through the node
+        node, packets = await phone_to_phone_call(cluster, office, phone)
+        print(f"NAT phone over TLS called via node {node + 1}: {packets} packets received")
+        assert not phone.connection_lost.is_set()
