@@ -94,7 +94,7 @@ def node_config(
         # the edge's registration lookup (EdgeConfig.lookup: the edge's node-side address and SIP port + 2
         # unless given)
         edge_lookup_url=lookup_url_of((base.edge_lookup_address or edge[0], lookup_port or edge[1] + 2)),
-        # TLS (and NAT, not built yet) belong to the edge in this topology: the nodes talk to it only.
+        # TLS and phones behind NAT are the edge's business in this topology: the nodes talk to it only.
         tls_cert=None,
         tls_key=None,
         external_address="",

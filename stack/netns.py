@@ -78,6 +78,20 @@ def call_in(name: str, fn: Callable[[], T]) -> T:
     return outcome[0]
 
 
+def free_subnet(first: str = "10.77.0.0/24", start: int = 0) -> ipaddress.IPv4Network:
+    """The first /24 from ``first`` on (the third octet counted up from ``start``, wrapping) that no
+    address of this host is in: a LAN that collides with no other (another test run's, a real one)."""
+    base = ipaddress.IPv4Network(first)
+    taken = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    used = [ipaddress.IPv4Interface(word).network for word in taken.split() if "/" in word and word[0].isdigit()]
+    for step in range(256):
+        octet = (start + step) % 256
+        candidate = ipaddress.IPv4Network((int(base.network_address) + (octet << 8), 24))
+        if not any(candidate.overlaps(network) for network in used):
+            return candidate
+    raise NetnsError(f"no free /24 next to {first}")
+
+
 @dataclass
 class Lan:
     """A bridge ``<prefix>br`` on ``subnet`` (this host: its first address) with namespaces on it."""

@@ -10,7 +10,6 @@ test_edge.py's; only where the nodes live differs.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from softphone.analysis import speech_seconds
 from stack.cluster import edge_config, node_config
 from stack.instance import free_port
 from stack.kamailio import Kamailio
-from stack.netns import Lan, call_in
+from stack.netns import Lan, call_in, free_subnet
 from tests.integration.audio_checks import until
 from tests.integration.test_edge import (
     NODES,
@@ -51,7 +50,7 @@ def lan() -> Iterator[Lan]:
     assert os.geteuid() == 0, "network namespaces need root"
     assert shutil.which("ip"), "ip (iproute2) not found"
     pid = os.getpid()
-    network = Lan(prefix=f"t{pid % 100000}", subnet=ipaddress.IPv4Network(f"10.77.{pid % 250}.0/24"))
+    network = Lan(prefix=f"t{pid % 100000}", subnet=free_subnet("10.77.0.0/24", start=pid % 256))
     try:
         network.create()
         for _ in range(NODES):
