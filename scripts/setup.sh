@@ -17,6 +17,8 @@ command -v fail2ban-server >/dev/null || need_apt+=(fail2ban)
 command -v kamailio >/dev/null || need_apt+=(kamailio)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/db_postgres.so ] || [ -e /usr/lib/aarch64-linux-gnu/kamailio/modules/db_postgres.so ] \
   || need_apt+=(kamailio-postgres-modules)
+# The edge test with nodes on hosts of their own relays the session's Redis to the nodes' network.
+command -v socat >/dev/null || need_apt+=(socat)
 # The edge's TLS listener (phones outside the office).
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || [ -e /usr/lib/aarch64-linux-gnu/kamailio/modules/tls.so ] \
   || need_apt+=(kamailio-tls-modules)
