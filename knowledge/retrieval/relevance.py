@@ -15,8 +15,9 @@ five, one per item) with several signals and decides which one answers — or th
 * ``margin`` and ``rank``: how the passage compares with the others under USE.
 
 Before the model, one rule: a name the question says (:func:`terms.named`: "English" in "Does Dr. Lee
-speak English?", "Invisalign", "Dr. Yoon") that none of the passages mentions is something the
-knowledge knows nothing about, however close the passages sound; nothing is answered or offered.
+speak English?", "Invisalign", "Dr. Yoon") that none of the passages mentions, not even as a
+recogniser would misspell it ("Kakapay"), is something the knowledge knows nothing about, however
+close the passages sound; nothing is answered or offered.
 The retriever then looks the name up in the owner's whole knowledge (a business name the best
 passages leave out is still known: :meth:`Retriever.judge <knowledge.retrieval.retriever.Retriever.judge>`).
 
@@ -37,6 +38,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any, Final
 
 import numpy as np
@@ -265,9 +267,24 @@ def unknown_names(question: str, passages: Sequence[Any], known: Collection[str]
         return ()
     texts = [passage_text(p) for p in passages]
     stems = [{terms.stem(w) for w in terms.words(text)} for text in texts]
-    return tuple(
+    unknown = [
         n for n in names if not any(terms.covers(n, s, text.lower()) for s, text in zip(stems, texts, strict=True))
-    )
+    ]
+    return tuple(n for n in unknown if not _misheard(n, texts))
+
+
+def _misheard(name: str, texts: Sequence[str]) -> bool:
+    """Whether ``name`` is a name of ``texts`` as a recogniser may spell it ("Kakapay" for "Kakao Pay",
+    "Chusok" for "Chuseok"): nearly the same letters (0.8 of them) as one of their names or two of them
+    run together. Short names must match exactly ("Lee" is not "Leo")."""
+    if len(name) < 5:
+        return False
+    forms = set()
+    for found in terms.proper_names(list(texts), max_chars=10_000):
+        parts = [terms.stem(w) for w in terms.words(found)]
+        forms.update(parts)
+        forms.update(a + b for a, b in zip(parts, parts[1:], strict=False))
+    return any(SequenceMatcher(None, name, form).ratio() >= 0.8 for form in forms if len(form) >= 4)
 
 
 class RelevanceGate:

@@ -13,7 +13,8 @@ import pytest
 
 from knowledge.retrieval import MemoryStore, Retriever, UsemEmbedder
 from knowledge.retrieval.evaluate import evaluate, index_items
-from knowledge.retrieval.relevance import RelevanceGate
+from knowledge.retrieval.relevance import RelevanceGate, unknown_names
+from knowledge.retrieval.retriever import Passage
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +149,19 @@ async def test_a_name_the_best_passages_leave_out_is_looked_up_in_the_whole_know
     assert [p.id for p in result.passages] == ["hours"]
     assert (await retriever.judge(question, result.passages)).unknown_names == ("smile", "tree")
     assert (await retriever.judge(question, result.passages, "clinic")).unknown_names == ()
+
+
+def test_a_name_as_the_recogniser_misspells_it_is_still_a_name_the_knowledge_has() -> None:
+    passages = [
+        Passage("pay", "We accept cash, Samsung Pay, Kakao Pay and bank transfer.", 0.5, {}),
+        Passage("holidays", "Over Seollal and Chuseok we close for three days.", 0.4, {}),
+        Passage("lee", "Dr. Jiyoung Lee sees patients on Mondays.", 0.3, {}),
+    ]
+    assert unknown_names("Do you take Kakapay?", passages) == ()  # heard so in a call, hints and all
+    assert unknown_names("Are you closed for Chusok?", passages) == ()
+    # but a name that only looks a little like one is another name, and a short one must match exactly
+    assert unknown_names("Can I pay with PayPal?", passages) == ("paypal",)
+    assert unknown_names("Is Dr. Leo in on Monday?", passages) == ("leo",)
 
 
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
