@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from knowledge.retrieval.terms import introduction_only
+
 __all__ = [
     "BACKCHANNEL_HINTS",
     "BACKCHANNEL_MAX_S",
@@ -154,9 +156,12 @@ def _en_open_question(words: list[str]) -> bool:
 
 def should_wait(text: str, language: str = "en-US", complete: float | None = None) -> bool:
     """Whether to give the caller :data:`HOLD_S` more before answering ``text``: its words stop
-    mid-thought, or the end-of-turn model (``complete``: its probability, None: no model) is sure
-    the turn goes on."""
-    return unfinished(text, language) or (complete is not None and complete < INCOMPLETE_BELOW)
+    mid-thought, they only greet or introduce the caller ("Hi, this is Alex from Acme." and the question
+    after the full stop's pause: answered alone it went to a person as a question nobody could answer),
+    or the end-of-turn model (``complete``: its probability, None: no model) is sure the turn goes on."""
+    return (
+        unfinished(text, language) or introduction_only(text) or (complete is not None and complete < INCOMPLETE_BELOW)
+    )
 
 
 def _is_hangul(word: str) -> bool:

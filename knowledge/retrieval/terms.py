@@ -26,6 +26,7 @@ __all__ = [
     "answer_types",
     "asked",
     "covers",
+    "introduction_only",
     "key_terms",
     "named",
     "passage_types",
@@ -175,6 +176,21 @@ def asked(question: str) -> str:
     else is left)."""
     rest = _INTRO_KO.sub("", _INTRO_EN.sub("", question, count=1), count=1).strip()
     return rest if any(ch.isalnum() for ch in rest) else question.strip()
+
+
+_GREETING_ONLY: Final = re.compile(rf"^\s*{_GREETING}\s*$|^\s*안녕하세요[,.!]?\s*$")
+
+
+def introduction_only(text: str) -> bool:
+    """Whether ``text`` is a greeting or self-introduction with nothing asked yet ("Hi, this is Alex
+    from Acme.", "Hello?", "안녕하세요, 저는 에이스의 알렉스입니다."): the question is still to come."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if _GREETING_ONLY.match(stripped.rstrip("?")):
+        return True
+    rest = _INTRO_KO.sub("", _INTRO_EN.sub("", stripped + " ", count=1), count=1).strip()
+    return rest != stripped and not any(ch.isalnum() for ch in rest)
 
 
 def key_terms(question: str) -> list[str]:

@@ -308,9 +308,10 @@ def test_compose_up_asterisk_ariapp_web_answers_a_missed_call_with_knowledge(tmp
         app_turns = [(t["speaker"], t["text"], t.get("retrieved")) for t in detail["turns"]]
         # then the caller heard the AI's greeting and an answer from the imported knowledge
         assert "assistant" in heard.greeting and "help" in heard.greeting, heard.greeting
-        assert "monday" in heard.answer and ("10" in heard.answer or "ten" in heard.answer), (heard.answer, app_turns)
+        said = f"heard {heard.answer!r}; the app's turns (speaker, text, retrieved): {app_turns}"  # a str: never cut
+        assert "monday" in heard.answer and ("10" in heard.answer or "ten" in heard.answer), said
         # ("room 3": the voice's "in room" is heard as "and run" about one time in five)
-        assert re.search(r"\b(room|three|3)\b", heard.answer), (heard.answer, app_turns)
+        assert re.search(r"\b(room|three|3)\b", heard.answer), said
         # and the console showed the call live, handled by the AI
         assert heard.live[0]["ai_handled"] and heard.live[0]["ended"] is None, heard.live
         # and afterwards holds it with the caller's question, the knowledge retrieved for it, and the AI's turns

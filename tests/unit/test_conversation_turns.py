@@ -97,3 +97,16 @@ def test_the_turn_model_holds_a_finished_sounding_sentence_only_when_it_is_sure(
     assert not should_wait("My son is seven.", "en-US", 0.3)
     # an open thought waits whatever the model says
     assert should_wait("Could you tell me,", "en-US", 0.99)
+
+
+@pytest.mark.parametrize(
+    "text", ["Hi, this is Alex from Acme.", "Hello?", "Good morning.", "안녕하세요, 저는 에이스의 알렉스입니다."]
+)
+def test_a_greeting_or_an_introduction_alone_waits_for_the_question(text: str) -> None:
+    # the synthetic caller's full stop after "Acme." is a 0.3-0.5 s pause: the question comes after it
+    assert should_wait(text, "en-US", 0.99)
+
+
+@pytest.mark.parametrize("text", ["Hi, this is Alex from Acme. When is the meeting?", "Hi, when are you open?"])
+def test_a_greeting_with_its_question_does_not_wait(text: str) -> None:
+    assert not should_wait(text, "en-US", 0.99)
