@@ -159,8 +159,15 @@ async def test_an_answer_is_the_owners_sentence_with_a_korean_name_said_so_it_is
     assert "5550199" in "".join(c for c in heard if c.isdigit()), heard
 
 
+@pytest.mark.parametrize(
+    ("first", "pause_s"),
+    [
+        ("So I was wondering, um", 0.8),  # a thought with a pause inside
+        ("Hi, this is Alex from Acme.", 0.6),  # an introduction, then the question (not an answer to the introduction)
+    ],
+)
 async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_question(
-    pbx, ariapp, knowledge_store, phones
+    pbx, ariapp, knowledge_store, phones, first: str, pause_s: float
 ):
     import numpy as np
 
@@ -168,8 +175,8 @@ async def test_a_caller_who_pauses_mid_question_gets_one_answer_to_the_whole_que
 
     await seed(pbx, "1004", [MEETING, "The office is closed on public holidays."])
     # "So I was wondering, um ... [0.8 s] ... when is the team meeting next week?"
-    first, rest = await speech("So I was wondering, um"), await speech("when is the team meeting next week?")
-    question = np.concatenate([first, np.zeros(int(0.8 * 8000), dtype=first.dtype), rest])
+    said, rest = await speech(first), await speech("when is the team meeting next week?")
+    question = np.concatenate([said, np.zeros(int(pause_s * 8000), dtype=said.dtype), rest])
     async with phones("1001") as caller:
         call = await greeted(caller, "1004")
         asked_at = len(call.received_audio())
