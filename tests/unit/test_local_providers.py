@@ -24,7 +24,7 @@ from aipbx.providers.base import SpeechToText, TextToSpeech
 from aipbx.providers.errors import ProviderBadInput, ProviderUnavailable
 from aipbx.providers.local import EspeakTTS, PiperTTS, WhisperSTT, normalize_english_times
 from aipbx.providers.local.models import resolve_whisper_model
-from aipbx.providers.local.stt import _Decoded, said_once
+from aipbx.providers.local.stt import _Decoded, cut_short, said_once
 from aipbx.providers.local.turn import SmartTurn
 from ariapp.conversation.turns import BACKCHANNEL_HINTS, INCOMPLETE_BELOW, backchannel
 
@@ -176,6 +176,46 @@ async def test_a_reply_the_prompt_talked_away_is_heard_without_it(monkeypatch: p
     # then the reply is still heard: decoded again without the prompt
     assert heard.text == "Yeah."
     assert prompts == ["A caller asks about Dr. Minsu Park.", ""]
+
+
+async def test_a_question_the_prompt_cut_after_its_first_sentence_is_heard_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a decoder that, after the names' prompt, stops after the introduction of a 4 s question
+    # (tiny.en did so in 4 of 8 renderings of the Docker test's question) and hears it all without it
+    stt = WhisperSTT(model="tiny.en")
+    prompts: list[str] = []
+    whole = "Hi, this is Alex from Acme. When is the team meeting next week?"
+
+    def decode_once(audio, language, prompt):
+        prompts.append(prompt)
+        return _Decoded("Hi, this is Alex from Acme." if prompt else whole, language, 0.8)
+
+    monkeypatch.setattr(stt, "_decode_once", decode_once)
+    question = (np.sin(np.arange(4 * 16000) / 3) * 8000).astype(np.int16)
+    # when it is told names to expect
+    heard = await stt.transcribe(question, "en", ["Jiyoung Lee"])
+    # then the question is heard whole: too few letters for 4 s, decoded again without the prompt
+    assert heard.text == whole
+    assert prompts == ["A caller asks about Jiyoung Lee.", ""]
+    # and a transcript as long as its audio is not decoded twice
+    prompts.clear()
+    monkeypatch.setattr(stt, "_decode_once", lambda a, lang, p: prompts.append(p) or _Decoded(whole, lang, 0.8))
+    assert (await stt.transcribe(question, "en", ["Jiyoung Lee"])).text == whole and len(prompts) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "short"),
+    [
+        ("Hi, this is Alex from Acme.", 4.3, True),  # 22 letters for 4.3 s
+        ("Hi, this is Alex from Acme. When is the team meeting next week?", 4.3, False),
+        ("Yes.", 0.8, False),  # too short to tell
+        ("토요일에 문 여나요?", 2.5, False),  # 7 syllables in 2.5 s
+        ("네.", 3.0, True),
+    ],
+)
+def test_a_transcript_too_short_for_its_audio(text: str, seconds: float, short: bool) -> None:
+    assert cut_short(text, seconds) is short
 
 
 async def test_a_clear_sentence_after_a_silence_is_heard_though_its_start_looks_like_no_speech() -> None:

@@ -104,6 +104,23 @@ def _load_model(model_dir: Path, cpu_threads: int) -> WhisperModel:
 _SENTENCE = re.compile(r"[^.?!。？！]+[.?!。？！]*")
 
 
+#: Speech carries at least this many letters (or Hangul syllables) a second, pauses and all: English
+#: 12-15 letters, Korean 4-6 syllables; a transcript below it left part of the audio out.
+_LETTERS_PER_S: Final = 6.0
+_SYLLABLES_PER_S: Final = 2.5
+_HANGUL_SYLLABLE: Final = re.compile(r"[\uac00-\ud7a3]")
+
+
+def cut_short(text: str, seconds: float) -> bool:
+    """Whether ``text`` is too short to be all that ``seconds`` of audio (2 s or more) said."""
+    if seconds < 2.0:
+        return False
+    syllables = len(_HANGUL_SYLLABLE.findall(text))
+    if syllables:
+        return syllables / seconds < _SYLLABLES_PER_S
+    return sum(ch.isalpha() for ch in text) / seconds < _LETTERS_PER_S
+
+
 def said_once(text: str) -> str:
     """``text`` without a sentence that repeats the one before it word for word ("No? No?" -> "No?"):
     a decoder that does not see the end of the audio loops on its last sentence, most often on a
@@ -261,11 +278,16 @@ class WhisperSTT:
         """Blocking decode of float32 audio after ``prompt`` (none: ""); runs on the worker thread.
 
         A prompt can talk the decoder out of a short reply (a "Yes." or "Yeah." heard as nothing, one
-        time in five): nothing heard after a prompt is decoded again without it.
+        time in five), or make it stop after the first sentence ("Hi, this is Alex from Acme." of "Hi,
+        this is Alex from Acme. When is the team meeting next week?", 4 of 8 renderings after the
+        names "Next Monday, Jiyoung Lee"): nothing heard, or too little for the audio's length
+        (:func:`cut_short`), is decoded again without the prompt, and the longer text is kept.
         """
         decoded = self._decode_once(audio, language, prompt)
-        if prompt and not decoded.text:
-            decoded = self._decode_once(audio, language, "")
+        if prompt and (not decoded.text or cut_short(decoded.text, len(audio) / _SAMPLE_RATE)):
+            again = self._decode_once(audio, language, "")
+            if len(again.text) > len(decoded.text):
+                decoded = again
         return decoded
 
     def _decode_once(self, audio: npt.NDArray[np.float32], language: str | None, prompt: str) -> _Decoded:
