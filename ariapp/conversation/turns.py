@@ -156,8 +156,8 @@ def _en_open_question(words: list[str]) -> bool:
 
 def should_wait(text: str, language: str = "en-US", complete: float | None = None) -> bool:
     """Whether to give the caller :data:`HOLD_S` more before answering ``text``: its words stop
-    mid-thought, they only greet or introduce the caller ("Hi, this is Alex from Acme." and the question
-    after the full stop's pause: answered alone it went to a person as a question nobody could answer),
+    mid-thought, they only greet or introduce the caller ("Hi, this is Alex from Acme.", the question
+    still to come: answered alone, the introduction goes to a person as a question nobody can answer),
     or the end-of-turn model (``complete``: its probability, None: no model) is sure the turn goes on."""
     return (
         unfinished(text, language) or introduction_only(text) or (complete is not None and complete < INCOMPLETE_BELOW)
