@@ -66,7 +66,7 @@ async def _run(renderings: int) -> dict:
         started = time.perf_counter()
         complete = await model.complete(audio)
         model_ms.append(1000 * (time.perf_counter() - started))
-        return unfinished(heard, "en-US"), should_wait(heard, "en-US", complete), heard, complete
+        return unfinished(heard, "en-US", True), should_wait(heard, "en-US", complete, True), heard, complete
 
     async def over_reply(text: str) -> tuple[bool, bool]:
         audio = await phone(text)

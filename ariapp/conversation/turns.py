@@ -57,7 +57,9 @@ me tell know wondering ask
 # Korean: connective endings and conjunctions that leave a sentence open; fillers.
 # Of those, words no finished sentence ends on even when the recogniser adds a full stop or a question
 # mark (whisper "completes" fragments: "So I was wondering, um" comes out as "so i was wondering.").
-_EN_NEVER_LAST: Final = frozenset("and or but because the a an um uh er erm wondering if whether".split())
+_EN_NEVER_LAST: Final = frozenset(
+    "and or but because the a an um uh er erm wondering if whether your my our their very".split()
+)
 # Whisper puts a question mark after a fragment said with a question's tune ("Are you open on?",
 # "Is there parking for?"). A question ending on one of these prepositions is open unless a
 # wh-word opened it, whose object the preposition can take ("What is it for?", "Where are you from?").
@@ -65,6 +67,19 @@ _EN_STRANDED: Final = frozenset("for on at by to about with from through near in
 _EN_WH_OBJECT: Final = frozenset("what who whom which where".split())
 _EN_COPULA: Final = frozenset("are is was were".split())
 _EN_RELATIVE: Final = frozenset("that which who".split())
+# A verb that takes an object, after its subject with nothing following ("Do you take?", "... if we
+# bring?"), unless a wh-word of the same clause is its object ("What do you take?"). Not "book":
+# "How do I book?" is a question.
+_EN_TRANSITIVE: Final = frozenset("take bring accept need have get want use offer recommend cover".split())
+_EN_FRONTED_OBJECT: Final = _EN_WH_OBJECT | frozenset("many much anything something everything".split())
+_EN_SUBJECT: Final = frozenset("i you we they guys to".split())  # "... possible to bring?"
+# An auxiliary opening its clause, then its subject and no verb ("So for the M plan, does the price?").
+_EN_AUXILIARY: Final = frozenset("do does did can could will would should".split())
+_EN_DETERMINER: Final = frozenset("the a an my your our their".split())  # not "Will that work?"
+# What a first question cannot point back to: nothing was said before it ("What's the" heard as "What's
+# that?", "How much is the" as "How much is that?").
+_EN_REFERENCE: Final = frozenset("that this it".split())
+_CLAUSE: Final = re.compile(r"[,.;:!?]|\b(?:if|when|because|and|but|so|while)\b", re.IGNORECASE)
 
 _KO_OPEN_WORDS: Final = frozenset("그리고 그런데 근데 그래서 그러니까 그러면 그럼 혹시 저기 음 어 아 그 저 또".split())
 _KO_OPEN_ENDINGS: Final = (
@@ -120,13 +135,14 @@ cool great good fine amen
 )
 
 
-def unfinished(text: str, language: str = "en-US") -> bool:
-    """Whether ``text`` (a recognised utterance) stops in the middle of a thought."""
+def unfinished(text: str, language: str = "en-US", first: bool = False) -> bool:
+    """Whether ``text`` (a recognised utterance) stops in the middle of a thought; ``first``: it is the
+    caller's first utterance of the call, so a bare "that" or "it" at its end points back at nothing."""
     stripped = text.strip()
     if not stripped:
         return False
     words = _WORD.findall(stripped.lower())
-    if words and (words[-1] in _EN_NEVER_LAST or _en_open_question(words)):
+    if words and (words[-1] in _EN_NEVER_LAST or _en_open_question(words, stripped, first)):
         return True
     if stripped.endswith(("?", "!", "。")):
         return False
@@ -142,25 +158,41 @@ def unfinished(text: str, language: str = "en-US") -> bool:
     return last in _EN_OPEN_ENDS
 
 
-def _en_open_question(words: list[str]) -> bool:
+def _en_open_question(words: list[str], text: str, first: bool) -> bool:
     """Words that leave an English sentence open whatever punctuation the recogniser put after them:
-    a preposition (or an infinitive's "to") no wh-word takes, a relative clause's verb with nothing
-    after it ("dishes that are"), "tell me"."""
+    a preposition (or an infinitive's "to") no wh-word takes, or two of them ("Who should I talk to
+    about?"), a relative clause's verb with nothing after it ("dishes that are"), "tell me", a verb with
+    its subject and no object ("Do you take?"), an auxiliary with its subject and no verb ("does the
+    price?"), and in a caller's first words a short question ending on what it cannot point back to
+    ("What's that?": whisper's completion of "What's the")."""
     last = words[-1]
     if words[-2:] == ["tell", "me"]:
         return True
-    if last in _EN_STRANDED and words[0] not in _EN_WH_OBJECT:
+    if last in _EN_STRANDED and (words[0] not in _EN_WH_OBJECT or len(words) > 1 and words[-2] in _EN_STRANDED):
         return True
-    return last in _EN_COPULA and len(words) > 1 and words[-2] in _EN_RELATIVE
+    if last in _EN_COPULA and len(words) > 1 and words[-2] in _EN_RELATIVE:
+        return True
+    clause = _WORD.findall(([c for c in _CLAUSE.split(text) if c and c.strip()] or [text])[-1].lower())
+    if len(clause) >= 2 and last in _EN_TRANSITIVE and clause[-2] in _EN_SUBJECT:
+        return not _EN_FRONTED_OBJECT & set(clause)  # "How many do you take?", "anything I need to bring?"
+    if len(clause) == 3 and clause[0] in _EN_AUXILIARY and clause[1] in _EN_DETERMINER:
+        return True
+    if len(clause) >= 3 and clause[-2] in _EN_AUXILIARY and last in _EN_SUBJECT:  # "What insurance do you?"
+        return True
+    sentences = [s for s in re.split(r"[.!?]+", text) if s.strip()]
+    return first and last in _EN_REFERENCE and len(sentences) == 1 and len(words) <= 6
 
 
-def should_wait(text: str, language: str = "en-US", complete: float | None = None) -> bool:
+def should_wait(text: str, language: str = "en-US", complete: float | None = None, first: bool = False) -> bool:
     """Whether to give the caller :data:`HOLD_S` more before answering ``text``: its words stop
     mid-thought, they only greet or introduce the caller ("Hi, this is Alex from Acme.", the question
     still to come: answered alone, the introduction goes to a person as a question nobody can answer),
-    or the end-of-turn model (``complete``: its probability, None: no model) is sure the turn goes on."""
+    or the end-of-turn model (``complete``: its probability, None: no model) is sure the turn goes on.
+    ``first``: the caller's first words of the call (see :func:`unfinished`)."""
     return (
-        unfinished(text, language) or introduction_only(text) or (complete is not None and complete < INCOMPLETE_BELOW)
+        unfinished(text, language, first)
+        or introduction_only(text)
+        or (complete is not None and complete < INCOMPLETE_BELOW)
     )
 
 

@@ -121,7 +121,8 @@ class TurnTaking:
             complete = await _ready(ending, timing.turn_model_wait_s) if ending is not None else None
             if complete is not None:
                 marks.values["turn_complete"] = round(complete, 3)
-            if should_wait(question, self.context.config.language, complete):
+            first = not any(t.speaker == "caller" for t in self.context.turns if t is not replacing)
+            if should_wait(question, self.context.config.language, complete, first):
                 # "Could you tell me, um," is not a question yet: give the caller a moment to go
                 # on (their next onset cancels this reply and keeps the audio; turns.py).
                 with marks.waiting_on_model():  # a deliberate wait, not the pipeline's overhead

@@ -315,6 +315,22 @@ async def test_an_unfinished_thought_is_still_answered_when_the_caller_says_no_m
     assert "turn_hold" in call.orchestrator.turns[1].latency_ms
 
 
+async def test_that_at_the_end_of_a_first_question_waits_but_not_after_an_answer() -> None:
+    # given "What's that?" (whisper's completion of a "What's the" the caller paused after) as the
+    # call's first words, then again once we have answered something it can point back at
+    stt = FakeSTT("What's that?", "What's that?")
+    answerer = ScriptedAnswerer(["Sorry, what is what? ", "That is our address. "])
+    async with Call(stt=stt, answerer=answerer) as call:
+        call.say()
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 2)
+        call.say()
+        await call.until(lambda: call.state is State.LISTENING and len(call.ai_texts()) == 3)
+    caller = [t for t in call.orchestrator.turns if t.speaker == "caller"]
+    # then only the first was given the caller's moment
+    assert "turn_hold" in caller[0].latency_ms
+    assert "turn_hold" not in caller[1].latency_ms
+
+
 async def test_a_backchannel_over_the_reply_pauses_it_and_the_reply_goes_on() -> None:
     # given a three-sentence reply the caller acknowledges ("Mm-hmm.") during the first sentence
     stt = FakeSTT("When do you open?", "Mm-hmm.")

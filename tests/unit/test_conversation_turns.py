@@ -25,6 +25,14 @@ from ariapp.conversation.turns import INCOMPLETE_BELOW, backchannel, should_wait
         "how much would it be for?",
         "Do you have any dishes that are?",
         "Could you tell me?",
+        # a verb with its subject and no object, an auxiliary with no verb, two prepositions, a possessive
+        "Do you take?",
+        "What do you charge for corkage if we bring?",
+        "Is it possible to bring?",
+        "What kind of insurance do you?",
+        "So for the M plan, does the price?",
+        "Who should I talk to about?",
+        "What are your?",
     ],
 )
 def test_english_thoughts_left_open(text: str) -> None:
@@ -44,10 +52,28 @@ def test_english_thoughts_left_open(text: str) -> None:
         "Where are you from?",
         "Who should I talk to?",
         "Which clinic is that in?",
+        "What do you take?",
+        "Which cards do you accept?",
+        "How many patients do you take?",
+        "Is there anything I need to bring?",
+        "How do I book?",
+        "Will that work?",
+        "Who does the cleaning?",
+        "How much is that?",  # not the caller's first words: it points back at our answer
     ],
 )
 def test_english_thoughts_finished(text: str) -> None:
     assert not unfinished(text, "en-US")
+
+
+@pytest.mark.parametrize("text", ["What's that?", "how much is that?", "Is there a break in that?"])
+def test_a_first_question_pointing_back_at_nothing_is_left_open(text: str) -> None:
+    # whisper completes "What's the" [pause] as "What's that?"; as the call's first words it refers
+    # to nothing, so the caller is given a moment; later it asks about what we just said
+    assert unfinished(text, "en-US", first=True)
+    assert should_wait(text, "en-US", 0.99, first=True)
+    assert not unfinished(text, "en-US")
+    assert not unfinished("And the ceramic inlay. What would that be?", "en-US", first=True)
 
 
 @pytest.mark.parametrize("text", ["예약을 했는데", "주차를 하려고", "그리고", "혹시 주말에도", "음"])
