@@ -27,7 +27,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from stack.config import REPO, StackConfig
-from stack.procs import pid_in
 
 TEMPLATE = REPO / "kamailio" / "templates" / "kamailio.cfg"
 SCHEMA_DIR = Path("/usr/share/kamailio/postgres")
@@ -82,6 +81,8 @@ class EdgeConfig:
     pike_density: int = 40  # requests per 2 s from one address before it is banned
     ban_seconds: int = 300
     children: int = 2
+    #: The PostgreSQL port on 127.0.0.1 (compose.yaml's database listens on ``AIPBX_POSTGRES_PORT``).
+    db_port: int = 5432
     admin_conninfo: tuple[str, ...] = field(default=("host=127.0.0.1 user=postgres dbname=postgres", "dbname=postgres"))
 
     @property
@@ -94,7 +95,7 @@ class EdgeConfig:
 
     @property
     def db_url(self) -> str:
-        return f"postgres://{self.db_user}:{quote(self.db_password, safe='')}@127.0.0.1/{self.db_name}"
+        return f"postgres://{self.db_user}:{quote(self.db_password, safe='')}@127.0.0.1:{self.db_port}/{self.db_name}"
 
     @property
     def lookup(self) -> Address:
@@ -335,10 +336,39 @@ class Kamailio:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        if shutil.which("kamailio") is None or shutil.which("kamcmd") is None:
-            raise KamailioError("Kamailio is not installed (apt-get install kamailio kamailio-postgres-modules)")
         if self.running():
             raise KamailioError(f"the edge {self.edge.name} is already running (pid {self._pid()})")
+        user = self.prepare()
+        with open(self.edge.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(user),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.edge.pid_file.write_text(str(self.proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise KamailioError(f"kamailio exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.edge.ctl_socket.exists() and self._rpc_ok("core.uptime"):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise KamailioError(f"kamailio did not answer on {self.edge.ctl_socket} in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def prepare(self) -> tuple[str, str, int, int] | None:
+        """Everything before the process: the database, ``kamailio.cfg``, the directories, the TLS files,
+        and Kamailio's own check of the configuration. Returns the user it is to run as (None: whoever
+        starts it). ``make up`` starts the process next (:meth:`start`); the edge's container execs it.
+
+        Raises:
+            KamailioError: Kamailio is missing, the database cannot be prepared, or the configuration
+                does not parse.
+        """
+        if shutil.which("kamailio") is None or shutil.which("kamcmd") is None:
+            raise KamailioError("Kamailio is not installed (apt-get install kamailio kamailio-postgres-modules)")
         prepare_database(self.edge)
         render(self.edge)
         for directory in (self.edge.run_dir, self.edge.log_path.parent):
@@ -356,32 +386,19 @@ class Kamailio:
         if check.returncode != 0:
             raise KamailioError(f"kamailio.cfg does not parse:\n{check.stderr[-3000:]}")
         self.edge.ctl_socket.unlink(missing_ok=True)
-        with open(self.edge.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    "kamailio",
-                    *("-f", str(self.edge.etc_dir / "kamailio.cfg")),
-                    "-DD",  # foreground, with its child processes
-                    "-E",  # log to stderr (our log file)
-                    *("-m", "64", "-M", "8"),  # shared / per-process memory (MB)
-                    *("-Y", str(self.edge.ctl_dir)),
-                    *(("-u", user[0], "-g", user[1]) if user else ()),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.edge.pid_file.write_text(str(self.proc.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise KamailioError(f"kamailio exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if self.edge.ctl_socket.exists() and self._rpc_ok("core.uptime"):
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise KamailioError(f"kamailio did not answer on {self.edge.ctl_socket} in {timeout:.0f} s:\n{self.log_tail()}")
+        return user
+
+    def command(self, user: tuple[str, str, int, int] | None) -> list[str]:
+        """Kamailio in the foreground, logging to stderr, dropping to ``user`` once its sockets are bound."""
+        return [
+            "kamailio",
+            *("-f", str(self.edge.etc_dir / "kamailio.cfg")),
+            "-DD",  # foreground, with its child processes
+            "-E",  # log to stderr (make up: our log file; the container: its log)
+            *("-m", "64", "-M", "8"),  # shared / per-process memory (MB)
+            *("-Y", str(self.edge.ctl_dir)),
+            *(("-u", user[0], "-g", user[1]) if user else ()),
+        ]
 
     def _install_tls_files(self, user: tuple[str, str, int, int] | None) -> None:
         """Copy the certificate and key where the edge reads them once it no longer runs as root (its TLS
@@ -469,6 +486,8 @@ class Kamailio:
         return parse_dispatcher_loads(self.rpc("dispatcher.list"))
 
     def _pid(self) -> int | None:
+        from stack.procs import pid_in  # not at the top: the edge's image carries no process manager
+
         return pid_in(self.edge.pid_file)
 
     def running(self) -> bool:

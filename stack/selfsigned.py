@@ -71,8 +71,17 @@ def _still_good(cert_file: Path, addresses: Sequence[str], names: Sequence[str])
         alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound):
         return False
-    if cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) < RENEW_BEFORE:
+    if _expires(cert) - datetime.datetime.now(datetime.UTC) < RENEW_BEFORE:
         return False
     have_ips = {str(ip) for ip in alt.get_values_for_type(x509.IPAddress)}
     have_names = set(alt.get_values_for_type(x509.DNSName))
     return set(addresses) <= have_ips and set(names) <= have_names
+
+
+def _expires(cert) -> datetime.datetime:
+    """When ``cert`` expires, in UTC. ``not_valid_after_utc`` is cryptography 42's; the edge's image has
+    Debian 12's 38, whose ``not_valid_after`` is naive UTC."""
+    expires = getattr(cert, "not_valid_after_utc", None)
+    if expires is not None:
+        return expires
+    return cert.not_valid_after.replace(tzinfo=datetime.UTC)
