@@ -156,12 +156,51 @@ def nodes_of(base: StackConfig, count: int) -> list[StackConfig]:
     """The nodes ``make up NODES=count`` runs. With SIP on every interface (softphones on the LAN), nodes on
     loopback offer this host's LAN address for media: their own addresses are not reachable."""
     edge = (edge_node_side(base), base.sip_port)
-    nodes = [node_config(base, i, count, edge) for i in range(1, count + 1)]
-    if base.sip_bind == "0.0.0.0":
-        for node in nodes:
-            if is_loopback(node.sip_bind):
-                node.media_address = primary_ip()
-    return nodes
+    return [_lan_media(base, node_config(base, i, count, edge)) for i in range(1, count + 1)]
+
+
+def _lan_media(base: StackConfig, node: StackConfig) -> StackConfig:
+    """With SIP on every interface (phones on the LAN), a node on loopback offers this host's LAN address
+    for media: its own address is not reachable from a phone."""
+    if base.sip_bind == "0.0.0.0" and is_loopback(node.sip_bind):
+        node.media_address = primary_ip()
+    return node
+
+
+# --- docker compose --profile edge ----------------------------------------------------------------------
+def compose_node_count(base: StackConfig) -> int:
+    """How many nodes the compose edge dispatches to: one per ``AIPBX_NODE_ADDRESSES`` entry, at least
+    one (this host's Asterisk, on 127.0.0.2)."""
+    return max(1, len(base.node_addresses))
+
+
+def compose_node(base: StackConfig, index: int) -> StackConfig:
+    """The compose deployment's Asterisk as node ``index`` (``AIPBX_NODE``) behind the edge.
+
+    As :func:`node_config`, but each compose host runs one node: it keeps the deployment's HTTP and
+    status ports, its whole RTP range and its ARI app name (the ARI app beside it does not change);
+    its directories are the container's.
+    """
+    if not 1 <= index <= compose_node_count(base):
+        raise SettingsError(
+            f"AIPBX_NODE={index}: there are {compose_node_count(base)} node(s) "
+            "(one per AIPBX_NODE_ADDRESSES entry, or node 1 alone)"
+        )
+    edge = (edge_node_side(base), base.sip_port)
+    node = node_config(base, index, 1, edge, http_port=base.http_port, status_port=base.status_port)
+    node = dataclasses.replace(node, ari_app=base.ari_app, var_dir=base.var_dir, cdr_dir=base.cdr_dir)
+    return _lan_media(base, node)
+
+
+def compose_edge(base: StackConfig, *, db_port: int, admin_conninfo: str) -> EdgeConfig:
+    """The compose deployment's edge: its phones' SIP address and ports, every node of
+    ``AIPBX_NODE_ADDRESSES`` (or this host's node 1) in its dispatcher, its database in compose's
+    PostgreSQL, prepared as that server's owner (``admin_conninfo``)."""
+    nodes = [compose_node(base, i) for i in range(1, compose_node_count(base) + 1)]
+    edge = edge_config(base, nodes)
+    edge.db_port = db_port
+    edge.admin_conninfo = (admin_conninfo,)
+    return edge
 
 
 def check_placement(base: StackConfig, count: int) -> None:

@@ -6,11 +6,15 @@
               the secrets (below). Keeps what exists.
     asterisk  renders Asterisk's configuration from the environment and the container's secrets with
               the renderer of ``make up`` (``asterisk/extensions.yaml`` is the one source), then runs
-              Asterisk in the foreground.
+              Asterisk in the foreground. With ``AIPBX_NODE`` set (profile ``edge``) it is that node
+              behind the Kamailio edge (``stack.container_edge``).
+    edge      the Kamailio edge's container (profile ``edge``): its database, kamailio.cfg, then
+              Kamailio in the foreground (``stack.container_edge``).
     exec      loads the container's secrets into the environment, then runs the command (the app
               image's entrypoint; health checks that import Django use it too).
     probe     health checks: ``ari`` (Asterisk answers ARI with its credentials), ``http URL`` (200),
-              ``postgres``, ``redis`` (reachable with the service's URL and password).
+              ``postgres``, ``redis`` (reachable with the service's URL and password), ``edge``
+              (Kamailio answers on its control socket).
 
 Secrets reach a container as files in ``/run/secrets``: a file's name is the variable it sets, and a
 ``*.env`` file holds ``KEY=VALUE`` lines (the SIP passwords, one per extension, whose number only
@@ -19,8 +23,8 @@ there, which ``setup`` fills with that group's files only, readable by that grou
 Asterisk never holds the recordings key, the Django secret or the database password, and a fresh
 clone needs no step before ``docker compose up``.
 
-This module is imported by the Asterisk image (with only ``stack`` and two pure modules of the shared
-core, ``aipbx.directory`` and ``aipbx.sealing``, beside it) and runs as every container's PID 1 before
+This module is imported by the Asterisk and edge images (with only ``stack`` and two pure modules of
+the shared core, ``aipbx.directory`` and ``aipbx.sealing``, beside it) and runs as every container's PID 1 before
 ``exec``: it imports little at the top.
 """
 
@@ -67,6 +71,17 @@ SHARES: dict[str, tuple[int, dict[str, str]]] = {
     "postgres": (999, {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"}),  # the official image's postgres user
     "redis": (999, {"users.acl": REDIS_ACL_FILE}),  # the official image's redis user: --aclfile
     "grafana": (472, {"GRAFANA_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD"}),  # the official image's user
+    # The Kamailio edge (profile edge): its own database login, the owner's to create it, and the SIP
+    # passwords it authenticates phones with. Root only: Kamailio itself runs as the kamailio user
+    # (stack.container_edge).
+    "edge": (
+        0,
+        {
+            "AIPBX_EDGE_DB_PASSWORD": "AIPBX_EDGE_DB_PASSWORD",
+            "POSTGRES_PASSWORD": "POSTGRES_PASSWORD",
+            SIP_PASSWORDS_FILE: SIP_PASSWORDS_FILE,
+        },
+    ),
 }
 
 #: The variables compose.yaml reads from ``.env`` and their production defaults (the same defaults
@@ -86,6 +101,13 @@ SETTINGS: dict[str, str] = {
     "AIPBX_RTP_START": "10000",
     "AIPBX_RTP_END": "20000",
     "AIPBX_HTTP_PORT": "8088",
+    # The Kamailio edge (profile edge; docs/deploy.md): which node this host's Asterisk is (empty: no
+    # edge, phones register at Asterisk), every node's SIP address (comma-separated; empty: node 1 alone,
+    # on 127.0.0.2), and the edge's address the nodes reach and its registration lookup's (empty: loopback)
+    "AIPBX_NODE": "",
+    "AIPBX_NODE_ADDRESSES": "",
+    "AIPBX_EDGE_NODE_ADDRESS": "",
+    "AIPBX_EDGE_LOOKUP_ADDRESS": "",
     "AIPBX_WEB_BIND": "127.0.0.1",
     "AIPBX_WEB_PORT": "8000",
     "AIPBX_STATUS_PORT": "8090",
@@ -194,8 +216,8 @@ def setup(root: Path, shares_dir: Path | None = None) -> list[str]:
     generators["POSTGRES_PASSWORD"] = generators["GRAFANA_ADMIN_PASSWORD"] = generators["AIPBX_ARI_PASSWORD"]
     added = []
     for name, make in generators.items():
-        if name.startswith("AIPBX_SIP_PASSWORD_") or name == "AIPBX_EDGE_DB_PASSWORD":
-            continue  # SIP passwords: one file below; the edge is not in compose.yaml (yet)
+        if name.startswith("AIPBX_SIP_PASSWORD_"):
+            continue  # one file below
         path = secrets_dir / name
         if not path.exists() or not path.read_text(encoding="utf-8").strip():
             _write_private(path, make() + "\n")
@@ -254,7 +276,8 @@ def _give_to_owner_of(root: Path, paths: list[Path]) -> None:
 def asterisk_config(env: Mapping[str, str]):
     """The :class:`~stack.config.StackConfig` of the Asterisk container, from its environment."""
     from aipbx.directory import load_directory
-    from stack.config import SettingsError, StackConfig, sip_settings
+    from stack.config import SettingsError, StackConfig, cluster_settings, sip_settings
+    from stack.container_edge import node_index
 
     directory = load_directory(Path(env.get("AIPBX_EXTENSIONS_FILE", "asterisk/extensions.yaml")))
     wanted = ["AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{ext.ext}" for ext in directory)]
@@ -274,9 +297,11 @@ def asterisk_config(env: Mapping[str, str]):
 
     try:
         sip = sip_settings(env)
-    except SettingsError as exc:
+        cluster = cluster_settings(env)
+        node = node_index(env)
+    except (SettingsError, ValueError) as exc:
         raise ContainerError(str(exc)) from None
-    return StackConfig(
+    cfg = StackConfig(
         name=env.get("AIPBX_INSTANCE", "").strip() or SETTINGS["AIPBX_INSTANCE"],
         var_dir=Path("/var/lib/asterisk"),
         recordings_dir=Path("/var/spool/aipbx/recordings"),
@@ -292,7 +317,17 @@ def asterisk_config(env: Mapping[str, str]):
         ari_user=env.get("AIPBX_ARI_USER", "").strip() or "aipbx",
         ari_app=env.get("AIPBX_ARI_APP", "").strip() or "aipbx",
         **sip,
+        **cluster,
     )
+    if not node:
+        return cfg
+    # Behind the edge (profile edge): its only endpoint is the edge, extensions ring through it.
+    from stack.cluster import compose_node
+
+    try:
+        return compose_node(cfg, node)
+    except SettingsError as exc:
+        raise ContainerError(str(exc)) from None
 
 
 def render_asterisk(env: Mapping[str, str], etc_dir: Path = ASTERISK_ETC) -> list[Path]:
@@ -359,8 +394,12 @@ def probe(checks: list[str], env: Mapping[str, str]) -> bool:
             except (redis.RedisError, KeyError) as exc:
                 print(f"redis: {exc}", file=sys.stderr)
                 ok = False
+        elif check == "edge":
+            from stack.container_edge import probe_edge
+
+            ok &= probe_edge(env)
         else:
-            raise ContainerError(f"unknown check {check!r} (ari, http URL, postgres, redis)")
+            raise ContainerError(f"unknown check {check!r} (ari, http URL, postgres, redis, edge)")
     return ok
 
 
@@ -371,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_cmd.add_argument("--root", type=Path, default=Path.cwd(), help="the repository root")
     setup_cmd.add_argument("--shares", type=Path, help="where the groups' secret volumes are mounted")
     sub.add_parser("asterisk", help="render the configuration, then run Asterisk")
+    sub.add_parser("edge", help="prepare the Kamailio edge's database and configuration, then run Kamailio")
     exec_cmd = sub.add_parser("exec", help="run a command with the container's secrets in its environment")
     exec_cmd.add_argument("argv", nargs=argparse.REMAINDER)
-    probe_cmd = sub.add_parser("probe", help="health checks: ari | http URL | postgres | redis")
+    probe_cmd = sub.add_parser("probe", help="health checks: ari | http URL | postgres | redis | edge")
     probe_cmd.add_argument("checks", nargs="+")
     args = parser.parse_args(argv)
     try:
@@ -382,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(f"added {item}" for item in added) or "nothing to add: secrets/ and .env are complete")
         elif args.command == "asterisk":
             run_asterisk()
+        elif args.command == "edge":
+            from stack.container_edge import run_edge
+
+            run_edge(environment())
         elif args.command == "exec":
             command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
             if not command:

@@ -66,6 +66,7 @@ def test_setup_writes_one_private_file_per_secret_and_the_settings(checkout: Pat
         "sip_passwords.env",
         "AIPBX_REDIS_PASSWORD",
         "AIPBX_CHROMA_TOKEN",
+        "AIPBX_EDGE_DB_PASSWORD",  # the Kamailio edge's database login (profile edge)
         "redis_users.acl",
     }
     values = read_secrets(secrets)
@@ -211,3 +212,10 @@ def test_setup_hands_each_group_its_share_only_readable_by_it(checkout: Path) ->
     if os.geteuid() == 0:  # as in the setup container: each share belongs to the user that reads it
         assert {(shares / g).stat().st_uid for g in ("asterisk", "ariapp", "console")} == {10001}
         assert (shares / "postgres" / "POSTGRES_PASSWORD").stat().st_uid == 999
+        assert (shares / "edge").stat().st_uid == 0  # root: Kamailio itself runs as kamailio and cannot read it
+    # the edge: its own login, the database owner's to create it, and the passwords it checks phones against
+    assert set(read_secrets(shares / "edge")) == {
+        "AIPBX_EDGE_DB_PASSWORD",
+        "POSTGRES_PASSWORD",
+        *(f"AIPBX_SIP_PASSWORD_{e}" for e in ("1001", "1002", "1003", "1004")),
+    }
