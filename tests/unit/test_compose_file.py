@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from stack.config import REPO
@@ -196,41 +197,80 @@ def test_the_knowledge_store_is_the_authenticating_server_and_its_health_check_n
         assert f"\n{package}" in app_requirements, package  # the image installs what the command runs
 
 
-def test_the_asterisk_image_renders_its_configuration_from_the_files_it_copies_alone(tmp_path) -> None:
-    # The Asterisk image carries only the renderer's files (its COPY lines), not the repository: an
-    # import of anything else kills the container at start and compose reports it "unhealthy".
-    dockerfile = (REPO / "docker" / "asterisk" / "Dockerfile").read_text()
+def copied_files(dockerfile: Path, target: Path) -> int:
+    """Copy what ``dockerfile``'s COPY lines put under /opt/aipbx into ``target``; returns how many sources."""
     copied = 0
-    for line in dockerfile.splitlines():
+    for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
         parts = line.split()
         if parts[:1] != ["COPY"] or not parts[-1].startswith("/opt/aipbx/"):
             continue
-        target = tmp_path / parts[-1].removeprefix("/opt/aipbx/")
+        into = target / parts[-1].removeprefix("/opt/aipbx/")
         for source in parts[1:-1]:
             path = REPO / source
             if path.is_dir():
-                shutil.copytree(path, target, dirs_exist_ok=True)
+                shutil.copytree(path, into, dirs_exist_ok=True)
             else:
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, target / path.name)
+                into.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, into / path.name)
             copied += 1
-    assert copied >= 5
+    return copied
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "modules", "packages"),
+    [
+        # Asterisk, also as a node behind the edge (stack.cluster, stack.container_edge)
+        ("docker/asterisk/Dockerfile", "stack.container, stack.asterisk, stack.config, stack.cluster", ()),
+        # the edge: its renderer, its database (psycopg) and self-signed certificate, from Debian packages
+        (
+            "docker/edge/Dockerfile",
+            "stack.container, stack.container_edge, stack.cluster, stack.kamailio, stack.selfsigned, psycopg",
+            ("psycopg", "psycopg_binary", "psycopg_c", "typing_extensions"),
+        ),
+    ],
+)
+def test_the_renderer_images_run_from_the_files_they_copy_alone(
+    tmp_path: Path, dockerfile: str, modules: str, packages: tuple[str, ...]
+) -> None:
+    # The Asterisk and edge images carry only the renderer's files (their COPY lines), not the repository:
+    # an import of anything else kills the container at start and compose reports it "unhealthy".
+    assert copied_files(REPO / dockerfile, tmp_path) >= 5
     # python -I: no site-packages but the interpreter's own, no repository on the path; PyYAML and
-    # cryptography come from the image's Debian packages, so the check lets those two through.
+    # cryptography (and the edge's psycopg) come from the image's Debian packages, so the check lets those through.
     probe = (
         "import json, sys; before = set(sys.modules); sys.path.insert(0, sys.argv[1]); sys.path.extend(sys.argv[2:]);"
-        "import stack.container, stack.asterisk, stack.config;"
+        f"import {modules};"
         "mods = {m.split('.')[0] for m in set(sys.modules) - before if getattr(sys.modules[m], '__file__', None)"
         " and sys.argv[1] not in (sys.modules[m].__file__ or '') and 'site-packages' in sys.modules[m].__file__};"
         "print(json.dumps(sorted(mods)))"
     )
-    deps = [str(Path(yaml.__file__).parents[1])]
     import cryptography
+    import psycopg
 
-    deps.append(str(Path(cryptography.__file__).parents[1]))
+    deps = {str(Path(module.__file__).parents[1]) for module in (yaml, cryptography, psycopg)}
     result = subprocess.run(
-        [sys.executable, "-I", "-c", probe, str(tmp_path), *sorted(set(deps))], capture_output=True, text=True
+        [sys.executable, "-I", "-c", probe, str(tmp_path), *sorted(deps)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    outside = set(json.loads(result.stdout)) - {"yaml", "_yaml", "cryptography", "cffi", "_cffi_backend"}
-    assert not outside, f"the Asterisk image's renderer imports {outside}, which the image does not install"
+    outside = set(json.loads(result.stdout)) - {"yaml", "_yaml", "cryptography", "cffi", "_cffi_backend", *packages}
+    assert not outside, f"{dockerfile}'s renderer imports {outside}, which the image does not install"
+
+
+def test_the_edge_profile_adds_kamailio_in_front_of_asterisk_with_its_own_secrets() -> None:
+    edge = SERVICES["edge"]
+    assert edge["profiles"] == ["edge"] and "edge" not in DEFAULT
+    assert needs(("edge",)) == {"edge", "setup", "postgres"}  # its database is the postgres service's
+    assert edge["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert edge["network_mode"] == "host" and edge["restart"] == "unless-stopped" and edge["healthcheck"]["test"]
+    assert edge["build"]["dockerfile"] == "docker/edge/Dockerfile"
+    # the phones' SIP settings are the ones Asterisk would otherwise use; both know which node it is
+    for name in ("AIPBX_SIP_BIND", "AIPBX_SIP_PORT", "AIPBX_SIP_TLS_PORT", "AIPBX_NODE", "AIPBX_NODE_ADDRESSES"):
+        assert edge["environment"][name] == SERVICES["asterisk"]["environment"][name], name
+    assert secrets_of("edge") == {"AIPBX_EDGE_DB_PASSWORD", "POSTGRES_PASSWORD", "sip_passwords.env"}
+    assert SHARES["edge"][0] == 0  # root's: Kamailio drops to its own user and cannot read them
+    assert all(v.endswith(":ro") for v in edge["volumes"] if "/run/secrets" in v)
+    # the same base image as the app's (Debian 12), with Debian's Kamailio and the modules the edge loads
+    dockerfile = (REPO / "docker" / "edge" / "Dockerfile").read_text()
+    assert "\nFROM python:3.11-slim-bookworm\n" in dockerfile
+    for package in ("kamailio", "kamailio-postgres-modules", "kamailio-tls-modules", "python3-psycopg"):
+        assert f" {package} " in dockerfile.replace("\n", " "), package
