@@ -17,6 +17,7 @@ import json
 import os
 import random
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -157,6 +158,12 @@ def test_compose_edge_profile_registers_phones_at_kamailio_and_the_node_answers_
         down_started = time.monotonic()
         compose("--profile", "edge", "down", "--volumes", "--remove-orphans", "--timeout", "20", check=False)
         compose.timings["down"] = round(time.monotonic() - down_started, 1)
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={compose.project}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert volumes == [], volumes  # the edge's state and secrets volumes too
     compose.timings["call_setup"] = heard.get("setup_s", -1)
     compose.timings["whole_test"] = round(time.monotonic() - test_started, 1)
     print(f"\nedge compose test timings (s): {json.dumps(compose.timings)}\nthe caller heard: {heard!r}", flush=True)
