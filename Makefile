@@ -39,7 +39,7 @@ fail2ban: setup     ## as root, after `up`: ban addresses that fail SIP auth (FA
 test: setup         ## the whole suite, with real Asterisk, SIP calls, PostgreSQL, Redis
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test-docker: setup  ## compose.yaml for real: images built here, `docker compose up asterisk ariapp web`, an AI call
+test-docker: setup  ## compose.yaml for real: images built here, `docker compose up asterisk ariapp web`, an AI call; the edge profile, an AI call through Kamailio
 	@[ "$${AIPBX_STANDINS:-1}" = 0 ] || bash docker/standins/build.sh  # AIPBX_STANDINS=0: real images from a registry
 	@$(PY) -m pytest -q -s -p no:cacheprovider tests/docker
 
