@@ -18,12 +18,18 @@ import contract
 from ariapp.conversation.confirm import Offer, offer_for, reply_to_offer, says_enough
 from ariapp.conversation.context import CallContext
 from ariapp.conversation.frames import Answer, AskPerson, Heard
-from ariapp.conversation.hitl import LOW_CONFIDENCE, Trigger, hitl_trigger
+from ariapp.conversation.hitl import LOW_CONFIDENCE, Trigger, asks_for_person, hitl_trigger
+from knowledge.retrieval import terms
+from knowledge.retrieval.relevance import passage_text
 from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Deciding", "Retrieval"]
+
+#: A second listen expects the key words of this many of the nearest passages, at most this many words.
+RELISTEN_FROM = 3
+RELISTEN_WORDS = 12
 
 
 class Retrieval(Protocol):
@@ -83,6 +89,8 @@ class Deciding:
             with heard.marks.waiting_on_model():
                 candidates, judgement = await self._retrieve_for(asked)
             heard.marks.mark("retrieval")
+            if agreed is None and candidates and not (judgement is not None and judgement.answering):
+                asked, candidates, judgement = await self._heard_again(heard, asked, candidates, judgement)
             answering = judgement.answering if judgement is not None else []
             confidence = float(judgement.probability) if judgement is not None and candidates else None
             turn.retrieved = _retrieved(candidates, judgement)
@@ -112,6 +120,40 @@ class Deciding:
         if trigger is not None:
             return AskPerson(asked, trigger, confidence)
         return Answer(asked, list(answering), confidence, offer)
+
+    async def _heard_again(
+        self, heard: Heard, asked: str, candidates: list[Any], judgement: Any | None
+    ) -> tuple[str, list[Any], Any | None]:
+        """Nothing answers what was heard: listen to the question again expecting the words of the
+        passages it came nearest ("Which four are you on?" is "Which floor are you on?" once the
+        recogniser expects "floor"), and take that hearing only if a passage answers it.
+
+        The recogniser's mistakes on a caller's words are most of the answerable questions the AI
+        is unsure of (docs/performance.md); a question nothing answers either way stays as first
+        heard, so a near miss gains nothing from being heard to the knowledge's tune. One more
+        recognition and search, for unsure questions only.
+        """
+        if heard.relisten is None or asks_for_person(asked):
+            return asked, candidates, judgement
+        words = terms.key_terms(" ".join(passage_text(p) for p in candidates[:RELISTEN_FROM]))[:RELISTEN_WORDS]
+        try:
+            with heard.marks.waiting_on_model():
+                again = (await heard.relisten(words)).strip()
+                if not again or again == asked:
+                    return asked, candidates, judgement
+                found, verdict = await self._retrieve(again)
+        except Exception as exc:  # noqa: BLE001 - a second listen must never cost the caller the first
+            log.warning("could not hear the question again: %r", exc)
+            return asked, candidates, judgement
+        finally:
+            heard.marks.mark("heard_again")
+        if verdict is None or not verdict.answering:
+            return asked, candidates, judgement
+        log.info("heard again: %r as %r", asked, again)
+        turn = heard.turn
+        turn.text = again
+        self.context.publish(contract.Transcript(speaker="caller", text=again, final=True, t=turn.t, replaces=turn.t))
+        return again, found, verdict
 
     def asked(self, offer: Offer) -> None:
         """The caller heard ``offer``'s "did you mean …?": their next words answer it."""

@@ -8,6 +8,7 @@ checked, instead of tuples cast at the other end.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +33,14 @@ class Utterance:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Heard:
-    """A finished caller turn: its text, its transcript line and the turn's latency marks."""
+    """A finished caller turn: its text, its transcript line and the turn's latency marks; with
+    ``relisten``, its audio can be recognised again expecting some words (what they return is what
+    was heard then)."""
 
     text: str
     turn: TurnLog
     marks: Marks
+    relisten: Callable[[Sequence[str]], Awaitable[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

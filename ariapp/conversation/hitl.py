@@ -101,6 +101,11 @@ class Trigger:
     detail: str = ""
 
 
+def asks_for_person(question: str) -> bool:
+    """Whether the caller asks to talk to a person ("Can I speak to someone?", "사람이랑 통화하고 싶어요")."""
+    return _PERSON.search(question.strip()) is not None
+
+
 def hitl_trigger(question: str, best_score: float | None, threshold: float, config: HitlConfig) -> Trigger | None:
     """Why a person should answer ``question`` (or None: the AI answers).
 

@@ -52,6 +52,8 @@ class ConversationConfig:
     greeting_text: str = ""
     language: str = "en-US"
     confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (confirm.py); 0: never
+    # An unsure question heard again expecting the nearest passages' words (deciding.py); False: never
+    relisten: bool = True
     # The extension's own hold messages ("" = the language's default, hitl.MESSAGES) and hold music
     # (None = the built-in tune; a function of the media rate and seconds, the volume already applied).
     hold_message: str = ""

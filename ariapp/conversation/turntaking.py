@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +38,9 @@ from ariapp.conversation.turns import BACKCHANNEL_HINTS, backchannel, should_wai
 log = logging.getLogger(__name__)
 
 __all__ = ["TurnTaking"]
+
+#: How many of the callee's names (most used first) a second listen is told besides its words.
+RELISTEN_NAMES = 4
 
 
 class TurnTaking:
@@ -140,7 +144,8 @@ class TurnTaking:
             replaces = replacing.t
         self._open_question = turn
         context.publish(contract.Transcript(speaker="caller", text=question, final=True, t=turn.t, replaces=replaces))
-        return Heard(question, turn, marks)
+        relisten = functools.partial(self._relisten, pcm) if context.config.relisten else None
+        return Heard(question, turn, marks, relisten)
 
     def settle(self) -> None:
         """The question has its answer (or a person has it): what the caller says next is new."""
@@ -181,6 +186,10 @@ class TurnTaking:
                 )
             )
         return transcript
+
+    async def _relisten(self, pcm: np.ndarray, words: Sequence[str]) -> str:
+        """``pcm`` recognised again, told to expect ``words`` besides the callee's first names."""
+        return (await self._transcribe(pcm, hints=[*self.hints[:RELISTEN_NAMES], *words])).text
 
     async def _turn_complete(self, utterance: np.ndarray) -> float | None:
         """The end-of-turn model's probability that ``utterance`` ends the turn; None when it failed

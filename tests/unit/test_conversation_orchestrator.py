@@ -192,6 +192,8 @@ class Call:
         turn_model=None,
         **config,
     ) -> None:
+        # scripted transcripts answer recognitions in order: a second listen would take the next one
+        config.setdefault("relisten", False)
         self.stt = stt or FakeSTT("When do you open?")
         self.tts = tts or FakeTTS()
         self.answerer = answerer or ExtractiveAnswerer()

@@ -1,0 +1,80 @@
+"""A question nothing answers is heard again expecting the words of the passages it came nearest.
+
+Whole conversations with the fake providers of test_conversation_orchestrator: the fake recogniser
+answers its calls in order, so its second result is what the second listen hears.
+"""
+
+from __future__ import annotations
+
+from ariapp.conversation.answerer import UNSURE
+from knowledge.retrieval.relevance import Judgement
+from tests.unit.test_conversation_confirm import PARKING, conversation
+from tests.unit.test_conversation_orchestrator import OWNER, FakeRetriever, FakeSTT, Passage
+from tests.virtual_time import event_loop_policy  # noqa: F401 - every test here runs on virtual time
+
+FLOOR = Passage(
+    "We are on the 3rd floor of the Hanbit Building; the elevator is next to the entrance.",
+    0.2,
+    {"item_id": 21, "heading": "Accessibility"},
+)
+NOT_SURE = UNSURE["en"].format(owner=OWNER)
+
+
+class WordRetriever(FakeRetriever):
+    """A gate that answers with the passage that has one of the question's words of four letters or more."""
+
+    async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
+        words = {w.strip("?.,").lower() for w in question.split() if len(w.strip("?.,")) >= 4}
+        chosen = next((p for p in passages if words & set(p.text.lower().replace(";", "").split())), None)
+        candidates = [(p, 0.9 if p is chosen else 0.01, {}) for p in passages]
+        return Judgement(chosen, 0.9 if chosen else 0.01, candidates, answer_at=0.8)
+
+
+async def test_a_misheard_question_is_heard_again_expecting_the_nearest_passages_words_and_answered() -> None:
+    # given the recogniser hears "Which four are you on?", which no passage answers, and expecting
+    # the words of the nearest passages ("floor", "elevator") hears the question right
+    stt = FakeSTT("Which four are you on?", "Which floor are you on?")
+    retriever = WordRetriever(FLOOR, PARKING)
+    call = await conversation(stt, retriever, turns=1, relisten=True, confirm_at=0)
+    # then the caller got the floor's answer
+    assert call.ai_texts()[-1] == FLOOR.text
+    # from the second listen, told the passages' words
+    assert "floor" in stt.hints[1] and "elevator" in stt.hints[1] and "park" in stt.hints[1]
+    assert [q for _, q in retriever.queries] == ["Which four are you on?", "Which floor are you on?"]
+    # and the call's transcript (and the console's) says what was heard the second time
+    caller = [t for t in call.orchestrator.turns if t.speaker == "caller"]
+    assert [t.text for t in caller] == ["Which floor are you on?"]
+    replaced = [e for e in call.published if getattr(e, "replaces", None) is not None]
+    assert [(e.text, e.replaces) for e in replaced] == [("Which floor are you on?", caller[0].t)]
+
+
+async def test_a_second_hearing_nothing_answers_either_leaves_the_question_as_first_heard() -> None:
+    # given a near miss: heard twice, nothing in the knowledge answers it
+    stt = FakeSTT("Do you do Botox?", "Do you do Botox here?")
+    retriever = WordRetriever(FLOOR, PARKING)
+    call = await conversation(stt, retriever, turns=1, relisten=True, confirm_at=0)
+    # then the caller hears that the AI is not sure, and the transcript keeps the first hearing
+    assert call.ai_texts()[-1] == NOT_SURE
+    assert [t.text for t in call.orchestrator.turns if t.speaker == "caller"] == ["Do you do Botox?"]
+    assert len(retriever.queries) == 2
+
+
+async def test_a_failed_second_listen_costs_the_caller_nothing() -> None:
+    stt = FakeSTT("Which four are you on?", RuntimeError("the recogniser fell over"))
+    call = await conversation(stt, WordRetriever(FLOOR, PARKING), turns=1, relisten=True, confirm_at=0)
+    assert call.ai_texts()[-1] == NOT_SURE
+
+
+async def test_a_caller_asking_for_a_person_is_not_heard_again() -> None:
+    stt = FakeSTT("Can I talk to a person?", "Can I talk to a parking?")
+    retriever = WordRetriever(FLOOR, PARKING)
+    await conversation(stt, retriever, turns=1, relisten=True, confirm_at=0)
+    assert len(stt.calls) == 1 and len(retriever.queries) == 1
+
+
+async def test_a_question_answered_the_first_time_is_not_heard_again() -> None:
+    stt = FakeSTT("Which floor are you on?", "Which four are you on?")
+    retriever = WordRetriever(FLOOR, PARKING)
+    call = await conversation(stt, retriever, turns=1, relisten=True)
+    assert call.ai_texts()[-1] == FLOOR.text
+    assert len(stt.calls) == 1 and len(retriever.queries) == 1
