@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         "barge_in",
         "quality",
         "endpointing",
+        "heard",
         "load",
         "knowledge",
         "extraction",
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.endpointing import run_endpointing
 
         report["endpointing"] = run_endpointing()
+    if "heard" in args.which:
+        from bench.heard import run_heard
+
+        report["heard"] = run_heard()
     if "load" in args.which:
         from bench.load import run_load
 

@@ -25,7 +25,7 @@ from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Deciding", "Retrieval"]
+__all__ = ["Deciding", "Retrieval", "expected_words"]
 
 #: A second listen expects the key words of this many of the nearest passages, at most this many words.
 RELISTEN_FROM = 3
@@ -135,7 +135,7 @@ class Deciding:
         """
         if heard.relisten is None or asks_for_person(asked):
             return asked, candidates, judgement
-        words = terms.key_terms(" ".join(passage_text(p) for p in candidates[:RELISTEN_FROM]))[:RELISTEN_WORDS]
+        words = expected_words(candidates)
         try:
             with heard.marks.waiting_on_model():
                 again = (await heard.relisten(words)).strip()
@@ -186,6 +186,11 @@ class Deciding:
         except Exception as exc:  # the knowledge base down must not take the call down
             log.warning("knowledge search failed, answering without it: %r", exc)
             return [], None
+
+
+def expected_words(candidates: list[Any]) -> list[str]:
+    """What a second listen expects: the key words of the nearest passages (best first)."""
+    return terms.key_terms(" ".join(passage_text(p) for p in candidates[:RELISTEN_FROM]))[:RELISTEN_WORDS]
 
 
 def _retrieved(candidates: list[Any], judgement: Any | None) -> list[dict[str, Any]]:
