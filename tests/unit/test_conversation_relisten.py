@@ -21,13 +21,18 @@ NOT_SURE = UNSURE["en"].format(owner=OWNER)
 
 
 class WordRetriever(FakeRetriever):
-    """A gate that answers with the passage that has one of the question's words of four letters or more."""
+    """A gate that answers with the passage that has one of the question's words of four letters or
+    more; otherwise its best passage is ``near`` (a gate probability below answering)."""
+
+    def __init__(self, *passages: Passage, near: float = 0.3) -> None:
+        super().__init__(*passages)
+        self.near = near
 
     async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
         words = {w.strip("?.,").lower() for w in question.split() if len(w.strip("?.,")) >= 4}
         chosen = next((p for p in passages if words & set(p.text.lower().replace(";", "").split())), None)
-        candidates = [(p, 0.9 if p is chosen else 0.01, {}) for p in passages]
-        return Judgement(chosen, 0.9 if chosen else 0.01, candidates, answer_at=0.8)
+        candidates = [(p, 0.9 if p is chosen else (self.near if i == 0 else 0.01), {}) for i, p in enumerate(passages)]
+        return Judgement(chosen, 0.9 if chosen else self.near, candidates, answer_at=0.8)
 
 
 async def test_a_misheard_question_is_heard_again_expecting_the_nearest_passages_words_and_answered() -> None:
@@ -57,6 +62,16 @@ async def test_a_second_hearing_nothing_answers_either_leaves_the_question_as_fi
     assert call.ai_texts()[-1] == NOT_SURE
     assert [t.text for t in call.orchestrator.turns if t.speaker == "caller"] == ["Do you do Botox?"]
     assert len(retriever.queries) == 2
+
+
+async def test_a_question_no_passage_comes_near_is_not_heard_again() -> None:
+    # given nothing in the knowledge is near what was heard (the gate's best is 0.05)
+    stt = FakeSTT("Do you sell toothbrushes?", "Which floor are you on?")
+    retriever = WordRetriever(FLOOR, PARKING, near=0.05)
+    call = await conversation(stt, retriever, turns=1, relisten=True, confirm_at=0)
+    # then the caller is told at once that the AI is not sure: no second recognition, no second search
+    assert call.ai_texts()[-1] == NOT_SURE
+    assert len(retriever.queries) == 1 and not any("floor" in hints for hints in stt.hints)
 
 
 async def test_a_failed_second_listen_costs_the_caller_nothing() -> None:
