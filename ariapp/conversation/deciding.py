@@ -129,8 +129,8 @@ class Deciding:
         self, heard: Heard, asked: str, candidates: list[Any], judgement: Any | None
     ) -> tuple[str, list[Any], Any | None]:
         """Nothing answers what was heard: listen to the question again expecting the words of the
-        passages it came nearest ("Which four are you on?" is "Which floor are you on?" once the
-        recogniser expects "floor"), and take that hearing only if a passage answers it.
+        passages it came nearest ("Do you take Kakal Pay?" is "Do you take Kakao Pay?" once the
+        recogniser expects "kakao"), and take that hearing only if a passage answers it.
 
         The recogniser's mistakes on a caller's words are most of the answerable questions the AI
         is unsure of (docs/performance.md); a question nothing answers either way stays as first
