@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 SECRETS_DIR = Path(os.environ.get("AIPBX_SECRETS_DIR", "/run/secrets"))  # a container's share
@@ -124,6 +124,16 @@ SETTINGS: dict[str, str] = {
 
 class ContainerError(RuntimeError):
     """A container cannot start as configured; the message says what to set or run."""
+
+
+def require_secrets(env: Mapping[str, str], wanted: Sequence[str]) -> None:
+    """Raise :class:`ContainerError` naming every one of ``wanted`` the environment has no value for."""
+    missing = [name for name in wanted if not env.get(name, "").strip()]
+    if missing:
+        raise ContainerError(
+            f"no value for {', '.join(missing)}: run the set-up once more "
+            "(docker compose up runs it first; or make docker-env), then restart"
+        )
 
 
 # --- secrets -------------------------------------------------------------------------------------
@@ -281,12 +291,7 @@ def asterisk_config(env: Mapping[str, str]):
 
     directory = load_directory(Path(env.get("AIPBX_EXTENSIONS_FILE", "asterisk/extensions.yaml")))
     wanted = ["AIPBX_ARI_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{ext.ext}" for ext in directory)]
-    missing = [name for name in wanted if not env.get(name, "").strip()]
-    if missing:
-        raise ContainerError(
-            f"no value for {', '.join(missing)}: run the set-up once more "
-            "(docker compose up runs it first; or make docker-env), then restart"
-        )
+    require_secrets(env, wanted)
 
     def integer(name: str) -> int:
         raw = env.get(name, "").strip() or SETTINGS[name]

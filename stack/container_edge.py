@@ -55,16 +55,11 @@ def edge_of(env: Mapping[str, str]):
     from aipbx.directory import load_directory
     from stack.cluster import compose_edge
     from stack.config import SettingsError, StackConfig, cluster_settings, sip_settings
-    from stack.container import SETTINGS, ContainerError
+    from stack.container import SETTINGS, ContainerError, require_secrets
 
     directory = load_directory(Path(env.get("AIPBX_EXTENSIONS_FILE", "asterisk/extensions.yaml")))
     wanted = ["AIPBX_EDGE_DB_PASSWORD", "POSTGRES_PASSWORD", *(f"AIPBX_SIP_PASSWORD_{ext.ext}" for ext in directory)]
-    missing = [name for name in wanted if not env.get(name, "").strip()]
-    if missing:
-        raise ContainerError(
-            f"no value for {', '.join(missing)}: run the set-up once more "
-            "(docker compose up runs it first; or make docker-env), then restart"
-        )
+    require_secrets(env, wanted)
 
     def setting(name: str) -> str:
         return env.get(name, "").strip() or SETTINGS[name]
