@@ -386,6 +386,8 @@ def test_espeak_missing_executable_says_what_to_install() -> None:
         ("아니요. 아니요.", "아니요."),
         ("Yes. Yes, please.", "Yes. Yes, please."),  # not the same sentence: both kept
         ("Hello, I'm calling. Could you tell me?", "Hello, I'm calling. Could you tell me?"),
+        (". .", ""),  # line noise decoded as punctuation: nothing said
+        ("Yes. ?", "Yes."),
     ],
 )
 def test_a_sentence_repeated_word_for_word_is_heard_once(decoded: str, heard: str) -> None:

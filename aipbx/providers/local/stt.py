@@ -124,12 +124,13 @@ def cut_short(text: str, seconds: float) -> bool:
 def said_once(text: str) -> str:
     """``text`` without a sentence that repeats the one before it word for word ("No? No?" -> "No?"):
     a decoder that does not see the end of the audio loops on its last sentence, most often on a
-    one-word reply; a caller who really says "No. No." loses nothing by being heard once."""
+    one-word reply; a caller who really says "No. No." loses nothing by being heard once. A
+    "sentence" with no word in it (". ." decoded from line noise on some CPUs) is nothing said."""
     kept: list[str] = []
     previous = None
     for sentence in _SENTENCE.findall(text):
         words = re.sub(r"[^\w]+", " ", sentence.lower()).strip()
-        if words and words == previous:
+        if not words or words == previous:
             continue
         previous = words
         kept.append(sentence.strip())
