@@ -20,6 +20,9 @@ recogniser would misspell it ("Kakapay"), is something the knowledge knows nothi
 close the passages sound; nothing is answered or offered.
 The retriever then looks the name up in the owner's whole knowledge (a business name the best
 passages leave out is still known: :meth:`Retriever.judge <knowledge.retrieval.retriever.Retriever.judge>`).
+And a passage that states an amount only as its limit ("patients park free for up to 2 hours")
+does not answer a question about what comes after it ("How much is parking after the first two
+hours?", :func:`terms.past_limit`): it reads as an answer and says nothing of what was asked.
 
 The features are combined by a logistic model fitted on the ``calib`` split of ``eval/`` (never the
 ``heldout`` one, which measures it: ``python -m knowledge.retrieval.evaluate``), and a passage is
@@ -254,7 +257,10 @@ def judge(
         return Judgement(None, 0.0, answer_at=answer_at)
     rows = features(question, passages, embedder, e5, e5_floor)
     unknown = unknown_names(question, passages, known)
-    scored = [(p, 0.0 if unknown else probability(row, weights), row) for p, row in zip(passages, rows, strict=True)]
+    scored = [
+        (p, 0.0 if unknown or terms.past_limit(question, passage_text(p)) else probability(row, weights), row)
+        for p, row in zip(passages, rows, strict=True)
+    ]
     best = max(scored, key=lambda item: item[1])
     return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at, unknown)
 

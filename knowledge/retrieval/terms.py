@@ -10,6 +10,8 @@ Pure text functions for :mod:`knowledge.retrieval.relevance`: no model, no I/O.
   ``place``, a ``phone`` number, a ``person``; and :func:`passage_types` — which of those a passage
   states. A price question answered by a passage with no price is a near miss, not an answer.
 * :func:`weekdays` — the days a text names or spans ("Monday to Friday", "평일", "주말").
+* :func:`past_limit` — the amounts a question asks beyond ("after the first two hours") that a
+  passage states only as its limit ("free for up to 2 hours"): it says nothing of what comes after.
 * :func:`proper_names` — the names a knowledge base uses ("Dr. Minsu Park", "Chuseok", "Kakao Pay"):
   what a caller may say that a recogniser does not expect (recognition hints); :func:`named` — the
   words of the names a question says ("english" in "Does Dr. Lee speak English?"), which a passage
@@ -30,6 +32,7 @@ __all__ = [
     "key_terms",
     "named",
     "passage_types",
+    "past_limit",
     "proper_names",
     "stem",
     "weekdays",
@@ -83,7 +86,9 @@ _STOP_KO: Final = frozenset(
 _WEEKDAYS_EN: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAYS_KO: Final = ("월", "화", "수", "목", "금", "토", "일")
 
-_PRICE_Q: Final = re.compile(r"how much|\bcost|\bprice|\bfee\b|\bfees\b|\bcharge|\bpay\b|얼마|가격|비용|요금|값", re.I)
+_PRICE_Q: Final = re.compile(
+    r"how much|\bcost|\bprice|\bfee\b|\bfees\b|\bcharge|\bpay\b|\brun (?:me|you|us)\b|얼마|가격|비용|요금|값", re.I
+)
 _TIME_Q: Final = re.compile(
     r"\bwhen\b|what time|\bhours?\b|\bopen\b|\bclose[sd]?\b|\buntil\b|\btill\b|\blatest\b|"
     r"\bearliest\b|\bdays?\b|\bweekends?\b|" + "|".join(_WEEKDAYS_EN) + r"|몇\s*시|언제|"
@@ -250,6 +255,75 @@ def answer_types(question: str) -> set[str]:
 def passage_types(text: str) -> set[str]:
     """What kinds of answer a passage states."""
     return {kind for kind, pattern in _STATED.items() if pattern.search(text)}
+
+
+_NUMBER_WORDS: Final = {
+    word: str(n)
+    for n, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"half an": "0.5", "a half": "0.5", "an": "1", "a": "1", "한": "1", "두": "2", "세": "3", "네": "4", "다섯": "5"}
+_UNITS: Final = {
+    "minute": "minute", "min": "minute", "hour": "hour", "hr": "hour", "day": "day", "night": "night",
+    "week": "week", "month": "month", "year": "year", "visit": "visit", "session": "session",
+    "person": "person", "people": "person",
+    "분": "minute", "시간": "hour", "일": "day", "박": "night", "주": "week", "개월": "month", "달": "month",
+    "년": "year", "회": "session", "번": "session", "명": "person",
+}  # fmt: skip
+
+
+def _alternatives(words: list[str]) -> str:
+    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+
+
+def _amount(group: str) -> str:
+    """An amount ("two hours", "2 hrs", "두 시간", "2시간") with its number and unit in named groups."""
+    english = [w for w in _NUMBER_WORDS if not _HANGUL.search(w)]
+    korean = [w for w in _NUMBER_WORDS if _HANGUL.search(w)]
+    units_en = [u for u in _UNITS if not _HANGUL.search(u)]
+    units_ko = [u for u in _UNITS if _HANGUL.search(u)]
+    return (
+        rf"(?:\b(?P<n{group}>\d+(?:\.\d+)?|{_alternatives(english)})\s*(?P<u{group}>{_alternatives(units_en)})"
+        rf"(?:e?s)?\b|(?P<k{group}>\d+|{_alternatives(korean)})\s*(?P<v{group}>{_alternatives(units_ko)}))"
+    )
+
+
+# "after the first two hours", "beyond 3 days", "more than 2 hours", "2시간 이후", "2시간 넘으면", "2시간 초과"
+_BEYOND: Final = re.compile(
+    r"\b(?:after|beyond|past|over|longer than|more than|exceeding|exceeds?|additional|extra)\s+"
+    rf"(?:the\s+)?(?:first\s+|initial\s+)?{_amount('0')}"
+    rf"|{_amount('1')}\s*(?:이후|후에?|넘(?:으면|어가면|게|는)|초과|지나(?:면|서))",
+    re.I,
+)
+# "up to 2 hours", "for 2 hours", "for the first 2 hours", "within 3 days", "2시간까지", "2시간 이내", "최대 2시간"
+_LIMIT: Final = re.compile(
+    rf"\b(?:up to|for|first|within|at most|maximum of|max\.?)\s+{_amount('0')}"
+    rf"|(?:최대|처음|첫)\s*{_amount('1')}|{_amount('2')}\s*(?:까지|이내|동안\s*무료)",
+    re.I,
+)
+
+
+def _amounts(pattern: re.Pattern[str], text: str) -> set[tuple[str, str]]:
+    """The (number, unit) pairs of ``pattern``'s matches in ``text`` ("two hours" -> ("2", "hour"))."""
+    found = set()
+    for match in pattern.finditer(unicodedata.normalize("NFKC", text)):
+        for name, value in match.groupdict().items():
+            if value and name[0] in "nk":
+                unit = match.group(("u" if name[0] == "n" else "v") + name[1:]).lower()
+                found.add((_NUMBER_WORDS.get(value.lower(), value), _UNITS[unit]))
+    return found
+
+
+def past_limit(question: str, passage: str) -> set[tuple[str, str]]:
+    """The amounts ``question`` asks beyond that ``passage`` states only as a limit: asked "How much
+    is parking after the first two hours?", a passage saying "patients park free for up to 2 hours"
+    states the first two hours and nothing after them ({("2", "hour")}). Empty when the passage also
+    says what comes after ("after 2 hours, 1,000 won per 30 minutes")."""
+    beyond = _amounts(_BEYOND, question)
+    if not beyond:
+        return set()
+    return (beyond & _amounts(_LIMIT, passage)) - _amounts(_BEYOND, passage)
 
 
 _SENTENCE_END: Final = re.compile(r"(?<![DM]r\.)(?<!Mrs\.)(?<![MS][st]\.)(?<=[.?!;:])\s+|\n+")

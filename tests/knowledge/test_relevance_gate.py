@@ -58,6 +58,14 @@ async def test_a_near_miss_is_not_answered_with_its_neighbour(clinic) -> None:
     assert judgement.candidates  # there were passages to weigh; none answered
 
 
+async def test_a_question_about_what_comes_after_a_passages_limit_is_not_answered_with_the_limit(clinic) -> None:
+    # "free for two hours" says nothing of the third hour: reading it out would sound like an answer
+    assert (await ask(clinic, "Is there free parking?")).passage.id == "parking"
+    judgement = await ask(clinic, "How much is parking after the first two hours?")
+    assert not judgement.answerable and judgement.answering == [], judgement
+    assert all(p.id != "parking" or probability == 0.0 for p, probability, _ in judgement.candidates)
+
+
 async def test_a_caller_who_introduces_themselves_is_answered_as_if_they_had_not(embedder) -> None:
     # "Hi, this is Alex from Acme." names nothing the knowledge covers: it halved the gate's coverage
     # (0.72 against 0.93 for the bare question) and the demo's caller heard "not sure"

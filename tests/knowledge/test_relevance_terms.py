@@ -81,3 +81,21 @@ def test_the_names_a_knowledge_base_uses_are_what_a_recogniser_should_expect() -
 )
 def test_the_names_a_question_says(question: str, names: list[str]) -> None:
     assert terms.named(question) == names
+
+
+@pytest.mark.parametrize(
+    ("question", "passage", "past"),
+    [
+        ("How much is parking after the first two hours?", "Patients park free for up to 2 hours.", {("2", "hour")}),
+        ("Can I park for more than 2 hrs?", "Free parking for two hours in the basement.", {("2", "hour")}),
+        ("주차 2시간 넘으면 얼마예요?", "주차는 최대 2시간 무료입니다.", {("2", "hour")}),
+        ("두 시간 이후에는 요금이 있나요?", "2시간까지 무료입니다.", {("2", "hour")}),
+        # the passage says what comes after: it answers
+        ("How much is parking after the first two hours?", "Free for 2 hours; after 2 hours, 1,000 won.", set()),
+        # another amount, or none asked beyond: not this rule's business
+        ("Can I stay over 3 hours?", "Patients park free for up to 2 hours.", set()),
+        ("How much is parking?", "Patients park free for up to 2 hours.", set()),
+    ],
+)
+def test_past_limit_finds_a_question_about_what_comes_after_a_passages_limit(question, passage, past) -> None:
+    assert terms.past_limit(question, passage) == past
