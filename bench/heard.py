@@ -7,12 +7,17 @@ relevance gate then judges what was heard, as it judges the typed question. Repo
 
 * **typed**: the gate on the question as written (``python -m knowledge.retrieval.evaluate``'s figure);
 * **heard**: the gate on what the recogniser heard;
-* **heard again**: as calls do, a question nothing answers but a passage comes near (``RELISTEN_FROM_P``)
-  is recognised again expecting the key words of its three nearest passages
-  (``ariapp.conversation.deciding.expected_words``), and that hearing is kept only if a passage answers it.
+* **heard again**: as calls do, a question nothing answers but a passage comes near (``RELISTEN_FROM_P``),
+  or that says a name the knowledge does not have (``deciding.worth_hearing_again``), is recognised
+  again expecting the key words of its three nearest passages and their names spelt like it
+  (``ariapp.conversation.deciding.expected_words``), and that hearing is kept only if a passage answers it;
+* **checked at L**: and then, as calls do below the answering level, the "did you mean …?" check
+  (``ariapp.conversation.confirm.offer_for``) offered from gate probability L (``CONFIRM_AT`` and the
+  levels around it): a caller agrees when the offered passage is the one they asked about (answered),
+  declines otherwise (unsure; honest for a question the knowledge does not answer). ``offered`` counts
+  the checks: each one a caller hears is a turn longer than a direct answer.
 
-Counts are answered / wrong / unsure for answerable questions, honest / false for the others; the
-"did you mean …?" check calls make below the answering level is not counted here (see ``bench quality``).
+Counts are answered / wrong / unsure for answerable questions, honest / false for the others.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import yaml
 
 EVAL = Path(__file__).resolve().parent.parent / "knowledge" / "retrieval" / "eval"
 OWNER = "clinic-en"
+#: The check levels compared (``confirm.CONFIRM_AT`` is among them).
+CHECK_LEVELS = (0.1, 0.2, 0.3)
 
 
 def _outcome(question: dict[str, Any], passage: Any) -> str:
@@ -42,7 +49,8 @@ async def _run(renderings: int) -> dict:
     from aipbx.audio.g711 import ulaw_decode, ulaw_encode
     from aipbx.audio.resample import resample
     from aipbx.providers.local import WhisperSTT
-    from ariapp.conversation.deciding import RELISTEN_FROM_P, expected_words
+    from ariapp.conversation.confirm import CONFIRM_AT, offer_for
+    from ariapp.conversation.deciding import expected_words, worth_hearing_again
     from ariapp.conversation.turntaking import RELISTEN_NAMES
     from knowledge.retrieval import Retriever, UsemEmbedder
     from knowledge.retrieval.evaluate import index_items
@@ -60,16 +68,25 @@ async def _run(renderings: int) -> dict:
     names = proper_names([item["text"] for item in items])  # what deciding.prepare gives the recogniser
     stt = WhisperSTT("tiny.en")
 
-    async def judged(text: str) -> tuple[list[Any], Any, float]:
-        """The nearest passages, the one that answers (or None), the likeliest's probability."""
+    async def judged(text: str) -> tuple[list[Any], Any]:
+        """The nearest passages and the gate's judgement of them."""
         result = await retriever.search(OWNER, text)
-        judgement = await retriever.judge(text, result.passages, OWNER)
-        likeliest = judgement.likeliest
-        return result.passages, judgement.passage, likeliest[1] if likeliest is not None else 0.0
+        return result.passages, await retriever.judge(text, result.passages, OWNER)
+
+    def checked(question: dict[str, Any], asked: str, judgement: Any, level: float) -> tuple[str, bool]:
+        """The outcome after the check at ``level`` (a caller agrees only to what they asked) and
+        whether one was offered."""
+        offer = offer_for(asked, judgement, "en", level) if judgement.passage is None else None
+        if offer is None:
+            return _outcome(question, judgement.passage), False
+        wanted = {question["expect"], *question.get("also", [])} - {None}
+        return _outcome(question, offer.passage if offer.passage.id in wanted else None), True
 
     report: dict[str, Any] = {}
     for split in ("calib", "heldout"):
         counts: dict[str, Counter] = {"typed": Counter(), "heard": Counter(), "heard_again": Counter()}
+        for level in CHECK_LEVELS:
+            counts[f"checked_at_{level}"] = Counter()
         recognition_ms: list[float] = []
         misses: list[str] = []
         relistens = 0
@@ -80,21 +97,31 @@ async def _run(renderings: int) -> dict:
             started = time.perf_counter()
             heard = (await stt.transcribe(audio, "en", names)).text
             recognition_ms.append(1000 * (time.perf_counter() - started))
-            counts["typed"][_outcome(question, (await judged(question["q"]))[1])] += 1
-            candidates, answer, likeliest = await judged(heard)
-            counts["heard"][_outcome(question, answer)] += 1
-            again = heard
-            if answer is None and candidates and likeliest >= RELISTEN_FROM_P:
+            counts["typed"][_outcome(question, (await judged(question["q"]))[1].passage)] += 1
+            candidates, judgement = await judged(heard)
+            counts["heard"][_outcome(question, judgement.passage)] += 1
+            again, likeliest = heard, judgement.likeliest
+            if worth_hearing_again(heard, judgement):
                 relistens += 1
-                hints = [*names[:RELISTEN_NAMES], *expected_words(candidates)]
+                hints = list(
+                    dict.fromkeys([*names[:RELISTEN_NAMES], *expected_words(candidates, judgement.unknown_names)])
+                )
                 second = (await stt.transcribe(audio, "en", hints)).text
-                found = (await judged(second))[1] if second and second != heard else None
-                if found is not None:
-                    again, answer = second, found
-            outcome = _outcome(question, answer)
+                if second and second != heard:
+                    verdict = (await judged(second))[1]
+                    if verdict.passage is not None:
+                        again, judgement = second, verdict
+            outcome = _outcome(question, judgement.passage)
             counts["heard_again"][outcome] += 1
+            for level in CHECK_LEVELS:
+                after, offered = checked(question, again, judgement, level)
+                counts[f"checked_at_{level}"][after] += 1
+                counts[f"checked_at_{level}"]["offered"] += offered
             if outcome in ("wrong", "unsure", "false"):
-                misses.append(f"{outcome:7} {question['q']!r} heard {again!r}")
+                offer = offer_for(again, judgement, "en", CONFIRM_AT) if judgement.passage is None else None
+                check = f"; checked {offer.text!r} p={offer.probability:.2f}" if offer is not None else ""
+                best = f"p={likeliest[1]:.2f} {likeliest[0].id}" if likeliest is not None else "nothing near"
+                misses.append(f"{outcome:7} {question['q']!r} heard {again!r} ({best}{check})")
         report[split] = {
             **{name: dict(sorted(c.items())) for name, c in counts.items()},
             "heard_again_times": relistens,

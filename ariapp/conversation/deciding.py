@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from difflib import SequenceMatcher
 from typing import Any, Protocol
 
 import contract
@@ -25,7 +27,7 @@ from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Deciding", "Retrieval", "expected_words"]
+__all__ = ["Deciding", "Retrieval", "expected_words", "worth_hearing_again"]
 
 #: A second listen expects the key words of this many of the nearest passages, at most this many words.
 RELISTEN_FROM = 3
@@ -34,6 +36,9 @@ RELISTEN_WORDS = 12
 #: heard), of 159 unsure hearings 73 reach it and 7 of the 10 recovered do; of the 65 unknown
 #: questions' hearings, 10 (the cost of a second listen, ~0.25 s, is paid by near questions only).
 RELISTEN_FROM_P = 0.2
+#: A name the question says that the knowledge does not have is heard again expecting this many of the
+#: nearest passages' names that are spelt most like it ("Sanson Pay" -> "Samsung Pay").
+RELISTEN_LIKE_NAMES = 3
 
 
 class Retrieval(Protocol):
@@ -136,12 +141,13 @@ class Deciding:
         is unsure of (docs/performance.md); a question nothing answers either way stays as first
         heard, so a near miss gains nothing from being heard to the knowledge's tune. One more
         recognition and search, for unsure questions with a passage near enough
-        (:data:`RELISTEN_FROM_P`) only.
+        (:data:`RELISTEN_FROM_P`) or a name the knowledge does not have, which is most often a name
+        it does have, misheard ("Sanson Pay", "Game Noms Station", "Dr. Lee'd"): those are heard again
+        expecting the nearest passages' names spelt most like it.
         """
-        likeliest = judgement.likeliest if judgement is not None else None
-        if heard.relisten is None or likeliest is None or likeliest[1] < RELISTEN_FROM_P or asks_for_person(asked):
+        if heard.relisten is None or judgement is None or not worth_hearing_again(asked, judgement):
             return asked, candidates, judgement
-        words = expected_words(candidates)
+        words = expected_words(candidates, judgement.unknown_names)
         try:
             with heard.marks.waiting_on_model():
                 again = (await heard.relisten(words)).strip()
@@ -194,9 +200,38 @@ class Deciding:
             return [], None
 
 
-def expected_words(candidates: list[Any]) -> list[str]:
-    """What a second listen expects: the key words of the nearest passages (best first)."""
-    return terms.key_terms(" ".join(passage_text(p) for p in candidates[:RELISTEN_FROM]))[:RELISTEN_WORDS]
+def worth_hearing_again(asked: str, judgement: Any | None) -> bool:
+    """Whether an unanswered question is heard again (see :meth:`Deciding._heard_again`): its likeliest
+    passage came near enough, or it says a name the knowledge does not have; never a caller asking
+    for a person."""
+    if judgement is None or judgement.passage is not None or asks_for_person(asked):
+        return False
+    likeliest = judgement.likeliest
+    return bool(getattr(judgement, "unknown_names", ())) or (likeliest is not None and likeliest[1] >= RELISTEN_FROM_P)
+
+
+def expected_words(candidates: list[Any], unknown_names: Sequence[str] = ()) -> list[str]:
+    """What a second listen expects: the key words of the nearest passages (best first), after, for
+    names the question said that the knowledge does not have, the passages' names spelt most like them."""
+    nearest = candidates[:RELISTEN_FROM]
+    texts = [passage_text(p) for p in nearest]
+    like: list[str] = []
+    if unknown_names:  # the passage's own sentences, its FAQ question and heading each on their own
+        metadata = [getattr(p, "metadata", None) or {} for p in nearest]
+        names = proper_names(
+            [p.text for p in nearest] + [str(m.get(k) or "") for m in metadata for k in ("question", "heading")]
+        )
+        alike = {n: max(_alike(n, u) for u in unknown_names) for n in names}
+        like = sorted((n for n in names if alike[n] > 0), key=lambda n: -alike[n])[:RELISTEN_LIKE_NAMES]
+    return [*like, *terms.key_terms(" ".join(texts))][:RELISTEN_WORDS]
+
+
+def _alike(name: str, heard: str) -> float:
+    """How much ``name`` (a knowledge name, "Samsung Pay") is spelt like ``heard`` (a stemmed word
+    the question said, "sanson"): the best letter match of one of its words or two run together."""
+    parts = [terms.stem(w) for w in terms.words(name)]
+    forms = [*parts, *(a + b for a, b in zip(parts, parts[1:], strict=False))]
+    return max((SequenceMatcher(None, heard, form).ratio() for form in forms), default=0.0)
 
 
 def _retrieved(candidates: list[Any], judgement: Any | None) -> list[dict[str, Any]]:

@@ -189,7 +189,7 @@ class TurnTaking:
 
     async def _relisten(self, pcm: np.ndarray, words: Sequence[str]) -> str:
         """``pcm`` recognised again, told to expect ``words`` besides the callee's first names."""
-        return (await self._transcribe(pcm, hints=[*self.hints[:RELISTEN_NAMES], *words])).text
+        return (await self._transcribe(pcm, hints=list(dict.fromkeys([*self.hints[:RELISTEN_NAMES], *words])))).text
 
     async def _turn_complete(self, utterance: np.ndarray) -> float | None:
         """The end-of-turn model's probability that ``utterance`` ends the turn; None when it failed

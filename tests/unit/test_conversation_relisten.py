@@ -7,6 +7,7 @@ answers its calls in order, so its second result is what the second listen hears
 from __future__ import annotations
 
 from ariapp.conversation.answerer import UNSURE
+from ariapp.conversation.deciding import expected_words
 from knowledge.retrieval.relevance import Judgement
 from tests.unit.test_conversation_confirm import PARKING, conversation
 from tests.unit.test_conversation_orchestrator import OWNER, FakeRetriever, FakeSTT, Passage
@@ -93,3 +94,54 @@ async def test_a_question_answered_the_first_time_is_not_heard_again() -> None:
     call = await conversation(stt, retriever, turns=1, relisten=True)
     assert call.ai_texts()[-1] == FLOOR.text
     assert len(stt.calls) == 1 and len(retriever.queries) == 1
+
+
+PAYMENT = Passage(
+    "We take cards, cash, Kakao Pay, Naver Pay and Samsung Pay; no cheques.",
+    0.2,
+    {"item_id": 22, "heading": "Payment"},
+)
+
+
+class NameRetriever(WordRetriever):
+    """:class:`WordRetriever`, with the gate's rule on names: a capitalised word no passage has makes
+    nothing answer (probability 0 for every passage)."""
+
+    async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
+        text = " ".join(p.text.lower() for p in passages)
+        unknown = tuple(
+            w.strip("?.,").lower()
+            for w in question.split()[1:]
+            if w[0].isupper() and w.strip("?.,").lower() not in text
+        )
+        if not unknown:
+            return await super().judge(question, passages, owner)
+        candidates = [(p, 0.0, {}) for p in passages]
+        return Judgement(None, 0.0, candidates, answer_at=0.8, unknown_names=unknown)
+
+
+async def test_a_name_the_knowledge_does_not_have_is_heard_again_expecting_its_names_spelt_like_it() -> None:
+    # given the recogniser hears "Sanson Pay", a name no passage has (so nothing near: probability 0),
+    # and expecting the names spelt like it hears "Samsung Pay"
+    stt = FakeSTT("Can I pay with Sanson Pay?", "Can I pay with Samsung Pay?")
+    retriever = NameRetriever(PAYMENT, PARKING, near=0.0)
+    call = await conversation(stt, retriever, turns=1, relisten=True, confirm_at=0)
+    # then the caller is answered, and the second listen was told the knowledge's name most like it first
+    assert call.ai_texts()[-1] == PAYMENT.text
+    assert "Samsung Pay" in stt.hints[1]
+
+
+def test_a_second_listen_for_a_name_the_knowledge_lacks_expects_its_names_spelt_most_like_it_first() -> None:
+    told = expected_words([PAYMENT, PARKING], ("sanson",))
+    assert told[0] == "Samsung Pay" and set(told[1:3]) == {"Kakao Pay", "Naver Pay"}, told
+    assert expected_words([PAYMENT, PARKING])[:3] == ["payment", "take", "card"]  # no name unknown: key words
+
+
+async def test_a_name_the_knowledge_does_not_have_heard_again_the_same_is_not_answered() -> None:
+    # given a name the knowledge really does not have ("PayPal"), heard the same way twice
+    stt = FakeSTT("Can I pay with PayPal?", "Can I pay with PayPal?")
+    retriever = NameRetriever(PAYMENT, PARKING, near=0.0)
+    call = await conversation(stt, retriever, turns=1, relisten=True, confirm_at=0)
+    # then the AI says it is not sure (the second hearing was no different: not even searched again)
+    assert call.ai_texts()[-1] == NOT_SURE
+    assert len(stt.calls) == 2 and len(retriever.queries) == 1
