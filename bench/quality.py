@@ -57,6 +57,12 @@ def _content(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
+def _stems(text: str) -> set[str]:
+    """:func:`_content` with a plural's "s" off: a caller hearing "is it about our dentist?" for "our
+    dentists" recognises the topic as theirs."""
+    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in _content(text)}
+
+
 def _paused() -> list[tuple[str, str, float]]:
     """The four above, then the clinic's paused questions of the turn-taking set (0.5-1.0 s pauses)."""
     rows = [json.loads(line) for line in (EVAL / "turn_taking_en.jsonl").read_text().splitlines() if line.strip()]
@@ -192,13 +198,13 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
 
     def caller_who_asked(wanted_ids: set[str]):
         """A caller answering "did you mean …?": yes when the topic heard is what they asked about."""
-        topics = [_content(f"{items[i].get('question', '')} {items[i].get('heading', '')}") for i in wanted_ids]
+        topics = [_stems(f"{items[i].get('question', '')} {items[i].get('heading', '')}") for i in wanted_ids]
 
         async def follow_up(reply: np.ndarray) -> np.ndarray | None:
             heard = await transcribe(reply, RATE, "base")
             if not re.search(r"\bjust\W+(to|a)\W+check\b", heard):
                 return None
-            agree = any(t and len(t & _content(heard)) >= max(1, len(t) // 2) for t in topics)
+            agree = any(t and len(t & _stems(heard)) >= max(1, len(t) // 2) for t in topics)
             checks["offered"] += 1
             checks["agreed" if agree else "declined"] += 1
             if topics and not agree:
