@@ -342,21 +342,31 @@ def proper_names(texts: list[str], max_chars: int = 240) -> list[str]:
     a lone capitalised word that only starts a sentence ("We", "Take"), nor weekday or month names.
     """
     counts: dict[str, int] = {}
+
+    def count(run: list[str], first: bool) -> None:
+        """``run``: capitalised words in a row; ``first``: it starts its sentence."""
+        if run and first and run[0].lower() in _STOP_EN:
+            run = run[1:]  # "On Thursdays", "The Hanbit Building": a sentence's first word
+        elif run and first and len(run) == 1:
+            run = []  # "We", "Take": capitalised only because a sentence starts with it
+        name = re.sub(r"['’]s$", "", " ".join(run))
+        if len(name) >= 3 and not all(word.lower() in _COMMON_NAMES for word in run):
+            counts[name] = counts.get(name, 0) + 1
+
     for text in texts:
         for sentence in _SENTENCE_END.split(text):
             tokens = _TOKEN.findall(sentence)
             run: list[str] = []
             for index, token in enumerate([*tokens, ""]):
                 if token and _NAME_WORD.fullmatch(token):
+                    if run and token.rstrip(".").lower() in _TITLES:
+                        # a title starts a name: "Ask Dr. Lee", "Best Dr. Minsu Park" (a recogniser's
+                        # "Does") are a word and a name
+                        count(run, index - len(run) == 0)
+                        run = []
                     run.append(token)
                     continue
-                if run and index - len(run) == 0 and run[0].lower() in _STOP_EN:
-                    run = run[1:]  # "On Thursdays", "The Hanbit Building": a sentence's first word
-                elif run and index - len(run) == 0 and len(run) == 1:
-                    run = []  # "We", "Take": capitalised only because a sentence starts with it
-                name = re.sub(r"['’]s$", "", " ".join(run))
-                if len(name) >= 3 and not all(word.lower() in _COMMON_NAMES for word in run):
-                    counts[name] = counts.get(name, 0) + 1
+                count(run, index - len(run) == 0)
                 run = []
     names: list[str] = []
     used = 0

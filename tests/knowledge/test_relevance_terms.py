@@ -54,13 +54,31 @@ def test_the_names_a_knowledge_base_uses_are_what_a_recogniser_should_expect() -
         "Over Seollal (Lunar New Year) and Chuseok we close. Take Line 2 to Gangnam Station.",
         "Patients park free in the Hanbit Building's car park. We accept Kakao Pay.",
         "주차는 두 시간 무료입니다.",
+        "Meet Dr. Jiyoung Lee, our director.",
     ]
     names = terms.proper_names(texts)
     # titles stay with their names; a possessive is the name; sentence-initial words and weekdays are not names
-    for name in ("Dr. Minsu Park", "Dr. Park", "Seollal", "Lunar New Year", "Chuseok", "Gangnam Station"):
+    for name in (
+        "Dr. Minsu Park",
+        "Dr. Park",
+        "Seollal",
+        "Lunar New Year",
+        "Chuseok",
+        "Gangnam Station",
+        "Dr. Jiyoung Lee",
+    ):
         assert name in names, names
     assert "Hanbit Building" in names and "Kakao Pay" in names, names
-    for not_a_name in ("He", "The", "On Thursdays", "Thursdays", "Over Seollal", "Patients", "We"):
+    for not_a_name in (
+        "He",
+        "The",
+        "On Thursdays",
+        "Thursdays",
+        "Over Seollal",
+        "Patients",
+        "We",
+        "Ask Dr. Jiyoung Lee",
+    ):
         assert not_a_name not in names, names
     # the list is bounded (a prompt has room for a few dozen names)
     assert sum(len(n) + 2 for n in terms.proper_names(texts * 50, max_chars=60)) <= 60
@@ -76,6 +94,8 @@ def test_the_names_a_knowledge_base_uses_are_what_a_recogniser_should_expect() -
         ("Are you open on Saturday?", []),
         ("How Much for White Feeling", []),  # title-cased by the recogniser: capitals say nothing
         ("Is Dr. Park In On Thursday?", []),
+        # a title starts a name: the recogniser's "Best" for "Does" before it is a sentence's first word
+        ("Best Dr. Minsu Park work Mondays?", ["minsu", "park"]),
         ("주차 되나요?", []),  # Hangul has no case
     ],
 )
