@@ -111,7 +111,8 @@ _KO_OPEN_ENDINGS: Final = (
 )
 
 _WORD: Final = re.compile(r"[\w']+", re.UNICODE)
-_HUM: Final = re.compile(r"[mh]+|(?:u+h+){1,2}")
+# A hum however spelt: "mm", "hmm", "mhm", "nm" (tiny.en's "N-m-" for "mm-hmm"), "uh-huh".
+_HUM: Final = re.compile(r"(?=[hn]*m)[mhn]+|(?:u+h+){1,2}")
 
 #: What the recogniser is told to expect when a short sound over our reply was not heard as a
 #: backchannel: without it tiny.en hears "mm-hmm" as "in a month" or "and make them" (9 of 16 hums
@@ -146,6 +147,8 @@ def unfinished(text: str, language: str = "en-US", first: bool = False) -> bool:
     words = _WORD.findall(stripped.lower())
     if words and (words[-1] in _EN_NEVER_LAST or _en_open_question(words, stripped, first)):
         return True
+    if len(words) > 1 and words[-1] == "huh":
+        return True  # "Could you tell me, uh" heard as "Could you tell me, huh?": a filler, not a question
     if stripped.endswith(("?", "!", "。")):
         return False
     if stripped.endswith((",", "...", "…", "-", "—", ":")):

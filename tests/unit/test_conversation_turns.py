@@ -33,6 +33,9 @@ from ariapp.conversation.turns import INCOMPLETE_BELOW, backchannel, should_wait
         "So for the M plan, does the price?",
         "Who should I talk to about?",
         "What are your?",
+        # a filler the recogniser heard as a question ("..., uh" -> "..., huh?")
+        "Could you tell me, huh?",
+        "Do you see children who are, huh?",
     ],
 )
 def test_english_thoughts_left_open(text: str) -> None:
@@ -60,6 +63,7 @@ def test_english_thoughts_left_open(text: str) -> None:
         "Will that work?",
         "Who does the cleaning?",
         "How much is that?",  # not the caller's first words: it points back at our answer
+        "Huh?",  # a caller who did not hear us: answered at once
     ],
 )
 def test_english_thoughts_finished(text: str) -> None:
@@ -102,6 +106,7 @@ def test_korean_thoughts_finished(text: str) -> None:
         "Mm, okay.",
         "All right.",
         "Amen.",
+        "N-m-",  # "Mm-hmm." as tiny.en spelt it over a reply
     ],
 )
 def test_hums_and_acknowledgements_are_backchannels(text: str) -> None:
@@ -109,7 +114,7 @@ def test_hums_and_acknowledgements_are_backchannels(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["in a month.", "Mm, no, the other one.", "Monday?", "What about Sunday?", "Amen, stop."]
+    "text", ["in a month.", "Mm, no, the other one.", "Monday?", "What about Sunday?", "Amen, stop.", "N.", "No."]
 )
 def test_words_are_not_backchannels(text: str) -> None:
     assert not backchannel(text)
