@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
 from django.utils import timezone
 
 from knowledge.actions import Text, do_add_items
@@ -317,15 +317,30 @@ class _ProgressWriter:
     The items are written in one transaction (all or nothing), which other
     sessions cannot see until it commits; the progress counter must be visible
     while it runs, so it goes through its own autocommit connection.
+
+
+    It must never hold the import up: a lock request queued on the jobs table (a migration's ALTER, a
+    TRUNCATE) waits for the import's transaction, and an update queued behind it would wait for that
+    request, while the import waits for the update: a deadlock PostgreSQL cannot see (it spans two
+    connections of one process). So a progress write waits :data:`LOCK_WAIT` at most and is skipped
+    (the next one, or the job's end, says how far it got).
     """
+
+    #: How long a progress write may wait for its row.
+    LOCK_WAIT = "500ms"
 
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         self._connection = connections.create_connection(DEFAULT_DB_ALIAS)
+        with self._connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = '{self.LOCK_WAIT}'")
 
     def report(self, done: int) -> None:
-        with self._connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {ImportJob._meta.db_table} SET done = %s WHERE id = %s", [done, self.job_id])
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {ImportJob._meta.db_table} SET done = %s WHERE id = %s", [done, self.job_id])
+        except OperationalError as exc:  # lock_timeout: skipped, the import goes on
+            logger.info("import job %s: progress %s not written (%s)", self.job_id, done, exc)
 
     def close(self) -> None:
         self._connection.close()

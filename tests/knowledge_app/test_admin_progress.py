@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,43 @@ def test_import_progress_is_visible_while_the_import_runs(tmp_path: Path) -> Non
     assert job.status == ImportJob.JobStatus.DONE and (job.done, job.total) == (6, 6)
     # the callback runs before the row is updated for that batch: the others saw 0, 2, 4
     assert seen == [(0, 6), (2, 6), (4, 6)]
+
+
+def test_a_lock_queued_on_the_jobs_table_mid_import_does_not_deadlock_it(tmp_path: Path) -> None:
+    # given an import running, and another session (a migration, a test's TRUNCATE) taking the jobs table
+    # and then waiting for the items table, which the import's transaction holds: a progress write
+    # would wait for that session, which waits for the import, which waits for the progress write
+    path = tmp_path / "facts.txt"
+    path.write_text("\n\n".join(f"Locker {n} belongs to employee number {n * 3}." for n in range(6)), encoding="utf-8")
+    outcome: list[object] = []
+
+    def lock_the_table() -> None:
+        locker = connections.create_connection(DEFAULT_DB_ALIAS)
+        try:
+            with locker.cursor() as cursor:  # gives up after 20 s: a deadlock fails the test, never hangs it
+                cursor.execute("SET statement_timeout = '20s'")
+                cursor.execute(
+                    "BEGIN; LOCK TABLE knowledge_importjob, knowledge_knowledgeitem IN ACCESS EXCLUSIVE MODE; COMMIT;"
+                )
+            outcome.append("locked")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome.append(exc)
+        finally:
+            locker.close()
+
+    waiting = threading.Thread(target=lock_the_table)
+
+    def ask_for_the_table(done: int, total: int) -> None:
+        if done == 2:  # the first batch is written (the callback runs before its progress write)
+            waiting.start()
+            time.sleep(0.3)  # the lock request is queued before the first progress write
+
+    job = import_file("1002", path, progress=ask_for_the_table, batch=2)
+    waiting.join(30)
+    # then the import finished, its progress writes skipped while the request waited, and the other
+    # session got the table once the import committed
+    assert job.status == ImportJob.JobStatus.DONE and (job.done, job.total) == (6, 6)
+    assert outcome == ["locked"], outcome
 
 
 def test_llm_timeout_is_retryable() -> None:
