@@ -379,6 +379,7 @@ def proper_names(texts: list[str], max_chars: int = 240) -> list[str]:
 
 
 _TITLES: Final = frozenset({"dr", "mr", "mrs", "ms", "st"})
+_CONTRACTION: Final = re.compile(r"['’](?:d|ll|s|ve|re|m)$")
 # Words no name is made of: one with a capital inside a sentence means the text is title-cased.
 _FUNCTION_WORDS: Final = frozenset(
     """
@@ -404,6 +405,7 @@ def named(question: str) -> list[str]:
     found: list[str] = []
     for name in proper_names([question], max_chars=10_000):
         for word in words(name):
+            word = _CONTRACTION.sub("", word)  # "Is Dr. Lee'd in?": whisper's "Dr. Lee in"
             if word not in _TITLES and word not in _COMMON_NAMES:
                 found.append(stem(word))
     return list(dict.fromkeys(found))

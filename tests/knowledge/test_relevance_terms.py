@@ -96,6 +96,7 @@ def test_the_names_a_knowledge_base_uses_are_what_a_recogniser_should_expect() -
         ("Is Dr. Park In On Thursday?", []),
         # a title starts a name: the recogniser's "Best" for "Does" before it is a sentence's first word
         ("Best Dr. Minsu Park work Mondays?", ["minsu", "park"]),
+        ("Which days is Dr. Lee'd in?", ["lee"]),  # a contraction is not part of the name
         ("주차 되나요?", []),  # Hangul has no case
     ],
 )
