@@ -211,8 +211,8 @@ def worth_hearing_again(asked: str, judgement: Any | None) -> bool:
 
 
 def expected_words(candidates: list[Any], unknown_names: Sequence[str] = ()) -> list[str]:
-    """What a second listen expects: the key words of the nearest passages (best first), after, for
-    names the question said that the knowledge does not have, the passages' names spelt most like them."""
+    """What a second listen expects: for names the question said that the knowledge lacks, first the
+    nearest passages' names spelt most like them; then the key words of the nearest passages (best first)."""
     nearest = candidates[:RELISTEN_FROM]
     texts = [passage_text(p) for p in nearest]
     like: list[str] = []
