@@ -318,10 +318,9 @@ class _ProgressWriter:
     sessions cannot see until it commits; the progress counter must be visible
     while it runs, so it goes through its own autocommit connection.
 
-
-    It must never hold the import up: a lock request queued on the jobs table (a migration's ALTER, a
-    TRUNCATE) waits for the import's transaction, and an update queued behind it would wait for that
-    request, while the import waits for the update: a deadlock PostgreSQL cannot see (it spans two
+    It must never hold the import up: a session that took the jobs table and waits for a table the
+    import's transaction holds (a TRUNCATE of both, a migration) makes a progress write wait for it,
+    while the import waits for the progress write: a deadlock PostgreSQL cannot see (it spans two
     connections of one process). So a progress write waits :data:`LOCK_WAIT` at most and is skipped
     (the next one, or the job's end, says how far it got).
     """
