@@ -50,8 +50,8 @@ async def _run(renderings: int) -> dict:
     from aipbx.audio.resample import resample
     from aipbx.providers.local import WhisperSTT
     from ariapp.conversation.confirm import CONFIRM_AT, offer_for
-    from ariapp.conversation.deciding import expected_words, worth_hearing_again
-    from ariapp.conversation.turntaking import RELISTEN_NAMES
+    from ariapp.conversation.deciding import expected_words, same_words, worth_hearing_again
+    from ariapp.conversation.turntaking import relisten_hints
     from knowledge.retrieval import Retriever, UsemEmbedder
     from knowledge.retrieval.evaluate import index_items
     from knowledge.retrieval.relevance import RelevanceGate
@@ -103,11 +103,9 @@ async def _run(renderings: int) -> dict:
             again, likeliest = heard, judgement.likeliest
             if worth_hearing_again(heard, judgement):
                 relistens += 1
-                hints = list(
-                    dict.fromkeys([*names[:RELISTEN_NAMES], *expected_words(candidates, judgement.unknown_names)])
-                )
+                hints = relisten_hints(names, expected_words(candidates, judgement.unknown_names))
                 second = (await stt.transcribe(audio, "en", hints)).text
-                if second and second != heard:
+                if second and not same_words(second, heard):
                     verdict = (await judged(second))[1]
                     if verdict.passage is not None:
                         again, judgement = second, verdict

@@ -27,7 +27,7 @@ from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Deciding", "Retrieval", "expected_words", "worth_hearing_again"]
+__all__ = ["Deciding", "Retrieval", "expected_words", "same_words", "worth_hearing_again"]
 
 #: A second listen expects the key words of this many of the nearest passages, at most this many words.
 RELISTEN_FROM = 3
@@ -151,7 +151,7 @@ class Deciding:
         try:
             with heard.marks.waiting_on_model():
                 again = (await heard.relisten(words)).strip()
-                if not again or again == asked:
+                if not again or same_words(again, asked):
                     return asked, candidates, judgement
                 found, verdict = await self._retrieve(again)
         except Exception as exc:  # noqa: BLE001 - a second listen must never cost the caller the first
@@ -208,6 +208,13 @@ def worth_hearing_again(asked: str, judgement: Any | None) -> bool:
         return False
     likeliest = judgement.likeliest
     return bool(getattr(judgement, "unknown_names", ())) or (likeliest is not None and likeliest[1] >= RELISTEN_FROM_P)
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two hearings say the same words, whatever their case and punctuation: a second listen
+    that only lowercased "Smile Tree Dental" must not be judged again (the gate reads capitals as names,
+    and the same question would get another verdict)."""
+    return terms.words(a) == terms.words(b)
 
 
 def expected_words(candidates: list[Any], unknown_names: Sequence[str] = ()) -> list[str]:

@@ -145,3 +145,13 @@ async def test_a_name_the_knowledge_does_not_have_heard_again_the_same_is_not_an
     # then the AI says it is not sure (the second hearing was no different: not even searched again)
     assert call.ai_texts()[-1] == NOT_SURE
     assert len(stt.calls) == 2 and len(retriever.queries) == 1
+
+
+async def test_a_second_hearing_that_only_changes_case_or_punctuation_is_not_judged_again() -> None:
+    # given the second listen hears the same words, only lower-cased (the gate reads capitals as names)
+    stt = FakeSTT("Do you do Botox?", "do you do botox")
+    retriever = WordRetriever(FLOOR, PARKING)
+    call = await conversation(stt, retriever, turns=1, relisten=True, confirm_at=0)
+    # then the first hearing's verdict stands: one search, and the caller hears it
+    assert call.ai_texts()[-1] == NOT_SURE
+    assert len(stt.calls) == 2 and len(retriever.queries) == 1
