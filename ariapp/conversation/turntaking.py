@@ -37,7 +37,7 @@ from ariapp.conversation.turns import BACKCHANNEL_HINTS, backchannel, should_wai
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TurnTaking"]
+__all__ = ["TurnTaking", "relisten_hints"]
 
 #: How many of the callee's names (most used first) a second listen is told besides its words.
 RELISTEN_NAMES = 4
@@ -189,7 +189,7 @@ class TurnTaking:
 
     async def _relisten(self, pcm: np.ndarray, words: Sequence[str]) -> str:
         """``pcm`` recognised again, told to expect ``words`` besides the callee's first names."""
-        return (await self._transcribe(pcm, hints=list(dict.fromkeys([*self.hints[:RELISTEN_NAMES], *words])))).text
+        return (await self._transcribe(pcm, hints=relisten_hints(self.hints, words))).text
 
     async def _turn_complete(self, utterance: np.ndarray) -> float | None:
         """The end-of-turn model's probability that ``utterance`` ends the turn; None when it failed
@@ -234,3 +234,9 @@ async def _ready(task: asyncio.Future[Any], seconds: float) -> Any:
     """``task``'s result if it is done within ``seconds``, else None (it is left running)."""
     done, _ = await asyncio.wait({task}, timeout=seconds)
     return task.result() if done else None
+
+
+def relisten_hints(names: Sequence[str], words: Sequence[str]) -> list[str]:
+    """What a second listen is told to expect: the callee's first :data:`RELISTEN_NAMES` names and
+    ``words`` (``deciding.expected_words``), each once."""
+    return list(dict.fromkeys([*names[:RELISTEN_NAMES], *words]))

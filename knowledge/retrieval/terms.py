@@ -359,7 +359,7 @@ def proper_names(texts: list[str], max_chars: int = 240) -> list[str]:
             run: list[str] = []
             for index, token in enumerate([*tokens, ""]):
                 if token and _NAME_WORD.fullmatch(token):
-                    if run and token.rstrip(".").lower() in _TITLES:
+                    if run and token.rstrip(".").lower() in _PERSON_TITLES:
                         # a title starts a name: "Ask Dr. Lee", "Best Dr. Minsu Park" (a recogniser's
                         # "Does") are a word and a name
                         count(run, index - len(run) == 0)
@@ -379,6 +379,7 @@ def proper_names(texts: list[str], max_chars: int = 240) -> list[str]:
 
 
 _TITLES: Final = frozenset({"dr", "mr", "mrs", "ms", "st"})
+_PERSON_TITLES: Final = _TITLES - {"st"}  # "St." also ends a street's name ("Main St.")
 _CONTRACTION: Final = re.compile(r"['’](?:d|ll|s|ve|re|m)$")
 # Words no name is made of: one with a capital inside a sentence means the text is title-cased.
 _FUNCTION_WORDS: Final = frozenset(
