@@ -211,13 +211,44 @@ def key_terms(question: str) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
+#: What may follow a text's word in a question's word that still means it ("reserv" + "ation", "book" +
+#: "ings"): an ending, not another word ("open" does not cover "opentable").
+_ENDINGS: Final = frozenset(
+    (
+        "e",
+        "s",
+        "es",
+        "ed",
+        "er",
+        "ers",
+        "ing",
+        "ings",
+        "ion",
+        "ions",
+        "ation",
+        "ations",
+        "al",
+        "ly",
+        "ment",
+        "ments",
+        "y",
+        "ic",
+        "ist",
+        "ists",
+    )
+)
+
+
 def covers(term: str, text_stems: set[str], text: str) -> bool:
     """Whether ``text`` (its stems, and its raw form for Korean) contains ``term``."""
     if term in text_stems:
         return True
     if _HANGUL.search(term):  # agglutinative: a stem inside a longer word ("주차" in "주차장은")
         return len(term) >= 2 and term in text
-    return any(len(term) >= 4 and (s.startswith(term) or term.startswith(s) and len(s) >= 4) for s in text_stems)
+    return any(
+        len(term) >= 4 and (s.startswith(term) or len(s) >= 4 and term.startswith(s) and term[len(s) :] in _ENDINGS)
+        for s in text_stems
+    )
 
 
 def weekdays(text: str) -> set[str]:

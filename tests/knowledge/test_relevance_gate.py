@@ -172,6 +172,17 @@ def test_a_name_as_the_recogniser_misspells_it_is_still_a_name_the_knowledge_has
     assert unknown_names("Is Dr. Leo in on Monday?", passages) == ("leo",)
 
 
+def test_a_name_that_starts_with_a_word_of_the_knowledge_is_still_unknown() -> None:
+    # "OpenTable" is not covered by "open": a word and then another word is another name
+    passages = [
+        Passage("hours", "We are open from 11:30 to 22:00.", 0.5, {}),
+        Passage("booking", "Book in the Catchtable app, up to 30 days ahead; reserved tables are held.", 0.4, {}),
+    ]
+    assert unknown_names("Can I book through OpenTable?", passages) == ("opentable",)
+    # an ending is not another word: "reservations" is what "reserved" says, "Catchtables" is Catchtable
+    assert unknown_names("Are Catchtables reservations kept?", passages) == ()
+
+
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
     gate = evaluate("relevance", "heldout")["all"]
     threshold = evaluate("threshold", "heldout")["all"]
