@@ -76,7 +76,7 @@ FEATURES: Final = (
 #: Logistic weights (intercept first, then :data:`FEATURES`), fitted by ``train_relevance`` on ``calib``.
 WEIGHTS: Final = (-20.463, -0.408, 0.9, 5.71, -1.228, -0.105, -2.346, 11.235, -0.29, 18.526, 26.304, 36.951)
 #: The probability from which the best passage is said to answer the question.
-ANSWER_AT: Final = 0.79
+ANSWER_AT: Final = 0.73
 #: Sentences that answer no question (ko and en): the e5 score a passage must clearly beat when it
 #: has no runner-up.
 NEUTRAL: Final = ("Thank you for calling.", "감사합니다. 좋은 하루 되세요.", "Our office is here to help you.")
