@@ -33,6 +33,7 @@ __all__ = [
     "INCOMPLETE_BELOW",
     "backchannel",
     "should_wait",
+    "situation_only",
     "unfinished",
 ]
 
@@ -54,6 +55,17 @@ um uh er erm hmm mm well
 is are was were do does did can could would will should may might
 me tell know wondering ask
 """.split()
+)
+
+# What whisper writes for a caller's "uh" or "um" said on its own after some words.
+_EN_FILLER_HEARD: Final = frozenset({"huh", "uh", "um", "up", "oh", "ah", "er"})
+
+# A caller's statement of their situation, which the question follows ("I'm over 65. [pause] Is my
+# implant covered?", "My son is seven. [pause] Can he ..."): answered alone, its half of the question
+# is lost and the other half asked without it.
+_EN_SITUATION: Final = re.compile(
+    r"^(?:i'?m|i am|we'?re|we are|(?:my|our)\s+\w+(?:\s+\w+)?\s+(?:is|are|was|has|have))\b[^?!]*[.,]?$",
+    re.IGNORECASE,
 )
 
 # Korean: connective endings and conjunctions that leave a sentence open; fillers.
@@ -147,8 +159,10 @@ def unfinished(text: str, language: str = "en-US", first: bool = False) -> bool:
     words = _WORD.findall(stripped.lower())
     if words and (words[-1] in _EN_NEVER_LAST or _en_open_question(words, stripped, first)):
         return True
-    if len(words) > 1 and words[-1] == "huh":
-        return True  # "Could you tell me, uh" heard as "Could you tell me, huh?": a filler, not a question
+    if len(words) > 1 and words[-1] in _EN_FILLER_HEARD and re.search(r"[,.?!]\s*\w+\W*$", stripped):
+        # "Could you tell me, uh" heard as "Could you tell me, huh?", "... tell me? Up." or "Do you take,
+        # oh?": a filler on its own after the words, not a question (what comes before it decides)
+        return True
     if stripped.endswith(("?", "!", "。")):
         return False
     if stripped.endswith((",", "...", "…", "-", "—", ":")):
@@ -188,15 +202,28 @@ def _en_open_question(words: list[str], text: str, first: bool) -> bool:
     return first and last in _EN_REFERENCE and len(sentences) == 1 and len(words) <= 6
 
 
+def situation_only(text: str) -> bool:
+    """Whether ``text`` is only a short statement of the caller's situation ("I'm over 65.", "My son is
+    seven."), one sentence of at most eight words, no question: what they ask comes next."""
+    stripped = text.strip()
+    return (
+        bool(_EN_SITUATION.match(stripped))
+        and len(_WORD.findall(stripped)) <= 8
+        and len([s for s in re.split(r"[.!?]+", stripped) if s.strip()]) == 1
+    )
+
+
 def should_wait(text: str, language: str = "en-US", complete: float | None = None, first: bool = False) -> bool:
     """Whether to give the caller :data:`HOLD_S` more before answering ``text``: its words stop
     mid-thought, they only greet or introduce the caller ("Hi, this is Alex from Acme.", the question
-    still to come: answered alone, the introduction goes to a person as a question nobody can answer),
-    or the end-of-turn model (``complete``: its probability, None: no model) is sure the turn goes on.
-    ``first``: the caller's first words of the call (see :func:`unfinished`)."""
+    still to come: answered alone, the introduction goes to a person as a question nobody can answer)
+    or state the caller's situation (:func:`situation_only`), or the end-of-turn model (``complete``:
+    its probability, None: no model) is sure the turn goes on. ``first``: the caller's first words of
+    the call (see :func:`unfinished`)."""
     return (
         unfinished(text, language, first)
         or introduction_only(text)
+        or situation_only(text)
         or (complete is not None and complete < INCOMPLETE_BELOW)
     )
 

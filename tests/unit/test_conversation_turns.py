@@ -36,6 +36,8 @@ from ariapp.conversation.turns import INCOMPLETE_BELOW, backchannel, should_wait
         # a filler the recogniser heard as a question ("..., uh" -> "..., huh?")
         "Could you tell me, huh?",
         "Do you see children who are, huh?",
+        "Could you tell me? Up.",
+        "Do you take, oh?",
     ],
 )
 def test_english_thoughts_left_open(text: str) -> None:
@@ -64,6 +66,8 @@ def test_english_thoughts_left_open(text: str) -> None:
         "Who does the cleaning?",
         "How much is that?",  # not the caller's first words: it points back at our answer
         "Huh?",  # a caller who did not hear us: answered at once
+        "What's up?",
+        "Is the lift going up?",
     ],
 )
 def test_english_thoughts_finished(text: str) -> None:
@@ -121,11 +125,11 @@ def test_words_are_not_backchannels(text: str) -> None:
 
 
 def test_the_turn_model_holds_a_finished_sounding_sentence_only_when_it_is_sure() -> None:
-    # the words alone: "My son is seven." (the recogniser dropped the "and") is finished
-    assert not should_wait("My son is seven.", "en-US", None)
+    # the words alone: "The price is fine." (the recogniser dropped the "and") is finished
+    assert not should_wait("The price is fine.", "en-US", None)
     # the model sure that the thought goes on: wait; merely unsure: the words decide
-    assert should_wait("My son is seven.", "en-US", INCOMPLETE_BELOW / 2)
-    assert not should_wait("My son is seven.", "en-US", 0.3)
+    assert should_wait("The price is fine.", "en-US", INCOMPLETE_BELOW / 2)
+    assert not should_wait("The price is fine.", "en-US", 0.3)
     # an open thought waits whatever the model says
     assert should_wait("Could you tell me,", "en-US", 0.99)
 
@@ -140,4 +144,24 @@ def test_a_greeting_or_an_introduction_alone_waits_for_the_question(text: str) -
 
 @pytest.mark.parametrize("text", ["Hi, this is Alex from Acme. When is the meeting?", "Hi, when are you open?"])
 def test_a_greeting_with_its_question_does_not_wait(text: str) -> None:
+    assert not should_wait(text, "en-US", 0.99)
+
+
+@pytest.mark.parametrize("text", ["I'm over 65.", "My son is seven.", "My son is 7, N.", "We're a family of four."])
+def test_the_callers_situation_alone_waits_for_the_question(text: str) -> None:
+    # "I'm over 65. [pause] Is my implant covered by insurance?" answered in two turns: the second
+    # alone sounds like the insurance passage's question, and the first is lost
+    assert should_wait(text, "en-US", 0.99)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm over 65, is my implant covered by insurance?",
+        "My appointment is on Tuesday. Can I move it?",
+        "I'd like to book a cleaning.",
+        "I am a new patient and I would like to book a cleaning for next week please.",
+    ],
+)
+def test_a_situation_with_its_question_or_a_request_does_not_wait(text: str) -> None:
     assert not should_wait(text, "en-US", 0.99)
