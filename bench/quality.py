@@ -57,10 +57,15 @@ def _content(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
+#: Words every question has: a check is the caller's topic by what it is about, not by its "how".
+_QUESTION_WORDS = frozenset("how what when where who why does did get have has could would should".split())
+
+
 def _stems(text: str) -> set[str]:
-    """:func:`_content` with a plural's "s" off: a caller hearing "is it about our dentist?" for "our
-    dentists" recognises the topic as theirs."""
-    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in _content(text)}
+    """:func:`_content` with a plural's "s" off and question words left out: a caller hearing "is it
+    about our dentist?" for "our dentists" recognises the topic as theirs, and one who asked how to
+    book does not take "how do I get there by subway?" for it."""
+    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in _content(text) if w not in _QUESTION_WORDS}
 
 
 def _paused() -> list[tuple[str, str, float]]:
