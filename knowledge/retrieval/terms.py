@@ -213,30 +213,7 @@ def key_terms(question: str) -> list[str]:
 
 #: What may follow a text's word in a question's word that still means it ("reserv" + "ation", "book" +
 #: "ings"): an ending, not another word ("open" does not cover "opentable").
-_ENDINGS: Final = frozenset(
-    (
-        "e",
-        "s",
-        "es",
-        "ed",
-        "er",
-        "ers",
-        "ing",
-        "ings",
-        "ion",
-        "ions",
-        "ation",
-        "ations",
-        "al",
-        "ly",
-        "ment",
-        "ments",
-        "y",
-        "ic",
-        "ist",
-        "ists",
-    )
-)
+_ENDINGS: Final = frozenset("e s es ed er ers ing ings ion ions ation ations al ly ment ments y ic ist ists".split())
 
 
 def covers(term: str, text_stems: set[str], text: str) -> bool:
