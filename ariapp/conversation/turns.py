@@ -159,10 +159,14 @@ def unfinished(text: str, language: str = "en-US", first: bool = False) -> bool:
     words = _WORD.findall(stripped.lower())
     if words and (words[-1] in _EN_NEVER_LAST or _en_open_question(words, stripped, first)):
         return True
-    if len(words) > 1 and words[-1] in _EN_FILLER_HEARD and re.search(r"[,.?!]\s*\w+\W*$", stripped):
-        # "Could you tell me, uh" heard as "Could you tell me, huh?", "... tell me? Up." or "Do you take,
-        # oh?": a filler on its own after the words, not a question (what comes before it decides)
+    if len(words) > 1 and words[-1] in _EN_FILLER_HEARD and re.search(r",\s*\w+\W*$", stripped):
+        # "Could you tell me, uh" heard as "Could you tell me, huh?" or "Do you take, oh?": a filler
+        # after the words, not a question
         return True
+    sentences = [m for m in re.split(r"(?<=[.?!])\s+", stripped) if m]
+    if len(sentences) > 1 and len(_WORD.findall(sentences[-1])) == 1 and len(_WORD.findall(sentences[-1])[0]) <= 3:
+        # a lone syllable after the words ("Do you take? No.": the caller's "uh") finishes nothing
+        return unfinished(" ".join(sentences[:-1]), language, first)
     if stripped.endswith(("?", "!", "。")):
         return False
     if stripped.endswith((",", "...", "…", "-", "—", ":")):

@@ -38,6 +38,7 @@ from ariapp.conversation.turns import INCOMPLETE_BELOW, backchannel, should_wait
         "Do you see children who are, huh?",
         "Could you tell me? Up.",
         "Do you take, oh?",
+        "Do you take? No.",
     ],
 )
 def test_english_thoughts_left_open(text: str) -> None:
@@ -68,6 +69,8 @@ def test_english_thoughts_left_open(text: str) -> None:
         "Huh?",  # a caller who did not hear us: answered at once
         "What's up?",
         "Is the lift going up?",
+        "Is it open on Sundays? No.",
+        "Do you take cards? Oh.",
     ],
 )
 def test_english_thoughts_finished(text: str) -> None:
