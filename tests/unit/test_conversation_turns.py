@@ -71,6 +71,8 @@ def test_english_thoughts_left_open(text: str) -> None:
         "Is the lift going up?",
         "Is it open on Sundays? No.",
         "Do you take cards? Oh.",
+        "Can I see Dr. Lee?",  # a short name after a title is not a lone syllable
+        "Is it with Dr. Oh?",
     ],
 )
 def test_english_thoughts_finished(text: str) -> None:
