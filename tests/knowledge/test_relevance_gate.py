@@ -179,7 +179,7 @@ def test_a_name_that_starts_with_a_word_of_the_knowledge_is_still_unknown() -> N
         Passage("booking", "Book in the Catchtable app, up to 30 days ahead; reserved tables are held.", 0.4, {}),
     ]
     assert unknown_names("Can I book through OpenTable?", passages) == ("opentable",)
-    # an ending is not another word: "reservations" is what "reserved" says, "Catchtables" is Catchtable
+    # an ending is not another word: "Catchtables" is Catchtable
     assert unknown_names("Are Catchtables reservations kept?", passages) == ()
 
 
