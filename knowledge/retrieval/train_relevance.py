@@ -87,7 +87,7 @@ def decide(records: list[dict[str, Any]], w: np.ndarray, at: float) -> dict[str,
     answered = wrong = unsure = honest = false = 0
     for r in records:
         best_id, best_p = None, -1.0
-        for i, row, past in zip(r["ids"], r["x"], r.get("past_limit", [False] * len(r["ids"])), strict=True):
+        for i, row, past in zip(r["ids"], r["x"], r["past_limit"], strict=True):
             p = 0.0 if past else 1.0 / (1.0 + np.exp(-(w[0] + np.dot(w[1:], row))))
             if p > best_p:
                 best_id, best_p = i, p
