@@ -14,11 +14,13 @@ The stack stays up so a person can register a softphone and call in.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +35,8 @@ SENTENCE = "Hi, this is Alex from Acme. When is the team meeting next week?"
 SMALL_TALK = "Hi Jiyoung, it's Alex again. Are you open at the weekend?"
 NEW_FACT = "Good question. From next week we open on Saturdays from ten to two."
 LATER_QUESTION = "Are you open on Saturdays?"
+#: The whisper model that writes down what the phones heard (:func:`_listener`).
+LISTENER = "base"
 # What 1002's owner has told the assistant, imported like any document (PostgreSQL, then the index).
 DEMO_KNOWLEDGE = REPO / "knowledge" / "demo" / "1002.md"
 
@@ -63,15 +67,12 @@ async def _until(predicate, timeout: float, what: str) -> None:
 
 
 async def _demo_call(cfg: StackConfig) -> dict:
-    from aipbx.audio.resample import resample
-    from aipbx.providers.local import WhisperSTT
     from softphone import Phone
     from softphone.voice import speech
 
     server = ("127.0.0.1", cfg.sip_port)
     await asyncio.to_thread(_import_knowledge, cfg)
     print(f"imported {DEMO_KNOWLEDGE.relative_to(REPO)} as {CALLEE}'s knowledge", flush=True)
-    stt = WhisperSTT(model="tiny.en")
     sentence = await speech(SENTENCE)
     callee = Phone(ext=CALLEE, password=cfg.sip_password(CALLEE), server=server, local_ip="127.0.0.1")
     caller = Phone(ext=CALLER, password=cfg.sip_password(CALLER), server=server, local_ip="127.0.0.1")
@@ -105,10 +106,7 @@ async def _demo_call(cfg: StackConfig) -> dict:
                 pass
             await phone.close()
 
-    async def text(pcm: np.ndarray) -> str:
-        return (await stt.transcribe(resample(pcm, 8000, 16000), "en")).text
-
-    return {"greeting": await text(heard[:greeting_end]), "reply": await text(heard[greeting_end:])}
+    return {"greeting": await _text(heard[:greeting_end]), "reply": await _text(heard[greeting_end:])}
 
 
 def _latest_cdr(cfg: StackConfig) -> dict | None:
@@ -206,12 +204,20 @@ def _learned(cfg: StackConfig, call_id: str) -> dict:
     return json.loads(out.stdout)
 
 
-async def _text(pcm: np.ndarray) -> str:
-    from aipbx.audio.resample import resample
+@functools.cache
+def _listener() -> Any:
+    """What writes down what a phone heard: whisper ``base``, not the AI's own ``tiny.en``, so that the
+    printout is what a person on the line would hear ("This call may be recorded and transcribed.",
+    which ``tiny.en`` writes "... recorded in transcribe."); ``bench quality`` judges with it too."""
     from aipbx.providers.local import WhisperSTT
 
-    stt = WhisperSTT(model="tiny.en")
-    return (await stt.transcribe(resample(pcm, 8000, 16000), "en")).text if len(pcm) else ""
+    return WhisperSTT(model=LISTENER)
+
+
+async def _text(pcm: np.ndarray) -> str:
+    from aipbx.audio.resample import resample
+
+    return (await _listener().transcribe(resample(pcm, 8000, 16000), "en")).text if len(pcm) else ""
 
 
 def run_demo(cfg: StackConfig) -> int:
