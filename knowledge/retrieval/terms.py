@@ -67,7 +67,8 @@ _KO_SUFFIXES: Final = tuple(
 까지 부터 처럼 보다 이랑 랑 하고 이나 나 은 는 이 가 을 를 에 의 도 만 요 과 와
 야 죠 지요 나요 까요 세요 하세요 해요 하나요 되나요 돼요 되요 있어요 있나요 있습니까
 없어요 없나요 인가요 일까요 인데 는데 데요 거든요 네요 습니까 합니까 입니까 니까 어요
-아요 여요 해도 돼도 해주세요 주세요
+아요 여요 해도 돼도 해주세요 주세요 하셨어요 하셨나요 하셨죠 하셨 하시나요 하시죠 했어요 했나요 했죠
+됐어요 됐나요 됐죠
 """.split(),
         key=len,
         reverse=True,
@@ -145,8 +146,10 @@ def stem(word: str) -> str:
     if _HANGUL.search(word):
         for suffix in _KO_SUFFIXES:
             if word.endswith(suffix) and len(word) - len(suffix) >= 1:
-                return word[: -len(suffix)]
-        return word
+                word = word[: -len(suffix)]
+                break
+        # the honorific "님" of a title ("실장님" is the "실장" of "김준호 실장은"); "손님" keeps it
+        return word[:-1] if word.endswith("님") and len(word) >= 3 else word
     word = word.removesuffix("'s").removesuffix("'")
     for suffix, keep in (
         ("ies", "y"),

@@ -13,6 +13,18 @@ def test_key_terms_drop_the_padding_of_a_phone_question_and_stem_the_rest() -> N
     assert terms.key_terms("주차는 어디에 하면 돼요?") == ["주차", "하면"]
 
 
+def test_a_korean_title_with_its_honorific_is_the_title_the_knowledge_writes() -> None:
+    # a caller says "실장님", "대표님이", a passage "김준호 실장은", "이지영 대표는"
+    passage = "김준호 실장은 브랜드 아이덴티티와 패키지 디자인 담당입니다."
+    stems = {terms.stem(w) for w in terms.words(passage)}
+    assert terms.key_terms("김준호 실장님 계세요?")[:2] == ["김준호", "실장"]
+    assert all(terms.covers(k, stems, passage) for k in ["김준호", "실장"])
+    assert terms.stem("대표님이") == "대표"
+    assert terms.stem("출근하셨어요") == "출근"  # an honorific past tense, like "진료하시나요" -> "진료"
+    assert terms.stem("진료하시나요") == "진료"
+    assert terms.stem("손님") == "손님"  # a guest: "님" is part of a two-syllable word
+
+
 def test_answer_types_of_questions_and_what_passages_state() -> None:
     assert terms.answer_types("How much is a crown?") == {"price"}
     assert terms.answer_types("임플란트 가격이 얼마예요?") == {"price"}
