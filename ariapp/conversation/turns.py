@@ -150,6 +150,11 @@ cool great good fine amen
 )
 
 
+#: Where a recognised utterance starts a new sentence: after ".", "?" or "!", but not after a title's
+#: full stop ("Dr. Oh" is one name, not a sentence and a lone syllable).
+_SENTENCE_END: Final = re.compile(r"(?<=[.?!])(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bProf\.)\s+")
+
+
 def unfinished(text: str, language: str = "en-US", first: bool = False) -> bool:
     """Whether ``text`` (a recognised utterance) stops in the middle of a thought; ``first``: it is the
     caller's first utterance of the call, so a bare "that" or "it" at its end points back at nothing."""
@@ -163,8 +168,9 @@ def unfinished(text: str, language: str = "en-US", first: bool = False) -> bool:
         # "Could you tell me, uh" heard as "Could you tell me, huh?" or "Do you take, oh?": a filler
         # after the words, not a question
         return True
-    sentences = [m for m in re.split(r"(?<=[.?!])\s+", stripped) if m]
-    if len(sentences) > 1 and len(_WORD.findall(sentences[-1])) == 1 and len(_WORD.findall(sentences[-1])[0]) <= 3:
+    sentences = [m for m in _SENTENCE_END.split(stripped) if m]
+    last_words = _WORD.findall(sentences[-1])
+    if len(sentences) > 1 and len(last_words) == 1 and len(last_words[0]) <= 3:
         # a lone syllable after the words ("Do you take? No.": the caller's "uh") finishes nothing
         return unfinished(" ".join(sentences[:-1]), language, first)
     if stripped.endswith(("?", "!", "。")):
