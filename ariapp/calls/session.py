@@ -200,6 +200,7 @@ class AiCall:
         self.tasks = TaskScope(f"call {record.call_id}", 5.0)
         self.transferred = False  # the operator has the caller: the AI is quiet, the recorder goes on
         self._cap: asyncio.Timeout | None = None  # the AI call's time cap (lifted once a person has the caller)
+        self._left = ""  # how the call ended from Asterisk's side, when it did: logged by the call's task
 
     # --- events from the ARI reader (must not block) -------------------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -225,6 +226,10 @@ class AiCall:
                 self.lost(ASTERISK_RESTART)
             if self.hangup_by is None:
                 self.hangup_by = "caller" if channel.id == self.caller_id else "system"
+            if not self.ended.is_set():  # which side went first, how and when (logged by the call's task)
+                side = "caller's" if channel.id == self.caller_id else "media"
+                self._left = f"{side} channel left ({event.type}, cause {event.raw.get('cause', '-')}) "
+                self._left += f"{self._since_answer():.1f} s after the answer"
             self.ended.set()
 
     def lost(self, reason: str) -> None:
@@ -474,6 +479,8 @@ class AiCall:
             log.error("AI call %s failed: %s", self.record.call_id, exc)
             self.hangup_by = self.hangup_by or "system"
         finally:
+            if self._left:
+                log.info("AI call %s: %s", self.record.call_id, self._left)
             await asyncio.shield(self._teardown())
             await asyncio.shield(self._keep_message())
 
@@ -500,6 +507,9 @@ class AiCall:
         self.record.codec = self.codec.name
         self._journal(self.record)
         self._publish(self.record.call_id, CallAnswered(answered_by="ai", ai=True))
+        log.info(
+            "AI answered %s (%s -> %s, %s)", self.record.call_id, self.record.caller, self.ext.ext, self.codec.name
+        )
         if self._rtp_timeout_s:
             self.watchdog = RtpWatchdog(self._rtp_timeout_s, self.answered_at, self._rtp_received())
         self.clock.add(self, self._send, self._process)

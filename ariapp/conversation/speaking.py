@@ -9,6 +9,7 @@ logged as it was heard: after barge-in, only the part that was played (:func:`ma
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from ariapp.conversation.hitl import hold_music
 from ariapp.conversation.machine import Ev
 from ariapp.conversation.spoken import spoken
 from ariapp.media.audio import Speaker, SpeechHandle
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FALLBACK", "FILLER", "Reply", "Speaking", "mark_unspoken"]
 
@@ -86,6 +89,11 @@ class Speaking:
         text = self.context.config.greeting_text
         turn = self.context.log("ai", text)
         pcm = await self._greeting()
+        log.info(
+            "greeting: %.1f s of audio, ready %.2f s after the answer",
+            len(pcm) / self.rate,
+            self.context.since_answer(),
+        )
         handle = self.speaker.start(text)
         self._announce(handle, turn, [text])
         self.speaker.push(handle, pcm)

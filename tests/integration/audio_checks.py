@@ -96,6 +96,28 @@ async def until_quiet(call, since: int, timeout: float = 25.0, what: str = "the 
         ) from None
 
 
+async def until_greeting(call, seconds: float = 2.5, timeout: float = 20.0) -> None:
+    """Wait until the call has heard ``seconds`` of speech (the greeting). A failure says whether the
+    call ended first (how, with which SIP status, how long after the answer) or stayed up silent, so a
+    rare failure in CI tells its cause without a rerun."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and not call.ended.is_set():
+        if speech_seconds(call.received_audio()) > seconds:
+            return
+        await asyncio.sleep(0.1)
+    if speech_seconds(call.received_audio()) > seconds:
+        return
+    heard = f"{speech_seconds(call.received_audio()):.1f} s of speech in {len(call.rx_packets)} RTP packets"
+    if call.ended.is_set():
+        after = (call.ended_at or 0) - (call.answered_at or 0)
+        raise AssertionError(
+            f"no greeting: the call ended ({call.end_reason}, SIP {call.end_status}) {after:.1f} s after it "
+            f"was answered, having heard {heard}"
+        )
+    raise AssertionError(f"timed out after {timeout} s waiting for the greeting: the call is up and heard {heard}")
+
+
 async def greeted(phone, ext: str):
     """Call ``ext`` and wait until its whole greeting has been heard (speech, then a second of quiet).
 
@@ -103,7 +125,7 @@ async def greeted(phone, ext: str):
     with the greeting independent of how fast a loaded machine delivers it.
     """
     call = await phone.call(ext, timeout=10)
-    await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
+    await until_greeting(call)
     await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
     return call
 

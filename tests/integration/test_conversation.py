@@ -14,7 +14,7 @@ import re
 import pytest
 
 from softphone.analysis import silent_tail, speech_seconds
-from tests.integration.audio_checks import ask, speech, transcribe, until, until_quiet
+from tests.integration.audio_checks import ask, speech, transcribe, until, until_greeting, until_quiet
 
 pytestmark = [pytest.mark.asterisk]
 
@@ -267,7 +267,7 @@ async def _fail_then_answer(phones, fake) -> list[str]:
     heard = []
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
-        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
+        await until_greeting(call)
         await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
         for attempt in range(2):
             if attempt == 1:

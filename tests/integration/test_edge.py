@@ -29,7 +29,7 @@ from stack.cluster import edge_config
 from stack.config import StackConfig
 from stack.instance import AppProcess, free_port, scratch_config, scratch_nodes
 from stack.kamailio import Kamailio
-from tests.integration.audio_checks import transcribe, until
+from tests.integration.audio_checks import transcribe, until, until_greeting
 from tests.integration.conftest import RING_SECONDS
 from tests.integration.fail2ban_server import Fail2ban
 
@@ -240,7 +240,7 @@ async def test_an_unanswered_call_reaches_the_ai_on_the_node_that_took_it(cluste
         assert time.monotonic() - started < RING_SECONDS + 3
         # then that node's ARI app answers: the caller hears the greeting, from the node's media address
         # (the whole greeting, up to its trailing quiet: on a loaded machine it arrives slower than it plays)
-        await until(lambda: speech_seconds(call.received_audio()) > 4.0, 20, "the greeting")
+        await until_greeting(call, 4.0, 20)
         await until(lambda: silent_tail(call.received_audio(), 1.0), 20, "the end of the greeting")
         heard = await transcribe(call.received_audio())
         assert "assistant" in heard and "help" in heard, heard
@@ -390,7 +390,7 @@ async def test_a_callee_that_is_not_registered_gets_the_ai_at_once_as_on_one_nod
         call = await caller.call("1004", timeout=10)
         assert time.monotonic() - started < 1.5
         assert speech_seconds(call.early_audio()) < 0.2  # no recording notice before the answer
-        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 10, "the greeting")
+        await until_greeting(call, 1.0, 10)
         await call.hangup()
 
 

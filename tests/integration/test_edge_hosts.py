@@ -23,7 +23,7 @@ from stack.cluster import edge_config, node_config
 from stack.instance import free_port
 from stack.kamailio import Kamailio
 from stack.netns import Lan, call_in, free_subnet
-from tests.integration.audio_checks import until
+from tests.integration.audio_checks import until, until_greeting
 from tests.integration.test_edge import (
     NODES,
     Cluster,
@@ -213,7 +213,7 @@ async def test_a_phone_behind_nat_is_reached_through_its_nat_with_audio_both_way
         print(f"NAT phone calling via node {node + 1}: the office phone received {packets} packets")
         # and when it calls the AI, it hears the greeting from the node
         call = await outside.call("1004", timeout=15)
-        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 20, "the greeting")
+        await until_greeting(call, 1.0, 20)
         await call.hangup()
 
 

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ariapp import metrics
 from softphone.analysis import silent_tail, speech_seconds
 from stack.instance import AppProcess, free_port
-from tests.integration.audio_checks import speech, until
+from tests.integration.audio_checks import speech, until, until_greeting
 from tests.integration.test_telephony import cdr_baseline, new_cdr, quiet_asterisk
 
 pytestmark = [pytest.mark.asterisk]
@@ -75,7 +75,7 @@ async def test_a_real_ai_call_moves_the_metrics_and_every_line_carries_the_call_
     # given a caller who reaches the AI, hears the greeting and asks a question
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
-        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
+        await until_greeting(call)
         await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the greeting")
         said_at = len(call.received_audio()) / 8000
         await call.play_and_wait(await speech("The printer on the second floor is broken."))

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from softphone.analysis import dominant_frequency, first_sound_at, silent_tail, speech_seconds
-from tests.integration.audio_checks import Recordings, speech, transcribe, until
+from tests.integration.audio_checks import Recordings, speech, transcribe, until, until_greeting
 from tests.integration.conftest import RING_SECONDS
 
 pytestmark = [pytest.mark.asterisk]
@@ -104,7 +104,7 @@ async def test_unanswered_call_is_answered_by_the_ai_after_the_timeout(pbx, aria
         # then the AI answered after the timeout and the caller hears the greeting
         assert RING_SECONDS - 0.3 <= rang < RING_SECONDS + 3
         assert "record" in await transcribe(call.early_audio())  # the notice, before it rang
-        await until(lambda: speech_seconds(call.received_audio()) > 4.0, 20, "the greeting")
+        await until_greeting(call, 4.0, 20)
         await asyncio.sleep(2.5)
         heard = await transcribe(call.received_audio())
         assert "assistant" in heard and "help" in heard, heard
@@ -165,7 +165,7 @@ async def test_ai_without_knowledge_says_honestly_it_is_not_sure(pbx, ariapp, ph
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
         # wait for the end of the greeting: sound, then a second of silence
-        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 20, "the greeting")
+        await until_greeting(call)
         await until(lambda: silent_tail(call.received_audio(), 1.0), 15, "end of the greeting")
         said_at = len(call.received_audio()) / 8000
         await call.play_and_wait(await speech("The printer on the second floor is broken."))
@@ -258,7 +258,7 @@ async def test_ari_events_lost_under_live_ai_calls_the_calls_end_cleanly_and_the
     # and the next call is answered and ends as usual
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
-        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 10, "the greeting")
+        await until_greeting(call, 1.0, 10)
         await call.hangup()
     (line,) = await asyncio.to_thread(new_cdr, pbx, before + 3)
     assert line["termination_reason"] == "caller_hangup" and line["ai_handled"] is True
@@ -382,7 +382,7 @@ async def test_caller_talking_over_the_greeting_stops_the_ai_at_once(pbx, ariapp
     before = await cdr_baseline(pbx, ariapp)
     async with phones("1001") as caller:
         call = await caller.call("1004", timeout=10)
-        await until(lambda: speech_seconds(call.received_audio()) > 1.0, 10, "the greeting")
+        await until_greeting(call, 1.0, 10)
         # when the caller starts talking one second into the greeting
         talk = await speech("Sorry to interrupt, I need help with my order.")
         barge_at = len(call.received_audio()) / 8000
@@ -417,7 +417,7 @@ async def test_our_own_echo_does_not_interrupt_the_ai(pbx, ariapp, phones):
         call = await caller.call("1004", timeout=10)
         # given a phone that sends back a delayed, attenuated copy of what it hears
         call.set_echo(delay_ms=120, gain_db=-10)
-        await until(lambda: speech_seconds(call.received_audio()) > 2.5, 15, "the greeting")
+        await until_greeting(call, 2.5, 15)
         await until(lambda: silent_tail(call.received_audio(), 1.5), 20, "the end of the greeting")
         await call.hangup()
     greeting = _metadata(pbx, before)["turns"][0]
