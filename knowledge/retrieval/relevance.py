@@ -20,6 +20,10 @@ recogniser would misspell it ("Kakapay"), is something the knowledge knows nothi
 close the passages sound; nothing is answered or offered.
 The retriever then looks the name up in the owner's whole knowledge (a business name the best
 passages leave out is still known: :meth:`Retriever.judge <knowledge.retrieval.retriever.Retriever.judge>`).
+A question for the business's street address ("What's your address?", "주소 좀 알려 주세요") is
+answered by the one passage that states a street address, when it names everything else the question
+asks about (:func:`terms.address_answers`: not "your Busan office", not an e-mail address): both
+models rank a street address far down, as it shares no word with the question.
 And a passage that states an amount only as its limit ("patients park free for up to 2 hours")
 does not answer a question about what comes after it ("How much is parking after the first two
 hours?", :func:`terms.past_limit`): it reads as an answer and says nothing of what was asked.
@@ -261,8 +265,26 @@ def judge(
         (p, 0.0 if unknown or terms.past_limit(question, passage_text(p)) else probability(row, weights), row)
         for p, row in zip(passages, rows, strict=True)
     ]
+    # a question for the street address, and one passage that states one and names all else it asks
+    # about: that passage answers, however far apart the models put the two (terms.address_answers),
+    # and before any passage the models prefer ("사무실 주소" is near the office visits rule)
+    address = _address_passage(question, passages) if not unknown else None
+    if address is not None:
+        passage, _, row = scored[address]
+        scored[address] = (passage, 1.0, row)
     best = max(scored, key=lambda item: item[1])
     return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at, unknown)
+
+
+def _address_passage(question: str, passages: Sequence[Any]) -> int | None:
+    """The index of the one passage that gives the street address the question asks for, if one does
+    (:func:`terms.address_answers`). Of a knowledge base's address in two languages, the question's
+    own; two addresses in one language (two branches) are the model's to weigh."""
+    stating = [i for i, p in enumerate(passages) if terms.address_answers(question, passage_text(p))]
+    if len(stating) > 1:
+        korean = terms.is_korean(question)
+        stating = [i for i in stating if terms.is_korean(passage_text(passages[i])) == korean]
+    return stating[0] if len(stating) == 1 else None
 
 
 def unknown_names(question: str, passages: Sequence[Any], known: Collection[str] = ()) -> tuple[str, ...]:

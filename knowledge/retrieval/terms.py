@@ -25,15 +25,19 @@ import unicodedata
 from typing import Final
 
 __all__ = [
+    "address_answers",
     "answer_types",
     "asked",
+    "asks_address",
     "covers",
     "introduction_only",
+    "is_korean",
     "key_terms",
     "named",
     "passage_types",
     "past_limit",
     "proper_names",
+    "states_address",
     "stem",
     "weekdays",
     "words",
@@ -256,6 +260,68 @@ def weekdays(text: str) -> set[str]:
 
 _ASKED: Final = {"price": _PRICE_Q, "time": _TIME_Q, "place": _PLACE_Q, "phone": _PHONE_Q}
 _STATED: Final = {"price": _PRICE_A, "time": _TIME_A, "place": _PLACE_A, "phone": _PHONE_A}
+
+
+#: The word for a street address in a question, and the addresses that are not one (e-mail, web).
+_ADDRESS_Q: Final = re.compile(r"\baddress(?:es)?\b|주소", re.I)
+_OTHER_ADDRESS: Final = re.compile(
+    r"\b(?:e-?mail|mail|web|website|site|ip|mac|ethereum|bitcoin|wallet)\s*address|(?:이메일|메일|홈페이지|웹|사이트|블로그)\s*주소",
+    re.I,
+)
+#: A street address as businesses write it: "45 Seocho-daero 77-gil", "123 Main Street", "서초대로77길 45",
+#: "동교로38길 25", "역삼동 123-4번지".
+_STREET: Final = re.compile(
+    r"[가-힣0-9]+(?:로|길)\s?\d+(?:-\d+)?(?![\d가-힣])|\d+(?:-\d+)?\s*번지|"
+    r"\b\d+[A-Za-z]?(?:-\d+)?\s+[A-Z][\w'-]*?(?:\s+[A-Z][\w'-]*)*?[- ]"
+    r"(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|Lane|Ln|Drive|Way|Place|Square|ro|gil|daero)\b"
+)
+#: What a caller says around "your address" besides the place itself: asking, sending, where it goes,
+#: and the kind of business it is ("the clinic's address" is the address of the business called).
+_ADDRESS_CONTEXT_EN: Final = frozenset(
+    """address addresses street full exact exactly give send text email get know need put want please could
+    would navigation gps satnav nav map maps app directions clinic office restaurant studio shop store practice
+    company business place building""".split()
+)
+_ADDRESS_CONTEXT_KO: Final = (
+    "주소", "알려", "불러", "가르쳐", "말씀", "말해", "보내", "찍", "내비", "네비", "지도", "문자", "정확", "어떻게",
+    "되", "돼", "어디", "거기", "여기", "그쪽", "주시", "주실", "주세", "있", "치과", "병원", "식당", "가게",
+    "사무실", "스튜디오", "회사", "매장", "업체",
+)  # fmt: skip
+
+
+def is_korean(text: str) -> bool:
+    """More of ``text``'s letters are Hangul than Latin (a Korean sentence may name "Kakao Pay")."""
+    hangul = len(_HANGUL.findall(text))
+    return hangul > 0 and hangul >= len(re.findall(r"[A-Za-z]", text))
+
+
+def asks_address(question: str) -> bool:
+    """The question asks for the business's street address ("What's your address?", "주소 좀 알려 주세요"),
+    not an e-mail or web address."""
+    return bool(_ADDRESS_Q.search(_OTHER_ADDRESS.sub(" ", question)))
+
+
+def states_address(text: str) -> bool:
+    """The text states a street address."""
+    return bool(_STREET.search(text))
+
+
+def address_answers(question: str, text: str) -> bool:
+    """Whether ``text``, a passage that states a street address, answers ``question``, which asks for
+    one: every word the question says besides asking for it (a branch, a city, "head office", an
+    e-mail) is in the passage. The embedding models rank an address by its words, and a street address
+    has none of a question's ("What's your address?" finds the address passage 8th of 27); this
+    check reads it instead."""
+    if not asks_address(question) or not states_address(text):
+        return False
+    stems = {stem(w) for w in words(text)}
+    context_en = {stem(w) for w in _ADDRESS_CONTEXT_EN}
+    for word in words(_OTHER_ADDRESS.sub(" ", question)):
+        if word.startswith(_ADDRESS_CONTEXT_KO):  # a Korean word as said ("치과가"): its stem may be shorter
+            continue
+        if any(not covers(term, stems, text.lower()) and term not in context_en for term in key_terms(word)):
+            return False
+    return True
 
 
 def answer_types(question: str) -> set[str]:

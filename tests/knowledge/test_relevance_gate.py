@@ -183,6 +183,40 @@ def test_a_name_that_starts_with_a_word_of_the_knowledge_is_still_unknown() -> N
     assert unknown_names("Are Catchtables reservations kept?", passages) == ()
 
 
+async def test_a_caller_asking_for_the_address_hears_the_address_and_not_a_branch_it_does_not_have(embedder) -> None:
+    # given a shop whose address passage shares no word with "address" and many passages that do not
+    # state one (the embeddings put a street address far down: 8th of 27 for the evaluation clinic)
+    items = [
+        {"id": "address", "text": "Blue Door Bakery, 2nd floor, 17 Yeonhui-ro 11-gil, Seodaemun-gu, Seoul."},
+        {"id": "hours", "text": "We are open Tuesday to Sunday from 8 a.m. to 7 p.m.; closed on Mondays."},
+        {"id": "cakes", "text": "Whole cakes need to be ordered two days ahead; a 15 cm cake costs 38,000 won."},
+        {"id": "parking", "text": "There is no parking at the bakery; the public car park is a 3-minute walk."},
+        {"id": "delivery", "text": "We deliver within 3 km for orders over 30,000 won; the fee is 3,000 won."},
+        {"id": "allergies", "text": "Ask our staff about allergens: some breads contain nuts and all contain wheat."},
+        {"id": "wifi", "text": "Free Wi-Fi for customers; the password is on your receipt."},
+        {"id": "cards", "text": "We take cards, Kakao Pay and cash."},
+        {"id": "주소", "text": "블루도어 베이커리는 서울 서대문구 연희로11길 17, 2층에 있습니다."},
+    ]
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    index_items(retriever, "bakery", items)
+
+    async def answer(question: str):
+        result = await retriever.search("bakery", question)
+        return await retriever.judge(question, result.passages, "bakery")
+
+    # when callers ask for the address, in English or Korean, as they would say it
+    for question in ("What's your address?", "Could you give me the bakery's address, please?"):
+        judgement = await answer(question)
+        # then the passage that states it answers
+        assert judgement.passage is not None and judgement.passage.id == "address", (question, judgement)
+    judgement = await answer("주소 좀 알려 주세요.")
+    assert judgement.passage is not None and judgement.passage.id == "주소", judgement  # its own language's
+    # and an address the knowledge does not have (another branch, an e-mail) is not answered with it
+    for question in ("What's the address of your Busan branch?", "What's your email address?", "부산 지점 주소요."):
+        judgement = await answer(question)
+        assert judgement.passage is None, (question, judgement)
+
+
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
     gate = evaluate("relevance", "heldout")["all"]
     threshold = evaluate("threshold", "heldout")["all"]

@@ -132,3 +132,36 @@ def test_the_names_a_question_says(question: str, names: list[str]) -> None:
 )
 def test_past_limit_finds_a_question_about_what_comes_after_a_passages_limit(question, passage, past) -> None:
     assert terms.past_limit(question, passage) == past
+
+
+@pytest.mark.parametrize(
+    ("question", "answers"),
+    [
+        ("What's your address?", True),
+        ("Can I get the restaurant's address?", True),
+        ("What address should I put in my GPS app?", True),
+        ("주소 좀 알려 주세요.", True),
+        ("치과 주소가 정확히 어떻게 돼요?", True),  # "치과" stems to "치": the word as said is what is asked
+        ("What's the address of your Busan office?", False),  # a place the passage does not name
+        ("본사 주소 알려 주세요.", False),
+        ("What's your email address?", False),  # not a street address
+        ("홈페이지 주소가 뭐예요?", False),
+        ("Where do I park?", False),  # not a question for the address
+    ],
+)
+def test_a_question_for_the_street_address_is_answered_by_a_passage_that_states_one(question, answers) -> None:
+    clinic = "Smile Tree Dental Clinic, 3rd floor, Hanbit Building, 45 Seocho-daero 77-gil, Seocho-gu, Seoul."
+    korean = "서울 서초구 서초대로77길 45, 한빛빌딩 3층 스마일트리치과입니다."
+    passage = korean if terms.is_korean(question) else clinic
+    assert terms.address_answers(question, passage) is answers
+    # a passage without a street address answers no such question, however close it sounds
+    assert not terms.address_answers(question, "Take exit 9 of Gangnam station and walk five minutes.")
+
+
+def test_street_addresses_as_businesses_write_them() -> None:
+    streets = ("123 Main Street", "12 Seongsui-ro 7-gil", "서초대로77길 45", "동교로38길 25, 1층", "역삼동 123-4번지")
+    for text in streets:
+        assert terms.states_address(text), text
+    others = ("Take line 2 to exit 9.", "2호선 강남역 9번 출구로 나오셔서 5분", "Open 9 to 6 on weekdays.", "3rd floor")
+    for text in others:
+        assert not terms.states_address(text), text
