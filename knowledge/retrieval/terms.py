@@ -269,9 +269,11 @@ _OTHER_ADDRESS: Final = re.compile(
     re.I,
 )
 #: A street address as businesses write it: "45 Seocho-daero 77-gil", "123 Main Street", "서초대로77길 45",
-#: "동교로38길 25", "역삼동 123-4번지".
+#: "마포구 동교로 25", "역삼동 123-4번지". A Korean road name is one after its district, or one with a
+#: numbered 길: "버스로 5~10분" and "택시로 10, 15분" are not addresses.
 _STREET: Final = re.compile(
-    r"[가-힣0-9]+(?:로|길)\s?\d+(?:-\d+)?(?![\d가-힣])|\d+(?:-\d+)?\s*번지|"
+    r"(?:[가-힣](?:시|구|군)\s+[가-힣0-9]+(?:로|길)|[가-힣]+로\d+(?:번)?길)\s?\d+(?:-\d+)?(?![\d가-힣~])|"
+    r"\d+(?:-\d+)?\s*번지|"
     r"\b\d+[A-Za-z]?(?:-\d+)?\s+[A-Z][\w'-]*?(?:\s+[A-Z][\w'-]*)*?[- ]"
     r"(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|Lane|Ln|Drive|Way|Place|Square|ro|gil|daero)\b"
 )

@@ -159,9 +159,23 @@ def test_a_question_for_the_street_address_is_answered_by_a_passage_that_states_
 
 
 def test_street_addresses_as_businesses_write_them() -> None:
-    streets = ("123 Main Street", "12 Seongsui-ro 7-gil", "서초대로77길 45", "동교로38길 25, 1층", "역삼동 123-4번지")
+    streets = (
+        "123 Main Street",
+        "12 Seongsui-ro 7-gil",
+        "서초대로77길 45",
+        "서울 마포구 동교로38길 25, 1층",
+        "서울 강남구 테헤란로 152",
+        "역삼동 123-4번지",
+    )
     for text in streets:
         assert terms.states_address(text), text
-    others = ("Take line 2 to exit 9.", "2호선 강남역 9번 출구로 나오셔서 5분", "Open 9 to 6 on weekdays.", "3rd floor")
+    others = (
+        "Take line 2 to exit 9.",
+        "2호선 강남역 9번 출구로 나오셔서 5분",
+        "버스로 5~10분 걸립니다.",
+        "택시로 10, 15분 정도예요.",
+        "Open 9 to 6 on weekdays.",
+        "3rd floor",
+    )
     for text in others:
         assert not terms.states_address(text), text
