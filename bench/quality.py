@@ -5,7 +5,7 @@ providers, no operators), gives extension 1004 the evaluation clinic's knowledge
 (``knowledge/retrieval/eval/kb_clinic_en.yaml``, indexed as the console indexes it) and calls it
 from an independent SIP phone with synthesised speech, one question per call:
 
-* **answered**: the held-out paraphrases (51) the knowledge answers; right when the reply heard at the phone
+* **answered**: the held-out paraphrases (53) the knowledge answers; right when the reply heard at the phone
   (recognised by whisper base, not the app's model) contains most of the expected item's content words.
   When the AI checks first ("Just to check, are you asking: …?", ``ariapp.conversation.confirm``) the
   caller says "Yes." if the topic it heard is the expected item's question or heading (most of its
@@ -289,7 +289,7 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
 
 
 def run_quality(answerable: int | None = None, unknown: int | None = None) -> dict:
-    """Every held-out question of the clinic set (51 answerable, 21 unknown today) unless limited."""
+    """Every held-out question of the clinic set (53 answerable, 23 unknown today) unless limited."""
     kb, rows_answerable, rows_unknown = _questions(answerable, unknown)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bqual{os.getpid()}", Path(tmp))
