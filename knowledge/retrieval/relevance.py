@@ -21,9 +21,10 @@ close the passages sound; nothing is answered or offered.
 The retriever then looks the name up in the owner's whole knowledge (a business name the best
 passages leave out is still known: :meth:`Retriever.judge <knowledge.retrieval.retriever.Retriever.judge>`).
 A question for the business's street address ("What's your address?", "주소 좀 알려 주세요") is
-answered by the one passage that states a street address, when it names everything else the question
-asks about (:func:`terms.address_answers`: not "your Busan office", not an e-mail address): both
-models rank a street address far down, as it shares no word with the question.
+answered by the one passage that states a street address under a heading about the place
+(:func:`gives_address`), when it names everything else the question asks about
+(:func:`terms.address_answers`: not "your Busan office", not an e-mail address): both models rank a
+street address far down, as it shares no word with the question.
 And a passage that states an amount only as its limit ("patients park free for up to 2 hours")
 does not answer a question about what comes after it ("How much is parking after the first two
 hours?", :func:`terms.past_limit`): it reads as an answer and says nothing of what was asked.
@@ -59,6 +60,7 @@ __all__ = [
     "Judgement",
     "RelevanceGate",
     "features",
+    "gives_address",
     "judge",
     "topic_of",
     "unknown_names",
@@ -276,11 +278,22 @@ def judge(
     return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at, unknown)
 
 
+def gives_address(passage: Any) -> bool:
+    """The passage states a street address and the owner filed it under where the business is (its
+    heading or FAQ question: "Location", "오시는 길"). A car park's or a supplier's address, or a fact
+    learned from a call with no heading, is not the business's address: the model weighs those."""
+    metadata = getattr(passage, "metadata", None) or {}
+    filed = f"{metadata.get('heading', '')} {metadata.get('question', '')} {metadata.get('category', '')}"
+    return terms.place_topic(filed) and terms.states_address(passage.text)
+
+
 def _address_passage(question: str, passages: Sequence[Any]) -> int | None:
     """The index of the one passage that gives the street address the question asks for, if one does
-    (:func:`terms.address_answers`). Of a knowledge base's address in two languages, the question's
-    own; two addresses in one language (two branches) are the model's to weigh."""
-    stating = [i for i, p in enumerate(passages) if terms.address_answers(question, passage_text(p))]
+    (:func:`gives_address`, :func:`terms.address_answers`). Of a knowledge base's address in two
+    languages, the question's own; two addresses in one language (two branches) are the model's to weigh."""
+    stating = [
+        i for i, p in enumerate(passages) if gives_address(p) and terms.address_answers(question, passage_text(p))
+    ]
     if len(stating) > 1:
         korean = terms.is_korean(question)
         stating = [i for i in stating if terms.is_korean(passage_text(passages[i])) == korean]

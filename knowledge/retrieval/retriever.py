@@ -27,7 +27,7 @@ from typing import Any, Final
 from knowledge.retrieval import terms
 from knowledge.retrieval.embeddings import Embedder, aembed
 from knowledge.retrieval.errors import BackendTimeout, BadInput, RetrievalError
-from knowledge.retrieval.relevance import Judgement, passage_text
+from knowledge.retrieval.relevance import Judgement, gives_address, passage_text
 from knowledge.retrieval.store import Item, MetadataValue, VectorStore, require_owner
 from knowledge.retrieval.terms import asked
 
@@ -272,7 +272,7 @@ class Retriever:
                 # an item may be indexed under its text and its context (an FAQ question, a heading)
                 hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k * 3)
                 passages = best_per_item(hits)[: self.top_k]
-                if terms.asks_address(query) and not any(terms.states_address(passage_text(p)) for p in passages):
+                if terms.asks_address(query) and not any(gives_address(p) for p in passages):
                     passages = await self._with_address(owner, vector, passages)
         except TimeoutError as exc:
             raise BackendTimeout(f"knowledge search took longer than {self.timeout_s} s") from exc
@@ -286,11 +286,12 @@ class Retriever:
         )
 
     async def _with_address(self, owner: str, vector: Any, passages: list[Passage]) -> list[Passage]:
-        """The caller asks for the address and no passage found states one: the owner's passage that
-        does (the nearest of the first :data:`ADDRESS_POOL` entries) takes the last place. A street
-        address shares no word with "What's your address?": the embedding ranks it 8th of 27."""
+        """The caller asks for the address and no passage found gives it: the owner's passage that does
+        (:func:`~knowledge.retrieval.relevance.gives_address`, the nearest of the first :data:`ADDRESS_POOL`
+        entries) takes the last place. A street address shares no word with "What's your address?": the
+        embedding ranks it 8th of 27."""
         hits = await asyncio.to_thread(self.store.query, owner, vector, ADDRESS_POOL)
-        found = next((p for p in best_per_item(hits) if terms.states_address(passage_text(p))), None)
+        found = next((p for p in best_per_item(hits) if gives_address(p)), None)
         if found is None or any(p.id == found.id for p in passages):
             return passages
         return [*passages[: self.top_k - 1], found]

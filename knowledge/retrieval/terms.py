@@ -36,6 +36,7 @@ __all__ = [
     "named",
     "passage_types",
     "past_limit",
+    "place_topic",
     "proper_names",
     "states_address",
     "stem",
@@ -289,6 +290,19 @@ _ADDRESS_CONTEXT_KO: Final = (
     "되", "돼", "어디", "거기", "여기", "그쪽", "주시", "주실", "주세", "있", "치과", "병원", "식당", "가게",
     "사무실", "스튜디오", "회사", "매장", "업체",
 )  # fmt: skip
+
+
+#: A heading or FAQ question an owner files the business's whereabouts under.
+_PLACE_TOPIC: Final = re.compile(
+    r"\baddress\b|\blocat(?:ion|ed)\b|\bdirections?\b|\bfind us\b|\bget (?:here|there)\b|\bmap\b|\bwhere\b|"
+    r"주소|위치|오시는\s*길|찾아오|약도|지도|어디",
+    re.I,
+)
+
+
+def place_topic(heading: str) -> bool:
+    """``heading`` (a passage's heading or FAQ question) is about where the business is."""
+    return bool(_PLACE_TOPIC.search(heading))
 
 
 def is_korean(text: str) -> bool:

@@ -187,7 +187,11 @@ async def test_a_caller_asking_for_the_address_hears_the_address_and_not_a_branc
     # given a shop whose address passage shares no word with "address" and many passages that do not
     # state one (the embeddings put a street address far down: 8th of 27 for the evaluation clinic)
     items = [
-        {"id": "address", "text": "Blue Door Bakery, 2nd floor, 17 Yeonhui-ro 11-gil, Seodaemun-gu, Seoul."},
+        {
+            "id": "address",
+            "text": "Blue Door Bakery, 2nd floor, 17 Yeonhui-ro 11-gil, Seodaemun-gu, Seoul.",
+            "heading": "Location",
+        },
         {"id": "hours", "text": "We are open Tuesday to Sunday from 8 a.m. to 7 p.m.; closed on Mondays."},
         {"id": "cakes", "text": "Whole cakes need to be ordered two days ahead; a 15 cm cake costs 38,000 won."},
         {"id": "parking", "text": "There is no parking at the bakery; the public car park is a 3-minute walk."},
@@ -195,7 +199,11 @@ async def test_a_caller_asking_for_the_address_hears_the_address_and_not_a_branc
         {"id": "allergies", "text": "Ask our staff about allergens: some breads contain nuts and all contain wheat."},
         {"id": "wifi", "text": "Free Wi-Fi for customers; the password is on your receipt."},
         {"id": "cards", "text": "We take cards, Kakao Pay and cash."},
-        {"id": "주소", "text": "블루도어 베이커리는 서울 서대문구 연희로11길 17, 2층에 있습니다."},
+        {
+            "id": "주소",
+            "text": "블루도어 베이커리는 서울 서대문구 연희로11길 17, 2층에 있습니다.",
+            "heading": "오시는 길",
+        },
     ]
     retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
     index_items(retriever, "bakery", items)
@@ -215,6 +223,19 @@ async def test_a_caller_asking_for_the_address_hears_the_address_and_not_a_branc
     for question in ("What's the address of your Busan branch?", "What's your email address?", "부산 지점 주소요."):
         judgement = await answer(question)
         assert judgement.passage is None, (question, judgement)
+    # nor is another place's address, filed under another topic or learned with no heading at all
+    hours = {"id": "hours", "text": "We are open every day from 9 a.m. to 9 p.m."}
+    for owner, other in (
+        (
+            "cafe",
+            {"id": "parking", "text": "The public car park is at 20 Yeonhui-ro, Seodaemun-gu.", "heading": "Parking"},
+        ),
+        ("deli", {"id": "beans", "text": "Our beans come from a roaster at 5 Dongmak-ro, Mapo-gu."}),
+    ):
+        index_items(retriever, owner, [other, hours])
+        result = await retriever.search(owner, "What's your address?")
+        judgement = await retriever.judge("What's your address?", result.passages, owner)
+        assert judgement.passage is None, (owner, judgement)
 
 
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:

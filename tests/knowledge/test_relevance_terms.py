@@ -179,3 +179,18 @@ def test_street_addresses_as_businesses_write_them() -> None:
     )
     for text in others:
         assert not terms.states_address(text), text
+
+
+def test_a_heading_about_where_the_business_is() -> None:
+    for heading in (
+        "Location",
+        "Address",
+        "How to find us",
+        "오시는 길",
+        "찾아오시는 길",
+        "주소",
+        "Where is the shop?",
+    ):
+        assert terms.place_topic(heading), heading
+    for heading in ("Parking", "주차", "Opening hours", "Suppliers", ""):
+        assert not terms.place_topic(heading), heading
