@@ -103,7 +103,8 @@ async def test_whisper_understands_piper_through_g711(
     assert transcript.language == "en"
     assert transcript.confidence is not None and 0.5 < transcript.confidence <= 1.0
     assert 2.0 < transcript.duration_s < 4.0
-    assert 0 < transcript.compute_s < 10.0
+    # measured, not judged: a loaded CI box is no place for speed (`python -m bench recognition` is)
+    assert transcript.compute_s > 0
 
 
 @pytest.mark.parametrize("model", ["tiny.en", "base"])
