@@ -218,7 +218,7 @@ def run_load(
     from bench.transcripts import UTTERANCES, live_config
     from softphone.voice import speech
 
-    kb, _, _ = _questions(0, 0)
+    kb = _questions(0, 0)[0]["items"]
     questions = [asyncio.run(speech(text)) for text in QUESTIONS]
     talk = [asyncio.run(speech(text)) for text in UTTERANCES] if live else []
     env = {**APP_ENV, **(app_env or {})}

@@ -68,7 +68,7 @@ def _run_nodes(steps: tuple[int, ...], spacing_s: float, pinned: bool) -> dict:
     from stack.cluster import edge_config
     from stack.kamailio import Kamailio, drop_database
 
-    kb, _, _ = _questions(0, 0)
+    kb = _questions(0, 0)[0]["items"]
     questions = [asyncio.run(speech(text)) for text in QUESTIONS]
     out: dict = {"spacing_s": spacing_s, "one_node": {}, "two_nodes_through_edge": {}}
     with tempfile.TemporaryDirectory() as tmp:

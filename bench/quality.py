@@ -2,7 +2,8 @@
 
 ``python -m bench quality`` starts a scratch instance (Asterisk, Chroma, the ARI app, offline
 providers, no operators), gives extension 1004 the evaluation clinic's knowledge
-(``knowledge/retrieval/eval/kb_clinic_en.yaml``, indexed as the console indexes it) and calls it
+(``knowledge/retrieval/eval/kb_clinic_en.yaml``, indexed as the console indexes it, and the clinic's
+name as the extension's ``business`` setting) and calls it
 from an independent SIP phone with synthesised speech, one question per call:
 
 * **answered**: the held-out paraphrases (53) the knowledge answers; right when the reply heard at the phone
@@ -38,6 +39,7 @@ from softphone.analysis import first_sound_at, last_sound_at, silent_tail, speec
 from stack.instance import Instance, scratch_config
 
 EVAL = Path(__file__).resolve().parent.parent / "knowledge" / "retrieval" / "eval"
+REPO_EXTENSIONS = Path(__file__).resolve().parent.parent / "asterisk" / "extensions.yaml"
 RATE = 8000
 PAUSED = [  # (first part, second part, pause): a thought with a pause inside
     ("So I was wondering, um", "what time do you close on Saturdays?", 0.8),
@@ -75,13 +77,24 @@ def _paused() -> list[tuple[str, str, float]]:
     return PAUSED + [(r["parts"][0], r["parts"][1], float(r["pause_s"])) for r in clinic]
 
 
-def _questions(limit_answerable: int | None, limit_unknown: int | None) -> tuple[list[dict], list[dict], list[dict]]:
+def _questions(limit_answerable: int | None, limit_unknown: int | None) -> tuple[dict, list[dict], list[dict]]:
     kb = yaml.safe_load((EVAL / "kb_clinic_en.yaml").read_text(encoding="utf-8"))
     rows = [json.loads(line) for line in (EVAL / "questions_clinic_en.jsonl").read_text().splitlines() if line]
     held = [r for r in rows if r["split"] == "heldout"]
     answerable = [r for r in held if r["expect"]][:limit_answerable]
     unknown = [r for r in held if not r["expect"]][:limit_unknown]
-    return kb["items"], answerable, unknown
+    return kb, answerable, unknown
+
+
+def _extensions_for(business: str, base: Path) -> Path:
+    """The repository's extensions with 1004 named as the clinic's line (its ``business`` setting)."""
+    document = yaml.safe_load((REPO_EXTENSIONS).read_text(encoding="utf-8"))
+    for ext in document["extensions"]:
+        if ext["ext"] == "1004":
+            ext["business"] = business
+    path = base / "extensions.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 async def _seed(cfg, items: list[dict]) -> None:
@@ -293,5 +306,6 @@ def run_quality(answerable: int | None = None, unknown: int | None = None) -> di
     kb, rows_answerable, rows_unknown = _questions(answerable, unknown)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bqual{os.getpid()}", Path(tmp))
-        with Instance(cfg, {"AIPBX_HITL": "0"}):
-            return asyncio.run(_run(cfg, rows_answerable, rows_unknown, {i["id"]: i for i in kb}))
+        env = {"AIPBX_HITL": "0", "AIPBX_EXTENSIONS_FILE": str(_extensions_for(kb["business"], Path(tmp)))}
+        with Instance(cfg, env):
+            return asyncio.run(_run(cfg, rows_answerable, rows_unknown, {i["id"]: i for i in kb["items"]}))

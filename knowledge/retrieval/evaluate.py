@@ -48,6 +48,8 @@ class EvalSet:
     language: str
     items: list[dict[str, Any]]
     questions: list[dict[str, Any]]
+    #: What callers call the business (the extension's ``business`` setting in calls).
+    business: str = ""
 
     @property
     def owner(self) -> str:
@@ -60,7 +62,8 @@ def load_sets(languages: Iterable[str] = ("en", "ko"), root: Path = EVAL_DIR) ->
         for domain in DOMAINS:
             kb = yaml.safe_load((root / f"kb_{domain}_{language}.yaml").read_text(encoding="utf-8"))
             lines = (root / f"questions_{domain}_{language}.jsonl").read_text(encoding="utf-8").splitlines()
-            sets.append(EvalSet(domain, language, kb["items"], [json.loads(line) for line in lines if line.strip()]))
+            questions = [json.loads(line) for line in lines if line.strip()]
+            sets.append(EvalSet(domain, language, kb["items"], questions, kb.get("business", "")))
     return sets
 
 
@@ -152,7 +155,9 @@ def evaluate(
                 if split != "all" and question["split"] != split:
                     continue
                 result = await retriever.search(eval_set.owner, question["q"])
-                judgement = await retriever.judge(question["q"], result.passages, eval_set.owner)
+                judgement = await retriever.judge(
+                    question["q"], result.passages, eval_set.owner, business=eval_set.business
+                )
                 answer, offer = judgement.passage, None
                 if confirm_at > 0 and answer is None and judgement.likeliest is not None:
                     passage, probability = judgement.likeliest

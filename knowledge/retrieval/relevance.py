@@ -25,6 +25,9 @@ answered by the one passage that states a street address under a heading about t
 (:func:`gives_address`), when it names everything else the question asks about
 (:func:`terms.address_answers`: not "your Busan office", not an e-mail address): both models rank a
 street address far down, as it shares no word with the question.
+The callee's business name is who was called, not what is asked: "Is Smile Tree open on
+Saturdays?" is judged as "Is open on Saturdays?" (:func:`terms.without_business`, the extension's
+``business`` setting), since no passage but the address says the name.
 And a passage that states an amount only as its limit ("patients park free for up to 2 hours")
 does not answer a question about what comes after it ("How much is parking after the first two
 hours?", :func:`terms.past_limit`): it reads as an answer and says nothing of what was asked.
@@ -340,11 +343,15 @@ class RelevanceGate:
         self.scorer = scorer
         self.answer_at = answer_at
 
-    def judge(self, question: str, passages: Sequence[Any], known: Collection[str] = ()) -> Judgement:
-        """Blocking (two models run): call it from a worker thread. ``known``: see :func:`judge`."""
+    def judge(
+        self, question: str, passages: Sequence[Any], known: Collection[str] = (), business: str = ""
+    ) -> Judgement:
+        """Blocking (two models run): call it from a worker thread. ``known``: see :func:`judge`;
+        ``business``: the callee's business name (:func:`terms.without_business`)."""
         if not passages or not question.strip():
             return Judgement(None, 0.0, answer_at=self.answer_at)
         question = terms.asked(question)  # "Hi, this is Alex from Acme." is not part of the question
+        question = terms.without_business(question, business)
         scores = self.scorer.scores(question, [*NEUTRAL, *(passage_text(p) for p in passages)])
         e5, floor = scores[len(NEUTRAL) :], max(scores[: len(NEUTRAL)])
         return judge(question, passages, self.embedder, e5, e5_floor=floor, answer_at=self.answer_at, known=known)

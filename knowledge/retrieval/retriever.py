@@ -185,7 +185,9 @@ class Retriever:
         self.timeout_s = timeout_s
         self.gate = gate
 
-    async def judge(self, question: str, passages: Sequence[Passage], owner: str | None = None) -> Judgement:
+    async def judge(
+        self, question: str, passages: Sequence[Passage], owner: str | None = None, *, business: str = ""
+    ) -> Judgement:
         """Which of ``passages`` (a search's, best first) answers ``question``, if any.
 
         With a gate its verdict (off the event loop: two models run); without, the cosine threshold rule
@@ -195,11 +197,11 @@ class Retriever:
         and only a name found nowhere keeps the verdict.
         """
         if self.gate is not None:
-            verdict = await asyncio.to_thread(self.gate.judge, question, passages)
+            verdict = await asyncio.to_thread(self.gate.judge, question, passages, (), business)
             if verdict.unknown_names and owner:
                 known = await self._mentioned(owner, verdict.unknown_names)
                 if known:
-                    verdict = await asyncio.to_thread(self.gate.judge, question, passages, known)
+                    verdict = await asyncio.to_thread(self.gate.judge, question, passages, known, business)
             return verdict
         best = passages[0] if passages else None
         score = float(best.score) if best is not None else 0.0

@@ -41,6 +41,7 @@ __all__ = [
     "states_address",
     "stem",
     "weekdays",
+    "without_business",
     "words",
 ]
 
@@ -503,3 +504,68 @@ def named(question: str) -> list[str]:
             if word not in _TITLES and word not in _COMMON_NAMES:
                 found.append(stem(word))
     return list(dict.fromkeys(found))
+
+
+def without_business(question: str, business: str) -> str:
+    """``question`` without the callee's business name ("Is Smile Tree open on Saturdays?" ->
+    "Is open on Saturdays?" for "Smile Tree Dental Clinic"): every passage of the callee's knowledge
+    is about the business, so its name is no topic a passage must cover, and no unknown name.
+
+    A mention is two or more of the name's words in a row ("Smile Tree", "스튜디오 하늘"), or one that
+    can only be the name: capitalised ("Onggi"), or a Korean word that is the name or a part of it
+    with its particles ("스마일트리치과에서", "스마일트리"). A lone common word of the name stays ("Do
+    you have a table for six?" at Onggi Table asks about a table).
+    """
+    name = {stem(w) for w in words(business)}
+    if not name or not question:
+        return question
+    korean = [w for w in name if _HANGUL.search(w) and len(w) >= 3]
+
+    def part(token: str) -> bool:
+        stemmed = stem(token.lower().replace("’", "'"))
+        if stemmed in name:
+            return True
+        if not _HANGUL.search(token) or len(stemmed) < 3:
+            return False
+        # "스마일트리치과에서도" (particles the stem keeps), "스마일트리" (the name shortened)
+        return any(token.startswith(w) or w.startswith(stemmed) for w in korean)
+
+    normal = unicodedata.normalize("NFKC", question)
+    tokens = list(_WORD.finditer(normal))
+
+    def alone(index: int) -> bool:
+        """A lone word of the name that is the name: capitalised inside a sentence and not part of
+        another name ("Is Onggi open?"; not "Dental cleaning price?", nor the "Lee" of "Dr. Lee" or
+        "Minsu Lee"), or Korean of three syllables or more ("스마일트리", not "하늘")."""
+        text = tokens[index].group()
+        if _HANGUL.search(text):
+            return len(stem(text)) >= 3
+        return (
+            capitalised(index)
+            and stem(text.lower()) not in _STOP_EN
+            and not (index > 0 and (capitalised(index - 1) or tokens[index - 1].group().lower() in _TITLES))
+            and not (index + 1 < len(tokens) and tokens[index + 1].group()[0].isupper())
+        )
+
+    def capitalised(index: int) -> bool:
+        """Capitalised, and not only because a sentence starts with it."""
+        before = normal[: tokens[index].start()].rstrip()
+        return tokens[index].group()[0].isupper() and bool(before) and before[-1] not in ".?!"
+
+    cut: list[tuple[int, int]] = []
+    index = 0
+    while index < len(tokens):
+        end = index
+        while end < len(tokens) and part(tokens[end].group()):
+            end += 1
+        if end - index >= 2 or end - index == 1 and alone(index):
+            cut.append((tokens[index].start(), tokens[end - 1].end()))
+        index = max(end, index + 1)
+    if not cut:
+        return question
+    kept, at = [], 0
+    for start, end in cut:
+        kept.append(normal[at:start])
+        at = end
+    kept.append(normal[at:])
+    return re.sub(r"\s{2,}", " ", "".join(kept)).strip()

@@ -40,9 +40,11 @@ def collect() -> list[dict[str, Any]]:
             index_items(retriever, eval_set.owner, eval_set.items)
             for question in eval_set.questions:
                 result = await retriever.search(eval_set.owner, question["q"])
-                scores = scorer.scores(question["q"], [*NEUTRAL, *(passage_text(p) for p in result.passages)])
+                # judged as calls judge it (RelevanceGate.judge): without the business's own name
+                asked = terms.without_business(terms.asked(question["q"]), eval_set.business)
+                scores = scorer.scores(asked, [*NEUTRAL, *(passage_text(p) for p in result.passages)])
                 rows = features(
-                    question["q"],
+                    asked,
                     result.passages,
                     retriever.embedder,
                     scores[len(NEUTRAL) :],
@@ -58,9 +60,9 @@ def collect() -> list[dict[str, Any]]:
                         "x": [[row[name] for name in FEATURES] for row in rows],
                         # the gate's rule before the model (a name no passage mentions); no owner lookup
                         # here: no calibration question names what only a passage outside its top five says
-                        "unknown_name": bool(unknown_names(question["q"], result.passages)),
+                        "unknown_name": bool(unknown_names(asked, result.passages)),
                         # and its rule for a passage's limit (terms.past_limit): that passage answers nothing
-                        "past_limit": [bool(terms.past_limit(question["q"], passage_text(p))) for p in result.passages],
+                        "past_limit": [bool(terms.past_limit(asked, passage_text(p))) for p in result.passages],
                     }
                 )
 

@@ -238,6 +238,37 @@ async def test_a_caller_asking_for_the_address_hears_the_address_and_not_a_branc
         assert judgement.passage is None, (owner, judgement)
 
 
+async def test_the_business_name_in_a_question_is_who_was_called_not_what_is_asked(embedder) -> None:
+    # given the bakery's knowledge, whose passages (but the address) never say its name
+    items = [
+        {"id": "address", "text": "Blue Door Bakery, 17 Yeonhui-ro 11-gil, Seodaemun-gu.", "heading": "Location"},
+        {"id": "hours", "text": "We are open Tuesday to Sunday from 8 a.m. to 7 p.m.; closed on Mondays."},
+        {"id": "cakes", "text": "Whole cakes need to be ordered two days ahead; a 15 cm cake costs 38,000 won."},
+        {"id": "parking", "text": "There is no parking at the bakery; the public car park is a 3-minute walk."},
+        {"id": "영업", "text": "화요일부터 일요일까지 오전 8시부터 오후 7시까지 영업하고, 월요일은 쉽니다."},
+    ]
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    index_items(retriever, "bakery", items)
+
+    async def answer(question: str, business: str):
+        result = await retriever.search("bakery", question)
+        return await retriever.judge(question, result.passages, "bakery", business=business)
+
+    # when a caller names the business they called
+    for question, business, expected in (
+        ("Is Blue Door open on Sundays?", "Blue Door Bakery", "hours"),
+        ("How far ahead do I order a cake from Blue Door Bakery?", "Blue Door Bakery", "cakes"),
+        ("블루도어베이커리 일요일에도 영업해요?", "블루도어베이커리", "영업"),
+    ):
+        # then it is answered as if they had not (without the setting the name is a topic no passage has)
+        judgement = await answer(question, business)
+        assert judgement.passage is not None and judgement.passage.id == expected, (question, judgement)
+        assert (await answer(question, "")).passage is None, question
+    # and what the knowledge does not have stays unanswered, the name said or not
+    for question in ("Does Blue Door sell gluten-free bread?", "Does Blue Door Bakery deliver to Incheon?"):
+        assert (await answer(question, "Blue Door Bakery")).passage is None, question
+
+
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
     gate = evaluate("relevance", "heldout")["all"]
     threshold = evaluate("threshold", "heldout")["all"]

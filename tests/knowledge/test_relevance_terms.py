@@ -194,3 +194,26 @@ def test_a_heading_about_where_the_business_is() -> None:
         assert terms.place_topic(heading), heading
     for heading in ("Parking", "주차", "Opening hours", "Suppliers", ""):
         assert not terms.place_topic(heading), heading
+
+
+@pytest.mark.parametrize(
+    ("question", "business", "left"),
+    [
+        ("Is Smile Tree open on Saturdays?", "Smile Tree Dental Clinic", "Is open on Saturdays?"),
+        ("What's Smile Tree's address?", "Smile Tree Dental Clinic", "What's address?"),
+        ("Is Onggi open on Sundays?", "Onggi Table", "Is open on Sundays?"),
+        ("스마일트리치과에서 아이들도 봐 주나요?", "스마일트리치과", "아이들도 봐 주나요?"),
+        ("스마일트리 토요일 진료해요?", "스마일트리치과", "토요일 진료해요?"),  # the name shortened
+        ("스튜디오 하늘 로고 비용이요?", "스튜디오 하늘", "로고 비용이요?"),
+        # a lone common word of the name is what the caller asks about, not the name
+        ("Do you have a table for six?", "Onggi Table", "Do you have a table for six?"),
+        ("Dental cleaning price?", "Smile Tree Dental Clinic", "Dental cleaning price?"),
+        ("하늘이 보이는 자리 있어요?", "스튜디오 하늘", "하늘이 보이는 자리 있어요?"),
+        # and so is another person of the same name
+        ("Is Minsu Lee in today?", "Jiyoung Lee Design", "Is Minsu Lee in today?"),
+        ("Is Dr. Lee in today?", "Lee Dental", "Is Dr. Lee in today?"),
+        ("Is Smile Tree open?", "", "Is Smile Tree open?"),
+    ],
+)
+def test_the_business_name_is_taken_out_of_a_question(question: str, business: str, left: str) -> None:
+    assert terms.without_business(question, business) == left
