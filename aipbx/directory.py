@@ -65,10 +65,15 @@ class Extension:
     #: Only for extensions made in the console: the SIP password the ARI app provisions them with over ARI
     #: (extensions of the YAML file are rendered into pjsip.conf with the passwords of ``.env``).
     sip_password: str = ""
+    #: What callers call the business or desk behind this line ("Smile Tree Dental Clinic"): the AI does
+    #: not take it for something a caller asks about ("Is Smile Tree open on Saturdays?" asks about
+    #: Saturdays). "" = none.
+    business: str = ""
 
     @property
     def greeting_text(self) -> str:
-        return self.greeting.replace("{owner}", self.owner)
+        """The greeting as spoken: ``{owner}`` and ``{business}`` (the owner when there is none) replaced."""
+        return self.greeting.replace("{owner}", self.owner).replace("{business}", self.business or self.owner)
 
     @property
     def recorded(self) -> bool:
@@ -124,6 +129,7 @@ class Directory:
                     "hold_music": e.hold_music,
                     "hold_music_volume": e.hold_music_volume,
                     **({"sip_password": e.sip_password} if e.sip_password else {}),
+                    "business": e.business,
                 }
                 for e in self.extensions
             ],
@@ -176,8 +182,25 @@ def parse_directory(data: object, source: str = "extensions.yaml") -> Directory:
         srtp = raw.get("srtp", defaults.get("srtp", False))
         if not isinstance(srtp, bool):
             raise DirectoryError(f"{where}: srtp must be true or false")
+        # a company's PBX usually has one business name (defaults); an extension's own, even "", wins
+        business = (
+            _text(raw, "business", where, BUSINESS_LIMIT)
+            if "business" in raw
+            else _text(defaults, "business", f"{source}: defaults", BUSINESS_LIMIT)
+        )
         result.append(
-            Extension(ext, owner, timeout, language, greeting, recording, permit, srtp, **_settings(raw, where))
+            Extension(
+                ext,
+                owner,
+                timeout,
+                language,
+                greeting,
+                recording,
+                permit,
+                srtp,
+                **_settings(raw, where),
+                business=business,
+            )
         )
     return Directory(tuple(result), _notice(data.get("recording_notice", DEFAULT_NOTICE), source))
 
@@ -185,6 +208,8 @@ def parse_directory(data: object, source: str = "extensions.yaml") -> Directory:
 HOLD_MUSIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.wav$")
 VOICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SIP_PASSWORD_RE = re.compile(r"^[A-Za-z0-9_-]{12,64}$")
+#: The longest business name (``calls.Extension.business`` holds as many characters).
+BUSINESS_LIMIT = 128
 
 
 def _text(raw: dict, key: str, where: str, limit: int = 500) -> str:

@@ -101,8 +101,10 @@ class TimedRetriever:
         with VECTOR_SEARCH.time():
             return await self.inner.search(owner, query)
 
-    async def judge(self, question: str, passages: Sequence[Passage], owner: str | None = None) -> Judgement:
-        return await self.inner.judge(question, passages, owner)
+    async def judge(
+        self, question: str, passages: Sequence[Passage], owner: str | None = None, *, business: str = ""
+    ) -> Judgement:
+        return await self.inner.judge(question, passages, owner, business=business)
 
     async def prepare(self, owner: str) -> list[Passage]:
         return await self.inner.prepare(owner)

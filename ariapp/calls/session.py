@@ -541,6 +541,7 @@ class AiCall:
                 owner=self.ext.owner,
                 owner_key=self.ext.ext,
                 greeting_text=self.ext.greeting_text,
+                business=self.ext.business,
                 language=self.ext.language,
                 confirm_at=self.engine.confirm_at,
                 hold_message=self.ext.hold_message,

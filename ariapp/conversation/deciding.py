@@ -47,11 +47,11 @@ class Retrieval(Protocol):
     ``metadata`` with the knowledge ``item_id`` (reported to the console); ``judge`` says which of
     them answer the question (a ``Judgement``: ``answering``, ``probability``, ``answer_at``) —
     only those are ever spoken; with ``owner`` it may look the question's names up in the owner's
-    knowledge."""
+    knowledge, and ``business`` (the callee's business name) is not a topic the answer must cover."""
 
     async def search(self, owner: str, query: str) -> Any: ...
 
-    async def judge(self, question: str, passages: Any, owner: str | None = None) -> Any: ...
+    async def judge(self, question: str, passages: Any, owner: str | None = None, *, business: str = "") -> Any: ...
 
 
 class Deciding:
@@ -192,9 +192,12 @@ class Deciding:
         if self.retriever is None:
             return [], None
         try:
-            owner = self.context.config.owner_key
+            config = self.context.config
+            owner = config.owner_key
             result = await self.retriever.search(owner, question)
-            return list(result.passages), await self.retriever.judge(question, result.passages, owner)
+            # "Is Smile Tree open on Saturdays?" asks about Saturdays: the callee's own name is no topic
+            judgement = await self.retriever.judge(question, result.passages, owner, business=config.business)
+            return list(result.passages), judgement
         except Exception as exc:  # the knowledge base down must not take the call down
             log.warning("knowledge search failed, answering without it: %r", exc)
             return [], None

@@ -50,6 +50,9 @@ class ConversationConfig:
     owner: str
     owner_key: str  # the extension whose knowledge is searched
     greeting_text: str = ""
+    # What callers call the business behind the line ("Smile Tree Dental Clinic"; "" = none): the
+    # relevance gate does not take it for a topic the answer has to cover (deciding.py)
+    business: str = ""
     language: str = "en-US"
     confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (confirm.py); 0: never
     # An unsure question heard again expecting the nearest passages' words (deciding.py); False: never

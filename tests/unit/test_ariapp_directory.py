@@ -79,6 +79,67 @@ def test_greeting_text_substitutes_every_owner_placeholder() -> None:
     assert "{owner}" not in shipped.greeting_text
 
 
+def test_the_business_name_is_the_extensions_own_or_the_defaults() -> None:
+    # given a PBX with one business name and a line that names its own (and one that wants none)
+    data = copy.deepcopy(VALID)
+    data["defaults"]["business"] = " Smile Tree Dental Clinic "
+    data["extensions"][1]["business"] = "Smile Tree Lab"
+    data["extensions"].append({"ext": "1003", "owner": "Ann", "business": ""})
+
+    # when the file is read
+    directory = parse_directory(data)
+
+    # then each extension has its own, or the company's, trimmed; an explicit "" means none
+    assert [e.business for e in directory] == ["Smile Tree Dental Clinic", "Smile Tree Lab", ""]
+    # and it survives the document the console publishes
+    assert parse_directory(directory.as_document()) == directory
+
+
+def test_without_a_business_name_there_is_none() -> None:
+    assert [e.business for e in parse_directory(VALID)] == ["", ""]
+    assert all(e.business == "" for e in load_directory(REPO / "asterisk" / "extensions.yaml"))
+
+
+@pytest.mark.parametrize("business", ["x" * 129, 42, ["Smile Tree"]])
+def test_a_business_name_that_is_too_long_or_no_text_is_refused(business: object) -> None:
+    message = rejected(with_extension(business=business))
+
+    assert message == "ext.yaml: extensions[1]: business must be a text of at most 128 characters"
+
+
+def test_a_too_long_default_business_name_names_the_defaults() -> None:
+    data = copy.deepcopy(VALID)
+    data["defaults"]["business"] = "x" * 129
+
+    assert rejected(data) == "ext.yaml: defaults: business must be a text of at most 128 characters"
+
+
+def test_a_business_name_of_exactly_the_limit_is_accepted() -> None:
+    assert parse_directory(with_extension(business="x" * 128)).get("1002").business == "x" * 128
+
+
+def test_greeting_text_substitutes_the_business_or_else_the_owner() -> None:
+    # given a greeting that names the business
+    greeting = "Hello, {business}, {owner}'s line. This call is recorded."
+
+    # when one extension has a business name and the other has none
+    directory = parse_directory(
+        {
+            "defaults": {"greeting": greeting},
+            "extensions": [
+                {"ext": "1001", "owner": "Front Desk", "business": "Smile Tree Dental Clinic"},
+                {"ext": "1002", "owner": "Jiyoung Lee"},
+            ],
+        }
+    )
+
+    # then the business is said, or the owner in its place
+    assert directory.get("1001").greeting_text == (
+        "Hello, Smile Tree Dental Clinic, Front Desk's line. This call is recorded."
+    )
+    assert directory.get("1002").greeting_text == "Hello, Jiyoung Lee, Jiyoung Lee's line. This call is recorded."
+
+
 def test_numeric_ext_in_yaml_is_accepted_as_text() -> None:
     directory = parse_directory({"extensions": [{"ext": 1001, "owner": "Ann"}]})
 

@@ -35,7 +35,9 @@ class GateRetriever(FakeRetriever):
         super().__init__(*passages)
         self.probability = probability
 
-    async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
+    async def judge(
+        self, question: str, passages: list[Passage], owner: str | None = None, *, business: str = ""
+    ) -> Judgement:
         candidates = [(p, self.probability if i == 0 else 0.05, {}) for i, p in enumerate(passages)]
         chosen = passages[0] if passages and self.probability >= 0.82 else None
         return Judgement(chosen, self.probability, candidates, answer_at=0.82)

@@ -139,6 +139,7 @@ class FakeRetriever:
         self.passages = list(passages)
         self.delay = delay
         self.queries: list[tuple[str, str]] = []
+        self.judged: list[tuple[str, str | None, str]] = []  # (question, owner, business) of each judge
 
     async def prepare(self, owner: str) -> list[Passage]:
         return self.passages
@@ -148,8 +149,11 @@ class FakeRetriever:
         await asyncio.sleep(self.delay)
         return SearchResult(self.passages)
 
-    async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
+    async def judge(
+        self, question: str, passages: list[Passage], owner: str | None = None, *, business: str = ""
+    ) -> Judgement:
         """The threshold rule (what a Retriever without its gate decides)."""
+        self.judged.append((question, owner, business))
         best = max(passages, key=lambda p: p.score, default=None)
         score = best.score if best is not None else 0.0
         chosen = best if best is not None and score >= self.threshold else None
@@ -324,6 +328,7 @@ async def test_an_utterance_is_logged_with_transcript_passages_scores_and_ordere
     _, caller, ai = call.orchestrator.turns
     assert (caller.speaker, caller.text) == ("caller", "When do you open?")
     assert retriever.queries == [("201", "When do you open?")]
+    assert retriever.judged == [("When do you open?", "201", "")]  # the extension names no business
     assert caller.retrieved == [
         {"text": OPENING.text, "score": 0.82, "item_id": 7, "used": True},  # counted a use
         {"text": PARKING.text, "score": 0.41, "item_id": None, "used": False},
@@ -372,6 +377,20 @@ async def test_the_recogniser_is_told_the_names_in_the_callees_knowledge() -> No
 
     # then the recogniser heard it expecting those names, and not the weekday
     assert call.stt.hints == [["Dr. Minsu Park", "Hanbit Building"]]
+
+
+async def test_the_callees_business_name_reaches_the_relevance_gate() -> None:
+    # given an extension whose business callers call "Smile Tree"
+    retriever = FakeRetriever(Passage("On Saturdays we open at ten.", 0.8))
+    stt = FakeSTT("Is Smile Tree open on Saturdays?")
+    async with Call(retriever=retriever, stt=stt, business="Smile Tree Dental Clinic") as call:
+        # when a caller asks naming it
+        call.say()
+        await call.until(lambda: len(call.orchestrator.turns) == 3 and call.state is State.LISTENING)
+
+    # then the gate judged the question knowing the name is the callee's own, not a topic to cover
+    assert retriever.judged == [("Is Smile Tree open on Saturdays?", "201", "Smile Tree Dental Clinic")]
+    assert call.heard() == ["greeting", "On Saturdays we open at ten."]
 
 
 async def test_the_voice_is_told_when_the_caller_needs_each_sentence() -> None:

@@ -29,7 +29,9 @@ class WordRetriever(FakeRetriever):
         super().__init__(*passages)
         self.near = near
 
-    async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
+    async def judge(
+        self, question: str, passages: list[Passage], owner: str | None = None, *, business: str = ""
+    ) -> Judgement:
         words = {w.strip("?.,").lower() for w in question.split() if len(w.strip("?.,")) >= 4}
         chosen = next((p for p in passages if words & set(p.text.lower().replace(";", "").split())), None)
         candidates = [(p, 0.9 if p is chosen else (self.near if i == 0 else 0.01), {}) for i, p in enumerate(passages)]
@@ -107,7 +109,9 @@ class NameRetriever(WordRetriever):
     """:class:`WordRetriever`, with the gate's rule on names: a capitalised word no passage has makes
     nothing answer (probability 0 for every passage)."""
 
-    async def judge(self, question: str, passages: list[Passage], owner: str | None = None) -> Judgement:
+    async def judge(
+        self, question: str, passages: list[Passage], owner: str | None = None, *, business: str = ""
+    ) -> Judgement:
         text = " ".join(p.text.lower() for p in passages)
         unknown = tuple(
             w.strip("?.,").lower()
@@ -115,7 +119,7 @@ class NameRetriever(WordRetriever):
             if w[0].isupper() and w.strip("?.,").lower() not in text
         )
         if not unknown:
-            return await super().judge(question, passages, owner)
+            return await super().judge(question, passages, owner, business=business)
         candidates = [(p, 0.0, {}) for p in passages]
         return Judgement(None, 0.0, candidates, answer_at=0.8, unknown_names=unknown)
 

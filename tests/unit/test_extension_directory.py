@@ -59,6 +59,7 @@ def test_a_broken_frame_is_refused_with_the_reason(raw: str, says: str) -> None:
         ({"hold_music_volume": 150}, "hold_music_volume"),
         ({"sip_password": "short"}, "sip_password"),
         ({"voice": "a voice; rm"}, "voice"),
+        ({"business": "x" * 129}, "business"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_the_extension_and_field(change: dict, says: str) -> None:

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from contract.directory import directory_key
 from tests.web.calls_factory import make_user
+from webconsole.calls.directory import build_directory, sync_extensions
 from webconsole.calls.models import Extension, ExtensionChange, Role
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,7 @@ def admin_client() -> tuple[Client, object]:
 def form_of(row: Extension, **changes) -> dict:
     data = {
         "name": row.name,
+        "business": row.business,
         "ai_enabled": "on" if row.ai_enabled else "",
         "no_answer_timeout": row.no_answer_timeout,
         "language": row.language,
@@ -100,7 +102,14 @@ def test_an_admin_changes_the_greeting_and_timeout_audited_and_published(
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("no_answer_timeout", 0), ("no_answer_timeout", 601), ("language", "fr-FR"), ("voice", "a b")]
+    ("field", "value"),
+    [
+        ("no_answer_timeout", 0),
+        ("no_answer_timeout", 601),
+        ("language", "fr-FR"),
+        ("voice", "a b"),
+        ("business", "x" * 129),
+    ],
 )
 def test_a_bad_value_is_an_error_and_nothing_is_saved_or_published(
     published, django_capture_on_commit_callbacks, field: str, value: object
@@ -114,6 +123,53 @@ def test_a_bad_value_is_an_error_and_nothing_is_saved_or_published(
     assert getattr(fresh, field) == getattr(row, field)
     assert not ExtensionChange.objects.exists()
     assert published() is None
+
+
+def test_the_seed_gives_a_new_row_the_business_name_once(tmp_path) -> None:
+    # given a seed file whose PBX has one business name and a line that names its own
+    seed = tmp_path / "extensions.yaml"
+    seed.write_text(
+        'defaults:\n  business: "Smile Tree Dental Clinic"\n'
+        'extensions:\n  - ext: "1091"\n    owner: "Front Desk"\n'
+        '  - ext: "1092"\n    owner: "Lab"\n    business: "Smile Tree Lab"\n',
+        encoding="utf-8",
+    )
+    # when it is synced
+    assert sync_extensions(seed) == (2, 2)
+    # then the rows have it, and a later seed does not overwrite what the console holds
+    assert (seeded("1091").business, seeded("1092").business) == ("Smile Tree Dental Clinic", "Smile Tree Lab")
+    seed.write_text(seed.read_text(encoding="utf-8").replace("Smile Tree Dental Clinic", "Other"), encoding="utf-8")
+    assert sync_extensions(seed) == (0, 0)
+    assert seeded("1091").business == "Smile Tree Dental Clinic"
+
+
+def test_an_admin_sets_the_business_name_audited_and_published(published, django_capture_on_commit_callbacks) -> None:
+    client, user = admin_client()
+    row = seeded("1003")
+    assert row.business == ""  # the shipped seed names no business
+    # when the admin names the line's business and greets with it
+    greeting = "Hello, {business}. This is the AI assistant. This call is recorded."
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("console:extension", args=["1003"]),
+            form_of(row, business="  Smile Tree Dental Clinic ", greeting=greeting),
+        )
+    assert response.status_code == 302
+    # then the row holds it, the audit says who changed it from what, and the ARI app's payload has it
+    row.refresh_from_db()
+    assert row.business == "Smile Tree Dental Clinic"
+    (change,) = ExtensionChange.objects.filter(extension=row)
+    assert change.user == user
+    assert change.changes["business"] == ["", "Smile Tree Dental Clinic"]
+    assert set(change.changes) == {"business", "greeting"}
+    item = next(e for e in published()["directory"]["extensions"] if e["ext"] == "1003")
+    assert (item["business"], item["greeting"]) == ("Smile Tree Dental Clinic", greeting)
+    assert build_directory().get("1003").greeting_text.startswith("Hello, Smile Tree Dental Clinic. ")
+    # and the history shows it; an operator of the line sees the name
+    assert "business" in client.get(reverse("console:extension", args=["1003"])).content.decode()
+    operator = Client()
+    operator.force_login(make_user("desk", extensions=("1003",)))
+    assert "Smile Tree Dental Clinic" in operator.get(reverse("console:extension", args=["1003"])).content.decode()
 
 
 def test_an_operator_sees_their_extension_but_cannot_change_it(published) -> None:
@@ -210,6 +266,26 @@ def test_the_admin_saves_through_the_audited_action(published, django_capture_on
     assert seeded("1001").no_answer_timeout == 12
     assert ExtensionChange.objects.get(extension=row).changes == {"no_answer_timeout": [10, 12]}
     assert next(e for e in published()["directory"]["extensions"] if e["ext"] == "1001")["no_answer_timeout"] == 12
+
+
+def test_the_admin_sets_the_business_name_through_the_audited_action(
+    published, django_capture_on_commit_callbacks
+) -> None:
+    from django.contrib.auth.models import User
+
+    boss = User.objects.create_superuser("root", password="x-very-long-password-1")
+    client = Client()
+    client.force_login(boss)
+    row = seeded("1002")
+    data = form_of(row, business="Smile Tree Dental Clinic")
+    data.update({"hold_music": "", "changes-TOTAL_FORMS": 0, "changes-INITIAL_FORMS": 0})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:calls_extension_change", args=[row.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert seeded("1002").business == "Smile Tree Dental Clinic"
+    assert ExtensionChange.objects.get(extension=row).changes == {"business": ["", "Smile Tree Dental Clinic"]}
+    item = next(e for e in published()["directory"]["extensions"] if e["ext"] == "1002")
+    assert item["business"] == "Smile Tree Dental Clinic"
 
 
 def test_the_admin_refuses_what_the_ari_app_would_refuse(published) -> None:

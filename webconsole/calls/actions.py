@@ -111,6 +111,7 @@ def _rewrite_files(folder: Path, turns: list[dict[str, Any]], source: str) -> No
 #: The fields an ExtensionChange records (the SIP password is never written into the audit).
 AUDITED = (
     "name",
+    "business",
     "ai_enabled",
     "no_answer_timeout",
     "language",

@@ -42,6 +42,7 @@ def sync_extensions(path: Path) -> tuple[int, int]:
             if row.seeded:
                 continue
             row.name = ext.owner
+            row.business = ext.business
             row.ai_enabled = ext.ai
             row.no_answer_timeout = ext.no_answer_timeout
             row.language = ext.language
@@ -73,6 +74,7 @@ def row_document(row: Extension) -> dict:
         "hold_music": row.hold_music,
         "hold_music_volume": row.hold_music_volume,
         **({"sip_password": row.sip_password} if row.sip_password else {}),
+        "business": row.business,
     }
 
 

@@ -29,6 +29,7 @@ class ExtensionForm(forms.ModelForm):
         model = Extension
         fields = [
             "name",
+            "business",
             "ai_enabled",
             "no_answer_timeout",
             "language",
@@ -41,6 +42,7 @@ class ExtensionForm(forms.ModelForm):
         ]
         labels = {
             "name": gettext_lazy("Owner"),
+            "business": gettext_lazy("Business name"),
             "ai_enabled": gettext_lazy("AI answers missed calls"),
             "no_answer_timeout": gettext_lazy("No-answer timeout (s)"),
             "language": gettext_lazy("Language"),

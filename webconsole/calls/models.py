@@ -30,6 +30,15 @@ class Extension(models.Model):
 
     number = models.CharField(max_length=16, unique=True)
     name = models.CharField(max_length=128, blank=True, default="")
+    business = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        help_text=gettext_lazy(
+            "What callers call the business or desk behind this line, e.g. Smile Tree Dental Clinic. "
+            "The AI does not take it for something a caller asks about."
+        ),
+    )
     ai_enabled = models.BooleanField(default=True, help_text=gettext_lazy("The AI answers the calls nobody picks up."))
     no_answer_timeout = models.PositiveSmallIntegerField(
         default=10, help_text=gettext_lazy("Seconds the phone rings before the AI answers (1-600).")
@@ -38,7 +47,10 @@ class Extension(models.Model):
     greeting = models.TextField(
         blank=True,
         default="",
-        help_text=gettext_lazy("What the AI says first; {owner} is replaced. It must say the call is recorded."),
+        help_text=gettext_lazy(
+            "What the AI says first; {owner} and {business} (the business name, or the owner without one) "
+            "are replaced. It must say the call is recorded."
+        ),
     )
     voice = models.CharField(max_length=64, blank=True, default="")
     recording = models.CharField(max_length=8, choices=RECORDING, default="learn")
