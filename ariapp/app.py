@@ -234,8 +234,9 @@ class App:
         key = (ext.greeting_text, ext.language, ext.voice, rate)
         if key not in self._greetings:
             tts = self.engine.voice(ext.language, ext.voice)
-            # the owner's name is in it: read as the voice must say it ("Jiyoung" -> "Jee Young")
-            text = spoken(ext.greeting_text, ext.language, (ext.owner,))
+            # the owner's and the business's names are in it: read as the voice must say them ("Jiyoung" ->
+            # "Jee Young")
+            text = spoken(ext.greeting_text, ext.language, tuple(filter(None, (ext.owner, ext.business))))
             try:
                 pcm = await tts.synthesize_all(text)
             except ProviderError as exc:
