@@ -178,8 +178,13 @@ class GuardedSplitter:
 
 
 def reply_splitter(
-    system: str, owner: str, passages: Iterable[str], fallback: str, heard: Iterable[str] = ()
+    system: str,
+    owner: str,
+    passages: Iterable[str],
+    fallback: str,
+    heard: Iterable[str] = (),
+    business: str = "",
 ) -> GuardedSplitter:
     """The splitter for one reply: guarded against ``system``, allowed to repeat ``passages`` (and the
-    numbers of ``heard``, the caller's words)."""
-    return GuardedSplitter(ReplyGuard(system, allowed=passages, names=[owner], heard=heard), fallback)
+    numbers of ``heard``, the caller's words) and to say the owner's and the business's names."""
+    return GuardedSplitter(ReplyGuard(system, allowed=passages, names=[owner, business], heard=heard), fallback)

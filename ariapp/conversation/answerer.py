@@ -23,6 +23,7 @@ class Question:
     passages: list[str]  # best first, already above the retrieval threshold
     confidence: float
     history: list[Turn] = field(default_factory=list)
+    business: str = ""  # the extension's business name ("" = none): the LLM's prompt says it
 
 
 class Answerer(Protocol):
@@ -37,7 +38,12 @@ class LlmAnswerer:
 
     async def answer(self, question: Question) -> AsyncIterator[str]:
         messages = build_messages(
-            question.owner_name, question.language, question.text, question.passages, question.history
+            question.owner_name,
+            question.language,
+            question.text,
+            question.passages,
+            question.history,
+            business=question.business,
         )
         async for delta in self.llm.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature):
             yield delta

@@ -249,6 +249,7 @@ class Orchestrator:
                         [p.text for p in decision.passages],
                         decision.confidence or 0.0,
                         self.context.history(),
+                        business=self.config.business,
                     )
                     said = None if decision.offer is None else decision.offer.text
                     await self.speaking.answer(question, marks, filler, reply, self.turn_taking.settle, said=said)

@@ -165,11 +165,12 @@ class Speaking:
         """
         # Every piece passes the output guard before TTS (guard.py): no prompt leaks, markup or actions.
         splitter = reply_splitter(
-            system_prompt(question.owner_name, question.language),
+            system_prompt(question.owner_name, question.language, question.business),
             question.owner_name,
             [*question.passages, *([said] if said else [])],
             self.fallback,
             heard=[question.text, *(turn.text for turn in question.history)],
+            business=question.business,
         )
         clock = self.context.clock
 

@@ -104,6 +104,20 @@ async def test_llm_answer_sends_the_built_prompt_and_streams_the_deltas_unchange
     assert (max_tokens, temperature) == (80, 0.2)
 
 
+async def test_llm_answer_tells_the_model_the_business_it_answers_for() -> None:
+    # given a call to an extension with a business name
+    llm = FakeLlm(["We open at nine."])
+    asked = question(["We open at nine."])
+    asked.business = "Smile Tree Dental Clinic"
+
+    # when
+    await collect(LlmAnswerer(llm).answer(asked))
+
+    # then its rules say whose phone it answers
+    [(messages, _, _)] = llm.calls
+    assert messages[0].content.startswith("You are the phone assistant of Mr Kim at Smile Tree Dental Clinic.")
+
+
 async def test_llm_answer_defaults() -> None:
     llm = FakeLlm(["Hi."])
 

@@ -251,6 +251,23 @@ def test_the_guard_refuses_verbatim_prompt_quotes_but_not_allowed_passages() -> 
     assert ReplyGuard(system, allowed=[quote], names=[OWNER]).check(quote) is None
 
 
+def test_a_reply_may_say_the_business_name_the_prompt_holds() -> None:
+    # given the prompt of an extension with a business name (longer than a quote: LEAK_CHARS)
+    system = system_prompt(OWNER, "en-US", "Smile Tree Dental Clinic of Seocho")
+    reply = "Smile Tree Dental Clinic of Seocho is open until 6 p.m."
+
+    def spoken(business: str) -> list[str]:
+        splitter = reply_splitter(system, OWNER, ["We are open until 6 p.m."], "FALLBACK.", business=business)
+        return splitter.push(reply) + splitter.flush()
+
+    # when the reply names the business, then it is spoken (not taken for a quote of the prompt)
+    assert spoken("Smile Tree Dental Clinic of Seocho") == [reply]
+    assert spoken("") == ["FALLBACK."]
+    # and a quote of the rules still is not
+    guard = ReplyGuard(system, names=[OWNER, "Smile Tree Dental Clinic of Seocho"])
+    assert guard.check("Smile Tree Dental Clinic of Seocho says: answer only from the facts in the context.")
+
+
 def test_the_guard_finds_a_korean_prompt_quote_and_a_secret_token() -> None:
     system = system_prompt("김철수", "ko-KR") + "\n감사 코드: AX93-KLM2."
     guard = ReplyGuard(system, names=["김철수"])
