@@ -40,6 +40,7 @@ __all__ = [
     "proper_names",
     "states_address",
     "stem",
+    "synonyms",
     "weekdays",
     "without_business",
     "words",
@@ -569,3 +570,41 @@ def without_business(question: str, business: str) -> str:
         at = end
     kept.append(normal[at:])
     return re.sub(r"\s{2,}", " ", "".join(kept)).strip()
+
+
+#: Everyday words callers and owners use for the same thing ("kids" / "children", "elevator" / "lift",
+#: "애들" / "어린이"): a passage that says one covers a question that says another. Only words that name
+#: the same thing in any business; a model's word vectors (the gate's ``soft``) weigh the rest.
+_SYNONYMS: Final = (
+    "kid kids child children toddler",
+    "elevator elevators lift lifts",
+    "dog dogs puppy puppies",
+    "monitor screen tv display",
+    "restroom toilet bathroom washroom",
+    "parcel package courier",
+    "bill invoice",
+    "doctor dentist",
+    "아이 아이들 애들 어린이 자녀 키즈",
+    "엘리베이터 승강기",
+    "강아지 반려견",
+    "모니터 화면",
+    "택배 소포",
+    "의사 원장",
+)
+
+
+def _synonym_table() -> dict[str, frozenset[str]]:
+    table: dict[str, frozenset[str]] = {}
+    for group in _SYNONYMS:
+        stems = frozenset(stem(word) for word in group.split())
+        for word in stems:
+            table[word] = stems - {word}
+    return table
+
+
+_SYNONYM_OF: Final = _synonym_table()
+
+
+def synonyms(term: str) -> frozenset[str]:
+    """The other stems of ``term``'s everyday synonyms (:data:`_SYNONYMS`), empty for most words."""
+    return _SYNONYM_OF.get(term, frozenset())

@@ -269,6 +269,31 @@ async def test_the_business_name_in_a_question_is_who_was_called_not_what_is_ask
         assert (await answer(question, "Blue Door Bakery")).passage is None, question
 
 
+async def test_a_caller_may_say_kids_where_the_owner_wrote_children(embedder) -> None:
+    # given a clinic that wrote "children" and "lift"
+    items = [
+        {"id": "kids", "text": "Dr. Choi sees children from age 3; sealants are covered up to age 18."},
+        {"id": "access", "text": "The building has a step-free entrance and a lift to the 3rd floor."},
+        {"id": "hours", "text": "We are open Monday to Friday from 9:30 a.m. to 6:30 p.m."},
+        {"id": "parking", "text": "Patients park free for two hours in the basement car park."},
+        {"id": "prices", "text": "Scaling costs 15,000 won with national health insurance."},
+    ]
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    index_items(retriever, "clinic2", items)
+
+    async def answer(question: str):
+        result = await retriever.search("clinic2", question)
+        return await retriever.judge(question, result.passages, "clinic2")
+
+    # when callers use the everyday word for the same thing, then the passage answers
+    for question, expected in (("Do you see kids?", "kids"), ("Is there an elevator?", "access")):
+        judgement = await answer(question)
+        assert judgement.passage is not None and judgement.passage.id == expected, (question, judgement)
+    # and what it does not say stays unanswered
+    for question in ("Do you have a play area for kids?", "Does the elevator go down to the car park?"):
+        assert (await answer(question)).passage is None, question
+
+
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
     gate = evaluate("relevance", "heldout")["all"]
     threshold = evaluate("threshold", "heldout")["all"]

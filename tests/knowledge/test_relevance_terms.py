@@ -217,3 +217,10 @@ def test_a_heading_about_where_the_business_is() -> None:
 )
 def test_the_business_name_is_taken_out_of_a_question(question: str, business: str, left: str) -> None:
     assert terms.without_business(question, business) == left
+
+
+def test_everyday_synonyms_name_the_same_thing_in_both_directions() -> None:
+    assert "child" in terms.synonyms(terms.stem("kids")) and "kid" in terms.synonyms(terms.stem("children"))
+    assert "lift" in terms.synonyms("elevator") and "elevator" in terms.synonyms("lift")
+    assert "어린" in terms.synonyms(terms.stem("애들"))  # "어린이" as the stem reads it
+    assert terms.synonyms("parking") == frozenset() and terms.synonyms("projector") == frozenset()
