@@ -63,6 +63,7 @@ come coming see let make say said there's else bit lot guys guy kind sort stuff 
 around like there'll today right now well sure call calling
 time times hour hours open opening opened close closing closed cost costs price prices fee fees charge
 charges pay paying much day days week exactly usually normally
+morning mornings afternoon afternoons evening evenings night nights tonight
 """.split()
 )
 
@@ -99,7 +100,9 @@ _PRICE_Q: Final = re.compile(
 )
 _TIME_Q: Final = re.compile(
     r"\bwhen\b|what time|\bhours?\b|\bopen\b|\bclose[sd]?\b|\buntil\b|\btill\b|\blatest\b|"
-    r"\bearliest\b|\bdays?\b|\bweekends?\b|" + "|".join(_WEEKDAYS_EN) + r"|몇\s*시|언제|"
+    r"\bearliest\b|\bdays?\b|\bweekends?\b|\b(?:morning|afternoon|evening|night)s?\b|\btonight\b|"
+    + "|".join(_WEEKDAYS_EN)
+    + r"|몇\s*시|언제|"
     r"시간|요일|주말|평일|영업|문\s*(?:열|닫)|마감",
     re.I,
 )

@@ -224,3 +224,12 @@ def test_everyday_synonyms_name_the_same_thing_in_both_directions() -> None:
     assert "lift" in terms.synonyms("elevator") and "elevator" in terms.synonyms("lift")
     assert "어린" in terms.synonyms(terms.stem("애들"))  # "어린이" as the stem reads it
     assert terms.synonyms("parking") == frozenset() and terms.synonyms("projector") == frozenset()
+
+
+def test_a_time_of_day_asks_for_a_time_and_is_no_topic_of_its_own() -> None:
+    # "Monday morning": the hours passage says "9:30 a.m.", never "morning"
+    assert terms.key_terms("Are you guys open Monday morning?") == ["monday"]
+    assert terms.key_terms("Can I come in on a Tuesday afternoon?") == ["tuesday"]
+    for question in ("Can I come in on a Tuesday afternoon?", "Are you still serving tonight?", "Open evenings?"):
+        assert "time" in terms.answer_types(question), question
+    assert terms.key_terms("Can I get a night guard made?") == ["guard", "made"]  # what is asked about stays
