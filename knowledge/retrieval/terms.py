@@ -562,7 +562,9 @@ def without_business(question: str, business: str) -> str:
         end = index
         while end < len(tokens) and part(tokens[end].group()):
             end += 1
-        if end - index >= 2 or end - index == 1 and alone(index):
+        # words that carry the name: "the" of "The Noodle Bar" does not make "the noodle soup" the name
+        named_by = [i for i in range(index, end) if stem(tokens[i].group().lower()) not in _STOP_EN]
+        if len(named_by) >= 2 or len(named_by) == 1 and alone(named_by[0]):
             cut.append((tokens[index].start(), tokens[end - 1].end()))
         index = max(end, index + 1)
     if not cut:

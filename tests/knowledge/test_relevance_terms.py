@@ -207,6 +207,8 @@ def test_a_heading_about_where_the_business_is() -> None:
         ("스튜디오 하늘 로고 비용이요?", "스튜디오 하늘", "로고 비용이요?"),
         # a lone common word of the name is what the caller asks about, not the name
         ("Do you have a table for six?", "Onggi Table", "Do you have a table for six?"),
+        ("Is the noodle soup spicy?", "The Noodle Bar", "Is the noodle soup spicy?"),
+        ("Is The Noodle Bar open late?", "The Noodle Bar", "Is open late?"),
         ("Dental cleaning price?", "Smile Tree Dental Clinic", "Dental cleaning price?"),
         ("하늘이 보이는 자리 있어요?", "스튜디오 하늘", "하늘이 보이는 자리 있어요?"),
         # and so is another person of the same name
