@@ -228,7 +228,9 @@ def features(
                 # a question with no topic words ("When are you open?") asks nothing a passage could lack
                 "coverage": len(covered) / len(keys) if keys else 1.0,
                 "soft": soft if keys else 1.0,
-                "type_missing": 1.0 if wanted_types and not wanted_types & stated else 0.0,
+                "type_missing": 1.0
+                if wanted_types and not wanted_types & stated or terms.clock_missing(question, text)
+                else 0.0,
                 "type_match": 1.0 if wanted_types & stated else 0.0,
                 "days_missing": 1.0 if asked_days and days and not asked_days <= days else 0.0,
                 "margin": float(passage.score) - best,

@@ -29,6 +29,7 @@ __all__ = [
     "answer_types",
     "asked",
     "asks_address",
+    "clock_missing",
     "covers",
     "introduction_only",
     "is_korean",
@@ -76,7 +77,7 @@ _KO_SUFFIXES: Final = tuple(
 야 죠 지요 나요 까요 세요 하세요 해요 하나요 되나요 돼요 되요 있어요 있나요 있습니까
 없어요 없나요 인가요 일까요 인데 는데 데요 거든요 네요 습니까 합니까 입니까 니까 어요
 아요 여요 해도 돼도 해주세요 주세요 하셨어요 하셨나요 하셨죠 하셨 하시나요 하시죠 했어요 했나요 했죠
-됐어요 됐나요 됐죠
+됐어요 됐나요 됐죠 에도 에는 에만 에선 엔
 """.split(),
         key=len,
         reverse=True,
@@ -89,6 +90,7 @@ _STOP_KO: Final = frozenset(
 열 닫 하시 하는지 되는지 있어요 없어요 하세요 되나요 돼요 가능 가능해요 가능한가요 해요
 하나요 알 수 있을까요 궁금 궁금해요 여쭤 물어 보려고 좀요 요 거기 여기 그거 이거 다
 또 혹은 아니면 정도 쯤 때 수 하는 되는 있는 없는 주세요 해주세요 알려 알려주세요
+계 계시 계신 계셔 나오 나오시 보 봐 봐주 봐주시
 """.split()
 )
 
@@ -353,6 +355,20 @@ def answer_types(question: str) -> set[str]:
 def passage_types(text: str) -> set[str]:
     """What kinds of answer a passage states."""
     return {kind for kind, pattern in _STATED.items() if pattern.search(text)}
+
+
+#: A question for a time of the clock ("What time …?", "몇 시 …?"; not "how early", which may ask how far
+#: ahead: "How early should I call?"), which a passage that
+#: names only days does not answer ("Dr. Choi works on Thursdays" for "목요일에는 몇 시까지 해요?").
+_CLOCK_Q: Final = re.compile(r"what time|몇\s*시", re.I)
+_CLOCK_A: Final = re.compile(
+    r"\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)|\d{1,2}:\d{2}|\bnoon\b|\bmidnight\b|오전|오후|\d{1,2}\s*시", re.I
+)
+
+
+def clock_missing(question: str, text: str) -> bool:
+    """``question`` asks for a time of the clock and ``text`` states none."""
+    return bool(_CLOCK_Q.search(question)) and not _CLOCK_A.search(text)
 
 
 _NUMBER_WORDS: Final = {

@@ -235,3 +235,22 @@ def test_a_time_of_day_asks_for_a_time_and_is_no_topic_of_its_own() -> None:
     for question in ("Can I come in on a Tuesday afternoon?", "Are you still serving tonight?", "Open evenings?"):
         assert "time" in terms.answer_types(question), question
     assert terms.key_terms("Can I get a night guard made?") == ["guard", "made"]  # what is asked about stays
+
+
+def test_a_korean_day_with_two_particles_is_the_day_and_being_in_is_no_topic() -> None:
+    # "월요일에도" is the "월요일" a passage writes; "계세요", "봐주시나요" ask whether, not about what
+    assert terms.key_terms("박민수 원장님 월요일에도 진료 보세요?") == ["박민수", "원장", "월요일", "진료"]
+    assert terms.key_terms("화요일엔 몇 시에 문 열어요?") == ["화요일"]
+    assert terms.key_terms("최 원장님 수요일에 계세요?") == ["최", "원장", "수요일"]
+    assert terms.key_terms("애들도 봐주시나요?") == ["애들"]
+
+
+def test_a_question_for_a_time_of_the_clock_is_not_answered_by_days_alone() -> None:
+    days = "최하나 원장은 월요일, 화요일, 목요일, 금요일에 진료합니다."
+    assert terms.clock_missing("목요일에는 몇 시까지 진료해요?", days)
+    assert not terms.clock_missing("목요일에는 몇 시까지 진료해요?", "목요일은 오후 9시까지 진료합니다.")
+    assert terms.clock_missing("What time does Dr. Choi start?", "Dr. Choi works Mondays and Fridays.")
+    assert not terms.clock_missing("What time do you close?", "We close at 6:30 p.m.")
+    # "how early" may ask how far ahead, which a passage says in minutes
+    assert not terms.clock_missing("How early should I call?", "Call at least 30 minutes ahead.")
+    assert not terms.clock_missing("Which days does she work?", "Mondays and Fridays.")
