@@ -9,9 +9,11 @@ five, one per item) with several signals and decides which one answers — or th
 * ``e5``, ``e5margin``, ``e5gap``: a second model's similarity (multilingual-e5, :mod:`rerank`),
   how far below that model's best candidate this passage is, and by how much it leads the next;
 * ``coverage``: the share of the question's key words (:func:`terms.key_terms`) the passage
-  contains, and ``soft``: the same with word embeddings, so "kids" finds "children";
+  contains, or an everyday synonym of them (:func:`terms.synonyms`: "kids" / "children"), and
+  ``soft``: the same with word embeddings;
 * ``type_missing``: the question asks for a price, a time, a place or a number the passage does not
-  state; ``days_missing``: it names a weekday the passage does not cover;
+  state (or for a time of the clock and the passage names only days, :func:`terms.clock_missing`);
+  ``days_missing``: it names a weekday the passage does not cover;
 * ``margin`` and ``rank``: how the passage compares with the others under USE.
 
 Before the model, one rule: a name the question says (:func:`terms.named`: "English" in "Does Dr. Lee
