@@ -40,9 +40,9 @@ def clinic(embedder):
     return retriever
 
 
-async def ask(retriever: Retriever, question: str):
-    result = await retriever.search("clinic", question)
-    return await retriever.judge(question, result.passages)
+async def ask(retriever: Retriever, question: str, owner: str = "clinic", business: str = ""):
+    result = await retriever.search(owner, question)
+    return await retriever.judge(question, result.passages, owner if owner != "clinic" else None, business=business)
 
 
 async def test_a_paraphrase_is_answered_with_the_passage_that_answers_it(clinic) -> None:
@@ -250,9 +250,8 @@ async def test_the_business_name_in_a_question_is_who_was_called_not_what_is_ask
     retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
     index_items(retriever, "bakery", items)
 
-    async def answer(question: str, business: str):
-        result = await retriever.search("bakery", question)
-        return await retriever.judge(question, result.passages, "bakery", business=business)
+    def answer(question: str, business: str):
+        return ask(retriever, question, "bakery", business)
 
     # when a caller names the business they called
     for question, business, expected in (
@@ -281,9 +280,8 @@ async def test_a_caller_may_say_kids_where_the_owner_wrote_children(embedder) ->
     retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
     index_items(retriever, "clinic2", items)
 
-    async def answer(question: str):
-        result = await retriever.search("clinic2", question)
-        return await retriever.judge(question, result.passages, "clinic2")
+    def answer(question: str):
+        return ask(retriever, question, "clinic2")
 
     # when callers use the everyday word for the same thing, then the passage answers
     for question, expected in (("Do you see kids?", "kids"), ("Is there an elevator?", "access")):
