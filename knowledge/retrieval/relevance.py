@@ -12,7 +12,9 @@ five, one per item) with several signals and decides which one answers — or th
   contains, or an everyday synonym of them (:func:`terms.synonyms`: "kids" / "children"), and
   ``soft``: the same with word embeddings;
 * ``type_missing``: the question asks for a price, a time, a place or a number the passage does not
-  state (or for a time of the clock and the passage names only days, :func:`terms.clock_missing`);
+  state (or for a time of the clock and the passage names only days, :func:`terms.clock_missing`; or
+  whether there is a thing the passage does not name, :func:`terms.thing_missing`: a whiteboard in
+  the meeting room whose passage lists a TV screen);
   ``days_missing``: it names a weekday the passage does not cover;
 * ``margin`` and ``rank``: how the passage compares with the others under USE.
 
@@ -231,7 +233,9 @@ def features(
                 "coverage": len(covered) / len(keys) if keys else 1.0,
                 "soft": soft if keys else 1.0,
                 "type_missing": 1.0
-                if wanted_types and not wanted_types & stated or terms.clock_missing(question, text)
+                if (wanted_types and not wanted_types & stated)
+                or terms.clock_missing(question, text)
+                or terms.thing_missing(question, text)
                 else 0.0,
                 "type_match": 1.0 if wanted_types & stated else 0.0,
                 "days_missing": 1.0 if asked_days and days and not asked_days <= days else 0.0,

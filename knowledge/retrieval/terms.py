@@ -42,6 +42,8 @@ __all__ = [
     "states_address",
     "stem",
     "synonyms",
+    "thing_asked",
+    "thing_missing",
     "weekdays",
     "without_business",
     "words",
@@ -629,3 +631,77 @@ _SYNONYM_OF: Final = _synonym_table()
 def synonyms(term: str) -> frozenset[str]:
     """The other stems of ``term``'s everyday synonyms (:data:`_SYNONYMS`), empty for most words."""
     return _SYNONYM_OF.get(term, frozenset())
+
+
+# "Do you have X?", "Is there X?", "Does the meeting room have X?", "X 있어요?": the thing asked about.
+_HAVE_EN: Final = re.compile(
+    r"\b(?:do|does)\s+(?:you(?:\s+guys)?|(?:the|your|this|that)\s+[\w'-]+(?:\s+[\w'-]+)?|it|they)\s+have\s+"
+    r"(?:got\s+)?(?P<have>[^.?!,;:]+)|\b(?:is|are)\s+there\s+(?P<there>[^.?!,;:]+)|\bhave\s+you\s+got\s+(?P<got>[^.?!,;:]+)",
+    re.I,
+)
+#: Where the thing's noun phrase ends: a preposition, a clause or a pronoun ("a screen | in the meeting
+#: room", "an emergency number | I can call").
+_THING_END_EN: Final = frozenset(
+    """in on at for to near with by from inside outside that which who where when while i we you he she they
+    it my me so because if than available nearby around here there today tomorrow tonight now please""".split()
+)
+_HAVE_KO: Final = re.compile(
+    r"(?P<before>[^.?!,]*?)\s*있(?:어요|나요|습니까|을까요|는지|죠|니|으세요|으신가요|으신지|어)(?![가-힣])"
+)
+#: A Korean word that says where, not what ("회의실에", "건물 안에", "거기엔"): the thing is after it.
+_WHERE_KO: Final = re.compile(r"(?:에|에서|에는|에도|엔|에선|안|쪽|근처)$")
+#: Words that name no thing of their own in "do you have a … space?": the word before them is the
+#: thing ("a parking space", "주차 공간", "an emergency number").
+_GENERIC: Final = frozenset(
+    """space spot place area option service facility facilitie number line availability slot appointment
+    공간 자리 곳 서비스 시설 번호""".split()
+)
+
+
+def thing_asked(question: str) -> str | None:
+    """The stem of the thing a "do you have … / is there … / … 있어요?" question asks about
+    ("whiteboard" in "Does your meeting room have a whiteboard?", "놀이방" in "아이들 놀이방 있어요?",
+    "parking" in "Do you have a parking space?"), or None (another kind of question, or it names no
+    thing: "Is there anything I should bring?")."""
+    phrase: list[str] = []
+    match = _HAVE_EN.search(question)
+    if match:
+        for word in words(next(g for g in match.groups() if g)):
+            if word in _THING_END_EN:
+                break
+            phrase.append(word)
+    else:
+        korean = _HAVE_KO.search(question)
+        if not korean:
+            return None
+        before = korean.group("before").split()
+        if before and (before[-1] == "수" or _doing_place(before)):
+            return None  # "빌릴 수 있어요?" asks what can be done; "주차할 데 있어요?" where to do it
+        for word in reversed(before[-3:]):
+            if _WHERE_KO.search(word) and phrase:
+                break
+            if _WHERE_KO.search(word):
+                return None
+            phrase.insert(0, word)
+    things = [t for t in key_terms(" ".join(phrase)) if t not in _GENERIC]
+    return things[-1] if things else None
+
+
+def _doing_place(before: list[str]) -> bool:
+    """``before`` ends with a place to do something: "주차할 데", "연락할 곳이" (a verb's ㄹ form, then 데 / 곳)."""
+    if len(before) < 2 or stem(before[-1]) not in ("데", "곳") or not _HANGUL.search(before[-2][-1]):
+        return False
+    return (ord(before[-2][-1]) - 0xAC00) % 28 == 8  # the syllable ends in ㄹ
+
+
+def thing_missing(question: str, text: str) -> bool:
+    """``question`` asks whether there is a thing (:func:`thing_asked`) that ``text`` does not name,
+    nor an everyday synonym of it: a meeting room's passage with "a TV screen and an HDMI cable" does
+    not answer "Does the meeting room have a whiteboard?", however close the two sound."""
+    thing = thing_asked(question)
+    if thing is None:
+        return False
+    # a hyphenated word names its parts too: "mul-naengmyeon" is a naengmyeon
+    stems = {stem(part) for w in words(text) for part in (w, *w.split("-"))}
+    lowered = text.lower()
+    return not any(covers(t, stems, lowered) for t in (thing, *synonyms(thing)))

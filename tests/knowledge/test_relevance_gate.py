@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from knowledge.retrieval import MemoryStore, Retriever, UsemEmbedder
-from knowledge.retrieval.evaluate import evaluate, index_items
+from knowledge.retrieval.evaluate import evaluate, index_items, load_sets
 from knowledge.retrieval.relevance import RelevanceGate, unknown_names
 from knowledge.retrieval.retriever import Passage
 
@@ -290,6 +290,26 @@ async def test_a_caller_may_say_kids_where_the_owner_wrote_children(embedder) ->
     # and what it does not say stays unanswered
     for question in ("Do you have a play area for kids?", "Does the elevator go down to the car park?"):
         assert (await answer(question)).passage is None, question
+
+
+async def test_a_thing_the_passage_does_not_name_is_not_answered_with_the_room_it_would_be_in(embedder) -> None:
+    # given a design studio's knowledge (the evaluation set's, 22 items in each language), whose
+    # meeting room has "a TV screen and an HDMI cable" and no projector
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    for eval_set in load_sets():
+        if eval_set.domain == "office":
+            index_items(retriever, f"studio_{eval_set.language}", eval_set.items)
+    # when a caller asks for what the room has, then its passage answers (in either language)
+    for question, language in (("Is there a TV in the meeting room?", "en"), ("회의실에 TV 있어요?", "ko")):
+        judgement = await ask(retriever, question, f"studio_{language}")
+        assert judgement.passage is not None and judgement.passage.id == "meeting_room", (question, judgement)
+    # and asked for a thing it does not name, the caller is not read the room's passage as if it answered
+    for question, language in (
+        ("Does your meeting room have a whiteboard?", "en"),
+        ("회의실에 프로젝터 있어요?", "ko"),
+        ("회의실에 화이트보드 있나요?", "ko"),
+    ):
+        assert (await ask(retriever, question, f"studio_{language}")).passage is None, question
 
 
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:

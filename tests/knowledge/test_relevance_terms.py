@@ -254,3 +254,30 @@ def test_a_question_for_a_time_of_the_clock_is_not_answered_by_days_alone() -> N
     # "how early" may ask how far ahead, which a passage says in minutes
     assert not terms.clock_missing("How early should I call?", "Call at least 30 minutes ahead.")
     assert not terms.clock_missing("Which days does she work?", "Mondays and Fridays.")
+
+
+def test_the_thing_a_do_you_have_question_asks_about() -> None:
+    assert terms.thing_asked("Does your meeting room have a whiteboard?") == "whiteboard"
+    assert terms.thing_asked("Is there a screen in the meeting room I can plug my laptop into?") == "screen"
+    assert terms.thing_asked("Do you have a parking space for visitors?") == "park"  # the space is the parking's
+    assert terms.thing_asked("회의실에 프로젝터 있어요?") == "프로젝터"  # not the room it is in
+    assert terms.thing_asked("아이들 놀이방 있어요?") == "놀이방"  # the playroom, not the children
+    assert terms.thing_asked("주차 공간 있어요?") == "주차"
+    # no thing: what may be done, where to do something, or nothing named
+    assert terms.thing_asked("거기 회의실 빌릴 수 있어요?") is None
+    assert terms.thing_asked("밤에 갑자기 이가 아픈데 연락할 데 있어요?") is None
+    assert terms.thing_asked("Is there anything I should bring?") is None
+    assert terms.thing_asked("Is there a charge for parking?") is None
+    assert terms.thing_asked("What time do you close?") is None
+
+
+def test_a_thing_asked_about_is_missing_from_a_passage_that_names_neither_it_nor_a_synonym() -> None:
+    room = "Our meeting room has a TV screen and an HDMI cable."
+    assert terms.thing_missing("Does the meeting room have a whiteboard?", room)
+    assert not terms.thing_missing("Is there a TV in the meeting room?", room)
+    assert not terms.thing_missing("Is there a monitor in the meeting room?", room)  # an everyday synonym
+    assert not terms.thing_missing("Is there an elevator?", "A lift goes to the 3rd floor.")
+    assert not terms.thing_missing("Do you have naengmyeon?", "Cold noodles: mul-naengmyeon, 11,000 won.")
+    assert terms.thing_missing("회의실에 화이트보드 있나요?", "회의실에는 TV 모니터와 HDMI 케이블이 있습니다.")
+    assert not terms.thing_missing("아기 의자 있나요?", "아기 의자도 있으니 말씀해 주세요.")
+    assert not terms.thing_missing("When do you open?", "We open at 9.")  # not that kind of question
