@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,11 @@ def _stt(model: str):
     return WhisperSTT(model=model)
 
 
-async def transcribe(pcm: np.ndarray, rate: int = 8000, model: str = "tiny.en") -> str:
+async def transcribe(pcm: np.ndarray, rate: int = 8000, model: str = "tiny.en", hints: Sequence[str] = ()) -> str:
+    """What an independent listener hears in ``pcm`` (English), lower case; ``hints``: names the
+    listener knows (a caller of a clinic knows its name and street), told to the recogniser."""
     stt = _stt(model)
-    result = await stt.transcribe(resample(pcm, rate, 16000), "en")
+    result = await stt.transcribe(resample(pcm, rate, 16000), "en", hints)
     return result.text.lower()
 
 
