@@ -14,7 +14,8 @@ five, one per item) with several signals and decides which one answers — or th
 * ``type_missing``: the question asks for a price, a time, a place or a number the passage does not
   state (or for a time of the clock and the passage names only days, :func:`terms.clock_missing`; or
   whether there is a thing the passage does not name, :func:`terms.thing_missing`: a whiteboard in
-  the meeting room whose passage lists a TV screen);
+  the meeting room whose passage lists a TV screen; or about today or right now, and the passage
+  names no day, :func:`terms.today_missing`: how full the car park is now);
   ``days_missing``: it names a weekday the passage does not cover;
 * ``margin`` and ``rank``: how the passage compares with the others under USE.
 
@@ -236,6 +237,7 @@ def features(
                 if (wanted_types and not wanted_types & stated)
                 or terms.clock_missing(question, text)
                 or terms.thing_missing(question, text)
+                or terms.today_missing(question, text)
                 else 0.0,
                 "type_match": 1.0 if wanted_types & stated else 0.0,
                 "days_missing": 1.0 if asked_days and days and not asked_days <= days else 0.0,

@@ -44,6 +44,7 @@ __all__ = [
     "synonyms",
     "thing_asked",
     "thing_missing",
+    "today_missing",
     "weekdays",
     "without_business",
     "words",
@@ -705,3 +706,16 @@ def thing_missing(question: str, text: str) -> bool:
     stems = {stem(part) for w in words(text) for part in (w, *w.split("-"))}
     lowered = text.lower()
     return not any(covers(t, stems, lowered) for t in (thing, *synonyms(thing)))
+
+
+#: "today", "right now", "오늘", "지금": a question about the day of the call.
+_TODAY_Q: Final = re.compile(r"\btoday\b|\bright now\b|\bat the moment\b|오늘|지금|현재", re.I)
+_EVERY_DAY: Final = re.compile(r"\bdaily\b|\bevery\s*day\b|\bholidays?\b|매일|연중|공휴일|휴무|명절", re.I)
+
+
+def today_missing(question: str, text: str) -> bool:
+    """``question`` asks about today or right now ("Is Junho in today?", "Is the car park full right
+    now?", "지금 통화 가능하세요?") and ``text`` names no day: a passage can only answer for the day of
+    the call by the days it states ("Dr. Park works on Tuesdays and Thursdays"); one that names none
+    (who Junho is, where to park) says nothing of today."""
+    return bool(_TODAY_Q.search(question)) and not weekdays(text) and not _EVERY_DAY.search(text)

@@ -312,6 +312,19 @@ async def test_a_thing_the_passage_does_not_name_is_not_answered_with_the_room_i
         assert (await ask(retriever, question, f"studio_{language}")).passage is None, question
 
 
+async def test_what_is_so_right_now_is_not_answered_with_what_is_so_in_general(embedder) -> None:
+    # given the clinic's knowledge (the evaluation set's): free parking for two hours, no word of how full
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    for eval_set in load_sets():
+        if eval_set.domain == "clinic":
+            index_items(retriever, f"clinic_{eval_set.language}", eval_set.items)
+    # when a caller asks about parking, then the parking passage answers
+    assert (await ask(retriever, "Is there parking?", "clinic_en")).passage.id == "parking"
+    # and asked whether the car park is full right now, the caller is not read it as if it said
+    for question, language in (("Is the car park full right now?", "en"), ("지금 주차장에 자리 있어요?", "ko")):
+        assert (await ask(retriever, question, f"clinic_{language}")).passage is None, question
+
+
 def test_on_held_out_questions_the_gate_is_honest_and_rarely_wrong() -> None:
     gate = evaluate("relevance", "heldout")["all"]
     threshold = evaluate("threshold", "heldout")["all"]

@@ -281,3 +281,14 @@ def test_a_thing_asked_about_is_missing_from_a_passage_that_names_neither_it_nor
     assert terms.thing_missing("회의실에 화이트보드 있나요?", "회의실에는 TV 모니터와 HDMI 케이블이 있습니다.")
     assert not terms.thing_missing("아기 의자 있나요?", "아기 의자도 있으니 말씀해 주세요.")
     assert not terms.thing_missing("When do you open?", "We open at 9.")  # not that kind of question
+
+
+def test_a_question_about_today_is_not_answered_by_a_passage_that_names_no_day() -> None:
+    parking = "Patients park free for up to 2 hours in the basement car park."
+    assert terms.today_missing("Is the car park full right now?", parking)
+    assert terms.today_missing("오민지 매니저님 지금 통화 가능하세요?", "오민지 매니저는 계약과 일정을 담당합니다.")
+    # a passage's days answer for today: the caller hears which days
+    assert not terms.today_missing("Is Dr. Park in today?", "Dr. Park works on Tuesdays and Thursdays.")
+    assert not terms.today_missing("오늘 영업하세요?", "매주 월요일은 쉽니다.")
+    assert not terms.today_missing("Are you open today?", "We are closed on all public holidays.")
+    assert not terms.today_missing("Is there parking?", parking)  # not a question about today
