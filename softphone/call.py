@@ -276,29 +276,33 @@ class Call:
             self._ep.respond(txn, 200)
             self._end("bye_received", "remote_bye")
         elif method in ("INVITE", "UPDATE"):
-            if request.body:
-                try:
-                    self._apply_remote_sdp(request.body)
-                except SipParseError:
-                    self._ep.respond(txn, 488)
-                    return
-            # an INVITE without SDP asks us for an offer; an UPDATE without SDP wants none
-            with_sdp = method == "INVITE" or bool(request.body)
-            sdp_headers = [("Content-Type", "application/sdp")] if with_sdp else []
-            self._ep.respond(
-                txn,
-                200,
-                to_tag=dialog.local_tag,
-                body=self.local_sdp.to_bytes() if with_sdp else b"",
-                headers=[("Contact", self._ep.contact), ("Allow", ALLOW)] + sdp_headers,
-            )
-            if method == "INVITE":
-                self._pending_ack = txn
-                self._tasks.spawn(txn.retransmit_until_ack(), "reinvite-2xx")
+            if not self._answer_offer(request, txn) or method != "INVITE":
+                return
+            self._pending_ack = txn
+            self._tasks.spawn(txn.retransmit_until_ack(), "reinvite-2xx")
         elif method in ("OPTIONS", "INFO", "NOTIFY", "MESSAGE"):
             self._ep.respond(txn, 200, headers=[("Allow", ALLOW)])
         else:
             self._ep.respond(txn, 501)
+
+    def _answer_offer(self, request: SipMessage, txn: ServerTransaction) -> bool:
+        """200 to a re-INVITE or UPDATE (with our unchanged SDP when one is due); 488 for unusable SDP."""
+        if request.body:
+            try:
+                self._apply_remote_sdp(request.body)
+            except SipParseError:
+                self._ep.respond(txn, 488)
+                return False
+        # an INVITE without SDP asks us for an offer; an UPDATE without SDP wants none
+        with_sdp = request.method == "INVITE" or bool(request.body)
+        sdp_headers = [("Content-Type", "application/sdp")] if with_sdp else []
+        self._ep.respond(
+            txn,
+            200,
+            body=self.local_sdp.to_bytes() if with_sdp else b"",
+            headers=[("Contact", self._ep.contact), ("Allow", ALLOW)] + sdp_headers,
+        )
+        return True
 
     def on_ack(self, request: SipMessage) -> None:
         if request.body:

@@ -4,6 +4,14 @@ The INVITE runs in a task owned by the call. A 401/407 is ACKed by the transacti
 INVITE is re-sent with the next CSeq, the same Call-ID and From tag, and credentials. A 2xx
 is acknowledged in a new transaction sent to the dialog's remote target (or first Route);
 that ACK is kept so a retransmitted 2xx (our ACK was lost) gets it again.
+
+The call is reachable under its dialog key (Call-ID, our From tag) from the first INVITE on, not only
+once the 2xx is processed: a 1xx with a To tag opens an early dialog, and the far end may send
+requests in it (RFC 3311). Asterisk does: when the AI answers a call that rang unanswered, the
+connected-line UPDATE can leave just before the 200 OK (or reach us before the task that handles the
+200 has run). A 481 to it made Asterisk end the call at the answer (BYE, cause 127, interworking).
+In the early dialog UPDATE and OPTIONS / INFO / NOTIFY / MESSAGE are answered as in the confirmed
+one; anything else gets 481.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from softphone.errors import CallFailed, SipParseError, TransactionTimeout
 from softphone.media import RtpStream
 from softphone.message import NameAddr, SipMessage, new_tag
 from softphone.sdp import LocalSdp
-from softphone.transaction import T1, ClientTransaction
+from softphone.transaction import T1, ClientTransaction, ServerTransaction
 
 log = logging.getLogger("softphone")
 Address = tuple[str, int]
@@ -63,7 +71,13 @@ class OutgoingCall(Call):
         self._invite_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self._ep.dialogs[self._dialog_key] = self  # early dialogs too (see the module docstring)
         self._invite_task = self._tasks.spawn(self._run(), "invite")
+
+    @property
+    def _dialog_key(self) -> tuple[str, str]:
+        """The key of every dialog this INVITE creates, early or confirmed (Call-ID, our From tag)."""
+        return self.call_id, self._from.tag or ""
 
     # --- public API --------------------------------------------------------------------
     async def answered(self) -> None:
@@ -203,6 +217,21 @@ class OutgoingCall(Call):
     def on_2xx_retransmission(self, response: SipMessage) -> None:
         if self._ack is not None:
             self._ep.send(*self._ack)
+
+    def on_request(self, request: SipMessage, txn: ServerTransaction) -> None:
+        if self.dialog is not None:
+            super().on_request(request, txn)
+        elif self.state in ("calling", "ringing") and request.method == "UPDATE":
+            self._answer_offer(request, txn)
+        elif self.state in ("calling", "ringing") and request.method in ("OPTIONS", "INFO", "NOTIFY", "MESSAGE"):
+            self._ep.respond(txn, 200, headers=[("Allow", ALLOW)])
+        else:
+            self._ep.respond(txn, 481)
+
+    def _end(self, event: str, reason: str, status: int | None = None) -> None:
+        super()._end(event, reason, status)
+        if self.ended.is_set() and self._ep.dialogs.get(self._dialog_key) is self:
+            del self._ep.dialogs[self._dialog_key]
 
 
 def build_cancel(invite: SipMessage) -> SipMessage:

@@ -309,11 +309,6 @@ class Phone:
             )
         elif method in ("NOTIFY", "MESSAGE"):
             self._ep.respond(txn, 200)
-        elif method == "UPDATE" and not req.body:
-            # Asterisk updates the connected line (PAI) in the early dialog of a call we placed, e.g.
-            # when the AI takes over a ringing call; our early dialogs are not tracked here, and a
-            # 405 made Asterisk end the call at answer (cause 127) now and then.
-            self._ep.respond(txn, 200, headers=[("Allow", ALLOW)])
         elif method == "BYE":
             self._ep.respond(txn, 481)
         else:

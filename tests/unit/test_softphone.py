@@ -526,6 +526,62 @@ async def test_answer_retransmits_200_and_handles_in_dialog_requests() -> None:
         rtp.close()
 
 
+async def test_an_update_in_the_early_dialog_of_a_call_we_placed_is_answered_200() -> None:
+    # Asterisk's connected-line UPDATE when the AI answers a call that rang unanswered: it may leave just
+    # before the 200 OK, or right behind it (before the phone has handled the 200). A 481 to it made
+    # Asterisk end the call at the answer (BYE, cause 127).
+    server, rtp = await RawPeer.open(), await RawPeer.open()
+    phone = Phone("1001", server=("127.0.0.1", server.port))
+    await phone.start()
+    try:
+        call = await phone.dial("1003")
+        invite, addr, _ = await server.recv("INVITE")
+        _, h, _ = split(invite)
+        target = ("127.0.0.1", phone.port)
+
+        def update(cseq: int, body: bytes = b"") -> bytes:
+            ctype = "Content-Type: application/sdp\r\n" if body else ""
+            return (
+                f"UPDATE sip:1001@127.0.0.1:{phone.port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{server.port};branch=z9hG4bKup{cseq};rport\r\n"
+                f"From: <sip:1003@127.0.0.1>;tag=pbx1\r\nTo: {h['from'][0]}\r\nCall-ID: {h['call-id'][0]}\r\n"
+                f"CSeq: {cseq} UPDATE\r\nContact: <sip:127.0.0.1:{server.port}>\r\n"
+                f"P-Asserted-Identity: <sip:127.0.0.1>\r\nMax-Forwards: 20\r\n"
+                f"{ctype}Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+        contact = [f"Contact: <sip:127.0.0.1:{server.port}>", "Content-Type: application/sdp"]
+        server.send(reply(invite, "183 Session Progress", contact, sdp(rtp.port), to_tag="pbx1"), addr)
+        await asyncio.wait_for(call.ringing.wait(), 2)
+        server.send(update(11), target)  # before the 200 OK
+        resp, _, _ = await server.recv("SIP/2.0")
+        assert split(resp)[0] == "SIP/2.0 200 OK" and hdr(resp, "CSeq") == "11 UPDATE"
+        assert split(resp)[2] == b"" and tag_of(hdr(resp, "To")) == tag_of(h["from"][0])
+        server.send(update(12, sdp(rtp.port)), target)  # an offer in the early dialog gets our SDP
+        resp, _, _ = await server.recv("SIP/2.0")
+        assert split(resp)[0] == "SIP/2.0 200 OK" and b"m=audio" in split(resp)[2]
+        server.send(reply(invite, "200 OK", contact, sdp(rtp.port), to_tag="pbx1"), addr)
+        server.send(update(13), target)  # right behind the 200 OK
+        got = sorted([(await server.recv(""))[0], (await server.recv(""))[0]])  # the ACK and the answer
+        assert got[0].startswith(b"ACK ") and hdr(got[0], "CSeq") == "1 ACK"
+        assert split(got[1])[0] == "SIP/2.0 200 OK" and hdr(got[1], "CSeq") == "13 UPDATE"
+        await asyncio.wait_for(call.answered(), 2)
+        assert call.state == "confirmed" and not call.ended.is_set()
+        await call.hangup(bye_wait=0.2)
+        assert phone._ep.dialogs == {}
+        # a call that failed leaves no early dialog behind
+        failed = await phone.dial("1004")
+        invite2, _, _ = await server.recv("INVITE")
+        server.send(reply(invite2, "486 Busy Here", to_tag="pbx2"), addr)
+        with pytest.raises(CallFailed):
+            await asyncio.wait_for(failed.answered(), 2)
+        assert phone._ep.dialogs == {}
+    finally:
+        await phone.close()
+        server.close()
+        rtp.close()
+
+
 async def test_a_phone_behind_nat_advertises_its_private_address_and_sends_from_its_socket() -> None:
     server = await RawPeer.open()
     phone = Phone("1001", "pw", server=("127.0.0.1", server.port), advertised=("192.168.77.10", 5062))
