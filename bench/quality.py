@@ -6,7 +6,7 @@ providers, no operators), gives extension 1004 the evaluation clinic's knowledge
 name as the extension's ``business`` setting) and calls it
 from an independent SIP phone with synthesised speech, one question per call:
 
-* **answered**: the held-out paraphrases (63) the knowledge answers; right when the reply heard at the phone
+* **answered**: the held-out paraphrases (66) the knowledge answers; right when the reply heard at the phone
   (recognised by whisper base, not the app's model, told the clinic's names as a caller knows them)
   contains most of the expected item's content words.
   When the AI checks first ("Just to check, are you asking: …?", ``ariapp.conversation.confirm``) the
@@ -311,7 +311,7 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
 
 
 def run_quality(answerable: int | None = None, unknown: int | None = None) -> dict:
-    """Every held-out question of the clinic set (63 answerable, 30 unknown today) unless limited."""
+    """Every held-out question of the clinic set (66 answerable, 30 unknown today) unless limited."""
     kb, rows_answerable, rows_unknown = _questions(answerable, unknown)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scratch_config(f"bqual{os.getpid()}", Path(tmp))
