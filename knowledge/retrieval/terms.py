@@ -654,7 +654,7 @@ _WHERE_KO: Final = re.compile(r"(?:에|에서|에는|에도|엔|에선|안|쪽|�
 #: Words that name no thing of their own in "do you have a … space?": the word before them is the
 #: thing ("a parking space", "주차 공간", "an emergency number").
 _GENERIC: Final = frozenset(
-    """space spot place area option service facility facilitie number line availability slot appointment
+    """space spot place area option service facility number line availability slot appointment
     공간 자리 곳 서비스 시설 번호""".split()
 )
 
