@@ -185,8 +185,7 @@ class OutgoingCall(Call):
         except SipParseError as exc:
             self._fail(502, f"bad 2xx: {exc}")
             return
-        self.dialog = dialog
-        self._ep.dialogs[dialog.key] = self
+        self.dialog = dialog  # reachable under dialog.key since start() (the same key)
         ack, dest = dialog.create_request("ACK", self._ep.via(), self._ep.contact, cseq=invite.cseq[0])
         self._ack = (ack.to_bytes(), dest)
         self._ep.send(*self._ack)
@@ -230,8 +229,8 @@ class OutgoingCall(Call):
 
     def _end(self, event: str, reason: str, status: int | None = None) -> None:
         super()._end(event, reason, status)
-        if self.ended.is_set() and self._ep.dialogs.get(self._dialog_key) is self:
-            del self._ep.dialogs[self._dialog_key]
+        if self.ended.is_set():
+            self._ep.dialogs.pop(self._dialog_key, None)
 
 
 def build_cancel(invite: SipMessage) -> SipMessage:
