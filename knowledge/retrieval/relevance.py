@@ -204,11 +204,7 @@ def features(
     for rank, (passage, text, e5_score) in enumerate(zip(passages, texts, e5, strict=True)):
         stems = {terms.stem(w) for w in terms.words(text)}
         lowered = text.lower()
-        covered = [
-            k
-            for k in keys
-            if terms.covers(k, stems, lowered) or any(terms.covers(s, stems, lowered) for s in terms.synonyms(k))
-        ]
+        covered = [k for k in keys if terms.mentions(k, stems, lowered)]
         soft = 0.0
         if keys and vectors:
             here = [vectors[s] for s in stems if s in vectors]

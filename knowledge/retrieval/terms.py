@@ -34,6 +34,7 @@ __all__ = [
     "introduction_only",
     "is_korean",
     "key_terms",
+    "mentions",
     "named",
     "passage_types",
     "past_limit",
@@ -634,6 +635,11 @@ def synonyms(term: str) -> frozenset[str]:
     return _SYNONYM_OF.get(term, frozenset())
 
 
+def mentions(term: str, text_stems: set[str], text: str) -> bool:
+    """Whether ``text`` says ``term`` (:func:`covers`) or one of its everyday synonyms."""
+    return any(covers(t, text_stems, text) for t in (term, *synonyms(term)))
+
+
 # "Do you have X?", "Is there X?", "Does the meeting room have X?", "X 있어요?": the thing asked about.
 _HAVE_EN: Final = re.compile(
     r"\b(?:do|does)\s+(?:you(?:\s+guys)?|(?:the|your|this|that)\s+[\w'-]+(?:\s+[\w'-]+)?|it|they)\s+have\s+"
@@ -704,8 +710,7 @@ def thing_missing(question: str, text: str) -> bool:
         return False
     # a hyphenated word names its parts too: "mul-naengmyeon" is a naengmyeon
     stems = {stem(part) for w in words(text) for part in (w, *w.split("-"))}
-    lowered = text.lower()
-    return not any(covers(t, stems, lowered) for t in (thing, *synonyms(thing)))
+    return not mentions(thing, stems, text.lower())
 
 
 #: "today", "right now", "오늘", "지금": a question about the day of the call.
