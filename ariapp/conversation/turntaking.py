@@ -126,7 +126,10 @@ class TurnTaking:
             if complete is not None:
                 marks.values["turn_complete"] = round(complete, 3)
             first = not any(t.speaker == "caller" for t in self.context.turns if t is not replacing)
-            if should_wait(question, self.context.config.language, complete, first):
+            wait = should_wait(question, self.context.config.language, complete, first)
+            ending_said = "no model" if complete is None else f"{complete:.2f}"
+            log.info("caller said %r (end of turn: %s)%s", question, ending_said, ", holding for more" if wait else "")
+            if wait:
                 # "Could you tell me, um," is not a question yet: give the caller a moment to go
                 # on (their next onset cancels this reply and keeps the audio; turns.py).
                 with marks.waiting_on_model():  # a deliberate wait, not the pipeline's overhead

@@ -202,7 +202,17 @@ def asked(question: str) -> str:
     return rest if any(ch.isalnum() for ch in rest) else question.strip()
 
 
-_GREETING_ONLY: Final = re.compile(rf"^\s*{_GREETING}\s*$|^\s*안녕하세요[,.!]?\s*$")
+_GREETING_ONLY: Final = re.compile(rf"^\s*{_GREETING}\s*$|^\s*(?:안녕하세요|여보세요)[,.!]?\s*$")
+# A whole turn that only says who is calling, as a recogniser may write it: no full stop ("Hi, this is
+# Alex from Acme", the audio cut right after the name), a question tune, a trailing comma; in Korean
+# without "저는" ("안녕하세요, 에이스의 알렉스입니다"). Only a capitalised name after "this is" and
+# at most four words after "from" / "at" / "with", so "This is urgent." and "It's about my bill" stay.
+_NAME = r"[A-Z][\w'-]*\.?(?:\s+[A-Z][\w'-]*){0,3}"
+_INTRO_ONLY: Final = re.compile(
+    rf"^\s*{_GREETING}?(?i:this\s+is|it'?s|it\s+is|my\s+name\s+is|I'?m|I\s+am)\s+{_NAME}"
+    r"(?:,?\s+(?i:calling\s+)?(?i:from|at|with|of)\s+(?:[\w'&-]+\.?\s*){1,4})?\s*[.!?,]?\s*$"
+    r"|^\s*(?:안녕하세요|여보세요)[,.!]?\s*(?:저는\s*)?[^.?!]{1,30}?(?:입니다|이에요|예요)[.!]?\s*$"
+)
 
 
 def introduction_only(text: str) -> bool:
@@ -211,7 +221,7 @@ def introduction_only(text: str) -> bool:
     stripped = text.strip()
     if not stripped:
         return False
-    if _GREETING_ONLY.match(stripped.rstrip("?")):
+    if _GREETING_ONLY.match(stripped.rstrip("?")) or _INTRO_ONLY.match(stripped):
         return True
     rest = _INTRO_KO.sub("", _INTRO_EN.sub("", stripped + " ", count=1), count=1).strip()
     return rest != stripped and not any(ch.isalnum() for ch in rest)

@@ -140,11 +140,34 @@ def test_the_turn_model_holds_a_finished_sounding_sentence_only_when_it_is_sure(
 
 
 @pytest.mark.parametrize(
-    "text", ["Hi, this is Alex from Acme.", "Hello?", "Good morning.", "안녕하세요, 저는 에이스의 알렉스입니다."]
+    "text",
+    [
+        "Hi, this is Alex from Acme.",
+        "Hello?",
+        "Good morning.",
+        "안녕하세요, 저는 에이스의 알렉스입니다.",
+        # as a recogniser may write it: no full stop (the audio cut right after the name), a question
+        # tune, a trailing comma, an initialism, a title, no "저는"; the phone's "hello"
+        "Hi, this is Alex from Acme",
+        "Hi, this is Alex from Acme?",
+        "Hello, my name is Alex Kim,",
+        "This is Alex from A.C.M.E.",
+        "Hi, this is Dr. Park",
+        "안녕하세요, 에이스의 알렉스입니다",
+        "여보세요?",
+    ],
 )
 def test_a_greeting_or_an_introduction_alone_waits_for_the_question(text: str) -> None:
     # the synthetic caller's full stop after "Acme." is a 0.3-0.5 s pause: the question comes after it
+    # (answered alone, the introduction went to a person, then to voicemail over the question: CI)
     assert should_wait(text, "en-US", 0.99)
+
+
+@pytest.mark.parametrize(
+    "text", ["This is urgent.", "It's about my bill", "It's Sunday, are you open", "안녕하세요, 주차 돼요?"]
+)
+def test_a_statement_or_a_question_is_not_an_introduction(text: str) -> None:
+    assert not should_wait(text, "en-US", 0.99)
 
 
 @pytest.mark.parametrize("text", ["Hi, this is Alex from Acme. When is the meeting?", "Hi, when are you open?"])
