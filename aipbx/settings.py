@@ -62,6 +62,7 @@ class CoreSettings:
     stt_provider: str  # AIPBX_STT
     stt_model: str  # the offline recogniser of English
     stt_model_ko: str  # the offline recogniser of ko-KR extensions (multilingual)
+    stt_model_relisten: str  # the offline recogniser an unsure English question is heard again with
     #: The variables :func:`aipbx.providers.factory.build_llm` may read, set and non-empty.
     llm_env: Mapping[str, str]
     #: The variables :func:`aipbx.providers.factory.build_stt` may read, set and non-empty.
@@ -124,6 +125,7 @@ class CoreSettings:
             stt_provider=choice("AIPBX_STT", "local", STT_PROVIDERS),
             stt_model=get("AIPBX_STT_MODEL", "tiny.en"),
             stt_model_ko=get("AIPBX_STT_MODEL_KO", "base"),
+            stt_model_relisten=get("AIPBX_STT_MODEL_RELISTEN", "base"),
             llm_env=_present(env, LLM_ENV_NAMES),
             stt_env=_present(env, STT_ENV_NAMES),
         )

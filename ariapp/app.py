@@ -185,6 +185,7 @@ class App:
         for ext in self.directory:
             await self.greeting_pcm(ext, rate)
         stts = list(self.engine.stts.values()) if self.engine.stts else [self.engine.stt]
+        stts += list((self.engine.relisten_stts or {}).values())
         for stt in {id(s): s for s in stts}.values():
             warm = getattr(stt, "warmup", None)
             if warm is not None:

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from aipbx.knowledge import build_retriever
 from aipbx.providers.base import EndOfTurn, SpeechToText
 from aipbx.providers.cache import CachedTTS
-from aipbx.providers.factory import build_llm, build_stt, check_stt_languages, google_auth, require_env, stt_model
+from aipbx.providers.factory import (
+    build_llm,
+    build_stt,
+    check_stt_languages,
+    google_auth,
+    relisten_model,
+    require_env,
+    stt_model,
+)
 from ariapp.calls.session import Engine
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
 from ariapp.settings import Settings
@@ -36,6 +44,7 @@ def build_stts(
         "AIPBX_STT": settings.core.stt_provider,
         "AIPBX_STT_MODEL": settings.core.stt_model,
         "AIPBX_STT_MODEL_KO": settings.core.stt_model_ko,
+        "AIPBX_STT_MODEL_RELISTEN": settings.core.stt_model_relisten,
     }
     check_stt_languages(env, languages)
     built: dict[str, SpeechToText] = {}
@@ -45,6 +54,25 @@ def build_stts(
         if key not in built:
             built[key] = build_stt(env, language, lane=lane)
         result[language] = built[key]
+    return result
+
+
+def build_relisten_stts(
+    settings: Settings, env: Mapping[str, str], stts: Mapping[str, SpeechToText]
+) -> dict[str, SpeechToText]:
+    """The recogniser that hears each language's unsure questions again: offline, English is heard
+    again by another model (``relisten_model``); a cloud family, and Korean, by the call's own."""
+    if settings.core.stt_provider != "local":
+        return dict(stts)
+    env = {**env, "AIPBX_STT_MODEL": settings.core.stt_model, "AIPBX_STT_MODEL_KO": settings.core.stt_model_ko}
+    env["AIPBX_STT_MODEL_RELISTEN"] = settings.core.stt_model_relisten
+    loaded = {stt_model(env, language): stt for language, stt in stts.items()}  # e.g. ko-KR's base
+    result: dict[str, SpeechToText] = {}
+    for language in stts:
+        model = relisten_model(env, language)
+        if model not in loaded:
+            loaded[model] = build_stt(env, language, model=model)
+        result[language] = loaded[model]
     return result
 
 
@@ -96,13 +124,20 @@ def build_engine(settings: Settings, env: Mapping[str, str]) -> Engine:
     voices = {lang: voice(lang) for lang in ("en-US", "ko-KR")}
     retriever = build_retriever(settings.core.knowledge, answers_calls=True)
     languages = _languages(settings)
-    stts = {lang: TimedSTT(stt) for lang, stt in build_stts(settings, env, languages).items()}
+    built = build_stts(settings, env, languages)
+    timed = {id(stt): TimedSTT(stt) for stt in built.values()}
+    stts = {lang: timed[id(stt)] for lang, stt in built.items()}
+    relisten_stts = {
+        lang: timed.setdefault(id(stt), TimedSTT(stt))
+        for lang, stt in build_relisten_stts(settings, env, built).items()
+    }
     transcript_stts = build_stts(settings, env, languages, lane="transcript")
     return Engine(
         stts[languages[0]],
         voices["en-US"],
         TimedAnswerer(build_answerer(settings, env)),
         stts=stts,
+        relisten_stts=relisten_stts,
         transcript_stts=transcript_stts,
         retriever=TimedRetriever(retriever) if retriever is not None else None,
         end_of_turn_ms=settings.end_of_turn_ms,

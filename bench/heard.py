@@ -9,7 +9,8 @@ relevance gate then judges what was heard, as it judges the typed question. Repo
 * **heard**: the gate on what the recogniser heard;
 * **heard again**: as calls do, a question nothing answers but a passage comes near (``RELISTEN_FROM_P``),
   or that says a name the knowledge does not have (``deciding.worth_hearing_again``), is recognised
-  again expecting the key words of its three nearest passages and their names spelt like it
+  again, by the second listen's model (``AIPBX_STT_MODEL_RELISTEN``: whisper base), expecting the key
+  words of its three nearest passages and their names spelt like it
   (``ariapp.conversation.deciding.expected_words``), and that hearing is kept only if a passage answers it;
 * **checked at L**: and then, as calls do below the answering level, the "did you mean …?" check
   (``ariapp.conversation.confirm.offer_for``) offered from gate probability L (``CONFIRM_AT`` and the
@@ -48,6 +49,7 @@ def _outcome(question: dict[str, Any], passage: Any) -> str:
 async def _run(renderings: int) -> dict:
     from aipbx.audio.g711 import ulaw_decode, ulaw_encode
     from aipbx.audio.resample import resample
+    from aipbx.providers.factory import relisten_model
     from aipbx.providers.local import WhisperSTT
     from ariapp.conversation.confirm import CONFIRM_AT, offer_for
     from ariapp.conversation.deciding import expected_words, same_words, worth_hearing_again
@@ -67,6 +69,7 @@ async def _run(renderings: int) -> dict:
     index_items(retriever, OWNER, items)
     names = proper_names([item["text"] for item in items])  # what deciding.prepare gives the recogniser
     stt = WhisperSTT("tiny.en")
+    again_stt = WhisperSTT(relisten_model({}, "en-US"))  # the second listen's model, as calls have it
 
     async def judged(text: str) -> tuple[list[Any], Any]:
         """The nearest passages and the gate's judgement of them."""
@@ -104,7 +107,7 @@ async def _run(renderings: int) -> dict:
             if worth_hearing_again(heard, judgement):
                 relistens += 1
                 hints = relisten_hints(names, expected_words(candidates, judgement.unknown_names))
-                second = (await stt.transcribe(audio, "en", hints)).text
+                second = (await again_stt.transcribe(audio, "en", hints)).text
                 if second and not same_words(second, heard):
                     verdict = (await judged(second))[1]
                     if verdict.passage is not None:

@@ -1,7 +1,8 @@
 """Build the configured providers from an environment mapping: the language model and the recogniser.
 
 ``AIPBX_STT`` names the recogniser family (``local``, ``google``, ``openai``); offline, the model is
-chosen per call language (``AIPBX_STT_MODEL`` for English, ``AIPBX_STT_MODEL_KO`` for Korean). The
+chosen per call language (``AIPBX_STT_MODEL`` for English, ``AIPBX_STT_MODEL_KO`` for Korean), and
+an English question nothing answers is heard again by ``AIPBX_STT_MODEL_RELISTEN`` (:func:`relisten_model`). The
 ARI app (conversations, live transcripts) and the worker (transcripts after the call) build theirs
 here.
 
@@ -21,7 +22,16 @@ from typing import Final
 from aipbx.errors import ConfigError
 from aipbx.providers.base import LanguageModel, SpeechToText
 
-__all__ = ["LLM_ENV_NAMES", "LLM_PROVIDERS", "STT_ENV_NAMES", "build_llm", "build_stt", "require_env", "stt_model"]
+__all__ = [
+    "LLM_ENV_NAMES",
+    "LLM_PROVIDERS",
+    "STT_ENV_NAMES",
+    "build_llm",
+    "build_stt",
+    "relisten_model",
+    "require_env",
+    "stt_model",
+]
 
 LLM_PROVIDERS: Final = ("local", "gemini", "openai")
 #: Every variable :func:`build_llm` may read (processes copy just these from their environment).
@@ -41,6 +51,7 @@ STT_ENV_NAMES: Final = (
     "AIPBX_STT",
     "AIPBX_STT_MODEL",
     "AIPBX_STT_MODEL_KO",
+    "AIPBX_STT_MODEL_RELISTEN",
     "AIPBX_STT_WINDOW_PAD_S",
     "AIPBX_MODEL_CACHE",
     "GOOGLE_APPLICATION_CREDENTIALS",
@@ -59,6 +70,17 @@ def stt_model(env: Mapping[str, str], language: str) -> str:
     if language.startswith("ko"):
         return env.get("AIPBX_STT_MODEL_KO") or "base"
     return env.get("AIPBX_STT_MODEL") or "tiny.en"
+
+
+def relisten_model(env: Mapping[str, str], language: str) -> str:
+    """The offline recogniser that hears an unsure question again (``ariapp.conversation.deciding``):
+    ``AIPBX_STT_MODEL_RELISTEN`` (default ``base``; ``same``: the call's own) for English, the call's
+    own model for Korean. Heard again by whisper base, tiny.en's first hearing answers as many
+    questions as tiny.en's second, and none of the near misses tiny.en heard as the nearest passage's
+    words when told them (docs/performance.md, "A second listen by another model")."""
+    own = stt_model(env, language)
+    chosen = (env.get("AIPBX_STT_MODEL_RELISTEN") or "base").strip()
+    return own if language.startswith("ko") or chosen == "same" else chosen
 
 
 def stt_window_pad(env: Mapping[str, str]) -> float | None:
@@ -98,12 +120,15 @@ def check_stt_languages(env: Mapping[str, str], languages: tuple[str, ...]) -> N
         )
 
 
-def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "conversation") -> SpeechToText:
+def build_stt(
+    env: Mapping[str, str], language: str = "en-US", *, lane: str = "conversation", model: str | None = None
+) -> SpeechToText:
     """The recogniser for calls in ``language``.
 
     ``lane="transcript"`` (offline only) is a single-threaded model on a worker thread at the lowest
     CPU priority: it writes calls down without taking the CPU from a caller waiting for an answer.
     ``lane="batch"`` is the worker's (after the call): nobody waits on it, so it may take minutes.
+    ``model``: the offline model to load instead of the language's (:func:`relisten_model`).
 
     Raises:
         ConfigError: Unknown family or a missing key (the message names the variable).
@@ -117,7 +142,7 @@ def build_stt(env: Mapping[str, str], language: str = "en-US", *, lane: str = "c
         from aipbx.providers.local.workers import worker
 
         cache = env.get("AIPBX_MODEL_CACHE")
-        model, cache_dir = stt_model(env, language), Path(cache) if cache else None
+        model, cache_dir = model or stt_model(env, language), Path(cache) if cache else None
         pad = stt_window_pad(env)
         if lane == "transcript":
             return WhisperSTT(

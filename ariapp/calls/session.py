@@ -88,6 +88,8 @@ class Engine:
     hitl: HitlConfig | None = None  # its HitlConfig
     stts: Mapping[str, SpeechToText] | None = None  # per call language; a ko-KR call needs a Korean model
     transcript_stts: Mapping[str, SpeechToText] | None = None  # the low-priority lane writing calls down
+    #: per call language, the recogniser an unsure question is heard again with (None: the call's own)
+    relisten_stts: Mapping[str, SpeechToText] | None = None
     confirm_at: float = CONFIRM_AT  # "did you mean …?" from this gate probability (0: never)
     turn_model: EndOfTurn | None = None  # hears whether the caller finished; None: the words alone
     #: Builds a named voice of a language's provider (an extension's ``voice`` setting); None: one voice
@@ -116,6 +118,10 @@ class Engine:
 
     def stt_for(self, language: str) -> SpeechToText | None:
         return (self.stts or {}).get(language, self.stt)
+
+    def relisten_stt(self, language: str) -> SpeechToText | None:
+        """The recogniser that hears an unsure question again (``engine.build_relisten_stts``)."""
+        return (self.relisten_stts or {}).get(language) or self.stt_for(language)
 
     def transcript_stt(self, language: str) -> SpeechToText | None:
         """The recogniser that writes down phone-to-phone calls (None: only after the call)."""
@@ -551,6 +557,7 @@ class AiCall:
             speaker=self.speaker,
             media_rate=self.codec.sample_rate,
             stt=stt,
+            relisten_stt=self.engine.relisten_stt(self.ext.language),
             tts=self.engine.voice(self.ext.language, self.ext.voice),
             answerer=self.engine.answerer,
             retriever=self.engine.retriever,

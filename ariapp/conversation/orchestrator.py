@@ -67,6 +67,7 @@ class Orchestrator:
         hitl: HitlConfig | None = None,
         voicemail: MessageTaker | None = None,
         turn_model: EndOfTurn | None = None,
+        relisten_stt: SpeechToText | None = None,
     ) -> None:
         self.config = config
         self.speaker = speaker
@@ -84,7 +85,12 @@ class Orchestrator:
         )
         self.deciding = Deciding(self.context, retriever)
         self.turn_taking = TurnTaking(
-            self.context, stt=stt, media_rate=media_rate, turn_model=turn_model, ahead=self.deciding.ahead
+            self.context,
+            stt=stt,
+            media_rate=media_rate,
+            turn_model=turn_model,
+            ahead=self.deciding.ahead,
+            relisten_stt=relisten_stt,
         )
         self.speaking = Speaking(
             self.context, speaker=speaker, media_rate=media_rate, tts=tts, answerer=answerer, greeting=greeting

@@ -54,9 +54,11 @@ class TurnTaking:
         media_rate: int,
         turn_model: EndOfTurn | None,
         ahead: Callable[[str], None],
+        relisten_stt: SpeechToText | None = None,
     ) -> None:
         self.context = context
         self.stt = stt
+        self.relisten_stt = relisten_stt or stt  # hears an unsure question again (engine.build_relisten_stts)
         self.rate = media_rate
         self.turn_model = turn_model  # None: the words alone decide whether the caller has finished
         self._ahead = ahead  # start the knowledge search for a pause's transcript
@@ -177,11 +179,17 @@ class TurnTaking:
         return await self._transcribe(utterance)
 
     async def _transcribe(
-        self, pcm: np.ndarray, interim: bool = False, hints: Sequence[str] | None = None
+        self,
+        pcm: np.ndarray,
+        interim: bool = False,
+        hints: Sequence[str] | None = None,
+        stt: SpeechToText | None = None,
     ) -> Transcript:
-        """What ``pcm`` says; ``hints``: what to expect (default: the callee's names)."""
-        audio = resample(pcm, self.rate, self.stt.sample_rate)
-        transcript = await self.stt.transcribe(audio, self.context.lang, self.hints if hints is None else hints)
+        """What ``pcm`` says; ``hints``: what to expect (default: the callee's names); ``stt``: the
+        recogniser (default: the call's)."""
+        stt = stt or self.stt
+        audio = resample(pcm, self.rate, stt.sample_rate)
+        transcript = await stt.transcribe(audio, self.context.lang, self.hints if hints is None else hints)
         if interim and transcript.text:  # what we heard so far, shown live before the turn is over
             self.context.publish(
                 contract.Transcript(
@@ -191,8 +199,9 @@ class TurnTaking:
         return transcript
 
     async def _relisten(self, pcm: np.ndarray, words: Sequence[str]) -> str:
-        """``pcm`` recognised again, told to expect ``words`` besides the callee's first names."""
-        return (await self._transcribe(pcm, hints=relisten_hints(self.hints, words))).text
+        """``pcm`` recognised again by the second-listen recogniser, told to expect ``words`` besides the
+        callee's first names."""
+        return (await self._transcribe(pcm, hints=relisten_hints(self.hints, words), stt=self.relisten_stt)).text
 
     async def _turn_complete(self, utterance: np.ndarray) -> float | None:
         """The end-of-turn model's probability that ``utterance`` ends the turn; None when it failed

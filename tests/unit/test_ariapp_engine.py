@@ -6,7 +6,7 @@ import pytest
 
 from aipbx.errors import ConfigError
 from ariapp.conversation.answerer import ExtractiveAnswerer, LlmAnswerer
-from ariapp.engine import build_answerer, build_stts, build_tts, build_turn_model
+from ariapp.engine import build_answerer, build_relisten_stts, build_stts, build_tts, build_turn_model
 from ariapp.settings import Settings
 
 BASE = {"AIPBX_ARI_PASSWORD": "x", "AIPBX_KNOWLEDGE_STORE": "none", "DJANGO_SETTINGS_MODULE": "webconsole.settings.dev"}
@@ -108,3 +108,26 @@ def test_the_recognition_window_is_shortened_by_default_and_can_be_turned_off() 
         s, env = settings(AIPBX_STT_WINDOW_PAD_S=bad)
         with pytest.raises(ConfigError, match="AIPBX_STT_WINDOW_PAD_S"):
             build_stts(s, env, ("en-US",))
+
+
+def test_an_unsure_english_question_is_heard_again_by_whisper_base_offline() -> None:
+    # (tiny.en heard again as many questions right, and heard near misses as the nearest passages' words)
+    s, env = settings()
+    stts = build_stts(s, env, ("en-US", "ko-KR"))
+    again = build_relisten_stts(s, env, stts)
+    assert repr(again["en-US"]) == "WhisperSTT(model='base', language=None)"
+    # the Korean calls' model serves it (loaded once), and Korean is heard again by its own
+    assert again["en-US"] is stts["ko-KR"] and again["ko-KR"] is stts["ko-KR"]
+    # English only: one more model, on the conversation lane
+    alone = build_relisten_stts(s, env, build_stts(s, env, ("en-US",)))["en-US"]
+    assert repr(alone) == "WhisperSTT(model='base', language=None)" and alone.lane == "conversation"
+
+
+@pytest.mark.parametrize(
+    "env", [{"AIPBX_STT_MODEL_RELISTEN": "same"}, {"AIPBX_STT": "google", "AIPBX_GOOGLE_API_KEY": "g"}]
+)
+def test_the_second_listen_can_be_the_calls_own_recogniser(env: dict[str, str]) -> None:
+    # set so, or a cloud family (one recogniser per family)
+    s, merged = settings(**env)
+    stts = build_stts(s, merged, ("en-US",))
+    assert build_relisten_stts(s, merged, stts)["en-US"] is stts["en-US"]

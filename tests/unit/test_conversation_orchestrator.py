@@ -194,6 +194,7 @@ class Call:
         retriever: FakeRetriever | None = None,
         wait_for_greeting: bool = True,
         turn_model=None,
+        relisten_stt: FakeSTT | None = None,
         **config,
     ) -> None:
         # scripted transcripts answer recognitions in order: a second listen would take the next one
@@ -220,6 +221,7 @@ class Call:
             clock=now,
             publish=self.published.append,
             turn_model=turn_model,
+            relisten_stt=relisten_stt,
         )
         self.wait_for_greeting = wait_for_greeting
         self.run: asyncio.Task | None = None

@@ -56,6 +56,17 @@ async def test_a_misheard_question_is_heard_again_expecting_the_nearest_passages
     assert [(e.text, e.replaces) for e in replaced] == [("Which floor are you on?", caller[0].t)]
 
 
+async def test_a_question_is_heard_again_by_the_second_listens_own_recogniser() -> None:
+    # given a call whose unsure questions are heard again by another model (offline: whisper base)
+    first, second = FakeSTT("Which four are you on?"), FakeSTT("Which floor are you on?")
+    retriever = WordRetriever(FLOOR, PARKING)
+    call = await conversation(first, retriever, turns=1, relisten=True, confirm_at=0, relisten_stt=second)
+    # then the first recogniser heard the question once, the second heard it again expecting the words
+    assert len(first.calls) == 1 and len(second.calls) == 1 and "floor" in second.hints[0]
+    assert second.calls == first.calls  # the same audio
+    assert call.ai_texts()[-1] == FLOOR.text
+
+
 async def test_a_second_hearing_nothing_answers_either_leaves_the_question_as_first_heard() -> None:
     # given a near miss: heard twice, nothing in the knowledge answers it
     stt = FakeSTT("Do you do Botox?", "Do you do Botox here?")
