@@ -640,13 +640,28 @@ def _synonym_table() -> dict[str, frozenset[str]]:
 _SYNONYM_OF: Final = _synonym_table()
 
 
+#: A word callers use for what owners write as a phrase: a "walk-in" is coming without an appointment
+#: or a reservation ("Patients without an appointment are seen only if a chair is free.", "Visits are
+#: by appointment only.", "No reservations needed."), in any business.
+_PHRASED: Final = {
+    "walk-in": re.compile(
+        r"\bwithout (?:an? )?(?:appointment|reservation|booking)|\bappointments? only\b"
+        r"|\bno (?:appointment|reservation|booking)s? (?:is |are )?(?:needed|necessary|required)\b"
+    ),
+}
+
+
 def synonyms(term: str) -> frozenset[str]:
     """The other stems of ``term``'s everyday synonyms (:data:`_SYNONYMS`), empty for most words."""
     return _SYNONYM_OF.get(term, frozenset())
 
 
 def mentions(term: str, text_stems: set[str], text: str) -> bool:
-    """Whether ``text`` says ``term`` (:func:`covers`) or one of its everyday synonyms."""
+    """Whether ``text`` says ``term`` (:func:`covers`), one of its everyday synonyms, or the phrase it
+    stands for (:data:`_PHRASED`; ``text`` lowercased)."""
+    phrased = _PHRASED.get(term)
+    if phrased is not None and phrased.search(text):
+        return True
     return any(covers(t, text_stems, text) for t in (term, *synonyms(term)))
 
 

@@ -228,6 +228,20 @@ def test_everyday_synonyms_name_the_same_thing_in_both_directions() -> None:
     assert terms.synonyms("parking") == frozenset() and terms.synonyms("projector") == frozenset()
 
 
+def test_a_walk_in_is_coming_without_an_appointment_or_a_reservation() -> None:
+    walk_in = terms.stem("walk-ins")
+    for text in (
+        "Patients without an appointment are seen only if a chair is free.",
+        "Visits are by appointment only, so please arrange a time with us first.",
+        "No reservation is needed at lunch.",
+    ):
+        assert terms.mentions(walk_in, {terms.stem(w) for w in terms.words(text)}, text.lower()), text
+    # "a 7-minute walk" is a walk, not a walk-in; the walk-in freezer is asked about as a freezer
+    text = "It is a 7-minute walk from Seongsu Station."
+    assert not terms.mentions(walk_in, {terms.stem(w) for w in terms.words(text)}, text.lower())
+    assert terms.thing_missing("Do you have a walk-in freezer?", "Walk-ins are welcome. No reservation needed.")
+
+
 def test_a_time_of_day_asks_for_a_time_and_is_no_topic_of_its_own() -> None:
     # "Monday morning": the hours passage says "9:30 a.m.", never "morning"
     assert terms.key_terms("Are you guys open Monday morning?") == ["monday"]
