@@ -191,12 +191,14 @@ class Console:
         return self.server.log_tail()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console(pbx: Pbx, ariapp, django_db_setup, tmp_path_factory):
     """``python -m daphne`` and ``manage.py consume_events`` for the ``pbx`` instance.
 
     Both get the instance's environment (event stream, knowledge store, recordings), so what the
-    ARI app does shows up in the console as it would under ``make up``.
+    ARI app does shows up in the console as it would under ``make up``. They stop when the
+    integration tests are done: the consumer queries the test database every few seconds (HITL
+    redelivery), and a query in the middle of a later test's flush deadlocked with its TRUNCATE.
     """
     import subprocess
     import sys
