@@ -39,13 +39,7 @@ def build_stts(
 
     ``lane``: ``conversation`` answers callers; ``transcript`` writes phone-to-phone calls down.
     """
-    env = {
-        **env,
-        "AIPBX_STT": settings.core.stt_provider,
-        "AIPBX_STT_MODEL": settings.core.stt_model,
-        "AIPBX_STT_MODEL_KO": settings.core.stt_model_ko,
-        "AIPBX_STT_MODEL_RELISTEN": settings.core.stt_model_relisten,
-    }
+    env = _stt_env(settings, env)
     check_stt_languages(env, languages)
     built: dict[str, SpeechToText] = {}
     result = {}
@@ -64,8 +58,7 @@ def build_relisten_stts(
     again by another model (``relisten_model``); a cloud family, and Korean, by the call's own."""
     if settings.core.stt_provider != "local":
         return dict(stts)
-    env = {**env, "AIPBX_STT_MODEL": settings.core.stt_model, "AIPBX_STT_MODEL_KO": settings.core.stt_model_ko}
-    env["AIPBX_STT_MODEL_RELISTEN"] = settings.core.stt_model_relisten
+    env = _stt_env(settings, env)
     loaded = {stt_model(env, language): stt for language, stt in stts.items()}  # e.g. ko-KR's base
     result: dict[str, SpeechToText] = {}
     for language in stts:
@@ -74,6 +67,17 @@ def build_relisten_stts(
             loaded[model] = build_stt(env, language, model=model)
         result[language] = loaded[model]
     return result
+
+
+def _stt_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the recogniser settings as this process read them (``build_stt`` reads the mapping)."""
+    return {
+        **env,
+        "AIPBX_STT": settings.core.stt_provider,
+        "AIPBX_STT_MODEL": settings.core.stt_model,
+        "AIPBX_STT_MODEL_KO": settings.core.stt_model_ko,
+        "AIPBX_STT_MODEL_RELISTEN": settings.core.stt_model_relisten,
+    }
 
 
 def build_tts(settings: Settings, env: Mapping[str, str], language: str, voice: str = ""):

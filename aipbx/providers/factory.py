@@ -75,9 +75,10 @@ def stt_model(env: Mapping[str, str], language: str) -> str:
 def relisten_model(env: Mapping[str, str], language: str) -> str:
     """The offline recogniser that hears an unsure question again (``ariapp.conversation.deciding``):
     ``AIPBX_STT_MODEL_RELISTEN`` (default ``base``; ``same``: the call's own) for English, the call's
-    own model for Korean. Heard again by whisper base, tiny.en's first hearing answers as many
-    questions as tiny.en's second, and none of the near misses tiny.en heard as the nearest passage's
-    words when told them (docs/performance.md, "A second listen by another model")."""
+    own model for Korean. Heard again by whisper base, questions tiny.en first heard wrong are
+    answered at least as often as when tiny.en hears them again, and no near miss is heard as the
+    nearest passages' words, which tiny.en told them sometimes does (docs/performance.md, "A second
+    listen by another model")."""
     own = stt_model(env, language)
     chosen = (env.get("AIPBX_STT_MODEL_RELISTEN") or "base").strip()
     return own if language.startswith("ko") or chosen == "same" else chosen
