@@ -6,14 +6,14 @@ providers, no operators), gives extension 1004 the evaluation clinic's knowledge
 name as the extension's ``business`` setting) and calls it
 from an independent SIP phone with synthesised speech, one question per call:
 
-* **answered**: the held-out paraphrases (69) the knowledge answers; right when the reply heard at the phone
+* **answered**: the held-out paraphrases (71) the knowledge answers; right when the reply heard at the phone
   (recognised by whisper base, not the app's model, told the clinic's names as a caller knows them)
   contains most of the expected item's content words.
   When the AI checks first ("Just to check, are you asking: …?", ``ariapp.conversation.confirm``) the
   caller says "Yes." if the topic it heard is the expected item's question or heading (most of its
   content words), else "No.", and only the reply after that is judged; ``answered_directly`` counts
   the answers without a check;
-* **honest**: the held-out questions (33) the knowledge does not answer (near misses); honest when the reply
+* **honest**: the held-out questions (34) the knowledge does not answer (near misses); honest when the reply
   says it is not sure and reads out no item (a check is always declined: no item answers);
 * **false cut-offs**: questions with a 0.5-1.0 s pause inside ("..., um [pause] ..."): the AI's
   voice heard before the caller finished (15: the four of the first runs, 0.8 s, and the clinic's 11
