@@ -111,7 +111,7 @@ def test_the_recognition_window_is_shortened_by_default_and_can_be_turned_off() 
 
 
 def test_an_unsure_english_question_is_heard_again_by_whisper_base_offline() -> None:
-    # (tiny.en heard again as many questions right, and heard near misses as the nearest passages' words)
+    # (tiny.en, told the nearest passages' words, sometimes heard a near miss as them: docs/performance.md)
     s, env = settings()
     stts = build_stts(s, env, ("en-US", "ko-KR"))
     again = build_relisten_stts(s, env, stts)
