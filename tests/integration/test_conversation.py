@@ -222,7 +222,7 @@ async def test_an_okay_over_the_answer_does_not_stop_it(pbx, ariapp, knowledge_s
         await call.hangup()
         heard = await transcribe(call.received_audio()[asked_at:])
     # then the answer went on to its end, and the call counts no barge-in
-    assert "monday" in heard and "room" in heard, heard
+    assert "monday" in heard and re.search(r"\b(room|three|3)\b", heard), heard  # "room" heard as "run"/"rim"
     (line,) = new_cdr(pbx, before)
     metadata = Recordings(pbx.cfg).metadata(line["call_id"])
     assert metadata["barge_ins"] == 0, metadata
@@ -257,7 +257,8 @@ async def test_an_openai_compatible_llm_answers_with_the_callees_knowledge_and_f
         await asyncio.to_thread(ariapp.start)
     # then the caller heard a polite fallback, then the LLM's answer; the LLM got the knowledge
     assert "sorry" in first and "trouble" in first, first
-    assert "monday" in second and "room" in second, second
+    # ("room three" heard by the judge once as "run three", as "rim three" in the test above)
+    assert "monday" in second and re.search(r"\b(room|three|3)\b", second), second
     chat = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
     body = json.dumps(chat.json)
     assert "room 3" in body and "Minsu Kim" not in body and "Support" in body
