@@ -232,6 +232,15 @@ def _configure_structlog() -> None:
     )
 
 
+#: HTTP client libraries that log every request at INFO: a vector search is three such lines, and
+#: a collection's UUID in them reads like a number. Their warnings still show; all of it at DEBUG.
+CHATTY_LIBRARIES = ("httpx", "httpx2", "httpcore")
+
+
+def _library_level(level: str | int) -> str:
+    return "DEBUG" if level in ("DEBUG", "debug", logging.DEBUG) else "WARNING"
+
+
 def configure(level: str = "INFO", json_lines: bool = False, secrets: Iterable[str | None] = ()) -> None:
     """Route the root logger (stderr) through structlog; call once at process start."""
     register_secrets(secrets)
@@ -241,6 +250,8 @@ def configure(level: str = "INFO", json_lines: bool = False, secrets: Iterable[s
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(_library_level(level))
 
 
 def django_logging(level: str, json_lines: bool, secrets: Iterable[str | None] = ()) -> dict[str, Any]:
@@ -255,5 +266,8 @@ def django_logging(level: str, json_lines: bool, secrets: Iterable[str | None] =
         "root": {"handlers": ["console"], "level": level},
         # Django's default config gives "django" its own console handler as well;
         # drop it so each record is printed once, by the root handler.
-        "loggers": {"django": {"handlers": [], "propagate": True}},
+        "loggers": {
+            "django": {"handlers": [], "propagate": True},
+            **{name: {"level": _library_level(level)} for name in CHATTY_LIBRARIES},
+        },
     }

@@ -183,3 +183,23 @@ def test_a_cut_never_leaves_half_a_phone_number_in_clear() -> None:
         cut = logs.scrub(text)
         assert "characters cut]" in cut
         assert not re.search(r"\d", re.sub(r"…\[[\d,]+ characters cut\]…", "", cut)), shift
+
+
+def test_http_client_request_lines_are_quiet_unless_debugging() -> None:
+    # every vector-store query logged "HTTP Request: POST http://…/collections/<uuid>/query" at INFO
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, {name: logging.getLogger(name).level for name in logs.CHATTY_LIBRARIES}
+    try:
+        logs.configure("INFO", json_lines=True)
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("ariapp.calls").isEnabledFor(logging.INFO)
+        logs.configure("DEBUG", json_lines=True)
+        assert logging.getLogger("httpcore").isEnabledFor(logging.DEBUG)
+        config = logs.django_logging("INFO", json_lines=True)
+        assert config["loggers"]["httpx"] == {"level": "WARNING"}
+    finally:
+        root.handlers[:], level, levels = saved
+        root.setLevel(level)
+        for name, value in levels.items():
+            logging.getLogger(name).setLevel(value)
