@@ -16,7 +16,11 @@ relevance gate then judges what was heard, as it judges the typed question. Repo
   (``ariapp.conversation.confirm.offer_for``) offered from gate probability L (``CONFIRM_AT`` and the
   levels around it): a caller agrees when the offered passage is the one they asked about (answered),
   declines otherwise (unsure; honest for a question the knowledge does not answer). ``offered`` counts
-  the checks: each one a caller hears is a turn longer than a direct answer.
+  the checks: each one a caller hears is a turn longer than a direct answer;
+* **respelled**: and then, as calls do when no passage comes near enough for a check, the question
+  with the nearest passages' words that sound like words it said that they lack
+  (``knowledge.retrieval.sounds.respellings``: "Which four" -> "Which floor"), offered as a check
+  when a passage answers it (at ``CONFIRM_AT``).
 
 Counts are answered / wrong / unsure for answerable questions, honest / false for the others.
 """
@@ -56,7 +60,8 @@ async def _run(renderings: int) -> dict:
     from ariapp.conversation.turntaking import relisten_hints
     from knowledge.retrieval import Retriever, UsemEmbedder
     from knowledge.retrieval.evaluate import index_items
-    from knowledge.retrieval.relevance import RelevanceGate
+    from knowledge.retrieval.relevance import RelevanceGate, passage_text, topic_of
+    from knowledge.retrieval.sounds import respellings
     from knowledge.retrieval.store import MemoryStore
     from knowledge.retrieval.terms import proper_names
     from softphone.voice import speech
@@ -85,11 +90,31 @@ async def _run(renderings: int) -> dict:
         wanted = {question["expect"], *question.get("also", [])} - {None}
         return _outcome(question, offer.passage if offer.passage.id in wanted else None), True
 
+    async def respelled(
+        question: dict[str, Any], asked: str, candidates: list[Any], judgement: Any
+    ) -> tuple[str, bool]:
+        """The outcome after the check at ``CONFIRM_AT`` and, failing one, the check of the respelled
+        question the gate is surest of (as ``Deciding._sounds_like``), and whether one was offered."""
+        outcome, offered = checked(question, asked, judgement, CONFIRM_AT)
+        if judgement.passage is not None or offered or not candidates:
+            return outcome, offered
+        best = None
+        for _, guess in respellings(asked, [passage_text(p) for p in candidates]):
+            verdict = (await judged(guess))[1]
+            if verdict.passage is not None and topic_of(verdict.passage) is not None:
+                if best is None or verdict.probability > best.probability:
+                    best = verdict
+        if best is None:
+            return outcome, False
+        wanted = {question["expect"], *question.get("also", [])} - {None}
+        return _outcome(question, best.passage if best.passage.id in wanted else None), True
+
     report: dict[str, Any] = {}
     for split in ("calib", "heldout"):
         counts: dict[str, Counter] = {"typed": Counter(), "heard": Counter(), "heard_again": Counter()}
         for level in CHECK_LEVELS:
             counts[f"checked_at_{level}"] = Counter()
+        counts["respelled"] = Counter()
         recognition_ms: list[float] = []
         misses: list[str] = []
         relistens = 0
@@ -109,15 +134,18 @@ async def _run(renderings: int) -> dict:
                 hints = relisten_hints(names, expected_words(candidates, judgement.unknown_names))
                 second = (await again_stt.transcribe(audio, "en", hints)).text
                 if second and not same_words(second, heard):
-                    verdict = (await judged(second))[1]
+                    found, verdict = await judged(second)
                     if verdict.passage is not None:
-                        again, judgement = second, verdict
+                        again, candidates, judgement = second, found, verdict
             outcome = _outcome(question, judgement.passage)
             counts["heard_again"][outcome] += 1
             for level in CHECK_LEVELS:
                 after, offered = checked(question, again, judgement, level)
                 counts[f"checked_at_{level}"][after] += 1
                 counts[f"checked_at_{level}"]["offered"] += offered
+            after, offered = await respelled(question, again, candidates, judgement)
+            counts["respelled"][after] += 1
+            counts["respelled"]["offered"] += offered
             if outcome in ("wrong", "unsure", "false"):
                 offer = offer_for(again, judgement, "en", CONFIRM_AT) if judgement.passage is None else None
                 check = f"; checked {offer.text!r} p={offer.probability:.2f}" if offer is not None else ""

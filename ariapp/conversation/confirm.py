@@ -68,8 +68,14 @@ def offer_for(question: str, judgement: Judgement | None, lang: str, confirm_at:
     if confirm_at <= 0 or judgement is None or judgement.passage is not None or judgement.likeliest is None:
         return None
     passage, probability = judgement.likeliest
+    return offer_of(passage, question, probability, lang) if probability >= confirm_at else None
+
+
+def offer_of(passage: Any, question: str, probability: float, lang: str) -> Offer | None:
+    """The check that offers ``passage`` for ``question``, or None when it has no topic a caller would
+    recognise (no FAQ question or heading: a fact learned from a call)."""
     named = topic_of(passage)
-    topic = _topic(named[1]) if named is not None and probability >= confirm_at else ""
+    topic = _topic(named[1]) if named is not None else ""
     if not topic:
         return None
     assert named is not None

@@ -17,12 +17,13 @@ from difflib import SequenceMatcher
 from typing import Any, Protocol
 
 import contract
-from ariapp.conversation.confirm import Offer, offer_for, reply_to_offer, says_enough
+from ariapp.conversation.confirm import Offer, offer_for, offer_of, reply_to_offer, says_enough
 from ariapp.conversation.context import CallContext
 from ariapp.conversation.frames import Answer, AskPerson, Heard
 from ariapp.conversation.hitl import LOW_CONFIDENCE, Trigger, asks_for_person, hitl_trigger
 from knowledge.retrieval import terms
-from knowledge.retrieval.relevance import passage_text
+from knowledge.retrieval.relevance import passage_text, topic_of
+from knowledge.retrieval.sounds import respellings
 from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ class Deciding:
             trigger = self._human_needed(asked, confidence, judgement)
             if not answering and (trigger is None or trigger.reason == LOW_CONFIDENCE):
                 offer = offer_for(asked, judgement, config.lang, config.confirm_at)
+                if offer is None and config.confirm_at > 0 and candidates:
+                    offer = await self._sounds_like(heard, asked, candidates)
             if offer is not None:
                 trigger = None  # check with the caller before asking a person
         else:
@@ -166,6 +169,32 @@ class Deciding:
         turn.text = again
         self.context.publish(contract.Transcript(speaker="caller", text=again, final=True, t=turn.t, replaces=turn.t))
         return again, found, verdict
+
+    async def _sounds_like(self, heard: Heard, asked: str, candidates: list[Any]) -> Offer | None:
+        """Nothing answers the question even heard again, and no passage came near enough to offer:
+        try it with the words of the nearest passages that sound like words it said that they lack
+        ("Which four are you on?" -> "Which floor are you on?"; :func:`~knowledge.retrieval.sounds.
+        respellings`). Of the respellings a passage answers, the one the gate is surest of is offered as
+        a check, never answered outright: the caller says whether it is what they asked.
+        """
+        best: tuple[float, str, Any] | None = None
+        try:
+            with heard.marks.waiting_on_model():
+                guesses = await asyncio.to_thread(respellings, asked, [passage_text(p) for p in candidates])
+                for _, guess in guesses:  # "Which form …" and "Which floor …" sound as alike: the gate decides
+                    _, verdict = await self._retrieve(guess)
+                    if verdict is not None and verdict.passage is not None and topic_of(verdict.passage) is not None:
+                        if best is None or float(verdict.probability) > best[0]:
+                            best = (float(verdict.probability), guess, verdict.passage)
+        except Exception as exc:  # noqa: BLE001 - a guess must never cost the caller the answer they get now
+            log.warning("could not respell %r: %r", asked, exc)
+        finally:
+            heard.marks.mark("respelled")
+        if best is None:
+            return None
+        probability, guess, passage = best
+        log.info("heard %r; sounds like %r: checking with the caller", asked, guess)
+        return offer_of(passage, guess, probability, self.context.config.lang)
 
     def asked(self, offer: Offer) -> None:
         """The caller heard ``offer``'s "did you mean …?": their next words answer it."""
