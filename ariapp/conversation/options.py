@@ -14,7 +14,7 @@ import numpy as np
 
 from ariapp.conversation.confirm import CONFIRM_AT
 from ariapp.conversation.transfer import MUSIC_CHUNK_S, TRANSFER_WAIT_S
-from ariapp.conversation.turns import BACKCHANNEL_MAX_S, HOLD_S
+from ariapp.conversation.turns import BACKCHANNEL_MAX_S, HOLD_S, UNSURE_AFTER_S
 
 __all__ = ["ConversationConfig", "Timing"]
 
@@ -29,6 +29,8 @@ class Timing:
     reply_timeout_s: float = 20.0
     #: More time for a caller whose words stop mid-thought (``turns.should_wait``).
     turn_hold_s: float = HOLD_S
+    #: A reply that does not answer starts no sooner after the caller's last sound (``turns.UNSURE_AFTER_S``).
+    unsure_after_s: float = UNSURE_AFTER_S
     #: How long the answer waits, once the words are heard, for the end-of-turn model (busy with
     #: other callers' turns); after that the words alone decide.
     turn_model_wait_s: float = 0.2

@@ -6,6 +6,9 @@ and runs each caller turn through the stages, which pass typed frames (``frames.
       -> Answer -> speaking (speaking.py: answer stream cut into clauses, TTS per piece, the speaker)
       |  AskPerson -> holding (holding.py: the console's operators, hold music, voicemail)
 
+A reply that does not answer (not sure, or a person asked for lack of knowledge) starts no sooner than
+``Timing.unsure_after_s`` after the caller's last sound: a question cut in two by a pause is most
+often unsure of its first half, and the caller who goes on in that time is heard whole.
 The first audio goes out while later sentences are still being generated, and the console is told
 the reply so far as each piece starts to play (``reply.speaking``), not after the turn. Every turn records its
 latency parts relative to the end of the caller's speech. A slow reply gets a short filler; a failed
@@ -32,8 +35,8 @@ from aipbx.providers.errors import ProviderError
 from ariapp.conversation.answerer import Answerer, Question
 from ariapp.conversation.context import CallContext, Marks, TurnLog
 from ariapp.conversation.deciding import Deciding, Retrieval
-from ariapp.conversation.frames import AskPerson, Utterance
-from ariapp.conversation.hitl import Desk, HitlConfig, MessageTaker
+from ariapp.conversation.frames import Answer, AskPerson, Utterance
+from ariapp.conversation.hitl import LOW_CONFIDENCE, Desk, HitlConfig, MessageTaker
 from ariapp.conversation.holding import Holding
 from ariapp.conversation.machine import TRANSFERABLE, Cmd, Ev, State, step
 from ariapp.conversation.options import ConversationConfig
@@ -229,6 +232,15 @@ class Orchestrator:
         self.turn_taking.hints = await self.deciding.prepare()
 
     # --- one caller turn ---------------------------------------------------------------------------
+    async def _let_the_caller_go_on(self, marks: Marks) -> None:
+        """Wait until ``Timing.unsure_after_s`` after the caller's last sound: if they go on talking
+        meanwhile (a pause inside their question), this reply is cancelled and the whole is heard."""
+        delay = marks.origin + self.config.timing.unsure_after_s - self.context.clock()
+        if delay > 0:
+            with marks.waiting_on_model():  # a deliberate wait, not the pipeline's overhead
+                await asyncio.sleep(delay)
+            marks.values["unsure_hold"] = round(delay * 1000, 1)
+
     async def _answer(self, utterance: Utterance) -> None:
         """Hear the turn, decide, then answer it or ask a person (the module docstring's stages)."""
         timing = self.config.timing
@@ -244,6 +256,8 @@ class Orchestrator:
                     self.post(Ev.REPLY_EMPTY)
                     return
                 decision = await self.deciding.decide(heard)
+                if self.deciding.retriever is not None and _unsure(decision):
+                    await self._let_the_caller_go_on(marks)
                 if isinstance(decision, AskPerson):
                     person = decision
                 else:
@@ -283,3 +297,10 @@ class Orchestrator:
                 if reply.turn is not None and reply.turn.text:
                     self.context.played(reply.turn)  # a no-op after finish(); else cut off before it finished arriving
                 self.context.publish(contract.Latency(dict(marks.values)))
+
+
+def _unsure(decision: Answer | AskPerson) -> bool:
+    """Whether ``decision`` answers nothing: not sure, or a person asked because the knowledge has no answer."""
+    if isinstance(decision, AskPerson):
+        return decision.trigger.reason == LOW_CONFIDENCE
+    return not decision.passages and decision.offer is None

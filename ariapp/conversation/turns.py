@@ -35,10 +35,17 @@ __all__ = [
     "should_wait",
     "situation_only",
     "unfinished",
+    "UNSURE_AFTER_S",
 ]
 
 #: How much longer an unfinished thought is given (after end-of-turn silence and recognition).
 HOLD_S: Final = 0.7
+
+#: A reply that does not answer (not sure, or a person asked for lack of knowledge) starts no sooner
+#: than this after the caller's last sound: a fragment the recogniser rounded off into a sentence
+#: ("Which days is" heard as "Which Stasis?") is most often unsure, and the caller pausing 0.5-1.0 s
+#: inside a question goes on first and is heard whole. Answers and checks are not held back.
+UNSURE_AFTER_S: Final = 1.1
 
 #: The end-of-turn model's probability of a complete turn below which the caller is given
 #: :data:`HOLD_S` more whatever the words say (its own 0.5 would delay one question in ten).

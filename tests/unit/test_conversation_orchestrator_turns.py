@@ -510,3 +510,36 @@ async def test_a_short_question_over_the_reply_still_stops_it() -> None:
     assert call.orchestrator.barge_ins == 1
     # and its reply started from what was heard while deciding: the question, then twice over the reply
     assert len(stt.calls) == 3
+
+
+CHOI = Passage("Dr. Choi is in on Mondays and Wednesdays.", 0.2, {"item_id": 31, "heading": "Dentists"})
+
+
+async def test_a_fragment_nothing_answers_waits_and_the_caller_who_goes_on_is_heard_whole() -> None:
+    # given the recogniser rounds the caller's "Which days is" off into "Which Stasis?", which sounds
+    # finished and which nothing in the knowledge answers
+    from tests.unit.test_conversation_relisten import WordRetriever
+
+    stt = FakeSTT("Which Stasis?", "Which days is Dr. Choi in?")
+    async with Call(stt=stt, retriever=WordRetriever(CHOI, near=0.05)) as call:
+        # when the caller goes on half a second later
+        await pause_then_go_on(call, stt)
+    # then they never heard "not sure" for the fragment: only the whole question was answered
+    assert call.ai_texts()[1:] == [CHOI.text]
+    assert [t.text for t in call.orchestrator.turns if t.speaker == "caller"] == ["Which days is Dr. Choi in?"]
+
+
+async def test_only_a_reply_that_does_not_answer_waits_for_the_caller_to_go_on() -> None:
+    from tests.unit.test_conversation_relisten import NOT_SURE, WordRetriever
+
+    async with Call(
+        stt=FakeSTT("Do you do Botox?", "Is Dr. Choi in today?"), retriever=WordRetriever(CHOI, near=0.05)
+    ) as call:
+        for n in (2, 3):
+            call.say()
+            await call.until(lambda n=n: call.state is State.LISTENING and len(call.ai_texts()) == n)
+    unsure, answered = [t for t in call.orchestrator.turns if t.speaker == "caller"]
+    assert call.ai_texts()[1:] == [NOT_SURE, CHOI.text]
+    # "not sure" started no sooner than 1.1 s after the caller's last sound; the answer did not wait
+    assert unsure.latency_ms["first_rtp"] >= 1100 and "unsure_hold" in unsure.latency_ms
+    assert "unsure_hold" not in answered.latency_ms and answered.latency_ms["first_rtp"] < 500
