@@ -227,10 +227,37 @@ def introduction_only(text: str) -> bool:
     return rest != stripped and not any(ch.isalnum() for ch in rest)
 
 
+#: Moving an appointment, said many ways, is what owners write as "reschedule" / "변경": "Can I move my
+#: appointment to another day?" asks what the cancellation rule says ("cancel or reschedule"), not the
+#: late-arrival rule that may "move you to the next free slot". A general verb (move, push, change)
+#: counts only with a booking or its time as its object ("move my car" is no rescheduling).
+_RESCHEDULE_EN: Final = re.compile(
+    r"\b(?:postpon\w*|rebook\w*|reschedul\w*|put(?:ting)? off)\b|"
+    r"\b(?:move|moving|push|pushing|shift|shifting|switch|switching|bump|bumping|change|changing)\b"
+    r"(?=(?:\s+[\w']+){0,2}?\s+(?:appointments?|bookings?|reservations?|cleanings?|visits?|check-?ups?|"
+    r"sessions?|slots?|tables?|fillings?|consultations?|time|date|day)\b)",
+    re.I,
+)
+_RESCHEDULE_KO: Final = re.compile(r"(?:바꾸|바꿀|바꿔|바꿨|옮기|옮길|옮겨|미루|미룰|미뤄|늦추|늦출|늦춰)[가-힣]*")
+_BOOKED_KO: Final = re.compile(r"예약|진료|시간|날짜|일정")
+
+
+def _rescheduling_ko(question: str) -> bool:
+    return bool(_BOOKED_KO.search(question) and _RESCHEDULE_KO.search(question))
+
+
+def restated(question: str) -> str:
+    """``question`` with what it says of moving a booking in the owners' word ("reschedule", "변경")."""
+    question = _RESCHEDULE_EN.sub("reschedule", question)
+    if _rescheduling_ko(question):
+        question = _RESCHEDULE_KO.sub("변경", question)
+    return question
+
+
 def key_terms(question: str) -> list[str]:
-    """The stemmed content words of a question, in order, without repeats."""
+    """The stemmed content words of a question, in order, without repeats (:func:`restated` first)."""
     terms = []
-    for word in words(question):
+    for word in words(restated(question)):
         if word in _STOP_EN or word in _STOP_KO or word.isdigit() and len(word) > 4:
             continue
         stemmed = stem(word)

@@ -306,3 +306,28 @@ def test_a_question_about_today_is_not_answered_by_a_passage_that_names_no_day()
     assert not terms.today_missing("오늘 영업하세요?", "매주 월요일은 쉽니다.")
     assert not terms.today_missing("Are you open today?", "We are closed on all public holidays.")
     assert not terms.today_missing("Is there parking?", parking)  # not a question about today
+
+
+@pytest.mark.parametrize(
+    "question, said",
+    [
+        ("Can I move my appointment to another day?", "Can I reschedule my appointment to another day?"),
+        ("Could I push my cleaning back to next week?", "Could I reschedule my cleaning back to next week?"),
+        ("Is it possible to postpone my appointment?", "Is it possible to reschedule my appointment?"),
+        ("Can I change the time of my booking?", "Can I reschedule the time of my booking?"),
+        ("다음 주로 예약 미룰 수 있나요?", "다음 주로 예약 변경 수 있나요?"),
+        # a general verb with no booking for its object moves nothing
+        ("Can I move my car if the parking lot is full?", "Can I move my car if the parking lot is full?"),
+        ("Can I change my order?", "Can I change my order?"),
+        ("자리 좀 옮겨도 돼요?", "자리 좀 옮겨도 돼요?"),
+    ],
+)
+def test_moving_a_booking_is_asked_in_the_owners_word_reschedule(question, said) -> None:
+    # "Can I move my appointment …?" is the cancellation rule's "cancel or reschedule", not the late
+    # rule's "we may have to move you to the next free slot"
+    assert terms.restated(question) == said
+    late = "If you arrive more than 15 minutes late, we may have to move you to the next free slot."
+    if said != question and "reschedule" in said:
+        assert "move" not in terms.key_terms(question) and "reschedule" in terms.key_terms(question)
+        stems = {terms.stem(w) for w in terms.words(late)}
+        assert not terms.mentions("reschedule", stems, late.lower())
