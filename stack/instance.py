@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,9 +20,34 @@ from stack import redis_acl
 from stack.asterisk import Asterisk
 from stack.config import REPO, StackConfig, ensure_secrets
 
+#: Where :func:`free_port` looks: above Asterisk's RTP ports (10000-20000), below the kernel's ephemeral range.
+FREE_PORTS = (20001, 32767)
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
+    """A port nothing is bound to now, for a server about to start on it.
+
+    Not one the kernel hands out (a bind to port 0): those come from the ephemeral range, where any
+    outgoing connection (to Postgres, Redis, ARI …) may take it as its source port before the server
+    starts, as one of the edge's ports once was while its nodes started ("Address already in use").
+    """
+    low, high = FREE_PORTS[0], min(FREE_PORTS[1], _ephemeral_start() - 1)
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, kind) as sock:  # all taken: what the kernel gives
         sock.bind((address, 0))
         return sock.getsockname()[1]
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -50,6 +49,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from stack.instance import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -115,12 +116,6 @@ class _PlaywrightSession:
 # --- the web server -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for_health(proc: subprocess.Popen[bytes], server: WebServer) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while True:
@@ -148,7 +143,7 @@ def run_daphne(log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterat
 
     from webconsole.settings.env import database_url
 
-    port = _free_port()
+    port = free_port()
     server = WebServer(url=f"http://127.0.0.1:{port}", log_path=log_dir / "daphne.log")
     env = {k: v for k, v in os.environ.items() if k != _ALLOW_ASYNC_UNSAFE}  # see the module docstring
     env |= {

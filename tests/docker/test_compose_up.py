@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from stack.config import REPO, read_env_file
+from stack.instance import free_port
 
 pytestmark = [pytest.mark.slow]
 
@@ -47,12 +48,6 @@ SECRETS_ASTERISK_MUST_NOT_SEE = (
     "POSTGRES_PASSWORD",
     "AIPBX_CONSOLE_ADMIN_PASSWORD",
 )
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_copy(target: Path) -> Path:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -29,14 +28,9 @@ from django.conf import settings
 
 from softphone.analysis import speech_seconds
 from stack.config import REPO
+from stack.instance import free_port
 from tests.integration.audio_checks import until
 from tests.integration.test_telephony import cdr_baseline, new_cdr, quiet_asterisk
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> None:

@@ -208,3 +208,30 @@ def test_make_up_says_where_the_admin_password_is_and_never_prints_it(tmp_path: 
     message = ready_message(cfg)
     assert cfg.secrets["AIPBX_CONSOLE_ADMIN_PASSWORD"] not in message
     assert "AIPBX_CONSOLE_ADMIN_PASSWORD" in message and str(REPO / ".env") in message
+
+
+def test_a_free_port_for_a_server_is_never_one_an_outgoing_connection_can_take() -> None:
+    # the edge's lookup port, chosen by a bind to port 0, was taken as the source port of one of the
+    # connections its nodes opened while they started: kamailio then failed "Address already in use"
+    import socket
+
+    from stack.instance import FREE_PORTS, _ephemeral_start, free_port
+
+    ports = [free_port() for _ in range(20)] + [free_port(socket.SOCK_DGRAM) for _ in range(5)]
+    assert all(FREE_PORTS[0] <= port < _ephemeral_start() for port in ports)
+    assert FREE_PORTS[0] > 20000  # above Asterisk's RTP ports (10000-20000)
+
+
+def test_a_port_something_is_bound_to_is_not_given(monkeypatch) -> None:
+    import itertools
+    import socket
+
+    from stack import instance
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", instance.free_port()))
+        busy = taken.getsockname()[1]
+        # the first two draws hit the busy port: the third, free, is given
+        draws = itertools.chain([busy, busy], range(instance.FREE_PORTS[0], instance.FREE_PORTS[1]))
+        monkeypatch.setattr(instance.random, "randint", lambda low, high: next(draws))
+        assert instance.free_port() != busy

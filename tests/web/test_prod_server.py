@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 
 from aipbx.sealing import new_key_spec
+from stack.instance import free_port
 from tests.web.conftest import REPO_ROOT
 from webconsole.settings.env import database_url
 
@@ -24,19 +25,13 @@ pytestmark = pytest.mark.slow
 HOST = "pbx.example.com"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prod_server(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> Iterator[int]:
     """``daphne webconsole.asgi:application`` with DJANGO_SETTINGS_MODULE unset (so prod).
 
     It uses the test database (created by ``django_db_setup``) and the test Redis db.
     """
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env |= {
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
@@ -108,7 +103,7 @@ def test_container_health_check(prod_server: int) -> None:
         cwd=REPO_ROOT, env=env, capture_output=True, timeout=30,
     )  # fmt: skip
     down = subprocess.run(
-        [sys.executable, "-m", "webconsole.healthcheck", f"http://127.0.0.1:{_free_port()}/health"],
+        [sys.executable, "-m", "webconsole.healthcheck", f"http://127.0.0.1:{free_port()}/health"],
         cwd=REPO_ROOT, env=env, capture_output=True, timeout=30,
     )  # fmt: skip
 
