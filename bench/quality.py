@@ -124,7 +124,7 @@ def _cdr_lines(cfg) -> list[dict]:
 
 async def _app_heard(cfg, before: int) -> str:
     """What the ARI app heard and did in the call after the first ``before`` CDR lines: each caller
-    turn as it recognised it, with its marks (turn_complete, turn_hold), from the call's metadata."""
+    turn as it recognised it, with its marks (turn_complete, turn_hold, unsure_hold), from the call's metadata."""
     from tests.integration.audio_checks import Recordings
 
     if not await _wait(lambda: len(_cdr_lines(cfg)) > before, 15):
@@ -134,7 +134,7 @@ async def _app_heard(cfg, before: int) -> str:
         turns = Recordings(cfg).metadata(call_id)["turns"]
     except (OSError, KeyError, ValueError) as exc:
         return f"(no metadata: {exc!r})"
-    keep = ("turn_complete", "turn_hold")
+    keep = ("turn_complete", "turn_hold", "unsure_hold")
     return " | ".join(
         f"{t['text']!r} { ({k: v for k, v in t.get('latency_ms', {}).items() if k in keep}) }"
         for t in turns
