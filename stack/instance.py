@@ -39,7 +39,7 @@ def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int
     starts, as one of the edge's ports once was while its nodes started ("Address already in use").
     """
     low, high = FREE_PORTS[0], min(FREE_PORTS[1], _ephemeral_start() - 1)
-    for _ in range(200):
+    for _ in range(200 if low <= high else 0):  # an ephemeral range that starts lower: the kernel's port
         port = random.randint(low, high)
         with socket.socket(socket.AF_INET, kind) as sock:
             try:

@@ -235,3 +235,10 @@ def test_a_port_something_is_bound_to_is_not_given(monkeypatch) -> None:
         draws = itertools.chain([busy, busy], range(instance.FREE_PORTS[0], instance.FREE_PORTS[1]))
         monkeypatch.setattr(instance.random, "randint", lambda low, high: next(draws))
         assert instance.free_port() != busy
+
+
+def test_a_free_port_is_still_given_when_the_ephemeral_range_starts_lower(monkeypatch) -> None:
+    from stack import instance
+
+    monkeypatch.setattr(instance, "_ephemeral_start", lambda: 1024)
+    assert 0 < instance.free_port() < 65536
