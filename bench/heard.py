@@ -19,7 +19,7 @@ relevance gate then judges what was heard, as it judges the typed question. Repo
   the checks: each one a caller hears is a turn longer than a direct answer;
 * **respelled**: and then, as calls do when no passage comes near enough for a check, the question
   with the nearest passages' words that sound like words it said that they lack
-  (``knowledge.retrieval.sounds.respellings``: "Which four" -> "Which floor"), offered as a check
+  (``knowledge.retrieval.sounds.surest_respelling``: "Which four" -> "Which floor"), offered as a check
   when a passage answers it (at ``CONFIRM_AT``).
 
 Counts are answered / wrong / unsure for answerable questions, honest / false for the others.
@@ -60,8 +60,8 @@ async def _run(renderings: int) -> dict:
     from ariapp.conversation.turntaking import relisten_hints
     from knowledge.retrieval import Retriever, UsemEmbedder
     from knowledge.retrieval.evaluate import index_items
-    from knowledge.retrieval.relevance import RelevanceGate, passage_text, topic_of
-    from knowledge.retrieval.sounds import respellings
+    from knowledge.retrieval.relevance import RelevanceGate
+    from knowledge.retrieval.sounds import surest_respelling
     from knowledge.retrieval.store import MemoryStore
     from knowledge.retrieval.terms import proper_names
     from softphone.voice import speech
@@ -98,16 +98,14 @@ async def _run(renderings: int) -> dict:
         outcome, offered = checked(question, asked, judgement, CONFIRM_AT)
         if judgement.passage is not None or offered or not candidates:
             return outcome, offered
-        best = None
-        for _, guess in respellings(asked, [passage_text(p) for p in candidates]):
-            verdict = (await judged(guess))[1]
-            if verdict.passage is not None and topic_of(verdict.passage) is not None:
-                if best is None or verdict.probability > best.probability:
-                    best = verdict
+        best = await surest_respelling(asked, candidates, judged_verdict)
         if best is None:
             return outcome, False
         wanted = {question["expect"], *question.get("also", [])} - {None}
-        return _outcome(question, best.passage if best.passage.id in wanted else None), True
+        return _outcome(question, best[1].passage if best[1].passage.id in wanted else None), True
+
+    async def judged_verdict(text: str) -> Any:
+        return (await judged(text))[1]
 
     report: dict[str, Any] = {}
     for split in ("calib", "heldout"):

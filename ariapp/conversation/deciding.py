@@ -22,8 +22,8 @@ from ariapp.conversation.context import CallContext
 from ariapp.conversation.frames import Answer, AskPerson, Heard
 from ariapp.conversation.hitl import LOW_CONFIDENCE, Trigger, asks_for_person, hitl_trigger
 from knowledge.retrieval import terms
-from knowledge.retrieval.relevance import passage_text, topic_of
-from knowledge.retrieval.sounds import respellings
+from knowledge.retrieval.relevance import passage_text
+from knowledge.retrieval.sounds import surest_respelling
 from knowledge.retrieval.terms import proper_names
 
 log = logging.getLogger(__name__)
@@ -174,27 +174,26 @@ class Deciding:
         """Nothing answers the question even heard again, and no passage came near enough to offer:
         try it with the words of the nearest passages that sound like words it said that they lack
         ("Which four are you on?" -> "Which floor are you on?"; :func:`~knowledge.retrieval.sounds.
-        respellings`). Of the respellings a passage answers, the one the gate is surest of is offered as
-        a check, never answered outright: the caller says whether it is what they asked.
+        surest_respelling`). Of the respellings a passage answers, the one the gate is surest of is offered
+        as a check, never answered outright: the caller says whether it is what they asked.
         """
-        best: tuple[float, str, Any] | None = None
+
+        async def judged(text: str) -> Any | None:
+            return (await self._retrieve(text))[1]
+
+        best = None
         try:
             with heard.marks.waiting_on_model():
-                guesses = await asyncio.to_thread(respellings, asked, [passage_text(p) for p in candidates])
-                for _, guess in guesses:  # "Which form …" and "Which floor …" sound as alike: the gate decides
-                    _, verdict = await self._retrieve(guess)
-                    if verdict is not None and verdict.passage is not None and topic_of(verdict.passage) is not None:
-                        if best is None or float(verdict.probability) > best[0]:
-                            best = (float(verdict.probability), guess, verdict.passage)
+                best = await surest_respelling(asked, candidates, judged)
         except Exception as exc:  # noqa: BLE001 - a guess must never cost the caller the answer they get now
             log.warning("could not respell %r: %r", asked, exc)
         finally:
             heard.marks.mark("respelled")
         if best is None:
             return None
-        probability, guess, passage = best
+        guess, verdict = best
         log.info("heard %r; sounds like %r: checking with the caller", asked, guess)
-        return offer_of(passage, guess, probability, self.context.config.lang)
+        return offer_of(verdict.passage, guess, float(verdict.probability), self.context.config.lang)
 
     def asked(self, offer: Offer) -> None:
         """The caller heard ``offer``'s "did you mean …?": their next words answer it."""

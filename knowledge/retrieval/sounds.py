@@ -20,19 +20,21 @@ miss costs the caller one "no", never a wrong fact.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
+from knowledge.retrieval.relevance import passage_text, topic_of
 from knowledge.retrieval.terms import _STOP_EN, _WORD, stem, words
 
 log = logging.getLogger(__name__)
 
-__all__ = ["alike", "respellings", "sounds"]
+__all__ = ["alike", "respellings", "sounds", "surest_respelling"]
 
 #: How alike two sound sequences must be (1 = the same sounds) for one to stand for the other.
 ALIKE_AT: Final = 0.7
@@ -205,3 +207,21 @@ def respellings(question: str, texts: Iterable[str], limit: int = RESPELLINGS) -
             if score > found.get(text, 0.0):
                 found[text] = score
     return sorted(((score, text) for text, score in found.items()), key=lambda item: -item[0])[:limit]
+
+
+async def surest_respelling(
+    question: str, candidates: Sequence[Any], judged: Callable[[str], Awaitable[Any | None]]
+) -> tuple[str, Any] | None:
+    """Of ``question``'s respellings with the ``candidates``' words, the one a passage with a topic
+    answers and the gate is surest of, with that verdict (``judged``: the search and the gate for a
+    text); None when no respelling is answered. "Which form …" and "Which floor …" sound as alike:
+    the gate decides. Respelling runs on a thread (tens of ms of pure Python)."""
+    guesses = await asyncio.to_thread(respellings, question, [passage_text(p) for p in candidates])
+    best: tuple[str, Any] | None = None
+    for _, guess in guesses:
+        verdict = await judged(guess)
+        if verdict is None or verdict.passage is None or topic_of(verdict.passage) is None:
+            continue
+        if best is None or float(verdict.probability) > float(best[1].probability):
+            best = (guess, verdict)
+    return best
