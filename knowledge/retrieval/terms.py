@@ -247,7 +247,9 @@ def _rescheduling_ko(question: str) -> bool:
 
 
 def restated(question: str) -> str:
-    """``question`` with what it says of moving a booking in the owners' word ("reschedule", "변경")."""
+    """``question`` with what it says of moving a booking in the owners' word ("reschedule", "변경"):
+    the key words, the search's embedding and the gate's second model all read it so (the models put
+    "move my appointment to another day" next to the late-arrival rule's "move you … to another day")."""
     question = _RESCHEDULE_EN.sub("reschedule", question)
     if _rescheduling_ko(question):
         question = _RESCHEDULE_KO.sub("변경", question)

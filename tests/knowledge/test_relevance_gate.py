@@ -374,3 +374,18 @@ async def test_prepared_knowledge_answers_a_first_question_without_new_model_wor
 async def ask_owner(retriever: Retriever, owner: str, question: str):
     result = await retriever.search(owner, question)
     return await retriever.judge(question, result.passages)
+
+
+async def test_moving_an_appointment_is_judged_in_the_owners_word_not_by_a_neighbour_that_says_move(embedder) -> None:
+    # the late-arrival rule "may move you … to another day"; the cancellation rule says "reschedule":
+    # both models put "move my appointment to another day" next to the first until they read it as the
+    # owners write it (terms.restated), and the gate then answered or offered the late-arrival rule
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    sets = {s.owner: s for s in load_sets(("en",))}
+    index_items(retriever, "clinic-en", sets["clinic-en"].items)
+    for question in ("Can I move my appointment to another day?", "Could I push my cleaning back to next week?"):
+        result = await retriever.search("clinic-en", question)
+        judgement = await retriever.judge(question, result.passages)
+        likeliest, _ = judgement.likeliest
+        assert likeliest.id == "cancel_policy", (question, judgement)
+        assert judgement.passage is None or judgement.passage.id == "cancel_policy"
