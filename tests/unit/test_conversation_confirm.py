@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ariapp.conversation.answerer import UNSURE
-from ariapp.conversation.confirm import offer_for, reply_to_offer
+from ariapp.conversation.confirm import CONFIRM_AT, offer_for, reply_to_offer
 from ariapp.conversation.hitl import ASKED_FOR_PERSON, LOW_CONFIDENCE, MESSAGES
 from ariapp.conversation.machine import State
 from knowledge.retrieval.relevance import Judgement
@@ -96,6 +96,7 @@ async def test_a_heading_is_offered_as_the_topic() -> None:
     "passage, probability, confirm_at",
     [
         (IMPLANT, 0.2, 0.3),  # too unlikely to offer
+        (IMPLANT, 0.15, CONFIRM_AT),  # below the default level (0.2)
         (LEARNED, 0.6, 0.3),  # learned from a call: no question or heading a caller would recognise
         (IMPLANT, 0.55, 0.0),  # turned off (AIPBX_CONFIRM_AT=0)
     ],
