@@ -6,14 +6,15 @@ providers, no operators), gives extension 1004 the evaluation clinic's knowledge
 name as the extension's ``business`` setting) and calls it
 from an independent SIP phone with synthesised speech, one question per call:
 
-* **answered**: the held-out paraphrases (71) the knowledge answers; right when the reply heard at the phone
+* **answered**: the held-out paraphrases (78) the knowledge answers; right when the reply heard at the phone
   (recognised by whisper base, not the app's model, told the clinic's names as a caller knows them)
   contains most of the expected item's content words.
   When the AI checks first ("Just to check, are you asking: …?", ``ariapp.conversation.confirm``) the
   caller says "Yes." if the topic it heard is the expected item's question or heading (most of its
-  content words), else "No.", and only the reply after that is judged; ``answered_directly`` counts
+  content words), else "No." (and the same to the runner-up's "Or is it about …?" after a no), and
+  only the last reply is judged; ``answered_directly`` counts
   the answers without a check;
-* **honest**: the held-out questions (34) the knowledge does not answer (near misses); honest when the reply
+* **honest**: the held-out questions (36) the knowledge does not answer (near misses); honest when the reply
   says it is not sure and reads out no item (a check is always declined: no item answers);
 * **false cut-offs**: questions with a 0.5-1.0 s pause inside ("..., um [pause] ..."): the AI's
   voice heard before the caller finished (15: the four of the first runs, 0.8 s, and the clinic's 11
@@ -162,8 +163,8 @@ class _Caller:
     async def ask(self, audio: np.ndarray, backchannel: np.ndarray | None = None, follow_up=None) -> dict:
         """One call: greeting, the question, the reply (with a backchannel 0.6 s into it).
 
-        ``follow_up(reply_pcm)``: what the caller says after the reply (None: nothing); the reply to it
-        is ``after_follow_up``.
+        ``follow_up(reply_pcm)``: what the caller says after the reply (None: nothing), and after the
+        reply to that (a second check), up to :data:`FOLLOW_UPS` times; the last reply is ``after_follow_up``.
         """
         call = await self.phone.call("1004", timeout=15)
         try:
@@ -185,13 +186,16 @@ class _Caller:
             first = first_sound_at(received, after=said_end) if answered else None
             more = await follow_up(received[asked_at + len(audio) :]) if answered and follow_up else None
             after_follow_up = None
-            if more is not None:
+            for _ in range(FOLLOW_UPS):  # a check, and the runner-up's after a no
+                if more is None:
+                    break
                 followed_at = len(call.received_audio())
                 await call.play_and_wait(more)
                 start = followed_at + len(more)
-                await _wait(lambda: speech_seconds(call.received_audio()[start:]) > 0.5, 25)
+                await _wait(lambda start=start: speech_seconds(call.received_audio()[start:]) > 0.5, 25)
                 await _wait(lambda: silent_tail(call.received_audio(), 3.0), 40)
                 after_follow_up = call.received_audio()[start:]
+                more = await follow_up(after_follow_up)
             return {
                 "pcm": received[asked_at:],
                 "during_question_s": during,
@@ -203,6 +207,12 @@ class _Caller:
         finally:
             await call.hangup()
             await asyncio.sleep(0.3)
+
+
+#: What a check sounds like: "Just to check, are you asking: …?", then "Or is it about …?" after a no.
+CHECK = re.compile(r"\bjust\W+(to|a)\W+check\b|^\W*or\W+(are\W+you\W+asking|is\W+it\W+about)\b", re.I)
+#: Replies the caller answers at most, one per check.
+FOLLOW_UPS = 3
 
 
 async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str, dict]) -> dict:
@@ -229,7 +239,7 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
 
         async def follow_up(reply: np.ndarray) -> np.ndarray | None:
             heard = await listen(reply)
-            if not re.search(r"\bjust\W+(to|a)\W+check\b", heard):
+            if not CHECK.search(heard):
                 return None
             agree = any(t and len(t & _stems(heard)) >= max(1, len(t) // 2) for t in topics)
             checks["offered"] += 1

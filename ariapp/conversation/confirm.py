@@ -10,6 +10,11 @@ a caller can recognise (the FAQ question it answers, or the heading it sits unde
     AI:     "Just to check, are you asking: how much does a dental implant cost?"
     caller: "Yes."  -> the owner's answer          "No." -> not sure (or an operator, with HITL)
 
+When the runner-up reaches the same level and names another topic, a caller who says no hears it
+next, once ("Or are you asking: how do I cancel or change an appointment?"): two items that read
+alike to the gate ("move my appointment to another day": the late-arrival rule, or the cancellation
+rule) are most often first and second.
+
 Nothing is said that the knowledge does not say: the check quotes the owner's own question or
 heading, and the answer is spoken only after the caller agreed it is what they asked. A caller who
 says "no, I meant …" is heard again as a new question. Measured on the evaluation sets
@@ -20,7 +25,7 @@ confirms, and a near miss offered a topic is declined, so honesty on unknowns do
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from knowledge.retrieval.relevance import Judgement, topic_of
@@ -38,6 +43,12 @@ _ASK = {
         "question": "확인차 여쭙니다. {topic}, 이 질문이신가요?",
         "heading": "확인차 여쭙니다. {topic}에 대해 물어보신 건가요?",
     },
+}
+
+#: The runner-up, after a no to the first check.
+_ASK_AGAIN = {
+    "en": {"question": "Or are you asking: {topic}?", "heading": "Or is it about {topic}?"},
+    "ko": {"question": "아니면 {topic}, 이 질문이신가요?", "heading": "아니면 {topic}에 대해 물어보신 건가요?"},
 }
 
 _YES_EN = re.compile(
@@ -63,25 +74,39 @@ class Offer:
     question: str  # what the caller asked (answered with ``passage`` if they agree)
     probability: float
     text: str  # what the AI said
+    topic: str = ""  # the topic it named
+    #: The runner-up, offered when the caller says no to this one ("Or are you asking: …?")
+    then: Offer | None = None
 
 
 def offer_for(question: str, judgement: Judgement | None, lang: str, confirm_at: float = CONFIRM_AT) -> Offer | None:
-    """The check to put to the caller (the likeliest passage, if likely enough and nameable), or None."""
+    """The check to put to the caller (the likeliest passage, if likely enough and nameable), or None;
+    with the runner-up to offer next, when it too reaches ``confirm_at`` and names another topic."""
     if confirm_at <= 0 or judgement is None or judgement.passage is not None or judgement.likeliest is None:
         return None
     passage, probability = judgement.likeliest
-    return offer_of(passage, question, probability, lang) if probability >= confirm_at else None
+    offer = offer_of(passage, question, probability, lang) if probability >= confirm_at else None
+    if offer is None:
+        return None
+    others = sorted((c for c in judgement.candidates if c[0] is not passage), key=lambda c: -c[1])
+    if others and others[0][1] >= confirm_at:
+        then = offer_of(others[0][0], question, others[0][1], lang, again=True)
+        if then is not None and then.topic != offer.topic:
+            offer = replace(offer, then=then)
+    return offer
 
 
-def offer_of(passage: Any, question: str, probability: float, lang: str) -> Offer | None:
+def offer_of(passage: Any, question: str, probability: float, lang: str, *, again: bool = False) -> Offer | None:
     """The check that offers ``passage`` for ``question``, or None when it has no topic a caller would
-    recognise (no FAQ question or heading: a fact learned from a call)."""
+    recognise (no FAQ question or heading: a fact learned from a call). ``again``: the second check,
+    after the caller said no to the first."""
     named = topic_of(passage)
     topic = _topic(named[1]) if named is not None else ""
     if not topic:
         return None
     assert named is not None
-    return Offer(passage, question, probability, _ASK["ko" if lang == "ko" else "en"][named[0]].format(topic=topic))
+    asks = (_ASK_AGAIN if again else _ASK)["ko" if lang == "ko" else "en"]
+    return Offer(passage, question, probability, asks[named[0]].format(topic=topic), topic)
 
 
 def _topic(text: str) -> str:

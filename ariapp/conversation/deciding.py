@@ -127,6 +127,8 @@ class Deciding:
                     offer = await self._sounds_like(heard, asked, candidates)
             if offer is not None:
                 trigger = None  # check with the caller before asking a person
+        elif not agreed and offered.then is not None:
+            offer, trigger = offered.then, None  # "No." to the likeliest: the runner-up, once
         else:
             trigger = None if agreed else self._human_needed(asked, None, None)
         if trigger is not None:

@@ -13,7 +13,8 @@ scores the decision the call would make:
 ``--confirm-at P`` also scores the "did you mean …?" check calls make below the answering level
 (``ariapp.conversation.confirm``): an unsure question whose likeliest item reaches ``P`` and has a
 question or heading is offered to the caller, who agrees when it is an item that answers (then it
-counts **answered after a check**) and declines otherwise (still unsure, or honest).
+counts **answered after a check**) and declines otherwise (still unsure, or honest); after a no, the
+runner-up is offered the same way when it too reaches ``P`` and names another topic.
 
 ``threshold`` is the old rule (the best passage if its cosine reaches the model's threshold);
 ``relevance`` is the gate of :mod:`knowledge.retrieval.relevance`, as calls use it. The rule of the
@@ -27,7 +28,7 @@ import asyncio
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,17 +90,22 @@ class Score:
     counts: Counter = field(default_factory=Counter)
     mistakes: list[str] = field(default_factory=list)
 
-    def add(self, question: dict[str, Any], answer: Passage | None, label: str = "", offer: Any = None) -> None:
-        """``offer``: the item a "did you mean …?" check would put to the caller when ``answer`` is None."""
+    def add(
+        self, question: dict[str, Any], answer: Passage | None, label: str = "", offers: Sequence[Any] = ()
+    ) -> None:
+        """``offers``: the items "did you mean …?" checks would put to the caller, in turn, when ``answer``
+        is None (the likeliest, then the runner-up after a no)."""
         wanted = {question["expect"], *question.get("also", [])} - {None}
         if wanted:
             outcome = "unsure" if answer is None else ("answered" if answer.id in wanted else "wrong")
         else:
             outcome = "honest" if answer is None else "false"
         self.counts[outcome] += 1
-        if answer is None and offer is not None:
+        for offer in offers if answer is None else ():
             self.counts["offered"] += 1
             self.counts["agreed" if offer.id in wanted else "declined"] += 1
+            if offer.id in wanted:
+                break
         if outcome in ("wrong", "false", "unsure"):
             said = "-" if answer is None else f"{answer.id} ({answer.score:.2f})"
             self.mistakes.append(f"{label}{outcome:7} {question['q']!r} -> {said} (expected {question['expect']})")
@@ -129,6 +135,21 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
+def checks(judgement: Any, confirm_at: float) -> list[Any]:
+    """The passages calls would offer in turn ("did you mean …?", ``ariapp.conversation.confirm``):
+    the likeliest from ``confirm_at`` when it has a topic, then the runner-up from the same level when
+    it names another topic."""
+    from knowledge.retrieval.relevance import topic_of
+
+    likely = sorted((c for c in judgement.candidates if c[1] >= confirm_at), key=lambda c: -c[1])[:2]
+    if not likely or topic_of(likely[0][0]) is None:
+        return []
+    first = likely[0][0]
+    if len(likely) > 1 and topic_of(likely[1][0]) not in (None, topic_of(first)):
+        return [first, likely[1][0]]
+    return [first]
+
+
 def evaluate(
     decide: str = "relevance",
     split: str = "heldout",
@@ -139,7 +160,7 @@ def evaluate(
     """Score ``decide`` (``relevance``: the gate; ``threshold``: the cosine rule) on ``split``; with
     ``confirm_at``, the "did you mean …?" check too."""
     from knowledge.retrieval.embeddings import UsemEmbedder
-    from knowledge.retrieval.relevance import RelevanceGate, topic_of
+    from knowledge.retrieval.relevance import RelevanceGate
 
     embedder = embedder or UsemEmbedder()
     gate = RelevanceGate(embedder) if decide == "relevance" else None
@@ -158,12 +179,10 @@ def evaluate(
                 judgement = await retriever.judge(
                     question["q"], result.passages, eval_set.owner, business=eval_set.business
                 )
-                answer, offer = judgement.passage, None
-                if confirm_at > 0 and answer is None and judgement.likeliest is not None:
-                    passage, probability = judgement.likeliest
-                    offer = passage if probability >= confirm_at and topic_of(passage) else None
-                score.add(question, answer, offer=offer)
-                total.add(question, answer, label=f"[{eval_set.owner}] ", offer=offer)
+                answer = judgement.passage
+                offers = checks(judgement, confirm_at) if confirm_at > 0 and answer is None else []
+                score.add(question, answer, offers=offers)
+                total.add(question, answer, label=f"[{eval_set.owner}] ", offers=offers)
 
     asyncio.run(run())
     return {

@@ -389,3 +389,23 @@ async def test_moving_an_appointment_is_judged_in_the_owners_word_not_by_a_neigh
         likeliest, _ = judgement.likeliest
         assert likeliest.id == "cancel_policy", (question, judgement)
         assert judgement.passage is None or judgement.passage.id == "cancel_policy"
+
+
+def test_the_evaluation_scores_the_checks_calls_make_the_likeliest_then_the_runner_up() -> None:
+    from knowledge.retrieval.evaluate import Score, checks
+    from knowledge.retrieval.relevance import Judgement
+
+    late = Passage("late_arrival", "We may move you to the next free slot.", 0.5, {"question": "What if I'm late?"})
+    cancel = Passage("cancel_policy", "Call 24 hours ahead to reschedule.", 0.4, {"question": "How do I cancel?"})
+    learned = Passage("learned", "The lift is being repaired.", 0.4, {})
+    verdict = Judgement(None, 0.5, [(late, 0.5, {}), (cancel, 0.3, {}), (learned, 0.25, {})])
+    assert checks(verdict, 0.2) == [late, cancel]
+    assert checks(verdict, 0.35) == [late]  # the runner-up below the level is not offered
+    assert checks(Judgement(None, 0.5, [(learned, 0.5, {}), (late, 0.4, {})]), 0.2) == []  # nothing to name first
+    score = Score()
+    move = {"q": "Can I move my appointment to another day?", "expect": "cancel_policy"}
+    score.add(move, None, offers=checks(verdict, 0.2))
+    score.add({"q": "Can I pay later?", "expect": None}, None, offers=checks(verdict, 0.2))
+    report = score.report()
+    assert report["unsure"] == 100.0 and report["honest"] == 100.0
+    assert report["checked"] == {"offered": 4, "answered_after_check": 100.0, "declined": 3}

@@ -31,14 +31,15 @@ NOT_SURE = UNSURE["en"].format(owner=OWNER)
 class GateRetriever(FakeRetriever):
     """The relevance gate's verdict: the best passage at ``probability``, answered from 0.82."""
 
-    def __init__(self, *passages: Passage, probability: float) -> None:
+    def __init__(self, *passages: Passage, probability: float, runner_up: float = 0.05) -> None:
         super().__init__(*passages)
         self.probability = probability
+        self.runner_up = runner_up  # the second passage's (and any later one's)
 
     async def judge(
         self, question: str, passages: list[Passage], owner: str | None = None, *, business: str = ""
     ) -> Judgement:
-        candidates = [(p, self.probability if i == 0 else 0.05, {}) for i, p in enumerate(passages)]
+        candidates = [(p, self.probability if i == 0 else self.runner_up, {}) for i, p in enumerate(passages)]
         chosen = passages[0] if passages and self.probability >= 0.82 else None
         return Judgement(chosen, self.probability, candidates, answer_at=0.82)
 
@@ -70,6 +71,39 @@ async def test_a_caller_who_says_no_hears_that_the_ai_is_not_sure_never_the_pass
     call = await conversation(FakeSTT("How much is a crown?", "No."), retriever, turns=2)
     assert call.ai_texts()[1:] == [ASKED_IMPLANT, NOT_SURE]
     assert IMPLANT.text not in " ".join(call.heard())
+
+
+async def test_after_a_no_the_runner_up_is_checked_once_and_answered_when_the_caller_agrees() -> None:
+    # the gate's two likeliest read alike to it (0.55 and 0.4): the caller meant the second
+    retriever = GateRetriever(IMPLANT, PARKING, probability=0.55, runner_up=0.4)
+    call = await conversation(FakeSTT("Is it much to leave the car?", "No.", "Yes."), retriever, turns=3)
+    assert call.ai_texts()[1:] == [ASKED_IMPLANT, "Or is it about parking?", PARKING.text]
+    assert IMPLANT.text not in " ".join(call.heard())
+    assert call.orchestrator.offers == 2
+    assert call.orchestrator.turns[5].retrieved[0]["item_id"] == 12  # the caller's yes: the runner-up used
+
+
+async def test_two_noes_leave_the_ai_not_sure_and_no_third_check() -> None:
+    retriever = GateRetriever(IMPLANT, PARKING, probability=0.55, runner_up=0.4)
+    call = await conversation(FakeSTT("How much is a crown?", "No.", "No."), retriever, turns=3)
+    assert call.ai_texts()[1:] == [ASKED_IMPLANT, "Or is it about parking?", NOT_SURE]
+    assert IMPLANT.text not in " ".join(call.heard()) and PARKING.text not in " ".join(call.heard())
+
+
+def test_the_runner_up_is_offered_only_from_the_check_level_and_with_another_topic() -> None:
+    fees = Passage("Late cancellations cost 20,000 won.", 0.5, {"item_id": 14, "heading": "Parking"})
+
+    def offer(*candidates: tuple[Passage, float]):
+        judged = Judgement(None, candidates[0][1], [(p, q, {}) for p, q in candidates])
+        return offer_for("How much is it?", judged, "en")
+
+    first = offer((IMPLANT, 0.5), (PARKING, 0.3))
+    assert first is not None and first.then is not None and first.then.passage is PARKING
+    assert first.then.then is None  # twice at most
+    assert offer((IMPLANT, 0.5), (PARKING, CONFIRM_AT - 0.01)).then is None
+    assert offer((PARKING, 0.5), (fees, 0.45)).then is None  # "is it about parking?" twice says nothing new
+    korean = offer_for("주차 돼요?", Judgement(None, 0.5, [(IMPLANT, 0.5, {}), (PARKING, 0.4, {})]), "ko")
+    assert korean is not None and korean.then is not None and korean.then.text.startswith("아니면 ")
 
 
 async def test_no_i_meant_is_heard_as_a_new_question() -> None:
