@@ -88,7 +88,8 @@ async def _run(renderings: int) -> dict:
         if offer is None:
             return _outcome(question, judgement.passage), False
         wanted = {question["expect"], *question.get("also", [])} - {None}
-        return _outcome(question, offer.passage if offer.passage.id in wanted else None), True
+        agreed = next((o.passage for o in (offer, offer.then) if o is not None and o.passage.id in wanted), None)
+        return _outcome(question, agreed), True  # the likeliest, then the runner-up after a no
 
     async def respelled(
         question: dict[str, Any], asked: str, candidates: list[Any], judgement: Any

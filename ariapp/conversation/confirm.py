@@ -82,18 +82,16 @@ class Offer:
 def offer_for(question: str, judgement: Judgement | None, lang: str, confirm_at: float = CONFIRM_AT) -> Offer | None:
     """The check to put to the caller (the likeliest passage, if likely enough and nameable), or None;
     with the runner-up to offer next, when it too reaches ``confirm_at`` and names another topic."""
-    if confirm_at <= 0 or judgement is None or judgement.passage is not None or judgement.likeliest is None:
+    if confirm_at <= 0 or judgement is None:
         return None
-    passage, probability = judgement.likeliest
-    offer = offer_of(passage, question, probability, lang) if probability >= confirm_at else None
-    if offer is None:
+    checks = [
+        offer_of(passage, question, p, lang, again=n > 0)
+        for n, (passage, p) in enumerate(judgement.to_check(confirm_at))
+    ]
+    if not checks or checks[0] is None:
         return None
-    others = sorted((c for c in judgement.candidates if c[0] is not passage), key=lambda c: -c[1])
-    if others and others[0][1] >= confirm_at:
-        then = offer_of(others[0][0], question, others[0][1], lang, again=True)
-        if then is not None and then.topic != offer.topic:
-            offer = replace(offer, then=then)
-    return offer
+    then = checks[1] if len(checks) > 1 and checks[1] is not None and checks[1].topic != checks[0].topic else None
+    return replace(checks[0], then=then)
 
 
 def offer_of(passage: Any, question: str, probability: float, lang: str, *, again: bool = False) -> Offer | None:

@@ -135,21 +135,6 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def checks(judgement: Any, confirm_at: float) -> list[Any]:
-    """The passages calls would offer in turn ("did you mean …?", ``ariapp.conversation.confirm``):
-    the likeliest from ``confirm_at`` when it has a topic, then the runner-up from the same level when
-    it names another topic."""
-    from knowledge.retrieval.relevance import topic_of
-
-    likely = sorted((c for c in judgement.candidates if c[1] >= confirm_at), key=lambda c: -c[1])[:2]
-    if not likely or topic_of(likely[0][0]) is None:
-        return []
-    first = likely[0][0]
-    if len(likely) > 1 and topic_of(likely[1][0]) not in (None, topic_of(first)):
-        return [first, likely[1][0]]
-    return [first]
-
-
 def evaluate(
     decide: str = "relevance",
     split: str = "heldout",
@@ -180,7 +165,7 @@ def evaluate(
                     question["q"], result.passages, eval_set.owner, business=eval_set.business
                 )
                 answer = judgement.passage
-                offers = checks(judgement, confirm_at) if confirm_at > 0 and answer is None else []
+                offers = [passage for passage, _ in judgement.to_check(confirm_at)] if confirm_at > 0 else []
                 score.add(question, answer, offers=offers)
                 total.add(question, answer, label=f"[{eval_set.owner}] ", offers=offers)
 

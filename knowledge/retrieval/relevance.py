@@ -130,6 +130,20 @@ class Judgement:
         passage, probability, _ = max(self.candidates, key=lambda c: c[1])
         return passage, float(probability)
 
+    def to_check(self, level: float) -> list[tuple[Any, float]]:
+        """What "did you mean …?" checks offer in turn when nothing answered: the likeliest candidate
+        from ``level`` if it has a topic (:func:`topic_of`), then the runner-up from the same level if
+        it names another topic (offered after a no); empty when the gate answered or none qualifies."""
+        if self.passage is not None:
+            return []
+        likely = sorted((c for c in self.candidates if c[1] >= level), key=lambda c: -c[1])[:2]
+        if not likely or topic_of(likely[0][0]) is None:
+            return []
+        first = (likely[0][0], float(likely[0][1]))
+        if len(likely) > 1 and topic_of(likely[1][0]) not in (None, topic_of(first[0])):
+            return [first, (likely[1][0], float(likely[1][1]))]
+        return [first]
+
 
 def topic_of(passage: Any) -> tuple[str, str] | None:
     """``("question", text)`` or ``("heading", text)``: how a caller would recognise what ``passage``

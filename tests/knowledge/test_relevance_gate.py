@@ -392,8 +392,11 @@ async def test_moving_an_appointment_is_judged_in_the_owners_word_not_by_a_neigh
 
 
 def test_the_evaluation_scores_the_checks_calls_make_the_likeliest_then_the_runner_up() -> None:
-    from knowledge.retrieval.evaluate import Score, checks
+    from knowledge.retrieval.evaluate import Score
     from knowledge.retrieval.relevance import Judgement
+
+    def checks(judgement: Judgement, level: float) -> list:
+        return [passage for passage, _ in judgement.to_check(level)]
 
     late = Passage("late_arrival", "We may move you to the next free slot.", 0.5, {"question": "What if I'm late?"})
     cancel = Passage("cancel_policy", "Call 24 hours ahead to reschedule.", 0.4, {"question": "How do I cancel?"})
