@@ -377,8 +377,8 @@ class RelevanceGate:
             return Judgement(None, 0.0, answer_at=self.answer_at)
         question = terms.asked(question)  # "Hi, this is Alex from Acme." is not part of the question
         question = terms.without_business(question, business)
-        # the second model reads the question in the owners' words, as the search did (terms.restated)
-        scores = self.scorer.scores(terms.restated(question), [*NEUTRAL, *(passage_text(p) for p in passages)])
+        # the second model reads the question in the owners' words, as the search did (terms.for_models)
+        scores = self.scorer.scores(terms.for_models(question), [*NEUTRAL, *(passage_text(p) for p in passages)])
         e5, floor = scores[len(NEUTRAL) :], max(scores[: len(NEUTRAL)])
         return judge(question, passages, self.embedder, e5, e5_floor=floor, answer_at=self.answer_at, known=known)
 

@@ -271,7 +271,7 @@ class Retriever:
             async with asyncio.timeout(self.timeout_s):
                 # what is asked, not who asks: a caller's greeting and introduction would pull the search;
                 # and in the owners' words ("move my appointment" is what they write "reschedule")
-                vector = (await aembed(self.embedder, [terms.restated(asked(query))], purpose="query"))[0]
+                vector = (await aembed(self.embedder, [terms.for_models(asked(query))], purpose="query"))[0]
                 # an item may be indexed under its text and its context (an FAQ question, a heading)
                 hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k * 3)
                 passages = best_per_item(hits)[: self.top_k]

@@ -246,13 +246,69 @@ def _rescheduling_ko(question: str) -> bool:
     return bool(_BOOKED_KO.search(question) and _RESCHEDULE_KO.search(question))
 
 
+#: Asking to have a booking another day with no verb of moving ("Can we do his appointment another
+#: day?", "Can I have my appointment at another time?") is rescheduling too; "make", "book" or "get"
+#: an appointment another day is booking one.
+_ANOTHER_DAY_EN: Final = re.compile(
+    r"\b(?:do|have)\b(?=(?:\s+[\w']+){0,2}?\s+(?:appointments?|bookings?|reservations?|cleanings?|visits?|"
+    r"check-?ups?|sessions?|fillings?|consultations?)\b(?:\s+[\w']+){0,2}?\s+"
+    r"(?:another|a different|a later|some other|other)\s+(?:day|date|time|week|slot)s?\b)",
+    re.I,
+)
+#: What something will "run me" or "set us back" is what it costs ("What's whitening gonna run me?"):
+#: only after a word that makes it a question of the future or of a price ("gonna", "would", "does").
+_COSTS_EN: Final = re.compile(
+    r"\brun\s+(?:me|us|you)\b(?!\s+(?:through|over|by|to|up|down|out|in)\b)|\bset\s+(?:me|us|you)\s+back\b", re.I
+)
+_COST_CONTEXT_EN: Final = re.compile(r"\b(?:gonna|going to|will|would|does|did|'ll)\b", re.I)
+#: A time of the clock said in words ("quarter to six", "half past one"), as the knowledge writes it
+#: ("5:45", "1:30"): the gate then sees that a time is asked about.
+_CLOCK_WORDS_EN: Final = re.compile(
+    r"\b(quarter|half)\s+(past|after|to|till|til|before)\s+"
+    r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|1[0-2]|[1-9])\b",
+    re.I,
+)
+
+
+def _clock(match: re.Match[str]) -> str:
+    part, relation, hour_word = (g.lower() for g in match.groups())
+    hour = int(_NUMBER_WORDS.get(hour_word, hour_word))
+    minutes = 30 if part == "half" else 15
+    if relation in ("past", "after"):
+        return f"{hour}:{minutes:02d}"
+    if part == "half":  # "half to six" is not said
+        return match.group(0)
+    return f"{(hour - 2) % 12 + 1}:{60 - minutes:02d}"
+
+
 def restated(question: str) -> str:
-    """``question`` with what it says of moving a booking in the owners' word ("reschedule", "변경"):
-    the key words, the search's embedding and the gate's second model all read it so (the models put
-    "move my appointment to another day" next to the late-arrival rule's "move you … to another day")."""
+    """``question`` with everyday phrasings in the owners' words: moving a booking as "reschedule" /
+    "변경" (the models put "move my appointment to another day" next to the late-arrival rule's "move
+    you … to another day"), what something will "run me" as what it will "cost", and a time said in
+    words as digits ("quarter to six": "5:45"). The key words, the search's embedding and the gate's
+    second model all read it so (:func:`for_models` adds what a word stands for)."""
     question = _RESCHEDULE_EN.sub("reschedule", question)
+    question = _ANOTHER_DAY_EN.sub("reschedule", question)
+    if _COST_CONTEXT_EN.search(question):
+        question = _COSTS_EN.sub("cost", question)
+    question = _CLOCK_WORDS_EN.sub(_clock, question)
     if _rescheduling_ko(question):
         question = _RESCHEDULE_KO.sub("변경", question)
+    return question
+
+
+#: A caller's word for what owners write as a phrase, spelt out for the models beside it ("walk-in":
+#: "without an appointment or reservation"); the key words match the phrase itself (:data:`_PHRASED`).
+_GLOSSES: Final = ((re.compile(r"\bwalk(?:ing)?[- ]?ins?\b", re.I), "without an appointment or reservation"),)
+
+
+def for_models(question: str) -> str:
+    """What the search's embedding and the gate's second model read: :func:`restated`, with the
+    everyday words of :data:`_GLOSSES` spelt out beside them ("Do you take walk-ins?": "Do you take
+    walk-ins (without an appointment or reservation)?")."""
+    question = restated(question)
+    for pattern, gloss in _GLOSSES:
+        question = pattern.sub(rf"\g<0> ({gloss})", question)
     return question
 
 
@@ -390,9 +446,22 @@ def address_answers(question: str, text: str) -> bool:
     return True
 
 
+#: Asking when or how long, in a question about moving a booking (whose days and times are only where
+#: it goes: "Can I move my cleaning to next Tuesday?" asks whether and how, not for a time).
+_WHEN_Q: Final = re.compile(r"\bwhen\b|what time|\bhow (?:early|late|far|long|soon)\b|몇\s*시|언제", re.I)
+
+
 def answer_types(question: str) -> set[str]:
     """What kinds of answer the question asks for (empty: no particular kind)."""
-    return {kind for kind, pattern in _ASKED.items() if pattern.search(question)}
+    kinds = {kind for kind, pattern in _ASKED.items() if pattern.search(question)}
+    if "time" in kinds and rescheduling(question) and not _WHEN_Q.search(question):
+        kinds.discard("time")
+    return kinds
+
+
+def rescheduling(question: str) -> bool:
+    """Whether ``question`` asks about moving a booking (what :func:`restated` says "reschedule" / "변경")."""
+    return bool(_RESCHEDULE_EN.search(question) or _ANOTHER_DAY_EN.search(question) or _rescheduling_ko(question))
 
 
 def passage_types(text: str) -> set[str]:

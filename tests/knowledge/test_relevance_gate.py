@@ -391,6 +391,25 @@ async def test_moving_an_appointment_is_judged_in_the_owners_word_not_by_a_neigh
         assert judgement.passage is None or judgement.passage.id == "cancel_policy"
 
 
+async def test_everyday_phrasings_find_the_owners_item(embedder) -> None:
+    # "run me" asks a price, a booking had "another day" is moved, and a "walk-in" is what the studio's
+    # rule calls a visit without an appointment: before the models read these in the owners' words, the
+    # first was unsure, the second answered with the late-arrival rule, the third offered nothing
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    sets = {s.owner: s for s in load_sets(("en",))}
+    index_items(retriever, "clinic-en", sets["clinic-en"].items)
+    for question, item in (
+        ("What's whitening gonna run me?", "price_whitening"),
+        ("Can I have my appointment at another time?", "cancel_policy"),
+    ):
+        judgement = await ask_owner(retriever, "clinic-en", question)
+        assert judgement.passage is not None and judgement.passage.id == item, (question, judgement)
+    index_items(retriever, "office-en", sets["office-en"].items)
+    walk_in = await ask_owner(retriever, "office-en", "Can I just walk in to the studio to talk about a logo?")
+    assert walk_in.likeliest[0].id == "visits", walk_in
+    assert walk_in.passage is not None or [p.id for p, _ in walk_in.to_check(0.2)] == ["visits"]
+
+
 def test_the_evaluation_scores_the_checks_calls_make_the_likeliest_then_the_runner_up() -> None:
     from knowledge.retrieval.evaluate import Score
     from knowledge.retrieval.relevance import Judgement

@@ -331,3 +331,51 @@ def test_moving_a_booking_is_asked_in_the_owners_word_reschedule(question, said)
         assert "move" not in terms.key_terms(question) and "reschedule" in terms.key_terms(question)
         stems = {terms.stem(w) for w in terms.words(late)}
         assert not terms.mentions("reschedule", stems, late.lower())
+
+
+@pytest.mark.parametrize(
+    "question, said",
+    [
+        # having a booking another day is moving it; making or getting one another day is booking one
+        ("Can I have my appointment at another time?", "Can I reschedule my appointment at another time?"),
+        ("Could we do my son's checkup a different day?", "Could we reschedule my son's checkup a different day?"),
+        ("Can I get an appointment another day?", "Can I get an appointment another day?"),
+        # what something will "run me" is its cost; being run through something is not
+        ("What's whitening gonna run me?", "What's whitening gonna cost?"),
+        ("What would a crown set us back?", "What would a crown cost?"),
+        ("Would you run me through the prices?", "Would you run me through the prices?"),
+        ("Can the nurse run me to the station?", "Can the nurse run me to the station?"),
+        # a time said in words is written as the knowledge writes times
+        ("Can I come at quarter to six?", "Can I come at 5:45?"),
+        ("Are you there at half past one?", "Are you there at 1:30?"),
+        ("Is someone in at quarter to one?", "Is someone in at 12:45?"),
+        ("Open at quarter past 8 on Friday?", "Open at 8:15 on Friday?"),
+        ("Is half the team in?", "Is half the team in?"),
+    ],
+)
+def test_everyday_phrasings_are_read_in_the_owners_words(question, said) -> None:
+    assert terms.restated(question) == said
+
+
+def test_a_walk_in_is_spelt_out_for_the_models_and_matched_by_its_phrase_in_the_key_words() -> None:
+    assert terms.for_models("Do you take walk-ins?") == "Do you take walk-ins (without an appointment or reservation)?"
+    assert terms.for_models("Can I just walk in?") == "Can I just walk in (without an appointment or reservation)?"
+    # the key words stay the caller's: the phrase counts as covering them (terms.mentions)
+    assert terms.key_terms("Do you take walk-ins?") == ["take", "walk-in"]
+    assert terms.for_models("How much is a crown?") == "How much is a crown?"
+
+
+@pytest.mark.parametrize(
+    "question, asks_time",
+    [
+        ("Would it be okay to bump my cleaning to next Tuesday?", False),  # the day is where it goes
+        ("My kid is sick, can we do his appointment another day?", False),
+        ("목요일 예약을 다음 주 화요일로 옮길 수 있을까요?", False),
+        ("Until when can I reschedule without paying the fee?", True),  # asked: when
+        ("What time can I move my appointment to?", True),
+        ("예약 변경은 언제까지 해야 하나요?", True),
+        ("Are you open next Tuesday?", True),  # no booking moved: the day is what is asked
+    ],
+)
+def test_moving_a_booking_asks_for_no_time_unless_it_asks_when(question, asks_time) -> None:
+    assert ("time" in terms.answer_types(question)) is asks_time
