@@ -217,6 +217,7 @@ FOLLOW_UPS = 3
 
 async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str, dict]) -> dict:
     from knowledge.retrieval import terms
+    from knowledge.retrieval.relevance import subject_of
     from softphone.voice import speech
     from tests.integration.audio_checks import transcribe
 
@@ -233,15 +234,28 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
     latencies: list[float] = []
     mistakes: list[str] = []
 
+    # what each fact is about, as a check under a shared heading names it ("prices: zirconia crown")
+    subjects = {i: _stems(subject_of(item["text"]) or "") for i, item in items.items()}
+
     def caller_who_asked(wanted_ids: set[str]):
-        """A caller answering "did you mean …?": yes when the topic heard is what they asked about."""
+        """A caller answering "did you mean …?": yes when the topic heard is what they asked about, and
+        no when it names another thing ("is it about prices: gold inlay?" to a caller asking about a crown)."""
         topics = [_stems(f"{items[i].get('question', '')} {items[i].get('heading', '')}") for i in wanted_ids]
+        own = set().union(*(subjects[i] for i in wanted_ids if i in subjects))
+
+        def names_another(said: set[str]) -> bool:
+            return any(
+                s and not s <= own and len(s & said) >= max(1, len(s) // 2)
+                for i, s in subjects.items()
+                if i not in wanted_ids
+            )
 
         async def follow_up(reply: np.ndarray) -> np.ndarray | None:
             heard = await listen(reply)
             if not CHECK.search(heard):
                 return None
-            agree = any(t and len(t & _stems(heard)) >= max(1, len(t) // 2) for t in topics)
+            said = _stems(heard)
+            agree = any(t and len(t & said) >= max(1, len(t) // 2) for t in topics) and not names_another(said)
             checks["offered"] += 1
             checks["agreed" if agree else "declined"] += 1
             if topics and not agree:

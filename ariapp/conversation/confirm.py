@@ -25,6 +25,7 @@ confirms, and a near miss offered a topic is declined, so honesty on unknowns do
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -85,7 +86,7 @@ def offer_for(question: str, judgement: Judgement | None, lang: str, confirm_at:
     if confirm_at <= 0 or judgement is None:
         return None
     checks = [
-        offer_of(passage, question, p, lang, again=n > 0)
+        offer_of(passage, question, p, lang, again=n > 0, among=judgement.passages)
         for n, (passage, p) in enumerate(judgement.to_check(confirm_at))
     ]
     if not checks or checks[0] is None:
@@ -94,11 +95,14 @@ def offer_for(question: str, judgement: Judgement | None, lang: str, confirm_at:
     return replace(checks[0], then=then)
 
 
-def offer_of(passage: Any, question: str, probability: float, lang: str, *, again: bool = False) -> Offer | None:
+def offer_of(
+    passage: Any, question: str, probability: float, lang: str, *, again: bool = False, among: Sequence[Any] = ()
+) -> Offer | None:
     """The check that offers ``passage`` for ``question``, or None when it has no topic a caller would
     recognise (no FAQ question or heading: a fact learned from a call). ``again``: the second check,
-    after the caller said no to the first."""
-    named = topic_of(passage)
+    after the caller said no to the first; ``among``: the passages judged with it (a heading one of
+    them shares is said with ``passage``'s subject: "is it about prices: zirconia crown?")."""
+    named = topic_of(passage, among)
     topic = _topic(named[1]) if named is not None else ""
     if not topic:
         return None

@@ -195,7 +195,8 @@ class Deciding:
             return None
         guess, verdict = best
         log.info("heard %r; sounds like %r: checking with the caller", asked, guess)
-        return offer_of(verdict.passage, guess, float(verdict.probability), self.context.config.lang)
+        config = self.context.config
+        return offer_of(verdict.passage, guess, float(verdict.probability), config.lang, among=verdict.passages)
 
     def asked(self, offer: Offer) -> None:
         """The caller heard ``offer``'s "did you mean …?": their next words answer it."""

@@ -50,6 +50,7 @@ embedding model keeps its calibrated cosine threshold. Measured figures: ``docs/
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
@@ -70,6 +71,7 @@ __all__ = [
     "features",
     "gives_address",
     "judge",
+    "subject_of",
     "topic_of",
     "unknown_names",
 ]
@@ -137,22 +139,68 @@ class Judgement:
         if self.passage is not None:
             return []
         likely = sorted((c for c in self.candidates if c[1] >= level), key=lambda c: -c[1])[:2]
-        if not likely or topic_of(likely[0][0]) is None:
+        among = self.passages
+        if not likely or topic_of(likely[0][0], among) is None:
             return []
         first = (likely[0][0], float(likely[0][1]))
-        if len(likely) > 1 and topic_of(likely[1][0]) not in (None, topic_of(first[0])):
+        if len(likely) > 1 and topic_of(likely[1][0], among) not in (None, topic_of(first[0], among)):
             return [first, (likely[1][0], float(likely[1][1]))]
         return [first]
 
+    @property
+    def passages(self) -> list[Any]:
+        """The passages judged, best first as searched."""
+        return [passage for passage, _, _ in self.candidates]
 
-def topic_of(passage: Any) -> tuple[str, str] | None:
+
+def topic_of(passage: Any, among: Sequence[Any] = ()) -> tuple[str, str] | None:
     """``("question", text)`` or ``("heading", text)``: how a caller would recognise what ``passage``
-    is about (its FAQ question, else its heading), or None (e.g. a fact learned from a call)."""
+    is about (its FAQ question, else its heading), or None (e.g. a fact learned from a call).
+
+    A heading that another passage of ``among`` has too names no one thing ("Prices" over the filling
+    and the scaling): the passage's own subject follows it (:func:`subject_of`: "Prices: Tooth-coloured
+    resin filling", "Our dentists: Dr. Minsu Park"), so that a caller who agrees to the check has agreed
+    to what it answers, not to its neighbour's heading."""
     metadata = getattr(passage, "metadata", None) or {}
-    for kind in ("question", "heading"):
-        text = str(metadata.get(kind) or "").strip()
-        if text:
-            return kind, text
+    question = str(metadata.get("question") or "").strip()
+    if question:
+        return "question", question
+    heading = str(metadata.get("heading") or "").strip()
+    if not heading:
+        return None
+    shared = any(
+        other is not passage and str((getattr(other, "metadata", None) or {}).get("heading") or "").strip() == heading
+        for other in among
+    )
+    subject = subject_of(passage.text) if shared else None
+    return "heading", f"{heading}: {subject}" if subject and subject not in heading else heading
+
+
+#: What a fact is about, as owners write it first: a label before a colon ("Zirconia crown: 600,000
+#: won"), a person's name before what they do ("Dr. Minsu Park is our orthodontist"), or a Korean topic
+#: before its particle ("지르코니아 크라운은 …", "박민수 원장은 …").
+_LABEL: Final = re.compile(r"^\s*([^:.;!?\n]{2,100}?)\s*:(?!\d)")
+_LEAD_NAME: Final = re.compile(
+    r"^\s*((?:Dr\.?\s+)?[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){1,2})(?=\s*,|\s+(?:is|does|works|sees|handles|runs)\b)"
+)
+_TOPIC_KO: Final = re.compile(r"^\s*([^\s.,:]+(?:\s+[^\s.,:]+){0,2}?)(?:은|는)\s")
+#: A subject longer than this many words is a sentence, not a name for what the fact is about.
+SUBJECT_WORDS: Final = 6
+
+
+def subject_of(text: str) -> str | None:
+    """What a fact's ``text`` is about, in its own words (see :data:`_LABEL`), or None."""
+    label = _LABEL.match(text)
+    if label:
+        subject = label.group(1)
+        if len(subject.split()) > SUBJECT_WORDS:  # "Full brand identity (logo, colour palette, …)"
+            subject = re.sub(r"\s*\([^)]*\)", "", subject)
+        subject = subject.split(",")[0].strip()  # "Implant, including the abutment and the crown"
+        return subject if subject and len(subject.split()) <= SUBJECT_WORDS else None
+    for pattern in (_LEAD_NAME, _TOPIC_KO):
+        found = pattern.match(text)
+        if found:
+            return found.group(1).strip()
     return None
 
 

@@ -126,6 +126,46 @@ async def test_a_heading_is_offered_as_the_topic() -> None:
     assert call.ai_texts()[1] == "Just to check, is it about parking?"
 
 
+async def test_a_heading_two_passages_share_is_offered_with_what_each_is_about_and_a_no_gets_the_other() -> None:
+    # "is it about prices?" would be a yes to either price: the caller must hear which one they agree to
+    filling = Passage("Tooth-coloured resin filling: 100,000 won per tooth.", 0.5, {"item_id": 21, "heading": "Prices"})
+    scaling = Passage("Scaling (professional cleaning): about 15,000 won.", 0.45, {"item_id": 22, "heading": "Prices"})
+    retriever = GateRetriever(filling, scaling, probability=0.4, runner_up=0.3)
+    call = await conversation(FakeSTT("What's a cleaning gonna run me?", "No.", "Yes."), retriever, turns=3)
+    assert call.ai_texts()[1:] == [
+        "Just to check, is it about prices: Tooth-coloured resin filling?",
+        "Or is it about prices: Scaling (professional cleaning)?",
+        scaling.text,
+    ]
+    assert filling.text not in " ".join(call.heard())
+
+
+@pytest.mark.parametrize(
+    "text, subject",
+    [
+        ("Zirconia crown: 600,000 won per tooth. Gold crown: 800,000 won per tooth.", "Zirconia crown"),
+        ("Implant, including the abutment and the crown: 1,300,000 won per tooth.", "Implant"),
+        ("Full brand identity (logo, colour palette and a guideline PDF): from 6,000,000 won.", "Full brand identity"),
+        ("Dr. Minsu Park is our orthodontist and does all braces treatment.", "Dr. Minsu Park"),
+        ("Junho Kim is our senior designer for brand identity.", "Junho Kim"),
+        ("지르코니아 크라운은 치아 1개당 60만원입니다.", "지르코니아 크라운"),
+        ("박민수 원장은 교정 담당 원장입니다.", "박민수 원장"),
+        # no subject of its own: the heading alone stays the topic
+        ("We are open Monday to Friday from 9:30 a.m. to 6:30 p.m.", None),
+        ("Take Line 2 to Gangnam Station, leave by exit 9.", None),
+        ("Call us at 10:30 or 14:00: we answer then.", None),
+    ],
+)
+def test_what_a_fact_is_about_is_read_from_how_the_owner_wrote_it(text, subject) -> None:
+    from knowledge.retrieval.relevance import subject_of, topic_of
+
+    assert subject_of(text) == subject
+    alone = Passage(text, 0.5, {"item_id": 1, "heading": "Prices"})
+    other = Passage("Gold inlay: 450,000 won per tooth.", 0.4, {"item_id": 2, "heading": "Prices"})
+    assert topic_of(alone, [alone]) == ("heading", "Prices")  # a heading of its own names it
+    assert topic_of(alone, [alone, other]) == ("heading", f"Prices: {subject}" if subject else "Prices")
+
+
 @pytest.mark.parametrize(
     "passage, probability, confirm_at",
     [
