@@ -449,14 +449,32 @@ def address_answers(question: str, text: str) -> bool:
 #: Asking when or how long, in a question about moving a booking (whose days and times are only where
 #: it goes: "Can I move my cleaning to next Tuesday?" asks whether and how, not for a time).
 _WHEN_Q: Final = re.compile(r"\bwhen\b|what time|\bhow (?:early|late|far|long|soon)\b|몇\s*시|언제", re.I)
+#: An English question that asks for a time: when, the hours, being open or there ("Can I come in
+#: on a Tuesday afternoon?", "Is Dr. Park in on Mondays?"), a day asked for ("which days?"). One that
+#: only names a day or a part of one ("Do you have a kids' menu on weekends?", "Are walk-ins okay on
+#: a weekday morning?") asks about something else, which a passage need not time.
+_ASKS_WHEN_EN: Final = re.compile(
+    r"\bwhen\b|what time|\bhours?\b|\bopen\b|\bclose[sd]?\b|\buntil\b|\btill\b|\blatest\b|\bearliest\b|"
+    r"\bhow (?:early|late|long|soon)\b|\b(?:what|which) (?:days?|dates?|weekdays?|nights?|evenings?|mornings?)\b|"
+    r"\bcome in\b|\bstill\b|\bserv(?:e|es|ing)\b|\bwork(?:s|ing)?\b|\bin on\b|\bavailable\b",
+    re.I,
+)
 
 
 def answer_types(question: str) -> set[str]:
     """What kinds of answer the question asks for (empty: no particular kind)."""
     kinds = {kind for kind, pattern in _ASKED.items() if pattern.search(question)}
-    if "time" in kinds and rescheduling(question) and not _WHEN_Q.search(question):
+    if "time" in kinds and not _asks_when(question):
         kinds.discard("time")
     return kinds
+
+
+def _asks_when(question: str) -> bool:
+    """Whether a question that names a time asks for one (see :data:`_ASKS_WHEN_EN`); in Korean, any
+    but one that moves a booking without asking when (:data:`_WHEN_Q`)."""
+    if is_korean(question):
+        return not rescheduling(question) or bool(_WHEN_Q.search(question))
+    return bool(_ASKS_WHEN_EN.search(question))
 
 
 def rescheduling(question: str) -> bool:

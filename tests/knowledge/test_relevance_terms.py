@@ -375,7 +375,13 @@ def test_a_walk_in_is_spelt_out_for_the_models_and_matched_by_its_phrase_in_the_
         ("What time can I move my appointment to?", True),
         ("예약 변경은 언제까지 해야 하나요?", True),
         ("Are you open next Tuesday?", True),  # no booking moved: the day is what is asked
+        # a day or a part of one that only says when the thing asked about happens asks for no time
+        ("Do you have a kids' menu on weekends?", False),
+        ("Are walk-ins okay on a weekday morning?", False),
+        ("Which days is Dr. Park in?", True),
+        ("Saturday hours?", True),
+        ("토요일에도 진료하세요?", True),  # Korean: only a booking moved asks for none
     ],
 )
-def test_moving_a_booking_asks_for_no_time_unless_it_asks_when(question, asks_time) -> None:
+def test_a_named_day_asks_for_a_time_only_when_the_question_asks_when(question, asks_time) -> None:
     assert ("time" in terms.answer_types(question)) is asks_time
