@@ -234,21 +234,22 @@ async def _run(cfg, answerable: list[dict], unknown: list[dict], items: dict[str
     latencies: list[float] = []
     mistakes: list[str] = []
 
-    # what each fact is about, as a check under a shared heading names it ("prices: zirconia crown")
-    subjects = {i: _stems(subject_of(item["text"]) or "") for i, item in items.items()}
+    # how a caller recognises each item in a check: its FAQ question and heading, and what the fact is
+    # about, which a check under a shared heading names ("is it about prices: zirconia crown?")
+    named = {
+        i: _stems(f"{item.get('question', '')} {item.get('heading', '')} {subject_of(item['text']) or ''}")
+        for i, item in items.items()
+    }
 
     def caller_who_asked(wanted_ids: set[str]):
-        """A caller answering "did you mean …?": yes when the topic heard is what they asked about, and
-        no when it names another thing ("is it about prices: gold inlay?" to a caller asking about a crown)."""
+        """A caller answering "did you mean …?": yes when the check names what they asked about, more
+        than it names any other item ("how do I cancel or change an appointment?" is no to a caller
+        asking how to make one, "is it about prices: gold inlay?" to one asking about a crown)."""
         topics = [_stems(f"{items[i].get('question', '')} {items[i].get('heading', '')}") for i in wanted_ids]
-        own = set().union(*(subjects[i] for i in wanted_ids if i in subjects))
 
         def names_another(said: set[str]) -> bool:
-            return any(
-                s and not s <= own and len(s & said) >= max(1, len(s) // 2)
-                for i, s in subjects.items()
-                if i not in wanted_ids
-            )
+            ours = max((len(named[i] & said) for i in wanted_ids if i in named), default=0)
+            return any(len(t & said) > ours for i, t in named.items() if i not in wanted_ids)
 
         async def follow_up(reply: np.ndarray) -> np.ndarray | None:
             heard = await listen(reply)
