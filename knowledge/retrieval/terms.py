@@ -261,8 +261,8 @@ _COSTS_EN: Final = re.compile(
     r"\brun\s+(?:me|us|you)\b(?!\s+(?:through|over|by|to|up|down|out|in)\b)|\bset\s+(?:me|us|you)\s+back\b", re.I
 )
 _COST_CONTEXT_EN: Final = re.compile(r"\b(?:gonna|going to|will|would|does|did|'ll)\b", re.I)
-#: A time of the clock said in words ("quarter to six", "half past one"), as the knowledge writes it
-#: ("5:45", "1:30"): the gate then sees that a time is asked about.
+#: A time of the clock said in words ("quarter to six", "half past one"), written as the knowledge
+#: writes times ("5:45", "1:30"): the models read a time, not a quarter of something and a number.
 _CLOCK_WORDS_EN: Final = re.compile(
     r"\b(quarter|half)\s+(past|after|to|till|til|before)\s+"
     r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|1[0-2]|[1-9])\b",
