@@ -446,9 +446,9 @@ def address_answers(question: str, text: str) -> bool:
     return True
 
 
-#: Asking when or how long, in a question about moving a booking (whose days and times are only where
-#: it goes: "Can I move my cleaning to next Tuesday?" asks whether and how, not for a time).
-_WHEN_Q: Final = re.compile(r"\bwhen\b|what time|\bhow (?:early|late|far|long|soon)\b|몇\s*시|언제", re.I)
+#: Asking when, in a Korean question about moving a booking (whose days are only where it goes: "목요일
+#: 예약을 다음 주 화요일로 옮길 수 있을까요?" asks whether, not for a time).
+_WHEN_KO: Final = re.compile(r"몇\s*시|언제")
 #: An English question that asks for a time: when, the hours, being open or there ("Can I come in
 #: on a Tuesday afternoon?", "Is Dr. Park in on Mondays?"), a day asked for ("which days?"). One that
 #: only names a day or a part of one ("Do you have a kids' menu on weekends?", "Are walk-ins okay on
@@ -471,15 +471,10 @@ def answer_types(question: str) -> set[str]:
 
 def _asks_when(question: str) -> bool:
     """Whether a question that names a time asks for one (see :data:`_ASKS_WHEN_EN`); in Korean, any
-    but one that moves a booking without asking when (:data:`_WHEN_Q`)."""
+    but one that moves a booking without asking when (:data:`_WHEN_KO`)."""
     if is_korean(question):
-        return not rescheduling(question) or bool(_WHEN_Q.search(question))
+        return not _rescheduling_ko(question) or bool(_WHEN_KO.search(question))
     return bool(_ASKS_WHEN_EN.search(question))
-
-
-def rescheduling(question: str) -> bool:
-    """Whether ``question`` asks about moving a booking (what :func:`restated` says "reschedule" / "변경")."""
-    return bool(_RESCHEDULE_EN.search(question) or _ANOTHER_DAY_EN.search(question) or _rescheduling_ko(question))
 
 
 def passage_types(text: str) -> set[str]:
