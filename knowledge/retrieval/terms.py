@@ -231,11 +231,14 @@ def introduction_only(text: str) -> bool:
 #: appointment to another day?" asks what the cancellation rule says ("cancel or reschedule"), not the
 #: late-arrival rule that may "move you to the next free slot". A general verb (move, push, change)
 #: counts only with a booking or its time as its object ("move my car" is no rescheduling).
+#: What callers call a booking: the object of a verb of moving it.
+_BOOKING_EN: Final = (
+    r"appointments?|bookings?|reservations?|cleanings?|visits?|check-?ups?|sessions?|fillings?|consultations?"
+)
 _RESCHEDULE_EN: Final = re.compile(
     r"\b(?:postpon\w*|rebook\w*|reschedul\w*|put(?:ting)? off)\b|"
     r"\b(?:move|moving|push|pushing|shift|shifting|switch|switching|bump|bumping|change|changing)\b"
-    r"(?=(?:\s+[\w']+){0,2}?\s+(?:appointments?|bookings?|reservations?|cleanings?|visits?|check-?ups?|"
-    r"sessions?|slots?|tables?|fillings?|consultations?|time|date|day)\b)",
+    rf"(?=(?:\s+[\w']+){{0,2}}?\s+(?:{_BOOKING_EN}|slots?|tables?|time|date|day)\b)",
     re.I,
 )
 _RESCHEDULE_KO: Final = re.compile(r"(?:바꾸|바꿀|바꿔|바꿨|옮기|옮길|옮겨|미루|미룰|미뤄|늦추|늦출|늦춰)[가-힣]*")
@@ -250,8 +253,7 @@ def _rescheduling_ko(question: str) -> bool:
 #: day?", "Can I have my appointment at another time?") is rescheduling too; "make", "book" or "get"
 #: an appointment another day is booking one.
 _ANOTHER_DAY_EN: Final = re.compile(
-    r"\b(?:do|have)\b(?=(?:\s+[\w']+){0,2}?\s+(?:appointments?|bookings?|reservations?|cleanings?|visits?|"
-    r"check-?ups?|sessions?|fillings?|consultations?)\b(?:\s+[\w']+){0,2}?\s+"
+    rf"\b(?:do|have)\b(?=(?:\s+[\w']+){{0,2}}?\s+(?:{_BOOKING_EN})\b(?:\s+[\w']+){{0,2}}?\s+"
     r"(?:another|a different|a later|some other|other)\s+(?:day|date|time|week|slot)s?\b)",
     re.I,
 )
