@@ -30,6 +30,12 @@ answered by the one passage that states a street address under a heading about t
 (:func:`gives_address`), when it names everything else the question asks about
 (:func:`terms.address_answers`: not "your Busan office", not an e-mail address): both models rank a
 street address far down, as it shares no word with the question.
+A question about a time of the day ("Is anyone there at half past one on a Wednesday?", "수요일 1시
+반쯤 전화하면 받으세요?") is answered by the passage about the hours, covering the days it names, whose
+narrowest span holds that time (:func:`_clock_passage`, :mod:`~knowledge.retrieval.clock`): the lunch
+break inside the opening hours, the Thursday evening clinic after the weekday closing. Not when the
+question names a thing that passage does not ("Is the pharmacy next door open at six?") or asks about
+what another passage names ("drop off a parcel at 6:30": the deliveries rule's own hours).
 The callee's business name is who was called, not what is asked: "Is Smile Tree open on
 Saturdays?" is judged as "Is open on Saturdays?" (:func:`terms.without_business`, the extension's
 ``business`` setting), since no passage but the address says the name.
@@ -60,7 +66,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from knowledge.retrieval import terms
+from knowledge.retrieval import clock, terms
 
 __all__ = [
     "ANSWER_AT",
@@ -70,6 +76,7 @@ __all__ = [
     "RelevanceGate",
     "features",
     "gives_address",
+    "hours_holding",
     "judge",
     "subject_of",
     "topic_of",
@@ -350,6 +357,12 @@ def judge(
     if address is not None:
         passage, _, row = scored[address]
         scored[address] = (passage, 1.0, row)
+    # a question for a time of the day, and one passage about the hours whose span holds it, the
+    # narrowest of them (the lunch break inside the opening hours): that passage answers
+    timed = _clock_passage(question, passages) if not unknown and address is None else None
+    if timed is not None:
+        passage, p, row = scored[timed]
+        scored[timed] = (passage, max(p, answer_at), row)
     best = max(scored, key=lambda item: item[1])
     return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at, unknown)
 
@@ -374,6 +387,81 @@ def _address_passage(question: str, passages: Sequence[Any]) -> int | None:
         korean = terms.is_korean(question)
         stating = [i for i in stating if terms.is_korean(passage_text(passages[i])) == korean]
     return stating[0] if len(stating) == 1 else None
+
+
+#: Words of a question for a time that ask whether one can come, call or be seen, or say when, not
+#: about a thing; Korean ones are word beginnings ("전화하면", "받으세요").
+_COMING_EN: Final = frozenset(
+    "come coming came visit drop stop swing pop call calling phone ring reach seen see get still open anyone anybody "
+    "someone somebody there pick answer work leave early late like around about maybe right okay ok possible "
+    "morning afternoon evening night tonight noon midday o'clock".split()
+)
+_COMING_KO: Final = (
+    *("가", "오", "와", "받", "전화", "진료", "방문", "반", "쯤", "있", "되", "돼", "하", "해"),
+    *("오전", "오후", "저녁", "밤", "아침", "낮"),
+)
+#: "Is the pharmacy next door open at six?": the thing asked about, which the passage must name.
+_ASKED_THING_EN: Final = re.compile(
+    r"\b(?:is|are|will|does|do)\s+(?:the|your|that|this)\s+([a-z' -]+?)\s+(?:still\s+)?(?:be\s+)?"
+    r"(?:open|closed|serving|available|running)\b",
+    re.I,
+)
+#: What callers call the place they phone: not a thing of its own.
+_THE_PLACE: Final = frozenset(
+    "clinic office studio restaurant place shop store practice surgery front desk reception".split()
+)
+
+
+def hours_holding(passage: Any, times: Collection[int], days: Collection[str] = ()) -> int | None:
+    """How long the narrowest span of the day is that ``passage`` states and that holds one of
+    ``times`` (minutes, :func:`clock.asked_times`), when the passage is about the hours and covers
+    ``days`` (weekday names, :func:`terms.weekdays`); None when it does not hold them."""
+    text = passage_text(passage)
+    stated_days = terms.weekdays(text)
+    if days and stated_days and not set(days) <= stated_days or not clock.states_hours(text):
+        return None
+    widths = [end - start for start, end in clock.hours_spans(passage.text) if any(start <= t < end for t in times)]
+    return min(widths) if widths else None
+
+
+def _clock_passage(question: str, passages: Sequence[Any]) -> int | None:
+    """The index of the passage that tells whether the time of the day ``question`` asks about is
+    within the hours (:mod:`clock`): of the passages about the hours that cover the days it names, the
+    one whose narrowest span holds the time. None when no single passage does, or when the question
+    asks about something that passage does not name and another does ("drop off a parcel at 6:30" is
+    the deliveries rule's, whose hours differ), or names a thing of its own ("Is the pharmacy next door
+    open at six?")."""
+    times = clock.asked_times(terms.restated(question))
+    if not times:
+        return None
+    days = terms.weekdays(question)
+    fitting = [
+        (width, index)
+        for index, passage in enumerate(passages)
+        if (width := hours_holding(passage, times, days)) is not None
+    ]
+    fitting.sort()
+    if not fitting or len(fitting) > 1 and fitting[0][0] == fitting[1][0]:
+        return None
+    chosen = fitting[0][1]
+    texts = [passage_text(p) for p in passages]
+    stems = [{terms.stem(w) for w in terms.words(text)} for text in texts]
+
+    def says(index: int, term: str) -> bool:
+        return terms.covers(term, stems[index], texts[index].lower())
+
+    for key in terms.key_terms(question):
+        if key in _COMING_EN or key.startswith(_COMING_KO) or terms.weekdays(key) or any(c.isdigit() for c in key):
+            continue
+        if not says(chosen, key) and any(says(i, key) for i in range(len(passages)) if i != chosen):
+            return None
+    thing = _ASKED_THING_EN.search(question)
+    subject = thing.group(1) if thing else (subject_of(question) if terms.is_korean(question) else None)
+    if subject:
+        said = [terms.stem(w) for w in terms.words(subject) if w.lower() not in _THE_PLACE]
+        if any(not says(chosen, w) for w in said if len(w) > 1):
+            return None
+    return chosen
 
 
 def unknown_names(question: str, passages: Sequence[Any], known: Collection[str] = ()) -> tuple[str, ...]:

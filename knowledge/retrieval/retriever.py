@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from knowledge.retrieval import terms
+from knowledge.retrieval import clock, terms
 from knowledge.retrieval.embeddings import Embedder, aembed
 from knowledge.retrieval.errors import BackendTimeout, BadInput, RetrievalError
-from knowledge.retrieval.relevance import Judgement, gives_address, passage_text
+from knowledge.retrieval.relevance import Judgement, gives_address, hours_holding, passage_text
 from knowledge.retrieval.store import Item, MetadataValue, VectorStore, require_owner
 from knowledge.retrieval.terms import asked
 
@@ -277,6 +277,9 @@ class Retriever:
                 passages = best_per_item(hits)[: self.top_k]
                 if terms.asks_address(query) and not any(gives_address(p) for p in passages):
                     passages = await self._with_address(owner, vector, passages)
+                times = clock.asked_times(terms.restated(query))
+                if times and passages:
+                    passages = await self._with_hours(owner, vector, passages, times, terms.weekdays(query))
         except TimeoutError as exc:
             raise BackendTimeout(f"knowledge search took longer than {self.timeout_s} s") from exc
         confidence = min(1.0, max(0.0, passages[0].score)) if passages else 0.0
@@ -298,6 +301,28 @@ class Retriever:
         if found is None or any(p.id == found.id for p in passages):
             return passages
         return [*passages[: self.top_k - 1], found]
+
+    async def _with_hours(
+        self, owner: str, vector: Any, passages: list[Passage], times: set[int], days: set[str]
+    ) -> list[Passage]:
+        """The caller asks about a time of the day: the owner's passage about the hours whose span holds
+        it most narrowly (:func:`~knowledge.retrieval.relevance.hours_holding`) takes the last place, when
+        none of ``passages`` holds it as narrowly. "수요일에 6시 다 돼서 가도 돼요?" finds the lunch break and
+        the Thursday evening clinic (whose "평일" covers Wednesday) before the weekday hours it needs."""
+
+        def width(passage: Passage) -> int | None:
+            return hours_holding(passage, times, days)
+
+        held = [w for p in passages if (w := width(p)) is not None]
+        hits = await asyncio.to_thread(self.store.query, owner, vector, ADDRESS_POOL)
+        have = {p.id for p in passages}
+        pool = [(w, p) for p in best_per_item(hits) if p.id not in have and (w := width(p)) is not None]
+        if not pool:
+            return passages
+        narrowest, found = min(pool, key=lambda wp: wp[0])
+        if held and min(held) <= narrowest:
+            return passages
+        return [*passages[: self.top_k - 1], found] if len(passages) >= self.top_k else [*passages, found]
 
     async def add(self, owner: str, documents: Sequence[Document]) -> int:
         """Embed ``documents`` and upsert them under ``owner`` (same id replaces); returns the count.

@@ -431,3 +431,26 @@ def test_the_evaluation_scores_the_checks_calls_make_the_likeliest_then_the_runn
     report = score.report()
     assert report["unsure"] == 100.0 and report["honest"] == 100.0
     assert report["checked"] == {"offered": 4, "answered_after_check": 100.0, "declined": 3}
+
+
+async def test_a_time_of_the_day_is_answered_by_the_hours_whose_span_holds_it(embedder) -> None:
+    # the models put the opening hours first for a time inside the lunch break, and rank the weekday
+    # hours below the Thursday evening clinic (whose "평일" covers Tuesday); the spans decide
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    sets = {s.owner: s for s in load_sets()}
+    for owner in ("clinic-en", "clinic-ko", "office-en"):
+        index_items(retriever, owner, sets[owner].items)
+    for owner, question, item in (
+        ("clinic-en", "Will somebody be there at half past one on a Tuesday?", "lunch_break"),
+        ("clinic-en", "Can I still come in at 7:45 on a Thursday?", "hours_thursday"),
+        ("clinic-ko", "화요일 저녁 6시쯤 가도 진료 받을 수 있어요?", "hours_weekday"),
+    ):
+        judgement = await ask_owner(retriever, owner, question)
+        assert judgement.passage is not None and judgement.passage.id == item, (question, judgement)
+    # a thing of its own, or another rule's hours, is not answered with the opening hours
+    for owner, question, not_item in (
+        ("clinic-en", "Is the bank downstairs open at 5 on Friday?", "hours_weekday"),
+        ("office-en", "Can a courier bring a parcel at 6:30 on Tuesday?", "office_hours"),
+    ):
+        judgement = await ask_owner(retriever, owner, question)
+        assert judgement.passage is None or judgement.passage.id != not_item, (question, judgement)
