@@ -36,6 +36,10 @@ narrowest span holds that time (:func:`_clock_passage`, :mod:`~knowledge.retriev
 break inside the opening hours, the Thursday evening clinic after the weekday closing. Not when the
 question names a thing that passage does not ("Is the pharmacy next door open at six?") or asks about
 what another passage names ("drop off a parcel at 6:30": the deliveries rule's own hours).
+A question that moves a booking to another time ("Can I push my Friday cleaning to Monday morning?",
+:func:`terms.moves_booking`) is answered by the one passage that tells how bookings are moved
+(:func:`terms.tells_rescheduling`: "call us … to cancel or reschedule"), which the models rank below
+the hours of the days it names; it comes before the time-of-day rule ("move my appointment to 3 p.m.").
 The callee's business name is who was called, not what is asked: "Is Smile Tree open on
 Saturdays?" is judged as "Is open on Saturdays?" (:func:`terms.without_business`, the extension's
 ``business`` setting), since no passage but the address says the name.
@@ -357,12 +361,17 @@ def judge(
     if address is not None:
         passage, _, row = scored[address]
         scored[address] = (passage, 1.0, row)
+    # a question that moves a booking to another time, and one passage that tells how bookings are
+    # moved: that passage answers ("push my Friday cleaning to Monday" is nearer the hours for the models)
     # a question for a time of the day, and one passage about the hours whose span holds it, the
     # narrowest of them (the lunch break inside the opening hours): that passage answers
-    timed = _clock_passage(question, passages) if not unknown and address is None else None
-    if timed is not None:
-        passage, p, row = scored[timed]
-        scored[timed] = (passage, max(p, answer_at), row)
+    ruled = None
+    if not unknown and address is None:
+        ruled = _rescheduling_passage(question, passages)
+        ruled = _clock_passage(question, passages) if ruled is None and not terms.moves_booking(question) else ruled
+    if ruled is not None:
+        passage, p, row = scored[ruled]
+        scored[ruled] = (passage, max(p, answer_at), row)
     best = max(scored, key=lambda item: item[1])
     return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at, unknown)
 
@@ -410,6 +419,15 @@ _ASKED_THING_EN: Final = re.compile(
 _THE_PLACE: Final = frozenset(
     "clinic office studio restaurant place shop store practice surgery front desk reception".split()
 )
+
+
+def _rescheduling_passage(question: str, passages: Sequence[Any]) -> int | None:
+    """The index of the one passage that tells how bookings are moved (:func:`terms.tells_rescheduling`)
+    when ``question`` moves a booking to another time (:func:`terms.moves_booking`)."""
+    if not terms.moves_booking(question):
+        return None
+    telling = [i for i, p in enumerate(passages) if terms.tells_rescheduling(passage_text(p))]
+    return telling[0] if len(telling) == 1 else None
 
 
 def hours_holding(passage: Any, times: Collection[int], days: Collection[str] = ()) -> int | None:

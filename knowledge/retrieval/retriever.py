@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -98,6 +98,10 @@ def index_entries(item_id: int | str, text: str, question: str = "", heading: st
 ADDRESS_POOL: Final = 200
 #: Passages :meth:`Retriever.prepare` gets ready at most (about 40 ms of the gate's model each, once per process).
 PREPARE_MAX: Final = 200
+
+
+def _tells_rescheduling(passage: Passage) -> bool:
+    return terms.tells_rescheduling(passage_text(passage))
 
 
 def best_per_item(hits: Sequence[Any]) -> list[Passage]:
@@ -276,7 +280,9 @@ class Retriever:
                 hits = await asyncio.to_thread(self.store.query, owner, vector, self.top_k * 3)
                 passages = best_per_item(hits)[: self.top_k]
                 if terms.asks_address(query) and not any(gives_address(p) for p in passages):
-                    passages = await self._with_address(owner, vector, passages)
+                    passages = await self._with(owner, vector, passages, gives_address)
+                if terms.moves_booking(query) and not any(_tells_rescheduling(p) for p in passages):
+                    passages = await self._with(owner, vector, passages, _tells_rescheduling)
                 times = clock.asked_times(terms.restated(query))
                 if times and passages:
                     passages = await self._with_hours(owner, vector, passages, times, terms.weekdays(query))
@@ -291,13 +297,16 @@ class Retriever:
             elapsed_s=time.perf_counter() - started,
         )
 
-    async def _with_address(self, owner: str, vector: Any, passages: list[Passage]) -> list[Passage]:
-        """The caller asks for the address and no passage found gives it: the owner's passage that does
-        (:func:`~knowledge.retrieval.relevance.gives_address`, the nearest of the first :data:`ADDRESS_POOL`
-        entries) takes the last place. A street address shares no word with "What's your address?": the
-        embedding ranks it 8th of 27."""
+    async def _with(
+        self, owner: str, vector: Any, passages: list[Passage], wanted: Callable[[Passage], bool]
+    ) -> list[Passage]:
+        """The nearest of the owner's passages that is ``wanted`` (of the first :data:`ADDRESS_POOL`
+        entries) takes the last place when none of ``passages`` is. The question asks for the street
+        address, which shares no word with "What's your address?" (the embedding ranks it 8th of 27:
+        :func:`~knowledge.retrieval.relevance.gives_address`), or to move a booking, which the models put
+        after the hours of the days it names (:func:`terms.tells_rescheduling`)."""
         hits = await asyncio.to_thread(self.store.query, owner, vector, ADDRESS_POOL)
-        found = next((p for p in best_per_item(hits) if gives_address(p)), None)
+        found = next((p for p in best_per_item(hits) if wanted(p)), None)
         if found is None or any(p.id == found.id for p in passages):
             return passages
         return [*passages[: self.top_k - 1], found]

@@ -35,12 +35,14 @@ __all__ = [
     "is_korean",
     "key_terms",
     "mentions",
+    "moves_booking",
     "named",
     "passage_types",
     "past_limit",
     "place_topic",
     "proper_names",
     "states_address",
+    "tells_rescheduling",
     "stem",
     "synonyms",
     "thing_asked",
@@ -247,6 +249,42 @@ _BOOKED_KO: Final = re.compile(r"예약|진료|시간|날짜|일정")
 
 def _rescheduling_ko(question: str) -> bool:
     return bool(_BOOKED_KO.search(question) and _RESCHEDULE_KO.search(question))
+
+
+#: A booking moved to another time ("move my Wednesday cleaning to Friday", "push back my consultation a
+#: couple of weeks", "예약을 금요일로 바꿀"), not a detail of it changed ("the name on my appointment").
+_MOVED_WHEN_EN: Final = re.compile(
+    r"\b(?:today|tomorrow|tonight|next|later|earlier|another|other|different|weeks?|months?|days?|dates?|times?|"
+    r"mornings?|afternoons?|evenings?|back|forward|" + "|".join(_WEEKDAYS_EN) + r")\b|\d",
+    re.I,
+)
+_MOVED_WHEN_KO: Final = re.compile(r"날짜|시간|요일|다음|주로|달로|오전|오후|내일|모레|오늘|\d")
+_BOOKED_EN: Final = re.compile(rf"\b(?:{_BOOKING_EN})\b", re.I)
+#: Rescheduling with no object, or only "it" ("How do I reschedule?", "can I reschedule it?").
+_BARE_RESCHEDULE_EN: Final = re.compile(r"\breschedul\w*(?:\s+it)?\s*(?:[,.?!]|$|\bwithout\b|\bif\b)", re.I)
+#: A passage that tells how bookings are moved: "to cancel or reschedule", "How do I change an
+#: appointment?", "예약 취소나 변경"; not "we may have to move you to the next free slot".
+_TELLS_RESCHEDULING: Final = re.compile(
+    r"\breschedul\w*|\b(?:change|move)s?\s+(?:an?\s+|your\s+|the\s+|my\s+)?(?:appointment|booking|reservation)s?\b|"
+    r"변경|(?:예약|일정)(?:을|를)?\s*(?:바꾸|바꿔|옮기|옮겨)",
+    re.I,
+)
+
+
+def moves_booking(question: str) -> bool:
+    """Whether ``question`` asks to move a booking to another time (in the owners' words, "reschedule" /
+    "변경": :func:`restated`)."""
+    if is_korean(question):
+        booked = "예약" in question or "진료" in question
+        return _rescheduling_ko(question) and booked and bool(_MOVED_WHEN_KO.search(question))
+    if "reschedule" not in restated(question).lower():
+        return False
+    return bool(_BOOKED_EN.search(question) and _MOVED_WHEN_EN.search(question) or _BARE_RESCHEDULE_EN.search(question))
+
+
+def tells_rescheduling(text: str) -> bool:
+    """Whether a passage tells how bookings are moved (see :data:`_TELLS_RESCHEDULING`)."""
+    return bool(_TELLS_RESCHEDULING.search(text))
 
 
 #: Asking to have a booking another day with no verb of moving ("Can we do his appointment another

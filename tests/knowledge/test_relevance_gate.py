@@ -454,3 +454,21 @@ async def test_a_time_of_the_day_is_answered_by_the_hours_whose_span_holds_it(em
     ):
         judgement = await ask_owner(retriever, owner, question)
         assert judgement.passage is None or judgement.passage.id != not_item, (question, judgement)
+
+
+async def test_moving_a_booking_to_another_time_is_answered_by_the_rule_for_moving_bookings(embedder) -> None:
+    # the models put the hours of the days named ("to Monday morning") or the late-arrival rule first
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    sets = {s.owner: s for s in load_sets()}
+    for owner in ("clinic-en", "clinic-ko", "restaurant-en"):
+        index_items(retriever, owner, sets[owner].items)
+    for owner, question in (
+        ("clinic-en", "Can I move my Thursday filling to next Monday morning?"),
+        ("clinic-en", "Could I bump my cleaning to a later date?"),
+        ("clinic-ko", "목요일 진료 예약을 다음 주 월요일로 옮겨도 되나요?"),
+    ):
+        judgement = await ask_owner(retriever, owner, question)
+        assert judgement.passage is not None and judgement.passage.id == "cancel_policy", (question, judgement)
+    # a restaurant whose knowledge says nothing of moving a reservation answers nothing
+    judgement = await ask_owner(retriever, "restaurant-en", "Can I push our reservation to 9 pm on Saturday?")
+    assert judgement.passage is None, judgement

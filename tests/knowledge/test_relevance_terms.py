@@ -385,3 +385,32 @@ def test_a_walk_in_is_spelt_out_for_the_models_and_matched_by_its_phrase_in_the_
 )
 def test_a_named_day_asks_for_a_time_only_when_the_question_asks_when(question, asks_time) -> None:
     assert ("time" in terms.answer_types(question)) is asks_time
+
+
+@pytest.mark.parametrize(
+    ("question", "moves"),
+    [
+        ("Can I move my Thursday filling to next Monday?", True),
+        ("Could I bump my cleaning to the afternoon?", True),
+        ("I can't come tomorrow, how do I reschedule?", True),
+        ("Can I push my appointment back a week?", True),
+        ("목요일 진료 예약을 다음 주로 옮겨도 되나요?", True),
+        ("Can I change the phone number on my appointment?", False),  # a detail of it, not its time
+        ("Can I postpone paying until my insurance comes through?", False),  # not a booking
+        ("Can I move my car to the other lot at 5?", False),
+        ("Can I book an appointment for next Monday?", False),  # a new one
+        ("예약자 전화번호를 바꿀 수 있어요?", False),
+        ("치료비 내는 날짜를 미룰 수 있어요?", False),
+    ],
+)
+def test_a_booking_moved_to_another_time(question: str, moves: bool) -> None:
+    assert terms.moves_booking(question) is moves
+
+
+def test_a_passage_that_tells_how_bookings_are_moved() -> None:
+    assert terms.tells_rescheduling("Please call us at least 24 hours ahead to cancel or reschedule.")
+    assert terms.tells_rescheduling("How do I cancel or change an appointment? Call us.")
+    assert terms.tells_rescheduling("예약 취소나 변경은 하루 전까지 전화로 해 주세요.")
+    # moving a late patient to the next slot is not how a caller moves a booking
+    assert not terms.tells_rescheduling("If you are late, we may have to move you to the next free slot.")
+    assert not terms.tells_rescheduling("Call reception to make an appointment.")
