@@ -361,14 +361,14 @@ def judge(
     if address is not None:
         passage, _, row = scored[address]
         scored[address] = (passage, 1.0, row)
-    # a question that moves a booking to another time, and one passage that tells how bookings are
-    # moved: that passage answers ("push my Friday cleaning to Monday" is nearer the hours for the models)
-    # a question for a time of the day, and one passage about the hours whose span holds it, the
-    # narrowest of them (the lunch break inside the opening hours): that passage answers
+    # a question that moves a booking to another time is answered by the one passage that tells how
+    # bookings are moved ("push my Friday cleaning to Monday" is nearer Monday's hours for the models);
+    # any other question for a time of the day by the passage about the hours whose span holds it, the
+    # narrowest of them (the lunch break inside the opening hours)
     ruled = None
     if not unknown and address is None:
-        ruled = _rescheduling_passage(question, passages)
-        ruled = _clock_passage(question, passages) if ruled is None and not terms.moves_booking(question) else ruled
+        moving = terms.moves_booking(question)
+        ruled = _rescheduling_passage(passages) if moving else _clock_passage(question, passages)
     if ruled is not None:
         passage, p, row = scored[ruled]
         scored[ruled] = (passage, max(p, answer_at), row)
@@ -421,11 +421,9 @@ _THE_PLACE: Final = frozenset(
 )
 
 
-def _rescheduling_passage(question: str, passages: Sequence[Any]) -> int | None:
-    """The index of the one passage that tells how bookings are moved (:func:`terms.tells_rescheduling`)
-    when ``question`` moves a booking to another time (:func:`terms.moves_booking`)."""
-    if not terms.moves_booking(question):
-        return None
+def _rescheduling_passage(passages: Sequence[Any]) -> int | None:
+    """The index of the one passage that tells how bookings are moved (:func:`terms.tells_rescheduling`),
+    for a question that moves a booking to another time (:func:`terms.moves_booking`)."""
     telling = [i for i, p in enumerate(passages) if terms.tells_rescheduling(passage_text(p))]
     return telling[0] if len(telling) == 1 else None
 

@@ -281,10 +281,12 @@ class Retriever:
                 passages = best_per_item(hits)[: self.top_k]
                 if terms.asks_address(query) and not any(gives_address(p) for p in passages):
                     passages = await self._with(owner, vector, passages, gives_address)
-                if terms.moves_booking(query) and not any(_tells_rescheduling(p) for p in passages):
-                    passages = await self._with(owner, vector, passages, _tells_rescheduling)
+                # the passages the gate's rules answer with (relevance.judge), when the nearest lack them
                 times = clock.asked_times(terms.restated(query))
-                if times and passages:
+                if terms.moves_booking(query):
+                    if not any(_tells_rescheduling(p) for p in passages):
+                        passages = await self._with(owner, vector, passages, _tells_rescheduling)
+                elif times and passages:
                     passages = await self._with_hours(owner, vector, passages, times, terms.weekdays(query))
         except TimeoutError as exc:
             raise BackendTimeout(f"knowledge search took longer than {self.timeout_s} s") from exc
@@ -331,7 +333,7 @@ class Retriever:
         narrowest, found = min(pool, key=lambda wp: wp[0])
         if held and min(held) <= narrowest:
             return passages
-        return [*passages[: self.top_k - 1], found] if len(passages) >= self.top_k else [*passages, found]
+        return [*passages[: self.top_k - 1], found]
 
     async def add(self, owner: str, documents: Sequence[Document]) -> int:
         """Embed ``documents`` and upsert them under ``owner`` (same id replaces); returns the count.

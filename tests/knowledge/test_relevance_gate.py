@@ -465,6 +465,7 @@ async def test_moving_a_booking_to_another_time_is_answered_by_the_rule_for_movi
     for owner, question in (
         ("clinic-en", "Can I move my Thursday filling to next Monday morning?"),
         ("clinic-en", "Could I bump my cleaning to a later date?"),
+        ("clinic-en", "Can I move my Thursday appointment to 3 p.m. on Friday?"),  # a move, not the hours at 3
         ("clinic-ko", "목요일 진료 예약을 다음 주 월요일로 옮겨도 되나요?"),
     ):
         judgement = await ask_owner(retriever, owner, question)
