@@ -43,6 +43,9 @@ the hours of the days it names; it comes before the time-of-day rule ("move my a
 The callee's business name is who was called, not what is asked: "Is Smile Tree open on
 Saturdays?" is judged as "Is open on Saturdays?" (:func:`terms.without_business`, the extension's
 ``business`` setting), since no passage but the address says the name.
+A passage cannot answer a question that changes a detail of a booking it does not name ("Can I
+update the phone number on my appointment?" is not answered by "call us to cancel or change an
+appointment", :func:`terms.detail_missing`).
 And a passage that states an amount only as its limit ("patients park free for up to 2 hours")
 does not answer a question about what comes after it ("How much is parking after the first two
 hours?", :func:`terms.past_limit`): it reads as an answer and says nothing of what was asked.
@@ -78,6 +81,7 @@ __all__ = [
     "FITTED_FOR",
     "Judgement",
     "RelevanceGate",
+    "answers_nothing",
     "features",
     "gives_address",
     "hours_holding",
@@ -351,7 +355,7 @@ def judge(
     rows = features(question, passages, embedder, e5, e5_floor)
     unknown = unknown_names(question, passages, known)
     scored = [
-        (p, 0.0 if unknown or terms.past_limit(question, passage_text(p)) else probability(row, weights), row)
+        (p, 0.0 if unknown or answers_nothing(question, passage_text(p)) else probability(row, weights), row)
         for p, row in zip(passages, rows, strict=True)
     ]
     # a question for the street address, and one passage that states one and names all else it asks
@@ -364,16 +368,24 @@ def judge(
     # a question that moves a booking to another time is answered by the one passage that tells how
     # bookings are moved ("push my Friday cleaning to Monday" is nearer Monday's hours for the models);
     # any other question for a time of the day by the passage about the hours whose span holds it, the
-    # narrowest of them (the lunch break inside the opening hours)
+    # narrowest of them (the lunch break inside the opening hours); as the address, before any passage
+    # the models prefer (the late-arrival rule's "다른 날로 다시 예약" for "예약 시간을 다른 날로 바꿀 수 있나요?")
     ruled = None
     if not unknown and address is None:
         moving = terms.moves_booking(question)
         ruled = _rescheduling_passage(passages) if moving else _clock_passage(question, passages)
     if ruled is not None:
-        passage, p, row = scored[ruled]
-        scored[ruled] = (passage, max(p, answer_at), row)
+        passage, _, row = scored[ruled]
+        scored[ruled] = (passage, 1.0, row)
     best = max(scored, key=lambda item: item[1])
     return Judgement(best[0] if best[1] >= answer_at else None, best[1], scored, answer_at, unknown)
+
+
+def answers_nothing(question: str, text: str) -> bool:
+    """The passage cannot answer ``question`` however alike they sound: it states an amount only as the
+    limit the question asks beyond (:func:`terms.past_limit`), or the question changes a detail of a
+    booking the passage does not name (:func:`terms.detail_missing`)."""
+    return bool(terms.past_limit(question, text)) or terms.detail_missing(question, text)
 
 
 def gives_address(passage: Any) -> bool:

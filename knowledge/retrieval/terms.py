@@ -31,6 +31,7 @@ __all__ = [
     "asks_address",
     "clock_missing",
     "covers",
+    "detail_missing",
     "introduction_only",
     "is_korean",
     "key_terms",
@@ -839,6 +840,42 @@ _GENERIC: Final = frozenset(
     """space spot place area option service facility number line availability slot appointment
     공간 자리 곳 서비스 시설 번호""".split()
 )
+
+
+#: A detail of a booking changed ("the phone number on my appointment", "예약자 연락처 변경"), which a
+#: passage on moving or cancelling bookings does not name (:func:`detail_missing`). Its day or time is
+#: moving it (:func:`moves_booking`), not a detail.
+_DETAIL_EN: Final = re.compile(
+    r"\b(?:change|changing|update|updating|correct|fix|edit)\s+(?:the|my|our)\s+(?P<detail>[\w' -]+?)\s+"
+    rf"(?:on|of|for|in|under)\s+(?:my|our|the)\s+(?:{_BOOKING_EN})\b",
+    re.I,
+)
+_DETAIL_KO: Final = re.compile(
+    r"예약(?:자|자의|한|할\s*때\s*적은|할\s*때\s*쓴|에\s*적은)?\s+(?P<detail>[가-힣]+?)(?:을|를|도|은|는)?\s*"
+    r"(?:바꾸|바꿀|바꿔|변경|수정|고칠|고쳐)"
+)
+_WHEN_DETAIL: Final = re.compile(r"^(?:day|date|time|hour|week|slot|날짜|날|시간|요일|일정|시각)s?$", re.I)
+
+
+def _booking_detail(question: str) -> str | None:
+    match = _DETAIL_EN.search(question) or _DETAIL_KO.search(question)
+    if match is None:
+        return None
+    details = [w for w in words(match.group("detail")) if not _WHEN_DETAIL.match(w)]
+    if len(details) != len(words(match.group("detail"))):
+        return None  # the day or time of a booking: moving it
+    found = [t for t in key_terms(" ".join(details)) if t not in _GENERIC]
+    return found[-1] if found else None
+
+
+def detail_missing(question: str, text: str) -> bool:
+    """``question`` asks to change a detail of a booking ("Can I update the phone number on my
+    appointment?", "예약자 이름을 바꿀 수 있나요?") that ``text`` does not name: however alike the two sound
+    ("call us to cancel or change an appointment"), it says nothing of that detail."""
+    detail = _booking_detail(question)
+    if detail is None:
+        return False
+    return not mentions(detail, {stem(w) for w in words(text)}, text.lower())
 
 
 def thing_asked(question: str) -> str | None:

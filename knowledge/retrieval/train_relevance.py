@@ -4,8 +4,8 @@ Every calibration question is searched as a call would search it (the retriever'
 item); each passage becomes a row of :func:`relevance.features`, labelled 1 when it answers the
 question. A logistic regression (numpy, L2) gives :data:`relevance.WEIGHTS`; the answering threshold
 is the lowest that keeps at least 95 % of the calibration's unanswerable questions unanswered (after
-the gate's rules before its model: unknown names, :func:`relevance.unknown_names`, and a passage's
-limit, :func:`terms.past_limit`). The
+the gate's rules before its model: unknown names, :func:`relevance.unknown_names`, and a passage that
+answers nothing, :func:`relevance.answers_nothing`). The
 held-out split is only scored, with the constants printed, never fitted on.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from knowledge.retrieval import terms
 from knowledge.retrieval.embeddings import UsemEmbedder
 from knowledge.retrieval.evaluate import index_items, load_sets
-from knowledge.retrieval.relevance import FEATURES, NEUTRAL, features, passage_text, unknown_names
+from knowledge.retrieval.relevance import FEATURES, NEUTRAL, answers_nothing, features, passage_text, unknown_names
 from knowledge.retrieval.rerank import E5Scorer
 from knowledge.retrieval.retriever import Retriever
 from knowledge.retrieval.store import MemoryStore
@@ -61,8 +61,8 @@ def collect() -> list[dict[str, Any]]:
                         # the gate's rule before the model (a name no passage mentions); no owner lookup
                         # here: no calibration question names what only a passage outside its top five says
                         "unknown_name": bool(unknown_names(asked, result.passages)),
-                        # and its rule for a passage's limit (terms.past_limit): that passage answers nothing
-                        "past_limit": [bool(terms.past_limit(asked, passage_text(p))) for p in result.passages],
+                        # and its rules for a passage that answers nothing (a limit, a booking's detail it lacks)
+                        "answers_nothing": [answers_nothing(asked, passage_text(p)) for p in result.passages],
                     }
                 )
 
@@ -89,7 +89,7 @@ def decide(records: list[dict[str, Any]], w: np.ndarray, at: float) -> dict[str,
     answered = wrong = unsure = honest = false = 0
     for r in records:
         best_id, best_p = None, -1.0
-        for i, row, past in zip(r["ids"], r["x"], r["past_limit"], strict=True):
+        for i, row, past in zip(r["ids"], r["x"], r["answers_nothing"], strict=True):
             p = 0.0 if past else 1.0 / (1.0 + np.exp(-(w[0] + np.dot(w[1:], row))))
             if p > best_p:
                 best_id, best_p = i, p

@@ -473,3 +473,21 @@ async def test_moving_a_booking_to_another_time_is_answered_by_the_rule_for_movi
     # a restaurant whose knowledge says nothing of moving a reservation answers nothing
     judgement = await ask_owner(retriever, "restaurant-en", "Can I push our reservation to 9 pm on Saturday?")
     assert judgement.passage is None, judgement
+
+
+async def test_changing_a_detail_of_a_booking_is_not_answered_by_the_rule_for_moving_bookings(embedder) -> None:
+    # "call us to cancel or change an appointment" sounds like an answer and says nothing of the detail
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    sets = {s.owner: s for s in load_sets()}
+    for owner in ("clinic-en", "clinic-ko"):
+        index_items(retriever, owner, sets[owner].items)
+    for owner, question in (
+        ("clinic-ko", "예약자 연락처를 수정할 수 있나요?"),
+        ("clinic-ko", "예약자 이름을 바꿀 수 있나요?"),
+        ("clinic-en", "Can I correct the name on my appointment?"),
+    ):
+        judgement = await ask_owner(retriever, owner, question)
+        offered = [passage.id for passage, _ in judgement.to_check(0.2)]
+        assert judgement.passage is None and "cancel_policy" not in offered, (question, judgement)
+    judgement = await ask_owner(retriever, "clinic-ko", "예약 시간을 다른 날로 바꿀 수 있나요?")
+    assert judgement.passage is not None and judgement.passage.id == "cancel_policy", judgement

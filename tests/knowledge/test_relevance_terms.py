@@ -414,3 +414,16 @@ def test_a_passage_that_tells_how_bookings_are_moved() -> None:
     # moving a late patient to the next slot is not how a caller moves a booking
     assert not terms.tells_rescheduling("If you are late, we may have to move you to the next free slot.")
     assert not terms.tells_rescheduling("Call reception to make an appointment.")
+
+
+def test_a_detail_of_a_booking_changed_is_missing_from_a_passage_that_does_not_name_it() -> None:
+    moving = "Please call us at least 24 hours ahead to cancel or change an appointment."
+    assert terms.detail_missing("Can I update the phone number on my appointment?", moving)
+    assert terms.detail_missing("Could I change the email on my reservation?", moving)
+    assert terms.detail_missing("예약자 연락처를 수정할 수 있나요?", "예약 취소나 변경은 하루 전까지 전화로 해 주세요.")
+    # its day or time is moving it, and a passage that names the detail may answer
+    assert not terms.detail_missing("Can I change the time of my appointment?", moving)
+    assert not terms.detail_missing("예약 날짜를 바꿀 수 있나요?", "예약 취소나 변경은 하루 전까지 전화로 해 주세요.")
+    assert not terms.detail_missing(
+        "Can I change the name on my booking?", "To change the name on a booking, e-mail us the new name."
+    )
