@@ -36,6 +36,9 @@ _ASKED_EN: Final = re.compile(
     r"|\b(?P<noon>noon|midday)\b",
     re.I,
 )
+#: A name after a number said after "at" ("at 12 Seongsui-ro", "at 3 Gangnam Station", "at 7-gil"): not
+#: a time.
+_NAMED_AFTER: Final = re.compile(r"\s+(?!(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day)[A-Z]|-(?:ro|gil|dong|ga)\b")
 _NUMBERS_KO: Final = {
     "열두": 12,
     "열한": 11,
@@ -67,6 +70,8 @@ def asked_times(question: str) -> set[int]:
         if match["noon"]:
             found.add(12 * 60)
             continue
+        if match["h4"] and _NAMED_AFTER.match(question, match.end()):
+            continue  # "Are you at 12 Seongsui-ro?": a street number
         hour_text = next(match[g] for g in ("h", "h2", "h3", "h4") if match[g])
         hour = int(_NUMBERS_EN.get(hour_text.lower(), hour_text))
         said = (match["m"] or match["m2"] or match["m3"] or match["m4"] or "").lower().replace("-", " ")

@@ -18,6 +18,8 @@ def hm(text: str) -> int:
     [
         ("Can I come in at 5:45 on a Friday?", {"5:45", "17:45"}),
         ("Is anyone there at 8 pm?", {"20:00"}),
+        ("Can I come at 8 PM?", {"20:00"}),
+        ("Can I come in at 6 Friday evening?", {"18:00"}),
         ("Could I come in around eight on a Thursday night?", {"20:00"}),
         ("Can I come in at 11 on a Saturday morning?", {"11:00"}),
         ("If I call around one-thirty, will anybody pick up?", {"1:30", "13:30"}),
@@ -46,6 +48,9 @@ def test_the_time_a_caller_asks_about(question: str, times: set[str]) -> None:
         "예약 24시간 전까지 취소하면 돼요?",  # a span of hours, not a time
         "주차는 2시간까지 무료인가요?",
         "What time do you open?",  # asks for a time; names none
+        "Are you at 12 Seongsui-ro?",  # a street number
+        "Is the clinic at 3 Gangnam Station?",
+        "Is it the building at 7-gil?",
     ],
 )
 def test_numbers_that_are_not_a_time_of_the_day(question: str) -> None:
