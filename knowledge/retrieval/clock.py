@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["asked_times", "hours_spans", "states_hours"]
+__all__ = ["asked_times", "hours_spans", "states_closing", "states_hours"]
 
 _NUMBERS_EN: Final = {
     word: n for n, word in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split()) if n
@@ -115,12 +115,27 @@ _JOIN: Final = re.compile(r"^\s*(?:to|until|till|through|-|–|~|부터|에서)\
 #: What makes a lone time the end of a span that starts at the passage's opening: "until 9 p.m.", "9시까지".
 _UNTIL_BEFORE: Final = re.compile(r"\b(?:until|till|to)\s*$", re.I)
 _UNTIL_AFTER: Final = re.compile(r"^\s*까지")
-#: A passage about when the business is open or closed (not when it delivers or serves a set menu).
+#: A passage about when the business is open or closed (not when it delivers or serves a set menu, nor
+#: "Delivery hours").
 _HOURS_WORDS: Final = re.compile(
-    r"\bopen(?:s|ing)?\b|\bclose[sd]?\b|\bclosing\b|\bhours\b|\bsee (?:patients|clients|guests)\b|"
+    r"\bopen(?:s|ing)?\b|\bclose[sd]?\b|\bclosing\b|\b(?:opening|office|business|working|clinic|surgery) hours\b|"
+    r"\bsee (?:patients|clients|guests)\b|"
     r"\bseat\b|\banswer(?:ed)?\b|영업|진료|휴무|휴진|쉽니다|쉬는|손님을\s*받|전화(?:도|를)?\s*받|문을|근무",
     re.I,
 )
+
+
+#: A passage about when the business is closed within its hours: a lunch break, a break time.
+_CLOSING_WORDS: Final = re.compile(
+    r"\bclosed\b|\bcloses\b|\bbreak\b|\bnot answered\b|\bdon't (?:seat|answer)|\bdo not (?:seat|answer)|"
+    r"휴게|쉬는|쉽니다|하지\s*않|받지\s*않|휴진",
+    re.I,
+)
+
+
+def states_closing(text: str) -> bool:
+    """Whether ``text`` says when the business is closed (the exceptions within its hours)."""
+    return bool(_CLOSING_WORDS.search(text))
 
 
 def states_hours(text: str) -> bool:

@@ -454,8 +454,9 @@ def hours_holding(passage: Any, times: Collection[int], days: Collection[str] = 
 
 def _clock_passage(question: str, passages: Sequence[Any]) -> int | None:
     """The index of the passage that tells whether the time of the day ``question`` asks about is
-    within the hours (:mod:`clock`): of the passages about the hours that cover the days it names, the
-    one whose narrowest span holds the time. None when no single passage does, or when the question
+    within the hours (:mod:`clock`): of the passages about the hours that cover the days it names and
+    hold the time, the closure with the narrowest span (the lunch break), else the opening hours with
+    the narrowest. None when no single passage does, or when the question
     asks about something that passage does not name and another does ("drop off a parcel at 6:30" is
     the deliveries rule's, whose hours differ), or names a thing of its own ("Is the pharmacy next door
     open at six?")."""
@@ -468,10 +469,14 @@ def _clock_passage(question: str, passages: Sequence[Any]) -> int | None:
         for index, passage in enumerate(passages)
         if (width := hours_holding(passage, times, days)) is not None
     ]
-    fitting.sort()
-    if not fitting or len(fitting) > 1 and fitting[0][0] == fitting[1][0]:
+    # a closure holding the time is the exception the caller needs; else the opening hours that hold it
+    # most narrowly (the weekday hours before the Thursday clinic's, whose "as on other weekdays" names
+    # every weekday)
+    closing = [(width, i) for width, i in fitting if clock.states_closing(passage_text(passages[i]))]
+    ranked = sorted(closing or fitting)
+    if not ranked or len(ranked) > 1 and ranked[0][0] == ranked[1][0]:
         return None
-    chosen = fitting[0][1]
+    chosen = ranked[0][1]
     texts = [passage_text(p) for p in passages]
     stems = [{terms.stem(w) for w in terms.words(text)} for text in texts]
 

@@ -491,3 +491,23 @@ async def test_changing_a_detail_of_a_booking_is_not_answered_by_the_rule_for_mo
         assert judgement.passage is None and "cancel_policy" not in offered, (question, judgement)
     judgement = await ask_owner(retriever, "clinic-ko", "예약 시간을 다른 날로 바꿀 수 있나요?")
     assert judgement.passage is not None and judgement.passage.id == "cancel_policy", judgement
+
+
+async def test_of_the_passages_holding_a_time_a_closure_is_the_exception_and_other_hours_are_not_opening_hours(
+    embedder,
+) -> None:
+    items = [
+        {"id": "hours", "text": "We are open every day from 11:30 a.m. to 10 p.m.", "heading": "Opening hours"},
+        {"id": "delivery", "text": "We deliver through the app from 11 a.m. to 9 p.m.", "heading": "Delivery hours"},
+        {
+            "id": "break",
+            "text": "From 3 p.m. to 5 p.m. the kitchen closes and we don't seat guests.",
+            "heading": "Break",
+        },
+        {"id": "menu", "text": "Our bibimbap costs 11,000 won.", "heading": "Menu"},
+    ]
+    retriever = Retriever(embedder, MemoryStore(), top_k=5, gate=RelevanceGate(embedder))
+    index_items(retriever, "diner", items)
+    for question, item in (("Is anyone there at 8 pm?", "hours"), ("Can we come in at 4 in the afternoon?", "break")):
+        judgement = await ask(retriever, question, owner="diner")
+        assert judgement.passage is not None and judgement.passage.id == item, (question, judgement)
