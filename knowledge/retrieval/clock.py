@@ -20,7 +20,7 @@ __all__ = ["asked_times", "hours_spans", "states_closing", "states_hours"]
 _NUMBERS_EN: Final = {
     word: n for n, word in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split()) if n
 }
-_MINUTES_EN: Final = {"fifteen": 15, "thirty": 30, "forty-five": 45, "forty five": 45, "oh five": 5, "o'clock": 0}
+_MINUTES_EN: Final = {"fifteen": 15, "thirty": 30, "forty five": 45, "o'clock": 0}
 _HOUR_EN: Final = r"1[0-2]|0?[1-9]|" + "|".join(_NUMBERS_EN)
 _MERIDIEM: Final = r"a\.?\s?m\.?|p\.?\s?m\.?"
 
@@ -31,8 +31,9 @@ _ASKED_EN: Final = re.compile(
     rf"|\b(?P<h2>{_HOUR_EN})(?:[\s-](?P<m2>fifteen|thirty|forty[\s-]five|o'clock))?\s*(?P<ap2>{_MERIDIEM})"
     rf"|\b(?P<h3>{_HOUR_EN})[\s-](?P<m3>fifteen|thirty|forty[\s-]five|o'clock)\b"
     rf"|\b(?:at|around|about|by|after|before|until|till|til)\s+(?:like\s+|maybe\s+|about\s+)?"
-    rf"(?P<h4>{_HOUR_EN})(?:[\s-](?P<m4>fifteen|thirty|forty[\s-]five|o'clock))?\b(?!\s*(?:years?|months?|weeks?|days?|hours?|minutes?|mins?|people|persons?|guests?"
-    rf"|of us|won|dollars?|percent|%|floor|st|nd|rd|th|:|a\.?\s?m\b|p\.?\s?m\b))"
+    rf"(?P<h4>{_HOUR_EN})(?:[\s-](?P<m4>fifteen|thirty|forty[\s-]five|o'clock))?\b"
+    r"(?!\s*(?:years?|months?|weeks?|days?|hours?|minutes?|mins?|people|persons?|guests?|of us|won|dollars?"
+    r"|percent|%|floor|st|nd|rd|th|:|a\.?\s?m\b|p\.?\s?m\b))"
     r"|\b(?P<noon>noon|midday)\b",
     re.I,
 )

@@ -24,6 +24,7 @@ def hm(text: str) -> int:
         ("Can I come in at 11 on a Saturday morning?", {"11:00"}),
         ("If I call around one-thirty, will anybody pick up?", {"1:30", "13:30"}),
         ("Could we come for dinner around eight thirty?", {"8:30", "20:30"}),
+        ("Can I come in around six forty-five tonight?", {"18:45"}),
         ("Are you open at 9 a.m.?", {"9:00"}),
         ("Is someone in at noon?", {"12:00"}),
         ("Is anyone there at eight o'clock?", {"8:00", "20:00"}),
