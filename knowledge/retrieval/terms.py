@@ -305,7 +305,7 @@ _COST_CONTEXT_EN: Final = re.compile(r"\b(?:gonna|going to|will|would|does|did|'
 #: A time of the clock said in words ("quarter to six", "half past one"), written as the knowledge
 #: writes times ("5:45", "1:30"): the models read a time, not a quarter of something and a number.
 _CLOCK_WORDS_EN: Final = re.compile(
-    r"\b(quarter|half)\s+(past|after|to|till|til|before)\s+"
+    r"\b(quarter|half)\s+(past|pass|passed|after|to|till|til|before)\s+"
     r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|1[0-2]|[1-9])\b",
     re.I,
 )
@@ -315,7 +315,7 @@ def _clock(match: re.Match[str]) -> str:
     part, relation, hour_word = (g.lower() for g in match.groups())
     hour = int(_NUMBER_WORDS.get(hour_word, hour_word))
     minutes = 30 if part == "half" else 15
-    if relation in ("past", "after"):
+    if relation in ("past", "pass", "passed", "after"):  # "pass": how a recogniser may spell "past one"
         return f"{hour}:{minutes:02d}"
     if part == "half":  # "half to six" is not said
         return match.group(0)

@@ -348,6 +348,7 @@ def test_moving_a_booking_is_asked_in_the_owners_word_reschedule(question, said)
         # a time said in words is written as the knowledge writes times
         ("Can I come at quarter to six?", "Can I come at 5:45?"),
         ("Are you there at half past one?", "Are you there at 1:30?"),
+        ("Could I come by around the quarter pass one?", "Could I come by around the 1:15?"),  # as heard in a call
         ("Is someone in at quarter to one?", "Is someone in at 12:45?"),
         ("Open at quarter past 8 on Friday?", "Open at 8:15 on Friday?"),
         ("Is half the team in?", "Is half the team in?"),
