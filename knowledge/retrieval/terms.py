@@ -11,7 +11,11 @@ Pure text functions for :mod:`knowledge.retrieval.relevance`: no model, no I/O.
   states. A price question answered by a passage with no price is a near miss, not an answer.
 * :func:`weekdays` — the days a text names or spans ("Monday to Friday", "평일", "주말").
 * :func:`past_limit` — the amounts a question asks beyond ("after the first two hours") that a
-  passage states only as its limit ("free for up to 2 hours"): it says nothing of what comes after.
+  passage states only as its limit ("free for up to 2 hours"): it says nothing of what comes after;
+  :func:`detail_missing` — the detail of a booking a question changes ("the phone number on my
+  appointment") that a passage does not name.
+* :func:`moves_booking` — a question that moves a booking to another time, and
+  :func:`tells_rescheduling` — a passage that tells how bookings are moved.
 * :func:`proper_names` — the names a knowledge base uses ("Dr. Minsu Park", "Chuseok", "Kakao Pay"):
   what a caller may say that a recogniser does not expect (recognition hints); :func:`named` — the
   words of the names a question says ("english" in "Does Dr. Lee speak English?"), which a passage
@@ -43,9 +47,9 @@ __all__ = [
     "place_topic",
     "proper_names",
     "states_address",
-    "tells_rescheduling",
     "stem",
     "synonyms",
+    "tells_rescheduling",
     "thing_asked",
     "thing_missing",
     "today_missing",
@@ -858,6 +862,7 @@ _WHEN_DETAIL: Final = re.compile(r"^(?:day|date|time|hour|week|slot|날짜|날|�
 
 
 def _booking_detail(question: str) -> str | None:
+    """The stem of the detail of a booking ``question`` changes (:data:`_DETAIL_EN`), or None."""
     match = _DETAIL_EN.search(question) or _DETAIL_KO.search(question)
     if match is None:
         return None
