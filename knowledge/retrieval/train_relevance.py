@@ -89,8 +89,8 @@ def decide(records: list[dict[str, Any]], w: np.ndarray, at: float) -> dict[str,
     answered = wrong = unsure = honest = false = 0
     for r in records:
         best_id, best_p = None, -1.0
-        for i, row, past in zip(r["ids"], r["x"], r["answers_nothing"], strict=True):
-            p = 0.0 if past else 1.0 / (1.0 + np.exp(-(w[0] + np.dot(w[1:], row))))
+        for i, row, nothing in zip(r["ids"], r["x"], r["answers_nothing"], strict=True):
+            p = 0.0 if nothing else 1.0 / (1.0 + np.exp(-(w[0] + np.dot(w[1:], row))))
             if p > best_p:
                 best_id, best_p = i, p
         said = best_id if best_p >= at and not r.get("unknown_name") else None
