@@ -488,6 +488,10 @@ def _clock_passage(question: str, passages: Sequence[Any]) -> int | None:
             continue
         if not says(chosen, key) and any(says(i, key) for i in range(len(passages)) if i != chosen):
             return None
+    # a person or a thing it names by name ("Can I see Dr. Choi at 7 on Thursday?"), which the hours
+    # do not speak for, even when that person's own passage is not among those judged
+    if any(not says(chosen, name) for name in terms.named(question)):
+        return None
     thing = _ASKED_THING_EN.search(question)
     subject = thing.group(1) if thing else (subject_of(question) if terms.is_korean(question) else None)
     if subject:

@@ -450,6 +450,7 @@ async def test_a_time_of_the_day_is_answered_by_the_hours_whose_span_holds_it(em
     # a thing of its own, or another rule's hours, is not answered with the opening hours
     for owner, question, not_item in (
         ("clinic-en", "Is the bank downstairs open at 5 on Friday?", "hours_weekday"),
+        ("clinic-en", "Can I see Dr. Choi at 7 on Thursday evening?", "hours_thursday"),
         ("office-en", "Can a courier bring a parcel at 6:30 on Tuesday?", "office_hours"),
     ):
         judgement = await ask_owner(retriever, owner, question)
@@ -511,3 +512,13 @@ async def test_of_the_passages_holding_a_time_a_closure_is_the_exception_and_oth
     for question, item in (("Is anyone there at 8 pm?", "hours"), ("Can we come in at 4 in the afternoon?", "break")):
         judgement = await ask(retriever, question, owner="diner")
         assert judgement.passage is not None and judgement.passage.id == item, (question, judgement)
+
+
+def test_the_hours_do_not_answer_for_a_person_the_question_names() -> None:
+    from knowledge.retrieval.relevance import judge
+
+    thursday = Passage("hours_thursday", "On Thursdays we see patients until 9 p.m.; we open at 9:30 a.m.", 0.5, {})
+    assert judge("Is anyone there at 7 on Thursday evening?", [thursday]).passage == thursday
+    # Dr. Choi is known (her own days are elsewhere in the knowledge, not among the passages judged):
+    # the clinic's hours say nothing of her
+    assert judge("Can I see Dr. Choi at 7 on Thursday evening?", [thursday], known={"choi"}).passage is None
